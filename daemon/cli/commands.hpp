@@ -1,0 +1,22 @@
+#pragma once
+// CLI contract. Exit codes for every command: 0 ok, 1 a checked thing failed (invalid resources,
+// config not ok, job failed), 2 usage or config error.
+#include <span>
+#include <string_view>
+
+namespace fe::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// args[0] is the subcommand name itself (e.g. "validate"); the rest are its arguments.
+using Args = std::span<char* const>;
+
+int main(int argc, char** argv);  // dispatch: --help, --version, subcommands
+int cmd_run(Args args);           // cmd_run.cpp          (the daemon)
+int cmd_check_config(Args args);  // cmd_check_config.cpp
+int cmd_validate(Args args);      // cmd_validate.cpp     (FHIR validator)
+int cmd_status(Args args);        // cmd_status.cpp       (journal)
+
+}  // namespace fe::cli
