@@ -1,0 +1,65 @@
+#pragma once
+// Network settings of the AWS layer (the `aws:` and `upload:` config sections map onto these).
+// Everything here has a safe default so a test can build a client with only `region` and an
+// endpoint.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace fe::aws {
+
+struct HttpOptions {
+  // Proxy URL ("http://proxy.hospital:3128"). Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (and the
+  // lower-case forms) from the environment, chosen by the request's scheme. An empty string
+  // disables proxies even when the environment names one.
+  std::optional<std::string> proxy;
+  // Hosts that bypass the proxy (curl NO_PROXY syntax). Unset: NO_PROXY / no_proxy from the
+  // environment.
+  std::optional<std::string> no_proxy;
+  // PEM bundle of extra trust anchors, e.g. the hospital's TLS-inspection root. It replaces the
+  // system store for peer verification (curl CAINFO semantics). TLS is always verified; there is
+  // deliberately no option to turn verification off.
+  std::optional<std::string> ca_bundle;
+
+  std::chrono::milliseconds connect_timeout{10'000};
+  // A transfer slower than low_speed_bytes_per_second for low_speed_time is aborted (timeout
+  // error): flaky uplinks stall rather than fail, and a stalled part must be retried, not waited on
+  // forever.
+  std::uint32_t low_speed_bytes_per_second = 1;
+  std::chrono::seconds low_speed_time{60};
+  // Whole-request cap; 0 = none (large parts on slow links may legitimately take long).
+  std::chrono::milliseconds request_timeout{0};
+
+  // Requests in flight per endpoint (scheme://host:port); further requests wait in a FIFO queue.
+  std::size_t max_per_endpoint = 8;
+  // Idle connections kept for reuse.
+  std::size_t max_cached_connections = 16;
+  // Default limit for responses captured into memory (errors, XML, JSON). Streamed bodies (a sink)
+  // are not limited by this.
+  std::size_t max_response_bytes = 8u << 20;
+  // Upload bandwidth cap in bytes per second per transfer; 0 = unlimited.
+  std::uint64_t max_send_bytes_per_second = 0;
+  std::string user_agent = "fhir-edge";
+};
+
+struct ClientConfig {
+  std::string region = "us-east-1";
+  // Endpoint overrides ("http://127.0.0.1:4566", VPC or FIPS endpoints). Unset: the AWS endpoint
+  // for the region (s3.<region>.amazonaws.com, healthlake.<region>.amazonaws.com).
+  std::optional<std::string> s3_endpoint;
+  std::optional<std::string> healthlake_endpoint;
+  // Path-style S3 addressing (endpoint/bucket/key). Always used with a configured S3 endpoint;
+  // virtual-hosted style (bucket.s3.<region>.amazonaws.com) otherwise unless forced here.
+  bool s3_path_style = false;
+  HttpOptions http;
+  // Attempts per request including the first (AWS standard mode default is 3).
+  int max_attempts = 3;
+  // Payloads up to this size are hashed and the hash signed; larger streamed bodies (upload parts)
+  // are sent with UNSIGNED-PAYLOAD over https (integrity from x-amz-checksum-crc32c and TLS).
+  // Over plain http every body is hashed.
+  std::uint64_t signed_payload_max_bytes = 1u << 20;
+};
+
+}  // namespace fe::aws
