@@ -1,0 +1,81 @@
+#include "journal/digest.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+namespace fe::journal {
+namespace {
+
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("content digest: cannot initialise SHA-256");
+  std::array<unsigned char, 64 * 1024> buf{};
+  for (const auto& name : names) {
+    auto path = dir / name;
+    Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
+    if (f.fd < 0)
+      throw std::runtime_error("content digest: cannot open " + path.string() + ": " +
+                               std::strerror(errno));
+    // The size is hashed after reading, from the bytes actually read: a file that grows while it
+    // is hashed yields a different digest rather than a torn one with a stale size.
+    EVP_DigestUpdate(ctx.get(), name.data(), name.size());
+    EVP_DigestUpdate(ctx.get(), "\0", 1);
+    uint64_t total = 0;
+    std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> content(EVP_MD_CTX_new());
+    if (!content || EVP_DigestInit_ex(content.get(), EVP_sha256(), nullptr) != 1)
+      throw std::runtime_error("content digest: cannot initialise SHA-256");
+    for (;;) {
+      ssize_t n = ::read(f.fd, buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw std::runtime_error("content digest: cannot read " + path.string() + ": " +
+                                 std::strerror(errno));
+      }
+      if (n == 0) break;
+      EVP_DigestUpdate(content.get(), buf.data(), static_cast<size_t>(n));
+      total += static_cast<uint64_t>(n);
+    }
+    unsigned char size_be[8];
+    for (int i = 0; i < 8; ++i) size_be[i] = static_cast<unsigned char>(total >> (56 - 8 * i));
+    unsigned char inner[EVP_MAX_MD_SIZE];
+    unsigned int inner_len = 0;
+    EVP_DigestFinal_ex(content.get(), inner, &inner_len);
+    EVP_DigestUpdate(ctx.get(), size_be, sizeof size_be);
+    EVP_DigestUpdate(ctx.get(), inner, inner_len);
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "sha256:";
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace fe::journal

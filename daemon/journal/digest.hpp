@@ -1,0 +1,19 @@
+#pragma once
+// Content digest of an export (DESIGN "Units of work": identity = path + content digest), so a
+// re-delivered identical export is recognised and a changed one becomes a new export.
+//
+// SHA-256 over, for each file in byte-wise name order: the name, a NUL, the number of bytes read
+// as 8 bytes big-endian, then the SHA-256 of the content. Files are streamed in fixed 64 KiB reads
+// (memory does not grow with file size) and opened with O_NOFOLLOW (a symlink is an error, never
+// followed). Result: "sha256:" + 64 lower-case hex digits.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fe::journal {
+
+// `dir` holds the files; `names` are file names inside it (order does not matter). Throws
+// std::runtime_error naming the file on any I/O error.
+std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names);
+
+}  // namespace fe::journal

@@ -1,0 +1,900 @@
+#include "journal/journal.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "service/log.hpp"
+
+namespace fe::journal {
+namespace {
+
+// Migration steps, in order: kMigrations[i] brings user_version i to i+1. Never edit a shipped
+// step; add a new one (journals in the field only ever run the steps they have not run yet).
+constexpr const char* kMigrations[] = {
+    // 0 → 1: exports, files, parts, events.
+    R"sql(
+CREATE TABLE exports(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  pipeline TEXT NOT NULL,
+  source_path TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  files INTEGER NOT NULL DEFAULT 0,
+  resources_valid INTEGER NOT NULL DEFAULT 0,
+  resources_rejected INTEGER NOT NULL DEFAULT 0,
+  bytes_source INTEGER NOT NULL DEFAULT 0,
+  bytes_spooled INTEGER NOT NULL DEFAULT 0,
+  bytes_uploaded INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  UNIQUE(pipeline, source_path, digest)
+);
+CREATE TABLE files(
+  id INTEGER PRIMARY KEY,
+  export_id INTEGER NOT NULL REFERENCES exports(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  inode INTEGER NOT NULL,
+  dev INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  resources_valid INTEGER NOT NULL DEFAULT 0,
+  resources_rejected INTEGER NOT NULL DEFAULT 0,
+  bytes_uncompressed INTEGER NOT NULL DEFAULT 0,
+  bytes_spooled INTEGER NOT NULL DEFAULT 0,
+  checksum TEXT NOT NULL DEFAULT '',
+  import_key TEXT NOT NULL DEFAULT '',
+  import_upload_id TEXT NOT NULL DEFAULT '',
+  archive_key TEXT NOT NULL DEFAULT '',
+  archive_upload_id TEXT NOT NULL DEFAULT '',
+  last_error TEXT NOT NULL DEFAULT '',
+  UNIQUE(export_id, name)
+);
+CREATE TABLE parts(
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK(kind IN ('import','archive')),
+  part_number INTEGER NOT NULL,
+  offset INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  etag TEXT NOT NULL DEFAULT '',
+  crc32c TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  PRIMARY KEY(file_id, kind, part_number)
+);
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  export_id INTEGER,
+  file_id INTEGER,
+  kind TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX events_export ON events(export_id);
+)sql",
+    // 1 → 2: import jobs; parking remembers where to resume.
+    R"sql(
+CREATE TABLE import_jobs(
+  export_id INTEGER PRIMARY KEY REFERENCES exports(id) ON DELETE CASCADE,
+  client_token TEXT NOT NULL UNIQUE,
+  job_name TEXT NOT NULL,
+  job_id TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT '',
+  progress_json TEXT NOT NULL DEFAULT '',
+  submitted_at INTEGER NOT NULL,
+  outcome TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL
+);
+ALTER TABLE exports ADD COLUMN parked_from TEXT;
+ALTER TABLE exports ADD COLUMN parked_reason TEXT NOT NULL DEFAULT '';
+CREATE INDEX exports_state ON exports(state);
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+// A prepared statement with positional binding; reset on destruction.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::filesystem::path& path, const char* sql) : db_(db), path_(path) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK)
+      throw Error("journal " + path.string() + ": " + sqlite3_errmsg(db));
+  }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, std::string_view v) {
+    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind_null(int i) {
+    sqlite3_bind_null(st_, i);
+    return *this;
+  }
+  // True while there is a row.
+  bool step() {
+    int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw Error("journal " + path_.string() + ": " + sqlite3_errmsg(db_));
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  int64_t i64(int c) const { return sqlite3_column_int64(st_, c); }
+  bool is_null(int c) const { return sqlite3_column_type(st_, c) == SQLITE_NULL; }
+  std::string text(int c) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st_, c));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, c))) : std::string();
+  }
+
+ private:
+  sqlite3* db_;
+  const std::filesystem::path& path_;
+  sqlite3_stmt* st_ = nullptr;
+};
+
+// One transaction; rolled back unless commit() was called. BEGIN IMMEDIATE takes the write lock
+// up front so a transaction never fails half-way on a busy database.
+class Tx {
+ public:
+  Tx(sqlite3* db, const std::filesystem::path& path) : db_(db), path_(path) {
+    exec("BEGIN IMMEDIATE");
+  }
+  ~Tx() {
+    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  void commit() {
+    exec("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string m = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      throw Error("journal " + path_.string() + ": " + m);
+    }
+  }
+  sqlite3* db_;
+  const std::filesystem::path& path_;
+  bool done_ = false;
+};
+
+void exec(sqlite3* db, const std::filesystem::path& path, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    throw Error("journal " + path.string() + ": " + m);
+  }
+}
+
+std::string damaged(const std::filesystem::path& path, std::string_view detail) {
+  return "journal " + path.string() + " is damaged (" + std::string(detail) +
+         "); fhir-edge will not reset it: restore it from a backup, or move it aside to start "
+         "with an empty journal (docs/journal.md)";
+}
+
+constexpr const char* kExportCols =
+    "id,name,pipeline,source_path,digest,version,state,parked_from,parked_reason,last_error,files,"
+    "resources_valid,resources_rejected,bytes_source,bytes_spooled,bytes_uploaded,created_at,"
+    "updated_at,finished_at";
+
+ExportRow read_export(const Stmt& s) {
+  ExportRow r;
+  r.id = s.i64(0);
+  r.name = s.text(1);
+  r.pipeline = s.text(2);
+  r.source_path = s.text(3);
+  r.digest = s.text(4);
+  r.version = static_cast<int>(s.i64(5));
+  r.state = parse_export_state(s.text(6)).value_or(ExportState::failed);
+  if (!s.is_null(7)) r.parked_from = parse_export_state(s.text(7));
+  r.parked_reason = s.text(8);
+  r.last_error = s.text(9);
+  r.files = s.i64(10);
+  r.resources_valid = s.i64(11);
+  r.resources_rejected = s.i64(12);
+  r.bytes_source = s.i64(13);
+  r.bytes_spooled = s.i64(14);
+  r.bytes_uploaded = s.i64(15);
+  r.created_at = s.i64(16);
+  r.updated_at = s.i64(17);
+  if (!s.is_null(18)) r.finished_at = s.i64(18);
+  return r;
+}
+
+constexpr const char* kFileCols =
+    "id,export_id,name,size,mtime_ns,inode,dev,state,resources_valid,resources_rejected,"
+    "bytes_uncompressed,bytes_spooled,checksum,import_key,import_upload_id,archive_key,"
+    "archive_upload_id,last_error";
+
+FileRow read_file(const Stmt& s) {
+  FileRow r;
+  r.id = s.i64(0);
+  r.export_id = s.i64(1);
+  r.name = s.text(2);
+  r.source = {static_cast<uint64_t>(s.i64(3)), s.i64(4), static_cast<uint64_t>(s.i64(5)),
+              static_cast<uint64_t>(s.i64(6))};
+  r.state = parse_file_state(s.text(7)).value_or(FileState::failed);
+  r.resources_valid = s.i64(8);
+  r.resources_rejected = s.i64(9);
+  r.bytes_uncompressed = s.i64(10);
+  r.bytes_spooled = s.i64(11);
+  r.checksum = s.text(12);
+  r.import_key = s.text(13);
+  r.import_upload_id = s.text(14);
+  r.archive_key = s.text(15);
+  r.archive_upload_id = s.text(16);
+  r.last_error = s.text(17);
+  return r;
+}
+
+void insert_event(sqlite3* db, const std::filesystem::path& path, std::optional<int64_t> export_id,
+                  std::optional<int64_t> file_id, std::string_view kind, std::string_view message) {
+  Stmt s(db, path, "INSERT INTO events(time,export_id,file_id,kind,message) VALUES(?,?,?,?,?)");
+  s.bind(1, now_ms());
+  if (export_id)
+    s.bind(2, *export_id);
+  else
+    s.bind_null(2);
+  if (file_id)
+    s.bind(3, *file_id);
+  else
+    s.bind_null(3);
+  s.bind(4, kind).bind(5, message).run();
+}
+
+}  // namespace
+
+TimeMs now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Journal::Journal(Journal&& o) noexcept
+    : path_(std::move(o.path_)), db_(o.db_), lock_fd_(o.lock_fd_), read_only_(o.read_only_) {
+  o.db_ = nullptr;
+  o.lock_fd_ = -1;
+}
+
+Journal& Journal::operator=(Journal&& o) noexcept {
+  std::swap(path_, o.path_);
+  std::swap(db_, o.db_);
+  std::swap(lock_fd_, o.lock_fd_);
+  std::swap(read_only_, o.read_only_);
+  return *this;
+}
+
+Journal::~Journal() {
+  if (db_) sqlite3_close_v2(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing releases the flock
+}
+
+Journal Journal::open(const std::filesystem::path& path, OpenOptions options) {
+  Journal j;
+  j.path_ = path;
+  j.read_only_ = options.read_only;
+
+  if (!options.read_only) {
+    // The lock is taken before SQLite touches the file, so a second daemon never even migrates.
+    auto lock_path = path;
+    lock_path += ".lock";
+    j.lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (j.lock_fd_ < 0)
+      throw Error("journal " + path.string() + ": cannot open lock file " + lock_path.string() +
+                  ": " + std::strerror(errno));
+    if (::flock(j.lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      if (e == EWOULDBLOCK)
+        throw Error("journal " + path.string() + " is in use by another fhir-edge process (lock " +
+                    lock_path.string() + " is held); only one daemon may run on a state directory");
+      throw Error("journal " + path.string() + ": cannot lock " + lock_path.string() + ": " +
+                  std::strerror(e));
+    }
+  } else if (!std::filesystem::exists(path)) {
+    throw Error("journal " + path.string() + " does not exist");
+  }
+
+  int flags =
+      options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= SQLITE_OPEN_NOFOLLOW;
+  if (sqlite3_open_v2(path.c_str(), &j.db_, flags, nullptr) != SQLITE_OK) {
+    std::string m = j.db_ ? sqlite3_errmsg(j.db_) : "out of memory";
+    throw Error("journal " + path.string() + ": cannot open: " + m);
+  }
+  sqlite3_extended_result_codes(j.db_, 1);
+  sqlite3_busy_timeout(j.db_, 5000);  // readers may briefly hold a lock during a checkpoint
+
+  // Integrity first: anything else on a damaged file could make it worse. SQLITE_NOTADB and
+  // SQLITE_CORRUPT surface here as errors rather than as a quick_check row.
+  {
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(j.db_, "PRAGMA quick_check", -1, &st, nullptr);
+    std::string result;
+    if (rc == SQLITE_OK) {
+      while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+        if (t && std::string_view(t) != "ok") {
+          if (!result.empty()) result += "; ";
+          result += t;
+          if (result.size() > 400) break;
+        }
+      }
+    }
+    std::string err = rc == SQLITE_DONE || rc == SQLITE_ROW ? "" : sqlite3_errmsg(j.db_);
+    sqlite3_finalize(st);
+    if (!err.empty()) throw Error(damaged(path, err));
+    if (!result.empty()) throw Error(damaged(path, result));
+  }
+
+  if (!options.read_only) {
+    exec(j.db_, path, "PRAGMA journal_mode=WAL");
+    exec(j.db_, path, "PRAGMA synchronous=FULL");
+  }
+  exec(j.db_, path, "PRAGMA foreign_keys=ON");
+
+  int version = j.schema_version();
+  if (version > kSchemaVersion)
+    throw Error("journal " + path.string() + " has schema version " + std::to_string(version) +
+                ", newer than this fhir-edge understands (" + std::to_string(kSchemaVersion) +
+                "); run the newer fhir-edge or restore a backup");
+  if (!options.read_only) {
+    j.migrate(std::min(options.max_schema_version, kSchemaVersion));
+  } else if (version == 0) {
+    throw Error("journal " + path.string() + " is empty (no schema); has the daemon ever run?");
+  }
+  return j;
+}
+
+int Journal::schema_version() const {
+  Stmt s(db_, path_, "PRAGMA user_version");
+  s.step();
+  return static_cast<int>(s.i64(0));
+}
+
+void Journal::migrate(int target) {
+  for (int v = schema_version(); v < target; ++v) {
+    Tx tx(db_, path_);
+    exec(db_, path_, kMigrations[v]);
+    // PRAGMA user_version cannot be bound; the value is our own integer.
+    exec(db_, path_, ("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
+    insert_event(db_, path_, std::nullopt, std::nullopt, "migration",
+                 "journal schema migrated to version " + std::to_string(v + 1));
+    tx.commit();
+    fe::log::info("journal schema migrated",
+                  {{"JOURNAL", path_.string()}, {"SCHEMA_VERSION", std::to_string(v + 1)}});
+  }
+}
+
+// ---------------------------------------------------------------- exports
+
+Taken Journal::take_export(std::string_view pipeline, std::string_view source_path,
+                           std::string_view digest, std::string_view base_name,
+                           const std::vector<std::pair<std::string, SourceIdentity>>& files) {
+  Tx tx(db_, path_);
+  {
+    Stmt s(db_, path_,
+           (std::string("SELECT ") + kExportCols +
+            " FROM exports WHERE pipeline=? AND source_path=? AND digest=?")
+               .c_str());
+    s.bind(1, pipeline).bind(2, source_path).bind(3, digest);
+    if (s.step()) return {read_export(s), true};
+  }
+  int version = 1;
+  {
+    Stmt s(db_, path_, "SELECT COUNT(*) FROM exports WHERE pipeline=? AND source_path=?");
+    s.bind(1, pipeline).bind(2, source_path);
+    s.step();
+    version = static_cast<int>(s.i64(0)) + 1;
+  }
+  // The name is the S3 key component and the JobName: it must be unique across the journal. A
+  // new version of the same source gets ".v<N>"; a clash with another pipeline's export gets the
+  // next free suffix.
+  std::string name(base_name);
+  if (version > 1) name += ".v" + std::to_string(version);
+  for (int n = 2;; ++n) {
+    Stmt s(db_, path_, "SELECT 1 FROM exports WHERE name=?");
+    s.bind(1, name);
+    if (!s.step()) break;
+    name = std::string(base_name) + ".v" + std::to_string(version) + "-" + std::to_string(n);
+  }
+  TimeMs now = now_ms();
+  int64_t id;
+  {
+    Stmt s(db_, path_,
+           "INSERT INTO exports(name,pipeline,source_path,digest,version,state,created_at,"
+           "updated_at) VALUES(?,?,?,?,?,?,?,?)");
+    s.bind(1, name).bind(2, pipeline).bind(3, source_path).bind(4, digest).bind(5, version);
+    s.bind(6, to_string(ExportState::discovered)).bind(7, now).bind(8, now).run();
+    id = sqlite3_last_insert_rowid(db_);
+  }
+  for (const auto& [fname, ident] : files) {
+    Stmt s(db_, path_,
+           "INSERT INTO files(export_id,name,size,mtime_ns,inode,dev,state) VALUES(?,?,?,?,?,?,?)");
+    s.bind(1, id).bind(2, fname).bind(3, static_cast<int64_t>(ident.size));
+    s.bind(4, ident.mtime_ns).bind(5, static_cast<int64_t>(ident.inode));
+    s.bind(6, static_cast<int64_t>(ident.dev)).bind(7, to_string(FileState::pending)).run();
+  }
+  recompute_totals(id);
+  insert_event(db_, path_, id, std::nullopt, "state",
+               "discovered " + std::string(source_path) + " (" + std::to_string(files.size()) +
+                   " files, version " + std::to_string(version) + ")");
+  tx.commit();
+  return {get_export(id), false};
+}
+
+std::optional<ExportRow> Journal::find_export(int64_t id) const {
+  Stmt s(db_, path_, (std::string("SELECT ") + kExportCols + " FROM exports WHERE id=?").c_str());
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return read_export(s);
+}
+
+std::optional<ExportRow> Journal::find_export(std::string_view name) const {
+  Stmt s(db_, path_, (std::string("SELECT ") + kExportCols + " FROM exports WHERE name=?").c_str());
+  s.bind(1, name);
+  if (!s.step()) return std::nullopt;
+  return read_export(s);
+}
+
+ExportRow Journal::get_export(int64_t id) const {
+  auto r = find_export(id);
+  if (!r) throw Error("journal " + path_.string() + ": no export with id " + std::to_string(id));
+  return *r;
+}
+
+std::vector<ExportRow> Journal::exports(bool include_finished) const {
+  Stmt s(db_, path_,
+         (std::string("SELECT ") + kExportCols + " FROM exports ORDER BY created_at DESC, id DESC")
+             .c_str());
+  std::vector<ExportRow> out;
+  while (s.step()) {
+    auto r = read_export(s);
+    if (include_finished || !is_terminal(r.state)) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<ExportRow> Journal::exports_in(ExportState state) const {
+  Stmt s(
+      db_, path_,
+      (std::string("SELECT ") + kExportCols + " FROM exports WHERE state=? ORDER BY id").c_str());
+  s.bind(1, to_string(state));
+  std::vector<ExportRow> out;
+  while (s.step()) out.push_back(read_export(s));
+  return out;
+}
+
+void Journal::change_export_state(int64_t export_id, ExportState to, std::string_view kind,
+                                  std::string_view message) {
+  auto row = get_export(export_id);
+  if (!allowed(row.state, to))
+    throw Error("journal: export " + row.name + ": illegal transition " +
+                std::string(to_string(row.state)) + " -> " + std::string(to_string(to)));
+  TimeMs now = now_ms();
+  Stmt s(db_, path_,
+         "UPDATE exports SET state=?, updated_at=?, finished_at=?, parked_from=?, "
+         "parked_reason=?, last_error=? WHERE id=?");
+  s.bind(1, to_string(to)).bind(2, now);
+  if (is_terminal(to))
+    s.bind(3, now);
+  else
+    s.bind_null(3);
+  if (to == ExportState::parked) {
+    s.bind(4, to_string(row.state)).bind(5, message).bind(6, message);
+  } else {
+    s.bind_null(4).bind(5, std::string_view{});
+    // Moving forward clears a retried error; failing records it.
+    s.bind(6, to == ExportState::failed ? message : std::string_view{});
+  }
+  s.bind(7, export_id).run();
+  std::string text = std::string(to_string(row.state)) + " -> " + std::string(to_string(to));
+  if (!message.empty()) text += ": " + std::string(message);
+  insert_event(db_, path_, export_id, std::nullopt, kind, text);
+}
+
+void Journal::set_export_state(int64_t export_id, ExportState to, std::string_view message) {
+  if (read_only_) throw Error("journal " + path_.string() + " is open read-only");
+  if (to == ExportState::parked) return park_export(export_id, message);
+  Tx tx(db_, path_);
+  auto row = get_export(export_id);
+  if (row.state == ExportState::parked && row.parked_from && *row.parked_from != to &&
+      to != ExportState::failed && to != ExportState::superseded)
+    throw Error("journal: export " + row.name + ": parked from " +
+                std::string(to_string(*row.parked_from)) + ", cannot resume as " +
+                std::string(to_string(to)));
+  change_export_state(export_id, to, "state", message);
+  tx.commit();
+}
+
+void Journal::park_export(int64_t export_id, std::string_view reason) {
+  Tx tx(db_, path_);
+  change_export_state(export_id, ExportState::parked, "park", reason);
+  tx.commit();
+}
+
+void Journal::unpark_export(int64_t export_id) {
+  Tx tx(db_, path_);
+  auto row = get_export(export_id);
+  if (row.state != ExportState::parked || !row.parked_from)
+    throw Error("journal: export " + row.name + " is not parked");
+  change_export_state(export_id, *row.parked_from, "unpark", "resumed");
+  tx.commit();
+}
+
+void Journal::fail_export(int64_t export_id, std::string_view error) {
+  Tx tx(db_, path_);
+  change_export_state(export_id, ExportState::failed, "error", error);
+  tx.commit();
+}
+
+void Journal::set_export_error(int64_t export_id, std::string_view error) {
+  Tx tx(db_, path_);
+  get_export(export_id);
+  Stmt s(db_, path_, "UPDATE exports SET last_error=?, updated_at=? WHERE id=?");
+  s.bind(1, error).bind(2, now_ms()).bind(3, export_id).run();
+  insert_event(db_, path_, export_id, std::nullopt, "error", error);
+  tx.commit();
+}
+
+void Journal::recompute_totals(int64_t export_id) {
+  Stmt s(db_, path_,
+         "UPDATE exports SET "
+         " files=(SELECT COUNT(*) FROM files WHERE export_id=?1),"
+         " resources_valid=(SELECT COALESCE(SUM(resources_valid),0) FROM files WHERE export_id=?1),"
+         " resources_rejected=(SELECT COALESCE(SUM(resources_rejected),0) FROM files"
+         "   WHERE export_id=?1),"
+         " bytes_source=(SELECT COALESCE(SUM(size),0) FROM files WHERE export_id=?1),"
+         " bytes_spooled=(SELECT COALESCE(SUM(bytes_spooled),0) FROM files WHERE export_id=?1),"
+         " bytes_uploaded=(SELECT COALESCE(SUM(p.length),0) FROM parts p JOIN files f"
+         "   ON p.file_id=f.id WHERE f.export_id=?1 AND p.state='uploaded'),"
+         " updated_at=?2 WHERE id=?1");
+  s.bind(1, export_id).bind(2, now_ms()).run();
+}
+
+// ---------------------------------------------------------------- files
+
+std::vector<FileRow> Journal::files(int64_t export_id) const {
+  Stmt s(
+      db_, path_,
+      (std::string("SELECT ") + kFileCols + " FROM files WHERE export_id=? ORDER BY name").c_str());
+  s.bind(1, export_id);
+  std::vector<FileRow> out;
+  while (s.step()) out.push_back(read_file(s));
+  return out;
+}
+
+FileRow Journal::get_file(int64_t file_id) const {
+  Stmt s(db_, path_, (std::string("SELECT ") + kFileCols + " FROM files WHERE id=?").c_str());
+  s.bind(1, file_id);
+  if (!s.step())
+    throw Error("journal " + path_.string() + ": no file with id " + std::to_string(file_id));
+  return read_file(s);
+}
+
+void Journal::set_file_state(int64_t file_id, FileState to, std::string_view message) {
+  Tx tx(db_, path_);
+  auto f = get_file(file_id);
+  if (!allowed(f.state, to))
+    throw Error("journal: file " + f.name + ": illegal transition " +
+                std::string(to_string(f.state)) + " -> " + std::string(to_string(to)));
+  Stmt s(db_, path_, "UPDATE files SET state=?, last_error=? WHERE id=?");
+  s.bind(1, to_string(to));
+  s.bind(2, to == FileState::failed ? message : std::string_view{}).bind(3, file_id).run();
+  std::string text =
+      f.name + ": " + std::string(to_string(f.state)) + " -> " + std::string(to_string(to));
+  if (!message.empty()) text += ": " + std::string(message);
+  insert_event(db_, path_, f.export_id, file_id, "file", text);
+  recompute_totals(f.export_id);
+  tx.commit();
+}
+
+void Journal::record_spooled(int64_t file_id, const SpoolOutcome& o) {
+  Tx tx(db_, path_);
+  auto f = get_file(file_id);
+  if (!allowed(f.state, FileState::spooled))
+    throw Error("journal: file " + f.name + ": illegal transition " +
+                std::string(to_string(f.state)) + " -> spooled");
+  Stmt s(db_, path_,
+         "UPDATE files SET state='spooled', resources_valid=?, resources_rejected=?, "
+         "bytes_uncompressed=?, bytes_spooled=?, checksum=?, last_error='' WHERE id=?");
+  s.bind(1, o.resources_valid).bind(2, o.resources_rejected).bind(3, o.bytes_uncompressed);
+  s.bind(4, o.bytes_spooled).bind(5, o.checksum).bind(6, file_id).run();
+  insert_event(db_, path_, f.export_id, file_id, "file",
+               f.name + ": spooled (" + std::to_string(o.resources_valid) + " valid, " +
+                   std::to_string(o.resources_rejected) + " rejected, " +
+                   std::to_string(o.bytes_spooled) + " bytes)");
+  recompute_totals(f.export_id);
+  tx.commit();
+}
+
+void Journal::set_file_upload(int64_t file_id, PartKind kind, std::string_view key,
+                              std::string_view upload_id) {
+  Tx tx(db_, path_);
+  auto f = get_file(file_id);
+  Stmt s(db_, path_,
+         kind == PartKind::import
+             ? "UPDATE files SET import_key=?, import_upload_id=? WHERE id=?"
+             : "UPDATE files SET archive_key=?, archive_upload_id=? WHERE id=?");
+  s.bind(1, key).bind(2, upload_id).bind(3, file_id).run();
+  insert_event(db_, path_, f.export_id, file_id, "upload",
+               f.name + ": " + std::string(to_string(kind)) + " upload " +
+                   (upload_id.empty() ? std::string("(single PUT)") : std::string(upload_id)) +
+                   " to " + std::string(key));
+  tx.commit();
+}
+
+void Journal::set_file_error(int64_t file_id, std::string_view error) {
+  Tx tx(db_, path_);
+  auto f = get_file(file_id);
+  Stmt s(db_, path_, "UPDATE files SET last_error=? WHERE id=?");
+  s.bind(1, error).bind(2, file_id).run();
+  insert_event(db_, path_, f.export_id, file_id, "error", f.name + ": " + std::string(error));
+  tx.commit();
+}
+
+// ---------------------------------------------------------------- parts
+
+void Journal::plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts) {
+  Tx tx(db_, path_);
+  get_file(file_id);
+  for (const auto& p : parts) {
+    Stmt s(db_, path_,
+           "INSERT OR IGNORE INTO parts(file_id,kind,part_number,offset,length,crc32c,state) "
+           "VALUES(?,?,?,?,?,?,'pending')");
+    s.bind(1, file_id).bind(2, to_string(kind)).bind(3, p.part_number).bind(4, p.offset);
+    s.bind(5, p.length).bind(6, p.crc32c).run();
+  }
+  tx.commit();
+}
+
+void Journal::set_part_state(int64_t file_id, PartKind kind, int part_number, PartState to) {
+  Tx tx(db_, path_);
+  Stmt q(db_, path_, "SELECT state FROM parts WHERE file_id=? AND kind=? AND part_number=?");
+  q.bind(1, file_id).bind(2, to_string(kind)).bind(3, part_number);
+  if (!q.step())
+    throw Error("journal: no " + std::string(to_string(kind)) + " part " +
+                std::to_string(part_number) + " for file id " + std::to_string(file_id));
+  auto from = parse_part_state(q.text(0)).value_or(PartState::pending);
+  if (!allowed(from, to))
+    throw Error("journal: " + std::string(to_string(kind)) + " part " +
+                std::to_string(part_number) + ": illegal transition " +
+                std::string(to_string(from)) + " -> " + std::string(to_string(to)));
+  Stmt s(db_, path_, "UPDATE parts SET state=? WHERE file_id=? AND kind=? AND part_number=?");
+  s.bind(1, to_string(to)).bind(2, file_id).bind(3, to_string(kind)).bind(4, part_number).run();
+  tx.commit();
+}
+
+void Journal::record_part_uploaded(int64_t file_id, PartKind kind, int part_number,
+                                   std::string_view etag, std::string_view crc32c) {
+  Tx tx(db_, path_);
+  auto f = get_file(file_id);
+  Stmt q(db_, path_, "SELECT state FROM parts WHERE file_id=? AND kind=? AND part_number=?");
+  q.bind(1, file_id).bind(2, to_string(kind)).bind(3, part_number);
+  if (!q.step())
+    throw Error("journal: file " + f.name + ": no " + std::string(to_string(kind)) + " part " +
+                std::to_string(part_number) + " was planned");
+  auto from = parse_part_state(q.text(0)).value_or(PartState::pending);
+  if (!allowed(from, PartState::uploaded))
+    throw Error("journal: file " + f.name + ": " + std::string(to_string(kind)) + " part " +
+                std::to_string(part_number) + ": illegal transition " +
+                std::string(to_string(from)) + " -> uploaded");
+  Stmt s(db_, path_,
+         "UPDATE parts SET state='uploaded', etag=?, crc32c=? WHERE file_id=? AND kind=? AND "
+         "part_number=?");
+  s.bind(1, etag).bind(2, crc32c).bind(3, file_id).bind(4, to_string(kind)).bind(5, part_number);
+  s.run();
+  recompute_totals(f.export_id);
+  tx.commit();
+}
+
+std::vector<PartRow> Journal::parts(int64_t file_id, PartKind kind) const {
+  Stmt s(db_, path_,
+         "SELECT part_number,offset,length,etag,crc32c,state FROM parts WHERE file_id=? AND "
+         "kind=? ORDER BY part_number");
+  s.bind(1, file_id).bind(2, to_string(kind));
+  std::vector<PartRow> out;
+  while (s.step()) {
+    PartRow r;
+    r.file_id = file_id;
+    r.kind = kind;
+    r.part_number = static_cast<int>(s.i64(0));
+    r.offset = s.i64(1);
+    r.length = s.i64(2);
+    r.etag = s.text(3);
+    r.crc32c = s.text(4);
+    r.state = parse_part_state(s.text(5)).value_or(PartState::pending);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- import jobs
+
+void Journal::record_import_token(int64_t export_id, std::string_view client_token,
+                                  std::string_view job_name) {
+  Tx tx(db_, path_);
+  get_export(export_id);
+  TimeMs now = now_ms();
+  {
+    Stmt q(db_, path_, "SELECT client_token FROM import_jobs WHERE export_id=?");
+    q.bind(1, export_id);
+    if (q.step()) {
+      if (q.text(0) == client_token) return;  // idempotent: the same token again
+      throw Error("journal: export id " + std::to_string(export_id) +
+                  " already has an import client token; refusing to replace it");
+    }
+  }
+  Stmt s(db_, path_,
+         "INSERT INTO import_jobs(export_id,client_token,job_name,submitted_at,updated_at) "
+         "VALUES(?,?,?,?,?)");
+  s.bind(1, export_id).bind(2, client_token).bind(3, job_name).bind(4, now).bind(5, now).run();
+  insert_event(db_, path_, export_id, std::nullopt, "import",
+               "import job " + std::string(job_name) + " prepared");
+  tx.commit();
+}
+
+void Journal::record_import_job(int64_t export_id, std::string_view job_id,
+                                std::string_view status) {
+  Tx tx(db_, path_);
+  Stmt s(db_, path_, "UPDATE import_jobs SET job_id=?, status=?, updated_at=? WHERE export_id=?");
+  s.bind(1, job_id).bind(2, status).bind(3, now_ms()).bind(4, export_id).run();
+  if (sqlite3_changes(db_) == 0)
+    throw Error("journal: export id " + std::to_string(export_id) + " has no import token");
+  insert_event(db_, path_, export_id, std::nullopt, "import",
+               "import job " + std::string(job_id) + " " + std::string(status));
+  tx.commit();
+}
+
+void Journal::record_import_status(int64_t export_id, std::string_view status,
+                                   std::string_view progress_json) {
+  Tx tx(db_, path_);
+  std::string old;
+  {
+    Stmt q(db_, path_, "SELECT status FROM import_jobs WHERE export_id=?");
+    q.bind(1, export_id);
+    if (!q.step())
+      throw Error("journal: export id " + std::to_string(export_id) + " has no import job");
+    old = q.text(0);
+  }
+  Stmt s(db_, path_,
+         "UPDATE import_jobs SET status=?, progress_json=?, updated_at=? WHERE export_id=?");
+  s.bind(1, status).bind(2, progress_json).bind(3, now_ms()).bind(4, export_id).run();
+  // Polls repeat the same status; only changes go to the event log.
+  if (old != status)
+    insert_event(db_, path_, export_id, std::nullopt, "import",
+                 "import job status " + old + " -> " + std::string(status));
+  tx.commit();
+}
+
+void Journal::record_import_outcome(int64_t export_id, std::string_view outcome) {
+  Tx tx(db_, path_);
+  Stmt s(db_, path_, "UPDATE import_jobs SET outcome=?, updated_at=? WHERE export_id=?");
+  s.bind(1, outcome).bind(2, now_ms()).bind(3, export_id).run();
+  if (sqlite3_changes(db_) == 0)
+    throw Error("journal: export id " + std::to_string(export_id) + " has no import job");
+  insert_event(db_, path_, export_id, std::nullopt, "import", "import outcome recorded");
+  tx.commit();
+}
+
+std::optional<ImportJobRow> Journal::import_job(int64_t export_id) const {
+  Stmt s(db_, path_,
+         "SELECT client_token,job_name,job_id,status,progress_json,submitted_at,outcome,"
+         "updated_at FROM import_jobs WHERE export_id=?");
+  s.bind(1, export_id);
+  if (!s.step()) return std::nullopt;
+  ImportJobRow r;
+  r.export_id = export_id;
+  r.client_token = s.text(0);
+  r.job_name = s.text(1);
+  r.job_id = s.text(2);
+  r.status = s.text(3);
+  r.progress_json = s.text(4);
+  r.submitted_at = s.i64(5);
+  r.outcome = s.text(6);
+  r.updated_at = s.i64(7);
+  return r;
+}
+
+// ---------------------------------------------------------------- events
+
+void Journal::add_event(std::optional<int64_t> export_id, std::optional<int64_t> file_id,
+                        std::string_view kind, std::string_view message) {
+  Tx tx(db_, path_);
+  insert_event(db_, path_, export_id, file_id, kind, message);
+  tx.commit();
+}
+
+std::vector<EventRow> Journal::events(std::optional<int64_t> export_id, size_t limit) const {
+  const char* sql = export_id
+                        ? "SELECT id,time,export_id,file_id,kind,message FROM events WHERE "
+                          "export_id=? ORDER BY id DESC LIMIT ?"
+                        : "SELECT id,time,export_id,file_id,kind,message FROM events ORDER BY "
+                          "id DESC LIMIT ?";
+  Stmt s(db_, path_, sql);
+  int i = 1;
+  if (export_id) s.bind(i++, *export_id);
+  s.bind(i, static_cast<int64_t>(limit));
+  std::vector<EventRow> out;
+  while (s.step()) {
+    EventRow e;
+    e.id = s.i64(0);
+    e.time = s.i64(1);
+    if (!s.is_null(2)) e.export_id = s.i64(2);
+    if (!s.is_null(3)) e.file_id = s.i64(3);
+    e.kind = s.text(4);
+    e.message = s.text(5);
+    out.push_back(std::move(e));
+  }
+  std::reverse(out.begin(), out.end());  // oldest first
+  return out;
+}
+
+// ---------------------------------------------------------------- maintenance
+
+size_t Journal::compact(std::chrono::seconds older_than) {
+  TimeMs cutoff =
+      now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(older_than).count();
+  Tx tx(db_, path_);
+  std::vector<int64_t> ids;
+  {
+    Stmt s(db_, path_,
+           "SELECT id FROM exports WHERE state IN ('imported','failed','superseded') AND "
+           "finished_at IS NOT NULL AND finished_at <= ?");
+    s.bind(1, cutoff);
+    while (s.step()) ids.push_back(s.i64(0));
+  }
+  for (int64_t id : ids) {
+    // Children first; the foreign keys cascade too, but explicit deletes keep this correct on a
+    // connection where foreign_keys is off.
+    Stmt(db_, path_, "DELETE FROM parts WHERE file_id IN (SELECT id FROM files WHERE export_id=?)")
+        .bind(1, id)
+        .run();
+    Stmt(db_, path_, "DELETE FROM files WHERE export_id=?").bind(1, id).run();
+    Stmt(db_, path_, "DELETE FROM import_jobs WHERE export_id=?").bind(1, id).run();
+    Stmt(db_, path_, "DELETE FROM events WHERE export_id=?").bind(1, id).run();
+    Stmt(db_, path_, "DELETE FROM exports WHERE id=?").bind(1, id).run();
+  }
+  if (!ids.empty())
+    insert_event(db_, path_, std::nullopt, std::nullopt, "compact",
+                 "removed " + std::to_string(ids.size()) + " finished exports");
+  tx.commit();
+  return ids.size();
+}
+
+void Journal::backup_to(const std::filesystem::path& dest) const {
+  sqlite3* out = nullptr;
+  if (sqlite3_open_v2(dest.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string m = out ? sqlite3_errmsg(out) : "out of memory";
+    sqlite3_close_v2(out);
+    throw Error("journal backup " + dest.string() + ": " + m);
+  }
+  sqlite3_backup* b = sqlite3_backup_init(out, "main", db_, "main");
+  int rc = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+  if (b) sqlite3_backup_finish(b);
+  std::string m = sqlite3_errmsg(out);
+  sqlite3_close_v2(out);
+  if (rc != SQLITE_DONE) throw Error("journal backup " + dest.string() + ": " + m);
+}
+
+}  // namespace fe::journal

@@ -1,0 +1,235 @@
+#pragma once
+// The journal: every step of every export, in one SQLite file, so a crash never loses or
+// duplicates data. Contract:
+//  - SQLite in WAL mode with synchronous=FULL: a call that returns has reached the disk.
+//  - Exactly one writer: the daemon's control thread owns the only read-write Journal. A lock file
+//    next to the database (<db>.lock, flock) makes a second daemon on the same state refuse to
+//    start. Readers (`fhir-edge status`) open read-only connections and take no lock.
+//  - The schema is versioned (PRAGMA user_version) and migrated in order at open, each step in its
+//    own transaction. A journal written by a newer fhir-edge is refused, never downgraded.
+//  - PRAGMA quick_check at open: a damaged journal throws journal::Error with a clear message and
+//    is never reset or rewritten.
+//  - Every state change is one transaction that also appends to the event log; illegal transitions
+//    (see states.hpp) throw journal::Error and change nothing.
+//  - No SQL outside daemon/journal/: stages use this typed API.
+// All methods throw journal::Error on failure; messages name the journal path and the export.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "journal/states.hpp"
+
+struct sqlite3;
+
+namespace fe::journal {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+inline constexpr int kSchemaVersion = 2;
+
+// Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
+using TimeMs = int64_t;
+TimeMs now_ms();
+
+struct OpenOptions {
+  bool read_only = false;  // status and other readers: no lock, no migration, no writes
+  // Test hook: migrate no further than this version (to build an "older" journal in tests).
+  int max_schema_version = kSchemaVersion;
+};
+
+// Source identity of one file as it was taken (see watch/identity.hpp).
+struct SourceIdentity {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  uint64_t inode = 0;
+  uint64_t dev = 0;
+};
+
+struct ExportRow {
+  int64_t id = 0;
+  std::string name;  // export id used in S3 keys and as JobName: base name, ".v<N>" from version 2
+  std::string pipeline;
+  std::string source_path;
+  std::string digest;  // content digest (journal/digest.hpp)
+  int version = 1;     // 1 + number of earlier exports taken from the same pipeline and path
+  ExportState state = ExportState::discovered;
+  std::optional<ExportState> parked_from;
+  std::string parked_reason;
+  std::string last_error;
+  int64_t files = 0;
+  int64_t resources_valid = 0;
+  int64_t resources_rejected = 0;
+  int64_t bytes_source = 0;    // sum of the source files' sizes
+  int64_t bytes_spooled = 0;   // compressed bytes in spool/<export>/import
+  int64_t bytes_uploaded = 0;  // sum of the lengths of uploaded parts (both kinds)
+  TimeMs created_at = 0;
+  TimeMs updated_at = 0;
+  std::optional<TimeMs> finished_at;  // set when the export reached a terminal state
+};
+
+struct FileRow {
+  int64_t id = 0;
+  int64_t export_id = 0;
+  std::string name;
+  SourceIdentity source;
+  FileState state = FileState::pending;
+  int64_t resources_valid = 0;
+  int64_t resources_rejected = 0;
+  int64_t bytes_uncompressed = 0;  // valid NDJSON bytes (= size of the import object)
+  int64_t bytes_spooled = 0;       // size of the .zst spool file (= size of the archive object)
+  std::string checksum;            // CRC32C of the whole import object, as the caller records it
+  std::string import_key, import_upload_id;
+  std::string archive_key, archive_upload_id;
+  std::string last_error;
+};
+
+struct PartRow {
+  int64_t file_id = 0;
+  PartKind kind = PartKind::import;
+  int part_number = 0;  // 1-based, as S3
+  int64_t offset = 0;   // byte range of the object this part covers
+  int64_t length = 0;
+  std::string etag;
+  std::string crc32c;  // base64 as in x-amz-checksum-crc32c, or as the caller records it
+  PartState state = PartState::pending;
+};
+
+struct ImportJobRow {
+  int64_t export_id = 0;
+  std::string client_token;
+  std::string job_name;
+  std::string job_id;  // empty until StartFHIRImportJob answered
+  std::string status;  // HealthLake JobStatus
+  std::string progress_json;
+  TimeMs submitted_at = 0;
+  std::string outcome;  // free text / JSON summary written by reconcile
+  TimeMs updated_at = 0;
+};
+
+struct EventRow {
+  int64_t id = 0;
+  TimeMs time = 0;
+  std::optional<int64_t> export_id;
+  std::optional<int64_t> file_id;
+  std::string kind;  // e.g. "state", "park", "error", "part", "import"
+  std::string message;
+};
+
+// Result of take_export: the export row, and whether it already existed (a re-delivered
+// identical export: same pipeline, path and digest).
+struct Taken {
+  ExportRow row;
+  bool existing = false;
+};
+
+// What a spool pass produced for one file.
+struct SpoolOutcome {
+  int64_t resources_valid = 0;
+  int64_t resources_rejected = 0;
+  int64_t bytes_uncompressed = 0;
+  int64_t bytes_spooled = 0;
+  std::string checksum;
+};
+
+struct PartPlan {
+  int part_number = 0;
+  int64_t offset = 0;
+  int64_t length = 0;
+  std::string crc32c;  // may be known in advance (spool frame index)
+};
+
+class Journal {
+ public:
+  static Journal open(const std::filesystem::path& path, OpenOptions options = {});
+  Journal(Journal&&) noexcept;
+  Journal& operator=(Journal&&) noexcept;
+  ~Journal();
+
+  const std::filesystem::path& path() const { return path_; }
+  int schema_version() const;
+  bool read_only() const { return read_only_; }
+
+  // --- exports ---
+  // Records a newly complete export (state discovered) with its files, in one transaction, or
+  // returns the existing row when the same pipeline/path/digest was taken before.
+  Taken take_export(std::string_view pipeline, std::string_view source_path,
+                    std::string_view digest, std::string_view base_name,
+                    const std::vector<std::pair<std::string, SourceIdentity>>& files);
+  std::optional<ExportRow> find_export(int64_t id) const;
+  std::optional<ExportRow> find_export(std::string_view name) const;
+  ExportRow get_export(int64_t id) const;  // throws when absent
+  // All exports, newest first; `include_finished` false hides terminal ones.
+  std::vector<ExportRow> exports(bool include_finished = true) const;
+  // Exports in a state, oldest first (what a stage picks up after a restart).
+  std::vector<ExportRow> exports_in(ExportState state) const;
+
+  void set_export_state(int64_t export_id, ExportState to, std::string_view message = {});
+  void park_export(int64_t export_id, std::string_view reason);
+  void unpark_export(int64_t export_id);  // back to the state it was parked from
+  void fail_export(int64_t export_id, std::string_view error);
+  // Records an error that will be retried (state unchanged), shown by status.
+  void set_export_error(int64_t export_id, std::string_view error);
+
+  // --- files ---
+  std::vector<FileRow> files(int64_t export_id) const;
+  FileRow get_file(int64_t file_id) const;
+  void set_file_state(int64_t file_id, FileState to, std::string_view message = {});
+  // spooling → spooled with the counts, in one transaction (after the spool files are durable).
+  void record_spooled(int64_t file_id, const SpoolOutcome& outcome);
+  void set_file_upload(int64_t file_id, PartKind kind, std::string_view key,
+                       std::string_view upload_id);
+  void set_file_error(int64_t file_id, std::string_view error);
+
+  // --- parts ---
+  // Inserts the planned parts (pending); parts already present are kept as they are.
+  void plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts);
+  void set_part_state(int64_t file_id, PartKind kind, int part_number, PartState to);
+  void record_part_uploaded(int64_t file_id, PartKind kind, int part_number, std::string_view etag,
+                            std::string_view crc32c);
+  std::vector<PartRow> parts(int64_t file_id, PartKind kind) const;
+
+  // --- import jobs (one per export) ---
+  // Written before StartFHIRImportJob is called, so a retry after a crash reuses the token.
+  void record_import_token(int64_t export_id, std::string_view client_token,
+                           std::string_view job_name);
+  void record_import_job(int64_t export_id, std::string_view job_id, std::string_view status);
+  void record_import_status(int64_t export_id, std::string_view status,
+                            std::string_view progress_json);
+  void record_import_outcome(int64_t export_id, std::string_view outcome);
+  std::optional<ImportJobRow> import_job(int64_t export_id) const;
+
+  // --- events (append-only) ---
+  void add_event(std::optional<int64_t> export_id, std::optional<int64_t> file_id,
+                 std::string_view kind, std::string_view message);
+  std::vector<EventRow> events(std::optional<int64_t> export_id, size_t limit = 100) const;
+
+  // --- maintenance ---
+  // Deletes exports in a terminal state that finished more than `older_than` ago, with their
+  // files, parts, import job and events. Returns how many exports were removed.
+  size_t compact(std::chrono::seconds older_than);
+  // Online backup to `dest` (SQLite backup API: consistent while the daemon runs).
+  void backup_to(const std::filesystem::path& dest) const;
+
+ private:
+  Journal() = default;
+  void migrate(int target);
+  void recompute_totals(int64_t export_id);
+  void change_export_state(int64_t export_id, ExportState to, std::string_view kind,
+                           std::string_view message);
+
+  std::filesystem::path path_;
+  sqlite3* db_ = nullptr;
+  int lock_fd_ = -1;
+  bool read_only_ = false;
+};
+
+}  // namespace fe::journal

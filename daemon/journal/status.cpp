@@ -1,0 +1,164 @@
+#include "journal/status.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+namespace fe::journal {
+
+std::vector<StatusRow> read_status(const Journal& journal, bool include_finished) {
+  std::vector<StatusRow> out;
+  for (auto& e : journal.exports(include_finished)) {
+    auto job = journal.import_job(e.id);
+    out.push_back({std::move(e), std::move(job)});
+  }
+  return out;
+}
+
+std::string json_quote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string format_time(TimeMs t) {
+  std::time_t secs = static_cast<std::time_t>(t / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(t % 1000));
+  return buf;
+}
+
+namespace {
+
+std::string human_bytes(int64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(b));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+// One line per cell: control characters would break the table.
+std::string one_line(std::string s, size_t max) {
+  for (auto& c : s)
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  if (s.size() > max) s = s.substr(0, max - 3) + "...";
+  return s;
+}
+
+}  // namespace
+
+std::string format_status_table(const std::vector<StatusRow>& rows) {
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back({"EXPORT", "PIPELINE", "STATE", "FILES", "VALID", "REJECTED", "SPOOLED",
+                   "UPLOADED", "JOB", "LAST ERROR"});
+  for (const auto& r : rows) {
+    const auto& e = r.row;
+    std::string state(to_string(e.state));
+    std::string error = e.state == ExportState::parked ? e.parked_reason : e.last_error;
+    std::string job = "-";
+    if (r.job) job = r.job->status.empty() ? "starting" : r.job->status;
+    cells.push_back({one_line(e.name, 48), one_line(e.pipeline, 24), state, std::to_string(e.files),
+                     std::to_string(e.resources_valid), std::to_string(e.resources_rejected),
+                     human_bytes(e.bytes_spooled), human_bytes(e.bytes_uploaded), job,
+                     one_line(error.empty() ? "-" : error, 80)});
+  }
+  std::vector<size_t> width(cells[0].size(), 0);
+  for (const auto& row : cells)
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  std::string out;
+  for (const auto& row : cells) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  if (rows.empty()) out += "(no exports in the journal)\n";
+  return out;
+}
+
+std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version) {
+  std::string out = "{\"schema_version\":" + std::to_string(schema_version) + ",\"exports\":[";
+  bool first = true;
+  for (const auto& r : rows) {
+    const auto& e = r.row;
+    if (!first) out += ",";
+    first = false;
+    out += "{\"id\":" + std::to_string(e.id);
+    out += ",\"name\":" + json_quote(e.name);
+    out += ",\"pipeline\":" + json_quote(e.pipeline);
+    out += ",\"source_path\":" + json_quote(e.source_path);
+    out += ",\"digest\":" + json_quote(e.digest);
+    out += ",\"version\":" + std::to_string(e.version);
+    out += ",\"state\":" + json_quote(to_string(e.state));
+    out += ",\"parked_from\":" +
+           (e.parked_from ? json_quote(to_string(*e.parked_from)) : std::string("null"));
+    out += ",\"parked_reason\":" + json_quote(e.parked_reason);
+    out += ",\"files\":" + std::to_string(e.files);
+    out += ",\"resources_valid\":" + std::to_string(e.resources_valid);
+    out += ",\"resources_rejected\":" + std::to_string(e.resources_rejected);
+    out += ",\"bytes_source\":" + std::to_string(e.bytes_source);
+    out += ",\"bytes_spooled\":" + std::to_string(e.bytes_spooled);
+    out += ",\"bytes_uploaded\":" + std::to_string(e.bytes_uploaded);
+    out += ",\"last_error\":" + json_quote(e.last_error);
+    out += ",\"created_at\":" + json_quote(format_time(e.created_at));
+    out += ",\"updated_at\":" + json_quote(format_time(e.updated_at));
+    out += ",\"finished_at\":" +
+           (e.finished_at ? json_quote(format_time(*e.finished_at)) : std::string("null"));
+    out += ",\"import_job\":";
+    if (r.job) {
+      out += "{\"job_name\":" + json_quote(r.job->job_name);
+      out += ",\"job_id\":" + json_quote(r.job->job_id);
+      out += ",\"status\":" + json_quote(r.job->status);
+      out += ",\"submitted_at\":" + json_quote(format_time(r.job->submitted_at)) + "}";
+    } else {
+      out += "null";
+    }
+    out += "}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+}  // namespace fe::journal

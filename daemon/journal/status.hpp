@@ -1,0 +1,33 @@
+#pragma once
+// What `fhir-edge status` shows: one row per export with its import job, as a text table or as
+// JSON. Read from a (read-only) Journal; no SQL here either.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "journal/journal.hpp"
+
+namespace fe::journal {
+
+struct StatusRow {
+  ExportRow row;
+  std::optional<ImportJobRow> job;
+};
+
+std::vector<StatusRow> read_status(const Journal& journal, bool include_finished = true);
+
+// Columns: EXPORT PIPELINE STATE FILES VALID REJECTED SPOOLED UPLOADED JOB LAST-ERROR.
+std::string format_status_table(const std::vector<StatusRow>& rows);
+
+// {"schema_version":N,"exports":[{"id","name","pipeline","source_path","digest","version",
+//  "state","parked_from","parked_reason","files","resources_valid","resources_rejected",
+//  "bytes_source","bytes_spooled","bytes_uploaded","last_error","created_at","updated_at",
+//  "finished_at","import_job":{"job_name","job_id","status","submitted_at"}|null}]}
+// Timestamps are RFC 3339 UTC strings.
+std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version);
+
+// JSON string literal with escaping (quotes included).
+std::string json_quote(std::string_view s);
+std::string format_time(TimeMs t);  // RFC 3339 UTC, millisecond precision
+
+}  // namespace fe::journal
