@@ -56,11 +56,8 @@ struct SigningOptions {
   std::string service;  // "s3", "healthlake"
   std::chrono::system_clock::time_point time;
   bool s3_rules = false;  // S3: no path normalisation, no double encoding, x-amz-content-sha256
-  // Sign and add x-amz-content-sha256 even when !s3_rules (S3 always gets it).
-  bool add_content_sha256 = false;
-  // Add x-amz-security-token before signing (it is then a signed header). Some services (and
-  // the test suite's "header-after" case) want it added after signing instead; set false then and
-  // take it from Signed::headers_to_add.
+  // Sign and add x-amz-content-sha256; default (nullopt) = s3_rules. JSON services may want it too.
+  std::optional<bool> add_content_sha256;
   bool sign_security_token = true;
 };
 
@@ -99,6 +96,19 @@ std::string sha256_hex(std::string_view bytes);
 std::array<unsigned char, 32> sha256(std::string_view bytes);
 std::array<unsigned char, 32> hmac_sha256(std::string_view key, std::string_view data);
 std::string hex(const unsigned char* data, std::size_t n);
+// Incremental SHA-256 for bodies hashed while streaming (upload parts); final_hex() resets.
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void update(std::string_view bytes);
+  std::string final_hex();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX, kept opaque so this header needs no OpenSSL include
+};
 // kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")
 std::array<unsigned char, 32> derive_signing_key(std::string_view secret, std::string_view date8,
                                                  std::string_view region, std::string_view service);
