@@ -1,0 +1,395 @@
+// The HTTP engine against real loopback servers: streaming bodies both ways, header capture,
+// connection reuse, per-endpoint concurrency, limits, timeouts, proxies, cancellation.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <cstdlib>
+#include <optional>
+#include <random>
+
+#include "aws/http.hpp"
+#include "aws/sigv4.hpp"
+#include "loopback_server.hpp"
+
+namespace {
+
+using namespace fe::aws;
+using fe::test::LoopbackServer;
+using fe::test::Recorded;
+using fe::test::Reply;
+
+// Runs the loop until `done` holds; the deadline only guards against a hung test.
+template <class Pred>
+void run_until(boost::asio::io_context& io, Pred done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  io.restart();
+  while (!done()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "test hung";
+    io.run_one_for(std::chrono::milliseconds(50));
+  }
+}
+
+HttpResponse fetch(HttpEngine& engine, HttpRequest req) {
+  std::optional<HttpResponse> out;
+  engine.submit(std::move(req), [&](HttpResponse r) { out = std::move(r); });
+  run_until(engine.io(), [&] { return out.has_value(); });
+  return out ? std::move(*out) : HttpResponse{};
+}
+
+std::string pseudo_random(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+TEST(HttpEngine, GetCapturesStatusHeadersAndBody) {
+  LoopbackServer server([](const Recorded& r) {
+    Reply reply;
+    reply.headers = {{"x-amz-request-id", "REQ123"},
+                     {"ETag", "\"abc\""},
+                     {"Date", "Thu, 26 Nov 2026 10:00:00 GMT"}};
+    reply.body = "hello " + r.target;
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpEngine engine(io);
+  HttpRequest req;
+  req.url = server.url() + "/a/b?x=1";
+  req.headers = {{"X-Custom", "v1"}};
+  auto r = fetch(engine, req);
+  EXPECT_EQ(r.error, HttpError::none) << r.error_message;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello /a/b?x=1");
+  EXPECT_EQ(r.header("X-Amz-Request-Id").value_or(""), "REQ123");
+  EXPECT_EQ(r.header("etag").value_or(""), "\"abc\"");
+  EXPECT_TRUE(r.header("date").has_value());
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[0].header("x-custom"), "v1");
+  EXPECT_EQ(reqs[0].header("expect"), "");
+}
+
+TEST(HttpEngine, StreamsRequestBodyFromSource) {
+  LoopbackServer server([](const Recorded&) { return Reply{}; }, 0);
+  boost::asio::io_context io;
+  HttpEngine engine(io);
+  const std::string data = pseudo_random(5 * 1024 * 1024 + 17, 1);
+  std::size_t reads = 0;
+  HttpRequest req;
+  req.method = "PUT";
+  req.url = server.url() + "/obj";
+  BodySource src = BodySource::from_view(data);
+  auto inner = src.read;
+  src.read = [&reads, inner](std::span<char> b) {
+    ++reads;
+    return inner(b);
+  };
+  req.source = src;
+  auto r = fetch(engine, req);
+  ASSERT_TRUE(r.ok()) << r.error_message;
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "PUT");
+  EXPECT_EQ(reqs[0].body_size, data.size());
+  EXPECT_EQ(reqs[0].body_sha256, sha256_hex(data));
+  EXPECT_EQ(reqs[0].header("content-length"), std::to_string(data.size()));
+  EXPECT_EQ(reqs[0].header("expect"), "");
+  EXPECT_EQ(reqs[0].header("content-type"), "");  // nothing added that was not signed
+  EXPECT_GT(reads, 10u);                          // really streamed in pieces
+  EXPECT_EQ(r.bytes_sent, data.size());
+}
+
+TEST(HttpEngine, PostWithEmptyAndStringBodies) {
+  LoopbackServer server([](const Recorded& r) {
+    Reply reply;
+    reply.body = r.method + ":" + std::to_string(r.body_size);
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpEngine engine(io);
+  HttpRequest req;
+  req.method = "POST";
+  req.url = server.url() + "/k?uploads";
+  auto r = fetch(engine, req);
+  EXPECT_EQ(r.body, "POST:0");
+  req.body = R"({"a":1})";
+  r = fetch(engine, req);
+  EXPECT_EQ(r.body, "POST:7");
+  req.method = "DELETE";
+  req.body.clear();
+  r = fetch(engine, req);
+  EXPECT_EQ(r.body, "DELETE:0");
+  req.method = "HEAD";
+  r = fetch(engine, req);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(server.requests().back().method, "HEAD");
+}
+
+TEST(HttpEngine, ReusesOneConnectionForSequentialRequests) {
+  LoopbackServer server([](const Recorded&) { return Reply{}; });
+  boost::asio::io_context io;
+  HttpEngine engine(io);
+  for (int i = 0; i < 10; ++i) {
+    HttpRequest req;
+    req.url = server.url() + "/" + std::to_string(i);
+    ASSERT_TRUE(fetch(engine, req).ok());
+  }
+  EXPECT_EQ(server.requests().size(), 10u);
+  EXPECT_EQ(server.connections(), 1u);
+  EXPECT_EQ(engine.connections_opened(), 1u);
+}
+
+TEST(HttpEngine, BoundsConcurrencyPerEndpoint) {
+  std::atomic<int> inflight{0}, peak{0};
+  LoopbackServer server([&](const Recorded&) {
+    Reply reply;
+    reply.delay = std::chrono::milliseconds(100);
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.max_per_endpoint = 2;
+  HttpEngine engine(io, opts);
+  int done = 0;
+  std::size_t max_active = 0, max_queued = 0;
+  for (int i = 0; i < 7; ++i) {
+    HttpRequest req;
+    req.url = server.url() + "/" + std::to_string(i);
+    engine.submit(req, [&](HttpResponse r) {
+      EXPECT_TRUE(r.ok()) << r.error_message;
+      ++done;
+    });
+  }
+  run_until(io, [&] {
+    max_active = std::max(max_active, engine.active());
+    max_queued = std::max(max_queued, engine.queued());
+    return done == 7;
+  });
+  EXPECT_LE(max_active, 2u);
+  EXPECT_GE(max_queued, 5u);
+  EXPECT_EQ(server.requests().size(), 7u);
+  EXPECT_LE(server.connections(), 2u);
+}
+
+TEST(HttpEngine, SinkGetsSuccessBodyErrorsGoToBody) {
+  const std::string big = pseudo_random(3 * 1024 * 1024, 2);
+  LoopbackServer server([&](const Recorded& r) {
+    Reply reply;
+    if (r.target == "/missing") {
+      reply.status = 404;
+      reply.body = "<Error><Code>NoSuchKey</Code></Error>";
+    } else {
+      reply.body = big;
+    }
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.max_response_bytes = 1024;  // a sink is not limited by this
+  HttpEngine engine(io, opts);
+  std::string got;
+  HttpRequest req;
+  req.url = server.url() + "/obj";
+  req.sink = [&](std::string_view chunk) {
+    got.append(chunk);
+    return true;
+  };
+  auto r = fetch(engine, req);
+  ASSERT_TRUE(r.ok()) << r.error_message;
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(sha256_hex(got), sha256_hex(big));
+  got.clear();
+  req.url = server.url() + "/missing";
+  r = fetch(engine, req);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_TRUE(got.empty());
+  EXPECT_NE(r.body.find("NoSuchKey"), std::string::npos);
+
+  // A sink can stop the transfer.
+  req.url = server.url() + "/obj";
+  req.sink = [](std::string_view) { return false; };
+  r = fetch(engine, req);
+  EXPECT_EQ(r.error, HttpError::aborted);
+}
+
+TEST(HttpEngine, CapturedBodyIsLimited) {
+  LoopbackServer server([](const Recorded&) {
+    Reply reply;
+    reply.body = std::string(5000, 'x');
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpEngine engine(io);
+  HttpRequest req;
+  req.url = server.url() + "/";
+  req.max_response_bytes = 1000;
+  auto r = fetch(engine, req);
+  EXPECT_EQ(r.error, HttpError::too_large);
+  EXPECT_FALSE(r.ok());
+  req.max_response_bytes = 5000;
+  EXPECT_TRUE(fetch(engine, req).ok());
+}
+
+TEST(HttpEngine, ConnectionRefusedIsTransientConnectError) {
+  std::uint16_t port;
+  {
+    LoopbackServer gone([](const Recorded&) { return Reply{}; });
+    port = gone.port();
+  }
+  boost::asio::io_context io;
+  HttpEngine engine(io);
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  auto r = fetch(engine, req);
+  EXPECT_EQ(r.error, HttpError::connect) << r.error_message;
+  EXPECT_TRUE(is_transient(r.error));
+  EXPECT_EQ(r.status, 0);
+}
+
+TEST(HttpEngine, DroppedConnectionIsReceiveError) {
+  LoopbackServer server([](const Recorded&) {
+    Reply reply;
+    reply.drop = true;
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpEngine engine(io);
+  HttpRequest req;
+  req.url = server.url() + "/";
+  auto r = fetch(engine, req);
+  EXPECT_EQ(r.error, HttpError::receive) << r.error_message;
+  EXPECT_TRUE(is_transient(r.error));
+}
+
+TEST(HttpEngine, StalledResponseHitsLowSpeedTimeout) {
+  LoopbackServer server([](const Recorded&) {
+    Reply reply;
+    reply.delay = std::chrono::milliseconds(4000);
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.low_speed_time = std::chrono::seconds(1);
+  HttpEngine engine(io, opts);
+  HttpRequest req;
+  req.url = server.url() + "/";
+  auto r = fetch(engine, req);
+  EXPECT_EQ(r.error, HttpError::timeout) << r.error_message;
+  EXPECT_TRUE(is_timeout(r.error));
+}
+
+TEST(HttpEngine, CancelCompletesWithCancelled) {
+  LoopbackServer server([](const Recorded&) {
+    Reply reply;
+    reply.delay = std::chrono::milliseconds(3000);
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.max_per_endpoint = 1;
+  HttpEngine engine(io, opts);
+  std::optional<HttpResponse> a, b;
+  HttpRequest req;
+  req.url = server.url() + "/";
+  auto ida = engine.submit(req, [&](HttpResponse r) { a = std::move(r); });
+  auto idb = engine.submit(req, [&](HttpResponse r) { b = std::move(r); });
+  run_until(io, [&] { return server.requests().size() == 1; });
+  engine.cancel(idb);  // queued
+  engine.cancel(ida);  // in flight
+  run_until(io, [&] { return a && b; });
+  EXPECT_EQ(a->error, HttpError::cancelled);
+  EXPECT_EQ(b->error, HttpError::cancelled);
+  EXPECT_EQ(engine.active(), 0u);
+  EXPECT_EQ(engine.queued(), 0u);
+}
+
+TEST(HttpEngine, DestroyWithTransfersInFlightCallsNothing) {
+  LoopbackServer server([](const Recorded&) {
+    Reply reply;
+    reply.delay = std::chrono::milliseconds(2000);
+    return reply;
+  });
+  boost::asio::io_context io;
+  bool called = false;
+  {
+    HttpEngine engine(io);
+    HttpRequest req;
+    req.url = server.url() + "/";
+    engine.submit(req, [&](HttpResponse) { called = true; });
+    engine.submit(req, [&](HttpResponse) { called = true; });
+    run_until(io, [&] { return server.requests().size() == 2; });
+  }
+  io.restart();
+  io.run_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(called);
+}
+
+TEST(HttpEngine, ConfiguredProxyGetsAbsoluteFormRequests) {
+  LoopbackServer proxy([](const Recorded&) {
+    Reply reply;
+    reply.body = "via proxy";
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.proxy = proxy.url();
+  HttpEngine engine(io, opts);
+  HttpRequest req;
+  req.url = "http://s3.example.invalid/bucket/key";
+  auto r = fetch(engine, req);
+  ASSERT_TRUE(r.ok()) << r.error_message;
+  EXPECT_EQ(r.body, "via proxy");
+  ASSERT_EQ(proxy.requests().size(), 1u);
+  EXPECT_EQ(proxy.requests()[0].target, "http://s3.example.invalid/bucket/key");
+}
+
+TEST(HttpEngine, NoProxyBypassesTheProxy) {
+  LoopbackServer direct([](const Recorded&) { return Reply{}; });
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.proxy = "http://127.0.0.1:9";  // nothing listens there
+  opts.no_proxy = "127.0.0.1";
+  HttpEngine engine(io, opts);
+  HttpRequest req;
+  req.url = direct.url() + "/x";
+  auto r = fetch(engine, req);
+  EXPECT_TRUE(r.ok()) << r.error_message;
+  EXPECT_EQ(direct.requests().size(), 1u);
+}
+
+TEST(HttpEngine, ProxyFromEnvironmentByScheme) {
+  HttpOptions opts;
+  ::setenv("HTTPS_PROXY", "http://tls-proxy:3128", 1);
+  ::setenv("HTTP_PROXY", "http://plain-proxy:3128", 1);
+  EXPECT_EQ(HttpEngine::proxy_for(opts, "https://s3.us-east-1.amazonaws.com/"),
+            "http://tls-proxy:3128");
+  EXPECT_EQ(HttpEngine::proxy_for(opts, "http://127.0.0.1:4566/"), "http://plain-proxy:3128");
+  opts.proxy = "";  // config "no proxy" wins over the environment
+  EXPECT_EQ(HttpEngine::proxy_for(opts, "https://s3.us-east-1.amazonaws.com/"), "");
+  ::unsetenv("HTTPS_PROXY");
+  ::unsetenv("HTTP_PROXY");
+  opts.proxy.reset();
+  EXPECT_EQ(HttpEngine::proxy_for(opts, "https://x/"),
+            std::getenv("ALL_PROXY") ? std::getenv("ALL_PROXY") : "");
+}
+
+TEST(HttpEngine, TlsIsVerifiedAgainstTheConfiguredBundle) {
+  // A plain-HTTP server spoken to over https fails the handshake; a CA bundle that does not exist
+  // is a verification (configuration) error, never silently ignored.
+  LoopbackServer server([](const Recorded&) { return Reply{}; });
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.ca_bundle = "/nonexistent/hospital-root.pem";
+  HttpEngine engine(io, opts);
+  HttpRequest req;
+  req.url = "https://127.0.0.1:" + std::to_string(server.port()) + "/";
+  auto r = fetch(engine, req);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(r.error == HttpError::tls_verify || r.error == HttpError::tls) << r.error_message;
+}
+
+}  // namespace

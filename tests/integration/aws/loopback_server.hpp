@@ -1,0 +1,190 @@
+#pragma once
+// A scripted HTTP/1.1 server on 127.0.0.1 for the AWS-layer tests: it records every request
+// (method, target, headers, body hash, arrival time) and answers what the test's handler returns.
+// Runs on its own thread and io_context, so the client under test has its own event loop.
+// Bodies are streamed through a fixed buffer (hash + optional copy up to keep_body bytes), so a
+// multi-GiB upload costs no memory here.
+#include <openssl/evp.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fe::test {
+
+struct Recorded {
+  std::string method;
+  std::string target;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received (names as sent)
+  std::string body;                                          // first keep_body bytes
+  std::uint64_t body_size = 0;
+  std::string body_sha256;  // hex, of the whole body
+  std::chrono::steady_clock::time_point at;
+  std::size_t connection = 0;  // index of the TCP connection it came on
+
+  std::string header(std::string_view name) const {
+    for (auto& [k, v] : headers)
+      if (k.size() == name.size() &&
+          std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+          }))
+        return v;
+    return {};
+  }
+};
+
+struct Reply {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  bool drop = false;  // close the connection without answering
+  std::chrono::milliseconds delay{0};
+};
+
+class LoopbackServer {
+ public:
+  using Handler = std::function<Reply(const Recorded&)>;
+
+  explicit LoopbackServer(Handler handler, std::size_t keep_body = 1 << 20)
+      : handler_(std::move(handler)), keep_body_(keep_body), acceptor_(io_) {
+    namespace ip = boost::asio::ip;
+    ip::tcp::endpoint ep(ip::make_address("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(ip::tcp::acceptor::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    boost::asio::co_spawn(io_, accept_loop(), boost::asio::detached);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~LoopbackServer() {
+    io_.stop();
+    thread_.join();
+  }
+
+  std::uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<Recorded> requests() const {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  std::size_t connections() const { return connections_.load(); }
+
+ private:
+  boost::asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto sock = co_await acceptor_.async_accept(boost::asio::use_awaitable);
+      std::size_t index = connections_++;
+      boost::asio::co_spawn(io_, session(std::move(sock), index), boost::asio::detached);
+    }
+  }
+
+  static std::string hex(const unsigned char* d, unsigned n) {
+    static const char* digits = "0123456789abcdef";
+    std::string s;
+    for (unsigned i = 0; i < n; ++i) {
+      s += digits[d[i] >> 4];
+      s += digits[d[i] & 15];
+    }
+    return s;
+  }
+
+  boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock, std::size_t index) {
+    namespace http = boost::beast::http;
+    using boost::asio::use_awaitable;
+    boost::beast::flat_buffer buf;
+    try {
+      for (;;) {
+        http::request_parser<http::buffer_body> parser;
+        parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+        co_await http::async_read_header(sock, buf, parser, use_awaitable);
+        Recorded rec;
+        rec.at = std::chrono::steady_clock::now();
+        rec.connection = index;
+        auto& msg = parser.get();
+        rec.method = std::string(msg.method_string());
+        rec.target = std::string(msg.target());
+        for (auto& f : msg)
+          rec.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+        EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+        std::vector<char> chunk(256 * 1024);
+        while (!parser.is_done()) {
+          msg.body().data = chunk.data();
+          msg.body().size = chunk.size();
+          boost::system::error_code ec;
+          co_await http::async_read(sock, buf, parser,
+                                    boost::asio::redirect_error(use_awaitable, ec));
+          if (ec && ec != http::error::need_buffer) {
+            EVP_MD_CTX_free(ctx);
+            throw boost::system::system_error(ec);
+          }
+          std::size_t got = chunk.size() - msg.body().size;
+          EVP_DigestUpdate(ctx, chunk.data(), got);
+          rec.body_size += got;
+          if (rec.body.size() < keep_body_)
+            rec.body.append(chunk.data(), std::min(got, keep_body_ - rec.body.size()));
+        }
+        unsigned char md[32];
+        unsigned mdlen = 0;
+        EVP_DigestFinal_ex(ctx, md, &mdlen);
+        EVP_MD_CTX_free(ctx);
+        rec.body_sha256 = hex(md, mdlen);
+        Reply reply = handler_(rec);
+        {
+          std::lock_guard lock(mu_);
+          requests_.push_back(rec);
+        }
+        if (reply.delay.count() > 0) {
+          boost::asio::steady_timer t(io_, reply.delay);
+          co_await t.async_wait(use_awaitable);
+        }
+        if (reply.drop) co_return;
+        http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+        bool has_length = false;
+        for (auto& [k, v] : reply.headers) {
+          res.set(k, v);
+          if (k == "Content-Length") has_length = true;
+        }
+        const bool head = rec.method == "HEAD";
+        if (!head) {
+          res.body() = reply.body;
+          res.prepare_payload();
+        } else if (!has_length) {
+          res.content_length(reply.body.size());
+        }
+        res.keep_alive(true);
+        if (head) {
+          http::response_serializer<http::string_body> sr(res);
+          co_await http::async_write_header(sock, sr, use_awaitable);
+        } else {
+          co_await http::async_write(sock, res, use_awaitable);
+        }
+      }
+    } catch (const std::exception& e) {
+      if (std::getenv("FE_TEST_DEBUG")) std::fprintf(stderr, "loopback server: %s\n", e.what());
+      // client closed the connection
+    }
+  }
+
+  Handler handler_;
+  std::size_t keep_body_;
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::vector<Recorded> requests_;
+  std::atomic<std::size_t> connections_{0};
+};
+
+}  // namespace fe::test
