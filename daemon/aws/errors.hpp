@@ -75,6 +75,9 @@ AwsError parse_s3_error(const ErrorResponse& r);
 AwsError parse_json_error(const ErrorResponse& r);
 // "ns#Name:http://..." -> "Name"
 std::string normalize_error_type(std::string_view type);
+// True when a body is an S3 <Error> document. S3 can answer 200 OK to
+// CompleteMultipartUpload/CopyObject and still fail in the body; the caller checks this then.
+bool looks_like_s3_error(std::string_view body);
 
 AwsError transport_error(TransportFailure kind, std::string message);
 
