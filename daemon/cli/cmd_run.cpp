@@ -1,9 +1,67 @@
+// fhir-edge run: the daemon. Loads the config (refusing to start on any error, exit 2), then hands
+// over to service::Service, which owns signals, sd_notify and the components.
 #include <cstdio>
+#include <string>
+#include <string_view>
 
 #include "cli/commands.hpp"
+#include "config/config.hpp"
+#include "service/log.hpp"
+#include "service/service.hpp"
 
-// Placeholder until its stage lands.
-int fe::cli::cmd_run(Args) {
-  std::fputs("fhir-edge: 'run' is not implemented yet\n", stderr);
-  return kExitUsage;
+namespace {
+constexpr const char* kUsage =
+    "Usage: fhir-edge run [--config FILE] [--log-level LEVEL]\n"
+    "\n"
+    "Runs the daemon in the foreground (systemd Type=notify: READY, STATUS, WATCHDOG, RELOADING,\n"
+    "STOPPING). SIGHUP reloads the configuration (an invalid one is refused and the running one\n"
+    "kept); SIGTERM or SIGINT stops gracefully and exits 0.\n"
+    "\n"
+    "  -c, --config FILE     default /etc/fhir-edge/fhir-edge.yaml\n"
+    "  -l, --log-level LEVEL error | warning | notice | info | debug (overrides log.level)\n";
+}  // namespace
+
+int fe::cli::cmd_run(Args args) {
+  fe::service::Options opt;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string_view a = args[i];
+    auto value = [&](std::string_view name) -> const char* {
+      if (a == name && i + 1 < args.size()) return args[++i];
+      if (a.size() > name.size() + 1 && a.starts_with(name) && a[name.size()] == '=')
+        return args[i] + name.size() + 1;
+      return nullptr;
+    };
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return kExitOk;
+    }
+    if (const char* v = value("--config"); v || (v = value("-c"))) {
+      opt.config_path = v;
+    } else if (const char* l = value("--log-level"); l || (l = value("-l"))) {
+      fe::log::Level level;
+      if (!fe::log::parse_level(l, level)) {
+        std::fprintf(stderr,
+                     "fhir-edge run: --log-level must be error, warning, notice, info or debug, "
+                     "got '%s'\n",
+                     l);
+        return kExitUsage;
+      }
+      opt.log_level = level;
+    } else {
+      std::fprintf(stderr, "fhir-edge run: unexpected argument '%s'\n\n%s", args[i], kUsage);
+      return kExitUsage;
+    }
+  }
+  if (opt.log_level) fe::log::set_level(*opt.log_level);
+
+  auto loaded = fe::config::load_config(opt.config_path);
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.errors) fe::log::error(fe::config::format(e));
+    fe::log::error("not starting: " + std::to_string(loaded.errors.size()) +
+                   " configuration error(s) in " + opt.config_path.string());
+    return kExitUsage;
+  }
+  fe::service::Service service(opt, std::move(*loaded.config));
+  // The pipeline registers its components here once it exists (service.add(...)).
+  return service.run();
 }

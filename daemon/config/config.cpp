@@ -17,6 +17,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "config/units.hpp"
 
@@ -955,6 +956,10 @@ LoadResult load(std::string_view yaml, const std::string& name, const fs::path& 
     return r;
   }
   Config cfg = read(c, root);
+  // Report in file order (checks across pipelines run last but point into the middle).
+  std::stable_sort(c.errors.begin(), c.errors.end(), [](const Error& a, const Error& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
   if (c.errors.empty()) {
     cfg.source = source;
     r.config = std::move(cfg);

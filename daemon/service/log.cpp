@@ -1,13 +1,29 @@
-// Minimal plain-stderr implementation; the journald path is added by the service stage.
+// Logging: structured entries to journald when stderr is the journal, plain lines otherwise.
+//
+// Why check JOURNAL_STREAM rather than "are we under systemd": a service whose stderr is
+// redirected to a file or a pipe (StandardError=file:..., or a user running it by hand) must keep
+// readable lines there; journald's native protocol is used only when stderr really goes to it
+// (systemd.exec(5), "$JOURNAL_STREAM"), and then fields such as EXPORT_ID become searchable with
+// `journalctl EXPORT_ID=...`.
+#define SD_JOURNAL_SUPPRESS_LOCATION  // CODE_FILE=log.cpp would be noise on every entry
 #include "service/log.hpp"
+
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace fe::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
+// -1: not decided yet, 0: plain stderr, 1: journald native protocol.
+std::atomic<int> g_journal{-1};
 
 const char* name(Level l) {
   switch (l) {
@@ -24,6 +40,83 @@ const char* name(Level l) {
   }
   return "info";
 }
+
+bool detect_journal() {
+  const char* js = std::getenv("JOURNAL_STREAM");
+  if (!js || !*js) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+bool use_journal() {
+  int j = g_journal.load(std::memory_order_relaxed);
+  if (j < 0) {
+    j = detect_journal() ? 1 : 0;
+    g_journal.store(j);
+  }
+  return j == 1;
+}
+
+// journald field names: [A-Z0-9_], not starting with '_' (those are trusted fields) or a digit.
+std::string field_name(std::string_view key) {
+  std::string out;
+  for (char c : key) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    out += ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) ? c : '_';
+  }
+  while (!out.empty() && (out[0] == '_' || (out[0] >= '0' && out[0] <= '9'))) out.erase(0, 1);
+  if (out.empty()) out = "FIELD";
+  return out.substr(0, 64);
+}
+
+bool needs_quotes(const std::string& v) {
+  if (v.empty()) return true;
+  for (unsigned char c : v)
+    if (c <= ' ' || c == '"' || c == '\\' || c == '=' || c == 0x7f) return true;
+  return false;
+}
+
+// Plain-line values are quoted (C-style escapes) when they would otherwise break the line apart.
+std::string quoted(const std::string& v) {
+  std::string out = "\"";
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < ' ' || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+void send_journal(Level l, std::string_view message, std::initializer_list<Field> fields) {
+  std::vector<std::string> parts;
+  parts.reserve(3 + fields.size());
+  parts.push_back("MESSAGE=" + std::string(message));
+  parts.push_back("PRIORITY=" + std::to_string(static_cast<int>(l)));
+  parts.push_back("SYSLOG_IDENTIFIER=fhir-edge");
+  for (const auto& f : fields) parts.push_back(field_name(f.key) + "=" + f.value);
+  std::vector<iovec> iov(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i) iov[i] = {parts[i].data(), parts[i].size()};
+  // Same wire format as sd_journal_send(); the iovec form takes a field count known at run time.
+  if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) < 0) {
+    // journald refused (e.g. socket gone during shutdown): do not lose the line.
+    std::string line = std::string(name(l)) + ": " + std::string(message) + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  }
+}
+
 }  // namespace
 
 void set_level(Level l) {
@@ -43,10 +136,23 @@ bool parse_level(std::string_view t, Level& out) {
   return false;
 }
 
+void redetect_sink() {
+  g_journal.store(-1);
+}
+
+bool journal_active() {
+  return use_journal();
+}
+
 void write(Level l, std::string_view message, std::initializer_list<Field> fields) {
   if (static_cast<int>(l) > g_level.load()) return;
+  if (use_journal()) {
+    send_journal(l, message, fields);
+    return;
+  }
   std::string line = std::string(name(l)) + ": " + std::string(message);
-  for (const auto& f : fields) line += " " + std::string(f.key) + "=" + f.value;
+  for (const auto& f : fields)
+    line += " " + std::string(f.key) + "=" + (needs_quotes(f.value) ? quoted(f.value) : f.value);
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

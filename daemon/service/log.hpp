@@ -4,7 +4,8 @@
 // When stderr is connected to journald (JOURNAL_STREAM names stderr's device:inode) entries go out
 // with sd_journal_send as structured fields (MESSAGE, PRIORITY, plus the given fields such as
 // EXPORT_ID, FHIR_FILE, S3_KEY, JOB_ID); otherwise as one plain line on stderr:
-//   "<level>: <message> [KEY=value ...]".
+//   "<level>: <message> [KEY=value ...]" (a value with spaces, quotes or control characters is
+//   written as a C-style quoted string).
 // Never pass a secret (key, token, credential-process output) in a message or a field.
 #include <initializer_list>
 #include <string>
@@ -24,6 +25,11 @@ void set_level(Level level);  // entries above this priority are dropped
 Level level();
 bool parse_level(std::string_view text,
                  Level& out);  // "error" | "warning" | "notice" | "info" | "debug"
+
+// The sink (journald or stderr) is decided on the first entry. Call redetect_sink() after
+// changing stderr or JOURNAL_STREAM (tests, a daemon that re-opens stderr).
+void redetect_sink();
+bool journal_active();  // true when entries go to journald's native protocol
 
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
 
