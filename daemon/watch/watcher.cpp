@@ -1,0 +1,508 @@
+#include "watch/watcher.hpp"
+
+#include <fnmatch.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+
+#include "service/log.hpp"
+#include "watch/manifest.hpp"
+
+namespace fe::watch {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr uint32_t kDirMask = IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                              IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR |
+                              IN_EXCL_UNLINK;
+
+// What lstat says an entry is, without following symlinks.
+enum class Kind { missing, regular, directory, symlink, fifo, socket, device, other };
+
+Kind kind_of(const fs::path& p) {
+  struct stat st {};
+  if (::lstat(p.c_str(), &st) != 0) return Kind::missing;
+  if (S_ISREG(st.st_mode)) return Kind::regular;
+  if (S_ISDIR(st.st_mode)) return Kind::directory;
+  if (S_ISLNK(st.st_mode)) return Kind::symlink;
+  if (S_ISFIFO(st.st_mode)) return Kind::fifo;
+  if (S_ISSOCK(st.st_mode)) return Kind::socket;
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return Kind::device;
+  return Kind::other;
+}
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::symlink:
+      return "symlink (never followed)";
+    case Kind::fifo:
+      return "FIFO";
+    case Kind::socket:
+      return "socket";
+    case Kind::device:
+      return "device";
+    default:
+      return "not a regular file";
+  }
+}
+
+std::string stem_of(const std::string& file) {
+  auto dot = file.rfind('.');
+  return dot == std::string::npos || dot == 0 ? file : file.substr(0, dot);
+}
+
+}  // namespace
+
+struct Watcher::Tracked {
+  std::string key;  // entry name in the root
+  bool single_file = false;
+  fs::path path;
+  int wd = -1;
+  std::set<std::string> open_for_write;
+  std::map<std::string, FileIdentity> snapshot;  // everything seen at the last check
+  Clock::time_point last_change = Clock::now();
+  std::optional<std::vector<TakenFile>> reported;
+  std::string manifest_error;  // reported once per distinct message
+  std::unique_ptr<boost::asio::steady_timer> settle_timer;
+};
+
+Watcher::Watcher(boost::asio::io_context& io, WatchOptions options, ReadyFn on_ready)
+    : io_(io),
+      opt_(std::move(options)),
+      on_ready_(std::move(on_ready)),
+      buffer_(64 * 1024),
+      rescan_timer_(io),
+      alive_(std::make_shared<bool>(true)) {}
+
+Watcher::~Watcher() {
+  stop();
+}
+
+bool Watcher::is_temporary_name(std::string_view n) {
+  return n.empty() || n.front() == '.' || n.ends_with(".part") || n.ends_with(".tmp") ||
+         n.back() == '~';
+}
+
+bool Watcher::matches(std::string_view name) const {
+  std::string n(name);
+  for (const auto& p : opt_.patterns)
+    if (::fnmatch(p.c_str(), n.c_str(), FNM_PERIOD) == 0) return true;
+  return false;
+}
+
+void Watcher::start() {
+  struct stat st {};
+  if (::stat(opt_.root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw std::runtime_error("watch root " + opt_.root.string() + " is not a directory" +
+                             (errno ? std::string(": ") + std::strerror(errno) : ""));
+  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ < 0)
+    throw std::runtime_error(std::string("inotify_init1: ") + std::strerror(errno));
+  stream_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, inotify_fd_);
+  // The root itself may be a symlink set up by the administrator; what is inside is never followed.
+  root_wd_ = ::inotify_add_watch(inotify_fd_, opt_.root.c_str(), kDirMask);
+  if (root_wd_ < 0)
+    throw std::runtime_error("inotify_add_watch " + opt_.root.string() + ": " +
+                             std::strerror(errno));
+  running_ = true;
+  read_events();
+  scan_root();
+  schedule_rescan();
+}
+
+void Watcher::stop() {
+  if (!running_) return;
+  running_ = false;
+  *alive_ = false;
+  alive_ = std::make_shared<bool>(false);
+  rescan_timer_.cancel();
+  for (auto& [k, t] : exports_)
+    if (t->settle_timer) t->settle_timer->cancel();
+  exports_.clear();
+  wd_to_export_.clear();
+  if (stream_) {
+    boost::system::error_code ec;
+    stream_->close(ec);  // closes the inotify fd, removing every watch
+    stream_.reset();
+  }
+  inotify_fd_ = -1;
+}
+
+void Watcher::rescan() {
+  if (running_) scan_root();
+}
+
+void Watcher::forget(const std::string& name) {
+  for (auto& [k, t] : exports_)
+    if (k == name || (t->single_file && stem_of(k) == name)) t->reported.reset();
+}
+
+void Watcher::read_events() {
+  std::weak_ptr<bool> alive = alive_;
+  stream_->async_read_some(
+      boost::asio::buffer(buffer_), [this, alive](boost::system::error_code ec, size_t n) {
+        auto a = alive.lock();
+        if (!a || !*a) return;
+        if (ec) {
+          if (ec == boost::asio::error::operation_aborted) return;
+          if (ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) {
+            fe::log::error("inotify read failed; rescanning periodically only",
+                           {{"PIPELINE", opt_.pipeline}, {"ERROR", ec.message()}});
+            return;
+          }
+        } else {
+          handle_buffer(buffer_.data(), n);
+        }
+        if (running_ && *a) read_events();
+      });
+}
+
+void Watcher::handle_buffer(const char* data, size_t size) {
+  std::set<std::string> to_evaluate;
+  bool overflow = false;
+  size_t off = 0;
+  while (off + sizeof(inotify_event) <= size) {
+    inotify_event ev;
+    std::memcpy(&ev, data + off, sizeof ev);
+    std::string name;
+    if (ev.len > 0) name = std::string(data + off + sizeof(inotify_event));  // NUL-padded
+    off += sizeof(inotify_event) + ev.len;
+
+    if (ev.mask & IN_Q_OVERFLOW) {
+      overflow = true;
+      continue;
+    }
+    if (ev.wd == root_wd_) {
+      if (ev.mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+        if (ev.mask & IN_IGNORED) root_wd_ = -1;
+        fe::log::error("watch root disappeared; waiting for it to come back",
+                       {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+        continue;
+      }
+      if (name.empty() || is_temporary_name(name)) continue;
+      if (ev.mask & IN_ISDIR) {
+        if (ev.mask & (IN_CREATE | IN_MOVED_TO)) {
+          add_export_dir(name);
+          to_evaluate.insert(name);
+        } else if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) {
+          remove_export(name);
+          to_evaluate.erase(name);
+        }
+        continue;
+      }
+      if (!matches(name)) continue;
+      if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) {
+        remove_export(name);
+        to_evaluate.erase(name);
+        continue;
+      }
+      auto& t = exports_[name];
+      if (!t) {
+        t = std::make_unique<Tracked>();
+        t->key = name;
+        t->single_file = true;
+        t->path = opt_.root / name;
+      }
+      t->last_change = Clock::now();
+      if (ev.mask & (IN_CREATE | IN_MODIFY)) t->open_for_write.insert(name);
+      if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) t->open_for_write.erase(name);
+      to_evaluate.insert(name);
+      continue;
+    }
+    auto w = wd_to_export_.find(ev.wd);
+    if (w == wd_to_export_.end()) continue;
+    std::string key = w->second;
+    auto it = exports_.find(key);
+    if (it == exports_.end()) continue;
+    Tracked& t = *it->second;
+    if (ev.mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+      if (ev.mask & IN_IGNORED) wd_to_export_.erase(ev.wd), t.wd = -1;
+      continue;  // the root's IN_DELETE / IN_MOVED_FROM removes the export
+    }
+    if (ev.mask & IN_ISDIR) continue;  // nested directories are not part of an export
+    t.last_change = Clock::now();
+    if (ev.mask & (IN_CREATE | IN_MODIFY)) t.open_for_write.insert(name);
+    if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM))
+      t.open_for_write.erase(name);
+    to_evaluate.insert(key);
+  }
+  if (overflow) {
+    ++overflows_;
+    fe::log::warning("inotify queue overflowed; rescanning",
+                     {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+    // Open-for-write tracking is unreliable after lost events: start over from the scan.
+    for (auto& [k, t] : exports_) t->open_for_write.clear();
+    scan_root();
+    return;
+  }
+  for (const auto& k : to_evaluate)
+    if (exports_.count(k)) evaluate(k);
+}
+
+void Watcher::add_export_dir(const std::string& name) {
+  auto& t = exports_[name];
+  if (!t) {
+    t = std::make_unique<Tracked>();
+    t->key = name;
+    t->path = opt_.root / name;
+  }
+  if (t->wd >= 0) return;
+  // IN_DONT_FOLLOW: a symlinked "export" directory is refused here, and reported by the scan.
+  int wd = ::inotify_add_watch(inotify_fd_, t->path.c_str(), kDirMask | IN_DONT_FOLLOW);
+  if (wd < 0) {
+    if (errno != ENOENT && errno != ENOTDIR)
+      fe::log::warning("cannot watch export directory", {{"PIPELINE", opt_.pipeline},
+                                                         {"EXPORT_DIR", t->path.string()},
+                                                         {"ERROR", std::strerror(errno)}});
+    return;
+  }
+  t->wd = wd;
+  wd_to_export_[wd] = name;
+}
+
+void Watcher::remove_export(const std::string& name) {
+  auto it = exports_.find(name);
+  if (it == exports_.end()) return;
+  if (it->second->wd >= 0) {
+    ::inotify_rm_watch(inotify_fd_, it->second->wd);
+    wd_to_export_.erase(it->second->wd);
+  }
+  if (it->second->settle_timer) it->second->settle_timer->cancel();
+  exports_.erase(it);
+}
+
+void Watcher::report_skip(const fs::path& p, const std::string& reason) {
+  if (!skipped_reported_.insert(p.string() + "\n" + reason).second) return;
+  fe::log::warning("skipping " + reason, {{"PIPELINE", opt_.pipeline}, {"FHIR_FILE", p.string()}});
+  if (on_skipped_) on_skipped_({p, reason});
+}
+
+void Watcher::pending(const std::string& name, const std::string& why) {
+  fe::log::debug("export not complete yet: " + why,
+                 {{"PIPELINE", opt_.pipeline}, {"EXPORT_ID", name}});
+  if (on_pending_) on_pending_(name, why);
+}
+
+void Watcher::scan_root() {
+  ++rescans_;
+  if (root_wd_ < 0 && inotify_fd_ >= 0) {
+    root_wd_ = ::inotify_add_watch(inotify_fd_, opt_.root.c_str(), kDirMask);
+    if (root_wd_ < 0) return;  // still gone; the next rescan tries again
+    fe::log::notice("watch root is back",
+                    {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+  }
+  std::set<std::string> present;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(opt_.root, ec)) {
+    std::string name = e.path().filename().string();
+    if (is_temporary_name(name)) continue;
+    Kind k = kind_of(e.path());
+    if (k == Kind::directory) {
+      present.insert(name);
+      add_export_dir(name);
+    } else if (k == Kind::regular) {
+      if (!matches(name)) continue;
+      present.insert(name);
+      auto& t = exports_[name];
+      if (!t) {
+        t = std::make_unique<Tracked>();
+        t->key = name;
+        t->single_file = true;
+        t->path = e.path();
+      }
+    } else if (k != Kind::missing) {
+      report_skip(e.path(), kind_name(k));
+    }
+  }
+  if (ec)
+    fe::log::warning(
+        "cannot list watch root",
+        {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}, {"ERROR", ec.message()}});
+  std::vector<std::string> gone;
+  for (const auto& [k, t] : exports_)
+    if (!present.count(k)) gone.push_back(k);
+  for (const auto& k : gone) remove_export(k);
+  for (const auto& k : present)
+    if (exports_.count(k)) evaluate(k);
+}
+
+void Watcher::schedule_rescan() {
+  if (opt_.rescan_interval.count() <= 0) return;
+  rescan_timer_.expires_after(opt_.rescan_interval);
+  std::weak_ptr<bool> alive = alive_;
+  rescan_timer_.async_wait([this, alive](boost::system::error_code ec) {
+    auto a = alive.lock();
+    if (ec || !a || !*a) return;
+    scan_root();
+    schedule_rescan();
+  });
+}
+
+void Watcher::schedule_settle(const std::string& name, Clock::time_point at) {
+  auto& t = *exports_.at(name);
+  if (!t.settle_timer) t.settle_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  t.settle_timer->expires_at(at);
+  std::weak_ptr<bool> alive = alive_;
+  t.settle_timer->async_wait([this, alive, name](boost::system::error_code ec) {
+    auto a = alive.lock();
+    if (ec || !a || !*a) return;
+    if (exports_.count(name)) evaluate(name);
+  });
+}
+
+void Watcher::evaluate(const std::string& key) {
+  auto it = exports_.find(key);
+  if (it == exports_.end()) return;
+  Tracked& t = *it->second;
+  const auto now = Clock::now();
+  const auto& rules = opt_.rules;
+
+  ReadyExport ready;
+  ready.path = t.path;
+  ready.single_file = t.single_file;
+  std::map<std::string, FileIdentity> seen;  // every entry whose change restarts the settle clock
+  std::map<std::string, FileIdentity> data;  // candidate data files
+
+  if (t.single_file) {
+    Kind k = kind_of(t.path);
+    if (k != Kind::regular) {
+      if (k != Kind::missing) report_skip(t.path, kind_name(k));
+      remove_export(key);
+      return;
+    }
+    auto id = identity_of(t.path);
+    if (!id) return;
+    seen[key] = *id;
+    data[key] = *id;
+    ready.name = stem_of(key);
+    ready.rule = "file";
+  } else {
+    ready.name = key;
+    Kind k = kind_of(t.path);
+    if (k != Kind::directory) {
+      if (k != Kind::missing) report_skip(t.path, kind_name(k));
+      remove_export(key);
+      return;
+    }
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(t.path, ec)) {
+      std::string name = e.path().filename().string();
+      bool metadata = name == rules.manifest_name || name == rules.client_log_name ||
+                      (!rules.marker.empty() && name == rules.marker);
+      Kind ek = kind_of(e.path());
+      if (ek == Kind::directory) continue;
+      if (!metadata && is_temporary_name(name)) continue;
+      if (ek != Kind::regular) {
+        if (ek != Kind::missing) report_skip(e.path(), kind_name(ek));
+        continue;
+      }
+      auto id = identity_of(e.path());
+      if (!id) continue;
+      seen[name] = *id;
+      if (!metadata && matches(name)) data[name] = *id;
+    }
+  }
+
+  if (seen != t.snapshot) {
+    t.snapshot = seen;
+    t.last_change = now;
+  }
+  if (!t.open_for_write.empty()) {
+    // Only names that still exist count; a writer that deleted its file is gone.
+    std::string open;
+    for (auto n = t.open_for_write.begin(); n != t.open_for_write.end();) {
+      if (!t.single_file && kind_of(t.path / *n) == Kind::missing) {
+        n = t.open_for_write.erase(n);
+        continue;
+      }
+      if (open.empty()) open = *n;
+      ++n;
+    }
+    if (!open.empty()) return pending(ready.name, "file open for writing: " + open);
+  }
+
+  bool complete = false;
+  std::string waiting_for = "waiting for a completion rule (manifest, marker or client log)";
+  if (t.single_file) {
+    complete = true;
+  } else {
+    if (rules.bulk_manifest && seen.count(rules.manifest_name)) {
+      auto m = parse_bulk_manifest(t.path / rules.manifest_name);
+      if (!m.manifest) {
+        if (m.error != t.manifest_error) {
+          t.manifest_error = m.error;
+          fe::log::warning("malformed bulk-data manifest: " + m.error,
+                           {{"PIPELINE", opt_.pipeline}, {"EXPORT_ID", ready.name}});
+        }
+      } else {
+        t.manifest_error.clear();
+        std::string missing;
+        std::map<std::string, FileIdentity> named;
+        for (const auto& f : m.manifest->files) {
+          auto s = seen.find(f);
+          if (s == seen.end()) {
+            if (missing.empty()) missing = f;
+          } else {
+            named[f] = s->second;
+          }
+        }
+        if (missing.empty()) {
+          complete = true;
+          ready.rule = "bulk_manifest";
+          data = std::move(named);
+        } else {
+          // Another rule may still hold; keep looking.
+          waiting_for = "manifest names " + missing + ", which is not there yet";
+        }
+      }
+    }
+    if (!complete && !rules.marker.empty() && seen.count(rules.marker)) {
+      complete = true;
+      ready.rule = "marker";
+    }
+    if (!complete && rules.client_log && seen.count(rules.client_log_name) &&
+        client_log_complete(t.path / rules.client_log_name)) {
+      complete = true;
+      ready.rule = "client_log";
+    }
+    if (!complete && rules.settle.count() == 0) return pending(ready.name, waiting_for);
+  }
+  if (rules.settle.count() > 0 && (!complete || t.single_file)) {
+    auto due = t.last_change + rules.settle;
+    if (now < due) {
+      schedule_settle(key, due);
+      return pending(ready.name, "settling");
+    }
+    if (!complete) ready.rule = "settle";
+    complete = true;
+  }
+  if (data.empty()) return pending(ready.name, "no data files");
+
+  for (const auto& [name, id] : data)
+    ready.files.push_back({name, t.single_file ? t.path : t.path / name, id});
+  if (!t.single_file) {
+    for (const auto& meta : {rules.manifest_name, rules.client_log_name})
+      if (seen.count(meta)) ready.metadata.push_back(t.path / meta);
+  }
+  auto same = [](const std::vector<TakenFile>& a, const std::vector<TakenFile>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (a[i].name != b[i].name || !(a[i].identity == b[i].identity)) return false;
+    return true;
+  };
+  if (t.reported && same(*t.reported, ready.files)) return;
+  t.reported = ready.files;
+  fe::log::info(
+      "export ready (" + ready.rule + ", " + std::to_string(ready.files.size()) + " files)",
+      {{"PIPELINE", opt_.pipeline}, {"EXPORT_ID", ready.name}});
+  if (on_ready_) on_ready_(ready);
+}
+
+}  // namespace fe::watch

@@ -1,0 +1,154 @@
+#pragma once
+// The watcher: finds complete exports under one pipeline's root directory and hands them over.
+//
+// Runs entirely on the caller's io_context (the daemon's control thread): inotify is read through
+// a boost::asio::posix::stream_descriptor, settle checks and periodic rescans are steady_timers.
+// No other threads, no blocking besides directory listings and small metadata reads.
+//
+// Units (DESIGN "Units of work"): an export is a subdirectory of the root (its regular files at
+// the top level), or a single file dropped directly into the root (an export of its own, named
+// after the file without its last extension). Nested subdirectories of an export are ignored.
+//
+// Files: regular files matching one of `patterns` (fnmatch) only. Never followed: symlinks
+// (lstat; watches use IN_DONT_FOLLOW). Ignored silently: temporary names (".*", "*.part",
+// "*.tmp", "*~"). FIFOs, sockets, devices and symlinks are reported once (log warning and
+// on_skipped) and skipped. The client log (`log.ndjson`) and the manifest (`manifest.json`) are
+// metadata: never in the file list even when they match a pattern.
+//
+// Completion (any enabled rule), checked whenever something changes in the export, at every
+// rescan, and when a settle timer fires:
+//  - bulk_manifest: `manifest.json` parses as a FHIR Bulk Data manifest and every file it names
+//    (last segment of each output[].url) is present as a regular file; the export's files are
+//    then exactly the named ones.
+//  - marker: the marker file (default ".done") exists.
+//  - client_log: `log.ndjson`'s last event is "export_complete".
+//  - settle (settle > 0): no change (inotify event, or a file's size/mtime/inode) for `settle`.
+// In every case no file of the export may be open for writing. Unprivileged processes cannot see
+// other processes' open files, so "open for writing" is tracked from inotify: a file with
+// IN_CREATE or IN_MODIFY and no IN_CLOSE_WRITE since is open. A file that already existed when
+// the daemon started (or after an overflow) is not known to be open; with settle > 0 it must also
+// stay unchanged for `settle` before it is taken; without, it is taken as it is (a writer that
+// runs while the daemon is down should write to a temporary name and rename, as bulk-data clients
+// do, or use a completion rule).
+// A single root file is complete when it is not open for writing (closed after writing, moved in,
+// or found at a scan), and, with settle > 0, unchanged for `settle`.
+//
+// Rescans: a full rescan at start(), after IN_Q_OVERFLOW and every `rescan_interval`, so nothing
+// is missed while the daemon was down or the queue overflowed.
+//
+// Output: on_ready(ReadyExport) once per distinct content: the same export is reported again
+// only when its file identities differ from those last reported (a changed export is re-taken;
+// the pipeline decides with the journal's content digest whether it is new).
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "watch/identity.hpp"
+
+namespace fe::watch {
+
+struct CompletionRules {
+  std::string marker = ".done";  // "" disables
+  bool bulk_manifest = true;
+  std::string manifest_name = "manifest.json";
+  bool client_log = true;
+  std::string client_log_name = "log.ndjson";
+  std::chrono::seconds settle{0};  // 0 disables the settle rule
+};
+
+struct WatchOptions {
+  std::string pipeline;  // for log fields
+  std::filesystem::path root;
+  std::vector<std::string> patterns{"*.ndjson"};
+  CompletionRules rules;
+  std::chrono::seconds rescan_interval{60};
+};
+
+struct ReadyExport {
+  std::string name;            // directory name, or file stem for a single root file
+  std::filesystem::path path;  // the export directory, or the single file
+  bool single_file = false;
+  std::string rule;              // "bulk_manifest" | "marker" | "client_log" | "settle" | "file"
+  std::vector<TakenFile> files;  // sorted by name
+  std::vector<std::filesystem::path> metadata;  // manifest / client log present, kept as metadata
+};
+
+struct Skipped {
+  std::filesystem::path path;
+  std::string reason;  // "symlink", "fifo", "socket", "device", "not a regular file"
+};
+
+class Watcher {
+ public:
+  using ReadyFn = std::function<void(const ReadyExport&)>;
+
+  Watcher(boost::asio::io_context& io, WatchOptions options, ReadyFn on_ready);
+  ~Watcher();
+  Watcher(const Watcher&) = delete;
+  Watcher& operator=(const Watcher&) = delete;
+
+  // Sets up inotify and runs the first full rescan (exports already complete are reported from
+  // inside start(), through on_ready). Throws std::runtime_error when the root is unusable.
+  void start();
+  void stop();
+  void rescan();  // full rescan now
+
+  // Optional observers (tests, metrics, status).
+  void on_skipped(std::function<void(const Skipped&)> f) { on_skipped_ = std::move(f); }
+  // An export was checked and is not complete yet; `why` says what is missing.
+  void on_pending(std::function<void(const std::string& name, const std::string& why)> f) {
+    on_pending_ = std::move(f);
+  }
+  // Forget what was reported for an export (e.g. after its sources were deleted or moved).
+  void forget(const std::string& name);
+
+  uint64_t overflows() const { return overflows_; }
+  uint64_t rescans() const { return rescans_; }
+  const WatchOptions& options() const { return opt_; }
+
+  // Name rules, exposed for tests and for the CLI: temporary names and pattern matching.
+  static bool is_temporary_name(std::string_view name);
+  bool matches(std::string_view name) const;
+
+ private:
+  struct Tracked;  // per export state
+  void read_events();
+  void handle_buffer(const char* data, size_t size);
+  void add_export_dir(const std::string& name);
+  void remove_export(const std::string& name);
+  void scan_root();
+  void evaluate(const std::string& name);
+  void schedule_settle(const std::string& name, std::chrono::steady_clock::time_point at);
+  void schedule_rescan();
+  void report_skip(const std::filesystem::path& p, const std::string& reason);
+  void pending(const std::string& name, const std::string& why);
+
+  boost::asio::io_context& io_;
+  WatchOptions opt_;
+  ReadyFn on_ready_;
+  std::function<void(const Skipped&)> on_skipped_;
+  std::function<void(const std::string&, const std::string&)> on_pending_;
+  int inotify_fd_ = -1;
+  int root_wd_ = -1;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> stream_;
+  std::vector<char> buffer_;
+  boost::asio::steady_timer rescan_timer_;
+  std::map<std::string, std::unique_ptr<Tracked>> exports_;  // by export name (dir or file name)
+  std::map<int, std::string> wd_to_export_;
+  std::set<std::string> skipped_reported_;
+  uint64_t overflows_ = 0;
+  uint64_t rescans_ = 0;
+  bool running_ = false;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace fe::watch
