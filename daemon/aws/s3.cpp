@@ -1,0 +1,500 @@
+#include "aws/s3.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <memory>
+
+#include "aws/crc32c.hpp"
+#include "aws/xml.hpp"
+
+namespace fe::aws {
+
+namespace {
+
+constexpr std::string_view kS3Ns = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t extra;
+    if (c < 0x80)
+      extra = 0;
+    else if (c >= 0xC2 && c <= 0xDF)
+      extra = 1;
+    else if ((c & 0xF0) == 0xE0)
+      extra = 2;
+    else if (c >= 0xF0 && c <= 0xF4)
+      extra = 3;
+    else
+      return false;
+    if (s.size() - i <= extra) return false;  // truncated sequence
+    for (std::size_t k = 1; k <= extra; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::uint64_t to_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+int to_int(std::string_view s) {
+  int v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+std::string hv(const HttpResponse& r, std::string_view name) {
+  return std::string(r.header(name).value_or(std::string_view{}));
+}
+
+// A body that should be XML but is not: treat like a server fault (retryable), as the SDKs do.
+AwsError bad_xml(const HttpResponse& r, std::string_view what, std::string_view why) {
+  AwsError e;
+  e.http_status = static_cast<int>(r.status);
+  e.code = "InternalError";
+  e.message = "unparsable " + std::string(what) + " response: " + std::string(why);
+  e.request_id = hv(r, "x-amz-request-id");
+  e.category = ErrorCategory::retryable;
+  return e;
+}
+
+template <class T>
+S3Result<T> from_call(const CallResult& cr) {
+  S3Result<T> r;
+  r.error = cr.error;
+  r.context = cr.description;
+  r.attempts = cr.attempts;
+  return r;
+}
+
+template <class T>
+S3Result<T> invalid(std::string context, std::string message) {
+  S3Result<T> r;
+  AwsError e;
+  e.code = "InvalidArgument";
+  e.message = std::move(message);
+  e.category = ErrorCategory::validation;
+  r.error = std::move(e);
+  r.context = std::move(context);
+  return r;
+}
+
+std::string q(std::string_view v) {
+  return uri_encode(v, true);
+}
+
+}  // namespace
+
+std::string validate_key(std::string_view key) {
+  if (key.empty()) return "empty object key";
+  if (key.size() > 1024) return "object key longer than 1024 bytes";
+  for (unsigned char c : key)
+    if (c < 0x20 || c == 0x7f) return "object key contains a control character";
+  if (!valid_utf8(key)) return "object key is not valid UTF-8";
+  if (key.front() == '/') return "object key starts with '/'";
+  std::size_t start = 0;
+  for (;;) {
+    auto end = key.find('/', start);
+    auto seg =
+        key.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (seg == "." || seg == "..") return "object key has a '.' or '..' segment";
+    if (seg.empty() && end != std::string_view::npos) return "object key has an empty segment";
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return {};
+}
+
+std::string validate_bucket(std::string_view b) {
+  if (b.size() < 3 || b.size() > 63) return "bucket name must be 3-63 characters";
+  for (char c : b)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-'))
+      return "bucket name may only contain a-z, 0-9, '.', '-'";
+  if (b.front() == '.' || b.front() == '-' || b.back() == '.' || b.back() == '-')
+    return "bucket name must start and end with a letter or digit";
+  if (b.find("..") != std::string_view::npos) return "bucket name contains '..'";
+  if (std::all_of(b.begin(), b.end(), [](char c) { return c == '.' || (c >= '0' && c <= '9'); }))
+    return "bucket name must not look like an IP address";
+  return {};
+}
+
+std::string composite_crc32c(const std::vector<std::uint32_t>& part_crcs) {
+  std::string bytes;
+  for (auto c : part_crcs) {
+    bytes += static_cast<char>((c >> 24) & 0xff);
+    bytes += static_cast<char>((c >> 16) & 0xff);
+    bytes += static_cast<char>((c >> 8) & 0xff);
+    bytes += static_cast<char>(c & 0xff);
+  }
+  return crc32c_base64(crc32c(bytes)) + "-" + std::to_string(part_crcs.size());
+}
+
+S3Client::S3Client(AwsCaller& caller) : caller_(caller) {}
+
+std::optional<S3Client::Target> S3Client::target(std::string_view bucket,
+                                                 std::string_view key) const {
+  const auto& cfg = caller_.config();
+  Target t;
+  std::string enc_key = key.empty() ? "" : "/" + uri_encode(key, false);
+  if (cfg.s3_endpoint) {
+    auto ep = parse_endpoint(*cfg.s3_endpoint);
+    if (!ep) return std::nullopt;
+    t.base_url = ep->base();
+    t.host = ep->authority();
+    t.path = "/" + std::string(bucket) + enc_key;
+    return t;
+  }
+  const std::string regional = "s3." + cfg.region + ".amazonaws.com";
+  if (cfg.s3_path_style || bucket.find('.') != std::string_view::npos) {
+    t.host = regional;
+    t.path = "/" + std::string(bucket) + enc_key;
+  } else {
+    t.host = std::string(bucket) + "." + regional;
+    t.path = enc_key.empty() ? "/" : enc_key;
+  }
+  t.base_url = "https://" + t.host;
+  return t;
+}
+
+AwsCall S3Client::make_call(std::string op, const Target& t, std::string bucket, std::string key) {
+  AwsCall c;
+  c.description = "S3 " + op + " " + bucket + (key.empty() ? "" : "/" + key);
+  c.service = "s3";
+  c.s3_rules = true;
+  c.base_url = t.base_url;
+  c.host = t.host;
+  c.path = t.path;
+  return c;
+}
+
+// Validates bucket (and key when `needs_key`) and resolves the target, or reports why not.
+#define FE_S3_TARGET(T, opname, bucket, key, needs_key)                                     \
+  std::string ctx_ = std::string("S3 ") + opname + " " + bucket + "/" + key;                \
+  if (auto why = validate_bucket(bucket); !why.empty()) return done(invalid<T>(ctx_, why)); \
+  if (needs_key) {                                                                          \
+    if (auto why = validate_key(key); !why.empty()) return done(invalid<T>(ctx_, why));     \
+  }                                                                                         \
+  auto tgt_ = target(bucket, key);                                                          \
+  if (!tgt_) return done(invalid<T>(ctx_, "invalid S3 endpoint URL"));
+
+void S3Client::put_object(PutObjectRequest req, Done<PutObjectResult> done) {
+  FE_S3_TARGET(PutObjectResult, "PutObject", req.bucket, req.key, true)
+  AwsCall c = make_call("PutObject", *tgt_, req.bucket, req.key);
+  c.method = "PUT";
+  c.headers = {{"content-type", req.content_type},
+               {"x-amz-checksum-crc32c", crc32c_base64(req.crc32c)},
+               {"x-amz-sdk-checksum-algorithm", "CRC32C"}};
+  if (!req.sse.kms_key_id.empty()) {
+    c.headers.push_back({"x-amz-server-side-encryption", "aws:kms"});
+    c.headers.push_back({"x-amz-server-side-encryption-aws-kms-key-id", req.sse.kms_key_id});
+  }
+  if (req.if_none_match) c.headers.push_back({"if-none-match", "*"});
+  c.payload_sha256 = req.payload_sha256;
+  c.unsigned_payload_ok = c.base_url.starts_with("https://") &&
+                          req.body.size > caller_.config().signed_payload_max_bytes;
+  c.source = std::move(req.body);
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<PutObjectResult>(cr);
+    if (cr.ok())
+      r.value = PutObjectResult{hv(cr.response, "etag"), hv(cr.response, "x-amz-checksum-crc32c"),
+                                hv(cr.response, "x-amz-version-id")};
+    done(std::move(r));
+  });
+}
+
+void S3Client::create_multipart_upload(CreateMultipartRequest req,
+                                       Done<CreateMultipartResult> done) {
+  FE_S3_TARGET(CreateMultipartResult, "CreateMultipartUpload", req.bucket, req.key, true)
+  AwsCall c = make_call("CreateMultipartUpload", *tgt_, req.bucket, req.key);
+  c.method = "POST";
+  c.query = "uploads";
+  c.headers = {{"content-type", req.content_type}, {"x-amz-checksum-algorithm", "CRC32C"}};
+  if (!req.sse.kms_key_id.empty()) {
+    c.headers.push_back({"x-amz-server-side-encryption", "aws:kms"});
+    c.headers.push_back({"x-amz-server-side-encryption-aws-kms-key-id", req.sse.kms_key_id});
+  }
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<CreateMultipartResult>(cr);
+    if (cr.ok()) {
+      auto doc = xml::parse(cr.response.body);
+      std::string id = doc.root ? doc.root->child_text("UploadId") : "";
+      if (id.empty())
+        r.error =
+            bad_xml(cr.response, "CreateMultipartUpload", doc.root ? "no UploadId" : doc.error);
+      else
+        r.value = CreateMultipartResult{id};
+    }
+    done(std::move(r));
+  });
+}
+
+void S3Client::upload_part(UploadPartRequest req, Done<UploadPartResult> done) {
+  FE_S3_TARGET(UploadPartResult, "UploadPart", req.bucket, req.key, true)
+  if (req.part_number < 1 || req.part_number > 10000)
+    return done(invalid<UploadPartResult>(ctx_, "part number must be 1..10000"));
+  if (req.upload_id.empty()) return done(invalid<UploadPartResult>(ctx_, "empty upload id"));
+  AwsCall c = make_call("UploadPart", *tgt_, req.bucket, req.key);
+  c.description += " #" + std::to_string(req.part_number);
+  c.method = "PUT";
+  c.query = "partNumber=" + std::to_string(req.part_number) + "&uploadId=" + q(req.upload_id);
+  c.headers = {{"x-amz-checksum-crc32c", crc32c_base64(req.crc32c)},
+               {"x-amz-sdk-checksum-algorithm", "CRC32C"}};
+  c.payload_sha256 = req.payload_sha256;
+  c.unsigned_payload_ok = c.base_url.starts_with("https://") &&
+                          req.body.size > caller_.config().signed_payload_max_bytes;
+  c.source = std::move(req.body);
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<UploadPartResult>(cr);
+    if (cr.ok())
+      r.value = UploadPartResult{hv(cr.response, "etag"), hv(cr.response, "x-amz-checksum-crc32c")};
+    done(std::move(r));
+  });
+}
+
+void S3Client::complete_multipart_upload(CompleteMultipartRequest req,
+                                         Done<CompleteMultipartResult> done) {
+  FE_S3_TARGET(CompleteMultipartResult, "CompleteMultipartUpload", req.bucket, req.key, true)
+  if (req.parts.empty()) return done(invalid<CompleteMultipartResult>(ctx_, "no parts"));
+  AwsCall c = make_call("CompleteMultipartUpload", *tgt_, req.bucket, req.key);
+  c.method = "POST";
+  c.query = "uploadId=" + q(req.upload_id);
+  std::string body = "<CompleteMultipartUpload xmlns=\"" + std::string(kS3Ns) + "\">";
+  for (auto& p : req.parts) {
+    body += "<Part>";
+    if (!p.checksum_crc32c.empty())
+      body += "<ChecksumCRC32C>" + xml_escape(p.checksum_crc32c) + "</ChecksumCRC32C>";
+    body += "<ETag>" + xml_escape(p.etag) + "</ETag>";
+    body += "<PartNumber>" + std::to_string(p.part_number) + "</PartNumber></Part>";
+  }
+  body += "</CompleteMultipartUpload>";
+  c.body = std::move(body);
+  c.headers = {{"content-type", "application/xml"}};
+  if (req.if_none_match) c.headers.push_back({"if-none-match", "*"});
+  // S3 may answer 200 and then report an error in the body (the request ran long); the SDKs
+  // treat that as the error it names.
+  c.check_success = [](const HttpResponse& resp) -> std::optional<AwsError> {
+    auto doc = xml::parse(resp.body);
+    if (!doc.root) return bad_xml(resp, "CompleteMultipartUpload", doc.error);
+    if (doc.root->name == "Error") {
+      ErrorResponse er;
+      er.http_status = static_cast<int>(resp.status);
+      er.body = resp.body;
+      er.request_id = resp.header("x-amz-request-id").value_or(std::string_view{});
+      er.date = resp.header("date").value_or(std::string_view{});
+      return parse_s3_error(er);
+    }
+    return std::nullopt;
+  };
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<CompleteMultipartResult>(cr);
+    if (cr.ok()) {
+      auto doc = xml::parse(cr.response.body);
+      CompleteMultipartResult v;
+      v.etag = doc.root->child_text("ETag");
+      v.checksum_crc32c = doc.root->child_text("ChecksumCRC32C");
+      if (v.checksum_crc32c.empty()) v.checksum_crc32c = hv(cr.response, "x-amz-checksum-crc32c");
+      v.location = doc.root->child_text("Location");
+      r.value = std::move(v);
+    }
+    done(std::move(r));
+  });
+}
+
+void S3Client::abort_multipart_upload(std::string bucket, std::string key, std::string upload_id,
+                                      Done<Empty> done) {
+  FE_S3_TARGET(Empty, "AbortMultipartUpload", bucket, key, true)
+  AwsCall c = make_call("AbortMultipartUpload", *tgt_, bucket, key);
+  c.method = "DELETE";
+  c.query = "uploadId=" + q(upload_id);
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<Empty>(cr);
+    if (cr.ok()) r.value = Empty{};
+    done(std::move(r));
+  });
+}
+
+void S3Client::list_parts(ListPartsRequest req, Done<ListPartsResult> done) {
+  FE_S3_TARGET(ListPartsResult, "ListParts", req.bucket, req.key, true)
+  AwsCall c = make_call("ListParts", *tgt_, req.bucket, req.key);
+  c.query = "max-parts=" + std::to_string(req.max_parts);
+  if (req.part_number_marker > 0)
+    c.query += "&part-number-marker=" + std::to_string(req.part_number_marker);
+  c.query += "&uploadId=" + q(req.upload_id);
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<ListPartsResult>(cr);
+    if (cr.ok()) {
+      auto doc = xml::parse(cr.response.body);
+      if (!doc.root) {
+        r.error = bad_xml(cr.response, "ListParts", doc.error);
+      } else {
+        ListPartsResult v;
+        v.is_truncated = doc.root->child_text("IsTruncated") == "true";
+        v.next_part_number_marker = to_int(doc.root->child_text("NextPartNumberMarker"));
+        for (auto* p : doc.root->children_named("Part")) {
+          PartInfo pi;
+          pi.part_number = to_int(p->child_text("PartNumber"));
+          pi.etag = p->child_text("ETag");
+          pi.size = to_u64(p->child_text("Size"));
+          pi.checksum_crc32c = p->child_text("ChecksumCRC32C");
+          v.parts.push_back(std::move(pi));
+        }
+        r.value = std::move(v);
+      }
+    }
+    done(std::move(r));
+  });
+}
+
+void S3Client::list_all_parts(std::string bucket, std::string key, std::string upload_id,
+                              Done<std::vector<PartInfo>> done) {
+  struct State {
+    std::vector<PartInfo> parts;
+    ListPartsRequest req;
+    Done<std::vector<PartInfo>> done;
+    std::function<void()> next;
+  };
+  auto st = std::make_shared<State>();
+  st->req = ListPartsRequest{std::move(bucket), std::move(key), std::move(upload_id), 0, 1000};
+  st->done = std::move(done);
+  std::weak_ptr<State> weak = st;
+  st->next = [this, weak] {
+    auto s = weak.lock();
+    if (!s) return;
+    list_parts(s->req, [s](S3Result<ListPartsResult> page) {
+      if (!page.ok()) {
+        S3Result<std::vector<PartInfo>> r;
+        r.error = page.error;
+        r.context = page.context;
+        r.attempts = page.attempts;
+        auto d = std::move(s->done);
+        s->next = nullptr;  // break the cycle
+        d(std::move(r));
+        return;
+      }
+      for (auto& p : page.value->parts) s->parts.push_back(std::move(p));
+      // A truncated page must move the marker forward, or a broken server would loop us forever.
+      if (page.value->is_truncated &&
+          page.value->next_part_number_marker > s->req.part_number_marker) {
+        s->req.part_number_marker = page.value->next_part_number_marker;
+        s->next();
+        return;
+      }
+      S3Result<std::vector<PartInfo>> r;
+      r.value = std::move(s->parts);
+      r.context = page.context;
+      auto d = std::move(s->done);
+      s->next = nullptr;
+      d(std::move(r));
+    });
+  };
+  st->next();
+}
+
+void S3Client::head_object(std::string bucket, std::string key, Done<HeadObjectResult> done) {
+  FE_S3_TARGET(HeadObjectResult, "HeadObject", bucket, key, true)
+  AwsCall c = make_call("HeadObject", *tgt_, bucket, key);
+  c.method = "HEAD";
+  c.headers = {{"x-amz-checksum-mode", "ENABLED"}};
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<HeadObjectResult>(cr);
+    if (cr.ok()) {
+      HeadObjectResult v;
+      v.size = to_u64(hv(cr.response, "content-length"));
+      v.etag = hv(cr.response, "etag");
+      v.checksum_crc32c = hv(cr.response, "x-amz-checksum-crc32c");
+      v.checksum_type = hv(cr.response, "x-amz-checksum-type");
+      v.last_modified = hv(cr.response, "last-modified");
+      v.sse = hv(cr.response, "x-amz-server-side-encryption");
+      v.sse_kms_key_id = hv(cr.response, "x-amz-server-side-encryption-aws-kms-key-id");
+      r.value = std::move(v);
+    }
+    done(std::move(r));
+  });
+}
+
+void S3Client::get_object(GetObjectRequest req, Done<GetObjectResult> done) {
+  FE_S3_TARGET(GetObjectResult, "GetObject", req.bucket, req.key, true)
+  if (!req.sink) return done(invalid<GetObjectResult>(ctx_, "no sink"));
+  AwsCall c = make_call("GetObject", *tgt_, req.bucket, req.key);
+  if (req.range)
+    c.headers = {{"range", "bytes=" + std::to_string(req.range->first) + "-" +
+                               std::to_string(req.range->second)}};
+  auto bytes = std::make_shared<std::uint64_t>(0);
+  c.sink = [bytes, sink = std::move(req.sink)](std::string_view chunk) {
+    *bytes += chunk.size();
+    return sink(chunk);
+  };
+  caller_.call(std::move(c), [done = std::move(done), bytes](CallResult cr) {
+    auto r = from_call<GetObjectResult>(cr);
+    if (cr.ok())
+      r.value = GetObjectResult{*bytes, hv(cr.response, "etag"), hv(cr.response, "content-range")};
+    done(std::move(r));
+  });
+}
+
+void S3Client::list_objects_v2(ListObjectsRequest req, Done<ListObjectsResult> done) {
+  FE_S3_TARGET(ListObjectsResult, "ListObjectsV2", req.bucket, std::string(), false)
+  AwsCall c = make_call("ListObjectsV2", *tgt_, req.bucket, "");
+  std::vector<std::pair<std::string, std::string>> params = {{"list-type", "2"}};
+  if (!req.continuation_token.empty())
+    params.emplace_back("continuation-token", req.continuation_token);
+  if (!req.delimiter.empty()) params.emplace_back("delimiter", req.delimiter);
+  params.emplace_back("max-keys", std::to_string(req.max_keys));
+  if (!req.prefix.empty()) params.emplace_back("prefix", req.prefix);
+  std::sort(params.begin(), params.end());
+  for (auto& [k, v] : params) c.query += (c.query.empty() ? "" : "&") + k + "=" + q(v);
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<ListObjectsResult>(cr);
+    if (cr.ok()) {
+      auto doc = xml::parse(cr.response.body);
+      if (!doc.root) {
+        r.error = bad_xml(cr.response, "ListObjectsV2", doc.error);
+      } else {
+        ListObjectsResult v;
+        v.is_truncated = doc.root->child_text("IsTruncated") == "true";
+        v.next_continuation_token = doc.root->child_text("NextContinuationToken");
+        for (auto* o : doc.root->children_named("Contents"))
+          v.objects.push_back(ObjectInfo{o->child_text("Key"), to_u64(o->child_text("Size")),
+                                         o->child_text("ETag"), o->child_text("LastModified")});
+        for (auto* p : doc.root->children_named("CommonPrefixes"))
+          v.common_prefixes.push_back(p->child_text("Prefix"));
+        r.value = std::move(v);
+      }
+    }
+    done(std::move(r));
+  });
+}
+
+}  // namespace fe::aws

@@ -1,0 +1,224 @@
+#pragma once
+// S3 client for the upload stage: single and multipart uploads with CRC32C checksums, resume
+// (ListParts), settle (HeadObject checksum), reads (GetObject streamed, ListObjectsV2).
+//
+// Contract:
+// - Asynchronous: every call takes a callback run on the HttpEngine's io_context thread, exactly
+//   once, with S3Result<T> (value, or a typed AwsError from aws/errors.hpp: category says whether
+//   the pipeline should retry later, park and alert, or settle).
+// - Each attempt is signed just before it is sent and retried per AWS standard mode (AwsCaller).
+// - Addressing: a configured endpoint (ClientConfig::s3_endpoint) is always path style
+//   (<endpoint>/<bucket>/<key>); AWS is virtual-hosted (https://<bucket>.s3.<region>.amazonaws.com)
+//   unless s3_path_style is set or the bucket name has a dot (TLS wildcard certificates do not
+//   cover dotted bucket names).
+// - Keys are validated (validate_key) and URI-encoded exactly once; '/' is kept.
+// - Checksums: PutObject and UploadPart always send x-amz-checksum-crc32c (+
+//   x-amz-sdk-checksum-algorithm: CRC32C); CreateMultipartUpload sends
+//   x-amz-checksum-algorithm: CRC32C, so the completed object carries the COMPOSITE checksum
+//   "<base64(crc32c(part crcs))>-<N>" (see composite_crc32c) that HeadObject returns.
+// - Payload hash: bodies up to ClientConfig::signed_payload_max_bytes, and every body over plain
+//   http, are SHA-256 hashed and signed; larger streamed bodies over https use UNSIGNED-PAYLOAD
+//   (integrity from CRC32C, which S3 verifies, and TLS). A caller that already has the SHA-256
+//   passes it and no extra read pass is made.
+// - SSE-KMS headers on PutObject/CreateMultipartUpload when a KMS key is given.
+// - Never deletes objects (there is no DeleteObject here on purpose).
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aws/http.hpp"
+#include "aws/http_call.hpp"
+
+namespace fe::aws {
+
+template <class T>
+struct S3Result {
+  std::optional<T> value;
+  std::optional<AwsError> error;
+  std::string context;  // "S3 UploadPart bucket/key #3" for messages
+  int attempts = 0;
+  bool ok() const { return value.has_value() && !error; }
+  std::string describe() const {
+    return error ? context + ": " + error->describe() : context + ": ok";
+  }
+};
+
+struct Empty {};
+
+// Empty string when the key is acceptable, else why not: empty, > 1024 bytes, control
+// characters (incl. DEL), "." or ".." segments, leading '/', empty segments ("a//b"), invalid
+// UTF-8.
+std::string validate_key(std::string_view key);
+// S3 bucket naming rules (3-63, lower-case letters, digits, '.', '-'; no "..", not an IP).
+std::string validate_bucket(std::string_view bucket);
+
+// "<base64 of crc32c over the big-endian part crcs>-<parts>": what S3 reports as the checksum
+// of a multipart object uploaded with per-part CRC32C (COMPOSITE type).
+std::string composite_crc32c(const std::vector<std::uint32_t>& part_crcs);
+
+struct Sse {
+  std::string kms_key_id;  // empty: no SSE-KMS headers (bucket default applies)
+};
+
+struct PutObjectRequest {
+  std::string bucket;
+  std::string key;
+  BodySource body;             // length known; rewindable to be retried
+  std::uint32_t crc32c;        // of the whole body (standard CRC-32C, see aws/crc32c.hpp)
+  std::string payload_sha256;  // optional hex SHA-256 (saves a read pass over http)
+  std::string content_type = "application/octet-stream";
+  Sse sse;
+  bool if_none_match = false;  // "If-None-Match: *": never overwrite (412 when it exists)
+};
+struct PutObjectResult {
+  std::string etag;
+  std::string checksum_crc32c;
+  std::string version_id;
+};
+
+struct CreateMultipartRequest {
+  std::string bucket;
+  std::string key;
+  std::string content_type = "application/octet-stream";
+  Sse sse;
+};
+struct CreateMultipartResult {
+  std::string upload_id;
+};
+
+struct UploadPartRequest {
+  std::string bucket;
+  std::string key;
+  std::string upload_id;
+  int part_number = 1;  // 1..10000
+  BodySource body;
+  std::uint32_t crc32c = 0;
+  std::string payload_sha256;  // optional
+};
+struct UploadPartResult {
+  std::string etag;
+  std::string checksum_crc32c;  // as S3 echoed it (base64)
+};
+
+struct CompletedPart {
+  int part_number = 0;
+  std::string etag;
+  std::string checksum_crc32c;  // base64, as sent / returned for the part
+};
+struct CompleteMultipartRequest {
+  std::string bucket;
+  std::string key;
+  std::string upload_id;
+  std::vector<CompletedPart> parts;  // ascending part numbers
+  // "If-None-Match: *" (S3 conditional writes): a 412 PreconditionFailed (category conflict) means
+  // the key already exists; NoSuchUpload (not_found) means the upload was completed or aborted.
+  // Either way settle with head_object + composite_crc32c, never by uploading blindly again.
+  bool if_none_match = true;
+};
+struct CompleteMultipartResult {
+  std::string etag;
+  std::string checksum_crc32c;  // composite "xxxx==-N" when S3 returns it
+  std::string location;
+};
+
+struct ListPartsRequest {
+  std::string bucket;
+  std::string key;
+  std::string upload_id;
+  int part_number_marker = 0;
+  int max_parts = 1000;
+};
+struct PartInfo {
+  int part_number = 0;
+  std::string etag;
+  std::uint64_t size = 0;
+  std::string checksum_crc32c;
+};
+struct ListPartsResult {
+  std::vector<PartInfo> parts;
+  bool is_truncated = false;
+  int next_part_number_marker = 0;
+};
+
+struct HeadObjectResult {
+  std::uint64_t size = 0;
+  std::string etag;
+  std::string
+      checksum_crc32c;        // with x-amz-checksum-mode: ENABLED; composite "...-N" for multipart
+  std::string checksum_type;  // "COMPOSITE" | "FULL_OBJECT" when S3 says
+  std::string last_modified;
+  std::string sse;  // x-amz-server-side-encryption
+  std::string sse_kms_key_id;
+};
+
+struct GetObjectRequest {
+  std::string bucket;
+  std::string key;
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> range;  // inclusive byte range
+  std::function<bool(std::string_view)> sink;                    // return false to stop
+};
+struct GetObjectResult {
+  std::uint64_t bytes = 0;  // delivered to the sink
+  std::string etag;
+  std::string content_range;
+};
+
+struct ListObjectsRequest {
+  std::string bucket;
+  std::string prefix;
+  std::string delimiter;
+  std::string continuation_token;
+  int max_keys = 1000;
+};
+struct ObjectInfo {
+  std::string key;
+  std::uint64_t size = 0;
+  std::string etag;
+  std::string last_modified;
+};
+struct ListObjectsResult {
+  std::vector<ObjectInfo> objects;
+  std::vector<std::string> common_prefixes;
+  bool is_truncated = false;
+  std::string next_continuation_token;
+};
+
+class S3Client {
+ public:
+  template <class T>
+  using Done = std::function<void(S3Result<T>)>;
+
+  // `caller` carries engine, config (region, endpoint, path style), credentials, retry state.
+  explicit S3Client(AwsCaller& caller);
+
+  void put_object(PutObjectRequest req, Done<PutObjectResult> done);
+  void create_multipart_upload(CreateMultipartRequest req, Done<CreateMultipartResult> done);
+  void upload_part(UploadPartRequest req, Done<UploadPartResult> done);
+  void complete_multipart_upload(CompleteMultipartRequest req, Done<CompleteMultipartResult> done);
+  void abort_multipart_upload(std::string bucket, std::string key, std::string upload_id,
+                              Done<Empty> done);
+  // One page; list_all_parts follows the markers.
+  void list_parts(ListPartsRequest req, Done<ListPartsResult> done);
+  void list_all_parts(std::string bucket, std::string key, std::string upload_id,
+                      Done<std::vector<PartInfo>> done);
+  // Missing object: error with category not_found (http_status 404).
+  void head_object(std::string bucket, std::string key, Done<HeadObjectResult> done);
+  void get_object(GetObjectRequest req, Done<GetObjectResult> done);
+  void list_objects_v2(ListObjectsRequest req, Done<ListObjectsResult> done);
+
+  // The URL pieces a request for bucket/key would use (exposed for tests and logs).
+  struct Target {
+    std::string base_url;  // scheme://authority
+    std::string host;      // authority as sent in Host
+    std::string path;      // encoded path
+  };
+  std::optional<Target> target(std::string_view bucket, std::string_view key) const;
+
+ private:
+  AwsCall make_call(std::string op, const Target& t, std::string bucket, std::string key);
+  AwsCaller& caller_;
+};
+
+}  // namespace fe::aws
