@@ -473,7 +473,9 @@ class Checker {
     }
     if (*n < lo || *n > hi) {
       error(it->mark, it->path,
-            "must be between " + format_size(lo) + " and " + format_size(hi) + ", got " + *v);
+            (hi == ~Bytes{0} ? "must be at least " + format_size(lo)
+                             : "must be between " + format_size(lo) + " and " + format_size(hi)) +
+                ", got " + *v);
       return;
     }
     out = *n;
