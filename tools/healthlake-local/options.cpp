@@ -1,0 +1,108 @@
+#include "options.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace fe::hll {
+
+std::string usage() {
+  return R"(usage: healthlake-local --data DIR --access-key AK --secret-key SK [options]
+
+A strict local S3 + AWS HealthLake import endpoint (loopback only).
+
+  --data DIR             where buckets, objects, uploads and imported resources live (required)
+  --listen HOST:PORT     loopback address to listen on (default 127.0.0.1:0 = any free port)
+  --port-file F          write the bound port to F (atomically) once listening
+  --access-key AK        the one access key id requests must be signed with (required)
+  --secret-key SK        its secret (required; or env HEALTHLAKE_LOCAL_SECRET_KEY)
+  --session-token T      require this x-amz-security-token (temporary credentials)
+  --region R             signing region for s3 and healthlake (default us-east-1)
+  --datastore ID         a HealthLake data store id (repeatable; 1-32 chars)
+  --bucket NAME          create this bucket at start (repeatable)
+  --faults SPEC          fault injection, e.g. 'UploadPart:500=0.1,*:slow=0.05:2s,seed=42'
+  --request-log F        JSON-lines request log (default DIR/requests.jsonl)
+  --job-timing SPEC      minimum phase times, e.g. 'submitted=0.2s,queued=0.5s,run=1s'
+  --min-part-size BYTES  minimum size of non-last multipart parts (default 5242880, as S3)
+  --fhir-package PATH    FHIR NPM package for ValidationLevel strict (repeatable)
+  --require-sse-kms      import inputs must be stored with SSE-KMS (as HealthLake requires)
+  --account ID           12-digit account id used in ARNs (default 123456789012)
+  --no-auth              accept unsigned requests (debugging only; never for tests)
+  --help                 this text
+
+Prints the bound port on stdout, runs in the foreground, stops on SIGTERM/SIGINT.
+)";
+}
+
+ParseResult parse_options(int argc, char** argv, ServerOptions& o, std::string& error) {
+  bool has_secret = false;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (auto eq = a.find('='); eq != std::string::npos && a.starts_with("--")) {
+          return a.substr(eq + 1);
+        }
+        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+        return argv[++i];
+      };
+      std::string name = a.substr(0, a.find('='));
+      if (name == "--help" || name == "-h")
+        return ParseResult::help;
+      else if (name == "--data")
+        o.data = value();
+      else if (name == "--listen")
+        o.listen = value();
+      else if (name == "--port-file")
+        o.port_file = value();
+      else if (name == "--access-key")
+        o.access_key = value();
+      else if (name == "--secret-key")
+        o.secret_key = value(), has_secret = true;
+      else if (name == "--session-token")
+        o.session_token = value();
+      else if (name == "--region")
+        o.region = value();
+      else if (name == "--datastore")
+        o.datastores.push_back(value());
+      else if (name == "--bucket")
+        o.buckets.push_back(value());
+      else if (name == "--faults")
+        o.faults = value();
+      else if (name == "--request-log")
+        o.request_log = value();
+      else if (name == "--job-timing")
+        o.healthlake.timing = JobTiming::parse(value());
+      else if (name == "--min-part-size") {
+        std::string v = value();
+        size_t used = 0;
+        o.min_part_size = std::stoull(v, &used);
+        if (used != v.size()) throw std::invalid_argument("--min-part-size: not a number: " + v);
+      } else if (name == "--fhir-package")
+        o.healthlake.fhir_packages.push_back(value());
+      else if (name == "--require-sse-kms")
+        o.healthlake.require_sse_kms = true;
+      else if (name == "--account") {
+        o.healthlake.account = value();
+        if (o.healthlake.account.size() != 12 ||
+            o.healthlake.account.find_first_not_of("0123456789") != std::string::npos)
+          throw std::invalid_argument("--account must be 12 digits");
+      } else if (name == "--no-auth")
+        o.verify_signatures = false;
+      else
+        throw std::invalid_argument("unknown option " + a);
+    }
+  } catch (const std::exception& e) {
+    error = e.what();
+    return ParseResult::error;
+  }
+  if (!has_secret)
+    if (const char* env = std::getenv("HEALTHLAKE_LOCAL_SECRET_KEY")) o.secret_key = env;
+  if (o.data.empty())
+    error = "--data is required";
+  else if (o.verify_signatures && (o.access_key.empty() || o.secret_key.empty()))
+    error = "--access-key and --secret-key are required";
+  if (!error.empty()) return ParseResult::error;
+  return ParseResult::ok;
+}
+
+}  // namespace fe::hll

@@ -1,0 +1,273 @@
+#include "util.hpp"
+
+#include <isa-l/crc.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace fe::hll {
+
+std::string hex(std::string_view raw) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (unsigned char c : raw) {
+    out.push_back(d[c >> 4]);
+    out.push_back(d[c & 15]);
+  }
+  return out;
+}
+
+std::string base64(std::string_view raw) {
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(raw.data()),
+                          static_cast<int>(raw.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  for (char c : text)
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '='))
+      return std::nullopt;
+  std::string out(text.size() / 4 * 3 + 1, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  size_t len = static_cast<size_t>(n);
+  // EVP_DecodeBlock counts padding as zero bytes; drop them.
+  if (!text.empty() && text.back() == '=') --len;
+  if (text.size() > 1 && text[text.size() - 2] == '=') --len;
+  out.resize(len);
+  return out;
+}
+
+std::string be32(uint32_t v) {
+  std::string s(4, '\0');
+  s[0] = static_cast<char>(v >> 24);
+  s[1] = static_cast<char>(v >> 16);
+  s[2] = static_cast<char>(v >> 8);
+  s[3] = static_cast<char>(v);
+  return s;
+}
+
+uint32_t crc32c(std::string_view data, uint32_t crc) {
+  // ISA-L's crc32_iscsi takes and returns the non-inverted register; AWS (and everyone) report
+  // the inverted value, so invert on the way in and out to make the function chainable.
+  uint32_t reg = crc ^ 0xFFFFFFFFu;
+  const auto* p = reinterpret_cast<unsigned char*>(const_cast<char*>(data.data()));
+  size_t left = data.size();
+  while (left > 0) {  // crc32_iscsi takes an int length
+    int chunk = static_cast<int>(std::min<size_t>(left, 1u << 30));
+    reg = crc32_iscsi(const_cast<unsigned char*>(p), chunk, reg);
+    p += chunk;
+    left -= static_cast<size_t>(chunk);
+  }
+  return reg ^ 0xFFFFFFFFu;
+}
+
+uint32_t crc32(std::string_view data, uint32_t crc) {
+  return crc32_gzip_refl(crc, reinterpret_cast<const unsigned char*>(data.data()), data.size());
+}
+
+namespace {
+std::string evp_digest(const EVP_MD* md, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, md, nullptr);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+}  // namespace
+
+std::string md5(std::string_view data) {
+  return evp_digest(EVP_md5(), data);
+}
+std::string sha256(std::string_view data) {
+  return evp_digest(EVP_sha256(), data);
+}
+
+Digests digest_file(const std::filesystem::path& path) {
+  Digests d;
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> m(EVP_MD_CTX_new()), s(EVP_MD_CTX_new());
+  EVP_DigestInit_ex(m.get(), EVP_md5(), nullptr);
+  EVP_DigestInit_ex(s.get(), EVP_sha256(), nullptr);
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) throw std::runtime_error("cannot open " + path.string());
+  std::vector<char> buf(1 << 16);
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) {
+    std::string_view chunk(buf.data(), n);
+    EVP_DigestUpdate(m.get(), buf.data(), n);
+    EVP_DigestUpdate(s.get(), buf.data(), n);
+    d.crc32c = crc32c(chunk, d.crc32c);
+    d.crc32 = crc32(chunk, d.crc32);
+    d.size += n;
+  }
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(m.get(), out, &len);
+  d.md5.assign(reinterpret_cast<char*>(out), len);
+  EVP_DigestFinal_ex(s.get(), out, &len);
+  d.sha256.assign(reinterpret_cast<char*>(out), len);
+  return d;
+}
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\u%04x", c);
+          out += b;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  return out;
+}
+
+std::string url_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      auto val = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      int h = val(s[i + 1]), l = val(s[i + 2]);
+      if (h >= 0 && l >= 0) {
+        out.push_back(static_cast<char>(h * 16 + l));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
+  }
+  return out;
+}
+
+std::string url_encode(std::string_view s, bool keep_slash) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", c);
+      out += b;
+    }
+  }
+  return out;
+}
+
+std::string iso8601_ms(SysTime t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char b[96];
+  std::snprintf(b, sizeof b, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return b;
+}
+
+std::string http_date(SysTime t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char b[64];
+  std::strftime(b, sizeof b, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return b;
+}
+
+double epoch_seconds(SysTime t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+std::string random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));
+  return hex(raw);
+}
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
+  auto tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
+    if (!o) throw std::runtime_error("cannot write " + tmp.string());
+    o.write(content.data(), static_cast<std::streamsize>(content.size()));
+    if (!o) throw std::runtime_error("cannot write " + tmp.string());
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream i(path, std::ios::binary);
+  if (!i) throw std::runtime_error("cannot read " + path.string());
+  return std::string(std::istreambuf_iterator<char>(i), {});
+}
+
+}  // namespace fe::hll

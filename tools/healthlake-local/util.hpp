@@ -1,0 +1,51 @@
+#pragma once
+// Small helpers shared by the emulator's S3 and HealthLake halves: encodings, digests computed by
+// streaming a file (request bodies are spooled to disk, never held whole in memory), AWS time
+// formats, XML/JSON escaping.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fe::hll {
+
+std::string hex(std::string_view raw);
+std::string base64(std::string_view raw);
+std::optional<std::string> base64_decode(std::string_view text);  // nullopt on malformed input
+std::string be32(uint32_t v);                                     // 4 raw bytes, big endian
+
+// CRC32C (Castagnoli, ISA-L crc32_iscsi) and CRC32 (IEEE, ISA-L crc32_gzip_refl), chainable: pass
+// the previous result as `crc` to continue over more bytes.
+uint32_t crc32c(std::string_view data, uint32_t crc = 0);
+uint32_t crc32(std::string_view data, uint32_t crc = 0);
+std::string md5(std::string_view data);     // raw 16 bytes
+std::string sha256(std::string_view data);  // raw 32 bytes
+
+// Everything S3 may be asked to verify or echo, computed in one pass over a file.
+struct Digests {
+  uint64_t size = 0;
+  std::string md5;     // raw
+  std::string sha256;  // raw
+  uint32_t crc32c = 0;
+  uint32_t crc32 = 0;
+};
+Digests digest_file(const std::filesystem::path& path);
+
+std::string xml_escape(std::string_view s);
+std::string json_escape(std::string_view s);  // without the surrounding quotes
+std::string url_decode(std::string_view s, bool plus_is_space = true);
+std::string url_encode(std::string_view s, bool keep_slash);  // RFC 3986 unreserved kept
+
+using SysTime = std::chrono::system_clock::time_point;
+std::string iso8601_ms(SysTime t);  // 2026-11-26T09:00:00.000Z (S3 XML)
+std::string http_date(SysTime t);   // Thu, 26 Nov 2026 09:00:00 GMT
+double epoch_seconds(SysTime t);
+std::string random_hex(size_t bytes);
+
+// Write a whole file through a temp file + rename, so readers never see a partial file.
+void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+std::string read_file(const std::filesystem::path& path);
+
+}  // namespace fe::hll
