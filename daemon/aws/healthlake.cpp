@@ -1,0 +1,350 @@
+#include "aws/healthlake.hpp"
+
+#include <simdjson.h>
+
+#include <cstdio>
+
+namespace fe::aws {
+
+namespace {
+
+// Appends ,"key":"value" (skipped when value is empty: every optional field is a string here).
+void field(std::string& out, std::string_view key, std::string_view value) {
+  if (value.empty()) return;
+  if (out.size() > 1) out += ',';
+  out += json_quote(key);
+  out += ':';
+  out += json_quote(value);
+}
+
+void raw_field(std::string& out, std::string_view key, std::string_view json) {
+  if (out.size() > 1) out += ',';
+  out += json_quote(key);
+  out += ':';
+  out += json;
+}
+
+std::string number(double v) {
+  char buf[64];
+  // Epoch seconds with millisecond precision, no exponent.
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  return buf;
+}
+
+using simdjson::dom::element;
+
+std::string str(element e, std::string_view key) {
+  std::string_view v;
+  if (e[key].get_string().get(v) == simdjson::SUCCESS) return std::string(v);
+  return {};
+}
+
+double num(element e, std::string_view key) {
+  element v;
+  if (e[key].get(v) != simdjson::SUCCESS) return 0;
+  double d = 0;
+  if (v.get_double().get(d) == simdjson::SUCCESS) return d;
+  std::int64_t i = 0;
+  if (v.get_int64().get(i) == simdjson::SUCCESS) return static_cast<double>(i);
+  return 0;
+}
+
+std::int64_t integer(element e, std::string_view key) {
+  element v;
+  if (e[key].get(v) != simdjson::SUCCESS) return 0;
+  std::int64_t i = 0;
+  if (v.get_int64().get(i) == simdjson::SUCCESS) return i;
+  double d = 0;
+  if (v.get_double().get(d) == simdjson::SUCCESS) return static_cast<std::int64_t>(d);
+  return 0;
+}
+
+ImportJobProperties parse_job(element j) {
+  ImportJobProperties p;
+  p.job_id = str(j, "JobId");
+  p.job_name = str(j, "JobName");
+  p.job_status = str(j, "JobStatus");
+  p.submit_time = num(j, "SubmitTime");
+  p.end_time = num(j, "EndTime");
+  p.datastore_id = str(j, "DatastoreId");
+  p.data_access_role_arn = str(j, "DataAccessRoleArn");
+  p.message = str(j, "Message");
+  p.validation_level = str(j, "ValidationLevel");
+  element in, out, s3, prog;
+  if (j["InputDataConfig"].get(in) == simdjson::SUCCESS) p.input_s3_uri = str(in, "S3Uri");
+  if (j["JobOutputDataConfig"].get(out) == simdjson::SUCCESS &&
+      out["S3Configuration"].get(s3) == simdjson::SUCCESS) {
+    p.output_s3_uri = str(s3, "S3Uri");
+    p.output_kms_key_id = str(s3, "KmsKeyId");
+  }
+  if (j["JobProgressReport"].get(prog) == simdjson::SUCCESS) {
+    JobProgressReport r;
+    r.total_number_of_scanned_files = integer(prog, "TotalNumberOfScannedFiles");
+    r.total_size_of_scanned_files_in_mb = num(prog, "TotalSizeOfScannedFilesInMB");
+    r.total_number_of_imported_files = integer(prog, "TotalNumberOfImportedFiles");
+    r.total_number_of_resources_scanned = integer(prog, "TotalNumberOfResourcesScanned");
+    r.total_number_of_resources_imported = integer(prog, "TotalNumberOfResourcesImported");
+    r.total_number_of_resources_with_customer_error =
+        integer(prog, "TotalNumberOfResourcesWithCustomerError");
+    r.total_number_of_files_read_with_customer_error =
+        integer(prog, "TotalNumberOfFilesReadWithCustomerError");
+    r.throughput = num(prog, "Throughput");
+    p.progress = r;
+  }
+  return p;
+}
+
+template <class T>
+HlResult<T> from_call(const CallResult& cr) {
+  HlResult<T> r;
+  r.error = cr.error;
+  r.context = cr.description;
+  r.attempts = cr.attempts;
+  return r;
+}
+
+template <class T>
+HlResult<T> invalid(std::string context, std::string message) {
+  HlResult<T> r;
+  AwsError e;
+  e.code = "ValidationException";
+  e.message = std::move(message);
+  e.category = ErrorCategory::validation;
+  r.error = std::move(e);
+  r.context = std::move(context);
+  return r;
+}
+
+// Parses a success body; a body that is not a JSON object is reported (and retried) as a
+// server fault.
+template <class T, class F>
+void parse_into(HlResult<T>& r, const CallResult& cr, F&& fill) {
+  simdjson::dom::parser parser;
+  element doc;
+  if (parser.parse(cr.response.body).get(doc) != simdjson::SUCCESS || !doc.is_object()) {
+    AwsError e;
+    e.http_status = static_cast<int>(cr.response.status);
+    e.code = "InternalServerException";
+    e.message = "response is not a JSON object";
+    e.category = ErrorCategory::retryable;
+    r.error = e;
+    return;
+  }
+  r.value = fill(doc);
+}
+
+}  // namespace
+
+std::string json_quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);  // UTF-8 passes through unchanged
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+bool is_terminal_job_status(std::string_view s) {
+  return s == "COMPLETED" || s == "COMPLETED_WITH_ERRORS" || s == "FAILED" ||
+         s == "CANCEL_COMPLETED" || s == "CANCEL_FAILED";
+}
+
+bool valid_client_token(std::string_view t) {
+  if (t.empty() || t.size() > 64) return false;
+  for (char c : t)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+      return false;
+  return true;
+}
+
+HealthLakeClient::HealthLakeClient(AwsCaller& caller) : caller_(caller) {}
+
+std::string HealthLakeClient::start_import_body(const StartImportRequest& req) {
+  std::string b = "{";
+  field(b, "ClientToken", req.client_token);
+  field(b, "DataAccessRoleArn", req.data_access_role_arn);
+  field(b, "DatastoreId", req.datastore_id);
+  raw_field(b, "InputDataConfig", "{\"S3Uri\":" + json_quote(req.input_s3_uri) + "}");
+  field(b, "JobName", req.job_name);
+  std::string s3 = "{";
+  field(s3, "KmsKeyId", req.output_kms_key_id);
+  field(s3, "S3Uri", req.output_s3_uri);
+  s3 += "}";
+  raw_field(b, "JobOutputDataConfig", "{\"S3Configuration\":" + s3 + "}");
+  field(b, "ValidationLevel", req.validation_level);
+  b += "}";
+  return b;
+}
+
+std::string HealthLakeClient::list_import_jobs_body(const ListImportJobsRequest& req) {
+  std::string b = "{";
+  field(b, "DatastoreId", req.datastore_id);
+  field(b, "JobName", req.job_name);
+  field(b, "JobStatus", req.job_status);
+  if (req.max_results > 0) raw_field(b, "MaxResults", std::to_string(req.max_results));
+  field(b, "NextToken", req.next_token);
+  if (req.submitted_after) raw_field(b, "SubmittedAfter", number(*req.submitted_after));
+  if (req.submitted_before) raw_field(b, "SubmittedBefore", number(*req.submitted_before));
+  b += "}";
+  return b;
+}
+
+void HealthLakeClient::post(std::string op, std::string body,
+                            std::function<void(CallResult)> done) {
+  const auto& cfg = caller_.config();
+  std::string endpoint = cfg.healthlake_endpoint
+                             ? *cfg.healthlake_endpoint
+                             : "https://healthlake." + cfg.region + ".amazonaws.com";
+  auto ep = parse_endpoint(endpoint);
+  AwsCall c;
+  c.description = "HealthLake " + op;
+  if (!ep) {
+    CallResult r;
+    r.description = c.description;
+    AwsError e;
+    e.message = "invalid HealthLake endpoint URL";
+    e.category = ErrorCategory::validation;
+    r.error = e;
+    return done(std::move(r));
+  }
+  c.service = "healthlake";
+  c.s3_rules = false;
+  c.method = "POST";
+  c.base_url = ep->base();
+  c.host = ep->authority();
+  c.path = "/";
+  c.headers = {{"content-type", "application/x-amz-json-1.0"},
+               {"x-amz-target", "HealthLake." + op}};
+  c.body = std::move(body);
+  c.check_success = [](const HttpResponse& resp) -> std::optional<AwsError> {
+    simdjson::dom::parser parser;
+    element doc;
+    if (parser.parse(resp.body).get(doc) == simdjson::SUCCESS && doc.is_object())
+      return std::nullopt;
+    AwsError e;
+    e.http_status = static_cast<int>(resp.status);
+    e.code = "InternalServerException";
+    e.message = "response is not a JSON object";
+    e.category = ErrorCategory::retryable;
+    return e;
+  };
+  caller_.call(std::move(c), std::move(done));
+}
+
+void HealthLakeClient::describe_datastore(std::string datastore_id,
+                                          Done<DatastoreProperties> done) {
+  std::string body = "{" + json_quote("DatastoreId") + ":" + json_quote(datastore_id) + "}";
+  post("DescribeFHIRDatastore", std::move(body), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<DatastoreProperties>(cr);
+    if (cr.ok())
+      parse_into(r, cr, [](element doc) {
+        DatastoreProperties p;
+        element d, sse, kms;
+        if (doc["DatastoreProperties"].get(d) != simdjson::SUCCESS) return p;
+        p.datastore_id = str(d, "DatastoreId");
+        p.datastore_arn = str(d, "DatastoreArn");
+        p.datastore_name = str(d, "DatastoreName");
+        p.datastore_status = str(d, "DatastoreStatus");
+        p.datastore_type_version = str(d, "DatastoreTypeVersion");
+        p.datastore_endpoint = str(d, "DatastoreEndpoint");
+        p.created_at = num(d, "CreatedAt");
+        if (d["SseConfiguration"].get(sse) == simdjson::SUCCESS &&
+            sse["KmsEncryptionConfig"].get(kms) == simdjson::SUCCESS) {
+          p.kms_key_id = str(kms, "KmsKeyId");
+          p.cmk_type = str(kms, "CmkType");
+        }
+        return p;
+      });
+    done(std::move(r));
+  });
+}
+
+void HealthLakeClient::start_import_job(StartImportRequest req, Done<StartImportResult> done) {
+  const std::string ctx = "HealthLake StartFHIRImportJob";
+  if (!req.client_token.empty() && !valid_client_token(req.client_token))
+    return done(invalid<StartImportResult>(ctx, "ClientToken must be 1-64 of [a-zA-Z0-9-]"));
+  if (req.datastore_id.empty() || req.input_s3_uri.empty() || req.output_s3_uri.empty() ||
+      req.data_access_role_arn.empty())
+    return done(invalid<StartImportResult>(
+        ctx,
+        "DatastoreId, InputDataConfig.S3Uri, JobOutputDataConfig S3Uri and "
+        "DataAccessRoleArn are required"));
+  post("StartFHIRImportJob", start_import_body(req), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<StartImportResult>(cr);
+    if (cr.ok())
+      parse_into(r, cr, [](element doc) {
+        return StartImportResult{str(doc, "JobId"), str(doc, "JobStatus"), str(doc, "DatastoreId")};
+      });
+    done(std::move(r));
+  });
+}
+
+void HealthLakeClient::describe_import_job(std::string datastore_id, std::string job_id,
+                                           Done<ImportJobProperties> done) {
+  std::string body = "{" + json_quote("DatastoreId") + ":" + json_quote(datastore_id) + "," +
+                     json_quote("JobId") + ":" + json_quote(job_id) + "}";
+  post("DescribeFHIRImportJob", std::move(body), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<ImportJobProperties>(cr);
+    if (cr.ok())
+      parse_into(r, cr, [](element doc) {
+        element j;
+        if (doc["ImportJobProperties"].get(j) != simdjson::SUCCESS) return ImportJobProperties{};
+        return parse_job(j);
+      });
+    done(std::move(r));
+  });
+}
+
+void HealthLakeClient::list_import_jobs(ListImportJobsRequest req,
+                                        Done<ListImportJobsResult> done) {
+  if (req.datastore_id.empty())
+    return done(
+        invalid<ListImportJobsResult>("HealthLake ListFHIRImportJobs", "DatastoreId is required"));
+  post("ListFHIRImportJobs", list_import_jobs_body(req), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<ListImportJobsResult>(cr);
+    if (cr.ok())
+      parse_into(r, cr, [](element doc) {
+        ListImportJobsResult out;
+        out.next_token = str(doc, "NextToken");
+        simdjson::dom::array arr;
+        if (doc["ImportJobPropertiesList"].get_array().get(arr) == simdjson::SUCCESS)
+          for (element j : arr) out.jobs.push_back(parse_job(j));
+        return out;
+      });
+    done(std::move(r));
+  });
+}
+
+}  // namespace fe::aws
