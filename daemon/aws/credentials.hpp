@@ -1,0 +1,189 @@
+#pragma once
+// Where AWS credentials come from, and keeping them fresh.
+//
+// The default chain is the AWS SDKs' (botocore / aws-sdk-cpp order), with systemd credentials
+// placed right after the environment (both are explicit, local deployment choices, and that way a
+// host that uses them never waits for IMDS timeouts):
+//   1. env        AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+//   2. systemd    $CREDENTIALS_DIRECTORY/aws_access_key_id, aws_secret_access_key and optional
+//                 aws_session_token (LoadCredential=/LoadCredentialEncrypted= in the unit)
+//   3. profile    shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
+//   AWS_CONFIG_FILE
+//                 (~/.aws/config, `[profile x]` sections); profile from config, else AWS_PROFILE,
+//                 else "default". Static keys in the credentials file win over credential_process,
+//                 which wins over static keys in the config file (botocore's order).
+//   4. process    the profile's credential_process (IAM Roles Anywhere: aws_signing_helper)
+//   5. web identity  NOT supported (needs STS AssumeRoleWithWebIdentity); when configured it is
+//                 reported and skipped, so the chain goes on (use credential_process instead)
+//   6. container  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (http://169.254.170.2<uri>) or
+//                 AWS_CONTAINER_CREDENTIALS_FULL_URI (https anywhere; http only to loopback or the
+//                 ECS/EKS agent addresses), Authorization from
+//                 AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or AWS_CONTAINER_AUTHORIZATION_TOKEN
+//   7. imds       IMDSv2 (PUT token, GET role, GET credentials; 1 s timeouts, 1 retry), skipped
+//                 when AWS_EC2_METADATA_DISABLED=true; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides
+//                 http://169.254.169.254 (tests use a loopback fake). No IMDSv1 fallback.
+// A source that is configured but broken stops the chain with its error (as the SDKs do: a failing
+// credential_process is not silently replaced by IMDS); only IMDS being absent moves on.
+// A configured source (aws.credentials.source) uses that provider only, no probing.
+//
+// CredentialsProvider caches what the chain found and refreshes temporary credentials in the
+// background 5-15 min (jittered) before they expire; while a refresh fails it keeps using the
+// old ones as long as they are valid. It logs the chosen source and the access key id (masked),
+// never a secret, a token, or anything a credential process prints.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "aws/sigv4.hpp"  // Credentials
+
+namespace fe::aws {
+
+enum class CredentialSourceKind { automatic, env, profile, process, container, imds, systemd };
+std::string_view to_string(CredentialSourceKind k);
+
+// A source that is configured but broken (bad file, process failed, endpoint refused...).
+// The message names the source and the file/URL, never a secret.
+class CredentialsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Environment access, injectable for tests. Default: ::getenv.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+EnvLookup process_environment();
+
+struct CredentialsOptions {
+  CredentialSourceKind source = CredentialSourceKind::automatic;
+  std::optional<std::string> profile;  // nullopt: AWS_PROFILE, else "default"
+  EnvLookup env = process_environment();
+
+  std::chrono::milliseconds imds_timeout{1000};  // per HTTP call (connect + transfer)
+  int imds_attempts = 2;                         // the SDKs' default: 1 retry
+  std::chrono::milliseconds container_timeout{2000};
+  std::chrono::seconds process_timeout{60};
+
+  // Background refresh: at expiration - uniform(refresh_min, refresh_max) (at most half the
+  // remaining lifetime for short-lived credentials); after a failed refresh try again after
+  // retry_interval (sooner when the current credentials would expire first).
+  std::chrono::seconds refresh_min{5 * 60};
+  std::chrono::seconds refresh_max{15 * 60};
+  std::chrono::seconds retry_interval{30};
+  std::uint64_t seed = 0;  // jitter seed; 0 = random
+};
+
+// ---- building blocks (exposed for tests) ----
+
+// AWS shared config/credentials file syntax: `[section]`, `key = value`, full-line comments
+// (# or ;), trailing comments after whitespace, indented continuation lines (sub-properties).
+struct IniFile {
+  std::map<std::string, std::map<std::string, std::string>> sections;
+};
+// Throws CredentialsError "file:line: ..." on lines that are neither.
+IniFile parse_ini(std::string_view text, std::string_view file_name);
+
+struct Profile {
+  std::map<std::string, std::string> credentials_file;  // from [name] in the credentials file
+  std::map<std::string, std::string> config_file;       // from [profile name] / [default]
+  std::string credentials_path, config_path;
+  bool found() const { return !credentials_file.empty() || !config_file.empty(); }
+  std::optional<std::string> get(const std::string& key) const;  // credentials file first
+};
+// Reads both files (missing files are fine; unreadable/broken ones throw).
+Profile load_profile(const std::string& name, const EnvLookup& env);
+std::string profile_name(const CredentialsOptions& opts);
+
+// Splits a credential_process command line like a POSIX shell's word splitting (botocore uses
+// shlex.split): whitespace separates words; '...' is literal; "..." allows \" \\ \$ \`; a
+// backslash outside quotes escapes the next character. No expansion; the program is run directly
+// (no shell). Throws CredentialsError on an unterminated quote or an empty command.
+std::vector<std::string> split_command_line(std::string_view command);
+
+// credential_process output: {"Version":1,"AccessKeyId","SecretAccessKey","SessionToken",
+// "Expiration":"ISO-8601"}. Errors never quote the output.
+Credentials parse_process_output(std::string_view json, std::string_view source);
+// "2026-11-26T10:00:00Z", fractional seconds and +hh:mm offsets accepted.
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view s);
+
+// Each source: nullopt = not configured here (the chain moves on); throws CredentialsError when
+// configured but failing.
+std::optional<Credentials> credentials_from_env(const EnvLookup& env);
+std::optional<Credentials> credentials_from_profile(const CredentialsOptions& opts);
+std::optional<Credentials> credentials_from_process(const std::string& command,
+                                                    std::chrono::seconds timeout,
+                                                    const std::string& source);
+std::optional<Credentials> credentials_from_container(const CredentialsOptions& opts);
+std::optional<Credentials> credentials_from_imds(const CredentialsOptions& opts);
+std::optional<Credentials> credentials_from_systemd(const EnvLookup& env);
+
+// Runs the chain (or the single configured source) once. Throws CredentialsError listing every
+// source tried and why it gave nothing.
+Credentials resolve_credentials(const CredentialsOptions& opts);
+
+// Region: AWS_REGION, AWS_DEFAULT_REGION, then the profile's `region`; nullopt when none.
+std::optional<std::string> resolve_region(const CredentialsOptions& opts);
+
+// "AKIA****MPLE": for logs.
+std::string mask_key_id(std::string_view access_key_id);
+
+// ---- the provider the daemon uses ----
+class CredentialsProvider {
+ public:
+  explicit CredentialsProvider(CredentialsOptions opts);
+  ~CredentialsProvider();  // stops the refresh thread
+  CredentialsProvider(const CredentialsProvider&) = delete;
+  CredentialsProvider& operator=(const CredentialsProvider&) = delete;
+
+  // Resolves once (blocking; throws CredentialsError when nothing is found) and starts the
+  // background refresh thread when the credentials expire.
+  void start();
+  void stop();
+
+  // Cached credentials; throws CredentialsError when there are none or they have expired and
+  // could not be refreshed.
+  Credentials current() const;
+  // The form aws-http's AwsCaller takes (CredentialsFn): credentials valid for at least
+  // `min_lifetime`, refreshing synchronously first when the cached ones are too short-lived or
+  // `force_refresh` (the server said they expired). nullopt when none can be had.
+  std::optional<Credentials> get(std::chrono::seconds min_lifetime, bool force_refresh);
+  std::function<std::optional<Credentials>(std::chrono::seconds, bool)> as_function();
+
+  // Time left before the cached credentials expire; seconds::max() for long-term keys, zero
+  // when expired/none. Check before signing a long request (a large part on a slow link).
+  std::chrono::seconds remaining_lifetime() const;
+  std::string source() const;  // e.g. "credential_process (profile default)"
+  // Synchronous refresh now; false (and the old credentials kept) when it failed.
+  bool refresh_now();
+  // Counters for tests and metrics.
+  int refresh_count() const;
+  int refresh_failures() const;
+
+ private:
+  void run();
+  std::chrono::system_clock::time_point plan_refresh(const Credentials& c);  // under mu_
+
+  CredentialsOptions opts_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Credentials> creds_;
+  std::string last_error_;  // of the latest failed refresh; empty after a success
+  int refreshes_ = 0;
+  int failures_ = 0;
+  bool stopping_ = false;
+  // When the background thread refreshes next (max: never, long-term keys).
+  std::chrono::system_clock::time_point planned_ = std::chrono::system_clock::time_point::max();
+  std::uint64_t rng_state_;
+  std::thread thread_;
+  std::mutex refresh_mu_;  // serialises refreshes (thread vs get(force_refresh))
+};
+
+}  // namespace fe::aws
