@@ -161,8 +161,7 @@ void Service::request_reload() {
 void Service::reload() {
   notify_reloading();
   ++reloads_;
-  fe::log::notice("SIGHUP: reloading configuration",
-                  {{"CONFIG_FILE", options_.config_path.string()}});
+  fe::log::notice("reloading configuration", {{"CONFIG_FILE", options_.config_path.string()}});
   auto r = config::load_config(options_.config_path);
   std::string refused;
   if (!r.ok()) {

@@ -1,0 +1,174 @@
+// `fhir-edge run` as systemd sees it: sd_notify READY/STATUS/WATCHDOG/RELOADING/STOPPING on a
+// socket the test owns, SIGHUP with valid and invalid configs, SIGTERM -> exit 0, start-up
+// failures with the right exit codes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "harness.hpp"
+
+namespace {
+
+using namespace fe::test;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::Not;
+
+struct Fixture {
+  TempDir dir;
+  fs::path config = dir.path() / "fhir-edge.yaml";
+  fs::path log = dir.path() / "stderr.log";
+  NotifySocket notify{dir.path() / "notify.sock"};
+
+  std::unique_ptr<Daemon> start(std::map<std::string, std::string> env = {},
+                                std::vector<std::string> extra_args = {}) {
+    env["NOTIFY_SOCKET"] = notify.path().string();
+    std::vector<std::string> args = {"run", "--config", config.string()};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    return std::make_unique<Daemon>(args, env, log);
+  }
+};
+
+TEST(DaemonNotify, ReadyStatusWatchdogStoppingAndExitZero) {
+  Fixture f;
+  write_file(f.config, config_text(f.dir.path()));
+  // 400ms watchdog: the daemon must ping every 200ms from its loop.
+  auto d = f.start({{"WATCHDOG_USEC", "400000"}});
+
+  auto ready = f.notify.wait_for("READY=1");
+  ASSERT_TRUE(ready) << read_file(f.log);
+  EXPECT_EQ(field(*ready, "STATUS"), "Running: 1 pipeline");
+  // Ready means the state directories exist.
+  EXPECT_TRUE(fs::is_directory(f.dir.path() / "state/spool"));
+  EXPECT_TRUE(fs::is_directory(f.dir.path() / "state/db"));
+  EXPECT_EQ(fs::status(f.dir.path() / "state/spool").permissions() & fs::perms::others_all,
+            fs::perms::none);
+
+  // Several pings, each from the running loop.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(f.notify.wait_for("WATCHDOG=1")) << "ping " << i;
+
+  d->signal(SIGTERM);
+  auto stopping = f.notify.wait_for("STOPPING=1");
+  ASSERT_TRUE(stopping);
+  EXPECT_EQ(field(*stopping, "STATUS"), "Stopping");
+  EXPECT_EQ(d->wait(), 0) << read_file(f.log);
+  EXPECT_THAT(read_file(f.log), HasSubstr("notice: fhir-edge stopped"));
+}
+
+TEST(DaemonNotify, NoWatchdogPingsWithoutWatchdogUsec) {
+  Fixture f;
+  write_file(f.config, config_text(f.dir.path()));
+  auto d = f.start();
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+  d->signal(SIGINT);
+  ASSERT_TRUE(f.notify.wait_for("STOPPING=1"));
+  EXPECT_EQ(d->wait(), 0);
+  for (const auto& m : f.notify.all) EXPECT_THAT(m, Not(HasSubstr("WATCHDOG=1")));
+}
+
+TEST(DaemonReload, ValidNewConfigIsAdopted) {
+  Fixture f;
+  write_file(f.config, config_text(f.dir.path(), 1));
+  auto d = f.start();
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+
+  write_file(f.config, config_text(f.dir.path(), 2));
+  d->signal(SIGHUP);
+  auto reloading = f.notify.wait_for("RELOADING=1");
+  ASSERT_TRUE(reloading);
+  // systemd 253+ matches the reload by this timestamp.
+  EXPECT_THAT(field(*reloading, "MONOTONIC_USEC"), MatchesRegex("[0-9]+"));
+  auto ready = f.notify.wait_for("READY=1");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(field(*ready, "STATUS"), "Running: 2 pipelines");
+  EXPECT_THAT(read_file(f.log), HasSubstr("notice: configuration reloaded"));
+
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0);
+}
+
+TEST(DaemonReload, InvalidNewConfigIsRefusedAndOldKept) {
+  Fixture f;
+  write_file(f.config, config_text(f.dir.path(), 1));
+  auto d = f.start();
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+
+  // Two pipelines, but the file has an error: the one-pipeline config must stay in force.
+  write_file(f.config, config_text(f.dir.path(), 2, "log: { level: loud }\n"));
+  d->signal(SIGHUP);
+  ASSERT_TRUE(f.notify.wait_for("RELOADING=1"));
+  auto ready = f.notify.wait_for("READY=1");
+  ASSERT_TRUE(ready);
+  EXPECT_THAT(field(*ready, "STATUS"),
+              MatchesRegex("Running: 1 pipeline; reload rejected \\(1 error in .*\\), previous "
+                           "configuration in use"));
+  std::string log = read_file(f.log);
+  // The reason names file, line and column.
+  EXPECT_THAT(
+      log, HasSubstr("error: reload: " + f.config.string() + ":19:15: log.level: must be one of"));
+  EXPECT_THAT(log, HasSubstr("reload rejected, keeping the previous configuration"));
+
+  // Still alive and serving: a later valid file is taken, and the rejection note goes away.
+  write_file(f.config, config_text(f.dir.path(), 2));
+  d->signal(SIGHUP);
+  ASSERT_TRUE(f.notify.wait_for("RELOADING=1"));
+  ready = f.notify.wait_for("READY=1");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(field(*ready, "STATUS"), "Running: 2 pipelines");
+
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0);
+}
+
+TEST(DaemonReload, MovingTheSpoolNeedsARestart) {
+  Fixture f;
+  write_file(f.config, config_text(f.dir.path()));
+  auto d = f.start();
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+  std::string moved = config_text(f.dir.path());
+  moved.replace(moved.find("state/spool"), 11, "state/spool2");
+  write_file(f.config, moved);
+  d->signal(SIGHUP);
+  auto ready = f.notify.wait_for("READY=1");
+  ASSERT_TRUE(ready);
+  EXPECT_THAT(field(*ready, "STATUS"), HasSubstr("spool.dir changed: restart the service"));
+  EXPECT_FALSE(fs::exists(f.dir.path() / "state/spool2"));
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0);
+}
+
+TEST(DaemonStart, ConfigErrorsExitTwoWithoutReady) {
+  Fixture f;
+  write_file(f.config, config_text(f.dir.path(), 1, "upload: { concurrency: 0 }\n"));
+  auto d = f.start();
+  EXPECT_EQ(d->wait(), 2);
+  EXPECT_THAT(read_file(f.log), HasSubstr(f.config.string() +
+                                          ":12:24: upload.concurrency: must be between 1 and 64"));
+  EXPECT_FALSE(f.notify.next(std::chrono::milliseconds(0)));
+}
+
+TEST(DaemonStart, UnwritableStateDirectoryExitsOne) {
+  Fixture f;
+  write_file(f.dir.path() / "state", "a file where the state directory should be");
+  write_file(f.config, config_text(f.dir.path()));
+  auto d = f.start();
+  EXPECT_EQ(d->wait(), 1);
+  EXPECT_THAT(read_file(f.log), HasSubstr("cannot start: cannot create spool.dir"));
+  EXPECT_FALSE(f.notify.next(std::chrono::milliseconds(0)));
+}
+
+TEST(DaemonStart, LogLevelOptionOverridesTheFile) {
+  Fixture f;
+  write_file(f.config, config_text(f.dir.path(), 1, "log: { level: info }\n"));
+  auto d = f.start({}, {"--log-level", "warning"});
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0);
+  // notice-level start/stop lines are below "warning".
+  EXPECT_THAT(read_file(f.log), Not(HasSubstr("fhir-edge started")));
+
+  Daemon bad({"run", "--log-level", "chatty"}, {}, f.log);
+  EXPECT_EQ(bad.wait(), 2);
+  EXPECT_THAT(read_file(f.log), HasSubstr("--log-level must be error, warning"));
+}
+
+}  // namespace
