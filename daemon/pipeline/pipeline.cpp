@@ -1,0 +1,1208 @@
+// The pipeline component: see pipeline.hpp for the contract. Everything in Impl runs on the
+// control thread except what is explicitly posted to `pool` (validate + spool, digests) or
+// `reader` (reading part bodies out of the spool); their results are posted back to `io`.
+#include "pipeline/pipeline.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <deque>
+#include <map>
+#include <set>
+
+#include "aws/crc32c.hpp"
+#include "aws/credentials.hpp"
+#include "aws/http.hpp"
+#include "aws/http_call.hpp"
+#include "aws/s3.hpp"
+#include "fhir/validator.hpp"
+#include "journal/digest.hpp"
+#include "journal/journal.hpp"
+#include "pipeline/spooler.hpp"
+#include "service/log.hpp"
+#include "spool/spool.hpp"
+#include "watch/watcher.hpp"
+
+namespace fe::pipeline {
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+using journal::ExportState;
+using journal::FileState;
+using journal::PartKind;
+using journal::PartState;
+
+// ------------------------------------------------------------------ small helpers
+
+std::uint64_t choose_part_size(std::optional<std::uint64_t> configured, std::uint64_t source_bytes,
+                               const Options& options) {
+  std::uint64_t size = configured ? *configured : options.auto_part_size;
+  size = std::max(size, options.min_part_size);
+  // S3 allows 10,000 parts; keep one spare so a file that grows by a line still fits.
+  const std::uint64_t need = (source_bytes + 9998) / 9999;
+  if (size < need) {
+    const std::uint64_t mib = 1ull << 20;
+    size = (need + mib - 1) / mib * mib;  // whole MiB: readable in logs and the index
+  }
+  return size;
+}
+
+namespace {
+std::string join_key(std::string_view prefix, std::string_view export_name, std::string_view mid,
+                     std::string_view leaf) {
+  std::string k;
+  if (!prefix.empty()) {
+    k += prefix;
+    k += '/';
+  }
+  k += export_name;
+  k += '/';
+  k += mid;
+  if (!leaf.empty()) {
+    k += '/';
+    k += leaf;
+  }
+  return k;
+}
+std::string ndjson_name(std::string_view file_name) {
+  std::string n(file_name);
+  if (!n.ends_with(".ndjson")) n += ".ndjson";
+  return n;
+}
+}  // namespace
+
+std::string import_key(std::string_view prefix, std::string_view export_name,
+                       std::string_view file_name) {
+  return join_key(prefix, export_name, "import", ndjson_name(file_name));
+}
+std::string archive_key(std::string_view prefix, std::string_view export_name,
+                        std::string_view file_name) {
+  return join_key(prefix, export_name, "archive", ndjson_name(file_name) + ".zst");
+}
+std::string rejected_key(std::string_view prefix, std::string_view export_name,
+                         std::string_view file_name) {
+  return join_key(prefix, export_name, "rejected", ndjson_name(file_name) + ".zst");
+}
+std::string report_key(std::string_view prefix, std::string_view export_name) {
+  return join_key(prefix, export_name, "report.json", "");
+}
+
+namespace {
+
+// A byte range of a file as an HTTP body, read with pread (no buffer beyond curl's).
+aws::BodySource file_range_source(const fs::path& path, std::uint64_t offset,
+                                  std::uint64_t length) {
+  struct Range {
+    int fd = -1;
+    std::uint64_t off = 0, len = 0, pos = 0;
+    ~Range() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  auto r = std::make_shared<Range>();
+  r->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  r->off = offset;
+  r->len = length;
+  aws::BodySource src;
+  src.size = length;
+  src.read = [r](std::span<char> buf) -> std::ptrdiff_t {
+    if (r->fd < 0) return -1;
+    std::uint64_t want = std::min<std::uint64_t>(buf.size(), r->len - r->pos);
+    if (want == 0) return 0;
+    ssize_t n = ::pread(r->fd, buf.data(), want, static_cast<off_t>(r->off + r->pos));
+    if (n <= 0) return -1;
+    r->pos += static_cast<std::uint64_t>(n);
+    return n;
+  };
+  src.rewind = [r]() {
+    r->pos = 0;
+    return r->fd >= 0;
+  };
+  return src;
+}
+
+aws::CredentialSourceKind to_kind(config::CredentialSource s) {
+  using C = config::CredentialSource;
+  using K = aws::CredentialSourceKind;
+  switch (s) {
+    case C::automatic:
+      return K::automatic;
+    case C::env:
+      return K::env;
+    case C::profile:
+      return K::profile;
+    case C::process:
+      return K::process;
+    case C::imds:
+      return K::imds;
+    case C::container:
+      return K::container;
+    case C::systemd:
+      return K::systemd;
+  }
+  return K::automatic;
+}
+
+// What must not change at run time (a restart is needed): everything this component set up.
+std::string restart_fingerprint(const config::Config& c) {
+  std::string s;
+  auto add = [&](std::string_view k, const std::string& v) {
+    s += k;
+    s += '=';
+    s += v;
+    s += '\n';
+  };
+  add("aws.region", c.aws.region.value_or(""));
+  add("aws.source", std::string(config::to_string(c.aws.credential_source)));
+  add("aws.profile", c.aws.profile.value_or(""));
+  add("aws.s3", c.aws.endpoints.s3.value_or(""));
+  add("aws.path_style", c.aws.s3_path_style ? "1" : "0");
+  add("aws.proxy", c.aws.proxy.value_or(""));
+  add("aws.ca", c.aws.ca_bundle ? c.aws.ca_bundle->string() : "");
+  for (const auto& p : c.pipelines) {
+    add("p", p.name);
+    add("watch", p.watch.string());
+    for (const auto& pat : p.patterns) add("pattern", pat);
+    add("marker", p.complete_when.marker);
+    add("manifest", p.complete_when.bulk_manifest ? "1" : "0");
+    add("client_log", p.complete_when.client_log ? "1" : "0");
+    add("settle", std::to_string(p.complete_when.settle.count()));
+    add("level", std::string(config::to_string(p.validation_level)));
+    add("on_invalid", std::string(config::to_string(p.on_invalid)));
+    for (const auto& pk : p.fhir_packages) add("package", pk.string());
+    add("bucket", p.s3.bucket);
+    add("prefix", p.s3.prefix);
+    add("kms", p.s3.kms_key_id.value_or(""));
+    add("archive", p.s3.archive ? "1" : "0");
+    add("rejects", p.s3.upload_rejects ? "1" : "0");
+  }
+  add("spool.dir", c.spool.dir.string());
+  add("spool.max", std::to_string(c.spool.max_bytes));
+  add("spool.level", std::to_string(c.spool.zstd_level));
+  add("journal", c.journal.path.string());
+  add("part_size", c.upload.part_size ? std::to_string(*c.upload.part_size) : "auto");
+  add("concurrency", std::to_string(c.upload.concurrency));
+  add("bw", c.upload.bandwidth_limit ? std::to_string(*c.upload.bandwidth_limit) : "");
+  return s;
+}
+
+bool is_retry_later(const aws::AwsError& e) {
+  return e.retryable() || e.category == aws::ErrorCategory::conflict;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ Impl
+
+struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
+  enum class Phase { digest, spooling, uploading, waiting };
+
+  // One export being worked on (control thread only).
+  struct Run {
+    std::int64_t id = 0;
+    std::string name;
+    std::string pipeline;
+    Phase phase = Phase::spooling;
+    int ops = 0;  // outstanding async work of the current phase
+    bool superseded = false;
+    std::string fail;   // fail-export message
+    std::string retry;  // retry-later reason
+    std::string park;   // park reason
+    int attempt = 0;
+    std::unique_ptr<asio::steady_timer> timer;
+  };
+
+  // One object of an export's upload.
+  struct Obj {
+    std::shared_ptr<Run> run;
+    std::int64_t file_id = 0;  // 0: extra object (report, rejects) not tracked part by part
+    PartKind kind = PartKind::import;
+    std::string key;
+    fs::path spool_file;
+    std::vector<journal::PartRow> parts;
+    std::string upload_id;
+    int outstanding = 0;
+    bool failed = false;
+    // Extras: whole file as one PutObject.
+    std::uint64_t extra_size = 0;
+    std::uint32_t extra_crc = 0;
+  };
+
+  struct Pipe {
+    config::Pipeline cfg;
+    std::shared_ptr<const fhir::Validator> validator;
+    std::unique_ptr<watch::Watcher> watcher;
+  };
+
+  asio::io_context& io;
+  config::Config cfg;
+  Options opt;
+  std::optional<journal::Journal> jr;
+  std::unique_ptr<spool::Quota> quota;
+  std::unique_ptr<asio::thread_pool> pool;
+  std::unique_ptr<asio::thread_pool> reader;
+  std::unique_ptr<aws::CredentialsProvider> creds;
+  std::unique_ptr<aws::HttpEngine> http;
+  std::unique_ptr<aws::AwsCaller> caller;
+  std::unique_ptr<aws::S3Client> s3;
+  std::map<std::string, Pipe> pipes;
+  std::map<std::int64_t, std::shared_ptr<Run>> runs;
+  std::set<std::string> digesting;                  // pipeline \n path
+  std::map<std::string, watch::ReadyExport> again;  // reported again while digesting
+  std::deque<std::function<void()>> part_queue;
+  int in_flight = 0;
+  std::atomic<bool> cancel{false};
+  bool stopping = false;
+  bool started = false;
+  bool evict_posted = false;
+  Stats stats;
+  std::function<void(std::int64_t)> uploaded_hook;
+
+  Impl(asio::io_context& io_, const config::Config& c, Options o)
+      : io(io_), cfg(c), opt(std::move(o)) {}
+
+  void changed() {
+    if (opt.on_change) opt.on_change();
+  }
+
+  const Pipe* pipe_of(const std::string& name) const {
+    auto it = pipes.find(name);
+    return it == pipes.end() ? nullptr : &it->second;
+  }
+
+  // ---------------------------------------------------------------- start / stop
+  void start() {
+    fs::create_directories(cfg.spool.dir);
+    jr.emplace(journal::Journal::open(cfg.journal.path));
+    quota = std::make_unique<spool::Quota>(cfg.spool.max_bytes);
+    quota->set_used(spool::disk_usage(cfg.spool.dir));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    quota->on_full([weak, this] {
+      // Called on a pool thread: hop to the control thread to evict uploaded spools.
+      if (auto self = weak.lock()) asio::post(io, [self] { self->evict(); });
+    });
+    pool = std::make_unique<asio::thread_pool>(std::max(1, opt.worker_threads));
+    reader = std::make_unique<asio::thread_pool>(1);
+
+    aws::CredentialsOptions co;
+    co.source = to_kind(cfg.aws.credential_source);
+    co.profile = cfg.aws.profile;
+    aws::ClientConfig cc;
+    cc.region = cfg.aws.region ? *cfg.aws.region
+                               : aws::resolve_region(co).value_or(std::string("us-east-1"));
+    cc.s3_endpoint = cfg.aws.endpoints.s3;
+    cc.healthlake_endpoint = cfg.aws.endpoints.healthlake;
+    cc.s3_path_style = cfg.aws.s3_path_style;
+    cc.http.proxy = cfg.aws.proxy;
+    if (cfg.aws.ca_bundle) cc.http.ca_bundle = cfg.aws.ca_bundle->string();
+    if (cfg.upload.bandwidth_limit) cc.http.max_send_bytes_per_second = *cfg.upload.bandwidth_limit;
+    cc.http.max_per_endpoint = static_cast<std::size_t>(cfg.upload.concurrency) + 4;
+    creds = std::make_unique<aws::CredentialsProvider>(co);
+    creds->start();  // throws CredentialsError: the daemon cannot upload anything without them
+    http = std::make_unique<aws::HttpEngine>(io, cc.http);
+    caller = std::make_unique<aws::AwsCaller>(*http, cc, creds->as_function());
+    s3 = std::make_unique<aws::S3Client>(*caller);
+
+    for (const auto& p : cfg.pipelines) {
+      fhir::Options fo;
+      fo.level = fhir::parse_level(config::to_string(p.validation_level))
+                     .value_or(fhir::Level::structure_only);
+      fo.packages = p.fhir_packages;
+      fhir::LoadReport lr;
+      auto v = fhir::Validator::create(fo, lr);
+      if (!v) {
+        std::string why;
+        for (const auto& e : lr.errors) why += (why.empty() ? "" : "; ") + e;
+        throw std::runtime_error("pipeline " + p.name + ": cannot load FHIR packages: " + why);
+      }
+      for (const auto& w : lr.warnings) log::warning(w, {{"PIPELINE", p.name}});
+      pipes[p.name] = Pipe{p, std::move(v), nullptr};
+    }
+    started = true;
+    recover();
+    for (auto& [name, pipe] : pipes) {
+      watch::WatchOptions wo;
+      wo.pipeline = name;
+      wo.root = pipe.cfg.watch;
+      wo.patterns = pipe.cfg.patterns;
+      wo.rules.marker = pipe.cfg.complete_when.marker;
+      wo.rules.bulk_manifest = pipe.cfg.complete_when.bulk_manifest;
+      wo.rules.client_log = pipe.cfg.complete_when.client_log;
+      wo.rules.settle = pipe.cfg.complete_when.settle;
+      fs::create_directories(pipe.cfg.watch);
+      std::string pname = name;
+      pipe.watcher =
+          std::make_unique<watch::Watcher>(io, wo, [weak, pname](const watch::ReadyExport& r) {
+            if (auto self = weak.lock()) self->on_ready(pname, r);
+          });
+      pipe.watcher->start();
+    }
+    log::info("pipeline started", {{"PIPELINES", std::to_string(pipes.size())},
+                                   {"SPOOL_USED", std::to_string(quota->used())}});
+  }
+
+  void stop() {
+    if (stopping) return;
+    stopping = true;
+    cancel = true;
+    for (auto& [n, p] : pipes)
+      if (p.watcher) p.watcher->stop();
+    for (auto& [id, r] : runs)
+      if (r->timer) r->timer->cancel();
+    if (quota) quota->shutdown();
+    part_queue.clear();
+    // Destroying the engine aborts transfers without callbacks; parts in flight stay "uploading"
+    // in the journal and are reconciled with ListParts at the next start.
+    s3.reset();
+    caller.reset();
+    http.reset();
+    if (pool) pool->join();
+    if (reader) reader->join();
+    for (auto& [n, p] : pipes) p.watcher.reset();
+    if (creds) creds->stop();
+    runs.clear();
+    jr.reset();
+  }
+
+  // ---------------------------------------------------------------- recovery
+  void recover() {
+    for (const auto& row : jr->exports(false)) {
+      if (!pipe_of(row.pipeline)) continue;  // pipeline no longer configured: left as it is
+      switch (row.state) {
+        case ExportState::discovered:
+        case ExportState::complete:
+        case ExportState::spooling: {
+          spool::remove_partials(spool::export_dir(cfg.spool.dir, row.name), quota.get());
+          for (const auto& f : jr->files(row.id))
+            if (f.state == FileState::spooling)
+              jr->set_file_state(f.id, FileState::pending, "redo after restart");
+          if (row.state == ExportState::discovered)
+            jr->set_export_state(row.id, ExportState::complete);
+          log::info("resuming spool after restart", {{"EXPORT_ID", row.name}});
+          start_spool(make_run(row));
+          break;
+        }
+        case ExportState::spooled:
+        case ExportState::uploading:
+          log::info("resuming upload after restart", {{"EXPORT_ID", row.name}});
+          start_upload(make_run(row));
+          break;
+        default:
+          break;  // parked waits for an operator; uploaded and later belong to the import stage
+      }
+    }
+  }
+
+  std::shared_ptr<Run> make_run(const journal::ExportRow& row) {
+    auto r = std::make_shared<Run>();
+    r->id = row.id;
+    r->name = row.name;
+    r->pipeline = row.pipeline;
+    runs[row.id] = r;
+    return r;
+  }
+
+  // ---------------------------------------------------------------- take
+  void on_ready(const std::string& pname, const watch::ReadyExport& r) {
+    if (stopping) return;
+    std::string key = pname + "\n" + r.path.string();
+    if (digesting.count(key)) {
+      again[key] = r;  // digest it again once the current pass is done
+      return;
+    }
+    digesting.insert(key);
+    auto self = shared_from_this();
+    asio::post(*pool, [self, pname, r, key] {
+      std::string digest, error;
+      try {
+        std::vector<std::string> names;
+        for (const auto& f : r.files) names.push_back(f.name);
+        fs::path dir = r.single_file ? r.path.parent_path() : r.path;
+        digest = journal::content_digest(dir, names);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(self->io, [self, pname, r, key, digest, error] {
+        self->digesting.erase(key);
+        if (self->stopping) return;
+        if (!error.empty()) {
+          // Usually a file replaced or removed while it was read; the watcher reports it again.
+          log::warning("cannot digest export: " + error, {{"EXPORT_ID", r.name}});
+        } else {
+          self->take(pname, r, digest);
+        }
+        if (auto it = self->again.find(key); it != self->again.end()) {
+          auto next = it->second;
+          self->again.erase(it);
+          self->on_ready(pname, next);
+        }
+      });
+    });
+  }
+
+  void take(const std::string& pname, const watch::ReadyExport& r, const std::string& digest) {
+    std::vector<std::pair<std::string, journal::SourceIdentity>> files;
+    for (const auto& f : r.files)
+      files.push_back({f.name, journal::SourceIdentity{f.identity.size, f.identity.mtime_ns,
+                                                       f.identity.inode, f.identity.dev}});
+    journal::Taken t;
+    try {
+      t = jr->take_export(pname, r.path.string(), digest, r.name, files);
+    } catch (const std::exception& e) {
+      log::error(std::string("journal: cannot take export: ") + e.what(), {{"EXPORT_ID", r.name}});
+      return;
+    }
+    if (t.existing) {
+      if (!runs.count(t.row.id))
+        log::info("export already taken (identical content), not redone",
+                  {{"EXPORT_ID", t.row.name}, {"STATE", std::string(to_string(t.row.state))}});
+      return;
+    }
+    ++stats.exports_taken;
+    log::info("export taken", {{"EXPORT_ID", t.row.name},
+                               {"PIPELINE", pname},
+                               {"RULE", r.rule},
+                               {"FILES", std::to_string(r.files.size())}});
+    jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
+    start_spool(make_run(t.row));
+  }
+
+  // ---------------------------------------------------------------- spool
+  void start_spool(std::shared_ptr<Run> run) {
+    run->phase = Phase::spooling;
+    run->superseded = false;
+    run->fail.clear();
+    run->retry.clear();
+    auto row = jr->get_export(run->id);
+    const Pipe* pipe = pipe_of(row.pipeline);
+    if (row.state == ExportState::complete) jr->set_export_state(run->id, ExportState::spooling);
+    fs::path src(row.source_path);
+    std::error_code ec;
+    const bool dir = fs::is_directory(fs::symlink_status(src, ec));
+    auto self = shared_from_this();
+    for (const auto& f : jr->files(run->id)) {
+      if (f.state != FileState::pending) continue;
+      jr->set_file_state(f.id, FileState::spooling);
+      SpoolJob job;
+      job.spool_dir = cfg.spool.dir;
+      job.export_name = row.name;
+      job.file_name = f.name;
+      job.source.name = f.name;
+      job.source.path = dir ? src / f.name : src;
+      job.source.identity =
+          watch::FileIdentity{f.source.dev, f.source.inode, f.source.size, f.source.mtime_ns};
+      job.validator = pipe->validator;
+      job.on_invalid = pipe->cfg.on_invalid;
+      job.part_size = choose_part_size(cfg.upload.part_size, f.source.size, opt);
+      job.zstd_level = cfg.spool.zstd_level;
+      job.quota = quota.get();
+      job.cancel = &cancel;
+      std::int64_t file_id = f.id;
+      ++run->ops;
+      asio::post(*pool, [self, run, job, file_id] {
+        auto res = spool_file(job);
+        asio::post(self->io, [self, run, file_id, res = std::move(res)] {
+          self->on_spooled(run, file_id, res);
+        });
+      });
+    }
+    changed();
+    if (run->ops == 0) spool_done(run);
+  }
+
+  void on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const SpoolResult& res) {
+    if (stopping) return;
+    --run->ops;
+    try {
+      auto f = jr->get_file(file_id);
+      if (res.cancelled) {
+        run->retry = "spooling cancelled";
+      } else if (res.changed) {
+        run->superseded = true;
+        run->fail = res.error;
+      } else if (res.fail_export) {
+        if (run->fail.empty()) run->fail = res.error;
+        jr->set_file_state(file_id, FileState::failed, res.error);
+      } else if (!res.ok) {
+        // I/O trouble (disk full, source unreadable): keep the export and try again later. A
+        // source replaced mid-read is reported as `changed` above.
+        run->retry = res.error;
+        jr->set_file_state(file_id, FileState::pending, res.error);
+        jr->set_file_error(file_id, res.error);
+      } else if (res.file_rejected) {
+        jr->set_file_state(file_id, FileState::rejected,
+                           std::to_string(res.rejected) +
+                               " invalid line(s); whole file rejected (on_invalid: reject-file)");
+      } else {
+        std::vector<journal::PartPlan> ip, ap;
+        for (const auto& p : res.import_parts)
+          ip.push_back({p.number, static_cast<std::int64_t>(p.offset),
+                        static_cast<std::int64_t>(p.length), aws::crc32c_base64(p.crc32c)});
+        for (const auto& p : res.archive_parts)
+          ap.push_back({p.number, static_cast<std::int64_t>(p.offset),
+                        static_cast<std::int64_t>(p.length), aws::crc32c_base64(p.crc32c)});
+        jr->plan_parts(file_id, PartKind::import, ip);
+        jr->plan_parts(file_id, PartKind::archive, ap);
+        journal::SpoolOutcome out;
+        out.resources_valid = res.valid;
+        out.resources_rejected = res.rejected;
+        out.bytes_uncompressed = static_cast<std::int64_t>(res.bytes_uncompressed);
+        out.bytes_spooled = static_cast<std::int64_t>(res.bytes_spooled);
+        out.checksum = aws::crc32c_base64(res.crc32c);
+        jr->record_spooled(file_id, out);
+        log::info("file spooled", {{"EXPORT_ID", run->name},
+                                   {"FHIR_FILE", f.name},
+                                   {"VALID", std::to_string(res.valid)},
+                                   {"REJECTED", std::to_string(res.rejected)},
+                                   {"PARTS", std::to_string(res.import_parts.size())}});
+      }
+    } catch (const std::exception& e) {
+      run->retry = e.what();
+    }
+    if (run->ops == 0) spool_done(run);
+  }
+
+  void spool_done(std::shared_ptr<Run> run) {
+    if (stopping) return;
+    try {
+      auto row = jr->get_export(run->id);
+      if (run->superseded) {
+        log::warning("source changed after it was taken; a new version will be taken: " + run->fail,
+                     {{"EXPORT_ID", run->name}});
+        jr->set_export_state(run->id, ExportState::superseded, run->fail);
+        spool::remove_export(cfg.spool.dir, run->name, quota.get());
+        runs.erase(run->id);
+        changed();
+        return;
+      }
+      std::vector<std::string> names;
+      for (const auto& f : jr->files(run->id)) names.push_back(f.name);
+      if (!run->fail.empty()) {
+        write_report(cfg.spool.dir, run->name, run->pipeline,
+                     config::to_string(pipe_of(run->pipeline)->cfg.validation_level), names);
+        log::error("export failed: " + run->fail, {{"EXPORT_ID", run->name}});
+        jr->fail_export(run->id, run->fail);
+        runs.erase(run->id);
+        changed();
+        return;
+      }
+      if (!run->retry.empty()) {
+        schedule_retry(run, run->retry);
+        return;
+      }
+      write_report(cfg.spool.dir, run->name, run->pipeline,
+                   config::to_string(pipe_of(run->pipeline)->cfg.validation_level), names);
+      jr->set_export_state(run->id, ExportState::spooled);
+      start_upload(run);
+    } catch (const std::exception& e) {
+      schedule_retry(run, e.what());
+    }
+  }
+
+  // ---------------------------------------------------------------- retry / park
+  void schedule_retry(std::shared_ptr<Run> run, const std::string& why) {
+    if (stopping) return;
+    ++run->attempt;
+    ++stats.retries_scheduled;
+    auto delay = opt.retry_base;
+    for (int i = 1; i < run->attempt && delay < opt.retry_max; ++i) delay *= 2;
+    delay = std::min(delay, opt.retry_max);
+    try {
+      jr->set_export_error(run->id, why);
+    } catch (const std::exception&) {
+    }
+    log::warning("will retry export in " + std::to_string(delay.count() / 1000) + " s: " + why,
+                 {{"EXPORT_ID", run->name}, {"ATTEMPT", std::to_string(run->attempt)}});
+    run->phase = Phase::waiting;
+    run->timer = std::make_unique<asio::steady_timer>(io, delay);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    run->timer->async_wait([weak, run](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopping) return;
+      self->resume(run);
+    });
+    changed();
+  }
+
+  void resume(std::shared_ptr<Run> run) {
+    auto row = jr->get_export(run->id);
+    switch (row.state) {
+      case ExportState::complete:
+      case ExportState::spooling:
+        for (const auto& f : jr->files(run->id))
+          if (f.state == FileState::spooling) jr->set_file_state(f.id, FileState::pending);
+        start_spool(run);
+        break;
+      case ExportState::spooled:
+      case ExportState::uploading:
+        start_upload(run);
+        break;
+      default:
+        runs.erase(run->id);
+    }
+  }
+
+  void park(std::shared_ptr<Run> run, const std::string& why) {
+    log::error("export parked: " + why, {{"EXPORT_ID", run->name}});
+    try {
+      jr->park_export(run->id, why);
+    } catch (const std::exception& e) {
+      log::error(std::string("journal: ") + e.what(), {{"EXPORT_ID", run->name}});
+    }
+    ++stats.parked;
+    runs.erase(run->id);
+    changed();
+  }
+
+  // ---------------------------------------------------------------- upload
+  void start_upload(std::shared_ptr<Run> run) {
+    run->phase = Phase::uploading;
+    run->retry.clear();
+    run->park.clear();
+    auto row = jr->get_export(run->id);
+    const Pipe* pipe = pipe_of(row.pipeline);
+    const auto& s3c = pipe->cfg.s3;
+    if (row.state == ExportState::spooled) jr->set_export_state(run->id, ExportState::uploading);
+    std::vector<std::shared_ptr<Obj>> objs;
+    for (const auto& f : jr->files(run->id)) {
+      if (f.state == FileState::spooled) jr->set_file_state(f.id, FileState::uploading);
+      if (f.state == FileState::spooled || f.state == FileState::uploading) {
+        auto ip = spool::import_path(cfg.spool.dir, row.name, f.name);
+        auto add = [&](PartKind kind, std::string key, const std::string& upload_id) {
+          auto o = std::make_shared<Obj>();
+          o->run = run;
+          o->file_id = f.id;
+          o->kind = kind;
+          o->key = std::move(key);
+          o->spool_file = ip;
+          o->parts = jr->parts(f.id, kind);
+          o->upload_id = upload_id;
+          if (!o->parts.empty()) objs.push_back(o);
+        };
+        add(PartKind::import, import_key(s3c.prefix, row.name, f.name), f.import_upload_id);
+        if (s3c.archive)
+          add(PartKind::archive, archive_key(s3c.prefix, row.name, f.name), f.archive_upload_id);
+      }
+      if (s3c.upload_rejects && f.state != FileState::uploaded) {
+        auto rp = spool::rejected_path(cfg.spool.dir, row.name, f.name);
+        if (fs::exists(rp)) {
+          auto o = std::make_shared<Obj>();
+          o->run = run;
+          o->key = rejected_key(s3c.prefix, row.name, f.name);
+          o->spool_file = rp;
+          objs.push_back(o);
+        }
+      }
+    }
+    if (s3c.upload_rejects) {
+      auto o = std::make_shared<Obj>();
+      o->run = run;
+      o->key = report_key(s3c.prefix, row.name);
+      o->spool_file = spool::report_path(cfg.spool.dir, row.name);
+      if (fs::exists(o->spool_file)) objs.push_back(o);
+    }
+    run->ops = static_cast<int>(objs.size());
+    changed();
+    if (objs.empty()) return upload_done(run);
+    for (auto& o : objs) upload_object(o);
+  }
+
+  std::string bucket_of(const Run& run) const { return pipe_of(run.pipeline)->cfg.s3.bucket; }
+  aws::Sse sse_of(const Run& run) const {
+    return aws::Sse{pipe_of(run.pipeline)->cfg.s3.kms_key_id.value_or("")};
+  }
+
+  void upload_object(std::shared_ptr<Obj> o) {
+    if (o->file_id == 0) return upload_extra(o);
+    bool all = std::all_of(o->parts.begin(), o->parts.end(),
+                           [](const auto& p) { return p.state == PartState::uploaded; });
+    if (o->parts.size() == 1) {
+      if (all) {
+        ++stats.parts_skipped;
+        return object_done(o);
+      }
+      return send_part(o, 0, true);
+    }
+    if (o->upload_id.empty()) {
+      aws::CreateMultipartRequest req;
+      req.bucket = bucket_of(*o->run);
+      req.key = o->key;
+      req.sse = sse_of(*o->run);
+      req.content_type =
+          o->kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
+      auto self = shared_from_this();
+      s3->create_multipart_upload(req, [self, o](aws::S3Result<aws::CreateMultipartResult> r) {
+        if (self->stopping) return;
+        if (!r.ok()) return self->object_failed(o, r.error, r.describe());
+        o->upload_id = r.value->upload_id;
+        self->jr->set_file_upload(o->file_id, o->kind, o->key, o->upload_id);
+        self->send_missing(o);
+      });
+      return;
+    }
+    // Resume: what does the server already have? (ListParts; the journal alone when the server
+    // does not implement it.)
+    auto self = shared_from_this();
+    s3->list_all_parts(bucket_of(*o->run), o->key, o->upload_id,
+                       [self, o](aws::S3Result<std::vector<aws::PartInfo>> r) {
+                         if (self->stopping) return;
+                         if (!r.ok()) {
+                           const auto& e = *r.error;
+                           if (e.code == "NoSuchUpload")
+                             return self->settle(o);  // completed before the crash
+                           if (e.http_status == 501 || e.code == "NotImplemented") {
+                             log::info("server lacks ListParts; resuming from the journal alone",
+                                       {{"S3_KEY", o->key}});
+                             return self->send_missing(o);
+                           }
+                           return self->object_failed(o, r.error, r.describe());
+                         }
+                         for (auto& p : o->parts) {
+                           if (p.state == PartState::uploaded) continue;
+                           for (const auto& s : *r.value) {
+                             if (s.part_number == p.part_number &&
+                                 s.size == static_cast<std::uint64_t>(p.length) &&
+                                 (s.checksum_crc32c.empty() || s.checksum_crc32c == p.crc32c)) {
+                               if (p.state == PartState::uploading)
+                                 self->jr->set_part_state(o->file_id, o->kind, p.part_number,
+                                                          PartState::pending);
+                               self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number,
+                                                              s.etag, p.crc32c);
+                               p.state = PartState::uploaded;
+                               p.etag = s.etag;
+                             }
+                           }
+                         }
+                         self->send_missing(o);
+                       });
+  }
+
+  void send_missing(std::shared_ptr<Obj> o) {
+    bool any = false;
+    for (size_t i = 0; i < o->parts.size(); ++i) {
+      if (o->parts[i].state == PartState::uploaded) {
+        ++stats.parts_skipped;
+        continue;
+      }
+      any = true;
+      send_part(o, i, false);
+    }
+    if (!any) complete(o);
+  }
+
+  // Queues one part (or the single PutObject) under the global concurrency limit.
+  void send_part(std::shared_ptr<Obj> o, size_t idx, bool single) {
+    ++o->outstanding;
+    part_queue.push_back([this, o, idx, single] { run_part(o, idx, single); });
+    pump();
+  }
+
+  void pump() {
+    while (!stopping && in_flight < cfg.upload.concurrency && !part_queue.empty()) {
+      auto job = std::move(part_queue.front());
+      part_queue.pop_front();
+      job();
+    }
+  }
+
+  void part_finished(std::shared_ptr<Obj> o) {
+    --in_flight;
+    --o->outstanding;
+    pump();
+  }
+
+  void run_part(std::shared_ptr<Obj> o, size_t idx, bool single) {
+    if (o->failed || o->run->phase != Phase::uploading) {
+      --o->outstanding;
+      if (o->outstanding == 0) object_done(o);
+      return;
+    }
+    ++in_flight;
+    auto& p = o->parts[idx];
+    if (p.state == PartState::pending) {
+      jr->set_part_state(o->file_id, o->kind, p.part_number, PartState::uploading);
+      p.state = PartState::uploading;
+    }
+    auto self = shared_from_this();
+    auto send = [self, o, idx, single](std::shared_ptr<std::string> buf,
+                                       std::optional<aws::BodySource> src) {
+      if (self->stopping) return;
+      auto& p = o->parts[idx];
+      std::uint32_t crc = 0;
+      aws::crc32c_from_base64(p.crc32c, crc);
+      aws::BodySource body = buf ? aws::BodySource::from_view(*buf) : *src;
+      const std::uint64_t len = static_cast<std::uint64_t>(p.length);
+      auto on_ok = [self, o, idx, len](const std::string& etag) {
+        auto& p = o->parts[idx];
+        self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number, etag, p.crc32c);
+        p.state = PartState::uploaded;
+        p.etag = etag;
+        ++self->stats.parts_sent;
+        self->stats.part_bytes_sent += len;
+      };
+      if (single) {
+        aws::PutObjectRequest req;
+        req.bucket = self->bucket_of(*o->run);
+        req.key = o->key;
+        req.body = body;
+        req.crc32c = crc;
+        req.sse = self->sse_of(*o->run);
+        req.if_none_match = true;
+        req.content_type =
+            o->kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
+        self->s3->put_object(req, [self, o, buf, on_ok](aws::S3Result<aws::PutObjectResult> r) {
+          if (self->stopping) return;
+          self->part_finished(o);
+          if (r.ok()) {
+            on_ok(r.value->etag);
+            return self->object_done(o);
+          }
+          if (r.error->category == aws::ErrorCategory::conflict) return self->settle(o);
+          self->object_failed(o, r.error, r.describe());
+        });
+      } else {
+        aws::UploadPartRequest req;
+        req.bucket = self->bucket_of(*o->run);
+        req.key = o->key;
+        req.upload_id = o->upload_id;
+        req.part_number = p.part_number;
+        req.body = body;
+        req.crc32c = crc;
+        self->s3->upload_part(req, [self, o, buf, on_ok](aws::S3Result<aws::UploadPartResult> r) {
+          if (self->stopping) return;
+          self->part_finished(o);
+          if (r.ok()) {
+            on_ok(r.value->etag);
+          } else {
+            o->failed = true;
+            if (r.error->code == "NoSuchUpload")
+              o->run->park = r.describe() +
+                             " (the multipart upload was aborted outside fhir-edge; unpark to "
+                             "start it again)";
+            else
+              self->note_error(o->run, *r.error, r.describe());
+          }
+          if (o->outstanding == 0) {
+            if (o->failed) return self->object_done(o);
+            self->complete(o);
+          }
+        });
+      }
+    };
+    if (o->kind == PartKind::archive) {
+      // Raw bytes of the .zst: streamed straight from the file.
+      send(nullptr, file_range_source(o->spool_file, static_cast<std::uint64_t>(p.offset),
+                                      static_cast<std::uint64_t>(p.length)));
+      return;
+    }
+    // Import part: frame N decompressed into one part-size buffer (memory: part_size x
+    // concurrency), on the reader thread.
+    auto path = o->spool_file;
+    int frame = p.part_number - 1;
+    asio::post(*reader, [self, o, path, frame, send] {
+      auto buf = std::make_shared<std::string>();
+      std::string error;
+      try {
+        auto sf = spool::SpoolFile::open(path);
+        sf.read_frame(static_cast<size_t>(frame), *buf);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(self->io, [self, o, buf, error, send] {
+        if (self->stopping) return;
+        if (error.empty()) return send(buf, std::nullopt);
+        // A damaged spool cannot be uploaded; an operator must look (never upload garbage).
+        self->part_finished(o);
+        o->failed = true;
+        if (o->run->park.empty()) o->run->park = "spool file damaged, cannot upload: " + error;
+        if (o->outstanding == 0) self->object_done(o);
+      });
+    });
+  }
+
+  void note_error(std::shared_ptr<Run> run, const aws::AwsError& e, const std::string& what) {
+    if (is_retry_later(e)) {
+      if (run->retry.empty()) run->retry = what;
+    } else if (run->park.empty()) {
+      run->park = what;
+    }
+  }
+
+  void object_failed(std::shared_ptr<Obj> o, const std::optional<aws::AwsError>& e,
+                     const std::string& what) {
+    o->failed = true;
+    if (e)
+      note_error(o->run, *e, what);
+    else
+      o->run->retry = what;
+    object_done(o);
+  }
+
+  void complete(std::shared_ptr<Obj> o) {
+    aws::CompleteMultipartRequest req;
+    req.bucket = bucket_of(*o->run);
+    req.key = o->key;
+    req.upload_id = o->upload_id;
+    for (const auto& p : o->parts) req.parts.push_back({p.part_number, p.etag, p.crc32c});
+    req.if_none_match = true;
+    auto self = shared_from_this();
+    s3->complete_multipart_upload(req, [self, o](aws::S3Result<aws::CompleteMultipartResult> r) {
+      if (self->stopping) return;
+      if (r.ok()) return self->object_done(o);
+      if (r.error->category == aws::ErrorCategory::conflict || r.error->code == "NoSuchUpload")
+        return self->settle(o);
+      self->object_failed(o, r.error, r.describe());
+    });
+  }
+
+  // The object may already be there (412 on If-None-Match, or the upload was completed before a
+  // crash): compare its checksum with what we would have written; never upload blindly again.
+  void settle(std::shared_ptr<Obj> o) {
+    std::string expect;
+    if (o->file_id == 0) {
+      expect = aws::crc32c_base64(o->extra_crc);
+    } else if (o->parts.size() == 1) {
+      expect = o->parts[0].crc32c;
+    } else {
+      std::vector<std::uint32_t> crcs;
+      for (const auto& p : o->parts) {
+        std::uint32_t c = 0;
+        aws::crc32c_from_base64(p.crc32c, c);
+        crcs.push_back(c);
+      }
+      expect = aws::composite_crc32c(crcs);
+    }
+    auto self = shared_from_this();
+    s3->head_object(
+        bucket_of(*o->run), o->key, [self, o, expect](aws::S3Result<aws::HeadObjectResult> r) {
+          if (self->stopping) return;
+          if (!r.ok()) return self->object_failed(o, r.error, r.describe());
+          if (r.value->checksum_crc32c != expect) {
+            o->failed = true;
+            o->run->park = "s3://" + self->bucket_of(*o->run) + "/" + o->key +
+                           " already exists with other content (CRC32C " +
+                           r.value->checksum_crc32c + ", expected " + expect +
+                           "); fhir-edge never overwrites or deletes objects";
+            return self->object_done(o);
+          }
+          ++self->stats.settled;
+          log::info("object already in S3 with the expected checksum (settled)",
+                    {{"S3_KEY", o->key}});
+          for (auto& p : o->parts) {
+            if (p.state == PartState::uploaded) continue;
+            if (p.state == PartState::uploading)
+              self->jr->set_part_state(o->file_id, o->kind, p.part_number, PartState::pending);
+            self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number, r.value->etag,
+                                           p.crc32c);
+            p.state = PartState::uploaded;
+          }
+          self->object_done(o);
+        });
+  }
+
+  // Report and rejects: one PutObject each, CRC32C computed on the reader thread.
+  void upload_extra(std::shared_ptr<Obj> o) {
+    auto self = shared_from_this();
+    asio::post(*reader, [self, o] {
+      std::string error;
+      std::uint32_t crc = 0;
+      std::uint64_t size = 0;
+      try {
+        int fd = ::open(o->spool_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) throw std::runtime_error("cannot open " + o->spool_file.string());
+        std::vector<char> buf(1 << 16);
+        for (;;) {
+          ssize_t n = ::read(fd, buf.data(), buf.size());
+          if (n < 0) {
+            ::close(fd);
+            throw std::runtime_error("cannot read " + o->spool_file.string());
+          }
+          if (n == 0) break;
+          crc = aws::crc32c(buf.data(), static_cast<size_t>(n), crc);
+          size += static_cast<std::uint64_t>(n);
+        }
+        ::close(fd);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(self->io, [self, o, crc, size, error] {
+        if (self->stopping) return;
+        if (!error.empty()) {
+          o->failed = true;
+          o->run->retry = error;
+          return self->object_done(o);
+        }
+        o->extra_crc = crc;
+        o->extra_size = size;
+        aws::PutObjectRequest req;
+        req.bucket = self->bucket_of(*o->run);
+        req.key = o->key;
+        req.body = file_range_source(o->spool_file, 0, size);
+        req.crc32c = crc;
+        req.sse = self->sse_of(*o->run);
+        req.if_none_match = true;
+        req.content_type = o->key.ends_with(".json") ? "application/json" : "application/zstd";
+        self->s3->put_object(req, [self, o](aws::S3Result<aws::PutObjectResult> r) {
+          if (self->stopping) return;
+          if (r.ok()) {
+            self->stats.part_bytes_sent += o->extra_size;
+            return self->object_done(o);
+          }
+          if (r.error->category == aws::ErrorCategory::conflict) return self->settle(o);
+          self->object_failed(o, r.error, r.describe());
+        });
+      });
+    });
+  }
+
+  void object_done(std::shared_ptr<Obj> o) {
+    auto run = o->run;
+    if (o->failed && run->retry.empty() && run->park.empty()) run->retry = "upload of " + o->key;
+    if (--run->ops == 0) upload_done(run);
+  }
+
+  void upload_done(std::shared_ptr<Run> run) {
+    if (stopping) return;
+    try {
+      if (!run->park.empty()) return park(run, run->park);
+      if (!run->retry.empty()) return schedule_retry(run, run->retry);
+      for (const auto& f : jr->files(run->id))
+        if (f.state == FileState::uploading) jr->set_file_state(f.id, FileState::uploaded);
+      jr->set_export_state(run->id, ExportState::uploaded);
+      ++stats.exports_uploaded;
+      log::info("export uploaded", {{"EXPORT_ID", run->name}});
+      runs.erase(run->id);
+      changed();
+      if (uploaded_hook) uploaded_hook(run->id);
+    } catch (const std::exception& e) {
+      schedule_retry(run, e.what());
+    }
+  }
+
+  // ---------------------------------------------------------------- quota
+  // The spool is full: free the spool of exports whose upload is finished (oldest first), so
+  // waiting writers can go on. Exports not yet uploaded are never evicted.
+  void evict() {
+    if (stopping || !quota->full()) return;
+    auto all = jr->exports(true);
+    std::reverse(all.begin(), all.end());  // oldest first
+    for (const auto& e : all) {
+      if (!quota->full()) break;
+      switch (e.state) {
+        case ExportState::uploaded:
+        case ExportState::import_starting:
+        case ExportState::importing:
+        case ExportState::imported:
+        case ExportState::import_failed:
+        case ExportState::failed:
+        case ExportState::superseded: {
+          auto dir = spool::export_dir(cfg.spool.dir, e.name);
+          std::error_code ec;
+          if (!fs::exists(dir, ec)) break;
+          auto freed = spool::remove_export(cfg.spool.dir, e.name, quota.get());
+          stats.evicted_bytes += freed;
+          log::info("spool full: evicted the spool of an uploaded export",
+                    {{"EXPORT_ID", e.name}, {"BYTES", std::to_string(freed)}});
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    if (quota->full()) {
+      log::notice("spool quota reached: new exports wait until uploads finish",
+                  {{"SPOOL_USED", std::to_string(quota->used())},
+                   {"SPOOL_MAX", std::to_string(quota->max_bytes())}});
+      // Uploads that finish later make more room evictable: look again then.
+      auto t = std::make_shared<asio::steady_timer>(io, std::chrono::seconds(1));
+      std::weak_ptr<Impl> weak = shared_from_this();
+      t->async_wait([weak, t](const boost::system::error_code& ec) {
+        if (auto self = weak.lock(); self && !ec) self->evict();
+      });
+    }
+  }
+
+  std::string status_line() const {
+    if (!jr) return "not started";
+    int spooling = 0, uploading = 0, queued = 0, parked = 0, waiting = 0;
+    for (const auto& e : jr->exports(false)) {
+      if (!pipe_of(e.pipeline)) continue;
+      switch (e.state) {
+        case ExportState::discovered:
+        case ExportState::complete:
+        case ExportState::spooled:
+          ++queued;
+          break;
+        case ExportState::spooling:
+          ++spooling;
+          break;
+        case ExportState::uploading:
+          ++uploading;
+          break;
+        case ExportState::parked:
+          ++parked;
+          break;
+        default:
+          break;
+      }
+    }
+    for (const auto& [id, r] : runs)
+      if (r->phase == Phase::waiting) ++waiting;
+    std::string s = std::to_string(uploading) + " exports uploading, " + std::to_string(spooling) +
+                    " spooling, " + std::to_string(queued) + " queued, " + std::to_string(parked) +
+                    " parked";
+    if (waiting) s += ", " + std::to_string(waiting) + " waiting to retry";
+    if (quota && quota->full()) s += ", spool full";
+    return s;
+  }
+};
+
+// ------------------------------------------------------------------ Pipeline
+
+Pipeline::Pipeline(asio::io_context& io, const config::Config& config, Options options)
+    : impl_(std::make_shared<Impl>(io, config, std::move(options))) {}
+
+Pipeline::~Pipeline() {
+  if (impl_ && impl_->started && !impl_->stopping) impl_->stop();
+}
+
+void Pipeline::start(const config::Config& config) {
+  impl_->cfg = config;
+  impl_->start();
+}
+
+bool Pipeline::reload(const config::Config& old_config, const config::Config& new_config,
+                      std::string& why) {
+  if (restart_fingerprint(old_config) != restart_fingerprint(new_config)) {
+    why = "pipeline, spool, journal, upload or aws settings changed: restart fhir-edge to apply";
+    return false;
+  }
+  impl_->cfg = new_config;
+  return true;
+}
+
+void Pipeline::stop(std::function<void()> done) {
+  impl_->stop();
+  boost::asio::post(impl_->io, std::move(done));
+}
+
+std::string Pipeline::status_line() const {
+  return impl_->status_line();
+}
+const Stats& Pipeline::stats() const {
+  return impl_->stats;
+}
+void Pipeline::on_uploaded(std::function<void(std::int64_t)> f) {
+  impl_->uploaded_hook = std::move(f);
+}
+
+std::shared_ptr<service::Component> make_pipeline(asio::io_context& io,
+                                                  const config::Config& config, Options options) {
+  return std::make_shared<Pipeline>(io, config, std::move(options));
+}
+
+}  // namespace fe::pipeline

@@ -1,0 +1,127 @@
+#pragma once
+// The ingest and upload pipeline: the daemon's main loop up to the moment every file of an export
+// is safely in S3 (DESIGN "The job, one export at a time", issue 6). Issue 7 (import lifecycle)
+// continues from exports in state `uploaded`.
+//
+// One Component per daemon serves every configured pipeline:
+//   watch      one watch::Watcher per pipeline on the control io_context → ReadyExport
+//   take       content digest on the worker pool, then journal.take_export on the control thread:
+//              an identical re-delivery is recognised (not redone), a changed one is a new version
+//   spool      per file on the worker pool (boost::asio::thread_pool): LineReader → Validator at
+//              the pipeline's level → valid lines to spool/<export>/import/<File>.zst, invalid ones
+//              to rejected/<File>.zst, issues to spool/<export>/reports/<File>.json; then
+//              report.json (write_durable). on_invalid: reject-resource | reject-file |
+//              fail-export. The journal records a file only after its spool files are durable.
+//   upload     per file on the control io_context with the async S3 client:
+//                <prefix>/<export>/import/<File>.ndjson    part N = spool frame N decompressed
+//                <prefix>/<export>/archive/<File>.ndjson.zst  raw spool bytes (s3.archive)
+//                <prefix>/<export>/rejected/<File>.ndjson.zst and report.json (s3.upload_rejects)
+//              PutObject for one part, multipart otherwise, x-amz-checksum-crc32c on every part,
+//              SSE-KMS when configured; at most upload.concurrency part requests in flight
+//              overall (memory: part_size x concurrency part buffers). Every finished part is
+//              journaled; resume = ListParts (journal alone when the server lacks it) + missing
+//              parts + Complete with If-None-Match: *; a 412 / NoSuchUpload is settled with
+//              HeadObject's (composite) CRC32C, never by uploading again.
+//   errors     retryable errors exhausted → the export keeps its state and is retried after a
+//              backoff in minutes; auth / not-found / validation / other → park_export with the
+//              message. Nothing is dropped.
+//   quota      spool.max_bytes: writers wait (back-pressure) while uploads go on; under pressure
+//              the spool of exports that are already uploaded is evicted, oldest first.
+//   restart    every non-terminal export is resumed from the journal (spooling → redo the files
+//              not yet spooled; spooled/uploading → resume the upload).
+// Threading: every journal call, S3 call and state change happens on the control thread (the
+// io_context the component was made with); the pool only reads sources and writes spool files.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+
+#include "config/config.hpp"
+#include "service/service.hpp"
+
+namespace fe::pipeline {
+
+// Knobs that are not in the config file (defaults are the production values; tests lower them).
+struct Options {
+  int worker_threads = 2;  // validate+spool pool
+  // Smallest part size accepted (S3's rule is 5 MiB; tests use a lower one with healthlake-local
+  // --min-part-size so multipart cases stay small).
+  std::uint64_t min_part_size = 5ull << 20;
+  // Auto part size: at least this, and large enough that a file stays under 10,000 parts.
+  std::uint64_t auto_part_size = 8ull << 20;
+  // First retry delay after an export's attempts ran out; doubles up to retry_max.
+  std::chrono::milliseconds retry_base = std::chrono::minutes(1);
+  std::chrono::milliseconds retry_max = std::chrono::minutes(30);
+  // Hook run on the control thread whenever the status line may have changed.
+  std::function<void()> on_change;
+};
+
+// The part size used for a file of `source_bytes` (uncompressed bytes are never more than that):
+// configured (or auto) but at least min_part_size and so that the file fits in 9,999 parts.
+std::uint64_t choose_part_size(std::optional<std::uint64_t> configured, std::uint64_t source_bytes,
+                               const Options& options = {});
+
+// Object keys (DESIGN "S3 layout"); prefix may be empty.
+std::string import_key(std::string_view prefix, std::string_view export_name,
+                       std::string_view file_name);  // .../import/<File>.ndjson
+std::string archive_key(std::string_view prefix, std::string_view export_name,
+                        std::string_view file_name);  // .../archive/<File>.ndjson.zst
+std::string rejected_key(std::string_view prefix, std::string_view export_name,
+                         std::string_view file_name);  // .../rejected/<File>.ndjson.zst
+std::string report_key(std::string_view prefix, std::string_view export_name);
+
+// Counters (control thread), for status, tests and benchmarks.
+struct Stats {
+  std::uint64_t exports_taken = 0;
+  std::uint64_t exports_uploaded = 0;
+  std::uint64_t parts_sent = 0;       // part/PutObject requests that succeeded
+  std::uint64_t part_bytes_sent = 0;  // their body bytes
+  std::uint64_t parts_skipped = 0;    // found uploaded (journal or ListParts) on resume
+  std::uint64_t settled = 0;          // objects settled by HeadObject checksum
+  std::uint64_t retries_scheduled = 0;
+  std::uint64_t parked = 0;
+  std::uint64_t evicted_bytes = 0;
+};
+
+class Pipeline : public service::Component {
+ public:
+  Pipeline(boost::asio::io_context& io, const config::Config& config, Options options = {});
+  ~Pipeline() override;
+
+  std::string name() const override { return "pipeline"; }
+  // Opens the journal (lock, integrity check), the credentials, builds validators, resumes every
+  // non-terminal export, then starts the watchers. Throws on a fatal start-up error.
+  void start(const config::Config& config) override;
+  // Only log level and similar outside keys may change at run time; a change to pipelines, spool,
+  // journal, upload or aws is refused (restart needed), leaving everything as it was.
+  bool reload(const config::Config& old_config, const config::Config& new_config,
+              std::string& why) override;
+  // Stops watchers and timers, cancels spool work (it is redone from the journal at the next
+  // start) and transfers in flight (parts are resumed), closes the journal, then done().
+  void stop(std::function<void()> done) override;
+  // "2 exports uploading, 1 queued, 0 parked".
+  std::string status_line() const override;
+
+  const Stats& stats() const;
+
+  // after_upload (keep | delete | move:DIR) hook: issue 7 applies the policy after the import; the
+  // pipeline calls this (if set) on the control thread when an export reaches `uploaded`.
+  void on_uploaded(std::function<void(std::int64_t export_id)> f);
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// The factory `fhir-edge run` uses: service.add(fe::pipeline::make_pipeline(service.io(), cfg)).
+std::shared_ptr<service::Component> make_pipeline(boost::asio::io_context& io,
+                                                  const config::Config& config,
+                                                  Options options = {});
+
+}  // namespace fe::pipeline

@@ -1,0 +1,259 @@
+#include "pipeline/spooler.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "aws/crc32c.hpp"
+
+namespace fe::pipeline {
+namespace fs = std::filesystem;
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+fs::path fragment_path(const fs::path& spool_dir, std::string_view export_name,
+                       std::string_view file_name) {
+  return spool::export_dir(spool_dir, export_name) / "reports" / (std::string(file_name) + ".json");
+}
+
+std::vector<PartSpec> raw_parts(const spool::SpoolFile& file, std::uint64_t size,
+                                std::uint64_t part_size) {
+  std::vector<PartSpec> parts;
+  for (std::uint64_t off = 0; off < size; off += part_size) {
+    PartSpec p;
+    p.number = static_cast<int>(parts.size()) + 1;
+    p.offset = off;
+    p.length = std::min(part_size, size - off);
+    std::uint32_t crc = 0;
+    file.read_raw(p.offset, p.length,
+                  [&](std::span<const char> b) { crc = aws::crc32c(b.data(), b.size(), crc); });
+    p.crc32c = crc;
+    parts.push_back(p);
+  }
+  return parts;
+}
+
+namespace {
+
+// One rejected line in the report: where, what, and every issue with its JSON path.
+void append_entry(std::string& out, const fhir::Result& r) {
+  out += "{\"line\":" + std::to_string(r.line);
+  if (!r.resource_type.empty()) out += ",\"resourceType\":\"" + json_escape(r.resource_type) + "\"";
+  if (!r.id.empty()) out += ",\"id\":\"" + json_escape(r.id) + "\"";
+  out += ",\"issues\":[";
+  bool first = true;
+  for (const auto& i : r.issues) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"severity\":\"" + std::string(fhir::to_string(i.severity)) + "\",\"code\":\"" +
+           json_escape(i.code) + "\",\"path\":\"" + json_escape(i.path) + "\",\"message\":\"" +
+           json_escape(i.message) + "\"}";
+  }
+  out += "]";
+  if (r.truncated) out += ",\"issues_truncated\":true";
+  out += "}";
+}
+
+std::string first_error(const fhir::Result& r) {
+  for (const auto& i : r.issues)
+    if (i.severity == fhir::Severity::error)
+      return (i.path.empty() ? std::string() : i.path + ": ") + i.message;
+  return "invalid";
+}
+
+}  // namespace
+
+SpoolResult spool_file(const SpoolJob& job) {
+  SpoolResult res;
+  res.part_size = job.part_size;
+  const std::string where = job.source.path.string();
+  try {
+    fhir::LineReader reader(job.source.path, job.validator->options().max_line_bytes);
+    if (!reader.ok()) {
+      res.error = reader.error();
+      return res;
+    }
+    thread_local fhir::Scratch scratch;
+    spool::WriterOptions wo;
+    wo.part_size = job.part_size;
+    wo.zstd_level = job.zstd_level;
+    wo.quota = job.quota;
+    wo.fsync = job.fsync;
+    auto import_file = spool::import_path(job.spool_dir, job.export_name, job.file_name);
+    auto rejected_file = spool::rejected_path(job.spool_dir, job.export_name, job.file_name);
+    spool::SpoolWriter import(import_file, wo);
+    std::optional<spool::SpoolWriter> rejected;  // created at the first rejected line
+    const bool reject_file = job.on_invalid == config::OnInvalid::reject_file;
+    // reject-file: every line also goes to rejected/ (the whole file is rejected if one line is
+    // invalid); the import writer is dropped at the end in that case.
+    if (reject_file) rejected.emplace(rejected_file, wo);
+
+    std::string entries;
+    std::size_t listed = 0;
+    std::string line_buf;
+    std::string_view line;
+    std::uint64_t line_no = 0;
+    for (;;) {
+      if (job.cancel && job.cancel->load(std::memory_order_relaxed)) {
+        res.cancelled = true;
+        return res;
+      }
+      auto st = reader.next(line, line_no);
+      if (st == fhir::LineReader::Status::eof) break;
+      if (st == fhir::LineReader::Status::error) {
+        res.error = reader.error();
+        return res;
+      }
+      fhir::Result r;
+      bool too_long = st == fhir::LineReader::Status::too_long;
+      if (too_long) {
+        r.line = line_no;
+        r.issues.push_back(fhir::Issue{
+            fhir::Severity::error, std::string(fhir::code::too_long), line_no, "",
+            "line longer than " + std::to_string(job.validator->options().max_line_bytes) +
+                " bytes; not kept"});
+      } else {
+        r = job.validator->validate_line(line, line_no, scratch);
+      }
+      if (r.blank) {
+        ++res.blank;  // not a resource; dropped (HealthLake wants one resource per line)
+        continue;
+      }
+      line_buf.assign(line);
+      line_buf += '\n';
+      if (r.valid()) {
+        ++res.valid;
+        import.write(line_buf);
+        if (reject_file) rejected->write(line_buf);
+        continue;
+      }
+      ++res.rejected;
+      if (job.on_invalid == config::OnInvalid::fail_export) {
+        res.fail_export = true;
+        res.error = where + ":" + std::to_string(line_no) + ": " + first_error(r) +
+                    " (on_invalid: fail-export)";
+        return res;
+      }
+      if (!too_long) {
+        if (!rejected) rejected.emplace(rejected_file, wo);
+        rejected->write(line_buf);
+      }
+      if (listed < job.max_report_entries) {
+        if (listed) entries += ",\n    ";
+        append_entry(entries, r);
+        ++listed;
+      }
+    }
+
+    // The source must still be what was taken: otherwise this export is superseded (never
+    // uploaded half-old, half-new).
+    auto changes = watch::changed_after_taken({job.source});
+    if (!changes.empty()) {
+      res.changed = true;
+      res.error = where + " changed while it was spooled (" + changes.front().what + ")";
+      return res;
+    }
+
+    res.file_rejected = reject_file && res.rejected > 0;
+    if (res.file_rejected) {
+      res.valid = 0;  // nothing of this file is imported
+      // The import writer is not finished: its destructor removes the temporary files.
+    } else {
+      const auto& idx = import.finish();
+      res.bytes_uncompressed = idx.uncompressed_size;
+      res.bytes_spooled = idx.compressed_size;
+      res.crc32c = idx.crc32c;
+      for (size_t i = 0; i < idx.frames.size(); ++i) {
+        const auto& f = idx.frames[i];
+        res.import_parts.push_back(PartSpec{static_cast<int>(i) + 1, f.uncompressed_offset,
+                                            f.uncompressed_size, f.crc32c});
+      }
+      auto sf = spool::SpoolFile::open(import_file);
+      res.archive_parts = raw_parts(sf, sf.index().compressed_size, job.part_size);
+    }
+    if (rejected && (res.file_rejected || (!reject_file && res.rejected > 0))) {
+      const auto& ridx = rejected->finish();
+      res.rejected_file = rejected_file;
+      res.rejected_bytes = ridx.compressed_size;
+      auto sf = spool::SpoolFile::open(rejected_file);
+      std::uint32_t crc = 0;
+      sf.read_raw(0, ridx.compressed_size,
+                  [&](std::span<const char> b) { crc = aws::crc32c(b.data(), b.size(), crc); });
+      res.rejected_crc32c = crc;
+    }
+    // rejected (reject-file without invalid lines) is dropped unfinished: nothing to keep.
+
+    std::string frag = "{\"file\":\"" + json_escape(job.file_name) +
+                       "\",\"resources_valid\":" + std::to_string(res.valid) +
+                       ",\"resources_rejected\":" + std::to_string(res.rejected) +
+                       ",\"blank_lines\":" + std::to_string(res.blank) +
+                       ",\"file_rejected\":" + (res.file_rejected ? "true" : "false") +
+                       ",\"bytes_import\":" + std::to_string(res.bytes_uncompressed) +
+                       ",\"rejected_listed\":" + std::to_string(listed) + ",\"rejected\":[\n    " +
+                       entries + "]}";
+    res.report_fragment = fragment_path(job.spool_dir, job.export_name, job.file_name);
+    fs::create_directories(res.report_fragment.parent_path());
+    spool::write_durable(res.report_fragment, frag);
+    res.ok = true;
+  } catch (const spool::Cancelled&) {
+    res.cancelled = true;
+  } catch (const std::exception& e) {
+    res.error = where + ": " + e.what();
+  }
+  return res;
+}
+
+void write_report(const fs::path& spool_dir, std::string_view export_name,
+                  std::string_view pipeline, std::string_view level,
+                  const std::vector<std::string>& file_names) {
+  std::string out = "{\"export\":\"" + json_escape(export_name) + "\",\"pipeline\":\"" +
+                    json_escape(pipeline) + "\",\"validation_level\":\"" + json_escape(level) +
+                    "\",\n \"files\":[\n  ";
+  bool first = true;
+  for (const auto& name : file_names) {
+    auto p = fragment_path(spool_dir, export_name, name);
+    std::ifstream in(p, std::ios::binary);
+    if (!in) continue;  // a file that was never spooled (fail-export) has no fragment
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (!first) out += ",\n  ";
+    first = false;
+    out += ss.str();
+  }
+  out += "]}\n";
+  spool::write_durable(spool::report_path(spool_dir, export_name), out);
+}
+
+}  // namespace fe::pipeline

@@ -1,0 +1,436 @@
+// The pipeline end to end against healthlake-local on 127.0.0.1: real inotify, real SQLite
+// journal, real zstd spool, real HTTP. Expected outputs are computed independently from the
+// generator's list of invalid lines.
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "config/config.hpp"
+#include "harness.hpp"
+#include "journal/journal.hpp"
+#include "pipeline/pipeline.hpp"
+#include "spool/spool.hpp"
+
+#ifndef FE_HEALTHLAKE_LOCAL
+#define FE_HEALTHLAKE_LOCAL ""
+#endif
+
+namespace {
+namespace fs = std::filesystem;
+using namespace fe::test;
+using fe::journal::ExportState;
+
+constexpr uint64_t kPart = 64 * 1024;  // small parts keep multipart cases small in CI
+
+bool have_tools(std::string& why) {
+  if (std::string(FE_HEALTHLAKE_LOCAL).empty() || !fs::exists(FE_HEALTHLAKE_LOCAL)) {
+    why = "healthlake-local was not built (tools/healthlake-local)";
+    return false;
+  }
+  if (!fs::exists(FE_EXPORT_GEN)) {
+    why = "tools/fhir-export-gen/fhir-export-gen is missing";
+    return false;
+  }
+  return true;
+}
+
+#define REQUIRE_TOOLS()                          \
+  do {                                           \
+    std::string why_;                            \
+    if (!have_tools(why_)) GTEST_SKIP() << why_; \
+  } while (0)
+
+fe::config::Config load(const fs::path& root, const std::string& yaml) {
+  auto path = root / "fhir-edge.yaml";
+  write_file(path, yaml);
+  auto r = fe::config::load_config(path);
+  if (!r.ok()) throw std::runtime_error(fe::config::format(r.errors));
+  return *r.config;
+}
+
+fe::pipeline::Options test_options() {
+  fe::pipeline::Options o;
+  o.min_part_size = kPart;
+  o.auto_part_size = kPart;
+  o.retry_base = std::chrono::milliseconds(300);
+  o.retry_max = std::chrono::milliseconds(2000);
+  return o;
+}
+
+// Runs the loop until `done` or the deadline; returns done().
+template <class F>
+bool run_until(boost::asio::io_context& io, F done, std::chrono::seconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < end)
+    io.run_one_for(std::chrono::milliseconds(100));
+  return done();
+}
+
+void stop_component(boost::asio::io_context& io, fe::pipeline::Pipeline& p) {
+  bool stopped = false;
+  p.stop([&] { stopped = true; });
+  run_until(
+      io, [&] { return stopped; }, std::chrono::seconds(30));
+}
+
+std::vector<fe::journal::ExportRow> journal_exports(const fs::path& root) {
+  auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+  return j.exports(true);
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { set_test_env(); }
+};
+
+// A three-file export with invalid lines: import/ holds exactly the valid lines, archive/
+// decompresses to the same, rejects and report.json are right, and the journal agrees. Then a
+// restart re-sees the identical export and does not redo it.
+TEST_F(PipelineTest, ThreeFileExportWithInvalidLines) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("three");
+  LocalS3 server(root / "s3", kPart);
+  auto gen = generate(root / "gen", {"--patients", "40", "--invalid-every", "9", "--seed", "7"});
+  const std::vector<std::string> files{"Encounter.000.ndjson", "Observation.000.ndjson",
+                                       "Patient.000.ndjson"};
+  auto exp = root / "watch" / "exp1";
+  fs::create_directories(exp);
+  for (const auto& f : files) fs::copy_file(root / "gen" / f, exp / f);
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+
+  boost::asio::io_context io;
+  {
+    fe::pipeline::Pipeline p(io, cfg, test_options());
+    p.start(cfg);
+    write_file(exp / ".done", "");
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(180)))
+        << p.status_line();
+    EXPECT_GT(p.stats().parts_sent, 3u);
+    EXPECT_EQ(p.stats().parked, 0u);
+    stop_component(io, p);
+  }
+
+  S3Reader s3(server.endpoint());
+  std::set<std::string> want_keys{"exports/exp1/report.json"};
+  uint64_t total_valid = 0, total_rejected = 0;
+  for (const auto& f : files) {
+    auto [valid, bad] = split_expected(exp / f, gen.invalid[f]);
+    auto imp = s3.get("exports/exp1/import/" + f);
+    ASSERT_TRUE(imp) << f;
+    EXPECT_TRUE(*imp == valid) << f << ": import object differs from the valid lines ("
+                               << imp->size() << " vs " << valid.size() << " bytes)";
+    auto arc = s3.get("exports/exp1/archive/" + f + ".zst");
+    ASSERT_TRUE(arc) << f;
+    EXPECT_TRUE(zstd_decompress(*arc) == valid) << f << ": archive does not decompress to it";
+    want_keys.insert("exports/exp1/import/" + f);
+    want_keys.insert("exports/exp1/archive/" + f + ".zst");
+    if (!bad.empty()) {
+      auto rej = s3.get("exports/exp1/rejected/" + f + ".zst");
+      ASSERT_TRUE(rej) << f;
+      EXPECT_EQ(zstd_decompress(*rej), bad) << f;
+      want_keys.insert("exports/exp1/rejected/" + f + ".zst");
+    }
+    total_valid += std::count(valid.begin(), valid.end(), '\n');
+    total_rejected += gen.invalid[f].size();
+  }
+  EXPECT_GT(total_rejected, 0u);
+  EXPECT_EQ(s3.list("exports/"), want_keys);
+
+  // Multipart objects carry the composite CRC32C of their parts.
+  auto head = s3.head("exports/exp1/import/Observation.000.ndjson");
+  ASSERT_TRUE(head);
+  EXPECT_NE(head->checksum_crc32c.find('-'), std::string::npos) << head->checksum_crc32c;
+
+  // report.json: counts per file, and every rejected line with issues and a JSON path.
+  auto report = s3.get("exports/exp1/report.json");
+  ASSERT_TRUE(report);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = parser.parse(*report);
+  size_t nfiles = 0;
+  for (auto fe_ : doc["files"].get_array()) {
+    std::string name(std::string_view(fe_["file"].get_string()));
+    ++nfiles;
+    const auto& inv = gen.invalid[name];
+    EXPECT_EQ(uint64_t(fe_["resources_rejected"].get_int64()), inv.size()) << name;
+    std::set<uint64_t> lines;
+    for (auto r : fe_["rejected"].get_array()) {
+      lines.insert(r["line"].get_uint64());
+      auto issues = r["issues"].get_array();
+      EXPECT_GT(issues.size(), 0u);
+      for (auto i : issues) EXPECT_FALSE(std::string_view(i["message"].get_string()).empty());
+    }
+    EXPECT_EQ(lines, inv) << name;
+  }
+  EXPECT_EQ(nfiles, files.size());
+
+  // The journal agrees.
+  {
+    auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+    auto rows = j.exports(true);
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].state, ExportState::uploaded);
+    EXPECT_EQ(uint64_t(rows[0].resources_valid), total_valid);
+    EXPECT_EQ(uint64_t(rows[0].resources_rejected), total_rejected);
+    for (const auto& f : j.files(rows[0].id)) {
+      EXPECT_EQ(f.state, fe::journal::FileState::uploaded) << f.name;
+      auto [valid, bad] = split_expected(exp / f.name, gen.invalid[f.name]);
+      EXPECT_EQ(uint64_t(f.bytes_uncompressed), valid.size()) << f.name;
+      for (const auto& part : j.parts(f.id, fe::journal::PartKind::import)) {
+        EXPECT_EQ(part.state, fe::journal::PartState::uploaded);
+        EXPECT_FALSE(part.etag.empty());
+      }
+    }
+  }
+
+  // Restart: the start-up rescan sees the same export; it is recognised and nothing is sent.
+  auto before = server.requests().size();
+  {
+    fe::pipeline::Pipeline p(io, cfg, test_options());
+    p.start(cfg);
+    run_until(
+        io, [] { return false; }, std::chrono::seconds(2));
+    EXPECT_EQ(p.stats().exports_taken, 0u);
+    stop_component(io, p);
+  }
+  EXPECT_EQ(journal_exports(root).size(), 1u);
+  EXPECT_EQ(server.requests().size(), before);
+  fs::remove_all(root);
+}
+
+// on_invalid: reject-file keeps a file with an invalid line out of import/ entirely (its lines
+// all go to rejected/); fail-export fails the whole export and uploads nothing.
+TEST_F(PipelineTest, RejectFileAndFailExport) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("onvalid");
+  LocalS3 server(root / "s3", kPart);
+  auto gen = generate(root / "gen", {"--patients", "5", "--invalid-every", "23", "--seed", "3"});
+  ASSERT_FALSE(gen.invalid.empty());
+  std::string bad_file = gen.invalid.begin()->first;
+  std::string good_file;
+  for (const auto& e : fs::directory_iterator(root / "gen"))
+    if (!gen.invalid.count(e.path().filename().string())) good_file = e.path().filename();
+  ASSERT_FALSE(good_file.empty());
+
+  for (std::string mode : {"reject-file", "fail-export"}) {
+    SCOPED_TRACE(mode);
+    auto sub = root / mode;
+    auto exp = sub / "watch" / "e";
+    fs::create_directories(exp);
+    fs::copy_file(root / "gen" / bad_file, exp / bad_file);
+    fs::copy_file(root / "gen" / good_file, exp / good_file);
+    write_file(exp / ".done", "");
+    std::string yaml = config_yaml(sub, server.endpoint(), "    on_invalid: " + mode + "\n");
+    // Distinct S3 prefixes per mode.
+    yaml.replace(yaml.find("prefix: exports"), 15, "prefix: " + mode);
+    auto cfg = load(sub, yaml);
+    boost::asio::io_context io;
+    fe::pipeline::Pipeline p(io, cfg, test_options());
+    p.start(cfg);
+    auto settled = [&] {
+      for (const auto& e : journal_exports(sub))
+        if (e.state == ExportState::uploaded || e.state == ExportState::failed) return true;
+      return false;
+    };
+    ASSERT_TRUE(run_until(io, settled, std::chrono::seconds(120))) << p.status_line();
+    stop_component(io, p);
+    auto rows = journal_exports(sub);
+    ASSERT_EQ(rows.size(), 1u);
+    S3Reader s3(server.endpoint());
+    auto keys = s3.list(mode + "/");
+    if (mode == "reject-file") {
+      EXPECT_EQ(rows[0].state, ExportState::uploaded);
+      EXPECT_EQ(keys.count(mode + "/e/import/" + bad_file), 0u);
+      EXPECT_EQ(keys.count(mode + "/e/import/" + good_file), 1u);
+      auto rej = s3.get(mode + "/e/rejected/" + bad_file + ".zst");
+      ASSERT_TRUE(rej);
+      EXPECT_EQ(zstd_decompress(*rej), read_file(exp / bad_file));  // the whole file
+    } else {
+      EXPECT_EQ(rows[0].state, ExportState::failed);
+      EXPECT_NE(rows[0].last_error.find(bad_file), std::string::npos) << rows[0].last_error;
+      EXPECT_NE(rows[0].last_error.find(":" + std::to_string(*gen.invalid[bad_file].begin())),
+                std::string::npos)
+          << rows[0].last_error;
+      EXPECT_TRUE(keys.empty());
+    }
+  }
+  fs::remove_all(root);
+}
+
+// A file that changes after it was taken is never uploaded half-old, half-new: the export is
+// superseded and the new content is taken as a new version (".v2").
+TEST_F(PipelineTest, ChangedExportIsANewVersion) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("changed");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "e";
+  generate(exp, {"--patients", "3", "--seed", "1", "--complete", "marker"});
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)));
+  // Re-deliver with different content (same names).
+  auto patient = exp / "Patient.000.ndjson";
+  std::string text = read_file(patient);
+  auto first_line = text.substr(0, text.find('\n') + 1);
+  write_file(patient, text + first_line);  // one more (duplicate) resource line
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 2; }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+  S3Reader s3(server.endpoint());
+  auto v2 = s3.get("exports/e.v2/import/Patient.000.ndjson");
+  ASSERT_TRUE(v2);
+  EXPECT_EQ(*v2, text + first_line);
+  auto v1 = s3.get("exports/e/import/Patient.000.ndjson");
+  ASSERT_TRUE(v1);
+  EXPECT_EQ(*v1, text);
+  fs::remove_all(root);
+}
+
+// Endpoint down: exports spool up to the quota, then ingest waits (back-pressure) while uploads
+// keep being retried; the endpoint comes back: everything uploads, nothing is lost.
+TEST_F(PipelineTest, EndpointDownBackPressureThenRecovery) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("down");
+  const uint16_t port = free_port();
+  const std::string endpoint = "http://127.0.0.1:" + std::to_string(port);
+  auto cfg = load(root, config_yaml(root, endpoint));
+  // Each export spools to ~60-70 KiB of zstd; the quota holds about two.
+  cfg.spool.max_bytes = 150 * 1024;
+  constexpr int kExports = 4;
+  std::vector<std::string> names;
+  for (int i = 0; i < kExports; ++i) {
+    names.push_back("e" + std::to_string(i));
+    generate(root / "watch" / names.back(),
+             {"--patients", "20", "--seed", std::to_string(10 + i), "--complete", "marker"});
+  }
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  // Until the quota stops ingest: some exports spooled (waiting for the endpoint), the rest not.
+  auto blocked = [&] {
+    int spooled = 0, waiting = 0;
+    for (const auto& e : journal_exports(root)) {
+      if (e.state == ExportState::uploading || e.state == ExportState::spooled) ++spooled;
+      if (e.state == ExportState::spooling) ++waiting;
+    }
+    return spooled >= 1 && waiting >= 1 &&
+           fe::spool::disk_usage(root / "spool") >= cfg.spool.max_bytes;
+  };
+  ASSERT_TRUE(run_until(io, blocked, std::chrono::seconds(120))) << p.status_line();
+  run_until(
+      io, [] { return false; }, std::chrono::seconds(3));  // stays blocked, retries go on
+  EXPECT_TRUE(blocked());
+  EXPECT_GT(p.stats().retries_scheduled, 0u);
+  EXPECT_EQ(p.stats().exports_uploaded, 0u);
+  // Bounded: at most one frame per writer beyond the quota (2 writers, frames <= part size).
+  EXPECT_LE(fe::spool::disk_usage(root / "spool"), cfg.spool.max_bytes + 4 * kPart);
+  std::printf("[ back-pressure ] spool %llu bytes of quota %llu; status: %s\n",
+              (unsigned long long)fe::spool::disk_usage(root / "spool"),
+              (unsigned long long)cfg.spool.max_bytes, p.status_line().c_str());
+
+  LocalS3 server(root / "s3", kPart, port);  // the endpoint comes back
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == kExports; }, std::chrono::seconds(240)))
+      << p.status_line();
+  stop_component(io, p);
+  S3Reader s3(server.endpoint());
+  for (const auto& n : names) {
+    for (const auto& e : fs::directory_iterator(root / "watch" / n)) {
+      auto f = e.path().filename().string();
+      if (!f.ends_with(".ndjson")) continue;
+      auto obj = s3.get("exports/" + n + "/import/" + f);
+      ASSERT_TRUE(obj) << n << "/" << f;
+      EXPECT_TRUE(*obj == read_file(e.path())) << n << "/" << f;
+    }
+  }
+  fs::remove_all(root);
+}
+
+// SIGKILL the daemon mid-upload, twice, restart it: the object is byte-identical and at most one
+// part per in-flight part was sent again.
+TEST_F(PipelineTest, KillMidUploadAndResume) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("kill");
+  constexpr uint64_t kBigPart = 1 << 20;
+  constexpr int kConcurrency = 4;
+  LocalS3 server(root / "s3", kBigPart);
+  auto exp = root / "watch" / "big";
+  generate(exp, {"--size", "24MiB", "--single-file", "All.ndjson", "--seed", "5"});
+  const std::string key = "exports/big/import/All.ndjson";
+  const std::string expected = read_file(exp / "All.ndjson");
+  // Slow uplink for the killed runs so the kill lands mid-upload.
+  auto slow = config_yaml(root, server.endpoint(), "",
+                          "{ part_size: auto, concurrency: 4, bandwidth_limit: 1MiB }");
+  auto fast = config_yaml(root, server.endpoint());
+  write_file(root / "slow.yaml", slow);
+  write_file(root / "fast.yaml", fast);
+  auto start_driver = [&](const std::string& cfgname) {
+    return spawn(
+        {FE_PIPELINE_DRIVER, (root / cfgname).string(), "--min-part-size", std::to_string(kBigPart),
+         "--auto-part-size", std::to_string(kBigPart), "--retry-ms", "300"},
+        root / "driver.log");
+  };
+  auto parts_done = [&] {
+    int n = 0;
+    for (const auto& r : server.requests())
+      if (r.operation == "UploadPart" && r.key == key && r.status == 200) ++n;
+    return n;
+  };
+  auto wait_for = [](auto cond, std::chrono::seconds limit) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (!cond() && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return cond();
+  };
+  write_file(exp / ".done", "");
+  int kills = 0;
+  for (int target : {4, 12}) {
+    pid_t pid = start_driver("slow.yaml");
+    bool reached = wait_for([&] { return parts_done() >= target; }, std::chrono::seconds(240));
+    ::kill(pid, SIGKILL);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    ASSERT_TRUE(reached) << read_file(root / "driver.log");
+    ++kills;
+  }
+  pid_t pid = start_driver("fast.yaml");
+  auto uploaded = [&] {
+    for (const auto& e : journal_exports(root))
+      if (e.state == ExportState::uploaded) return true;
+    return false;
+  };
+  bool ok = wait_for(uploaded, std::chrono::seconds(240));
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(ok) << read_file(root / "driver.log");
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+  S3Reader s3(server.endpoint());
+  auto obj = s3.get(key);
+  ASSERT_TRUE(obj);
+  EXPECT_EQ(obj->size(), expected.size());
+  EXPECT_TRUE(*obj == expected) << "object is not byte-identical to the source";
+
+  uint64_t sent = 0;
+  std::set<int> numbers;
+  for (const auto& r : server.requests())
+    if (r.operation == "UploadPart" && r.key == key) {
+      sent += r.bytes_in;
+      numbers.insert(r.part_number);
+    }
+  const uint64_t resent = sent > expected.size() ? sent - expected.size() : 0;
+  std::printf(
+      "[ resume ] object %zu bytes, %zu parts, %d kills: %llu bytes sent, %llu re-sent "
+      "(bound %llu = %d kills x %d in flight x 1 part)\n",
+      expected.size(), numbers.size(), kills, (unsigned long long)sent, (unsigned long long)resent,
+      (unsigned long long)(kills * kConcurrency * kBigPart), kills, kConcurrency);
+  EXPECT_LE(resent, kills * kConcurrency * kBigPart);
+  fs::remove_all(root);
+}
+
+}  // namespace
