@@ -188,6 +188,17 @@ FrameIndex FrameIndex::parse(std::string_view text, const fs::path& where) {
 
 // ------------------------------------------------------------------ Quota
 
+uint64_t Quota::max_bytes() const {
+  std::lock_guard l(mu_);
+  return max_;
+}
+void Quota::set_max_bytes(uint64_t max) {
+  {
+    std::lock_guard l(mu_);
+    max_ = max;
+  }
+  cv_.notify_all();
+}
 uint64_t Quota::used() const {
   std::lock_guard l(mu_);
   return used_;

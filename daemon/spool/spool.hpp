@@ -82,7 +82,8 @@ struct FrameIndex {
 class Quota {
  public:
   explicit Quota(uint64_t max_bytes) : max_(max_bytes) {}
-  uint64_t max_bytes() const { return max_; }
+  uint64_t max_bytes() const;
+  void set_max_bytes(uint64_t max);  // configuration reload; wakes waiters when raised
   uint64_t used() const;
   bool full() const;
   void set_used(uint64_t bytes);  // after scanning the spool dir at start (disk_usage)

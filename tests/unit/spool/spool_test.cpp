@@ -1,0 +1,398 @@
+// The spool against real files and real zstd in a temp directory.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <fstream>
+#include <future>
+#include <random>
+#include <thread>
+
+#include "spool/crc32c.hpp"
+#include "spool/spool.hpp"
+
+namespace fs = std::filesystem;
+using namespace fe::spool;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "fe-spool-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// NDJSON lines of varying length so frame boundaries fall inside lines.
+std::string make_ndjson(size_t bytes, unsigned seed = 1) {
+  std::mt19937 rng(seed);
+  std::string out;
+  for (int i = 0; out.size() < bytes; ++i) {
+    out += "{\"resourceType\":\"Observation\",\"id\":\"obs-" + std::to_string(i) +
+           "\",\"status\":\"final\",\"valueQuantity\":{\"value\":" + std::to_string(rng() % 1000) +
+           "},\"note\":[{\"text\":\"" + std::string(rng() % 300, 'a' + static_cast<char>(i % 26)) +
+           "\"}]}\n";
+  }
+  return out;
+}
+
+std::string random_bytes(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Whole-file streaming decompression with plain libzstd: the archive copy as a user would read it.
+std::string zstd_decompress_all(const std::string& compressed) {
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  std::string out;
+  std::vector<char> buf(ZSTD_DStreamOutSize());
+  ZSTD_inBuffer in{compressed.data(), compressed.size(), 0};
+  while (in.pos < in.size) {
+    ZSTD_outBuffer o{buf.data(), buf.size(), 0};
+    size_t rc = ZSTD_decompressStream(d, &o, &in);
+    if (ZSTD_isError(rc)) {
+      ZSTD_freeDCtx(d);
+      throw std::runtime_error(ZSTD_getErrorName(rc));
+    }
+    out.append(buf.data(), o.pos);
+  }
+  ZSTD_freeDCtx(d);
+  return out;
+}
+
+}  // namespace
+
+TEST(Crc32c, MatchesTheStandardCheckValue) {
+  EXPECT_EQ(crc32c(0, "123456789", 9), 0xE3069283u);
+  EXPECT_EQ(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+  EXPECT_EQ(crc32c(0, "", 0), 0u);
+  // base64 of the big-endian bytes e3 06 92 83.
+  EXPECT_EQ(crc32c_base64(0xE3069283u), "4waSgw==");
+}
+
+TEST(Spool, PartNIsFrameNAndFramesDecompressIndependently) {
+  TempDir dir;
+  const uint64_t part = 64 * 1024;
+  std::string data = make_ndjson(5 * part + 12345);
+  auto path = import_path(dir.path(), "exp1", "Observation.000.ndjson");
+  EXPECT_EQ(path, dir.path() / "exp1" / "import" / "Observation.000.ndjson.zst");
+  {
+    SpoolWriter w(path, {.part_size = part, .zstd_level = 3});
+    // Feed in uneven pieces, as a validator hands over lines.
+    size_t pos = 0;
+    std::mt19937 rng(7);
+    while (pos < data.size()) {
+      size_t n = std::min<size_t>(data.size() - pos, 1 + rng() % 5000);
+      w.write(std::string_view(data).substr(pos, n));
+      pos += n;
+    }
+    const auto& idx = w.finish();
+    EXPECT_EQ(idx.frames.size(), 6u);
+    EXPECT_EQ(idx.uncompressed_size, data.size());
+  }
+  EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
+  auto f = SpoolFile::open(path);
+  ASSERT_EQ(f.frame_count(), 6u);
+  EXPECT_EQ(f.index().crc32c, crc32c(0, data.data(), data.size()));
+  std::string file = slurp(path);
+  EXPECT_LT(file.size(), data.size() / 3) << "NDJSON should compress well";
+  for (size_t n = 0; n < f.frame_count(); ++n) {
+    const auto& fr = f.index().frames[n];
+    std::string expect = data.substr(n * part, part);
+    EXPECT_EQ(fr.uncompressed_offset, n * part);
+    EXPECT_EQ(fr.uncompressed_size, expect.size());
+    EXPECT_EQ(fr.crc32c, crc32c(0, expect.data(), expect.size()));
+    // Through the reader.
+    std::string got;
+    f.read_frame(n, got);
+    EXPECT_EQ(got, expect) << "frame " << n;
+    // And with nothing but libzstd on the frame's bytes alone: frames are independent.
+    std::string raw = file.substr(fr.compressed_offset, fr.compressed_size);
+    EXPECT_EQ(ZSTD_findFrameCompressedSize(raw.data(), raw.size()), raw.size());
+    EXPECT_EQ(ZSTD_getFrameContentSize(raw.data(), raw.size()) == ZSTD_CONTENTSIZE_ERROR, false);
+    EXPECT_EQ(zstd_decompress_all(raw), expect) << "frame " << n;
+  }
+  // The archive copy (the .zst as is) decompresses to the whole content.
+  EXPECT_EQ(zstd_decompress_all(file), data);
+  // read_raw returns the exact archive bytes (for archive parts).
+  std::string raw;
+  f.read_raw(10, 1000, [&](std::span<const char> c) { raw.append(c.data(), c.size()); });
+  EXPECT_EQ(raw, file.substr(10, 1000));
+  EXPECT_NO_THROW(f.verify());
+}
+
+TEST(Spool, EmptyFileHasNoFrames) {
+  TempDir dir;
+  auto path = import_path(dir.path(), "e", "Empty.ndjson");
+  {
+    SpoolWriter w(path, {.part_size = 1024});
+    w.finish();
+  }
+  auto f = SpoolFile::open(path);
+  EXPECT_EQ(f.frame_count(), 0u);
+  EXPECT_EQ(f.index().uncompressed_size, 0u);
+}
+
+TEST(Spool, ExactMultipleOfPartSizeHasNoEmptyTrailingFrame) {
+  TempDir dir;
+  auto path = import_path(dir.path(), "e", "X.ndjson");
+  std::string data(3 * 4096, 'z');
+  {
+    SpoolWriter w(path, {.part_size = 4096});
+    w.write(data);
+    w.finish();
+  }
+  auto f = SpoolFile::open(path);
+  EXPECT_EQ(f.frame_count(), 3u);
+  std::string got;
+  f.read_frame(2, got);
+  EXPECT_EQ(got, std::string(4096, 'z'));
+}
+
+TEST(Spool, CrashMidWriteIsDetectedAndCleanedUp) {
+  TempDir dir;
+  auto path = import_path(dir.path(), "crash", "Patient.ndjson");
+  // A child process writes part of a file and dies without finishing (no destructors run).
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto* w = new SpoolWriter(path, {.part_size = 4096});
+    w->write(make_ndjson(20000));
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_TRUE(fs::exists(path.string() + ".tmp"));
+  try {
+    SpoolFile::open(path);
+    FAIL() << "an unfinished spool file must not open";
+  } catch (const Incomplete& e) {
+    EXPECT_NE(std::string(e.what()).find("never finished"), std::string::npos) << e.what();
+  }
+  Quota q(1 << 30);
+  q.set_used(disk_usage(dir.path()));
+  auto removed = remove_partials(export_dir(dir.path(), "crash"), &q);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], fs::path(path.string() + ".tmp"));
+  EXPECT_EQ(q.used(), 0u);
+  // Redo: a new writer produces a good file.
+  std::string data = make_ndjson(20000);
+  {
+    SpoolWriter w(path, {.part_size = 4096});
+    w.write(data);
+    w.finish();
+  }
+  std::string all;
+  auto f = SpoolFile::open(path);
+  for (size_t n = 0; n < f.frame_count(); ++n)
+    f.read_frame(n, [&](std::span<const char> c) { all.append(c.data(), c.size()); });
+  EXPECT_EQ(all, data);
+}
+
+TEST(Spool, TruncatedFileOrIndexIsIncomplete) {
+  TempDir dir;
+  auto path = import_path(dir.path(), "t", "A.ndjson");
+  {
+    SpoolWriter w(path, {.part_size = 8192});
+    w.write(make_ndjson(50000));
+    w.finish();
+  }
+  auto size = fs::file_size(path);
+  fs::resize_file(path, size - 7);
+  try {
+    SpoolFile::open(path);
+    FAIL() << "truncation must be detected";
+  } catch (const Incomplete& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+  }
+  // Index cut in half.
+  auto idx = index_path(path);
+  fs::resize_file(path, size);
+  auto idx_size = fs::file_size(idx);
+  fs::resize_file(idx, idx_size / 2);
+  EXPECT_THROW(SpoolFile::open(path), Incomplete);
+  fs::remove(idx);
+  EXPECT_THROW(SpoolFile::open(path), Incomplete);
+}
+
+TEST(Spool, CorruptedFrameIsReportedNotReturned) {
+  TempDir dir;
+  auto path = import_path(dir.path(), "c", "A.ndjson");
+  {
+    SpoolWriter w(path, {.part_size = 8192});
+    w.write(make_ndjson(40000));
+    w.finish();
+  }
+  auto f0 = SpoolFile::open(path);
+  auto fr = f0.index().frames[1];
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fr.compressed_offset + fr.compressed_size / 2));
+    f.write("\xff\x00\xff\x00", 4);
+  }
+  auto f = SpoolFile::open(path);
+  std::string got;
+  EXPECT_NO_THROW(f.read_frame(0, got));  // other frames are unaffected
+  EXPECT_THROW(f.read_frame(1, got), Error);
+  EXPECT_THROW(f.verify(), Error);
+}
+
+TEST(Spool, QuotaBackPressureBlocksWritersUntilSpaceIsReleased) {
+  TempDir dir;
+  Quota quota(100 * 1024);
+  std::promise<void> blocked;
+  std::atomic<bool> signalled{false};
+  quota.on_full([&] {
+    if (!signalled.exchange(true)) blocked.set_value();
+  });
+  std::atomic<bool> done{false};
+  auto path = import_path(dir.path(), "q", "Big.ndjson");
+  // Incompressible data: compressed size ~ input, so 400 KiB overruns the 100 KiB quota.
+  std::string data = random_bytes(400 * 1024, 3);
+  std::thread writer([&] {
+    SpoolWriter w(path, {.part_size = 32 * 1024, .quota = &quota});
+    w.write(data);
+    w.finish();
+    done = true;
+  });
+  // Wait (generously) until the writer reports it is waiting for room.
+  ASSERT_EQ(blocked.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_FALSE(done.load()) << "a writer over the quota must wait";
+  EXPECT_GE(quota.used(), quota.max_bytes());
+  EXPECT_LT(quota.used(), quota.max_bytes() + 64 * 1024) << "overshoot is at most about a frame";
+  // More room (retention freed space, or a reload raised max_bytes): the writer goes on.
+  quota.set_max_bytes(1 << 30);
+  writer.join();
+  EXPECT_TRUE(done.load());
+  auto f = SpoolFile::open(path);
+  EXPECT_EQ(f.index().uncompressed_size, data.size());
+}
+
+TEST(Spool, ShutdownCancelsAWaitingWriterAndRemovesItsTemporaryFile) {
+  TempDir dir;
+  Quota quota(16 * 1024);
+  std::promise<void> blocked;
+  std::atomic<bool> signalled{false};
+  quota.on_full([&] {
+    if (!signalled.exchange(true)) blocked.set_value();
+  });
+  auto path = import_path(dir.path(), "q", "Big.ndjson");
+  std::string data = random_bytes(200 * 1024, 4);
+  std::atomic<bool> cancelled{false};
+  std::thread writer([&] {
+    try {
+      SpoolWriter w(path, {.part_size = 8 * 1024, .quota = &quota});
+      w.write(data);
+      w.finish();
+    } catch (const Cancelled&) {
+      cancelled = true;
+    }
+  });
+  ASSERT_EQ(blocked.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  quota.shutdown();
+  writer.join();
+  EXPECT_TRUE(cancelled.load());
+  EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_EQ(quota.used(), 0u) << "an abandoned writer returns its bytes to the quota";
+}
+
+TEST(Spool, WriteDurableAndFsyncPaths) {
+  TempDir dir;
+  auto report = report_path(dir.path(), "e1");
+  EXPECT_EQ(report, dir.path() / "e1" / "report.json");
+  write_durable(report, "{\"rejected\":0}\n");
+  EXPECT_EQ(slurp(report), "{\"rejected\":0}\n");
+  EXPECT_FALSE(fs::exists(report.string() + ".tmp"));
+  write_durable(report, "{\"rejected\":1}\n");  // replaces atomically
+  EXPECT_EQ(slurp(report), "{\"rejected\":1}\n");
+  EXPECT_NO_THROW(fsync_path(dir.path()));
+  try {
+    fsync_path(dir.path() / "missing");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos);
+  }
+  // Rejected lines use the same framed format.
+  auto rej = rejected_path(dir.path(), "e1", "Patient.ndjson");
+  EXPECT_EQ(rej, dir.path() / "e1" / "rejected" / "Patient.ndjson.zst");
+  {
+    SpoolWriter w(rej, {.part_size = 1 << 20});
+    w.write("{\"resourceType\":\"Nope\"}\n");
+    w.finish();
+  }
+  std::string got;
+  SpoolFile::open(rej).read_frame(0, got);
+  EXPECT_EQ(got, "{\"resourceType\":\"Nope\"}\n");
+}
+
+TEST(Spool, DiskUsageAndRetention) {
+  TempDir dir;
+  for (const char* e : {"old-done", "old-live", "new-done"}) {
+    SpoolWriter w(import_path(dir.path(), e, "A.ndjson"), {.part_size = 4096});
+    w.write(random_bytes(10000, 9));
+    w.finish();
+  }
+  uint64_t total = disk_usage(dir.path());
+  uint64_t old_done = disk_usage(export_dir(dir.path(), "old-done"));
+  EXPECT_GT(old_done, 10000u);
+  EXPECT_EQ(total, old_done + disk_usage(export_dir(dir.path(), "old-live")) +
+                       disk_usage(export_dir(dir.path(), "new-done")));
+  auto past = fs::file_time_type::clock::now() - std::chrono::hours(48);
+  for (const char* e : {"old-done", "old-live"})
+    for (auto& f : fs::recursive_directory_iterator(export_dir(dir.path(), e)))
+      fs::last_write_time(f.path(), past);
+  for (const char* e : {"old-done", "old-live"})
+    fs::last_write_time(export_dir(dir.path(), e), past);
+  Quota q(1 << 30);
+  q.set_used(total);
+  auto removed = remove_expired(
+      dir.path(), std::chrono::hours(24),
+      [](const std::string& name) { return name.ends_with("-done"); }, &q);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], "old-done");
+  EXPECT_FALSE(fs::exists(export_dir(dir.path(), "old-done")));
+  EXPECT_TRUE(fs::exists(export_dir(dir.path(), "old-live")));  // not finished: kept
+  EXPECT_TRUE(fs::exists(export_dir(dir.path(), "new-done")));  // too young: kept
+  EXPECT_EQ(q.used(), total - old_done);
+}
+
+TEST(Spool, FrameIndexRoundTripAndMalformedIndex) {
+  FrameIndex idx;
+  idx.part_size = 10;
+  idx.frames = {{0, 5, 0, 10, 0xdeadbeef}, {5, 4, 10, 3, 0x1}};
+  idx.compressed_size = 9;
+  idx.uncompressed_size = 13;
+  idx.crc32c = 0xabcdef01;
+  auto back = FrameIndex::parse(idx.serialize(), "x.idx");
+  EXPECT_EQ(back.frames.size(), 2u);
+  EXPECT_EQ(back.frames[0].crc32c, 0xdeadbeefu);
+  EXPECT_EQ(back.crc32c, 0xabcdef01u);
+  EXPECT_EQ(back.serialize(), idx.serialize());
+  auto text = idx.serialize();
+  auto gap = text;
+  gap.replace(gap.find("frame 5 4"), 9, "frame 6 3");
+  EXPECT_THROW(FrameIndex::parse(gap, "x.idx"), Incomplete);
+  EXPECT_THROW(FrameIndex::parse("garbage\n", "x.idx"), Incomplete);
+}
