@@ -66,6 +66,11 @@ struct Watcher::Tracked {
   fs::path path;
   int wd = -1;
   std::set<std::string> open_for_write;
+  // Names inotify has reported since the watch was in place: their writer state is known. Other
+  // files were found by a scan; `unverified` holds the identity and time each was first seen
+  // unchanged, until it has stayed so for scan_quiet.
+  std::set<std::string> known;
+  std::map<std::string, std::pair<FileIdentity, Clock::time_point>> unverified;
   std::map<std::string, FileIdentity> snapshot;  // everything seen at the last check
   Clock::time_point last_change = Clock::now();
   std::optional<std::vector<TakenFile>> reported;
@@ -211,6 +216,7 @@ void Watcher::handle_buffer(const char* data, size_t size) {
         t->path = opt_.root / name;
       }
       t->last_change = Clock::now();
+      t->known.insert(name);
       if (ev.mask & (IN_CREATE | IN_MODIFY)) t->open_for_write.insert(name);
       if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) t->open_for_write.erase(name);
       to_evaluate.insert(name);
@@ -228,6 +234,7 @@ void Watcher::handle_buffer(const char* data, size_t size) {
     }
     if (ev.mask & IN_ISDIR) continue;  // nested directories are not part of an export
     t.last_change = Clock::now();
+    t.known.insert(name);
     if (ev.mask & (IN_CREATE | IN_MODIFY)) t.open_for_write.insert(name);
     if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM))
       t.open_for_write.erase(name);
@@ -238,7 +245,10 @@ void Watcher::handle_buffer(const char* data, size_t size) {
     fe::log::warning("inotify queue overflowed; rescanning",
                      {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
     // Open-for-write tracking is unreliable after lost events: start over from the scan.
-    for (auto& [k, t] : exports_) t->open_for_write.clear();
+    for (auto& [k, t] : exports_) {
+      t->open_for_write.clear();
+      t->known.clear();
+    }
     scan_root();
     return;
   }
@@ -484,6 +494,34 @@ void Watcher::evaluate(const std::string& key) {
     complete = true;
   }
   if (data.empty()) return pending(ready.name, "no data files");
+
+  // Files whose writer state is unknown (found by a scan) must stay unchanged for scan_quiet.
+  {
+    std::string unsure;
+    Clock::time_point due{};
+    for (const auto& [name, id] : data) {
+      if (t.known.count(name)) continue;
+      auto u = t.unverified.find(name);
+      if (u == t.unverified.end() || !(u->second.first == id)) {
+        t.unverified[name] = {id, now};
+        u = t.unverified.find(name);
+      }
+      if (now - u->second.second >= opt_.scan_quiet) {
+        t.known.insert(name);
+        t.unverified.erase(u);
+        continue;
+      }
+      if (unsure.empty()) unsure = name;
+      due = std::max(due, u->second.second + opt_.scan_quiet);
+    }
+    if (!unsure.empty()) {
+      schedule_settle(key, due);
+      return pending(ready.name,
+                     "file found by a scan, waiting for it to stay unchanged (it may "
+                     "still be open for writing): " +
+                         unsure);
+    }
+  }
 
   for (const auto& [name, id] : data)
     ready.files.push_back({name, t.single_file ? t.path : t.path / name, id});

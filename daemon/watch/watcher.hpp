@@ -26,10 +26,11 @@
 // In every case no file of the export may be open for writing. Unprivileged processes cannot see
 // other processes' open files, so "open for writing" is tracked from inotify: a file with
 // IN_CREATE or IN_MODIFY and no IN_CLOSE_WRITE since is open. A file that already existed when
-// the daemon started (or after an overflow) is not known to be open; with settle > 0 it must also
-// stay unchanged for `settle` before it is taken; without, it is taken as it is (a writer that
-// runs while the daemon is down should write to a temporary name and rename, as bulk-data clients
-// do, or use a completion rule).
+// the daemon started, that was written into a new directory before the directory's watch was in
+// place, or that was there at an overflow, has an unknown writer state: it must stay unchanged
+// (size, mtime, inode) for `scan_quiet` (default 5 s) before it is taken. A writer that may pause
+// longer than that without writing should write to a temporary name and rename, as bulk-data
+// clients do (or the settle rule can be given a longer period).
 // A single root file is complete when it is not open for writing (closed after writing, moved in,
 // or found at a scan), and, with settle > 0, unchanged for `settle`.
 //
@@ -71,6 +72,10 @@ struct WatchOptions {
   std::vector<std::string> patterns{"*.ndjson"};
   CompletionRules rules;
   std::chrono::seconds rescan_interval{60};
+  // A file found by a scan (at start, after an overflow, or written into a new directory before
+  // its watch was in place) may still be open for writing without inotify having said so: it is
+  // taken only once its size/mtime/inode stayed unchanged for this long (or inotify saw it closed).
+  std::chrono::milliseconds scan_quiet{5000};
 };
 
 struct ReadyExport {

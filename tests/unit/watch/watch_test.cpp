@@ -1,0 +1,455 @@
+// The watcher against real inotify in temp directories, on a real io_context. No sleeps as
+// assertions: every test runs the loop until the event it waits for arrives (generous timeouts),
+// and "not taken" is observed through the watcher's own pending report.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <fstream>
+#include <functional>
+
+#include "watch/identity.hpp"
+#include "watch/manifest.hpp"
+#include "watch/watcher.hpp"
+
+namespace fs = std::filesystem;
+using namespace fe::watch;
+using namespace std::chrono_literals;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "fe-watch-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void write_file(const fs::path& p, const std::string& content) {
+  std::ofstream f(p, std::ios::binary);
+  f << content;
+}
+
+const std::string kLine = "{\"resourceType\":\"Patient\",\"id\":\"p1\"}\n";
+
+struct Harness {
+  TempDir dir;
+  boost::asio::io_context io;
+  std::vector<ReadyExport> ready;
+  std::vector<Skipped> skipped;
+  std::vector<std::pair<std::string, std::string>> pending;
+  std::unique_ptr<Watcher> watcher;
+
+  explicit Harness(CompletionRules rules = {}, std::chrono::seconds rescan = 60s,
+                   std::chrono::milliseconds scan_quiet = 300ms) {
+    WatchOptions o;
+    o.pipeline = "test";
+    o.root = dir.path();
+    o.rules = rules;
+    o.rescan_interval = rescan;
+    o.scan_quiet = scan_quiet;
+    watcher =
+        std::make_unique<Watcher>(io, o, [this](const ReadyExport& r) { ready.push_back(r); });
+    watcher->on_skipped([this](const Skipped& s) { skipped.push_back(s); });
+    watcher->on_pending(
+        [this](const std::string& n, const std::string& why) { pending.emplace_back(n, why); });
+  }
+  fs::path root() const { return dir.path(); }
+
+  // Runs the loop until pred() holds; false after a generous timeout.
+  bool run_until(const std::function<bool()>& pred, std::chrono::seconds timeout = 30s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      io.run_one_for(100ms);
+      if (io.stopped()) io.restart();
+    }
+    return true;
+  }
+  const ReadyExport* find(const std::string& name) const {
+    for (const auto& r : ready)
+      if (r.name == name) return &r;
+    return nullptr;
+  }
+  bool pending_with(const std::string& name, const std::string& why_part) const {
+    for (const auto& [n, w] : pending)
+      if (n == name && w.find(why_part) != std::string::npos) return true;
+    return false;
+  }
+  size_t ready_count(const std::string& name) const {
+    size_t n = 0;
+    for (const auto& r : ready) n += r.name == name;
+    return n;
+  }
+};
+
+std::vector<std::string> names(const ReadyExport& r) {
+  std::vector<std::string> out;
+  for (const auto& f : r.files) out.push_back(f.name);
+  return out;
+}
+
+}  // namespace
+
+TEST(Watch, RescanAtStartFindsPreExistingExports) {
+  Harness h;
+  fs::create_directory(h.root() / "exp1");
+  write_file(h.root() / "exp1" / "A.ndjson", kLine);
+  write_file(h.root() / "exp1" / "B.ndjson", kLine + kLine);
+  write_file(h.root() / "exp1" / ".done", "");
+  fs::create_directory(h.root() / "exp2");
+  write_file(h.root() / "exp2" / "X.ndjson", kLine);
+  write_file(h.root() / "single.ndjson", kLine);
+  h.watcher->start();
+  // Found by a scan: taken once they stayed unchanged for scan_quiet.
+  EXPECT_TRUE(h.pending_with("exp1", "found by a scan"));
+  ASSERT_TRUE(h.run_until([&] { return h.find("exp1") && h.find("single"); }));
+  const auto* e1 = h.find("exp1");
+  ASSERT_NE(e1, nullptr);
+  EXPECT_EQ(e1->rule, "marker");
+  EXPECT_FALSE(e1->single_file);
+  EXPECT_EQ(names(*e1), (std::vector<std::string>{"A.ndjson", "B.ndjson"}));
+  EXPECT_EQ(e1->files[1].identity.size, 2 * kLine.size());
+  EXPECT_EQ(e1->files[1].identity, *identity_of(h.root() / "exp1" / "B.ndjson"));
+  // A file in the root is an export of its own.
+  const auto* s = h.find("single");
+  ASSERT_NE(s, nullptr);
+  EXPECT_TRUE(s->single_file);
+  EXPECT_EQ(names(*s), (std::vector<std::string>{"single.ndjson"}));
+  EXPECT_EQ(s->path, h.root() / "single.ndjson");
+  // No rule holds for exp2.
+  EXPECT_EQ(h.find("exp2"), nullptr);
+  EXPECT_TRUE(h.pending_with("exp2", "waiting for a completion rule"));
+  // A rescan reports nothing new: each content is reported once.
+  h.watcher->rescan();
+  EXPECT_EQ(h.ready.size(), 2u);
+}
+
+TEST(Watch, MarkerRuleThroughInotify) {
+  Harness h;
+  h.watcher->start();
+  fs::create_directory(h.root() / "exp");
+  write_file(h.root() / "exp" / "Patient.ndjson", kLine);
+  ASSERT_TRUE(h.run_until([&] { return h.pending_with("exp", "waiting for a completion rule"); }));
+  EXPECT_TRUE(h.ready.empty());
+  write_file(h.root() / "exp" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.find("exp") != nullptr; }));
+  EXPECT_EQ(h.find("exp")->rule, "marker");
+  EXPECT_EQ(names(*h.find("exp")), (std::vector<std::string>{"Patient.ndjson"}));
+}
+
+TEST(Watch, BulkManifestRuleNamesTheFiles) {
+  CompletionRules rules;
+  rules.marker = "";
+  rules.client_log = false;
+  Harness h(rules);
+  h.watcher->start();
+  fs::create_directory(h.root() / "bulk");
+  write_file(h.root() / "bulk" / "Patient.000.ndjson", kLine);
+  write_file(h.root() / "bulk" / "unrelated.ndjson", kLine);
+  write_file(h.root() / "bulk" / "manifest.json", R"({
+    "transactionTime": "2026-11-26T08:00:00Z",
+    "request": "https://ehr.example.org/fhir/Group/g1/$export",
+    "requiresAccessToken": true,
+    "output": [
+      {"type": "Patient", "url": "https://ehr.example.org/out/Patient.000.ndjson"},
+      {"type": "Observation", "url": "https://ehr.example.org/out/Observation.000.ndjson?sig=x"}
+    ],
+    "error": []
+  })");
+  ASSERT_TRUE(
+      h.run_until([&] { return h.pending_with("bulk", "manifest names Observation.000.ndjson"); }));
+  EXPECT_TRUE(h.ready.empty());
+  write_file(h.root() / "bulk" / "Observation.000.ndjson", kLine);
+  ASSERT_TRUE(h.run_until([&] { return h.find("bulk") != nullptr; }));
+  const auto* r = h.find("bulk");
+  EXPECT_EQ(r->rule, "bulk_manifest");
+  // Exactly the files the manifest names.
+  EXPECT_EQ(names(*r), (std::vector<std::string>{"Observation.000.ndjson", "Patient.000.ndjson"}));
+  ASSERT_EQ(r->metadata.size(), 1u);
+  EXPECT_EQ(r->metadata[0].filename(), "manifest.json");
+}
+
+TEST(Watch, ManifestParserGivesJsonPathsForMalformedManifests) {
+  auto ok = parse_bulk_manifest_text(
+      R"({"transactionTime":"t","request":"r","output":[{"type":"Patient","url":"a/b/P.ndjson"}]})",
+      "m.json");
+  ASSERT_TRUE(ok.manifest) << ok.error;
+  EXPECT_EQ(ok.manifest->files, (std::vector<std::string>{"P.ndjson"}));
+  auto bad = parse_bulk_manifest_text(
+      R"({"transactionTime":"t","request":"r","output":[{"type":"P","url":"x"},{"type":"P","url":7}]})",
+      "m.json");
+  EXPECT_FALSE(bad.manifest);
+  EXPECT_EQ(bad.error, "m.json: $.output[1].url: expected a string");
+  auto missing = parse_bulk_manifest_text(R"({"request":"r","output":[]})", "m.json");
+  EXPECT_EQ(missing.error, "m.json: $.transactionTime: expected a string");
+  auto notjson = parse_bulk_manifest_text("{\"transactionTime\":", "m.json");
+  EXPECT_NE(notjson.error.find("m.json: $: not valid JSON"), std::string::npos) << notjson.error;
+  auto dotdot = parse_bulk_manifest_text(
+      R"({"transactionTime":"t","request":"r","output":[{"type":"P","url":"https://x/.."}]})",
+      "m.json");
+  EXPECT_NE(dotdot.error.find("does not end in a file name"), std::string::npos);
+}
+
+TEST(Watch, ClientLogRuleWithTheSyntheaLog) {
+  fs::path shared = fs::path(FE_SHARED_DIR) / "fhir" / "synthea-10-patients";
+  if (!fs::exists(shared / "log.ndjson"))
+    GTEST_SKIP() << "shared data not found at " << shared << " (FE_SHARED_DIR)";
+  CompletionRules rules;
+  rules.marker = "";
+  rules.bulk_manifest = false;
+  Harness h(rules);
+  h.watcher->start();
+  std::ifstream in(shared / "log.ndjson");
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) lines.push_back(l);
+  ASSERT_GE(lines.size(), 2u);
+  ASSERT_NE(lines.back().find("export_complete"), std::string::npos);
+  fs::create_directory(h.root() / "synthea");
+  fs::copy_file(shared / "Patient.000.ndjson", h.root() / "synthea" / "Patient.000.ndjson");
+  fs::copy_file(shared / "Organization.000.ndjson",
+                h.root() / "synthea" / "Organization.000.ndjson");
+  {
+    std::ofstream log(h.root() / "synthea" / "log.ndjson");
+    for (size_t i = 0; i + 1 < lines.size(); ++i) log << lines[i] << "\n";
+  }
+  ASSERT_TRUE(
+      h.run_until([&] { return h.pending_with("synthea", "waiting for a completion rule"); }));
+  EXPECT_TRUE(h.ready.empty());
+  {
+    std::ofstream log(h.root() / "synthea" / "log.ndjson", std::ios::app);
+    log << lines.back() << "\n";
+  }
+  ASSERT_TRUE(h.run_until([&] { return h.find("synthea") != nullptr; }));
+  const auto* r = h.find("synthea");
+  EXPECT_EQ(r->rule, "client_log");
+  // The log is metadata, never import input.
+  EXPECT_EQ(names(*r), (std::vector<std::string>{"Organization.000.ndjson", "Patient.000.ndjson"}));
+  ASSERT_EQ(r->metadata.size(), 1u);
+  EXPECT_EQ(r->metadata[0].filename(), "log.ndjson");
+  EXPECT_TRUE(client_log_complete(shared / "log.ndjson"));
+}
+
+TEST(Watch, SettleRuleWaitsForQuiet) {
+  CompletionRules rules;
+  rules.marker = "";
+  rules.bulk_manifest = false;
+  rules.client_log = false;
+  rules.settle = 1s;
+  Harness h(rules);
+  h.watcher->start();
+  fs::create_directory(h.root() / "quiet");
+  write_file(h.root() / "quiet" / "A.ndjson", kLine);
+  ASSERT_TRUE(h.run_until([&] { return h.pending_with("quiet", "settling"); }));
+  EXPECT_TRUE(h.ready.empty());
+  ASSERT_TRUE(h.run_until([&] { return h.find("quiet") != nullptr; }));
+  EXPECT_EQ(h.find("quiet")->rule, "settle");
+}
+
+TEST(Watch, FileStillBeingWrittenIsNotTakenEvenWithTheMarker) {
+  Harness h;
+  h.watcher->start();
+  fs::create_directory(h.root() / "busy");
+  // Once the directory is watched, inotify sees the writer open the file.
+  ASSERT_TRUE(h.run_until([&] { return h.pending_with("busy", ""); }));
+  int fd = ::open((h.root() / "busy" / "Big.ndjson").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, kLine.data(), kLine.size()), static_cast<ssize_t>(kLine.size()));
+  write_file(h.root() / "busy" / "Small.ndjson", kLine);
+  write_file(h.root() / "busy" / ".done", "");
+  // The marker's arrival was evaluated, and refused because Big.ndjson is still open.
+  ASSERT_TRUE(
+      h.run_until([&] { return h.pending_with("busy", "file open for writing: Big.ndjson"); }));
+  EXPECT_EQ(h.find("busy"), nullptr);
+  ASSERT_EQ(::write(fd, kLine.data(), kLine.size()), static_cast<ssize_t>(kLine.size()));
+  ::close(fd);
+  ASSERT_TRUE(h.run_until([&] { return h.find("busy") != nullptr; }));
+  const auto* r = h.find("busy");
+  EXPECT_EQ(names(*r), (std::vector<std::string>{"Big.ndjson", "Small.ndjson"}));
+  EXPECT_EQ(r->files[0].identity.size, 2 * kLine.size()) << "taken after the last write";
+}
+
+TEST(Watch, SingleRootFileIsTakenOnlyAfterItIsClosed) {
+  Harness h;
+  h.watcher->start();
+  int fd = ::open((h.root() / "drop.ndjson").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, kLine.data(), kLine.size()), static_cast<ssize_t>(kLine.size()));
+  ASSERT_TRUE(h.run_until([&] { return h.pending_with("drop", "file open for writing"); }));
+  EXPECT_EQ(h.find("drop"), nullptr);
+  ::close(fd);
+  ASSERT_TRUE(h.run_until([&] { return h.find("drop") != nullptr; }));
+  EXPECT_TRUE(h.find("drop")->single_file);
+  EXPECT_EQ(h.find("drop")->files.at(0).identity.size, kLine.size());
+}
+
+TEST(Watch, AtomicRenameIntoTheRootIsTaken) {
+  Harness h;
+  h.watcher->start();
+  TempDir other;
+  write_file(h.root() / ".incoming.ndjson.part", kLine);  // temporary name: ignored
+  fs::rename(h.root() / ".incoming.ndjson.part", h.root() / "moved.ndjson");
+  ASSERT_TRUE(h.run_until([&] { return h.find("moved") != nullptr; }));
+  for (const auto& r : h.ready) EXPECT_EQ(r.name, "moved");
+}
+
+TEST(Watch, TemporaryAndNonMatchingNamesAreIgnored) {
+  Harness h;
+  fs::create_directory(h.root() / "mixed");
+  for (const char* n :
+       {".hidden.ndjson", "a.ndjson.part", "b.tmp", "c.ndjson~", "d.txt", "real.ndjson"})
+    write_file(h.root() / "mixed" / n, kLine);
+  write_file(h.root() / "mixed" / ".done", "");
+  write_file(h.root() / ".root-hidden.ndjson", kLine);
+  write_file(h.root() / "upload.ndjson.tmp", kLine);
+  h.watcher->start();
+  ASSERT_TRUE(h.run_until([&] { return !h.ready.empty(); }));
+  h.watcher->rescan();
+  ASSERT_EQ(h.ready.size(), 1u);
+  EXPECT_EQ(h.ready[0].name, "mixed");
+  EXPECT_EQ(names(h.ready[0]), (std::vector<std::string>{"real.ndjson"}));
+  EXPECT_TRUE(Watcher::is_temporary_name(".x"));
+  EXPECT_TRUE(Watcher::is_temporary_name("x.part"));
+  EXPECT_TRUE(Watcher::is_temporary_name("x~"));
+  EXPECT_FALSE(Watcher::is_temporary_name("Patient.000.ndjson"));
+}
+
+TEST(Watch, SymlinksAndFifosAreReportedOnceAndSkipped) {
+  Harness h;
+  TempDir elsewhere;
+  write_file(elsewhere.path() / "outside.ndjson", kLine);
+  fs::create_directory(elsewhere.path() / "outdir");
+  write_file(elsewhere.path() / "outdir" / "x.ndjson", kLine);
+  write_file(elsewhere.path() / "outdir" / ".done", "");
+  fs::create_directory(h.root() / "exp");
+  write_file(h.root() / "exp" / "real.ndjson", kLine);
+  fs::create_symlink(elsewhere.path() / "outside.ndjson", h.root() / "exp" / "link.ndjson");
+  ASSERT_EQ(::mkfifo((h.root() / "exp" / "pipe.ndjson").c_str(), 0644), 0);
+  write_file(h.root() / "exp" / ".done", "");
+  fs::create_directory_symlink(elsewhere.path() / "outdir", h.root() / "linkdir");
+  fs::create_symlink(elsewhere.path() / "outside.ndjson", h.root() / "rootlink.ndjson");
+  h.watcher->start();
+  ASSERT_TRUE(h.run_until([&] { return !h.ready.empty(); }));
+  h.watcher->rescan();  // a second pass must not report them again
+  ASSERT_EQ(h.ready.size(), 1u);
+  EXPECT_EQ(names(h.ready[0]), (std::vector<std::string>{"real.ndjson"}));
+  std::map<std::string, std::string> reasons;
+  for (const auto& s : h.skipped) {
+    EXPECT_EQ(reasons.count(s.path.filename().string()), 0u) << "reported twice: " << s.path;
+    reasons[s.path.filename().string()] = s.reason;
+  }
+  EXPECT_NE(reasons["link.ndjson"].find("symlink"), std::string::npos);
+  EXPECT_EQ(reasons["pipe.ndjson"], "FIFO");
+  EXPECT_NE(reasons["linkdir"].find("symlink"), std::string::npos);
+  EXPECT_NE(reasons["rootlink.ndjson"].find("symlink"), std::string::npos);
+}
+
+TEST(Watch, QueueOverflowTriggersARescan) {
+  long max_queued = 0;
+  {
+    std::ifstream q("/proc/sys/fs/inotify/max_queued_events");
+    q >> max_queued;
+  }
+  if (max_queued <= 0 || max_queued > 100000)
+    GTEST_SKIP() << "max_queued_events is " << max_queued << "; too large to overflow in a test";
+  Harness h;
+  h.watcher->start();
+  // While the loop is not running, flood the queue: each temp file gives IN_CREATE,
+  // IN_CLOSE_WRITE and IN_DELETE.
+  long files = max_queued / 3 + 1000;
+  for (long i = 0; i < files; ++i) {
+    auto p = h.root() / (".flood" + std::to_string(i));
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+    ::unlink(p.c_str());
+  }
+  // Its IN_CREATE is lost in the overflow: only the rescan can find it.
+  fs::create_directory(h.root() / "late");
+  write_file(h.root() / "late" / "A.ndjson", kLine);
+  write_file(h.root() / "late" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.find("late") != nullptr; }, 60s));
+  EXPECT_GE(h.watcher->overflows(), 1u);
+}
+
+TEST(Watch, ChangedAfterTakenIsDetectedAndReTaken) {
+  Harness h;
+  fs::create_directory(h.root() / "exp");
+  write_file(h.root() / "exp" / "A.ndjson", kLine);
+  write_file(h.root() / "exp" / ".done", "");
+  h.watcher->start();
+  ASSERT_TRUE(h.run_until([&] { return h.ready_count("exp") == 1; }));
+  auto taken = h.ready[0].files;
+  EXPECT_TRUE(changed_after_taken(taken).empty());
+  {
+    std::ofstream f(h.root() / "exp" / "A.ndjson", std::ios::app);
+    f << kLine;
+  }
+  auto changes = changed_after_taken(taken);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].name, "A.ndjson");
+  EXPECT_EQ(changes[0].what, "size");
+  // The watcher reports the export again with the new identity.
+  ASSERT_TRUE(h.run_until([&] { return h.ready_count("exp") == 2; }));
+  EXPECT_EQ(h.ready.back().files[0].identity.size, 2 * kLine.size());
+  // Replaced by a new file (new inode) and deleted.
+  write_file(h.root() / "exp" / "A.new", kLine + kLine);
+  fs::rename(h.root() / "exp" / "A.new", h.root() / "exp" / "A.ndjson");
+  auto replaced = changed_after_taken(h.ready.back().files);
+  ASSERT_EQ(replaced.size(), 1u);
+  EXPECT_EQ(replaced[0].what, "replaced (inode)");
+  fs::remove(h.root() / "exp" / "A.ndjson");
+  EXPECT_EQ(changed_after_taken(taken).at(0).what, "deleted");
+}
+
+TEST(Watch, DeletedExportIsForgottenAndARecreatedOneIsReportedAgain) {
+  Harness h;
+  h.watcher->start();
+  fs::create_directory(h.root() / "again");
+  write_file(h.root() / "again" / "A.ndjson", kLine);
+  write_file(h.root() / "again" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.ready_count("again") == 1; }));
+  fs::remove_all(h.root() / "again");
+  fs::create_directory(h.root() / "again");
+  write_file(h.root() / "again" / "A.ndjson", kLine);
+  write_file(h.root() / "again" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.ready_count("again") == 2; }));
+}
+
+TEST(Watch, PeriodicRescanRuns) {
+  Harness h(CompletionRules{}, 1s);
+  h.watcher->start();
+  auto before = h.watcher->rescans();
+  ASSERT_TRUE(h.run_until([&] { return h.watcher->rescans() >= before + 1; }));
+}
+
+TEST(Watch, FileWrittenBeforeItsDirectoryWasWatchedWaitsForQuiet) {
+  // Everything happens before the loop runs, so the directory's watch is added after the file
+  // was opened: inotify never reports the open. A long scan_quiet keeps it from being taken
+  // while it is still open; the writer's close (seen by inotify) releases it.
+  Harness h(CompletionRules{}, 60s, 60s);
+  h.watcher->start();
+  fs::create_directory(h.root() / "race");
+  int fd = ::open((h.root() / "race" / "A.ndjson").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, kLine.data(), kLine.size()), static_cast<ssize_t>(kLine.size()));
+  write_file(h.root() / "race" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.pending_with("race", "may still be open for writing"); }));
+  EXPECT_EQ(h.find("race"), nullptr);
+  ::close(fd);
+  ASSERT_TRUE(h.run_until([&] { return h.find("race") != nullptr; }));
+}
