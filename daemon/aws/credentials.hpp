@@ -6,7 +6,8 @@
 // host that uses them never waits for IMDS timeouts):
 //   1. env        AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
 //   2. systemd    $CREDENTIALS_DIRECTORY/aws_access_key_id, aws_secret_access_key and optional
-//                 aws_session_token (LoadCredential=/LoadCredentialEncrypted= in the unit)
+//                 aws_session_token (LoadCredential=/LoadCredentialEncrypted= in the unit), or one
+//                 credential `aws` in the AWS credentials-file format ([$AWS_PROFILE|default])
 //   3. profile    shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
 //   AWS_CONFIG_FILE
 //                 (~/.aws/config, `[profile x]` sections); profile from config, else AWS_PROFILE,

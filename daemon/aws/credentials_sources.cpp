@@ -284,7 +284,31 @@ std::optional<Credentials> credentials_from_systemd(const EnvLookup& env) {
   if (!dir) return std::nullopt;
   auto id = read_small_file(*dir + "/aws_access_key_id", 4096);
   auto secret = read_small_file(*dir + "/aws_secret_access_key", 4096);
-  if (!id && !secret) return std::nullopt;  // the unit passes other credentials, not ours
+  if (!id && !secret) {
+    // One credential named "aws" in the AWS credentials-file format (LoadCredential=aws:<file>):
+    // section $AWS_PROFILE, else [default], else the only section.
+    auto file = read_small_file(*dir + "/aws", 64 * 1024);
+    if (!file) return std::nullopt;  // the unit passes other credentials, not ours
+    const std::string path = *dir + "/aws";
+    IniFile ini = parse_ini(*file, path);
+    std::string want = env_nonempty(env, "AWS_PROFILE").value_or("default");
+    auto it = ini.sections.find(want);
+    if (it == ini.sections.end() && ini.sections.size() == 1) it = ini.sections.begin();
+    if (it == ini.sections.end())
+      throw CredentialsError("systemd credential " + path + ": no [" + want + "] section");
+    auto& kv = it->second;
+    auto fid = kv.find("aws_access_key_id");
+    auto fsecret = kv.find("aws_secret_access_key");
+    if (fid == kv.end() || fsecret == kv.end() || fid->second.empty() || fsecret->second.empty())
+      throw CredentialsError("systemd credential " + path + " [" + it->first +
+                             "]: aws_access_key_id and aws_secret_access_key must both be set");
+    Credentials c;
+    c.access_key_id = fid->second;
+    c.secret_access_key = fsecret->second;
+    if (auto t = kv.find("aws_session_token"); t != kv.end()) c.session_token = t->second;
+    c.source = "systemd credential " + path + " [" + it->first + "]";
+    return c;
+  }
   if (!id || !secret)
     throw CredentialsError("systemd credentials in " + *dir + ": " +
                            (id ? "aws_secret_access_key" : "aws_access_key_id") +

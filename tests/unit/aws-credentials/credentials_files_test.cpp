@@ -156,6 +156,24 @@ TEST(Systemd, CredentialsDirectory) {
   EXPECT_EQ(credentials_from_systemd(env.lookup())->session_token, "sysTok");
 }
 
+TEST(Systemd, SingleAwsCredentialInCredentialsFileFormat) {
+  TempDir d;
+  FakeEnv env;
+  env.vars["CREDENTIALS_DIRECTORY"] = d.path.string();
+  d.write("aws",
+          "# LoadCredential=aws:/etc/fhir-edge/aws-credentials\n[default]\n"
+          "aws_access_key_id = AKIDSDFILE\naws_secret_access_key = s#1\n"
+          "[other]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = s2\n");
+  auto c = credentials_from_systemd(env.lookup());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->access_key_id, "AKIDSDFILE");
+  EXPECT_EQ(c->secret_access_key, "s#1");
+  env.vars["AWS_PROFILE"] = "other";
+  EXPECT_EQ(credentials_from_systemd(env.lookup())->access_key_id, "AKIDOTHER");
+  env.vars["AWS_PROFILE"] = "missing";
+  EXPECT_THROW(credentials_from_systemd(env.lookup()), CredentialsError);
+}
+
 TEST(CommandLine, QuotingLikePosixShellWords) {
   using V = std::vector<std::string>;
   EXPECT_EQ(split_command_line("/usr/bin/helper credential-process --region us-east-1"),
