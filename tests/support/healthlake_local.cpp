@@ -31,15 +31,12 @@ HealthLakeLocal::HealthLakeLocal(HealthLakeLocalOptions options) : opt_(std::mov
   }
   fs::path port_file = data_ / "port";
   fs::remove(port_file);
-  std::vector<std::string> args = {binary().string(),
-                                   "--data", (data_ / "store").string(),
-                                   "--listen", "127.0.0.1:0",
-                                   "--port-file", port_file.string(),
-                                   "--access-key", opt_.access_key,
-                                   "--secret-key", opt_.secret_key,
-                                   "--region", opt_.region,
-                                   "--request-log", request_log().string(),
-                                   "--job-timing", opt_.job_timing};
+  std::vector<std::string> args = {binary().string(),  "--data",        (data_ / "store").string(),
+                                   "--listen",         "127.0.0.1:0",   "--port-file",
+                                   port_file.string(), "--access-key",  opt_.access_key,
+                                   "--secret-key",     opt_.secret_key, "--region",
+                                   opt_.region,        "--request-log", request_log().string(),
+                                   "--job-timing",     opt_.job_timing};
   for (const auto& d : opt_.datastores) args.insert(args.end(), {"--datastore", d});
   for (const auto& b : opt_.buckets) args.insert(args.end(), {"--bucket", b});
   if (!opt_.faults.empty()) args.insert(args.end(), {"--faults", opt_.faults});

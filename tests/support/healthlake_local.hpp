@@ -11,10 +11,10 @@
 //
 // The emulator is started with --listen 127.0.0.1:0 --port-file, so tests never race for a port.
 // Link the `fe_test_support` target; building it builds healthlake-local too.
+#include <sys/types.h>
 #include <cstdint>
 #include <filesystem>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
 namespace fe::test {
@@ -27,7 +27,7 @@ struct HealthLakeLocalOptions {
   std::string region = "us-east-1";
   std::string access_key = "AKIAHEALTHLAKELOCAL1";
   std::string secret_key = "healthlake-local-test-secret-0000000000";
-  std::string session_token;  // when set, requests must carry it
+  std::string session_token;   // when set, requests must carry it
   uint64_t min_part_size = 0;  // 0: S3's 5 MiB
   std::vector<std::string> extra_args;
   std::filesystem::path data_dir;  // empty: a fresh temp dir, removed by the destructor

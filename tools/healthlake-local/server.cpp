@@ -181,6 +181,7 @@ struct Response {
 struct LogEntry {
   std::string operation, bucket, key, upload_id, error, client_token, job_id, datastore;
   std::string faults;
+  std::string payload;  // x-amz-content-sha256 mode: "hash", UNSIGNED-PAYLOAD, STREAMING-...
   int part_number = 0;
   uint64_t bytes_in = 0, bytes_out = 0;
 };
@@ -426,6 +427,7 @@ struct Server::Impl {
     field("job_id", e.job_id);
     field("datastore_id", e.datastore);
     field("faults", e.faults);
+    field("payload", e.payload);
     char ms_buf[32];
     std::snprintf(ms_buf, sizeof ms_buf, "%.1f", ms);
     s += ",\"bytes_in\":" + std::to_string(e.bytes_in) +
@@ -1118,6 +1120,8 @@ struct Server::Impl {
       }
     } cleanup{body_path};
     le.bytes_in = bytes_in;
+    if (std::string sha(h["x-amz-content-sha256"]); !sha.empty())
+      le.payload = sha.size() == 64 && sha.find('-') == std::string::npos ? "hash" : sha;
     bool head = h.method() == http::verb::head;
     std::string resource = json ? "" : "/" + bucket + (key.empty() ? "" : "/" + key);
     Response r;

@@ -23,6 +23,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
+import { Readable } from "node:stream";
 
 const require = createRequire(new URL("../../node/package.json", import.meta.url));
 const S3 = require("@aws-sdk/client-s3");
@@ -125,6 +126,19 @@ async function main() {
   assert.equal(await got.Body.transformToString(), ndjson.slice(0, 10));
   assert.equal(got.ContentRange, `bytes 0-9/${Buffer.byteLength(ndjson)}`);
   step("HeadObject and ranged GetObject");
+
+  // A stream body: the SDK sends it aws-chunked (STREAMING-UNSIGNED-PAYLOAD-TRAILER) with the
+  // CRC32 in a trailer; the emulator decodes it and checks the trailing checksum.
+  const streamed = Buffer.alloc(200000, "z");
+  const sput = await s3.send(new S3.PutObjectCommand({
+    Bucket: "fhir-landing", Key: "streamed.bin", Body: Readable.from([streamed.subarray(0, 70000), streamed.subarray(70000)]),
+    ContentLength: streamed.length,
+  }));
+  assert.equal(sput.ETag, `"${createHash("md5").update(streamed).digest("hex")}"`);
+  assert.ok(sput.ChecksumCRC32, "trailing x-amz-checksum-crc32 echoed");
+  const sgot = Buffer.from(await (await s3.send(new S3.GetObjectCommand({ Bucket: "fhir-landing", Key: "streamed.bin" }))).Body.transformToByteArray());
+  assert.ok(sgot.equals(streamed));
+  step("PutObject with a stream body (aws-chunked, trailing CRC32)");
 
   // ---- HealthLake ----
   const ds = await hl.send(new HL.DescribeFHIRDatastoreCommand({ DatastoreId: DS }));
@@ -264,7 +278,9 @@ async function main() {
   const log = readFileSync(join(dir, "data", "requests.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   const starts = log.filter((l) => l.operation === "StartFHIRImportJob" && l.status === 200);
   assert.equal(starts.filter((l) => l.client_token === "export-e1-token-0001" && l.job_id === a.JobId).length, 2);
-  step("request log records client tokens and job ids");
+  const streamedPut = log.find((l) => l.operation === "PutObject" && l.key === "streamed.bin");
+  assert.ok(streamedPut.payload.startsWith("STREAMING-"), `stream body sent as ${streamedPut.payload}`);
+  step(`request log records client tokens and job ids (stream body sent as ${streamedPut.payload})`);
 }
 
 let code = 0;
