@@ -104,7 +104,7 @@ TEST(DaemonReload, InvalidNewConfigIsRefusedAndOldKept) {
   std::string log = read_file(f.log);
   // The reason names file, line and column.
   EXPECT_THAT(
-      log, HasSubstr("error: reload: " + f.config.string() + ":19:15: log.level: must be one of"));
+      log, HasSubstr("error: reload: " + f.config.string() + ":21:15: log.level: must be one of"));
   EXPECT_THAT(log, HasSubstr("reload rejected, keeping the previous configuration"));
 
   // Still alive and serving: a later valid file is taken, and the rejection note goes away.
@@ -142,7 +142,7 @@ TEST(DaemonStart, ConfigErrorsExitTwoWithoutReady) {
   auto d = f.start();
   EXPECT_EQ(d->wait(), 2);
   EXPECT_THAT(read_file(f.log), HasSubstr(f.config.string() +
-                                          ":12:24: upload.concurrency: must be between 1 and 64"));
+                                          ":13:24: upload.concurrency: must be between 1 and 64"));
   EXPECT_FALSE(f.notify.next(std::chrono::milliseconds(0)));
 }
 
