@@ -24,6 +24,7 @@ struct Scratch::Impl {
   std::vector<PathSeg> path;
   std::vector<uint8_t> seen;     // per-object element flags, stacked by nesting
   std::vector<int32_t> choices;  // per-object chosen variant of each choice group
+  std::vector<std::string_view> elem_ids;  // Element.id values of the resources being walked
   uint64_t invariants = 0;
 };
 

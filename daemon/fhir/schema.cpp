@@ -146,6 +146,7 @@ Schema parse_blob() {
   s.coding_type = must("Coding");
   s.codeable_concept_type = must("CodeableConcept");
   s.quantity_type = must("Quantity");
+  s.element_definition_type = must("ElementDefinition");
   return s;
 }
 

@@ -74,7 +74,7 @@ class Schema {
   std::vector<Element> elements;
   std::vector<ValueSet> value_sets;
   uint32_t extension_type = 0, element_type = 0, resource_type = 0, coding_type = 0,
-           codeable_concept_type = 0, quantity_type = 0;
+           codeable_concept_type = 0, quantity_type = 0, element_definition_type = 0;
 
   // Element of `type` with JSON name `name`, or -1.
   int32_t find(uint32_t type, std::string_view name) const;

@@ -142,6 +142,22 @@ struct PathGuard {
   PathGuard& operator=(const PathGuard&) = delete;
 };
 
+// A cross-version extension (http://hl7.org/fhir/5.0/StructureDefinition/extension-...) on _x
+// carries the value in another FHIR version's terms, which the HL7 validator accepts.
+bool carries_cross_version_value(dom::object obj, std::string_view name) {
+  std::string key = "_" + std::string(name);
+  dom::array exts;
+  if (obj[key]["extension"].get(exts)) return false;
+  for (dom::element x : exts) {
+    std::string_view url;
+    if (x["url"].get(url)) continue;
+    if (url.starts_with("http://hl7.org/fhir/") && url.find("/StructureDefinition/extension-") != std::string_view::npos &&
+        url.size() > 21 && url[20] >= '0' && url[20] <= '9')
+      return true;
+  }
+  return false;
+}
+
 class Walker {
  public:
   Walker(const Validator::Impl& v, Scratch::Impl& sc, IssueSink& sink)
@@ -149,7 +165,17 @@ class Walker {
 
   // obj is a resource (root, contained, Bundle.entry.resource...). The caller has pushed its path.
   void resource(dom::object obj, uint32_t type, bool in_contained) {
+    const size_t base = sc_.elem_ids.size();
     object(obj, type, true, in_contained);
+    // Element ids are unique within one resource (nested resources have their own scope).
+    if (sc_.elem_ids.size() - base > 1) {
+      std::sort(sc_.elem_ids.begin() + static_cast<std::ptrdiff_t>(base), sc_.elem_ids.end());
+      for (size_t i = base + 1; i < sc_.elem_ids.size(); i++)
+        if (sc_.elem_ids[i] == sc_.elem_ids[i - 1] && (i + 1 == sc_.elem_ids.size() || sc_.elem_ids[i + 1] != sc_.elem_ids[i]))
+          add(Severity::error, code::value,
+              "duplicate element id '" + shorten(sc_.elem_ids[i]) + "' (ids are unique within a resource)");
+    }
+    sc_.elem_ids.resize(base);
   }
 
   void object(dom::object obj, uint32_t type_ix, bool is_resource, bool in_contained);
@@ -220,6 +246,22 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
     }
     bool under = key[0] == '_';
     std::string_view name = under ? key.substr(1) : key;
+    if (is_resource && name == "id") {
+      // Resource.id is typed string in the definitions but is a FHIR id on the wire; it takes no
+      // extensions.
+      std::string_view idv;
+      if (under)
+        add(Severity::error, code::structure, "extensions are not allowed on a resource id ('_id')", key);
+      else if (val.get(idv) == simdjson::SUCCESS && !idv.empty() && !schema::is_id(idv))
+        add(Severity::error, code::value,
+            "'" + shorten(idv) + "' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)", key);
+      if (under) continue;
+    }
+    // ElementDefinition ids repeat by design (snapshot and differential list the same ids).
+    if (!is_resource && !under && name == "id" && type_ix != s_.element_definition_type) {
+      std::string_view idv;
+      if (val.get(idv) == simdjson::SUCCESS) sc_.elem_ids.push_back(idv);
+    }
     int32_t ei = s_.find(type_ix, name);
     if (ei < 0) {
       add(Severity::error, code::structure,
@@ -281,6 +323,18 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
           n);
     }
   }
+  // A primitive with a required binding given only as _x (e.g. a data-absent-reason extension)
+  // carries no code: the binding cannot be met.
+  for (uint32_t i = 0; i < t.count; i++) {
+    if (sc_.seen[seen0 + i] != 2) continue;
+    const Element& e = s_.elements[t.first + i];
+    if (e.vs < 0 || s_.value_sets[static_cast<size_t>(e.vs)].mode == schema::VsMode::any) continue;
+    if (carries_cross_version_value(obj, e.name)) continue;
+    add(Severity::error, code::code_invalid,
+        "no code provided (only '_" + std::string(e.name) + "'), and a code is required from " +
+            std::string(s_.value_sets[static_cast<size_t>(e.vs)].url),
+        e.name);
+  }
   if (pending_align) {
     for (uint32_t i = 0; i < t.count; i++) {
       if (sc_.seen[seen0 + i] != 3) continue;
@@ -318,6 +372,12 @@ void Walker::check_aligned(const Element& e, dom::element v, dom::element u) {
       PathGuard g(sc_.path, e.name, static_cast<int64_t>(i));
       add(Severity::error, code::structure, "null in both '" + std::string(e.name) + "' and '_" +
                                                 std::string(e.name) + "' at the same index");
+    } else if ((*it1).is_null() && e.vs >= 0 &&
+               s_.value_sets[static_cast<size_t>(e.vs)].mode != schema::VsMode::any) {
+      PathGuard g(sc_.path, e.name, static_cast<int64_t>(i));
+      add(Severity::error, code::code_invalid,
+          "no code provided (only extensions), and a code is required from " +
+              std::string(s_.value_sets[static_cast<size_t>(e.vs)].url));
     }
   }
 }
@@ -715,6 +775,7 @@ Result Validator::validate_line(std::string_view line, uint64_t line_no, Scratch
   }
   sc.seen.clear();
   sc.choices.clear();
+  sc.elem_ids.clear();
   Walker w(*impl_, sc, sink);
   w.resource(obj, static_cast<uint32_t>(t), false);
   if (opt.level == Level::strict) {
