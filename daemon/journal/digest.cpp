@@ -78,4 +78,26 @@ std::string content_digest(const std::filesystem::path& dir, std::vector<std::st
   return out;
 }
 
+std::string client_token(std::string_view pipeline, std::string_view source_path,
+                         std::string_view digest, int version) {
+  std::string input(pipeline);
+  input += '\0';
+  input += source_path;
+  input += '\0';
+  input += digest;
+  input += '\0';
+  input += std::to_string(version);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(input.data(), input.size(), md, &len, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("client token: SHA-256 failed");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "fe-";
+  for (unsigned int i = 0; i < 24 && i < len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 15];
+  }
+  return out;
+}
+
 }  // namespace fe::journal

@@ -8,6 +8,7 @@
 // followed). Result: "sha256:" + 64 lower-case hex digits.
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fe::journal {
@@ -15,5 +16,12 @@ namespace fe::journal {
 // `dir` holds the files; `names` are file names inside it (order does not matter). Throws
 // std::runtime_error naming the file on any I/O error.
 std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names);
+
+// HealthLake ClientToken for an export version (DESIGN "HealthLake": 1-64 of [a-zA-Z0-9-],
+// derived from the export identity): "fe-" + the first 48 hex digits of
+// SHA-256(pipeline NUL source_path NUL digest NUL version). Deterministic, so a retry after a crash
+// sends the same token; record it with Journal::record_import_token before the call.
+std::string client_token(std::string_view pipeline, std::string_view source_path,
+                         std::string_view digest, int version);
 
 }  // namespace fe::journal

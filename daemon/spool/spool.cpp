@@ -286,16 +286,27 @@ void write_durable(const fs::path& path, std::string_view content) {
   fsync_path(path.parent_path());
 }
 
+namespace {
+// Export and file names become path components under the spool dir: never let one escape it.
+std::string component(std::string_view name, const char* what) {
+  bool bad = name.empty() || name == "." || name == ".." ||
+             name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos;
+  if (bad)
+    throw Error(std::string("spool: unusable ") + what + " name '" + std::string(name) + "'");
+  return std::string(name);
+}
+}  // namespace
+
 fs::path export_dir(const fs::path& spool_dir, std::string_view export_name) {
-  return spool_dir / std::string(export_name);
+  return spool_dir / component(export_name, "export");
 }
 fs::path import_path(const fs::path& spool_dir, std::string_view export_name,
                      std::string_view file_name) {
-  return export_dir(spool_dir, export_name) / "import" / (std::string(file_name) + ".zst");
+  return export_dir(spool_dir, export_name) / "import" / (component(file_name, "file") + ".zst");
 }
 fs::path rejected_path(const fs::path& spool_dir, std::string_view export_name,
                        std::string_view file_name) {
-  return export_dir(spool_dir, export_name) / "rejected" / (std::string(file_name) + ".zst");
+  return export_dir(spool_dir, export_name) / "rejected" / (component(file_name, "file") + ".zst");
 }
 fs::path report_path(const fs::path& spool_dir, std::string_view export_name) {
   return export_dir(spool_dir, export_name) / "report.json";

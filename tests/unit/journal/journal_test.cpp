@@ -3,6 +3,7 @@
 #include <simdjson.h>
 #include <sqlite3.h>
 
+#include <cctype>
 #include <fstream>
 
 #include "journal/digest.hpp"
@@ -406,4 +407,28 @@ TEST(Digest, StreamsContentAndNamesOrderIndependently) {
   EXPECT_NE(content_digest(dir.path(), {"c1", "c2"}), split1);
   fs::create_symlink(dir / "a.ndjson", dir / "link.ndjson");
   EXPECT_THROW(content_digest(dir.path(), {"link.ndjson"}), std::runtime_error);
+}
+
+TEST(Digest, ClientTokenIsDeterministicAndWithinHealthLakeRules) {
+  auto t = client_token("epic", "/in/a", "sha256:ab", 1);
+  EXPECT_EQ(t, client_token("epic", "/in/a", "sha256:ab", 1));
+  EXPECT_NE(t, client_token("epic", "/in/a", "sha256:ab", 2));
+  EXPECT_NE(t, client_token("epic", "/in/a", "sha256:ac", 1));
+  EXPECT_NE(client_token("ab", "c", "d", 1), client_token("a", "bc", "d", 1));
+  EXPECT_GE(t.size(), 1u);
+  EXPECT_LE(t.size(), 64u);
+  for (char c : t) EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '-') << t;
+}
+
+TEST(Journal, AFailedTransactionLeavesNothingBehind) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  // Two files with the same name violate UNIQUE(export_id, name) half-way through take_export.
+  std::vector<std::pair<std::string, SourceIdentity>> dup = {{"A.ndjson", {1, 1, 1, 1}},
+                                                             {"A.ndjson", {2, 2, 2, 1}}};
+  EXPECT_THROW(j.take_export("p", "/in/a", "d1", "a", dup), Error);
+  EXPECT_TRUE(j.exports().empty());
+  EXPECT_EQ(query_text(dir / "journal.db", "SELECT COUNT(*) FROM files"), "0");
+  // The journal is still usable afterwards.
+  EXPECT_FALSE(j.take_export("p", "/in/a", "d1", "a", two_files()).existing);
 }

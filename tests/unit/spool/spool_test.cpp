@@ -396,3 +396,10 @@ TEST(Spool, FrameIndexRoundTripAndMalformedIndex) {
   EXPECT_THROW(FrameIndex::parse(gap, "x.idx"), Incomplete);
   EXPECT_THROW(FrameIndex::parse("garbage\n", "x.idx"), Incomplete);
 }
+
+TEST(Spool, NamesCannotEscapeTheSpoolDir) {
+  EXPECT_THROW(export_dir("/spool", ".."), Error);
+  EXPECT_THROW(import_path("/spool", "e", "../x.ndjson"), Error);
+  EXPECT_THROW(rejected_path("/spool", "a/b", "x.ndjson"), Error);
+  EXPECT_EQ(import_path("/spool", "e.v2", "P.ndjson"), fs::path("/spool/e.v2/import/P.ndjson.zst"));
+}
