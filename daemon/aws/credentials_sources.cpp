@@ -102,7 +102,9 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
       (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, h) || s[13] != ':' ||
       !num(14, 2, mi) || s[16] != ':' || !num(17, 2, se))
     return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
+  // Years bounded so the time fits system_clock (int64 ns: up to 2262).
+  if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    return std::nullopt;
   std::size_t pos = 19;
   if (pos < s.size() && s[pos] == '.') {
     ++pos;

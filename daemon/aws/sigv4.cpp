@@ -255,7 +255,9 @@ std::optional<std::chrono::system_clock::time_point> parse_amz_date(std::string_
   if (!num(0, 4, y) || !num(4, 2, mo) || !num(6, 2, d) || !num(9, 2, h) || !num(11, 2, mi) ||
       !num(13, 2, se))
     return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
+  // Years bounded so the time fits system_clock (int64 ns: up to 2262).
+  if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    return std::nullopt;
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
   tm.tm_mday = d;
@@ -291,7 +293,8 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   int mon = -1;
   for (int i = 0; i < 12; ++i)
     if (s.substr(3, 3) == kMonths[i]) mon = i;
-  if (mon < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
+  if (y < 1970 || y > 2200 || mon < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    return std::nullopt;
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mon;

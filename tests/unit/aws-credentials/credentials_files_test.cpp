@@ -226,6 +226,7 @@ TEST(Iso8601, Forms) {
   EXPECT_FALSE(parse_iso8601("2026-11-26T10:00:00"));
   EXPECT_FALSE(parse_iso8601("2026-13-26T10:00:00Z"));
   EXPECT_FALSE(parse_iso8601("yesterday"));
+  EXPECT_FALSE(parse_iso8601("9999-12-31T23:59:59Z"));
 }
 
 TEST(Process, RunsHelperWithQuotedPathAndParsesOutput) {
