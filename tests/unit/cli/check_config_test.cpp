@@ -1,0 +1,100 @@
+// `fhir-edge check-config`: exactly "ok" on stdout when valid, every error on stderr with exit 2.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class CheckConfig : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/fe-cli-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result run(const std::string& args) {
+    std::string cmd = std::string(FE_EXE) + " " + args + " >" + (dir_ / "out").string() + " 2>" +
+                      (dir_ / "err").string();
+    int status = std::system(cmd.c_str());
+    return {WEXITSTATUS(status), slurp(dir_ / "out"), slurp(dir_ / "err")};
+  }
+  fs::path write(const std::string& text) {
+    fs::path p = dir_ / "c.yaml";
+    std::ofstream(p) << text;
+    return p;
+  }
+  fs::path dir_;
+};
+
+TEST_F(CheckConfig, ReferenceConfigPrintsOnlyOk) {
+  auto r = run("check-config --config " + std::string(FE_SOURCE_DIR) + "/config/fhir-edge.yaml");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(CheckConfig, DemoConfigPrintsOnlyOk) {
+  auto r = run("check-config -c " + std::string(FE_SOURCE_DIR) + "/config/demo.yaml");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(CheckConfig, ErrorsGoToStderrWithPositionsAndExitTwo) {
+  auto p = write(
+      "pipelines:\n"
+      "  - name: x\n"
+      "    watch: in\n"
+      "    s3: { bucket: b }\n"
+      "logg: { level: info }\n");
+  auto r = run("check-config --config " + p.string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr(p.string() + ":3:12: pipelines[0].watch: must be an absolute path"));
+  EXPECT_THAT(r.err, HasSubstr(p.string() + ":4:19: pipelines[0].s3.bucket: S3 bucket names are "
+                                            "3 to 63 characters long"));
+  EXPECT_THAT(r.err, HasSubstr(p.string() + ":2:5: pipelines[0].healthlake: missing required key"));
+  EXPECT_THAT(r.err, HasSubstr(p.string() + ":5:1: logg: unknown key 'logg'; did you mean 'log'?"));
+  EXPECT_THAT(r.err, HasSubstr("4 errors in " + p.string()));
+}
+
+TEST_F(CheckConfig, MissingFileIsAConfigError) {
+  auto r = run("check-config --config " + (dir_ / "absent.yaml").string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr("absent.yaml: cannot read: No such file or directory"));
+}
+
+TEST_F(CheckConfig, UsageErrorsAndHelp) {
+  EXPECT_EQ(run("check-config --bogus").code, 2);
+  auto h = run("check-config --help");
+  EXPECT_EQ(h.code, 0);
+  EXPECT_THAT(h.out, HasSubstr("--config FILE"));
+  auto rh = run("run --help");
+  EXPECT_EQ(rh.code, 0);
+  EXPECT_THAT(rh.out, HasSubstr("--log-level"));
+  EXPECT_EQ(run("run --frobnicate").code, 2);
+}
+
+}  // namespace
