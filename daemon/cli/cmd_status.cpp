@@ -13,13 +13,14 @@ namespace fe::cli {
 namespace {
 
 constexpr const char* kStatusUsage =
-    "Usage: fhir-edge status [--json] [--active] [--journal PATH | --config FILE]\n"
+    "Usage: fhir-edge status [--json] [--active] [--export NAME] [--journal PATH | --config FILE]\n"
     "\n"
     "Shows each export in the journal: pipeline, state, files, resources valid and rejected,\n"
     "bytes spooled and uploaded, import job status and the last error.\n"
     "\n"
     "  --json          machine-readable output (one JSON document)\n"
     "  --active        hide finished exports (imported, failed, superseded)\n"
+    "  --export NAME   one export in detail: its files and recent events\n"
     "  --journal PATH  the journal database (default: journal.path of the config, else\n"
     "                  /var/lib/fhir-edge/journal.db)\n"
     "  --config FILE   read journal.path from this configuration file\n";
@@ -28,7 +29,7 @@ constexpr const char* kStatusUsage =
 
 int cmd_status(Args args) {
   bool json = false, active = false;
-  std::string journal_path, config_path;
+  std::string journal_path, config_path, export_name;
   for (size_t i = 1; i < args.size(); ++i) {
     std::string_view a = args[i];
     auto value = [&](std::string& out) {
@@ -46,6 +47,8 @@ int cmd_status(Args args) {
       json = true;
     } else if (a == "--active") {
       active = true;
+    } else if (a == "--export") {
+      if (!value(export_name)) return kExitUsage;
     } else if (a == "--journal") {
       if (!value(journal_path)) return kExitUsage;
     } else if (a == "--config" || a == "-c") {
@@ -77,6 +80,17 @@ int cmd_status(Args args) {
   }
   try {
     auto j = fe::journal::Journal::open(journal_path, {.read_only = true});
+    if (!export_name.empty()) {
+      auto row = j.find_export(export_name);
+      if (!row) {
+        std::fprintf(stderr, "fhir-edge status: no export named '%s' in %s\n", export_name.c_str(),
+                     journal_path.c_str());
+        return kExitFailed;
+      }
+      auto out = fe::journal::format_export_detail(j, *row, json);
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      return kExitOk;
+    }
     auto rows = fe::journal::read_status(j, !active);
     std::string out = json ? fe::journal::format_status_json(rows, j.schema_version())
                            : fe::journal::format_status_table(rows);

@@ -85,6 +85,22 @@ std::string one_line(std::string s, size_t max) {
   return s;
 }
 
+std::string align(const std::vector<std::vector<std::string>>& cells) {
+  std::vector<size_t> width(cells[0].size(), 0);
+  for (const auto& row : cells)
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  std::string out;
+  for (const auto& row : cells) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string format_status_table(const std::vector<StatusRow>& rows) {
@@ -102,62 +118,109 @@ std::string format_status_table(const std::vector<StatusRow>& rows) {
                      human_bytes(e.bytes_spooled), human_bytes(e.bytes_uploaded), job,
                      one_line(error.empty() ? "-" : error, 80)});
   }
-  std::vector<size_t> width(cells[0].size(), 0);
-  for (const auto& row : cells)
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  std::string out;
-  for (const auto& row : cells) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-    }
-    out += line + "\n";
-  }
+  std::string out = align(cells);
   if (rows.empty()) out += "(no exports in the journal)\n";
   return out;
 }
+
+namespace {
+
+std::string export_json(const StatusRow& r) {
+  const auto& e = r.row;
+  std::string out;
+  out += "{\"id\":" + std::to_string(e.id);
+  out += ",\"name\":" + json_quote(e.name);
+  out += ",\"pipeline\":" + json_quote(e.pipeline);
+  out += ",\"source_path\":" + json_quote(e.source_path);
+  out += ",\"digest\":" + json_quote(e.digest);
+  out += ",\"version\":" + std::to_string(e.version);
+  out += ",\"state\":" + json_quote(to_string(e.state));
+  out += ",\"parked_from\":" +
+         (e.parked_from ? json_quote(to_string(*e.parked_from)) : std::string("null"));
+  out += ",\"parked_reason\":" + json_quote(e.parked_reason);
+  out += ",\"files\":" + std::to_string(e.files);
+  out += ",\"resources_valid\":" + std::to_string(e.resources_valid);
+  out += ",\"resources_rejected\":" + std::to_string(e.resources_rejected);
+  out += ",\"bytes_source\":" + std::to_string(e.bytes_source);
+  out += ",\"bytes_spooled\":" + std::to_string(e.bytes_spooled);
+  out += ",\"bytes_uploaded\":" + std::to_string(e.bytes_uploaded);
+  out += ",\"last_error\":" + json_quote(e.last_error);
+  out += ",\"created_at\":" + json_quote(format_time(e.created_at));
+  out += ",\"updated_at\":" + json_quote(format_time(e.updated_at));
+  out += ",\"finished_at\":" +
+         (e.finished_at ? json_quote(format_time(*e.finished_at)) : std::string("null"));
+  out += ",\"import_job\":";
+  if (r.job) {
+    out += "{\"job_name\":" + json_quote(r.job->job_name);
+    out += ",\"job_id\":" + json_quote(r.job->job_id);
+    out += ",\"status\":" + json_quote(r.job->status);
+    out += ",\"submitted_at\":" + json_quote(format_time(r.job->submitted_at)) + "}";
+  } else {
+    out += "null";
+  }
+  out += "}";
+  return out;
+}
+
+}  // namespace
 
 std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version) {
   std::string out = "{\"schema_version\":" + std::to_string(schema_version) + ",\"exports\":[";
   bool first = true;
   for (const auto& r : rows) {
-    const auto& e = r.row;
     if (!first) out += ",";
     first = false;
-    out += "{\"id\":" + std::to_string(e.id);
-    out += ",\"name\":" + json_quote(e.name);
-    out += ",\"pipeline\":" + json_quote(e.pipeline);
-    out += ",\"source_path\":" + json_quote(e.source_path);
-    out += ",\"digest\":" + json_quote(e.digest);
-    out += ",\"version\":" + std::to_string(e.version);
-    out += ",\"state\":" + json_quote(to_string(e.state));
-    out += ",\"parked_from\":" +
-           (e.parked_from ? json_quote(to_string(*e.parked_from)) : std::string("null"));
-    out += ",\"parked_reason\":" + json_quote(e.parked_reason);
-    out += ",\"files\":" + std::to_string(e.files);
-    out += ",\"resources_valid\":" + std::to_string(e.resources_valid);
-    out += ",\"resources_rejected\":" + std::to_string(e.resources_rejected);
-    out += ",\"bytes_source\":" + std::to_string(e.bytes_source);
-    out += ",\"bytes_spooled\":" + std::to_string(e.bytes_spooled);
-    out += ",\"bytes_uploaded\":" + std::to_string(e.bytes_uploaded);
-    out += ",\"last_error\":" + json_quote(e.last_error);
-    out += ",\"created_at\":" + json_quote(format_time(e.created_at));
-    out += ",\"updated_at\":" + json_quote(format_time(e.updated_at));
-    out += ",\"finished_at\":" +
-           (e.finished_at ? json_quote(format_time(*e.finished_at)) : std::string("null"));
-    out += ",\"import_job\":";
-    if (r.job) {
-      out += "{\"job_name\":" + json_quote(r.job->job_name);
-      out += ",\"job_id\":" + json_quote(r.job->job_id);
-      out += ",\"status\":" + json_quote(r.job->status);
-      out += ",\"submitted_at\":" + json_quote(format_time(r.job->submitted_at)) + "}";
-    } else {
-      out += "null";
-    }
-    out += "}";
+    out += export_json(r);
   }
   out += "]}\n";
+  return out;
+}
+
+std::string format_export_detail(const Journal& journal, const ExportRow& row, bool json,
+                                 size_t max_events) {
+  auto files = journal.files(row.id);
+  auto events = journal.events(row.id, max_events);
+  std::string out;
+  if (json) {
+    out = "{\"export\":" + export_json({row, journal.import_job(row.id)}) + ",\"files\":[";
+    for (size_t i = 0; i < files.size(); ++i) {
+      const auto& f = files[i];
+      if (i) out += ",";
+      out += "{\"name\":" + json_quote(f.name);
+      out += ",\"state\":" + json_quote(to_string(f.state));
+      out += ",\"size\":" + std::to_string(f.source.size);
+      out += ",\"resources_valid\":" + std::to_string(f.resources_valid);
+      out += ",\"resources_rejected\":" + std::to_string(f.resources_rejected);
+      out += ",\"bytes_uncompressed\":" + std::to_string(f.bytes_uncompressed);
+      out += ",\"bytes_spooled\":" + std::to_string(f.bytes_spooled);
+      out += ",\"import_key\":" + json_quote(f.import_key);
+      out += ",\"import_upload_id\":" + json_quote(f.import_upload_id);
+      out += ",\"archive_key\":" + json_quote(f.archive_key);
+      out += ",\"last_error\":" + json_quote(f.last_error) + "}";
+    }
+    out += "],\"events\":[";
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (i) out += ",";
+      out += "{\"time\":" + json_quote(format_time(events[i].time));
+      out += ",\"kind\":" + json_quote(events[i].kind);
+      out += ",\"message\":" + json_quote(events[i].message) + "}";
+    }
+    out += "]}\n";
+    return out;
+  }
+  out += format_status_table({{row, journal.import_job(row.id)}});
+  out += "\nsource: " + one_line(row.source_path, 400) + "\ndigest: " + row.digest + "\n\n";
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back({"FILE", "STATE", "VALID", "REJECTED", "SOURCE", "SPOOLED", "LAST ERROR"});
+  for (const auto& f : files)
+    cells.push_back({one_line(f.name, 64), std::string(to_string(f.state)),
+                     std::to_string(f.resources_valid), std::to_string(f.resources_rejected),
+                     human_bytes(static_cast<int64_t>(f.source.size)), human_bytes(f.bytes_spooled),
+                     one_line(f.last_error.empty() ? "-" : f.last_error, 80)});
+  out += align(cells);
+  out += "\nrecent events:\n";
+  for (const auto& ev : events)
+    out += "  " + format_time(ev.time) + "  " + ev.kind + "  " + one_line(ev.message, 200) + "\n";
   return out;
 }
 

@@ -26,6 +26,11 @@ std::string format_status_table(const std::vector<StatusRow>& rows);
 // Timestamps are RFC 3339 UTC strings.
 std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version);
 
+// One export in detail: its files (state, resources, bytes, upload ids, error) and its most recent
+// events, as text or as JSON ({"export":{...as above...},"files":[...],"events":[...]}).
+std::string format_export_detail(const Journal& journal, const ExportRow& row, bool json,
+                                 size_t max_events = 20);
+
 // JSON string literal with escaping (quotes included).
 std::string json_quote(std::string_view s);
 std::string format_time(TimeMs t);  // RFC 3339 UTC, millisecond precision

@@ -123,3 +123,32 @@ TEST(StatusCli, UsageErrors) {
   EXPECT_EQ(h.code, 0);
   EXPECT_NE(h.out.find("--json"), std::string::npos);
 }
+
+TEST(StatusCli, ExportDetailListsFilesAndEvents) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  auto j = Journal::open(db);
+  auto e = j.take_export("p", "/in/x", "d1", "detail-me",
+                         {{"Patient.ndjson", {10, 1, 1, 1}}, {"Observation.ndjson", {20, 1, 2, 1}}})
+               .row;
+  auto files = j.files(e.id);
+  j.set_file_state(files[0].id, FileState::failed, "line 3: $.id: bad id");
+  auto r = run("status --journal " + db.string() + " --export detail-me");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("Observation.ndjson"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("line 3: $.id: bad id"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("discovered /in/x"), std::string::npos) << r.out;
+  auto js = run("status --json --journal " + db.string() + " --export detail-me", false);
+  ASSERT_EQ(js.code, 0);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(js.out).get(doc), simdjson::SUCCESS) << js.out;
+  simdjson::dom::array arr;
+  ASSERT_EQ(doc["files"].get(arr), simdjson::SUCCESS);
+  EXPECT_EQ(arr.size(), 2u);
+  ASSERT_EQ(doc["events"].get(arr), simdjson::SUCCESS);
+  EXPECT_GE(arr.size(), 2u);
+  auto missing = run("status --journal " + db.string() + " --export nope");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.out.find("no export named 'nope'"), std::string::npos);
+}
