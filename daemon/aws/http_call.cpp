@@ -102,6 +102,7 @@ struct AwsCaller::Op {
   bool refreshed = false;  // credentials force-refreshed once after an expired-token error
   std::string payload_hash;
   std::uint64_t sink_bytes = 0;
+  bool sent = false;  // the body source was handed to curl at least once
   boost::asio::steady_timer timer;
 };
 
@@ -145,7 +146,7 @@ void AwsCaller::attempt(std::shared_ptr<Op> op) {
     return;
   }
 
-  if (c.source && op->attempts > 1) {
+  if (c.source && op->sent) {
     if (!c.source->rewind || !c.source->rewind()) {
       fail(local_error(ErrorCategory::other, "request body cannot be rewound for a retry"));
       return;
@@ -201,6 +202,7 @@ void AwsCaller::attempt(std::shared_ptr<Op> op) {
   }
   req.max_response_bytes = c.max_response_bytes;
 
+  op->sent = true;
   std::weak_ptr<bool> alive = alive_;
   http_.submit(std::move(req), [this, alive, op](HttpResponse resp) {
     if (alive.expired()) return;
@@ -260,7 +262,12 @@ void AwsCaller::finish(std::shared_ptr<Op> op, const HttpResponse& resp) {
     }
   }
 
-  const bool corrected = skew_->observe(*err);
+  bool corrected = skew_->observe(*err);
+  // A bodiless 401/403 (HEAD) cannot name RequestTimeTooSkewed; like the AWS SDKs, treat it as a
+  // possible skew error when the server's Date is far from our corrected clock.
+  if (!corrected && (err->http_status == 401 || err->http_status == 403) &&
+      !err->server_date.empty())
+    corrected = skew_->update_from_date(err->server_date, std::chrono::system_clock::now());
   RetryDecision d = retry_->on_failure(op->state, *err, corrected);
   if (d.retry && op->sink_bytes > 0) {
     // Part of the body already went to the sink: a blind retry would duplicate it. The caller
