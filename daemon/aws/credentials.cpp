@@ -135,7 +135,17 @@ CredentialsProvider::~CredentialsProvider() {
 }
 
 void CredentialsProvider::start() {
-  Credentials c = resolve_credentials(opts_);  // throws: the daemon reports and exits
+  Credentials c;
+  try {
+    c = resolve_credentials(opts_);
+  } catch (const std::exception& e) {
+    // Remembered so current() explains and get() backs off; the caller decides whether to exit.
+    std::lock_guard lk(mu_);
+    last_error_ = e.what();
+    planned_ = std::chrono::system_clock::now() + opts_.retry_interval;
+    ++failures_;
+    throw;
+  }
   {
     std::lock_guard lk(mu_);
     creds_ = c;
@@ -258,16 +268,17 @@ std::chrono::seconds CredentialsProvider::remaining_lifetime() const {
 std::optional<Credentials> CredentialsProvider::get(std::chrono::seconds min_lifetime,
                                                     bool force_refresh) {
   bool need = force_refresh;
-  {
+  if (!force_refresh) {
     std::lock_guard lk(mu_);
+    const auto now = std::chrono::system_clock::now();
+    // After a failed refresh, wait for the retry schedule instead of re-running the chain (and
+    // its timeouts) on every call from the event loop.
+    const bool backing_off = !last_error_.empty() && now < planned_;
     if (!creds_) {
-      need = true;
-    } else if (creds_->expiration && !force_refresh) {
-      auto left = *creds_->expiration - std::chrono::system_clock::now();
-      // Too short for this request: refresh first, unless a refresh just failed (then the
-      // background retry schedule applies and we use what we have while it is valid).
-      if (left < min_lifetime && (last_error_.empty() || left <= std::chrono::seconds(0)))
-        need = true;
+      need = !backing_off;
+    } else if (creds_->expiration && *creds_->expiration - now < min_lifetime) {
+      // Too short-lived for this request (a long part upload): refresh first.
+      need = !backing_off;
     }
   }
   if (need) refresh_now();

@@ -275,6 +275,15 @@ TEST(Provider, StartFailsClearly) {
   o.env = env.lookup();
   CredentialsProvider p(o);
   EXPECT_THROW(p.start(), CredentialsError);
-  EXPECT_THROW(p.current(), CredentialsError);
+  try {
+    p.current();
+    FAIL();
+  } catch (const CredentialsError& e) {
+    EXPECT_NE(std::string(e.what()).find("no AWS credentials found"), std::string::npos);
+  }
   EXPECT_EQ(p.remaining_lifetime(), std::chrono::seconds(0));
+  EXPECT_FALSE(p.get(std::chrono::seconds(0), false));  // backing off: no new attempt
+  EXPECT_EQ(p.refresh_failures(), 1);
+  EXPECT_FALSE(p.get(std::chrono::seconds(0), true));  // forced: tried again, still nothing
+  EXPECT_EQ(p.refresh_failures(), 2);
 }
