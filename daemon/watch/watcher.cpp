@@ -217,9 +217,12 @@ void Watcher::handle_buffer(const char* data, size_t size) {
       }
       t->last_change = Clock::now();
       t->known.insert(name);
+      // A write to a file already known to be open changes nothing that could complete it:
+      // skip the re-check (a large file being written produces a stream of IN_MODIFY).
+      bool still_writing = ev.mask == IN_MODIFY && t->open_for_write.count(name);
       if (ev.mask & (IN_CREATE | IN_MODIFY)) t->open_for_write.insert(name);
       if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) t->open_for_write.erase(name);
-      to_evaluate.insert(name);
+      if (!still_writing) to_evaluate.insert(name);
       continue;
     }
     auto w = wd_to_export_.find(ev.wd);
@@ -235,10 +238,11 @@ void Watcher::handle_buffer(const char* data, size_t size) {
     if (ev.mask & IN_ISDIR) continue;  // nested directories are not part of an export
     t.last_change = Clock::now();
     t.known.insert(name);
+    bool still_writing = ev.mask == IN_MODIFY && t.open_for_write.count(name);
     if (ev.mask & (IN_CREATE | IN_MODIFY)) t.open_for_write.insert(name);
     if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM))
       t.open_for_write.erase(name);
-    to_evaluate.insert(key);
+    if (!still_writing) to_evaluate.insert(key);
   }
   if (overflow) {
     ++overflows_;
