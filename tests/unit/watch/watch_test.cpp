@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 
+#include "watch/from_config.hpp"
 #include "watch/identity.hpp"
 #include "watch/manifest.hpp"
 #include "watch/watcher.hpp"
@@ -452,4 +453,22 @@ TEST(Watch, FileWrittenBeforeItsDirectoryWasWatchedWaitsForQuiet) {
   EXPECT_EQ(h.find("race"), nullptr);
   ::close(fd);
   ASSERT_TRUE(h.run_until([&] { return h.find("race") != nullptr; }));
+}
+
+TEST(Watch, OptionsFromThePipelineConfig) {
+  fe::config::Pipeline p;
+  p.name = "epic";
+  p.watch = "/var/spool/fhir-edge/epic";
+  p.patterns = {"*.ndjson", "*.jsonl"};
+  p.complete_when.marker = "READY";
+  p.complete_when.client_log = false;
+  p.complete_when.settle = 30s;
+  auto o = watch_options(p);
+  EXPECT_EQ(o.pipeline, "epic");
+  EXPECT_EQ(o.root, fs::path("/var/spool/fhir-edge/epic"));
+  EXPECT_EQ(o.patterns, p.patterns);
+  EXPECT_EQ(o.rules.marker, "READY");
+  EXPECT_TRUE(o.rules.bulk_manifest);
+  EXPECT_FALSE(o.rules.client_log);
+  EXPECT_EQ(o.rules.settle, 30s);
 }
