@@ -96,12 +96,8 @@ Credentials resolve_credentials(const CredentialsOptions& opts) {
   tried.push_back("systemd: no aws_access_key_id in $CREDENTIALS_DIRECTORY");
   if (auto c = credentials_from_profile(opts)) return *c;
   tried.push_back("profile " + profile_name(opts) + ": not found or no credentials");
-  if (opts.env("AWS_WEB_IDENTITY_TOKEN_FILE")) {
-    log::warning(
-        "AWS_WEB_IDENTITY_TOKEN_FILE is set but web identity credentials are not supported; "
-        "skipped (use credential_process)");
-    tried.push_back("web identity: not supported");
-  }
+  if (auto c = credentials_from_web_identity(opts)) return *c;
+  tried.push_back("web identity: AWS_WEB_IDENTITY_TOKEN_FILE/AWS_ROLE_ARN not set");
   if (auto c = credentials_from_container(opts)) return *c;
   tried.push_back("container: AWS_CONTAINER_CREDENTIALS_*_URI not set");
   try {

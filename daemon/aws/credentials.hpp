@@ -14,8 +14,10 @@
 //                 else "default". Static keys in the credentials file win over credential_process,
 //                 which wins over static keys in the config file (botocore's order).
 //   4. process    the profile's credential_process (IAM Roles Anywhere: aws_signing_helper)
-//   5. web identity  NOT supported (needs STS AssumeRoleWithWebIdentity); when configured it is
-//                 reported and skipped, so the chain goes on (use credential_process instead)
+//   5. web identity  AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (+ AWS_ROLE_SESSION_NAME): STS
+//                 AssumeRoleWithWebIdentity (unsigned POST to sts.<region>.amazonaws.com or
+//                 AWS_ENDPOINT_URL_STS; proxy from the environment; AWS_CA_BUNDLE). Profile-based
+//                 web identity (web_identity_token_file in a profile) is not supported.
 //   6. container  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (http://169.254.170.2<uri>) or
 //                 AWS_CONTAINER_CREDENTIALS_FULL_URI (https anywhere; http only to loopback or the
 //                 ECS/EKS agent addresses), Authorization from
@@ -122,6 +124,7 @@ std::optional<Credentials> credentials_from_profile(const CredentialsOptions& op
 std::optional<Credentials> credentials_from_process(const std::string& command,
                                                     std::chrono::seconds timeout,
                                                     const std::string& source);
+std::optional<Credentials> credentials_from_web_identity(const CredentialsOptions& opts);
 std::optional<Credentials> credentials_from_container(const CredentialsOptions& opts);
 std::optional<Credentials> credentials_from_imds(const CredentialsOptions& opts);
 std::optional<Credentials> credentials_from_systemd(const EnvLookup& env);

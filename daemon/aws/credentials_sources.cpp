@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "aws/credentials.hpp"
+#include "aws/xml.hpp"
 
 extern char** environ;
 
@@ -552,9 +553,15 @@ size_t collect(char* ptr, size_t size, size_t nmemb, void* user) {
   return n;
 }
 
+struct FetchExtras {
+  std::string body;        // request body (POST)
+  bool use_proxy = false;  // metadata endpoints: never; STS: the environment's proxy
+  std::string ca_bundle;   // AWS_CA_BUNDLE for STS (hospital TLS inspection)
+};
+
 MiniResponse http_fetch(const char* method, const std::string& url,
-                        const std::vector<std::string>& headers,
-                        std::chrono::milliseconds timeout) {
+                        const std::vector<std::string>& headers, std::chrono::milliseconds timeout,
+                        const FetchExtras& extras = {}) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   MiniResponse r;
@@ -567,9 +574,9 @@ MiniResponse http_fetch(const char* method, const std::string& url,
   for (const auto& hd : headers) hl = curl_slist_append(hl, hd.c_str());
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-  if (std::string_view(method) == "PUT") {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+  if (std::string_view(method) == "PUT" || std::string_view(method) == "POST") {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, extras.body.c_str());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(extras.body.size()));
   }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
@@ -577,8 +584,10 @@ MiniResponse http_fetch(const char* method, const std::string& url,
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  // Link-local/loopback metadata endpoints are never reached through a proxy (SDK behaviour).
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  // Link-local/loopback metadata endpoints are never reached through a proxy (SDK behaviour);
+  // STS is, through the proxy the environment names (libcurl reads HTTPS_PROXY/NO_PROXY).
+  if (!extras.use_proxy) curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  if (!extras.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, extras.ca_bundle.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   CURLcode rc = curl_easy_perform(h);
@@ -650,6 +659,84 @@ bool allowed_container_host(const std::string& host) {
 }
 
 }  // namespace
+
+namespace {
+std::string form_encode(std::string_view v) {
+  return uri_encode(v, true);
+}
+}  // namespace
+
+std::optional<Credentials> credentials_from_web_identity(const CredentialsOptions& opts) {
+  auto token_file = env_nonempty(opts.env, "AWS_WEB_IDENTITY_TOKEN_FILE");
+  auto role_arn = env_nonempty(opts.env, "AWS_ROLE_ARN");
+  if (!token_file && !role_arn) return std::nullopt;
+  if (!token_file || !role_arn)
+    throw CredentialsError(std::string("web identity: ") +
+                           (token_file ? "AWS_ROLE_ARN" : "AWS_WEB_IDENTITY_TOKEN_FILE") +
+                           " is missing (both must be set)");
+  // Read on every refresh: Kubernetes rotates the projected token.
+  auto token = read_small_file(*token_file, 64 * 1024);
+  if (!token) throw CredentialsError("web identity: token file " + *token_file + " does not exist");
+  std::string session = env_nonempty(opts.env, "AWS_ROLE_SESSION_NAME")
+                            .value_or("fhir-edge-" + std::to_string(std::time(nullptr)));
+  std::string region = env_nonempty(opts.env, "AWS_REGION")
+                           .value_or(env_nonempty(opts.env, "AWS_DEFAULT_REGION").value_or(""));
+  std::string url;
+  if (auto ep = env_nonempty(opts.env, "AWS_ENDPOINT_URL_STS"))
+    url = *ep;
+  else if (!region.empty())
+    url = "https://sts." + region + ".amazonaws.com";
+  else
+    url = "https://sts.amazonaws.com";
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += "/";
+  const std::string where = "web identity (STS " + url + ", role " + *role_arn + ")";
+  // AssumeRoleWithWebIdentity is an unsigned call: the token is the proof.
+  FetchExtras extras;
+  extras.body =
+      "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + form_encode(*role_arn) +
+      "&RoleSessionName=" + form_encode(session) + "&WebIdentityToken=" + form_encode(trim(*token));
+  extras.use_proxy = true;
+  if (auto ca = env_nonempty(opts.env, "AWS_CA_BUNDLE")) extras.ca_bundle = *ca;
+  MiniResponse r;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    r = http_fetch(
+        "POST", url,
+        {"Content-Type: application/x-www-form-urlencoded; charset=utf-8", "Accept: text/xml"},
+        std::chrono::milliseconds(5000), extras);
+    if (r.error.empty() && r.status < 500) break;
+  }
+  std::fill(extras.body.begin(), extras.body.end(), '\0');
+  if (!r.error.empty()) throw CredentialsError(where + ": " + r.error);
+  auto doc = xml::parse(r.body);
+  if (r.status != 200) {
+    std::string code;
+    if (doc.root) {
+      const xml::Element* e = doc.root->name == "Error" ? &*doc.root : doc.root->child("Error");
+      if (e) code = e->child_text("Code");
+    }
+    throw CredentialsError(where + ": HTTP " + std::to_string(r.status) +
+                           (code.empty() ? "" : " " + code.substr(0, 80)));
+  }
+  const xml::Element* cr = nullptr;
+  if (doc.root)
+    if (const xml::Element* res = doc.root->child("AssumeRoleWithWebIdentityResult"))
+      cr = res->child("Credentials");
+  if (!cr) throw CredentialsError(where + ": unexpected response (no Credentials)");
+  Credentials c;
+  c.access_key_id = cr->child_text("AccessKeyId");
+  c.secret_access_key = cr->child_text("SecretAccessKey");
+  c.session_token = cr->child_text("SessionToken");
+  if (c.access_key_id.empty() || c.secret_access_key.empty() || c.session_token.empty())
+    throw CredentialsError(where + ": response lacks AccessKeyId/SecretAccessKey/SessionToken");
+  if (auto exp = cr->child_text("Expiration"); !exp.empty()) {
+    auto t = parse_iso8601(exp);
+    if (!t) throw CredentialsError(where + ": Expiration is not an ISO 8601 time");
+    c.expiration = t;
+  }
+  c.source = "web identity (role " + *role_arn + ")";
+  return c;
+}
 
 std::optional<Credentials> credentials_from_container(const CredentialsOptions& opts) {
   std::string url;

@@ -124,6 +124,66 @@ TEST(Imds, NoV1FallbackAndUnreachable) {
   }
 }
 
+TEST(WebIdentity, AssumeRoleWithWebIdentityAgainstFakeSts) {
+  // libcurl honours the real environment's proxy for STS; keep loopback direct in any CI.
+  setenv("no_proxy", "127.0.0.1,localhost", 1);
+  setenv("NO_PROXY", "127.0.0.1,localhost", 1);
+  const auto exp = std::chrono::system_clock::now() + std::chrono::hours(1);
+  FakeEndpoint sts([&](const SeenRequest& r) {
+    if (r.method != "POST" || r.body.find("Action=AssumeRoleWithWebIdentity") == std::string::npos)
+      return FakeReply{400,
+                       "<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>",
+                       "text/xml"};
+    if (r.body.find("WebIdentityToken=eyJ.jwt.token") == std::string::npos)
+      return FakeReply{400,
+                       "<ErrorResponse><Error><Code>InvalidIdentityToken</Code><Message>bad"
+                       "</Message></Error></ErrorResponse>",
+                       "text/xml"};
+    return FakeReply{200,
+                     "<AssumeRoleWithWebIdentityResponse "
+                     "xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                     "<AssumeRoleWithWebIdentityResult><Credentials>"
+                     "<SessionToken>wi-token</SessionToken><SecretAccessKey>wi-secret"
+                     "</SecretAccessKey><Expiration>" +
+                         iso(exp) +
+                         "</Expiration><AccessKeyId>ASIAWEBID</AccessKeyId></Credentials>"
+                         "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                     "text/xml"};
+  });
+  TempDir d;
+  FakeEnv env;
+  env.vars["AWS_EC2_METADATA_DISABLED"] = "true";
+  env.vars["AWS_ENDPOINT_URL_STS"] = sts.url();
+  env.vars["AWS_ROLE_ARN"] = "arn:aws:iam::123456789012:role/fhir-edge";
+  env.vars["AWS_ROLE_SESSION_NAME"] = "gw 1";
+  env.vars["AWS_WEB_IDENTITY_TOKEN_FILE"] = d.write("token", "eyJ.jwt.token\n");
+  CredentialsOptions o;
+  o.env = env.lookup();
+  Credentials c = resolve_credentials(o);
+  EXPECT_EQ(c.access_key_id, "ASIAWEBID");
+  EXPECT_EQ(c.session_token, "wi-token");
+  ASSERT_TRUE(c.expiration);
+  EXPECT_NE(c.source.find("web identity"), std::string::npos);
+  auto seen = sts.seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_NE(seen[0].body.find("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Ffhir-edge"),
+            std::string::npos);
+  EXPECT_NE(seen[0].body.find("RoleSessionName=gw%201"), std::string::npos);
+  EXPECT_TRUE(seen[0].header("Authorization").empty());  // unsigned call
+
+  d.write("token", "rotated-but-wrong");
+  try {
+    credentials_from_web_identity(o);
+    FAIL();
+  } catch (const CredentialsError& e) {
+    EXPECT_NE(std::string(e.what()).find("InvalidIdentityToken"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("rotated-but-wrong"), std::string::npos);
+  }
+  env.vars.erase("AWS_ROLE_ARN");
+  o.env = env.lookup();
+  EXPECT_THROW(credentials_from_web_identity(o), CredentialsError);
+}
+
 TEST(Container, FullUriWithTokenFile) {
   std::atomic<int> n{0};
   FakeEndpoint ep([&](const SeenRequest& r) {

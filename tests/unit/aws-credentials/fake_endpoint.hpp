@@ -17,7 +17,7 @@ namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
 
 struct SeenRequest {
-  std::string method, target;
+  std::string method, target, body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string header(std::string_view name) const {
     for (auto& [k, v] : headers)
@@ -81,6 +81,7 @@ class FakeEndpoint {
     SeenRequest s;
     s.method = std::string(req.method_string());
     s.target = std::string(req.target());
+    s.body = req.body();
     for (auto& f : req)
       s.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     Handler h;
