@@ -9,10 +9,9 @@
 //                 aws_session_token (LoadCredential=/LoadCredentialEncrypted= in the unit), or one
 //                 credential `aws` in the AWS credentials-file format ([$AWS_PROFILE|default])
 //   3. profile    shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
-//   AWS_CONFIG_FILE
-//                 (~/.aws/config, `[profile x]` sections); profile from config, else AWS_PROFILE,
-//                 else "default". Static keys in the credentials file win over credential_process,
-//                 which wins over static keys in the config file (botocore's order).
+//                 AWS_CONFIG_FILE (~/.aws/config, `[profile x]` sections); profile from config,
+//                 else AWS_PROFILE, else "default". Static keys in the credentials file win over
+//                 credential_process, which wins over static keys in the config file (botocore).
 //   4. process    the profile's credential_process (IAM Roles Anywhere: aws_signing_helper)
 //   5. web identity  AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (+ AWS_ROLE_SESSION_NAME): STS
 //                 AssumeRoleWithWebIdentity (unsigned POST to sts.<region>.amazonaws.com or
