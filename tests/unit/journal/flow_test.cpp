@@ -116,6 +116,7 @@ TEST(Flow, WatchTakeSpoolRecord) {
   }
   auto row = journal.get_export(id);
   EXPECT_EQ(row.state, fe::journal::ExportState::spooled);
+  EXPECT_EQ(row.resources_valid, 3500);
   // bytes_spooled counts the .zst files; the quota counts everything on disk (with the indexes).
   uint64_t zst = 0;
   for (const auto& e : fs::recursive_directory_iterator(spool_dir))
