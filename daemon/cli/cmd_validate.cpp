@@ -64,8 +64,8 @@ int cmd_validate(Args args) {
     std::string_view a = args[i];
     auto need = [&](std::string_view flag) -> const char* {
       if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "fhir-edge validate: %.*s needs a value\n", static_cast<int>(flag.size()),
-                     flag.data());
+        std::fprintf(stderr, "fhir-edge validate: %.*s needs a value\n",
+                     static_cast<int>(flag.size()), flag.data());
         return nullptr;
       }
       return args[++i];
@@ -79,7 +79,8 @@ int cmd_validate(Args args) {
       auto l = fhir::parse_level(v);
       if (!l) {
         std::fprintf(stderr,
-                     "fhir-edge validate: unknown level '%s' (minimal | structure-only | strict)\n", v);
+                     "fhir-edge validate: unknown level '%s' (minimal | structure-only | strict)\n",
+                     v);
         return kExitUsage;
       }
       opt.level = *l;
@@ -129,8 +130,8 @@ int cmd_validate(Args args) {
     std::error_code ec;
     if (fs::is_directory(in, ec)) {
       std::vector<fs::path> found;
-      for (auto it = fs::recursive_directory_iterator(in, ec); !ec && it != fs::recursive_directory_iterator();
-           it.increment(ec))
+      for (auto it = fs::recursive_directory_iterator(in, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
         if (it->is_regular_file() && wanted(it->path())) found.push_back(it->path());
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
@@ -150,8 +151,8 @@ int cmd_validate(Args args) {
     return kExitUsage;
   }
   if (opt.level == fhir::Level::strict && !opt.packages.empty())
-    std::fprintf(stderr, "loaded %zu profiles, %zu value sets from %zu package(s)\n", report.profiles,
-                 report.value_sets, opt.packages.size());
+    std::fprintf(stderr, "loaded %zu profiles, %zu value sets from %zu package(s)\n",
+                 report.profiles, report.value_sets, opt.packages.size());
 
   const bool tty = ::isatty(STDERR_FILENO) != 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -194,9 +195,8 @@ int cmd_validate(Args args) {
       if (!r.issues.empty()) return sink(r);
       return true;
     };
-    fhir::FileSummary s =
-        tty ? fhir::validate_file(*validator, f, scratch, progress_sink, true)
-            : fhir::validate_file(*validator, f, scratch, sink, false);
+    fhir::FileSummary s = tty ? fhir::validate_file(*validator, f, scratch, progress_sink, true)
+                              : fhir::validate_file(*validator, f, scratch, sink, false);
     if (!s.fatal.empty()) {
       std::fprintf(stderr, "%s%s\n", tty ? "\r" : "", s.fatal.c_str());
       unreadable++;
@@ -217,18 +217,21 @@ int cmd_validate(Args args) {
                "resources/s)\n",
                files.size(), human_bytes(static_cast<double>(bytes)).c_str(),
                static_cast<unsigned long long>(resources), static_cast<unsigned long long>(valid),
-               static_cast<unsigned long long>(invalid), std::string(fhir::to_string(opt.level)).c_str(),
-               secs, static_cast<double>(resources) / std::max(secs, 1e-6));
-  if (blank) std::fprintf(stderr, "%llu blank line(s) skipped\n", static_cast<unsigned long long>(blank));
+               static_cast<unsigned long long>(invalid),
+               std::string(fhir::to_string(opt.level)).c_str(), secs,
+               static_cast<double>(resources) / std::max(secs, 1e-6));
+  if (blank)
+    std::fprintf(stderr, "%llu blank line(s) skipped\n", static_cast<unsigned long long>(blank));
   if (!by_code.empty()) {
     std::fputs("issues by code:", stderr);
-    for (auto& [c, n] : by_code) std::fprintf(stderr, " %s=%llu", c.c_str(), static_cast<unsigned long long>(n));
+    for (auto& [c, n] : by_code)
+      std::fprintf(stderr, " %s=%llu", c.c_str(), static_cast<unsigned long long>(n));
     std::fputs("\n", stderr);
   }
   if (opt.level != fhir::Level::minimal)
-    std::fprintf(stderr,
-                 "FHIRPath invariants: %llu applicable, not evaluated (not checked, not passed)\n",
-                 static_cast<unsigned long long>(fhir::Validator::invariants_not_evaluated(scratch)));
+    std::fprintf(
+        stderr, "FHIRPath invariants: %llu applicable, not evaluated (not checked, not passed)\n",
+        static_cast<unsigned long long>(fhir::Validator::invariants_not_evaluated(scratch)));
   if (max_errors >= 0 && invalid > reported)
     std::fprintf(stderr, "(%llu invalid resource(s) not shown: --max-errors %lld)\n",
                  static_cast<unsigned long long>(invalid - reported), max_errors);

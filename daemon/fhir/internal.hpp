@@ -22,8 +22,8 @@ struct Scratch::Impl {
   size_t max_capacity = 0, max_depth = 0;
   std::string buf;  // padded copy of the line
   std::vector<PathSeg> path;
-  std::vector<uint8_t> seen;     // per-object element flags, stacked by nesting
-  std::vector<int32_t> choices;  // per-object chosen variant of each choice group
+  std::vector<uint8_t> seen;               // per-object element flags, stacked by nesting
+  std::vector<int32_t> choices;            // per-object chosen variant of each choice group
   std::vector<std::string_view> elem_ids;  // Element.id values of the resources being walked
   uint64_t invariants = 0;
 };
@@ -49,12 +49,12 @@ struct IssueSink {
 
 // profiles.cpp
 ProfileSetPtr load_profiles(const std::vector<std::filesystem::path>& packages,
-                                          const schema::Schema& core, LoadReport& report);
+                            const schema::Schema& core, LoadReport& report);
 void check_profiles(const ProfileSet& set, const schema::Schema& core,
                     simdjson::dom::object resource, std::string_view resource_type,
                     Scratch::Impl& sc, IssueSink& sink);
 
-std::string json_quote(std::string_view s);  // JSON string literal with escapes
+std::string json_quote(std::string_view s);                // JSON string literal with escapes
 std::string shorten(std::string_view s, size_t max = 60);  // for quoting values in messages
 
 }  // namespace fe::fhir

@@ -4,7 +4,9 @@
 namespace fe::fhir {
 
 class ProfileSet {};
-void destroy_profiles(ProfileSet* p) { delete p; }
+void destroy_profiles(ProfileSet* p) {
+  delete p;
+}
 
 ProfileSetPtr load_profiles(const std::vector<std::filesystem::path>&, const schema::Schema&,
                             LoadReport& report) {
@@ -12,7 +14,7 @@ ProfileSetPtr load_profiles(const std::vector<std::filesystem::path>&, const sch
   return ProfileSetPtr(nullptr, destroy_profiles);
 }
 
-void check_profiles(const ProfileSet&, const schema::Schema&, simdjson::dom::object, std::string_view,
-                    Scratch::Impl&, IssueSink&) {}
+void check_profiles(const ProfileSet&, const schema::Schema&, simdjson::dom::object,
+                    std::string_view, Scratch::Impl&, IssueSink&) {}
 
 }  // namespace fe::fhir

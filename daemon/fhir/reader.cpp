@@ -40,9 +40,15 @@ LineReader::~LineReader() {
   if (impl_->fd >= 0) ::close(impl_->fd);
 }
 
-bool LineReader::ok() const { return impl_->error.empty(); }
-const std::string& LineReader::error() const { return impl_->error; }
-uint64_t LineReader::bytes_read() const { return impl_->bytes; }
+bool LineReader::ok() const {
+  return impl_->error.empty();
+}
+const std::string& LineReader::error() const {
+  return impl_->error;
+}
+uint64_t LineReader::bytes_read() const {
+  return impl_->bytes;
+}
 
 LineReader::Status LineReader::next(std::string_view& line, uint64_t& line_no) {
   Impl& m = *impl_;
@@ -152,7 +158,8 @@ FileSummary validate_file(const Validator& validator, const std::filesystem::pat
       Result r;
       r.line = 1;
       r.issues.push_back(Issue{Severity::error, std::string(code::too_long), 1, "",
-                               "file of " + std::to_string(size) + " bytes exceeds the size limit of " +
+                               "file of " + std::to_string(size) +
+                                   " bytes exceeds the size limit of " +
                                    std::to_string(opt.max_line_bytes) + " bytes"});
       account(r);
       sum.by_code.assign(codes.begin(), codes.end());

@@ -25,7 +25,8 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
   size_t start = 0;
   while (true) {
     size_t t = line.find('\t', start);
-    out.push_back(line.substr(start, t == std::string_view::npos ? std::string_view::npos : t - start));
+    out.push_back(
+        line.substr(start, t == std::string_view::npos ? std::string_view::npos : t - start));
     if (t == std::string_view::npos) break;
     start = t + 1;
   }
@@ -40,16 +41,26 @@ int to_int(std::string_view s) {
 
 Prim prim_of(std::string_view n) {
   static const std::pair<std::string_view, Prim> kMap[] = {
-      {"boolean", Prim::boolean},   {"integer", Prim::integer},
-      {"unsignedInt", Prim::unsigned_int}, {"positiveInt", Prim::positive_int},
-      {"decimal", Prim::decimal},   {"string", Prim::string},
-      {"markdown", Prim::markdown}, {"code", Prim::code},
-      {"id", Prim::id},             {"uri", Prim::uri},
-      {"url", Prim::uri},           {"canonical", Prim::uri},
-      {"oid", Prim::oid},           {"uuid", Prim::uuid},
-      {"base64Binary", Prim::base64}, {"date", Prim::date},
-      {"dateTime", Prim::date_time}, {"instant", Prim::instant},
-      {"time", Prim::time},         {"xhtml", Prim::xhtml},
+      {"boolean", Prim::boolean},
+      {"integer", Prim::integer},
+      {"unsignedInt", Prim::unsigned_int},
+      {"positiveInt", Prim::positive_int},
+      {"decimal", Prim::decimal},
+      {"string", Prim::string},
+      {"markdown", Prim::markdown},
+      {"code", Prim::code},
+      {"id", Prim::id},
+      {"uri", Prim::uri},
+      {"url", Prim::uri},
+      {"canonical", Prim::uri},
+      {"oid", Prim::oid},
+      {"uuid", Prim::uuid},
+      {"base64Binary", Prim::base64},
+      {"date", Prim::date},
+      {"dateTime", Prim::date_time},
+      {"instant", Prim::instant},
+      {"time", Prim::time},
+      {"xhtml", Prim::xhtml},
   };
   for (auto& [k, v] : kMap)
     if (k == n) return v;
@@ -98,8 +109,10 @@ Schema parse_blob() {
     if (r[0] == "T") {
       Type t;
       t.name = r[1];
-      t.kind = r[2] == "R" ? Kind::resource : r[2] == "P" ? Kind::primitive
-               : r[2] == "B" ? Kind::backbone : Kind::complex;
+      t.kind = r[2] == "R"   ? Kind::resource
+               : r[2] == "P" ? Kind::primitive
+               : r[2] == "B" ? Kind::backbone
+                             : Kind::complex;
       t.prim = t.kind == Kind::primitive ? prim_of(t.name) : Prim::none;
       t.abstract = t.name == "Resource" || t.name == "DomainResource";
       t.invariants = static_cast<uint16_t>(to_int(r[3]));
@@ -110,7 +123,8 @@ Schema parse_blob() {
       Element e;
       e.name = r[1];
       auto it = type_ix.find(r[2]);
-      if (it == type_ix.end()) throw std::logic_error("schema blob: unknown type " + std::string(r[2]));
+      if (it == type_ix.end())
+        throw std::logic_error("schema blob: unknown type " + std::string(r[2]));
       e.type = it->second;
       e.min = static_cast<uint8_t>(to_int(r[3]));
       e.many = r[4] == "*";
@@ -205,7 +219,9 @@ bool parse_zone(std::string_view v, size_t p) {
   return p + 6 == v.size();
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 }  // namespace
 
@@ -299,30 +315,50 @@ bool check_ucum(std::string_view v) {
 }
 
 bool check_currency(std::string_view v) {
-  return v.size() == 3 && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  return v.size() == 3 &&
+         std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
 std::string_view prim_name(Prim p) {
   switch (p) {
-    case Prim::boolean: return "boolean";
-    case Prim::integer: return "integer";
-    case Prim::unsigned_int: return "unsignedInt";
-    case Prim::positive_int: return "positiveInt";
-    case Prim::decimal: return "decimal";
-    case Prim::string: return "string";
-    case Prim::markdown: return "markdown";
-    case Prim::code: return "code";
-    case Prim::id: return "id";
-    case Prim::uri: return "uri";
-    case Prim::oid: return "oid";
-    case Prim::uuid: return "uuid";
-    case Prim::base64: return "base64Binary";
-    case Prim::date: return "date";
-    case Prim::date_time: return "dateTime";
-    case Prim::instant: return "instant";
-    case Prim::time: return "time";
-    case Prim::xhtml: return "xhtml";
-    case Prim::none: break;
+    case Prim::boolean:
+      return "boolean";
+    case Prim::integer:
+      return "integer";
+    case Prim::unsigned_int:
+      return "unsignedInt";
+    case Prim::positive_int:
+      return "positiveInt";
+    case Prim::decimal:
+      return "decimal";
+    case Prim::string:
+      return "string";
+    case Prim::markdown:
+      return "markdown";
+    case Prim::code:
+      return "code";
+    case Prim::id:
+      return "id";
+    case Prim::uri:
+      return "uri";
+    case Prim::oid:
+      return "oid";
+    case Prim::uuid:
+      return "uuid";
+    case Prim::base64:
+      return "base64Binary";
+    case Prim::date:
+      return "date";
+    case Prim::date_time:
+      return "dateTime";
+    case Prim::instant:
+      return "instant";
+    case Prim::time:
+      return "time";
+    case Prim::xhtml:
+      return "xhtml";
+    case Prim::none:
+      break;
   }
   return "?";
 }
@@ -337,9 +373,11 @@ const char* check_lexical(Prim prim, std::string_view v) {
       return nullptr;
     case Prim::code: {
       // [^\s]+( [^\s]+)*
-      if (is_space(v.front()) || is_space(v.back())) return "is not a valid code (leading or trailing whitespace)";
+      if (is_space(v.front()) || is_space(v.back()))
+        return "is not a valid code (leading or trailing whitespace)";
       for (size_t i = 0; i < v.size(); i++) {
-        if (v[i] == '\t' || v[i] == '\r' || v[i] == '\n') return "is not a valid code (contains a tab or newline)";
+        if (v[i] == '\t' || v[i] == '\r' || v[i] == '\n')
+          return "is not a valid code (contains a tab or newline)";
         if (v[i] == ' ' && v[i + 1] == ' ') return "is not a valid code (double space)";
       }
       return nullptr;
@@ -364,7 +402,8 @@ const char* check_lexical(Prim prim, std::string_view v) {
       return nullptr;
     }
     case Prim::uuid: {
-      static constexpr const char* kMsg = "is not a valid uuid (urn:uuid: + lower-case 8-4-4-4-12 hex)";
+      static constexpr const char* kMsg =
+          "is not a valid uuid (urn:uuid: + lower-case 8-4-4-4-12 hex)";
       if (v.size() != 45 || v.substr(0, 9) != "urn:uuid:") return kMsg;
       for (size_t i = 9; i < 45; i++) {
         char c = v[i];
@@ -402,11 +441,13 @@ const char* check_lexical(Prim prim, std::string_view v) {
       if (d != 10 || v[10] != 'T') return kMsg;
       size_t t = parse_time(v, 11);
       if (t == 0) return kMsg;
-      if (11 + t == v.size()) return "is not a valid dateTime (a time needs a time zone: Z or +hh:mm)";
+      if (11 + t == v.size())
+        return "is not a valid dateTime (a time needs a time zone: Z or +hh:mm)";
       return parse_zone(v, 11 + t) ? nullptr : kMsg;
     }
     case Prim::instant: {
-      static constexpr const char* kMsg = "is not a valid instant (YYYY-MM-DDThh:mm:ss(.sss)(Z|+hh:mm))";
+      static constexpr const char* kMsg =
+          "is not a valid instant (YYYY-MM-DDThh:mm:ss(.sss)(Z|+hh:mm))";
       if (parse_date(v, true) != 10 || v.size() < 11 || v[10] != 'T') return kMsg;
       size_t t = parse_time(v, 11);
       if (t == 0 || !parse_zone(v, 11 + t)) return kMsg;
@@ -419,7 +460,8 @@ const char* check_lexical(Prim prim, std::string_view v) {
     case Prim::xhtml: {
       size_t i = 0;
       while (i < v.size() && is_space(v[i])) i++;
-      return v.substr(i, 4) == "<div" ? nullptr : "is not XHTML narrative (must be a <div> element)";
+      return v.substr(i, 4) == "<div" ? nullptr
+                                      : "is not XHTML narrative (must be a <div> element)";
     }
     default:
       return nullptr;

@@ -26,29 +26,36 @@ std::optional<Level> parse_level(std::string_view t) {
 
 std::string_view to_string(Level l) {
   switch (l) {
-    case Level::minimal: return "minimal";
-    case Level::structure_only: return "structure-only";
-    case Level::strict: return "strict";
+    case Level::minimal:
+      return "minimal";
+    case Level::structure_only:
+      return "structure-only";
+    case Level::strict:
+      return "strict";
   }
   return "?";
 }
 
 std::string_view to_string(Severity s) {
   switch (s) {
-    case Severity::error: return "error";
-    case Severity::warning: return "warning";
-    case Severity::information: return "information";
+    case Severity::error:
+      return "error";
+    case Severity::warning:
+      return "warning";
+    case Severity::information:
+      return "information";
   }
   return "?";
 }
 
 size_t Result::errors() const {
-  return static_cast<size_t>(std::count_if(issues.begin(), issues.end(),
-                                           [](const Issue& i) { return i.severity == Severity::error; }));
+  return static_cast<size_t>(std::count_if(
+      issues.begin(), issues.end(), [](const Issue& i) { return i.severity == Severity::error; }));
 }
 size_t Result::warnings() const {
-  return static_cast<size_t>(std::count_if(
-      issues.begin(), issues.end(), [](const Issue& i) { return i.severity == Severity::warning; }));
+  return static_cast<size_t>(std::count_if(issues.begin(), issues.end(), [](const Issue& i) {
+    return i.severity == Severity::warning;
+  }));
 }
 
 std::string json_quote(std::string_view s) {
@@ -57,11 +64,21 @@ std::string json_quote(std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -101,12 +118,14 @@ std::string IssueSink::path_string(std::string_view child) const {
   return p;
 }
 
-void IssueSink::add(Severity s, std::string_view code, std::string message, std::string_view child) {
+void IssueSink::add(Severity s, std::string_view code, std::string message,
+                    std::string_view child) {
   if (result.issues.size() >= max_issues) {
     result.truncated = true;
     return;
   }
-  result.issues.push_back(Issue{s, std::string(code), result.line, path_string(child), std::move(message)});
+  result.issues.push_back(
+      Issue{s, std::string(code), result.line, path_string(child), std::move(message)});
 }
 
 Scratch::Scratch() : impl_(std::make_unique<Impl>()) {}
@@ -120,14 +139,20 @@ namespace {
 
 const char* kind_name(dom::element_type t) {
   switch (t) {
-    case dom::element_type::ARRAY: return "an array";
-    case dom::element_type::OBJECT: return "an object";
+    case dom::element_type::ARRAY:
+      return "an array";
+    case dom::element_type::OBJECT:
+      return "an object";
     case dom::element_type::INT64:
     case dom::element_type::UINT64:
-    case dom::element_type::DOUBLE: return "a number";
-    case dom::element_type::STRING: return "a string";
-    case dom::element_type::BOOL: return "a boolean";
-    case dom::element_type::NULL_VALUE: return "null";
+    case dom::element_type::DOUBLE:
+      return "a number";
+    case dom::element_type::STRING:
+      return "a string";
+    case dom::element_type::BOOL:
+      return "a boolean";
+    case dom::element_type::NULL_VALUE:
+      return "null";
   }
   return "?";
 }
@@ -151,8 +176,9 @@ bool carries_cross_version_value(dom::object obj, std::string_view name) {
   for (dom::element x : exts) {
     std::string_view url;
     if (x["url"].get(url)) continue;
-    if (url.starts_with("http://hl7.org/fhir/") && url.find("/StructureDefinition/extension-") != std::string_view::npos &&
-        url.size() > 21 && url[20] >= '0' && url[20] <= '9')
+    if (url.starts_with("http://hl7.org/fhir/") &&
+        url.find("/StructureDefinition/extension-") != std::string_view::npos && url.size() > 21 &&
+        url[20] >= '0' && url[20] <= '9')
       return true;
   }
   return false;
@@ -171,9 +197,11 @@ class Walker {
     if (sc_.elem_ids.size() - base > 1) {
       std::sort(sc_.elem_ids.begin() + static_cast<std::ptrdiff_t>(base), sc_.elem_ids.end());
       for (size_t i = base + 1; i < sc_.elem_ids.size(); i++)
-        if (sc_.elem_ids[i] == sc_.elem_ids[i - 1] && (i + 1 == sc_.elem_ids.size() || sc_.elem_ids[i + 1] != sc_.elem_ids[i]))
+        if (sc_.elem_ids[i] == sc_.elem_ids[i - 1] &&
+            (i + 1 == sc_.elem_ids.size() || sc_.elem_ids[i + 1] != sc_.elem_ids[i]))
           add(Severity::error, code::value,
-              "duplicate element id '" + shorten(sc_.elem_ids[i]) + "' (ids are unique within a resource)");
+              "duplicate element id '" + shorten(sc_.elem_ids[i]) +
+                  "' (ids are unique within a resource)");
     }
     sc_.elem_ids.resize(base);
   }
@@ -195,6 +223,7 @@ class Walker {
   const Validator::Impl& v_;
   Scratch::Impl& sc_;
   IssueSink& sink_;
+  bool saw_null_ = false;
 };
 
 void Walker::any_resource(dom::element val, bool in_contained) {
@@ -231,6 +260,7 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
   sc_.choices.resize(ch0 + t.choice_groups, -1);
   bool has_extension = false, has_value = false;
   bool pending_align = false, has_rt = false;
+  std::vector<uint32_t> nulls;  // primitive arrays holding null (allocates only then)
   for (auto [key, val] : obj) {
     if (key.empty()) {
       add(Severity::error, code::structure, "empty property name");
@@ -240,7 +270,8 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
       if (!is_resource)
         add(Severity::error, code::structure, "unexpected 'resourceType' (this is not a resource)");
       else if (has_rt)
-        add(Severity::error, code::structure, "duplicate key 'resourceType' (JSON keys must be unique)");
+        add(Severity::error, code::structure,
+            "duplicate key 'resourceType' (JSON keys must be unique)");
       has_rt = true;
       continue;
     }
@@ -251,7 +282,8 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
       // extensions.
       std::string_view idv;
       if (under)
-        add(Severity::error, code::structure, "extensions are not allowed on a resource id ('_id')", key);
+        add(Severity::error, code::structure, "extensions are not allowed on a resource id ('_id')",
+            key);
       else if (val.get(idv) == simdjson::SUCCESS && !idv.empty() && !schema::is_id(idv))
         add(Severity::error, code::value,
             "'" + shorten(idv) + "' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)", key);
@@ -273,7 +305,8 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
     const size_t fi = seen0 + (static_cast<uint32_t>(ei) - t.first);
     const uint8_t bit = under ? 2 : 1;
     if (sc_.seen[fi] & bit) {
-      add(Severity::error, code::structure, "duplicate key '" + shorten(key) + "' (JSON keys must be unique)", key);
+      add(Severity::error, code::structure,
+          "duplicate key '" + shorten(key) + "' (JSON keys must be unique)", key);
       continue;
     }
     const uint8_t flag = sc_.seen[fi] |= bit;
@@ -305,7 +338,9 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
     }
     if (e.many && et.kind == Kind::primitive && (flag & 2)) pending_align = true;
     PathGuard g(sc_.path, key);
+    saw_null_ = false;
     value(val, e, type_ix, in_contained);
+    if (saw_null_) nulls.push_back(static_cast<uint32_t>(ei));
   }
   // Required elements (a primitive given only by its _x extension counts as present).
   for (uint32_t ri : t.required) {
@@ -335,6 +370,13 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
             std::string(s_.value_sets[static_cast<size_t>(e.vs)].url),
         e.name);
   }
+  for (uint32_t ni : nulls) {
+    if (sc_.seen[seen0 + (ni - t.first)] == 3) continue;  // checked against _x below
+    add(Severity::error, code::structure,
+        "null in '" + std::string(s_.elements[ni].name) + "' without a matching '_" +
+            std::string(s_.elements[ni].name) + "' entry",
+        s_.elements[ni].name);
+  }
   if (pending_align) {
     for (uint32_t i = 0; i < t.count; i++) {
       if (sc_.seen[seen0 + i] != 3) continue;
@@ -348,11 +390,13 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
   }
   if (type_ix == s_.extension_type && has_value == has_extension) {
     add(Severity::error, code::invariant,
-        has_value ? "an extension must have either a value[x] or nested extensions, not both (ext-1)"
-                  : "an extension must have a value[x] or nested extensions (ext-1)");
+        has_value
+            ? "an extension must have either a value[x] or nested extensions, not both (ext-1)"
+            : "an extension must have a value[x] or nested extensions (ext-1)");
   }
   sc_.seen.resize(seen0);
   sc_.choices.resize(ch0);
+  saw_null_ = false;  // a null inside this object is not a null in the caller's array
 }
 
 // x and _x arrays: same length, and no index where both are null.
@@ -370,8 +414,9 @@ void Walker::check_aligned(const Element& e, dom::element v, dom::element u) {
   for (auto it1 = va.begin(), it2 = ua.begin(); it1 != va.end(); ++it1, ++it2, ++i) {
     if ((*it1).is_null() && (*it2).is_null()) {
       PathGuard g(sc_.path, e.name, static_cast<int64_t>(i));
-      add(Severity::error, code::structure, "null in both '" + std::string(e.name) + "' and '_" +
-                                                std::string(e.name) + "' at the same index");
+      add(Severity::error, code::structure,
+          "null in both '" + std::string(e.name) + "' and '_" + std::string(e.name) +
+              "' at the same index");
     } else if ((*it1).is_null() && e.vs >= 0 &&
                s_.value_sets[static_cast<size_t>(e.vs)].mode != schema::VsMode::any) {
       PathGuard g(sc_.path, e.name, static_cast<int64_t>(i));
@@ -424,6 +469,7 @@ void Walker::value(dom::element val, const Element& e, uint32_t owner, bool in_c
     if (x.is_null()) {
       // In a primitive array a null keeps its place for a matching _x entry.
       if (!null_ok) add(Severity::error, code::structure, "null is not allowed here");
+      saw_null_ = saw_null_ || null_ok;
       return;
     }
     if (et.kind == Kind::primitive) {
@@ -503,7 +549,8 @@ void Walker::primitive(dom::element x, const Element& e, const Type& t) {
     case Prim::decimal:
       if (k != dom::element_type::INT64 && k != dom::element_type::UINT64 &&
           k != dom::element_type::DOUBLE)
-        add(Severity::error, code::structure, std::string("must be a JSON number (decimal), found ") + kind_name(k));
+        add(Severity::error, code::structure,
+            std::string("must be a JSON number (decimal), found ") + kind_name(k));
       return;
     case Prim::integer:
     case Prim::unsigned_int:
@@ -515,8 +562,10 @@ void Walker::primitive(dom::element x, const Element& e, const Type& t) {
         n = INT64_MAX;
       } else {
         add(Severity::error, k == dom::element_type::DOUBLE ? code::value : code::structure,
-            std::string("must be a JSON integer (") + std::string(schema::prim_name(p)) + "), found " +
-                (k == dom::element_type::DOUBLE ? "a number with a fraction or exponent" : kind_name(k)));
+            std::string("must be a JSON integer (") + std::string(schema::prim_name(p)) +
+                "), found " +
+                (k == dom::element_type::DOUBLE ? "a number with a fraction or exponent"
+                                                : kind_name(k)));
         return;
       }
       int64_t lo = p == Prim::integer ? INT32_MIN : p == Prim::unsigned_int ? 0 : 1;
@@ -567,11 +616,16 @@ std::string describe_vs(const schema::ValueSet& vs) {
 
 bool code_ok(const schema::ValueSet& vs, std::string_view c) {
   switch (vs.mode) {
-    case schema::VsMode::enumerated: return vs.contains(c);
-    case schema::VsMode::mime: return schema::check_mime(c);
-    case schema::VsMode::ucum: return schema::check_ucum(c);
-    case schema::VsMode::currency: return schema::check_currency(c);
-    case schema::VsMode::any: return true;
+    case schema::VsMode::enumerated:
+      return vs.contains(c);
+    case schema::VsMode::mime:
+      return schema::check_mime(c);
+    case schema::VsMode::ucum:
+      return schema::check_ucum(c);
+    case schema::VsMode::currency:
+      return schema::check_currency(c);
+    case schema::VsMode::any:
+      return true;
   }
   return true;
 }
@@ -621,18 +675,28 @@ void Walker::binding(dom::element x, const Element& e, const Type& t) {
 
 const char* parse_error_message(simdjson::error_code err) {
   switch (err) {
-    case simdjson::UTF8_ERROR: return "the line is not valid UTF-8";
-    case simdjson::DEPTH_ERROR: return "JSON nesting is deeper than the limit";
-    case simdjson::CAPACITY: return "the line is larger than the line size limit";
-    case simdjson::STRING_ERROR: return "invalid JSON string (bad escape or control character)";
-    case simdjson::UNCLOSED_STRING: return "invalid JSON: unclosed string";
-    case simdjson::NUMBER_ERROR: return "invalid JSON number";
+    case simdjson::UTF8_ERROR:
+      return "the line is not valid UTF-8";
+    case simdjson::DEPTH_ERROR:
+      return "JSON nesting is deeper than the limit";
+    case simdjson::CAPACITY:
+      return "the line is larger than the line size limit";
+    case simdjson::STRING_ERROR:
+      return "invalid JSON string (bad escape or control character)";
+    case simdjson::UNCLOSED_STRING:
+      return "invalid JSON: unclosed string";
+    case simdjson::NUMBER_ERROR:
+      return "invalid JSON number";
     case simdjson::T_ATOM_ERROR:
     case simdjson::F_ATOM_ERROR:
-    case simdjson::N_ATOM_ERROR: return "invalid JSON literal (true/false/null expected)";
-    case simdjson::TAPE_ERROR: return "invalid JSON (structure, e.g. a missing comma, brace or bracket)";
-    case simdjson::EMPTY: return "empty document";
-    default: return nullptr;
+    case simdjson::N_ATOM_ERROR:
+      return "invalid JSON literal (true/false/null expected)";
+    case simdjson::TAPE_ERROR:
+      return "invalid JSON (structure, e.g. a missing comma, brace or bracket)";
+    case simdjson::EMPTY:
+      return "empty document";
+    default:
+      return nullptr;
   }
 }
 
@@ -640,7 +704,8 @@ const char* parse_error_message(simdjson::error_code err) {
 bool long_string(dom::element el, size_t limit, int depth = 0) {
   if (depth > 1000) return false;
   switch (el.type()) {
-    case dom::element_type::STRING: return el.get_string().value_unsafe().size() > limit;
+    case dom::element_type::STRING:
+      return el.get_string().value_unsafe().size() > limit;
     case dom::element_type::ARRAY:
       for (dom::element x : el.get_array().value_unsafe())
         if (long_string(x, limit, depth + 1)) return true;
@@ -649,7 +714,8 @@ bool long_string(dom::element el, size_t limit, int depth = 0) {
       for (auto [k, v] : el.get_object().value_unsafe())
         if (k.size() > limit || long_string(v, limit, depth + 1)) return true;
       return false;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -659,8 +725,12 @@ bool long_string(dom::element el, size_t limit, int depth = 0) {
 
 Validator::Validator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Validator::~Validator() = default;
-const Options& Validator::options() const { return impl_->options; }
-Level Validator::level() const { return impl_->options.level; }
+const Options& Validator::options() const {
+  return impl_->options;
+}
+Level Validator::level() const {
+  return impl_->options.level;
+}
 
 std::shared_ptr<const Validator> Validator::create(const Options& options, LoadReport& report) {
   auto impl = std::make_unique<Impl>();
@@ -693,7 +763,8 @@ Result Validator::validate_line(std::string_view line, uint64_t line_no, Scratch
   sc.path.clear();
   IssueSink sink{r, sc.path, std::max<size_t>(opt.max_issues, 1)};
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (std::all_of(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r'; })) {
+  if (std::all_of(line.begin(), line.end(),
+                  [](char c) { return c == ' ' || c == '\t' || c == '\r'; })) {
     r.blank = true;
     r.issues.push_back(Issue{Severity::warning, std::string(code::informational), line_no, "",
                              "blank line (no resource)"});
@@ -721,14 +792,16 @@ Result Validator::validate_line(std::string_view line, uint64_t line_no, Scratch
   auto err = sc.parser.parse(sc.buf.data(), line.size(), false).get(root);
   if (err) {
     const char* m = parse_error_message(err);
-    std::string_view c = err == simdjson::UTF8_ERROR ? code::invalid
+    std::string_view c = err == simdjson::UTF8_ERROR    ? code::invalid
                          : err == simdjson::DEPTH_ERROR ? code::too_costly
-                         : err == simdjson::CAPACITY   ? code::too_long
-                                                       : code::invalid;
+                         : err == simdjson::CAPACITY    ? code::too_long
+                                                        : code::invalid;
     if (err == simdjson::DEPTH_ERROR)
-      sink.add(Severity::error, c, "JSON nesting is deeper than the limit of " + std::to_string(opt.max_depth));
+      sink.add(Severity::error, c,
+               "JSON nesting is deeper than the limit of " + std::to_string(opt.max_depth));
     else
-      sink.add(Severity::error, c, m ? m : std::string("invalid JSON: ") + simdjson::error_message(err));
+      sink.add(Severity::error, c,
+               m ? m : std::string("invalid JSON: ") + simdjson::error_message(err));
     // A line that is not valid JSON never becomes a resource. If the shrink-to-fit matters
     // after a huge line, the parser keeps its capacity (bounded by max_line_bytes).
     return r;
@@ -736,7 +809,8 @@ Result Validator::validate_line(std::string_view line, uint64_t line_no, Scratch
   dom::object obj;
   if (root.get(obj)) {
     sink.add(Severity::error, code::structure,
-             std::string("a line must be one JSON object (a resource), found ") + kind_name(root.type()));
+             std::string("a line must be one JSON object (a resource), found ") +
+                 kind_name(root.type()));
     return r;
   }
   std::string_view rt;
@@ -823,7 +897,8 @@ std::string to_operation_outcome(const Result& result, std::string_view file) {
       diag += ": ";
     }
     diag += i.message;
-    out += R"({"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line","valueInteger":)";
+    out +=
+        R"({"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line","valueInteger":)";
     out += std::to_string(std::min<uint64_t>(i.line, INT32_MAX));
     out += R"(}],"severity":")";
     out += to_string(i.severity);

@@ -39,15 +39,15 @@ std::string_view to_string(Severity severity);  // "error" | "warning" | "inform
 
 // FHIR issue-type codes (http://hl7.org/fhir/issue-type) used by the validator.
 namespace code {
-inline constexpr std::string_view structure = "structure";    // shape: JSON kinds, unknown keys
-inline constexpr std::string_view required = "required";      // missing required element
-inline constexpr std::string_view value = "value";            // lexical form of a primitive
-inline constexpr std::string_view invariant = "invariant";    // rule between elements
+inline constexpr std::string_view structure = "structure";        // shape: JSON kinds, unknown keys
+inline constexpr std::string_view required = "required";          // missing required element
+inline constexpr std::string_view value = "value";                // lexical form of a primitive
+inline constexpr std::string_view invariant = "invariant";        // rule between elements
 inline constexpr std::string_view code_invalid = "code-invalid";  // code not in required set
 inline constexpr std::string_view not_supported = "not-supported";  // unknown resourceType/profile
-inline constexpr std::string_view too_long = "too-long";      // line/string size limits
-inline constexpr std::string_view too_costly = "too-costly";  // nesting depth limit
-inline constexpr std::string_view invalid = "invalid";        // not JSON / not UTF-8
+inline constexpr std::string_view too_long = "too-long";            // line/string size limits
+inline constexpr std::string_view too_costly = "too-costly";        // nesting depth limit
+inline constexpr std::string_view invalid = "invalid";              // not JSON / not UTF-8
 inline constexpr std::string_view informational = "informational";
 }  // namespace code
 
@@ -61,7 +61,7 @@ struct Issue {
 
 struct Result {
   uint64_t line = 0;
-  bool blank = false;  // blank/whitespace-only line: one warning, not a resource
+  bool blank = false;         // blank/whitespace-only line: one warning, not a resource
   std::string resource_type;  // empty when the line is not a JSON object with a resourceType
   std::string id;             // empty when absent
   std::vector<Issue> issues;
@@ -77,8 +77,8 @@ struct Options {
   // FHIR NPM packages (a directory holding package/package.json or package.json, or a .tgz);
   // only used at Level::strict.
   std::vector<std::filesystem::path> packages;
-  size_t max_line_bytes = 64u << 20;  // longer lines: one too-long error, line skipped
-  size_t max_depth = 64;              // JSON nesting depth
+  size_t max_line_bytes = 64u << 20;    // longer lines: one too-long error, line skipped
+  size_t max_depth = 64;                // JSON nesting depth
   size_t max_string_bytes = 16u << 20;  // any single JSON string (base64 attachments are big)
   size_t max_issues = 100;              // per resource
 };
@@ -134,7 +134,8 @@ class Validator {
 // ---- Output forms -------------------------------------------------------------------------------
 
 // One OperationOutcome resource on one line (no trailing newline), for NDJSON reports:
-// {"resourceType":"OperationOutcome","issue":[{"severity","code","diagnostics","location":["Line N"],
+// {"resourceType":"OperationOutcome","issue":[{"severity","code","diagnostics","location":["Line
+// N"],
 //  "expression":["Patient.birthDate"], "extension":[operationoutcome-issue-line/col]}...]}
 // `file` (may be empty) is named in the diagnostics of each issue.
 std::string to_operation_outcome(const Result& result, std::string_view file);
@@ -174,8 +175,8 @@ struct FileSummary {
   uint64_t valid = 0;
   uint64_t invalid = 0;
   uint64_t blank = 0;
-  uint64_t errors = 0;    // issues with severity error
-  uint64_t warnings = 0;  // issues with severity warning
+  uint64_t errors = 0;                                    // issues with severity error
+  uint64_t warnings = 0;                                  // issues with severity warning
   std::vector<std::pair<std::string, uint64_t>> by_code;  // issue code -> count (errors+warnings)
   std::string fatal;  // non-empty when the file could not be read (nothing else is meaningful)
 };
