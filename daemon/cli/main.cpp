@@ -15,8 +15,9 @@ constexpr const char* kUsage =
     "Amazon S3 and imports them into AWS HealthLake exactly once.\n"
     "\n"
     "Commands:\n"
-    "  run --config FILE            run the daemon (normally started by systemd)\n"
-    "  check-config --config FILE   check a configuration file; prints 'ok' or the errors\n"
+    "  run [--config FILE] [--log-level LEVEL]\n"
+    "                               run the daemon (normally started by systemd)\n"
+    "  check-config [--config FILE] check a configuration file; prints 'ok' or the errors\n"
     "  validate [options] PATH...   validate NDJSON/JSON files at a validation level\n"
     "  status [--json]              show exports, files and import jobs from the journal\n"
     "\n"
@@ -24,6 +25,7 @@ constexpr const char* kUsage =
     "  -h, --help      show this help (also: fhir-edge <command> --help)\n"
     "  -V, --version   show the version\n"
     "\n"
+    "FILE defaults to /etc/fhir-edge/fhir-edge.yaml.\n"
     "Exit codes: 0 ok, 1 a checked thing failed, 2 usage or configuration error.\n";
 
 struct Command {

@@ -78,6 +78,11 @@ void Service::refresh_status() {
 
 int Service::run() {
   apply_log_level(config_);
+  // A closed peer socket must be an error return, not a process kill.
+  std::signal(SIGPIPE, SIG_IGN);
+  // Catch SIGTERM/SIGHUP from here on, even while components start: they are handled once the
+  // loop runs instead of killing the process halfway through start-up.
+  arm_signals();
   if (auto why = prepare_state_dirs(config_); !why.empty()) {
     fe::log::error("cannot start: " + why, {{"CONFIG_FILE", options_.config_path.string()}});
     return 1;
@@ -90,7 +95,6 @@ int Service::run() {
       return 1;
     }
   }
-  arm_signals();
   watchdog_period_ = watchdog_interval();
   arm_watchdog();
   arm_status();
