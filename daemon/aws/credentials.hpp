@@ -81,6 +81,12 @@ struct CredentialsOptions {
   std::chrono::seconds refresh_max{15 * 60};
   std::chrono::seconds retry_interval{30};
   std::uint64_t seed = 0;  // jitter seed; 0 = random
+
+  // Only for STS (web identity), the one source on the public internet (config aws.proxy and
+  // aws.ca_bundle). Unset: HTTPS_PROXY/NO_PROXY and AWS_CA_BUNDLE from the environment; an empty
+  // proxy disables proxying. Metadata endpoints never use a proxy.
+  std::optional<std::string> proxy;
+  std::optional<std::string> ca_bundle;
 };
 
 // ---- building blocks (exposed for tests) ----
