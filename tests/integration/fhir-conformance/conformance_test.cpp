@@ -1,0 +1,166 @@
+// Conformance suites over ../shared/fhir: the official R4 examples, a Synthea bulk export and the
+// HL7 validator's own test cases (see ../shared/fhir/README.md), plus strict with US Core 3.1.0.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "fhir/validator.hpp"
+
+namespace fe::fhir {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kShared = fs::path(FE_SHARED_DIR) / "fhir";
+
+#define REQUIRE_SHARED(sub)                                                             \
+  if (!fs::exists(kShared / (sub)))                                                     \
+  GTEST_SKIP() << "../shared/fhir/" << (sub) << " not present; conformance suite skipped"
+
+std::shared_ptr<const Validator> make(Level level, std::vector<fs::path> packages = {}) {
+  Options o;
+  o.level = level;
+  o.packages = std::move(packages);
+  LoadReport rep;
+  auto v = Validator::create(o, rep);
+  EXPECT_TRUE(v) << (rep.errors.empty() ? "" : rep.errors[0]);
+  return v;
+}
+
+struct FileOutcome {
+  FileSummary sum;
+  std::vector<Result> results;  // with issues
+};
+
+FileOutcome run(const Validator& v, const fs::path& f) {
+  FileOutcome o;
+  Scratch s;
+  o.sum = validate_file(v, f, s, [&](const Result& r) {
+    o.results.push_back(r);
+    return true;
+  });
+  return o;
+}
+
+std::string first_errors(const FileOutcome& o, const std::string& name, size_t max = 5) {
+  std::string out;
+  for (const auto& r : o.results) {
+    for (const auto& i : r.issues) {
+      if (i.severity != Severity::error) continue;
+      if (max-- == 0) return out;
+      out += name + ":" + std::to_string(i.line) + ": " + i.path + ": " + i.message + "\n";
+    }
+  }
+  return out;
+}
+
+TEST(Examples, All702OfficialExamplesHaveNoStructureErrors) {
+  REQUIRE_SHARED("examples-r4");
+  auto v = make(Level::structure_only);
+  size_t files = 0, clean = 0;
+  for (const auto& e : fs::directory_iterator(kShared / "examples-r4")) {
+    if (e.path().extension() != ".json") continue;
+    files++;
+    FileOutcome o = run(*v, e.path());
+    ASSERT_TRUE(o.sum.fatal.empty()) << o.sum.fatal;
+    ASSERT_EQ(o.sum.resources, 1u) << e.path();
+    const std::string name = e.path().filename().string();
+    if (name == "Questionnaire-qs1.json") {
+      // Known defect of the published example: nested items lack the required linkId
+      // (Questionnaire.item.linkId is 1..1 in R4 4.0.1). Exactly these errors, nothing else.
+      ASSERT_EQ(o.results.size(), 1u);
+      size_t linkid = 0;
+      for (const auto& i : o.results[0].issues)
+        if (i.code == "required" && i.path.ends_with(".linkId")) linkid++;
+      EXPECT_EQ(linkid, o.results[0].errors()) << first_errors(o, name);
+      EXPECT_GT(linkid, 0u);
+      continue;
+    }
+    EXPECT_EQ(o.sum.errors, 0u) << first_errors(o, name);
+    if (o.sum.errors == 0) clean++;
+  }
+  EXPECT_EQ(files, 702u);
+  std::printf("examples-r4: %zu files, %zu without errors (+ Questionnaire-qs1: known linkId defect)\n",
+              files, clean);
+}
+
+TEST(Synthea, All7160ResourcesHaveNoStructureErrors) {
+  REQUIRE_SHARED("synthea-10-patients");
+  auto v = make(Level::structure_only);
+  uint64_t resources = 0, errors = 0;
+  for (const auto& e : fs::directory_iterator(kShared / "synthea-10-patients")) {
+    if (e.path().extension() != ".ndjson" || e.path().filename() == "log.ndjson") continue;
+    FileOutcome o = run(*v, e.path());
+    ASSERT_TRUE(o.sum.fatal.empty()) << o.sum.fatal;
+    resources += o.sum.resources;
+    errors += o.sum.errors;
+    EXPECT_EQ(o.sum.errors, 0u) << first_errors(o, e.path().filename().string());
+  }
+  EXPECT_EQ(resources, 7160u);
+  EXPECT_EQ(errors, 0u);
+}
+
+// invalid-struct cases whose error needs knowledge beyond the R4 base definitions, so no
+// structure-only validator (ours or HL7's at that level) can see it. Each must stay undetected
+// here; when the engine learns to catch one, the test says so and it leaves this list.
+const std::map<std::string, std::string> kBeyondStructure = {
+    {"ai5", "needs the unloaded profile http://example.org/patient-profile (max 0)"},
+    {"cs-bad-props", "needs the semantics of the concept-properties code system"},
+    {"vs-filter-property-bad", "needs the content of another CodeSystem"},
+    {"date-min-max-qr", "needs the Questionnaire's minValue/maxValue extensions"},
+    {"date-time-min-max-qr", "needs the Questionnaire's minValue/maxValue extensions"},
+    {"decimal-min-max-qr", "needs the Questionnaire's minValue/maxValue extensions"},
+    {"integer-min-max-qr", "needs the Questionnaire's minValue/maxValue extensions"},
+};
+// The suite lists the same file twice with opposite expectations (the Java validator run with
+// and without an 'ignore bad id' switch); the default (invalid) one is checked.
+const std::set<std::string> kContradictory = {"contained-resource-bad-id-ignore"};
+
+TEST(HL7TestCases, ValidAndInvalidStructAgree) {
+  REQUIRE_SHARED("fhir-test-cases-r4/manifest.json");
+  auto v = make(Level::structure_only);
+  simdjson::dom::parser parser;
+  simdjson::dom::element manifest;
+  ASSERT_EQ(parser.load((kShared / "fhir-test-cases-r4/manifest.json").string()).get(manifest),
+            simdjson::SUCCESS);
+  std::map<std::string, std::pair<int, int>> agreement;  // class -> (agree, total)
+  int valid_ok = 0, valid_total = 0, struct_ok = 0, struct_total = 0;
+  for (simdjson::dom::element t : manifest["tests"].get_array()) {
+    auto str = [&](const char* k) { return std::string(std::string_view(t[k])); };
+    const std::string name = str("name"), file = str("file"), cls = str("class"),
+                      expect = str("expect");
+    FileOutcome o = run(*v, kShared / "fhir-test-cases-r4" / file);
+    ASSERT_TRUE(o.sum.fatal.empty()) << o.sum.fatal;
+    const bool invalid = o.sum.errors > 0;
+    const bool agree = invalid == (expect == "invalid");
+    agreement[cls].first += agree;
+    agreement[cls].second++;
+    if (kContradictory.count(name)) continue;
+    if (cls == "valid") {
+      valid_total++;
+      valid_ok += agree;
+      EXPECT_FALSE(invalid) << "valid test case " << name << " (" << file << "):\n"
+                            << first_errors(o, file);
+    } else if (cls == "invalid-struct") {
+      struct_total++;
+      if (kBeyondStructure.count(name)) {
+        EXPECT_FALSE(invalid) << name << " is now detected: remove it from kBeyondStructure";
+        continue;
+      }
+      struct_ok += agree;
+      EXPECT_TRUE(invalid) << "invalid-struct test case " << name << " (" << file
+                           << ") gave no error";
+    }
+  }
+  std::printf("fhir-test-cases-r4 at structure-only (agreement with the HL7 Java validator):\n");
+  for (auto& [cls, a] : agreement)
+    std::printf("  %-26s %3d / %3d agree\n", cls.c_str(), a.first, a.second);
+  std::printf("  valid: %d/%d with 0 errors; invalid-struct: %d/%d detected, %zu need more than "
+              "the base spec\n",
+              valid_ok, valid_total, struct_ok, struct_total, kBeyondStructure.size());
+}
+
+}  // namespace
+}  // namespace fe::fhir
