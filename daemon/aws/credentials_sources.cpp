@@ -554,9 +554,10 @@ size_t collect(char* ptr, size_t size, size_t nmemb, void* user) {
 }
 
 struct FetchExtras {
-  std::string body;        // request body (POST)
-  bool use_proxy = false;  // metadata endpoints: never; STS: the environment's proxy
-  std::string ca_bundle;   // AWS_CA_BUNDLE for STS (hospital TLS inspection)
+  std::string body;                  // request body (POST)
+  bool use_proxy = false;            // metadata endpoints: never; STS: yes
+  std::optional<std::string> proxy;  // explicit proxy ("" = none); unset: the environment's
+  std::string ca_bundle;             // AWS_CA_BUNDLE for STS (hospital TLS inspection)
 };
 
 MiniResponse http_fetch(const char* method, const std::string& url,
@@ -587,6 +588,7 @@ MiniResponse http_fetch(const char* method, const std::string& url,
   // Link-local/loopback metadata endpoints are never reached through a proxy (SDK behaviour);
   // STS is, through the proxy the environment names (libcurl reads HTTPS_PROXY/NO_PROXY).
   if (!extras.use_proxy) curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  if (extras.use_proxy && extras.proxy) curl_easy_setopt(h, CURLOPT_PROXY, extras.proxy->c_str());
   if (!extras.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, extras.ca_bundle.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
@@ -697,7 +699,11 @@ std::optional<Credentials> credentials_from_web_identity(const CredentialsOption
       "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + form_encode(*role_arn) +
       "&RoleSessionName=" + form_encode(session) + "&WebIdentityToken=" + form_encode(trim(*token));
   extras.use_proxy = true;
-  if (auto ca = env_nonempty(opts.env, "AWS_CA_BUNDLE")) extras.ca_bundle = *ca;
+  extras.proxy = opts.proxy;
+  if (opts.ca_bundle && !opts.ca_bundle->empty())
+    extras.ca_bundle = *opts.ca_bundle;
+  else if (auto ca = env_nonempty(opts.env, "AWS_CA_BUNDLE"))
+    extras.ca_bundle = *ca;
   MiniResponse r;
   for (int attempt = 0; attempt < 2; ++attempt) {
     r = http_fetch(
