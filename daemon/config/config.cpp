@@ -26,6 +26,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr size_t kMaxConfigBytes = 1 << 20;
+
 // ---- small helpers --------------------------------------------------------------------------
 
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions), for "did you mean".
@@ -943,6 +945,13 @@ Config read(Checker& c, const YAML::Node& root) {
 LoadResult load(std::string_view yaml, const std::string& name, const fs::path& source) {
   Checker c(name);
   LoadResult r;
+  if (yaml.size() > kMaxConfigBytes) {
+    c.error(YAML::Mark{}, "",
+            "the file is larger than " + format_size(kMaxConfigBytes) +
+                "; is this really the configuration?");
+    r.errors = std::move(c.errors);
+    return r;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));
@@ -988,6 +997,11 @@ std::string format(const std::vector<Error>& errors) {
 }
 
 LoadResult load_config(const fs::path& path) {
+  if (std::error_code ec; fs::is_directory(path, ec)) {
+    LoadResult r;
+    r.errors.push_back(Error{path.string(), 0, 0, "", "is a directory, not a configuration file"});
+    return r;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
@@ -996,9 +1010,12 @@ LoadResult load_config(const fs::path& path) {
         Error{path.string(), 0, 0, "", std::string("cannot read: ") + std::strerror(err)});
     return r;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return load(ss.str(), path.string(), path);
+  // Read at most one byte past the limit: a config is small, and memory stays bounded even if
+  // the path names something huge or endless (a device, a FIFO).
+  std::string text(kMaxConfigBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return load(text, path.string(), path);
 }
 
 LoadResult load_config_text(std::string_view yaml, std::string_view name) {

@@ -349,6 +349,18 @@ TEST(ConfigFile, UnreadableFileIsOneError) {
             "/nonexistent/fhir-edge.yaml: cannot read: No such file or directory");
 }
 
+TEST(ConfigFile, DirectoryIsOneError) {
+  auto r = fe::config::load_config("/");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(fe::config::format(r.errors[0]), "/: is a directory, not a configuration file");
+}
+
+TEST(ConfigFile, OversizedInputIsRefusedWithoutParsing) {
+  std::string huge = std::string(kHead) + "# " + std::string(2 << 20, 'x') + "\n";
+  EXPECT_THAT(errors(huge), ElementsAre("t.yaml:1:1: the file is larger than 1MiB; is this really "
+                                        "the configuration?"));
+}
+
 TEST(ConfigFile, ShippedReferenceConfigLoadsClean) {
   auto r = fe::config::load_config(std::string(FE_SOURCE_DIR) + "/config/fhir-edge.yaml");
   ASSERT_TRUE(r.ok()) << fe::config::format(r.errors);
