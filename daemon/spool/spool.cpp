@@ -277,7 +277,8 @@ void fsync_path(const fs::path& path) {
   if (rc != 0) throw Error(sys_error("spool: cannot fsync", path));
 }
 
-void write_durable(const fs::path& path, std::string_view content) {
+void write_durable(const fs::path& given, std::string_view content) {
+  fs::path path = given.has_parent_path() ? given : fs::path(".") / given;
   fs::create_directories(path.parent_path());
   auto tmp = path;
   tmp += ".tmp";
@@ -328,6 +329,7 @@ struct SpoolWriter::Impl {
 SpoolWriter::SpoolWriter(fs::path final_path, WriterOptions options)
     : final_(std::move(final_path)), opt_(options), impl_(std::make_unique<Impl>()) {
   if (opt_.part_size == 0) throw Error("spool: part size must be positive");
+  if (!final_.has_parent_path()) final_ = fs::path(".") / final_;  // a bare name: the cwd
   tmp_ = final_;
   tmp_ += ".tmp";
   std::error_code ec;
