@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -136,7 +137,9 @@ bool expand_env(std::string_view in, std::string& out, std::string& why) {
 
 const std::regex& re(const char* pattern) {
   // One compiled regex per pattern literal; config loading is rare, so a small map is fine.
+  static std::mutex mu;
   static std::map<const char*, std::regex> cache;
+  std::lock_guard lock(mu);
   auto it = cache.find(pattern);
   if (it == cache.end())
     it = cache.emplace(pattern, std::regex(pattern, std::regex::ECMAScript)).first;
@@ -814,8 +817,6 @@ Config read(Checker& c, const YAML::Node& root) {
   Map top(c, root, "", YAML::Mark{},
           {"aws", "pipelines", "spool", "journal", "upload", "metrics", "log"});
   if (!top.ok()) return cfg;
-  YAML::Mark origin = top.mark();
-  if (origin.line < 0) origin = YAML::Mark{};
 
   if (const Item* it = top.get("aws")) read_aws(c, it->value, it->mark, cfg.aws);
 
