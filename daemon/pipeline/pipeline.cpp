@@ -333,6 +333,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       wo.rules.bulk_manifest = pipe.cfg.complete_when.bulk_manifest;
       wo.rules.client_log = pipe.cfg.complete_when.client_log;
       wo.rules.settle = pipe.cfg.complete_when.settle;
+      if (opt.scan_quiet) wo.scan_quiet = *opt.scan_quiet;
       fs::create_directories(pipe.cfg.watch);
       std::string pname = name;
       pipe.watcher =
@@ -457,6 +458,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     if (t.existing) {
+      ++stats.exports_seen_again;
       if (!runs.count(t.row.id))
         log::info("export already taken (identical content), not redone",
                   {{"EXPORT_ID", t.row.name}, {"STATE", std::string(to_string(t.row.state))}});

@@ -57,6 +57,9 @@ struct Options {
   // First retry delay after an export's attempts ran out; doubles up to retry_max.
   std::chrono::milliseconds retry_base = std::chrono::minutes(1);
   std::chrono::milliseconds retry_max = std::chrono::minutes(30);
+  // Watcher: how long a file found by a scan (not seen by inotify) must stay unchanged before it is
+  // taken; unset = the watcher's default (5 s). Tests lower it.
+  std::optional<std::chrono::milliseconds> scan_quiet;
   // Hook run on the control thread whenever the status line may have changed.
   std::function<void()> on_change;
 };
@@ -78,6 +81,7 @@ std::string report_key(std::string_view prefix, std::string_view export_name);
 // Counters (control thread), for status, tests and benchmarks.
 struct Stats {
   std::uint64_t exports_taken = 0;
+  std::uint64_t exports_seen_again = 0;  // identical re-deliveries recognised (not redone)
   std::uint64_t exports_uploaded = 0;
   std::uint64_t parts_sent = 0;       // part/PutObject requests that succeeded
   std::uint64_t part_bytes_sent = 0;  // their body bytes

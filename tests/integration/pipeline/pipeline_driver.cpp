@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
       popt.min_part_size = v;
     } else if (a == "--auto-part-size") {
       popt.auto_part_size = v;
+    } else if (a == "--scan-quiet-ms") {
+      popt.scan_quiet = std::chrono::milliseconds(v);
     } else if (a == "--retry-ms") {
       popt.retry_base = std::chrono::milliseconds(v);
     } else {

@@ -54,6 +54,7 @@ fe::pipeline::Options test_options() {
   o.auto_part_size = kPart;
   o.retry_base = std::chrono::milliseconds(300);
   o.retry_max = std::chrono::milliseconds(2000);
+  o.scan_quiet = std::chrono::milliseconds(300);
   return o;
 }
 
@@ -369,10 +370,10 @@ TEST_F(PipelineTest, KillMidUploadAndResume) {
   write_file(root / "slow.yaml", slow);
   write_file(root / "fast.yaml", fast);
   auto start_driver = [&](const std::string& cfgname) {
-    return spawn(
-        {FE_PIPELINE_DRIVER, (root / cfgname).string(), "--min-part-size", std::to_string(kBigPart),
-         "--auto-part-size", std::to_string(kBigPart), "--retry-ms", "300"},
-        root / "driver.log");
+    return spawn({FE_PIPELINE_DRIVER, (root / cfgname).string(), "--min-part-size",
+                  std::to_string(kBigPart), "--auto-part-size", std::to_string(kBigPart),
+                  "--retry-ms", "300", "--scan-quiet-ms", "300"},
+                 root / "driver.log");
   };
   auto parts_done = [&] {
     int n = 0;
