@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <cstring>
 #include <fstream>
 #include <functional>
 
@@ -340,6 +343,16 @@ TEST(Watch, SymlinksAndFifosAreReportedOnceAndSkipped) {
   write_file(h.root() / "exp" / "real.ndjson", kLine);
   fs::create_symlink(elsewhere.path() / "outside.ndjson", h.root() / "exp" / "link.ndjson");
   ASSERT_EQ(::mkfifo((h.root() / "exp" / "pipe.ndjson").c_str(), 0644), 0);
+  // A UNIX socket bound in the export directory.
+  int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  auto sock_path = (h.root() / "exp" / "sock.ndjson").string();
+  ASSERT_LT(sock_path.size(), sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::close(sock);
   write_file(h.root() / "exp" / ".done", "");
   fs::create_directory_symlink(elsewhere.path() / "outdir", h.root() / "linkdir");
   fs::create_symlink(elsewhere.path() / "outside.ndjson", h.root() / "rootlink.ndjson");
@@ -355,6 +368,7 @@ TEST(Watch, SymlinksAndFifosAreReportedOnceAndSkipped) {
   }
   EXPECT_NE(reasons["link.ndjson"].find("symlink"), std::string::npos);
   EXPECT_EQ(reasons["pipe.ndjson"], "FIFO");
+  EXPECT_EQ(reasons["sock.ndjson"], "socket");
   EXPECT_NE(reasons["linkdir"].find("symlink"), std::string::npos);
   EXPECT_NE(reasons["rootlink.ndjson"].find("symlink"), std::string::npos);
 }
