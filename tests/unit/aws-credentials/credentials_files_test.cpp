@@ -3,6 +3,8 @@
 // chain's order and error summary.
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include "aws/credentials.hpp"
 #include "test_env.hpp"
 
@@ -275,6 +277,24 @@ TEST(Process, FailureReportsStatusAndStderrButNeverStdout) {
   EXPECT_THROW(
       credentials_from_process(d.path.string() + "/does-not-exist", std::chrono::seconds(5), "p"),
       CredentialsError);
+}
+
+TEST(Process, HelperStartsWithDefaultSignalsEvenWhenTheDaemonIgnoresSigpipe) {
+  TempDir d;
+  // SigIgn in /proc/self/status: the helper reports its ignored-signal mask as the key id.
+  std::string helper = d.write("sig.sh",
+                               "#!/bin/sh\n"
+                               "ign=$(awk '/^SigIgn/ {print $2}' /proc/self/status)\n"
+                               "printf '{\"Version\":1,\"AccessKeyId\":\"%s\",\"SecretAccessKey\":"
+                               "\"s\"}' \"$ign\"\n",
+                               true);
+  auto old = std::signal(SIGPIPE, SIG_IGN);
+  auto c = credentials_from_process(helper, std::chrono::seconds(10), "p");
+  std::signal(SIGPIPE, old);
+  ASSERT_TRUE(c);
+  // Bit 13 (SIGPIPE) of the hex mask must be clear.
+  unsigned long long mask = std::stoull(c->access_key_id, nullptr, 16);
+  EXPECT_EQ(mask & (1ULL << (SIGPIPE - 1)), 0ULL) << c->access_key_id;
 }
 
 TEST(Process, HungHelperIsKilledAtTheTimeout) {
