@@ -687,6 +687,7 @@ VerifyResult verify(const SignableRequest& request, const SecretLookup& lookup,
   r.signed_headers = pa.signed_headers;
 
   auto t = parse_amz_date(date);
+  if (t) r.request_time = date;  // S3's RequestTimeTooSkewed body reports it
   if (!t)
     return fail(VerifyStatus::malformed,
                 date.empty() ? "missing x-amz-date (or Date) header" : "malformed x-amz-date");

@@ -159,6 +159,7 @@ struct VerifyResult {
   std::string canonical_request;
   std::string string_to_sign;
   std::vector<std::string> signed_headers;
+  std::string request_time;  // the request's x-amz-date ("20261126T100000Z") when it had one
   bool ok() const { return status == VerifyStatus::ok; }
 };
 

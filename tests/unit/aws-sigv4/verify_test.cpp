@@ -154,6 +154,7 @@ TEST(Verify, SkewWindow) {
   EXPECT_TRUE(verify(received(r, s), f.lookup(), hl_verify(kT - minutes(14))).ok());
   VerifyResult late = verify(received(r, s), f.lookup(), hl_verify(kT + minutes(16)));
   EXPECT_EQ(late.status, VerifyStatus::request_time_too_skewed);
+  EXPECT_EQ(late.request_time, "20261126T100000Z");
   EXPECT_EQ(verify_error_code(late.status), "RequestTimeTooSkewed");
   EXPECT_EQ(verify(received(r, s), f.lookup(), hl_verify(kT - minutes(16))).status,
             VerifyStatus::request_time_too_skewed);
