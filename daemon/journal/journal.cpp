@@ -316,19 +316,39 @@ Journal Journal::open(const std::filesystem::path& path, OpenOptions options) {
     throw Error("journal " + path.string() + " does not exist");
   }
 
-  int flags =
-      options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  flags |= SQLITE_OPEN_NOFOLLOW;
-  if (sqlite3_open_v2(path.c_str(), &j.db_, flags, nullptr) != SQLITE_OK) {
-    std::string m = j.db_ ? sqlite3_errmsg(j.db_) : "out of memory";
-    throw Error("journal " + path.string() + ": cannot open: " + m);
-  }
-  sqlite3_extended_result_codes(j.db_, 1);
-  sqlite3_busy_timeout(j.db_, 5000);  // readers may briefly hold a lock during a checkpoint
+  // Opens the connection and runs the integrity check; returns the SQLite result code of a
+  // failure that is not damage (e.g. a reader without write access to the directory), 0 on success.
+  auto open_checked = [&](bool immutable) -> int {
+    int flags =
+        options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    flags |= SQLITE_OPEN_NOFOLLOW;
+    std::string name = path.string();
+    if (immutable) {
+      // URI form; escape the characters that are special in URIs.
+      std::string uri = "file:";
+      for (char c : name) {
+        if (c == '%' || c == '?' || c == '#') {
+          char buf[4];
+          std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+          uri += buf;
+        } else {
+          uri += c;
+        }
+      }
+      name = uri + "?immutable=1";
+      flags |= SQLITE_OPEN_URI;
+    }
+    if (j.db_) sqlite3_close_v2(j.db_);
+    j.db_ = nullptr;
+    if (sqlite3_open_v2(name.c_str(), &j.db_, flags, nullptr) != SQLITE_OK) {
+      std::string m = j.db_ ? sqlite3_errmsg(j.db_) : "out of memory";
+      throw Error("journal " + path.string() + ": cannot open: " + m);
+    }
+    sqlite3_extended_result_codes(j.db_, 1);
+    sqlite3_busy_timeout(j.db_, 5000);  // readers may briefly wait for a checkpoint
 
-  // Integrity first: anything else on a damaged file could make it worse. SQLITE_NOTADB and
-  // SQLITE_CORRUPT surface here as errors rather than as a quick_check row.
-  {
+    // Integrity first: anything else on a damaged file could make it worse. SQLITE_NOTADB and
+    // SQLITE_CORRUPT surface as errors rather than as a quick_check row.
     sqlite3_stmt* st = nullptr;
     int rc = sqlite3_prepare_v2(j.db_, "PRAGMA quick_check", -1, &st, nullptr);
     std::string result;
@@ -342,10 +362,29 @@ Journal Journal::open(const std::filesystem::path& path, OpenOptions options) {
         }
       }
     }
+    int code = sqlite3_extended_errcode(j.db_);
     std::string err = rc == SQLITE_DONE || rc == SQLITE_ROW ? "" : sqlite3_errmsg(j.db_);
     sqlite3_finalize(st);
-    if (!err.empty()) throw Error(damaged(path, err));
     if (!result.empty()) throw Error(damaged(path, result));
+    if (err.empty()) return 0;
+    int primary = code & 0xff;
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) throw Error(damaged(path, err));
+    if (primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN) return code;
+    throw Error("journal " + path.string() + ": cannot read: " + err);
+  };
+
+  if (int code = open_checked(false); code != 0) {
+    // A reader that may not create the -shm/-wal files next to the journal (an operator without
+    // write access to the state directory) can still read a journal that has no WAL file, i.e.
+    // when no daemon is writing to it, as an immutable file.
+    auto wal = path;
+    wal += "-wal";
+    if (options.read_only && !std::filesystem::exists(wal)) code = open_checked(true);
+    if (code != 0)
+      throw Error("journal " + path.string() + ": cannot read: " + sqlite3_errstr(code) +
+                  (options.read_only ? " (a reader needs read access to " + path.string() +
+                                           "-wal and -shm, or write access to its directory)"
+                                     : std::string()));
   }
 
   if (!options.read_only) {

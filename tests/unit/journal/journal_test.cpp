@@ -3,6 +3,8 @@
 #include <simdjson.h>
 #include <sqlite3.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cctype>
 #include <fstream>
 
@@ -431,4 +433,41 @@ TEST(Journal, AFailedTransactionLeavesNothingBehind) {
   EXPECT_EQ(query_text(dir / "journal.db", "SELECT COUNT(*) FROM files"), "0");
   // The journal is still usable afterwards.
   EXPECT_FALSE(j.take_export("p", "/in/a", "d1", "a", two_files()).existing);
+}
+
+TEST(Journal, ReaderWithoutWriteAccessToTheDirectoryCanReadStatus) {
+  TempDir dir;
+  auto state = dir / "state";
+  fs::create_directory(state);
+  auto db = state / "journal.db";
+  {
+    auto j = Journal::open(db);
+    j.take_export("p", "/in/a", "d1", "a", two_files());
+  }
+  ASSERT_FALSE(fs::exists(db.string() + "-wal")) << "closing the last writer removes the WAL";
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(state, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                             fs::perms::group_exec | fs::perms::others_read |
+                             fs::perms::others_exec);
+  fs::permissions(db, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                          fs::perms::others_read);
+  // Root ignores permissions: read as an unprivileged user in a child process then.
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (geteuid() == 0 && setuid(65534) != 0) _exit(3);
+    try {
+      auto j = Journal::open(db, {.read_only = true});
+      _exit(j.exports().size() == 1 ? 0 : 1);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      _exit(2);
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  fs::permissions(state, fs::perms::owner_all, fs::perm_options::add);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: the journal could not be opened read-only";
 }
