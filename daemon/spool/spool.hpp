@@ -18,7 +18,7 @@
 // Crash safety: a writer writes <name>.tmp files; finish() fsyncs the data and the index, renames
 // the index into place, then the data file (the commit point), then fsyncs the directory. A spool
 // file without a matching index, or whose size differs from the index, is incomplete
-// (open_spool_file throws Incomplete) and the caller redoes it; remove_partials() clears leftover
+// (SpoolFile::open throws Incomplete) and the caller redoes it; remove_partials() clears leftover
 // .tmp files. Only after finish() returns may the journal record the file as spooled.
 //
 // Memory: a writer holds one zstd context and a fixed output buffer; a reader streams a frame in
