@@ -427,7 +427,7 @@ const FrameIndex& SpoolWriter::finish() {
   impl_->fd = -1;
   impl_->cctx.reset();
 
-  // Index first, data file last: the data rename is the commit point, and open_spool_file
+  // Index first, data file last: the data rename is the commit point, and SpoolFile::open
   // requires both to agree, so any crash in between leaves a detectably incomplete file.
   auto idx_final = index_path(final_);
   auto idx_tmp = idx_final;
