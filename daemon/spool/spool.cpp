@@ -192,12 +192,22 @@ uint64_t Quota::max_bytes() const {
   std::lock_guard l(mu_);
   return max_;
 }
-void Quota::set_max_bytes(uint64_t max) {
+// Runs `change` under the lock; when it turned a full quota into one with room, calls on_room
+// (outside the lock) and wakes waiting writers.
+template <typename F>
+void Quota::update(F&& change) {
+  std::function<void()> cb;
   {
     std::lock_guard l(mu_);
-    max_ = max;
+    bool was_full = used_ >= max_;
+    change();
+    if (was_full && used_ < max_) cb = on_room_;
   }
   cv_.notify_all();
+  if (cb) cb();
+}
+void Quota::set_max_bytes(uint64_t max) {
+  update([&] { max_ = max; });
 }
 uint64_t Quota::used() const {
   std::lock_guard l(mu_);
@@ -208,22 +218,18 @@ bool Quota::full() const {
   return used_ >= max_;
 }
 void Quota::set_used(uint64_t bytes) {
-  {
-    std::lock_guard l(mu_);
-    used_ = bytes;
-  }
-  cv_.notify_all();
+  update([&] { used_ = bytes; });
 }
 void Quota::add(uint64_t bytes) {
   std::lock_guard l(mu_);
   used_ += bytes;
 }
 void Quota::release(uint64_t bytes) {
-  {
-    std::lock_guard l(mu_);
-    used_ = bytes > used_ ? 0 : used_ - bytes;
-  }
-  cv_.notify_all();
+  update([&] { used_ = bytes > used_ ? 0 : used_ - bytes; });
+}
+void Quota::on_room(std::function<void()> f) {
+  std::lock_guard l(mu_);
+  on_room_ = std::move(f);
 }
 void Quota::shutdown() {
   {

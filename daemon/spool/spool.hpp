@@ -94,6 +94,10 @@ class Quota {
   void shutdown();  // wakes every waiter (daemon stopping)
   // Called (without the lock held) whenever a writer starts waiting, e.g. to log or set status.
   void on_full(std::function<void()> f);
+  // Called (without the lock held, on the releasing thread) when a full quota gets room again:
+  // the control thread uses it (via asio::post) to resume starting new exports, which it holds
+  // back while full() is true instead of blocking.
+  void on_room(std::function<void()> f);
 
  private:
   mutable std::mutex mu_;
@@ -102,6 +106,9 @@ class Quota {
   uint64_t used_ = 0;
   bool shutdown_ = false;
   std::function<void()> on_full_;
+  std::function<void()> on_room_;
+  template <typename F>
+  void update(F&& change);
 };
 
 // Bytes of regular files under `dir` (recursively, symlinks not followed); 0 when absent.

@@ -403,3 +403,24 @@ TEST(Spool, NamesCannotEscapeTheSpoolDir) {
   EXPECT_THROW(rejected_path("/spool", "a/b", "x.ndjson"), Error);
   EXPECT_EQ(import_path("/spool", "e.v2", "P.ndjson"), fs::path("/spool/e.v2/import/P.ndjson.zst"));
 }
+
+TEST(Spool, QuotaSignalsWhenAFullSpoolHasRoomAgain) {
+  Quota q(1000);
+  int rooms = 0;
+  q.on_room([&] { ++rooms; });
+  q.add(600);
+  q.release(100);  // was not full: no signal
+  EXPECT_EQ(rooms, 0);
+  q.add(600);  // 1100: full
+  EXPECT_TRUE(q.full());
+  EXPECT_FALSE(q.wait_for_room(std::chrono::milliseconds(1)));
+  q.release(50);  // 1050: still full
+  EXPECT_EQ(rooms, 0);
+  q.release(100);  // 950: room
+  EXPECT_EQ(rooms, 1);
+  EXPECT_FALSE(q.full());
+  EXPECT_TRUE(q.wait_for_room(std::chrono::milliseconds(1)));
+  q.add(100);
+  q.set_max_bytes(2000);  // a reload raising the limit also signals
+  EXPECT_EQ(rooms, 2);
+}
