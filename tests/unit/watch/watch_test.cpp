@@ -486,3 +486,23 @@ TEST(Watch, OptionsFromThePipelineConfig) {
   EXPECT_FALSE(o.rules.client_log);
   EXPECT_EQ(o.rules.settle, 30s);
 }
+
+TEST(Watch, RootThatDisappearsAndComesBackIsWatchedAgain) {
+  Harness h(CompletionRules{}, 1s);
+  h.watcher->start();
+  fs::remove_all(h.root());
+  // The periodic rescan notices the root is gone (nothing to report) ...
+  auto before = h.watcher->rescans();
+  ASSERT_TRUE(h.run_until([&] { return h.watcher->rescans() >= before + 1; }));
+  fs::create_directory(h.root());
+  fs::create_directory(h.root() / "back");
+  write_file(h.root() / "back" / "A.ndjson", kLine);
+  write_file(h.root() / "back" / ".done", "");
+  // ... and a later one watches the new root and finds the export.
+  ASSERT_TRUE(h.run_until([&] { return h.find("back") != nullptr; }));
+  // New exports keep being found.
+  fs::create_directory(h.root() / "next");
+  write_file(h.root() / "next" / "B.ndjson", kLine);
+  write_file(h.root() / "next" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.find("next") != nullptr; }));
+}
