@@ -707,11 +707,11 @@ bool long_string(dom::element el, size_t limit, int depth = 0) {
     case dom::element_type::STRING:
       return el.get_string().value_unsafe().size() > limit;
     case dom::element_type::ARRAY:
-      for (dom::element x : el.get_array().value_unsafe())
+      for (dom::element x : dom::array(el.get_array().value_unsafe()))
         if (long_string(x, limit, depth + 1)) return true;
       return false;
     case dom::element_type::OBJECT:
-      for (auto [k, v] : el.get_object().value_unsafe())
+      for (auto [k, v] : dom::object(el.get_object().value_unsafe()))
         if (k.size() > limit || long_string(v, limit, depth + 1)) return true;
       return false;
     default:
