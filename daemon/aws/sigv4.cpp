@@ -392,6 +392,8 @@ std::string string_to_sign(std::string_view amz_date_str, std::string_view scope
 
 Signed sign(const SignableRequest& request, const Credentials& creds, const SigningOptions& opts) {
   if (!creds.valid()) throw std::invalid_argument("SigV4: no credentials to sign with");
+  if (opts.region.empty() || opts.service.empty())
+    throw std::invalid_argument("SigV4: region and service are required");
   if (!find_header(request.headers, "host"))
     throw std::invalid_argument("SigV4: request has no Host header");
   const std::string date = amz_date(opts.time);
@@ -440,6 +442,8 @@ Presigned presign(const SignableRequest& request, const Credentials& creds,
   if (!creds.valid()) throw std::invalid_argument("SigV4: no credentials to sign with");
   if (expires.count() < 1 || expires.count() > 7 * 24 * 3600)
     throw std::invalid_argument("SigV4: presign expiry must be 1 s .. 7 days");
+  if (opts.region.empty() || opts.service.empty())
+    throw std::invalid_argument("SigV4: region and service are required");
   if (!find_header(request.headers, "host"))
     throw std::invalid_argument("SigV4: request has no Host header");
   const std::string date = amz_date(opts.time);

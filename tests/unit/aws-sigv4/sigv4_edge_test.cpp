@@ -171,6 +171,9 @@ TEST(Sign, RejectsMissingHostOrCredentials) {
   r.headers = {{"Host", "h"}};
   EXPECT_THROW(sign(r, Credentials{}, s3_opts()), std::invalid_argument);
   EXPECT_THROW(presign(r, doc_creds(), s3_opts(), std::chrono::seconds(0)), std::invalid_argument);
+  SigningOptions no_region = s3_opts();
+  no_region.region.clear();
+  EXPECT_THROW(sign(r, doc_creds(), no_region), std::invalid_argument);
 }
 
 TEST(Dates, AmzAndHttpDates) {
