@@ -186,9 +186,15 @@ void Watcher::handle_buffer(const char* data, size_t size) {
     }
     if (ev.wd == root_wd_) {
       if (ev.mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
-        if (ev.mask & IN_IGNORED) root_wd_ = -1;
-        fe::log::error("watch root disappeared; waiting for it to come back",
-                       {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+        if (ev.mask & IN_MOVE_SELF) {
+          // The watch would follow the directory to its new name; paths are built from the
+          // configured root, so drop it and let the rescan watch whatever is at the root path.
+          ::inotify_rm_watch(inotify_fd_, root_wd_);
+        }
+        if (ev.mask & (IN_DELETE_SELF | IN_MOVE_SELF))
+          fe::log::error("watch root disappeared; waiting for it to come back",
+                         {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+        root_wd_ = -1;
         continue;
       }
       if (name.empty() || is_temporary_name(name)) continue;
