@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <unistd.h>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -15,8 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 const fs::path kShared = fs::path(FE_SHARED_DIR) / "fhir";
 
-#define REQUIRE_SHARED(sub)                                                             \
-  if (!fs::exists(kShared / (sub)))                                                     \
+#define REQUIRE_SHARED(sub)         \
+  if (!fs::exists(kShared / (sub))) \
   GTEST_SKIP() << "../shared/fhir/" << (sub) << " not present; conformance suite skipped"
 
 std::shared_ptr<const Validator> make(Level level, std::vector<fs::path> packages = {}) {
@@ -82,8 +84,9 @@ TEST(Examples, All702OfficialExamplesHaveNoStructureErrors) {
     if (o.sum.errors == 0) clean++;
   }
   EXPECT_EQ(files, 702u);
-  std::printf("examples-r4: %zu files, %zu without errors (+ Questionnaire-qs1: known linkId defect)\n",
-              files, clean);
+  std::printf(
+      "examples-r4: %zu files, %zu without errors (+ Questionnaire-qs1: known linkId defect)\n",
+      files, clean);
 }
 
 TEST(Synthea, All7160ResourcesHaveNoStructureErrors) {
@@ -157,9 +160,122 @@ TEST(HL7TestCases, ValidAndInvalidStructAgree) {
   std::printf("fhir-test-cases-r4 at structure-only (agreement with the HL7 Java validator):\n");
   for (auto& [cls, a] : agreement)
     std::printf("  %-26s %3d / %3d agree\n", cls.c_str(), a.first, a.second);
-  std::printf("  valid: %d/%d with 0 errors; invalid-struct: %d/%d detected, %zu need more than "
-              "the base spec\n",
-              valid_ok, valid_total, struct_ok, struct_total, kBeyondStructure.size());
+  std::printf(
+      "  valid: %d/%d with 0 errors; invalid-struct: %d/%d detected, %zu need more than "
+      "the base spec\n",
+      valid_ok, valid_total, struct_ok, struct_total, kBeyondStructure.size());
+}
+
+// ---- strict with US Core 3.1.0 ------------------------------------------------------------------
+
+const char* kUsCore = "packages/hl7.fhir.us.core-3.1.0";
+
+struct Crafted {
+  const char* what;
+  const char* line;
+  const char* code;
+  const char* path;
+  const char* message_part;
+};
+
+const Crafted kCrafted[] = {
+    {"missing required element",
+     R"({"resourceType":"Patient","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},"name":[{"family":"X"}],"gender":"male"})",
+     "required", "Patient.identifier", "requires at least 1"},
+    {"wrong fixed/pattern value",
+     R"({"resourceType":"Observation","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/pediatric-bmi-for-age"]},"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"12345-6"}]},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2020","valueQuantity":{"value":50,"unit":"%","system":"http://unitsofmeasure.org","code":"%"}})",
+     "value", "Observation.code", "59576-9"},
+    {"missing required slice",
+     R"({"resourceType":"Observation","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-pulse-oximetry"]},"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"2708-6"}]},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2020","valueQuantity":{"value":98,"unit":"%","system":"http://unitsofmeasure.org","code":"%"}})",
+     "required", "Observation.code.coding", "slice 'PulseOx'"},
+    {"bad required code (package value set, through the extension's own profile)",
+     R"({"resourceType":"Patient","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient|3.1.0"]},"identifier":[{"system":"urn:x","value":"1"}],"name":[{"family":"X"}],"gender":"male","extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"X"}]})",
+     "code-invalid", "Patient.extension[0].valueCode", "birthsex"},
+    {"too many for a slice (max 1)",
+     R"({"resourceType":"Patient","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},"identifier":[{"system":"urn:x","value":"1"}],"name":[{"family":"X"}],"gender":"male","extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"F"},{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"M"}]})",
+     "structure", "Patient.extension", "at most 1"},
+    {"profile for another resource type",
+     R"({"resourceType":"Organization","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},"name":"x"})",
+     "structure", "Organization.meta.profile", "is for Patient"},
+};
+
+void check_crafted(const Validator& v) {
+  for (const auto& c : kCrafted) {
+    Result r = v.validate_line(c.line, 1);
+    bool found = false;
+    for (const auto& i : r.issues)
+      if (i.severity == Severity::error && i.code == c.code && i.path == c.path &&
+          i.message.find(c.message_part) != std::string::npos)
+        found = true;
+    EXPECT_TRUE(found) << c.what << ":\n" << to_text(r, "crafted");
+  }
+  // The conformant variant of each shape passes.
+  Result ok = v.validate_line(
+      R"({"resourceType":"Patient","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},"identifier":[{"system":"urn:x","value":"1"}],"name":[{"family":"X"}],"gender":"male","extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"F"},{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-race","extension":[{"url":"ombCategory","valueCoding":{"system":"urn:oid:2.16.840.1.113883.6.238","code":"2106-3"}},{"url":"text","valueString":"White"}]}]})",
+      1);
+  EXPECT_TRUE(ok.valid()) << to_text(ok, "ok");
+}
+
+TEST(StrictUsCore, CraftedViolationsAreEachReported) {
+  REQUIRE_SHARED(kUsCore);
+  auto v = make(Level::strict, {kShared / kUsCore});
+  ASSERT_TRUE(v);
+  check_crafted(*v);
+}
+
+TEST(StrictUsCore, PackageAsTgz) {
+  REQUIRE_SHARED(kUsCore);
+  fs::path tmp = fs::temp_directory_path() / ("fe-uscore-" + std::to_string(::getpid()) + ".tgz");
+  std::string cmd =
+      "tar -czf '" + tmp.string() + "' -C '" + (kShared / kUsCore).string() + "' package";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  Options o;
+  o.level = Level::strict;
+  o.packages = {tmp};
+  LoadReport rep;
+  auto v = Validator::create(o, rep);
+  fs::remove(tmp);
+  ASSERT_TRUE(v) << (rep.errors.empty() ? "" : rep.errors[0]);
+  EXPECT_GE(rep.profiles, 20u);
+  check_crafted(*v);
+}
+
+TEST(StrictUsCore, BadPackageIsALoadError) {
+  Options o;
+  o.level = Level::strict;
+  o.packages = {"/nonexistent/package.tgz"};
+  LoadReport rep;
+  EXPECT_FALSE(Validator::create(o, rep));
+  ASSERT_FALSE(rep.errors.empty());
+  EXPECT_NE(rep.errors[0].find("/nonexistent/package.tgz"), std::string::npos);
+}
+
+// Synthea claims US Core profiles in meta.profile. Against US Core 3.1.0 its resources conform;
+// the one finding is the Condition profile us-core-condition-encounter-diagnosis, which only
+// exists from US Core 5.0: a warning naming it, never an error and never a silent pass.
+TEST(StrictUsCore, SyntheaReportedOnlyWhereUsCoreIsViolated) {
+  REQUIRE_SHARED(kUsCore);
+  REQUIRE_SHARED("synthea-10-patients");
+  auto v = make(Level::strict, {kShared / kUsCore});
+  ASSERT_TRUE(v);
+  std::map<std::string, uint64_t> warnings;
+  uint64_t resources = 0, errors = 0;
+  for (const auto& e : fs::directory_iterator(kShared / "synthea-10-patients")) {
+    if (e.path().extension() != ".ndjson" || e.path().filename() == "log.ndjson") continue;
+    FileOutcome o = run(*v, e.path());
+    resources += o.sum.resources;
+    errors += o.sum.errors;
+    EXPECT_EQ(o.sum.errors, 0u) << first_errors(o, e.path().filename().string());
+    for (const auto& r : o.results)
+      for (const auto& i : r.issues)
+        if (i.severity == Severity::warning) warnings[r.resource_type + ": " + i.message]++;
+  }
+  EXPECT_EQ(resources, 7160u);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings.begin()->first.find("us-core-condition-encounter-diagnosis"),
+            std::string::npos);
+  for (auto& [w, n] : warnings)
+    std::printf("synthea strict/US Core 3.1.0: %llu x %s\n", (unsigned long long)n, w.c_str());
 }
 
 }  // namespace
