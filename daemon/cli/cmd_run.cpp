@@ -26,9 +26,12 @@ int fe::cli::cmd_run(Args args) {
   for (size_t i = 1; i < args.size(); ++i) {
     std::string_view a = args[i];
     auto value = [&](std::string_view name) -> const char* {
-      if (a == name && i + 1 < args.size()) return args[++i];
-      if (a.size() > name.size() + 1 && a.starts_with(name) && a[name.size()] == '=')
+      if (a == name && i + 1 < args.size()) {
+        return args[++i];
+      }
+      if (a.size() > name.size() + 1 && a.starts_with(name) && a[name.size()] == '=') {
         return args[i] + name.size() + 1;
+      }
       return nullptr;
     };
     if (a == "-h" || a == "--help") {
@@ -52,11 +55,15 @@ int fe::cli::cmd_run(Args args) {
       return kExitUsage;
     }
   }
-  if (opt.log_level) fe::log::set_level(*opt.log_level);
+  if (opt.log_level) {
+    fe::log::set_level(*opt.log_level);
+  }
 
   auto loaded = fe::config::load_config(opt.config_path);
   if (!loaded.ok()) {
-    for (const auto& e : loaded.errors) fe::log::error(fe::config::format(e));
+    for (const auto& e : loaded.errors) {
+      fe::log::error(fe::config::format(e));
+    }
     fe::log::error("not starting: " + std::to_string(loaded.errors.size()) +
                    " configuration error(s) in " + opt.config_path.string());
     return kExitUsage;

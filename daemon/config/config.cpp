@@ -34,14 +34,19 @@ constexpr size_t kMaxConfigBytes = 1 << 20;
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions), for "did you mean".
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 0; i <= a.size(); ++i) {
+    d[i][0] = i;
+  }
+  for (size_t j = 0; j <= b.size(); ++j) {
+    d[0][j] = j;
+  }
   for (size_t i = 1; i <= a.size(); ++i) {
     for (size_t j = 1; j <= b.size(); ++j) {
       size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
       d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
   }
   return d[a.size()][b.size()];
@@ -50,7 +55,9 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 // The nearest candidate if it is close enough to be a plausible typo; "" otherwise.
 std::string suggest(std::string_view word, const std::vector<std::string_view>& candidates) {
   std::string lower(word);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : lower) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
   std::string best;
   size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
   for (auto c : candidates) {
@@ -58,9 +65,13 @@ std::string suggest(std::string_view word, const std::vector<std::string_view>& 
     // '-' vs '_' confusion is the most common typo in these files; count it as half an edit.
     std::string alt(word);
     std::replace(alt.begin(), alt.end(), '-', '_');
-    if (alt == c) d = 1;
+    if (alt == c) {
+      d = 1;
+    }
     std::replace(alt.begin(), alt.end(), '_', '-');
-    if (alt == c) d = 1;
+    if (alt == c) {
+      d = 1;
+    }
     if (d < best_d) {
       best_d = d;
       best = std::string(c);
@@ -72,7 +83,9 @@ std::string suggest(std::string_view word, const std::vector<std::string_view>& 
 std::string join(const std::vector<std::string_view>& v, std::string_view sep) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) {
-    if (i) out += sep;
+    if (i) {
+      out += sep;
+    }
     out += v[i];
   }
   return out;
@@ -114,7 +127,9 @@ bool expand_env(std::string_view in, std::string& out, std::string& why) {
       fallback = body.substr(p + 2);
     }
     bool valid = !name.empty();
-    for (size_t k = 0; k < name.size(); ++k) valid = valid && is_name_char(name[k], k == 0);
+    for (size_t k = 0; k < name.size(); ++k) {
+      valid = valid && is_name_char(name[k], k == 0);
+    }
     if (!valid) {
       why = "'${" + std::string(body) + "}' is not a valid environment reference (${NAME} or " +
             "${NAME:-default})";
@@ -141,8 +156,9 @@ const std::regex& re(const char* pattern) {
   static std::map<const char*, std::regex> cache;
   std::lock_guard lock(mu);
   auto it = cache.find(pattern);
-  if (it == cache.end())
+  if (it == cache.end()) {
     it = cache.emplace(pattern, std::regex(pattern, std::regex::ECMAScript)).first;
+  }
   return it->second;
 }
 
@@ -153,66 +169,95 @@ bool matches(const std::string& s, const char* pattern) {
 // ---- AWS identifier checks (each returns "" when fine, else the reason) ---------------------
 
 std::string check_bucket(const std::string& b) {
-  if (b.size() < 3 || b.size() > 63) return "S3 bucket names are 3 to 63 characters long";
-  if (!matches(b, "[a-z0-9.-]+"))
+  if (b.size() < 3 || b.size() > 63) {
+    return "S3 bucket names are 3 to 63 characters long";
+  }
+  if (!matches(b, "[a-z0-9.-]+")) {
     return "S3 bucket names use only lowercase letters, digits, '.' and '-'";
+  }
   auto edge = [](char c) {
     return std::islower(static_cast<unsigned char>(c)) ||
            std::isdigit(static_cast<unsigned char>(c));
   };
-  if (!edge(b.front()) || !edge(b.back()))
+  if (!edge(b.front()) || !edge(b.back())) {
     return "S3 bucket names begin and end with a lowercase letter or a digit";
-  if (b.find("..") != std::string::npos) return "S3 bucket names have no two adjacent periods";
-  if (matches(b, "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+"))
+  }
+  if (b.find("..") != std::string::npos) {
+    return "S3 bucket names have no two adjacent periods";
+  }
+  if (matches(b, "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+")) {
     return "S3 bucket names are not formatted as IP addresses";
-  for (const char* p : {"xn--", "sthree-", "amzn-s3-demo-"})
-    if (b.starts_with(p)) return std::string("S3 bucket names do not start with '") + p + "'";
-  for (const char* s : {"-s3alias", "--ol-s3", ".mrap", "--x-s3"})
-    if (b.ends_with(s)) return std::string("S3 bucket names do not end with '") + s + "'";
+  }
+  for (const char* p : {"xn--", "sthree-", "amzn-s3-demo-"}) {
+    if (b.starts_with(p)) {
+      return std::string("S3 bucket names do not start with '") + p + "'";
+    }
+  }
+  for (const char* s : {"-s3alias", "--ol-s3", ".mrap", "--x-s3"}) {
+    if (b.ends_with(s)) {
+      return std::string("S3 bucket names do not end with '") + s + "'";
+    }
+  }
   return "";
 }
 
 std::string check_kms(const std::string& k) {
   // HealthLake's KmsKeyId pattern (also what S3 accepts for SSE-KMS): key id, key ARN, alias,
   // alias ARN, multi-region key id.
-  if (k.empty() || k.size() > 400) return "a KMS key is 1 to 400 characters";
+  if (k.empty() || k.size() > 400) {
+    return "a KMS key is 1 to 400 characters";
+  }
   if (matches(k,
               "arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:(key/[A-Za-z0-9-]+|alias/"
               "[A-Za-z0-9:/_-]+)") ||
       matches(k,
               "(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})") ||
-      matches(k, "alias/[A-Za-z0-9:/_-]+"))
+      matches(k, "alias/[A-Za-z0-9:/_-]+")) {
     return "";
+  }
   return "expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), alias ARN, key id or "
          "alias/NAME";
 }
 
 std::string check_s3_uri(const std::string& u) {
   std::smatch m;
-  if (!std::regex_match(u, m, re("s3://([^/]+)(/.*)?")))
+  if (!std::regex_match(u, m, re("s3://([^/]+)(/.*)?"))) {
     return "expected an S3 URI such as s3://bucket/prefix/";
+  }
   std::string why = check_bucket(m[1].str());
-  if (!why.empty()) return "bucket '" + m[1].str() + "': " + why;
+  if (!why.empty()) {
+    return "bucket '" + m[1].str() + "': " + why;
+  }
   return "";
 }
 
 std::string check_url(const std::string& u) {
-  if (!matches(u, "https?://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[^\\s]*)?"))
+  if (!matches(u, "https?://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[^\\s]*)?")) {
     return "expected an http:// or https:// URL such as http://127.0.0.1:4566";
+  }
   return "";
 }
 
 std::string check_key_part(const std::string& s, bool allow_slash) {
-  for (unsigned char c : s)
-    if (c < 0x20 || c == 0x7f) return "must not contain control characters";
-  if (!allow_slash && s.find('/') != std::string::npos) return "must not contain '/'";
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      return "must not contain control characters";
+    }
+  }
+  if (!allow_slash && s.find('/') != std::string::npos) {
+    return "must not contain '/'";
+  }
   std::string_view v = s;
   size_t pos = 0;
   while (pos <= v.size()) {
     size_t next = v.find('/', pos);
     auto seg = v.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos);
-    if (seg == "..") return "must not contain '..' segments";
-    if (next == std::string_view::npos) break;
+    if (seg == "..") {
+      return "must not contain '..' segments";
+    }
+    if (next == std::string_view::npos) {
+      break;
+    }
     pos = next + 1;
   }
   return "";
@@ -222,8 +267,12 @@ std::string check_key_part(const std::string& s, bool allow_slash) {
 bool inside_or_same(const fs::path& a, const fs::path& b) {
   auto ai = a.begin();
   for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
-    if (bi->empty()) continue;  // trailing separator
-    if (ai == a.end() || *ai != *bi) return false;
+    if (bi->empty()) {
+      continue;  // trailing separator
+    }
+    if (ai == a.end() || *ai != *bi) {
+      return false;
+    }
   }
   return true;
 }
@@ -231,7 +280,9 @@ bool inside_or_same(const fs::path& a, const fs::path& b) {
 fs::path normal(const std::string& s) {
   fs::path p = fs::path(s).lexically_normal();
   std::string t = p.string();
-  while (t.size() > 1 && t.back() == '/') t.pop_back();
+  while (t.size() > 1 && t.back() == '/') {
+    t.pop_back();
+  }
   return t;
 }
 
@@ -253,8 +304,11 @@ class Map {
       std::vector<std::string_view> known);
   bool ok() const { return ok_; }
   const Item* get(std::string_view key) const {
-    for (const auto& i : items_)
-      if (i.key.Scalar() == key) return &i;
+    for (const auto& i : items_) {
+      if (i.key.Scalar() == key) {
+        return &i;
+      }
+    }
     return nullptr;
   }
   // Position of the mapping itself (for "missing key" errors).
@@ -287,7 +341,9 @@ class Checker {
   static YAML::Mark mark_of(const YAML::Node& n, const YAML::Mark& fallback) {
     if (n.IsDefined()) {
       auto m = n.Mark();
-      if (m.line >= 0) return m;
+      if (m.line >= 0) {
+        return m;
+      }
     }
     return fallback;
   }
@@ -313,7 +369,9 @@ class Checker {
 
   // Scalar text after ${VAR} expansion; nullopt (with an error) if not a scalar or bad expansion.
   std::optional<std::string> text(const Item& it, bool allow_null = false) {
-    if (it.value.IsNull() && allow_null) return std::nullopt;
+    if (it.value.IsNull() && allow_null) {
+      return std::nullopt;
+    }
     if (!it.value.IsScalar()) {
       error(it.mark, it.path, std::string("expected a value, got ") + kind(it.value));
       return std::nullopt;
@@ -327,18 +385,24 @@ class Checker {
   }
 
   bool is_null(const Item& it) {
-    if (it.value.IsNull()) return true;
+    if (it.value.IsNull()) {
+      return true;
+    }
     // "${EMPTY_VAR:-}" style values count as null too, so env expansion can disable a setting.
     if (it.value.IsScalar() && it.value.Tag() != "!") {
       std::string out, why;
-      if (expand_env(it.value.Scalar(), out, why) && (out == "null" || out == "~")) return true;
+      if (expand_env(it.value.Scalar(), out, why) && (out == "null" || out == "~")) {
+        return true;
+      }
     }
     return false;
   }
 
   void missing(const Map& m, std::string_view key, std::string_view hint = "") {
     std::string msg = "missing required key '" + std::string(key) + "'";
-    if (!hint.empty()) msg += " (" + std::string(hint) + ")";
+    if (!hint.empty()) {
+      msg += " (" + std::string(hint) + ")";
+    }
     error(m.mark(), child(m.path(), key), msg);
   }
 
@@ -348,11 +412,15 @@ class Checker {
               const std::function<std::string(const std::string&)>& check = {}) {
     const Item* it = m.get(key);
     if (!it || it->value.IsNull()) {
-      if (required) missing(m, key);
+      if (required) {
+        missing(m, key);
+      }
       return false;
     }
     auto v = text(*it);
-    if (!v) return false;
+    if (!v) {
+      return false;
+    }
     if (required && v->empty()) {
       error(it->mark, it->path, "must not be empty");
       return false;
@@ -371,13 +439,17 @@ class Checker {
   void opt_string(const Map& m, std::string_view key, std::optional<std::string>& out,
                   const std::function<std::string(const std::string&)>& check = {}) {
     const Item* it = m.get(key);
-    if (!it) return;
+    if (!it) {
+      return;
+    }
     if (is_null(*it)) {
       out.reset();
       return;
     }
     auto v = text(*it);
-    if (!v) return;
+    if (!v) {
+      return;
+    }
     if (v->empty()) {
       out.reset();
       return;
@@ -394,9 +466,13 @@ class Checker {
 
   void boolean(const Map& m, std::string_view key, bool& out) {
     const Item* it = m.get(key);
-    if (!it) return;
+    if (!it) {
+      return;
+    }
     auto v = text(*it);
-    if (!v) return;
+    if (!v) {
+      return;
+    }
     if (*v == "true") {
       out = true;
     } else if (*v == "false") {
@@ -408,9 +484,13 @@ class Checker {
 
   void integer(const Map& m, std::string_view key, int& out, int lo, int hi) {
     const Item* it = m.get(key);
-    if (!it) return;
+    if (!it) {
+      return;
+    }
     auto v = text(*it);
-    if (!v) return;
+    if (!v) {
+      return;
+    }
     long long n = 0;
     auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
     if (ec != std::errc{} || p != v->data() + v->size()) {
@@ -429,9 +509,13 @@ class Checker {
   void enumeration(const Map& m, std::string_view key, E& out,
                    const std::vector<std::pair<std::string_view, E>>& values) {
     const Item* it = m.get(key);
-    if (!it) return;
+    if (!it) {
+      return;
+    }
     auto v = text(*it);
-    if (!v) return;
+    if (!v) {
+      return;
+    }
     std::vector<std::string_view> names;
     for (const auto& [n, e] : values) {
       if (n == *v) {
@@ -441,13 +525,17 @@ class Checker {
       names.push_back(n);
     }
     std::string msg = "must be one of " + join(names, ", ") + ", got '" + *v + "'";
-    if (auto s = suggest(*v, names); !s.empty()) msg += "; did you mean '" + s + "'?";
+    if (auto s = suggest(*v, names); !s.empty()) {
+      msg += "; did you mean '" + s + "'?";
+    }
     error(it->mark, it->path, msg);
   }
 
   bool abs_path(const Item& it, fs::path& out) {
     auto v = text(it);
-    if (!v) return false;
+    if (!v) {
+      return false;
+    }
     if (v->empty() || (*v)[0] != '/') {
       error(it.mark, it.path, "must be an absolute path, got '" + *v + "'");
       return false;
@@ -459,7 +547,9 @@ class Checker {
   bool path(const Map& m, std::string_view key, fs::path& out, bool required) {
     const Item* it = m.get(key);
     if (!it || it->value.IsNull()) {
-      if (required) missing(m, key);
+      if (required) {
+        missing(m, key);
+      }
       return false;
     }
     return abs_path(*it, out);
@@ -467,9 +557,13 @@ class Checker {
 
   void size(const Map& m, std::string_view key, Bytes& out, Bytes lo, Bytes hi) {
     const Item* it = m.get(key);
-    if (!it) return;
+    if (!it) {
+      return;
+    }
     auto v = text(*it);
-    if (!v) return;
+    if (!v) {
+      return;
+    }
     std::string why;
     auto n = parse_size(*v, why);
     if (!n) {
@@ -488,9 +582,13 @@ class Checker {
 
   void duration(const Map& m, std::string_view key, Seconds& out, Seconds hi) {
     const Item* it = m.get(key);
-    if (!it) return;
+    if (!it) {
+      return;
+    }
     auto v = text(*it);
-    if (!v) return;
+    if (!v) {
+      return;
+    }
     std::string why;
     auto d = parse_duration(*v, why);
     if (!d) {
@@ -515,9 +613,13 @@ class Checker {
                                                         std::vector<Item>& storage) {
     std::vector<std::pair<std::string, const Item*>> out;
     storage.clear();
-    if (it.value.IsNull()) return out;
+    if (it.value.IsNull()) {
+      return out;
+    }
     if (it.value.IsScalar()) {
-      if (auto v = text(it)) out.emplace_back(*v, &it);
+      if (auto v = text(it)) {
+        out.emplace_back(*v, &it);
+      }
       return out;
     }
     if (!it.value.IsSequence()) {
@@ -529,8 +631,11 @@ class Checker {
       storage.push_back(
           Item{YAML::Node(), e, it.path + "[" + std::to_string(i) + "]", mark_of(e, it.mark)});
     }
-    for (const auto& s : storage)
-      if (auto v = text(s)) out.emplace_back(*v, &s);
+    for (const auto& s : storage) {
+      if (auto v = text(s)) {
+        out.emplace_back(*v, &s);
+      }
+    }
     return out;
   }
 
@@ -562,7 +667,9 @@ Map::Map(Checker& c, const YAML::Node& node, std::string path, YAML::Mark mark,
     std::string p = Checker::child(path_, name);
     if (std::find(known.begin(), known.end(), name) == known.end()) {
       std::string msg = "unknown key '" + name + "'";
-      if (auto s = suggest(name, known); !s.empty()) msg += "; did you mean '" + s + "'?";
+      if (auto s = suggest(name, known); !s.empty()) {
+        msg += "; did you mean '" + s + "'?";
+      }
       c.error(km, p, msg);
       continue;
     }
@@ -583,14 +690,18 @@ struct PipelineMarks {
 void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
   Map m(c, n, "aws", at,
         {"region", "credentials", "profile", "endpoints", "s3_path_style", "proxy", "ca_bundle"});
-  if (!m.ok()) return;
+  if (!m.ok()) {
+    return;
+  }
   c.opt_string(m, "region", aws.region, [](const std::string& r) -> std::string {
-    if (matches(r, "[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")) return "";
+    if (matches(r, "[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")) {
+      return "";
+    }
     return "expected an AWS region such as us-east-1, got '" + r + "'";
   });
   if (const Item* it = m.get("credentials")) {
     Map cm(c, it->value, it->path, it->mark, {"source"});
-    if (cm.ok())
+    if (cm.ok()) {
       c.enumeration<CredentialSource>(cm, "source", aws.credential_source,
                                       {{"auto", CredentialSource::automatic},
                                        {"env", CredentialSource::env},
@@ -599,9 +710,12 @@ void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
                                        {"imds", CredentialSource::imds},
                                        {"container", CredentialSource::container},
                                        {"systemd", CredentialSource::systemd}});
+    }
   }
   c.opt_string(m, "profile", aws.profile, [](const std::string& p) -> std::string {
-    if (matches(p, "[A-Za-z0-9_.+@-]+")) return "";
+    if (matches(p, "[A-Za-z0-9_.+@-]+")) {
+      return "";
+    }
     return "a profile name uses letters, digits and _ . + @ -";
   });
   if (const Item* it = m.get("endpoints")) {
@@ -615,7 +729,9 @@ void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
   c.opt_string(m, "proxy", aws.proxy, check_url);
   if (const Item* it = m.get("ca_bundle"); it && !c.is_null(*it)) {
     fs::path p;
-    if (c.abs_path(*it, p)) aws.ca_bundle = p;
+    if (c.abs_path(*it, p)) {
+      aws.ca_bundle = p;
+    }
   }
 }
 
@@ -623,12 +739,17 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
   Map m(c, it.value, it.path, it.mark,
         {"name", "watch", "patterns", "complete_when", "validation_level", "on_invalid",
          "fhir_packages", "s3", "healthlake", "after_upload"});
-  if (!m.ok()) return;
+  if (!m.ok()) {
+    return;
+  }
   if (c.string(m, "name", p.name, true, [](const std::string& n) -> std::string {
-        if (matches(n, "[A-Za-z0-9][A-Za-z0-9._-]{0,63}")) return "";
+        if (matches(n, "[A-Za-z0-9][A-Za-z0-9._-]{0,63}")) {
+          return "";
+        }
         return "a pipeline name is 1-64 of [A-Za-z0-9._-], starting with a letter or digit";
-      }))
+      })) {
     marks.name = m.get("name")->mark;
+  }
   if (c.path(m, "watch", p.watch, true)) {
     marks.watch = m.get("watch")->mark;
     marks.watch_ok = true;
@@ -645,8 +766,12 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
       }
       out.push_back(s);
     }
-    if (out.empty() && !bad) c.error(pi->mark, pi->path, "needs at least one pattern");
-    if (!bad && !out.empty()) p.patterns = out;
+    if (out.empty() && !bad) {
+      c.error(pi->mark, pi->path, "needs at least one pattern");
+    }
+    if (!bad && !out.empty()) {
+      p.patterns = out;
+    }
   }
   if (const Item* ci = m.get("complete_when")) {
     Map cm(c, ci->value, ci->path, ci->mark,
@@ -654,8 +779,9 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
     if (cm.ok()) {
       std::optional<std::string> marker = p.complete_when.marker;
       c.opt_string(cm, "marker", marker, [](const std::string& s) -> std::string {
-        if (s.find('/') != std::string::npos || s == "." || s == "..")
+        if (s.find('/') != std::string::npos || s == "." || s == "..") {
           return "the marker is a file name, not a path";
+        }
         return "";
       });
       p.complete_when.marker = marker.value_or("");
@@ -663,10 +789,11 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
       c.boolean(cm, "client_log", p.complete_when.client_log);
       c.duration(cm, "settle_seconds", p.complete_when.settle, std::chrono::hours(24));
       const auto& w = p.complete_when;
-      if (w.marker.empty() && !w.bulk_manifest && !w.client_log && w.settle.count() == 0)
+      if (w.marker.empty() && !w.bulk_manifest && !w.client_log && w.settle.count() == 0) {
         c.error(cm.mark(), ci->path,
                 "no completion rule is enabled: an export would never be picked up (set "
                 "marker, bulk_manifest, client_log or settle_seconds)");
+      }
     }
   }
   c.enumeration<ValidationLevel>(m, "validation_level", p.validation_level,
@@ -682,7 +809,9 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
     auto pk = c.list(*fi, storage);
     for (auto& [s, at] : pk) {
       fs::path path;
-      if (c.abs_path(*at, path)) p.fhir_packages.push_back(path);
+      if (c.abs_path(*at, path)) {
+        p.fhir_packages.push_back(path);
+      }
     }
   }
   if (const Item* si = m.get("s3")) {
@@ -692,10 +821,13 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
       c.string(sm, "bucket", p.s3.bucket, true, check_bucket);
       if (c.string(sm, "prefix", p.s3.prefix, false,
                    [](const std::string& s) { return check_key_part(s, true); })) {
-        while (!p.s3.prefix.empty() && p.s3.prefix.back() == '/') p.s3.prefix.pop_back();
-        if (!p.s3.prefix.empty() && p.s3.prefix.front() == '/')
+        while (!p.s3.prefix.empty() && p.s3.prefix.back() == '/') {
+          p.s3.prefix.pop_back();
+        }
+        if (!p.s3.prefix.empty() && p.s3.prefix.front() == '/') {
           c.error(sm.get("prefix")->mark, sm.get("prefix")->path,
                   "an S3 key prefix does not start with '/'");
+        }
       }
       c.opt_string(sm, "kms_key_id", p.s3.kms_key_id, check_kms);
       c.boolean(sm, "archive", p.s3.archive);
@@ -711,20 +843,25 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
     if (hm.ok()) {
       auto& h = p.healthlake;
       c.string(hm, "datastore_id", h.datastore_id, true, [](const std::string& s) -> std::string {
-        if (matches(s, "[A-Za-z0-9]{32}")) return "";
+        if (matches(s, "[A-Za-z0-9]{32}")) {
+          return "";
+        }
         return "a HealthLake data store id is 32 letters and digits, got '" + s + "' (" +
                std::to_string(s.size()) + " characters)";
       });
       c.string(hm, "data_access_role_arn", h.data_access_role_arn, true,
                [](const std::string& s) -> std::string {
-                 if (matches(s, "arn:aws(-[^:]+)?:iam::[0-9]{12}:role/.+")) return "";
+                 if (matches(s, "arn:aws(-[^:]+)?:iam::[0-9]{12}:role/.+")) {
+                   return "";
+                 }
                  return "expected an IAM role ARN such as arn:aws:iam::123456789012:role/Name";
                });
       c.string(hm, "output_s3_uri", h.output_s3_uri, true, check_s3_uri);
-      if (!hm.get("output_kms_key_id"))
+      if (!hm.get("output_kms_key_id")) {
         c.missing(hm, "output_kms_key_id", "StartFHIRImportJob requires a KMS key for its output");
-      else
+      } else {
         c.string(hm, "output_kms_key_id", h.output_kms_key_id, true, check_kms);
+      }
       c.integer(hm, "max_outstanding_starts", h.max_outstanding_starts, 1, 10);
       if (const Item* ai = hm.get("accept_statuses")) {
         std::vector<Item> storage;
@@ -734,18 +871,20 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
         for (auto& [s, at] : st) {
           if (s != "COMPLETED" && s != "COMPLETED_WITH_ERRORS") {
             std::string msg = "must be COMPLETED or COMPLETED_WITH_ERRORS, got '" + s + "'";
-            if (auto sg = suggest(s, {"COMPLETED", "COMPLETED_WITH_ERRORS"}); !sg.empty())
+            if (auto sg = suggest(s, {"COMPLETED", "COMPLETED_WITH_ERRORS"}); !sg.empty()) {
               msg += "; did you mean '" + sg + "'?";
+            }
             c.error(at->mark, at->path, msg);
             bad = true;
           } else if (std::find(out.begin(), out.end(), s) == out.end()) {
             out.push_back(s);
           }
         }
-        if (!bad && std::find(out.begin(), out.end(), "COMPLETED") == out.end())
+        if (!bad && std::find(out.begin(), out.end(), "COMPLETED") == out.end()) {
           c.error(ai->mark, ai->path, "must include COMPLETED");
-        else if (!bad)
+        } else if (!bad) {
           h.accept_statuses = out;
+        }
       }
     }
   } else {
@@ -769,8 +908,9 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
         }
       } else {
         std::string msg = "must be keep, delete or move:/absolute/dir, got '" + *v + "'";
-        if (auto s = suggest(*v, {"keep", "delete"}); !s.empty())
+        if (auto s = suggest(*v, {"keep", "delete"}); !s.empty()) {
           msg += "; did you mean '" + s + "'?";
+        }
         c.error(ai->mark, ai->path, msg);
       }
     }
@@ -783,7 +923,9 @@ void read_metrics(Checker& c, const Item& it, Metrics& out) {
     return;
   }
   auto v = c.text(it);
-  if (!v) return;
+  if (!v) {
+    return;
+  }
   if (*v == "off" || v->empty()) {
     out.enabled = false;
     return;
@@ -794,12 +936,16 @@ void read_metrics(Checker& c, const Item& it, Metrics& out) {
     host = mm[1].str();
     port = mm[2].str();
     in6_addr a6{};
-    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) host.clear();
+    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) {
+      host.clear();
+    }
   } else if (std::regex_match(*v, mm, re("([0-9.]+|localhost):([0-9]{1,5})"))) {
     host = mm[1].str();
     port = mm[2].str();
     in_addr a4{};
-    if (host != "localhost" && inet_pton(AF_INET, host.c_str(), &a4) != 1) host.clear();
+    if (host != "localhost" && inet_pton(AF_INET, host.c_str(), &a4) != 1) {
+      host.clear();
+    }
   }
   int pn = port.empty() ? 0 : std::stoi(port);
   if (host.empty() || pn < 1 || pn > 65535) {
@@ -816,9 +962,13 @@ Config read(Checker& c, const YAML::Node& root) {
   Config cfg;
   Map top(c, root, "", YAML::Mark{},
           {"aws", "pipelines", "spool", "journal", "upload", "metrics", "log"});
-  if (!top.ok()) return cfg;
+  if (!top.ok()) {
+    return cfg;
+  }
 
-  if (const Item* it = top.get("aws")) read_aws(c, it->value, it->mark, cfg.aws);
+  if (const Item* it = top.get("aws")) {
+    read_aws(c, it->value, it->mark, cfg.aws);
+  }
 
   std::vector<PipelineMarks> marks;
   if (const Item* it = top.get("pipelines")) {
@@ -854,7 +1004,9 @@ Config read(Checker& c, const YAML::Node& root) {
   }
   if (const Item* it = top.get("journal")) {
     Map m(c, it->value, it->path, it->mark, {"path"});
-    if (m.ok()) c.path(m, "path", cfg.journal.path, false);
+    if (m.ok()) {
+      c.path(m, "path", cfg.journal.path, false);
+    }
   }
   if (const Item* it = top.get("upload")) {
     Map m(c, it->value, it->path, it->mark, {"part_size", "concurrency", "bandwidth_limit"});
@@ -863,7 +1015,9 @@ Config read(Checker& c, const YAML::Node& root) {
         if (auto v = c.text(*ps); v && *v != "auto") {
           Bytes b = 0;
           c.size(m, "part_size", b, Bytes{5} << 20, Bytes{5} << 30);
-          if (b) cfg.upload.part_size = b;
+          if (b) {
+            cfg.upload.part_size = b;
+          }
         }
       }
       c.integer(m, "concurrency", cfg.upload.concurrency, 1, 64);
@@ -871,20 +1025,24 @@ Config read(Checker& c, const YAML::Node& root) {
         if (auto v = c.text(*bl); v && *v != "off" && !v->empty()) {
           std::string why;
           auto r = parse_rate(*v, why);
-          if (!r)
+          if (!r) {
             c.error(bl->mark, bl->path, why);
-          else if (*r < 1024)
+          } else if (*r < 1024) {
             c.error(bl->mark, bl->path, "must be at least 1KiB/s, got '" + *v + "'");
-          else
+          } else {
             cfg.upload.bandwidth_limit = *r;
+          }
         }
       }
     }
   }
   if (const Item* it = top.get("metrics")) {
     Map m(c, it->value, it->path, it->mark, {"listen"});
-    if (m.ok())
-      if (const Item* l = m.get("listen")) read_metrics(c, *l, cfg.metrics);
+    if (m.ok()) {
+      if (const Item* l = m.get("listen")) {
+        read_metrics(c, *l, cfg.metrics);
+      }
+    }
   }
   if (const Item* it = top.get("log")) {
     Map m(c, it->value, it->path, it->mark, {"level"});
@@ -894,7 +1052,9 @@ Config read(Checker& c, const YAML::Node& root) {
           if (!fe::log::parse_level(*v, cfg.log.level)) {
             std::vector<std::string_view> names = {"error", "warning", "notice", "info", "debug"};
             std::string msg = "must be one of " + join(names, ", ") + ", got '" + *v + "'";
-            if (auto s = suggest(*v, names); !s.empty()) msg += "; did you mean '" + s + "'?";
+            if (auto s = suggest(*v, names); !s.empty()) {
+              msg += "; did you mean '" + s + "'?";
+            }
             c.error(l->mark, l->path, msg);
           }
         }
@@ -909,34 +1069,39 @@ Config read(Checker& c, const YAML::Node& root) {
     for (size_t j = 0; j < i; ++j) {
       const auto& q = cfg.pipelines[j];
       std::string other = "pipelines[" + std::to_string(j) + "]";
-      if (!p.name.empty() && p.name == q.name)
+      if (!p.name.empty() && p.name == q.name) {
         c.error(marks[i].name, at + ".name",
                 "duplicate pipeline name '" + p.name + "' (also " + other + ")");
+      }
       if (marks[i].watch_ok && marks[j].watch_ok) {
-        if (p.watch == q.watch)
+        if (p.watch == q.watch) {
           c.error(marks[i].watch, at + ".watch",
                   "watches the same directory as " + other + " ('" + q.name + "')");
-        else if (inside_or_same(p.watch, q.watch) || inside_or_same(q.watch, p.watch))
+        } else if (inside_or_same(p.watch, q.watch) || inside_or_same(q.watch, p.watch)) {
           c.error(marks[i].watch, at + ".watch",
                   "'" + p.watch.string() + "' and " + other + ".watch '" + q.watch.string() +
                       "' are nested: one pipeline would ingest the other's exports");
+        }
       }
     }
     if (marks[i].watch_ok) {
-      if (inside_or_same(cfg.spool.dir, p.watch) || inside_or_same(p.watch, cfg.spool.dir))
+      if (inside_or_same(cfg.spool.dir, p.watch) || inside_or_same(p.watch, cfg.spool.dir)) {
         c.error(marks[i].watch, at + ".watch",
                 "overlaps spool.dir '" + cfg.spool.dir.string() + "'");
-      if (inside_or_same(cfg.journal.path, p.watch))
+      }
+      if (inside_or_same(cfg.journal.path, p.watch)) {
         c.error(marks[i].watch, at + ".watch",
                 "contains journal.path '" + cfg.journal.path.string() + "'");
+      }
     }
     if (marks[i].after_ok) {
       for (size_t j = 0; j < cfg.pipelines.size(); ++j) {
-        if (marks[j].watch_ok && inside_or_same(p.after_upload.move_to, cfg.pipelines[j].watch))
+        if (marks[j].watch_ok && inside_or_same(p.after_upload.move_to, cfg.pipelines[j].watch)) {
           c.error(marks[i].after_upload, at + ".after_upload",
                   "moving into '" + p.after_upload.move_to.string() +
                       "' would feed the files back into watched directory '" +
                       cfg.pipelines[j].watch.string() + "'");
+        }
       }
     }
   }
@@ -984,16 +1149,22 @@ LoadResult load(std::string_view yaml, const std::string& name, const fs::path& 
 
 std::string format(const Error& e) {
   std::string s = e.file;
-  if (e.line > 0) s += ":" + std::to_string(e.line) + ":" + std::to_string(e.column);
+  if (e.line > 0) {
+    s += ":" + std::to_string(e.line) + ":" + std::to_string(e.column);
+  }
   s += ": ";
-  if (!e.path.empty()) s += e.path + ": ";
+  if (!e.path.empty()) {
+    s += e.path + ": ";
+  }
   s += e.message;
   return s;
 }
 
 std::string format(const std::vector<Error>& errors) {
   std::string out;
-  for (const auto& e : errors) out += format(e) + "\n";
+  for (const auto& e : errors) {
+    out += format(e) + "\n";
+  }
   return out;
 }
 

@@ -13,12 +13,16 @@ bool split_number(std::string_view text, std::string_view& number, std::string_v
   bool dot = false;
   while (i < text.size() &&
          (std::isdigit(static_cast<unsigned char>(text[i])) || (text[i] == '.' && !dot))) {
-    if (text[i] == '.') dot = true;
+    if (text[i] == '.') {
+      dot = true;
+    }
     ++i;
   }
   number = text.substr(0, i);
   unit = text.substr(i);
-  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  while (!unit.empty() && unit.front() == ' ') {
+    unit.remove_prefix(1);
+  }
   return !number.empty() && number != "." && number.front() != '.' && number.back() != '.';
 }
 
@@ -96,7 +100,9 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string& why)
     return std::nullopt;
   }
   for (const auto& u : kSizeUnits) {
-    if (u.name == unit) return scale(number, u.mult, why);
+    if (u.name == unit) {
+      return scale(number, u.mult, why);
+    }
   }
   why =
       "unknown size unit '" + std::string(unit) + "' (use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB)";
@@ -105,9 +111,13 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string& why)
 
 std::optional<std::uint64_t> parse_rate(std::string_view text, std::string& why) {
   std::string_view t = text;
-  if (t.size() >= 2 && t.substr(t.size() - 2) == "/s") t.remove_suffix(2);
+  if (t.size() >= 2 && t.substr(t.size() - 2) == "/s") {
+    t.remove_suffix(2);
+  }
   auto v = parse_size(t, why);
-  if (!v) why = "expected a rate such as 20MiB/s or 500KB/s, got '" + std::string(text) + "'";
+  if (!v) {
+    why = "expected a rate such as 20MiB/s or 500KB/s, got '" + std::string(text) + "'";
+  }
   return v;
 }
 
@@ -120,17 +130,23 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text, s
   }
   // A bare number is seconds.
   bool all_digits = true;
-  for (char c : text) all_digits = all_digits && std::isdigit(static_cast<unsigned char>(c));
+  for (char c : text) {
+    all_digits = all_digits && std::isdigit(static_cast<unsigned char>(c));
+  }
   if (all_digits) {
     auto v = scale(text, 1000, why);
-    if (!v) return std::nullopt;
+    if (!v) {
+      return std::nullopt;
+    }
     return std::chrono::milliseconds(*v);
   }
   std::uint64_t total = 0;
   std::string_view rest = text;
   while (!rest.empty()) {
     size_t i = 0;
-    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) ++i;
+    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) {
+      ++i;
+    }
     if (i == 0 || i > 12) {
       why = bad;
       return std::nullopt;
@@ -173,7 +189,9 @@ std::string format_size(std::uint64_t bytes) {
     div *= 1024;
     ++i;
   }
-  if (bytes % div == 0) return std::to_string(bytes / div) + kNames[i];
+  if (bytes % div == 0) {
+    return std::to_string(bytes / div) + kNames[i];
+  }
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f%s", static_cast<double>(bytes) / static_cast<double>(div),
                 kNames[i]);

@@ -43,11 +43,17 @@ const char* name(Level l) {
 
 bool detect_journal() {
   const char* js = std::getenv("JOURNAL_STREAM");
-  if (!js || !*js) return false;
+  if (!js || !*js) {
+    return false;
+  }
   unsigned long long dev = 0, ino = 0;
-  if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+  if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) {
+    return false;
+  }
   struct stat st {};
-  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  if (fstat(STDERR_FILENO, &st) != 0) {
+    return false;
+  }
   return static_cast<unsigned long long>(st.st_dev) == dev &&
          static_cast<unsigned long long>(st.st_ino) == ino;
 }
@@ -65,18 +71,29 @@ bool use_journal() {
 std::string field_name(std::string_view key) {
   std::string out;
   for (char c : key) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c >= 'a' && c <= 'z') {
+      c = static_cast<char>(c - 'a' + 'A');
+    }
     out += ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) ? c : '_';
   }
-  while (!out.empty() && (out[0] == '_' || (out[0] >= '0' && out[0] <= '9'))) out.erase(0, 1);
-  if (out.empty()) out = "FIELD";
+  while (!out.empty() && (out[0] == '_' || (out[0] >= '0' && out[0] <= '9'))) {
+    out.erase(0, 1);
+  }
+  if (out.empty()) {
+    out = "FIELD";
+  }
   return out.substr(0, 64);
 }
 
 bool needs_quotes(const std::string& v) {
-  if (v.empty()) return true;
-  for (unsigned char c : v)
-    if (c <= ' ' || c == '"' || c == '\\' || c == '=' || c == 0x7f) return true;
+  if (v.empty()) {
+    return true;
+  }
+  for (unsigned char c : v) {
+    if (c <= ' ' || c == '"' || c == '\\' || c == '=' || c == 0x7f) {
+      return true;
+    }
+  }
   return false;
 }
 
@@ -106,9 +123,13 @@ void send_journal(Level l, std::string_view message, std::initializer_list<Field
   parts.push_back("MESSAGE=" + std::string(message));
   parts.push_back("PRIORITY=" + std::to_string(static_cast<int>(l)));
   parts.push_back("SYSLOG_IDENTIFIER=fhir-edge");
-  for (const auto& f : fields) parts.push_back(field_name(f.key) + "=" + f.value);
+  for (const auto& f : fields) {
+    parts.push_back(field_name(f.key) + "=" + f.value);
+  }
   std::vector<iovec> iov(parts.size());
-  for (size_t i = 0; i < parts.size(); ++i) iov[i] = {parts[i].data(), parts[i].size()};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    iov[i] = {parts[i].data(), parts[i].size()};
+  }
   // Same wire format as sd_journal_send(); the iovec form takes a field count known at run time.
   if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) < 0) {
     // journald refused (e.g. socket gone during shutdown): do not lose the line.
@@ -145,14 +166,17 @@ bool journal_active() {
 }
 
 void write(Level l, std::string_view message, std::initializer_list<Field> fields) {
-  if (static_cast<int>(l) > g_level.load()) return;
+  if (static_cast<int>(l) > g_level.load()) {
+    return;
+  }
   if (use_journal()) {
     send_journal(l, message, fields);
     return;
   }
   std::string line = std::string(name(l)) + ": " + std::string(message);
-  for (const auto& f : fields)
+  for (const auto& f : fields) {
     line += " " + std::string(f.key) + "=" + (needs_quotes(f.value) ? quoted(f.value) : f.value);
+  }
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

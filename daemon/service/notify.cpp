@@ -30,7 +30,9 @@ bool notify_reloading() {
 
 bool notify_status(std::string_view status) {
   std::string s = "STATUS=";
-  for (char c : status) s += (c == '\n' ? ' ' : c);  // STATUS is one line
+  for (char c : status) {
+    s += (c == '\n' ? ' ' : c);  // STATUS is one line
+  }
   return notify(s);
 }
 
@@ -40,7 +42,9 @@ bool notify_watchdog() {
 
 std::optional<std::chrono::microseconds> watchdog_interval() {
   uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return std::nullopt;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
+    return std::nullopt;
+  }
   return std::chrono::microseconds(usec);
 }
 

@@ -28,24 +28,30 @@ std::string ensure_dir(const fs::path& dir, const char* what) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) {
     fs::create_directories(dir, ec);
-    if (ec)
+    if (ec) {
       return std::string("cannot create ") + what + " '" + dir.string() + "': " + ec.message();
+    }
     // The spool holds patient data: owner and group only.
     fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec, ec);
   }
-  if (!fs::is_directory(dir, ec))
+  if (!fs::is_directory(dir, ec)) {
     return std::string(what) + " '" + dir.string() + "' is not a directory";
-  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     return std::string(what) + " '" + dir.string() + "' is not writable: " + std::strerror(errno);
+  }
   return "";
 }
 
 }  // namespace
 
 std::string Service::prepare_state_dirs(const config::Config& c) {
-  if (auto why = ensure_dir(c.spool.dir, "spool.dir"); !why.empty()) return why;
-  if (auto why = ensure_dir(c.journal.path.parent_path(), "the journal directory"); !why.empty())
+  if (auto why = ensure_dir(c.spool.dir, "spool.dir"); !why.empty()) {
     return why;
+  }
+  if (auto why = ensure_dir(c.journal.path.parent_path(), "the journal directory"); !why.empty()) {
+    return why;
+  }
   return "";
 }
 
@@ -63,15 +69,21 @@ std::string Service::status() const {
   }
   for (const auto& c : components_) {
     std::string line = c->status_line();
-    if (!line.empty()) s += "; " + line;
+    if (!line.empty()) {
+      s += "; " + line;
+    }
   }
-  if (!reload_note_.empty() && !stopping_) s += "; " + reload_note_;
+  if (!reload_note_.empty() && !stopping_) {
+    s += "; " + reload_note_;
+  }
   return s;
 }
 
 void Service::refresh_status() {
   std::string s = status();
-  if (s == last_status_) return;
+  if (s == last_status_) {
+    return;
+  }
   last_status_ = s;
   notify_status(s);
 }
@@ -115,9 +127,13 @@ void Service::arm_signals() {
 }
 
 void Service::on_signal(const boost::system::error_code& ec, int signo) {
-  if (ec) return;  // cancelled at shutdown
+  if (ec) {
+    return;  // cancelled at shutdown
+  }
   if (signo == SIGHUP) {
-    if (!stopping_) reload();
+    if (!stopping_) {
+      reload();
+    }
   } else if (stopping_) {
     // A second SIGTERM/SIGINT: the operator does not want to wait for the checkpoint.
     fe::log::warning("second stop signal: exiting without waiting for components");
@@ -132,19 +148,25 @@ void Service::on_signal(const boost::system::error_code& ec, int signo) {
 }
 
 void Service::arm_watchdog() {
-  if (!watchdog_period_) return;
+  if (!watchdog_period_) {
+    return;
+  }
   // Ping from the loop itself (not a helper thread) so a blocked loop is noticed and restarted.
   notify_watchdog();
   watchdog_.expires_after(*watchdog_period_ / 2);
   watchdog_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) arm_watchdog();
+    if (!ec) {
+      arm_watchdog();
+    }
   });
 }
 
 void Service::arm_status() {
   status_timer_.expires_after(options_.status_interval);
   status_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || stopping_) return;
+    if (ec || stopping_) {
+      return;
+    }
     refresh_status();
     arm_status();
   });
@@ -152,13 +174,17 @@ void Service::arm_status() {
 
 void Service::request_stop() {
   boost::asio::post(io_, [this] {
-    if (!stopping_) begin_stop();
+    if (!stopping_) {
+      begin_stop();
+    }
   });
 }
 
 void Service::request_reload() {
   boost::asio::post(io_, [this] {
-    if (!stopping_) reload();
+    if (!stopping_) {
+      reload();
+    }
   });
 }
 
@@ -169,17 +195,20 @@ void Service::reload() {
   auto r = config::load_config(options_.config_path);
   std::string refused;
   if (!r.ok()) {
-    for (const auto& e : r.errors) fe::log::error("reload: " + config::format(e));
+    for (const auto& e : r.errors) {
+      fe::log::error("reload: " + config::format(e));
+    }
     refused = std::to_string(r.errors.size()) + (r.errors.size() == 1 ? " error" : " errors") +
               " in " + options_.config_path.string();
   } else {
     const config::Config& next = *r.config;
     // The journal and the spool are open for the life of the process; moving them under
     // running uploads would split an export's state in two places.
-    if (next.spool.dir != config_.spool.dir)
+    if (next.spool.dir != config_.spool.dir) {
       refused = "spool.dir changed: restart the service to move the spool";
-    else if (next.journal.path != config_.journal.path)
+    } else if (next.journal.path != config_.journal.path) {
       refused = "journal.path changed: restart the service to move the journal";
+    }
     if (refused.empty()) {
       std::vector<std::shared_ptr<Component>> accepted;
       for (const auto& c : components_) {
@@ -233,7 +262,9 @@ void Service::begin_stop() {
   }
   stop_deadline_.expires_after(options_.stop_timeout);
   stop_deadline_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
+    if (ec) {
+      return;
+    }
     fe::log::error("components did not stop within the stop timeout; exiting anyway");
     exit_code_ = 1;
     io_.stop();
@@ -242,7 +273,9 @@ void Service::begin_stop() {
     // done() may be called from inside stop() or later; either way it runs on the loop.
     c->stop([this, finish] {
       boost::asio::post(io_, [this, finish] {
-        if (pending_stops_ > 0 && --pending_stops_ == 0) finish();
+        if (pending_stops_ > 0 && --pending_stops_ == 0) {
+          finish();
+        }
       });
     });
   }
