@@ -361,6 +361,39 @@ TEST(ConfigFile, OversizedInputIsRefusedWithoutParsing) {
                                         "the configuration?"));
 }
 
+// Damaged files (flipped bytes, truncation, deep nesting) never crash or throw: either a Config
+// or at least one positioned error.
+TEST(ConfigRobustness, MutatedReferenceConfigNeverCrashes) {
+  std::ifstream in(std::string(FE_SOURCE_DIR) + "/config/fhir-edge.yaml");
+  std::string base((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(base.empty());
+  const std::string alphabet = ":-[]{}\"'&*!|>%@`#,? \n\t\\$x0.";
+  unsigned seed = 12345;
+  auto rnd = [&seed](unsigned n) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) % n;
+  };
+  int rejected = 0;
+  for (int i = 0; i < 400; ++i) {
+    std::string m = base;
+    for (int k = 0, edits = 1 + static_cast<int>(rnd(4)); k < edits; ++k)
+      m[rnd(static_cast<unsigned>(m.size()))] =
+          alphabet[rnd(static_cast<unsigned>(alphabet.size()))];
+    if (i % 10 == 0) m.resize(rnd(static_cast<unsigned>(m.size())));
+    fe::config::LoadResult r;
+    ASSERT_NO_THROW(r = load_config_text(m, "m.yaml"));
+    EXPECT_NE(r.ok(), !r.errors.empty());
+    if (!r.ok()) ++rejected;
+  }
+  EXPECT_GT(rejected, 0);  // the mutations really produced broken files
+  for (std::string deep : {std::string(5000, '['), std::string(5000, '{'),
+                           std::string("a: ") + std::string(3000, '-')}) {
+    auto r = load_config_text(deep, "d.yaml");
+    EXPECT_FALSE(r.ok());
+    ASSERT_FALSE(r.errors.empty());
+  }
+}
+
 TEST(ConfigFile, ShippedReferenceConfigLoadsClean) {
   auto r = fe::config::load_config(std::string(FE_SOURCE_DIR) + "/config/fhir-edge.yaml");
   ASSERT_TRUE(r.ok()) << fe::config::format(r.errors);
