@@ -422,23 +422,31 @@ std::string HealthLake::list_jobs(std::string_view body) {
 }
 
 void HealthLake::tick(double now) {
+  // Each transition happens at its scheduled time (not at the tick that notices it), so the
+  // schedule is the same however often tick() runs.
   bool changed = true;
   while (changed) {
     changed = false;
     for (auto& [id, j] : jobs_) {
-      if (j.status == "SUBMITTED" && now - j.phase_since >= opt_.timing.submitted) {
+      if (j.status == "SUBMITTED" && now >= j.phase_since + opt_.timing.submitted) {
         j.status = "QUEUED";
-        j.phase_since = now;
+        j.phase_since += opt_.timing.submitted;
         changed = true;
-      } else if (j.status == "IN_PROGRESS" && now - j.phase_since >= opt_.timing.run) {
+      } else if (j.status == "IN_PROGRESS" && now >= j.phase_since + opt_.timing.run) {
         j.status = j.final_status;
         j.end_time = std::chrono::system_clock::now();
+        free_at_[j.datastore] = j.phase_since + opt_.timing.run;
+        if (!j.manifest.empty() && s3_.has_bucket(j.manifest_bucket)) {
+          s3_.put_bytes(j.manifest_bucket, j.manifest_key, j.manifest, "application/json");
+          j.manifest.clear();
+        }
         changed = true;
         fe::log::info("healthlake-local: import job finished",
                       {{"JOB_ID", j.id}, {"JOB_STATUS", j.status}});
       }
     }
-    // One running job per data store; the oldest QUEUED job whose queue time has passed starts.
+    // One running job per data store; the oldest QUEUED job starts once its queue time has
+    // passed and the data store is free (FIFO: later jobs never overtake the head).
     std::map<std::string, bool> busy;
     for (const auto& [id, j] : jobs_)
       if (j.status == "IN_PROGRESS") busy[j.datastore] = true;
@@ -449,9 +457,10 @@ void HealthLake::tick(double now) {
       if (!n || j.seq < n->seq) n = &j;
     }
     for (auto& [ds, j] : next) {
-      if (now - j->phase_since < opt_.timing.queued) continue;  // FIFO: the head waits its turn
+      double start_at = std::max(j->phase_since + opt_.timing.queued, free_at_[ds]);
+      if (now < start_at) continue;
       j->status = "IN_PROGRESS";
-      j->phase_since = now;
+      j->phase_since = start_at;
       run_import(*j);
       changed = true;
     }
@@ -607,7 +616,9 @@ void HealthLake::run_import(Job& j) {
       ",\"numberOfResourcesImportedSuccessfully\":" + std::to_string(r.resources_imported) +
       ",\"numberOfResourcesWithCustomerError\":" + std::to_string(r.resources_customer_error) +
       ",\"numberOfResourcesWithServerError\":" + std::to_string(r.resources_server_error) + "}";
-  s3_.put_bytes(out_bucket, job_dir + "manifest.json", manifest, "application/json");
+  j.manifest_bucket = out_bucket;
+  j.manifest_key = job_dir + "manifest.json";
+  j.manifest = std::move(manifest);
 }
 
 uint64_t HealthLake::imports_of(const std::string& ds, const std::string& key) const {

@@ -71,6 +71,8 @@ struct Job {
   std::string fingerprint;  // request parameters, for ClientToken reuse checks
   std::optional<ImportReport> report;
   std::string final_status;  // decided by the import, shown once the run time has passed
+  // manifest.json is written when the job turns terminal, as HealthLake does at the end.
+  std::string manifest_bucket, manifest_key, manifest;
 };
 
 struct HealthLakeOptions {
@@ -117,6 +119,7 @@ class HealthLake {
   std::map<std::pair<std::string, std::string>, std::string> tokens_;  // (ds, token) -> job id
   uint64_t seq_ = 0;
   std::map<std::string, std::shared_ptr<const fe::fhir::Validator>> validators_;
+  std::map<std::string, double> free_at_;  // data store -> when its last running job ended
 };
 
 }  // namespace fe::hll

@@ -271,7 +271,8 @@ void S3Store::load() {
 }
 
 ObjectInfo S3Store::put_object(const std::string& bucket, const std::string& key,
-                               const fs::path& body, const WriteRequest& req) {
+                               const fs::path& body, const WriteRequest& req,
+                               const Digests* known) {
   struct Cleanup {
     fs::path p;
     ~Cleanup() {
@@ -281,7 +282,7 @@ ObjectInfo S3Store::put_object(const std::string& bucket, const std::string& key
   } cleanup{body};
   require_bucket(bucket);
   check_key(key);
-  Digests d = digest_file(body);
+  Digests d = known ? *known : digest_file(body);
   verify_body(d, req);
   if (req.if_none_match_star && find_object(bucket, key))
     throw S3Error(412, "PreconditionFailed",
@@ -441,7 +442,7 @@ const UploadInfo& S3Store::upload(const std::string& bucket, const std::string& 
 
 PartInfo S3Store::upload_part(const std::string& bucket, const std::string& key,
                               const std::string& upload_id, int part_number, const fs::path& body,
-                              const WriteRequest& req) {
+                              const WriteRequest& req, const Digests* known) {
   struct Cleanup {
     fs::path p;
     ~Cleanup() {
@@ -454,7 +455,7 @@ PartInfo S3Store::upload_part(const std::string& bucket, const std::string& key,
                   "Part number must be an integer between 1 and 10000, inclusive",
                   {{"ArgumentName", "partNumber"}, {"ArgumentValue", std::to_string(part_number)}});
   UploadInfo& u = upload_mut(bucket, key, upload_id);
-  Digests d = digest_file(body);
+  Digests d = known ? *known : digest_file(body);
   verify_body(d, req);
   if (!u.checksum_algorithm.empty() && !req.checksums.empty() &&
       !req.checksums.count(u.checksum_algorithm))

@@ -124,8 +124,10 @@ class S3Store {
   void delete_bucket(const std::string& name);
 
   // Body is the spooled file at `body`; it is moved into the store on success, removed on error.
+  // `known` saves a second pass over the body when the caller already digested it.
   ObjectInfo put_object(const std::string& bucket, const std::string& key,
-                        const std::filesystem::path& body, const WriteRequest& req);
+                        const std::filesystem::path& body, const WriteRequest& req,
+                        const Digests* known = nullptr);
   const ObjectInfo& head_object(const std::string& bucket, const std::string& key) const;
   const ObjectInfo* find_object(const std::string& bucket, const std::string& key) const;
   void delete_object(const std::string& bucket, const std::string& key);
@@ -135,7 +137,8 @@ class S3Store {
                                   const WriteRequest& req, const std::string& checksum_algorithm);
   PartInfo upload_part(const std::string& bucket, const std::string& key,
                        const std::string& upload_id, int part_number,
-                       const std::filesystem::path& body, const WriteRequest& req);
+                       const std::filesystem::path& body, const WriteRequest& req,
+                       const Digests* known = nullptr);
   const UploadInfo& upload(const std::string& bucket, const std::string& key,
                            const std::string& upload_id) const;  // throws NoSuchUpload
   ListPartsResult list_parts(const std::string& bucket, const std::string& key,

@@ -1,0 +1,270 @@
+// HealthLake rules of healthlake-local: input checks, ClientToken idempotency, the job state
+// machine (driven by explicit tick times, no sleeping), FIFO per data store, and a real import.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <filesystem>
+#include <string>
+
+#include "healthlake.hpp"
+#include "s3_store.hpp"
+#include "util.hpp"
+
+namespace fs = std::filesystem;
+using namespace fe::hll;
+
+namespace {
+
+const std::string kDs = "0123456789abcdef0123456789abcdef";
+const std::string kDs2 = "fedcba9876543210fedcba9876543210";
+const std::string kKms = "arn:aws:kms:us-east-1:123456789012:key/abcd-1234";
+const std::string kRole = "arn:aws:iam::123456789012:role/HealthLakeImport";
+
+std::string start_body(const std::string& ds, const std::string& token, const std::string& input,
+                       const std::string& level = "structure-only",
+                       const std::string& name = "job") {
+  std::string s = "{\"JobName\":\"" + name + "\",\"DatastoreId\":\"" + ds +
+                  "\",\"DataAccessRoleArn\":\"" + kRole + "\",\"InputDataConfig\":{\"S3Uri\":\"" +
+                  input + "\"},\"JobOutputDataConfig\":{\"S3Configuration\":{\"S3Uri\":" +
+                  "\"s3://results/out\",\"KmsKeyId\":\"" + kKms + "\"}},\"ValidationLevel\":\"" +
+                  level + "\"";
+  if (!token.empty()) s += ",\"ClientToken\":\"" + token + "\"";
+  return s + "}";
+}
+
+std::string str(const std::string& json, const char* a, const char* b = nullptr) {
+  simdjson::dom::parser p;
+  simdjson::dom::element e = p.parse(json);
+  std::string_view v = b ? std::string_view(e[a][b]) : std::string_view(e[a]);
+  return std::string(v);
+}
+
+class HealthLakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "hll-hl-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    s3_ = std::make_unique<S3Store>(dir_ / "s3");
+    s3_->create_bucket("landing");
+    s3_->create_bucket("results");
+    HealthLakeOptions o;
+    o.timing = {1.0, 1.0, 1.0};
+    hl_ = std::make_unique<HealthLake>(*s3_, dir_ / "hl", o);
+    hl_->add_datastore(kDs);
+    hl_->add_datastore(kDs2);
+  }
+  void TearDown() override {
+    hl_.reset();
+    s3_.reset();
+    fs::remove_all(dir_);
+  }
+  std::string status(const std::string& ds, const std::string& id, double now) {
+    return str(hl_->call("DescribeFHIRImportJob",
+                         "{\"DatastoreId\":\"" + ds + "\",\"JobId\":\"" + id + "\"}", now),
+               "ImportJobProperties", "JobStatus");
+  }
+  HlError error_of(const std::string& op, const std::string& body) {
+    try {
+      hl_->call(op, body, 0);
+    } catch (const HlError& e) {
+      return e;
+    }
+    ADD_FAILURE() << op << " succeeded: " << body;
+    return HlError(0, "", "");
+  }
+  fs::path dir_;
+  std::unique_ptr<S3Store> s3_;
+  std::unique_ptr<HealthLake> hl_;
+};
+
+TEST(JobTiming, ParsesPhasesAndUnits) {
+  JobTiming t = JobTiming::parse("submitted=0.2s,queued=500ms,run=1");
+  EXPECT_DOUBLE_EQ(t.submitted, 0.2);
+  EXPECT_DOUBLE_EQ(t.queued, 0.5);
+  EXPECT_DOUBLE_EQ(t.run, 1.0);
+  EXPECT_THROW(JobTiming::parse("boot=1s"), std::invalid_argument);
+  EXPECT_THROW(JobTiming::parse("run=fast"), std::invalid_argument);
+}
+
+TEST_F(HealthLakeTest, InputsAreCheckedAgainstTheApiPatterns) {
+  s3_->put_bytes("landing", "in/a.ndjson", "{}\n", "");
+  auto body = start_body(kDs, "tok-1", "s3://landing/in/");
+  HlError e = error_of("StartFHIRImportJob", start_body(kDs, "bad token!", "s3://landing/in/"));
+  EXPECT_EQ(e.type, "ValidationException");
+  EXPECT_NE(e.message.find("clientToken"), std::string::npos) << e.message;
+  EXPECT_EQ(
+      error_of("StartFHIRImportJob", start_body(kDs, std::string(65, 'a'), "s3://landing/in/"))
+          .type,
+      "ValidationException");
+  EXPECT_EQ(error_of("StartFHIRImportJob", start_body(kDs, "t", "http://landing/in/")).type,
+            "ValidationException");
+  EXPECT_EQ(
+      error_of("StartFHIRImportJob", start_body(kDs, "t", "s3://landing/in/", "lenient")).type,
+      "ValidationException");
+  std::string bad_role = body;
+  bad_role.replace(bad_role.find(kRole), kRole.size(), "arn:aws:iam::12:role/x");
+  EXPECT_EQ(error_of("StartFHIRImportJob", bad_role).type, "ValidationException");
+  EXPECT_EQ(error_of("StartFHIRImportJob", "{\"DatastoreId\":\"" + kDs + "\"}").type,
+            "ValidationException");
+  EXPECT_EQ(error_of("StartFHIRImportJob", "not json").type, "SerializationException");
+  EXPECT_EQ(error_of("StartFHIRImportJob",
+                     start_body("00000000000000000000000000000000", "t", "s3://landing/in/"))
+                .type,
+            "ResourceNotFoundException");
+  EXPECT_EQ(
+      error_of("ListFHIRImportJobs", "{\"DatastoreId\":\"" + kDs + "\",\"MaxResults\":0}").type,
+      "ValidationException");
+  EXPECT_EQ(
+      error_of("ListFHIRImportJobs", "{\"DatastoreId\":\"" + kDs + "\",\"MaxResults\":501}").type,
+      "ValidationException");
+  EXPECT_EQ(
+      error_of("DescribeFHIRImportJob", "{\"DatastoreId\":\"" + kDs + "\",\"JobId\":\"nope\"}")
+          .type,
+      "ResourceNotFoundException");
+}
+
+TEST_F(HealthLakeTest, ClientTokenReturnsTheSameJob) {
+  s3_->put_bytes("landing", "in/a.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n", "");
+  std::string a = hl_->call("StartFHIRImportJob", start_body(kDs, "tok-1", "s3://landing/in/"), 0);
+  std::string b =
+      hl_->call("StartFHIRImportJob", start_body(kDs, "tok-1", "s3://landing/in/"), 0.5);
+  EXPECT_EQ(str(a, "JobId"), str(b, "JobId"));
+  EXPECT_EQ(str(a, "JobStatus"), "SUBMITTED");
+  // Same token on another data store is a different job; no token is always a new job.
+  std::string c = hl_->call("StartFHIRImportJob", start_body(kDs2, "tok-1", "s3://landing/in/"), 0);
+  EXPECT_NE(str(a, "JobId"), str(c, "JobId"));
+  std::string d1 = hl_->call("StartFHIRImportJob", start_body(kDs, "", "s3://landing/in/"), 0);
+  std::string d2 = hl_->call("StartFHIRImportJob", start_body(kDs, "", "s3://landing/in/"), 0);
+  EXPECT_NE(str(d1, "JobId"), str(d2, "JobId"));
+  // Reusing a token with other parameters is refused, never silently mapped to the old job.
+  HlError e = error_of("StartFHIRImportJob", start_body(kDs, "tok-1", "s3://landing/other/"));
+  EXPECT_EQ(e.type, "ConflictException");
+  // After the job finished, the token still names it (a retry after a crash finds it).
+  hl_->tick(10);
+  hl_->tick(20);
+  hl_->tick(30);
+  std::string again =
+      hl_->call("StartFHIRImportJob", start_body(kDs, "tok-1", "s3://landing/in/"), 40);
+  EXPECT_EQ(str(again, "JobId"), str(a, "JobId"));
+  EXPECT_EQ(str(again, "JobStatus"), "COMPLETED");
+}
+
+TEST_F(HealthLakeTest, StateMachineRunsOneJobPerDatastoreInFifoOrder) {
+  s3_->put_bytes("landing", "in/a.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n", "");
+  std::string j1 =
+      str(hl_->call("StartFHIRImportJob", start_body(kDs, "t1", "s3://landing/in/"), 0), "JobId");
+  std::string j2 =
+      str(hl_->call("StartFHIRImportJob", start_body(kDs, "t2", "s3://landing/in/"), 0.1), "JobId");
+  std::string j3 = str(
+      hl_->call("StartFHIRImportJob", start_body(kDs2, "t3", "s3://landing/in/"), 0.2), "JobId");
+  EXPECT_EQ(status(kDs, j1, 0.5), "SUBMITTED");
+  EXPECT_EQ(status(kDs, j1, 1.0), "QUEUED");
+  EXPECT_EQ(status(kDs, j2, 1.1), "QUEUED");
+  EXPECT_EQ(status(kDs, j1, 2.0), "IN_PROGRESS");
+  EXPECT_EQ(status(kDs, j2, 2.15), "QUEUED") << "one running job per data store";
+  EXPECT_EQ(status(kDs2, j3, 2.2), "IN_PROGRESS") << "other data stores run independently";
+  EXPECT_EQ(status(kDs, j1, 3.0), "COMPLETED");
+  EXPECT_EQ(status(kDs, j2, 3.0), "IN_PROGRESS") << "the next queued job starts when one ends";
+  EXPECT_EQ(status(kDs, j2, 4.0), "COMPLETED");
+
+  // ListFHIRImportJobs: newest first, filters, NextToken.
+  std::string l1 =
+      hl_->call("ListFHIRImportJobs", "{\"DatastoreId\":\"" + kDs + "\",\"MaxResults\":1}", 5);
+  simdjson::dom::parser p;
+  simdjson::dom::element e = p.parse(l1);
+  EXPECT_EQ(std::string_view(e["ImportJobPropertiesList"].at(0)["JobId"]), j2);
+  std::string token{std::string_view(e["NextToken"])};
+  std::string l2 = hl_->call(
+      "ListFHIRImportJobs",
+      "{\"DatastoreId\":\"" + kDs + "\",\"MaxResults\":1,\"NextToken\":\"" + token + "\"}", 5);
+  simdjson::dom::parser p2;
+  simdjson::dom::element e2 = p2.parse(l2);
+  EXPECT_EQ(std::string_view(e2["ImportJobPropertiesList"].at(0)["JobId"]), j1);
+  EXPECT_TRUE(e2["NextToken"].error()) << "last page has no NextToken";
+  std::string l3 = hl_->call("ListFHIRImportJobs",
+                             "{\"DatastoreId\":\"" + kDs + "\",\"JobStatus\":\"IN_PROGRESS\"}", 5);
+  simdjson::dom::parser p3;
+  EXPECT_EQ(simdjson::dom::array(p3.parse(l3)["ImportJobPropertiesList"]).size(), 0u);
+}
+
+TEST_F(HealthLakeTest, ImportValidatesCountsAndWritesOutputs) {
+  const std::string good1 = "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"gender\":\"male\"}";
+  const std::string good2 =
+      "{\"resourceType\":\"Patient\",\"id\":\"p2\",\"birthDate\":\"1980-02-03\"}";
+  const std::string bad1 = "{\"resourceType\":\"Patient\",\"id\":\"p3\",\"birthDate\":\"soon\"}";
+  const std::string bad2 = "{\"resourceType\":\"Nope\"}";
+  s3_->put_bytes("landing", "in/Patient.ndjson", good1 + "\n" + bad1 + "\n\n" + good2 + "\n", "");
+  s3_->put_bytes("landing", "in/sub/Other.ndjson", bad2 + "\n", "");
+  s3_->put_bytes("landing", "elsewhere.ndjson", good1 + "\n", "");
+  std::string id =
+      str(hl_->call("StartFHIRImportJob", start_body(kDs, "t1", "s3://landing/in/"), 0), "JobId");
+  hl_->tick(1);
+  hl_->tick(2);
+  std::string d = hl_->call("DescribeFHIRImportJob",
+                            "{\"DatastoreId\":\"" + kDs + "\",\"JobId\":\"" + id + "\"}", 3);
+  simdjson::dom::parser p;
+  simdjson::dom::element props = p.parse(d)["ImportJobProperties"];
+  EXPECT_EQ(std::string_view(props["JobStatus"]), "COMPLETED_WITH_ERRORS");
+  simdjson::dom::element rep = props["JobProgressReport"];
+  EXPECT_EQ(int64_t(rep["TotalNumberOfScannedFiles"]), 2);
+  EXPECT_EQ(int64_t(rep["TotalNumberOfResourcesScanned"]), 4) << "the blank line is not a resource";
+  EXPECT_EQ(int64_t(rep["TotalNumberOfResourcesImported"]), 2);
+  EXPECT_EQ(int64_t(rep["TotalNumberOfResourcesWithCustomerError"]), 2);
+  EXPECT_EQ(int64_t(rep["TotalNumberOfImportedFiles"]), 1);
+
+  std::string base = "out/" + kDs + "-FHIR_IMPORT-" + id + "/";
+  const ObjectInfo* man = s3_->find_object("results", base + "manifest.json");
+  ASSERT_NE(man, nullptr);
+  simdjson::dom::parser mp;
+  simdjson::dom::element m = mp.parse(read_file(man->data));
+  EXPECT_EQ(int64_t(m["numberOfResourcesScanned"]), 4);
+  EXPECT_EQ(int64_t(m["numberOfResourcesImportedSuccessfully"]), 2);
+  EXPECT_EQ(int64_t(m["numberOfResourcesWithCustomerError"]), 2);
+  EXPECT_EQ(std::string_view(m["failureOutput"]["failureOutputS3Uri"]),
+            "s3://results/" + base + "FAILURE/");
+  EXPECT_EQ(std::string_view(m["outputDataConfig"]["encryptionKeyID"]), kKms);
+  const ObjectInfo* fail = s3_->find_object("results", base + "FAILURE/Patient.ndjson");
+  ASSERT_NE(fail, nullptr);
+  std::string outcome = read_file(fail->data);
+  EXPECT_NE(outcome.find("OperationOutcome"), std::string::npos);
+  EXPECT_EQ(std::count(outcome.begin(), outcome.end(), '\n'), 1);
+  EXPECT_NE(s3_->find_object("results", base + "FAILURE/sub/Other.ndjson"), nullptr);
+  EXPECT_NE(s3_->find_object("results", base + "SUCCESS/Patient.ndjson"), nullptr);
+
+  EXPECT_EQ(hl_->imports_of(kDs, "Patient/p1"), 1u);
+  EXPECT_EQ(hl_->imports_of(kDs, "Patient/p3"), 0u);
+  // A second import of the same data is visible as a duplicate, and survives a restart.
+  std::string id2 =
+      str(hl_->call("StartFHIRImportJob", start_body(kDs, "t2", "s3://landing/in/"), 10), "JobId");
+  hl_->tick(11);
+  hl_->tick(12);
+  hl_->tick(13);
+  EXPECT_EQ(status(kDs, id2, 14), "COMPLETED_WITH_ERRORS");
+  EXPECT_EQ(hl_->imports_of(kDs, "Patient/p1"), 2u);
+  HealthLake reopened(*s3_, dir_ / "hl", {});
+  reopened.add_datastore(kDs);
+  EXPECT_EQ(reopened.imports_of(kDs, "Patient/p2"), 2u);
+}
+
+TEST_F(HealthLakeTest, MissingInputFailsTheJob) {
+  std::string id = str(
+      hl_->call("StartFHIRImportJob", start_body(kDs, "t1", "s3://landing/empty/"), 0), "JobId");
+  hl_->tick(1);
+  hl_->tick(2);
+  std::string d = hl_->call("DescribeFHIRImportJob",
+                            "{\"DatastoreId\":\"" + kDs + "\",\"JobId\":\"" + id + "\"}", 3);
+  EXPECT_EQ(str(d, "ImportJobProperties", "JobStatus"), "FAILED");
+  EXPECT_NE(str(d, "ImportJobProperties", "Message").find("No input files"), std::string::npos);
+}
+
+TEST_F(HealthLakeTest, DescribeDatastore) {
+  std::string d = hl_->call("DescribeFHIRDatastore", "{\"DatastoreId\":\"" + kDs + "\"}", 0);
+  EXPECT_EQ(str(d, "DatastoreProperties", "DatastoreStatus"), "ACTIVE");
+  EXPECT_EQ(str(d, "DatastoreProperties", "DatastoreArn"),
+            "arn:aws:healthlake:us-east-1:123456789012:datastore/fhir/" + kDs);
+  EXPECT_EQ(error_of("DescribeFHIRDatastore", "{\"DatastoreId\":\"abc\"}").type,
+            "ResourceNotFoundException");
+}
+
+}  // namespace
