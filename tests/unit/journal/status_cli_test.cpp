@@ -152,3 +152,21 @@ TEST(StatusCli, ExportDetailListsFilesAndEvents) {
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.out.find("no export named 'nope'"), std::string::npos);
 }
+
+TEST(StatusCli, ActiveHidesFinishedExports) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  {
+    auto j = Journal::open(db);
+    j.take_export("p", "/in/live", "d1", "live-one", {{"a.ndjson", {1, 1, 1, 1}}});
+    auto done = j.take_export("p", "/in/done", "d2", "done-one", {{"a.ndjson", {1, 1, 2, 1}}});
+    j.fail_export(done.row.id, "fail-export: 3 invalid resources");
+  }
+  auto all = run("status --journal " + db.string());
+  EXPECT_NE(all.out.find("done-one"), std::string::npos) << all.out;
+  EXPECT_NE(all.out.find("fail-export: 3 invalid resources"), std::string::npos) << all.out;
+  auto active = run("status --active --journal " + db.string());
+  EXPECT_EQ(active.code, 0);
+  EXPECT_NE(active.out.find("live-one"), std::string::npos) << active.out;
+  EXPECT_EQ(active.out.find("done-one"), std::string::npos) << active.out;
+}

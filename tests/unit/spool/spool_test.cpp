@@ -424,3 +424,28 @@ TEST(Spool, QuotaSignalsWhenAFullSpoolHasRoomAgain) {
   q.set_max_bytes(2000);  // a reload raising the limit also signals
   EXPECT_EQ(rooms, 2);
 }
+
+TEST(Spool, RedoInvalidatesThePreviousCopyUntilItIsFinished) {
+  TempDir dir;
+  auto path = import_path(dir.path(), "r", "A.ndjson");
+  {
+    SpoolWriter w(path, {.part_size = 4096});
+    w.write(make_ndjson(10000, 1));
+    w.finish();
+  }
+  EXPECT_NO_THROW(SpoolFile::open(path));
+  {
+    // A redo starts and is abandoned (crash or error): the old copy must not pass as current.
+    SpoolWriter w(path, {.part_size = 4096});
+    w.write(make_ndjson(5000, 2));
+  }
+  EXPECT_THROW(SpoolFile::open(path), Incomplete);
+  std::string data = make_ndjson(7000, 3);
+  {
+    SpoolWriter w(path, {.part_size = 4096});
+    w.write(data);
+    w.finish();
+  }
+  auto f = SpoolFile::open(path);
+  EXPECT_EQ(f.index().uncompressed_size, data.size());
+}
