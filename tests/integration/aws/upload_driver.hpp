@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include <boost/asio.hpp>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
