@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include "harness.hpp"
 
 namespace {
@@ -169,6 +171,50 @@ TEST(DaemonStart, LogLevelOptionOverridesTheFile) {
   Daemon bad({"run", "--log-level", "chatty"}, {}, f.log);
   EXPECT_EQ(bad.wait(), 2);
   EXPECT_THAT(read_file(f.log), HasSubstr("--log-level must be error, warning"));
+}
+
+// As the unit runs it: a user without privileges, no capabilities, no_new_privs. The daemon
+// must still create its state directories and serve sd_notify.
+TEST(DaemonPrivileges, RunsAsUnprivilegedUserWithoutCapabilities) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to an unprivileged user";
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "setpriv (util-linux) is missing";
+  Fixture f;
+  const uid_t nobody = 65534;
+  fs::permissions(f.dir.path(), fs::perms::owner_all | fs::perms::group_exec |
+                                    fs::perms::others_exec | fs::perms::group_read |
+                                    fs::perms::others_read);
+  fs::permissions(f.notify.path(), fs::perms::all);  // like systemd's notify socket
+  fs::path home = f.dir.path() / "home";
+  fs::create_directory(home);
+  ASSERT_EQ(chown(home.c_str(), nobody, nobody), 0);
+  write_file(f.config, config_text(home));
+  std::vector<std::string> as_nobody = {"/usr/bin/setpriv",   "--reuid=65534",  "--regid=65534",
+                                        "--clear-groups",     "--no-new-privs", "--inh-caps=-all",
+                                        "--bounding-set=-all"};
+  {
+    Daemon d({"run", "--config", f.config.string()}, {{"NOTIFY_SOCKET", f.notify.path().string()}},
+             f.log, as_nobody);
+    ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+    struct stat st {};
+    ASSERT_EQ(stat((home / "state/spool").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, nobody);
+    EXPECT_EQ(st.st_mode & 07777, 0750u);
+    d.signal(SIGTERM);
+    ASSERT_TRUE(f.notify.wait_for("STOPPING=1"));
+    EXPECT_EQ(d.wait(), 0) << read_file(f.log);
+  }
+  // The same user cannot create a spool under a root-owned directory: exit 1, clear reason.
+  std::string denied = config_text(home);
+  denied.replace(denied.find((home / "state/spool").string()),
+                 (home / "state/spool").string().size(),
+                 (f.dir.path() / "root-only/spool").string());
+  fs::create_directory(f.dir.path() / "root-only");
+  write_file(f.config, denied);
+  Daemon d({"run", "--config", f.config.string()}, {}, f.log, as_nobody);
+  EXPECT_EQ(d.wait(), 1);
+  EXPECT_THAT(read_file(f.log),
+              HasSubstr("cannot create spool.dir '" + (f.dir.path() / "root-only/spool").string() +
+                        "': Permission denied"));
 }
 
 }  // namespace

@@ -115,21 +115,23 @@ inline std::string field(const std::string& message, const std::string& key) {
 // `fhir-edge run` as a child process with the given environment additions; stderr to a file.
 class Daemon {
  public:
+  // `wrapper` (e.g. {"/usr/bin/setpriv", "--reuid=65534", ...}) is exec'd with the daemon's
+  // command line appended.
   Daemon(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-         const fs::path& stderr_file) {
+         const fs::path& stderr_file, const std::vector<std::string>& wrapper = {}) {
     pid_ = fork();
     if (pid_ == 0) {
       int fd = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(fd, STDERR_FILENO);
       dup2(fd, STDOUT_FILENO);
       for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+      std::vector<std::string> line = wrapper;
+      line.push_back(FE_EXE);
+      line.insert(line.end(), args.begin(), args.end());
       std::vector<char*> argv;
-      std::string exe = FE_EXE;
-      argv.push_back(exe.data());
-      std::vector<std::string> copy = args;
-      for (auto& a : copy) argv.push_back(a.data());
+      for (auto& a : line) argv.push_back(a.data());
       argv.push_back(nullptr);
-      execv(exe.c_str(), argv.data());
+      execv(argv[0], argv.data());
       _exit(127);
     }
   }
