@@ -580,7 +580,10 @@ bool parse_authorization(std::string_view v, ParsedAuth& out, std::string& why) 
     if (item.empty()) continue;
     auto eq = item.find('=');
     if (eq == std::string_view::npos) {
-      why = "Authorization component without '=': " + std::string(item.substr(0, 40));
+      // Not echoed: a confused client may have put a secret there.
+      why =
+          "Authorization component without '=' (expected Credential=, SignedHeaders=, "
+          "Signature=)";
       return false;
     }
     auto key = item.substr(0, eq);
