@@ -2,9 +2,13 @@
 // connection reuse, per-endpoint concurrency, limits, timeouts, proxies, cancellation.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <random>
 
@@ -390,6 +394,77 @@ TEST(HttpEngine, TlsIsVerifiedAgainstTheConfiguredBundle) {
   auto r = fetch(engine, req);
   EXPECT_FALSE(r.ok());
   EXPECT_TRUE(r.error == HttpError::tls_verify || r.error == HttpError::tls) << r.error_message;
+}
+
+}  // namespace
+
+namespace {
+
+// A real TLS endpoint (openssl s_server) with a throwaway self-signed certificate for 127.0.0.1:
+// not trusted by default, trusted once it is the configured CA bundle.
+TEST(HttpEngineTls, SelfSignedPeerFailsUnlessItIsTheConfiguredBundle) {
+  if (std::system("command -v openssl > /dev/null") != 0)
+    GTEST_SKIP() << "openssl CLI not installed";
+  char tmpl[] = "/tmp/fe-tls-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string gen =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext "
+      "subjectAltName=IP:127.0.0.1 -keyout " +
+      dir + "/key.pem -out " + dir + "/cert.pem 2>/dev/null";
+  ASSERT_EQ(std::system(gen.c_str()), 0);
+  std::uint16_t port;
+  {
+    boost::asio::io_context tmp;
+    boost::asio::ip::tcp::acceptor a(tmp, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::freopen("/dev/null", "w", stdout);
+    (void)f;
+    std::string accept = "127.0.0.1:" + std::to_string(port);
+    std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+    execlp("openssl", "openssl", "s_server", "-quiet", "-accept", accept.c_str(), "-cert",
+           cert.c_str(), "-key", key.c_str(), "-www", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool up = false;
+  for (int i = 0; i < 100 && !up; ++i) {
+    boost::asio::io_context tmp;
+    boost::asio::ip::tcp::socket s(tmp);
+    boost::system::error_code ec;
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
+    up = !ec;
+    if (!up) usleep(100 * 1000);
+  }
+  ASSERT_TRUE(up) << "openssl s_server did not start";
+
+  const std::string url = "https://127.0.0.1:" + std::to_string(port) + "/";
+  {
+    boost::asio::io_context io;
+    HttpEngine engine(io);  // system trust store only
+    HttpRequest req;
+    req.url = url;
+    auto r = fetch(engine, req);
+    EXPECT_EQ(r.error, HttpError::tls_verify) << r.error_message;
+    EXPECT_FALSE(is_transient(r.error));
+  }
+  {
+    boost::asio::io_context io;
+    HttpOptions opts;
+    opts.ca_bundle = dir + "/cert.pem";  // e.g. the hospital's TLS-inspection root
+    HttpEngine engine(io, opts);
+    HttpRequest req;
+    req.url = url;
+    auto r = fetch(engine, req);
+    EXPECT_EQ(r.error, HttpError::none) << r.error_message;
+    EXPECT_EQ(r.status, 200);
+  }
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
