@@ -568,7 +568,11 @@ struct Server::Impl {
             S3Error(400, "InvalidToken", "The provided token is malformed or otherwise invalid.");
         break;
       case VS::expired:
-        out.s3 = S3Error(400, "ExpiredToken", "The provided token has expired.");
+        // A presigned URL past X-Amz-Expires is AccessDenied; expired credentials ExpiredToken.
+        if (h.count(http::field::authorization) == 0)
+          out.s3 = S3Error(403, "AccessDenied", "Request has expired");
+        else
+          out.s3 = S3Error(400, "ExpiredToken", "The provided token has expired.");
         break;
       case VS::request_time_too_skewed: {
         std::string req_time(h["x-amz-date"]);

@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -46,6 +47,9 @@ struct Call {
   std::string token{};
   bool sign = true;
   std::chrono::system_clock::time_point time = std::chrono::system_clock::now();
+  std::string payload_hash{};  // default: SHA-256 of body
+  // When set, builds the body from the header signature (aws-chunked signed payloads).
+  std::function<std::string(const std::string& seed_signature)> body_from_signature{};
 };
 
 Reply send(const HealthLakeLocal& hll, Call c) {
@@ -53,7 +57,9 @@ Reply send(const HealthLakeLocal& hll, Call c) {
   std::vector<fe::aws::Header> hs = {{"Host", host}};
   for (const auto& [k, v] : c.headers) hs.push_back({k, v});
   if (c.sign) {
-    fe::aws::SignableRequest sr{c.method, c.path, c.query, hs, fe::aws::sha256_hex(c.body)};
+    fe::aws::SignableRequest sr{
+        c.method, c.path, c.query, hs,
+        c.payload_hash.empty() ? fe::aws::sha256_hex(c.body) : c.payload_hash};
     fe::aws::Credentials cr;
     cr.access_key_id = hll.access_key();
     cr.secret_access_key = c.secret.empty() ? hll.secret_key() : c.secret;
@@ -65,6 +71,7 @@ Reply send(const HealthLakeLocal& hll, Call c) {
     so.s3_rules = c.service == "s3";
     fe::aws::Signed s = fe::aws::sign(sr, cr, so);
     for (const auto& h : s.headers_to_add) hs.push_back(h);
+    if (c.body_from_signature) c.body = c.body_from_signature(s.signature);
   }
   asio::io_context io;
   asio::ip::tcp::socket sock(io);
@@ -206,6 +213,83 @@ TEST(Server, SessionTokenIsRequiredWhenConfigured) {
   Call with = without;
   with.token = hll.session_token();
   EXPECT_EQ(send(hll, with).status, 200);
+}
+
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD: each chunk signed, chained from the header signature
+// (AWS "Signature Calculations for the Authorization Header: Transferring Payload in Multiple
+// Chunks").
+std::string chunked_body(const HealthLakeLocal& hll, const std::vector<std::string>& chunks,
+                         const std::string& seed, std::chrono::system_clock::time_point t,
+                         int tamper_chunk = -1) {
+  std::string date = fe::aws::amz_date(t);
+  std::string scope = date.substr(0, 8) + "/" + hll.region() + "/s3/aws4_request";
+  auto key = fe::aws::derive_signing_key(hll.secret_key(), date.substr(0, 8), hll.region(), "s3");
+  std::string prev = seed, out;
+  std::vector<std::string> all = chunks;
+  all.push_back("");
+  for (size_t i = 0; i < all.size(); ++i) {
+    std::string sts = "AWS4-HMAC-SHA256-PAYLOAD\n" + date + "\n" + scope + "\n" + prev + "\n" +
+                      fe::aws::sha256_hex("") + "\n" + fe::aws::sha256_hex(all[i]);
+    auto mac =
+        fe::aws::hmac_sha256(std::string_view(reinterpret_cast<const char*>(key.data()), 32), sts);
+    prev = fe::aws::hex(mac.data(), mac.size());
+    std::string data = all[i];
+    if (static_cast<int>(i) == tamper_chunk) data[0] ^= 1;
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx", data.size());
+    out += std::string(size) + ";chunk-signature=" + prev + "\r\n" + data + "\r\n";
+  }
+  return out;
+}
+
+TEST(Server, SignedChunkedUploadsAndPresignedUrls) {
+  HealthLakeLocalOptions o;
+  o.buckets = {"landing"};
+  HealthLakeLocal hll(o);
+  const std::vector<std::string> chunks = {std::string(65536, 'a'), std::string(1000, 'b')};
+  auto t = std::chrono::system_clock::now();
+  auto chunked = [&](int tamper) {
+    Call c = put("/landing/chunked.bin", "");
+    c.time = t;
+    c.payload_hash = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+    c.headers = {{"Content-Encoding", "aws-chunked"},
+                 {"x-amz-decoded-content-length", std::to_string(65536 + 1000)}};
+    c.body_from_signature = [&, tamper](const std::string& seed) {
+      return chunked_body(hll, chunks, seed, t, tamper);
+    };
+    return send(hll, c);
+  };
+  Reply ok = chunked(-1);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.header("ETag"), "\"" + fe::hll::hex(fe::hll::md5(chunks[0] + chunks[1])) + "\"");
+  EXPECT_EQ(send(hll, Call{.path = "/landing/chunked.bin"}).body, chunks[0] + chunks[1]);
+  Reply tampered = chunked(1);
+  EXPECT_EQ(tampered.status, 403);
+  EXPECT_EQ(xml_code(tampered.body), "SignatureDoesNotMatch");
+
+  // Presigned GET (query form).
+  auto presigned = [&](std::chrono::system_clock::time_point when) {
+    fe::aws::Credentials cr;
+    cr.access_key_id = hll.access_key();
+    cr.secret_access_key = hll.secret_key();
+    fe::aws::SigningOptions so;
+    so.region = hll.region();
+    so.service = "s3";
+    so.time = when;
+    so.s3_rules = true;
+    fe::aws::SignableRequest sr{"GET",
+                                "/landing/chunked.bin",
+                                "",
+                                {{"Host", "127.0.0.1:" + std::to_string(hll.port())}},
+                                ""};
+    fe::aws::Presigned p = fe::aws::presign(sr, cr, so, std::chrono::seconds(60));
+    return send(hll, Call{.path = "/landing/chunked.bin", .query = p.query, .sign = false});
+  };
+  EXPECT_EQ(presigned(std::chrono::system_clock::now()).status, 200);
+  Reply expired = presigned(std::chrono::system_clock::now() - std::chrono::minutes(5));
+  EXPECT_EQ(expired.status, 403);
+  EXPECT_EQ(xml_code(expired.body), "AccessDenied");
+  EXPECT_NE(expired.body.find("Request has expired"), std::string::npos);
 }
 
 std::vector<int> put_statuses(const std::string& faults, int n) {
