@@ -239,8 +239,6 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, Endpoint> endpoints;
   RequestId next_id = 1;
   std::uint64_t connects = 0;
-  bool in_callback = false;
-  bool action_posted = false;
 
   Impl(asio::io_context& io_, HttpOptions opts) : io(io_), options(std::move(opts)), timer(io_) {
     global_init();
@@ -260,7 +258,7 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     running.clear();
     for (auto& [fd, s] : sockets) release(*s);
     sockets.clear();
-    curl_multi_cleanup(multi);  // closes cached connections
+    curl_multi_cleanup(multi);  // closes cached connections (their REMOVE finds nothing left)
     for (auto& [fd, s] : sockets) release(*s);
     sockets.clear();
   }
