@@ -1,0 +1,129 @@
+// `fhir-edge validate` as a user runs it: exit codes 0/1/2, text and OperationOutcome output.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int code = -1;
+  std::string out;  // stdout (stderr goes to err)
+  std::string err;
+};
+
+CliRun run(const std::string& args) {
+  static int n = 0;
+  fs::path errf = fs::temp_directory_path() /
+                  ("fe-cli-err-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+  std::string cmd = std::string(FE_EXE) + " validate " + args + " 2>" + errf.string();
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  size_t got;
+  while ((got = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(errf);
+  r.err.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  fs::remove(errf);
+  return r;
+}
+
+struct Dir {
+  fs::path path = fs::temp_directory_path() / ("fe-cli-" + std::to_string(::getpid()));
+  Dir() { fs::create_directories(path); }
+  ~Dir() { fs::remove_all(path); }
+  std::string write(const std::string& name, const std::string& content) {
+    std::ofstream(path / name, std::ios::binary) << content;
+    return (path / name).string();
+  }
+};
+
+const char* kGood = R"({"resourceType":"Patient","id":"a","gender":"male"})";
+const char* kBad = R"({"resourceType":"Patient","id":"b","gender":"boy"})";
+
+TEST(CliValidate, AllValidExitsZero) {
+  Dir d;
+  std::string f = d.write("ok.ndjson", std::string(kGood) + "\n" + kGood + "\n");
+  CliRun r = run(f);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("2 resources: 2 valid, 0 invalid"), std::string::npos) << r.err;
+}
+
+TEST(CliValidate, InvalidExitsOneWithFileLinePath) {
+  Dir d;
+  std::string f = d.write("mixed.ndjson", std::string(kGood) + "\r\n" + kBad + "\n");
+  CliRun r = run(f);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find(f + ":2: error Patient.gender: code 'boy'"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("1 invalid"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("code-invalid=1"), std::string::npos) << r.err;
+}
+
+TEST(CliValidate, JsonFormatIsOperationOutcomeNdjson) {
+  Dir d;
+  std::string f = d.write("x.ndjson", std::string(kBad) + "\n" + kGood + "\n" + kBad + "\n");
+  CliRun r = run("--format json " + f);
+  EXPECT_EQ(r.code, 1);
+  simdjson::dom::parser parser;
+  size_t lines = 0;
+  size_t start = 0;
+  while (start < r.out.size()) {
+    size_t nl = r.out.find('\n', start);
+    std::string line = r.out.substr(start, nl - start);
+    start = nl + 1;
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(line).get(doc), simdjson::SUCCESS) << line;
+    EXPECT_EQ(std::string_view(doc["resourceType"]), "OperationOutcome");
+    lines++;
+  }
+  EXPECT_EQ(lines, 2u);
+}
+
+TEST(CliValidate, MaxErrorsLimitsOutputNotCounting) {
+  Dir d;
+  std::string content;
+  for (int i = 0; i < 5; i++) content += std::string(kBad) + "\n";
+  std::string f = d.write("bad.ndjson", content);
+  CliRun r = run("--max-errors 2 " + f);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2);
+  EXPECT_NE(r.err.find("5 invalid"), std::string::npos) << r.err;
+}
+
+TEST(CliValidate, LevelsAndDirectories) {
+  Dir d;
+  d.write("a.ndjson", R"({"resourceType":"Patient","foo":1})"
+                      "\n");
+  d.write("skip.txt", "not fhir");
+  EXPECT_EQ(run("--level minimal " + d.path.string()).code, 0);
+  CliRun r = run("--level structure-only " + d.path.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("unknown element 'foo'"), std::string::npos) << r.out;
+}
+
+TEST(CliValidate, UsageErrorsExitTwo) {
+  EXPECT_EQ(run("").code, 2);
+  EXPECT_EQ(run("--level lenient x.ndjson").code, 2);
+  EXPECT_EQ(run("--format xml x.ndjson").code, 2);
+  EXPECT_EQ(run("--max-errors -1 x.ndjson").code, 2);
+  EXPECT_EQ(run("/nonexistent/fe/x.ndjson").code, 2);
+  CliRun r = run("--level strict --package /nonexistent/pkg.tgz /dev/null");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("/nonexistent/pkg.tgz"), std::string::npos) << r.err;
+  CliRun h = run("--help");
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("structure-only"), std::string::npos);
+}
+
+}  // namespace
