@@ -422,6 +422,60 @@ void S3Client::list_all_parts(std::string bucket, std::string key, std::string u
   st->next();
 }
 
+void S3Client::list_all_objects(ListObjectsRequest req, Done<ListObjectsResult> done,
+                                int max_pages) {
+  struct State {
+    ListObjectsResult all;
+    ListObjectsRequest req;
+    Done<ListObjectsResult> done;
+    std::function<void()> next;
+    int pages = 0;
+  };
+  auto st = std::make_shared<State>();
+  st->req = std::move(req);
+  st->done = std::move(done);
+  std::weak_ptr<State> weak = st;
+  st->next = [this, weak, max_pages] {
+    auto s = weak.lock();
+    if (!s) return;
+    list_objects_v2(s->req, [s, max_pages](S3Result<ListObjectsResult> page) {
+      auto finish = [&](S3Result<ListObjectsResult> r) {
+        auto d = std::move(s->done);
+        s->next = nullptr;  // break the cycle
+        d(std::move(r));
+      };
+      if (!page.ok()) return finish(std::move(page));
+      auto& v = *page.value;
+      for (auto& o : v.objects) s->all.objects.push_back(std::move(o));
+      for (auto& p : v.common_prefixes) s->all.common_prefixes.push_back(std::move(p));
+      ++s->pages;
+      // A truncated page must carry a new token, or a broken server would loop us forever.
+      if (v.is_truncated && !v.next_continuation_token.empty() &&
+          v.next_continuation_token != s->req.continuation_token) {
+        if (s->pages >= max_pages) {
+          S3Result<ListObjectsResult> r;
+          AwsError e;
+          e.code = "TooManyPages";
+          e.message = "listing exceeds " + std::to_string(max_pages) + " pages";
+          e.category = ErrorCategory::validation;
+          r.error = e;
+          r.context = page.context;
+          return finish(std::move(r));
+        }
+        s->req.continuation_token = v.next_continuation_token;
+        s->next();
+        return;
+      }
+      S3Result<ListObjectsResult> r;
+      r.value = std::move(s->all);
+      r.context = page.context;
+      r.attempts = page.attempts;
+      finish(std::move(r));
+    });
+  };
+  st->next();
+}
+
 void S3Client::head_object(std::string bucket, std::string key, Done<HeadObjectResult> done) {
   FE_S3_TARGET(HeadObjectResult, "HeadObject", bucket, key, true)
   AwsCall c = make_call("HeadObject", *tgt_, bucket, key);

@@ -207,6 +207,9 @@ class S3Client {
   void head_object(std::string bucket, std::string key, Done<HeadObjectResult> done);
   void get_object(GetObjectRequest req, Done<GetObjectResult> done);
   void list_objects_v2(ListObjectsRequest req, Done<ListObjectsResult> done);
+  // Follows continuation tokens; stops with an error after `max_pages` pages (a listing that
+  // big is a configuration mistake, and memory stays bounded).
+  void list_all_objects(ListObjectsRequest req, Done<ListObjectsResult> done, int max_pages = 100);
 
   // The URL pieces a request for bucket/key would use (exposed for tests and logs).
   struct Target {

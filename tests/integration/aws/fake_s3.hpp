@@ -193,9 +193,21 @@ class FakeS3 {
     std::string delim = p["delimiter"];
     std::string xml = "<ListBucketResult>";
     std::set<std::string> prefixes;
+    const std::string after = p["continuation-token"];
+    const int max_keys = p.count("max-keys") ? std::stoi(p["max-keys"]) : 1000;
+    int n = 0;
+    std::string last;
+    bool truncated = false;
     for (auto& [k, v] : objects_) {
       if (k.rfind(prefix, 0) != 0) continue;
       std::string key = decode(k.substr(path.size() + 1));
+      if (!after.empty() && key <= after) continue;
+      if (n == max_keys) {
+        truncated = true;
+        break;
+      }
+      ++n;
+      last = key;
       std::string rest = key.substr(p["prefix"].size());
       if (!delim.empty() && rest.find(delim) != std::string::npos) {
         prefixes.insert(p["prefix"] + rest.substr(0, rest.find(delim) + delim.size()));
@@ -205,7 +217,9 @@ class FakeS3 {
              "</Size><ETag>\"e\"</ETag></Contents>";
     }
     for (auto& cp : prefixes) xml += "<CommonPrefixes><Prefix>" + cp + "</Prefix></CommonPrefixes>";
-    xml += "<IsTruncated>false</IsTruncated></ListBucketResult>";
+    xml += std::string("<IsTruncated>") + (truncated ? "true" : "false") + "</IsTruncated>";
+    if (truncated) xml += "<NextContinuationToken>" + last + "</NextContinuationToken>";
+    xml += "</ListBucketResult>";
     rep.body = xml;
     return rep;
   }

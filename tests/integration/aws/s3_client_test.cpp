@@ -331,6 +331,30 @@ TEST(S3Client, ListObjectsV2WithPrefixAndDelimiter) {
             "/bucket?list-type=2&max-keys=1000&prefix=exp%2Fa%2F");
 }
 
+TEST(S3Client, ListAllObjectsFollowsContinuationTokens) {
+  Harness h;
+  for (int i = 0; i < 7; ++i) {
+    std::string k = "out/SUCCESS/part-" + std::to_string(i) + ".ndjson";
+    auto r = h.wait<PutObjectResult>(
+        [&](auto done) { h.client.put_object(put_req("bucket", k, k), done); });
+    ASSERT_TRUE(r.ok()) << r.describe();
+  }
+  auto all = h.wait<ListObjectsResult>([&](auto done) {
+    h.client.list_all_objects({"bucket", "out/", "", "", 3}, done);
+  });
+  ASSERT_TRUE(all.ok()) << all.describe();
+  ASSERT_EQ(all.value->objects.size(), 7u);
+  EXPECT_EQ(all.value->objects[6].key, "out/SUCCESS/part-6.ndjson");
+  auto lists = 0;
+  for (auto& r : h.server.requests()) lists += r.target.find("list-type=2") != std::string::npos;
+  EXPECT_EQ(lists, 3);
+  auto capped = h.wait<ListObjectsResult>([&](auto done) {
+    h.client.list_all_objects({"bucket", "out/", "", "", 3}, done, 2);
+  });
+  ASSERT_FALSE(capped.ok());
+  EXPECT_EQ(capped.error->code, "TooManyPages");
+}
+
 TEST(S3Retry, ThrottlingAnd503FollowTheStandardSchedule) {
   Harness h;
   std::atomic<int> calls{0};
