@@ -258,7 +258,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   std::atomic<bool> cancel{false};
   bool stopping = false;
   bool started = false;
-  bool evict_posted = false;
+  bool quota_full_logged = false;
+  bool evict_timer_armed = false;
   Stats stats;
   std::function<void(std::int64_t)> uploaded_hook;
 
@@ -617,7 +618,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       jr->set_export_error(run->id, why);
     } catch (const std::exception&) {
     }
-    log::warning("will retry export in " + std::to_string(delay.count() / 1000) + " s: " + why,
+    log::warning("will retry export in " + std::to_string(delay.count()) + " ms: " + why,
                  {{"EXPORT_ID", run->name}, {"ATTEMPT", std::to_string(run->attempt)}});
     run->phase = Phase::waiting;
     run->timer = std::make_unique<asio::steady_timer>(io, delay);
@@ -1089,7 +1090,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   // The spool is full: free the spool of exports whose upload is finished (oldest first), so
   // waiting writers can go on. Exports not yet uploaded are never evicted.
   void evict() {
-    if (stopping || !quota->full()) return;
+    if (stopping) return;
     auto all = jr->exports(true);
     std::reverse(all.begin(), all.end());  // oldest first
     for (const auto& e : all) {
@@ -1116,15 +1117,27 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     if (quota->full()) {
-      log::notice("spool quota reached: new exports wait until uploads finish",
-                  {{"SPOOL_USED", std::to_string(quota->used())},
-                   {"SPOOL_MAX", std::to_string(quota->max_bytes())}});
+      if (!quota_full_logged) {
+        quota_full_logged = true;
+        log::notice("spool quota reached: new exports wait until uploads finish",
+                    {{"SPOOL_USED", std::to_string(quota->used())},
+                     {"SPOOL_MAX", std::to_string(quota->max_bytes())}});
+      }
+      if (evict_timer_armed) return;
+      evict_timer_armed = true;
       // Uploads that finish later make more room evictable: look again then.
       auto t = std::make_shared<asio::steady_timer>(io, std::chrono::seconds(1));
       std::weak_ptr<Impl> weak = shared_from_this();
       t->async_wait([weak, t](const boost::system::error_code& ec) {
-        if (auto self = weak.lock(); self && !ec) self->evict();
+        if (auto self = weak.lock(); self && !ec) {
+          self->evict_timer_armed = false;
+          self->evict();
+        }
       });
+    } else if (quota_full_logged) {
+      quota_full_logged = false;
+      log::notice("spool has room again; ingest continues",
+                  {{"SPOOL_USED", std::to_string(quota->used())}});
     }
   }
 

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "aws/crc32c.hpp"
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
@@ -213,6 +214,17 @@ class S3Reader {
     drive([&] { return res.has_value(); });
     if (!res->ok()) return std::nullopt;
     return body;
+  }
+  bool put(const std::string& key, const std::string& body) {
+    aws::PutObjectRequest req;
+    req.bucket = kBucket;
+    req.key = key;
+    req.body = aws::BodySource::from_view(body);
+    req.crc32c = aws::crc32c(body);
+    std::optional<aws::S3Result<aws::PutObjectResult>> res;
+    s3_.put_object(req, [&](aws::S3Result<aws::PutObjectResult> r) { res = r; });
+    drive([&] { return res.has_value(); });
+    return res->ok();
   }
   std::optional<aws::HeadObjectResult> head(const std::string& key) {
     std::optional<aws::S3Result<aws::HeadObjectResult>> res;
