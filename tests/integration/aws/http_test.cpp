@@ -9,8 +9,10 @@
 #include <boost/asio.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <thread>
 
 #include "aws/http.hpp"
 #include "aws/sigv4.hpp"
@@ -400,6 +402,84 @@ TEST(HttpEngine, TlsIsVerifiedAgainstTheConfiguredBundle) {
 
 namespace {
 
+// A minimal HTTP CONNECT proxy on loopback (what a hospital's egress proxy does for https).
+class ConnectProxy {
+ public:
+  ConnectProxy() : acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ConnectProxy() {
+    stop_ = true;
+    boost::asio::io_context tmp;
+    boost::asio::ip::tcp::socket wake(tmp);
+    boost::system::error_code ec;
+    wake.connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> requests() {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+
+ private:
+  void run() {
+    using boost::asio::ip::tcp;
+    for (;;) {
+      tcp::socket client(io_);
+      boost::system::error_code ec;
+      acceptor_.accept(client, ec);
+      if (ec || stop_) return;
+      boost::asio::streambuf buf;
+      boost::asio::read_until(client, buf, "\r\n\r\n", ec);
+      if (ec) continue;
+      std::string head(boost::asio::buffers_begin(buf.data()),
+                       boost::asio::buffers_end(buf.data()));
+      std::string line = head.substr(0, head.find("\r\n"));
+      {
+        std::lock_guard lock(mu_);
+        lines_.push_back(line);
+      }
+      if (line.rfind("CONNECT ", 0) != 0) continue;
+      std::string target = line.substr(8, line.find(' ', 8) - 8);
+      auto colon = target.rfind(':');
+      tcp::socket upstream(io_);
+      upstream.connect({boost::asio::ip::make_address(target.substr(0, colon)),
+                        static_cast<unsigned short>(std::stoi(target.substr(colon + 1)))},
+                       ec);
+      if (ec) continue;
+      boost::asio::write(
+          client, boost::asio::buffer(std::string("HTTP/1.1 200 Connection established\r\n\r\n")),
+          ec);
+      buf.consume(head.find("\r\n\r\n") + 4);
+      if (buf.size()) boost::asio::write(upstream, buf.data(), ec);
+      auto pipe = [](tcp::socket& from, tcp::socket& to) {
+        char chunk[16384];
+        boost::system::error_code e;
+        for (;;) {
+          std::size_t n = from.read_some(boost::asio::buffer(chunk), e);
+          if (e) break;
+          boost::asio::write(to, boost::asio::buffer(chunk, n), e);
+          if (e) break;
+        }
+        to.shutdown(tcp::socket::shutdown_send, e);
+      };
+      std::thread up([&] { pipe(client, upstream); });
+      pipe(upstream, client);
+      up.join();
+    }
+  }
+
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+  std::thread thread_;
+};
+
 // A real TLS endpoint (openssl s_server) with a throwaway self-signed certificate for 127.0.0.1:
 // not trusted by default, trusted once it is the configured CA bundle.
 TEST(HttpEngineTls, SelfSignedPeerFailsUnlessItIsTheConfiguredBundle) {
@@ -460,6 +540,23 @@ TEST(HttpEngineTls, SelfSignedPeerFailsUnlessItIsTheConfiguredBundle) {
     auto r = fetch(engine, req);
     EXPECT_EQ(r.error, HttpError::none) << r.error_message;
     EXPECT_EQ(r.status, 200);
+  }
+  {
+    // Through an https CONNECT proxy: the tunnel is end to end, the peer still verified.
+    ConnectProxy proxy;
+    boost::asio::io_context io;
+    HttpOptions opts;
+    opts.ca_bundle = dir + "/cert.pem";
+    opts.proxy = proxy.url();
+    opts.no_proxy = "";  // the test's loopback target must not bypass the proxy
+    HttpEngine engine(io, opts);
+    HttpRequest req;
+    req.url = url;
+    auto r = fetch(engine, req);
+    EXPECT_EQ(r.error, HttpError::none) << r.error_message;
+    EXPECT_EQ(r.status, 200);
+    ASSERT_EQ(proxy.requests().size(), 1u);
+    EXPECT_EQ(proxy.requests()[0], "CONNECT 127.0.0.1:" + std::to_string(port) + " HTTP/1.1");
   }
   kill(pid, SIGTERM);
   int st = 0;
