@@ -2,6 +2,7 @@
 #include "fhir/schema.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
@@ -282,11 +283,17 @@ const Schema& core() {
 }
 
 bool is_id(std::string_view v) {
+  static const auto kTable = [] {
+    std::array<bool, 256> t{};
+    for (int c = 'A'; c <= 'Z'; c++) t[static_cast<size_t>(c)] = true;
+    for (int c = 'a'; c <= 'z'; c++) t[static_cast<size_t>(c)] = true;
+    for (int c = '0'; c <= '9'; c++) t[static_cast<size_t>(c)] = true;
+    t['-'] = t['.'] = true;
+    return t;
+  }();
   if (v.empty() || v.size() > 64) return false;
-  for (char c : v)
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-          c == '.'))
-      return false;
+  for (unsigned char c : v)
+    if (!kTable[c]) return false;
   return true;
 }
 
@@ -413,17 +420,31 @@ const char* check_lexical(Prim prim, std::string_view v) {
       return nullptr;
     }
     case Prim::base64: {
+      // Hot path (attachments are often megabytes): table-driven, one pass.
+      static const auto kTable = [] {
+        std::array<uint8_t, 256> t{};  // 0 invalid, 1 alphabet, 2 whitespace, 3 '='
+        for (int c = 'A'; c <= 'Z'; c++) t[static_cast<size_t>(c)] = 1;
+        for (int c = 'a'; c <= 'z'; c++) t[static_cast<size_t>(c)] = 1;
+        for (int c = '0'; c <= '9'; c++) t[static_cast<size_t>(c)] = 1;
+        t['+'] = t['/'] = 1;
+        t[' '] = t['\t'] = t['\r'] = t['\n'] = 2;
+        t['='] = 3;
+        return t;
+      }();
       size_t n = 0, pad = 0;
-      for (char c : v) {
-        if (is_space(c)) continue;
-        if (c == '=') {
+      const unsigned char* p = reinterpret_cast<const unsigned char*>(v.data());
+      const unsigned char* end = p + v.size();
+      for (; p != end; ++p) {
+        uint8_t k = kTable[*p];
+        if (k == 1) {
+          if (pad) return "is not valid base64 ('=' padding inside the data)";
+          n++;
+        } else if (k == 3) {
           pad++;
-        } else {
-          if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                       c == '+' || c == '/'))
-            return "is not valid base64";
+          n++;
+        } else if (k == 0) {
+          return "is not valid base64";
         }
-        n++;
       }
       if (n % 4 != 0 || pad > 2) return "is not valid base64 (length not a multiple of 4)";
       return nullptr;

@@ -259,7 +259,7 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
   sc_.seen.resize(seen0 + t.count, 0);
   sc_.choices.resize(ch0 + t.choice_groups, -1);
   bool has_extension = false, has_value = false;
-  bool pending_align = false, has_rt = false;
+  bool pending_align = false, has_rt = false, has_under = false;
   std::vector<uint32_t> nulls;  // primitive arrays holding null (allocates only then)
   for (auto [key, val] : obj) {
     if (key.empty()) {
@@ -276,6 +276,7 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
       continue;
     }
     bool under = key[0] == '_';
+    has_under |= under;
     std::string_view name = under ? key.substr(1) : key;
     if (is_resource && name == "id") {
       // Resource.id is typed string in the definitions but is a FHIR id on the wire; it takes no
@@ -360,7 +361,7 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
   }
   // A primitive with a required binding given only as _x (e.g. a data-absent-reason extension)
   // carries no code: the binding cannot be met.
-  for (uint32_t i = 0; i < t.count; i++) {
+  for (uint32_t i = 0; has_under && i < t.count; i++) {
     if (sc_.seen[seen0 + i] != 2) continue;
     const Element& e = s_.elements[t.first + i];
     if (e.vs < 0 || s_.value_sets[static_cast<size_t>(e.vs)].mode == schema::VsMode::any) continue;
