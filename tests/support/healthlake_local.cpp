@@ -1,6 +1,7 @@
 #include "healthlake_local.hpp"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +122,42 @@ std::vector<std::string> HealthLakeLocal::request_log_lines() const {
   while (std::getline(in, line))
     if (!line.empty()) lines.push_back(line);
   return lines;
+}
+
+std::map<std::string, uint64_t> HealthLakeLocal::imported_resources(
+    const std::string& datastore) const {
+  std::string ds = datastore.empty() ? this->datastore() : datastore;
+  std::map<std::string, uint64_t> counts;
+  std::ifstream in(data_ / "store" / "healthlake" / ds / "resources.jsonl");
+  std::string line;
+  // Lines are written by the emulator as {"resourceType":"T","id":"I",...}.
+  auto field = [](const std::string& l, const std::string& name) {
+    std::string key = "\"" + name + "\":\"";
+    auto a = l.find(key);
+    if (a == std::string::npos) return std::string();
+    a += key.size();
+    return l.substr(a, l.find('"', a) - a);
+  };
+  while (std::getline(in, line))
+    if (!line.empty()) ++counts[field(line, "resourceType") + "/" + field(line, "id")];
+  return counts;
+}
+
+std::optional<std::string> HealthLakeLocal::object(const std::string& bucket,
+                                                   const std::string& key) const {
+  // Objects are stored as <data>/s3/buckets/<bucket>/<hex sha256(key)>.
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(key.data(), key.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* digits = "0123456789abcdef";
+  std::string name;
+  for (unsigned i = 0; i < len; ++i) {
+    name.push_back(digits[md[i] >> 4]);
+    name.push_back(digits[md[i] & 15]);
+  }
+  std::ifstream in(data_ / "store" / "s3" / "buckets" / bucket / name, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace fe::test

@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +56,11 @@ class HealthLakeLocal {
   std::filesystem::path request_log() const { return data_ / "requests.jsonl"; }
   std::filesystem::path stderr_log() const { return data_ / "stderr.log"; }
   std::vector<std::string> request_log_lines() const;
+  // Imports per resource ("Patient/p1" -> 2 means imported twice) recorded by the emulator's
+  // HealthLake for a data store (default: the first one). Read from its data dir.
+  std::map<std::string, uint64_t> imported_resources(const std::string& datastore = "") const;
+  // The stored bytes of an S3 object, read straight from the data dir (nullopt: no such object).
+  std::optional<std::string> object(const std::string& bucket, const std::string& key) const;
   // Path of the built healthlake-local binary (env HEALTHLAKE_LOCAL_BIN overrides).
   static std::filesystem::path binary();
 

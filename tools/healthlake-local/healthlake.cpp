@@ -552,8 +552,10 @@ void HealthLake::run_import(Job& j) {
       ++r.files_with_customer_error;
       continue;
     }
-    std::string success, failure;
-    uint64_t file_ok = 0;
+    // Outputs are streamed to spool files, so memory stays flat whatever the input size.
+    fs::path success_path = s3_.new_temp_path(), failure_path = s3_.new_temp_path();
+    std::ofstream success(success_path, std::ios::binary), failure(failure_path, std::ios::binary);
+    uint64_t file_ok = 0, file_failed = 0;
     std::string_view line;
     uint64_t line_no = 0;
     std::string file_name = "s3://" + in_bucket + "/" + o.key;
@@ -582,17 +584,28 @@ void HealthLake::run_import(Job& j) {
                           json_escape(id) + "\",\"jobId\":\"" + j.id + "\",\"file\":\"" +
                           json_escape(file_name) + "\",\"line\":" + std::to_string(line_no) + "}\n";
         resources_log << rec;
-        success += rec;
+        success << rec;
       } else {
         ++r.resources_customer_error;
-        failure += fe::fhir::to_operation_outcome(res, file_name) + "\n";
+        ++file_failed;
+        failure << fe::fhir::to_operation_outcome(res, file_name) << '\n';
       }
     }
     if (file_ok > 0) ++r.imported_files;
-    if (!success.empty())
-      s3_.put_bytes(out_bucket, job_dir + "SUCCESS/" + rel, success, "application/x-ndjson");
-    if (!failure.empty())
-      s3_.put_bytes(out_bucket, job_dir + "FAILURE/" + rel, failure, "application/fhir+ndjson");
+    success.close();
+    failure.close();
+    auto publish = [&](const fs::path& p, uint64_t n, const std::string& key, const char* type) {
+      if (n == 0) {
+        std::error_code ec;
+        fs::remove(p, ec);
+        return;
+      }
+      WriteRequest w;
+      w.content_type = type;
+      s3_.put_object(out_bucket, key, p, w);
+    };
+    publish(success_path, file_ok, job_dir + "SUCCESS/" + rel, "application/x-ndjson");
+    publish(failure_path, file_failed, job_dir + "FAILURE/" + rel, "application/fhir+ndjson");
   }
   resources_log.flush();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

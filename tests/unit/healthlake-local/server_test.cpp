@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "aws/sigv4.hpp"
 #include "healthlake_local.hpp"
@@ -153,6 +154,8 @@ TEST(Server, SignedRequestsAuthErrorsAndVirtualHosts) {
   vh.host = "landing.localhost:" + std::to_string(hll.port());
   EXPECT_EQ(send(hll, vh).status, 200);
   EXPECT_EQ(send(hll, Call{.path = "/landing/b.txt"}).body, "virtual");
+  EXPECT_EQ(hll.object("landing", "b.txt").value_or(""), "virtual") << "helper reads the store";
+  EXPECT_FALSE(hll.object("landing", "nope").has_value());
 
   Reply unsigned_get = send(hll, Call{.path = "/landing/a.txt", .sign = false});
   EXPECT_EQ(unsigned_get.status, 403);
@@ -290,6 +293,49 @@ TEST(Server, SignedChunkedUploadsAndPresignedUrls) {
   EXPECT_EQ(expired.status, 403);
   EXPECT_EQ(xml_code(expired.body), "AccessDenied");
   EXPECT_NE(expired.body.find("Request has expired"), std::string::npos);
+}
+
+Reply healthlake(const HealthLakeLocal& hll, const std::string& op, const std::string& body) {
+  return send(hll, Call{.method = "POST",
+                        .path = "/",
+                        .body = body,
+                        .headers = {{"X-Amz-Target", "HealthLake." + op},
+                                    {"Content-Type", "application/x-amz-json-1.0"}},
+                        .service = "healthlake"});
+}
+
+TEST(Server, ImportsAreCountedPerResource) {
+  HealthLakeLocalOptions o;
+  o.buckets = {"landing", "results"};
+  HealthLakeLocal hll(o);
+  ASSERT_EQ(send(hll, put("/landing/in/p.ndjson",
+                          "{\"resourceType\":\"Patient\",\"id\":\"p1\"}\n"
+                          "{\"resourceType\":\"Patient\",\"id\":\"p2\"}\n"))
+                .status,
+            200);
+  for (std::string token : {"tok-a", "tok-b"}) {
+    Reply start = healthlake(
+        hll, "StartFHIRImportJob",
+        "{\"DatastoreId\":\"" + hll.datastore() + "\",\"ClientToken\":\"" + token +
+            "\",\"DataAccessRoleArn\":\"arn:aws:iam::123456789012:role/R\","
+            "\"InputDataConfig\":{\"S3Uri\":\"s3://landing/in/\"},"
+            "\"JobOutputDataConfig\":{\"S3Configuration\":{\"S3Uri\":\"s3://results/o/\","
+            "\"KmsKeyId\":\"alias/k\"}},\"ValidationLevel\":\"minimal\"}");
+    ASSERT_EQ(start.status, 200) << start.body;
+    std::string id = start.body.substr(start.body.find("JobId\":\"") + 8, 32);
+    std::string status;
+    for (int i = 0; i < 500 && status.find("\"COMPLETED\"") == std::string::npos; ++i) {
+      status = healthlake(hll, "DescribeFHIRImportJob",
+                          "{\"DatastoreId\":\"" + hll.datastore() + "\",\"JobId\":\"" + id + "\"}")
+                   .body;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_NE(status.find("\"JobStatus\":\"COMPLETED\""), std::string::npos) << status;
+  }
+  auto counts = hll.imported_resources();
+  EXPECT_EQ(counts["Patient/p1"], 2u);
+  EXPECT_EQ(counts["Patient/p2"], 2u);
+  EXPECT_EQ(counts.size(), 2u);
 }
 
 std::vector<int> put_statuses(const std::string& faults, int n) {
