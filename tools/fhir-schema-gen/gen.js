@@ -195,12 +195,44 @@ function emitType(sd) {
   for (const [p, list] of children) if (p !== rootPath) emit(p, 'B', invariants(els.find((e) => e.path === p)), list);
 }
 
+// Medplum ships EvidenceVariable.characteristic in a later FHIR version's shape (definitionId,
+// definitionByTypeAndValue, definitionByCombination, timeFromEvent...). Restore R4 4.0.1's
+// (https://hl7.org/fhir/R4/evidencevariable.html): 1..*, definition[x] 1..1, usageContext,
+// exclude, participantEffective[x], timeFromStart, groupMeasure.
+function restoreR4EvidenceVariable(sd) {
+  const els = sd.snapshot.element;
+  const p = 'EvidenceVariable.characteristic';
+  const head = els.findIndex((e) => e.path === p);
+  const kept = els.filter((e) => !e.path.startsWith(p + '.') || ['id', 'extension', 'modifierExtension'].includes(e.path.slice(p.length + 1)));
+  const el = (name, min, max, types, binding) => ({
+    id: `${p}.${name}`, path: `${p}.${name}`, min, max, type: types.map((code) => ({ code })),
+    ...(binding ? { binding: { strength: 'required', valueSet: binding } } : {}),
+  });
+  const r4 = [
+    el('description', 0, '1', ['string']),
+    el('definition[x]', 1, '1', ['Reference', 'canonical', 'CodeableConcept', 'Expression', 'DataRequirement', 'TriggerDefinition']),
+    el('usageContext', 0, '*', ['UsageContext']),
+    el('exclude', 0, '1', ['boolean']),
+    el('participantEffective[x]', 0, '1', ['dateTime', 'Period', 'Duration', 'Timing']),
+    el('timeFromStart', 0, '1', ['Duration']),
+    el('groupMeasure', 0, '1', ['code'], 'http://hl7.org/fhir/ValueSet/group-measure|4.0.1'),
+  ];
+  const out = [];
+  for (const e of kept) {
+    out.push(e.path === p ? { ...e, min: 1 } : e);
+    if (e.path === p + '.modifierExtension') out.push(...r4);
+  }
+  if (head < 0 || out.length !== kept.length + r4.length) throw new Error('EvidenceVariable: unexpected shape');
+  sd.snapshot.element = out;
+}
+
 const skip = new Set(['MetadataResource']);  // logical model, never on the wire
 const names = [];
 for (const sd of sds) {
   if (skip.has(sd.name) || !sd.snapshot) continue;
   if (sd.derivation === 'constraint') continue;  // SimpleQuantity/MoneyQuantity: typed as Quantity
   names.push(sd.name);
+  if (sd.name === 'EvidenceVariable') restoreR4EvidenceVariable(sd);
   emitType(sd);
 }
 
