@@ -112,6 +112,19 @@ TEST(ResourceType, RequiredKnownAndDispatched) {
                "Patient.name[0]");
 }
 
+TEST(Schema, EvidenceVariableIsR4NotMedplumsLaterShape) {
+  const std::string ev = R"({"resourceType":"EvidenceVariable","status":"draft","characteristic":[)";
+  expect_valid(ev + R"({"definitionDataRequirement":{"type":"Patient"},"groupMeasure":"mean"}]})");
+  expect_error(ev + R"({"definitionCodeableConcept":{"text":"x"},"groupMeasure":"average"}]})",
+               code::code_invalid, "EvidenceVariable.characteristic[0].groupMeasure");
+  expect_error(ev + R"({"definitionCodeableConcept":{"text":"x"},"linkId":"a"}]})", code::structure,
+               "EvidenceVariable.characteristic[0].linkId");
+  expect_error(ev + R"({"description":"no definition"}]})", code::required,
+               "EvidenceVariable.characteristic[0].definition[x]");
+  expect_error(R"({"resourceType":"EvidenceVariable","status":"draft"})", code::required,
+               "EvidenceVariable.characteristic");
+}
+
 TEST(Properties, UnknownAreRejected) {
   expect_valid(P + R"("birthDate":"1970-01-01"})");
   expect_error(P + R"("birthdate":"1970-01-01"})", code::structure, "Patient.birthdate");
