@@ -36,7 +36,8 @@ class Component {
   virtual ~Component() = default;
   virtual std::string name() const = 0;
   // Begin work with this config. Throw std::exception for a fatal start-up error: the service
-  // logs it and exits 1 (systemd's Restart=on-failure retries).
+  // logs it and run() returns 1 (systemd's Restart=on-failure retries); components started
+  // before it are then destroyed without stop(), so their destructors must release resources.
   virtual void start(const config::Config& config) = 0;
   // Adopt new_config. Return false (with `why`) to refuse it; the component must then be left
   // exactly as it was (the service keeps the old config and rolls back components that already
