@@ -1183,6 +1183,14 @@ struct Server::Impl {
         if (le.operation.empty())
           throw S3Error(501, "NotImplemented",
                         "A header you provided implies functionality that is not implemented");
+        // S3 needs to know an object's length up front: Content-Length, or (aws-chunked, which
+        // may travel with Transfer-Encoding: chunked) x-amz-decoded-content-length.
+        if ((le.operation == "PutObject" || le.operation == "UploadPart") &&
+            (h.count(http::field::content_length) == 0 ||
+             lower(h[http::field::transfer_encoding]).find("chunked") != std::string::npos) &&
+            h.count("x-amz-decoded-content-length") == 0)
+          throw S3Error(411, "MissingContentLength",
+                        "You must provide the Content-Length HTTP header.");
         // aws-chunked bodies: decode (verifying chunk signatures) before S3 sees the bytes.
         std::string sha(h["x-amz-content-sha256"]);
         std::string encoding = lower(h[http::field::content_encoding]);

@@ -47,6 +47,7 @@ struct Call {
   std::string secret{};  // default: the emulator's
   std::string token{};
   bool sign = true;
+  bool http_chunked = false;  // send the body with Transfer-Encoding: chunked
   std::chrono::system_clock::time_point time = std::chrono::system_clock::now();
   std::string payload_hash{};  // default: SHA-256 of body
   // When set, builds the body from the header signature (aws-chunked signed payloads).
@@ -81,7 +82,10 @@ Reply send(const HealthLakeLocal& hll, Call c) {
                                        c.path + (c.query.empty() ? "" : "?" + c.query), 11};
   for (const auto& h : hs) req.set(h.name, h.value);
   req.body() = c.body;
-  if (!c.body.empty() || c.method == "PUT" || c.method == "POST") req.prepare_payload();
+  if (c.http_chunked)
+    req.chunked(true);
+  else if (!c.body.empty() || c.method == "PUT" || c.method == "POST")
+    req.prepare_payload();
   http::write(sock, req);
   Reply r;
   beast::flat_buffer buf;
@@ -172,6 +176,13 @@ TEST(Server, SignedRequestsAuthErrorsAndVirtualHosts) {
       send(hll, Call{.path = "/landing/a.txt",
                      .time = std::chrono::system_clock::now() - std::chrono::minutes(14)});
   EXPECT_EQ(in_window.status, 200);
+
+  Call chunked = put("/landing/te.txt", "streamed without a length");
+  chunked.http_chunked = true;
+  Reply te = send(hll, chunked);
+  EXPECT_EQ(te.status, 411) << "S3 needs the length of a plain (not aws-chunked) body";
+  EXPECT_EQ(xml_code(te.body), "MissingContentLength");
+  EXPECT_FALSE(hll.object("landing", "te.txt").has_value());
 
   Call bad_crc = put("/landing/c.txt", "data");
   bad_crc.headers = {
