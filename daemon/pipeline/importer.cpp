@@ -1,0 +1,824 @@
+// Import lifecycle: start, follow, reconcile (contract in importer.hpp, argument in
+// docs/import.md).
+#include "pipeline/importer.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+
+#include "aws/healthlake.hpp"
+#include "aws/s3.hpp"
+#include "config/config.hpp"
+#include "journal/digest.hpp"
+#include "journal/journal.hpp"
+#include "service/log.hpp"
+#include "spool/spool.hpp"
+
+namespace fe::pipeline {
+
+using journal::ExportState;
+
+namespace {
+
+std::string trim_slashes(std::string_view s) {
+  while (!s.empty() && s.front() == '/') s.remove_prefix(1);
+  while (!s.empty() && s.back() == '/') s.remove_suffix(1);
+  return std::string(s);
+}
+
+// "s3://bucket/prefix" -> bucket, prefix (no surrounding slashes). Empty bucket when malformed.
+std::pair<std::string, std::string> split_s3_uri(std::string_view uri) {
+  if (!(uri.starts_with("s3://") || uri.starts_with("S3://"))) return {};
+  uri.remove_prefix(5);
+  auto slash = uri.find('/');
+  if (slash == std::string_view::npos) return {std::string(uri), ""};
+  return {std::string(uri.substr(0, slash)), trim_slashes(uri.substr(slash + 1))};
+}
+
+std::string cut(std::string_view s, std::size_t n) {
+  if (s.size() <= n) return std::string(s);
+  return std::string(s.substr(0, n)) + "...";
+}
+
+std::string progress_json(const std::optional<aws::JobProgressReport>& p) {
+  if (!p) return "";
+  auto num = [](double d) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.6g", d);
+    return std::string(buf);
+  };
+  return "{\"TotalNumberOfScannedFiles\":" + std::to_string(p->total_number_of_scanned_files) +
+         ",\"TotalSizeOfScannedFilesInMB\":" + num(p->total_size_of_scanned_files_in_mb) +
+         ",\"TotalNumberOfImportedFiles\":" + std::to_string(p->total_number_of_imported_files) +
+         ",\"TotalNumberOfResourcesScanned\":" +
+         std::to_string(p->total_number_of_resources_scanned) +
+         ",\"TotalNumberOfResourcesImported\":" +
+         std::to_string(p->total_number_of_resources_imported) +
+         ",\"TotalNumberOfResourcesWithCustomerError\":" +
+         std::to_string(p->total_number_of_resources_with_customer_error) +
+         ",\"TotalNumberOfFilesReadWithCustomerError\":" +
+         std::to_string(p->total_number_of_files_read_with_customer_error) +
+         ",\"Throughput\":" + num(p->throughput) + "}";
+}
+
+// Errors that a later attempt may cure without anyone changing anything.
+bool transient(const aws::AwsError& e) {
+  return e.retryable();
+}
+
+// Per-file counts and first reasons gathered while streaming the job's outputs.
+struct FileCounts {
+  std::int64_t imported = 0;
+  std::int64_t failed = 0;
+};
+
+struct Manifest {
+  bool present = false;
+  std::int64_t scanned_files = 0, files_imported = 0, resources_scanned = 0, resources_imported = 0,
+               customer_errors = 0, server_errors = 0;
+  double scanned_mb = 0, imported_mb = 0;
+};
+
+}  // namespace
+
+std::string job_name_for(std::string_view export_name) {
+  std::string out;
+  for (char c : export_name) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              std::string_view("_.:/=+%@-").find(c) != std::string_view::npos;
+    out += ok ? c : '_';
+    if (out.size() == 64) break;
+  }
+  return out.empty() ? "export" : out;
+}
+
+std::string import_input_uri(std::string_view bucket, std::string_view prefix,
+                             std::string_view export_name) {
+  std::string p = trim_slashes(prefix);
+  return "s3://" + std::string(bucket) + "/" + (p.empty() ? "" : p + "/") +
+         std::string(export_name) + "/import/";
+}
+
+std::string job_output_uri(std::string_view output_s3_uri, std::string_view datastore_id,
+                           std::string_view job_id) {
+  std::string base(output_s3_uri);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/" + std::string(datastore_id) + "-FHIR_IMPORT-" + std::string(job_id) + "/";
+}
+
+ImporterOptions importer_options(const config::Config& config) {
+  ImporterOptions o;
+  o.spool_dir = config.spool.dir;
+  for (const auto& p : config.pipelines) {
+    ImportTarget t;
+    t.pipeline = p.name;
+    t.bucket = p.s3.bucket;
+    t.prefix = p.s3.prefix;
+    t.datastore_id = p.healthlake.datastore_id;
+    t.data_access_role_arn = p.healthlake.data_access_role_arn;
+    t.output_s3_uri = p.healthlake.output_s3_uri;
+    t.output_kms_key_id = p.healthlake.output_kms_key_id;
+    t.validation_level = std::string(config::to_string(p.validation_level));
+    t.accept_statuses = p.healthlake.accept_statuses;
+    t.max_outstanding_starts = p.healthlake.max_outstanding_starts;
+    o.targets.push_back(std::move(t));
+  }
+  return o;
+}
+
+struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
+  Impl(boost::asio::io_context& io, journal::Journal& j, aws::HealthLakeClient& hl,
+       aws::S3Client& s3, ImporterOptions o)
+      : io(io), journal(j), hl(hl), s3(s3), opt(std::move(o)), rng(std::random_device{}()) {}
+
+  boost::asio::io_context& io;
+  journal::Journal& journal;
+  aws::HealthLakeClient& hl;
+  aws::S3Client& s3;
+  ImporterOptions opt;
+  ImporterStats stats;
+  bool stopped = false;
+  std::mt19937_64 rng;
+
+  // Per data store: exports holding a slot (non-terminal job) and the FIFO of those waiting.
+  struct Store {
+    std::set<std::int64_t> active;
+    std::deque<std::int64_t> waiting;
+    int limit = 1;
+  };
+  std::map<std::string, Store> stores;
+  std::map<std::int64_t, std::unique_ptr<boost::asio::steady_timer>> timers;
+  std::set<std::int64_t> busy;  // a request for this export is in flight (no second one)
+
+  const ImportTarget* target(const journal::ExportRow& e) const {
+    for (const auto& t : opt.targets)
+      if (t.pipeline == e.pipeline) return &t;
+    return nullptr;
+  }
+
+  void changed() {
+    if (opt.on_change) opt.on_change();
+  }
+
+  Store& store(const ImportTarget& t) {
+    auto& s = stores[t.datastore_id];
+    s.limit = std::max(1, t.max_outstanding_starts);
+    return s;
+  }
+
+  void release(const journal::ExportRow& e) {
+    if (const auto* t = target(e)) {
+      auto& s = store(*t);
+      s.active.erase(e.id);
+      timers.erase(e.id);
+      pump(s);
+    }
+  }
+
+  // Starts queued exports while the data store has free slots.
+  void pump(Store& s) {
+    while (!stopped && static_cast<int>(s.active.size()) < s.limit && !s.waiting.empty()) {
+      std::int64_t id = s.waiting.front();
+      s.waiting.pop_front();
+      s.active.insert(id);
+      begin_start(id);
+    }
+  }
+
+  void park(std::int64_t id, const std::string& reason) {
+    auto e = journal.find_export(id);
+    if (!e) return;
+    log::error("import parked: " + reason, {{"EXPORT", e->name}});
+    journal.park_export(id, reason);
+    ++stats.parked;
+    release(*e);
+    changed();
+  }
+
+  template <class F>
+  void after(std::int64_t id, std::chrono::milliseconds d, F f) {
+    auto& t = timers[id];
+    t = std::make_unique<boost::asio::steady_timer>(io, d);
+    std::weak_ptr<Impl> w = weak_from_this();
+    t->async_wait([w, f](const boost::system::error_code& ec) {
+      auto self = w.lock();
+      if (ec || !self || self->stopped) return;
+      f(*self);
+    });
+  }
+
+  std::chrono::milliseconds poll_delay() {
+    auto lo = opt.poll_min.count(), hi = std::max(opt.poll_max.count(), lo);
+    return std::chrono::milliseconds(std::uniform_int_distribution<long long>(lo, hi)(rng));
+  }
+
+  // Wraps a callback so that it does nothing once the importer is gone or stopped, and so that a
+  // journal failure is logged instead of escaping into the io_context.
+  template <class R, class F>
+  std::function<void(R)> guard(std::int64_t id, F f) {
+    std::weak_ptr<Impl> w = weak_from_this();
+    return [w, id, f](R r) {
+      auto self = w.lock();
+      if (!self || self->stopped) return;
+      self->busy.erase(id);
+      try {
+        f(*self, std::move(r));
+      } catch (const std::exception& ex) {
+        log::error(std::string("import: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
+      }
+    };
+  }
+
+  // ---- entry points ----
+  void kick(std::int64_t id) {
+    if (stopped || busy.count(id)) return;
+    auto e = journal.find_export(id);
+    if (!e) return;
+    const ImportTarget* t = target(*e);
+    if (!t) {
+      if (e->state == ExportState::uploaded || e->state == ExportState::import_starting ||
+          e->state == ExportState::importing)
+        park(id, "pipeline '" + e->pipeline + "' has no healthlake configuration");
+      return;
+    }
+    auto& s = store(*t);
+    switch (e->state) {
+      case ExportState::uploaded:
+        if (s.active.count(id) ||
+            std::find(s.waiting.begin(), s.waiting.end(), id) != s.waiting.end())
+          return;
+        s.waiting.push_back(id);
+        pump(s);
+        break;
+      case ExportState::import_starting:
+        s.active.insert(id);  // already holds a slot from before the restart
+        recover(id);
+        break;
+      case ExportState::importing:
+        s.active.insert(id);
+        poll(id);
+        break;
+      default:
+        break;
+    }
+    changed();
+  }
+
+  void resume() {
+    for (auto st : {ExportState::importing, ExportState::import_starting, ExportState::uploaded})
+      for (const auto& e : journal.exports_in(st)) kick(e.id);
+  }
+
+  // ---- start ----
+  void begin_start(std::int64_t id) {
+    try {
+      auto e = journal.get_export(id);
+      if (e.files > opt.max_files_per_job) {
+        park(id, "export has " + std::to_string(e.files) + " files, over HealthLake's " +
+                     std::to_string(opt.max_files_per_job) +
+                     " per import job; splitting into several jobs is not implemented");
+        return;
+      }
+      std::string token = journal::client_token(e.pipeline, e.source_path, e.digest, e.version);
+      // Journaled (and the state moved) before the request leaves: after a crash from here on,
+      // the same token is found and re-used, so HealthLake can never make a second job.
+      journal.record_import_token(id, token, job_name_for(e.name));
+      journal.set_export_state(id, ExportState::import_starting, "StartFHIRImportJob");
+      send_start(id);
+    } catch (const std::exception& ex) {
+      log::error(std::string("import start: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
+    }
+  }
+
+  aws::StartImportRequest start_request(const journal::ExportRow& e, const ImportTarget& t,
+                                        const journal::ImportJobRow& j) {
+    aws::StartImportRequest r;
+    r.job_name = j.job_name;
+    r.input_s3_uri = import_input_uri(t.bucket, t.prefix, e.name);
+    r.output_s3_uri = t.output_s3_uri;
+    r.output_kms_key_id = t.output_kms_key_id;
+    r.datastore_id = t.datastore_id;
+    r.data_access_role_arn = t.data_access_role_arn;
+    r.client_token = j.client_token;
+    r.validation_level = t.validation_level;
+    return r;
+  }
+
+  void send_start(std::int64_t id) {
+    auto e = journal.get_export(id);
+    const ImportTarget& t = *target(e);
+    auto j = journal.import_job(id);
+    if (!j) throw journal::Error("import: no journaled token for export " + e.name);
+    ++stats.starts_sent;
+    busy.insert(id);
+    log::info("starting import job", {{"EXPORT", e.name}, {"CLIENT_TOKEN", j->client_token}});
+    hl.start_import_job(start_request(e, t, *j),
+                        guard<aws::HlResult<aws::StartImportResult>>(
+                            id, [id](Impl& self, auto r) { self.on_started(id, std::move(r)); }));
+  }
+
+  void on_started(std::int64_t id, aws::HlResult<aws::StartImportResult> r) {
+    auto e = journal.get_export(id);
+    if (e.state != ExportState::import_starting) return;  // parked or moved meanwhile
+    if (r.ok()) {
+      journal.record_import_job(id, r.value->job_id, r.value->job_status);
+      journal.set_export_state(id, ExportState::importing, "import job " + r.value->job_id);
+      log::notice(
+          "import job started",
+          {{"EXPORT", e.name}, {"JOB_ID", r.value->job_id}, {"STATUS", r.value->job_status}});
+      changed();
+      after(id, poll_delay(), [id](Impl& self) { self.poll(id); });
+      return;
+    }
+    const auto& err = *r.error;
+    if (err.category == aws::ErrorCategory::conflict) {
+      ++stats.conflicts;
+      journal.set_export_error(id, r.describe() + " (waiting, then the same token again)");
+      after(id, opt.conflict_delay, [id](Impl& self) { self.retry_start(id); });
+    } else if (transient(err)) {
+      ++stats.retries;
+      journal.set_export_error(id, r.describe() + " (retrying later with the same token)");
+      after(id, opt.retry_delay, [id](Impl& self) { self.retry_start(id); });
+    } else {
+      park(id, r.describe());
+    }
+  }
+
+  void retry_start(std::int64_t id) {
+    try {
+      send_start(id);
+    } catch (const std::exception& ex) {
+      log::error(std::string("import start: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
+    }
+  }
+
+  // import_starting after a restart: the Start may or may not have reached HealthLake. Look for
+  // the job by name first; only if there is none is Start sent again, with the same token.
+  void recover(std::int64_t id) {
+    auto e = journal.get_export(id);
+    const ImportTarget& t = *target(e);
+    auto j = journal.import_job(id);
+    if (!j) {  // crashed between the two journal writes is impossible (one is before the state)
+      park(id, "import_starting without a journaled client token");
+      return;
+    }
+    aws::ListImportJobsRequest q;
+    q.datastore_id = t.datastore_id;
+    q.job_name = j->job_name;
+    q.submitted_after = static_cast<double>(j->submitted_at) / 1000.0 -
+                        static_cast<double>(opt.list_margin.count());
+    q.max_results = 500;
+    busy.insert(id);
+    std::string input = import_input_uri(t.bucket, t.prefix, e.name);
+    hl.list_import_jobs(
+        q, guard<aws::HlResult<aws::ListImportJobsResult>>(
+               id, [id, input](Impl& self, auto r) { self.on_listed(id, input, std::move(r)); }));
+  }
+
+  void on_listed(std::int64_t id, const std::string& input,
+                 aws::HlResult<aws::ListImportJobsResult> r) {
+    auto e = journal.get_export(id);
+    if (e.state != ExportState::import_starting) return;
+    if (!r.ok()) {
+      if (transient(*r.error)) {
+        ++stats.retries;
+        journal.set_export_error(id, r.describe() + " (retrying later)");
+        after(id, opt.retry_delay, [id](Impl& self) { self.recover(id); });
+      } else {
+        park(id, r.describe());
+      }
+      return;
+    }
+    // Oldest matching job: if there were ever two, the first is the one the token made.
+    const aws::ImportJobProperties* found = nullptr;
+    for (const auto& job : r.value->jobs) {
+      if (job.input_s3_uri != input) continue;
+      if (!found || job.submit_time < found->submit_time) found = &job;
+    }
+    if (found) {
+      ++stats.jobs_adopted;
+      journal.record_import_job(id, found->job_id, found->job_status);
+      journal.set_export_state(id, ExportState::importing,
+                               "adopted import job " + found->job_id + " after a restart");
+      log::notice("import job adopted after restart",
+                  {{"EXPORT", e.name}, {"JOB_ID", found->job_id}});
+      changed();
+      poll(id);
+      return;
+    }
+    send_start(id);
+  }
+
+  // ---- follow ----
+  void poll(std::int64_t id) {
+    auto e = journal.get_export(id);
+    if (e.state != ExportState::importing) return;
+    auto j = journal.import_job(id);
+    const ImportTarget& t = *target(e);
+    ++stats.polls;
+    busy.insert(id);
+    hl.describe_import_job(
+        t.datastore_id, j->job_id,
+        guard<aws::HlResult<aws::ImportJobProperties>>(
+            id, [id](Impl& self, auto r) { self.on_described(id, std::move(r)); }));
+  }
+
+  void on_described(std::int64_t id, aws::HlResult<aws::ImportJobProperties> r) {
+    auto e = journal.get_export(id);
+    if (e.state != ExportState::importing) return;
+    if (!r.ok()) {
+      if (transient(*r.error)) {
+        ++stats.retries;
+        journal.set_export_error(id, r.describe() + " (polling again later)");
+        after(id, opt.retry_delay, [id](Impl& self) { self.poll(id); });
+      } else {
+        park(id, r.describe());
+      }
+      return;
+    }
+    const auto& job = *r.value;
+    auto j = journal.import_job(id);
+    std::string progress = progress_json(job.progress);
+    if (!j || j->status != job.job_status || j->progress_json != progress) {
+      journal.record_import_status(id, job.job_status, progress);
+      changed();
+    }
+    if (!aws::is_terminal_job_status(job.job_status)) {
+      after(id, poll_delay(), [id](Impl& self) { self.poll(id); });
+      return;
+    }
+    reconcile(id, job);
+  }
+
+  // ---- reconcile ----
+  struct Recon {
+    std::int64_t id = 0;
+    aws::ImportJobProperties job;
+    std::string bucket, dir;  // output bucket and "<prefix>/<ds>-FHIR_IMPORT-<job>/"
+    Manifest manifest;
+    std::map<std::string, FileCounts> files;  // by path relative to SUCCESS/ or FAILURE/
+    std::vector<std::string> reasons;
+    std::int64_t failure_lines = 0, success_lines = 0;
+    std::string output_error;  // output could not be read completely (recorded, not fatal)
+  };
+
+  void reconcile(std::int64_t id, const aws::ImportJobProperties& job) {
+    auto e = journal.get_export(id);
+    const ImportTarget& t = *target(e);
+    auto rc = std::make_shared<Recon>();
+    rc->id = id;
+    rc->job = job;
+    std::string out_uri = job.output_s3_uri.empty() ? t.output_s3_uri : job.output_s3_uri;
+    auto [bucket, prefix] = split_s3_uri(job_output_uri(out_uri, t.datastore_id, job.job_id));
+    rc->bucket = bucket;
+    rc->dir = prefix + "/";
+    auto body = std::make_shared<std::string>();
+    busy.insert(id);
+    aws::GetObjectRequest g;
+    g.bucket = rc->bucket;
+    g.key = rc->dir + "manifest.json";
+    std::size_t cap = 1 << 20;  // a manifest is a few hundred bytes; never hold more than 1 MiB
+    g.sink = [body, cap](std::string_view chunk) {
+      if (body->size() + chunk.size() > cap) return false;
+      body->append(chunk);
+      return true;
+    };
+    s3.get_object(std::move(g),
+                  guard<aws::S3Result<aws::GetObjectResult>>(id, [rc, body](Impl& self, auto r) {
+                    self.on_manifest(rc, *body, std::move(r));
+                  }));
+  }
+
+  void on_manifest(std::shared_ptr<Recon> rc, const std::string& body,
+                   aws::S3Result<aws::GetObjectResult> r) {
+    if (!r.ok()) {
+      if (transient(*r.error)) {
+        ++stats.retries;
+        journal.set_export_error(rc->id, r.describe() + " (reconcile retried later)");
+        after(rc->id, opt.retry_delay,
+              [id = rc->id, job = rc->job](Impl& self) { self.reconcile(id, job); });
+        return;
+      }
+      // A FAILED job may have written no manifest; everything else is still reconciled.
+      rc->output_error = "manifest.json: " + r.describe();
+    } else {
+      simdjson::dom::parser p;
+      simdjson::dom::element m;
+      if (p.parse(body).get(m)) {
+        rc->output_error = "manifest.json is not valid JSON";
+      } else {
+        rc->manifest.present = true;
+        auto i64 = [&](const char* k) {
+          int64_t v = 0;
+          if (m[k].get_int64().get(v)) {
+            double d = 0;
+            if (!m[k].get_double().get(d)) v = static_cast<int64_t>(d);
+          }
+          return v;
+        };
+        auto dbl = [&](const char* k) {
+          double v = 0;
+          if (m[k].get_double().get(v)) v = 0;
+          return v;
+        };
+        rc->manifest.scanned_files = i64("numberOfScannedFiles");
+        rc->manifest.files_imported = i64("numberOfFilesImported");
+        rc->manifest.resources_scanned = i64("numberOfResourcesScanned");
+        rc->manifest.resources_imported = i64("numberOfResourcesImportedSuccessfully");
+        rc->manifest.customer_errors = i64("numberOfResourcesWithCustomerError");
+        rc->manifest.server_errors = i64("numberOfResourcesWithServerError");
+        rc->manifest.scanned_mb = dbl("sizeOfScannedFilesInMB");
+        rc->manifest.imported_mb = dbl("sizeOfDataImportedSuccessfullyInMB");
+      }
+    }
+    list_outputs(rc, "FAILURE/", "");
+  }
+
+  // Lists one page of <dir><kind> and reads its objects one at a time.
+  void list_outputs(std::shared_ptr<Recon> rc, std::string kind, std::string continuation) {
+    aws::ListObjectsRequest q;
+    q.bucket = rc->bucket;
+    q.prefix = rc->dir + kind;
+    q.continuation_token = continuation;
+    busy.insert(rc->id);
+    s3.list_objects_v2(
+        q, guard<aws::S3Result<aws::ListObjectsResult>>(rc->id, [rc, kind](Impl& self, auto r) {
+          if (!r.ok()) {
+            rc->output_error += (rc->output_error.empty() ? "" : "; ") + r.describe();
+            self.next_kind(rc, kind);
+            return;
+          }
+          auto page = std::make_shared<aws::ListObjectsResult>(std::move(*r.value));
+          self.read_object(rc, kind, page, 0);
+        }));
+  }
+
+  void next_kind(std::shared_ptr<Recon> rc, const std::string& kind) {
+    if (kind == "FAILURE/")
+      list_outputs(rc, "SUCCESS/", "");
+    else
+      finish(rc);
+  }
+
+  void read_object(std::shared_ptr<Recon> rc, std::string kind,
+                   std::shared_ptr<aws::ListObjectsResult> page, std::size_t i) {
+    if (i >= page->objects.size()) {
+      if (page->is_truncated && !page->next_continuation_token.empty())
+        list_outputs(rc, kind, page->next_continuation_token);
+      else
+        next_kind(rc, kind);
+      return;
+    }
+    const auto& obj = page->objects[i];
+    std::string rel = obj.key.substr(std::min(obj.key.size(), rc->dir.size() + kind.size()));
+    bool failure = kind == "FAILURE/";
+    // Streamed line by line: only the current partial line is held (cut at max_line_bytes).
+    struct LineState {
+      std::string partial;
+      bool overlong = false;
+    };
+    auto ls = std::make_shared<LineState>();
+    std::size_t max_line = opt.max_line_bytes, max_reasons = opt.max_reasons,
+                max_chars = opt.max_reason_chars;
+    auto on_line = [rc, rel, failure, max_reasons, max_chars](std::string_view line, bool whole) {
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos && whole) return;
+      auto& fc = rc->files[rel];
+      if (!failure) {
+        ++fc.imported;
+        ++rc->success_lines;
+        return;
+      }
+      ++fc.failed;
+      ++rc->failure_lines;
+      if (rc->reasons.size() >= max_reasons) return;
+      std::string reason = rel + ": ";
+      simdjson::dom::parser p;
+      simdjson::dom::element oo;
+      if (!whole || p.parse(line).get(oo)) {
+        reason += cut(line, max_chars);
+      } else {
+        simdjson::dom::array issues;
+        std::string_view diag, expr;
+        if (!oo["issue"].get_array().get(issues))
+          for (auto is : issues) {
+            if (is["diagnostics"].get_string().get(diag)) continue;
+            simdjson::dom::array ex;
+            if (!is["expression"].get_array().get(ex))
+              for (auto x : ex) {
+                if (x.get_string().get(expr)) expr = {};
+                break;
+              }
+            break;
+          }
+        reason += diag.empty() ? std::string(line) : std::string(diag);
+        if (!expr.empty()) reason += " (at " + std::string(expr) + ")";
+      }
+      rc->reasons.push_back(cut(reason, max_chars));
+    };
+    aws::GetObjectRequest g;
+    g.bucket = rc->bucket;
+    g.key = obj.key;
+    g.sink = [ls, on_line, max_line](std::string_view chunk) {
+      while (!chunk.empty()) {
+        auto nl = chunk.find('\n');
+        std::string_view piece = chunk.substr(0, nl);
+        if (!ls->overlong) {
+          if (ls->partial.size() + piece.size() > max_line) {
+            ls->overlong = true;
+            ls->partial.clear();
+          } else {
+            ls->partial.append(piece);
+          }
+        }
+        if (nl == std::string_view::npos) break;
+        on_line(ls->partial, !ls->overlong);
+        ls->partial.clear();
+        ls->overlong = false;
+        chunk.remove_prefix(nl + 1);
+      }
+      return true;
+    };
+    busy.insert(rc->id);
+    s3.get_object(std::move(g), guard<aws::S3Result<aws::GetObjectResult>>(
+                                    rc->id, [rc, kind, page, i, ls, on_line](Impl& self, auto r) {
+                                      if (!r.ok()) {
+                                        rc->output_error +=
+                                            (rc->output_error.empty() ? "" : "; ") + r.describe();
+                                      } else if (!ls->partial.empty() || ls->overlong) {
+                                        on_line(ls->partial, !ls->overlong);  // no final newline
+                                      }
+                                      self.read_object(rc, kind, page, i + 1);
+                                    }));
+  }
+
+  void finish(std::shared_ptr<Recon> rc) {
+    auto e = journal.get_export(rc->id);
+    if (e.state != ExportState::importing) return;
+    const ImportTarget& t = *target(e);
+    const auto& job = rc->job;
+    bool accepted = std::find(t.accept_statuses.begin(), t.accept_statuses.end(), job.job_status) !=
+                    t.accept_statuses.end();
+    const Manifest& m = rc->manifest;
+    // Counts: the manifest when there is one, else what the outputs showed.
+    std::int64_t imported = m.present ? m.resources_imported : rc->success_lines;
+    std::int64_t failed = m.present ? m.customer_errors + m.server_errors : rc->failure_lines;
+    std::int64_t scanned = m.present ? m.resources_scanned : imported + failed;
+
+    std::string js = "{\"export\":" + aws::json_quote(e.name) +
+                     ",\"job_id\":" + aws::json_quote(job.job_id) +
+                     ",\"job_name\":" + aws::json_quote(job.job_name) +
+                     ",\"datastore_id\":" + aws::json_quote(job.datastore_id) +
+                     ",\"status\":" + aws::json_quote(job.job_status) +
+                     ",\"accepted\":" + (accepted ? "true" : "false") +
+                     ",\"message\":" + aws::json_quote(job.message) +
+                     ",\"input_s3_uri\":" + aws::json_quote(job.input_s3_uri) +
+                     ",\"output_s3_uri\":" + aws::json_quote("s3://" + rc->bucket + "/" + rc->dir) +
+                     ",\"resources_scanned\":" + std::to_string(scanned) +
+                     ",\"resources_imported\":" + std::to_string(imported) +
+                     ",\"resources_failed\":" + std::to_string(failed) +
+                     ",\"failure_lines_read\":" + std::to_string(rc->failure_lines) +
+                     ",\"success_lines_read\":" + std::to_string(rc->success_lines);
+    if (m.present)
+      js += ",\"manifest\":{\"numberOfScannedFiles\":" + std::to_string(m.scanned_files) +
+            ",\"numberOfFilesImported\":" + std::to_string(m.files_imported) +
+            ",\"numberOfResourcesScanned\":" + std::to_string(m.resources_scanned) +
+            ",\"numberOfResourcesImportedSuccessfully\":" + std::to_string(m.resources_imported) +
+            ",\"numberOfResourcesWithCustomerError\":" + std::to_string(m.customer_errors) +
+            ",\"numberOfResourcesWithServerError\":" + std::to_string(m.server_errors) + "}";
+    else
+      js += ",\"manifest\":null";
+    js += ",\"files\":{";
+    bool first = true;
+    for (const auto& [name, c] : rc->files) {
+      js += (first ? "" : ",") + aws::json_quote(name) +
+            ":{\"imported\":" + std::to_string(c.imported) +
+            ",\"failed\":" + std::to_string(c.failed) + "}";
+      first = false;
+    }
+    js += "},\"first_failure_reasons\":[";
+    for (std::size_t i = 0; i < rc->reasons.size(); ++i)
+      js += (i ? "," : "") + aws::json_quote(rc->reasons[i]);
+    js += "],\"output_error\":" + aws::json_quote(rc->output_error) + "}";
+
+    // The local report first (durable), then the journal: a crash in between redoes the
+    // reconcile (the export is still importing), which rewrites the same report.
+    try {
+      auto dir = spool::export_dir(opt.spool_dir, e.name);
+      std::filesystem::create_directories(dir);
+      spool::write_durable(dir / "import-report.json", js + "\n");
+    } catch (const std::exception& ex) {
+      log::error(std::string("import report not written: ") + ex.what(), {{"EXPORT", e.name}});
+    }
+    journal.record_import_outcome(rc->id, js);
+
+    std::string summary = "import " + job.job_status + ": " + std::to_string(imported) +
+                          " imported, " + std::to_string(failed) + " failed of " +
+                          std::to_string(scanned) + " resources";
+    if (!rc->reasons.empty()) summary += "; first failure: " + rc->reasons.front();
+    if (!job.message.empty()) summary += "; " + job.message;
+    std::initializer_list<log::Field> fields = {
+        {"EXPORT", e.name}, {"JOB_ID", job.job_id}, {"JOB_STATUS", job.job_status}};
+    if (job.job_status == "COMPLETED")
+      log::notice(summary, fields);
+    else
+      log::warning(summary, fields);
+
+    if (accepted) {
+      journal.set_export_state(rc->id, ExportState::imported, summary);
+      ++stats.imported;
+    } else {
+      journal.set_export_state(rc->id, ExportState::import_failed, summary);
+      ++stats.import_failed;
+    }
+    release(e);
+    changed();
+  }
+};
+
+Importer::Importer(boost::asio::io_context& io, journal::Journal& journal,
+                   aws::HealthLakeClient& hl, aws::S3Client& s3, ImporterOptions options)
+    : impl_(std::make_shared<Impl>(io, journal, hl, s3, std::move(options))) {}
+
+Importer::~Importer() {
+  stop();
+}
+
+void Importer::stop() {
+  if (!impl_) return;
+  impl_->stopped = true;
+  for (auto& [id, t] : impl_->timers) t->cancel();
+  impl_->timers.clear();
+}
+
+void Importer::kick(std::int64_t export_id) {
+  try {
+    impl_->kick(export_id);
+  } catch (const std::exception& ex) {
+    log::error(std::string("import: ") + ex.what(), {{"EXPORT_ID", std::to_string(export_id)}});
+  }
+}
+
+void Importer::resume() {
+  impl_->resume();
+}
+
+const ImporterStats& Importer::stats() const {
+  return impl_->stats;
+}
+
+std::string Importer::status_line() const {
+  std::size_t starting = 0, importing = 0, queued = 0;
+  for (const auto& [ds, s] : impl_->stores) {
+    queued += s.waiting.size();
+    for (auto id : s.active) {
+      auto e = impl_->journal.find_export(id);
+      if (e && e->state == ExportState::importing)
+        ++importing;
+      else
+        ++starting;
+    }
+  }
+  return std::to_string(starting) + " import starting, " + std::to_string(importing) +
+         " importing, " + std::to_string(queued) + " queued";
+}
+
+void Importer::check_datastores(std::function<void(std::vector<std::string>)> done) {
+  std::set<std::string> ids;
+  for (const auto& t : impl_->opt.targets) ids.insert(t.datastore_id);
+  struct Acc {
+    std::size_t left = 0;
+    std::vector<std::string> problems;
+    std::function<void(std::vector<std::string>)> done;
+  };
+  auto acc = std::make_shared<Acc>();
+  acc->left = ids.size();
+  acc->done = std::move(done);
+  if (ids.empty()) {
+    acc->done({});
+    return;
+  }
+  std::weak_ptr<Impl> w = impl_;
+  for (const auto& id : ids) {
+    impl_->hl.describe_datastore(id, [w, acc, id](aws::HlResult<aws::DatastoreProperties> r) {
+      if (!w.lock()) return;
+      std::string problem;
+      if (!r.ok())
+        problem = "data store " + id + ": " + r.describe();
+      else if (r.value->datastore_status != "ACTIVE")
+        problem = "data store " + id + " is " + r.value->datastore_status +
+                  ", not ACTIVE: imports will wait";
+      if (!problem.empty()) {
+        log::error(problem);
+        acc->problems.push_back(problem);
+      }
+      if (--acc->left == 0) acc->done(acc->problems);
+    });
+  }
+}
+
+}  // namespace fe::pipeline

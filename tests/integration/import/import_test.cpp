@@ -1,0 +1,352 @@
+// The import lifecycle against healthlake-local (real S3 objects, real import jobs that validate
+// every line, real SQLite journal, real spool directory): start → follow → reconcile, a job with
+// invalid lines, a "crash" while the Start is in flight, and a request HealthLake rejects.
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+
+#include "aws/crc32c.hpp"
+#include "aws/healthlake.hpp"
+#include "aws/s3.hpp"
+#include "healthlake_local.hpp"
+#include "journal/digest.hpp"
+#include "journal/journal.hpp"
+#include "pipeline/importer.hpp"
+
+namespace {
+
+using namespace fe;
+using fe::test::HealthLakeLocal;
+using fe::test::HealthLakeLocalOptions;
+using journal::ExportState;
+
+constexpr const char* kLanding = "fhir-landing";
+constexpr const char* kResults = "fhir-results";
+constexpr const char* kRole = "arn:aws:iam::123456789012:role/HealthLakeImport";
+
+struct Env {
+  explicit Env(HealthLakeLocalOptions hopt = {}) {
+    hopt.buckets = {kLanding, kResults};
+    hll = std::make_unique<HealthLakeLocal>(hopt);
+    dir = std::filesystem::temp_directory_path() /
+          ("fe-import-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "spool");
+    journal = std::make_unique<journal::Journal>(journal::Journal::open(dir / "journal.db"));
+    aws::ClientConfig cfg;
+    cfg.region = hll->region();
+    cfg.s3_endpoint = hll->endpoint();
+    cfg.healthlake_endpoint = hll->endpoint();
+    aws::Credentials c;
+    c.access_key_id = hll->access_key();
+    c.secret_access_key = hll->secret_key();
+    engine = std::make_unique<aws::HttpEngine>(io);
+    caller = std::make_unique<aws::AwsCaller>(*engine, cfg, aws::static_credentials(c));
+    s3 = std::make_unique<aws::S3Client>(*caller);
+    hl = std::make_unique<aws::HealthLakeClient>(*caller);
+  }
+  ~Env() {
+    importer.reset();
+    hl.reset();
+    s3.reset();
+    caller.reset();
+    engine.reset();
+    journal.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+
+  pipeline::ImporterOptions options(std::string role = kRole) {
+    pipeline::ImporterOptions o;
+    pipeline::ImportTarget t;
+    t.pipeline = "ehr";
+    t.bucket = kLanding;
+    t.prefix = "exports";
+    t.datastore_id = hll->datastore();
+    t.data_access_role_arn = role;
+    t.output_s3_uri = std::string("s3://") + kResults + "/imports";
+    t.output_kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/test-key";
+    t.validation_level = "structure-only";
+    o.targets = {t};
+    o.spool_dir = dir / "spool";
+    o.poll_min = std::chrono::milliseconds(30);
+    o.poll_max = std::chrono::milliseconds(80);
+    o.retry_delay = std::chrono::milliseconds(200);
+    o.conflict_delay = std::chrono::milliseconds(200);
+    return o;
+  }
+  void make_importer(pipeline::ImporterOptions o) {
+    importer = std::make_unique<pipeline::Importer>(io, *journal, *hl, *s3, std::move(o));
+  }
+
+  // An export in state `uploaded`, its files in S3 under exports/<name>/import/.
+  int64_t uploaded_export(const std::string& name,
+                          const std::map<std::string, std::string>& files) {
+    std::vector<std::pair<std::string, journal::SourceIdentity>> ids;
+    for (const auto& [f, body] : files)
+      ids.push_back({f, journal::SourceIdentity{body.size(), 1, 1, 1}});
+    auto taken = journal->take_export("ehr", "/in/" + name, "sha256:" + name, name, ids);
+    int64_t id = taken.row.id;
+    for (auto st : {ExportState::complete, ExportState::spooling, ExportState::spooled,
+                    ExportState::uploading, ExportState::uploaded})
+      journal->set_export_state(id, st);
+    for (const auto& [f, body] : files) {
+      std::string key = "exports/" + taken.row.name + "/import/" + f + ".ndjson";
+      std::optional<aws::S3Result<aws::PutObjectResult>> r;
+      aws::PutObjectRequest req;
+      req.bucket = kLanding;
+      req.key = key;
+      req.body = aws::BodySource::from_view(body);
+      req.crc32c = aws::crc32c(body);
+      s3->put_object(std::move(req), [&](auto res) { r = std::move(res); });
+      run_until([&] { return r.has_value(); });
+      EXPECT_TRUE(r->ok()) << r->describe();
+    }
+    return id;
+  }
+
+  template <class Pred>
+  void run_until(Pred done, int seconds = 120) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    io.restart();
+    while (!done()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "test hung";
+      io.run_one_for(std::chrono::milliseconds(20));
+    }
+  }
+  ExportState state(int64_t id) { return journal->get_export(id).state; }
+  void run_to(int64_t id, std::set<ExportState> targets) {
+    run_until([&] { return targets.count(state(id)) > 0; });
+  }
+
+  // StartFHIRImportJob requests in the emulator's log that it answered 200, and their job ids.
+  std::set<std::string> started_job_ids() {
+    std::set<std::string> out;
+    for (const auto& l : hll->request_log_lines()) {
+      if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
+      if (l.find("\"status\":200") == std::string::npos) continue;
+      auto p = l.find("\"job_id\":\"");
+      if (p == std::string::npos) continue;
+      p += 10;
+      out.insert(l.substr(p, l.find('"', p) - p));
+    }
+    return out;
+  }
+  size_t count_ops(const std::string& op) {
+    size_t n = 0;
+    for (const auto& l : hll->request_log_lines())
+      if (l.find("\"operation\":\"" + op + "\"") != std::string::npos) ++n;
+    return n;
+  }
+  // Imported resources per "Type/id" from the emulator's store (one count per import).
+  std::map<std::string, uint64_t> imported_resources() { return hll->imported_resources(); }
+
+  static inline int counter = 0;
+  boost::asio::io_context io;
+  std::unique_ptr<HealthLakeLocal> hll;
+  std::filesystem::path dir;
+  std::unique_ptr<journal::Journal> journal;
+  std::unique_ptr<aws::HttpEngine> engine;
+  std::unique_ptr<aws::AwsCaller> caller;
+  std::unique_ptr<aws::S3Client> s3;
+  std::unique_ptr<aws::HealthLakeClient> hl;
+  std::unique_ptr<pipeline::Importer> importer;
+};
+
+std::string patients(int from, int n) {
+  std::string s;
+  for (int i = from; i < from + n; ++i)
+    s += "{\"resourceType\":\"Patient\",\"id\":\"p" + std::to_string(i) +
+         "\",\"gender\":\"female\"}\n";
+  return s;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(Import, KeyHelpers) {
+  EXPECT_EQ(pipeline::import_input_uri("b", "exports", "e1"), "s3://b/exports/e1/import/");
+  EXPECT_EQ(pipeline::import_input_uri("b", "", "e1"), "s3://b/e1/import/");
+  EXPECT_EQ(pipeline::job_output_uri("s3://r/imports/", "DS", "J"),
+            "s3://r/imports/DS-FHIR_IMPORT-J/");
+  EXPECT_EQ(pipeline::job_output_uri("s3://r", "DS", "J"), "s3://r/DS-FHIR_IMPORT-J/");
+  EXPECT_EQ(pipeline::job_name_for("a b#c.v2"), "a_b_c.v2");
+  EXPECT_EQ(pipeline::job_name_for(""), "export");
+  EXPECT_EQ(pipeline::job_name_for(std::string(100, 'x')).size(), 64u);
+}
+
+TEST(Import, StartFollowReconcileToImported) {
+  Env env;
+  int64_t id = env.uploaded_export("batch1",
+                                   {{"Patient", patients(0, 30)}, {"Patient2", patients(100, 12)}});
+  env.make_importer(env.options());
+  std::vector<std::string> problems{"not called"};
+  env.importer->check_datastores([&](auto p) { problems = std::move(p); });
+  env.run_until([&] { return problems.empty() || problems.front() != "not called"; });
+  EXPECT_TRUE(problems.empty()) << problems.front();
+
+  env.importer->kick(id);
+  EXPECT_EQ(env.state(id), ExportState::import_starting);  // journaled before the call
+  auto row = env.journal->import_job(id);
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->client_token, journal::client_token("ehr", "/in/batch1", "sha256:batch1", 1));
+  EXPECT_EQ(row->job_name, "batch1");
+  EXPECT_TRUE(row->job_id.empty());
+
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  row = env.journal->import_job(id);
+  EXPECT_EQ(row->status, "COMPLETED");
+  EXPECT_NE(row->progress_json.find("\"TotalNumberOfResourcesImported\":42"), std::string::npos)
+      << row->progress_json;
+  EXPECT_NE(row->outcome.find("\"resources_imported\":42"), std::string::npos) << row->outcome;
+  EXPECT_NE(row->outcome.find("\"resources_failed\":0"), std::string::npos);
+  EXPECT_NE(row->outcome.find("\"Patient.ndjson\":{\"imported\":30,\"failed\":0}"),
+            std::string::npos)
+      << row->outcome;
+  EXPECT_NE(row->outcome.find("\"Patient2.ndjson\":{\"imported\":12,\"failed\":0}"),
+            std::string::npos);
+  auto report = slurp(env.dir / "spool" / "batch1" / "import-report.json");
+  EXPECT_NE(report.find(row->job_id), std::string::npos);
+  EXPECT_NE(report.find("\"status\":\"COMPLETED\""), std::string::npos);
+
+  auto res = env.imported_resources();
+  EXPECT_EQ(res.size(), 42u);
+  for (const auto& [k, n] : res) EXPECT_EQ(n, 1) << k;
+  EXPECT_EQ(env.started_job_ids().size(), 1u);
+  EXPECT_EQ(env.importer->stats().imported, 1u);
+  EXPECT_GE(env.importer->stats().polls, 1u);
+
+  // A second kick of a finished export does nothing.
+  env.importer->kick(id);
+  EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 1u);
+}
+
+TEST(Import, InvalidLinesCompleteWithErrorsAndReasons) {
+  Env env;
+  std::string bad = patients(0, 5) + "this is not json\n" +
+                    "{\"resourceType\":\"NoSuchType\",\"id\":\"x1\"}\n" + patients(5, 3);
+  int64_t id = env.uploaded_export("mixed", {{"Patient", bad}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported);  // COMPLETED_WITH_ERRORS is accepted by default
+  auto row = env.journal->import_job(id);
+  EXPECT_EQ(row->status, "COMPLETED_WITH_ERRORS");
+  EXPECT_NE(row->outcome.find("\"resources_imported\":8"), std::string::npos) << row->outcome;
+  EXPECT_NE(row->outcome.find("\"resources_failed\":2"), std::string::npos);
+  EXPECT_NE(row->outcome.find("\"Patient.ndjson\":{\"imported\":8,\"failed\":2}"),
+            std::string::npos)
+      << row->outcome;
+  // The first reasons name the file and the line.
+  EXPECT_NE(row->outcome.find("Patient.ndjson:6"), std::string::npos) << row->outcome;
+  EXPECT_NE(row->outcome.find("Patient.ndjson:7"), std::string::npos) << row->outcome;
+  EXPECT_EQ(env.imported_resources().size(), 8u);
+
+  // With only COMPLETED accepted the same outcome is import_failed.
+  Env env2;
+  auto o = env2.options();
+  o.targets[0].accept_statuses = {"COMPLETED"};
+  int64_t id2 = env2.uploaded_export("mixed", {{"Patient", bad}});
+  env2.make_importer(o);
+  env2.importer->kick(id2);
+  env2.run_to(id2, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  EXPECT_EQ(env2.state(id2), ExportState::import_failed);
+  // import_failed waits for `fhir-edge retry`; neither a kick nor a resume starts a second job.
+  env2.importer->kick(id2);
+  env2.importer->resume();
+  EXPECT_EQ(env2.state(id2), ExportState::import_failed);
+  EXPECT_EQ(env2.count_ops("StartFHIRImportJob"), 1u);
+}
+
+// Crash while the Start is in flight: the importer is destroyed after journaling the token and
+// sending the request, before the answer; a new importer on the same journal must end with the
+// same single job.
+TEST(Import, CrashDuringStartMakesExactlyOneJob) {
+  for (int wait_ms : {0, 40}) {
+    SCOPED_TRACE("wait before crash " + std::to_string(wait_ms) + " ms");
+    Env env;
+    int64_t id = env.uploaded_export("crashy", {{"Patient", patients(0, 20)}});
+    env.make_importer(env.options());
+    env.importer->kick(id);
+    ASSERT_EQ(env.state(id), ExportState::import_starting);
+    // Let the request go out (or not), then "crash": drop the importer without its answer.
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (std::chrono::steady_clock::now() < until)
+      env.io.run_one_for(std::chrono::milliseconds(5));
+    env.importer.reset();
+    ASSERT_EQ(env.state(id), ExportState::import_starting);
+    ASSERT_TRUE(env.journal->import_job(id)->job_id.empty());
+
+    env.make_importer(env.options());
+    env.importer->resume();
+    env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+    ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+    EXPECT_GE(env.count_ops("ListFHIRImportJobs"), 1u);  // consulted before any new Start
+    EXPECT_EQ(env.started_job_ids().size(), 1u);
+    auto res = env.imported_resources();
+    EXPECT_EQ(res.size(), 20u);
+    for (const auto& [k, n] : res) EXPECT_EQ(n, 1) << k << " imported twice";
+    EXPECT_EQ(env.journal->import_job(id)->job_id, *env.started_job_ids().begin());
+  }
+}
+
+TEST(Import, CrashAfterJobStartedAdoptsIt) {
+  // The Start was answered by HealthLake but the answer never reached the journal: the restart
+  // finds the job with ListFHIRImportJobs and adopts it instead of starting anything.
+  Env env;
+  int64_t id = env.uploaded_export("adopt", {{"Patient", patients(0, 7)}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_until([&] { return env.started_job_ids().size() == 1; });
+  env.importer.reset();  // the answer is lost with the importer
+  ASSERT_EQ(env.state(id), ExportState::import_starting);
+
+  env.make_importer(env.options());
+  env.importer->resume();
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported);
+  EXPECT_EQ(env.importer->stats().jobs_adopted, 1u);
+  EXPECT_EQ(env.importer->stats().starts_sent, 0u);
+  EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 1u);
+  EXPECT_EQ(env.imported_resources().size(), 7u);
+}
+
+TEST(Import, RejectedRequestParksTheExport) {
+  Env env;
+  int64_t id = env.uploaded_export("badrole", {{"Patient", patients(0, 3)}});
+  env.make_importer(env.options("not-an-arn-for-a-role-at-all"));
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::importing, ExportState::imported});
+  auto e = env.journal->get_export(id);
+  ASSERT_EQ(e.state, ExportState::parked);
+  EXPECT_EQ(e.parked_from, ExportState::import_starting);
+  EXPECT_NE(e.parked_reason.find("ValidationException"), std::string::npos) << e.parked_reason;
+  EXPECT_NE(e.parked_reason.find("dataAccessRoleArn"), std::string::npos) << e.parked_reason;
+  EXPECT_TRUE(env.started_job_ids().empty());
+  EXPECT_EQ(env.importer->stats().parked, 1u);
+}
+
+TEST(Import, OneOutstandingJobPerDatastore) {
+  Env env;
+  int64_t a = env.uploaded_export("qa", {{"Patient", patients(0, 4)}});
+  int64_t b = env.uploaded_export("qb", {{"Patient", patients(10, 4)}});
+  env.make_importer(env.options());
+  env.importer->resume();
+  EXPECT_EQ(env.state(a), ExportState::import_starting);
+  EXPECT_EQ(env.state(b), ExportState::uploaded);  // queued behind a
+  EXPECT_NE(env.importer->status_line().find("1 queued"), std::string::npos)
+      << env.importer->status_line();
+  env.run_to(b, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  EXPECT_EQ(env.state(a), ExportState::imported);
+  EXPECT_EQ(env.state(b), ExportState::imported);
+  EXPECT_EQ(env.started_job_ids().size(), 2u);
+}
+
+}  // namespace
