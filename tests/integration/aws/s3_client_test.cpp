@@ -109,6 +109,22 @@ TEST(S3Addressing, VirtualHostedPathStyleAndEndpoint) {
   EXPECT_EQ(t->path, "/b-1/x/y");
 }
 
+TEST(S3Addressing, EndpointParsing) {
+  auto e = parse_endpoint("http://127.0.0.1:4566");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->authority(), "127.0.0.1:4566");
+  EXPECT_EQ(e->base(), "http://127.0.0.1:4566");
+  e = parse_endpoint("HTTPS://s3.eu-west-1.amazonaws.com:443/");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->authority(), "s3.eu-west-1.amazonaws.com");  // curl sends no default port
+  EXPECT_EQ(e->scheme, "https");
+  EXPECT_FALSE(parse_endpoint("ftp://host"));
+  EXPECT_FALSE(parse_endpoint("http://user:pw@host"));  // no credentials in endpoints
+  EXPECT_FALSE(parse_endpoint("http://host/path"));
+  EXPECT_FALSE(parse_endpoint("http://host:abc"));
+  EXPECT_FALSE(parse_endpoint("127.0.0.1:4566"));
+}
+
 TEST(S3Keys, ValidationRejectsUnsafeKeys) {
   EXPECT_EQ(validate_key("exports/2026-11-26/import/Patient.ndjson"), "");
   EXPECT_EQ(validate_key("a b/ü+~!'()*.ndjson"), "");
