@@ -113,7 +113,8 @@ TEST(ResourceType, RequiredKnownAndDispatched) {
 }
 
 TEST(Schema, EvidenceVariableIsR4NotMedplumsLaterShape) {
-  const std::string ev = R"({"resourceType":"EvidenceVariable","status":"draft","characteristic":[)";
+  const std::string ev =
+      R"({"resourceType":"EvidenceVariable","status":"draft","characteristic":[)";
   expect_valid(ev + R"({"definitionDataRequirement":{"type":"Patient"},"groupMeasure":"mean"}]})");
   expect_error(ev + R"({"definitionCodeableConcept":{"text":"x"},"groupMeasure":"average"}]})",
                code::code_invalid, "EvidenceVariable.characteristic[0].groupMeasure");
