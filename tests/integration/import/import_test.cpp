@@ -142,6 +142,14 @@ struct Env {
       if (l.find("\"operation\":\"" + op + "\"") != std::string::npos) ++n;
     return n;
   }
+  size_t count_faulted() {
+    size_t n = 0;
+    for (const auto& l : hll->request_log_lines())
+      if (l.find("\"faults\":\"") != std::string::npos &&
+          l.find("\"faults\":\"\"") == std::string::npos)
+        ++n;
+    return n;
+  }
   // Imported resources per "Type/id" from the emulator's store (one count per import).
   std::map<std::string, uint64_t> imported_resources() { return hll->imported_resources(); }
 
@@ -347,6 +355,64 @@ TEST(Import, OneOutstandingJobPerDatastore) {
   EXPECT_EQ(env.state(a), ExportState::imported);
   EXPECT_EQ(env.state(b), ExportState::imported);
   EXPECT_EQ(env.started_job_ids().size(), 2u);
+}
+
+// The first StartFHIRImportJob is applied by HealthLake but its answer is cut: the AWS layer (or
+// the importer's later retry) sends the same ClientToken again and gets the same job back.
+TEST(Import, LostStartAnswerIsRetriedWithTheSameToken) {
+  HealthLakeLocalOptions h;
+  h.faults = "StartFHIRImportJob:drop-after=@1,seed=1";
+  Env env(h);
+  int64_t id = env.uploaded_export("lost", {{"Patient", patients(0, 9)}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  EXPECT_GE(env.count_ops("StartFHIRImportJob"), 2u);  // the lost one and its retry
+  EXPECT_EQ(env.started_job_ids().size(), 1u);
+  auto res = env.imported_resources();
+  EXPECT_EQ(res.size(), 9u);
+  for (const auto& [k, n] : res) EXPECT_EQ(n, 1u) << k << " imported twice";
+}
+
+// Faults on every request (errors, throttling, answers lost after the request was applied):
+// every export still ends imported by exactly one job, each resource once.
+TEST(Import, FaultsEverywhereStillExactlyOnce) {
+  HealthLakeLocalOptions h;
+  h.faults =
+      "PutObject:500=0.1,StartFHIRImportJob:drop-after=0.25,StartFHIRImportJob:"
+      "InternalServerException=0.15,DescribeFHIRImportJob:ThrottlingException=0.2,"
+      "DescribeFHIRImportJob:drop=0.1,ListFHIRImportJobs:500=0.2,GetObject:500=0.15,"
+      "ListObjectsV2:SlowDown=0.15,seed=42";
+  Env env(h);
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(
+        env.uploaded_export("f" + std::to_string(i), {{"Patient", patients(i * 100, 10 + i)}}));
+  auto o = env.options();
+  o.targets[0].max_outstanding_starts = 2;
+  env.make_importer(o);
+  env.importer->resume();
+  // Restart the importer once in the middle, as a crash would.
+  env.run_until([&] { return env.state(ids[0]) != ExportState::uploaded; });
+  env.importer.reset();
+  env.make_importer(o);
+  env.importer->resume();
+  for (auto id : ids) {
+    env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+    EXPECT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  }
+  EXPECT_EQ(env.started_job_ids().size(), 3u);
+  EXPECT_GE(env.count_faulted(), 3u);  // the faults really fired
+  auto res = env.imported_resources();
+  EXPECT_EQ(res.size(), 10u + 11u + 12u);
+  for (const auto& [k, n] : res) EXPECT_EQ(n, 1u) << k << " imported twice";
+  // The reports and journal counts match what the emulator imported.
+  for (int i = 0; i < 3; ++i) {
+    auto out = env.journal->import_job(ids[i])->outcome;
+    EXPECT_NE(out.find("\"resources_imported\":" + std::to_string(10 + i)), std::string::npos)
+        << out;
+  }
 }
 
 }  // namespace
