@@ -60,13 +60,14 @@ metrics: { listen: off }
 log: { level: warning }
 YAML
 mkdir -p "$W/watch"
-mv "$W/gen/bench" "$W/watch/bench"
 
 echo "fhir-edge pipeline..."
 /usr/bin/time -f "%e %U %S %M" -o "$W/fe.time" "$DRIVER" "$W/fhir-edge.yaml" > "$W/driver.log" 2>&1 &
 DRV_PID=$!
 sleep 1
+# The drop: the export is renamed into the watched root (as bulk-data clients do), then marked.
 T0=$(date +%s.%N)
+mv "$W/gen/bench" "$W/watch/bench"
 touch "$W/watch/bench/.done"
 state() { python3 - "$W/journal.db" <<'PY'
 import sqlite3, sys
