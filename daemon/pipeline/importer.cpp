@@ -811,7 +811,7 @@ void Importer::check_datastores(std::function<void(std::vector<std::string>)> do
         problem = "data store " + id + ": " + r.describe();
       else if (r.value->datastore_status != "ACTIVE")
         problem = "data store " + id + " is " + r.value->datastore_status +
-                  ", not ACTIVE: imports will wait";
+                  ", not ACTIVE: its import jobs cannot start until it is";
       if (!problem.empty()) {
         log::error(problem);
         acc->problems.push_back(problem);

@@ -415,4 +415,22 @@ TEST(Import, FaultsEverywhereStillExactlyOnce) {
   }
 }
 
+TEST(Import, UnknownDatastoreIsReportedAndParks) {
+  Env env;
+  auto o = env.options();
+  o.targets[0].datastore_id = "ffffffffffffffffffffffffffffffff";
+  env.make_importer(o);
+  std::optional<std::vector<std::string>> problems;
+  env.importer->check_datastores([&](auto p) { problems = std::move(p); });
+  env.run_until([&] { return problems.has_value(); });
+  ASSERT_EQ(problems->size(), 1u);
+  EXPECT_NE(problems->front().find("ffffffffffffffffffffffffffffffff"), std::string::npos);
+  EXPECT_NE(problems->front().find("ResourceNotFoundException"), std::string::npos)
+      << problems->front();
+  int64_t id = env.uploaded_export("nods", {{"Patient", patients(0, 2)}});
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::importing});
+  EXPECT_NE(env.journal->get_export(id).parked_reason.find("ResourceNotFound"), std::string::npos);
+}
+
 }  // namespace
