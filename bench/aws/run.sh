@@ -25,7 +25,7 @@ hll=$(find "$BUILD/tools/healthlake-local" -maxdepth 1 -type f -name healthlake-
 work=$(mktemp -d "${TMPDIR:-/tmp}/fe-aws-bench.XXXXXX")
 ak=AKIABENCHMARK0000001 sk=bench-secret-key-000000000000000000000000
 "$hll" --data "$work/data" --listen 127.0.0.1:0 --port-file "$work/port" --access-key $ak \
-  --secret-key $sk --bucket bench 2>"$work/hll.log" &
+  --secret-key $sk --bucket bench >/dev/null 2>"$work/hll.log" &
 hll_pid=$!
 trap 'kill $hll_pid 2>/dev/null; wait $hll_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do [[ -s $work/port ]] && break; sleep 0.1; done
