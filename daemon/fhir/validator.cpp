@@ -748,7 +748,7 @@ std::shared_ptr<const Validator> Validator::create(const Options& options, LoadR
 }
 
 uint64_t Validator::invariants_not_evaluated(const Scratch& scratch) {
-  return const_cast<Scratch&>(scratch).impl().invariants;
+  return scratch.impl().invariants;
 }
 
 Result Validator::validate_line(std::string_view line, uint64_t line_no) const {

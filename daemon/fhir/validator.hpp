@@ -99,6 +99,7 @@ class Scratch {
   Scratch& operator=(Scratch&&) noexcept;
   struct Impl;
   Impl& impl() { return *impl_; }
+  const Impl& impl() const { return *impl_; }
 
  private:
   std::unique_ptr<Impl> impl_;
