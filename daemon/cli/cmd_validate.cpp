@@ -21,7 +21,8 @@ constexpr const char* kHelp =
     "Usage: fhir-edge validate [options] PATH...\n"
     "\n"
     "Validates FHIR R4 resources in .ndjson files (one resource per line) and .json files (one\n"
-    "resource per file), or directories of them (searched recursively).\n"
+    "resource per file), or directories of them (searched recursively); - reads NDJSON from\n"
+    "standard input.\n"
     "\n"
     "Options:\n"
     "  --level L          minimal | structure-only | strict (default structure-only);\n"
@@ -135,6 +136,8 @@ int cmd_validate(Args args) {
         if (it->is_regular_file() && wanted(it->path())) found.push_back(it->path());
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
+    } else if (in == "-") {
+      files.emplace_back("/dev/stdin");  // NDJSON on standard input
     } else if (fs::exists(in, ec)) {
       files.push_back(in);
     } else {

@@ -112,6 +112,14 @@ TEST(CliValidate, LevelsAndDirectories) {
   EXPECT_NE(r.out.find("unknown element 'foo'"), std::string::npos) << r.out;
 }
 
+TEST(CliValidate, StandardInput) {
+  Dir d;
+  std::string f = d.write("in.ndjson", std::string(kGood) + "\n" + kBad + "\n");
+  CliRun r = run("- < " + f);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("/dev/stdin:2: error Patient.gender"), std::string::npos) << r.out;
+}
+
 TEST(CliValidate, UsageErrorsExitTwo) {
   EXPECT_EQ(run("").code, 2);
   EXPECT_EQ(run("--level lenient x.ndjson").code, 2);
