@@ -501,21 +501,57 @@ void S3Client::head_object(std::string bucket, std::string key, Done<HeadObjectR
 void S3Client::get_object(GetObjectRequest req, Done<GetObjectResult> done) {
   FE_S3_TARGET(GetObjectResult, "GetObject", req.bucket, req.key, true)
   if (!req.sink) return done(invalid<GetObjectResult>(ctx_, "no sink"));
-  AwsCall c = make_call("GetObject", *tgt_, req.bucket, req.key);
-  if (req.range)
-    c.headers = {{"range", "bytes=" + std::to_string(req.range->first) + "-" +
-                               std::to_string(req.range->second)}};
-  auto bytes = std::make_shared<std::uint64_t>(0);
-  c.sink = [bytes, sink = std::move(req.sink)](std::string_view chunk) {
-    *bytes += chunk.size();
-    return sink(chunk);
+  // A transfer that breaks after part of the body reached the sink is resumed with a Range from
+  // the first undelivered byte (If-Match pins the object version), up to 3 times: flaky uplinks
+  // should not restart large reads from zero, and the sink must never see a byte twice.
+  struct State {
+    GetObjectRequest req;
+    Target target;
+    Done<GetObjectResult> done;
+    std::uint64_t delivered = 0;
+    int resumes = 0;
+    std::string etag;
+    std::string first_content_range;
+    std::function<void()> next;
   };
-  caller_.call(std::move(c), [done = std::move(done), bytes](CallResult cr) {
-    auto r = from_call<GetObjectResult>(cr);
-    if (cr.ok())
-      r.value = GetObjectResult{*bytes, hv(cr.response, "etag"), hv(cr.response, "content-range")};
-    done(std::move(r));
-  });
+  auto st = std::make_shared<State>();
+  st->req = std::move(req);
+  st->target = *tgt_;
+  st->done = std::move(done);
+  std::weak_ptr<State> weak = st;
+  st->next = [this, weak] {
+    auto s = weak.lock();
+    if (!s) return;
+    AwsCall c = make_call("GetObject", s->target, s->req.bucket, s->req.key);
+    const std::uint64_t from = (s->req.range ? s->req.range->first : 0) + s->delivered;
+    if (s->req.range)
+      c.headers.push_back(
+          {"range", "bytes=" + std::to_string(from) + "-" + std::to_string(s->req.range->second)});
+    else if (s->delivered > 0)
+      c.headers.push_back({"range", "bytes=" + std::to_string(from) + "-"});
+    if (s->delivered > 0 && !s->etag.empty()) c.headers.push_back({"if-match", s->etag});
+    auto piece = std::make_shared<std::uint64_t>(0);
+    c.sink = [s, piece](std::string_view chunk) {
+      *piece += chunk.size();
+      s->delivered += chunk.size();
+      return s->req.sink(chunk);
+    };
+    caller_.call(std::move(c), [s, piece](CallResult cr) {
+      if (s->etag.empty()) s->etag = hv(cr.response, "etag");
+      if (s->first_content_range.empty()) s->first_content_range = hv(cr.response, "content-range");
+      if (!cr.ok() && *piece > 0 && cr.error->retryable() && s->resumes < 3) {
+        ++s->resumes;
+        s->next();
+        return;
+      }
+      auto r = from_call<GetObjectResult>(cr);
+      if (cr.ok()) r.value = GetObjectResult{s->delivered, s->etag, s->first_content_range};
+      auto d = std::move(s->done);
+      s->next = nullptr;  // break the cycle
+      d(std::move(r));
+    });
+  };
+  st->next();
 }
 
 void S3Client::list_objects_v2(ListObjectsRequest req, Done<ListObjectsResult> done) {

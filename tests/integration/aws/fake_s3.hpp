@@ -125,7 +125,9 @@ class FakeS3 {
       if (!range.empty()) {
         auto dash = range.find('-');
         auto a = std::stoull(range.substr(6, dash - 6));
-        auto b = std::stoull(range.substr(dash + 1));
+        auto b = dash + 1 < range.size() ? std::stoull(range.substr(dash + 1)) : body.size() - 1;
+        if (!r.header("if-match").empty() && r.header("if-match") != "\"e\"")
+          return error(412, "PreconditionFailed", rep);
         rep.status = 206;
         rep.headers.push_back({"Content-Range", "bytes " + std::to_string(a) + "-" +
                                                     std::to_string(b) + "/" +

@@ -47,6 +47,8 @@ struct Reply {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   bool drop = false;  // close the connection without answering
+  // >= 0: send the headers (full Content-Length) and only this many body bytes, then close.
+  long truncate_body_at = -1;
   std::chrono::milliseconds delay{0};
 };
 
@@ -163,6 +165,15 @@ class LoopbackServer {
           res.content_length(reply.body.size());
         }
         res.keep_alive(true);
+        if (reply.truncate_body_at >= 0 && !head) {
+          http::response_serializer<http::string_body> sr(res);
+          co_await http::async_write_header(sock, sr, use_awaitable);
+          std::size_t n = std::min<std::size_t>(reply.body.size(),
+                                                static_cast<std::size_t>(reply.truncate_body_at));
+          co_await boost::asio::async_write(sock, boost::asio::buffer(reply.body.data(), n),
+                                            use_awaitable);
+          co_return;
+        }
         if (head) {
           http::response_serializer<http::string_body> sr(res);
           co_await http::async_write_header(sock, sr, use_awaitable);

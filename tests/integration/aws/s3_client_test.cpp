@@ -371,6 +371,45 @@ TEST(S3Client, ListAllObjectsFollowsContinuationTokens) {
   EXPECT_EQ(capped.error->code, "TooManyPages");
 }
 
+TEST(S3Client, GetObjectResumesWithRangeAfterABrokenTransfer) {
+  Harness h;
+  const std::string data = random_bytes(200000, 11);
+  auto put = h.wait<PutObjectResult>([&](auto done) {
+    h.client.put_object(put_req("bucket", "results/manifest.json", data), done);
+  });
+  ASSERT_TRUE(put.ok()) << put.describe();
+  std::atomic<int> gets{0};
+  h.s3.fault = [&](const Recorded& r) -> std::optional<Reply> {
+    if (r.method != "GET" || ++gets > 2) return std::nullopt;
+    // The first two GETs break after some of the body: once at 1000, once 5000 bytes further.
+    Reply rep;
+    rep.headers = {{"ETag", "\"e\""}};
+    std::size_t from = 0;
+    auto range = r.header("range");
+    if (!range.empty()) from = std::stoul(range.substr(6));
+    rep.body = data.substr(from);
+    rep.truncate_body_at = gets == 1 ? 1000 : 5000;
+    return rep;
+  };
+  std::string got;
+  auto r = h.wait<GetObjectResult>([&](auto done) {
+    h.client.get_object({"bucket", "results/manifest.json", std::nullopt,
+                         [&](std::string_view c) {
+                           got.append(c);
+                           return true;
+                         }},
+                        done);
+  });
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_EQ(r.value->bytes, data.size());
+  EXPECT_TRUE(got == data);  // every byte exactly once
+  auto reqs = h.server.requests();
+  ASSERT_GE(reqs.size(), 4u);
+  EXPECT_EQ(reqs[reqs.size() - 2].header("range"), "bytes=1000-");
+  EXPECT_EQ(reqs[reqs.size() - 1].header("range"), "bytes=6000-");
+  EXPECT_EQ(reqs.back().header("if-match"), "\"e\"");
+}
+
 TEST(S3Retry, ThrottlingAnd503FollowTheStandardSchedule) {
   Harness h;
   std::atomic<int> calls{0};
