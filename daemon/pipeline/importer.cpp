@@ -559,7 +559,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   }
 
   void next_kind(std::shared_ptr<Recon> rc, const std::string& kind) {
-    if (kind == "FAILURE/")
+    if (kind == "FAILURE/" && opt.read_success_outputs)
       list_outputs(rc, "SUCCESS/", "");
     else
       finish(rc);
@@ -599,7 +599,9 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       std::string reason = rel + ": ";
       simdjson::dom::parser p;
       simdjson::dom::element oo;
-      if (!whole || p.parse(line).get(oo)) {
+      if (!whole) {
+        reason += "failure record longer than the line limit (not parsed; see the FAILURE output)";
+      } else if (p.parse(line).get(oo)) {
         reason += cut(line, max_chars);
       } else {
         simdjson::dom::array issues;

@@ -83,7 +83,10 @@ struct ImporterOptions {
   std::size_t max_reason_chars = 400;       // each reason cut to this
   std::size_t max_line_bytes = 256 * 1024;  // longer output lines are counted, not parsed
   std::int64_t max_files_per_job = 10000;   // HealthLake's limit
-  std::function<void()> on_change;          // status line may have changed (control thread)
+  // Also stream SUCCESS/ (per-file imported counts). It holds one line per imported resource, so
+  // it costs a download proportional to the export; false = counts from the manifest only.
+  bool read_success_outputs = true;
+  std::function<void()> on_change;  // status line may have changed (control thread)
 };
 
 // One ImportTarget per configured pipeline, spool dir from config.spool.dir.

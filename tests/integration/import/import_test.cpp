@@ -261,11 +261,18 @@ TEST(Import, InvalidLinesCompleteWithErrorsAndReasons) {
   Env env2;
   auto o = env2.options();
   o.targets[0].accept_statuses = {"COMPLETED"};
+  o.max_line_bytes = 64;  // every OperationOutcome is longer: counted, not parsed
+  o.read_success_outputs = false;
   int64_t id2 = env2.uploaded_export("mixed", {{"Patient", bad}});
   env2.make_importer(o);
   env2.importer->kick(id2);
   env2.run_to(id2, {ExportState::imported, ExportState::import_failed, ExportState::parked});
   EXPECT_EQ(env2.state(id2), ExportState::import_failed);
+  auto out2 = env2.journal->import_job(id2)->outcome;
+  EXPECT_NE(out2.find("\"Patient.ndjson\":{\"imported\":0,\"failed\":2}"), std::string::npos)
+      << out2;
+  EXPECT_NE(out2.find("\"resources_imported\":8"), std::string::npos) << out2;  // manifest
+  EXPECT_NE(out2.find("longer than the line limit"), std::string::npos) << out2;
   // import_failed waits for `fhir-edge retry`; neither a kick nor a resume starts a second job.
   env2.importer->kick(id2);
   env2.importer->resume();
