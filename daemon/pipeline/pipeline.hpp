@@ -18,7 +18,8 @@
 //                <prefix>/<export>/rejected/<File>.ndjson.zst and report.json (s3.upload_rejects)
 //              PutObject for one part, multipart otherwise, x-amz-checksum-crc32c on every part,
 //              SSE-KMS when configured; at most upload.concurrency part requests in flight
-//              overall (memory: part_size x concurrency part buffers). Every finished part is
+//              overall; import parts are decompressed while curl reads them (no part-size
+//              buffers). Every finished part is
 //              journaled; resume = ListParts (journal alone when the server lacks it) + missing
 //              parts + Complete with If-None-Match: *; a 412 / NoSuchUpload is settled with
 //              HeadObject's (composite) CRC32C, never by uploading again.
