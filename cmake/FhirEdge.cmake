@@ -23,6 +23,8 @@ function(fe_test name)
     FE_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
   gtest_discover_tests(${name}
     PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+      # Tests never probe the EC2 instance metadata service (169.254.169.254): only loopback.
+      ENVIRONMENT "AWS_EC2_METADATA_DISABLED=true"
     DISCOVERY_TIMEOUT 60)
 endfunction()
 
