@@ -6,6 +6,7 @@
 
 #include "cli/commands.hpp"
 #include "config/config.hpp"
+#include "pipeline/pipeline.hpp"
 #include "service/log.hpp"
 #include "service/service.hpp"
 
@@ -69,6 +70,10 @@ int fe::cli::cmd_run(Args args) {
     return kExitUsage;
   }
   fe::service::Service service(opt, std::move(*loaded.config));
-  // The pipeline registers its components here once it exists (service.add(...)).
+  // The ingest and upload pipeline (watch, validate, spool, upload; daemon/pipeline/). Its status
+  // changes refresh systemd's STATUS= at once instead of at the next periodic refresh.
+  fe::pipeline::Options pipeline_options;
+  pipeline_options.on_change = [&service] { service.refresh_status(); };
+  service.add(fe::pipeline::make_pipeline(service.io(), service.config(), pipeline_options));
   return service.run();
 }

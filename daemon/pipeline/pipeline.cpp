@@ -357,7 +357,15 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     if (cfg.upload.bandwidth_limit) cc.http.max_send_bytes_per_second = *cfg.upload.bandwidth_limit;
     cc.http.max_per_endpoint = static_cast<std::size_t>(cfg.upload.concurrency) + 4;
     creds = std::make_unique<aws::CredentialsProvider>(co);
-    creds->start();  // throws CredentialsError: the daemon cannot upload anything without them
+    try {
+      creds->start();
+    } catch (const aws::CredentialsError& e) {
+      // Not fatal: exports are still taken, validated and spooled (offline buffering), and every
+      // upload attempt asks the chain again, so fixing the credentials needs no restart.
+      log::warning(std::string("no AWS credentials yet; exports will be spooled and uploaded once "
+                               "credentials are available: ") +
+                   e.what());
+    }
     http = std::make_unique<aws::HttpEngine>(io, cc.http);
     caller = std::make_unique<aws::AwsCaller>(*http, cc, creds->as_function());
     s3 = std::make_unique<aws::S3Client>(*caller);
