@@ -1,4 +1,5 @@
 #include "aws/healthlake.hpp"
+#include "common/json_escape.hpp"
 
 #include <simdjson.h>
 
@@ -136,44 +137,7 @@ void parse_into(HlResult<T>& r, const CallResult& cr, F&& fill) {
 }  // namespace
 
 std::string json_quote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);  // UTF-8 passes through unchanged
-        }
-    }
-  }
-  out += '"';
-  return out;
+  return fe::json::quote(s);
 }
 
 bool is_terminal_job_status(std::string_view s) {

@@ -1,6 +1,7 @@
 // The validation engine: parses one NDJSON line with simdjson (DOM) and walks it against the
 // compiled R4 schema (schema.hpp). Rules and their issue codes are listed in docs/validation.md.
 #include "fhir/validator.hpp"
+#include "common/json_escape.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -59,38 +60,7 @@ size_t Result::warnings() const {
 }
 
 std::string json_quote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          out += b;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-  return out;
+  return fe::json::quote(s);
 }
 
 std::string shorten(std::string_view s, size_t max) {

@@ -1,4 +1,5 @@
 #include "journal/status.hpp"
+#include "common/json_escape.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -16,36 +17,7 @@ std::vector<StatusRow> read_status(const Journal& journal, bool include_finished
 }
 
 std::string json_quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-  return out;
+  return fe::json::quote(s);
 }
 
 std::string format_time(TimeMs t) {

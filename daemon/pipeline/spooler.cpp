@@ -1,4 +1,5 @@
 #include "pipeline/spooler.hpp"
+#include "common/json_escape.hpp"
 
 #include <cstdio>
 #include <fstream>
@@ -11,36 +12,7 @@ namespace fe::pipeline {
 namespace fs = std::filesystem;
 
 std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
+  return fe::json::escape(s);
 }
 
 fs::path fragment_path(const fs::path& spool_dir, std::string_view export_name,

@@ -1,4 +1,5 @@
 #include "util.hpp"
+#include "common/json_escape.hpp"
 
 #include <isa-l/crc.h>
 #include <openssl/evp.h>
@@ -152,36 +153,7 @@ std::string xml_escape(std::string_view s) {
 }
 
 std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          out += b;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out;
+  return fe::json::escape(s);
 }
 
 std::string url_decode(std::string_view s, bool plus_is_space) {
