@@ -18,12 +18,14 @@
 
 #include "aws/crc32c.hpp"
 #include "aws/credentials.hpp"
+#include "aws/healthlake.hpp"
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
 #include "fhir/validator.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
+#include "pipeline/importer.hpp"
 #include "pipeline/spooler.hpp"
 #include "service/log.hpp"
 #include "spool/spool.hpp"
@@ -303,6 +305,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<aws::HttpEngine> http;
   std::unique_ptr<aws::AwsCaller> caller;
   std::unique_ptr<aws::S3Client> s3;
+  std::unique_ptr<aws::HealthLakeClient> hl;
+  std::unique_ptr<Importer> importer;  // null when Options::import_jobs is false
   std::map<std::string, Pipe> pipes;
   std::map<std::int64_t, std::shared_ptr<Run>> runs;
   std::set<std::string> digesting;                  // pipeline \n path
@@ -386,7 +390,22 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       pipes[p.name] = Pipe{p, std::move(v), nullptr};
     }
     started = true;
+    if (opt.import_jobs) {
+      // Before recover(): an upload that recover() resumes may finish and kick the importer.
+      hl = std::make_unique<aws::HealthLakeClient>(*caller);
+      ImporterOptions io_opt = importer_options(cfg);
+      io_opt.poll_min = opt.import_poll_min;
+      io_opt.poll_max = opt.import_poll_max;
+      io_opt.on_change = opt.on_change;
+      importer = std::make_unique<Importer>(io, *jr, *hl, *s3, std::move(io_opt));
+    }
     recover();
+    if (importer) {
+      // Problems (data store not ACTIVE, unknown, no access) are logged by the importer; exports
+      // that hit them are parked with the same message when their Start is refused.
+      importer->check_datastores([](const std::vector<std::string>&) {});
+      importer->resume();
+    }
     for (auto& [name, pipe] : pipes) {
       watch::WatchOptions wo;
       wo.pipeline = name;
@@ -419,6 +438,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       if (r->timer) r->timer->cancel();
     if (quota) quota->shutdown();
     part_queue.clear();
+    // The importer first: it uses the journal and the clients below. Jobs in flight keep
+    // running in HealthLake; the journal holds their token and id, and resume() follows them.
+    importer.reset();
+    hl.reset();
     // Destroying the engine aborts transfers without callbacks; parts in flight stay "uploading"
     // in the journal and are reconciled with ListParts at the next start.
     s3.reset();
@@ -1134,6 +1157,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       log::info("export uploaded", {{"EXPORT_ID", run->name}});
       runs.erase(run->id);
       changed();
+      if (importer) importer->kick(run->id);
       if (uploaded_hook) uploaded_hook(run->id);
     } catch (const std::exception& e) {
       schedule_retry(run, e.what());
@@ -1226,6 +1250,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
                     " parked";
     if (waiting) s += ", " + std::to_string(waiting) + " waiting to retry";
     if (quota && quota->full()) s += ", spool full";
+    if (importer) s += "; imports: " + importer->status_line();
     return s;
   }
 };

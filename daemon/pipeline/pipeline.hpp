@@ -1,7 +1,8 @@
 #pragma once
 // The ingest and upload pipeline: the daemon's main loop up to the moment every file of an export
-// is safely in S3 (DESIGN "The job, one export at a time", issue 6). Issue 7 (import lifecycle)
-// continues from exports in state `uploaded`.
+// is safely in S3 (DESIGN "The job, one export at a time", issue 6). From `uploaded` on, the
+// Importer (pipeline/importer.hpp, issue 7) owned by this component starts, follows and
+// reconciles the HealthLake import job, on the same journal and AWS clients.
 //
 // One Component per daemon serves every configured pipeline:
 //   watch      one watch::Watcher per pipeline on the control io_context → ReadyExport
@@ -61,6 +62,13 @@ struct Options {
   // Watcher: how long a file found by a scan (not seen by inotify) must stay unchanged before it is
   // taken; unset = the watcher's default (5 s). Tests lower it.
   std::optional<std::chrono::milliseconds> scan_quiet;
+  // Import stage (issue 7, pipeline/importer.hpp): uploaded exports are imported into HealthLake
+  // (StartFHIRImportJob, DescribeFHIRImportJob until terminal, reconcile). false stops at
+  // `uploaded` (tests of the upload stage alone).
+  bool import_jobs = true;
+  // DescribeFHIRImportJob interval (jittered between the two); DESIGN: 15-60 s.
+  std::chrono::milliseconds import_poll_min = std::chrono::seconds(15);
+  std::chrono::milliseconds import_poll_max = std::chrono::seconds(60);
   // Hook run on the control thread whenever the status line may have changed.
   std::function<void()> on_change;
 };

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   fe::pipeline::Options popt;
+  popt.import_jobs = false;  // the upload stage alone (kill/resume tests end at `uploaded`)
   fe::service::Service* svc = nullptr;
   popt.on_change = [&svc] {
     if (svc) svc->refresh_status();

@@ -55,6 +55,7 @@ fe::pipeline::Options test_options() {
   o.retry_base = std::chrono::milliseconds(300);
   o.retry_max = std::chrono::milliseconds(2000);
   o.scan_quiet = std::chrono::milliseconds(300);
+  o.import_jobs = false;  // these tests end at `uploaded`; the import stage has its own tests
   return o;
 }
 
