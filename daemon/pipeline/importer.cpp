@@ -193,7 +193,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   void park(std::int64_t id, const std::string& reason) {
     auto e = journal.find_export(id);
     if (!e) return;
-    log::error("import parked: " + reason, {{"EXPORT", e->name}});
+    log::error("import parked: " + reason, {{"EXPORT_ID", e->name}});
     journal.park_export(id, reason);
     ++stats.parked;
     release(*e);
@@ -316,7 +316,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     if (!j) throw journal::Error("import: no journaled token for export " + e.name);
     ++stats.starts_sent;
     busy.insert(id);
-    log::info("starting import job", {{"EXPORT", e.name}, {"CLIENT_TOKEN", j->client_token}});
+    log::info("starting import job", {{"EXPORT_ID", e.name}, {"CLIENT_TOKEN", j->client_token}});
     hl.start_import_job(start_request(e, t, *j),
                         guard<aws::HlResult<aws::StartImportResult>>(
                             id, [id](Impl& self, auto r) { self.on_started(id, std::move(r)); }));
@@ -330,7 +330,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       journal.set_export_state(id, ExportState::importing, "import job " + r.value->job_id);
       log::notice(
           "import job started",
-          {{"EXPORT", e.name}, {"JOB_ID", r.value->job_id}, {"STATUS", r.value->job_status}});
+          {{"EXPORT_ID", e.name}, {"JOB_ID", r.value->job_id}, {"STATUS", r.value->job_status}});
       changed();
       after(id, poll_delay(), [id](Impl& self) { self.poll(id); });
       return;
@@ -406,7 +406,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       journal.set_export_state(id, ExportState::importing,
                                "adopted import job " + found->job_id + " after a restart");
       log::notice("import job adopted after restart",
-                  {{"EXPORT", e.name}, {"JOB_ID", found->job_id}});
+                  {{"EXPORT_ID", e.name}, {"JOB_ID", found->job_id}});
       changed();
       poll(id);
       return;
@@ -714,7 +714,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       std::filesystem::create_directories(dir);
       spool::write_durable(dir / "import-report.json", js + "\n");
     } catch (const std::exception& ex) {
-      log::error(std::string("import report not written: ") + ex.what(), {{"EXPORT", e.name}});
+      log::error(std::string("import report not written: ") + ex.what(), {{"EXPORT_ID", e.name}});
     }
     journal.record_import_outcome(rc->id, js);
 
@@ -724,7 +724,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     if (!rc->reasons.empty()) summary += "; first failure: " + rc->reasons.front();
     if (!job.message.empty()) summary += "; " + job.message;
     std::initializer_list<log::Field> fields = {
-        {"EXPORT", e.name}, {"JOB_ID", job.job_id}, {"JOB_STATUS", job.job_status}};
+        {"EXPORT_ID", e.name}, {"JOB_ID", job.job_id}, {"JOB_STATUS", job.job_status}};
     if (job.job_status == "COMPLETED")
       log::notice(summary, fields);
     else
