@@ -1,0 +1,434 @@
+// The pipeline's completion rules and `fhir-edge status --json`, end to end through the component
+// against healthlake-local on 127.0.0.1: real inotify, real SQLite journal, real zstd spool, real
+// HTTP, and the real fhir-edge binary for status. Each test enables one completion rule only, so
+// an upload proves that rule fired.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "config/config.hpp"
+#include "harness.hpp"
+#include "journal/journal.hpp"
+#include "pipeline/pipeline.hpp"
+
+#ifndef FE_HEALTHLAKE_LOCAL
+#define FE_HEALTHLAKE_LOCAL ""
+#endif
+
+namespace {
+namespace fs = std::filesystem;
+using namespace fe::test;
+using fe::journal::ExportState;
+
+constexpr uint64_t kPart = 64 * 1024;
+
+bool have_tools(std::string& why) {
+  if (std::string(FE_HEALTHLAKE_LOCAL).empty() || !fs::exists(FE_HEALTHLAKE_LOCAL)) {
+    why = "healthlake-local was not built (tools/healthlake-local)";
+    return false;
+  }
+  if (!fs::exists(FE_EXPORT_GEN)) {
+    why = "tools/fhir-export-gen/fhir-export-gen is missing";
+    return false;
+  }
+  return true;
+}
+
+#define REQUIRE_TOOLS()                          \
+  do {                                           \
+    std::string why_;                            \
+    if (!have_tools(why_)) GTEST_SKIP() << why_; \
+  } while (0)
+
+// The import stage (issue 7) is not under test here: switch it off where the component has the
+// option, so exports stop at `uploaded` and no HealthLake job is started.
+template <class O>
+void without_imports(O& o) {
+  if constexpr (requires { o.import_jobs; }) o.import_jobs = false;
+}
+
+fe::pipeline::Options test_options() {
+  fe::pipeline::Options o;
+  o.min_part_size = kPart;
+  o.auto_part_size = kPart;
+  o.retry_base = std::chrono::milliseconds(300);
+  o.retry_max = std::chrono::milliseconds(2000);
+  o.scan_quiet = std::chrono::milliseconds(300);
+  without_imports(o);
+  return o;
+}
+
+// config_yaml with only the given completion rules (the harness enables marker + manifest).
+std::string rules_yaml(const fs::path& root, const std::string& endpoint,
+                       const std::string& complete_when) {
+  std::string y = config_yaml(root, endpoint);
+  const std::string from =
+      "complete_when: { marker: .done, bulk_manifest: true, client_log: false, "
+      "settle_seconds: 0 }";
+  auto at = y.find(from);
+  if (at == std::string::npos) throw std::runtime_error("harness config changed: no complete_when");
+  y.replace(at, from.size(), "complete_when: " + complete_when);
+  return y;
+}
+
+fe::config::Config load(const fs::path& root, const std::string& yaml) {
+  auto path = root / "fhir-edge.yaml";
+  write_file(path, yaml);
+  auto r = fe::config::load_config(path);
+  if (!r.ok()) throw std::runtime_error(fe::config::format(r.errors));
+  return *r.config;
+}
+
+template <class F>
+bool run_until(boost::asio::io_context& io, F done, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < end) {
+    if (io.stopped()) io.restart();
+    if (io.run_one_for(std::chrono::milliseconds(100)) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {
+  run_until(
+      io, [] { return false; }, d);
+}
+
+void stop_component(boost::asio::io_context& io, fe::pipeline::Pipeline& p) {
+  bool stopped = false;
+  p.stop([&] { stopped = true; });
+  run_until(
+      io, [&] { return stopped; }, std::chrono::seconds(30));
+}
+
+std::vector<fe::journal::ExportRow> journal_exports(const fs::path& root) {
+  if (!fs::exists(root / "journal.db")) return {};
+  auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+  return j.exports(true);
+}
+
+// The names of the objects directly under <prefix>/<export>/<kind>/.
+std::set<std::string> object_names(S3Reader& s3, const std::string& export_name,
+                                   const std::string& kind) {
+  std::set<std::string> out;
+  const std::string prefix = "exports/" + export_name + "/" + kind + "/";
+  for (const auto& k : s3.list(prefix)) out.insert(k.substr(prefix.size()));
+  return out;
+}
+
+std::set<std::string> ndjson_names(const fs::path& dir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".ndjson") out.insert(e.path().filename());
+  return out;
+}
+
+// Every named file's import object equals its source (the generator's lines are all valid).
+void expect_imports_equal_sources(S3Reader& s3, const fs::path& dir, const std::string& export_name,
+                                  const std::set<std::string>& names) {
+  for (const auto& n : names) {
+    auto obj = s3.get("exports/" + export_name + "/import/" + n);
+    ASSERT_TRUE(obj) << n;
+    EXPECT_TRUE(*obj == read_file(dir / n)) << n << ": import object differs from the source";
+  }
+}
+
+class PipelineRulesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { set_test_env(); }
+};
+
+// `fhir-edge status --json --journal PATH` (the real binary) reports what the journal holds and
+// what the store holds: state, files, resources valid and rejected, source and uploaded bytes.
+TEST_F(PipelineRulesTest, StatusJsonAgreesWithJournalAndStore) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("status");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "st";
+  auto gen = generate(exp, {"--patients", "12", "--invalid-every", "7", "--seed", "21"});
+  ASSERT_FALSE(gen.invalid.empty());
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  boost::asio::io_context io;
+  {
+    fe::pipeline::Pipeline p(io, cfg, test_options());
+    p.start(cfg);
+    write_file(exp / ".done", "");
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+        << p.status_line();
+    stop_component(io, p);
+  }
+
+  std::string out;
+  int rc =
+      run_capture({FE_EXE, "status", "--json", "--journal", (root / "journal.db").string()}, out);
+  ASSERT_EQ(rc, 0) << out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_FALSE(parser.parse(out).get(doc)) << "status --json is not JSON: " << out;
+  simdjson::dom::array exports;
+  ASSERT_FALSE(doc["exports"].get(exports)) << out;
+  ASSERT_EQ(exports.size(), 1u) << out;
+  simdjson::dom::element st = exports.at(0);
+
+  auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+  auto rows = j.exports(true);
+  ASSERT_EQ(rows.size(), 1u);
+  const auto& row = rows[0];
+  EXPECT_EQ(row.state, ExportState::uploaded);
+  EXPECT_EQ(std::string_view(st["name"].get_string()), row.name);
+  EXPECT_EQ(std::string_view(st["state"].get_string()), "uploaded");
+  EXPECT_EQ(st["files"].get_int64().value(), row.files);
+  EXPECT_EQ(st["resources_valid"].get_int64().value(), row.resources_valid);
+  EXPECT_EQ(st["resources_rejected"].get_int64().value(), row.resources_rejected);
+  EXPECT_EQ(st["bytes_source"].get_int64().value(), row.bytes_source);
+  EXPECT_EQ(st["bytes_spooled"].get_int64().value(), row.bytes_spooled);
+  EXPECT_EQ(st["bytes_uploaded"].get_int64().value(), row.bytes_uploaded);
+
+  // ... and the store / the sources agree with both, computed independently.
+  S3Reader s3(server.endpoint());
+  const auto sources = ndjson_names(exp);
+  EXPECT_EQ(object_names(s3, "st", "import"), sources);
+  int64_t lines_in_store = 0, import_bytes = 0, archive_bytes = 0, source_bytes = 0, rejected = 0;
+  for (const auto& n : sources) {
+    source_bytes += static_cast<int64_t>(fs::file_size(exp / n));
+    rejected += static_cast<int64_t>(gen.invalid[n].size());
+    auto [valid, bad] = split_expected(exp / n, gen.invalid[n]);
+    auto imp = s3.get("exports/st/import/" + n);
+    ASSERT_TRUE(imp) << n;
+    EXPECT_TRUE(*imp == valid) << n;
+    lines_in_store += std::count(imp->begin(), imp->end(), '\n');
+    import_bytes += static_cast<int64_t>(imp->size());
+    auto arc = s3.get("exports/st/archive/" + n + ".zst");
+    ASSERT_TRUE(arc) << n;
+    archive_bytes += static_cast<int64_t>(arc->size());
+  }
+  EXPECT_EQ(st["files"].get_int64().value(), static_cast<int64_t>(sources.size()));
+  EXPECT_EQ(st["resources_valid"].get_int64().value(), lines_in_store);
+  EXPECT_EQ(st["resources_rejected"].get_int64().value(), rejected);
+  EXPECT_GT(rejected, 0);
+  EXPECT_EQ(st["bytes_source"].get_int64().value(), source_bytes);
+  // Uploaded bytes are the parts of both kinds: import objects plus archive objects.
+  EXPECT_EQ(st["bytes_uploaded"].get_int64().value(), import_bytes + archive_bytes);
+  std::printf("[ status ] %s", out.c_str());
+  fs::remove_all(root);
+}
+
+// bulk_manifest only: the export waits until every file the manifest names is there, then is
+// uploaded with exactly those files (an extra .ndjson the manifest does not name stays out).
+TEST_F(PipelineRulesTest, BulkManifestNamesTheFiles) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("manifest");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "bm";
+  generate(exp, {"--patients", "4", "--seed", "31", "--complete", "none"});
+  auto all = ndjson_names(exp);
+  ASSERT_GE(all.size(), 3u);
+  // Named: every file but the last one; the first named one is held back at first.
+  std::set<std::string> named(all.begin(), std::prev(all.end()));
+  const std::string extra = *all.rbegin();
+  const std::string late = *named.begin();
+  fs::rename(exp / late, root / late);
+  std::string manifest =
+      "{\"transactionTime\":\"2024-08-06T18:12:57Z\",\"request\":\"https://example.com/fhir/"
+      "Group/g/$export\",\"requiresAccessToken\":false,\"output\":[";
+  bool first = true;
+  for (const auto& n : named) {
+    if (!first) manifest += ",";
+    first = false;
+    manifest += "{\"type\":\"" + n.substr(0, n.find('.')) +
+                "\",\"url\":\"https://example.com/files/" + n + "?token=x\"}";
+  }
+  manifest += "],\"error\":[]}";
+  write_file(exp / "manifest.json", manifest);
+
+  auto cfg = load(root, rules_yaml(root, server.endpoint(),
+                                   "{ marker: \"\", bulk_manifest: true, client_log: false, "
+                                   "settle_seconds: 0 }"));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  // A named file is missing: not complete, nothing taken.
+  run_for(io, std::chrono::milliseconds(1500));
+  EXPECT_EQ(p.stats().exports_taken, 0u) << "taken while a file named in the manifest was missing";
+  EXPECT_TRUE(journal_exports(root).empty());
+  fs::rename(root / late, exp / late);  // IN_MOVED_TO
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+
+  S3Reader s3(server.endpoint());
+  EXPECT_EQ(object_names(s3, "bm", "import"), named);
+  EXPECT_EQ(object_names(s3, "bm", "import").count(extra), 0u);
+  expect_imports_equal_sources(s3, exp, "bm", named);
+  auto rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].files, static_cast<int64_t>(named.size()));
+  fs::remove_all(root);
+}
+
+// client_log only: log.ndjson without export_complete keeps the export waiting; once its last
+// event is export_complete the export is uploaded, and log.ndjson (which matches *.ndjson) is
+// metadata, never import input.
+TEST_F(PipelineRulesTest, ClientLogExportComplete) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("clientlog");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "cl";
+  generate(exp, {"--patients", "3", "--seed", "41", "--complete", "none"});
+  const auto sources = ndjson_names(exp);
+  const std::string kickoff =
+      "{\"exportId\": \"export-1\", \"timestamp\": \"2024-08-06T14:11:57.560606-04:00\", "
+      "\"eventId\": \"kickoff\", \"eventDetail\": {\"exportUrl\": "
+      "\"https://example.com/fhir/Group/g/$export\"}}\n"
+      "{\"exportId\": \"export-1\", \"timestamp\": \"2024-08-06T14:12:57.779320-04:00\", "
+      "\"eventId\": \"manifest_complete\", \"eventDetail\": {\"totalOutputFileCount\": 3}}\n";
+  // Written by rename, as a client would, so the log itself is never half-written.
+  write_file(root / "log.tmp", kickoff);
+  fs::rename(root / "log.tmp", exp / "log.ndjson");
+
+  auto cfg = load(root, rules_yaml(root, server.endpoint(),
+                                   "{ marker: \"\", bulk_manifest: false, client_log: true, "
+                                   "settle_seconds: 0 }"));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  run_for(io, std::chrono::milliseconds(1500));
+  EXPECT_EQ(p.stats().exports_taken, 0u) << "taken before the client log said export_complete";
+  write_file(root / "log.tmp",
+             kickoff +
+                 "{\"exportId\": \"export-1\", \"timestamp\": "
+                 "\"2024-08-06T14:12:58.124336-04:00\", \"eventId\": \"export_complete\", "
+                 "\"eventDetail\": {\"files\": 3, \"duration\": 563}}\n");
+  fs::rename(root / "log.tmp", exp / "log.ndjson");
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+
+  S3Reader s3(server.endpoint());
+  EXPECT_EQ(object_names(s3, "cl", "import"), sources);
+  for (const auto& k : s3.list("exports/cl/import/"))
+    EXPECT_EQ(k.find("log.ndjson"), std::string::npos) << "client log uploaded as import input";
+  expect_imports_equal_sources(s3, exp, "cl", sources);
+  auto rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].files, static_cast<int64_t>(sources.size()));
+  fs::remove_all(root);
+}
+
+// settle only (1 s): an export with no marker, manifest or log is uploaded once it is quiet.
+TEST_F(PipelineRulesTest, SettleSeconds) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("settle");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "se";
+  fs::create_directories(exp);
+  auto cfg = load(root, rules_yaml(root, server.endpoint(),
+                                   "{ marker: \"\", bulk_manifest: false, client_log: false, "
+                                   "settle_seconds: 1 }"));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  run_for(io, std::chrono::milliseconds(300));
+  // Written while the daemon watches (IN_CREATE ... IN_CLOSE_WRITE).
+  generate(exp, {"--patients", "3", "--seed", "51", "--complete", "none"});
+  const auto sources = ndjson_names(exp);
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+  S3Reader s3(server.endpoint());
+  EXPECT_EQ(object_names(s3, "se", "import"), sources);
+  expect_imports_equal_sources(s3, exp, "se", sources);
+  fs::remove_all(root);
+}
+
+// A file still open for writing (inotify saw it created and modified, never closed) keeps the
+// export from being taken even when the marker is there; once closed, the export is uploaded with
+// the whole file.
+TEST_F(PipelineRulesTest, FileOpenForWritingIsNotTaken) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("openfd");
+  LocalS3 server(root / "s3", kPart);
+  auto gen_dir = root / "gen";
+  generate(gen_dir, {"--patients", "3", "--seed", "61", "--complete", "none"});
+  auto exp = root / "watch" / "of";
+  fs::create_directories(exp);
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  run_for(io, std::chrono::milliseconds(300));  // the export directory is watched from start()
+
+  // Other files complete, one being written: half of it, fd kept open.
+  const auto names = ndjson_names(gen_dir);
+  const std::string open_name = *names.begin();
+  for (const auto& n : names)
+    if (n != open_name) fs::copy_file(gen_dir / n, exp / n);
+  const std::string text = read_file(gen_dir / open_name);
+  const size_t half = text.find('\n', text.size() / 2) + 1;
+  int fd = ::open((exp / open_name).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, text.data(), half), static_cast<ssize_t>(half));
+  write_file(exp / ".done", "");
+  // Well past scan_quiet (300 ms): the writer state is known from inotify, not guessed.
+  run_for(io, std::chrono::milliseconds(2000));
+  EXPECT_EQ(p.stats().exports_taken, 0u) << "taken while a file was open for writing";
+  EXPECT_TRUE(journal_exports(root).empty());
+  ASSERT_EQ(::write(fd, text.data() + half, text.size() - half),
+            static_cast<ssize_t>(text.size() - half));
+  ::close(fd);
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+  S3Reader s3(server.endpoint());
+  EXPECT_EQ(object_names(s3, "of", "import"), names);
+  auto obj = s3.get("exports/of/import/" + open_name);
+  ASSERT_TRUE(obj);
+  EXPECT_TRUE(*obj == text) << "the file was not uploaded whole (" << obj->size() << " of "
+                            << text.size() << " bytes)";
+  EXPECT_EQ(p.stats().exports_taken, 1u);
+  fs::remove_all(root);
+}
+
+// A symlink and a FIFO matching the pattern are skipped (never followed, never opened: a FIFO
+// would block a reader); the regular files upload.
+TEST_F(PipelineRulesTest, SymlinkAndFifoAreSkipped) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("special");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "sp";
+  generate(exp, {"--patients", "3", "--seed", "71", "--complete", "none"});
+  const auto regular = ndjson_names(exp);
+  ASSERT_FALSE(regular.empty());
+  write_file(root / "outside.ndjson", read_file(exp / *regular.begin()));
+  fs::create_symlink(root / "outside.ndjson", exp / "Linked.000.ndjson");
+  ASSERT_EQ(::mkfifo((exp / "Fifo.000.ndjson").c_str(), 0644), 0);
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  write_file(exp / ".done", "");
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+  S3Reader s3(server.endpoint());
+  EXPECT_EQ(object_names(s3, "sp", "import"), regular);
+  EXPECT_EQ(object_names(s3, "sp", "archive").size(), regular.size());
+  expect_imports_equal_sources(s3, exp, "sp", regular);
+  auto rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].files, static_cast<int64_t>(regular.size()));
+  EXPECT_TRUE(fs::is_symlink(exp / "Linked.000.ndjson"));  // left alone
+  fs::remove_all(root);
+}
+
+}  // namespace
