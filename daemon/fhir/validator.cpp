@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_map>
 
 #include "fhir/internal.hpp"
 
@@ -154,6 +155,8 @@ bool carries_cross_version_value(dom::object obj, std::string_view name) {
   return false;
 }
 
+using PropertyTypes = std::unordered_map<std::string_view, std::string_view>;
+
 class Walker {
  public:
   Walker(const Validator::Impl& v, Scratch::Impl& sc, IssueSink& sink)
@@ -174,6 +177,7 @@ class Walker {
                   "' (ids are unique within a resource)");
     }
     sc_.elem_ids.resize(base);
+    if (s_.types[type].name == "CodeSystem") codesystem_properties(obj);
   }
 
   void object(dom::object obj, uint32_t type_ix, bool is_resource, bool in_contained);
@@ -185,6 +189,8 @@ class Walker {
   void any_resource(dom::element val, bool in_contained);
   void underscore(dom::element val, const Element& e);
   void check_aligned(const Element& e, dom::element v, dom::element u);
+  void codesystem_properties(dom::object cs);
+  void concept_properties(dom::array concepts, const PropertyTypes& decl);
   void add(Severity s, std::string_view code, std::string msg, std::string_view child = {}) {
     sink_.add(s, code, std::move(msg), child);
   }
@@ -195,6 +201,76 @@ class Walker {
   IssueSink& sink_;
   bool saw_null_ = false;
 };
+
+// CodeSystem.property declares the properties that CodeSystem.concept.property refers to by
+// code ("a reference to CodeSystem.property.code", R4 base definition), with the type of their
+// value. A reference needs a unique target, and a value must be of the declared type; both are
+// facts of the one resource, so they belong to structure-only (the HL7 validator reports both).
+// Undeclared codes are left alone: R4 lets concepts use the standard concept-properties.
+void Walker::codesystem_properties(dom::object cs) {
+  dom::array props;
+  if (cs["property"].get(props) != simdjson::SUCCESS) return;
+  PropertyTypes decl;  // code -> declared type; the first declaration wins
+  int64_t i = 0;
+  for (dom::element p : props) {
+    std::string_view c, ty;
+    if (p["code"].get(c) == simdjson::SUCCESS) {
+      if (p["type"].get(ty) != simdjson::SUCCESS) ty = {};
+      if (!decl.emplace(c, ty).second) {
+        PathGuard g(sc_.path, "property", i);
+        add(Severity::error, code::invariant,
+            "property code '" + shorten(c) +
+                "' is declared more than once (concept properties refer to it by code)",
+            "code");
+      }
+    }
+    i++;
+  }
+  dom::array concepts;
+  if (!decl.empty() && cs["concept"].get(concepts) == simdjson::SUCCESS)
+    concept_properties(concepts, decl);
+}
+
+void Walker::concept_properties(dom::array concepts, const PropertyTypes& decl) {
+  // value[x] variant for each CodeSystem.property.type (required binding property-type).
+  static constexpr std::pair<std::string_view, std::string_view> kVariant[] = {
+      {"code", "valueCode"},       {"Coding", "valueCoding"},   {"string", "valueString"},
+      {"integer", "valueInteger"}, {"boolean", "valueBoolean"}, {"dateTime", "valueDateTime"},
+      {"decimal", "valueDecimal"}};
+  int64_t ci = 0;
+  for (dom::element concept_el : concepts) {
+    PathGuard gc(sc_.path, "concept", ci++);
+    dom::array cprops;
+    if (concept_el["property"].get(cprops) == simdjson::SUCCESS) {
+      int64_t pi = 0;
+      for (dom::element cp : cprops) {
+        PathGuard gi(sc_.path, "property", pi++);
+        std::string_view c;
+        dom::object cpo;
+        if (cp.get(cpo) != simdjson::SUCCESS || cp["code"].get(c) != simdjson::SUCCESS) continue;
+        auto it = decl.find(c);
+        std::string_view declared = it == decl.end() ? std::string_view{} : it->second;
+        std::string_view want;
+        for (auto& [ty, key] : kVariant)
+          if (ty == declared) want = key;
+        if (want.empty()) continue;  // undeclared, or a type the binding check reports
+        for (auto [key, val] : cpo) {
+          if (!key.starts_with("value") || key == want) continue;
+          std::string_view found = key.substr(5);  // spelled as in property-type if known
+          for (auto& [ty, variant] : kVariant)
+            if (variant == key) found = ty;
+          add(Severity::error, code::invariant,
+              "property '" + shorten(c) + "' is declared with type '" + std::string(declared) +
+                  "', but this value is of type '" + std::string(found) + "' (use '" +
+                  std::string(want) + "')",
+              key);
+        }
+      }
+    }
+    dom::array nested;
+    if (concept_el["concept"].get(nested) == simdjson::SUCCESS) concept_properties(nested, decl);
+  }
+}
 
 void Walker::any_resource(dom::element val, bool in_contained) {
   dom::object obj;

@@ -320,6 +320,34 @@ TEST(Contained, NotNested) {
       code::invariant, "Patient.contained[0].contained[0]");
 }
 
+TEST(CodeSystem, PropertyCodesUniqueAndValuesOfTheDeclaredType) {
+  const std::string cs =
+      R"({"resourceType":"CodeSystem","status":"active","content":"complete","property":[)";
+  const std::string decl =
+      R"({"code":"syn","type":"decimal"},{"code":"sel","type":"boolean"}],"concept":[)";
+  // Values of the declared type, nested concepts, and properties the CodeSystem does not
+  // declare (R4 lets concepts use the standard concept-properties) are all fine.
+  expect_valid(
+      cs + decl +
+      R"({"code":"a","property":[{"code":"syn","valueDecimal":1.5},{"code":"sel","valueBoolean":true},{"code":"parent","valueCode":"b"}],"concept":[{"code":"a1","property":[{"code":"syn","valueDecimal":2}]}]}]})");
+  // A property code declared twice makes concept references ambiguous.
+  expect_error(cs + R"({"code":"sel","type":"boolean"},{"code":"sel","type":"dateTime"}]})",
+               code::invariant, "CodeSystem.property[1].code");
+  // A value of another type than the declaration, at the top and in a nested concept.
+  expect_error(cs + decl + R"({"code":"a","property":[{"code":"syn","valueInteger":12}]}]})",
+               code::invariant, "CodeSystem.concept[0].property[0].valueInteger");
+  expect_error(
+      cs + decl +
+          R"({"code":"a","concept":[{"code":"a1","property":[{"code":"sel","valueString":"y"}]}]}]})",
+      code::invariant, "CodeSystem.concept[0].concept[0].property[0].valueString");
+  // The first declaration decides the type (as the HL7 validator reads it).
+  Result r = check(
+      cs +
+      R"({"code":"sel","type":"dateTime"},{"code":"sel","type":"boolean"}],"concept":[{"code":"a","property":[{"code":"sel","valueBoolean":false}]}]})");
+  ASSERT_EQ(r.errors(), 2u) << dump(r);
+  EXPECT_EQ(r.issues[1].path, "CodeSystem.concept[0].property[0].valueBoolean") << dump(r);
+}
+
 TEST(Bindings, RequiredValueSets) {
   expect_valid(P + R"("gender":"unknown"})");
   expect_error(P + R"("gender":"mal"})", code::code_invalid, "Patient.gender");
