@@ -111,6 +111,18 @@ std::vector<fe::journal::ExportRow> journal_exports(const fs::path& root) {
   return j.exports(true);
 }
 
+// The completion rule the journal recorded for the only export (its state event
+// "discovered -> complete: complete: <rule>").
+std::string journaled_rule(const fs::path& root) {
+  auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+  auto rows = j.exports(true);
+  if (rows.size() != 1) return "(" + std::to_string(rows.size()) + " exports)";
+  for (const auto& ev : j.events(rows[0].id, 10000))
+    if (auto at = ev.message.find("-> complete: complete: "); at != std::string::npos)
+      return ev.message.substr(at + 23);
+  return "(no completion event)";
+}
+
 // The names of the objects directly under <prefix>/<export>/<kind>/.
 std::set<std::string> object_names(S3Reader& s3, const std::string& export_name,
                                    const std::string& kind) {
@@ -215,6 +227,49 @@ TEST_F(PipelineRulesTest, StatusJsonAgreesWithJournalAndStore) {
   // Uploaded bytes are the parts of both kinds: import objects plus archive objects.
   EXPECT_EQ(st["bytes_uploaded"].get_int64().value(), import_bytes + archive_bytes);
   std::printf("[ status ] %s", out.c_str());
+
+  // The per-export detail: one entry per file, agreeing with the journal's file rows and with
+  // the generator's count of invalid lines.
+  std::string detail;
+  rc = run_capture(
+      {FE_EXE, "status", "--json", "--export", "st", "--journal", (root / "journal.db").string()},
+      detail);
+  ASSERT_EQ(rc, 0) << detail;
+  simdjson::dom::parser parser2;
+  simdjson::dom::element d;
+  ASSERT_FALSE(parser2.parse(detail).get(d)) << detail;
+  std::map<std::string, fe::journal::FileRow> jfiles;
+  for (const auto& f : j.files(row.id)) jfiles[f.name] = f;
+  std::set<std::string> listed;
+  for (auto f : d["files"].get_array()) {
+    std::string name(std::string_view(f["name"].get_string()));
+    listed.insert(name);
+    ASSERT_EQ(jfiles.count(name), 1u) << name;
+    const auto& jf = jfiles[name];
+    EXPECT_EQ(std::string_view(f["state"].get_string()), "uploaded") << name;
+    EXPECT_EQ(f["resources_valid"].get_int64().value(), jf.resources_valid) << name;
+    EXPECT_EQ(f["resources_rejected"].get_int64().value(), jf.resources_rejected) << name;
+    EXPECT_EQ(f["resources_rejected"].get_int64().value(),
+              static_cast<int64_t>(gen.invalid[name].size()))
+        << name;
+    EXPECT_EQ(uint64_t(f["size"].get_int64().value()), fs::file_size(exp / name)) << name;
+    // The journal records the key of multipart uploads (single PutObjects leave it empty).
+    std::string_view key = f["import_key"].get_string();
+    EXPECT_EQ(key, jf.import_key) << name;
+    if (!key.empty()) {
+      EXPECT_EQ(key, "exports/st/import/" + name);
+    }
+  }
+  EXPECT_EQ(listed, sources);
+
+  // --active keeps it: `uploaded` is not finished (the import follows).
+  std::string active;
+  ASSERT_EQ(run_capture({FE_EXE, "status", "--json", "--active", "--journal",
+                         (root / "journal.db").string()},
+                        active),
+            0);
+  ASSERT_FALSE(parser2.parse(active).get(d)) << active;
+  EXPECT_EQ(d["exports"].get_array().size(), 1u) << "uploaded is not terminal (import follows)";
   fs::remove_all(root);
 }
 
@@ -265,6 +320,7 @@ TEST_F(PipelineRulesTest, BulkManifestNamesTheFiles) {
   S3Reader s3(server.endpoint());
   EXPECT_EQ(object_names(s3, "bm", "import"), named);
   EXPECT_EQ(object_names(s3, "bm", "import").count(extra), 0u);
+  EXPECT_EQ(journaled_rule(root), "bulk_manifest");
   expect_imports_equal_sources(s3, exp, "bm", named);
   auto rows = journal_exports(root);
   ASSERT_EQ(rows.size(), 1u);
@@ -315,6 +371,7 @@ TEST_F(PipelineRulesTest, ClientLogExportComplete) {
   EXPECT_EQ(object_names(s3, "cl", "import"), sources);
   for (const auto& k : s3.list("exports/cl/import/"))
     EXPECT_EQ(k.find("log.ndjson"), std::string::npos) << "client log uploaded as import input";
+  EXPECT_EQ(journaled_rule(root), "client_log");
   expect_imports_equal_sources(s3, exp, "cl", sources);
   auto rows = journal_exports(root);
   ASSERT_EQ(rows.size(), 1u);
@@ -345,6 +402,7 @@ TEST_F(PipelineRulesTest, SettleSeconds) {
   stop_component(io, p);
   S3Reader s3(server.endpoint());
   EXPECT_EQ(object_names(s3, "se", "import"), sources);
+  EXPECT_EQ(journaled_rule(root), "settle");
   expect_imports_equal_sources(s3, exp, "se", sources);
   fs::remove_all(root);
 }
@@ -389,6 +447,7 @@ TEST_F(PipelineRulesTest, FileOpenForWritingIsNotTaken) {
       << p.status_line();
   stop_component(io, p);
   S3Reader s3(server.endpoint());
+  EXPECT_EQ(journaled_rule(root), "marker");
   EXPECT_EQ(object_names(s3, "of", "import"), names);
   auto obj = s3.get("exports/of/import/" + open_name);
   ASSERT_TRUE(obj);
@@ -423,6 +482,7 @@ TEST_F(PipelineRulesTest, SymlinkAndFifoAreSkipped) {
   S3Reader s3(server.endpoint());
   EXPECT_EQ(object_names(s3, "sp", "import"), regular);
   EXPECT_EQ(object_names(s3, "sp", "archive").size(), regular.size());
+  EXPECT_EQ(journaled_rule(root), "marker");
   expect_imports_equal_sources(s3, exp, "sp", regular);
   auto rows = journal_exports(root);
   ASSERT_EQ(rows.size(), 1u);
