@@ -74,6 +74,8 @@ int fe::cli::cmd_run(Args args) {
   // changes refresh systemd's STATUS= at once instead of at the next periodic refresh.
   fe::pipeline::Options pipeline_options;
   pipeline_options.on_change = [&service] { service.refresh_status(); };
+  pipeline_options.import_poll_min = service.config().import_jobs.poll_min;
+  pipeline_options.import_poll_max = service.config().import_jobs.poll_max;
   service.add(fe::pipeline::make_pipeline(service.io(), service.config(), pipeline_options));
   return service.run();
 }

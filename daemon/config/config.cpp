@@ -961,7 +961,7 @@ void read_metrics(Checker& c, const Item& it, Metrics& out) {
 Config read(Checker& c, const YAML::Node& root) {
   Config cfg;
   Map top(c, root, "", YAML::Mark{},
-          {"aws", "pipelines", "spool", "journal", "upload", "metrics", "log"});
+          {"aws", "pipelines", "spool", "journal", "upload", "import", "metrics", "log"});
   if (!top.ok()) {
     return cfg;
   }
@@ -1033,6 +1033,19 @@ Config read(Checker& c, const YAML::Node& root) {
             cfg.upload.bandwidth_limit = *r;
           }
         }
+      }
+    }
+  }
+  if (const Item* it = top.get("import")) {
+    Map m(c, it->value, it->path, it->mark, {"poll_min", "poll_max"});
+    if (m.ok()) {
+      c.duration(m, "poll_min", cfg.import_jobs.poll_min, std::chrono::hours(1));
+      c.duration(m, "poll_max", cfg.import_jobs.poll_max, std::chrono::hours(1));
+      if (cfg.import_jobs.poll_min.count() < 1) {
+        c.error(m.get("poll_min")->mark, m.get("poll_min")->path, "must be at least 1s");
+      } else if (cfg.import_jobs.poll_max < cfg.import_jobs.poll_min) {
+        const Item* at = m.get("poll_max") ? m.get("poll_max") : m.get("poll_min");
+        c.error(at->mark, at->path, "poll_max must not be less than poll_min");
       }
     }
   }

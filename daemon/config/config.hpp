@@ -120,6 +120,12 @@ struct Upload {
   std::optional<Bytes> bandwidth_limit;  // bytes per second; nullopt = unlimited
 };
 
+// How the import stage follows HealthLake jobs (DESIGN: "Poll Describe every 15-60 s with jitter").
+struct Import {
+  Seconds poll_min{15};  // DescribeFHIRImportJob interval, jittered between the two (>= 1s)
+  Seconds poll_max{60};
+};
+
 struct Metrics {
   bool enabled = true;             // false when listen is "off" or null
   std::string host = "127.0.0.1";  // IPv4/IPv6 literal or "localhost" (IPv6 without brackets)
@@ -136,6 +142,7 @@ struct Config {
   Spool spool;
   Journal journal;
   Upload upload;
+  Import import_jobs;  // YAML key "import"
   Metrics metrics;
   Log log;
   std::filesystem::path source;  // the file it was loaded from

@@ -78,6 +78,7 @@ TEST(ConfigLoad, HumanUnitsAreConverted) {
               "    after_upload: move:/data/archive/\n"         // 11
               "spool: { max_bytes: 1.5GB, keep_for: 1h30m, zstd_level: 19 }\n"
               "upload: { part_size: 64MiB, concurrency: 8, bandwidth_limit: 20MiB/s }\n"
+              "import: { poll_min: 2s, poll_max: 1m }\n"
               "metrics: { listen: \"[::1]:9100\" }\n"
               "log: { level: debug }\n");
   EXPECT_EQ(c.pipelines[0].complete_when.settle, std::chrono::seconds(90));
@@ -89,6 +90,8 @@ TEST(ConfigLoad, HumanUnitsAreConverted) {
   EXPECT_EQ(c.upload.part_size, 64ULL << 20);
   EXPECT_EQ(c.upload.concurrency, 8);
   EXPECT_EQ(c.upload.bandwidth_limit, 20ULL << 20);
+  EXPECT_EQ(c.import_jobs.poll_min, std::chrono::seconds(2));
+  EXPECT_EQ(c.import_jobs.poll_max, std::chrono::seconds(60));
   EXPECT_EQ(c.metrics.host, "::1");
   EXPECT_EQ(c.metrics.port, 9100);
   EXPECT_EQ(c.log.level, fe::log::Level::debug);
@@ -123,6 +126,15 @@ TEST(Units, SizesDurationsRates) {
 }
 
 // ---- one test per error class, each with the exact position ----
+
+TEST(ConfigErrors, ImportPollBounds) {
+  EXPECT_THAT(errors(std::string(kHead) + "import: { poll_min: 90s }\n"),
+              ElementsAre("t.yaml:10:21: import.poll_min: poll_max must not be less than "
+                          "poll_min"));
+  EXPECT_THAT(errors(std::string(kHead) + "import: { poll_min: 30s, poll_max: 10s }\n"),
+              ElementsAre("t.yaml:10:36: import.poll_max: poll_max must not be less than "
+                          "poll_min"));
+}
 
 TEST(ConfigErrors, UnknownKeySuggestsNearest) {
   EXPECT_THAT(errors(std::string(kHead) + "    validaton_level: strict\n"),
