@@ -457,6 +457,47 @@ TEST_F(PipelineRulesTest, FileOpenForWritingIsNotTaken) {
   fs::remove_all(root);
 }
 
+// The same for a single file dropped into the root (an export of its own, named after the file):
+// taken only once its writer closed it.
+TEST_F(PipelineRulesTest, RootFileOpenForWritingIsNotTaken) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("openroot");
+  LocalS3 server(root / "s3", kPart);
+  generate(root / "gen", {"--patients", "3", "--seed", "81", "--complete", "none"});
+  const std::string text = read_file(root / "gen" / "Observation.000.ndjson");
+  fs::create_directories(root / "watch");
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  run_for(io, std::chrono::milliseconds(300));
+  const auto file = root / "watch" / "Observation.000.ndjson";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  const size_t half = text.find('\n', text.size() / 2) + 1;
+  ASSERT_EQ(::write(fd, text.data(), half), static_cast<ssize_t>(half));
+  run_for(io, std::chrono::milliseconds(2000));
+  EXPECT_EQ(p.stats().exports_taken, 0u) << "a root file was taken while open for writing";
+  ASSERT_EQ(::write(fd, text.data() + half, text.size() - half),
+            static_cast<ssize_t>(text.size() - half));
+  ::close(fd);
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+  auto rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 1u);
+  S3Reader s3(server.endpoint());
+  const std::string key =
+      "exports/" + rows[0].name + "/import/Observation.000.ndjson";  // name: the file's stem
+  EXPECT_EQ(rows[0].name, "Observation.000");
+  auto obj = s3.get(key);
+  ASSERT_TRUE(obj) << key;
+  EXPECT_TRUE(*obj == text) << "not uploaded whole (" << obj->size() << " of " << text.size()
+                            << " bytes)";
+  fs::remove_all(root);
+}
+
 // A symlink and a FIFO matching the pattern are skipped (never followed, never opened: a FIFO
 // would block a reader); the regular files upload.
 TEST_F(PipelineRulesTest, SymlinkAndFifoAreSkipped) {
