@@ -52,6 +52,7 @@ pipelines:
 spool: { dir: $work/spool }
 journal: { path: $work/journal.db }
 metrics: { listen: off }
+import: { poll_min: 1s, poll_max: 2s }
 YAML
 "$fe" check-config --config "$work/fhir-edge.yaml" >/dev/null || fail "config rejected"
 
