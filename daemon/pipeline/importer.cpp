@@ -733,6 +733,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     if (accepted) {
       journal.set_export_state(rc->id, ExportState::imported, summary);
       ++stats.imported;
+      if (opt.on_imported) opt.on_imported(rc->id);
     } else {
       journal.set_export_state(rc->id, ExportState::import_failed, summary);
       ++stats.import_failed;

@@ -87,6 +87,9 @@ struct ImporterOptions {
   // it costs a download proportional to the export; false = counts from the manifest only.
   bool read_success_outputs = true;
   std::function<void()> on_change;  // status line may have changed (control thread)
+  // The export reached `imported` (a terminal status the pipeline accepts): the caller applies
+  // after_upload to the source. Control thread.
+  std::function<void(std::int64_t export_id)> on_imported;
 };
 
 // One ImportTarget per configured pipeline, spool dir from config.spool.dir.

@@ -397,6 +397,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       io_opt.poll_min = opt.import_poll_min;
       io_opt.poll_max = opt.import_poll_max;
       io_opt.on_change = opt.on_change;
+      std::weak_ptr<Impl> weak_self = shared_from_this();
+      io_opt.on_imported = [weak_self](std::int64_t id) {
+        if (auto self = weak_self.lock()) self->apply_after_upload(id);
+      };
       importer = std::make_unique<Importer>(io, *jr, *hl, *s3, std::move(io_opt));
     }
     recover();
@@ -1161,6 +1165,71 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       if (uploaded_hook) uploaded_hook(run->id);
     } catch (const std::exception& e) {
       schedule_retry(run, e.what());
+    }
+  }
+
+  // ---------------------------------------------------------------- after_upload
+  // keep | delete | move:DIR, once the import reached a status the pipeline accepts (the
+  // importer calls this). Only the files that were taken are touched, and only while each is
+  // still the file that was taken (identity): a file replaced since belongs to a newer export and
+  // is left alone, as is everything when any file changed. Failures are logged and journaled;
+  // the source then simply stays where it is.
+  void apply_after_upload(std::int64_t export_id) {
+    if (stopping) return;
+    std::string name;
+    try {
+      auto row = jr->get_export(export_id);
+      name = row.name;
+      const Pipe* pipe = pipe_of(row.pipeline);
+      if (!pipe) return;
+      const auto& policy = pipe->cfg.after_upload;
+      if (policy.kind == config::AfterUploadKind::keep) return;
+      fs::path src(row.source_path);
+      std::error_code ec;
+      const bool dir = fs::is_directory(fs::symlink_status(src, ec));
+      std::vector<watch::TakenFile> taken;
+      for (const auto& f : jr->files(export_id)) {
+        taken.push_back(
+            {f.name, dir ? src / f.name : src,
+             watch::FileIdentity{f.source.dev, f.source.inode, f.source.size, f.source.mtime_ns}});
+      }
+      if (auto changes = watch::changed_after_taken(taken); !changes.empty()) {
+        std::string why = "source left in place: " + changes.front().name + " " +
+                          changes.front().what + " since the export was taken";
+        log::warning("after_upload skipped: " + why, {{"EXPORT_ID", name}});
+        jr->add_event(export_id, std::nullopt, "after_upload", why);
+        return;
+      }
+      std::string done;
+      if (policy.kind == config::AfterUploadKind::remove) {
+        for (const auto& f : taken) fs::remove(f.path);
+        if (dir) {
+          // The export's own metadata goes with it; anything else keeps the directory.
+          const auto& rules = pipe->cfg.complete_when;
+          for (const std::string& meta :
+               {rules.marker, std::string("manifest.json"), std::string("log.ndjson")})
+            if (!meta.empty()) fs::remove(src / meta, ec);
+          if (fs::is_empty(src, ec)) fs::remove(src, ec);
+        }
+        done = "deleted " + std::to_string(taken.size()) + " source file(s)";
+      } else {
+        fs::create_directories(policy.move_to);
+        fs::path dest = policy.move_to / src.filename();
+        if (fs::exists(fs::symlink_status(dest, ec))) dest = policy.move_to / row.name;
+        if (fs::exists(fs::symlink_status(dest, ec)))
+          dest = policy.move_to / (row.name + "." + std::to_string(journal::now_ms()));
+        fs::rename(src, dest);  // same file system only: EXDEV is reported, nothing is copied
+        done = "moved to " + dest.string();
+      }
+      log::info("after_upload: " + done, {{"EXPORT_ID", name}});
+      jr->add_event(export_id, std::nullopt, "after_upload", done);
+    } catch (const std::exception& e) {
+      log::error(std::string("after_upload failed, source left in place: ") + e.what(),
+                 {{"EXPORT_ID", name}});
+      try {
+        jr->add_event(export_id, std::nullopt, "after_upload", std::string("failed: ") + e.what());
+      } catch (const std::exception&) {
+      }
     }
   }
 

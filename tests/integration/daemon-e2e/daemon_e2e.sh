@@ -2,7 +2,8 @@
 # End to end through the real binaries: healthlake-local (S3 + HealthLake, SigV4 checked),
 # `fhir-edge run`, a generated export with known invalid lines dropped into the watched directory.
 # Asserts: the export ends `imported`; status counts equal the generator's; HealthLake imported
-# every valid resource exactly once from exactly one StartFHIRImportJob; SIGTERM exits 0.
+# every valid resource exactly once from exactly one StartFHIRImportJob; after_upload moved the
+# source out of the watched directory; SIGTERM exits 0.
 set -euo pipefail
 fe=$1 hl=$2 gen=$3
 work=$(mktemp -d /tmp/fe-e2e.XXXXXX)
@@ -49,6 +50,7 @@ pipelines:
       data_access_role_arn: arn:aws:iam::123456789012:role/HealthLakeImport
       output_s3_uri: s3://results/imports/
       output_kms_key_id: alias/healthlake
+    after_upload: move:$work/done
 spool: { dir: $work/spool }
 journal: { path: $work/journal.db }
 metrics: { listen: off }
@@ -94,6 +96,14 @@ starts = [r for r in starts if r["operation"] == "StartFHIRImportJob" and r["sta
 assert len(starts) == 1, f"{len(starts)} StartFHIRImportJob calls"
 print(f"e2e: {valid} valid resources imported once each, {len(gen['invalid'])} rejected, 1 import job")
 PY
+
+# after_upload: move — applied once the import was accepted: the whole export directory moves.
+for _ in $(seq 50); do [ -d "$work/done/exp" ] && break; sleep 0.1; done
+[ -d "$work/done/exp" ] || fail "export directory was not moved to $work/done"
+[ ! -e "$work/incoming/exp" ] || fail "source still in the watched directory after the move"
+n=$(find "$work/done/exp" -name '*.ndjson' | wc -l)
+[ "$n" -eq "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["files"])' "$work/gen.json")" ] ||
+  fail "moved export has $n NDJSON files"
 
 kill -TERM "$daemon"
 rc=0
