@@ -322,8 +322,8 @@ def check(a, work, port, env, specs, gens, st, kills):
         resent += max(0, b - size)
     bound = (kills * CONCURRENCY + failed_uploads) * PART
     log(f"bytes uploaded {sum(sent.values())}, objects {sum(v for k, v in objects.items() if k in sent)}, "
-        f"re-sent {resent} (bound {bound}: {kills} kills x {CONCURRENCY} in flight + {failed_uploads} failed "
-        f"requests, x {PART} B); {creates} CreateMultipartUpload, {len(completes)} objects completed")
+        f"re-sent {resent} (bound {bound}: {kills} kills x {CONCURRENCY} in flight + {failed_uploads} injected "
+        f"faults, x {PART} B); {creates} CreateMultipartUpload, {len(completes)} objects completed")
     if resent > bound:
         errors.append(f"re-sent {resent} bytes > bound {bound}")
     if errors:
