@@ -307,6 +307,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<aws::S3Client> s3;
   std::unique_ptr<aws::HealthLakeClient> hl;
   std::unique_ptr<Importer> importer;  // null when Options::import_jobs is false
+  std::unique_ptr<asio::steady_timer> retention_timer;
   std::map<std::string, Pipe> pipes;
   std::map<std::int64_t, std::shared_ptr<Run>> runs;
   std::set<std::string> digesting;                  // pipeline \n path
@@ -399,7 +400,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       io_opt.on_change = opt.on_change;
       std::weak_ptr<Impl> weak_self = shared_from_this();
       io_opt.on_imported = [weak_self](std::int64_t id) {
-        if (auto self = weak_self.lock()) self->apply_after_upload(id);
+        if (auto self = weak_self.lock()) {
+          self->apply_after_upload(id);
+          self->retention();  // keep_for may be 0: the spool goes at once
+        }
       };
       importer = std::make_unique<Importer>(io, *jr, *hl, *s3, std::move(io_opt));
     }
@@ -410,6 +414,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       importer->check_datastores([](const std::vector<std::string>&) {});
       importer->resume();
     }
+    retention_timer = std::make_unique<asio::steady_timer>(io);
+    retention();
     for (auto& [name, pipe] : pipes) {
       watch::WatchOptions wo;
       wo.pipeline = name;
@@ -444,6 +450,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     part_queue.clear();
     // The importer first: it uses the journal and the clients below. Jobs in flight keep
     // running in HealthLake; the journal holds their token and id, and resume() follows them.
+    if (retention_timer) retention_timer->cancel();
     importer.reset();
     hl.reset();
     // Destroying the engine aborts transfers without callbacks; parts in flight stay "uploading"
@@ -1231,6 +1238,33 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       } catch (const std::exception&) {
       }
     }
+  }
+
+  // ---------------------------------------------------------------- spool retention
+  // spool.keep_for: the spool of a finished export (imported, failed or superseded) stays for
+  // replay and inspection, then goes. Exports still in flight, parked or import_failed keep it.
+  // Runs at start, after each accepted import, and every 10 minutes.
+  void retention() {
+    if (stopping || !jr) return;
+    try {
+      auto removed = spool::remove_expired(
+          cfg.spool.dir, cfg.spool.keep_for,
+          [this](const std::string& name) {
+            auto e = jr->find_export(name);
+            return e && (e->state == ExportState::imported || e->state == ExportState::failed ||
+                         e->state == ExportState::superseded);
+          },
+          quota.get());
+      for (const auto& n : removed)
+        log::info("spool retention: removed the spool of a finished export", {{"EXPORT_ID", n}});
+    } catch (const std::exception& e) {
+      log::warning(std::string("spool retention: ") + e.what());
+    }
+    retention_timer->expires_after(std::chrono::minutes(10));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    retention_timer->async_wait([weak](const boost::system::error_code& ec) {
+      if (auto self = weak.lock(); self && !ec) self->retention();
+    });
   }
 
   // ---------------------------------------------------------------- quota

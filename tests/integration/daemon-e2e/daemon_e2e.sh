@@ -3,7 +3,7 @@
 # `fhir-edge run`, a generated export with known invalid lines dropped into the watched directory.
 # Asserts: the export ends `imported`; status counts equal the generator's; HealthLake imported
 # every valid resource exactly once from exactly one StartFHIRImportJob; after_upload moved the
-# source out of the watched directory; SIGTERM exits 0.
+# source out of the watched directory; spool retention removed its spool; SIGTERM exits 0.
 set -euo pipefail
 fe=$1 hl=$2 gen=$3
 work=$(mktemp -d /tmp/fe-e2e.XXXXXX)
@@ -51,7 +51,7 @@ pipelines:
       output_s3_uri: s3://results/imports/
       output_kms_key_id: alias/healthlake
     after_upload: move:$work/done
-spool: { dir: $work/spool }
+spool: { dir: $work/spool, keep_for: 0s }
 journal: { path: $work/journal.db }
 metrics: { listen: off }
 import: { poll_min: 1s, poll_max: 2s }
@@ -104,6 +104,10 @@ for _ in $(seq 50); do [ -d "$work/done/exp" ] && break; sleep 0.1; done
 n=$(find "$work/done/exp" -name '*.ndjson' | wc -l)
 [ "$n" -eq "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["files"])' "$work/gen.json")" ] ||
   fail "moved export has $n NDJSON files"
+
+# spool.keep_for 0s: the spool of the imported export is removed at once.
+for _ in $(seq 50); do [ -e "$work/spool/exp" ] || break; sleep 0.1; done
+[ ! -e "$work/spool/exp" ] || fail "spool of the imported export kept despite keep_for: 0s"
 
 kill -TERM "$daemon"
 rc=0
