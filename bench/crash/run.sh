@@ -12,5 +12,5 @@ start=$(date +%s)
 AWS_EC2_METADATA_DISABLED=true /usr/bin/python3 "$root/tests/crash/daemon/crash_driver.py" \
   --fe "$build/daemon/fhir-edge" --hl "$build/tools/healthlake-local/healthlake-local" \
   --gen "$root/tools/fhir-export-gen/fhir-export-gen" \
-  --seed "$seed" --kills "$kills" --large 30MiB --small-exports 6 --time-limit $((kills * 4 + 300))
+  --seed "$seed" --kills "$kills" --large 30MiB --small-exports 8 --waves 8 --time-limit $((kills * 4 + 300))
 echo "crash bench: seed $seed, $kills kills, $(($(date +%s) - start)) s wall on $(nproc) cores ($build)"

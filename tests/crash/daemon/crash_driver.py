@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--faults", default="", help="healthlake-local --faults spec (seed is appended)")
     ap.add_argument("--large", default="20MiB", help="size of the single-file export")
     ap.add_argument("--small-exports", type=int, default=3)
+    ap.add_argument("--waves", type=int, default=1, help="drop the small exports in this many waves")
     ap.add_argument("--time-limit", type=float, default=200.0, help="seconds for the run after generation")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
@@ -145,22 +146,33 @@ import: {{ poll_min: 1s, poll_max: 2s }}
 
     deadline = time.monotonic() + a.time_limit
     d = start()
-    # Small exports first, the large one a moment later, so kills land in every phase.
-    for name, _ in specs[1:]:
+    # Small exports first, the large one a moment later, so kills land in every phase. With
+    # --waves W the small exports come in W waves spread over the kills (the bench: 200 kills
+    # would otherwise mostly hit an idle daemon).
+    smalls = [n for n, _ in specs[1:]]
+    per_wave = -(-len(smalls) // a.waves)
+    waves = [smalls[i:i + per_wave] for i in range(0, len(smalls), per_wave)]
+    every = max(1, a.kills // max(1, len(waves)))
+    dropped = 0
+    for name in waves.pop(0) if waves else []:
         os.rename(f"{incoming}/.tmp-{name}", f"{incoming}/{name}")
+        dropped += 1
     dropped_large = False
     kills = 0
-    exits = []
     while kills < a.kills and time.monotonic() < deadline:
         delay = rng.uniform(0.2, 3.0)
         time.sleep(delay)
         if not dropped_large:
             os.rename(f"{incoming}/.tmp-large", f"{incoming}/large")
             dropped_large = True
+            dropped += 1
+        elif waves and kills % every == 0:
+            for name in waves.pop(0):
+                os.rename(f"{incoming}/.tmp-{name}", f"{incoming}/{name}")
+                dropped += 1
+            log(f"dropped a wave of exports ({dropped} of {len(specs)} dropped)")
         if d.poll() is not None:
-            exits.append(d.returncode)
-            log(f"daemon exited by itself with {d.returncode} before kill {kills + 1}")
-            return fail(work, f"daemon exited {d.returncode} on its own (see daemon.log)")
+            return fail(work, f"daemon exited {d.returncode} on its own before kill {kills + 1} (see daemon.log)")
         d.send_signal(signal.SIGKILL)
         d.wait()
         kills += 1
@@ -168,13 +180,15 @@ import: {{ poll_min: 1s, poll_max: 2s }}
         states = collections.Counter(e["state"] for e in st) if st else {}
         log(f"kill {kills}/{a.kills} after {delay:.2f}s: {dict(states)}")
         d = start()
-        if kills == 1:
+        if len(st or []) < dropped:
             # An export found by the start-up scan is taken only after the watcher's 5 s
-            # scan_quiet, which every restart begins anew: wait once until all are journaled,
-            # or kills every 0.2-3 s would only ever hit the watcher.
-            while time.monotonic() < deadline and len(status() or []) < len(specs) and d.poll() is None:
+            # scan_quiet, which every restart begins anew: wait until the dropped exports are
+            # journaled, or kills every 0.2-3 s would only ever hit the watcher.
+            while time.monotonic() < deadline and len(status() or []) < dropped and d.poll() is None:
                 time.sleep(0.2)
-            log("all exports journaled; kills from now on hit spool, upload and import")
+            log(f"{dropped} exports journaled; kills hit spool, upload and import")
+    for name in sum(waves, []):
+        os.rename(f"{incoming}/.tmp-{name}", f"{incoming}/{name}")
     if not dropped_large:
         os.rename(f"{incoming}/.tmp-large", f"{incoming}/large")
     st = None
