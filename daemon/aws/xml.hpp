@@ -33,4 +33,8 @@ struct ParseResult {
 
 ParseResult parse(std::string_view document);
 
+// Text escaped for element content or attribute values: & < > " '. (Used to build request
+// bodies and, in healthlake-local, response documents.)
+std::string escape(std::string_view text);
+
 }  // namespace fe::aws::xml

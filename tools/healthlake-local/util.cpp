@@ -1,4 +1,5 @@
 #include "util.hpp"
+#include "aws/xml.hpp"
 #include "common/json_escape.hpp"
 
 #include <isa-l/crc.h>
@@ -126,30 +127,7 @@ Digests digest_file(const std::filesystem::path& path) {
 }
 
 std::string xml_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
+  return fe::aws::xml::escape(s);
 }
 
 std::string json_escape(std::string_view s) {
