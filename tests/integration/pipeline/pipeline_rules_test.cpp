@@ -10,50 +10,16 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "component.hpp"
 #include "config/config.hpp"
 #include "harness.hpp"
 #include "journal/journal.hpp"
 #include "pipeline/pipeline.hpp"
 
-#ifndef FE_HEALTHLAKE_LOCAL
-#define FE_HEALTHLAKE_LOCAL ""
-#endif
-
 namespace {
 namespace fs = std::filesystem;
 using namespace fe::test;
 using fe::journal::ExportState;
-
-constexpr uint64_t kPart = 64 * 1024;
-
-bool have_tools(std::string& why) {
-  if (std::string(FE_HEALTHLAKE_LOCAL).empty() || !fs::exists(FE_HEALTHLAKE_LOCAL)) {
-    why = "healthlake-local was not built (tools/healthlake-local)";
-    return false;
-  }
-  if (!fs::exists(FE_EXPORT_GEN)) {
-    why = "tools/fhir-export-gen/fhir-export-gen is missing";
-    return false;
-  }
-  return true;
-}
-
-#define REQUIRE_TOOLS()                          \
-  do {                                           \
-    std::string why_;                            \
-    if (!have_tools(why_)) GTEST_SKIP() << why_; \
-  } while (0)
-
-fe::pipeline::Options test_options() {
-  fe::pipeline::Options o;
-  o.min_part_size = kPart;
-  o.auto_part_size = kPart;
-  o.retry_base = std::chrono::milliseconds(300);
-  o.retry_max = std::chrono::milliseconds(2000);
-  o.scan_quiet = std::chrono::milliseconds(300);
-  o.import_jobs = false;  // these tests end at `uploaded`; the import stage has its own tests
-  return o;
-}
 
 // config_yaml with only the given completion rules (the harness enables marker + manifest).
 std::string rules_yaml(const fs::path& root, const std::string& endpoint,
@@ -66,42 +32,6 @@ std::string rules_yaml(const fs::path& root, const std::string& endpoint,
   if (at == std::string::npos) throw std::runtime_error("harness config changed: no complete_when");
   y.replace(at, from.size(), "complete_when: " + complete_when);
   return y;
-}
-
-fe::config::Config load(const fs::path& root, const std::string& yaml) {
-  auto path = root / "fhir-edge.yaml";
-  write_file(path, yaml);
-  auto r = fe::config::load_config(path);
-  if (!r.ok()) throw std::runtime_error(fe::config::format(r.errors));
-  return *r.config;
-}
-
-template <class F>
-bool run_until(boost::asio::io_context& io, F done, std::chrono::milliseconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < end) {
-    if (io.stopped()) io.restart();
-    if (io.run_one_for(std::chrono::milliseconds(100)) == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
-void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {
-  run_until(
-      io, [] { return false; }, d);
-}
-
-void stop_component(boost::asio::io_context& io, fe::pipeline::Pipeline& p) {
-  bool stopped = false;
-  p.stop([&] { stopped = true; });
-  run_until(
-      io, [&] { return stopped; }, std::chrono::seconds(30));
-}
-
-std::vector<fe::journal::ExportRow> journal_exports(const fs::path& root) {
-  if (!fs::exists(root / "journal.db")) return {};
-  auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
-  return j.exports(true);
 }
 
 // The completion rule the journal recorded for the only export (its state event
