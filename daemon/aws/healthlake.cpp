@@ -97,23 +97,12 @@ ImportJobProperties parse_job(element j) {
 
 template <class T>
 HlResult<T> from_call(const CallResult& cr) {
-  HlResult<T> r;
-  r.error = cr.error;
-  r.context = cr.description;
-  r.attempts = cr.attempts;
-  return r;
+  return HlResult<T>::from_call(cr);
 }
 
 template <class T>
 HlResult<T> invalid(std::string context, std::string message) {
-  HlResult<T> r;
-  AwsError e;
-  e.code = "ValidationException";
-  e.message = std::move(message);
-  e.category = ErrorCategory::validation;
-  r.error = std::move(e);
-  r.context = std::move(context);
-  return r;
+  return HlResult<T>::invalid(std::move(context), "ValidationException", std::move(message));
 }
 
 // Parses a success body; a body that is not a JSON object is reported (and retried) as a

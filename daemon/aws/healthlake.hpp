@@ -21,20 +21,13 @@
 #include <vector>
 
 #include "aws/http_call.hpp"
+#include "aws/result.hpp"
 
 namespace fe::aws {
 
+// context: "HealthLake StartFHIRImportJob" (aws/result.hpp).
 template <class T>
-struct HlResult {
-  std::optional<T> value;
-  std::optional<AwsError> error;
-  std::string context;  // "HealthLake StartFHIRImportJob"
-  int attempts = 0;
-  bool ok() const { return value.has_value() && !error; }
-  std::string describe() const {
-    return error ? context + ": " + error->describe() : context + ": ok";
-  }
-};
+using HlResult = AwsResult<T>;
 
 struct DatastoreProperties {
   std::string datastore_id;

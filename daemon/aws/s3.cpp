@@ -69,23 +69,12 @@ AwsError bad_xml(const HttpResponse& r, std::string_view what, std::string_view 
 
 template <class T>
 S3Result<T> from_call(const CallResult& cr) {
-  S3Result<T> r;
-  r.error = cr.error;
-  r.context = cr.description;
-  r.attempts = cr.attempts;
-  return r;
+  return S3Result<T>::from_call(cr);
 }
 
 template <class T>
 S3Result<T> invalid(std::string context, std::string message) {
-  S3Result<T> r;
-  AwsError e;
-  e.code = "InvalidArgument";
-  e.message = std::move(message);
-  e.category = ErrorCategory::validation;
-  r.error = std::move(e);
-  r.context = std::move(context);
-  return r;
+  return S3Result<T>::invalid(std::move(context), "InvalidArgument", std::move(message));
 }
 
 std::string q(std::string_view v) {

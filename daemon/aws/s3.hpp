@@ -30,20 +30,13 @@
 
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
+#include "aws/result.hpp"
 
 namespace fe::aws {
 
+// context: "S3 UploadPart bucket/key #3" (aws/result.hpp).
 template <class T>
-struct S3Result {
-  std::optional<T> value;
-  std::optional<AwsError> error;
-  std::string context;  // "S3 UploadPart bucket/key #3" for messages
-  int attempts = 0;
-  bool ok() const { return value.has_value() && !error; }
-  std::string describe() const {
-    return error ? context + ": " + error->describe() : context + ": ok";
-  }
-};
+using S3Result = AwsResult<T>;
 
 struct Empty {};
 
