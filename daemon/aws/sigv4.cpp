@@ -240,6 +240,16 @@ std::string amz_date(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+namespace {
+// timegm() would silently turn "Feb 31" into "Mar 3": a date that does not exist is malformed
+// (and the verifier must not accept a request time other than the one the client signed).
+int days_in_month(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : kDays[month - 1];
+}
+}  // namespace
+
 std::optional<std::chrono::system_clock::time_point> parse_amz_date(std::string_view s) {
   if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
   auto num = [&](std::size_t pos, std::size_t len, int& out) {
@@ -256,7 +266,8 @@ std::optional<std::chrono::system_clock::time_point> parse_amz_date(std::string_
       !num(13, 2, se))
     return std::nullopt;
   // Years bounded so the time fits system_clock (int64 ns: up to 2262).
-  if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+  if (y < 1970 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+      mi > 59 || se > 60)
     return std::nullopt;
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
@@ -293,7 +304,8 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
   int mon = -1;
   for (int i = 0; i < 12; ++i)
     if (s.substr(3, 3) == kMonths[i]) mon = i;
-  if (y < 1970 || y > 2200 || mon < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+  if (y < 1970 || y > 2200 || mon < 0 || d < 1 || d > days_in_month(y, mon + 1) || h > 23 ||
+      mi > 59 || se > 60)
     return std::nullopt;
   std::tm tm{};
   tm.tm_year = y - 1900;
