@@ -7,8 +7,18 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace fe::aws {
+
+// One window of the upload bandwidth schedule, in local time (minutes after local midnight).
+// [from_minute, to_minute): to_minute < from_minute wraps midnight (22:00-06:00); equal values
+// cover the whole day.
+struct BandwidthWindow {
+  int from_minute = 0;                 // 0..1439
+  int to_minute = 0;                   // 0..1440
+  std::uint64_t bytes_per_second = 0;  // 0 = unlimited inside the window
+};
 
 struct HttpOptions {
   // Proxy URL ("http://proxy.hospital:3128"). Unset: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (and the
@@ -39,8 +49,12 @@ struct HttpOptions {
   // Default limit for responses captured into memory (errors, XML, JSON). Streamed bodies (a sink)
   // are not limited by this.
   std::size_t max_response_bytes = 8u << 20;
-  // Upload bandwidth cap in bytes per second per transfer; 0 = unlimited.
+  // Upload bandwidth cap in bytes per second shared by every request body this engine sends (one
+  // token bucket for all transfers, not a per-transfer cap); 0 = unlimited. It applies outside the
+  // windows of bandwidth_schedule. Changeable at run time: HttpEngine::set_bandwidth().
   std::uint64_t max_send_bytes_per_second = 0;
+  // Time-of-day exceptions to max_send_bytes_per_second (e.g. full speed at night).
+  std::vector<BandwidthWindow> bandwidth_schedule;
   std::string user_agent = "fhir-edge";
 };
 

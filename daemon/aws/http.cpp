@@ -10,11 +10,14 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
+
+#include "service/log.hpp"
 
 namespace fe::aws {
 
@@ -74,6 +77,23 @@ std::string endpoint_key(const std::string& url) {
   return key;
 }
 
+// host[:port] of a URL for messages (never the user info or the path).
+std::string host_of(const std::string& url) {
+  CURLU* u = curl_url();
+  std::string out;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* host = nullptr;
+    char* port = nullptr;
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    curl_url_get(u, CURLUPART_PORT, &port, 0);
+    out = std::string(host ? host : "") + (port ? std::string(":") + port : "");
+    curl_free(host);
+    curl_free(port);
+  }
+  curl_url_cleanup(u);
+  return out.empty() ? "the server" : out;
+}
+
 HttpError classify(CURLcode code) {
   switch (code) {
     case CURLE_OK:
@@ -106,6 +126,21 @@ HttpError classify(CURLcode code) {
 }
 
 }  // namespace
+
+std::uint64_t bandwidth_limit_at(std::uint64_t base, const std::vector<BandwidthWindow>& schedule,
+                                 int minute_of_day) {
+  for (const auto& w : schedule) {
+    bool in;
+    if (w.from_minute == w.to_minute)
+      in = true;  // the whole day
+    else if (w.from_minute < w.to_minute)
+      in = minute_of_day >= w.from_minute && minute_of_day < w.to_minute;
+    else  // wraps midnight
+      in = minute_of_day >= w.from_minute || minute_of_day < w.to_minute;
+    if (in) return w.bytes_per_second;
+  }
+  return base;
+}
 
 std::optional<std::string_view> header_value(const Headers& headers, std::string_view name) {
   for (const auto& h : headers)
@@ -193,6 +228,7 @@ std::string HttpEngine::proxy_for(const HttpOptions& options, std::string_view u
 
 struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
   struct Transfer {
+    Impl* owner = nullptr;
     RequestId id = 0;
     HttpRequest req;
     Callback done;
@@ -201,6 +237,7 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     CURL* easy = nullptr;
     curl_slist* headers = nullptr;
     std::size_t body_offset = 0;  // for an in-memory body
+    std::uint64_t body_sent = 0;  // body bytes handed to curl since the start or last rewind
     std::size_t limit = 0;
     long status_seen = 0;
     bool too_large = false;
@@ -240,7 +277,25 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
   RequestId next_id = 1;
   std::uint64_t connects = 0;
 
-  Impl(asio::io_context& io_, HttpOptions opts) : io(io_), options(std::move(opts)), timer(io_) {
+  // --- the upload token bucket (shared by every transfer of this engine) ---
+  using Clock = std::chrono::steady_clock;
+  struct Bandwidth {
+    std::uint64_t base = 0;                 // outside the schedule's windows; 0 = unlimited
+    std::vector<BandwidthWindow> schedule;  // local time of day
+    std::uint64_t rate = 0;                 // in force now
+    double tokens = 0;                      // bytes that may be sent now
+    Clock::time_point last = Clock::now();  // of the last refill
+    Clock::time_point recheck{};            // when to evaluate the schedule again
+  } bw;
+  std::deque<RequestId> paused;  // transfers waiting for tokens, FIFO (round robin)
+  asio::steady_timer refill_timer;
+  bool refill_armed = false;
+
+  Impl(asio::io_context& io_, HttpOptions opts)
+      : io(io_), options(std::move(opts)), timer(io_), refill_timer(io_) {
+    bw.base = options.max_send_bytes_per_second;
+    bw.schedule = options.bandwidth_schedule;
+    update_rate(Clock::now(), false);
     global_init();
     multi = curl_multi_init();
     if (!multi) throw std::runtime_error("curl_multi_init failed");
@@ -254,6 +309,7 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
 
   ~Impl() {
     timer.cancel();
+    refill_timer.cancel();
     for (auto& [id, t] : running) curl_multi_remove_handle(multi, t->easy);
     running.clear();
     for (auto& [fd, s] : sockets) release(*s);
@@ -340,25 +396,136 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
 
   static size_t read_cb(char* buf, size_t size, size_t n, void* userp) {
     auto* t = static_cast<Transfer*>(userp);
-    const size_t cap = size * n;
+    Impl& self = *t->owner;
+    size_t cap = size * n;
+    const std::uint64_t total = t->req.source ? t->req.source->size : t->req.body.size();
+    // The final read (end of body) needs no tokens: returning 0 there means EOF, not "wait".
+    if (t->body_sent < total) {
+      self.refill(Clock::now());
+      if (self.bw.rate > 0) {
+        // Wait for a useful amount rather than trickling out tiny writes: a few ms of the rate.
+        const double want =
+            std::min<double>({static_cast<double>(total - t->body_sent), static_cast<double>(cap),
+                              std::max(1.0, self.burst() / 4)});
+        if (self.bw.tokens < want) {
+          self.paused.push_back(t->id);
+          self.arm_refill();
+          return CURL_READFUNC_PAUSE;
+        }
+        cap = std::min(cap, static_cast<size_t>(self.bw.tokens));
+      }
+    }
+    size_t got = 0;
     if (t->req.source) {
-      auto got = t->req.source->read(std::span<char>(buf, cap));
-      if (got < 0) {
+      auto r = t->req.source->read(std::span<char>(buf, cap));
+      if (r < 0) {
         t->source_failed = true;
         return CURL_READFUNC_ABORT;
       }
-      return static_cast<size_t>(got);
+      got = static_cast<size_t>(r);
+    } else {
+      size_t left = t->req.body.size() - t->body_offset;
+      got = std::min(left, cap);
+      std::memcpy(buf, t->req.body.data() + t->body_offset, got);
+      t->body_offset += got;
     }
-    size_t left = t->req.body.size() - t->body_offset;
-    size_t k = std::min(left, cap);
-    std::memcpy(buf, t->req.body.data() + t->body_offset, k);
-    t->body_offset += k;
-    return k;
+    t->body_sent += got;
+    if (self.bw.rate > 0) self.bw.tokens -= static_cast<double>(got);
+    return got;
+  }
+
+  // --- upload bandwidth --------------------------------------------------------------------
+
+  // At most this many tokens accumulate (a tenth of a second at the rate): an idle engine does not
+  // save up a burst that would overshoot the cap later.
+  double burst() const { return std::max(static_cast<double>(bw.rate) / 10, 1024.0); }
+
+  static int local_minute_of_day() {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    return tm.tm_hour * 60 + tm.tm_min;
+  }
+
+  // Applies the schedule (checked at most once a second: windows are whole minutes).
+  void update_rate(Clock::time_point now, bool announce = true) {
+    if (now < bw.recheck) return;
+    std::uint64_t r = bw.schedule.empty()
+                          ? bw.base
+                          : bandwidth_limit_at(bw.base, bw.schedule, local_minute_of_day());
+    bw.recheck = bw.schedule.empty() ? Clock::time_point::max() : now + std::chrono::seconds(1);
+    if (r == bw.rate) return;
+    bw.rate = r;
+    bw.tokens = std::min(bw.tokens, burst());
+    if (announce)
+      fe::log::info("upload bandwidth limit changed",
+                    {{"BANDWIDTH_LIMIT", r ? std::to_string(r) + " B/s" : "unlimited"}});
+    if (r == 0) resume_paused(paused.size());
+  }
+
+  void refill(Clock::time_point now) {
+    update_rate(now);
+    if (bw.rate > 0 && now > bw.last) {
+      const double dt = std::chrono::duration<double>(now - bw.last).count();
+      bw.tokens = std::min(burst(), bw.tokens + dt * static_cast<double>(bw.rate));
+    }
+    bw.last = now;
+  }
+
+  // Resumes up to `count` paused transfers, oldest first. curl_easy_pause(CONT) only marks the
+  // transfer and sets a 0 ms curl timer, so the read callback runs later from the event loop.
+  void resume_paused(std::size_t count) {
+    while (count > 0 && !paused.empty()) {
+      RequestId id = paused.front();
+      paused.pop_front();
+      auto it = running.find(id);
+      if (it == running.end()) continue;  // finished or cancelled meanwhile
+      curl_easy_pause(it->second->easy, CURLPAUSE_CONT);
+      --count;
+    }
+  }
+
+  void arm_refill() {
+    if (refill_armed) return;
+    refill_armed = true;
+    // Wake when about a quarter burst has accumulated (2.5 ms to 25 ms of the rate).
+    auto wait = std::chrono::milliseconds(5);
+    if (bw.rate > 0)
+      wait = std::chrono::milliseconds(std::clamp<long>(
+          static_cast<long>(burst() / 4 * 1000 / static_cast<double>(bw.rate)), 2, 100));
+    refill_timer.expires_after(wait);
+    std::weak_ptr<Impl> weak = weak_from_this();
+    refill_timer.async_wait([weak](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto me = weak.lock()) me->on_refill();
+    });
+  }
+
+  void on_refill() {
+    refill_armed = false;
+    refill(Clock::now());
+    if (bw.rate == 0) {
+      resume_paused(paused.size());
+    } else {
+      // As many as the bucket can feed one useful read each; at least one so nobody starves.
+      auto n = static_cast<std::size_t>(bw.tokens / std::max(1.0, burst() / 4));
+      resume_paused(std::max<std::size_t>(1, n));
+    }
+    if (!paused.empty()) arm_refill();
+  }
+
+  void set_bandwidth(std::uint64_t base, std::vector<BandwidthWindow> schedule) {
+    bw.base = base;
+    bw.schedule = std::move(schedule);
+    bw.recheck = {};
+    refill(Clock::now());
+    if (!paused.empty()) arm_refill();
   }
 
   static int seek_cb(void* userp, curl_off_t offset, int origin) {
     auto* t = static_cast<Transfer*>(userp);
     if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
+    t->body_sent = 0;
     if (t->req.source) {
       if (!t->req.source->rewind || !t->req.source->rewind()) {
         t->source_failed = true;
@@ -467,7 +634,23 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
       r.error = classify(code);
       r.error_message = t.errbuf[0] ? std::string(t.errbuf) : curl_easy_strerror(code);
       while (!r.error_message.empty() && r.error_message.back() == '\n') r.error_message.pop_back();
+      if (r.error == HttpError::tls_verify || r.error == HttpError::tls)
+        r.error_message = tls_message(t, code, r.error_message);
     }
+  }
+
+  // What an operator needs to fix a TLS failure: which host, which trust store, curl's reason.
+  std::string tls_message(const Transfer& t, CURLcode code, const std::string& curl_says) const {
+    const std::string host = host_of(t.req.url);
+    const std::string store = options.ca_bundle
+                                  ? "the configured CA bundle " + *options.ca_bundle
+                                  : "the system trust store (no CA bundle configured)";
+    if (code == CURLE_SSL_CACERT_BADFILE)
+      return "TLS: cannot load the configured CA bundle " + options.ca_bundle.value_or("") +
+             " to verify " + host + ": " + curl_says;
+    if (classify(code) == HttpError::tls_verify)
+      return "TLS: the certificate of " + host + " is not trusted by " + store + ": " + curl_says;
+    return "TLS handshake with " + host + " failed (verifying against " + store + "): " + curl_says;
   }
 
   // Frees the endpoint slot, starts the next waiting request, and posts the callback.
@@ -555,9 +738,8 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options.low_speed_time.count()));
     if (options.request_timeout.count() > 0)
       curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options.request_timeout.count()));
-    if (options.max_send_bytes_per_second > 0)
-      curl_easy_setopt(e, CURLOPT_MAX_SEND_SPEED_LARGE,
-                       static_cast<curl_off_t>(options.max_send_bytes_per_second));
+    // No CURLOPT_MAX_SEND_SPEED_LARGE: that caps each transfer alone; the bucket in read_cb caps
+    // their sum.
 
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
@@ -597,6 +779,7 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
 
   RequestId submit(HttpRequest req, Callback done) {
     auto t = std::make_unique<Transfer>();
+    t->owner = this;
     t->id = next_id++;
     t->req = std::move(req);
     t->done = std::move(done);
@@ -669,6 +852,16 @@ std::size_t HttpEngine::queued() const {
   std::size_t n = 0;
   for (auto& [key, ep] : impl_->endpoints) n += ep.waiting.size();
   return n;
+}
+
+void HttpEngine::set_bandwidth(std::uint64_t bytes_per_second,
+                               std::vector<BandwidthWindow> schedule) {
+  impl_->set_bandwidth(bytes_per_second, std::move(schedule));
+}
+
+std::uint64_t HttpEngine::current_bandwidth_limit() const {
+  impl_->update_rate(std::chrono::steady_clock::now());
+  return impl_->bw.rate;
 }
 
 std::uint64_t HttpEngine::connections_opened() const {

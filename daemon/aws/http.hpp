@@ -14,6 +14,11 @@
 // - TLS peers are always verified (HttpOptions::ca_bundle adds a trust store); nothing can turn
 //   verification off.
 // - The engine neither signs nor retries; the S3 and HealthLake clients do that per attempt.
+// - Upload bandwidth: every request body (upload parts, small XML/JSON bodies alike) draws from one
+//   token bucket per engine, so HttpOptions::max_send_bytes_per_second caps the sum of all
+//   transfers, however many run at once. A transfer that finds the bucket empty is paused
+//   (CURL_READFUNC_PAUSE) and resumed by the bucket's refill timer on the io_context. The daemon
+//   has one engine, so the cap is daemon-wide. Downloads are not limited.
 #include <boost/asio/io_context.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -102,6 +107,11 @@ struct HttpResponse {
   }
 };
 
+// The upload cap at a local time of day (minutes after midnight, 0..1439): the first window of
+// `schedule` containing it, else `base`. 0 = unlimited.
+std::uint64_t bandwidth_limit_at(std::uint64_t base, const std::vector<BandwidthWindow>& schedule,
+                                 int minute_of_day);
+
 class HttpEngine {
  public:
   using Callback = std::function<void(HttpResponse)>;
@@ -124,6 +134,12 @@ class HttpEngine {
 
   boost::asio::io_context& io() const;
   const HttpOptions& options() const;
+
+  // Replaces the upload bandwidth cap and schedule (a config reload). Transfers in flight switch to
+  // the new rate at the next refill; an unlimited rate resumes paused transfers at once.
+  void set_bandwidth(std::uint64_t bytes_per_second, std::vector<BandwidthWindow> schedule);
+  // The cap in force now (schedule applied); 0 = unlimited.
+  std::uint64_t current_bandwidth_limit() const;
 
   // The proxy used for a URL under these options ("" = none): config, else the environment.
   static std::string proxy_for(const HttpOptions& options, std::string_view url);
