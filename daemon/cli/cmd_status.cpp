@@ -19,7 +19,7 @@ constexpr const char* kStatusUsage =
     "bytes spooled and uploaded, import job status and the last error.\n"
     "\n"
     "  --json          machine-readable output (one JSON document)\n"
-    "  --active        hide finished exports (imported, failed, superseded)\n"
+    "  --active        hide finished exports (imported, import_failed, failed, superseded)\n"
     "  --export NAME   one export in detail: its files and recent events\n"
     "  --journal PATH  the journal database (default: journal.path of the config, else\n"
     "                  /var/lib/fhir-edge/journal.db)\n"

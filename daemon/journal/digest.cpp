@@ -80,6 +80,11 @@ std::string content_digest(const std::filesystem::path& dir, std::vector<std::st
 
 std::string client_token(std::string_view pipeline, std::string_view source_path,
                          std::string_view digest, int version) {
+  return import_client_token(pipeline, source_path, digest, version, 1, 1);
+}
+
+std::string import_client_token(std::string_view pipeline, std::string_view source_path,
+                                std::string_view digest, int version, int attempt, int part) {
   std::string input(pipeline);
   input += '\0';
   input += source_path;
@@ -87,6 +92,12 @@ std::string client_token(std::string_view pipeline, std::string_view source_path
   input += digest;
   input += '\0';
   input += std::to_string(version);
+  // Attempt 1, part 1 hashes exactly what client_token always hashed (journals from before
+  // schema 3 hold that token); any other job of the export gets its own.
+  if (attempt != 1 || part != 1) {
+    input += '\0';
+    input += "attempt " + std::to_string(attempt) + " part " + std::to_string(part);
+  }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (EVP_Digest(input.data(), input.size(), md, &len, EVP_sha256(), nullptr) != 1)

@@ -23,5 +23,11 @@ std::string content_digest(const std::filesystem::path& dir, std::vector<std::st
 // sends the same token; record it with Journal::record_import_token before the call.
 std::string client_token(std::string_view pipeline, std::string_view source_path,
                          std::string_view digest, int version);
+// The token of one import job of an export: `attempt` (ExportRow::import_attempt, raised by
+// `fhir-edge retry` when the import must run again) and `part` (exports over 10,000 files are
+// imported as several jobs). Attempt 1 part 1 equals client_token(...); every other pair hashes
+// "attempt A part P" in as well, so each job has its own deterministic token.
+std::string import_client_token(std::string_view pipeline, std::string_view source_path,
+                                std::string_view digest, int version, int attempt, int part);
 
 }  // namespace fe::journal

@@ -98,6 +98,44 @@ ALTER TABLE exports ADD COLUMN parked_from TEXT;
 ALTER TABLE exports ADD COLUMN parked_reason TEXT NOT NULL DEFAULT '';
 CREATE INDEX exports_state ON exports(state);
 )sql",
+    // 2 → 3: several import jobs per export (parts of an export over 10,000 files, and attempts
+    // re-driven by `fhir-edge retry`); CLI requests to the running daemon.
+    R"sql(
+CREATE TABLE import_jobs3(
+  id INTEGER PRIMARY KEY,
+  export_id INTEGER NOT NULL REFERENCES exports(id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL DEFAULT 1,
+  part INTEGER NOT NULL DEFAULT 1,
+  input_uri TEXT NOT NULL DEFAULT '',
+  client_token TEXT NOT NULL UNIQUE,
+  job_name TEXT NOT NULL,
+  job_id TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT '',
+  progress_json TEXT NOT NULL DEFAULT '',
+  submitted_at INTEGER NOT NULL,
+  outcome TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL,
+  UNIQUE(export_id, attempt, part)
+);
+INSERT INTO import_jobs3(export_id,attempt,part,client_token,job_name,job_id,status,progress_json,
+                         submitted_at,outcome,updated_at)
+  SELECT export_id,1,1,client_token,job_name,job_id,status,progress_json,submitted_at,outcome,
+         updated_at FROM import_jobs;
+DROP TABLE import_jobs;
+ALTER TABLE import_jobs3 RENAME TO import_jobs;
+ALTER TABLE exports ADD COLUMN import_attempt INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE requests(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  target TEXT NOT NULL DEFAULT '',
+  args TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL DEFAULT 'pending',
+  result TEXT NOT NULL DEFAULT '',
+  done_at INTEGER
+);
+CREATE INDEX requests_state ON requests(state);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -194,10 +232,19 @@ std::string damaged(const std::filesystem::path& path, std::string_view detail) 
          "with an empty journal (docs/journal.md)";
 }
 
-constexpr const char* kExportCols =
-    "id,name,pipeline,source_path,digest,version,state,parked_from,parked_reason,last_error,files,"
-    "resources_valid,resources_rejected,bytes_source,bytes_spooled,bytes_uploaded,created_at,"
-    "updated_at,finished_at";
+// Column lists read with read_export. A read-only journal older than schema 3 (status run before
+// the daemon migrated it) has no import_attempt: it reads as 1.
+#define FE_EXPORT_COLS                                                                            \
+  "id,name,pipeline,source_path,digest,version,state,parked_from,parked_reason,last_error,files," \
+  "resources_valid,resources_rejected,bytes_source,bytes_spooled,bytes_uploaded,created_at,"      \
+  "updated_at,finished_at"
+constexpr const char* kExportColsV3 = FE_EXPORT_COLS ",import_attempt";
+constexpr const char* kExportColsV2 = FE_EXPORT_COLS ",1";
+#undef FE_EXPORT_COLS
+
+const char* export_cols(int schema) {
+  return schema >= 3 ? kExportColsV3 : kExportColsV2;
+}
 
 ExportRow read_export(const Stmt& s) {
   ExportRow r;
@@ -220,6 +267,7 @@ ExportRow read_export(const Stmt& s) {
   r.created_at = s.i64(16);
   r.updated_at = s.i64(17);
   if (!s.is_null(18)) r.finished_at = s.i64(18);
+  r.import_attempt = static_cast<int>(s.i64(19));
   return r;
 }
 
@@ -273,13 +321,18 @@ TimeMs now_ms() {
 }
 
 Journal::Journal(Journal&& o) noexcept
-    : path_(std::move(o.path_)), db_(o.db_), lock_fd_(o.lock_fd_), read_only_(o.read_only_) {
+    : path_(std::move(o.path_)),
+      schema_(o.schema_),
+      db_(o.db_),
+      lock_fd_(o.lock_fd_),
+      read_only_(o.read_only_) {
   o.db_ = nullptr;
   o.lock_fd_ = -1;
 }
 
 Journal& Journal::operator=(Journal&& o) noexcept {
   std::swap(path_, o.path_);
+  std::swap(schema_, o.schema_);
   std::swap(db_, o.db_);
   std::swap(lock_fd_, o.lock_fd_);
   std::swap(read_only_, o.read_only_);
@@ -403,6 +456,7 @@ Journal Journal::open(const std::filesystem::path& path, OpenOptions options) {
   } else if (version == 0) {
     throw Error("journal " + path.string() + " is empty (no schema); has the daemon ever run?");
   }
+  j.schema_ = j.schema_version();
   return j;
 }
 
@@ -434,7 +488,7 @@ Taken Journal::take_export(std::string_view pipeline, std::string_view source_pa
   Tx tx(db_, path_);
   {
     Stmt s(db_, path_,
-           (std::string("SELECT ") + kExportCols +
+           (std::string("SELECT ") + export_cols(schema_) +
             " FROM exports WHERE pipeline=? AND source_path=? AND digest=?")
                .c_str());
     s.bind(1, pipeline).bind(2, source_path).bind(3, digest);
@@ -484,14 +538,16 @@ Taken Journal::take_export(std::string_view pipeline, std::string_view source_pa
 }
 
 std::optional<ExportRow> Journal::find_export(int64_t id) const {
-  Stmt s(db_, path_, (std::string("SELECT ") + kExportCols + " FROM exports WHERE id=?").c_str());
+  Stmt s(db_, path_,
+         (std::string("SELECT ") + export_cols(schema_) + " FROM exports WHERE id=?").c_str());
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return read_export(s);
 }
 
 std::optional<ExportRow> Journal::find_export(std::string_view name) const {
-  Stmt s(db_, path_, (std::string("SELECT ") + kExportCols + " FROM exports WHERE name=?").c_str());
+  Stmt s(db_, path_,
+         (std::string("SELECT ") + export_cols(schema_) + " FROM exports WHERE name=?").c_str());
   s.bind(1, name);
   if (!s.step()) return std::nullopt;
   return read_export(s);
@@ -505,7 +561,8 @@ ExportRow Journal::get_export(int64_t id) const {
 
 std::vector<ExportRow> Journal::exports(bool include_finished) const {
   Stmt s(db_, path_,
-         (std::string("SELECT ") + kExportCols + " FROM exports ORDER BY created_at DESC, id DESC")
+         (std::string("SELECT ") + export_cols(schema_) +
+          " FROM exports ORDER BY created_at DESC, id DESC")
              .c_str());
   std::vector<ExportRow> out;
   while (s.step()) {
@@ -516,9 +573,9 @@ std::vector<ExportRow> Journal::exports(bool include_finished) const {
 }
 
 std::vector<ExportRow> Journal::exports_in(ExportState state) const {
-  Stmt s(
-      db_, path_,
-      (std::string("SELECT ") + kExportCols + " FROM exports WHERE state=? ORDER BY id").c_str());
+  Stmt s(db_, path_,
+         (std::string("SELECT ") + export_cols(schema_) + " FROM exports WHERE state=? ORDER BY id")
+             .c_str());
   s.bind(1, to_string(state));
   std::vector<ExportRow> out;
   while (s.step()) out.push_back(read_export(s));
@@ -771,89 +828,326 @@ std::vector<PartRow> Journal::parts(int64_t file_id, PartKind kind) const {
 
 // ---------------------------------------------------------------- import jobs
 
+namespace {
+// The rows of the export's current attempt.
+constexpr const char* kCurrentJob =
+    " FROM import_jobs WHERE export_id=?1 AND attempt=(SELECT import_attempt FROM exports WHERE "
+    "id=?1)";
+constexpr const char* kJobCols =
+    "attempt,part,input_uri,client_token,job_name,job_id,status,progress_json,submitted_at,"
+    "outcome,updated_at";
+// Schema 2 (read-only, not migrated yet): one job per export, no attempt/part/input_uri.
+constexpr const char* kJobColsV2 =
+    "1,1,'',client_token,job_name,job_id,status,progress_json,submitted_at,outcome,updated_at";
+
+ImportJobRow read_job(const Stmt& s, int64_t export_id) {
+  ImportJobRow r;
+  r.export_id = export_id;
+  r.attempt = static_cast<int>(s.i64(0));
+  r.part = static_cast<int>(s.i64(1));
+  r.input_uri = s.text(2);
+  r.client_token = s.text(3);
+  r.job_name = s.text(4);
+  r.job_id = s.text(5);
+  r.status = s.text(6);
+  r.progress_json = s.text(7);
+  r.submitted_at = s.i64(8);
+  r.outcome = s.text(9);
+  r.updated_at = s.i64(10);
+  return r;
+}
+
+std::string part_label(int part) {
+  return part == 1 ? std::string() : " (part " + std::to_string(part) + ")";
+}
+}  // namespace
+
 void Journal::record_import_token(int64_t export_id, std::string_view client_token,
-                                  std::string_view job_name) {
+                                  std::string_view job_name, int part, std::string_view input_uri) {
   Tx tx(db_, path_);
-  get_export(export_id);
+  auto row = get_export(export_id);
   TimeMs now = now_ms();
   {
-    Stmt q(db_, path_, "SELECT client_token FROM import_jobs WHERE export_id=?");
-    q.bind(1, export_id);
+    Stmt q(db_, path_, (std::string("SELECT client_token") + kCurrentJob + " AND part=?2").c_str());
+    q.bind(1, export_id).bind(2, static_cast<int64_t>(part));
     if (q.step()) {
       if (q.text(0) == client_token) return;  // idempotent: the same token again
-      throw Error("journal: export id " + std::to_string(export_id) +
-                  " already has an import client token; refusing to replace it");
+      throw Error("journal: export " + row.name + " already has an import client token for part " +
+                  std::to_string(part) + "; refusing to replace it");
     }
   }
   Stmt s(db_, path_,
-         "INSERT INTO import_jobs(export_id,client_token,job_name,submitted_at,updated_at) "
-         "VALUES(?,?,?,?,?)");
-  s.bind(1, export_id).bind(2, client_token).bind(3, job_name).bind(4, now).bind(5, now).run();
+         "INSERT INTO import_jobs(export_id,attempt,part,input_uri,client_token,job_name,"
+         "submitted_at,updated_at) VALUES(?,?,?,?,?,?,?,?)");
+  s.bind(1, export_id).bind(2, static_cast<int64_t>(row.import_attempt));
+  s.bind(3, static_cast<int64_t>(part)).bind(4, input_uri).bind(5, client_token);
+  s.bind(6, job_name).bind(7, now).bind(8, now).run();
   insert_event(db_, path_, export_id, std::nullopt, "import",
-               "import job " + std::string(job_name) + " prepared");
+               "import job " + std::string(job_name) + " prepared" + part_label(part));
   tx.commit();
 }
 
-void Journal::record_import_job(int64_t export_id, std::string_view job_id,
-                                std::string_view status) {
+void Journal::record_import_job(int64_t export_id, std::string_view job_id, std::string_view status,
+                                int part) {
   Tx tx(db_, path_);
-  Stmt s(db_, path_, "UPDATE import_jobs SET job_id=?, status=?, updated_at=? WHERE export_id=?");
-  s.bind(1, job_id).bind(2, status).bind(3, now_ms()).bind(4, export_id).run();
+  Stmt s(db_, path_,
+         "UPDATE import_jobs SET job_id=?3, status=?4, updated_at=?5 WHERE export_id=?1 AND "
+         "part=?2 AND attempt=(SELECT import_attempt FROM exports WHERE id=?1)");
+  s.bind(1, export_id).bind(2, static_cast<int64_t>(part)).bind(3, job_id).bind(4, status);
+  s.bind(5, now_ms()).run();
   if (sqlite3_changes(db_) == 0)
-    throw Error("journal: export id " + std::to_string(export_id) + " has no import token");
+    throw Error("journal: export id " + std::to_string(export_id) + " has no import token" +
+                part_label(part));
   insert_event(db_, path_, export_id, std::nullopt, "import",
-               "import job " + std::string(job_id) + " " + std::string(status));
+               "import job " + std::string(job_id) + " " + std::string(status) + part_label(part));
   tx.commit();
 }
 
 void Journal::record_import_status(int64_t export_id, std::string_view status,
-                                   std::string_view progress_json) {
+                                   std::string_view progress_json, int part) {
   Tx tx(db_, path_);
   std::string old;
   {
-    Stmt q(db_, path_, "SELECT status FROM import_jobs WHERE export_id=?");
-    q.bind(1, export_id);
+    Stmt q(db_, path_, (std::string("SELECT status") + kCurrentJob + " AND part=?2").c_str());
+    q.bind(1, export_id).bind(2, static_cast<int64_t>(part));
     if (!q.step())
-      throw Error("journal: export id " + std::to_string(export_id) + " has no import job");
+      throw Error("journal: export id " + std::to_string(export_id) + " has no import job" +
+                  part_label(part));
     old = q.text(0);
   }
   Stmt s(db_, path_,
-         "UPDATE import_jobs SET status=?, progress_json=?, updated_at=? WHERE export_id=?");
-  s.bind(1, status).bind(2, progress_json).bind(3, now_ms()).bind(4, export_id).run();
+         "UPDATE import_jobs SET status=?3, progress_json=?4, updated_at=?5 WHERE export_id=?1 "
+         "AND part=?2 AND attempt=(SELECT import_attempt FROM exports WHERE id=?1)");
+  s.bind(1, export_id).bind(2, static_cast<int64_t>(part)).bind(3, status).bind(4, progress_json);
+  s.bind(5, now_ms()).run();
   // Polls repeat the same status; only changes go to the event log.
   if (old != status)
     insert_event(db_, path_, export_id, std::nullopt, "import",
-                 "import job status " + old + " -> " + std::string(status));
+                 "import job status " + old + " -> " + std::string(status) + part_label(part));
   tx.commit();
 }
 
-void Journal::record_import_outcome(int64_t export_id, std::string_view outcome) {
+void Journal::record_import_outcome(int64_t export_id, std::string_view outcome, int part) {
   Tx tx(db_, path_);
-  Stmt s(db_, path_, "UPDATE import_jobs SET outcome=?, updated_at=? WHERE export_id=?");
-  s.bind(1, outcome).bind(2, now_ms()).bind(3, export_id).run();
+  Stmt s(db_, path_,
+         "UPDATE import_jobs SET outcome=?3, updated_at=?4 WHERE export_id=?1 AND part=?2 AND "
+         "attempt=(SELECT import_attempt FROM exports WHERE id=?1)");
+  s.bind(1, export_id).bind(2, static_cast<int64_t>(part)).bind(3, outcome).bind(4, now_ms());
+  s.run();
   if (sqlite3_changes(db_) == 0)
-    throw Error("journal: export id " + std::to_string(export_id) + " has no import job");
-  insert_event(db_, path_, export_id, std::nullopt, "import", "import outcome recorded");
+    throw Error("journal: export id " + std::to_string(export_id) + " has no import job" +
+                part_label(part));
+  insert_event(db_, path_, export_id, std::nullopt, "import",
+               "import outcome recorded" + part_label(part));
   tx.commit();
 }
 
-std::optional<ImportJobRow> Journal::import_job(int64_t export_id) const {
-  Stmt s(db_, path_,
-         "SELECT client_token,job_name,job_id,status,progress_json,submitted_at,outcome,"
-         "updated_at FROM import_jobs WHERE export_id=?");
+std::optional<ImportJobRow> Journal::import_job(int64_t export_id, int part) const {
+  for (auto& j : import_jobs(export_id))
+    if (j.part == part) return std::move(j);
+  return std::nullopt;
+}
+
+std::vector<ImportJobRow> Journal::import_jobs(int64_t export_id) const {
+  std::string sql =
+      schema_ >= 3 ? std::string("SELECT ") + kJobCols + kCurrentJob + " ORDER BY part"
+                   : std::string("SELECT ") + kJobColsV2 + " FROM import_jobs WHERE export_id=?1";
+  Stmt s(db_, path_, sql.c_str());
   s.bind(1, export_id);
-  if (!s.step()) return std::nullopt;
-  ImportJobRow r;
-  r.export_id = export_id;
-  r.client_token = s.text(0);
-  r.job_name = s.text(1);
-  r.job_id = s.text(2);
-  r.status = s.text(3);
-  r.progress_json = s.text(4);
-  r.submitted_at = s.i64(5);
-  r.outcome = s.text(6);
-  r.updated_at = s.i64(7);
+  std::vector<ImportJobRow> out;
+  while (s.step()) out.push_back(read_job(s, export_id));
+  return out;
+}
+
+// ---------------------------------------------------------------- operator actions
+
+RetryOutcome Journal::retry_export(std::string_view export_name, bool reimport) {
+  if (read_only_) throw Error("journal " + path_.string() + " is open read-only");
+  Tx tx(db_, path_);
+  RetryOutcome out;
+  auto row = find_export(export_name);
+  if (!row) {
+    out.message = "no export named '" + std::string(export_name) + "' in the journal";
+    return out;
+  }
+  out.export_id = row->id;
+  out.from = row->state;
+  auto refuse = [&](std::string why) {
+    out.message = row->name + " is " + std::string(to_string(row->state)) + ": " + why;
+    return out;
+  };
+  switch (row->state) {
+    case ExportState::parked: {
+      if (!row->parked_from) return refuse("parked without a state to resume (journal damaged?)");
+      out.to = *row->parked_from;
+      change_export_state(row->id, out.to, "unpark", "retry requested");
+      out.applied = true;
+      out.message = row->name + ": resumed as " + std::string(to_string(out.to)) +
+                    " (it was parked: " + row->parked_reason + ")";
+      bool has_token = false;
+      for (const auto& j : import_jobs(row->id))
+        if (!j.client_token.empty()) has_token = true;
+      if (has_token) out.message += "; the import continues with the same ClientToken";
+      break;
+    }
+    case ExportState::import_failed:
+    case ExportState::imported: {
+      if (row->state == ExportState::imported && !reimport)
+        return refuse(
+            "its import job already finished with a status the pipeline accepts. Importing it "
+            "again creates a new HealthLake job with a new ClientToken and imports every resource "
+            "once more (new resource versions); pass --reimport to do that");
+      out.to = ExportState::uploaded;
+      out.new_token = true;
+      int attempt = row->import_attempt + 1;
+      TimeMs now = now_ms();
+      Stmt s(db_, path_,
+             "UPDATE exports SET state=?, import_attempt=?, updated_at=?, finished_at=NULL, "
+             "parked_from=NULL, parked_reason='', last_error='' WHERE id=?");
+      s.bind(1, to_string(out.to)).bind(2, static_cast<int64_t>(attempt)).bind(3, now);
+      s.bind(4, row->id).run();
+      out.applied = true;
+      out.message = row->name + ": " + std::string(to_string(row->state)) +
+                    " -> uploaded, import attempt " + std::to_string(attempt) +
+                    ": a NEW import job with a new ClientToken will be started (the objects "
+                    "already in S3 are used; nothing is uploaded again)";
+      insert_event(db_, path_, row->id, std::nullopt, "retry",
+                   std::string(to_string(row->state)) + " -> uploaded: import attempt " +
+                       std::to_string(attempt) + (reimport ? " (--reimport)" : ""));
+      break;
+    }
+    case ExportState::failed:
+      return refuse(
+          "it was given up (" + row->last_error +
+          "); fix the source and drop it again: a changed export is taken as a new version");
+    case ExportState::superseded:
+      return refuse("its source changed after it was taken; the newer version is imported instead");
+    default:
+      return refuse("it is in progress" +
+                    (row->last_error.empty()
+                         ? std::string()
+                         : " (last error, retried automatically: " + row->last_error + ")") +
+                    "; nothing to retry");
+  }
+  tx.commit();
+  return out;
+}
+
+// ---------------------------------------------------------------- requests
+
+namespace {
+constexpr const char* kRequestCols = "id,time,kind,target,args,state,result,done_at";
+RequestRow read_request(const Stmt& s) {
+  RequestRow r;
+  r.id = s.i64(0);
+  r.time = s.i64(1);
+  r.kind = s.text(2);
+  r.target = s.text(3);
+  r.args = s.text(4);
+  r.state = s.text(5);
+  r.result = s.text(6);
+  if (!s.is_null(7)) r.done_at = s.i64(7);
   return r;
+}
+}  // namespace
+
+int64_t Journal::submit_request(const std::filesystem::path& path, std::string_view kind,
+                                std::string_view target, std::string_view args) {
+  if (!std::filesystem::exists(path)) throw Error("journal " + path.string() + " does not exist");
+  sqlite3* db = nullptr;
+  struct Close {
+    sqlite3*& db;
+    ~Close() { sqlite3_close_v2(db); }
+  } close{db};
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr) !=
+      SQLITE_OK)
+    throw Error("journal " + path.string() +
+                ": cannot open for writing: " + (db ? sqlite3_errmsg(db) : "out of memory"));
+  sqlite3_busy_timeout(db, 5000);  // the daemon's transactions are short
+  int version = 0;
+  {
+    Stmt v(db, path, "PRAGMA user_version");
+    v.step();
+    version = static_cast<int>(v.i64(0));
+  }
+  if (version < 3)
+    throw Error("journal " + path.string() + " has schema version " + std::to_string(version) +
+                "; the running daemon is older than this fhir-edge and cannot take requests "
+                "(restart it with this version)");
+  Tx tx(db, path);
+  Stmt s(db, path, "INSERT INTO requests(time,kind,target,args) VALUES(?,?,?,?)");
+  s.bind(1, now_ms()).bind(2, kind).bind(3, target).bind(4, args).run();
+  int64_t id = sqlite3_last_insert_rowid(db);
+  tx.commit();
+  return id;
+}
+
+int64_t Journal::add_request(std::string_view kind, std::string_view target,
+                             std::string_view args) {
+  Tx tx(db_, path_);
+  Stmt s(db_, path_, "INSERT INTO requests(time,kind,target,args) VALUES(?,?,?,?)");
+  s.bind(1, now_ms()).bind(2, kind).bind(3, target).bind(4, args).run();
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  tx.commit();
+  return id;
+}
+
+std::pair<bool, std::string> Journal::apply_request(const RequestRow& r) {
+  if (r.kind == "retry") {
+    auto o = retry_export(r.target, r.args == "reimport");
+    return {o.applied, o.message};
+  }
+  if (r.kind == "compact") {
+    int64_t secs = 0;
+    try {
+      secs = std::stoll(r.args);
+    } catch (const std::exception&) {
+      return {false, "compact: bad age '" + r.args + "'"};
+    }
+    if (secs < 0) return {false, "compact: negative age"};
+    auto n = compact(std::chrono::seconds(secs));
+    return {true, "removed " + std::to_string(n) + " finished export(s) older than " +
+                      std::to_string(secs) + " s"};
+  }
+  return {false, "unknown request kind '" + r.kind + "'"};
+}
+
+bool Journal::locked_by_other(const std::filesystem::path& path) {
+  auto lock_path = path;
+  lock_path += ".lock";
+  int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;  // no lock file: no daemon ever ran here
+  bool locked = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases the shared lock if it was taken
+  return locked;
+}
+
+std::optional<RequestRow> Journal::request(int64_t id) const {
+  if (schema_ < 3) return std::nullopt;
+  Stmt s(db_, path_, (std::string("SELECT ") + kRequestCols + " FROM requests WHERE id=?").c_str());
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return read_request(s);
+}
+
+std::vector<RequestRow> Journal::pending_requests() const {
+  std::vector<RequestRow> out;
+  if (schema_ < 3) return out;
+  Stmt s(
+      db_, path_,
+      (std::string("SELECT ") + kRequestCols + " FROM requests WHERE state='pending' ORDER BY id")
+          .c_str());
+  while (s.step()) out.push_back(read_request(s));
+  return out;
+}
+
+void Journal::finish_request(int64_t id, bool done, std::string_view result) {
+  Tx tx(db_, path_);
+  Stmt s(db_, path_,
+         "UPDATE requests SET state=?, result=?, done_at=? WHERE id=? AND state='pending'");
+  s.bind(1, std::string_view(done ? "done" : "refused")).bind(2, result).bind(3, now_ms());
+  s.bind(4, id).run();
+  tx.commit();
 }
 
 // ---------------------------------------------------------------- events
@@ -899,8 +1193,8 @@ size_t Journal::compact(std::chrono::seconds older_than) {
   std::vector<int64_t> ids;
   {
     Stmt s(db_, path_,
-           "SELECT id FROM exports WHERE state IN ('imported','failed','superseded') AND "
-           "finished_at IS NOT NULL AND finished_at <= ?");
+           "SELECT id FROM exports WHERE state IN ('imported','import_failed','failed',"
+           "'superseded') AND finished_at IS NOT NULL AND finished_at <= ?");
     s.bind(1, cutoff);
     while (s.step()) ids.push_back(s.i64(0));
   }
@@ -915,6 +1209,10 @@ size_t Journal::compact(std::chrono::seconds older_than) {
     Stmt(db_, path_, "DELETE FROM events WHERE export_id=?").bind(1, id).run();
     Stmt(db_, path_, "DELETE FROM exports WHERE id=?").bind(1, id).run();
   }
+  if (schema_ >= 3)
+    Stmt(db_, path_, "DELETE FROM requests WHERE state<>'pending' AND done_at <= ?")
+        .bind(1, cutoff)
+        .run();
   if (!ids.empty())
     insert_event(db_, path_, std::nullopt, std::nullopt, "compact",
                  "removed " + std::to_string(ids.size()) + " finished exports");

@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "journal/states.hpp"
@@ -34,7 +35,7 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
 using TimeMs = int64_t;
@@ -74,6 +75,9 @@ struct ExportRow {
   TimeMs created_at = 0;
   TimeMs updated_at = 0;
   std::optional<TimeMs> finished_at;  // set when the export reached a terminal state
+  // 1 + number of times `retry` re-drove the import (import_failed, or imported with --reimport).
+  // Every attempt has its own ClientToken(s) and JobName(s) (import_client_token, import_job_name).
+  int import_attempt = 1;
 };
 
 struct FileRow {
@@ -103,8 +107,14 @@ struct PartRow {
   PartState state = PartState::pending;
 };
 
+// One HealthLake import job of an export: an export has one job per part (exports over
+// HealthLake's 10,000 files per job are split into parts, each under its own S3 prefix) and per
+// attempt (ExportRow::import_attempt). The API below works on the export's current attempt.
 struct ImportJobRow {
   int64_t export_id = 0;
+  int attempt = 1;
+  int part = 1;           // 1-based
+  std::string input_uri;  // InputDataConfig.S3Uri of this job ("" in journals before schema 3)
   std::string client_token;
   std::string job_name;
   std::string job_id;  // empty until StartFHIRImportJob answered
@@ -129,6 +139,32 @@ struct EventRow {
 struct Taken {
   ExportRow row;
   bool existing = false;
+};
+
+// A request from the CLI to the daemon (`fhir-edge retry`, `fhir-edge journal compact`). The
+// daemon holds the journal's lock, so the CLI does not change state itself while it runs: it
+// inserts a row (Journal::submit_request, a second SQLite connection; WAL lets it write next to
+// the daemon), the daemon applies pending requests on a short timer and at start-up, and writes
+// the outcome back; the CLI waits for it. When no daemon runs the CLI applies the request itself.
+struct RequestRow {
+  int64_t id = 0;
+  TimeMs time = 0;
+  std::string kind;    // "retry" | "compact"
+  std::string target;  // export name (retry)
+  std::string args;    // retry: "" | "reimport"; compact: seconds
+  std::string state;   // "pending" | "done" | "refused"
+  std::string result;  // what was done, or why not
+  std::optional<TimeMs> done_at;
+};
+
+// Outcome of Journal::retry_export.
+struct RetryOutcome {
+  bool applied = false;  // false: refused, `message` says why
+  int64_t export_id = 0;
+  ExportState from = ExportState::discovered;
+  ExportState to = ExportState::discovered;
+  bool new_token = false;  // a new import attempt: new ClientToken(s), a new job
+  std::string message;
 };
 
 // What a spool pass produced for one file.
@@ -197,15 +233,43 @@ class Journal {
                             std::string_view crc32c);
   std::vector<PartRow> parts(int64_t file_id, PartKind kind) const;
 
-  // --- import jobs (one per export) ---
-  // Written before StartFHIRImportJob is called, so a retry after a crash reuses the token.
+  // --- import jobs (one per part of the export's current attempt) ---
+  // Written before StartFHIRImportJob is called, so a retry after a crash reuses the token. The
+  // same (export, attempt, part) with the same token is a no-op; with another token an error.
   void record_import_token(int64_t export_id, std::string_view client_token,
-                           std::string_view job_name);
-  void record_import_job(int64_t export_id, std::string_view job_id, std::string_view status);
+                           std::string_view job_name, int part = 1,
+                           std::string_view input_uri = {});
+  void record_import_job(int64_t export_id, std::string_view job_id, std::string_view status,
+                         int part = 1);
   void record_import_status(int64_t export_id, std::string_view status,
-                            std::string_view progress_json);
-  void record_import_outcome(int64_t export_id, std::string_view outcome);
-  std::optional<ImportJobRow> import_job(int64_t export_id) const;
+                            std::string_view progress_json, int part = 1);
+  void record_import_outcome(int64_t export_id, std::string_view outcome, int part = 1);
+  std::optional<ImportJobRow> import_job(int64_t export_id, int part = 1) const;
+  // Every job of the current attempt, by part.
+  std::vector<ImportJobRow> import_jobs(int64_t export_id) const;
+
+  // --- operator actions ---
+  // `fhir-edge retry`: parked → back to the state it was parked from (same tokens);
+  // import_failed → uploaded with import_attempt + 1 (new tokens: the job must run again);
+  // imported → the same, only with `reimport` (its resources are imported once more);
+  // anything else is refused with the reason. One transaction; an event records it.
+  RetryOutcome retry_export(std::string_view export_name, bool reimport);
+
+  // --- requests (CLI → running daemon) ---
+  // Inserts a pending request through a separate connection that takes no lock (the daemon may
+  // hold it). Returns its id. Throws when the journal is missing or older than schema 3.
+  static int64_t submit_request(const std::filesystem::path& path, std::string_view kind,
+                                std::string_view target, std::string_view args);
+  // True when a daemon (another process) holds the journal's lock right now.
+  static bool locked_by_other(const std::filesystem::path& path);
+  std::optional<RequestRow> request(int64_t id) const;
+  std::vector<RequestRow> pending_requests() const;  // oldest first
+  void finish_request(int64_t id, bool done, std::string_view result);
+  // Inserts a request on this (writer) connection: the CLI when no daemon runs.
+  int64_t add_request(std::string_view kind, std::string_view target, std::string_view args);
+  // Applies one request: "retry" (args "" or "reimport") → retry_export; "compact" (args =
+  // seconds) → compact. Returns {applied, what was done or why not}; does not finish the row.
+  std::pair<bool, std::string> apply_request(const RequestRow& r);
 
   // --- events (append-only) ---
   void add_event(std::optional<int64_t> export_id, std::optional<int64_t> file_id,
@@ -213,8 +277,9 @@ class Journal {
   std::vector<EventRow> events(std::optional<int64_t> export_id, size_t limit = 100) const;
 
   // --- maintenance ---
-  // Deletes exports in a terminal state that finished more than `older_than` ago, with their
-  // files, parts, import job and events. Returns how many exports were removed.
+  // Deletes exports in a terminal state (imported, import_failed, failed, superseded) that
+  // finished more than `older_than` ago, with their files, parts, import jobs and events, and
+  // finished requests older than that. Returns how many exports were removed.
   size_t compact(std::chrono::seconds older_than);
   // Online backup to `dest` (SQLite backup API: consistent while the daemon runs).
   void backup_to(const std::filesystem::path& dest) const;
@@ -227,6 +292,7 @@ class Journal {
                            std::string_view message);
 
   std::filesystem::path path_;
+  int schema_ = 0;  // at open (after migration): older read-only journals lack newer columns
   sqlite3* db_ = nullptr;
   int lock_fd_ = -1;
   bool read_only_ = false;

@@ -80,7 +80,8 @@ std::optional<PartKind> parse_part_kind(std::string_view s) {
 }
 
 bool is_terminal(ExportState s) {
-  return s == ExportState::imported || s == ExportState::failed || s == ExportState::superseded;
+  return s == ExportState::imported || s == ExportState::import_failed ||
+         s == ExportState::failed || s == ExportState::superseded;
 }
 
 bool allowed(ExportState from, ExportState to) {
@@ -107,9 +108,6 @@ bool allowed(ExportState from, ExportState to) {
       return to == S::importing || to == S::import_failed;
     case S::importing:
       return to == S::imported || to == S::import_failed;
-    // A failed import can be started again (a new job) once the cause is fixed.
-    case S::import_failed:
-      return to == S::import_starting;
     default:
       return false;
   }

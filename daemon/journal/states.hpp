@@ -8,6 +8,10 @@
 //           any non-terminal state → parked (non-retryable error; resumed by unpark to the state it
 //           was parked from) | failed (given up) | superseded (source changed after it was taken;
 //           a new version of the export is taken instead).
+//           imported, import_failed, failed and superseded are terminal: no transition leaves
+//           them. The one way out is an operator's `fhir-edge retry` (Journal::retry_export):
+//           import_failed (or imported, with --reimport) → uploaded with a new import attempt,
+//           i.e. new ClientToken(s) and a new job; it is journaled as a "retry" event.
 //           Crash recovery re-enters the same state (a stage is idempotent given the journal), so
 //           "redo" is never a transition; spooling → complete is allowed to restart spooling from
 //           scratch after a partial spool file was found.
@@ -59,7 +63,8 @@ bool allowed(ExportState from, ExportState to);
 bool allowed(FileState from, FileState to);
 bool allowed(PartState from, PartState to);
 
-// Terminal export states: nothing moves them any more (compaction may delete them after a while).
+// Terminal export states: imported, import_failed, failed, superseded. Nothing but an operator's
+// retry moves them (Journal::retry_export); compaction may delete them after a while.
 bool is_terminal(ExportState s);
 
 }  // namespace fe::journal

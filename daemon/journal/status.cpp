@@ -4,14 +4,18 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <map>
 
 namespace fe::journal {
 
 std::vector<StatusRow> read_status(const Journal& journal, bool include_finished) {
   std::vector<StatusRow> out;
   for (auto& e : journal.exports(include_finished)) {
-    auto job = journal.import_job(e.id);
-    out.push_back({std::move(e), std::move(job)});
+    auto jobs = journal.import_jobs(e.id);
+    std::optional<ImportJobRow> job;
+    for (const auto& j : jobs)
+      if (j.part == 1) job = j;
+    out.push_back({std::move(e), std::move(job), std::move(jobs)});
   }
   return out;
 }
@@ -84,7 +88,20 @@ std::string format_status_table(const std::vector<StatusRow>& rows) {
     std::string state(to_string(e.state));
     std::string error = e.state == ExportState::parked ? e.parked_reason : e.last_error;
     std::string job = "-";
-    if (r.job) job = r.job->status.empty() ? "starting" : r.job->status;
+    if (r.jobs.size() > 1) {
+      // "3 jobs: 2 COMPLETED, 1 IN_PROGRESS"
+      std::map<std::string, int> by;
+      for (const auto& j : r.jobs) ++by[j.status.empty() ? "starting" : j.status];
+      job = std::to_string(r.jobs.size()) + " jobs:";
+      bool first = true;
+      for (const auto& [st, n] : by) {
+        job += (first ? " " : ", ") + std::to_string(n) + " " + st;
+        first = false;
+      }
+    } else if (r.job) {
+      job = r.job->status.empty() ? "starting" : r.job->status;
+    }
+    if (e.import_attempt > 1) job += " (attempt " + std::to_string(e.import_attempt) + ")";
     cells.push_back({one_line(e.name, 48), one_line(e.pipeline, 24), state, std::to_string(e.files),
                      std::to_string(e.resources_valid), std::to_string(e.resources_rejected),
                      human_bytes(e.bytes_spooled), human_bytes(e.bytes_uploaded), job,
@@ -121,6 +138,18 @@ std::string export_json(const StatusRow& r) {
   out += ",\"updated_at\":" + json_quote(format_time(e.updated_at));
   out += ",\"finished_at\":" +
          (e.finished_at ? json_quote(format_time(*e.finished_at)) : std::string("null"));
+  out += ",\"import_attempt\":" + std::to_string(e.import_attempt);
+  out += ",\"import_jobs\":[";
+  for (size_t i = 0; i < r.jobs.size(); ++i) {
+    const auto& j = r.jobs[i];
+    out += (i ? ",{\"part\":" : "{\"part\":") + std::to_string(j.part);
+    out += ",\"job_name\":" + json_quote(j.job_name);
+    out += ",\"job_id\":" + json_quote(j.job_id);
+    out += ",\"status\":" + json_quote(j.status);
+    out += ",\"submitted_at\":" + json_quote(format_time(j.submitted_at));
+    out += ",\"input_uri\":" + json_quote(j.input_uri) + "}";
+  }
+  out += "]";
   out += ",\"import_job\":";
   if (r.job) {
     out += "{\"job_name\":" + json_quote(r.job->job_name);
@@ -154,7 +183,9 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
   auto events = journal.events(row.id, max_events);
   std::string out;
   if (json) {
-    out = "{\"export\":" + export_json({row, journal.import_job(row.id)}) + ",\"files\":[";
+    out = "{\"export\":" +
+          export_json({row, journal.import_job(row.id), journal.import_jobs(row.id)}) +
+          ",\"files\":[";
     for (size_t i = 0; i < files.size(); ++i) {
       const auto& f = files[i];
       if (i) out += ",";
@@ -180,7 +211,7 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
     out += "]}\n";
     return out;
   }
-  out += format_status_table({{row, journal.import_job(row.id)}});
+  out += format_status_table({{row, journal.import_job(row.id), journal.import_jobs(row.id)}});
   out += "\nsource: " + one_line(row.source_path, 400) + "\ndigest: " + row.digest + "\n\n";
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"FILE", "STATE", "VALID", "REJECTED", "SOURCE", "SPOOLED", "LAST ERROR"});

@@ -11,7 +11,8 @@ namespace fe::journal {
 
 struct StatusRow {
   ExportRow row;
-  std::optional<ImportJobRow> job;
+  std::optional<ImportJobRow> job;  // part 1 of the current attempt
+  std::vector<ImportJobRow> jobs;   // every part of the current attempt (several when split)
 };
 
 std::vector<StatusRow> read_status(const Journal& journal, bool include_finished = true);
@@ -22,7 +23,9 @@ std::string format_status_table(const std::vector<StatusRow>& rows);
 // {"schema_version":N,"exports":[{"id","name","pipeline","source_path","digest","version",
 //  "state","parked_from","parked_reason","files","resources_valid","resources_rejected",
 //  "bytes_source","bytes_spooled","bytes_uploaded","last_error","created_at","updated_at",
-//  "finished_at","import_job":{"job_name","job_id","status","submitted_at"}|null}]}
+//  "finished_at","import_attempt","import_job":{"job_name","job_id","status","submitted_at"}|null,
+//  "import_jobs":[{"part","job_name","job_id","status","submitted_at","input_uri"}]}]}
+//  (import_job is part 1; import_jobs lists every part of the current attempt)
 // Timestamps are RFC 3339 UTC strings.
 std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version);
 

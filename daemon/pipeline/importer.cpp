@@ -111,6 +111,77 @@ std::string job_output_uri(std::string_view output_s3_uri, std::string_view data
   return base + "/" + std::string(datastore_id) + "-FHIR_IMPORT-" + std::string(job_id) + "/";
 }
 
+std::string import_job_name(std::string_view export_name, int attempt, int part, int parts) {
+  std::string suffix;
+  if (parts > 1) suffix += ".part" + std::to_string(part);
+  if (attempt > 1) suffix += ".retry" + std::to_string(attempt);
+  // The suffix keeps jobs of one export apart (recovery matches by JobName): the base is cut,
+  // never the suffix.
+  std::string base = job_name_for(export_name);
+  if (base.size() + suffix.size() > 64) base.resize(64 - suffix.size());
+  return base + suffix;
+}
+
+std::string import_part_dir(std::int64_t file_index, std::int64_t files,
+                            std::int64_t max_files_per_job) {
+  if (max_files_per_job <= 0 || files <= max_files_per_job) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "part-%04lld/",
+                static_cast<long long>(file_index / max_files_per_job + 1));
+  return buf;
+}
+
+std::vector<std::string> import_parts(const std::vector<journal::FileRow>& files,
+                                      const journal::ExportRow& e, std::string_view bucket,
+                                      std::string_view prefix, std::int64_t max_files_per_job,
+                                      std::string& why) {
+  std::string base =
+      import_input_uri(bucket, prefix, e.name);               // s3://bucket/prefix/<export>/import/
+  std::string key_base = base.substr(5 + bucket.size() + 1);  // prefix/<export>/import/
+  std::map<std::string, std::int64_t> groups;                 // "" = directly under import/
+  std::int64_t keyed = 0;
+  for (const auto& f : files) {
+    if (f.import_key.empty()) continue;
+    ++keyed;
+    std::string_view k = f.import_key;
+    std::string group;
+    if (k.starts_with(key_base)) {
+      auto rest = k.substr(key_base.size());
+      if (auto slash = rest.find('/'); slash != std::string_view::npos)
+        group = std::string(rest.substr(0, slash + 1));
+    }
+    ++groups[group];
+  }
+  // Journals that hold no keys (or files without import objects): the export's file count.
+  std::int64_t total = keyed > 0 ? keyed : e.files;
+  bool split = !groups.empty() && !groups.count("");
+  if (!split) {
+    if (groups.size() > 1) {
+      why = "export has import objects both directly under " + base +
+            " and in part folders; one job on " + base + " would import the part folders too";
+      return {};
+    }
+    if (total > max_files_per_job) {
+      why = "export has " + std::to_string(total) + " files, over HealthLake's " +
+            std::to_string(max_files_per_job) +
+            " per import job, and they were uploaded under one prefix (" + base +
+            "); the upload stage must place them in part-NNNN/ folders (docs/import.md)";
+      return {};
+    }
+    return {base};
+  }
+  std::vector<std::string> out;
+  for (const auto& [g, n] : groups) {
+    if (n > max_files_per_job) {
+      why = "part " + base + g + " has " + std::to_string(n) + " files, over " +
+            std::to_string(max_files_per_job) + " per import job";
+      return {};
+    }
+    out.push_back(base + g);
+  }
+  return out;
+}
+
 ImporterOptions importer_options(const config::Config& config) {
   ImporterOptions o;
   o.spool_dir = config.spool.dir;
@@ -145,15 +216,21 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   bool stopped = false;
   std::mt19937_64 rng;
 
-  // Per data store: exports holding a slot (non-terminal job) and the FIFO of those waiting.
+  // One import job of an export: (export id, part).
+  using Key = std::pair<std::int64_t, int>;
+
+  // Per data store: exports holding a slot (their jobs are not all terminal) and the FIFO of
+  // those waiting. An export split into parts holds one slot for all its jobs.
   struct Store {
     std::set<std::int64_t> active;
     std::deque<std::int64_t> waiting;
     int limit = 1;
   };
   std::map<std::string, Store> stores;
-  std::map<std::int64_t, std::unique_ptr<boost::asio::steady_timer>> timers;
-  std::set<std::int64_t> busy;  // a request for this export is in flight (no second one)
+  std::map<Key, std::unique_ptr<boost::asio::steady_timer>> timers;
+  std::set<Key> busy;                     // a request for this job is in flight (no second one)
+  std::map<Key, int> conflicts_in_a_row;  // ConflictException answers to Start, per job
+  std::unique_ptr<boost::asio::steady_timer> request_timer;
 
   const ImportTarget* target(const journal::ExportRow& e) const {
     for (const auto& t : opt.targets)
@@ -171,11 +248,24 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     return s;
   }
 
+  bool busy_any(std::int64_t id) const {
+    auto it = busy.lower_bound({id, 0});
+    return it != busy.end() && it->first == id;
+  }
+
+  void drop_timers(std::int64_t id) {
+    for (auto it = timers.lower_bound({id, 0}); it != timers.end() && it->first.first == id;)
+      it = timers.erase(it);
+    for (auto it = conflicts_in_a_row.lower_bound({id, 0});
+         it != conflicts_in_a_row.end() && it->first.first == id;)
+      it = conflicts_in_a_row.erase(it);
+  }
+
   void release(const journal::ExportRow& e) {
+    drop_timers(e.id);
     if (const auto* t = target(e)) {
       auto& s = store(*t);
       s.active.erase(e.id);
-      timers.erase(e.id);
       pump(s);
     }
   }
@@ -201,8 +291,8 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   }
 
   template <class F>
-  void after(std::int64_t id, std::chrono::milliseconds d, F f) {
-    auto& t = timers[id];
+  void after(Key k, std::chrono::milliseconds d, F f) {
+    auto& t = timers[k];
     t = std::make_unique<boost::asio::steady_timer>(io, d);
     std::weak_ptr<Impl> w = weak_from_this();
     t->async_wait([w, f](const boost::system::error_code& ec) {
@@ -220,23 +310,23 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   // Wraps a callback so that it does nothing once the importer is gone or stopped, and so that a
   // journal failure is logged instead of escaping into the io_context.
   template <class R, class F>
-  std::function<void(R)> guard(std::int64_t id, F f) {
+  std::function<void(R)> guard(Key k, F f) {
     std::weak_ptr<Impl> w = weak_from_this();
-    return [w, id, f](R r) {
+    return [w, k, f](R r) {
       auto self = w.lock();
       if (!self || self->stopped) return;
-      self->busy.erase(id);
+      self->busy.erase(k);
       try {
         f(*self, std::move(r));
       } catch (const std::exception& ex) {
-        log::error(std::string("import: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
+        log::error(std::string("import: ") + ex.what(), {{"EXPORT_ID", std::to_string(k.first)}});
       }
     };
   }
 
   // ---- entry points ----
   void kick(std::int64_t id) {
-    if (stopped || busy.count(id)) return;
+    if (stopped || busy_any(id)) return;
     auto e = journal.find_export(id);
     if (!e) return;
     const ImportTarget* t = target(*e);
@@ -257,11 +347,11 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         break;
       case ExportState::import_starting:
         s.active.insert(id);  // already holds a slot from before the restart
-        recover(id);
+        start_next(id, /*recovering=*/true);
         break;
       case ExportState::importing:
         s.active.insert(id);
-        poll(id);
+        follow_all(id);
         break;
       default:
         break;
@@ -270,36 +360,147 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   }
 
   void resume() {
+    apply_requests();
     for (auto st : {ExportState::importing, ExportState::import_starting, ExportState::uploaded})
       for (const auto& e : journal.exports_in(st)) kick(e.id);
+    arm_request_timer();
+  }
+
+  // ---- operator requests (fhir-edge retry / journal compact while the daemon runs) ----
+  void arm_request_timer() {
+    if (stopped || opt.request_interval.count() <= 0) return;
+    if (!request_timer) request_timer = std::make_unique<boost::asio::steady_timer>(io);
+    request_timer->expires_after(opt.request_interval);
+    std::weak_ptr<Impl> w = weak_from_this();
+    request_timer->async_wait([w](const boost::system::error_code& ec) {
+      auto self = w.lock();
+      if (ec || !self || self->stopped) return;
+      self->apply_requests();
+      self->arm_request_timer();
+    });
+  }
+
+  void apply_requests() {
+    std::vector<journal::RequestRow> pending;
+    try {
+      pending = journal.pending_requests();
+    } catch (const std::exception& ex) {
+      log::warning(std::string("requests: ") + ex.what());
+      return;
+    }
+    for (const auto& r : pending) {
+      try {
+        auto [ok, result] = journal.apply_request(r);
+        journal.finish_request(r.id, ok, result);
+        if (ok && r.kind == "retry") {
+          if (auto e = journal.find_export(r.target)) after_retry(*e);
+        }
+      } catch (const std::exception& ex) {
+        log::error(std::string("request failed: ") + ex.what(),
+                   {{"REQUEST", std::to_string(r.id)}});
+        try {
+          journal.finish_request(r.id, false, ex.what());
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    if (!pending.empty()) changed();
+  }
+
+  // An export was re-driven by `fhir-edge retry`: continue it where the journal now says.
+  void after_retry(const journal::ExportRow& e) {
+    switch (e.state) {
+      case ExportState::uploaded:
+      case ExportState::import_starting:
+      case ExportState::importing:
+        kick(e.id);
+        break;
+      default:
+        // Parked before the upload finished: the pipeline resumes those stages.
+        if (opt.on_resumed)
+          opt.on_resumed(e.id);
+        else
+          log::warning("export resumed as " + std::string(journal::to_string(e.state)) +
+                           "; the pipeline continues it at the next start",
+                       {{"EXPORT_ID", e.name}});
+    }
   }
 
   // ---- start ----
+  // The jobs of the current attempt: one per part (import_parts). Tokens and names are journaled
+  // for every part, then the export moves to import_starting, BEFORE the first request leaves:
+  // after a crash from here on the same tokens are found and re-used, so HealthLake can never
+  // make a second job for a part.
   void begin_start(std::int64_t id) {
     try {
       auto e = journal.get_export(id);
-      if (e.files > opt.max_files_per_job) {
-        park(id, "export has " + std::to_string(e.files) + " files, over HealthLake's " +
-                     std::to_string(opt.max_files_per_job) +
-                     " per import job; splitting into several jobs is not implemented");
+      const ImportTarget& t = *target(e);
+      std::string why;
+      auto parts =
+          import_parts(journal.files(id), e, t.bucket, t.prefix, opt.max_files_per_job, why);
+      if (parts.empty()) {
+        park(id, why);
         return;
       }
-      std::string token = journal::client_token(e.pipeline, e.source_path, e.digest, e.version);
-      // Journaled (and the state moved) before the request leaves: after a crash from here on,
-      // the same token is found and re-used, so HealthLake can never make a second job.
-      journal.record_import_token(id, token, job_name_for(e.name));
-      journal.set_export_state(id, ExportState::import_starting, "StartFHIRImportJob");
-      send_start(id);
+      for (std::size_t i = 0; i < parts.size(); ++i) {
+        int part = static_cast<int>(i) + 1;
+        std::string token = journal::import_client_token(e.pipeline, e.source_path, e.digest,
+                                                         e.version, e.import_attempt, part);
+        journal.record_import_token(
+            id, token,
+            import_job_name(e.name, e.import_attempt, part, static_cast<int>(parts.size())), part,
+            parts[i]);
+      }
+      journal.set_export_state(
+          id, ExportState::import_starting,
+          parts.size() == 1 ? "StartFHIRImportJob"
+                            : "StartFHIRImportJob for " + std::to_string(parts.size()) + " parts");
+      start_next(id, /*recovering=*/false);
     } catch (const std::exception& ex) {
       log::error(std::string("import start: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
     }
+  }
+
+  // The next part without a job id is started; when every part has one the export is importing.
+  // After a restart (`recovering`) the part's Start may or may not have reached HealthLake: it
+  // is looked up by name first (ListFHIRImportJobs) and only re-sent, with the same token, when
+  // no job is found.
+  void start_next(std::int64_t id, bool recovering) {
+    auto e = journal.get_export(id);
+    if (e.state != ExportState::import_starting) return;
+    auto jobs = journal.import_jobs(id);
+    if (jobs.empty()) {  // the token is always journaled before the state: never happens
+      park(id, "import_starting without a journaled client token");
+      return;
+    }
+    for (const auto& j : jobs) {
+      if (!j.job_id.empty()) continue;
+      if (recovering)
+        recover(id, j);
+      else
+        send_start(id, j.part);
+      return;
+    }
+    journal.set_export_state(id, ExportState::importing,
+                             jobs.size() == 1
+                                 ? "import job " + jobs[0].job_id
+                                 : std::to_string(jobs.size()) + " import jobs started");
+    changed();
+    for (const auto& j : jobs)
+      after({id, j.part}, poll_delay(), [id, p = j.part](Impl& self) { self.poll(id, p); });
+  }
+
+  std::string input_of(const journal::ExportRow& e, const ImportTarget& t,
+                       const journal::ImportJobRow& j) const {
+    // Journals from before schema 3 have no input_uri: it was always the export's import/ prefix.
+    return j.input_uri.empty() ? import_input_uri(t.bucket, t.prefix, e.name) : j.input_uri;
   }
 
   aws::StartImportRequest start_request(const journal::ExportRow& e, const ImportTarget& t,
                                         const journal::ImportJobRow& j) {
     aws::StartImportRequest r;
     r.job_name = j.job_name;
-    r.input_s3_uri = import_input_uri(t.bucket, t.prefix, e.name);
+    r.input_s3_uri = input_of(e, t, j);
     r.output_s3_uri = t.output_s3_uri;
     r.output_kms_key_id = t.output_kms_key_id;
     r.datastore_id = t.datastore_id;
@@ -309,78 +510,89 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     return r;
   }
 
-  void send_start(std::int64_t id) {
+  void send_start(std::int64_t id, int part) {
     auto e = journal.get_export(id);
     const ImportTarget& t = *target(e);
-    auto j = journal.import_job(id);
+    auto j = journal.import_job(id, part);
     if (!j) throw journal::Error("import: no journaled token for export " + e.name);
     ++stats.starts_sent;
-    busy.insert(id);
-    log::info("starting import job", {{"EXPORT_ID", e.name}, {"CLIENT_TOKEN", j->client_token}});
-    hl.start_import_job(start_request(e, t, *j),
-                        guard<aws::HlResult<aws::StartImportResult>>(
-                            id, [id](Impl& self, auto r) { self.on_started(id, std::move(r)); }));
+    busy.insert({id, part});
+    log::info(
+        "starting import job",
+        {{"EXPORT_ID", e.name}, {"JOB_NAME", j->job_name}, {"CLIENT_TOKEN", j->client_token}});
+    hl.start_import_job(start_request(e, t, *j), guard<aws::HlResult<aws::StartImportResult>>(
+                                                     {id, part}, [id, part](Impl& self, auto r) {
+                                                       self.on_started(id, part, std::move(r));
+                                                     }));
   }
 
-  void on_started(std::int64_t id, aws::HlResult<aws::StartImportResult> r) {
+  void on_started(std::int64_t id, int part, aws::HlResult<aws::StartImportResult> r) {
     auto e = journal.get_export(id);
     if (e.state != ExportState::import_starting) return;  // parked or moved meanwhile
     if (r.ok()) {
-      journal.record_import_job(id, r.value->job_id, r.value->job_status);
-      journal.set_export_state(id, ExportState::importing, "import job " + r.value->job_id);
+      conflicts_in_a_row.erase({id, part});
+      journal.record_import_job(id, r.value->job_id, r.value->job_status, part);
       log::notice(
           "import job started",
           {{"EXPORT_ID", e.name}, {"JOB_ID", r.value->job_id}, {"STATUS", r.value->job_status}});
       changed();
-      after(id, poll_delay(), [id](Impl& self) { self.poll(id); });
+      start_next(id, false);
       return;
     }
     const auto& err = *r.error;
     if (err.category == aws::ErrorCategory::conflict) {
+      // HealthLake: the data store is in a transition state (or this token was used with other
+      // parameters). The first waits out; the second never does, so after max_conflicts in a
+      // row the export is parked with the message instead of being retried for ever.
       ++stats.conflicts;
+      int n = ++conflicts_in_a_row[{id, part}];
+      if (n >= opt.max_conflicts) {
+        park(id, r.describe() + " (" + std::to_string(n) +
+                     " times in a row with the same ClientToken; if the pipeline's healthlake "
+                     "settings changed since this job was first requested, HealthLake refuses "
+                     "the token with different parameters)");
+        return;
+      }
       journal.set_export_error(id, r.describe() + " (waiting, then the same token again)");
-      after(id, opt.conflict_delay, [id](Impl& self) { self.retry_start(id); });
+      after({id, part}, opt.conflict_delay, [id, part](Impl& self) { self.retry_start(id, part); });
     } else if (transient(err)) {
       ++stats.retries;
       journal.set_export_error(id, r.describe() + " (retrying later with the same token)");
-      after(id, opt.retry_delay, [id](Impl& self) { self.retry_start(id); });
+      after({id, part}, opt.retry_delay, [id, part](Impl& self) { self.retry_start(id, part); });
     } else {
       park(id, r.describe());
     }
   }
 
-  void retry_start(std::int64_t id) {
+  void retry_start(std::int64_t id, int part) {
     try {
-      send_start(id);
+      auto e = journal.get_export(id);
+      if (e.state != ExportState::import_starting) return;
+      send_start(id, part);
     } catch (const std::exception& ex) {
       log::error(std::string("import start: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
     }
   }
 
-  // import_starting after a restart: the Start may or may not have reached HealthLake. Look for
-  // the job by name first; only if there is none is Start sent again, with the same token.
-  void recover(std::int64_t id) {
+  void recover(std::int64_t id, const journal::ImportJobRow& j) {
     auto e = journal.get_export(id);
     const ImportTarget& t = *target(e);
-    auto j = journal.import_job(id);
-    if (!j) {  // crashed between the two journal writes is impossible (one is before the state)
-      park(id, "import_starting without a journaled client token");
-      return;
-    }
     aws::ListImportJobsRequest q;
     q.datastore_id = t.datastore_id;
-    q.job_name = j->job_name;
-    q.submitted_after = static_cast<double>(j->submitted_at) / 1000.0 -
-                        static_cast<double>(opt.list_margin.count());
+    q.job_name = j.job_name;
+    q.submitted_after =
+        static_cast<double>(j.submitted_at) / 1000.0 - static_cast<double>(opt.list_margin.count());
     q.max_results = 500;
-    busy.insert(id);
-    std::string input = import_input_uri(t.bucket, t.prefix, e.name);
-    hl.list_import_jobs(
-        q, guard<aws::HlResult<aws::ListImportJobsResult>>(
-               id, [id, input](Impl& self, auto r) { self.on_listed(id, input, std::move(r)); }));
+    int part = j.part;
+    busy.insert({id, part});
+    std::string input = input_of(e, t, j);
+    hl.list_import_jobs(q, guard<aws::HlResult<aws::ListImportJobsResult>>(
+                               {id, part}, [id, part, input](Impl& self, auto r) {
+                                 self.on_listed(id, part, input, std::move(r));
+                               }));
   }
 
-  void on_listed(std::int64_t id, const std::string& input,
+  void on_listed(std::int64_t id, int part, const std::string& input,
                  aws::HlResult<aws::ListImportJobsResult> r) {
     auto e = journal.get_export(id);
     if (e.state != ExportState::import_starting) return;
@@ -388,7 +600,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       if (transient(*r.error)) {
         ++stats.retries;
         journal.set_export_error(id, r.describe() + " (retrying later)");
-        after(id, opt.retry_delay, [id](Impl& self) { self.recover(id); });
+        after({id, part}, opt.retry_delay, [id](Impl& self) { self.start_next(id, true); });
       } else {
         park(id, r.describe());
       }
@@ -402,62 +614,76 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     }
     if (found) {
       ++stats.jobs_adopted;
-      journal.record_import_job(id, found->job_id, found->job_status);
-      journal.set_export_state(id, ExportState::importing,
-                               "adopted import job " + found->job_id + " after a restart");
+      journal.record_import_job(id, found->job_id, found->job_status, part);
       log::notice("import job adopted after restart",
                   {{"EXPORT_ID", e.name}, {"JOB_ID", found->job_id}});
       changed();
-      poll(id);
+      start_next(id, true);
       return;
     }
-    send_start(id);
+    send_start(id, part);
   }
 
   // ---- follow ----
-  void poll(std::int64_t id) {
-    auto e = journal.get_export(id);
-    if (e.state != ExportState::importing) return;
-    auto j = journal.import_job(id);
-    const ImportTarget& t = *target(e);
-    ++stats.polls;
-    busy.insert(id);
-    hl.describe_import_job(
-        t.datastore_id, j->job_id,
-        guard<aws::HlResult<aws::ImportJobProperties>>(
-            id, [id](Impl& self, auto r) { self.on_described(id, std::move(r)); }));
+  // After a restart in `importing`: poll every job that has no recorded outcome yet; when all
+  // have one (crash between the last outcome and the final state) finish the export.
+  void follow_all(std::int64_t id) {
+    bool any = false;
+    for (const auto& j : journal.import_jobs(id)) {
+      if (!j.outcome.empty() && aws::is_terminal_job_status(j.status)) continue;
+      any = true;
+      poll(id, j.part);
+    }
+    if (!any) finish_export(id);
   }
 
-  void on_described(std::int64_t id, aws::HlResult<aws::ImportJobProperties> r) {
+  void poll(std::int64_t id, int part) {
+    auto e = journal.get_export(id);
+    if (e.state != ExportState::importing) return;
+    auto j = journal.import_job(id, part);
+    if (!j) return;
+    const ImportTarget& t = *target(e);
+    ++stats.polls;
+    busy.insert({id, part});
+    hl.describe_import_job(
+        t.datastore_id, j->job_id,
+        guard<aws::HlResult<aws::ImportJobProperties>>({id, part}, [id, part](Impl& self, auto r) {
+          self.on_described(id, part, std::move(r));
+        }));
+  }
+
+  void on_described(std::int64_t id, int part, aws::HlResult<aws::ImportJobProperties> r) {
     auto e = journal.get_export(id);
     if (e.state != ExportState::importing) return;
     if (!r.ok()) {
       if (transient(*r.error)) {
         ++stats.retries;
         journal.set_export_error(id, r.describe() + " (polling again later)");
-        after(id, opt.retry_delay, [id](Impl& self) { self.poll(id); });
+        after({id, part}, opt.retry_delay, [id, part](Impl& self) { self.poll(id, part); });
       } else {
         park(id, r.describe());
       }
       return;
     }
     const auto& job = *r.value;
-    auto j = journal.import_job(id);
+    auto j = journal.import_job(id, part);
     std::string progress = progress_json(job.progress);
     if (!j || j->status != job.job_status || j->progress_json != progress) {
-      journal.record_import_status(id, job.job_status, progress);
+      journal.record_import_status(id, job.job_status, progress, part);
       changed();
     }
     if (!aws::is_terminal_job_status(job.job_status)) {
-      after(id, poll_delay(), [id](Impl& self) { self.poll(id); });
+      after({id, part}, poll_delay(), [id, part](Impl& self) { self.poll(id, part); });
       return;
     }
-    reconcile(id, job);
+    reconcile(id, part, job);
   }
 
   // ---- reconcile ----
   struct Recon {
     std::int64_t id = 0;
+    int part = 1;
+    Key key() const { return {id, part}; }
     aws::ImportJobProperties job;
     std::string bucket, dir;  // output bucket and "<prefix>/<ds>-FHIR_IMPORT-<job>/"
     Manifest manifest;
@@ -467,18 +693,19 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     std::string output_error;  // output could not be read completely (recorded, not fatal)
   };
 
-  void reconcile(std::int64_t id, const aws::ImportJobProperties& job) {
+  void reconcile(std::int64_t id, int part, const aws::ImportJobProperties& job) {
     auto e = journal.get_export(id);
     const ImportTarget& t = *target(e);
     auto rc = std::make_shared<Recon>();
     rc->id = id;
+    rc->part = part;
     rc->job = job;
     std::string out_uri = job.output_s3_uri.empty() ? t.output_s3_uri : job.output_s3_uri;
     auto [bucket, prefix] = split_s3_uri(job_output_uri(out_uri, t.datastore_id, job.job_id));
     rc->bucket = bucket;
     rc->dir = prefix + "/";
     auto body = std::make_shared<std::string>();
-    busy.insert(id);
+    busy.insert(rc->key());
     aws::GetObjectRequest g;
     g.bucket = rc->bucket;
     g.key = rc->dir + "manifest.json";
@@ -488,10 +715,10 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       body->append(chunk);
       return true;
     };
-    s3.get_object(std::move(g),
-                  guard<aws::S3Result<aws::GetObjectResult>>(id, [rc, body](Impl& self, auto r) {
-                    self.on_manifest(rc, *body, std::move(r));
-                  }));
+    s3.get_object(std::move(g), guard<aws::S3Result<aws::GetObjectResult>>(
+                                    rc->key(), [rc, body](Impl& self, auto r) {
+                                      self.on_manifest(rc, *body, std::move(r));
+                                    }));
   }
 
   void on_manifest(std::shared_ptr<Recon> rc, const std::string& body,
@@ -500,8 +727,10 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       if (transient(*r.error)) {
         ++stats.retries;
         journal.set_export_error(rc->id, r.describe() + " (reconcile retried later)");
-        after(rc->id, opt.retry_delay,
-              [id = rc->id, job = rc->job](Impl& self) { self.reconcile(id, job); });
+        after(rc->key(), opt.retry_delay,
+              [id = rc->id, part = rc->part, job = rc->job](Impl& self) {
+                self.reconcile(id, part, job);
+              });
         return;
       }
       // A FAILED job may have written no manifest; everything else is still reconciled.
@@ -545,9 +774,9 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     q.bucket = rc->bucket;
     q.prefix = rc->dir + kind;
     q.continuation_token = continuation;
-    busy.insert(rc->id);
+    busy.insert(rc->key());
     s3.list_objects_v2(
-        q, guard<aws::S3Result<aws::ListObjectsResult>>(rc->id, [rc, kind](Impl& self, auto r) {
+        q, guard<aws::S3Result<aws::ListObjectsResult>>(rc->key(), [rc, kind](Impl& self, auto r) {
           if (!r.ok()) {
             rc->output_error += (rc->output_error.empty() ? "" : "; ") + r.describe();
             self.next_kind(rc, kind);
@@ -645,17 +874,17 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       }
       return true;
     };
-    busy.insert(rc->id);
-    s3.get_object(std::move(g), guard<aws::S3Result<aws::GetObjectResult>>(
-                                    rc->id, [rc, kind, page, i, ls, on_line](Impl& self, auto r) {
-                                      if (!r.ok()) {
-                                        rc->output_error +=
-                                            (rc->output_error.empty() ? "" : "; ") + r.describe();
-                                      } else if (!ls->partial.empty() || ls->overlong) {
-                                        on_line(ls->partial, !ls->overlong);  // no final newline
-                                      }
-                                      self.read_object(rc, kind, page, i + 1);
-                                    }));
+    busy.insert(rc->key());
+    s3.get_object(std::move(g),
+                  guard<aws::S3Result<aws::GetObjectResult>>(
+                      rc->key(), [rc, kind, page, i, ls, on_line](Impl& self, auto r) {
+                        if (!r.ok()) {
+                          rc->output_error += (rc->output_error.empty() ? "" : "; ") + r.describe();
+                        } else if (!ls->partial.empty() || ls->overlong) {
+                          on_line(ls->partial, !ls->overlong);  // no final newline
+                        }
+                        self.read_object(rc, kind, page, i + 1);
+                      }));
   }
 
   void finish(std::shared_ptr<Recon> rc) {
@@ -663,6 +892,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     if (e.state != ExportState::importing) return;
     const ImportTarget& t = *target(e);
     const auto& job = rc->job;
+    auto jrow = journal.import_job(rc->id, rc->part);
     bool accepted = std::find(t.accept_statuses.begin(), t.accept_statuses.end(), job.job_status) !=
                     t.accept_statuses.end();
     const Manifest& m = rc->manifest;
@@ -671,20 +901,22 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     std::int64_t failed = m.present ? m.customer_errors + m.server_errors : rc->failure_lines;
     std::int64_t scanned = m.present ? m.resources_scanned : imported + failed;
 
-    std::string js = "{\"export\":" + aws::json_quote(e.name) +
-                     ",\"job_id\":" + aws::json_quote(job.job_id) +
-                     ",\"job_name\":" + aws::json_quote(job.job_name) +
-                     ",\"datastore_id\":" + aws::json_quote(job.datastore_id) +
-                     ",\"status\":" + aws::json_quote(job.job_status) +
-                     ",\"accepted\":" + (accepted ? "true" : "false") +
-                     ",\"message\":" + aws::json_quote(job.message) +
-                     ",\"input_s3_uri\":" + aws::json_quote(job.input_s3_uri) +
-                     ",\"output_s3_uri\":" + aws::json_quote("s3://" + rc->bucket + "/" + rc->dir) +
-                     ",\"resources_scanned\":" + std::to_string(scanned) +
-                     ",\"resources_imported\":" + std::to_string(imported) +
-                     ",\"resources_failed\":" + std::to_string(failed) +
-                     ",\"failure_lines_read\":" + std::to_string(rc->failure_lines) +
-                     ",\"success_lines_read\":" + std::to_string(rc->success_lines);
+    std::string js =
+        "{\"export\":" + aws::json_quote(e.name) + ",\"job_id\":" + aws::json_quote(job.job_id) +
+        ",\"job_name\":" + aws::json_quote(job.job_name) + ",\"part\":" + std::to_string(rc->part) +
+        ",\"attempt\":" + std::to_string(e.import_attempt) +
+        ",\"client_token\":" + aws::json_quote(jrow ? jrow->client_token : "") +
+        ",\"datastore_id\":" + aws::json_quote(job.datastore_id) +
+        ",\"status\":" + aws::json_quote(job.job_status) +
+        ",\"accepted\":" + (accepted ? "true" : "false") +
+        ",\"message\":" + aws::json_quote(job.message) +
+        ",\"input_s3_uri\":" + aws::json_quote(job.input_s3_uri) +
+        ",\"output_s3_uri\":" + aws::json_quote("s3://" + rc->bucket + "/" + rc->dir) +
+        ",\"resources_scanned\":" + std::to_string(scanned) +
+        ",\"resources_imported\":" + std::to_string(imported) +
+        ",\"resources_failed\":" + std::to_string(failed) +
+        ",\"failure_lines_read\":" + std::to_string(rc->failure_lines) +
+        ",\"success_lines_read\":" + std::to_string(rc->success_lines);
     if (m.present)
       js += ",\"manifest\":{\"numberOfScannedFiles\":" + std::to_string(m.scanned_files) +
             ",\"numberOfFilesImported\":" + std::to_string(m.files_imported) +
@@ -707,16 +939,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       js += (i ? "," : "") + aws::json_quote(rc->reasons[i]);
     js += "],\"output_error\":" + aws::json_quote(rc->output_error) + "}";
 
-    // The local report first (durable), then the journal: a crash in between redoes the
-    // reconcile (the export is still importing), which rewrites the same report.
-    try {
-      auto dir = spool::export_dir(opt.spool_dir, e.name);
-      std::filesystem::create_directories(dir);
-      spool::write_durable(dir / "import-report.json", js + "\n");
-    } catch (const std::exception& ex) {
-      log::error(std::string("import report not written: ") + ex.what(), {{"EXPORT_ID", e.name}});
-    }
-    journal.record_import_outcome(rc->id, js);
+    journal.record_import_outcome(rc->id, js, rc->part);
 
     std::string summary = "import " + job.job_status + ": " + std::to_string(imported) +
                           " imported, " + std::to_string(failed) + " failed of " +
@@ -729,13 +952,78 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       log::notice(summary, fields);
     else
       log::warning(summary, fields);
+    finish_export(rc->id);
+  }
 
-    if (accepted) {
-      journal.set_export_state(rc->id, ExportState::imported, summary);
-      ++stats.imported;
-      if (opt.on_imported) opt.on_imported(rc->id);
+  // Every job of the export has its outcome: the local report (durable) first, then the final
+  // state. A crash in between redoes this from the journal's outcomes (follow_all).
+  void finish_export(std::int64_t id) {
+    auto e = journal.get_export(id);
+    if (e.state != ExportState::importing) return;
+    const ImportTarget& t = *target(e);
+    auto jobs = journal.import_jobs(id);
+    for (const auto& j : jobs)
+      if (j.outcome.empty()) return;  // other parts still running
+    bool accepted = true;
+    std::int64_t imported = 0, failed = 0, scanned = 0;
+    std::string worst = "COMPLETED";
+    auto rank = [](const std::string& st) {
+      return st == "COMPLETED" ? 0 : st == "COMPLETED_WITH_ERRORS" ? 1 : 2;
+    };
+    for (const auto& j : jobs) {
+      if (std::find(t.accept_statuses.begin(), t.accept_statuses.end(), j.status) ==
+          t.accept_statuses.end())
+        accepted = false;
+      if (rank(j.status) > rank(worst) || (rank(j.status) == 2 && worst == "COMPLETED_WITH_ERRORS"))
+        worst = j.status;
+      simdjson::dom::parser p;
+      simdjson::dom::element o;
+      if (!p.parse(j.outcome).get(o)) {
+        std::int64_t v = 0;
+        if (!o["resources_imported"].get_int64().get(v)) imported += v;
+        if (!o["resources_failed"].get_int64().get(v)) failed += v;
+        if (!o["resources_scanned"].get_int64().get(v)) scanned += v;
+      }
+    }
+    // One job: its outcome is the report (docs/import.md). Several: a summary with every part.
+    std::string report;
+    if (jobs.size() == 1) {
+      report = jobs[0].outcome;
     } else {
-      journal.set_export_state(rc->id, ExportState::import_failed, summary);
+      report = "{\"export\":" + aws::json_quote(e.name) +
+               ",\"parts\":" + std::to_string(jobs.size()) +
+               ",\"status\":" + aws::json_quote(worst) +
+               ",\"accepted\":" + (accepted ? "true" : "false") +
+               ",\"resources_scanned\":" + std::to_string(scanned) +
+               ",\"resources_imported\":" + std::to_string(imported) +
+               ",\"resources_failed\":" + std::to_string(failed) + ",\"jobs\":[";
+      for (std::size_t i = 0; i < jobs.size(); ++i) report += (i ? "," : "") + jobs[i].outcome;
+      report += "]}";
+    }
+    try {
+      auto dir = spool::export_dir(opt.spool_dir, e.name);
+      std::filesystem::create_directories(dir);
+      spool::write_durable(dir / "import-report.json", report + "\n");
+    } catch (const std::exception& ex) {
+      log::error(std::string("import report not written: ") + ex.what(), {{"EXPORT_ID", e.name}});
+    }
+    std::string summary = jobs.size() == 1
+                              ? "import " + jobs[0].status
+                              : "import of " + std::to_string(jobs.size()) + " jobs " + worst;
+    summary += ": " + std::to_string(imported) + " imported, " + std::to_string(failed) +
+               " failed of " + std::to_string(scanned) + " resources";
+    if (jobs.size() > 1) {
+      if (worst == "COMPLETED")
+        log::notice(summary, {{"EXPORT_ID", e.name}});
+      else
+        log::warning(summary, {{"EXPORT_ID", e.name}});
+    }
+    if (accepted) {
+      journal.set_export_state(id, ExportState::imported, summary);
+      ++stats.imported;
+      if (opt.on_imported) opt.on_imported(id);
+    } else {
+      journal.set_export_state(id, ExportState::import_failed, summary);
       ++stats.import_failed;
     }
     release(e);
@@ -756,6 +1044,7 @@ void Importer::stop() {
   impl_->stopped = true;
   for (auto& [id, t] : impl_->timers) t->cancel();
   impl_->timers.clear();
+  if (impl_->request_timer) impl_->request_timer->cancel();
 }
 
 void Importer::kick(std::int64_t export_id) {

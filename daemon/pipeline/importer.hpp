@@ -3,11 +3,13 @@
 // HealthLake exactly once, followed to a terminal job status and reconciled. docs/import.md has
 // the full argument; in short:
 //
-//   start      ClientToken = journal::client_token(pipeline, path, digest, version) and JobName
-//              (the export name, sanitised to the API's pattern) are journaled
-//              (record_import_token) and the export moves to import_starting BEFORE
-//              StartFHIRImportJob is sent. The answer is journaled (record_import_job) and the
-//              export moves to importing.
+//   start      one job per part (import_parts: one part unless the export is over 10,000
+//              files, whose import objects then sit in part-NNNN/ folders). For every part the
+//              ClientToken = journal::import_client_token(pipeline, path, digest, version,
+//              attempt, part) and JobName (import_job_name) are journaled (record_import_token)
+//              and the export moves to import_starting BEFORE the first StartFHIRImportJob is
+//              sent. Parts are started one after another; each answer is journaled
+//              (record_import_job); when every part has a job the export moves to importing.
 //   recovery   an export found in import_starting (outcome of the Start unknown) first asks
 //              ListFHIRImportJobs(JobName, SubmittedAfter = token time - margin) and adopts a job
 //              with the same input URI; only if none exists is Start re-sent, with the SAME token
@@ -25,10 +27,16 @@
 //              moves to imported (status in accept_statuses) or import_failed.
 //   errors     Throttling/InternalServer are retried by the AWS layer; when its attempts run out
 //              the step is retried after retry_delay. ConflictException waits conflict_delay and
-//              retries. Validation / AccessDenied / ResourceNotFound / other → park_export with
-//              the message (never dropped; `fhir-edge retry` unparks and kicks again).
-//   limits     exports over 10,000 files are parked (the journal holds one import job per
-//              export; splitting into several jobs is not implemented yet).
+//              retries with the same token, max_conflicts times in a row, then parks (a token
+//              reused with other parameters never stops conflicting). Validation / AccessDenied
+//              / ResourceNotFound / other → park_export with the message (never dropped).
+//   requests   `fhir-edge retry` / `fhir-edge journal compact` while the daemon runs: pending
+//              journal requests are applied at resume() and every request_interval; a retried
+//              export continues (kick, or on_resumed for states before `uploaded`).
+//   finish     when every part has its outcome: spool/<export>/import-report.json (one job:
+//              its outcome; several: a summary with every job's outcome), then imported (every
+//              status in accept_statuses) or import_failed (terminal; `fhir-edge retry` starts a
+//              new attempt with new tokens).
 // Threading: every method, callback, journal write and AWS call runs on the io_context given to
 // the constructor (the daemon's control thread). The importer owns no journal and no client: the
 // Pipeline shares its single writer Journal and its HealthLakeClient/S3Client.
@@ -43,11 +51,10 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "journal/journal.hpp"
+
 namespace fe::config {
 struct Config;
-}
-namespace fe::journal {
-class Journal;
 }
 namespace fe::aws {
 class HealthLakeClient;
@@ -76,6 +83,7 @@ struct ImporterOptions {
   std::chrono::milliseconds poll_min = std::chrono::seconds(15);
   std::chrono::milliseconds poll_max = std::chrono::seconds(60);
   std::chrono::milliseconds conflict_delay = std::chrono::seconds(60);
+  int max_conflicts = 30;  // ConflictException answers in a row to one Start before parking
   std::chrono::milliseconds retry_delay = std::chrono::seconds(60);
   // SubmittedAfter = token recorded time - list_margin (clock differences between us and AWS).
   std::chrono::seconds list_margin = std::chrono::minutes(10);
@@ -90,6 +98,11 @@ struct ImporterOptions {
   // The export reached `imported` (a terminal status the pipeline accepts): the caller applies
   // after_upload to the source. Control thread.
   std::function<void(std::int64_t export_id)> on_imported;
+  // How often pending CLI requests (journal `requests`) are looked for; 0 = only at resume().
+  std::chrono::milliseconds request_interval = std::chrono::seconds(2);
+  // `fhir-edge retry` unparked an export to a state before `uploaded` (spooling, uploading...):
+  // the pipeline continues it. Unset: it continues at the next start. Control thread.
+  std::function<void(std::int64_t export_id)> on_resumed;
 };
 
 // One ImportTarget per configured pipeline, spool dir from config.spool.dir.
@@ -101,6 +114,22 @@ std::string job_name_for(std::string_view export_name);
 // "s3://bucket/prefix/<export>/import/" (prefix may be empty).
 std::string import_input_uri(std::string_view bucket, std::string_view prefix,
                              std::string_view export_name);
+// JobName of one job: job_name_for(export) + ".part<P>" when split + ".retry<A>" from attempt 2
+// (the suffix is kept whole; the base is cut so the name stays within 64 characters).
+std::string import_job_name(std::string_view export_name, int attempt, int part, int parts);
+// The S3 layout of an export over max_files_per_job files: the file at `file_index` (0-based,
+// in Journal::files order) goes to <prefix>/<export>/import/part-NNNN/<File>.ndjson with
+// NNNN = file_index / max_files_per_job + 1; "" (directly under import/) when the export is
+// small enough for one job. The upload stage calls this to build import keys.
+std::string import_part_dir(std::int64_t file_index, std::int64_t files,
+                            std::int64_t max_files_per_job);
+// The InputDataConfig S3 URIs of an export's jobs, from the import keys the upload journaled:
+// one per part-NNNN/ folder, or the export's import/ prefix when its objects sit directly there.
+// Empty (with `why`) when that cannot be imported within max_files_per_job per job.
+std::vector<std::string> import_parts(const std::vector<journal::FileRow>& files,
+                                      const journal::ExportRow& e, std::string_view bucket,
+                                      std::string_view prefix, std::int64_t max_files_per_job,
+                                      std::string& why);
 // "<output uri>/<DatastoreId>-FHIR_IMPORT-<JobId>/" (one slash between the pieces).
 std::string job_output_uri(std::string_view output_s3_uri, std::string_view datastore_id,
                            std::string_view job_id);

@@ -99,6 +99,8 @@ Faults Faults::parse(std::string_view spec, const std::vector<std::string>& know
       r.kind = FaultKind::slow_down;
     else if (kind == "ThrottlingException")
       r.kind = FaultKind::throttling;
+    else if (kind == "ConflictException" || kind == "409")
+      r.kind = FaultKind::conflict;
     else if (kind == "drop")
       r.kind = FaultKind::drop;
     else if (kind == "drop-after")
@@ -172,6 +174,7 @@ FaultDecision Faults::decide(const std::string& op) {
           d.kind = r.kind;
           d.names.push_back(r.kind == FaultKind::internal_error ? "500"
                             : r.kind == FaultKind::slow_down    ? "SlowDown"
+                            : r.kind == FaultKind::conflict     ? "ConflictException"
                                                                 : "ThrottlingException");
         }
     }

@@ -9,6 +9,8 @@
 //   InternalServerException        same as 500
 //   503 | SlowDown                 S3: 503 SlowDown; HealthLake: 400 ThrottlingException
 //   ThrottlingException            HealthLake: 400 ThrottlingException; S3: 503 SlowDown
+//   409 | ConflictException        HealthLake: 400 ConflictException (the data store is in a
+//                                  transition state); S3: 409 OperationAborted
 //   drop                           close the connection before the request is applied
 //   drop-after                     apply the request, then cut the response in the middle of its
 //   body slow:<duration>                delay the response (e.g. slow=0.05:2s) skew:<duration> the
@@ -31,7 +33,16 @@
 
 namespace fe::hll {
 
-enum class FaultKind { internal_error, slow_down, throttling, drop, drop_after, slow, skew };
+enum class FaultKind {
+  internal_error,
+  slow_down,
+  throttling,
+  conflict,
+  drop,
+  drop_after,
+  slow,
+  skew
+};
 
 struct FaultRule {
   std::string operation;  // "*" or an operation name
@@ -42,7 +53,7 @@ struct FaultRule {
 };
 
 struct FaultDecision {
-  bool error = false;  // internal_error / slow_down / throttling: which is in `kind`
+  bool error = false;  // internal_error / slow_down / throttling / conflict: which is in `kind`
   FaultKind kind{};
   bool drop = false;
   bool drop_after = false;

@@ -1148,11 +1148,19 @@ struct Server::Impl {
         if (json) {
           if (fd.kind == FaultKind::internal_error)
             throw HlError(500, "InternalServerException", "Injected fault: internal server error");
+          if (fd.kind == FaultKind::conflict)
+            throw HlError(400, "ConflictException",
+                          "Injected fault: the data store is in a transition state and the "
+                          "requested action cannot be performed");
           throw HlError(400, "ThrottlingException", "Injected fault: rate exceeded");
         }
         if (fd.kind == FaultKind::internal_error)
           throw S3Error(500, "InternalError",
                         "We encountered an internal error. Please try again.");
+        if (fd.kind == FaultKind::conflict)
+          throw S3Error(409, "OperationAborted",
+                        "A conflicting conditional operation is currently in progress against "
+                        "this resource. Please try again.");
         throw S3Error(503, "SlowDown", "Please reduce your request rate.");
       }
       if (json) {
