@@ -18,5 +18,7 @@ int cmd_run(Args args);           // cmd_run.cpp          (the daemon)
 int cmd_check_config(Args args);  // cmd_check_config.cpp
 int cmd_validate(Args args);      // cmd_validate.cpp     (FHIR validator)
 int cmd_status(Args args);        // cmd_status.cpp       (journal)
+int cmd_retry(Args args);         // cmd_retry.cpp        (re-drive a parked / failed export)
+int cmd_journal(Args args);       // cmd_retry.cpp        (journal compact)
 
 }  // namespace fe::cli

@@ -20,6 +20,9 @@ constexpr const char* kUsage =
     "  check-config [--config FILE] check a configuration file; prints 'ok' or the errors\n"
     "  validate [options] PATH...   validate NDJSON/JSON files at a validation level\n"
     "  status [--json]              show exports, files and import jobs from the journal\n"
+    "  retry EXPORT [--reimport]    re-drive a parked or failed export once its cause is fixed\n"
+    "  journal compact --older-than AGE\n"
+    "                               remove finished exports older than AGE from the journal\n"
     "\n"
     "Options:\n"
     "  -h, --help      show this help (also: fhir-edge <command> --help)\n"
@@ -34,10 +37,9 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"run", cmd_run},
-    {"check-config", cmd_check_config},
-    {"validate", cmd_validate},
-    {"status", cmd_status},
+    {"run", cmd_run},           {"check-config", cmd_check_config},
+    {"validate", cmd_validate}, {"status", cmd_status},
+    {"retry", cmd_retry},       {"journal", cmd_journal},
 };
 
 }  // namespace
