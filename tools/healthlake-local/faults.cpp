@@ -101,6 +101,8 @@ Faults Faults::parse(std::string_view spec, const std::vector<std::string>& know
       r.kind = FaultKind::throttling;
     else if (kind == "ConflictException" || kind == "409")
       r.kind = FaultKind::conflict;
+    else if (kind == "AccessDeniedException" || kind == "AccessDenied" || kind == "403")
+      r.kind = FaultKind::access_denied;
     else if (kind == "drop")
       r.kind = FaultKind::drop;
     else if (kind == "drop-after")
@@ -172,10 +174,11 @@ FaultDecision Faults::decide(const std::string& op) {
         } else {
           d.error = true;
           d.kind = r.kind;
-          d.names.push_back(r.kind == FaultKind::internal_error ? "500"
-                            : r.kind == FaultKind::slow_down    ? "SlowDown"
-                            : r.kind == FaultKind::conflict     ? "ConflictException"
-                                                                : "ThrottlingException");
+          d.names.push_back(r.kind == FaultKind::internal_error  ? "500"
+                            : r.kind == FaultKind::slow_down     ? "SlowDown"
+                            : r.kind == FaultKind::conflict      ? "ConflictException"
+                            : r.kind == FaultKind::access_denied ? "AccessDenied"
+                                                                 : "ThrottlingException");
         }
     }
   }

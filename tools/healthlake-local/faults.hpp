@@ -11,6 +11,8 @@
 //   ThrottlingException            HealthLake: 400 ThrottlingException; S3: 503 SlowDown
 //   409 | ConflictException        HealthLake: 400 ConflictException (the data store is in a
 //                                  transition state); S3: 409 OperationAborted
+//   403 | AccessDenied[Exception]  HealthLake: 400 AccessDeniedException; S3: 403 AccessDenied
+//                                  (a permission missing until someone fixes it: use @N)
 //   drop                           close the connection before the request is applied
 //   drop-after                     apply the request, then cut the response in the middle of its
 //   body slow:<duration>                delay the response (e.g. slow=0.05:2s) skew:<duration> the
@@ -38,6 +40,7 @@ enum class FaultKind {
   slow_down,
   throttling,
   conflict,
+  access_denied,
   drop,
   drop_after,
   slow,
@@ -53,7 +56,7 @@ struct FaultRule {
 };
 
 struct FaultDecision {
-  bool error = false;  // internal_error / slow_down / throttling / conflict: which is in `kind`
+  bool error = false;  // an error kind (internal_error ... access_denied): which is in `kind`
   FaultKind kind{};
   bool drop = false;
   bool drop_after = false;

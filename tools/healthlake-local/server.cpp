@@ -1144,6 +1144,19 @@ struct Server::Impl {
         if (json) throw *auth.json;
         throw *auth.s3;
       }
+      if (json && fd.error && !body_path.empty()) {
+        // The log names the token and job of a request even when a fault answers it, so tests
+        // can tell which Start a refused one was (re-sent with the same token or not).
+        std::string body = read_file(body_path);
+        simdjson::dom::parser p;
+        simdjson::dom::element e;
+        if (body.size() <= (1u << 20) && !p.parse(body).get(e)) {
+          std::string_view sv;
+          if (!e["ClientToken"].get(sv)) le.client_token = sv;
+          if (!e["JobId"].get(sv)) le.job_id = sv;
+          if (!e["DatastoreId"].get(sv)) le.datastore = sv;
+        }
+      }
       if (fd.error) {
         if (json) {
           if (fd.kind == FaultKind::internal_error)
@@ -1152,8 +1165,13 @@ struct Server::Impl {
             throw HlError(400, "ConflictException",
                           "Injected fault: the data store is in a transition state and the "
                           "requested action cannot be performed");
+          if (fd.kind == FaultKind::access_denied)
+            throw HlError(400, "AccessDeniedException",
+                          "Injected fault: the caller is not authorized to perform this action");
           throw HlError(400, "ThrottlingException", "Injected fault: rate exceeded");
         }
+        if (fd.kind == FaultKind::access_denied)
+          throw S3Error(403, "AccessDenied", "Access Denied");
         if (fd.kind == FaultKind::internal_error)
           throw S3Error(500, "InternalError",
                         "We encountered an internal error. Please try again.");

@@ -83,9 +83,11 @@ struct Env {
     importer = std::make_unique<pipeline::Importer>(io, *journal, *hl, *s3, std::move(o));
   }
 
-  // An export in state `uploaded`, its files in S3 under exports/<name>/import/.
-  int64_t uploaded_export(const std::string& name,
-                          const std::map<std::string, std::string>& files) {
+  // An export in state `uploaded`, its files in S3 under exports/<name>/import/. With
+  // `max_files_per_job` the objects go to part-NNNN/ folders as the upload stage lays out a big
+  // export (pipeline::import_part_dir), and the keys are journaled as the upload does.
+  int64_t uploaded_export(const std::string& name, const std::map<std::string, std::string>& files,
+                          int64_t max_files_per_job = 0) {
     std::vector<std::pair<std::string, journal::SourceIdentity>> ids;
     for (const auto& [f, body] : files)
       ids.push_back({f, journal::SourceIdentity{body.size(), 1, 1, 1}});
@@ -94,8 +96,18 @@ struct Env {
     for (auto st : {ExportState::complete, ExportState::spooling, ExportState::spooled,
                     ExportState::uploading, ExportState::uploaded})
       journal->set_export_state(id, st);
+    auto rows = journal->files(id);
+    int64_t index = 0;
     for (const auto& [f, body] : files) {
-      std::string key = "exports/" + taken.row.name + "/import/" + f + ".ndjson";
+      std::string key = "exports/" + taken.row.name + "/import/";
+      if (max_files_per_job > 0) {
+        key +=
+            pipeline::import_part_dir(index, static_cast<int64_t>(files.size()), max_files_per_job);
+        journal->set_file_upload(rows.at(static_cast<size_t>(index)).id, journal::PartKind::import,
+                                 key + f + ".ndjson", "");
+      }
+      ++index;
+      key += f + ".ndjson";
       std::optional<aws::S3Result<aws::PutObjectResult>> r;
       aws::PutObjectRequest req;
       req.bucket = kLanding;
@@ -119,6 +131,29 @@ struct Env {
     }
   }
   ExportState state(int64_t id) { return journal->get_export(id).state; }
+  void put(const std::string& key, const std::string& body) {
+    std::optional<aws::S3Result<aws::PutObjectResult>> r;
+    aws::PutObjectRequest req;
+    req.bucket = kLanding;
+    req.key = key;
+    req.body = aws::BodySource::from_view(body);
+    req.crc32c = aws::crc32c(body);
+    s3->put_object(std::move(req), [&](auto res) { r = std::move(res); });
+    run_until([&] { return r.has_value(); });
+    EXPECT_TRUE(r->ok()) << r->describe();
+  }
+  // Client tokens of the StartFHIRImportJob requests in the emulator's log, in order.
+  std::vector<std::string> start_tokens() {
+    std::vector<std::string> out;
+    for (const auto& l : hll->request_log_lines()) {
+      if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
+      auto p = l.find("\"client_token\":\"");
+      if (p == std::string::npos) continue;
+      p += 16;
+      out.push_back(l.substr(p, l.find('"', p) - p));
+    }
+    return out;
+  }
   void run_to(int64_t id, std::set<ExportState> targets) {
     run_until([&] { return targets.count(state(id)) > 0; });
   }
@@ -438,6 +473,166 @@ TEST(Import, UnknownDatastoreIsReportedAndParks) {
   env.importer->kick(id);
   env.run_to(id, {ExportState::parked, ExportState::importing});
   EXPECT_NE(env.journal->get_export(id).parked_reason.find("ResourceNotFound"), std::string::npos);
+}
+
+// An export over the per-job file limit (lowered to 3 here; HealthLake's is 10,000) is imported
+// as one job per part-NNNN/ folder, each with its own token and name, and a crash after the
+// first Start still ends with exactly one job per part.
+TEST(Import, SplitExportIsImportedAsOneJobPerPart) {
+  Env env;
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 7; ++i) files["P" + std::to_string(i)] = patients(i * 10, 2 + i);
+  int64_t id = env.uploaded_export("big", files, 3);
+  auto o = env.options();
+  o.max_files_per_job = 3;
+  env.make_importer(o);
+  env.importer->kick(id);
+  ASSERT_EQ(env.state(id), ExportState::import_starting);
+  auto jobs = env.journal->import_jobs(id);
+  ASSERT_EQ(jobs.size(), 3u);  // 3 + 3 + 1 files
+  std::set<std::string> tokens;
+  for (const auto& j : jobs) {
+    tokens.insert(j.client_token);
+    EXPECT_EQ(j.job_name, "big.part" + std::to_string(j.part));
+    EXPECT_EQ(j.input_uri, std::string("s3://") + kLanding + "/exports/big/import/part-000" +
+                               std::to_string(j.part) + "/");
+  }
+  EXPECT_EQ(tokens.size(), 3u);
+  EXPECT_EQ(jobs[0].client_token, journal::client_token("ehr", "/in/big", "sha256:big", 1));
+  // "Crash" once the first job exists.
+  env.run_until([&] { return env.started_job_ids().size() >= 1; });
+  env.importer.reset();
+  env.make_importer(o);
+  env.importer->resume();
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  EXPECT_EQ(env.started_job_ids().size(), 3u);
+  auto res = env.imported_resources();
+  EXPECT_EQ(res.size(), 2u + 3 + 4 + 5 + 6 + 7 + 8);
+  for (const auto& [k, n] : res) EXPECT_EQ(n, 1u) << k << " imported twice";
+  auto report = slurp(env.dir / "spool" / "big" / "import-report.json");
+  EXPECT_NE(report.find("\"parts\":3"), std::string::npos) << report;
+  EXPECT_NE(report.find("\"resources_imported\":35"), std::string::npos) << report;
+  EXPECT_NE(report.find("part-0003/"), std::string::npos) << report;
+}
+
+TEST(Import, TooManyFilesUnderOnePrefixParksWithTheReason) {
+  Env env;
+  int64_t id = env.uploaded_export(
+      "flat", {{"A", patients(0, 1)}, {"B", patients(1, 1)}, {"C", patients(2, 1)}});
+  auto o = env.options();
+  o.max_files_per_job = 2;
+  env.make_importer(o);
+  env.importer->kick(id);
+  auto e = env.journal->get_export(id);
+  ASSERT_EQ(e.state, ExportState::parked);
+  EXPECT_EQ(e.parked_from, ExportState::uploaded);
+  EXPECT_NE(e.parked_reason.find("3 files, over HealthLake's 2"), std::string::npos)
+      << e.parked_reason;
+  EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 0u);
+}
+
+TEST(Import, KeyHelpersForParts) {
+  EXPECT_EQ(pipeline::import_part_dir(0, 10000, 10000), "");
+  EXPECT_EQ(pipeline::import_part_dir(0, 10001, 10000), "part-0001/");
+  EXPECT_EQ(pipeline::import_part_dir(10000, 10001, 10000), "part-0002/");
+  EXPECT_EQ(pipeline::import_job_name("e", 1, 1, 1), "e");
+  EXPECT_EQ(pipeline::import_job_name("e", 2, 3, 4), "e.part3.retry2");
+  auto long_name = pipeline::import_job_name(std::string(80, 'x'), 1, 2, 2);
+  EXPECT_EQ(long_name.size(), 64u);
+  EXPECT_TRUE(long_name.ends_with(".part2"));
+}
+
+// HealthLake answers ConflictException while the data store is in a transition state: the
+// importer waits and sends the same token again; one job results.
+TEST(Import, ConflictIsWaitedOutWithTheSameToken) {
+  HealthLakeLocalOptions h;
+  h.faults = "StartFHIRImportJob:ConflictException=@1,StartFHIRImportJob:ConflictException=@2";
+  Env env(h);
+  int64_t id = env.uploaded_export("conf", {{"Patient", patients(0, 5)}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  EXPECT_EQ(env.importer->stats().conflicts, 2u);
+  auto tokens = env.start_tokens();
+  ASSERT_EQ(tokens.size(), 3u);
+  EXPECT_EQ(tokens[0], tokens[1]);
+  EXPECT_EQ(tokens[1], tokens[2]);
+  EXPECT_EQ(env.started_job_ids().size(), 1u);
+  EXPECT_EQ(env.imported_resources().size(), 5u);
+}
+
+// The export's token was already used with other parameters (here by a client that is not
+// fhir-edge): HealthLake keeps answering ConflictException, so after max_conflicts the export
+// is parked with the reason instead of being retried for ever.
+TEST(Import, TokenReusedWithOtherParametersIsParkedAfterMaxConflicts) {
+  Env env;
+  int64_t id = env.uploaded_export("reused", {{"Patient", patients(0, 2)}});
+  aws::StartImportRequest other;
+  other.job_name = "someone-else";
+  other.input_s3_uri = std::string("s3://") + kLanding + "/elsewhere/";
+  other.output_s3_uri = std::string("s3://") + kResults + "/imports";
+  other.output_kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/test-key";
+  other.datastore_id = env.hll->datastore();
+  other.data_access_role_arn = kRole;
+  other.client_token = journal::client_token("ehr", "/in/reused", "sha256:reused", 1);
+  other.validation_level = "structure-only";
+  std::optional<aws::HlResult<aws::StartImportResult>> first;
+  env.hl->start_import_job(other, [&](auto r) { first = std::move(r); });
+  env.run_until([&] { return first.has_value(); });
+  ASSERT_TRUE(first->ok()) << first->describe();
+
+  auto o = env.options();
+  o.max_conflicts = 3;
+  env.make_importer(o);
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::importing, ExportState::imported});
+  auto e = env.journal->get_export(id);
+  ASSERT_EQ(e.state, ExportState::parked);
+  EXPECT_NE(e.parked_reason.find("ConflictException"), std::string::npos) << e.parked_reason;
+  EXPECT_NE(e.parked_reason.find("3 times in a row"), std::string::npos) << e.parked_reason;
+  EXPECT_EQ(env.importer->stats().conflicts, 3u);
+  EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 1u + 3u);
+  EXPECT_TRUE(env.imported_resources().empty());  // the other job's input holds nothing
+}
+
+// `fhir-edge retry` of an import_failed export while the daemon runs: the request goes through a
+// second SQLite connection, the running importer picks it up, and a NEW job with a new token
+// imports the (since fixed) data. Nothing else is started again.
+TEST(Import, RetryRequestWhileRunningStartsANewAttempt) {
+  Env env;
+  std::string bad = patients(0, 4) + "{\"resourceType\":\"Patient\",\"id\":\"bad\",\"gender\":7}\n";
+  int64_t id = env.uploaded_export("redo", {{"Patient", bad}});
+  auto o = env.options();
+  o.targets[0].accept_statuses = {"COMPLETED"};
+  o.request_interval = std::chrono::milliseconds(50);
+  env.make_importer(o);
+  env.importer->resume();
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::import_failed);
+  auto first = *env.journal->import_job(id);
+
+  // The cause is fixed (the bad line corrected in S3), then the operator retries.
+  env.put("exports/redo/import/Patient.ndjson", patients(0, 5));
+  auto rid = journal::Journal::submit_request(env.dir / "journal.db", "retry", "redo", "");
+  env.run_until([&] {
+    auto r = env.journal->request(rid);
+    return r && r->state != "pending";
+  });
+  auto req = *env.journal->request(rid);
+  EXPECT_EQ(req.state, "done") << req.result;
+  EXPECT_NE(req.result.find("NEW import job"), std::string::npos) << req.result;
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  auto second = *env.journal->import_job(id);
+  EXPECT_EQ(second.attempt, 2);
+  EXPECT_EQ(second.job_name, "redo.retry2");
+  EXPECT_NE(second.client_token, first.client_token);
+  EXPECT_NE(second.job_id, first.job_id);
+  EXPECT_EQ(env.started_job_ids().size(), 2u);
+  EXPECT_EQ(env.imported_resources().at("Patient/p0"), 2u);  // valid in both attempts
+  EXPECT_EQ(env.imported_resources().at("Patient/p4"), 1u);  // the fixed line
 }
 
 }  // namespace

@@ -91,7 +91,7 @@ TEST(Journal, MigratesFromAnOlderVersionKeepingData) {
   // Version 1 has no import_jobs table.
   EXPECT_EQ(query_text(db, "SELECT name FROM sqlite_master WHERE name='import_jobs'"), "");
   auto j = Journal::open(db);
-  EXPECT_EQ(j.schema_version(), 2);
+  EXPECT_EQ(j.schema_version(), kSchemaVersion);
   auto e = j.get_export(id);
   EXPECT_EQ(e.name, "a");
   EXPECT_EQ(e.files, 2);
@@ -210,6 +210,11 @@ TEST(Journal, StateTablesAgreeWithTheDesign) {
   EXPECT_TRUE(allowed(ExportState::discovered, ExportState::complete));
   EXPECT_TRUE(allowed(ExportState::importing, ExportState::imported));
   EXPECT_TRUE(allowed(ExportState::importing, ExportState::import_failed));
+  // import_failed is terminal: only an operator's retry (retry_export) leaves it.
+  EXPECT_TRUE(is_terminal(ExportState::import_failed));
+  for (auto to : {ExportState::import_starting, ExportState::uploaded, ExportState::parked,
+                  ExportState::failed, ExportState::imported})
+    EXPECT_FALSE(allowed(ExportState::import_failed, to)) << to_string(to);
   EXPECT_TRUE(allowed(ExportState::uploading, ExportState::parked));
   EXPECT_FALSE(allowed(ExportState::imported, ExportState::parked));
   EXPECT_FALSE(allowed(ExportState::spooled, ExportState::imported));
@@ -470,4 +475,211 @@ TEST(Journal, ReaderWithoutWriteAccessToTheDirectoryCanReadStatus) {
   fs::permissions(state, fs::perms::owner_all, fs::perm_options::add);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "2: the journal could not be opened read-only";
+}
+
+namespace {
+// An export walked to `state` through the legal transitions (import states get a token first).
+Taken walked(Journal& j, const std::string& name, ExportState last) {
+  auto t = j.take_export("p", "/in/" + name, "d-" + name, name, two_files());
+  for (auto s : {ExportState::complete, ExportState::spooling, ExportState::spooled,
+                 ExportState::uploading, ExportState::uploaded, ExportState::import_starting,
+                 ExportState::importing, ExportState::imported}) {
+    if (s == ExportState::import_starting) j.record_import_token(t.row.id, "tok-" + name, name);
+    if (s == ExportState::imported && last == ExportState::import_failed) s = last;
+    j.set_export_state(t.row.id, s);
+    if (s == last) break;
+  }
+  t.row = j.get_export(t.row.id);
+  return t;
+}
+}  // namespace
+
+TEST(Journal, MigratesFromVersion2KeepingImportJobs) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  int64_t id = 0;
+  {
+    auto j = Journal::open(db, {.read_only = false, .max_schema_version = 2});
+    id = j.take_export("p", "/in/a", "d1", "a", two_files()).row.id;
+    for (auto s : {ExportState::complete, ExportState::spooling, ExportState::spooled,
+                   ExportState::uploading, ExportState::uploaded, ExportState::import_starting})
+      j.set_export_state(id, s);
+    j.record_import_token(id, "fe-tok", "a");
+    j.record_import_job(id, "job-7", "SUBMITTED");
+  }
+  {
+    // `status` before the new daemon migrated it: read-only, old columns.
+    auto r = Journal::open(db, {.read_only = true});
+    EXPECT_EQ(r.schema_version(), 2);
+    auto row = r.get_export(id);
+    EXPECT_EQ(row.import_attempt, 1);
+    auto jobs = r.import_jobs(id);
+    ASSERT_EQ(jobs.size(), 1u);
+    EXPECT_EQ(jobs[0].job_id, "job-7");
+    EXPECT_TRUE(r.pending_requests().empty());
+  }
+  auto j = Journal::open(db);
+  EXPECT_EQ(j.schema_version(), 3);
+  auto job = j.import_job(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->client_token, "fe-tok");
+  EXPECT_EQ(job->job_id, "job-7");
+  EXPECT_EQ(job->attempt, 1);
+  EXPECT_EQ(job->part, 1);
+  EXPECT_EQ(j.get_export(id).import_attempt, 1);
+  // The migrated row goes on as before.
+  j.record_import_status(id, "IN_PROGRESS", "{}");
+  EXPECT_EQ(j.import_job(id)->status, "IN_PROGRESS");
+}
+
+TEST(Journal, SeveralImportJobsPerExportOnePerPart) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = walked(j, "big", ExportState::uploaded).row;
+  auto t1 = import_client_token("p", "/in/big", "d-big", 1, 1, 1);
+  auto t2 = import_client_token("p", "/in/big", "d-big", 1, 1, 2);
+  EXPECT_EQ(t1, client_token("p", "/in/big", "d-big", 1));  // part 1 = the old token
+  EXPECT_NE(t1, t2);
+  EXPECT_LE(t2.size(), 64u);
+  j.record_import_token(e.id, t1, "big.part1", 1, "s3://b/x/big/import/part-0001/");
+  j.record_import_token(e.id, t2, "big.part2", 2, "s3://b/x/big/import/part-0002/");
+  j.record_import_token(e.id, t2, "big.part2", 2, "s3://b/x/big/import/part-0002/");  // again
+  EXPECT_FALSE(error_of([&] { j.record_import_token(e.id, "other", "big.part2", 2); }).empty());
+  j.record_import_job(e.id, "job-2", "SUBMITTED", 2);
+  auto jobs = j.import_jobs(e.id);
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].part, 1);
+  EXPECT_TRUE(jobs[0].job_id.empty());
+  EXPECT_EQ(jobs[1].job_id, "job-2");
+  EXPECT_EQ(jobs[1].input_uri, "s3://b/x/big/import/part-0002/");
+  EXPECT_FALSE(error_of([&] { j.record_import_job(e.id, "job-3", "SUBMITTED", 3); }).empty());
+  j.set_export_state(e.id, ExportState::import_starting);
+  auto json = format_status_json(read_status(j), j.schema_version());
+  EXPECT_NE(json.find("\"import_jobs\":[{\"part\":1"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"job_name\":\"big.part2\""), std::string::npos) << json;
+  auto table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("2 jobs: 1 SUBMITTED, 1 starting"), std::string::npos) << table;
+}
+
+TEST(Journal, RetryResumesParkedWithTheSameTokenAndReimportsOnlyWhenAsked) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  // Parked while starting its import: back to import_starting, the journaled token kept.
+  auto p = walked(j, "pk", ExportState::import_starting).row;
+  j.park_export(p.id, "AccessDeniedException: not authorized");
+  auto o = j.retry_export("pk", false);
+  EXPECT_TRUE(o.applied) << o.message;
+  EXPECT_FALSE(o.new_token);
+  EXPECT_EQ(o.to, ExportState::import_starting);
+  EXPECT_NE(o.message.find("same ClientToken"), std::string::npos) << o.message;
+  EXPECT_EQ(j.get_export(p.id).state, ExportState::import_starting);
+  EXPECT_EQ(j.import_job(p.id)->client_token, "tok-pk");
+
+  // import_failed: a new attempt; the old job stays in the journal but is not current.
+  auto f = walked(j, "fl", ExportState::import_failed).row;
+  EXPECT_TRUE(f.finished_at.has_value());
+  o = j.retry_export("fl", false);
+  EXPECT_TRUE(o.applied) << o.message;
+  EXPECT_TRUE(o.new_token);
+  EXPECT_NE(o.message.find("NEW import job"), std::string::npos) << o.message;
+  auto row = j.get_export(f.id);
+  EXPECT_EQ(row.state, ExportState::uploaded);
+  EXPECT_EQ(row.import_attempt, 2);
+  EXPECT_FALSE(row.finished_at.has_value());
+  EXPECT_FALSE(j.import_job(f.id).has_value());  // attempt 2 has no job yet
+  j.record_import_token(f.id, "tok-fl-2", "fl.retry2");
+  EXPECT_EQ(j.import_job(f.id)->attempt, 2);
+  EXPECT_EQ(query_text(dir / "journal.db",
+                       "SELECT COUNT(*) FROM import_jobs WHERE export_id=" + std::to_string(f.id)),
+            "2");
+
+  // imported: refused unless reimport.
+  auto i = walked(j, "im", ExportState::imported).row;
+  o = j.retry_export("im", false);
+  EXPECT_FALSE(o.applied);
+  EXPECT_NE(o.message.find("--reimport"), std::string::npos) << o.message;
+  EXPECT_EQ(j.get_export(i.id).state, ExportState::imported);
+  o = j.retry_export("im", true);
+  EXPECT_TRUE(o.applied) << o.message;
+  EXPECT_EQ(j.get_export(i.id).import_attempt, 2);
+
+  // Refusals name the reason and change nothing.
+  auto live = walked(j, "lv", ExportState::uploading).row;
+  j.set_export_error(live.id, "503 SlowDown");
+  o = j.retry_export("lv", false);
+  EXPECT_FALSE(o.applied);
+  EXPECT_NE(o.message.find("in progress"), std::string::npos) << o.message;
+  EXPECT_NE(o.message.find("503 SlowDown"), std::string::npos) << o.message;
+  auto gone = walked(j, "gn", ExportState::complete).row;
+  j.fail_export(gone.id, "fail-export: 3 invalid resources");
+  o = j.retry_export("gn", false);
+  EXPECT_FALSE(o.applied);
+  EXPECT_NE(o.message.find("drop it again"), std::string::npos) << o.message;
+  o = j.retry_export("nope", false);
+  EXPECT_FALSE(o.applied);
+  EXPECT_NE(o.message.find("no export named 'nope'"), std::string::npos) << o.message;
+  int retries = 0;
+  for (const auto& ev : j.events(std::nullopt, 1000))
+    if (ev.kind == "retry") ++retries;
+  EXPECT_EQ(retries, 2);  // fl and im
+}
+
+TEST(Journal, RequestsFromASecondConnectionWhileTheDaemonHoldsTheLock) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  auto j = Journal::open(db);  // "the daemon"
+  EXPECT_TRUE(Journal::locked_by_other(db));
+  auto e = walked(j, "pk", ExportState::import_starting).row;
+  j.park_export(e.id, "AccessDenied");
+  // The CLI's side: its own connection, no lock.
+  auto rid = Journal::submit_request(db, "retry", "pk", "");
+  auto cid = Journal::submit_request(db, "compact", "", "bogus");
+  auto pending = j.pending_requests();
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[0].id, rid);
+  EXPECT_EQ(pending[0].state, "pending");
+  for (const auto& r : pending) {
+    auto [ok, result] = j.apply_request(r);
+    j.finish_request(r.id, ok, result);
+  }
+  EXPECT_TRUE(j.pending_requests().empty());
+  auto reader = Journal::open(db, {.read_only = true});
+  auto done = reader.request(rid);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->state, "done");
+  EXPECT_NE(done->result.find("resumed as import_starting"), std::string::npos) << done->result;
+  EXPECT_TRUE(done->done_at.has_value());
+  EXPECT_EQ(reader.request(cid)->state, "refused");
+  EXPECT_EQ(j.get_export(e.id).state, ExportState::import_starting);
+}
+
+TEST(Journal, LockIsFreeWhenNoDaemonRuns) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  EXPECT_FALSE(Journal::locked_by_other(db));  // no lock file at all
+  { auto j = Journal::open(db); }
+  EXPECT_FALSE(Journal::locked_by_other(db));
+  EXPECT_FALSE(
+      error_of([&] { Journal::submit_request(dir / "missing.db", "retry", "x", ""); }).empty());
+}
+
+TEST(Journal, CompactionRemovesImportFailedAndFinishedRequests) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  auto j = Journal::open(db);
+  auto f = walked(j, "fl", ExportState::import_failed).row;
+  auto live = walked(j, "lv", ExportState::importing).row;
+  auto rid = j.add_request("retry", "lv", "");
+  j.finish_request(rid, false, "in progress");
+  auto pending = j.add_request("retry", "zz", "");
+  RequestRow r;
+  r.kind = "compact";
+  r.args = "0";
+  auto [ok, result] = j.apply_request(r);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(result, "removed 1 finished export(s) older than 0 s");
+  EXPECT_FALSE(j.find_export(f.id));
+  EXPECT_TRUE(j.find_export(live.id));
+  EXPECT_FALSE(j.request(rid).has_value());     // finished: removed
+  EXPECT_TRUE(j.request(pending).has_value());  // still pending: kept
 }
