@@ -9,13 +9,20 @@ log, data directory and ListFHIRImportJobs, and from the journal; any violation 
 
 Run with Debian's /usr/bin/python3 (botocore 1.29 for ListFHIRImportJobs).
 """
-import argparse, collections, glob, json, os, random, shutil, signal, subprocess, sys, tempfile, time
+import argparse, collections, datetime, glob, json, os, random, shutil, signal, subprocess, sys, tempfile, time
 
 AK, SK = "AKIACRASHTEST0000001", "crash-test-secret-value"
 DS = "0123456789abcdef0123456789abcdef"
 PART = 5 * 1024 * 1024
 CONCURRENCY = 4
 TERMINAL = {"imported", "import_failed", "parked", "failed"}
+# The AWS layer's retry policy (daemon/aws/retry.hpp, "standard" mode): attempts per request, and
+# the full-jitter delay rand[0,1) x min(2^(n-1) s, 20 s) after failed attempt n.
+MAX_ATTEMPTS = 3
+MAX_BACKOFF = 20.0
+# Errors the policy retries (the same request again within a burst); anything else is an answer.
+RETRIED_ERRORS = {"InternalError", "InternalServerException", "SlowDown", "ThrottlingException",
+                  "RequestTimeTooSkewed", "ServiceUnavailable", "RequestTimeout"}
 
 
 def main():
@@ -340,11 +347,110 @@ def check(a, work, port, env, specs, gens, st, kills):
         f"faults, x {PART} B); {creates} CreateMultipartUpload, {len(completes)} objects completed")
     if resent > bound:
         errors.append(f"re-sent {resent} bytes > bound {bound}")
+
+    # 7. The request rate stays within the retry policy.
+    errors += check_request_rate(work, reqs)
     if errors:
         return fail(work, "invariants violated:\n  " + "\n  ".join(errors))
     log(f"ok: {len(names)} exports imported by one job each, {total_valid} resources once each, "
         f"no open uploads, journal ok")
     return True
+
+
+def check_request_rate(work, reqs):
+    """Retries per request <= MAX_ATTEMPTS, backoff really applied, no request storm.
+
+    A request's identity is what it addresses (operation, bucket, key, upload id, part number,
+    client token, job id). The next request with the same identity after a failure the policy
+    retries (5xx, throttling, skew, dropped connection), starting within MAX_BACKOFF + 1 s of it
+    and with no daemon (re)start in between, is a retry of the same logical request: a burst.
+    A later one (the pipeline's own retry minutes later, or after a kill) starts a new burst.
+    """
+    errors = []
+    starts = []
+    for line in open(f"{work}/daemon.log", errors="replace"):
+        if line.startswith("=== start "):
+            starts.append(float(line.split()[2]))
+
+    def t_end(r):
+        return datetime.datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+
+    def failed(r):
+        return (r["status"] >= 500 or r["status"] == 429 or r.get("error") in RETRIED_ERRORS
+                or "drop" in (r.get("faults") or ""))
+
+    by_id = collections.defaultdict(list)
+    for r in reqs:
+        key = (r["operation"], r.get("bucket"), r.get("key"), r.get("upload_id"), r.get("part_number"),
+               r.get("client_token"), r.get("job_id") if r["operation"] != "StartFHIRImportJob" else None)
+        by_id[key].append(r)
+    bursts = 0
+    longest = 0
+    gaps = collections.defaultdict(list)  # failed attempt n -> seconds until the retry started
+    retry_times = []
+    for key, rs in by_id.items():
+        rs.sort(key=t_end)
+        attempts = 1
+        for p, r in zip(rs, rs[1:]):
+            start_r = t_end(r) - r.get("ms", 0) / 1000.0
+            gap = start_r - t_end(p)
+            restarted = any(t_end(p) - 0.5 <= s <= start_r + 0.5 for s in starts)
+            if failed(p) and not restarted and gap <= MAX_BACKOFF + 1.0:
+                attempts += 1
+                retry_times.append(start_r)
+                if p.get("error") != "RequestTimeTooSkewed":  # corrected clock: retried at once
+                    gaps[attempts - 1].append(max(0.0, gap))
+                if attempts > MAX_ATTEMPTS:
+                    errors.append(f"{key[0]} {key[2] or key[5] or key[6] or ''}: {attempts} attempts in one "
+                                  f"burst (policy: {MAX_ATTEMPTS})")
+            else:
+                if attempts > 1:
+                    bursts += 1
+                attempts = 1
+            longest = max(longest, attempts)
+        if attempts > 1:
+            bursts += 1
+    # Backoff: the mean wait after failed attempt n must be a good part of the policy's mean
+    # (0.5 x min(2^(n-1), 20) s); an immediate-retry loop would sit near 0. Full jitter has no
+    # minimum per wait, so the check is on the mean of several.
+    summary = []
+    for n in sorted(gaps):
+        g = gaps[n]
+        expected = 0.5 * min(2 ** (n - 1), MAX_BACKOFF)
+        mean = sum(g) / len(g)
+        summary.append(f"after attempt {n}: {len(g)} retries, mean wait {mean:.3f}s (policy mean {expected:.2f}s, "
+                       f"min {min(g):.3f}s, max {max(g):.3f}s)")
+        if len(g) >= 8 and mean < 0.15 * expected:
+            errors.append(f"retries after attempt {n} waited {mean:.3f}s on average, policy mean {expected:.2f}s: "
+                          "no real backoff")
+    # Storm: retries started in any 1 s window, and HealthLake calls in any 1 s window.
+    def max_per_second(times):
+        times = sorted(times)
+        best, i = 0, 0
+        for j, t in enumerate(times):
+            while t - times[i] > 1.0:
+                i += 1
+            best = max(best, j - i + 1)
+        return best
+    hl_ops = {"StartFHIRImportJob", "DescribeFHIRImportJob", "ListFHIRImportJobs", "DescribeFHIRDatastore"}
+    hl_times = [t_end(r) for r in reqs if r["operation"] in hl_ops]
+    retry_peak = max_per_second(retry_times)
+    hl_peak = max_per_second(hl_times)
+    retry_bound = CONCURRENCY * MAX_ATTEMPTS
+    hl_bound = 10
+    firsts = len(reqs) - len(retry_times)
+    log(f"request rate: {len(reqs)} requests, {len(retry_times)} retries in {bursts} bursts "
+        f"({100.0 * len(retry_times) / max(1, firsts):.1f}% of first attempts), longest burst {longest} "
+        f"attempts (policy {MAX_ATTEMPTS}); peak {retry_peak} retries/s (bound {retry_bound}), "
+        f"peak {hl_peak} HealthLake calls/s (bound {hl_bound})")
+    for line in summary:
+        log("  backoff " + line)
+    if retry_peak > retry_bound:
+        errors.append(f"retry storm: {retry_peak} retries started within 1 s (bound {retry_bound})")
+    if hl_peak > hl_bound:
+        errors.append(f"HealthLake request storm: {hl_peak} calls within 1 s (bound {hl_bound})")
+    return errors
 
 
 def list_import_jobs(port):
