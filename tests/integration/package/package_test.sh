@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The Debian packages, end to end: CPack builds fhir-edge and fhir-edge-tools from this build's
+# binaries (packaging/CMakeLists.txt: the rules of cmake/Packaging.cmake without rebuilding the
+# tree); lintian reports no errors (warnings are printed); the Depends are satisfiable on this
+# host (apt-get --simulate); dpkg installs both into a throwaway root (dpkg --root, maintainer
+# scripts run chrootless with DPKG_ROOT, so systemd-sysusers/-tmpfiles act on that root only);
+# then, in a private mount namespace whose /usr is the installed /usr layered over the host's,
+# `fhir-edge --version`, `check-config` of the shipped conffile, `man fhir-edge` and
+# `systemd-analyze verify fhir-edge.service` run against the installed files; finally
+# `dpkg --purge` removes everything again.
+# Usage: package_test.sh SOURCE_DIR FHIR_EDGE_EXE HEALTHLAKE_LOCAL_EXE CPACK
+# Exit 77 (CTest: skipped) with one line saying why when a tool or root is missing.
+set -euo pipefail
+src=$1 fe_exe=$2 hl_exe=$3 cpack=$4
+
+skip() {
+  echo "SKIP: $*"
+  exit 77
+}
+[ "$(id -u)" -eq 0 ] || skip "needs root (dpkg --root with maintainer scripts, mount namespaces)"
+for tool in dpkg dpkg-deb dpkg-shlibdeps lintian unshare systemd-analyze systemd-sysusers \
+  systemd-tmpfiles apt-get man; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/bootstrap installs it)"
+done
+
+work=$(mktemp -d /tmp/fe-package.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+version=$("$fe_exe" --version | awk '{print $2}')
+[ -n "$version" ] || fail "fhir-edge --version printed no version"
+
+# --- build the packages ----------------------------------------------------------------------
+cmake -S "$src/packaging" -B "$work/build" -DFHIR_EDGE_EXE="$fe_exe" \
+  -DHEALTHLAKE_LOCAL_EXE="$hl_exe" >"$work/configure.log" 2>&1 ||
+  fail "configuring packaging/ failed: $(cat "$work/configure.log")"
+(cd "$work/build" && "$cpack" -G DEB -B "$work/out") >"$work/cpack.log" 2>&1 ||
+  fail "cpack failed: $(cat "$work/cpack.log")"
+arch=$(dpkg --print-architecture)
+deb=$work/out/fhir-edge_${version}_${arch}.deb
+tools=$work/out/fhir-edge-tools_${version}_${arch}.deb
+[ -f "$deb" ] && [ -f "$tools" ] || fail "expected $deb and $tools; cpack made: $(ls "$work/out")"
+echo "built $(basename "$deb") ($(stat -c %s "$deb") bytes), $(basename "$tools") ($(stat -c %s "$tools") bytes)"
+
+# Contents: what the package promises, at the paths Debian expects.
+dpkg-deb -c "$deb" | awk '{print $1, $2, $6}' >"$work/contents"
+for want in "-rwxr-xr-x root/root ./usr/bin/fhir-edge" \
+  "-rw-r--r-- root/root ./lib/systemd/system/fhir-edge.service" \
+  "-rw-r--r-- root/root ./usr/lib/sysusers.d/fhir-edge.conf" \
+  "-rw-r--r-- root/root ./usr/lib/tmpfiles.d/fhir-edge.conf" \
+  "-rw-r--r-- root/root ./etc/fhir-edge/fhir-edge.yaml" \
+  "-rw-r--r-- root/root ./usr/share/man/man1/fhir-edge.1.gz" \
+  "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/copyright" \
+  "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/changelog.gz" \
+  "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/install.md"; do
+  grep -qxF -- "$want" "$work/contents" || fail "fhir-edge package lacks '$want'"
+done
+! grep -q healthlake-local "$work/contents" || fail "healthlake-local is in the fhir-edge package"
+dpkg-deb -c "$tools" | awk '{print $6}' >"$work/tools-contents"
+grep -qx './usr/bin/healthlake-local' "$work/tools-contents" || fail "fhir-edge-tools lacks healthlake-local"
+grep -qx './usr/share/man/man1/healthlake-local.1.gz' "$work/tools-contents" ||
+  fail "fhir-edge-tools lacks healthlake-local(1)"
+[ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" = /etc/fhir-edge/fhir-edge.yaml ] ||
+  fail "conffiles is not exactly /etc/fhir-edge/fhir-edge.yaml"
+depends=$(dpkg-deb -f "$deb" Depends)
+# dpkg-shlibdeps found the libraries the binary links (not a hand-written list).
+for lib in libc6 libcurl4 libsqlite3-0 libzstd1 libsystemd0 libyaml-cpp; do
+  grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
+done
+echo "Depends: $depends"
+
+# --- lintian: no errors ----------------------------------------------------------------------
+lintian --no-cfg --pedantic --display-info "$deb" "$tools" >"$work/lintian.txt" 2>&1 || true
+grep -v '^running with root privileges' "$work/lintian.txt" | sed 's/^/lintian: /' || true
+if grep -q '^E: ' "$work/lintian.txt"; then fail "lintian reported errors"; fi
+echo "lintian: no errors ($(grep -c '^W: ' "$work/lintian.txt" || true) warnings)"
+
+# --- Depends satisfiable here (simulation: installs nothing) ------------------------------------
+apt-get -s -o Debug::NoLocking=1 install "$deb" "$tools" >"$work/apt.txt" 2>&1 ||
+  fail "apt-get cannot install the packages: $(cat "$work/apt.txt")"
+inst=$(grep '^Inst ' "$work/apt.txt" | awk '{print $2}' | sort | tr '\n' ' ')
+[ "$inst" = "fhir-edge fhir-edge-tools " ] ||
+  fail "installing would also need: $inst ($(cat "$work/apt.txt"))"
+
+# --- install into a throwaway root -----------------------------------------------------------
+root=$work/root
+mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib" "$root/etc" \
+  "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+# Merged /usr as on Debian 12, so /lib/systemd/system lands in /usr/lib/systemd/system.
+ln -s usr/bin "$root/bin" && ln -s usr/sbin "$root/sbin" && ln -s usr/lib "$root/lib"
+touch "$root/var/lib/dpkg/status"
+# This host's users, so systemd-sysusers picks ids that are free here (the checks below run
+# with the host's /etc).
+cp /etc/passwd /etc/group "$root/etc/"
+dpkg --root="$root" --force-script-chrootless --force-depends -i "$deb" "$tools" \
+  >"$work/dpkg.log" 2>&1 || fail "dpkg -i failed: $(cat "$work/dpkg.log")"
+for p in fhir-edge fhir-edge-tools; do
+  dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}\n' "$p" | grep -qx 'install ok installed' ||
+    fail "$p is not 'install ok installed': $(cat "$work/dpkg.log")"
+done
+grep -A2 '^Conffiles:' "$root/var/lib/dpkg/status" | grep -q ' /etc/fhir-edge/fhir-edge.yaml ' ||
+  fail "/etc/fhir-edge/fhir-edge.yaml is not registered as a conffile"
+# postinst ran systemd-sysusers and systemd-tmpfiles on the throwaway root.
+user=$(grep '^fhir-edge:' "$root/etc/passwd") || fail "postinst created no fhir-edge user"
+[[ "$user" =~ ^fhir-edge:x:([0-9]+):([0-9]+):[^:]*:/var/lib/fhir-edge:/usr/sbin/nologin$ ]] ||
+  fail "unexpected user entry: $user"
+uid=${BASH_REMATCH[1]}
+! grep -q '^fhir-edge:' /etc/passwd || [ "$(grep -c '^fhir-edge:' "$root/etc/passwd")" -eq 1 ] ||
+  fail "duplicate user"
+[ "$(stat -c '%a %u' "$root/var/spool/fhir-edge")" = "2770 $uid" ] ||
+  fail "watch root is $(stat -c '%a %u' "$root/var/spool/fhir-edge"), expected 2770 owned by $uid"
+echo "installed into $root: user fhir-edge uid $uid, /var/spool/fhir-edge 2770"
+
+# --- run the installed files -----------------------------------------------------------------
+# A private mount namespace whose /usr is the installed /usr over the host's (overlayfs, read
+# only): /usr/bin/fhir-edge, /lib/systemd/system/fhir-edge.service and the man page are where the
+# package put them, and the host's /bin/kill, targets and libraries are there too. Nothing on the
+# host changes.
+cat >"$work/installed.sh" <<'SH'
+set -euo pipefail
+root=$1
+mount -t overlay fe-package -o "lowerdir=$root/usr:/usr" /usr
+echo "--version: $(/usr/bin/fhir-edge --version)"
+echo "check-config: $(/usr/bin/fhir-edge check-config --config "$root/etc/fhir-edge/fhir-edge.yaml")"
+echo "man: $(man -w fhir-edge) $(man -w healthlake-local)"
+man fhir-edge >"$root/../man.txt" 2>/dev/null
+grep -q 'check-config' "$root/../man.txt" || { echo "man fhir-edge does not render" >&2; exit 1; }
+/usr/bin/healthlake-local --help >"$root/../hll-help.txt"
+echo "healthlake-local --help: $(head -1 "$root/../hll-help.txt")"
+systemd-analyze verify fhir-edge.service 2>"$root/../verify.err"
+echo "systemd-analyze verify fhir-edge.service: exit 0, stderr: '$(cat "$root/../verify.err")'"
+SH
+unshare -m --propagation private bash "$work/installed.sh" "$root" >"$work/installed.log" 2>&1 ||
+  fail "running the installed package failed: $(cat "$work/installed.log")"
+cat "$work/installed.log"
+grep -qx "\-\-version: fhir-edge $version" "$work/installed.log" || fail "wrong --version output"
+grep -qx "check-config: ok" "$work/installed.log" || fail "the shipped configuration is not valid"
+[ ! -s "$work/verify.err" ] || fail "systemd-analyze verify warned: $(cat "$work/verify.err")"
+
+# --- purge -----------------------------------------------------------------------------------
+mkdir -p "$root/var/lib/fhir-edge/spool"  # as the running service would have left it
+dpkg --root="$root" --force-script-chrootless --force-depends --purge fhir-edge fhir-edge-tools \
+  >"$work/purge.log" 2>&1 || fail "dpkg --purge failed: $(cat "$work/purge.log")"
+for gone in usr/bin/fhir-edge usr/bin/healthlake-local usr/lib/systemd/system/fhir-edge.service \
+  etc/fhir-edge/fhir-edge.yaml var/lib/fhir-edge var/spool/fhir-edge; do
+  [ ! -e "$root/$gone" ] || fail "/$gone is still there after dpkg --purge"
+done
+echo "purged: binaries, unit, conffile, state directory and empty watch root removed"
+echo "package: ok"
