@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "metrics/counters.hpp"
 #include "service/log.hpp"
 
 namespace fe::aws {
@@ -29,6 +30,23 @@ std::string_view to_string(CredentialSourceKind k) {
 }
 
 namespace {
+
+// /metrics: when the credentials in use expire (no series for long-term keys, which never do),
+// and how refreshes went. The daemon runs one provider; the latest update wins.
+constexpr std::string_view kExpiryGauge = "fhir_edge_aws_credentials_expiry_timestamp_seconds";
+void publish_expiry(const Credentials& c) {
+  if (!c.expiration) {
+    fe::metrics::Registry::global().remove(kExpiryGauge);
+    return;
+  }
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(c.expiration->time_since_epoch());
+  fe::metrics::set_gauge(kExpiryGauge, {}, static_cast<double>(ms.count()) / 1000.0);
+}
+void count_refresh(bool ok) {
+  fe::metrics::count("fhir_edge_aws_credential_refreshes_total",
+                     {{"result", ok ? "success" : "failure"}});
+}
 
 std::optional<Credentials> only_process(const CredentialsOptions& opts) {
   // source: process = the profile's credential_process, nothing else from the profile.
@@ -140,6 +158,7 @@ void CredentialsProvider::start() {
     last_error_ = e.what();
     planned_ = std::chrono::system_clock::now() + opts_.retry_interval;
     ++failures_;
+    count_refresh(false);
     throw;
   }
   {
@@ -148,6 +167,8 @@ void CredentialsProvider::start() {
     planned_ = plan_refresh(c);
     ++refreshes_;
   }
+  publish_expiry(c);
+  count_refresh(true);
   log::info("AWS credentials loaded", {{"AWS_CREDENTIALS_SOURCE", c.source},
                                        {"AWS_ACCESS_KEY_ID", mask_key_id(c.access_key_id)},
                                        {"AWS_CREDENTIALS_EXPIRE", describe_expiry(c)}});
@@ -208,6 +229,7 @@ bool CredentialsProvider::refresh_now() {
   std::unique_lock lk(mu_);
   if (!error.empty()) {
     ++failures_;
+    count_refresh(false);
     last_error_ = error;
     using namespace std::chrono;
     auto now = system_clock::now();
@@ -232,6 +254,8 @@ bool CredentialsProvider::refresh_now() {
   ++refreshes_;
   last_error_.clear();
   lk.unlock();
+  publish_expiry(fresh);
+  count_refresh(true);
   cv_.notify_all();
   (changed_source ? log::info : log::debug)(
       "AWS credentials refreshed", {{"AWS_CREDENTIALS_SOURCE", fresh.source},

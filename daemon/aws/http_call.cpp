@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <cctype>
 #include <vector>
 
+#include "metrics/counters.hpp"
 #include "service/log.hpp"
 
 namespace fe::aws {
@@ -52,6 +54,29 @@ AwsError local_error(ErrorCategory category, std::string message) {
 std::chrono::seconds needed_lifetime(std::uint64_t body_bytes) {
   auto s = std::chrono::seconds(60 + static_cast<long long>(body_bytes / (256 * 1024)));
   return std::min(s, std::chrono::seconds(15 * 60));
+}
+
+// The `code` label of fhir_edge_aws_errors_total / _retries_total: the AWS error code when the
+// server sent one, else what kind of failure it was. Server-sent codes are reduced to a safe
+// alphabet and length (the registry also caps how many distinct codes it keeps).
+std::string error_code_label(const AwsError& e) {
+  if (!e.code.empty()) {
+    std::string out;
+    for (char ch : e.code.substr(0, 64)) {
+      const bool safe = std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' ||
+                        ch == '-' || ch == ':';
+      out += safe ? ch : '_';
+    }
+    return out;
+  }
+  if (e.transport == TransportFailure::timeout) return "Timeout";
+  if (e.transport == TransportFailure::connection) return "ConnectionError";
+  if (e.http_status != 0) return "HTTP" + std::to_string(e.http_status);
+  return "Local." + std::string(to_string(e.category));
+}
+
+void count_failure(std::string_view metric, const std::string& service, const AwsError& e) {
+  fe::metrics::count(metric, {{"service", service}, {"code", error_code_label(e)}});
 }
 
 }  // namespace
@@ -130,6 +155,8 @@ void AwsCaller::attempt(std::shared_ptr<Op> op) {
   auto& c = op->call;
   ++op->attempts;
   auto fail = [&](AwsError err) {
+    count_failure("fhir_edge_aws_errors_total", c.service, err);
+    count_failure("fhir_edge_aws_failed_calls_total", c.service, err);
     CallResult r;
     r.error = std::move(err);
     r.attempts = op->attempts;
@@ -202,6 +229,14 @@ void AwsCaller::attempt(std::shared_ptr<Op> op) {
   }
   req.max_response_bytes = c.max_response_bytes;
 
+  fe::metrics::count("fhir_edge_aws_requests_total", {{"service", c.service}});
+  // A body that went out before (a retry, or a resend after an expired-token refresh): S3 parts
+  // and objects sent again cost uplink bandwidth, so they are counted on their own.
+  if (op->sent && c.method == "PUT" && body_size > 0) {
+    fe::metrics::count("fhir_edge_aws_resent_requests_total", {{"service", c.service}});
+    fe::metrics::count("fhir_edge_aws_resent_bytes_total", {{"service", c.service}},
+                       static_cast<double>(body_size));
+  }
   op->sent = true;
   std::weak_ptr<bool> alive = alive_;
   http_.submit(std::move(req), [this, alive, op](HttpResponse resp) {
@@ -246,6 +281,8 @@ void AwsCaller::finish(std::shared_ptr<Op> op, const HttpResponse& resp) {
     return;
   }
 
+  count_failure("fhir_edge_aws_errors_total", c.service, *err);
+
   // Rejected as expired: credentials may have been revoked or rotated early. Refresh once and
   // retry right away (this does not count against the retry budget: nothing was wrong remotely).
   const bool expired = err->code == "ExpiredToken" || err->code == "ExpiredTokenException" ||
@@ -276,6 +313,7 @@ void AwsCaller::finish(std::shared_ptr<Op> op, const HttpResponse& resp) {
     d.reason = "response body partly delivered";
   }
   if (!d.retry) {
+    count_failure("fhir_edge_aws_failed_calls_total", c.service, *err);
     CallResult r;
     r.response = resp;
     r.error = std::move(err);
@@ -285,6 +323,7 @@ void AwsCaller::finish(std::shared_ptr<Op> op, const HttpResponse& resp) {
     done(std::move(r));
     return;
   }
+  count_failure("fhir_edge_aws_retries_total", c.service, *err);
   if (observer_) observer_(RetryEvent{c.description, op->attempts, *err, d.delay});
   fe::log::debug("retrying AWS call", {{"AWS_CALL", c.description},
                                        {"ERROR", err->describe()},

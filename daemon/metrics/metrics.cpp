@@ -1,0 +1,598 @@
+#include "metrics/metrics.hpp"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "journal/journal.hpp"
+#include "metrics/exposition.hpp"
+#include "service/log.hpp"
+#include "version.hpp"
+
+namespace fe::metrics {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+double to_seconds(journal::TimeMs ms) {
+  return static_cast<double>(ms) / 1000.0;
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// HealthLake JobStatus values, shown at 0 before any job reached them (a series that appears
+// only later makes rate() and alerts on it awkward).
+constexpr const char* kJobStatuses[] = {"SUBMITTED",
+                                        "QUEUED",
+                                        "IN_PROGRESS",
+                                        "COMPLETED",
+                                        "COMPLETED_WITH_ERRORS",
+                                        "FAILED",
+                                        "CANCEL_SUBMITTED",
+                                        "CANCEL_IN_PROGRESS",
+                                        "CANCEL_COMPLETED",
+                                        "CANCEL_FAILED"};
+constexpr std::size_t kMaxExtraStatuses = 16;  // other (future) statuses a server may report
+
+constexpr journal::ExportState kStates[] = {
+    journal::ExportState::discovered,      journal::ExportState::complete,
+    journal::ExportState::spooling,        journal::ExportState::spooled,
+    journal::ExportState::uploading,       journal::ExportState::uploaded,
+    journal::ExportState::import_starting, journal::ExportState::importing,
+    journal::ExportState::imported,        journal::ExportState::import_failed,
+    journal::ExportState::parked,          journal::ExportState::failed,
+    journal::ExportState::superseded};
+
+// HELP text of the metrics other stages put in the Registry.
+const std::map<std::string, std::string, std::less<>>& registry_help() {
+  static const std::map<std::string, std::string, std::less<>> m = {
+      {"fhir_edge_aws_requests_total", "AWS requests sent (every attempt), by service."},
+      {"fhir_edge_aws_errors_total",
+       "Failed AWS request attempts, by service and AWS error code (or Timeout, "
+       "ConnectionError, HTTP<status>, Local.<category> when the server sent no code)."},
+      {"fhir_edge_aws_retries_total",
+       "AWS request attempts retried after an error, by service and AWS error code."},
+      {"fhir_edge_aws_failed_calls_total",
+       "AWS calls that failed for good (retries exhausted or not retryable), by service and code."},
+      {"fhir_edge_aws_resent_requests_total",
+       "Request bodies (S3 parts and objects) sent again after a failed attempt, by service."},
+      {"fhir_edge_aws_resent_bytes_total",
+       "Bytes of request bodies sent again after a failed attempt, by service."},
+      {"fhir_edge_aws_credential_refreshes_total",
+       "AWS credential resolutions and refreshes, by result (success, failure)."},
+      {"fhir_edge_aws_credentials_expiry_timestamp_seconds",
+       "Unix time when the AWS credentials in use expire (absent for long-term keys)."},
+  };
+  return m;
+}
+
+struct Aggregate {
+  std::map<journal::ExportState, double> by_state;
+  double files = 0, valid = 0, rejected = 0, source = 0, spooled = 0, uploaded = 0;
+  std::optional<journal::TimeMs> last_import;
+};
+
+}  // namespace
+
+std::optional<std::uint64_t> directory_bytes(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+  if (ec) return std::nullopt;
+  std::uint64_t total = 0;
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;  // a file removed while we walk (eviction, retention): count what is left
+    std::error_code fe;
+    if (it->is_regular_file(fe) && !it->is_symlink(fe)) {
+      auto n = it->file_size(fe);
+      if (!fe) total += n;
+    }
+  }
+  return total;
+}
+
+std::string render(const Snapshot& s) {
+  TextWriter w;
+  w.family("fhir_edge_build_info", Kind::gauge, "Build information (always 1), with the version.");
+  w.sample("fhir_edge_build_info", {{"version", s.version}}, 1);
+  w.family("fhir_edge_start_time_seconds", Kind::gauge, "Unix time when the daemon started.");
+  w.sample("fhir_edge_start_time_seconds", s.start_time_seconds);
+  w.family("fhir_edge_ready", Kind::gauge,
+           "1 when /healthz answers 200 (control loop alive and journal readable), else 0.");
+  w.sample("fhir_edge_ready", s.ready ? 1 : 0);
+  w.family("fhir_edge_heartbeat_age_seconds", Kind::gauge,
+           "Seconds since the control loop's last heartbeat (stays near the heartbeat interval "
+           "while the loop is healthy).");
+  w.sample("fhir_edge_heartbeat_age_seconds", s.heartbeat_age_seconds);
+  w.family("fhir_edge_journal_up", Kind::gauge,
+           "1 when the journal could be read for this scrape.");
+  w.sample("fhir_edge_journal_up", s.journal_up ? 1 : 0);
+
+  if (s.journal_up) {
+    std::map<std::string, Aggregate> per;  // by pipeline
+    for (const auto& p : s.pipelines) per[p];
+    std::map<std::string, double> jobs;
+    for (const char* st : kJobStatuses) jobs[st] = 0;
+    std::size_t extra = 0;
+    for (const auto& r : s.rows) {
+      auto& a = per[r.row.pipeline];
+      a.by_state[r.row.state] += 1;
+      a.files += static_cast<double>(r.row.files);
+      a.valid += static_cast<double>(r.row.resources_valid);
+      a.rejected += static_cast<double>(r.row.resources_rejected);
+      a.source += static_cast<double>(r.row.bytes_source);
+      a.spooled += static_cast<double>(r.row.bytes_spooled);
+      a.uploaded += static_cast<double>(r.row.bytes_uploaded);
+      if (r.row.state == journal::ExportState::imported) {
+        auto t = r.row.finished_at.value_or(r.row.updated_at);
+        if (!a.last_import || t > *a.last_import) a.last_import = t;
+      }
+      if (r.job) {
+        std::string st = r.job->status.empty() ? "STARTING" : r.job->status;
+        if (!jobs.count(st)) {
+          if (extra >= kMaxExtraStatuses)
+            st = "OTHER";
+          else
+            ++extra;
+        }
+        jobs[st] += 1;
+      }
+    }
+    w.family("fhir_edge_exports", Kind::gauge,
+             "Exports in the journal, by pipeline and state (finished ones until compaction).");
+    for (const auto& [p, a] : per)
+      for (auto st : kStates) {
+        auto it = a.by_state.find(st);
+        w.sample("fhir_edge_exports", {{"pipeline", p}, {"state", std::string(to_string(st))}},
+                 it == a.by_state.end() ? 0 : it->second);
+      }
+    w.family("fhir_edge_export_files", Kind::gauge, "Files of the exports in the journal.");
+    for (const auto& [p, a] : per) w.sample("fhir_edge_export_files", {{"pipeline", p}}, a.files);
+    w.family("fhir_edge_export_resources", Kind::gauge,
+             "Resources of the exports in the journal, by result of validation (valid, rejected).");
+    for (const auto& [p, a] : per) {
+      w.sample("fhir_edge_export_resources", {{"pipeline", p}, {"result", "valid"}}, a.valid);
+      w.sample("fhir_edge_export_resources", {{"pipeline", p}, {"result", "rejected"}}, a.rejected);
+    }
+    w.family("fhir_edge_export_source_bytes", Kind::gauge,
+             "Size of the source files of the exports in the journal.");
+    for (const auto& [p, a] : per)
+      w.sample("fhir_edge_export_source_bytes", {{"pipeline", p}}, a.source);
+    w.family("fhir_edge_export_spooled_bytes", Kind::gauge,
+             "Compressed bytes spooled for the exports in the journal.");
+    for (const auto& [p, a] : per)
+      w.sample("fhir_edge_export_spooled_bytes", {{"pipeline", p}}, a.spooled);
+    w.family("fhir_edge_export_uploaded_bytes", Kind::gauge,
+             "Bytes uploaded to S3 (import and archive parts) for the exports in the journal.");
+    for (const auto& [p, a] : per)
+      w.sample("fhir_edge_export_uploaded_bytes", {{"pipeline", p}}, a.uploaded);
+    w.family("fhir_edge_import_jobs", Kind::gauge,
+             "HealthLake import jobs of the exports in the journal, by last known job status "
+             "(STARTING: requested, no answer recorded yet).");
+    for (const auto& [st, n] : jobs) w.sample("fhir_edge_import_jobs", {{"status", st}}, n);
+    bool any_import = false;
+    for (const auto& [p, a] : per) any_import = any_import || a.last_import.has_value();
+    if (any_import) {
+      w.family("fhir_edge_last_successful_import_timestamp_seconds", Kind::gauge,
+               "Unix time when the newest export of the pipeline reached imported.");
+      for (const auto& [p, a] : per)
+        if (a.last_import)
+          w.sample("fhir_edge_last_successful_import_timestamp_seconds", {{"pipeline", p}},
+                   to_seconds(*a.last_import));
+    }
+  }
+
+  if (s.spool_bytes) {
+    w.family("fhir_edge_spool_bytes", Kind::gauge, "Bytes of files in spool.dir.");
+    w.sample("fhir_edge_spool_bytes", static_cast<double>(*s.spool_bytes));
+  }
+  w.family("fhir_edge_spool_quota_bytes", Kind::gauge, "spool.max_bytes: the spool's quota.");
+  w.sample("fhir_edge_spool_quota_bytes", static_cast<double>(s.spool_quota_bytes));
+
+  if (s.stats) {
+    const auto& st = *s.stats;
+    auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+      w.family(name, Kind::counter, help);
+      w.sample(name, static_cast<double>(v));
+    };
+    counter("fhir_edge_exports_taken_total", "Exports taken into the journal by this process.",
+            st.exports_taken);
+    counter("fhir_edge_exports_redelivered_total",
+            "Identical re-deliveries of an export recognised (not redone).", st.exports_seen_again);
+    counter("fhir_edge_exports_uploaded_total", "Exports whose files all reached S3.",
+            st.exports_uploaded);
+    counter("fhir_edge_parts_uploaded_total",
+            "Upload parts and single-request objects that S3 accepted.", st.parts_sent);
+    counter("fhir_edge_uploaded_bytes_total", "Body bytes of the parts S3 accepted.",
+            st.part_bytes_sent);
+    counter("fhir_edge_parts_skipped_total",
+            "Parts found already uploaded when an upload was resumed (not sent again).",
+            st.parts_skipped);
+    counter("fhir_edge_objects_settled_total",
+            "Objects whose completion was settled by their checksum (HeadObject) after a "
+            "conflict, instead of uploading again.",
+            st.settled);
+    counter("fhir_edge_export_retries_total",
+            "Export retries scheduled after its AWS retries ran out.", st.retries_scheduled);
+    counter("fhir_edge_exports_parked_total",
+            "Exports parked by this process (non-retryable error).", st.parked);
+    counter("fhir_edge_spool_evicted_bytes_total",
+            "Spool bytes of uploaded exports evicted under quota pressure.", st.evicted_bytes);
+  }
+
+  std::string current;
+  for (const auto& series : s.registry) {
+    if (series.name != current) {
+      current = series.name;
+      auto h = registry_help().find(series.name);
+      w.family(series.name, series.kind,
+               h != registry_help().end() ? h->second : std::string("fhir-edge process metric."));
+    }
+    w.sample(series.name, series.labels, series.value);
+  }
+  return w.text();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::Impl> {
+  Impl(asio::io_context& c, Options o) : control(c), opt(std::move(o)), heartbeat(c) {}
+
+  asio::io_context& control;
+  Options opt;
+  asio::steady_timer heartbeat;  // on the control loop
+  double start_time = unix_now();
+
+  mutable std::mutex mu;  // cfg, stats
+  config::Config cfg;
+  std::optional<pipeline::Stats> stats;
+  std::atomic<std::int64_t> last_beat_ns{0};
+  std::atomic<bool> running{false};
+
+  // The read-only journal connection, reopened when the file is replaced; under jmu (the server
+  // thread and health() callers).
+  mutable std::mutex jmu;
+  mutable std::optional<journal::Journal> journal;
+  mutable dev_t jdev = 0;
+  mutable ino_t jino = 0;
+
+  std::unique_ptr<asio::io_context> srv;
+  std::optional<tcp::acceptor> acceptor;
+  std::thread thread;
+  std::atomic<std::uint16_t> bound_port{0};
+  std::atomic<std::size_t> connections{0};
+
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  void beat() {
+    last_beat_ns = now_ns();
+    if (opt.pipeline_stats) {
+      auto s = opt.pipeline_stats();
+      std::lock_guard lk(mu);
+      stats = s;
+    }
+  }
+
+  void arm_heartbeat() {
+    heartbeat.expires_after(opt.heartbeat_interval);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    heartbeat.async_wait([weak](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || !self->running) return;
+      self->beat();
+      self->arm_heartbeat();
+    });
+  }
+
+  double heartbeat_age() const { return static_cast<double>(now_ns() - last_beat_ns.load()) / 1e9; }
+
+  // Reads the journal's rows (with_rows) or just checks it can be read; "" or the reason.
+  std::string probe_journal(std::vector<journal::StatusRow>* rows) const {
+    std::filesystem::path path;
+    {
+      std::lock_guard lk(mu);
+      path = cfg.journal.path;
+    }
+    std::lock_guard lk(jmu);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      int e = errno;
+      journal.reset();
+      return "journal " + path.string() + ": " + std::strerror(e);
+    }
+    try {
+      if (!journal || st.st_dev != jdev || st.st_ino != jino) {
+        journal.reset();  // replaced (restored from a backup...) or first use
+        journal.emplace(journal::Journal::open(path, {.read_only = true}));
+        jdev = st.st_dev;
+        jino = st.st_ino;
+      }
+      if (rows) {
+        *rows = journal::read_status(*journal, true);
+      } else {
+        (void)journal->schema_version();  // a read: fails while another process locks it
+      }
+      return {};
+    } catch (const std::exception& e) {
+      journal.reset();
+      return e.what();
+    }
+  }
+
+  std::string loop_reason() const {
+    if (!running) return "not running";
+    const double age = heartbeat_age();
+    const double limit = std::chrono::duration<double>(opt.stuck_after).count();
+    if (age > limit) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "event loop stuck: no heartbeat for %.1f s (limit %.1f s)",
+                    age, limit);
+      return buf;
+    }
+    return {};
+  }
+
+  std::string health() const {
+    if (auto r = loop_reason(); !r.empty()) return r;
+    if (auto r = probe_journal(nullptr); !r.empty()) return "journal unavailable: " + r;
+    return {};
+  }
+
+  std::string scrape() const {
+    Snapshot s;
+    s.version = fe::kVersion;
+    s.start_time_seconds = start_time;
+    s.heartbeat_age_seconds = heartbeat_age();
+    std::filesystem::path spool_dir;
+    {
+      std::lock_guard lk(mu);
+      for (const auto& p : cfg.pipelines) s.pipelines.push_back(p.name);
+      s.spool_quota_bytes = cfg.spool.max_bytes;
+      spool_dir = cfg.spool.dir;
+      s.stats = stats;
+    }
+    std::string why = probe_journal(&s.rows);
+    s.journal_up = why.empty();
+    if (!s.journal_up) s.rows.clear();
+    s.ready = s.journal_up && loop_reason().empty();
+    s.spool_bytes = directory_bytes(spool_dir);
+    s.registry = Registry::global().snapshot();
+    return render(s);
+  }
+
+  // ---- HTTP ----
+  http::response<http::string_body> handle(const http::request<http::string_body>& req) const {
+    http::response<http::string_body> res;
+    res.version(req.version());
+    res.keep_alive(req.keep_alive());
+    res.set(http::field::server, std::string("fhir-edge/") + fe::kVersion);
+    res.set(http::field::cache_control, "no-store");
+    auto target = std::string_view(req.target().data(), req.target().size());
+    target = target.substr(0, target.find('?'));
+    auto text = [&](http::status code, std::string body, const char* type) {
+      res.result(code);
+      res.set(http::field::content_type, type);
+      res.body() = std::move(body);
+    };
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      text(http::status::method_not_allowed, "only GET and HEAD\n", "text/plain; charset=utf-8");
+      res.set(http::field::allow, "GET, HEAD");
+    } else if (target == "/metrics") {
+      text(http::status::ok, scrape(), "text/plain; version=0.0.4; charset=utf-8");
+    } else if (target == "/healthz") {
+      auto reason = health();
+      if (reason.empty()) {
+        text(http::status::ok, "ok\n", "text/plain; charset=utf-8");
+      } else {
+        text(http::status::service_unavailable, reason + "\n", "text/plain; charset=utf-8");
+      }
+    } else if (target == "/") {
+      text(http::status::ok, "fhir-edge: /metrics (Prometheus), /healthz (readiness)\n",
+           "text/plain; charset=utf-8");
+    } else {
+      text(http::status::not_found, "not found; try /metrics or /healthz\n",
+           "text/plain; charset=utf-8");
+    }
+    res.prepare_payload();
+    if (req.method() == http::verb::head) {
+      auto len = res.body().size();
+      res.body().clear();
+      res.content_length(len);
+    }
+    return res;
+  }
+
+  struct Session : std::enable_shared_from_this<Session> {
+    Session(Impl* i, tcp::socket s) : impl(i), stream(std::move(s)) {}
+    ~Session() { --impl->connections; }
+    Impl* impl;  // outlives every session: the server io_context is destroyed first
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer{8192};
+    std::optional<http::request_parser<http::string_body>> parser;
+    http::response<http::string_body> res;
+
+    void read() {
+      parser.emplace();
+      parser->header_limit(8192);
+      parser->body_limit(4096);
+      stream.expires_after(impl->opt.io_timeout);
+      http::async_read(
+          stream, buffer, *parser,
+          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    }
+    void on_read(beast::error_code ec) {
+      if (ec) return close();
+      res = impl->handle(parser->get());
+      stream.expires_after(impl->opt.io_timeout);
+      http::async_write(stream, res,
+                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                          if (ec || !self->res.keep_alive()) return self->close();
+                          self->read();
+                        });
+    }
+    void close() {
+      beast::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      stream.socket().close(ignored);
+    }
+  };
+
+  void accept() {
+    acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+      if (!ec) {
+        if (connections.load() >= opt.max_connections) {
+          beast::error_code ignored;
+          socket.close(ignored);  // over the limit: memory stays bounded
+        } else {
+          ++connections;
+          std::make_shared<Session>(this, std::move(socket))->read();
+        }
+      }
+      accept();
+    });
+  }
+
+  void listen(const config::Metrics& m) {
+    const std::string where =
+        (m.host.find(':') != std::string::npos ? "[" + m.host + "]" : m.host) + ":" +
+        std::to_string(m.port);
+    srv = std::make_unique<asio::io_context>(1);
+    boost::system::error_code ec;
+    tcp::endpoint ep;
+    auto addr = asio::ip::make_address(m.host, ec);
+    if (!ec) {
+      ep = tcp::endpoint(addr, m.port);
+    } else {
+      tcp::resolver resolver(*srv);
+      auto results = resolver.resolve(m.host, std::to_string(m.port), ec);
+      if (ec || results.empty())
+        throw std::runtime_error("metrics.listen " + where + ": cannot resolve " + m.host + ": " +
+                                 ec.message());
+      ep = results.begin()->endpoint();
+    }
+    acceptor.emplace(*srv);
+    auto fail = [&](const char* what) {
+      std::string msg = "metrics.listen " + where + ": cannot " + what + ": " + ec.message();
+      if (ec == asio::error::address_in_use)
+        msg +=
+            " (another process listens there, perhaps a second fhir-edge; set metrics.listen "
+            "to a free port, or off)";
+      acceptor.reset();
+      srv.reset();
+      throw std::runtime_error(msg);
+    };
+    acceptor->open(ep.protocol(), ec);
+    if (ec) fail("open a socket");
+    acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    acceptor->bind(ep, ec);
+    if (ec) fail("bind");
+    acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) fail("listen");
+    bound_port = acceptor->local_endpoint(ec).port();
+    accept();
+    thread = std::thread([this] {
+      auto guard = asio::make_work_guard(*srv);
+      srv->run();
+    });
+    fe::log::info("metrics listening",
+                  {{"METRICS_LISTEN", where}, {"METRICS_PORT", std::to_string(bound_port.load())}});
+  }
+
+  void shutdown() {
+    running = false;
+    heartbeat.cancel();
+    if (srv) {
+      asio::post(*srv, [this] {
+        beast::error_code ignored;
+        if (acceptor) acceptor->close(ignored);
+        srv->stop();
+      });
+    }
+    if (thread.joinable()) thread.join();
+    acceptor.reset();
+    srv.reset();  // destroys pending handlers, and with them the sessions
+    bound_port = 0;
+    std::lock_guard lk(jmu);
+    journal.reset();
+  }
+};
+
+MetricsComponent::MetricsComponent(asio::io_context& control, Options options)
+    : impl_(std::make_shared<Impl>(control, std::move(options))) {}
+
+MetricsComponent::~MetricsComponent() {
+  impl_->shutdown();
+}
+
+void MetricsComponent::start(const config::Config& config) {
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->cfg = config;
+  }
+  if (!config.metrics.enabled) {
+    fe::log::info("metrics off (metrics.listen: off): no /metrics or /healthz listener");
+    return;
+  }
+  impl_->listen(config.metrics);
+  impl_->running = true;
+  impl_->last_beat_ns = Impl::now_ns();  // the loop has not run yet: not stuck
+  impl_->arm_heartbeat();
+}
+
+bool MetricsComponent::reload(const config::Config& old_config, const config::Config& new_config,
+                              std::string& why) {
+  const auto& a = old_config.metrics;
+  const auto& b = new_config.metrics;
+  if (a.enabled != b.enabled || (a.enabled && (a.host != b.host || a.port != b.port))) {
+    why = "metrics.listen changed; restart fhir-edge to apply";
+    return false;
+  }
+  std::lock_guard lk(impl_->mu);
+  impl_->cfg = new_config;
+  return true;
+}
+
+void MetricsComponent::stop(std::function<void()> done) {
+  impl_->shutdown();
+  asio::post(impl_->control, std::move(done));
+}
+
+std::uint16_t MetricsComponent::port() const {
+  return impl_->bound_port;
+}
+
+std::string MetricsComponent::health() const {
+  return impl_->health();
+}
+
+std::shared_ptr<MetricsComponent> make_metrics(asio::io_context& control, Options options) {
+  return std::make_shared<MetricsComponent>(control, std::move(options));
+}
+
+}  // namespace fe::metrics
