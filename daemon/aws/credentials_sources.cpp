@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <simdjson.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,10 +20,12 @@
 #include <ctime>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "aws/credentials.hpp"
 #include "aws/xml.hpp"
+#include "service/log.hpp"
 
 extern char** environ;
 
@@ -67,6 +70,34 @@ std::optional<std::string> read_small_file(const std::string& path, std::size_t 
     if (data.size() > limit) throw CredentialsError(path + " is larger than expected");
   }
   return data;
+}
+
+// A file holding AWS secrets that group or others may read (or write) gets one loud warning per
+// process naming the file and its mode, as ssh does for private keys. Warn, not refuse: on a
+// hospital gateway refusing would stop every upload over a file mode, while the warning in the
+// journal tells the administrator exactly what to chmod (docs/secrets.md).
+void warn_if_exposed(const std::string& path, std::string_view what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;
+  const unsigned mode = st.st_mode & 07777;
+  if ((mode & (S_IRWXG | S_IRWXO)) == 0) return;
+  static std::mutex mu;
+  static std::set<std::string> warned;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!warned.insert(path).second) return;
+  }
+  char octal[8];
+  std::snprintf(octal, sizeof octal, "%04o", mode);
+  log::warning(std::string(what) + " " + path + " is accessible by group or others (mode " + octal +
+                   "); it holds AWS secrets: run chmod 600 " + path,
+               {{"CREDENTIALS_FILE", path}, {"MODE", octal}});
+}
+
+bool holds_secrets(const IniFile& ini) {
+  for (const auto& [section, kv] : ini.sections)
+    if (kv.count("aws_secret_access_key") || kv.count("aws_session_token")) return true;
+  return false;
 }
 
 }  // namespace
@@ -222,6 +253,7 @@ Profile load_profile(const std::string& name, const EnvLookup& env) {
   if (!p.credentials_path.empty()) {
     if (auto text = read_small_file(p.credentials_path)) {
       IniFile ini = parse_ini(*text, p.credentials_path);
+      if (holds_secrets(ini)) warn_if_exposed(p.credentials_path, "AWS credentials file");
       // The credentials file names sections without the "profile " prefix.
       if (auto it = ini.sections.find(name); it != ini.sections.end())
         p.credentials_file = it->second;
@@ -230,6 +262,8 @@ Profile load_profile(const std::string& name, const EnvLookup& env) {
   if (!p.config_path.empty()) {
     if (auto text = read_small_file(p.config_path)) {
       IniFile ini = parse_ini(*text, p.config_path);
+      // ~/.aws/config is usually world-readable and that is fine, unless it holds keys.
+      if (holds_secrets(ini)) warn_if_exposed(p.config_path, "AWS config file");
       // The config file uses [profile name]; [default] (and [profile default]) for the default.
       auto take = [&](const std::string& section) {
         auto it = ini.sections.find(section);
@@ -293,6 +327,7 @@ std::optional<Credentials> credentials_from_systemd(const EnvLookup& env) {
     auto file = read_small_file(*dir + "/aws", 64 * 1024);
     if (!file) return std::nullopt;  // the unit passes other credentials, not ours
     const std::string path = *dir + "/aws";
+    warn_if_exposed(path, "systemd credential");
     IniFile ini = parse_ini(*file, path);
     std::string want = env_nonempty(env, "AWS_PROFILE").value_or("default");
     auto it = ini.sections.find(want);
@@ -316,10 +351,14 @@ std::optional<Credentials> credentials_from_systemd(const EnvLookup& env) {
     throw CredentialsError("systemd credentials in " + *dir + ": " +
                            (id ? "aws_secret_access_key" : "aws_access_key_id") +
                            " is missing (LoadCredential= both)");
+  warn_if_exposed(*dir + "/aws_secret_access_key", "systemd credential");
   Credentials c;
   c.access_key_id = trim(*id);
   c.secret_access_key = trim(*secret);
-  if (auto t = read_small_file(*dir + "/aws_session_token", 8192)) c.session_token = trim(*t);
+  if (auto t = read_small_file(*dir + "/aws_session_token", 8192)) {
+    warn_if_exposed(*dir + "/aws_session_token", "systemd credential");
+    c.session_token = trim(*t);
+  }
   if (c.access_key_id.empty() || c.secret_access_key.empty())
     throw CredentialsError("systemd credentials in " + *dir + ": empty key file");
   c.source = "systemd credentials (" + *dir + ")";

@@ -54,6 +54,48 @@ void check_profiles(const ProfileSet& set, const schema::Schema& core,
                     simdjson::dom::object resource, std::string_view resource_type,
                     Scratch::Impl& sc, IssueSink& sink);
 
+// The streaming core of LineReader (reader.cpp), with what the spooler needs beyond LineReader's
+// public contract: the size of a skipped over-long line, whether line 1 began with a UTF-8 byte
+// order mark (removed, see docs/hostile-input.md), and the identity of the file actually opened.
+// Memory: one fixed read buffer plus at most max_line_bytes (+1) of carry-over, whatever the file.
+class LineSource {
+ public:
+  struct OpenOptions {
+    // For sources the daemon did not choose itself (files in a watched directory): refuse a
+    // symlink (O_NOFOLLOW) and anything that is not a regular file, and never block on a FIFO
+    // swapped in after the watcher looked (O_NONBLOCK at open, cleared after the fstat check).
+    bool regular_only = false;
+  };
+  LineSource(const std::filesystem::path& path, size_t max_line_bytes, OpenOptions options);
+  ~LineSource();
+  LineSource(const LineSource&) = delete;
+  LineSource& operator=(const LineSource&) = delete;
+
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  LineReader::Status next(std::string_view& line, uint64_t& line_no);
+  uint64_t bytes_read() const { return bytes_; }
+  // Byte length (without the newline) of the line just returned as too_long: counted while it was
+  // skipped, never buffered beyond max_line_bytes.
+  uint64_t last_line_bytes() const { return last_len_; }
+  bool had_bom() const { return bom_; }  // line 1 started with EF BB BF (removed from the line)
+  // fstat of the open file (dev, inode) — compare with what the watcher took.
+  uint64_t dev() const { return dev_; }
+  uint64_t inode() const { return ino_; }
+
+ private:
+  int fd_ = -1;
+  std::string name_;
+  std::vector<char> buf_;
+  size_t pos_ = 0, end_ = 0;
+  bool eof_ = false;
+  std::string carry_;
+  size_t max_ = 0;
+  uint64_t line_no_ = 0, bytes_ = 0, last_len_ = 0, dev_ = 0, ino_ = 0;
+  bool bom_ = false;
+  std::string error_;
+};
+
 std::string json_quote(std::string_view s);                // JSON string literal with escapes
 std::string shorten(std::string_view s, size_t max = 60);  // for quoting values in messages
 

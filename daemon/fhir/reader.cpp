@@ -1,6 +1,8 @@
 // Streaming NDJSON reading: a fixed read buffer plus at most one line of carry-over, so memory is
-// bounded by max_line_bytes whatever the file size.
+// bounded by max_line_bytes whatever the file size. An over-long line is counted to its end, never
+// buffered past the limit.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,105 +16,149 @@ namespace fe::fhir {
 
 namespace {
 constexpr size_t kReadChunk = 1u << 20;
+constexpr size_t kMaxReserve = size_t{1} << 30;
+}  // namespace
+
+LineSource::LineSource(const std::filesystem::path& path, size_t max_line_bytes,
+                       OpenOptions options)
+    : name_(path.string()), buf_(kReadChunk), max_(max_line_bytes) {
+  int flags = O_RDONLY | O_CLOEXEC;
+  if (options.regular_only) flags |= O_NOFOLLOW | O_NONBLOCK;
+  fd_ = ::open(path.c_str(), flags);
+  if (fd_ < 0) {
+    error_ = name_ + ": cannot open: " +
+             (errno == ELOOP && options.regular_only ? std::string("is a symlink (never followed)")
+                                                     : std::string(std::strerror(errno)));
+    return;
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    error_ = name_ + ": cannot stat: " + std::strerror(errno);
+    return;
+  }
+  dev_ = static_cast<uint64_t>(st.st_dev);
+  ino_ = static_cast<uint64_t>(st.st_ino);
+  if (options.regular_only) {
+    if (!S_ISREG(st.st_mode)) {
+      error_ = name_ + ": not a regular file (replaced after it was taken?)";
+      return;
+    }
+    // Regular files never block; clear O_NONBLOCK so reads behave normally.
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
+  }
 }
 
-struct LineReader::Impl {
-  int fd = -1;
-  std::string name;
-  std::vector<char> buf = std::vector<char>(kReadChunk);
-  size_t pos = 0, end = 0;
-  bool eof = false;
-  std::string carry;
-  size_t max = 0;
-  uint64_t line_no = 0, bytes = 0;
-  std::string error;
-};
-
-LineReader::LineReader(const std::filesystem::path& path, size_t max_line_bytes)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->name = path.string();
-  impl_->max = max_line_bytes;
-  impl_->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (impl_->fd < 0) impl_->error = impl_->name + ": cannot open: " + std::strerror(errno);
+LineSource::~LineSource() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
-LineReader::~LineReader() {
-  if (impl_->fd >= 0) ::close(impl_->fd);
-}
-
-bool LineReader::ok() const {
-  return impl_->error.empty();
-}
-const std::string& LineReader::error() const {
-  return impl_->error;
-}
-uint64_t LineReader::bytes_read() const {
-  return impl_->bytes;
-}
-
-LineReader::Status LineReader::next(std::string_view& line, uint64_t& line_no) {
-  Impl& m = *impl_;
-  if (!m.error.empty()) return Status::error;
-  m.carry.clear();
+LineReader::Status LineSource::next(std::string_view& line, uint64_t& line_no) {
+  if (!error_.empty()) return LineReader::Status::error;
+  carry_.clear();
+  line = {};
   bool skipping = false, have_partial = false;
+  uint64_t len = 0;  // bytes of the current line so far (also while skipping it)
   auto finish = [&](std::string_view seg) {
     if (!seg.empty() && seg.back() == '\r') seg.remove_suffix(1);
+    // A UTF-8 byte order mark before the first line (Windows tools write one) is not part of the
+    // resource: removed here so it neither fails validation nor reaches the import object.
+    if (line_no_ == 1 && seg.starts_with("\xEF\xBB\xBF")) {
+      seg.remove_prefix(3);
+      bom_ = true;
+    }
     line = seg;
-    line_no = m.line_no;
+    line_no = line_no_;
+  };
+  auto too_long = [&] {
+    last_len_ = len;
+    return LineReader::Status::too_long;
   };
   while (true) {
-    if (m.pos == m.end) {
-      if (m.eof) {
-        if (!have_partial) return Status::eof;
-        m.line_no++;  // last line without a newline
-        line_no = m.line_no;
-        if (skipping) return Status::too_long;
-        finish(m.carry);
-        return Status::line;
+    if (pos_ == end_) {
+      if (eof_) {
+        if (!have_partial) return LineReader::Status::eof;
+        line_no_++;  // last line without a newline
+        line_no = line_no_;
+        if (skipping) return too_long();
+        finish(carry_);
+        return LineReader::Status::line;
       }
       ssize_t n;
-      do n = ::read(m.fd, m.buf.data(), m.buf.size());
+      do n = ::read(fd_, buf_.data(), buf_.size());
       while (n < 0 && errno == EINTR);
       if (n < 0) {
-        m.error = m.name + ": read error: " + std::strerror(errno);
-        return Status::error;
+        error_ = name_ + ": read error: " + std::strerror(errno);
+        return LineReader::Status::error;
       }
-      m.pos = 0;
-      m.end = static_cast<size_t>(n);
-      m.bytes += static_cast<uint64_t>(n);
-      if (n == 0) m.eof = true;
+      pos_ = 0;
+      end_ = static_cast<size_t>(n);
+      bytes_ += static_cast<uint64_t>(n);
+      if (n == 0) eof_ = true;
       continue;
     }
-    const char* start = m.buf.data() + m.pos;
-    const char* nl = static_cast<const char*>(std::memchr(start, '\n', m.end - m.pos));
+    const char* start = buf_.data() + pos_;
+    const char* nl = static_cast<const char*>(std::memchr(start, '\n', end_ - pos_));
     if (nl) {
       std::string_view seg(start, static_cast<size_t>(nl - start));
-      m.pos += seg.size() + 1;
-      m.line_no++;
-      line_no = m.line_no;
-      if (skipping) return Status::too_long;
-      if (m.carry.empty()) {
-        if (seg.size() > m.max + 1) return Status::too_long;  // +1: a trailing '\r'
+      pos_ += seg.size() + 1;
+      line_no_++;
+      line_no = line_no_;
+      len += seg.size();
+      if (skipping) return too_long();
+      if (carry_.empty()) {
+        if (seg.size() > max_ + 1) return too_long();  // +1: a trailing '\r'
         finish(seg);
-        return Status::line;
+        return LineReader::Status::line;
       }
-      if (m.carry.size() + seg.size() > m.max + 1) return Status::too_long;
-      m.carry.append(seg);
-      finish(m.carry);
-      return Status::line;
+      if (carry_.size() + seg.size() > max_ + 1) {
+        std::string().swap(carry_);
+        return too_long();
+      }
+      carry_.append(seg);
+      finish(carry_);
+      return LineReader::Status::line;
     }
-    std::string_view seg(start, m.end - m.pos);
-    m.pos = m.end;
+    std::string_view seg(start, end_ - pos_);
+    pos_ = end_;
     have_partial = true;
+    len += seg.size();
     if (!skipping) {
-      if (m.carry.size() + seg.size() > m.max + 1) {
-        skipping = true;  // drop the over-long line, keep reading to its end
-        std::string().swap(m.carry);
+      if (carry_.size() + seg.size() > max_ + 1) {
+        skipping = true;  // drop the over-long line, keep counting to its end
+        std::string().swap(carry_);
       } else {
-        m.carry.append(seg);
+        // Reserve the limit once (address space; pages are touched only as the line fills them)
+        // instead of doubling: no copies, and no freed smaller buffers on top of the line.
+        // (Not for an unbounded reader, e.g. a whole .json file: its size is checked beforehand.)
+        if (max_ <= kMaxReserve && carry_.capacity() < max_ + 1) carry_.reserve(max_ + 1);
+        carry_.append(seg);
       }
     }
   }
+}
+
+struct LineReader::Impl {
+  LineSource src;
+  Impl(const std::filesystem::path& p, size_t max) : src(p, max, {}) {}
+};
+
+LineReader::LineReader(const std::filesystem::path& path, size_t max_line_bytes)
+    : impl_(std::make_unique<Impl>(path, max_line_bytes)) {}
+
+LineReader::~LineReader() = default;
+
+bool LineReader::ok() const {
+  return impl_->src.ok();
+}
+const std::string& LineReader::error() const {
+  return impl_->src.error();
+}
+uint64_t LineReader::bytes_read() const {
+  return impl_->src.bytes_read();
+}
+
+LineReader::Status LineReader::next(std::string_view& line, uint64_t& line_no) {
+  return impl_->src.next(line, line_no);
 }
 
 FileSummary validate_file(const Validator& validator, const std::filesystem::path& path,

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "aws/crc32c.hpp"
+#include "fhir/internal.hpp"
+#include "service/log.hpp"
 
 namespace fe::pipeline {
 namespace fs = std::filesystem;
@@ -72,8 +74,25 @@ SpoolResult spool_file(const SpoolJob& job) {
   res.part_size = job.part_size;
   const std::string where = job.source.path.string();
   try {
-    fhir::LineReader reader(job.source.path, job.validator->options().max_line_bytes);
+    const std::size_t max_line = job.validator->options().max_line_bytes;
+    // The source sits in a directory other users can write to: open it without following a
+    // symlink or blocking on a FIFO, and make sure it is the very file the watcher took (a file
+    // swapped in between is a change, never read as if it were the export).
+    fhir::LineSource reader(job.source.path, max_line, {.regular_only = true});
+    if (reader.ok() &&
+        (reader.dev() != job.source.identity.dev || reader.inode() != job.source.identity.inode)) {
+      res.changed = true;
+      res.error = where + " changed while it was spooled (replaced (inode) before it was read)";
+      return res;
+    }
     if (!reader.ok()) {
+      // Gone or replaced by something that is not a regular file: the watcher's view is stale.
+      if (auto changes = watch::changed_after_taken({job.source}); !changes.empty()) {
+        res.changed = true;
+        res.error = where + " changed while it was spooled (" + changes.front().what + ": " +
+                    reader.error() + ")";
+        return res;
+      }
       res.error = reader.error();
       return res;
     }
@@ -94,6 +113,7 @@ SpoolResult spool_file(const SpoolJob& job) {
 
     std::string entries;
     std::size_t listed = 0;
+    std::string first_rejected;  // "line N: cause" of the first rejected line, for the log
     std::string line_buf;
     std::string_view line;
     std::uint64_t line_no = 0;
@@ -112,10 +132,11 @@ SpoolResult spool_file(const SpoolJob& job) {
       bool too_long = st == fhir::LineReader::Status::too_long;
       if (too_long) {
         r.line = line_no;
-        r.issues.push_back(fhir::Issue{
-            fhir::Severity::error, std::string(fhir::code::too_long), line_no, "",
-            "line longer than " + std::to_string(job.validator->options().max_line_bytes) +
-                " bytes; not kept"});
+        r.issues.push_back(
+            fhir::Issue{fhir::Severity::error, std::string(fhir::code::too_long), line_no, "",
+                        "line of " + std::to_string(reader.last_line_bytes()) +
+                            " bytes exceeds the line size limit of " + std::to_string(max_line) +
+                            " bytes; skipped without being held in memory, not kept"});
       } else {
         r = job.validator->validate_line(line, line_no, scratch);
       }
@@ -123,8 +144,11 @@ SpoolResult spool_file(const SpoolJob& job) {
         ++res.blank;  // not a resource; dropped (HealthLake wants one resource per line)
         continue;
       }
-      line_buf.assign(line);
-      line_buf += '\n';
+      // `line` is only meaningful for a line that was read (not for a skipped over-long one).
+      if (!too_long) {
+        line_buf.assign(line);
+        line_buf += '\n';
+      }
       if (r.valid()) {
         ++res.valid;
         import.write(line_buf);
@@ -132,6 +156,8 @@ SpoolResult spool_file(const SpoolJob& job) {
         continue;
       }
       ++res.rejected;
+      if (first_rejected.empty())
+        first_rejected = "line " + std::to_string(line_no) + ": " + first_error(r);
       if (job.on_invalid == config::OnInvalid::fail_export) {
         res.fail_export = true;
         res.error = where + ":" + std::to_string(line_no) + ": " + first_error(r) +
@@ -199,6 +225,16 @@ SpoolResult spool_file(const SpoolJob& job) {
     fs::create_directories(res.report_fragment.parent_path());
     spool::write_durable(res.report_fragment, frag);
     res.ok = true;
+    // One line per file that had bad input, naming the file and the first cause (the report has
+    // every rejected line); said here because only the reader knows a skipped line's size.
+    if (reader.had_bom())
+      log::notice("leading UTF-8 byte order mark on line 1 ignored (not sent to HealthLake)",
+                  {{"EXPORT_ID", job.export_name}, {"FHIR_FILE", where}});
+    if (res.rejected > 0)
+      log::warning(std::to_string(res.rejected) + " invalid line(s) " +
+                       (res.file_rejected ? "(whole file rejected)" : "rejected") + ", first " +
+                       first_rejected,
+                   {{"EXPORT_ID", job.export_name}, {"FHIR_FILE", where}});
   } catch (const spool::Cancelled&) {
     res.cancelled = true;
   } catch (const std::exception& e) {

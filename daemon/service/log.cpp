@@ -117,6 +117,16 @@ std::string quoted(const std::string& v) {
   return out + "\"";
 }
 
+std::string printable(std::string_view m) {
+  bool clean = true;
+  for (unsigned char c : m) clean = clean && c >= ' ' && c != 0x7f;
+  if (clean) {
+    return std::string(m);
+  }
+  std::string q = quoted(std::string(m));
+  return q.substr(1, q.size() - 2);  // the escapes without the surrounding quotes
+}
+
 void send_journal(Level l, std::string_view message, std::initializer_list<Field> fields) {
   std::vector<std::string> parts;
   parts.reserve(3 + fields.size());
@@ -173,7 +183,9 @@ void write(Level l, std::string_view message, std::initializer_list<Field> field
     send_journal(l, message, fields);
     return;
   }
-  std::string line = std::string(name(l)) + ": " + std::string(message);
+  // A message may quote names from the drop directory (a file name with a newline or a terminal
+  // escape): control characters are escaped so one entry stays one line and cannot forge another.
+  std::string line = std::string(name(l)) + ": " + printable(message);
   for (const auto& f : fields) {
     line += " " + std::string(f.key) + "=" + (needs_quotes(f.value) ? quoted(f.value) : f.value);
   }

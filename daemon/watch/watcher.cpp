@@ -84,6 +84,7 @@ Watcher::Watcher(boost::asio::io_context& io, WatchOptions options, ReadyFn on_r
       on_ready_(std::move(on_ready)),
       buffer_(64 * 1024),
       rescan_timer_(io),
+      root_timer_(io),
       alive_(std::make_shared<bool>(true)) {}
 
 Watcher::~Watcher() {
@@ -93,6 +94,31 @@ Watcher::~Watcher() {
 bool Watcher::is_temporary_name(std::string_view n) {
   return n.empty() || n.front() == '.' || n.ends_with(".part") || n.ends_with(".tmp") ||
          n.back() == '~';
+}
+
+std::string Watcher::name_problem(std::string_view n) {
+  for (unsigned char c : n)
+    if (c < 0x20 || c == 0x7f) return "name contains a control character";
+  // UTF-8 well-formedness (RFC 3629: no overlongs, no surrogates, at most U+10FFFF).
+  for (size_t i = 0; i < n.size();) {
+    auto c = static_cast<unsigned char>(n[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > n.size()) return "name is not valid UTF-8";
+    uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+    for (size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(n[i + k]);
+      if ((cc & 0xc0) != 0x80) return "name is not valid UTF-8";
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return "name is not valid UTF-8";
+    i += len;
+  }
+  if (n.size() > kMaxNameBytes)
+    return "name of " + std::to_string(n.size()) + " bytes is longer than " +
+           std::to_string(kMaxNameBytes) + " (spool file names and S3 keys need the room)";
+  return {};
 }
 
 bool Watcher::matches(std::string_view name) const {
@@ -128,6 +154,7 @@ void Watcher::stop() {
   *alive_ = false;
   alive_ = std::make_shared<bool>(false);
   rescan_timer_.cancel();
+  root_timer_.cancel();
   for (auto& [k, t] : exports_)
     if (t->settle_timer) t->settle_timer->cancel();
   exports_.clear();
@@ -195,9 +222,16 @@ void Watcher::handle_buffer(const char* data, size_t size) {
           fe::log::error("watch root disappeared; waiting for it to come back",
                          {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
         root_wd_ = -1;
+        schedule_root_check();
         continue;
       }
       if (name.empty() || is_temporary_name(name)) continue;
+      if (auto why = name_problem(name); !why.empty()) {
+        if ((ev.mask & (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE)) &&
+            ((ev.mask & IN_ISDIR) || matches(name)))
+          report_skip(opt_.root / name, "unusable name (" + why + ")");
+        continue;
+      }
       if (ev.mask & IN_ISDIR) {
         if (ev.mask & (IN_CREATE | IN_MOVED_TO)) {
           add_export_dir(name);
@@ -299,6 +333,9 @@ void Watcher::remove_export(const std::string& name) {
 }
 
 void Watcher::report_skip(const fs::path& p, const std::string& reason) {
+  // Memory stays bounded however many bad entries a hostile writer creates: past the cap the
+  // set starts over (some entries are then reported a second time).
+  if (skipped_reported_.size() >= 10000) skipped_reported_.clear();
   if (!skipped_reported_.insert(p.string() + "\n" + reason).second) return;
   fe::log::warning("skipping " + reason, {{"PIPELINE", opt_.pipeline}, {"FHIR_FILE", p.string()}});
   if (on_skipped_) on_skipped_({p, reason});
@@ -314,7 +351,10 @@ void Watcher::scan_root() {
   ++rescans_;
   if (root_wd_ < 0 && inotify_fd_ >= 0) {
     root_wd_ = ::inotify_add_watch(inotify_fd_, opt_.root.c_str(), kDirMask);
-    if (root_wd_ < 0) return;  // still gone; the next rescan tries again
+    if (root_wd_ < 0) {
+      schedule_root_check();  // still gone: look again soon
+      return;
+    }
     fe::log::notice("watch root is back",
                     {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
   }
@@ -324,6 +364,11 @@ void Watcher::scan_root() {
     std::string name = e.path().filename().string();
     if (is_temporary_name(name)) continue;
     Kind k = kind_of(e.path());
+    if (auto why = name_problem(name); !why.empty()) {
+      if (k == Kind::directory || matches(name))
+        report_skip(e.path(), "unusable name (" + why + ")");
+      continue;
+    }
     if (k == Kind::directory) {
       present.insert(name);
       add_export_dir(name);
@@ -362,6 +407,17 @@ void Watcher::schedule_rescan() {
     if (ec || !a || !*a) return;
     scan_root();
     schedule_rescan();
+  });
+}
+
+void Watcher::schedule_root_check() {
+  if (!running_ || opt_.root_retry.count() <= 0) return;
+  root_timer_.expires_after(opt_.root_retry);
+  std::weak_ptr<bool> alive = alive_;
+  root_timer_.async_wait([this, alive](boost::system::error_code ec) {
+    auto a = alive.lock();
+    if (ec || !a || !*a) return;
+    if (root_wd_ < 0) scan_root();  // re-watches the root when it is back, else re-arms
   });
 }
 
@@ -419,6 +475,12 @@ void Watcher::evaluate(const std::string& key) {
       Kind ek = kind_of(e.path());
       if (ek == Kind::directory) continue;
       if (!metadata && is_temporary_name(name)) continue;
+      if (!metadata && matches(name)) {
+        if (auto why = name_problem(name); !why.empty()) {
+          report_skip(e.path(), "unusable name (" + why + ")");
+          continue;
+        }
+      }
       if (ek != Kind::regular) {
         if (ek != Kind::missing) report_skip(e.path(), kind_name(ek));
         continue;

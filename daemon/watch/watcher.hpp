@@ -12,8 +12,12 @@
 // Files: regular files matching one of `patterns` (fnmatch) only. Never followed: symlinks
 // (lstat; watches use IN_DONT_FOLLOW). Ignored silently: temporary names (".*", "*.part",
 // "*.tmp", "*~"). FIFOs, sockets, devices and symlinks are reported once (log warning and
-// on_skipped) and skipped. The client log (`log.ndjson`) and the manifest (`manifest.json`) are
-// metadata: never in the file list even when they match a pattern.
+// on_skipped) and skipped. So are names that cannot become spool paths and S3 keys (see
+// name_problem(): control characters such as a newline, invalid UTF-8, more than kMaxNameBytes)
+// — export directories and single root files as a whole, files inside an export one by one.
+// docs/hostile-input.md lists what happens to each kind of bad entry. The client log (`log.ndjson`)
+// and the manifest (`manifest.json`) are metadata: never in the file list even when they match a
+// pattern.
 //
 // Completion (any enabled rule), checked whenever something changes in the export, at every
 // rescan, and when a settle timer fires:
@@ -35,7 +39,8 @@
 // or found at a scan), and, with settle > 0, unchanged for `settle`.
 //
 // Rescans: a full rescan at start(), after IN_Q_OVERFLOW and every `rescan_interval`, so nothing
-// is missed while the daemon was down or the queue overflowed.
+// is missed while the daemon was down or the queue overflowed. When the root itself is deleted or
+// moved away, it is looked for every `root_retry` until it is back, then watched and rescanned.
 //
 // Output: on_ready(ReadyExport) once per distinct content: the same export is reported again
 // only when its file identities differ from those last reported (a changed export is re-taken;
@@ -76,6 +81,8 @@ struct WatchOptions {
   // its watch was in place) may still be open for writing without inotify having said so: it is
   // taken only once its size/mtime/inode stayed unchanged for this long (or inotify saw it closed).
   std::chrono::milliseconds scan_quiet{5000};
+  // While the watch root is missing (deleted, moved away), how often to look for it again.
+  std::chrono::milliseconds root_retry{1000};
 };
 
 struct ReadyExport {
@@ -122,6 +129,13 @@ class Watcher {
 
   // Name rules, exposed for tests and for the CLI: temporary names and pattern matching.
   static bool is_temporary_name(std::string_view name);
+  // Longest export or file name taken: the spool adds up to 12 bytes (".zst.idx.tmp") to a file
+  // name and NAME_MAX is 255; S3 keys (<= 1024 bytes) hold an export and a file name each.
+  static constexpr std::size_t kMaxNameBytes = 240;
+  // Why a name cannot be an export or file name ("" when it can): a control character (newline,
+  // tab, ESC...: unsafe in S3 keys, logs and terminals), invalid UTF-8 (S3 keys are UTF-8), or
+  // longer than kMaxNameBytes.
+  static std::string name_problem(std::string_view name);
   bool matches(std::string_view name) const;
 
  private:
@@ -134,6 +148,7 @@ class Watcher {
   void evaluate(const std::string& name);
   void schedule_settle(const std::string& name, std::chrono::steady_clock::time_point at);
   void schedule_rescan();
+  void schedule_root_check();
   void report_skip(const std::filesystem::path& p, const std::string& reason);
   void pending(const std::string& name, const std::string& why);
 
@@ -147,6 +162,7 @@ class Watcher {
   std::unique_ptr<boost::asio::posix::stream_descriptor> stream_;
   std::vector<char> buffer_;
   boost::asio::steady_timer rescan_timer_;
+  boost::asio::steady_timer root_timer_;
   std::map<std::string, std::unique_ptr<Tracked>> exports_;  // by export name (dir or file name)
   std::map<int, std::string> wd_to_export_;
   std::set<std::string> skipped_reported_;

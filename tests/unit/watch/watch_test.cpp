@@ -506,3 +506,88 @@ TEST(Watch, RootThatDisappearsAndComesBackIsWatchedAgain) {
   write_file(h.root() / "next" / ".done", "");
   ASSERT_TRUE(h.run_until([&] { return h.find("next") != nullptr; }));
 }
+
+TEST(Watch, NameProblems) {
+  EXPECT_EQ(Watcher::name_problem("Patient.ndjson"), "");
+  EXPECT_EQ(Watcher::name_problem("a..b"), "");  // ".." inside a name is not a path segment
+  EXPECT_EQ(Watcher::name_problem("Müller-日本-🏥.ndjson"), "");
+  EXPECT_EQ(Watcher::name_problem(std::string(240, 'x')), "");
+  EXPECT_NE(Watcher::name_problem(std::string(241, 'x')).find("241 bytes is longer than 240"),
+            std::string::npos);
+  EXPECT_EQ(Watcher::name_problem("a\nb"), "name contains a control character");
+  EXPECT_EQ(Watcher::name_problem("a\tb"), "name contains a control character");
+  EXPECT_EQ(Watcher::name_problem("a\x1b[31m"), "name contains a control character");
+  EXPECT_EQ(Watcher::name_problem("a\x7f"), "name contains a control character");
+  EXPECT_EQ(Watcher::name_problem("bad\xff"), "name is not valid UTF-8");
+  EXPECT_EQ(Watcher::name_problem("\xC0\xAF"), "name is not valid UTF-8");          // overlong '/'
+  EXPECT_EQ(Watcher::name_problem("\xED\xA0\x80"), "name is not valid UTF-8");      // surrogate
+  EXPECT_EQ(Watcher::name_problem("caf\xC3"), "name is not valid UTF-8");           // cut short
+  EXPECT_EQ(Watcher::name_problem("\xF4\x90\x80\x80"), "name is not valid UTF-8");  // > U+10FFFF
+}
+
+TEST(Watch, UnusableNamesAreSkippedOnceAndTheRestOfTheExportIsTaken) {
+  Harness h;
+  fs::create_directory(h.root() / "exp");
+  write_file(h.root() / "exp" / "good.ndjson", kLine);
+  write_file(h.root() / "exp" / "new\nline.ndjson", kLine);
+  write_file(h.root() / "exp" / (std::string(241, 'l') + ".ndjson"), kLine);
+  write_file(h.root() / "exp" / ".done", "");
+  fs::create_directory(h.root() /
+                       "bad\x1b"
+                       "dir");
+  write_file(h.root() /
+                 "bad\x1b"
+                 "dir" /
+                 "x.ndjson",
+             kLine);
+  write_file(h.root() /
+                 "bad\x1b"
+                 "dir" /
+                 ".done",
+             "");
+  write_file(h.root() / "root\xfe.ndjson", kLine);
+  h.watcher->start();
+  ASSERT_TRUE(h.run_until([&] { return h.find("exp") != nullptr; }));
+  h.watcher->rescan();
+  // Created while watched, through inotify, too.
+  write_file(h.root() / "late\n.ndjson", kLine);
+  fs::create_directory(h.root() / "late\ndir");
+  h.watcher->rescan();
+  ASSERT_TRUE(h.run_until([&] { return h.skipped.size() >= 6; }));
+  EXPECT_EQ(h.ready.size(), 1u);
+  EXPECT_EQ(names(h.ready[0]), (std::vector<std::string>{"good.ndjson"}));
+  std::map<std::string, std::string> reasons;
+  for (const auto& s : h.skipped) {
+    EXPECT_EQ(reasons.count(s.path.filename().string()), 0u) << "reported twice: " << s.path;
+    reasons[s.path.filename().string()] = s.reason;
+  }
+  EXPECT_EQ(reasons.size(), 6u);
+  EXPECT_EQ(reasons["new\nline.ndjson"], "unusable name (name contains a control character)");
+  EXPECT_NE(reasons[std::string(241, 'l') + ".ndjson"].find("longer than 240"), std::string::npos);
+  EXPECT_EQ(reasons["bad\x1b"
+                    "dir"],
+            "unusable name (name contains a control character)");
+  EXPECT_EQ(reasons["root\xfe.ndjson"], "unusable name (name is not valid UTF-8)");
+  EXPECT_EQ(reasons["late\n.ndjson"], "unusable name (name contains a control character)");
+  EXPECT_EQ(reasons["late\ndir"], "unusable name (name contains a control character)");
+}
+
+TEST(Watch, RootDeletedAndRecreatedIsWatchedAgainWithoutWaitingForTheRescan) {
+  // The periodic rescan is an hour away: only the root re-check can find the new root.
+  Harness h(CompletionRules{}, 3600s);
+  h.watcher->start();
+  fs::remove_all(h.root());
+  ASSERT_TRUE(h.run_until([&] { return !fs::exists(h.root()) && h.watcher->rescans() >= 2; }));
+  fs::create_directory(h.root());
+  fs::create_directory(h.root() / "back");
+  write_file(h.root() / "back" / "A.ndjson", kLine);
+  write_file(h.root() / "back" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.find("back") != nullptr; }));
+  // inotify works on the new root: an export created afterwards is reported without a rescan.
+  auto scans = h.watcher->rescans();
+  fs::create_directory(h.root() / "next");
+  write_file(h.root() / "next" / "B.ndjson", kLine);
+  write_file(h.root() / "next" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.find("next") != nullptr; }));
+  EXPECT_EQ(h.watcher->rescans(), scans);
+}
