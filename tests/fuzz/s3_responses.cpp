@@ -74,11 +74,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   std::string got;
   switch (op) {
-    case 0:
-      w->s3.create_multipart_upload({"fuzz-bucket", "exports/a.ndjson.zst"}, done);
+    case 0: {
+      fe::aws::CreateMultipartRequest req;
+      req.bucket = "fuzz-bucket";
+      req.key = "exports/a.ndjson.zst";
+      w->s3.create_multipart_upload(std::move(req), done);
       break;
+    }
     case 1: {
-      fe::aws::CompleteMultipartRequest req{"fuzz-bucket", "k", "upload-1", {}};
+      fe::aws::CompleteMultipartRequest req;
+      req.bucket = "fuzz-bucket";
+      req.key = "k";
+      req.upload_id = "upload-1";
       req.parts = {{1, "\"e1\"", "AAAAAA=="}, {2, "\"e2\"", "AAAAAA=="}};
       w->s3.complete_multipart_upload(std::move(req), done);
       break;
