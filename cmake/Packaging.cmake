@@ -45,7 +45,7 @@ _fe_pkg_gzip("${_fe_pkg_src}/docs/man/healthlake-local.1" "${_fe_pkg_out}/health
 # The packaged unit: the source unit runs /usr/local/bin/fhir-edge (a source install, see
 # docs/service.md); the package's binary is /usr/bin/fhir-edge, and the man page is installed.
 file(READ "${_fe_pkg_src}/systemd/fhir-edge.service" _fe_unit)
-string(REPLACE "/usr/local/bin/fhir-edge" "/usr/bin/fhir-edge" _fe_unit "${_fe_unit}")
+string(REPLACE "=/usr/local/bin/fhir-edge " "=/usr/bin/fhir-edge " _fe_unit "${_fe_unit}")
 string(REGEX REPLACE "\nDocumentation=([^\n]*)" "\nDocumentation=man:fhir-edge(1) \\1" _fe_unit
                      "${_fe_unit}")
 file(WRITE "${_fe_pkg_out}/fhir-edge.service" "${_fe_unit}")
