@@ -23,6 +23,9 @@ for tool in dpkg dpkg-deb dpkg-shlibdeps lintian unshare systemd-analyze systemd
   command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/bootstrap installs it)"
 done
 
+unshare -m true 2>/dev/null || skip "cannot create a mount namespace here"
+grep -qw overlay /proc/filesystems || skip "no overlayfs in this kernel"
+
 work=$(mktemp -d /tmp/fe-package.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fail() {

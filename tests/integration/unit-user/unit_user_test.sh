@@ -25,7 +25,9 @@ for tool in unshare setpriv findmnt systemd-sysusers systemd-tmpfiles python3; d
   command -v "$tool" >/dev/null || skip "$tool is not installed"
 done
 case "$fe" in /tmp/*) skip "the fhir-edge binary must not be under /tmp (PrivateTmp hides it)" ;; esac
+
 unshare -m true 2>/dev/null || skip "cannot create a mount namespace here"
+grep -qw overlay /proc/filesystems || skip "no overlayfs in this kernel"
 
 work=$(mktemp -d /tmp/fe-unit-user.XXXXXX)
 chmod 0755 "$work"  # the service user reaches its bound directories through it
