@@ -13,7 +13,8 @@
 #   NoNewPrivileges=yes     no_new_privs
 #   UMask=                  the umask
 #   LoadCredential=         $CREDENTIALS_DIRECTORY=/run/credentials/UNIT, readable by the user only
-#   environment             as systemd builds it for User=: HOME, USER, LOGNAME, SHELL, PATH
+#   environment             as systemd builds it for User=: HOME, USER, LOGNAME, SHELL, PATH,
+#                           and NOTIFY_SOCKET for Type=notify (an abstract socket of the test)
 # What systemd would add on top (system call filter, namespaces, ProtectKernel*...) only takes
 # more away; these are the restrictions that decide whether the daemon can do its job.
 #
@@ -85,7 +86,7 @@ user_home=$(getent passwd "$user" | cut -d: -f6)
 user_shell=$(getent passwd "$user" | cut -d: -f7)
 env_user=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   HOME="$user_home" USER="$user" LOGNAME="$user" SHELL="$user_shell"
-  CREDENTIALS_DIRECTORY="/run/credentials/$unit_name"
+  CREDENTIALS_DIRECTORY="/run/credentials/$unit_name" NOTIFY_SOCKET="$notify_socket"
   ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" LSAN_OPTIONS="${LSAN_OPTIONS:-}")
 umask "$umask_value"
 

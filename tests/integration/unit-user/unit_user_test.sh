@@ -8,8 +8,9 @@
 # capabilities and no_new_privs, credentials from a LoadCredential-style directory. healthlake-local
 # serves S3 and HealthLake on 127.0.0.1. The demo export (../shared/fhir/synthea-10-patients, or a
 # generated one when ../shared is absent) is dropped into the watch root as an exporter in group
-# fhir-edge would, and must end `imported`, with every valid resource imported once and the
-# source moved by after_upload inside the watch root.
+# fhir-edge would, and must end `imported` (READY=1 and STOPPING=1 arrive on the notify socket),
+# with every valid resource imported once and the source moved by after_upload inside the watch
+# root. KEEP=1 keeps the scratch directory for debugging.
 # Usage: unit_user_test.sh SOURCE_DIR FHIR_EDGE_EXE HEALTHLAKE_LOCAL_EXE EXPORT_GEN SHARED_DIR
 # Exit 77 (CTest: skipped) with one line saying why when root or a tool is missing.
 set -euo pipefail
@@ -142,11 +143,22 @@ chmod 0600 "$work/aws-credentials"
 (umask 0007 && mkdir "$root$watch_root/demo")
 
 # --- start the daemon in the sandbox ----------------------------------------------------------
+# Type=notify: systemd's notification socket, here an abstract AF_UNIX socket (reachable from the
+# sandbox's mount namespace) whose datagrams are logged one per line.
+notify_socket="@fe-unit-user-$$-$RANDOM"
+python3 -u - "${notify_socket#@}" >"$work/notify.log" 2>&1 <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("\0" + sys.argv[1])
+while True:
+    print(s.recv(65536).decode(errors="replace").replace("\n", " "))
+PY
+pids+=($!)
 {
   echo "work=$(printf %q "$work") root=$(printf %q "$root") user=$(printf %q "$user")"
   echo "group=$(printf %q "$group") umask_value=$(printf %q "$umask_value")"
   echo "config_dir=$(printf %q "$config_dir") unit_name=fhir-edge.service"
-  echo "credentials=$(printf %q "$work/aws-credentials")"
+  echo "credentials=$(printf %q "$work/aws-credentials") notify_socket=$(printf %q "$notify_socket")"
   echo "writable=($(printf '%q ' "${writable[@]}"))"
   echo "exec_start_pre=($(printf '%q ' "${exec_start_pre[@]}"))"
   echo "exec_start=($(printf '%q ' "${exec_start[@]}"))"
@@ -156,13 +168,15 @@ unshare -m --propagation private bash "$src/tests/integration/unit-user/sandbox.
 daemon=$!
 pids+=($daemon)
 
-# The daemon is up (as the user) once its journal exists.
+# The daemon is up once it says READY=1, as systemd would wait for it.
 for _ in $(seq 300); do
-  [ -e "$root$state/journal.db" ] && break
+  grep -q 'READY=1' "$work/notify.log" && break
   kill -0 "$daemon" 2>/dev/null || fail "the daemon exited during start-up"
   sleep 0.1
 done
-[ -e "$root$state/journal.db" ] || fail "no journal in $state after 30 s"
+grep -q 'READY=1' "$work/notify.log" || fail "no READY=1 after 30 s: $(cat "$work/notify.log")"
+echo "sd_notify: $(grep -m1 'READY=1' "$work/notify.log")"
+[ -e "$root$state/journal.db" ] || fail "READY=1 but no journal in $state"
 grep -q '^sandbox: read-only except' "$work/daemon.log" || fail "the sandbox was not set up"
 grep -qx ok "$work/daemon.log" || fail "ExecStartPre= check-config did not print ok"
 
@@ -235,4 +249,5 @@ kill -TERM "$daemon"
 rc=0
 wait "$daemon" || rc=$?
 [ "$rc" -eq 0 ] || fail "daemon exited $rc after SIGTERM"
+grep -q 'STOPPING=1' "$work/notify.log" || fail "no STOPPING=1 on SIGTERM"
 echo "unit-user: ok"
