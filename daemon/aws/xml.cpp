@@ -112,6 +112,10 @@ struct Parser {
           cp = cp * (hexa ? 16 : 10) + static_cast<std::uint32_t>(v);
           if (cp > 0x10FFFF) return fail("character reference out of range");
         }
+        // XML 1.0 forbids references to NUL and to UTF-16 surrogates; put_utf8 would turn a
+        // surrogate into invalid UTF-8 that later ends up in logs and journal rows.
+        if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+          return fail("character reference to a non-character");
         put_utf8(out, cp);
       } else {
         return fail("unknown entity &" + std::string(ent) + ";");

@@ -87,6 +87,10 @@ ManifestResult parse_bulk_manifest_text(std::string_view json, std::string_view 
     std::string file = last_segment(sv);
     if (file.empty() || file == "." || file == "..")
       return fail(at + ".url", "does not end in a file name");
+    // JSON can carry any byte ("\u0000", "\n"): such a name cannot be a file a bulk-data
+    // client wrote, would be cut at the NUL by the OS, and would garble the log line naming it.
+    for (unsigned char c : file)
+      if (c < 0x20 || c == 0x7f) return fail(at + ".url", "file name has control characters");
     m.files.push_back(std::move(file));
     ++i;
   }

@@ -42,9 +42,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto r = fe::watch::parse_bulk_manifest_text(text, "fuzz/manifest.json");
   check(r.manifest.has_value() == r.error.empty(), "manifest and error both set, or neither");
   if (r.manifest) {
-    for (const auto& f : r.manifest->files)
+    for (const auto& f : r.manifest->files) {
       check(!f.empty() && f != "." && f != ".." && f.find('/') == std::string::npos,
             "a manifest file name that is not a plain name");
+      for (unsigned char c : f) check(c >= 0x20 && c != 0x7f, "a control character in a file name");
+    }
   } else {
     check(r.error.starts_with("fuzz/manifest.json: $"), "error does not name the file and path");
   }

@@ -24,6 +24,34 @@ void check(bool ok, const char* what) {
   }
 }
 
+// Character data comes out as valid UTF-8 when it went in as valid UTF-8 (entities included).
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    std::uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      unsigned char d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 2) return false;
+      cp = cp << 6 | (d & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
+bool tree_utf8(const fe::aws::xml::Element& e) {
+  if (!valid_utf8(e.text) || !valid_utf8(e.name)) return false;
+  for (const auto& [k, v] : e.attributes)
+    if (!valid_utf8(k) || !valid_utf8(v)) return false;
+  for (const auto& c : e.children)
+    if (!tree_utf8(c)) return false;
+  return true;
+}
+
 // Touches every node the way the S3 client reads documents.
 size_t walk(const fe::aws::xml::Element& e, int depth) {
   check(depth <= 70, "tree deeper than the parser's limit");
@@ -46,6 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (doc.root) {
     check(doc.error.empty(), "a parsed document also has an error");
     (void)walk(*doc.root, 0);
+    if (valid_utf8(body)) check(tree_utf8(*doc.root), "valid UTF-8 in, invalid UTF-8 out");
   } else {
     check(doc.error.starts_with("line "), "parse error does not name a line");
   }
