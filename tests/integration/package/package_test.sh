@@ -8,10 +8,10 @@
 # `fhir-edge --version`, `check-config` of the shipped conffile, `man fhir-edge` and
 # `systemd-analyze verify fhir-edge.service` run against the installed files; finally
 # `dpkg --purge` removes everything again.
-# Usage: package_test.sh SOURCE_DIR FHIR_EDGE_EXE HEALTHLAKE_LOCAL_EXE CPACK
+# Usage: package_test.sh SOURCE_DIR FHIR_EDGE_EXE HEALTHLAKE_LOCAL_EXE CPACK [CMAKE]
 # Exit 77 (CTest: skipped) with one line saying why when a tool or root is missing.
 set -euo pipefail
-src=$1 fe_exe=$2 hl_exe=$3 cpack=$4
+src=$1 fe_exe=$2 hl_exe=$3 cpack=$4 cmake=${5:-cmake}
 
 skip() {
   echo "SKIP: $*"
@@ -36,7 +36,7 @@ version=$("$fe_exe" --version | awk '{print $2}')
 [ -n "$version" ] || fail "fhir-edge --version printed no version"
 
 # --- build the packages ----------------------------------------------------------------------
-cmake -S "$src/packaging" -B "$work/build" -DFHIR_EDGE_EXE="$fe_exe" \
+"$cmake" -S "$src/packaging" -B "$work/build" -DFHIR_EDGE_EXE="$fe_exe" \
   -DHEALTHLAKE_LOCAL_EXE="$hl_exe" >"$work/configure.log" 2>&1 ||
   fail "configuring packaging/ failed: $(cat "$work/configure.log")"
 (cd "$work/build" && "$cpack" -G DEB -B "$work/out") >"$work/cpack.log" 2>&1 ||

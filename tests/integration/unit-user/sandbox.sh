@@ -89,6 +89,7 @@ env_user=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
   CREDENTIALS_DIRECTORY="/run/credentials/$unit_name" NOTIFY_SOCKET="$notify_socket"
   ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" LSAN_OPTIONS="${LSAN_OPTIONS:-}")
 umask "$umask_value"
+cd /  # systemd's default WorkingDirectory= for system services
 
 # What the sandbox allows the user, so the test knows the restrictions are real.
 for d in "${writable[@]}"; do
