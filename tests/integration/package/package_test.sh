@@ -5,8 +5,9 @@
 # host (apt-get --simulate); dpkg installs both into a throwaway root (dpkg --root, maintainer
 # scripts run chrootless with DPKG_ROOT, so systemd-sysusers/-tmpfiles act on that root only);
 # then, in a private mount namespace whose /usr is the installed /usr layered over the host's,
-# `fhir-edge --version`, `check-config` of the shipped conffile, `man fhir-edge` and
-# `systemd-analyze verify fhir-edge.service` run against the installed files; finally
+# `fhir-edge --version`, `check-config` of the shipped conffile, `man fhir-edge`,
+# `systemd-analyze verify fhir-edge.service` (silent) and `systemd-analyze security` (exposure at
+# most 1.5) run against the installed files; finally
 # `dpkg --purge` removes everything again.
 # Usage: package_test.sh SOURCE_DIR FHIR_EDGE_EXE HEALTHLAKE_LOCAL_EXE CPACK [CMAKE]
 # Exit 77 (CTest: skipped) with one line saying why when a tool or root is missing.
@@ -134,6 +135,9 @@ grep -q 'check-config' "$root/../man.txt" || { echo "man fhir-edge does not rend
 echo "healthlake-local --help: $(head -1 "$root/../hll-help.txt")"
 systemd-analyze verify fhir-edge.service 2>"$root/../verify.err"
 echo "systemd-analyze verify fhir-edge.service: exit 0, stderr: '$(cat "$root/../verify.err")'"
+systemd-analyze security --offline=true --no-pager /lib/systemd/system/fhir-edge.service \
+  >"$root/../security.txt" 2>&1 || true
+echo "security: $(grep -o 'Overall exposure level for fhir-edge.service: [0-9.]*' "$root/../security.txt" | awk '{print $NF}')"
 SH
 unshare -m --propagation private bash "$work/installed.sh" "$root" >"$work/installed.log" 2>&1 ||
   fail "running the installed package failed: $(cat "$work/installed.log")"
@@ -141,6 +145,9 @@ cat "$work/installed.log"
 grep -qx "\-\-version: fhir-edge $version" "$work/installed.log" || fail "wrong --version output"
 grep -qx "check-config: ok" "$work/installed.log" || fail "the shipped configuration is not valid"
 [ ! -s "$work/verify.err" ] || fail "systemd-analyze verify warned: $(cat "$work/verify.err")"
+exposure=$(sed -n 's/^security: //p' "$work/installed.log")
+[ -n "$exposure" ] || fail "no exposure level: $(cat "$work/security.txt")"
+awk -v e="$exposure" 'BEGIN { exit !(e <= 1.5) }' || fail "installed unit's exposure $exposure > 1.5"
 
 # --- purge -----------------------------------------------------------------------------------
 mkdir -p "$root/var/lib/fhir-edge/spool"  # as the running service would have left it
