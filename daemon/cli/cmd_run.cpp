@@ -1,11 +1,15 @@
 // fhir-edge run: the daemon. Loads the config (refusing to start on any error, exit 2), then hands
 // over to service::Service, which owns signals, sd_notify and the components.
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "cli/commands.hpp"
 #include "config/config.hpp"
+#ifdef FE_HAVE_METRICS
+#include "metrics/metrics.hpp"
+#endif
 #include "pipeline/pipeline.hpp"
 #include "service/log.hpp"
 #include "service/service.hpp"
@@ -76,6 +80,16 @@ int fe::cli::cmd_run(Args args) {
   pipeline_options.on_change = [&service] { service.refresh_status(); };
   pipeline_options.import_poll_min = service.config().import_jobs.poll_min;
   pipeline_options.import_poll_max = service.config().import_jobs.poll_max;
-  service.add(fe::pipeline::make_pipeline(service.io(), service.config(), pipeline_options));
+  auto pipeline =
+      std::make_shared<fe::pipeline::Pipeline>(service.io(), service.config(), pipeline_options);
+#ifdef FE_HAVE_METRICS
+  // /metrics and /healthz (daemon/metrics/). Added first: a metrics port that is taken stops the
+  // start before the pipeline takes the journal lock. Its counters are read on the control thread
+  // at each heartbeat.
+  fe::metrics::Options metrics_options;
+  metrics_options.pipeline_stats = [pipeline] { return pipeline->stats(); };
+  service.add(fe::metrics::make_metrics(service.io(), metrics_options));
+#endif
+  service.add(pipeline);
   return service.run();
 }

@@ -1,0 +1,280 @@
+// The metrics component in-process: exposition format rules, /healthz while the control loop is
+// blocked and while the journal is gone or locked by another process, the listener's absence when
+// metrics are off, and a clear error for a port in use. Real sockets on 127.0.0.1, a real journal,
+// a real second process holding the SQLite lock.
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "journal/journal.hpp"
+#include "metrics/counters.hpp"
+#include "metrics/exposition.hpp"
+#include "metrics/metrics.hpp"
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Reply {
+  long status = 0;  // 0: no connection
+  std::string body;
+};
+
+size_t collect(char* p, size_t n, size_t m, void* ud) {
+  static_cast<std::string*>(ud)->append(p, n * m);
+  return n * m;
+}
+
+Reply get(std::uint16_t port, const std::string& path, long timeout_s = 20) {
+  Reply r;
+  CURL* c = curl_easy_init();
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_easy_cleanup(c);
+  return r;
+}
+
+// Polls until pred(reply) or the limit; returns the last reply.
+template <class P>
+Reply poll(std::uint16_t port, const std::string& path, P pred, std::chrono::seconds limit = 30s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  Reply r;
+  do {
+    r = get(port, path);
+    if (pred(r)) return r;
+    std::this_thread::sleep_for(100ms);
+  } while (std::chrono::steady_clock::now() < end);
+  return r;
+}
+
+fs::path temp_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("fe-metrics-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+fe::config::Config config_in(const fs::path& root, std::uint16_t port = 0) {
+  fe::config::Config c;
+  fe::config::Pipeline p;
+  p.name = "unit";
+  c.pipelines.push_back(p);
+  c.spool.dir = root / "spool";
+  c.spool.max_bytes = 123456789;
+  c.journal.path = root / "journal.db";
+  c.metrics.enabled = true;
+  c.metrics.host = "127.0.0.1";
+  c.metrics.port = port;  // 0: any free port (the config file itself requires 1-65535)
+  fs::create_directories(c.spool.dir);
+  return c;
+}
+
+// The control loop on a thread of its own, as Service::run would drive it.
+struct Loop {
+  boost::asio::io_context io{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard =
+      boost::asio::make_work_guard(io);
+  std::thread thread;
+  void run() {
+    thread = std::thread([this] { io.run(); });
+  }
+  ~Loop() {
+    guard.reset();
+    io.stop();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+fe::metrics::Options fast_options() {
+  fe::metrics::Options o;
+  o.heartbeat_interval = 50ms;
+  o.stuck_after = 500ms;
+  return o;
+}
+
+}  // namespace
+
+TEST(Exposition, EscapesLabelValuesAndHelpAndPrintsExactValues) {
+  fe::metrics::TextWriter w;
+  w.family("fhir_edge_x_total", fe::metrics::Kind::counter, "line one\nback\\slash");
+  w.sample("fhir_edge_x_total", {{"code", "a\"b\\c\nd"}, {"service", "s3"}}, 12345678901234.0);
+  w.sample("fhir_edge_x_total", {}, 0.25);
+  EXPECT_EQ(w.text(),
+            "# HELP fhir_edge_x_total line one\\nback\\\\slash\n"
+            "# TYPE fhir_edge_x_total counter\n"
+            "fhir_edge_x_total{code=\"a\\\"b\\\\c\\nd\",service=\"s3\"} 12345678901234\n"
+            "fhir_edge_x_total 0.25\n");
+  EXPECT_EQ(fe::metrics::format_value(1.0 / 0.0), "+Inf");
+  EXPECT_EQ(fe::metrics::format_value(-1.0 / 0.0), "-Inf");
+  EXPECT_EQ(fe::metrics::format_value(0.0 / 0.0), "NaN");
+  EXPECT_EQ(fe::metrics::format_value(1764158400.123), "1764158400.123");
+}
+
+TEST(Registry, CapsDistinctLabelSetsPerMetric) {
+  fe::metrics::Registry r;
+  for (int i = 0; i < 500; ++i) r.add("fhir_edge_codes_total", {{"code", "C" + std::to_string(i)}});
+  auto snap = r.snapshot();
+  EXPECT_LE(snap.size(), fe::metrics::Registry::kMaxSeries + 1);
+  EXPECT_EQ(r.total("fhir_edge_codes_total"), 500);  // nothing lost, only folded into "other"
+  EXPECT_EQ(r.value("fhir_edge_codes_total", {{"code", "other"}}),
+            500 - static_cast<double>(fe::metrics::Registry::kMaxSeries));
+}
+
+TEST(MetricsComponent, HealthzIsOkThen503WhileTheLoopIsBlockedThenOkAgain) {
+  auto root = temp_dir("stuck");
+  { auto j = fe::journal::Journal::open(root / "journal.db"); }
+  Loop loop;
+  auto m = fe::metrics::make_metrics(loop.io, fast_options());
+  m->start(config_in(root));
+  ASSERT_NE(m->port(), 0);
+  loop.run();
+  auto ok = poll(m->port(), "/healthz", [](const Reply& r) { return r.status == 200; });
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.body, "ok\n");
+
+  std::atomic<bool> release{false};
+  boost::asio::post(loop.io, [&] {
+    while (!release) std::this_thread::sleep_for(10ms);  // a handler that never yields
+  });
+  auto stuck = poll(m->port(), "/healthz", [](const Reply& r) { return r.status == 503; });
+  EXPECT_EQ(stuck.status, 503);
+  EXPECT_NE(stuck.body.find("event loop stuck"), std::string::npos) << stuck.body;
+  // /metrics still answers from the server's own thread, and says not ready.
+  auto scrape = get(m->port(), "/metrics");
+  EXPECT_EQ(scrape.status, 200);
+  EXPECT_NE(scrape.body.find("\nfhir_edge_ready 0\n"), std::string::npos) << scrape.body;
+
+  release = true;
+  auto again = poll(m->port(), "/healthz", [](const Reply& r) { return r.status == 200; });
+  EXPECT_EQ(again.status, 200) << again.body;
+  bool stopped = false;
+  boost::asio::post(loop.io, [&] { m->stop([&] { stopped = true; }); });
+  for (int i = 0; i < 100 && !stopped; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(stopped);
+  fs::remove_all(root);
+}
+
+TEST(MetricsComponent, HealthzIs503WhileTheJournalIsGoneOrLocked) {
+  auto root = temp_dir("journal");
+  { auto j = fe::journal::Journal::open(root / "journal.db"); }
+  Loop loop;
+  auto m = fe::metrics::make_metrics(loop.io, fast_options());
+  m->start(config_in(root));
+  loop.run();
+  ASSERT_EQ(poll(m->port(), "/healthz", [](const Reply& r) { return r.status == 200; }).status,
+            200);
+
+  // Gone: moved away (as a careless clean-up would).
+  fs::rename(root / "journal.db", root / "journal.db.away");
+  auto gone = get(m->port(), "/healthz");
+  EXPECT_EQ(gone.status, 503);
+  EXPECT_NE(gone.body.find("journal unavailable"), std::string::npos) << gone.body;
+  EXPECT_NE(gone.body.find((root / "journal.db").string()), std::string::npos) << gone.body;
+  auto scrape = get(m->port(), "/metrics");
+  EXPECT_NE(scrape.body.find("\nfhir_edge_journal_up 0\n"), std::string::npos) << scrape.body;
+  EXPECT_EQ(scrape.body.find("fhir_edge_exports{"), std::string::npos);
+  fs::rename(root / "journal.db.away", root / "journal.db");
+  EXPECT_EQ(get(m->port(), "/healthz").status, 200);
+
+  // Locked: another process holds SQLite's exclusive lock on it.
+  auto script = root / "hold.py";
+  std::ofstream(script) << "import sqlite3, sys\n"
+                           "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                           "db.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
+                           "db.execute('BEGIN EXCLUSIVE')\n"
+                           "db.execute('PRAGMA user_version')\n"
+                           "print('locked', flush=True)\n"
+                           "sys.stdin.read()\n";
+  std::string cmd = "/usr/bin/python3 " + script.string() + " " + (root / "journal.db").string();
+  FILE* holder = ::popen(cmd.c_str(), "w");
+  ASSERT_NE(holder, nullptr);
+  // popen("w") gives us its stdin; wait for the lock by polling for a 503 (the lock is taken
+  // within a moment; each probe waits out SQLite's busy timeout before it reports).
+  auto locked = poll(
+      m->port(), "/healthz", [](const Reply& r) { return r.status == 503; }, 60s);
+  EXPECT_EQ(locked.status, 503);
+  EXPECT_NE(locked.body.find("journal unavailable"), std::string::npos) << locked.body;
+  EXPECT_NE(locked.body.find("locked"), std::string::npos) << locked.body;
+  ::pclose(holder);  // closes its stdin: it exits and the lock goes
+  auto back = poll(m->port(), "/healthz", [](const Reply& r) { return r.status == 200; });
+  EXPECT_EQ(back.status, 200) << back.body;
+  fs::remove_all(root);
+}
+
+TEST(MetricsComponent, OffMeansNoListener) {
+  auto root = temp_dir("off");
+  Loop loop;
+  auto m = fe::metrics::make_metrics(loop.io, fast_options());
+  auto c = config_in(root);
+  c.metrics.enabled = false;
+  m->start(c);
+  EXPECT_EQ(m->port(), 0);
+  fs::remove_all(root);
+}
+
+TEST(MetricsComponent, PortInUseIsAClearStartError) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const auto port = ntohs(a.sin_port);
+
+  auto root = temp_dir("inuse");
+  Loop loop;
+  auto m = fe::metrics::make_metrics(loop.io, fast_options());
+  try {
+    m->start(config_in(root, port));
+    FAIL() << "start() accepted a port in use";
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << msg;
+    EXPECT_NE(msg.find("in use"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(m->port(), 0);
+  ::close(fd);
+  fs::remove_all(root);
+}
+
+TEST(MetricsComponent, ServesTheRegistryAndRejectsOtherMethodsAndPaths) {
+  auto root = temp_dir("serve");
+  { auto j = fe::journal::Journal::open(root / "journal.db"); }
+  Loop loop;
+  auto m = fe::metrics::make_metrics(loop.io, fast_options());
+  m->start(config_in(root));
+  loop.run();
+  fe::metrics::count("fhir_edge_aws_retries_total", {{"service", "s3"}, {"code", "Slow\"Down"}}, 3);
+  auto r = get(m->port(), "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("fhir_edge_aws_retries_total{service=\"s3\",code=\"Slow\\\"Down\"} 3\n"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("fhir_edge_spool_quota_bytes 123456789\n"), std::string::npos);
+  EXPECT_NE(r.body.find("fhir_edge_exports{pipeline=\"unit\",state=\"imported\"} 0\n"),
+            std::string::npos);
+  EXPECT_EQ(get(m->port(), "/nope").status, 404);
+  fs::remove_all(root);
+}
