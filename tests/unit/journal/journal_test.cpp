@@ -504,9 +504,12 @@ TEST(Journal, MigratesFromVersion2KeepingImportJobs) {
     for (auto s : {ExportState::complete, ExportState::spooling, ExportState::spooled,
                    ExportState::uploading, ExportState::uploaded, ExportState::import_starting})
       j.set_export_state(id, s);
-    j.record_import_token(id, "fe-tok", "a");
-    j.record_import_job(id, "job-7", "SUBMITTED");
   }
+  // The job row as a version-2 fhir-edge wrote it (its columns only).
+  exec_sql(db,
+           "INSERT INTO import_jobs(export_id,client_token,job_name,job_id,status,submitted_at,"
+           "updated_at) VALUES(" +
+               std::to_string(id) + ",'fe-tok','a','job-7','SUBMITTED',1,1)");
   {
     // `status` before the new daemon migrated it: read-only, old columns.
     auto r = Journal::open(db, {.read_only = true});
