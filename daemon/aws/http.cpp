@@ -287,7 +287,8 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     Clock::time_point last = Clock::now();  // of the last refill
     Clock::time_point recheck{};            // when to evaluate the schedule again
   } bw;
-  std::deque<RequestId> paused;  // transfers waiting for tokens, FIFO (round robin)
+  std::deque<RequestId> paused;   // transfers waiting for tokens, FIFO (round robin)
+  double read_chunk = 64 * 1024;  // what curl asks the read callback for (its upload buffer)
   asio::steady_timer refill_timer;
   bool refill_armed = false;
 
@@ -399,6 +400,7 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     Impl& self = *t->owner;
     size_t cap = size * n;
     const std::uint64_t total = t->req.source ? t->req.source->size : t->req.body.size();
+    self.read_chunk = static_cast<double>(cap);
     // The final read (end of body) needs no tokens: returning 0 there means EOF, not "wait".
     if (t->body_sent < total) {
       self.refill(Clock::now());
@@ -436,9 +438,10 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
 
   // --- upload bandwidth --------------------------------------------------------------------
 
-  // At most this many tokens accumulate (a tenth of a second at the rate): an idle engine does not
-  // save up a burst that would overshoot the cap later.
-  double burst() const { return std::max(static_cast<double>(bw.rate) / 10, 1024.0); }
+  // At most this many tokens accumulate (a fifth of a second at the rate): an idle engine does not
+  // save up a burst that would overshoot the cap later, and an event loop held up for less than
+  // that loses no bandwidth.
+  double burst() const { return std::max(static_cast<double>(bw.rate) / 5, 1024.0); }
 
   static int local_minute_of_day() {
     std::time_t now = std::time(nullptr);
@@ -488,11 +491,13 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
   void arm_refill() {
     if (refill_armed) return;
     refill_armed = true;
-    // Wake when about a quarter burst has accumulated (2.5 ms to 25 ms of the rate).
+    // Wake when about one read's worth has accumulated (2 to 50 ms).
     auto wait = std::chrono::milliseconds(5);
     if (bw.rate > 0)
-      wait = std::chrono::milliseconds(std::clamp<long>(
-          static_cast<long>(burst() / 4 * 1000 / static_cast<double>(bw.rate)), 2, 100));
+      wait = std::chrono::milliseconds(
+          std::clamp<long>(static_cast<long>(std::min(read_chunk, burst() / 4) * 1000 /
+                                             static_cast<double>(bw.rate)),
+                           2, 50));
     refill_timer.expires_after(wait);
     std::weak_ptr<Impl> weak = weak_from_this();
     refill_timer.async_wait([weak](const boost::system::error_code& ec) {
@@ -507,8 +512,10 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     if (bw.rate == 0) {
       resume_paused(paused.size());
     } else {
-      // As many as the bucket can feed one useful read each; at least one so nobody starves.
-      auto n = static_cast<std::size_t>(bw.tokens / std::max(1.0, burst() / 4));
+      // As many as the bucket can feed one full read each (the others would only pause again);
+      // at least one so nobody starves.
+      auto n =
+          static_cast<std::size_t>(bw.tokens / std::max(1.0, std::min(read_chunk, burst() / 4)));
       resume_paused(std::max<std::size_t>(1, n));
     }
     if (!paused.empty()) arm_refill();
