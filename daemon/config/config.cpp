@@ -4,6 +4,8 @@
 #include "config/config.hpp"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -608,6 +610,56 @@ class Checker {
     out = s;
   }
 
+  // Like duration() but milliseconds are allowed ("500ms").
+  void duration_ms(const Map& m, std::string_view key, std::chrono::milliseconds& out,
+                   std::chrono::milliseconds hi) {
+    const Item* it = m.get(key);
+    if (!it) {
+      return;
+    }
+    auto v = text(*it);
+    if (!v) {
+      return;
+    }
+    std::string why;
+    auto d = parse_duration(*v, why);
+    if (!d) {
+      error(it->mark, it->path, why);
+      return;
+    }
+    if (*d > hi) {
+      error(it->mark, it->path,
+            "must be at most " + std::to_string(hi.count() / 1000) + " seconds, got '" + *v + "'");
+      return;
+    }
+    out = *d;
+  }
+
+  // A bandwidth: a rate of at least 1KiB/s, or unlimited (null, "unlimited", "off", "").
+  void rate(const Item& it, std::optional<Bytes>& out) {
+    if (is_null(it)) {
+      out.reset();
+      return;
+    }
+    auto v = text(it);
+    if (!v) {
+      return;
+    }
+    if (*v == "off" || *v == "unlimited" || v->empty()) {
+      out.reset();
+      return;
+    }
+    std::string why;
+    auto r = parse_rate(*v, why);
+    if (!r) {
+      error(it.mark, it.path, why + " (or unlimited)");
+    } else if (*r < 1024) {
+      error(it.mark, it.path, "must be at least 1KiB/s, got '" + *v + "'");
+    } else {
+      out = *r;
+    }
+  }
+
   // A list of scalars (a single scalar is accepted as a one-element list).
   std::vector<std::pair<std::string, const Item*>> list(const Item& it,
                                                         std::vector<Item>& storage) {
@@ -917,6 +969,125 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
   }
 }
 
+// "HH:MM" (24-hour local time) -> minutes after midnight; "24:00" only when allow_24.
+std::optional<int> parse_hhmm(const std::string& s, bool allow_24) {
+  std::smatch m;
+  if (!std::regex_match(s, m, re("([01]?[0-9]|2[0-4]):([0-5][0-9])"))) {
+    return std::nullopt;
+  }
+  int h = std::stoi(m[1].str());
+  int mi = std::stoi(m[2].str());
+  if (h == 24 && (mi != 0 || !allow_24)) {
+    return std::nullopt;
+  }
+  return h * 60 + mi;
+}
+
+std::string hhmm(int minute) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02d:%02d", minute / 60, minute % 60);
+  return buf;
+}
+
+void read_upload(Checker& c, const Item& it, Upload& up) {
+  Map m(c, it.value, it.path, it.mark,
+        {"part_size", "concurrency", "bandwidth_limit", "bandwidth_schedule"});
+  if (!m.ok()) {
+    return;
+  }
+  if (const Item* ps = m.get("part_size"); ps && !c.is_null(*ps)) {
+    if (auto v = c.text(*ps); v && *v != "auto") {
+      Bytes b = 0;
+      c.size(m, "part_size", b, Bytes{5} << 20, Bytes{5} << 30);
+      if (b) {
+        up.part_size = b;
+      }
+    }
+  }
+  c.integer(m, "concurrency", up.concurrency, 1, 64);
+  if (const Item* bl = m.get("bandwidth_limit")) {
+    c.rate(*bl, up.bandwidth_limit);
+  }
+  const Item* bs = m.get("bandwidth_schedule");
+  if (!bs || c.is_null(*bs)) {
+    return;
+  }
+  if (!bs->value.IsSequence()) {
+    c.error(bs->mark, bs->path,
+            std::string("expected a list of {from, to, limit} windows, got ") +
+                Checker::kind(bs->value));
+    return;
+  }
+  // Which window owns each minute of the day, to refuse overlaps (one rule per minute).
+  std::vector<int> owner(1440, -1);
+  for (size_t i = 0; i < bs->value.size(); ++i) {
+    const YAML::Node& wn = bs->value[i];
+    Item wit{YAML::Node(), wn, bs->path + "[" + std::to_string(i) + "]",
+             Checker::mark_of(wn, bs->mark)};
+    Map wm(c, wn, wit.path, wit.mark, {"from", "to", "limit"});
+    if (!wm.ok()) {
+      continue;
+    }
+    BandwidthWindow w;
+    bool ok = true;
+    for (const char* key : {"from", "to"}) {
+      const Item* t = wm.get(key);
+      if (!t) {
+        c.missing(wm, key, "a local time such as \"22:00\"");
+        ok = false;
+        continue;
+      }
+      auto v = c.text(*t);
+      if (!v) {
+        ok = false;
+        continue;
+      }
+      const bool is_to = std::string_view(key) == "to";
+      auto minute = parse_hhmm(*v, is_to);
+      if (!minute) {
+        c.error(t->mark, t->path,
+                std::string("expected a 24-hour local time HH:MM such as \"22:00\"") +
+                    (is_to ? " (or \"24:00\")" : "") + ", got '" + *v + "'");
+        ok = false;
+        continue;
+      }
+      (is_to ? w.to_minute : w.from_minute) = *minute;
+    }
+    if (const Item* l = wm.get("limit")) {
+      c.rate(*l, w.limit);
+    } else {
+      c.missing(wm, "limit", "a rate such as 20MiB/s, or unlimited");
+      ok = false;
+    }
+    if (!ok) {
+      continue;
+    }
+    const Item* at = wm.get("to");
+    if (w.from_minute == w.to_minute % 1440) {
+      c.error(at->mark, at->path,
+              "the window is empty (from equals to); use from: \"00:00\", to: \"24:00\" for the "
+              "whole day");
+      continue;
+    }
+    const int end = w.to_minute % 1440;
+    int clash = -1;
+    for (int mi = w.from_minute; mi != end && clash < 0; mi = (mi + 1) % 1440) {
+      clash = owner[mi];
+    }
+    if (clash < 0) {
+      for (int mi = w.from_minute; mi != end; mi = (mi + 1) % 1440) {
+        owner[mi] = static_cast<int>(i);
+      }
+    } else {
+      c.error(wit.mark, wit.path,
+              hhmm(w.from_minute) + "-" + hhmm(w.to_minute) + " overlaps " + bs->path + "[" +
+                  std::to_string(clash) + "]: windows must not overlap");
+      continue;
+    }
+    up.bandwidth_schedule.push_back(w);
+  }
+}
+
 void read_metrics(Checker& c, const Item& it, Metrics& out) {
   if (c.is_null(it)) {
     out.enabled = false;
@@ -961,7 +1132,7 @@ void read_metrics(Checker& c, const Item& it, Metrics& out) {
 Config read(Checker& c, const YAML::Node& root) {
   Config cfg;
   Map top(c, root, "", YAML::Mark{},
-          {"aws", "pipelines", "spool", "journal", "upload", "import", "metrics", "log"});
+          {"aws", "pipelines", "spool", "journal", "upload", "import", "watch", "metrics", "log"});
   if (!top.ok()) {
     return cfg;
   }
@@ -1009,31 +1180,13 @@ Config read(Checker& c, const YAML::Node& root) {
     }
   }
   if (const Item* it = top.get("upload")) {
-    Map m(c, it->value, it->path, it->mark, {"part_size", "concurrency", "bandwidth_limit"});
+    read_upload(c, *it, cfg.upload);
+  }
+  if (const Item* it = top.get("watch")) {
+    Map m(c, it->value, it->path, it->mark, {"rescan_interval", "scan_quiet"});
     if (m.ok()) {
-      if (const Item* ps = m.get("part_size"); ps && !c.is_null(*ps)) {
-        if (auto v = c.text(*ps); v && *v != "auto") {
-          Bytes b = 0;
-          c.size(m, "part_size", b, Bytes{5} << 20, Bytes{5} << 30);
-          if (b) {
-            cfg.upload.part_size = b;
-          }
-        }
-      }
-      c.integer(m, "concurrency", cfg.upload.concurrency, 1, 64);
-      if (const Item* bl = m.get("bandwidth_limit"); bl && !c.is_null(*bl)) {
-        if (auto v = c.text(*bl); v && *v != "off" && !v->empty()) {
-          std::string why;
-          auto r = parse_rate(*v, why);
-          if (!r) {
-            c.error(bl->mark, bl->path, why);
-          } else if (*r < 1024) {
-            c.error(bl->mark, bl->path, "must be at least 1KiB/s, got '" + *v + "'");
-          } else {
-            cfg.upload.bandwidth_limit = *r;
-          }
-        }
-      }
+      c.duration(m, "rescan_interval", cfg.watch.rescan_interval, std::chrono::hours(24));
+      c.duration_ms(m, "scan_quiet", cfg.watch.scan_quiet, std::chrono::hours(1));
     }
   }
   if (const Item* it = top.get("import")) {
@@ -1158,6 +1311,49 @@ LoadResult load(std::string_view yaml, const std::string& name, const fs::path& 
   return r;
 }
 
+std::string octal_mode(mode_t m) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
+}
+
+// What ssh does for its own files: a file others can change is refused (whoever edits it decides
+// where patient data is uploaded, with which role and key); one everybody can read gets a warning.
+std::pair<std::vector<Error>, std::vector<Error>> check_permissions(const fs::path& path) {
+  std::vector<Error> errors, warnings;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return {errors, warnings};  // reading already failed or it is a pipe/device: nothing to judge
+  }
+  const std::string file = path.string();
+  const std::string mode = octal_mode(st.st_mode);
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    errors.push_back(Error{file, 0, 0, "",
+                           "refusing a configuration file writable by " +
+                               std::string((st.st_mode & S_IWOTH) ? "all users" : "its group") +
+                               " (mode " + mode +
+                               "): whoever can change it decides where health "
+                               "data is sent; run: chmod go-w " +
+                               file});
+  }
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    errors.push_back(Error{file, 0, 0, "",
+                           "refusing a configuration file owned by uid " +
+                               std::to_string(st.st_uid) +
+                               ", neither root nor the user fhir-edge "
+                               "runs as (uid " +
+                               std::to_string(::geteuid()) + ")"});
+  }
+  if (st.st_mode & S_IROTH) {
+    warnings.push_back(Error{file, 0, 0, "",
+                             "readable by all users (mode " + mode +
+                                 "); it names ARNs, KMS keys "
+                                 "and ${VAR} references: consider chmod o-r " +
+                                 file + " (the service reads it as root or through its group)"});
+  }
+  return {errors, warnings};
+}
+
 }  // namespace
 
 std::string format(const Error& e) {
@@ -1200,7 +1396,14 @@ LoadResult load_config(const fs::path& path) {
   std::string text(kMaxConfigBytes + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  return load(text, path.string(), path);
+  auto [perm_errors, perm_warnings] = check_permissions(path);
+  LoadResult r = load(text, path.string(), path);
+  if (!perm_errors.empty()) {
+    r.config.reset();
+    r.errors.insert(r.errors.begin(), perm_errors.begin(), perm_errors.end());
+  }
+  r.warnings.insert(r.warnings.begin(), perm_warnings.begin(), perm_warnings.end());
+  return r;
 }
 
 LoadResult load_config_text(std::string_view yaml, std::string_view name) {

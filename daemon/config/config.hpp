@@ -114,10 +114,32 @@ struct Journal {
   std::filesystem::path path = "/var/lib/fhir-edge/journal.db";
 };
 
+// upload.bandwidth_schedule[]: a local time-of-day window with its own cap. [from, to): to < from
+// wraps midnight ("22:00" to "06:00"); "00:00" to "24:00" is the whole day. Windows never overlap
+// (checked), so at most one applies at any minute.
+struct BandwidthWindow {
+  int from_minute = 0;         // minutes after local midnight, 0..1439 ("HH:MM")
+  int to_minute = 0;           // 1..1440 ("24:00" allowed), != from_minute
+  std::optional<Bytes> limit;  // bytes per second; nullopt = unlimited ("unlimited", off, null)
+};
+
 struct Upload {
   std::optional<Bytes> part_size;  // nullopt = auto (smallest size keeping files < 10,000 parts)
   int concurrency = 4;             // parts in flight per daemon (1..64)
-  std::optional<Bytes> bandwidth_limit;  // bytes per second; nullopt = unlimited
+  // Daemon-wide cap on the sum of all uploads, bytes per second; nullopt = unlimited. Applies
+  // outside the windows of bandwidth_schedule. Both may change with a reload (SIGHUP).
+  std::optional<Bytes> bandwidth_limit;
+  std::vector<BandwidthWindow> bandwidth_schedule;
+};
+
+// The watcher's safety nets beside inotify (DESIGN: watch stage).
+struct Watch {
+  // Full rescan of every watched directory this often; 0 = only at start and after an inotify
+  // queue overflow (not advised: inotify misses changes made on NFS/SMB servers).
+  Seconds rescan_interval{60};
+  // A file found by a scan (not seen being written through inotify) is taken only after it stayed
+  // unchanged (size, mtime, inode) this long.
+  std::chrono::milliseconds scan_quiet{5000};
 };
 
 // How the import stage follows HealthLake jobs (DESIGN: "Poll Describe every 15-60 s with jitter").
@@ -143,6 +165,7 @@ struct Config {
   Journal journal;
   Upload upload;
   Import import_jobs;  // YAML key "import"
+  Watch watch;
   Metrics metrics;
   Log log;
   std::filesystem::path source;  // the file it was loaded from
@@ -165,10 +188,16 @@ std::string format(const std::vector<Error>& errors);  // one per line, each end
 struct LoadResult {
   std::optional<Config> config;
   std::vector<Error> errors;
+  // Not fatal, but the operator should know (e.g. the file is readable by all users). The caller
+  // reports them (log line, check-config output); load_config() itself prints nothing.
+  std::vector<Error> warnings;
   bool ok() const { return config.has_value(); }
 };
 
-// Reads, expands ${VAR}, parses and checks a file. Never throws.
+// Reads, expands ${VAR}, parses and checks a file. Never throws. Like ssh with its own files, it
+// refuses a file that users other than its owner could change (writable by group or others, or
+// owned by neither root nor the effective user) and warns about one readable by all users: the
+// file decides where health data goes and may hold ARNs, KMS key ids and ${VAR} references.
 LoadResult load_config(const std::filesystem::path& path);
 // Same for text already in memory; `name` is used as FILE in the messages.
 LoadResult load_config_text(std::string_view yaml, std::string_view name);
