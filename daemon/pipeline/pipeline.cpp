@@ -4,6 +4,7 @@
 #include "pipeline/pipeline.hpp"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -126,6 +127,40 @@ aws::BodySource file_range_source(const fs::path& path, std::uint64_t offset,
     return r->fd >= 0;
   };
   return src;
+}
+
+// Hex SHA-256 of a byte range of a file; "" when it cannot be read (the AWS layer then hashes the
+// body itself, or the send fails with the read error).
+std::string sha256_of_range(const fs::path& path, std::uint64_t offset, std::uint64_t length) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return "";
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
+  std::vector<char> buf(1 << 17);
+  std::uint64_t pos = 0;
+  while (ok && pos < length) {
+    const auto want = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), length - pos));
+    ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(offset + pos));
+    if (n <= 0) {
+      ok = false;
+      break;
+    }
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+    pos += static_cast<std::uint64_t>(n);
+  }
+  ::close(fd);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 32;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return "";
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(64, '0');
+  for (unsigned i = 0; i < 32; ++i) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+  return out;
 }
 
 // One spool frame decompressed on the fly as an HTTP body (rewind restarts the frame).
@@ -281,6 +316,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     fs::path spool_file;
     std::vector<journal::PartRow> parts;
     std::string upload_id;
+    std::string journaled_key;  // the file row's import_key / archive_key as last recorded
     int outstanding = 0;
     bool failed = false;
     // Extras: whole file as one PutObject.
@@ -566,8 +602,15 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
                                {"PIPELINE", pname},
                                {"RULE", r.rule},
                                {"FILES", std::to_string(r.files.size())}});
-    jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
-    start_spool(make_run(t.row));
+    auto run = make_run(t.row);
+    try {
+      jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
+      start_spool(run);
+    } catch (const std::exception& e) {
+      // Taken (journaled) but not started: the retry timer resumes it from the journal.
+      ++stats.journal_errors;
+      schedule_retry(run, std::string("journal: ") + e.what());
+    }
   }
 
   // ---------------------------------------------------------------- spool
@@ -585,7 +628,14 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     for (const auto& f : jr->files(run->id)) {
       if (f.state != FileState::pending) continue;
-      jr->set_file_state(f.id, FileState::spooling);
+      try {
+        jr->set_file_state(f.id, FileState::spooling);
+      } catch (const std::exception& e) {
+        // Files already posted finish first; spool_done then schedules the retry.
+        ++stats.journal_errors;
+        run->retry = std::string("journal: ") + e.what();
+        break;
+      }
       SpoolJob job;
       job.spool_dir = cfg.spool.dir;
       job.export_name = row.name;
@@ -722,7 +772,13 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     run->timer->async_wait([weak, run](const boost::system::error_code& ec) {
       auto self = weak.lock();
       if (ec || !self || self->stopping) return;
-      self->resume(run);
+      try {
+        self->resume(run);
+      } catch (const std::exception& e) {
+        // The journal cannot be read or written (disk full, I/O error): wait and try again.
+        ++self->stats.journal_errors;
+        self->schedule_retry(run, std::string("journal: ") + e.what());
+      }
     });
     changed();
   }
@@ -780,6 +836,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
           o->spool_file = ip;
           o->parts = jr->parts(f.id, kind);
           o->upload_id = upload_id;
+          o->journaled_key = kind == PartKind::import ? f.import_key : f.archive_key;
           if (!o->parts.empty()) objs.push_back(o);
         };
         add(PartKind::import, import_key(s3c.prefix, row.name, f.name), f.import_upload_id);
@@ -824,6 +881,17 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         ++stats.parts_skipped;
         return object_done(o);
       }
+      if (o->journaled_key != o->key) {
+        // A single PutObject has no upload id, but the journal still names the object's key
+        // (status, the importer and an operator read it from the file row).
+        try {
+          jr->set_file_upload(o->file_id, o->kind, o->key, "");
+          o->journaled_key = o->key;
+        } catch (const std::exception& e) {
+          journal_failed(o, e);
+          return object_done(o);
+        }
+      }
       return send_part(o, 0, true);
     }
     if (o->upload_id.empty()) {
@@ -838,7 +906,14 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         if (self->stopping) return;
         if (!r.ok()) return self->object_failed(o, r.error, r.describe());
         o->upload_id = r.value->upload_id;
-        self->jr->set_file_upload(o->file_id, o->kind, o->key, o->upload_id);
+        try {
+          self->jr->set_file_upload(o->file_id, o->kind, o->key, o->upload_id);
+        } catch (const std::exception& e) {
+          // The upload id is not journaled: the retry creates a new upload (this one stays
+          // incomplete on the server; S3 lifecycle rules abort such uploads).
+          self->journal_failed(o, e);
+          return self->object_done(o);
+        }
         self->send_missing(o);
       });
       return;
@@ -860,24 +935,31 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
                            }
                            return self->object_failed(o, r.error, r.describe());
                          }
-                         for (auto& p : o->parts) {
-                           if (p.state == PartState::uploaded) continue;
-                           for (const auto& s : *r.value) {
-                             if (s.part_number == p.part_number &&
-                                 s.size == static_cast<std::uint64_t>(p.length) &&
-                                 (s.checksum_crc32c.empty() || s.checksum_crc32c == p.crc32c)) {
-                               if (p.state == PartState::uploading)
-                                 self->jr->set_part_state(o->file_id, o->kind, p.part_number,
-                                                          PartState::pending);
-                               self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number,
-                                                              s.etag, p.crc32c);
-                               p.state = PartState::uploaded;
-                               p.etag = s.etag;
-                             }
-                           }
+                         try {
+                           self->adopt_listed_parts(*o, *r.value);
+                         } catch (const std::exception& e) {
+                           self->journal_failed(o, e);
+                           return self->object_done(o);
                          }
                          self->send_missing(o);
                        });
+  }
+
+  // Parts ListParts reports with our size and CRC32C count as uploaded (never sent again).
+  void adopt_listed_parts(Obj& o, const std::vector<aws::PartInfo>& listed) {
+    for (auto& p : o.parts) {
+      if (p.state == PartState::uploaded) continue;
+      for (const auto& s : listed) {
+        if (s.part_number == p.part_number && s.size == static_cast<std::uint64_t>(p.length) &&
+            (s.checksum_crc32c.empty() || s.checksum_crc32c == p.crc32c)) {
+          if (p.state == PartState::uploading)
+            jr->set_part_state(o.file_id, o.kind, p.part_number, PartState::pending);
+          jr->record_part_uploaded(o.file_id, o.kind, p.part_number, s.etag, p.crc32c);
+          p.state = PartState::uploaded;
+          p.etag = s.etag;
+        }
+      }
+    }
   }
 
   void send_missing(std::shared_ptr<Obj> o) {
@@ -923,12 +1005,20 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     ++in_flight;
     auto& p = o->parts[idx];
     if (p.state == PartState::pending) {
-      jr->set_part_state(o->file_id, o->kind, p.part_number, PartState::uploading);
+      try {
+        jr->set_part_state(o->file_id, o->kind, p.part_number, PartState::uploading);
+      } catch (const std::exception& e) {
+        part_finished(o);
+        journal_failed(o, e);
+        if (o->outstanding == 0) object_done(o);
+        return;
+      }
       p.state = PartState::uploading;
     }
     auto self = shared_from_this();
+    // sha256: the body's hex SHA-256 when known (signed payload without a read pass), else "".
     auto send = [self, o, idx, single](std::shared_ptr<std::string> buf,
-                                       std::optional<aws::BodySource> src) {
+                                       std::optional<aws::BodySource> src, std::string sha256) {
       if (self->stopping) return;
       auto& p = o->parts[idx];
       std::uint32_t crc = 0;
@@ -937,11 +1027,18 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       const std::uint64_t len = static_cast<std::uint64_t>(p.length);
       auto on_ok = [self, o, idx, len](const std::string& etag) {
         auto& p = o->parts[idx];
-        self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number, etag, p.crc32c);
-        p.state = PartState::uploaded;
-        p.etag = etag;
         ++self->stats.parts_sent;
         self->stats.part_bytes_sent += len;
+        try {
+          self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number, etag, p.crc32c);
+        } catch (const std::exception& e) {
+          // Not journaled = not done: the retry finds the part with ListParts (or the object
+          // with HeadObject) and records it then; it is not sent again.
+          self->journal_failed(o, e);
+          return;
+        }
+        p.state = PartState::uploaded;
+        p.etag = etag;
       };
       if (single) {
         aws::PutObjectRequest req;
@@ -949,6 +1046,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         req.key = o->key;
         req.body = body;
         req.crc32c = crc;
+        req.payload_sha256 = sha256;
         req.sse = self->sse_of(*o->run);
         req.if_none_match = true;
         req.content_type =
@@ -971,6 +1069,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         req.part_number = p.part_number;
         req.body = body;
         req.crc32c = crc;
+        req.payload_sha256 = sha256;
         self->s3->upload_part(req, [self, o, buf, on_ok](aws::S3Result<aws::UploadPartResult> r) {
           if (self->stopping) return;
           self->part_finished(o);
@@ -993,9 +1092,18 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       }
     };
     if (o->kind == PartKind::archive) {
-      // Raw bytes of the .zst: streamed straight from the file.
-      send(nullptr, file_range_source(o->spool_file, static_cast<std::uint64_t>(p.offset),
-                                      static_cast<std::uint64_t>(p.length)));
+      // Raw bytes of the .zst, streamed straight from the file. Their SHA-256 (the signed payload
+      // hash) is computed on the reader thread first, so the control thread never hashes a part.
+      const fs::path file = o->spool_file;
+      const auto off = static_cast<std::uint64_t>(p.offset);
+      const auto len = static_cast<std::uint64_t>(p.length);
+      asio::post(*reader, [self, o, send, file, off, len] {
+        std::string sha = sha256_of_range(file, off, len);
+        asio::post(self->io, [self, o, send, file, off, len, sha] {
+          if (self->stopping) return;
+          send(nullptr, file_range_source(file, off, len), sha);
+        });
+      });
       return;
     }
     // Import part: frame N decompressed while curl reads it (a ZSTD_DStream per part, bounded
@@ -1005,7 +1113,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       auto sf = spool::SpoolFile::open(o->spool_file);
       const auto idx = static_cast<size_t>(p.part_number - 1);
       if (idx >= sf.frame_count()) throw spool::Error("no frame " + std::to_string(idx));
-      send(nullptr, frame_source(o->spool_file, sf.index().frames[idx]));
+      const auto& frame = sf.index().frames[idx];
+      send(nullptr, frame_source(o->spool_file, frame), frame.sha256);
     } catch (const std::exception& e) {
       part_finished(o);
       o->failed = true;
@@ -1021,6 +1130,17 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     } else if (run->park.empty()) {
       run->park = what;
     }
+  }
+
+  // A journal write failed inside an upload callback (disk full under the journal, read-only or
+  // failing file system). What the journal did not record is not lost: the part or object is
+  // simply not counted as done, the export waits for its retry timer, and the retry reconciles
+  // with S3 (ListParts, or HeadObject's checksum for an object that is already there). The
+  // exception never escapes into the event loop.
+  void journal_failed(std::shared_ptr<Obj> o, const std::exception& e) {
+    ++stats.journal_errors;
+    o->failed = true;
+    o->run->retry = std::string("journal write failed, will retry: ") + e.what();
   }
 
   void object_failed(std::shared_ptr<Obj> o, const std::optional<aws::AwsError>& e,
@@ -1083,13 +1203,17 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
           ++self->stats.settled;
           log::info("object already in S3 with the expected checksum (settled)",
                     {{"S3_KEY", o->key}});
-          for (auto& p : o->parts) {
-            if (p.state == PartState::uploaded) continue;
-            if (p.state == PartState::uploading)
-              self->jr->set_part_state(o->file_id, o->kind, p.part_number, PartState::pending);
-            self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number, r.value->etag,
-                                           p.crc32c);
-            p.state = PartState::uploaded;
+          try {
+            for (auto& p : o->parts) {
+              if (p.state == PartState::uploaded) continue;
+              if (p.state == PartState::uploading)
+                self->jr->set_part_state(o->file_id, o->kind, p.part_number, PartState::pending);
+              self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number, r.value->etag,
+                                             p.crc32c);
+              p.state = PartState::uploaded;
+            }
+          } catch (const std::exception& e) {
+            self->journal_failed(o, e);
           }
           self->object_done(o);
         });
@@ -1120,7 +1244,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       } catch (const std::exception& e) {
         error = e.what();
       }
-      asio::post(self->io, [self, o, crc, size, error] {
+      std::string sha = error.empty() ? sha256_of_range(o->spool_file, 0, size) : "";
+      asio::post(self->io, [self, o, crc, size, error, sha] {
         if (self->stopping) return;
         if (!error.empty()) {
           o->failed = true;
@@ -1134,6 +1259,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         req.key = o->key;
         req.body = file_range_source(o->spool_file, 0, size);
         req.crc32c = crc;
+        req.payload_sha256 = sha;
         req.sse = self->sse_of(*o->run);
         req.if_none_match = true;
         req.content_type = o->key.ends_with(".json") ? "application/json" : "application/zstd";
@@ -1272,7 +1398,12 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   // waiting writers can go on. Exports not yet uploaded are never evicted.
   void evict() {
     if (stopping) return;
-    auto all = jr->exports(true);
+    std::vector<journal::ExportRow> all;
+    try {
+      all = jr->exports(true);
+    } catch (const std::exception& e) {
+      log::warning(std::string("spool full, cannot read the journal to evict: ") + e.what());
+    }
     std::reverse(all.begin(), all.end());  // oldest first
     for (const auto& e : all) {
       if (!quota->full()) break;

@@ -99,6 +99,9 @@ struct Stats {
   std::uint64_t retries_scheduled = 0;
   std::uint64_t parked = 0;
   std::uint64_t evicted_bytes = 0;
+  // Journal writes that failed on the control thread (disk full, read-only or failing file
+  // system): the export waited and was retried, nothing was recorded as done without them.
+  std::uint64_t journal_errors = 0;
 };
 
 class Pipeline : public service::Component {
