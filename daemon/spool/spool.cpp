@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <zstd.h>
 
 #include <cerrno>
@@ -79,6 +80,16 @@ struct CCtxDeleter {
 struct DCtxDeleter {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
+struct MdDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+bool is_hex_sha256(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
 
 template <typename T>
 bool parse_num(std::string_view s, T& out, int base = 10) {
@@ -100,12 +111,17 @@ std::string FrameIndex::serialize() const {
   out += buf;
   out += "frames=" + std::to_string(frames.size()) + "\n";
   for (const auto& f : frames) {
-    std::snprintf(buf, sizeof buf, "frame %llu %llu %llu %llu %08x\n",
+    std::snprintf(buf, sizeof buf, "frame %llu %llu %llu %llu %08x",
                   static_cast<unsigned long long>(f.compressed_offset),
                   static_cast<unsigned long long>(f.compressed_size),
                   static_cast<unsigned long long>(f.uncompressed_offset),
                   static_cast<unsigned long long>(f.uncompressed_size), f.crc32c);
     out += buf;
+    if (!f.sha256.empty()) {
+      out += ' ';
+      out += f.sha256;
+    }
+    out += '\n';
   }
   out += "end\n";
   return out;
@@ -148,8 +164,9 @@ FrameIndex FrameIndex::parse(std::string_view text, const fs::path& where) {
       if (!parse_num(fields[0], f.compressed_offset) || !parse_num(fields[1], f.compressed_size) ||
           !parse_num(fields[2], f.uncompressed_offset) ||
           !parse_num(fields[3], f.uncompressed_size) || !parse_num(fields[4], f.crc32c, 16) ||
-          !rest.empty())
+          (!rest.empty() && !is_hex_sha256(rest)))
         throw bad("malformed frame line");
+      f.sha256 = std::string(rest);
       idx.frames.push_back(f);
       continue;
     }
@@ -328,6 +345,7 @@ fs::path index_path(const fs::path& spool_file) {
 
 struct SpoolWriter::Impl {
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx;
+  std::unique_ptr<EVP_MD_CTX, MdDeleter> sha;  // of the current frame's uncompressed bytes
   std::vector<char> out;
   int fd = -1;
 };
@@ -349,6 +367,8 @@ SpoolWriter::SpoolWriter(fs::path final_path, WriterOptions options)
   ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_compressionLevel, opt_.zstd_level);
   ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_checksumFlag, 1);
   impl_->out.resize(ZSTD_CStreamOutSize());
+  impl_->sha.reset(EVP_MD_CTX_new());
+  if (!impl_->sha) throw Error("spool: cannot allocate a SHA-256 context");
   impl_->fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (impl_->fd < 0) throw Error(sys_error("spool: cannot create", tmp_));
   index_.part_size = opt_.part_size;
@@ -392,6 +412,8 @@ void SpoolWriter::begin_frame() {
   frame_start_ = written_;
   frame_crc_ = 0;
   frame_in_ = 0;
+  if (EVP_DigestInit_ex(impl_->sha.get(), EVP_sha256(), nullptr) != 1)
+    throw Error("spool: SHA-256 init failed");
   in_frame_ = true;
 }
 
@@ -403,6 +425,16 @@ void SpoolWriter::end_frame() {
   f.uncompressed_offset = index_.uncompressed_size;
   f.uncompressed_size = frame_in_;
   f.crc32c = frame_crc_;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_DigestFinal_ex(impl_->sha.get(), md, &md_len) != 1 || md_len != 32)
+    throw Error("spool: SHA-256 final failed");
+  static constexpr char hex[] = "0123456789abcdef";
+  f.sha256.resize(64);
+  for (unsigned i = 0; i < 32; ++i) {
+    f.sha256[2 * i] = hex[md[i] >> 4];
+    f.sha256[2 * i + 1] = hex[md[i] & 15];
+  }
   index_.frames.push_back(f);
   index_.uncompressed_size += frame_in_;
   frame_in_ = 0;
@@ -417,6 +449,7 @@ void SpoolWriter::write(std::string_view bytes) {
     auto chunk = bytes.substr(0, n);
     compress(chunk, false);
     frame_crc_ = crc32c(frame_crc_, chunk.data(), chunk.size());
+    EVP_DigestUpdate(impl_->sha.get(), chunk.data(), chunk.size());
     index_.crc32c = crc32c(index_.crc32c, chunk.data(), chunk.size());
     frame_in_ += n;
     bytes.remove_prefix(n);

@@ -60,6 +60,10 @@ struct Frame {
   uint64_t uncompressed_offset = 0;  // byte range of the NDJSON (= import object)
   uint64_t uncompressed_size = 0;
   uint32_t crc32c = 0;  // of the uncompressed bytes of this frame
+  // Hex SHA-256 of the uncompressed bytes: the part's signed payload hash (x-amz-content-sha256),
+  // computed while the frame is written so the upload needs no extra read pass over the part.
+  // Empty in indexes written before it was recorded (the upload then hashes the part itself).
+  std::string sha256;
 };
 
 struct FrameIndex {
@@ -69,8 +73,8 @@ struct FrameIndex {
   uint64_t compressed_size = 0;
   uint32_t crc32c = 0;  // of the whole uncompressed content
 
-  // "fhir-edge-spool-index 1\n" then key=value lines and one "frame c_off c_size u_off u_size crc"
-  // line per frame (hex CRC). Text so an operator can read it.
+  // "fhir-edge-spool-index 1\n" then key=value lines and one "frame c_off c_size u_off u_size crc
+  // [sha256]" line per frame (hex CRC, hex SHA-256). Text so an operator can read it.
   std::string serialize() const;
   static FrameIndex parse(std::string_view text, const std::filesystem::path& where);
 };
