@@ -652,7 +652,8 @@ class Checker {
     std::string why;
     auto r = parse_rate(*v, why);
     if (!r) {
-      error(it.mark, it.path, why + " (or unlimited)");
+      error(it.mark, it.path,
+            "expected a rate such as 20MiB/s or 500KB/s, or unlimited, got '" + *v + "'");
     } else if (*r < 1024) {
       error(it.mark, it.path, "must be at least 1KiB/s, got '" + *v + "'");
     } else {
@@ -1054,7 +1055,9 @@ void read_upload(Checker& c, const Item& it, Upload& up) {
       (is_to ? w.to_minute : w.from_minute) = *minute;
     }
     if (const Item* l = wm.get("limit")) {
+      const size_t before = c.errors.size();
       c.rate(*l, w.limit);
+      ok = ok && c.errors.size() == before;
     } else {
       c.missing(wm, "limit", "a rate such as 20MiB/s, or unlimited");
       ok = false;

@@ -252,8 +252,8 @@ TEST(ConfigErrors, RangesAndUnits) {
           "'7days'",
           "t.yaml:12:14: upload.part_size: must be between 5MiB and 5GiB, got 4MiB",
           "t.yaml:13:16: upload.concurrency: must be between 1 and 64, got 100",
-          "t.yaml:14:20: upload.bandwidth_limit: expected a rate such as 20MiB/s or 500KB/s, got "
-          "'fast'",
+          "t.yaml:14:20: upload.bandwidth_limit: expected a rate such as 20MiB/s or 500KB/s, or "
+          "unlimited, got 'fast'",
           "t.yaml:15:20: metrics.listen: expected HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464) "
           "or off, got '127.0.0.1:70000'"));
   EXPECT_THAT(errors(std::string(kHead) + "upload: { part_size: 6GiB }\n"),
