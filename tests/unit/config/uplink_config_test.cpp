@@ -157,6 +157,16 @@ TEST(ConfigWatch, DefaultsAndValues) {
                           "'2h'"));
 }
 
+TEST(ConfigReference, ShippedFileStatesTheDefaultsOfTheNewKeys) {
+  auto r = fe::config::load_config(std::string(FE_SOURCE_DIR) + "/config/fhir-edge.yaml");
+  ASSERT_TRUE(r.ok()) << fe::config::format(r.errors);
+  const fe::config::Config defaults;
+  EXPECT_EQ(r.config->watch.rescan_interval, defaults.watch.rescan_interval);
+  EXPECT_EQ(r.config->watch.scan_quiet, defaults.watch.scan_quiet);
+  EXPECT_EQ(r.config->upload.bandwidth_limit, defaults.upload.bandwidth_limit);
+  EXPECT_TRUE(r.config->upload.bandwidth_schedule.empty());
+}
+
 // A config file in a fresh temp dir with the given mode.
 class ConfigPermissions : public ::testing::Test {
  protected:
