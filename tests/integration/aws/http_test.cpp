@@ -1,5 +1,6 @@
 // The HTTP engine against real loopback servers: streaming bodies both ways, header capture,
-// connection reuse, per-endpoint concurrency, limits, timeouts, proxies, cancellation.
+// connection reuse, per-endpoint concurrency, limits, timeouts, proxies, cancellation, the upload
+// bandwidth bucket.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -383,6 +384,64 @@ TEST(HttpEngine, ProxyFromEnvironmentByScheme) {
             std::getenv("ALL_PROXY") ? std::getenv("ALL_PROXY") : "");
 }
 
+// The bandwidth bucket (outcomes only; rates are measured in tests/integration/uplink).
+TEST(HttpEngineBandwidth, LiftingTheCapResumesPausedTransfersAndBodiesArriveIntact) {
+  LoopbackServer server([](const Recorded&) { return Reply{}; }, 0);
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.max_send_bytes_per_second = 1024;  // the minimum: 1 MiB would take over 17 minutes
+  HttpEngine engine(io, opts);
+  EXPECT_EQ(engine.current_bandwidth_limit(), 1024u);
+  const std::string big = pseudo_random(1 << 20, 5);
+  const std::string small = "{\"small\": \"in-memory bodies draw from the same bucket\"}";
+  std::size_t sent = 0;
+  std::vector<std::optional<HttpResponse>> out(3);
+  for (int i = 0; i < 3; ++i) {
+    HttpRequest req;
+    req.method = i == 2 ? "POST" : "PUT";
+    req.url = server.url() + "/o" + std::to_string(i);
+    if (i == 2) {
+      req.body = small;
+    } else {
+      BodySource src = BodySource::from_view(big);
+      auto inner = src.read;
+      src.read = [&sent, inner](std::span<char> b) {
+        auto n = inner(b);
+        if (n > 0) sent += static_cast<std::size_t>(n);
+        return n;
+      };
+      req.source = src;
+    }
+    engine.submit(std::move(req), [&out, i](HttpResponse r) { out[i] = std::move(r); });
+  }
+  // Capped: the bodies trickle out in small reads and nothing finishes.
+  run_until(io, [&] { return sent >= 512; });
+  EXPECT_LT(sent, 64u * 1024) << "the cap did not hold the transfers back";
+  EXPECT_FALSE(out[0] || out[1]);
+  // A reload to unlimited: every paused transfer resumes at once and completes.
+  engine.set_bandwidth(0, {});
+  EXPECT_EQ(engine.current_bandwidth_limit(), 0u);
+  run_until(io, [&] { return out[0] && out[1] && out[2]; });
+  for (auto& r : out) EXPECT_TRUE(r->ok()) << r->error_message;
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  for (const auto& rec : reqs)
+    EXPECT_EQ(rec.body_sha256, sha256_hex(rec.method == "POST" ? small : big)) << rec.target;
+}
+
+TEST(HttpEngineBandwidth, ScheduleWindowCoveringNowIsTheLimitInForce) {
+  boost::asio::io_context io;
+  HttpOptions opts;
+  opts.max_send_bytes_per_second = 4096;
+  opts.bandwidth_schedule = {{0, 1440, 0}};  // the whole day: unlimited
+  HttpEngine engine(io, opts);
+  EXPECT_EQ(engine.current_bandwidth_limit(), 0u);
+  engine.set_bandwidth(4096, {{0, 0, 8192}});  // from == to: the whole day too
+  EXPECT_EQ(engine.current_bandwidth_limit(), 8192u);
+  engine.set_bandwidth(4096, {});
+  EXPECT_EQ(engine.current_bandwidth_limit(), 4096u);
+}
+
 TEST(HttpEngine, TlsIsVerifiedAgainstTheConfiguredBundle) {
   // A plain-HTTP server spoken to over https fails the handshake; a CA bundle that does not exist
   // is a verification (configuration) error, never silently ignored.
@@ -396,6 +455,11 @@ TEST(HttpEngine, TlsIsVerifiedAgainstTheConfiguredBundle) {
   auto r = fetch(engine, req);
   EXPECT_FALSE(r.ok());
   EXPECT_TRUE(r.error == HttpError::tls_verify || r.error == HttpError::tls) << r.error_message;
+  // The message names the host and the configured bundle, whichever of the two failed first.
+  EXPECT_NE(r.error_message.find("127.0.0.1:" + std::to_string(server.port())), std::string::npos)
+      << r.error_message;
+  EXPECT_NE(r.error_message.find("/nonexistent/hospital-root.pem"), std::string::npos)
+      << r.error_message;
 }
 
 }  // namespace
