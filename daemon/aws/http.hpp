@@ -6,8 +6,9 @@
 // wake it (CURLMOPT_TIMERFUNCTION, an asio::steady_timer); no thread per request.
 //
 // Contract:
-// - submit(), cancel() and the destructor must be called on the io_context's thread (or before it
-//   runs). Completion callbacks always run on that thread, never inside submit() itself.
+// - submit(), cancel(), set_bandwidth() and the destructor must be called on the io_context's
+//   thread (or before it runs). Completion callbacks always run on that thread, never inside
+//   submit() itself.
 // - Exactly one callback per submitted request, unless the engine is destroyed first (then none).
 // - Requests to one endpoint (scheme://host:port) beyond HttpOptions::max_per_endpoint wait in a
 //   FIFO queue; connections are reused (curl's connection cache).
