@@ -97,6 +97,24 @@ TEST(Faults, OneOutcomePerRequestButDelaysCombine) {
   EXPECT_EQ(g.delay, std::chrono::milliseconds(250));
 }
 
+TEST(Faults, ConflictAndAccessDeniedKindsFireOnTheirCalls) {
+  Faults f = Faults::parse(
+      "StartFHIRImportJob:ConflictException=@1,StartFHIRImportJob:AccessDeniedException=@3,"
+      "PutObject:403=@2,GetObject:409=1",
+      kOps);
+  ASSERT_EQ(f.rules().size(), 4u);
+  EXPECT_EQ(f.rules()[0].kind, FaultKind::conflict);
+  EXPECT_EQ(f.rules()[1].kind, FaultKind::access_denied);
+  EXPECT_EQ(f.rules()[2].kind, FaultKind::access_denied);
+  EXPECT_EQ(f.rules()[3].kind, FaultKind::conflict);
+  EXPECT_EQ(run(f, {"StartFHIRImportJob", "StartFHIRImportJob", "StartFHIRImportJob",
+                    "StartFHIRImportJob"}),
+            (std::vector<std::string>{"ConflictException;", "", "AccessDenied;", ""}));
+  auto d = f.decide("GetObject");
+  EXPECT_TRUE(d.error);
+  EXPECT_EQ(d.kind, FaultKind::conflict);
+}
+
 TEST(Faults, Durations) {
   EXPECT_EQ(parse_duration("250ms"), std::chrono::milliseconds(250));
   EXPECT_EQ(parse_duration("1.5s"), std::chrono::milliseconds(1500));
