@@ -223,8 +223,10 @@ std::string render(const Snapshot& s) {
     counter("fhir_edge_exports_uploaded_total", "Exports whose files all reached S3.",
             st.exports_uploaded);
     counter("fhir_edge_parts_uploaded_total",
-            "Upload parts and single-request objects that S3 accepted.", st.parts_sent);
-    counter("fhir_edge_uploaded_bytes_total", "Body bytes of the parts S3 accepted.",
+            "Parts (or single-request objects) of import and archive objects that S3 accepted.",
+            st.parts_sent);
+    counter("fhir_edge_uploaded_bytes_total",
+            "Body bytes S3 accepted: import and archive parts, rejected lines, reports.",
             st.part_bytes_sent);
     counter("fhir_edge_parts_skipped_total",
             "Parts found already uploaded when an upload was resumed (not sent again).",
@@ -270,12 +272,8 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
   std::atomic<std::int64_t> last_beat_ns{0};
   std::atomic<bool> running{false};
 
-  // The read-only journal connection, reopened when the file is replaced; under jmu (the server
-  // thread and health() callers).
+  // Journal reads are serialised (the server thread and health() callers).
   mutable std::mutex jmu;
-  mutable std::optional<journal::Journal> journal;
-  mutable dev_t jdev = 0;
-  mutable ino_t jino = 0;
 
   std::unique_ptr<asio::io_context> srv;
   std::optional<tcp::acceptor> acceptor;
@@ -311,7 +309,10 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
 
   double heartbeat_age() const { return static_cast<double>(now_ns() - last_beat_ns.load()) / 1e9; }
 
-  // Reads the journal's rows (with_rows) or just checks it can be read; "" or the reason.
+  // Reads the journal's rows (rows != nullptr) or just checks that it can be read; "" or the
+  // reason. A fresh read-only connection each time (open runs SQLite's quick_check): it sees the
+  // file as it is now (removed, replaced, unreadable, damaged, locked) and holds nothing between
+  // probes, so it never keeps a removed journal alive or stands in another process's way.
   std::string probe_journal(std::vector<journal::StatusRow>* rows) const {
     std::filesystem::path path;
     {
@@ -322,24 +323,17 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
       int e = errno;
-      journal.reset();
       return "journal " + path.string() + ": " + std::strerror(e);
     }
     try {
-      if (!journal || st.st_dev != jdev || st.st_ino != jino) {
-        journal.reset();  // replaced (restored from a backup...) or first use
-        journal.emplace(journal::Journal::open(path, {.read_only = true}));
-        jdev = st.st_dev;
-        jino = st.st_ino;
-      }
+      auto j = journal::Journal::open(path, {.read_only = true});
       if (rows) {
-        *rows = journal::read_status(*journal, true);
+        *rows = journal::read_status(j, true);
       } else {
-        (void)journal->schema_version();  // a read: fails while another process locks it
+        (void)j.schema_version();
       }
       return {};
     } catch (const std::exception& e) {
-      journal.reset();
       return e.what();
     }
   }
@@ -538,8 +532,6 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
     acceptor.reset();
     srv.reset();  // destroys pending handlers, and with them the sessions
     bound_port = 0;
-    std::lock_guard lk(jmu);
-    journal.reset();
   }
 };
 

@@ -295,11 +295,13 @@ import: {{ poll_min: 1s, poll_max: 1s }}
     check(val(m, "fhir_edge_ready") == 1 and val(m, "fhir_edge_journal_up") == 1, "not ready")
 
     # Process counters = healthlake-local's request log.
-    s3 = [r for r in requests if not r["operation"].endswith("FHIRImportJob")
-          and r["operation"] != "ListFHIRImportJobs"]
+    # HealthLake's operations all carry FHIR in their name (StartFHIRImportJob,
+    # DescribeFHIRDatastore, ...); everything else is S3.
+    s3 = [r for r in requests if "FHIR" not in r["operation"]]
     hlk = [r for r in requests if r not in s3]
     check(val(m, "fhir_edge_aws_requests_total", service="s3") == len(s3),
-          f"s3 requests {val(m, 'fhir_edge_aws_requests_total', service='s3')} != {len(s3)} logged")
+          f"s3 requests {val(m, 'fhir_edge_aws_requests_total', service='s3')} != {len(s3)} logged: "
+          f"{[(r['operation'], r['status'], r.get('error')) for r in s3]}")
     check(val(m, "fhir_edge_aws_requests_total", service="healthlake") == len(hlk),
           "healthlake requests != logged")
     for svc, code, n in (("s3", "SlowDown", 1), ("s3", "InternalError", 1),
@@ -310,11 +312,19 @@ import: {{ poll_min: 1s, poll_max: 1s }}
         check(val(m, "fhir_edge_aws_retries_total", service=svc, code=code) == n, f"retries {code}")
     check(sum(family(m, "fhir_edge_aws_failed_calls_total").values()) == 0, "a call failed")
     check(val(m, "fhir_edge_aws_resent_requests_total", service="s3") == 2, "re-sent PutObjects")
-    puts = [r for r in s3 if r["operation"] == "PutObject"]
-    ok_puts = [r for r in puts if r["status"] == 200]
-    check(val(m, "fhir_edge_parts_uploaded_total") == len(ok_puts) + sum(
-        1 for r in s3 if r["operation"] == "UploadPart" and r["status"] == 200),
-        "parts uploaded != successful PutObject/UploadPart in the request log")
+    # Parts of the import and archive objects (rejects and report.json are not counted as parts)
+    # = successful PutObject/UploadPart on those keys.
+    parts = [r for r in s3 if r["operation"] in ("PutObject", "UploadPart") and r["status"] == 200
+             and ("/import/" in (r.get("key") or "") or "/archive/" in (r.get("key") or ""))]
+    check(parts and val(m, "fhir_edge_parts_uploaded_total") == len(parts),
+          f"parts uploaded {val(m, 'fhir_edge_parts_uploaded_total')} != {len(parts)} logged")
+    # Bytes: every body S3 accepted (import and archive parts, rejects, report.json).
+    accepted = [r for r in s3 if r["operation"] in ("PutObject", "UploadPart") and r["status"] == 200]
+    check(val(m, "fhir_edge_uploaded_bytes_total") == sum(r["bytes_in"] for r in accepted),
+          f"uploaded bytes {val(m, 'fhir_edge_uploaded_bytes_total')} != "
+          f"{sum(r['bytes_in'] for r in accepted)} logged")
+    check(sum(r["bytes_in"] for r in parts) == st["bytes_uploaded"],
+          "import+archive bytes in the request log != the journal's bytes_uploaded")
     check(val(m, "fhir_edge_exports_taken_total") == 1, "exports taken")
     check(val(m, "fhir_edge_aws_credentials_expiry_timestamp_seconds") == expiry.timestamp(),
           f"credential expiry {val(m, 'fhir_edge_aws_credentials_expiry_timestamp_seconds')} != "

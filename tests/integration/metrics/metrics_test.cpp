@@ -198,7 +198,7 @@ TEST(MetricsComponent, HealthzIs503WhileTheJournalIsGoneOrLocked) {
   // Locked: another process holds SQLite's exclusive lock on it.
   auto script = root / "hold.py";
   std::ofstream(script) << "import sqlite3, sys\n"
-                           "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                           "db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)\n"
                            "db.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
                            "db.execute('BEGIN EXCLUSIVE')\n"
                            "db.execute('PRAGMA user_version')\n"
@@ -207,8 +207,9 @@ TEST(MetricsComponent, HealthzIs503WhileTheJournalIsGoneOrLocked) {
   std::string cmd = "/usr/bin/python3 " + script.string() + " " + (root / "journal.db").string();
   FILE* holder = ::popen(cmd.c_str(), "w");
   ASSERT_NE(holder, nullptr);
-  // popen("w") gives us its stdin; wait for the lock by polling for a 503 (the lock is taken
-  // within a moment; each probe waits out SQLite's busy timeout before it reports).
+  // popen("w") gives us its stdin. The holder gets the lock between two probes (each probe's
+  // connection is closed after it); from then on every probe waits out SQLite's busy timeout
+  // and reports the lock.
   auto locked = poll(
       m->port(), "/healthz", [](const Reply& r) { return r.status == 503; }, 60s);
   EXPECT_EQ(locked.status, 503);
