@@ -63,6 +63,9 @@ class S3Client;
 
 namespace fe::pipeline {
 
+// HealthLake's limit of input files per import job (exports with more are split into parts).
+inline constexpr std::int64_t kMaxFilesPerImportJob = 10000;
+
 // What the importer needs from one configured pipeline (config::Pipeline s3 + healthlake).
 struct ImportTarget {
   std::string pipeline;  // journal ExportRow::pipeline
@@ -90,7 +93,7 @@ struct ImporterOptions {
   std::size_t max_reasons = 20;             // first failure reasons kept
   std::size_t max_reason_chars = 400;       // each reason cut to this
   std::size_t max_line_bytes = 256 * 1024;  // longer output lines are counted, not parsed
-  std::int64_t max_files_per_job = 10000;   // HealthLake's limit
+  std::int64_t max_files_per_job = kMaxFilesPerImportJob;  // tests lower it
   // Also stream SUCCESS/ (per-file imported counts). It holds one line per imported resource, so
   // it costs a download proportional to the export; false = counts from the manifest only.
   bool read_success_outputs = true;
