@@ -742,7 +742,8 @@ struct PipelineMarks {
 
 void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
   Map m(c, n, "aws", at,
-        {"region", "credentials", "profile", "endpoints", "s3_path_style", "proxy", "ca_bundle"});
+        {"region", "credentials", "profile", "endpoints", "s3_path_style", "proxy", "no_proxy",
+         "ca_bundle"});
   if (!m.ok()) {
     return;
   }
@@ -779,7 +780,33 @@ void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
     }
   }
   c.boolean(m, "s3_path_style", aws.s3_path_style);
-  c.opt_string(m, "proxy", aws.proxy, check_url);
+  // proxy / no_proxy: null (or absent) = the environment decides; "" = explicitly none (direct
+  // connections / no bypass list), whatever the environment says.
+  if (const Item* it = m.get("proxy"); it && !c.is_null(*it)) {
+    if (auto v = c.text(*it)) {
+      std::string why = v->empty() ? "" : check_url(*v);
+      if (why.empty()) {
+        aws.proxy = *v;
+      } else {
+        c.error(it->mark, it->path,
+                "expected a proxy URL such as http://proxy.hospital:3128, or \"\" for "
+                "direct connections, got '" +
+                    *v + "'");
+      }
+    }
+  }
+  if (const Item* it = m.get("no_proxy"); it && !c.is_null(*it)) {
+    if (auto v = c.text(*it)) {
+      if (matches(*v, "[A-Za-z0-9.*:/\\[\\]_, -]*")) {
+        aws.no_proxy = *v;
+      } else {
+        c.error(it->mark, it->path,
+                "expected comma-separated host names, domains (.example.org), IP addresses or "
+                "CIDR ranges, or *, got '" +
+                    *v + "'");
+      }
+    }
+  }
   if (const Item* it = m.get("ca_bundle"); it && !c.is_null(*it)) {
     fs::path p;
     if (c.abs_path(*it, p)) {

@@ -54,8 +54,12 @@ struct Aws {
   std::optional<std::string> profile;
   AwsEndpoints endpoints;
   bool s3_path_style = false;  // path-style S3 addressing (needed by most S3 emulators)
-  // Proxy URL (http://host:port); nullopt = HTTPS_PROXY / NO_PROXY from the environment.
+  // Proxy URL (http://host:port); nullopt = HTTPS_PROXY / HTTP_PROXY / ALL_PROXY from the
+  // environment; "" = direct connections even when the environment names a proxy.
   std::optional<std::string> proxy;
+  // Hosts that bypass the proxy (curl NO_PROXY syntax: "localhost,.internal,10.0.0.0/8", "*");
+  // nullopt = NO_PROXY / no_proxy from the environment; "" = none.
+  std::optional<std::string> no_proxy;
   // PEM bundle replacing the system CAs (hospital TLS inspection). TLS is always verified.
   std::optional<std::filesystem::path> ca_bundle;
 };

@@ -136,6 +136,27 @@ TEST(ConfigBandwidth, OverlappingWindowsAreRefusedIncludingAcrossMidnight) {
   EXPECT_EQ(c.upload.bandwidth_schedule.size(), 2u);
 }
 
+TEST(ConfigProxy, NullMeansEnvironmentEmptyMeansNone) {
+  auto d = ok(kHead);
+  EXPECT_FALSE(d.aws.proxy);
+  EXPECT_FALSE(d.aws.no_proxy);
+  auto c = ok(std::string(kHead) +
+              "aws: { proxy: \"http://proxy.hospital.local:3128\", no_proxy: "
+              "\"localhost,.internal,10.0.0.0/8,[::1]\" }\n");
+  EXPECT_EQ(c.aws.proxy, "http://proxy.hospital.local:3128");
+  EXPECT_EQ(c.aws.no_proxy, "localhost,.internal,10.0.0.0/8,[::1]");
+  auto direct = ok(std::string(kHead) + "aws: { proxy: \"\", no_proxy: \"\" }\n");
+  EXPECT_EQ(direct.aws.proxy, std::optional<std::string>(""));
+  EXPECT_EQ(direct.aws.no_proxy, std::optional<std::string>(""));
+  EXPECT_FALSE(ok(std::string(kHead) + "aws: { proxy: null, no_proxy: ~ }\n").aws.proxy);
+  EXPECT_THAT(
+      errors(std::string(kHead) + "aws: { proxy: proxy:3128, no_proxy: \"a;b\" }\n"),
+      ElementsAre("t.yaml:10:15: aws.proxy: expected a proxy URL such as "
+                  "http://proxy.hospital:3128, or \"\" for direct connections, got 'proxy:3128'",
+                  "t.yaml:10:37: aws.no_proxy: expected comma-separated host names, "
+                  "domains (.example.org), IP addresses or CIDR ranges, or *, got 'a;b'"));
+}
+
 TEST(ConfigWatch, DefaultsAndValues) {
   auto d = ok(kHead);
   EXPECT_EQ(d.watch.rescan_interval, 60s);
