@@ -49,12 +49,14 @@ findmnt -rn -o TARGET | sed 's/\\x20/ /g' | while IFS= read -r m; do
   case "$m" in /proc | /proc/* | /sys | /sys/* | /dev | /dev/*) continue ;; esac
   mount -o remount,bind,ro "$m" 2>/dev/null || true
 done
-probe_root="/usr/.fe-unit-user-probe"
-if touch "$probe_root" 2>/dev/null; then
-  rm -f "$probe_root"
-  echo "sandbox: / is still writable" >&2
-  exit 1
-fi
+for d in /usr /etc /var /var/lib /opt /srv; do
+  [ -d "$d" ] || continue
+  if touch "$d/.fe-unit-user-probe" 2>/dev/null; then
+    rm -f "$d/.fe-unit-user-probe"
+    echo "sandbox: $d is still writable" >&2
+    exit 1
+  fi
+done
 
 # The unit's writable and configuration paths, bound from the scratch root.
 # A bind of a directory on a read-only mount is read-only itself: writable ones are made rw.
