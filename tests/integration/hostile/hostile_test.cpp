@@ -1,0 +1,331 @@
+// Hostile and broken input against the real daemon (`fhir-edge run`) and healthlake-local: each
+// case gives one log line naming the file and the cause, good exports next to it are imported,
+// and the daemon keeps running. docs/hostile-input.md describes each case.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "daemon_run.hpp"
+
+namespace {
+
+using namespace fe::test;
+
+constexpr uint64_t kMiB = 1ull << 20;
+
+// Writes an export directory under a temporary name with `fill(dir)`, adds the marker and renames
+// it into the root.
+void drop_with(const fs::path& root, const std::string& name,
+               const std::function<void(const fs::path&)>& fill) {
+  fs::path tmp = root / (".tmp-" + name.substr(0, 40));
+  fs::create_directories(tmp);
+  fill(tmp);
+  write_file(tmp / ".done", "");
+  fs::rename(tmp, root / name);
+}
+
+std::string patient(const std::string& id) {
+  return "{\"resourceType\":\"Patient\",\"id\":\"" + id + "\",\"gender\":\"male\"}";
+}
+
+TEST(HostileInput, BadLinesAreRejectedAloneWithOneLogLineNamingFileAndCause) {
+  DaemonRun run({});
+  run.start();
+  drop_export(run.watch(), "good-before", {{"Patient.ndjson", patients("before", 20)}});
+  ASSERT_EQ(run.wait_final("good-before"), "imported") << run.log();
+  const uint64_t base_rss = run.peak_rss();
+
+  // 1. One 100 MiB line between two valid ones, written streamed (the test never holds it).
+  const uint64_t huge = 100 * kMiB;
+  fs::path huge_file;
+  drop_with(run.watch(), "huge-line", [&](const fs::path& d) {
+    std::ofstream out(d / "Patient.ndjson", std::ios::binary);
+    out << patient("huge-before") << "\n";
+    std::string head = "{\"resourceType\":\"Patient\",\"id\":\"huge\",\"text\":\"";
+    out << head;
+    std::string chunk(kMiB, 'a');
+    uint64_t left = huge - head.size() - 2;
+    while (left > 0) {
+      auto n = std::min<uint64_t>(left, chunk.size());
+      out.write(chunk.data(), static_cast<std::streamsize>(n));
+      left -= n;
+    }
+    out << "\"}\n" << patient("huge-after") << "\n";
+  });
+  huge_file = run.watch() / "huge-line" / "Patient.ndjson";
+  ASSERT_EQ(run.wait_final("huge-line"), "imported") << run.log();
+  auto st = run.export_status("huge-line");
+  EXPECT_EQ(st->valid, 2);
+  EXPECT_EQ(st->rejected, 1);
+  auto lines = run.log_lines({"warning: 1 invalid line(s) rejected, first line 2: line of " +
+                                  std::to_string(huge) + " bytes exceeds the line size limit",
+                              "FHIR_FILE=" + huge_file.string()});
+  EXPECT_EQ(lines.size(), 1u) << run.log();
+  // Bounded memory: the line was never held whole (the reader keeps at most its line limit).
+  const uint64_t peak = run.peak_rss();
+  EXPECT_LT(peak - base_rss, huge) << "peak RSS grew by " << (peak - base_rss) / kMiB << " MiB";
+  std::cout << "[ hostile ] 100 MiB line: daemon peak RSS " << base_rss / kMiB << " MiB before, "
+            << peak / kMiB << " MiB after\n";
+
+  // 2. One file per kind of broken line, each with valid lines around it.
+  const std::string deep = std::string(10000, '[') + std::string(10000, ']');
+  std::map<std::string, std::string> files = {
+      {"deep.ndjson", patient("deep-1") +
+                          "\n{\"resourceType\":\"Patient\",\"id\":\"deep\","
+                          "\"extension\":" +
+                          deep + "}\n" + patient("deep-3") + "\n"},
+      {"utf8.ndjson", patient("utf8-1") +
+                          "\n{\"resourceType\":\"Patient\",\"id\":\"utf8\",\"gender\":\"m\xC3\x28"
+                          "le\"}\n" +
+                          patient("utf8-3") + "\n"},
+      {"nul.ndjson", patient("nul-1") + "\n" + std::string("{\"resourceType\":\"Pat\0ient\"}", 26) +
+                         "\n" + patient("nul-3") + "\n"},
+      {"bom.ndjson", "\xEF\xBB\xBF" + patient("bom-1") + "\n" + patient("bom-2") + "\n"},
+      {"bom-inside.ndjson", patient("bomin-1") + "\n\xEF\xBB\xBF" + patient("bomin-2") + "\n"},
+  };
+  drop_export(run.watch(), "bad-lines", files);
+  ASSERT_EQ(run.wait_final("bad-lines"), "imported") << run.log();
+  st = run.export_status("bad-lines");
+  EXPECT_EQ(st->valid, 2 + 2 + 2 + 2 + 1);
+  EXPECT_EQ(st->rejected, 4);
+  const fs::path bad = run.watch() / "bad-lines";
+  for (const auto& [file, cause] :
+       std::vector<std::pair<std::string, std::string>>{{"deep.ndjson", "first line 2: "},
+                                                        {"utf8.ndjson", "first line 2: "},
+                                                        {"nul.ndjson", "first line 2: "},
+                                                        {"bom-inside.ndjson", "first line 2: "}}) {
+    auto l =
+        run.log_lines({"invalid line(s) rejected, " + cause, "FHIR_FILE=" + (bad / file).string()});
+    EXPECT_EQ(l.size(), 1u) << file << "\n" << run.log();
+  }
+  EXPECT_EQ(run.log_lines({"nest", "FHIR_FILE=" + (bad / "deep.ndjson").string()}).size(), 1u)
+      << run.log();
+  EXPECT_EQ(run.log_lines({"UTF-8", "FHIR_FILE=" + (bad / "utf8.ndjson").string()}).size(), 1u)
+      << run.log();
+  // A BOM before line 1 is tolerated (one notice) and not sent on to HealthLake.
+  EXPECT_EQ(run.log_lines({"notice: leading UTF-8 byte order mark on line 1 ignored",
+                           "FHIR_FILE=" + (bad / "bom.ndjson").string()})
+                .size(),
+            1u)
+      << run.log();
+  auto obj = run.hll().object("landing", "exports/bad-lines/import/bom.ndjson");
+  ASSERT_TRUE(obj);
+  EXPECT_EQ(*obj, patient("bom-1") + "\n" + patient("bom-2") + "\n");
+
+  auto imported = run.hll().imported_resources();
+  for (const char* id : {"huge-before", "huge-after", "deep-1", "deep-3", "utf8-1", "utf8-3",
+                         "nul-1", "nul-3", "bom-1", "bom-2", "bomin-1", "before-20"})
+    EXPECT_EQ(imported["Patient/" + std::string(id)], 1u) << id;
+  for (const char* id : {"huge", "deep", "utf8", "bomin-2"})
+    EXPECT_EQ(imported.count("Patient/" + std::string(id)), 0u) << id;
+
+  for (const auto& l : run.log_lines({"FHIR_FILE="}))
+    if (l.find("rejected") != std::string::npos || l.find("byte order") != std::string::npos)
+      std::cout << "[ hostile ] " << l << "\n";
+
+  // Still running and still taking exports.
+  drop_export(run.watch(), "good-after", {{"Patient.ndjson", patients("after", 5)}});
+  EXPECT_EQ(run.wait_final("good-after"), "imported") << run.log();
+  EXPECT_EQ(run.stop(), 0);
+}
+
+TEST(HostileInput, UnusableNamesSymlinksAndFifosAreSkippedWithOneWarningEach) {
+  TempDir outside;
+  write_file(outside.path() / "secret.ndjson", patient("outside") + "\n");
+  fs::create_directories(outside.path() / "dir");
+  write_file(outside.path() / "dir" / "Patient.ndjson", patient("outside-dir") + "\n");
+  write_file(outside.path() / "dir" / ".done", "");
+
+  DaemonRun run({});
+  const fs::path root = run.watch();
+  run.start();
+
+  // Names that cannot be spool paths or S3 keys: refused before anything is read.
+  const std::string nl_dir = "line\nbreak";
+  drop_export(root, nl_dir, {{"Patient.ndjson", patients("nl", 2)}});
+  const std::string esc_file = std::string("evil\x1b[31m.ndjson");
+  const std::string long241(241, 'x');
+  drop_with(root, "mixed-names", [&](const fs::path& d) {
+    write_file(d / "Patient.ndjson", patients("mixed", 3));
+    write_file(d / "has\nnewline.ndjson", patients("nlfile", 1));
+    write_file(d / esc_file, patients("esc", 1));
+    write_file(d / (long241 + ".ndjson"), patients("long", 1));
+    write_file(d / "bad\xff"
+                   ".ndjson",
+               patients("latin1", 1));
+    ::symlink((outside.path() / "secret.ndjson").c_str(), (d / "Link.ndjson").c_str());
+    ::mkfifo((d / "Fifo.ndjson").c_str(), 0644);
+  });
+  // Symlinks and FIFOs at the root: never followed, never opened.
+  ::symlink((outside.path() / "dir").c_str(), (root / "linked-export").c_str());
+  ::symlink((outside.path() / "secret.ndjson").c_str(), (root / "linked.ndjson").c_str());
+  ::mkfifo((root / "pipe.ndjson").c_str(), 0644);
+  // Names that look odd but are fine: ".." inside a name, non-ASCII UTF-8, 240 bytes.
+  const std::string uni = "Müller-日本-ünïcödé";
+  drop_export(root, "a..b", {{"x..y.ndjson", patients("dots", 2)}});
+  drop_export(root, uni, {{uni + ".ndjson", patients("uni", 2)}});
+  const std::string name240 = std::string(233, 'n') + ".ndjson";
+  drop_export(root, std::string(240, 'e'), {{name240, patients("n240", 2)}});
+
+  for (const auto& name : {"mixed-names", "a..b"})
+    EXPECT_EQ(run.wait_final(name), "imported") << name << "\n" << run.log();
+  EXPECT_EQ(run.wait_final(uni), "imported") << run.log();
+  EXPECT_EQ(run.wait_final(std::string(240, 'e')), "imported") << run.log();
+  auto st = run.export_status("mixed-names");
+  EXPECT_EQ(st->files, 1);  // only Patient.ndjson
+  EXPECT_EQ(st->valid, 3);
+
+  auto one = [&](const std::string& what, const fs::path& p) {
+    // The plain log escapes control characters: look for the escaped form.
+    std::string shown = p.string(), esc;
+    for (unsigned char c : shown) {
+      if (c == '\n') {
+        esc += "\\n";
+      } else if (c < 0x20 || c == 0x7f) {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\x%02x", c);
+        esc += b;
+      } else {
+        esc += static_cast<char>(c);
+      }
+    }
+    auto l = run.log_lines({"warning: skipping " + what, esc});
+    EXPECT_EQ(l.size(), 1u) << what << " " << esc << "\n" << run.log();
+  };
+  one("unusable name (name contains a control character)", root / nl_dir);
+  one("unusable name (name contains a control character)",
+      root / "mixed-names" / "has\nnewline.ndjson");
+  one("unusable name (name contains a control character)", root / "mixed-names" / esc_file);
+  one("unusable name (name of 248 bytes is longer than 240",
+      root / "mixed-names" / (long241 + ".ndjson"));
+  one("unusable name (name is not valid UTF-8)", root / "mixed-names" / "bad\xff.ndjson");
+  one("symlink (never followed)", root / "mixed-names" / "Link.ndjson");
+  one("FIFO", root / "mixed-names" / "Fifo.ndjson");
+  one("symlink (never followed)", root / "linked-export");
+  one("symlink (never followed)", root / "linked.ndjson");
+  one("FIFO", root / "pipe.ndjson");
+  // No raw control character ever reaches the log.
+  for (char c : run.log()) EXPECT_FALSE(c != '\n' && static_cast<unsigned char>(c) < 0x20);
+
+  // Unicode names become UTF-8 S3 keys as they are.
+  EXPECT_TRUE(run.hll().object("landing", "exports/" + uni + "/import/" + uni + ".ndjson"));
+  EXPECT_TRUE(run.hll().object("landing", "exports/a..b/import/x..y.ndjson"));
+  auto imported = run.hll().imported_resources();
+  for (const char* id :
+       {"outside", "outside-dir", "nl-1", "nlfile-1", "esc-1", "long-1", "latin1-1"})
+    EXPECT_EQ(imported.count("Patient/" + std::string(id)), 0u) << id;
+  EXPECT_EQ(imported["Patient/uni-2"], 1u);
+  EXPECT_EQ(imported["Patient/n240-2"], 1u);
+  // The OS refuses a 1,000-character name outright (NAME_MAX 255 bytes): nothing to watch.
+  std::ofstream thousand(root / (std::string(1000, 'k') + ".ndjson"));
+  EXPECT_FALSE(thousand.good());
+  EXPECT_TRUE(run.running());
+  EXPECT_EQ(run.stop(), 0);
+}
+
+TEST(HostileInput, ObjectKeyLongerThan1024BytesParksTheExportWithTheReason) {
+  // A long configured prefix plus long (allowed) names exceed S3's 1,024-byte key limit.
+  TempDir d;
+  DaemonRun::Options o;
+  o.pipelines.push_back({"long", d.path() / "long", std::string(600, 'p')});
+  o.pipelines.push_back({"short", d.path() / "short"});
+  DaemonRun run(o);
+  run.start();
+  const std::string name(240, 'e');
+  drop_export(run.watch(0), name, {{std::string(233, 'f') + ".ndjson", patients("long", 2)}});
+  drop_export(run.watch(1), "fine", {{"Patient.ndjson", patients("fine", 2)}});
+  EXPECT_EQ(run.wait_final(name), "parked") << run.log();
+  EXPECT_NE(run.export_status(name)->parked_reason.find("object key longer than 1024 bytes"),
+            std::string::npos)
+      << run.export_status(name)->parked_reason;
+  EXPECT_EQ(run.log_lines({"error: export parked", "object key longer than 1024 bytes"}).size(), 1u)
+      << run.log();
+  EXPECT_EQ(run.wait_final("fine"), "imported") << run.log();
+  EXPECT_EQ(run.stop(), 0);
+}
+
+TEST(HostileInput, SourceTruncatedOrReplacedWhileReadIsTakenAgainAsANewVersion) {
+  DaemonRun run({});
+  run.start();
+  // Large enough that it is still being read when it is cut (validation runs at a few MB/s
+  // under the sanitizers); either way the outcome below must hold.
+  const int n = 150000;
+  drop_export(run.watch(), "cut", {{"Patient.ndjson", patients("cut", n)}});
+  const fs::path file = run.watch() / "cut" / "Patient.ndjson";
+  ASSERT_TRUE(DaemonRun::wait_until([&] { return run.log_has("export taken EXPORT_ID=cut"); }))
+      << run.log();
+  // Truncate in place to the first 10 lines (open, ftruncate, close: the writer's close is what
+  // tells the watcher the file is settled again).
+  std::string keep = patients("cut", 10);
+  int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(keep.size())), 0);
+  ::close(fd);
+
+  // Replace a second export by rename while it is read.
+  drop_export(run.watch(), "swap", {{"Patient.ndjson", patients("swap", n)}});
+  const fs::path sfile = run.watch() / "swap" / "Patient.ndjson";
+  ASSERT_TRUE(DaemonRun::wait_until([&] { return run.log_has("export taken EXPORT_ID=swap"); }))
+      << run.log();
+  write_file(run.watch() / "swap" / ".new.tmp", patients("swapped", 7));
+  fs::rename(run.watch() / "swap" / ".new.tmp", sfile);
+
+  drop_export(run.watch(), "good", {{"Patient.ndjson", patients("good", 5)}});
+  EXPECT_EQ(run.wait_final("good"), "imported") << run.log();
+
+  // The version imported last is the file as it is now; nothing is imported half-old.
+  ASSERT_TRUE(DaemonRun::wait_until([&] {
+    auto c = run.export_status("cut");
+    auto s = run.export_status("swap");
+    return c && s && c->state == "imported" && c->valid == 10 && s->state == "imported" &&
+           s->valid == 7;
+  })) << run.status_json()
+      << run.log();
+  auto imported = run.hll().imported_resources();
+  EXPECT_EQ(imported["Patient/cut-10"], 1u);
+  EXPECT_EQ(imported["Patient/swapped-7"], 1u);
+  // Each change gives one warning naming the file and what changed. (If the machine was fast
+  // enough to finish reading before the change, the old version was complete and consistent,
+  // and the change makes a new version all the same.)
+  bool cut_seen_mid_read = !run.log_lines({"changed while it was spooled", file.string()}).empty();
+  bool swap_seen_mid_read =
+      !run.log_lines({"changed while it was spooled", sfile.string()}).empty();
+  if (cut_seen_mid_read) {
+    EXPECT_EQ(run.log_lines({"warning: source changed after it was taken", file.string()}).size(),
+              1u)
+        << run.log();
+    EXPECT_EQ(imported.count("Patient/cut-11"), 0u);
+  }
+  if (swap_seen_mid_read) {
+    EXPECT_EQ(imported.count("Patient/swap-1"), 0u);
+  }
+  std::cout << "[ hostile ] change seen while reading: truncated=" << cut_seen_mid_read
+            << " replaced=" << swap_seen_mid_read << "\n";
+  EXPECT_EQ(run.stop(), 0);
+}
+
+TEST(HostileInput, WatchRootDeletedAndRecreatedIsWatchedAgain) {
+  DaemonRun run({});
+  const fs::path root = run.watch();
+  run.start();
+  drop_export(root, "first", {{"Patient.ndjson", patients("first", 3)}});
+  ASSERT_EQ(run.wait_final("first"), "imported") << run.log();
+  fs::remove_all(root);
+  ASSERT_TRUE(DaemonRun::wait_until([&] { return run.log_has("watch root disappeared"); }))
+      << run.log();
+  fs::create_directories(root);
+  ASSERT_TRUE(DaemonRun::wait_until([&] { return run.log_has("watch root is back"); }))
+      << run.log();
+  drop_export(root, "second", {{"Patient.ndjson", patients("second", 3)}});
+  EXPECT_EQ(run.wait_final("second"), "imported") << run.log();
+  EXPECT_EQ(run.log_lines({"error: watch root disappeared", "WATCH_ROOT=" + root.string()}).size(),
+            1u)
+      << run.log();
+  EXPECT_EQ(run.hll().imported_resources()["Patient/second-3"], 1u);
+  EXPECT_EQ(run.stop(), 0);
+}
+
+}  // namespace
