@@ -1093,20 +1093,22 @@ void read_upload(Checker& c, const Item& it, Upload& up) {
       continue;
     }
     const Item* at = wm.get("to");
-    if (w.from_minute == w.to_minute % 1440) {
+    if (w.from_minute == w.to_minute) {
       c.error(at->mark, at->path,
               "the window is empty (from equals to); use from: \"00:00\", to: \"24:00\" for the "
               "whole day");
       continue;
     }
-    const int end = w.to_minute % 1440;
+    // Minutes covered: "00:00"-"24:00" is all 1440; to < from wraps midnight.
+    const int len = w.to_minute > w.from_minute ? w.to_minute - w.from_minute
+                                                : w.to_minute + 1440 - w.from_minute;
     int clash = -1;
-    for (int mi = w.from_minute; mi != end && clash < 0; mi = (mi + 1) % 1440) {
-      clash = owner[mi];
+    for (int k = 0; k < len && clash < 0; ++k) {
+      clash = owner[(w.from_minute + k) % 1440];
     }
     if (clash < 0) {
-      for (int mi = w.from_minute; mi != end; mi = (mi + 1) % 1440) {
-        owner[mi] = static_cast<int>(i);
+      for (int k = 0; k < len; ++k) {
+        owner[(w.from_minute + k) % 1440] = static_cast<int>(i);
       }
     } else {
       c.error(wit.mark, wit.path,

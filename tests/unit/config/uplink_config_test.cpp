@@ -79,6 +79,17 @@ TEST(ConfigBandwidth, ScheduleWindowsWrapMidnightAndMayBeUnlimited) {
          "upload: { bandwidth_schedule: [ {from: \"20:00\", to: \"24:00\", limit: 4MiB} ] }\n");
   ASSERT_EQ(late.upload.bandwidth_schedule.size(), 1u);
   EXPECT_EQ(late.upload.bandwidth_schedule[0].to_minute, 24 * 60);
+  // "00:00" to "24:00" is the whole day, and then nothing else fits.
+  auto all = ok(std::string(kHead) +
+                "upload: { bandwidth_schedule: [ {from: \"00:00\", to: \"24:00\", limit: "
+                "unlimited} ] }\n");
+  ASSERT_EQ(all.upload.bandwidth_schedule.size(), 1u);
+  EXPECT_EQ(all.upload.bandwidth_schedule[0].from_minute, 0);
+  EXPECT_EQ(all.upload.bandwidth_schedule[0].to_minute, 1440);
+  EXPECT_THAT(errors(std::string(kHead) +
+                     "upload: { bandwidth_schedule: [ {from: \"00:00\", to: \"24:00\", limit: "
+                     "unlimited}, {from: \"23:59\", to: \"00:00\", limit: 1MiB} ] }\n"),
+              ElementsAre(HasSubstr("23:59-00:00 overlaps upload.bandwidth_schedule[0]")));
   // bandwidth_limit itself may say unlimited too.
   EXPECT_FALSE(
       ok(std::string(kHead) + "upload: { bandwidth_limit: unlimited }\n").upload.bandwidth_limit);
