@@ -1,0 +1,123 @@
+// `fhir-edge run` with the uplink settings, as an operator changes them: a SIGHUP applies a new
+// upload.bandwidth_limit / bandwidth_schedule to the running HTTP engine (the engine logs the cap
+// it switches to), watch settings need a restart, and the configuration file's permissions are
+// checked like ssh's (world-readable: a warning at start and at reload; group/world-writable: the
+// daemon refuses to start). Uses the service tests' harness (tests/integration/service).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <ctime>
+
+#include "../service/harness.hpp"
+
+namespace {
+
+using namespace fe::test;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Fixture {
+  TempDir dir;
+  fs::path config = dir.path() / "fhir-edge.yaml";
+  fs::path log = dir.path() / "stderr.log";
+  NotifySocket notify{dir.path() / "notify.sock"};
+
+  // Endpoints on a closed loopback port: nothing leaves the machine.
+  std::string text(const std::string& upload, const std::string& more = "") const {
+    return config_text(dir.path(), 1,
+                       "aws: { region: us-east-1, endpoints: { s3: \"http://127.0.0.1:9\", "
+                       "healthlake: \"http://127.0.0.1:9\" }, s3_path_style: true }\n"
+                       "upload: " +
+                           upload + "\n" + more);
+  }
+  void write(const std::string& yaml, mode_t mode = 0640) {
+    write_file(config, yaml);
+    ::chmod(config.c_str(), mode);
+  }
+  std::unique_ptr<Daemon> start() {
+    return std::make_unique<Daemon>(
+        std::vector<std::string>{"run", "--config", config.string()},
+        std::map<std::string, std::string>{{"NOTIFY_SOCKET", notify.path().string()},
+                                           {"AWS_ACCESS_KEY_ID", "AKIDUPLINKRELOADTEST"},
+                                           {"AWS_SECRET_ACCESS_KEY", "uplink-reload-test-secret"}},
+        log);
+  }
+  // SIGHUP and wait for the daemon to be ready again; returns its STATUS.
+  std::string reload(Daemon& d) {
+    d.signal(SIGHUP);
+    EXPECT_TRUE(notify.wait_for("RELOADING=1")) << read_file(log);
+    auto ready = notify.wait_for("READY=1");
+    EXPECT_TRUE(ready) << read_file(log);
+    return ready ? field(*ready, "STATUS") : "";
+  }
+};
+
+int count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+TEST(UplinkReload, SighupAppliesBandwidthLimitAndScheduleToTheRunningEngine) {
+  Fixture f;
+  f.write(f.text("{ bandwidth_limit: 1MiB/s }"));
+  auto d = f.start();
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+
+  f.write(f.text("{ bandwidth_limit: 3MiB/s }"));
+  EXPECT_THAT(f.reload(*d), Not(HasSubstr("reload rejected")));
+  std::string log = read_file(f.log);
+  EXPECT_THAT(log, HasSubstr("notice: configuration reloaded"));
+  EXPECT_EQ(count(log, "upload bandwidth limit changed BANDWIDTH_LIMIT=\"3145728 B/s\""), 1) << log;
+
+  // A window covering the whole day (so whatever the local time is): unlimited.
+  f.write(
+      f.text("{ bandwidth_limit: 3MiB/s, bandwidth_schedule: [ { from: \"00:00\", to: "
+             "\"24:00\", limit: unlimited } ] }"));
+  EXPECT_THAT(f.reload(*d), Not(HasSubstr("reload rejected")));
+  log = read_file(f.log);
+  EXPECT_EQ(count(log, "upload bandwidth limit changed BANDWIDTH_LIMIT=unlimited"), 1) << log;
+
+  // The watcher's settings are fixed at start: refused, the old configuration stays.
+  f.write(f.text("{ bandwidth_limit: 3MiB/s }", "watch: { rescan_interval: 10s }\n"));
+  EXPECT_THAT(f.reload(*d), HasSubstr("restart fhir-edge to apply"));
+
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0) << read_file(f.log);
+}
+
+TEST(UplinkReload, WorldReadableConfigIsAWarningAtStartAndReload) {
+  Fixture f;
+  f.write(f.text("{ concurrency: 2 }"), 0644);
+  auto d = f.start();
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+  const std::string warning = "readable by all users (mode 0644)";
+  EXPECT_EQ(count(read_file(f.log), warning), 1) << read_file(f.log);
+  f.reload(*d);
+  EXPECT_EQ(count(read_file(f.log), warning), 2) << read_file(f.log);
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0);
+}
+
+TEST(UplinkReload, GroupWritableConfigIsRefusedAtStartAndAtReload) {
+  Fixture f;
+  f.write(f.text("{ concurrency: 2 }"), 0664);
+  {
+    auto d = f.start();
+    EXPECT_EQ(d->wait(), 2) << read_file(f.log);  // configuration error
+    EXPECT_THAT(read_file(f.log),
+                HasSubstr(f.config.string() + ": refusing a configuration file writable by its "
+                                              "group (mode 0664)"));
+  }
+  // Running with a good file; someone makes it group-writable and reloads: refused, kept.
+  f.write(f.text("{ concurrency: 2 }"), 0600);
+  auto d = f.start();
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+  f.write(f.text("{ concurrency: 3 }"), 0620);
+  EXPECT_THAT(f.reload(*d), HasSubstr("reload rejected"));
+  EXPECT_THAT(read_file(f.log), HasSubstr("writable by its group (mode 0620)"));
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0);
+}
+
+}  // namespace
