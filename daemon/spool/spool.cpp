@@ -379,6 +379,10 @@ SpoolWriter::~SpoolWriter() {
   if (!finished_) {
     std::error_code ec;
     fs::remove(tmp_, ec);
+    // finish() may have failed while writing the index (disk full): its temporary goes too.
+    auto idx_tmp = index_path(final_);
+    idx_tmp += ".tmp";
+    fs::remove(idx_tmp, ec);
     if (opt_.quota && charged_) opt_.quota->release(charged_);
   }
 }
