@@ -113,7 +113,7 @@ fe::metrics::Options fast_options() {
 
 }  // namespace
 
-TEST(Exposition, EscapesLabelValuesAndHelpAndPrintsExactValues) {
+TEST(MetricsExposition, EscapesLabelValuesAndHelpAndPrintsExactValues) {
   fe::metrics::TextWriter w;
   w.family("fhir_edge_x_total", fe::metrics::Kind::counter, "line one\nback\\slash");
   w.sample("fhir_edge_x_total", {{"code", "a\"b\\c\nd"}, {"service", "s3"}}, 12345678901234.0);
@@ -129,7 +129,7 @@ TEST(Exposition, EscapesLabelValuesAndHelpAndPrintsExactValues) {
   EXPECT_EQ(fe::metrics::format_value(1764158400.123), "1764158400.123");
 }
 
-TEST(Registry, CapsDistinctLabelSetsPerMetric) {
+TEST(MetricsRegistry, CapsDistinctLabelSetsPerMetric) {
   fe::metrics::Registry r;
   for (int i = 0; i < 500; ++i) r.add("fhir_edge_codes_total", {{"code", "C" + std::to_string(i)}});
   auto snap = r.snapshot();
@@ -277,5 +277,30 @@ TEST(MetricsComponent, ServesTheRegistryAndRejectsOtherMethodsAndPaths) {
   EXPECT_NE(r.body.find("fhir_edge_exports{pipeline=\"unit\",state=\"imported\"} 0\n"),
             std::string::npos);
   EXPECT_EQ(get(m->port(), "/nope").status, 404);
+  fs::remove_all(root);
+}
+
+TEST(MetricsComponent, ReloadRefusesANewListenAddressAndAdoptsTheRest) {
+  auto root = temp_dir("reload");
+  { auto j = fe::journal::Journal::open(root / "journal.db"); }
+  Loop loop;
+  auto m = fe::metrics::make_metrics(loop.io, fast_options());
+  auto old_cfg = config_in(root);
+  m->start(old_cfg);
+  loop.run();
+  const auto port = m->port();
+  auto moved = old_cfg;
+  moved.metrics.port = static_cast<std::uint16_t>(port == 65535 ? 65534 : port + 1);
+  std::string why;
+  EXPECT_FALSE(m->reload(old_cfg, moved, why));
+  EXPECT_NE(why.find("metrics.listen"), std::string::npos) << why;
+  EXPECT_EQ(m->port(), port);
+
+  auto quota = old_cfg;
+  quota.spool.max_bytes = 987654321;
+  why.clear();
+  EXPECT_TRUE(m->reload(old_cfg, quota, why)) << why;
+  auto r = get(port, "/metrics");
+  EXPECT_NE(r.body.find("fhir_edge_spool_quota_bytes 987654321\n"), std::string::npos) << r.body;
   fs::remove_all(root);
 }
