@@ -463,7 +463,9 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     if (announce)
       fe::log::info("upload bandwidth limit changed",
                     {{"BANDWIDTH_LIMIT", r ? std::to_string(r) + " B/s" : "unlimited"}});
-    if (r == 0) resume_paused(paused.size());
+    // Paused transfers are resumed from the refill timer, never from here: this may run inside
+    // curl's read callback, where touching other handles of the multi is not allowed.
+    if (!paused.empty()) arm_refill();
   }
 
   void refill(Clock::time_point now) {
