@@ -65,9 +65,19 @@ echo "fhir-edge pipeline..."
 /usr/bin/time -f "%e %U %S %M" -o "$W/fe.time" "$DRIVER" "$W/fhir-edge.yaml" > "$W/driver.log" 2>&1 &
 DRV_PID=$!
 sleep 1
-# The drop: the export is renamed into the watched root (as bulk-data clients do), then marked.
-T0=$(date +%s.%N)
-mv "$W/gen/bench" "$W/watch/bench"
+# The drop, as bulk-data clients do it: the export directory is created, each finished file is
+# renamed into it, then the marker. (Renaming the whole directory in at once also works, but its
+# files are then found by a scan and must stay unchanged for the watcher's scan_quiet, 5 s, before
+# they are taken: DROP=dir measures that variant.)
+if [[ ${DROP:-files} == dir ]]; then
+  T0=$(date +%s.%N)
+  mv "$W/gen/bench" "$W/watch/bench"
+else
+  mkdir "$W/watch/bench"
+  sleep 1  # the watcher puts its watch on the new directory
+  T0=$(date +%s.%N)
+  mv "$W"/gen/bench/*.ndjson "$W/watch/bench/"
+fi
 touch "$W/watch/bench/.done"
 state() { python3 - "$W/journal.db" <<'PY'
 import sqlite3, sys
@@ -90,6 +100,15 @@ DRV_PIDS=$(pgrep -P $DRV_PID || true)
 kill -TERM ${DRV_PIDS:-$DRV_PID} 2>/dev/null || true
 wait $DRV_PID || true
 read -r _ FE_USER FE_SYS FE_RSS_KB < "$W/fe.time"
+# Where the daemon's time went: the export's state changes, from the journal's event log.
+python3 - "$W/journal.db" "$T0" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+t0 = float(sys.argv[2]) * 1000
+rows = c.execute("SELECT time, message FROM events WHERE kind='state' ORDER BY id").fetchall()
+print("fhir-edge phases (s after the drop): " +
+      "; ".join(f"{(t - t0) / 1000:.1f} {m.split(' (')[0][:40]}" for t, m in rows))
+PY
 FE_WALL=$(echo "$T1 - $T0" | bc -l)
 
 echo "baseline: zstd -3 + aws s3 cp --recursive..."
