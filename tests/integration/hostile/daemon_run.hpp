@@ -21,7 +21,7 @@ namespace fe::test {
 
 struct ExportStatus {
   std::string name, state, parked_reason, last_error, source_path;
-  int64_t valid = 0, rejected = 0, files = 0;
+  int64_t id = 0, valid = 0, rejected = 0, files = 0;
 };
 
 struct PipelineSpec {
@@ -144,6 +144,7 @@ class DaemonRun {
       if (!e["last_error"].get(v)) s.last_error = v;
       if (!e["source_path"].get(v)) s.source_path = v;
       int64_t n;
+      if (!e["id"].get(n)) s.id = n;
       if (!e["resources_valid"].get(n)) s.valid = n;
       if (!e["resources_rejected"].get(n)) s.rejected = n;
       if (!e["files"].get(n)) s.files = n;
@@ -152,11 +153,12 @@ class DaemonRun {
     return out;
   }
 
-  // The latest version of an export by name.
+  // The latest version of an export by name (a changed export is taken again as <name>.v2...).
   std::optional<ExportStatus> export_status(const std::string& name) const {
     std::optional<ExportStatus> found;
     for (auto& s : status())
-      if (s.name == name) found = s;
+      if ((s.name == name || s.name.starts_with(name + ".v")) && (!found || s.id > found->id))
+        found = s;
     return found;
   }
 
