@@ -373,6 +373,8 @@ import: {{ poll_min: 1s, poll_max: 1s }}
         r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
                            text=True)
         check(r.returncode == 0, f"promtool check metrics: {r.stdout}{r.stderr}\n{body}")
+    print("first scrape (samples):")
+    print("\n".join(l for l in scrapes[0].splitlines() if not l.startswith("#")))
     print(f"metrics: {len(m)} samples, journal gauges equal status and survive a restart, "
           f"error/retry counters equal the request log, promtool ok")
     cleanup()
