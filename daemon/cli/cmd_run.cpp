@@ -20,7 +20,8 @@ constexpr const char* kUsage =
     "\n"
     "Runs the daemon in the foreground (systemd Type=notify: READY, STATUS, WATCHDOG, RELOADING,\n"
     "STOPPING). SIGHUP reloads the configuration (an invalid one is refused and the running one\n"
-    "kept); SIGTERM or SIGINT stops gracefully and exits 0.\n"
+    "kept); SIGTERM or SIGINT stops gracefully and exits 0. Prometheus metrics and a readiness\n"
+    "probe are served at http://<metrics.listen>/metrics and /healthz (default 127.0.0.1:9464).\n"
     "\n"
     "  -c, --config FILE     default /etc/fhir-edge/fhir-edge.yaml\n"
     "  -l, --log-level LEVEL error | warning | notice | info | debug (overrides log.level)\n";

@@ -277,6 +277,29 @@ TEST(MetricsComponent, ServesTheRegistryAndRejectsOtherMethodsAndPaths) {
   EXPECT_NE(r.body.find("fhir_edge_exports{pipeline=\"unit\",state=\"imported\"} 0\n"),
             std::string::npos);
   EXPECT_EQ(get(m->port(), "/nope").status, 404);
+
+  // HEAD answers like GET without a body; other methods are refused.
+  for (const char* method : {"HEAD", "POST"}) {
+    CURL* c = curl_easy_init();
+    std::string url = "http://127.0.0.1:" + std::to_string(m->port()) + "/healthz";
+    std::string body;
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    if (std::string(method) == "HEAD") {
+      curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x");
+    }
+    long status = 0;
+    ASSERT_EQ(curl_easy_perform(c), CURLE_OK) << method;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    EXPECT_EQ(status, std::string(method) == "HEAD" ? 200 : 405) << method;
+    EXPECT_EQ(body, std::string(method) == "HEAD" ? "" : "only GET and HEAD\n") << method;
+  }
   fs::remove_all(root);
 }
 
