@@ -90,6 +90,11 @@ struct Case {
   bool journal;  // run with stderr connected to the (captured) journal
 };
 
+// gtest prints the parameter in test listings: the tag, not the struct's bytes.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.tag;
+}
+
 class SecretsTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(SecretsTest, NoOutputContainsTheSecretOrTheToken) {
