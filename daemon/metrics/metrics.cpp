@@ -241,6 +241,10 @@ std::string render(const Snapshot& s) {
             "Exports parked by this process (non-retryable error).", st.parked);
     counter("fhir_edge_spool_evicted_bytes_total",
             "Spool bytes of uploaded exports evicted under quota pressure.", st.evicted_bytes);
+    counter("fhir_edge_journal_write_errors_total",
+            "Journal writes that failed (disk full, read-only or failing file system); the "
+            "export waited and was retried.",
+            st.journal_errors);
   }
 
   std::string current;
