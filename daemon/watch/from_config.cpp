@@ -14,4 +14,11 @@ WatchOptions watch_options(const fe::config::Pipeline& p) {
   return o;
 }
 
+WatchOptions watch_options(const fe::config::Config& c, const fe::config::Pipeline& p) {
+  WatchOptions o = watch_options(p);
+  o.rescan_interval = std::chrono::duration_cast<std::chrono::seconds>(c.watch.rescan_interval);
+  o.scan_quiet = c.watch.scan_quiet;
+  return o;
+}
+
 }  // namespace fe::watch

@@ -96,7 +96,9 @@ struct ReadyExport {
 
 struct Skipped {
   std::filesystem::path path;
-  std::string reason;  // "symlink", "fifo", "socket", "device", "not a regular file"
+  // "symlink (never followed)", "FIFO", "socket", "device", "not a regular file", or
+  // "unusable name (<name_problem()>)"
+  std::string reason;
 };
 
 class Watcher {

@@ -591,3 +591,18 @@ TEST(Watch, RootDeletedAndRecreatedIsWatchedAgainWithoutWaitingForTheRescan) {
   ASSERT_TRUE(h.run_until([&] { return h.find("next") != nullptr; }));
   EXPECT_EQ(h.watcher->rescans(), scans);
 }
+
+TEST(Watch, OptionsFromTheDaemonWideWatchSection) {
+  fe::config::Config c;
+  c.watch.rescan_interval = 120s;
+  c.watch.scan_quiet = 1500ms;
+  fe::config::Pipeline p;
+  p.name = "epic";
+  p.watch = "/var/spool/fhir-edge/epic";
+  p.complete_when.marker = "READY";
+  auto o = watch_options(c, p);
+  EXPECT_EQ(o.pipeline, "epic");
+  EXPECT_EQ(o.rules.marker, "READY");
+  EXPECT_EQ(o.rescan_interval, 120s);
+  EXPECT_EQ(o.scan_quiet, 1500ms);
+}
