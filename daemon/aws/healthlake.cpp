@@ -56,7 +56,11 @@ std::int64_t integer(element e, std::string_view key) {
   std::int64_t i = 0;
   if (v.get_int64().get(i) == simdjson::SUCCESS) return i;
   double d = 0;
-  if (v.get_double().get(d) == simdjson::SUCCESS) return static_cast<std::int64_t>(d);
+  // A count sent as a double: converting one outside int64's range (or NaN) is undefined
+  // behaviour, so such a count reads as 0 like any other unusable value.
+  if (v.get_double().get(d) == simdjson::SUCCESS) {
+    return d > -9.2e18 && d < 9.2e18 ? static_cast<std::int64_t>(d) : 0;
+  }
   return 0;
 }
 
