@@ -111,8 +111,7 @@ user=$(grep '^fhir-edge:' "$root/etc/passwd") || fail "postinst created no fhir-
 [[ "$user" =~ ^fhir-edge:x:([0-9]+):([0-9]+):[^:]*:/var/lib/fhir-edge:/usr/sbin/nologin$ ]] ||
   fail "unexpected user entry: $user"
 uid=${BASH_REMATCH[1]}
-! grep -q '^fhir-edge:' /etc/passwd || [ "$(grep -c '^fhir-edge:' "$root/etc/passwd")" -eq 1 ] ||
-  fail "duplicate user"
+[ "$(grep -c '^fhir-edge:' "$root/etc/passwd")" -eq 1 ] || fail "duplicate user"
 [ "$(stat -c '%a %u' "$root/var/spool/fhir-edge")" = "2770 $uid" ] ||
   fail "watch root is $(stat -c '%a %u' "$root/var/spool/fhir-edge"), expected 2770 owned by $uid"
 echo "installed into $root: user fhir-edge uid $uid, /var/spool/fhir-edge 2770"
@@ -148,6 +147,17 @@ grep -qx "check-config: ok" "$work/installed.log" || fail "the shipped configura
 exposure=$(sed -n 's/^security: //p' "$work/installed.log")
 [ -n "$exposure" ] || fail "no exposure level: $(cat "$work/security.txt")"
 awk -v e="$exposure" 'BEGIN { exit !(e <= 1.5) }' || fail "installed unit's exposure $exposure > 1.5"
+
+# --- reinstall over an edited configuration ---------------------------------------------------
+# The operator's edit of the conffile survives (dpkg keeps it: the shipped copy did not change),
+# and postinst runs again without creating a second user.
+echo "# edited by the operator" >>"$root/etc/fhir-edge/fhir-edge.yaml"
+dpkg --root="$root" --force-script-chrootless --force-depends -i "$deb" >"$work/reinstall.log" 2>&1 ||
+  fail "reinstalling failed: $(cat "$work/reinstall.log")"
+tail -n 1 "$root/etc/fhir-edge/fhir-edge.yaml" | grep -qx '# edited by the operator' ||
+  fail "reinstalling replaced the edited /etc/fhir-edge/fhir-edge.yaml"
+[ "$(grep -c '^fhir-edge:' "$root/etc/passwd")" -eq 1 ] || fail "reinstalling added a second user"
+echo "reinstalled: edited conffile kept, still one fhir-edge user"
 
 # --- purge -----------------------------------------------------------------------------------
 mkdir -p "$root/var/lib/fhir-edge/spool"  # as the running service would have left it
