@@ -16,6 +16,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -326,4 +329,60 @@ TEST(MetricsComponent, ReloadRefusesANewListenAddressAndAdoptsTheRest) {
   auto r = get(port, "/metrics");
   EXPECT_NE(r.body.find("fhir_edge_spool_quota_bytes 987654321\n"), std::string::npos) << r.body;
   fs::remove_all(root);
+}
+
+TEST(MetricsRender, AggregatesJournalRowsPerPipelineAndJobStatus) {
+  using fe::journal::ExportState;
+  fe::metrics::Snapshot s;
+  s.version = "9.9.9";
+  s.journal_up = true;
+  s.pipelines = {"a", "idle"};
+  auto row = [](std::string pipeline, ExportState st, int64_t valid, std::optional<int64_t> fin,
+                std::optional<std::string> job) {
+    fe::journal::StatusRow r;
+    r.row.pipeline = std::move(pipeline);
+    r.row.state = st;
+    r.row.files = 2;
+    r.row.resources_valid = valid;
+    r.row.resources_rejected = 1;
+    r.row.finished_at = fin;
+    if (job) {
+      fe::journal::ImportJobRow j;
+      j.status = *job;
+      r.job = j;
+    }
+    return r;
+  };
+  s.rows.push_back(row("a", ExportState::imported, 10, 1'700'000'000'500, "COMPLETED"));
+  s.rows.push_back(row("a", ExportState::imported, 5, 1'700'000'100'250, "COMPLETED"));
+  s.rows.push_back(row("a", ExportState::importing, 7, std::nullopt, ""));
+  s.rows.push_back(row("gone", ExportState::parked, 1, std::nullopt, "SOMETHING_NEW"));
+  auto text = fe::metrics::render(s);
+  auto has = [&](const std::string& line) {
+    EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line << "\n" << text;
+  };
+  has("fhir_edge_exports{pipeline=\"a\",state=\"imported\"} 2");
+  has("fhir_edge_exports{pipeline=\"a\",state=\"importing\"} 1");
+  has("fhir_edge_exports{pipeline=\"idle\",state=\"imported\"} 0");
+  has("fhir_edge_exports{pipeline=\"gone\",state=\"parked\"} 1");  // no longer configured
+  has("fhir_edge_export_resources{pipeline=\"a\",result=\"valid\"} 22");
+  has("fhir_edge_export_resources{pipeline=\"a\",result=\"rejected\"} 3");
+  has("fhir_edge_export_files{pipeline=\"a\"} 6");
+  has("fhir_edge_import_jobs{status=\"COMPLETED\"} 2");
+  has("fhir_edge_import_jobs{status=\"STARTING\"} 1");
+  has("fhir_edge_import_jobs{status=\"SOMETHING_NEW\"} 1");
+  has("fhir_edge_import_jobs{status=\"FAILED\"} 0");
+  has("fhir_edge_last_successful_import_timestamp_seconds{pipeline=\"a\"} 1700000100.25");
+  EXPECT_EQ(text.find("last_successful_import_timestamp_seconds{pipeline=\"idle\"}"),
+            std::string::npos);
+  has("fhir_edge_build_info{version=\"9.9.9\"} 1");
+  // Every family once, HELP before TYPE before its samples.
+  std::set<std::string> seen;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# TYPE ", 0) == 0) {
+      auto name = line.substr(7, line.find(' ', 7) - 7);
+      EXPECT_TRUE(seen.insert(name).second) << "family twice: " << name;
+    }
+  }
 }
