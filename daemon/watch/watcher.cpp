@@ -76,6 +76,8 @@ struct Watcher::Tracked {
   std::optional<std::vector<TakenFile>> reported;
   std::string manifest_error;  // reported once per distinct message
   std::unique_ptr<boost::asio::steady_timer> settle_timer;
+  std::optional<Clock::time_point> open_since;  // first check that found a file open for writing
+  bool open_warned = false;
 };
 
 Watcher::Watcher(boost::asio::io_context& io, WatchOptions options, ReadyFn on_ready)
@@ -507,8 +509,31 @@ void Watcher::evaluate(const std::string& key) {
       if (open.empty()) open = *n;
       ++n;
     }
-    if (!open.empty()) return pending(ready.name, "file open for writing: " + open);
+    if (!open.empty()) {
+      // A writer that never closes (or truncate(1) by path, which modifies without opening, so
+      // no close ever comes) would keep the export waiting silently: say so once, loudly.
+      if (!t.open_since) t.open_since = now;
+      auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - *t.open_since);
+      if (opt_.open_warn_after.count() > 0 && waited >= opt_.open_warn_after) {
+        std::string why = "file open for writing for " + std::to_string(waited.count()) +
+                          " s without a close: " + open;
+        if (!t.open_warned) {
+          t.open_warned = true;
+          fe::log::warning(
+              "export waiting: " + why +
+                  " (taken once the writer closes it; truncate(1) by path never closes: move the "
+                  "file out and back in, or restart fhir-edge)",
+              {{"PIPELINE", opt_.pipeline},
+               {"EXPORT_ID", ready.name},
+               {"FHIR_FILE", (t.single_file ? t.path : t.path / open).string()}});
+        }
+        return pending(ready.name, why);
+      }
+      return pending(ready.name, "file open for writing: " + open);
+    }
   }
+  t.open_since.reset();
+  t.open_warned = false;
 
   bool complete = false;
   std::string waiting_for = "waiting for a completion rule (manifest, marker or client log)";

@@ -81,6 +81,9 @@ struct WatchOptions {
   // its watch was in place) may still be open for writing without inotify having said so: it is
   // taken only once its size/mtime/inode stayed unchanged for this long (or inotify saw it closed).
   std::chrono::milliseconds scan_quiet{5000};
+  // An export held back this long by a file that is open for writing (no IN_CLOSE_WRITE seen)
+  // gets one warning naming the file; it still waits for the close. 0 disables the warning.
+  std::chrono::seconds open_warn_after{600};
   // While the watch root is missing (deleted, moved away), how often to look for it again.
   std::chrono::milliseconds root_retry{1000};
 };

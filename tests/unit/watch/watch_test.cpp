@@ -606,3 +606,26 @@ TEST(Watch, OptionsFromTheDaemonWideWatchSection) {
   EXPECT_EQ(o.rescan_interval, 120s);
   EXPECT_EQ(o.scan_quiet, 1500ms);
 }
+
+TEST(Watch, FileOpenForWritingTooLongIsReportedButStillNotTaken) {
+  // truncate(2) by path modifies without an open, so no close ever follows: the export waits
+  // (the writer state is unknown) and, past open_warn_after, says so.
+  Harness h(CompletionRules{}, 1s);
+  WatchOptions o = h.watcher->options();
+  o.open_warn_after = 1s;
+  h.watcher =
+      std::make_unique<Watcher>(h.io, o, [&](const ReadyExport& r) { h.ready.push_back(r); });
+  h.watcher->on_pending(
+      [&](const std::string& n, const std::string& why) { h.pending.emplace_back(n, why); });
+  fs::create_directory(h.root() / "cut");
+  write_file(h.root() / "cut" / "A.ndjson", kLine + kLine);
+  write_file(h.root() / "cut" / ".done", "");
+  h.watcher->start();
+  ASSERT_TRUE(h.run_until([&] { return h.find("cut") != nullptr; }));
+  ASSERT_EQ(::truncate((h.root() / "cut" / "A.ndjson").c_str(), kLine.size()), 0);
+  ASSERT_TRUE(h.run_until([&] {
+    return h.pending_with("cut", "file open for writing for ") &&
+           h.pending_with("cut", "s without a close: A.ndjson");
+  }));
+  EXPECT_EQ(h.ready_count("cut"), 1u);
+}
