@@ -691,6 +691,10 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     std::vector<std::string> reasons;
     std::int64_t failure_lines = 0, success_lines = 0;
     std::string output_error;  // output could not be read completely (recorded, not fatal)
+    bool read_success = true;
+    // This job's files (valid resources by path relative to its input prefix): the per-file
+    // imported counts when SUCCESS/ is not read.
+    std::map<std::string, std::int64_t> valid_by_file;
   };
 
   void reconcile(std::int64_t id, int part, const aws::ImportJobProperties& job) {
@@ -699,6 +703,23 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     auto rc = std::make_shared<Recon>();
     rc->id = id;
     rc->part = part;
+    {
+      // The job's input: the files whose import keys are under its input prefix.
+      auto jrow = journal.import_job(id, part);
+      std::string input =
+          jrow ? input_of(e, t, *jrow) : import_input_uri(t.bucket, t.prefix, e.name);
+      std::string key_prefix = split_s3_uri(input).second + "/";
+      std::int64_t bytes = 0, keyed = 0;
+      for (const auto& f : journal.files(id)) {
+        if (f.import_key.empty() || !f.import_key.starts_with(key_prefix)) continue;
+        ++keyed;
+        bytes += f.bytes_uncompressed;
+        rc->valid_by_file[f.import_key.substr(key_prefix.size())] = f.resources_valid;
+      }
+      if (keyed == 0) bytes = e.bytes_source;  // no keys journaled: the sources' size bounds it
+      rc->read_success =
+          opt.read_success_outputs && (keyed == 0 || bytes <= opt.success_outputs_max_bytes);
+    }
     rc->job = job;
     std::string out_uri = job.output_s3_uri.empty() ? t.output_s3_uri : job.output_s3_uri;
     auto [bucket, prefix] = split_s3_uri(job_output_uri(out_uri, t.datastore_id, job.job_id));
@@ -788,7 +809,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   }
 
   void next_kind(std::shared_ptr<Recon> rc, const std::string& kind) {
-    if (kind == "FAILURE/" && opt.read_success_outputs)
+    if (kind == "FAILURE/" && rc->read_success)
       list_outputs(rc, "SUCCESS/", "");
     else
       finish(rc);
@@ -896,6 +917,11 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     bool accepted = std::find(t.accept_statuses.begin(), t.accept_statuses.end(), job.job_status) !=
                     t.accept_statuses.end();
     const Manifest& m = rc->manifest;
+    if (!rc->read_success)
+      for (const auto& [name, valid] : rc->valid_by_file) {
+        auto& fc = rc->files[name];
+        fc.imported = std::max<std::int64_t>(0, valid - fc.failed);
+      }
     // Counts: the manifest when there is one, else what the outputs showed.
     std::int64_t imported = m.present ? m.resources_imported : rc->success_lines;
     std::int64_t failed = m.present ? m.customer_errors + m.server_errors : rc->failure_lines;
@@ -916,7 +942,8 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         ",\"resources_imported\":" + std::to_string(imported) +
         ",\"resources_failed\":" + std::to_string(failed) +
         ",\"failure_lines_read\":" + std::to_string(rc->failure_lines) +
-        ",\"success_lines_read\":" + std::to_string(rc->success_lines);
+        ",\"success_lines_read\":" + std::to_string(rc->success_lines) +
+        ",\"success_outputs_read\":" + (rc->read_success ? "true" : "false");
     if (m.present)
       js += ",\"manifest\":{\"numberOfScannedFiles\":" + std::to_string(m.scanned_files) +
             ",\"numberOfFilesImported\":" + std::to_string(m.files_imported) +

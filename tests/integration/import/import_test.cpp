@@ -635,4 +635,35 @@ TEST(Import, RetryRequestWhileRunningStartsANewAttempt) {
   EXPECT_EQ(env.imported_resources().at("Patient/p4"), 1u);  // the fixed line
 }
 
+// A job whose input is over success_outputs_max_bytes: SUCCESS/ (one line per imported resource)
+// is not downloaded; a file's imported count is its valid resources (journal) minus its FAILURE
+// lines, and the totals still come from the manifest.
+TEST(Import, LargeJobCountsPerFileWithoutReadingSuccessOutputs) {
+  Env env;
+  std::string bad = patients(0, 5) + "this is not json\n" +
+                    "{\"resourceType\":\"NoSuchType\",\"id\":\"x1\"}\n" + patients(5, 3);
+  // max_files_per_job 1000: keys are journaled as the upload does, no part folders.
+  int64_t id = env.uploaded_export("large", {{"Patient", bad}, {"Other", patients(50, 4)}}, 1000);
+  for (const auto& f : env.journal->files(id)) {
+    env.journal->set_file_state(f.id, journal::FileState::spooling);
+    int64_t valid = f.name == "Patient" ? 10 : 4;  // what the upload stage counted as valid
+    env.journal->record_spooled(f.id, {valid, 0, 1000, 100, ""});
+  }
+  auto o = env.options();
+  o.success_outputs_max_bytes = 1500;  // the job's input is 2000 bytes
+  env.make_importer(o);
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  auto out = env.journal->import_job(id)->outcome;
+  EXPECT_NE(out.find("\"success_outputs_read\":false"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"success_lines_read\":0"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"Patient.ndjson\":{\"imported\":8,\"failed\":2}"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"Other.ndjson\":{\"imported\":4,\"failed\":0}"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"resources_imported\":12"), std::string::npos) << out;  // manifest
+  for (const auto& l : env.hll->request_log_lines())
+    EXPECT_EQ(l.find("/SUCCESS/"), std::string::npos) << "SUCCESS output read: " << l;
+  EXPECT_EQ(env.imported_resources().size(), 12u);
+}
+
 }  // namespace
