@@ -37,6 +37,9 @@ int fe::cli::cmd_check_config(Args args) {
     }
   }
   auto r = fe::config::load_config(path);
+  for (const auto& w : r.warnings) {
+    std::fprintf(stderr, "warning: %s\n", fe::config::format(w).c_str());
+  }
   if (!r.ok()) {
     std::string text = fe::config::format(r.errors);
     std::fputs(text.c_str(), stderr);

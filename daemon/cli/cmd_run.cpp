@@ -7,9 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "config/config.hpp"
-#ifdef FE_HAVE_METRICS
 #include "metrics/metrics.hpp"
-#endif
 #include "pipeline/pipeline.hpp"
 #include "service/log.hpp"
 #include "service/service.hpp"
@@ -66,6 +64,9 @@ int fe::cli::cmd_run(Args args) {
   }
 
   auto loaded = fe::config::load_config(opt.config_path);
+  for (const auto& w : loaded.warnings) {
+    fe::log::warning(fe::config::format(w));
+  }
   if (!loaded.ok()) {
     for (const auto& e : loaded.errors) {
       fe::log::error(fe::config::format(e));
@@ -83,14 +84,12 @@ int fe::cli::cmd_run(Args args) {
   pipeline_options.import_poll_max = service.config().import_jobs.poll_max;
   auto pipeline =
       std::make_shared<fe::pipeline::Pipeline>(service.io(), service.config(), pipeline_options);
-#ifdef FE_HAVE_METRICS
   // /metrics and /healthz (daemon/metrics/). Added first: a metrics port that is taken stops the
   // start before the pipeline takes the journal lock. Its counters are read on the control thread
   // at each heartbeat.
   fe::metrics::Options metrics_options;
   metrics_options.pipeline_stats = [pipeline] { return pipeline->stats(); };
   service.add(fe::metrics::make_metrics(service.io(), metrics_options));
-#endif
   service.add(pipeline);
   return service.run();
 }

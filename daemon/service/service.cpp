@@ -193,6 +193,9 @@ void Service::reload() {
   ++reloads_;
   fe::log::notice("reloading configuration", {{"CONFIG_FILE", options_.config_path.string()}});
   auto r = config::load_config(options_.config_path);
+  for (const auto& w : r.warnings) {
+    fe::log::warning("reload: " + config::format(w));
+  }
   std::string refused;
   if (!r.ok()) {
     for (const auto& e : r.errors) {
