@@ -17,13 +17,19 @@ constexpr size_t kLogTail = 64u << 10;
 // Reads at most `max` bytes from `offset_from_end` (0 = whole file when it fits).
 bool read_file(const std::filesystem::path& p, std::string& out, std::string& error, size_t max,
                bool tail) {
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  // O_NONBLOCK: this runs on the control thread, and a FIFO swapped in for manifest.json or
+  // log.ndjson after the watcher looked must not block the daemon in open().
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     error = p.string() + ": cannot open: " + std::strerror(errno);
     return false;
   }
   struct stat st {};
-  ::fstat(fd, &st);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    error = p.string() + ": not a regular file";
+    return false;
+  }
   off_t start = 0;
   if (static_cast<size_t>(st.st_size) > max) {
     if (!tail) {
