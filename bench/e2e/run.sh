@@ -93,6 +93,7 @@ import: { poll_min: ${POLL}s, poll_max: ${POLL}s }
 metrics: { listen: off }
 log: { level: warning }
 YAML
+chmod 600 "$W/fhir-edge.yaml"
 "$FE" check-config --config "$W/fhir-edge.yaml" > /dev/null
 
 now() { date +%s.%N; }
