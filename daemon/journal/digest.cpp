@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,10 +36,15 @@ std::string content_digest(const std::filesystem::path& dir, std::vector<std::st
   std::array<unsigned char, 64 * 1024> buf{};
   for (const auto& name : names) {
     auto path = dir / name;
-    Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
+    // O_NONBLOCK + S_ISREG: a FIFO swapped in after the watcher looked must not block a pool
+    // thread in open() or read().
+    Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
     if (f.fd < 0)
       throw std::runtime_error("content digest: cannot open " + path.string() + ": " +
                                std::strerror(errno));
+    struct stat st {};
+    if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
+      throw std::runtime_error("content digest: " + path.string() + " is not a regular file");
     // The size is hashed after reading, from the bytes actually read: a file that grows while it
     // is hashed yields a different digest rather than a torn one with a stale size.
     EVP_DigestUpdate(ctx.get(), name.data(), name.size());
