@@ -1,9 +1,9 @@
 #include "spool/spool.hpp"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <openssl/evp.h>
 #include <zstd.h>
 
 #include <cerrno>

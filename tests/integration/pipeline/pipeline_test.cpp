@@ -115,6 +115,12 @@ TEST_F(PipelineTest, ThreeFileExportWithInvalidLines) {
       EXPECT_EQ(f.state, fe::journal::FileState::uploaded) << f.name;
       auto [valid, bad] = split_expected(exp / f.name, gen.invalid[f.name]);
       EXPECT_EQ(uint64_t(f.bytes_uncompressed), valid.size()) << f.name;
+      // Every object's key is journaled, also for a single PutObject (no upload id).
+      EXPECT_EQ(f.import_key, "exports/exp1/import/" + f.name) << f.name;
+      EXPECT_EQ(f.archive_key, "exports/exp1/archive/" + f.name + ".zst") << f.name;
+      if (valid.size() <= kPart) {
+        EXPECT_TRUE(f.import_upload_id.empty()) << f.name;
+      }
       for (const auto& part : j.parts(f.id, fe::journal::PartKind::import)) {
         EXPECT_EQ(part.state, fe::journal::PartState::uploaded);
         EXPECT_FALSE(part.etag.empty());

@@ -166,6 +166,29 @@ void expect_uploaded_intact(const std::string& endpoint, const fs::path& exp,
   EXPECT_GT(n, 0);
 }
 
+// Files and parts by state, for failure messages.
+std::string journal_dump(const fs::path& path) {
+  std::ostringstream out;
+  try {
+    auto j = fe::journal::Journal::open(path, {.read_only = true});
+    for (const auto& e : j.exports(true)) {
+      out << "export " << e.name << " " << to_string(e.state) << " " << e.last_error << "\n";
+      for (const auto& f : j.files(e.id)) {
+        out << "  " << f.name << " " << to_string(f.state) << " upload " << f.import_upload_id
+            << " parts:";
+        for (auto kind : {fe::journal::PartKind::import, fe::journal::PartKind::archive})
+          for (const auto& pr : j.parts(f.id, kind))
+            out << " " << (kind == fe::journal::PartKind::import ? "i" : "a") << pr.part_number
+                << "=" << to_string(pr.state);
+        out << "\n";
+      }
+    }
+  } catch (const std::exception& e) {
+    out << "(journal: " << e.what() << ")";
+  }
+  return out.str();
+}
+
 void expect_journal_sound(const fs::path& path) {
   // A read-write open runs the journal's integrity check (and takes its lock).
   try {
@@ -278,9 +301,11 @@ TEST_F(SpoolFullTest, JournalDiskFullDuringUpload) {
   LocalS3 server(root / "s3", kPart);
   auto exp = root / "watch" / "e";
   generate(exp, {"--patients", "30", "--seed", "13", "--complete", "none"});
-  std::string yaml = config_yaml(root, server.endpoint(), "", "{ part_size: auto, concurrency: 2 }");
+  std::string yaml =
+      config_yaml(root, server.endpoint(), "", "{ part_size: auto, concurrency: 2 }");
   const std::string old_journal = (root / "journal.db").string();
-  yaml.replace(yaml.find(old_journal), old_journal.size(), (root / "state" / "journal.db").string());
+  yaml.replace(yaml.find(old_journal), old_journal.size(),
+               (root / "state" / "journal.db").string());
   auto cfg = load(root, yaml);
   boost::asio::io_context io;
   fe::pipeline::Pipeline p(io, cfg, test_options());
@@ -302,7 +327,8 @@ TEST_F(SpoolFullTest, JournalDiskFullDuringUpload) {
   fs::remove(root / "state" / "filler");
   ASSERT_TRUE(run_until(
       io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+      << p.status_line() << "\n"
+      << journal_dump(root / "state" / "journal.db");
   const auto st = p.stats();
   stop_component(io, p);
   std::printf(
