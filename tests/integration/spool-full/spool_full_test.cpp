@@ -225,7 +225,8 @@ TEST_F(SpoolFullTest, DiskFullSpoolWaitsAndResumes) {
   EXPECT_NE(rows[0].last_error.find("No space left on device"), std::string::npos)
       << rows[0].last_error;
   EXPECT_EQ(p.stats().exports_uploaded, 0u);
-  expect_spool_sound(root / "spool");
+  // (The spool is checked once the component has stopped: while it waits, a retry may already be
+  // rewriting a file on the pool, which legitimately has a .tmp and no committed index.)
 
   // Space comes back: the export goes on by itself.
   ASSERT_TRUE(remount(root / "spool", "size=64m"));
