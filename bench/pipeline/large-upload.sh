@@ -3,7 +3,7 @@
 # SIGKILLed mid-upload at three points (20%, 45%, 70% of the import object's parts completed),
 # restarted; checks the stored object's SHA-256 against the input and prints, per kill, the parts
 # and bytes the server received again against the bound (one part per part in flight).
-# CI runs the same driver on 256 MiB (ctest -R crash.large_upload); this is the full size.
+# CI runs it at 1 GiB too (ctest -R crash.large_upload); this script takes any size and build dir.
 #
 #   bench/pipeline/large-upload.sh BUILD_DIR [SIZE]     SIZE default 1GiB
 set -euo pipefail
