@@ -238,7 +238,16 @@ aws::CredentialSourceKind to_kind(config::CredentialSource s) {
   return K::automatic;
 }
 
+// upload.bandwidth_schedule in the HTTP engine's form (unlimited = 0 on both sides).
+std::vector<aws::BandwidthWindow> bandwidth_schedule(const config::Upload& u) {
+  std::vector<aws::BandwidthWindow> out;
+  for (const auto& w : u.bandwidth_schedule)
+    out.push_back({w.from_minute, w.to_minute, w.limit.value_or(0)});
+  return out;
+}
+
 // What must not change at run time (a restart is needed): everything this component set up.
+// The bandwidth cap and schedule are not here: reload() hands them to the HTTP engine.
 std::string restart_fingerprint(const config::Config& c) {
   std::string s;
   auto add = [&](std::string_view k, const std::string& v) {
@@ -252,7 +261,8 @@ std::string restart_fingerprint(const config::Config& c) {
   add("aws.profile", c.aws.profile.value_or(""));
   add("aws.s3", c.aws.endpoints.s3.value_or(""));
   add("aws.path_style", c.aws.s3_path_style ? "1" : "0");
-  add("aws.proxy", c.aws.proxy.value_or(""));
+  add("aws.proxy", c.aws.proxy ? "=" + *c.aws.proxy : "");  // "" (direct) differs from unset
+  add("aws.no_proxy", c.aws.no_proxy ? "=" + *c.aws.no_proxy : "");
   add("aws.ca", c.aws.ca_bundle ? c.aws.ca_bundle->string() : "");
   for (const auto& p : c.pipelines) {
     add("p", p.name);
@@ -277,7 +287,8 @@ std::string restart_fingerprint(const config::Config& c) {
   add("journal", c.journal.path.string());
   add("part_size", c.upload.part_size ? std::to_string(*c.upload.part_size) : "auto");
   add("concurrency", std::to_string(c.upload.concurrency));
-  add("bw", c.upload.bandwidth_limit ? std::to_string(*c.upload.bandwidth_limit) : "");
+  add("watch.rescan", std::to_string(c.watch.rescan_interval.count()));
+  add("watch.quiet", std::to_string(c.watch.scan_quiet.count()));
   return s;
 }
 
@@ -394,8 +405,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     cc.healthlake_endpoint = cfg.aws.endpoints.healthlake;
     cc.s3_path_style = cfg.aws.s3_path_style;
     cc.http.proxy = cfg.aws.proxy;
+    cc.http.no_proxy = cfg.aws.no_proxy;
     if (cfg.aws.ca_bundle) cc.http.ca_bundle = cfg.aws.ca_bundle->string();
     if (cfg.upload.bandwidth_limit) cc.http.max_send_bytes_per_second = *cfg.upload.bandwidth_limit;
+    cc.http.bandwidth_schedule = bandwidth_schedule(cfg.upload);
     cc.http.max_per_endpoint = static_cast<std::size_t>(cfg.upload.concurrency) + 4;
     creds = std::make_unique<aws::CredentialsProvider>(co);
     try {
@@ -461,7 +474,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       wo.rules.bulk_manifest = pipe.cfg.complete_when.bulk_manifest;
       wo.rules.client_log = pipe.cfg.complete_when.client_log;
       wo.rules.settle = pipe.cfg.complete_when.settle;
-      if (opt.scan_quiet) wo.scan_quiet = *opt.scan_quiet;
+      wo.rescan_interval = cfg.watch.rescan_interval;
+      wo.scan_quiet = cfg.watch.scan_quiet;
+      if (opt.scan_quiet) wo.scan_quiet = *opt.scan_quiet;  // tests lower it
       fs::create_directories(pipe.cfg.watch);
       std::string pname = name;
       pipe.watcher =
@@ -1506,10 +1521,18 @@ void Pipeline::start(const config::Config& config) {
 bool Pipeline::reload(const config::Config& old_config, const config::Config& new_config,
                       std::string& why) {
   if (restart_fingerprint(old_config) != restart_fingerprint(new_config)) {
-    why = "pipeline, spool, journal, upload or aws settings changed: restart fhir-edge to apply";
+    why =
+        "pipeline, spool, journal, upload, watch or aws settings changed: restart fhir-edge to "
+        "apply";
     return false;
   }
   impl_->cfg = new_config;
+  // upload.bandwidth_limit / bandwidth_schedule apply at once, also to parts in flight (the
+  // Service calls reload(new, old) to roll back when another component refuses, which restores
+  // the old cap the same way).
+  if (impl_->http)
+    impl_->http->set_bandwidth(new_config.upload.bandwidth_limit.value_or(0),
+                               bandwidth_schedule(new_config.upload));
   return true;
 }
 
