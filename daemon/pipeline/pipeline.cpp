@@ -30,6 +30,7 @@
 #include "pipeline/spooler.hpp"
 #include "service/log.hpp"
 #include "spool/spool.hpp"
+#include "watch/from_config.hpp"
 #include "watch/watcher.hpp"
 
 namespace fe::pipeline {
@@ -466,16 +467,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     retention_timer = std::make_unique<asio::steady_timer>(io);
     retention();
     for (auto& [name, pipe] : pipes) {
-      watch::WatchOptions wo;
+      watch::WatchOptions wo = watch::watch_options(cfg, pipe.cfg);
       wo.pipeline = name;
-      wo.root = pipe.cfg.watch;
-      wo.patterns = pipe.cfg.patterns;
-      wo.rules.marker = pipe.cfg.complete_when.marker;
-      wo.rules.bulk_manifest = pipe.cfg.complete_when.bulk_manifest;
-      wo.rules.client_log = pipe.cfg.complete_when.client_log;
-      wo.rules.settle = pipe.cfg.complete_when.settle;
-      wo.rescan_interval = cfg.watch.rescan_interval;
-      wo.scan_quiet = cfg.watch.scan_quiet;
       if (opt.scan_quiet) wo.scan_quiet = *opt.scan_quiet;  // tests lower it
       fs::create_directories(pipe.cfg.watch);
       std::string pname = name;
