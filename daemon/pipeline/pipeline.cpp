@@ -448,12 +448,19 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       io_opt.poll_min = opt.import_poll_min;
       io_opt.poll_max = opt.import_poll_max;
       io_opt.on_change = opt.on_change;
+      io_opt.max_files_per_job = opt.max_files_per_import_job;
       std::weak_ptr<Impl> weak_self = shared_from_this();
       io_opt.on_imported = [weak_self](std::int64_t id) {
         if (auto self = weak_self.lock()) {
           self->apply_after_upload(id);
           self->retention();  // keep_for may be 0: the spool goes at once
         }
+      };
+      // `fhir-edge retry` of an export parked before `uploaded`: continue it now, not at the
+      // next start.
+      std::weak_ptr<Impl> weak_resume = shared_from_this();
+      io_opt.on_resumed = [weak_resume](std::int64_t id) {
+        if (auto self = weak_resume.lock()) self->resume_one(id);
       };
       importer = std::make_unique<Importer>(io, *jr, *hl, *s3, std::move(io_opt));
     }
@@ -512,8 +519,30 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
 
   // ---------------------------------------------------------------- recovery
   void recover() {
-    for (const auto& row : jr->exports(false)) {
-      if (!pipe_of(row.pipeline)) continue;  // pipeline no longer configured: left as it is
+    for (const auto& row : jr->exports(false)) resume_row(row);
+  }
+
+  // One export unparked by `fhir-edge retry` (importer's on_resumed): resumed like at start-up
+  // unless it is already being worked on.
+  void resume_one(std::int64_t id) {
+    if (stopping || runs.count(id)) return;
+    try {
+      if (auto row = jr->find_export(id)) resume_row(*row);
+    } catch (const std::exception& e) {
+      // The journal cannot be read or written: a run already made waits and is retried.
+      ++stats.journal_errors;
+      if (auto it = runs.find(id); it != runs.end())
+        schedule_retry(it->second, std::string("journal: ") + e.what());
+      else
+        log::error(std::string("journal: cannot resume export: ") + e.what(),
+                   {{"EXPORT_ID", std::to_string(id)}});
+    }
+  }
+
+  // Continues one non-terminal export from the state the journal records.
+  void resume_row(const journal::ExportRow& row) {
+    if (!pipe_of(row.pipeline)) return;  // pipeline no longer configured: left as it is
+    {
       switch (row.state) {
         case ExportState::discovered:
         case ExportState::complete:
@@ -831,7 +860,13 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     const auto& s3c = pipe->cfg.s3;
     if (row.state == ExportState::spooled) jr->set_export_state(run->id, ExportState::uploading);
     std::vector<std::shared_ptr<Obj>> objs;
-    for (const auto& f : jr->files(run->id)) {
+    // An export over max_files_per_import_job files is laid out in import/part-NNNN/ folders,
+    // one import job each; the importer derives the jobs from the keys journaled here.
+    const auto all_files = jr->files(run->id);
+    const auto n_files = static_cast<std::int64_t>(all_files.size());
+    std::int64_t file_index = -1;
+    for (const auto& f : all_files) {
+      ++file_index;
       if (f.state == FileState::spooled) jr->set_file_state(f.id, FileState::uploading);
       if (f.state == FileState::spooled || f.state == FileState::uploading) {
         auto ip = spool::import_path(cfg.spool.dir, row.name, f.name);
@@ -847,7 +882,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
           o->journaled_key = kind == PartKind::import ? f.import_key : f.archive_key;
           if (!o->parts.empty()) objs.push_back(o);
         };
-        add(PartKind::import, import_key(s3c.prefix, row.name, f.name), f.import_upload_id);
+        add(PartKind::import,
+            import_key(s3c.prefix, row.name,
+                       import_part_dir(file_index, n_files, opt.max_files_per_import_job) + f.name),
+            f.import_upload_id);
         if (s3c.archive)
           add(PartKind::archive, archive_key(s3c.prefix, row.name, f.name), f.archive_upload_id);
       }

@@ -69,6 +69,9 @@ struct Options {
   // DescribeFHIRImportJob interval (jittered between the two); DESIGN: 15-60 s.
   std::chrono::milliseconds import_poll_min = std::chrono::seconds(15);
   std::chrono::milliseconds import_poll_max = std::chrono::seconds(60);
+  // Files per HealthLake import job (pipeline::kMaxFilesPerImportJob); larger exports are laid out
+  // in import/part-NNNN/ folders. Tests lower it; the importer gets the same value.
+  std::int64_t max_files_per_import_job = 10000;
   // Hook run on the control thread whenever the status line may have changed.
   std::function<void()> on_change;
 };
