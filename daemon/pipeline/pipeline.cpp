@@ -317,6 +317,15 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     std::string park;   // park reason
     int attempt = 0;
     std::unique_ptr<asio::steady_timer> timer;
+    // Upload overlapping the spool: a file's import and archive objects start as soon as that
+    // file is spooled and journaled, while the export's later files are still being validated.
+    // Such "early" objects exist only while the export is in Phase::spooling: spool_done waits
+    // for them (spool_waiting), so every export-level decision (uploaded, retry, park, failed,
+    // superseded) is taken with no early object in flight.
+    int early_ops = 0;                    // early objects not finished yet
+    std::set<std::int64_t> early_files;   // files whose objects were started early (this attempt)
+    std::set<std::int64_t> early_failed;  // ... and one of them did not succeed
+    bool spool_waiting = false;           // spool_done deferred until early_ops is 0
   };
 
   // One object of an export's upload.
@@ -329,6 +338,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     std::vector<journal::PartRow> parts;
     std::string upload_id;
     std::string journaled_key;  // the file row's import_key / archive_key as last recorded
+    bool early = false;         // started while the export was spooling (Run::early_ops)
     int outstanding = 0;
     bool failed = false;
     // Extras: whole file as one PutObject.
@@ -656,6 +666,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     run->superseded = false;
     run->fail.clear();
     run->retry.clear();
+    run->park.clear();
     auto row = jr->get_export(run->id);
     const Pipe* pipe = pipe_of(row.pipeline);
     if (row.state == ExportState::complete) jr->set_export_state(run->id, ExportState::spooling);
@@ -745,6 +756,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
                                    {"VALID", std::to_string(res.valid)},
                                    {"REJECTED", std::to_string(res.rejected)},
                                    {"PARTS", std::to_string(res.import_parts.size())}});
+        // Not for the export's last file: spool_done starts the upload at once anyway.
+        if (run->ops > 0) start_early_upload(run, file_id);
       }
     } catch (const std::exception& e) {
       run->retry = e.what();
@@ -754,6 +767,11 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
 
   void spool_done(std::shared_ptr<Run> run) {
     if (stopping) return;
+    if (run->early_ops > 0) {
+      // Early objects are in flight: the export moves on once they finished (object_done).
+      run->spool_waiting = true;
+      return;
+    }
     try {
       auto row = jr->get_export(run->id);
       if (run->superseded) {
@@ -776,6 +794,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         changed();
         return;
       }
+      if (!run->park.empty()) return park(run, run->park);  // an early upload was refused
       if (!run->retry.empty()) {
         schedule_retry(run, run->retry);
         return;
@@ -821,6 +840,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void resume(std::shared_ptr<Run> run) {
+    // A new attempt: the journal (and ListParts / HeadObject) decides what is still to upload.
+    run->early_files.clear();
+    run->early_failed.clear();
     auto row = jr->get_export(run->id);
     switch (row.state) {
       case ExportState::complete:
@@ -860,35 +882,17 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     const auto& s3c = pipe->cfg.s3;
     if (row.state == ExportState::spooled) jr->set_export_state(run->id, ExportState::uploading);
     std::vector<std::shared_ptr<Obj>> objs;
-    // An export over max_files_per_import_job files is laid out in import/part-NNNN/ folders,
-    // one import job each; the importer derives the jobs from the keys journaled here.
     const auto all_files = jr->files(run->id);
     const auto n_files = static_cast<std::int64_t>(all_files.size());
     std::int64_t file_index = -1;
     for (const auto& f : all_files) {
       ++file_index;
       if (f.state == FileState::spooled) jr->set_file_state(f.id, FileState::uploading);
-      if (f.state == FileState::spooled || f.state == FileState::uploading) {
-        auto ip = spool::import_path(cfg.spool.dir, row.name, f.name);
-        auto add = [&](PartKind kind, std::string key, const std::string& upload_id) {
-          auto o = std::make_shared<Obj>();
-          o->run = run;
-          o->file_id = f.id;
-          o->kind = kind;
-          o->key = std::move(key);
-          o->spool_file = ip;
-          o->parts = jr->parts(f.id, kind);
-          o->upload_id = upload_id;
-          o->journaled_key = kind == PartKind::import ? f.import_key : f.archive_key;
-          if (!o->parts.empty()) objs.push_back(o);
-        };
-        add(PartKind::import,
-            import_key(s3c.prefix, row.name,
-                       import_part_dir(file_index, n_files, opt.max_files_per_import_job) + f.name),
-            f.import_upload_id);
-        if (s3c.archive)
-          add(PartKind::archive, archive_key(s3c.prefix, row.name, f.name), f.archive_upload_id);
-      }
+      // Files uploaded early in this attempt are done; the others (also those whose early
+      // upload failed) are uploaded or resumed from the journal here.
+      const bool early_done = run->early_files.count(f.id) && !run->early_failed.count(f.id);
+      if ((f.state == FileState::spooled || f.state == FileState::uploading) && !early_done)
+        add_file_objects(run, s3c, row.name, f, file_index, n_files, false, objs);
       if (s3c.upload_rejects && f.state != FileState::uploaded) {
         auto rp = spool::rejected_path(cfg.spool.dir, row.name, f.name);
         if (fs::exists(rp)) {
@@ -910,6 +914,69 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     run->ops = static_cast<int>(objs.size());
     changed();
     if (objs.empty()) return upload_done(run);
+    for (auto& o : objs) upload_object(o);
+  }
+
+  // The import and archive objects of one spooled file. The one place object keys of a file are
+  // built (first upload, early upload, resume): an export over max_files_per_import_job files is
+  // laid out in import/part-NNNN/ folders, one import job each, and the importer derives the
+  // jobs from the keys journaled here.
+  void add_file_objects(const std::shared_ptr<Run>& run, const config::S3Target& s3c,
+                        const std::string& export_name, const journal::FileRow& f,
+                        std::int64_t file_index, std::int64_t n_files, bool early,
+                        std::vector<std::shared_ptr<Obj>>& objs) {
+    auto ip = spool::import_path(cfg.spool.dir, export_name, f.name);
+    auto add = [&](PartKind kind, std::string key, const std::string& upload_id) {
+      auto o = std::make_shared<Obj>();
+      o->run = run;
+      o->file_id = f.id;
+      o->kind = kind;
+      o->key = std::move(key);
+      o->spool_file = ip;
+      o->parts = jr->parts(f.id, kind);
+      o->upload_id = upload_id;
+      o->journaled_key = kind == PartKind::import ? f.import_key : f.archive_key;
+      o->early = early;
+      if (!o->parts.empty()) objs.push_back(o);
+    };
+    add(PartKind::import,
+        import_key(s3c.prefix, export_name,
+                   import_part_dir(file_index, n_files, opt.max_files_per_import_job) + f.name),
+        f.import_upload_id);
+    if (s3c.archive)
+      add(PartKind::archive, archive_key(s3c.prefix, export_name, f.name), f.archive_upload_id);
+  }
+
+  // A file of an export that is still spooling is durable and journaled: start its import and
+  // archive objects now (they share the global part limit with every other upload). Not with
+  // on_invalid: fail-export, where an invalid line in a later file means nothing is uploaded and
+  // the export fails (as before). A crash meanwhile is resumed like any upload: the file is
+  // `uploading` in the journal and start_upload picks it up (ListParts / HeadObject) once the
+  // export's spooling is redone. Throws on a journal error (on_spooled turns it into a retry).
+  void start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id) {
+    if (stopping || run->superseded || !run->fail.empty() || !run->retry.empty() ||
+        !run->park.empty())
+      return;
+    const Pipe* pipe = pipe_of(run->pipeline);
+    if (!pipe || pipe->cfg.on_invalid == config::OnInvalid::fail_export) return;
+    const auto all_files = jr->files(run->id);
+    const auto n_files = static_cast<std::int64_t>(all_files.size());
+    std::int64_t file_index = -1;
+    const journal::FileRow* f = nullptr;
+    for (const auto& r : all_files) {
+      ++file_index;
+      if (r.id == file_id) {
+        f = &r;
+        break;
+      }
+    }
+    if (!f || f->state != FileState::spooled) return;
+    std::vector<std::shared_ptr<Obj>> objs;
+    add_file_objects(run, pipe->cfg.s3, run->name, *f, file_index, n_files, true, objs);
+    if (objs.empty()) return;
+    jr->set_file_state(f->id, FileState::uploading);
+    run->early_files.insert(f->id);
+    run->early_ops += static_cast<int>(objs.size());
     for (auto& o : objs) upload_object(o);
   }
 
@@ -1043,7 +1110,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void run_part(std::shared_ptr<Obj> o, size_t idx, bool single) {
-    if (o->failed || o->run->phase != Phase::uploading) {
+    // An early object of a superseded export is abandoned (its spool goes once it stopped).
+    const Phase want = o->early ? Phase::spooling : Phase::uploading;
+    if (o->failed || o->run->phase != want || (o->early && o->run->superseded)) {
+      if (o->early) o->failed = true;  // not sent: not done (the next attempt redoes it)
       --o->outstanding;
       if (o->outstanding == 0) object_done(o);
       return;
@@ -1325,6 +1395,16 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   void object_done(std::shared_ptr<Obj> o) {
     auto run = o->run;
     if (o->failed && run->retry.empty() && run->park.empty()) run->retry = "upload of " + o->key;
+    if (o->early) {
+      if (o->failed) run->early_failed.insert(o->file_id);
+      if (--run->early_ops > 0) return;
+      // The export's spooling ended while they were in flight: move on now.
+      if (run->spool_waiting) {
+        run->spool_waiting = false;
+        spool_done(run);
+      }
+      return;
+    }
     if (--run->ops == 0) upload_done(run);
   }
 

@@ -460,4 +460,120 @@ TEST_F(PipelineTest, KillMidUploadAndResume) {
   fs::remove_all(root);
 }
 
+// Upload overlaps spooling: a file's objects go up as soon as that file is spooled and
+// journaled, while the export's other files are still being validated. One worker thread spools
+// two large files one after the other (seconds each under ASan): when the first part is sent, the
+// export must still be `spooling`, exactly one file `uploading` (the one every sent part belongs
+// to) and the other not spooled yet. Then the export completes with every object intact.
+TEST_F(PipelineTest, UploadOfASpooledFileStartsWhileLaterFilesSpool) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("overlap");
+  LocalS3 server(root / "s3", kPart);
+  generate(root / "gen", {"--patients", "30", "--seed", "5"});
+  auto exp = root / "watch" / "ov";
+  fs::create_directories(exp);
+  // Valid lines (repeated Observation resources) that take seconds to validate and compress.
+  const std::string obs = read_file(root / "gen" / "Observation.000.ndjson");
+  ASSERT_FALSE(obs.empty());
+  std::map<std::string, std::string> content;
+  for (auto [name, mib] : {std::pair<std::string, size_t>{"Observation.000.ndjson", 14},
+                           {"Observation.001.ndjson", 10}}) {
+    std::string body;
+    while (body.size() < (mib << 20)) body += obs;
+    write_file(exp / name, body);
+    content[name] = std::move(body);
+  }
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  auto opt = test_options();
+  opt.worker_threads = 1;
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, opt);
+  p.start(cfg);
+  write_file(exp / ".done", "");
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().parts_sent > 0; }, std::chrono::seconds(120)))
+      << p.status_line();
+  {
+    auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+    auto rows = j.exports(true);
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].state, ExportState::spooling)
+        << "the first part was sent only after the whole export was spooled";
+    std::string uploading, other_state;
+    for (const auto& f : j.files(rows[0].id)) {
+      if (f.state == fe::journal::FileState::uploading)
+        uploading = f.name;
+      else
+        other_state = std::string(fe::journal::to_string(f.state));
+    }
+    ASSERT_FALSE(uploading.empty()) << "no file is uploading";
+    EXPECT_TRUE(other_state == "pending" || other_state == "spooling") << other_state;
+    for (const auto& r : server.requests())
+      if (r.operation == "UploadPart" || r.operation == "PutObject" ||
+          r.operation == "CreateMultipartUpload") {
+        EXPECT_NE(r.key.find(uploading), std::string::npos) << r.key;
+      }
+  }
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(300)))
+      << p.status_line();
+  stop_component(io, p);
+  S3Reader s3(server.endpoint());
+  std::set<std::string> want{"exports/ov/report.json"};
+  for (const auto& [name, body] : content) {
+    auto imp = s3.get("exports/ov/import/" + name);
+    ASSERT_TRUE(imp) << name;
+    EXPECT_TRUE(*imp == body) << name << ": " << imp->size() << " vs " << body.size() << " bytes";
+    auto arc = s3.get("exports/ov/archive/" + name + ".zst");
+    ASSERT_TRUE(arc) << name;
+    EXPECT_TRUE(zstd_decompress(*arc) == body) << name;
+    want.insert("exports/ov/import/" + name);
+    want.insert("exports/ov/archive/" + name + ".zst");
+  }
+  EXPECT_EQ(s3.list("exports/ov/"), want);
+  auto after = journal_exports(root);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].state, ExportState::uploaded);
+  fs::remove_all(root);
+}
+
+// An export over max_files_per_import_job files is laid out in import/part-NNNN/ folders (the
+// importer starts one job per folder); archive/ keeps the flat layout.
+TEST_F(PipelineTest, ExportOverTheImportJobFileLimitIsSplitIntoPartFolders) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("split");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "big";
+  generate(exp, {"--patients", "5", "--seed", "3", "--complete", "marker"});
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(exp))
+    if (e.path().extension() == ".ndjson") names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  ASSERT_GE(names.size(), 3u);
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  auto opt = test_options();
+  opt.max_files_per_import_job = 2;
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, opt);
+  p.start(cfg);
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+  std::set<std::string> want;
+  for (size_t i = 0; i < names.size(); ++i) {
+    char dir[32];
+    std::snprintf(dir, sizeof dir, "part-%04zu/", i / 2 + 1);
+    want.insert("exports/big/import/" + std::string(dir) + names[i]);
+  }
+  S3Reader s3(server.endpoint());
+  EXPECT_EQ(s3.list("exports/big/import/"), want);
+  auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+  auto rows = j.exports(true);
+  ASSERT_EQ(rows.size(), 1u);
+  for (const auto& f : j.files(rows[0].id))
+    EXPECT_TRUE(want.count(f.import_key)) << f.name << " journaled as " << f.import_key;
+  fs::remove_all(root);
+}
+
 }  // namespace
