@@ -674,7 +674,13 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     std::error_code ec;
     const bool dir = fs::is_directory(fs::symlink_status(src, ec));
     auto self = shared_from_this();
-    for (const auto& f : jr->files(run->id)) {
+    // Largest file first: the pool then ends the export's spooling as early as it can (the big
+    // file does not start last), and the smaller files are spooled, and uploaded early, while the
+    // big one is still being validated. A 1 GB export is usually one large Observation file.
+    auto files = jr->files(run->id);
+    std::stable_sort(files.begin(), files.end(),
+                     [](const auto& a, const auto& b) { return a.source.size > b.source.size; });
+    for (const auto& f : files) {
       if (f.state != FileState::pending) continue;
       try {
         jr->set_file_state(f.id, FileState::spooling);
