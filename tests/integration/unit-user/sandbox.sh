@@ -78,6 +78,18 @@ cp "$credentials" "/run/credentials/$unit_name/aws"
 chown -R "$user:$group" "/run/credentials/$unit_name"
 chmod 0500 "/run/credentials/$unit_name"
 chmod 0400 "/run/credentials/$unit_name/aws"
+# A build tree under /tmp (a CI checkout there) would vanish with PrivateTmp below: the daemon then
+# runs from a copy on a tmpfs of its own, as an installed binary lives outside /tmp.
+case "${exec_start[0]}" in
+  /tmp/* | /var/tmp/*)
+    mkdir -p /run/fe-bin
+    mount -t tmpfs -o mode=0755 fe-bin /run/fe-bin
+    install -m 0755 "${exec_start[0]}" /run/fe-bin/fhir-edge
+    mount -o remount,ro /run/fe-bin
+    exec_start[0]=/run/fe-bin/fhir-edge
+    exec_start_pre[0]=/run/fe-bin/fhir-edge
+    ;;
+esac
 # PrivateTmp=yes (last: the scratch root lives under /tmp on the host).
 mount -t tmpfs -o mode=1777 fe-tmp /tmp
 mount -t tmpfs -o mode=1777 fe-vartmp /var/tmp
