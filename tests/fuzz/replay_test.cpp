@@ -39,15 +39,12 @@ const std::filesystem::path kRoot = std::filesystem::path(FE_SOURCE_DIR) / "test
 }  // namespace
 
 // The suite is fuzz_replay_<target> (FE_FUZZ_SUITE), so `ctest -R fuzz_replay` selects them all.
-TEST(FE_FUZZ_SUITE, Corpus) {
+TEST(FE_FUZZ_SUITE, CorpusAndRegressions) {
   auto files = files_in(kRoot / "corpus" / FE_FUZZ_TARGET);
   // A target without seeds would make this test pass without running anything.
   ASSERT_GE(files.size(), 3u) << "seed corpus missing for " << FE_FUZZ_TARGET;
-  for (const auto& f : files) replay(f);
-}
-
-TEST(FE_FUZZ_SUITE, Regressions) {
-  auto files = files_in(kRoot / "regressions" / FE_FUZZ_TARGET);
-  if (files.empty()) GTEST_SKIP() << "no regression inputs for " << FE_FUZZ_TARGET << " yet";
+  // Every crash the fuzzer found stays here (tests/fuzz/regressions/<target>/, may be empty).
+  auto regressions = files_in(kRoot / "regressions" / FE_FUZZ_TARGET);
+  files.insert(files.end(), regressions.begin(), regressions.end());
   for (const auto& f : files) replay(f);
 }
