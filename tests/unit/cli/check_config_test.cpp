@@ -39,6 +39,14 @@ class CheckConfig : public ::testing::Test {
     int status = std::system(cmd.c_str());
     return {WEXITSTATUS(status), slurp(dir_ / "out"), slurp(dir_ / "err")};
   }
+  // A copy readable by its owner only: a checkout's 0644 file would (rightly) add the
+  // "readable by all users" warning (tests/unit/config/uplink_config_test.cpp covers it).
+  fs::path private_copy(const std::string& repo_path) {
+    fs::path p = dir_ / fs::path(repo_path).filename();
+    fs::copy_file(fs::path(FE_SOURCE_DIR) / repo_path, p);
+    fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
+    return p;
+  }
   fs::path write(const std::string& text) {
     fs::path p = dir_ / "c.yaml";
     std::ofstream(p) << text;
@@ -48,14 +56,14 @@ class CheckConfig : public ::testing::Test {
 };
 
 TEST_F(CheckConfig, ReferenceConfigPrintsOnlyOk) {
-  auto r = run("check-config --config " + std::string(FE_SOURCE_DIR) + "/config/fhir-edge.yaml");
+  auto r = run("check-config --config " + private_copy("config/fhir-edge.yaml").string());
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, "ok\n");
   EXPECT_EQ(r.err, "");
 }
 
 TEST_F(CheckConfig, DemoConfigPrintsOnlyOk) {
-  auto r = run("check-config -c " + std::string(FE_SOURCE_DIR) + "/config/demo.yaml");
+  auto r = run("check-config -c " + private_copy("config/demo.yaml").string());
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, "ok\n");
   EXPECT_EQ(r.err, "");
