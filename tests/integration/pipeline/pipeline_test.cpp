@@ -576,4 +576,55 @@ TEST_F(PipelineTest, ExportOverTheImportJobFileLimitIsSplitIntoPartFolders) {
   fs::remove_all(root);
 }
 
+// `fhir-edge retry` of an export parked before `uploaded`, with the daemon running: the request
+// goes through the journal's request table, the importer unparks the export and hands it back
+// (on_resumed), and the pipeline resumes its upload at once, not at the next start. Parked here
+// by an object with other content at its key; the operator then puts the right content there, so
+// the resumed upload settles it by checksum and the export reaches `uploaded`.
+TEST_F(PipelineTest, RetryOfAnExportParkedMidUploadResumesItWithoutARestart) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("retrypark");
+  LocalS3 server(root / "s3", kPart);
+  S3Reader s3(server.endpoint());
+  auto exp = root / "watch" / "rp";
+  generate(exp, {"--patients", "2", "--seed", "9", "--complete", "none"});
+  const std::string patient = read_file(exp / "Patient.000.ndjson");
+  ASSERT_LT(patient.size(), kPart);  // one part: PutObject with If-None-Match
+  const std::string key = "exports/rp/import/Patient.000.ndjson";
+  ASSERT_TRUE(s3.put(key, patient + patient));
+  std::string yaml = config_yaml(root, server.endpoint());
+  const std::string s3ep = "endpoints: { s3: " + server.endpoint() + " }";
+  ASSERT_NE(yaml.find(s3ep), std::string::npos);
+  yaml.replace(
+      yaml.find(s3ep), s3ep.size(),
+      "endpoints: { s3: " + server.endpoint() + ", healthlake: " + server.endpoint() + " }");
+  auto cfg = load(root, yaml);
+  auto opt = test_options();
+  opt.import_jobs = true;  // the importer applies the retry request
+  opt.import_poll_min = opt.import_poll_max = std::chrono::milliseconds(500);
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, opt);
+  p.start(cfg);
+  write_file(exp / ".done", "");
+  auto state = [&] {
+    auto rows = journal_exports(root);
+    return rows.size() == 1 ? std::optional<ExportState>(rows[0].state) : std::nullopt;
+  };
+  ASSERT_TRUE(run_until(
+      io, [&] { return state() == ExportState::parked; }, std::chrono::seconds(120)))
+      << p.status_line();
+  EXPECT_EQ(p.stats().exports_uploaded, 0u);
+  ASSERT_TRUE(s3.put(key, patient));  // the operator fixes the cause
+  fe::journal::Journal::submit_request(root / "journal.db", "retry", "rp", "");
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(60)))
+      << p.status_line();
+  EXPECT_GE(p.stats().settled, 1u);
+  stop_component(io, p);
+  auto body = s3.get(key);
+  ASSERT_TRUE(body);
+  EXPECT_TRUE(*body == patient);
+  fs::remove_all(root);
+}
+
 }  // namespace
