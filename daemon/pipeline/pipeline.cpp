@@ -552,29 +552,27 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   // Continues one non-terminal export from the state the journal records.
   void resume_row(const journal::ExportRow& row) {
     if (!pipe_of(row.pipeline)) return;  // pipeline no longer configured: left as it is
-    {
-      switch (row.state) {
-        case ExportState::discovered:
-        case ExportState::complete:
-        case ExportState::spooling: {
-          spool::remove_partials(spool::export_dir(cfg.spool.dir, row.name), quota.get());
-          for (const auto& f : jr->files(row.id))
-            if (f.state == FileState::spooling)
-              jr->set_file_state(f.id, FileState::pending, "redo after restart");
-          if (row.state == ExportState::discovered)
-            jr->set_export_state(row.id, ExportState::complete);
-          log::info("resuming spool after restart", {{"EXPORT_ID", row.name}});
-          start_spool(make_run(row));
-          break;
-        }
-        case ExportState::spooled:
-        case ExportState::uploading:
-          log::info("resuming upload after restart", {{"EXPORT_ID", row.name}});
-          start_upload(make_run(row));
-          break;
-        default:
-          break;  // parked waits for an operator; uploaded and later belong to the import stage
+    switch (row.state) {
+      case ExportState::discovered:
+      case ExportState::complete:
+      case ExportState::spooling: {
+        spool::remove_partials(spool::export_dir(cfg.spool.dir, row.name), quota.get());
+        for (const auto& f : jr->files(row.id))
+          if (f.state == FileState::spooling)
+            jr->set_file_state(f.id, FileState::pending, "redo after restart");
+        if (row.state == ExportState::discovered)
+          jr->set_export_state(row.id, ExportState::complete);
+        log::info("resuming spool after restart", {{"EXPORT_ID", row.name}});
+        start_spool(make_run(row));
+        break;
       }
+      case ExportState::spooled:
+      case ExportState::uploading:
+        log::info("resuming upload after restart", {{"EXPORT_ID", row.name}});
+        start_upload(make_run(row));
+        break;
+      default:
+        break;  // parked waits for an operator; uploaded and later belong to the import stage
     }
   }
 
