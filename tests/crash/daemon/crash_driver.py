@@ -392,6 +392,7 @@ def check_request_rate(work, reqs):
     for key, rs in by_id.items():
         rs.sort(key=t_end)
         attempts = 1
+        skew_retries = 0  # a retry after a clock-skew correction is free (aws/retry.cpp, as the SDKs)
         for p, r in zip(rs, rs[1:]):
             start_r = t_end(r) - r.get("ms", 0) / 1000.0
             gap = start_r - t_end(p)
@@ -401,13 +402,16 @@ def check_request_rate(work, reqs):
                 retry_times.append(start_r)
                 if p.get("error") != "RequestTimeTooSkewed":  # corrected clock: retried at once
                     gaps[attempts - 1].append(max(0.0, gap))
-                if attempts > MAX_ATTEMPTS:
+                else:
+                    skew_retries += 1
+                if attempts - skew_retries > MAX_ATTEMPTS:
                     errors.append(f"{key[0]} {key[2] or key[5] or key[6] or ''}: {attempts} attempts in one "
                                   f"burst (policy: {MAX_ATTEMPTS})")
             else:
                 if attempts > 1:
                     bursts += 1
                 attempts = 1
+                skew_retries = 0
             longest = max(longest, attempts)
         if attempts > 1:
             bursts += 1
