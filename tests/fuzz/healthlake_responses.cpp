@@ -15,33 +15,13 @@
 #include "aws/healthlake.hpp"
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
+#include "client_world.hpp"
 #include "loopback.hpp"
 #include "service/log.hpp"
 
 namespace {
 
-struct World {
-  fe::fuzz::LoopbackServer server;
-  boost::asio::io_context io;
-  fe::aws::HttpEngine http;
-  fe::aws::AwsCaller caller;
-  fe::aws::HealthLakeClient hl;
-
-  static fe::aws::ClientConfig config(const std::string& url) {
-    fe::aws::ClientConfig c;
-    c.region = "us-east-1";
-    c.healthlake_endpoint = url;
-    c.max_attempts = 1;  // no backoff sleeps: one exchange per input
-    c.http.proxy = "";   // never a proxy from the environment: loopback only
-    c.http.max_response_bytes = 1u << 20;
-    return c;
-  }
-  World()
-      : http(io, config(server.url()).http),
-        caller(http, config(server.url()),
-               fe::aws::static_credentials({"AKIDFUZZ", "fuzz-secret", "", std::nullopt, "fuzz"})),
-        hl(caller) {}
-};
+using World = fe::fuzz::ClientWorld<fe::aws::HealthLakeClient>;
 
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "healthlake_responses fuzz: %s\n", what);
@@ -53,7 +33,8 @@ struct World {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static World* w = [] {
     fe::log::set_level(fe::log::Level::error);  // clock-skew warnings from fuzzed Date headers
-    return new World();                         // lives for the process (server threads use it)
+    return new World(&fe::aws::ClientConfig::healthlake_endpoint);  // lives for the process (server
+                                                                    // threads use it)
   }();
   std::string_view in(reinterpret_cast<const char*>(data), size);
   const unsigned op = size ? data[0] % 4 : 0;
@@ -69,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string ds = "0123456789abcdef0123456789abcdef";
   switch (op) {
     case 0:
-      w->hl.describe_datastore(ds, done);
+      w->client.describe_datastore(ds, done);
       break;
     case 1: {
       fe::aws::StartImportRequest req;
@@ -81,17 +62,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       req.data_access_role_arn = "arn:aws:iam::111122223333:role/r";
       req.client_token = "e1-0001";
       req.validation_level = "structure-only";
-      w->hl.start_import_job(std::move(req), done);
+      w->client.start_import_job(std::move(req), done);
       break;
     }
     case 2:
-      w->hl.describe_import_job(ds, "job-1", done);
+      w->client.describe_import_job(ds, "job-1", done);
       break;
     default: {
       fe::aws::ListImportJobsRequest req;
       req.datastore_id = ds;
       req.max_results = 50;
-      w->hl.list_import_jobs(std::move(req), done);
+      w->client.list_import_jobs(std::move(req), done);
       break;
     }
   }

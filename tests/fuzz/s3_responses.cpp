@@ -15,33 +15,13 @@
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
+#include "client_world.hpp"
 #include "loopback.hpp"
 #include "service/log.hpp"
 
 namespace {
 
-struct World {
-  fe::fuzz::LoopbackServer server;
-  boost::asio::io_context io;
-  fe::aws::HttpEngine http;
-  fe::aws::AwsCaller caller;
-  fe::aws::S3Client s3;
-
-  static fe::aws::ClientConfig config(const std::string& url) {
-    fe::aws::ClientConfig c;
-    c.region = "us-east-1";
-    c.s3_endpoint = url;
-    c.max_attempts = 1;  // no backoff sleeps: one exchange per input
-    c.http.proxy = "";   // never a proxy from the environment: loopback only
-    c.http.max_response_bytes = 1u << 20;
-    return c;
-  }
-  World()
-      : http(io, config(server.url()).http),
-        caller(http, config(server.url()),
-               fe::aws::static_credentials({"AKIDFUZZ", "fuzz-secret", "", std::nullopt, "fuzz"})),
-        s3(caller) {}
-};
+using World = fe::fuzz::ClientWorld<fe::aws::S3Client>;
 
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "s3_responses fuzz: %s\n", what);
@@ -59,7 +39,8 @@ void check_result(const fe::aws::S3Result<T>& r) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static World* w = [] {
     fe::log::set_level(fe::log::Level::error);  // clock-skew warnings from fuzzed Date headers
-    return new World();                         // lives for the process (server threads use it)
+    return new World(
+        &fe::aws::ClientConfig::s3_endpoint);  // lives for the process (server threads use it)
   }();
   std::string_view in(reinterpret_cast<const char*>(data), size);
   const unsigned op = size ? data[0] % 11 : 0;
@@ -78,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fe::aws::CreateMultipartRequest req;
       req.bucket = "fuzz-bucket";
       req.key = "exports/a.ndjson.zst";
-      w->s3.create_multipart_upload(std::move(req), done);
+      w->client.create_multipart_upload(std::move(req), done);
       break;
     }
     case 1: {
@@ -87,17 +68,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       req.key = "k";
       req.upload_id = "upload-1";
       req.parts = {{1, "\"e1\"", "AAAAAA=="}, {2, "\"e2\"", "AAAAAA=="}};
-      w->s3.complete_multipart_upload(std::move(req), done);
+      w->client.complete_multipart_upload(std::move(req), done);
       break;
     }
     case 2:
-      w->s3.list_parts({"fuzz-bucket", "k", "upload-1", 0, 1000}, done);
+      w->client.list_parts({"fuzz-bucket", "k", "upload-1", 0, 1000}, done);
       break;
     case 3:
-      w->s3.list_all_parts("fuzz-bucket", "k", "upload-1", done);
+      w->client.list_all_parts("fuzz-bucket", "k", "upload-1", done);
       break;
     case 4:
-      w->s3.head_object("fuzz-bucket", "k", done);
+      w->client.head_object("fuzz-bucket", "k", done);
       break;
     case 5: {
       fe::aws::GetObjectRequest req{"fuzz-bucket", "k", std::nullopt, nullptr};
@@ -105,14 +86,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         got.append(chunk);
         return true;
       };
-      w->s3.get_object(std::move(req), done);
+      w->client.get_object(std::move(req), done);
       break;
     }
     case 6:
-      w->s3.list_objects_v2({"fuzz-bucket", "prefix/", "/", "", 1000}, done);
+      w->client.list_objects_v2({"fuzz-bucket", "prefix/", "/", "", 1000}, done);
       break;
     case 7:
-      w->s3.list_all_objects({"fuzz-bucket", "prefix/", "", "", 1000}, done, 5);
+      w->client.list_all_objects({"fuzz-bucket", "prefix/", "", "", 1000}, done, 5);
       break;
     case 8: {
       static const std::string kBody = "{\"resourceType\":\"Patient\"}\n";
@@ -121,7 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       req.key = "k";
       req.body = fe::aws::BodySource::from_view(kBody);
       req.crc32c = 0x12345678;
-      w->s3.put_object(std::move(req), done);
+      w->client.put_object(std::move(req), done);
       break;
     }
     case 9: {
@@ -132,11 +113,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       req.upload_id = "upload-1";
       req.part_number = 3;
       req.body = fe::aws::BodySource::from_view(kBody);
-      w->s3.upload_part(std::move(req), done);
+      w->client.upload_part(std::move(req), done);
       break;
     }
     default:
-      w->s3.abort_multipart_upload("fuzz-bucket", "k", "upload-1", done);
+      w->client.abort_multipart_upload("fuzz-bucket", "k", "upload-1", done);
       break;
   }
   w->io.restart();
