@@ -17,7 +17,11 @@
 include_guard(GLOBAL)
 set(FE_PACKAGE_VERSION "${PROJECT_VERSION}")
 
-set(_fe_pkg_src "${CMAKE_CURRENT_LIST_DIR}/..")
+# Normalised (no "cmake/.."): Ninja refuses two rules for one file, and configure_file's own
+# dependency on a source names it by its normal path.
+cmake_path(SET _fe_pkg_src NORMALIZE "${CMAKE_CURRENT_LIST_DIR}/..")
+cmake_path(REMOVE_FILENAME _fe_pkg_src)
+string(REGEX REPLACE "/$" "" _fe_pkg_src "${_fe_pkg_src}")
 set(_fe_pkg_out "${CMAKE_BINARY_DIR}/packaging")
 file(MAKE_DIRECTORY "${_fe_pkg_out}")
 
