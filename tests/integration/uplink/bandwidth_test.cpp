@@ -3,8 +3,11 @@
 // (±10%), a time-of-day window that changes it, and a change while transfers are in flight (what a
 // SIGHUP reload does). The bands come from the configured caps, not from our own speed: an engine
 // that capped each transfer instead of their sum would run `concurrency` times faster and fail.
-// The caps are modest (at most 2 MiB/s) so that a sanitizer build on a busy 2-core CI machine
-// still has headroom above them: the lower bound must measure the limiter, not the machine.
+// The upper bounds are tight (+10%): the cap is honoured whatever the machine does. The lower
+// bounds measure the machine as much as the limiter (a sanitizer build on a loaded 2-core box ran
+// at 0.70 of a 1 MiB/s cap), so they are only as tight as the faults they must catch: a limiter
+// that split the cap between 4 transfers would run at 0.25, a reload that did not apply at 1.0
+// of the old rate. Throughput itself is measured in bench/, never here.
 #include <gtest/gtest.h>
 
 #include <ctime>
@@ -55,7 +58,7 @@ void expect_rate_near(const fe::test::MultipartResult& r, double cap, const char
       "%zu parts in flight at most\n",
       what, static_cast<double>(r.bytes) / kMiB, r.seconds, rate / kMiB, cap / kMiB, rate / cap,
       r.max_in_flight);
-  EXPECT_GE(rate, 0.9 * cap) << what;
+  EXPECT_GE(rate, 0.5 * cap) << what << ": far below the cap (is it split between transfers?)";
   EXPECT_LE(rate, 1.1 * cap) << what;
 }
 
@@ -104,27 +107,28 @@ TEST(UplinkBandwidth, ReloadWhileTransfersAreInFlightSwitchesTheRate) {
   S3Fixture f(*hll, http);
   const std::string data = fe::test::make_bytes(5 * kMiB, 3);
   MultipartUpload up(f, "bw/reload/import/Patient.ndjson", data, 1 * kMiB);
-  // After 1 MiB at 0.5 MiB/s the cap goes to 2 MiB/s for the remaining 4 MiB: expected time is
-  // 1/0.5 + 4/2 = 4 s (all at the old cap: 10 s). The switch is posted, as a SIGHUP handler runs
-  // on the event loop.
+  // After 1 MiB at 0.5 MiB/s the cap goes to 8 MiB/s for the remaining 4 MiB: at best
+  // 1/0.5 + 4/8 = 2.5 s, while all at the old cap takes 10 s. The switch is posted, as a SIGHUP
+  // handler runs on the event loop.
   std::uint64_t switched_at = 0;
   auto r = up.run(3, [&](std::uint64_t sent) {
     if (switched_at == 0 && sent >= 1 * kMiB) {
       switched_at = sent;
-      boost::asio::post(f.io, [&] { f.engine.set_bandwidth(2 * kMiB, {}); });
+      boost::asio::post(f.io, [&] { f.engine.set_bandwidth(8 * kMiB, {}); });
     }
   });
   ASSERT_FALSE(r.error) << *r.error;
   ASSERT_GT(switched_at, 0u);
-  const double expected = static_cast<double>(switched_at) / (kMiB / 2) +
-                          static_cast<double>(r.bytes - switched_at) / (2 * kMiB);
+  const double fastest = static_cast<double>(switched_at) / (kMiB / 2) +
+                         static_cast<double>(r.bytes - switched_at) / (8 * kMiB);
+  const double unchanged = static_cast<double>(r.bytes) / (kMiB / 2);
   std::printf(
-      "[ rate     ] reload 0.5 -> 2 MiB/s after %.2f MiB: %.2f s, expected %.2f s "
-      "(ratio %.3f)\n",
-      static_cast<double>(switched_at) / kMiB, r.seconds, expected, r.seconds / expected);
-  EXPECT_GE(r.seconds, 0.9 * expected);
-  EXPECT_LE(r.seconds, 1.1 * expected);
-  EXPECT_EQ(f.engine.current_bandwidth_limit(), 2 * kMiB);
+      "[ rate     ] reload 0.5 -> 8 MiB/s after %.2f MiB: %.2f s; fastest the caps allow %.2f s, "
+      "all at the old cap %.2f s\n",
+      static_cast<double>(switched_at) / kMiB, r.seconds, fastest, unchanged);
+  EXPECT_GE(r.seconds, 0.9 * fastest) << "faster than the caps allow";
+  EXPECT_LE(r.seconds, 0.6 * unchanged) << "the new cap did not apply to the transfers in flight";
+  EXPECT_EQ(f.engine.current_bandwidth_limit(), 8 * kMiB);
 }
 
 TEST(UplinkBandwidth, ScheduleWindowsIncludingMidnightWrap) {
