@@ -526,10 +526,12 @@ void Watcher::evaluate(const std::string& key) {
     t.last_change = now;
   }
   if (!t.open_for_write.empty()) {
-    // Only names that still exist count; a writer that deleted its file is gone.
+    // Only regular files that still exist count: a writer that deleted its file is gone, and a
+    // FIFO, socket or symlink created under the name (IN_CREATE, never a close) is skipped, not
+    // waited for (it would hold the export forever, "open for writing").
     std::string open;
     for (auto n = t.open_for_write.begin(); n != t.open_for_write.end();) {
-      if (!t.single_file && kind_of(t.path / *n) == Kind::missing) {
+      if (!t.single_file && kind_of(t.path / *n) != Kind::regular) {
         n = t.open_for_write.erase(n);
         continue;
       }

@@ -667,3 +667,28 @@ TEST(Watch, CompressedTakenOthersSkippedWithReasonNestedListed) {
   EXPECT_EQ(Watcher::plain_name("Patient.ndjson.zst"), "Patient.ndjson");
   EXPECT_EQ(Watcher::plain_name("Patient.ndjson"), "Patient.ndjson");
 }
+
+// issue 18 defect 6: a file of a taken export replaced by a FIFO (as during spooling) held the
+// export "open for writing" until a restart (IN_CREATE, never a close). The FIFO is skipped with
+// its reason and the export is reported again without it.
+TEST(Watch, FifoSwappedInForATakenFileIsSkippedAndTheExportGoesOn) {
+  Harness h;
+  h.watcher->start();
+  fs::create_directory(h.root() / "exp");
+  write_file(h.root() / "exp" / "A.ndjson", kLine);
+  write_file(h.root() / "exp" / "B.ndjson", kLine);
+  write_file(h.root() / "exp" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.find("exp") != nullptr; }));
+  EXPECT_EQ(names(*h.find("exp")), (std::vector<std::string>{"A.ndjson", "B.ndjson"}));
+  const size_t pending_before = h.pending.size();
+  fs::remove(h.root() / "exp" / "B.ndjson");
+  ASSERT_EQ(::mkfifo((h.root() / "exp" / "B.ndjson").c_str(), 0644), 0);
+  ASSERT_TRUE(h.run_until([&] { return h.ready_count("exp") == 2; }, 15s))
+      << "export held back: " << (h.pending.empty() ? std::string("-") : h.pending.back().second);
+  EXPECT_EQ(names(h.ready.back()), (std::vector<std::string>{"A.ndjson"}));
+  ASSERT_EQ(h.ready.back().skipped.size(), 1u);
+  EXPECT_EQ(h.ready.back().skipped[0].reason, "FIFO");
+  for (size_t i = pending_before; i < h.pending.size(); ++i)
+    EXPECT_EQ(h.pending[i].second.find("open for writing"), std::string::npos)
+        << h.pending[i].second;
+}
