@@ -1,6 +1,7 @@
 // fhir-edge validate [--level L] [--package P]... [--format text|json] [--max-errors N] PATH...
-// Validates NDJSON (.ndjson: one resource per line) and JSON (.json: one resource per file) files,
-// or directories of them, with the same engine the pipeline uses (daemon/fhir/validator.hpp).
+// Validates NDJSON (.ndjson: one resource per line; also gzip or zstd compressed, .ndjson.gz /
+// .ndjson.zst) and JSON (.json: one resource per file) files, or directories of them, with the same
+// engine the pipeline uses (daemon/fhir/validator.hpp).
 #include <unistd.h>
 
 #include <chrono>
@@ -20,9 +21,9 @@ namespace {
 constexpr const char* kHelp =
     "Usage: fhir-edge validate [options] PATH...\n"
     "\n"
-    "Validates FHIR R4 resources in .ndjson files (one resource per line) and .json files (one\n"
-    "resource per file), or directories of them (searched recursively); - reads NDJSON from\n"
-    "standard input.\n"
+    "Validates FHIR R4 resources in .ndjson files (one resource per line; .ndjson.gz and\n"
+    ".ndjson.zst are decompressed while read) and .json files (one resource per file), or\n"
+    "directories of them (searched recursively); - reads NDJSON from standard input.\n"
     "\n"
     "Options:\n"
     "  --level L          minimal | structure-only | strict (default structure-only);\n"
@@ -34,13 +35,16 @@ constexpr const char* kHelp =
     "  --max-line-bytes N line size limit (default 67108864)\n"
     "  -q, --quiet        only the summary\n"
     "\n"
-    "Exit codes: 0 all resources valid, 1 some invalid (or a file unreadable), 2 usage error.\n";
+    "Exit codes: 0 all resources valid, 1 some invalid (or a file unreadable), 2 usage error\n"
+    "or nothing to validate (no .ndjson, .ndjson.gz, .ndjson.zst or .json file found).\n";
 
 namespace fs = std::filesystem;
 
 bool wanted(const fs::path& p) {
-  auto e = p.extension();
-  return e == ".ndjson" || e == ".json";
+  const std::string n = p.filename().string();
+  for (std::string_view e : {".ndjson", ".json", ".ndjson.gz", ".ndjson.zst", ".ndjson.zstd"})
+    if (n.size() > e.size() && n.ends_with(e)) return true;
+  return false;
 }
 
 std::string human_bytes(double b) {
@@ -144,6 +148,14 @@ int cmd_validate(Args args) {
       std::fprintf(stderr, "fhir-edge validate: %s: no such file or directory\n", in.c_str());
       return kExitUsage;
     }
+  }
+
+  if (files.empty()) {
+    // A folder of files this command does not read is not "all valid": say so, and fail.
+    std::fprintf(stderr,
+                 "fhir-edge validate: nothing to validate (no .ndjson, .ndjson.gz, .ndjson.zst or "
+                 ".json file under the given path(s))\n");
+    return kExitUsage;
   }
 
   fhir::LoadReport report;

@@ -95,9 +95,9 @@ struct AfterUpload {
 };
 
 struct Pipeline {
-  std::string name;                                  // [A-Za-z0-9][A-Za-z0-9._-]{0,63}, unique
-  std::filesystem::path watch;                       // absolute, normalised, not nested in another
-  std::vector<std::string> patterns = {"*.ndjson"};  // fnmatch globs on file names (no '/')
+  std::string name;             // [A-Za-z0-9][A-Za-z0-9._-]{0,63}, unique
+  std::filesystem::path watch;  // absolute, normalised, not nested in another
+  std::vector<std::string> patterns = {"*.ndjson", "*.ndjson.gz", "*.ndjson.zst"};  // fnmatch, no /
   CompleteWhen complete_when;
   ValidationLevel validation_level = ValidationLevel::structure_only;
   OnInvalid on_invalid = OnInvalid::reject_resource;

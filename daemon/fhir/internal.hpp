@@ -1,6 +1,7 @@
 #pragma once
 // Internal pieces shared by validator.cpp, profiles.cpp and reader.cpp.
 #include <simdjson.h>
+#include <sys/types.h>
 
 #include <memory>
 #include <string>
@@ -58,6 +59,11 @@ void check_profiles(const ProfileSet& set, const schema::Schema& core,
 // public contract: the size of a skipped over-long line, whether line 1 began with a UTF-8 byte
 // order mark (removed, see docs/hostile-input.md), and the identity of the file actually opened.
 // Memory: one fixed read buffer plus at most max_line_bytes (+1) of carry-over, whatever the file.
+// Compressed input: a file that starts with the gzip (1f 8b) or zstd (28 b5 2f fd) magic is
+// decompressed while it is read (streaming: one more fixed input buffer and the codec's window,
+// never the whole file), so `.ndjson.gz` / `.ndjson.zst` exports read as the NDJSON they hold.
+// Concatenated gzip members and zstd frames are read one after the other (as gzip -c a b does).
+// A corrupt or truncated stream is an error naming the file, never lines of binary garbage.
 class LineSource {
  public:
   struct OpenOptions {
@@ -82,9 +88,14 @@ class LineSource {
   // fstat of the open file (dev, inode) — compare with what the watcher took.
   uint64_t dev() const { return dev_; }
   uint64_t inode() const { return ino_; }
+  // "gzip", "zstd" or "" (plain): what the content was decoded from.
+  const char* compression() const;
 
  private:
+  struct Codec;                         // reader.cpp: zlib / zstd stream state
+  ssize_t fill(char* out, size_t cap);  // next decoded bytes; 0 at the end, -1 on error
   int fd_ = -1;
+  std::unique_ptr<Codec> codec_;
   std::string name_;
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;

@@ -4,7 +4,8 @@
 // cardinality, choice type restrictions, fixed[x]/pattern[x], required bindings (value sets from
 // the packages and the core), and slicing with value/pattern discriminators (extension slices
 // by url, and the extension's own profile when loaded). FHIRPath invariants are not evaluated.
-#include <zlib.h>
+#include <archive.h>
+#include <archive_entry.h>
 
 #include <algorithm>
 #include <cstring>
@@ -162,48 +163,59 @@ struct RawFile {
   std::string content;
 };
 
+// A package .tgz through libarchive: every tar dialect npm and GNU/BSD tar write (ustar, GNU
+// long names ('L' records), pax extended headers, sparse entries...), so a resource whose path is
+// over 100 characters is read like any other (the hand-written ustar reader skipped it in
+// silence). Streamed entry by entry; only the .json entries are kept, bounded in total.
 bool read_tgz(const fs::path& path, std::vector<RawFile>& out, std::string& err) {
-  gzFile gz = gzopen(path.c_str(), "rb");
-  if (!gz) {
-    err = path.string() + ": cannot open";
+  constexpr size_t kMaxTotal = size_t{512} << 20;
+  struct archive* a = archive_read_new();
+  archive_read_support_filter_all(a);
+  archive_read_support_format_tar(a);
+  archive_read_support_format_gnutar(a);
+  std::unique_ptr<struct archive, int (*)(struct archive*)> guard(a, archive_read_free);
+  if (archive_read_open_filename(a, path.c_str(), 1 << 16) != ARCHIVE_OK) {
+    err = path.string() + ": cannot read package: " + archive_error_string(a);
     return false;
   }
-  std::string data;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(gz, buf, sizeof buf)) > 0) {
-    data.append(buf, static_cast<size_t>(n));
-    if (data.size() > (512u << 20)) {
-      gzclose(gz);
+  size_t total = 0;
+  struct archive_entry* e = nullptr;
+  int rc;
+  while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
+    const char* pn = archive_entry_pathname_utf8(e);
+    if (!pn) pn = archive_entry_pathname(e);
+    std::string name = pn ? pn : "";
+    if (archive_entry_filetype(e) != AE_IFREG || !name.ends_with(".json")) {
+      archive_read_data_skip(a);
+      continue;
+    }
+    auto size = archive_entry_size_is_set(e) ? static_cast<size_t>(archive_entry_size(e)) : 0;
+    if (total + size > kMaxTotal) {
       err = path.string() + ": package larger than 512 MiB uncompressed";
       return false;
     }
-  }
-  int zerr = 0;
-  const char* zmsg = gzerror(gz, &zerr);
-  gzclose(gz);
-  if (n < 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
-    err = path.string() + ": not a valid gzip file (" + (zmsg ? zmsg : "?") + ")";
-    return false;
-  }
-  // ustar: 512-byte headers, name at 0 (100), size at 124 (12, octal), type at 156, prefix at 345.
-  size_t pos = 0;
-  while (pos + 512 <= data.size()) {
-    const char* h = data.data() + pos;
-    if (h[0] == 0) break;
-    std::string name(h, strnlen(h, 100));
-    std::string prefix(h + 345, strnlen(h + 345, 155));
-    if (!prefix.empty()) name = prefix + "/" + name;
-    size_t size = std::strtoull(std::string(h + 124, 12).c_str(), nullptr, 8);
-    char type = h[156];
-    pos += 512;
-    if (pos + size > data.size()) {
-      err = path.string() + ": truncated tar archive";
+    std::string content;
+    content.reserve(size);
+    char buf[1 << 16];
+    la_ssize_t n;
+    while ((n = archive_read_data(a, buf, sizeof buf)) > 0) {
+      content.append(buf, static_cast<size_t>(n));
+      if (total + content.size() > kMaxTotal) {
+        err = path.string() + ": package larger than 512 MiB uncompressed";
+        return false;
+      }
+    }
+    if (n < 0) {
+      err = path.string() + ": " + name + ": " + archive_error_string(a);
       return false;
     }
-    if ((type == '0' || type == 0) && name.ends_with(".json"))
-      out.push_back(RawFile{name, data.substr(pos, size)});
-    pos += (size + 511) / 512 * 512;
+    total += content.size();
+    out.push_back(RawFile{std::move(name), std::move(content)});
+  }
+  if (rc != ARCHIVE_EOF) {
+    err = path.string() + ": not a valid package archive (" +
+          (archive_error_string(a) ? archive_error_string(a) : "?") + ")";
+    return false;
   }
   return true;
 }

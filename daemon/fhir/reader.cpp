@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+#include <zstd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -17,7 +20,115 @@ namespace fe::fhir {
 namespace {
 constexpr size_t kReadChunk = 1u << 20;
 constexpr size_t kMaxReserve = size_t{1} << 30;
+constexpr size_t kCompressedChunk = 256u << 10;
 }  // namespace
+
+// Streaming decoder state for a compressed source. `in` holds raw file bytes not yet decoded.
+struct LineSource::Codec {
+  enum class Kind { gzip, zstd } kind;
+  std::vector<char> in = std::vector<char>(kCompressedChunk);
+  size_t in_pos = 0, in_end = 0;
+  bool raw_eof = false;
+  bool member_open = false;  // inside a gzip member / zstd frame (EOF here = truncated)
+  z_stream zs{};
+  bool zs_init = false;
+  ZSTD_DCtx* zd = nullptr;
+  explicit Codec(Kind k) : kind(k) {
+    if (kind == Kind::gzip) {
+      // 15 + 16: gzip wrapper only (not raw zlib), 32 KiB window.
+      zs_init = inflateInit2(&zs, 15 + 16) == Z_OK;
+    } else {
+      zd = ZSTD_createDCtx();
+    }
+  }
+  ~Codec() {
+    if (zs_init) inflateEnd(&zs);
+    if (zd) ZSTD_freeDCtx(zd);
+  }
+  Codec(const Codec&) = delete;
+  Codec& operator=(const Codec&) = delete;
+};
+
+const char* LineSource::compression() const {
+  if (!codec_) return "";
+  return codec_->kind == Codec::Kind::gzip ? "gzip" : "zstd";
+}
+
+// Reads decoded bytes into out[0, cap): plain files straight from the fd; compressed ones through
+// the codec, refilling its input buffer from the fd as needed. Returns 0 only at the real end.
+ssize_t LineSource::fill(char* out, size_t cap) {
+  auto read_raw = [&](char* dst, size_t n) -> ssize_t {
+    ssize_t r;
+    do r = ::read(fd_, dst, n);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      error_ = name_ + ": read error: " + std::strerror(errno);
+      return -1;
+    }
+    bytes_ += static_cast<uint64_t>(r);
+    return r;
+  };
+  if (!codec_) return read_raw(out, cap);
+  Codec& c = *codec_;
+  const char* what = compression();
+  while (true) {
+    if (c.in_pos == c.in_end && !c.raw_eof) {
+      ssize_t r = read_raw(c.in.data(), c.in.size());
+      if (r < 0) return -1;
+      c.in_pos = 0;
+      c.in_end = static_cast<size_t>(r);
+      if (r == 0) c.raw_eof = true;
+    }
+    if (c.in_pos == c.in_end && c.raw_eof) {
+      if (c.member_open) {
+        error_ = name_ + ": " + what + " data is truncated (the file ends inside a compressed " +
+                 (c.kind == Codec::Kind::gzip ? "member" : "frame") + ")";
+        return -1;
+      }
+      return 0;
+    }
+    size_t produced = 0;
+    if (c.kind == Codec::Kind::gzip) {
+      if (!c.zs_init) {
+        error_ = name_ + ": cannot initialise the gzip decoder";
+        return -1;
+      }
+      c.zs.next_in = reinterpret_cast<Bytef*>(c.in.data() + c.in_pos);
+      c.zs.avail_in = static_cast<uInt>(c.in_end - c.in_pos);
+      c.zs.next_out = reinterpret_cast<Bytef*>(out);
+      c.zs.avail_out = static_cast<uInt>(std::min<size_t>(cap, UINT32_MAX));
+      c.member_open = true;
+      int rc = inflate(&c.zs, Z_NO_FLUSH);
+      c.in_pos = c.in_end - c.zs.avail_in;
+      produced = static_cast<size_t>(reinterpret_cast<char*>(c.zs.next_out) - out);
+      if (rc == Z_STREAM_END) {
+        // Another member may follow (gzip -c a b > ab): start over on the remaining input.
+        c.member_open = false;
+        inflateReset(&c.zs);
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        error_ =
+            name_ + ": gzip data is corrupt (" + (c.zs.msg ? c.zs.msg : "inflate failed") + ")";
+        return -1;
+      }
+    } else {
+      if (!c.zd) {
+        error_ = name_ + ": cannot initialise the zstd decoder";
+        return -1;
+      }
+      ZSTD_inBuffer ib{c.in.data(), c.in_end, c.in_pos};
+      ZSTD_outBuffer ob{out, cap, 0};
+      size_t rc = ZSTD_decompressStream(c.zd, &ob, &ib);
+      c.in_pos = ib.pos;
+      produced = ob.pos;
+      if (ZSTD_isError(rc)) {
+        error_ = name_ + ": zstd data is corrupt (" + ZSTD_getErrorName(rc) + ")";
+        return -1;
+      }
+      c.member_open = rc != 0;  // 0: a frame ended exactly here
+    }
+    if (produced > 0) return static_cast<ssize_t>(produced);
+  }
+}
 
 LineSource::LineSource(const std::filesystem::path& path, size_t max_line_bytes,
                        OpenOptions options)
@@ -46,6 +157,14 @@ LineSource::LineSource(const std::filesystem::path& path, size_t max_line_bytes,
     // Regular files never block; clear O_NONBLOCK so reads behave normally.
     ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
   }
+  // Compressed by content, not by name: peek at the magic (pread, so a pipe such as stdin is left
+  // alone: pread fails there and the input is read as plain NDJSON).
+  unsigned char magic[4] = {};
+  ssize_t m = ::pread(fd_, magic, sizeof magic, 0);
+  if (m >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+    codec_ = std::make_unique<Codec>(Codec::Kind::gzip);
+  else if (m >= 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd)
+    codec_ = std::make_unique<Codec>(Codec::Kind::zstd);
 }
 
 LineSource::~LineSource() {
@@ -83,16 +202,10 @@ LineReader::Status LineSource::next(std::string_view& line, uint64_t& line_no) {
         finish(carry_);
         return LineReader::Status::line;
       }
-      ssize_t n;
-      do n = ::read(fd_, buf_.data(), buf_.size());
-      while (n < 0 && errno == EINTR);
-      if (n < 0) {
-        error_ = name_ + ": read error: " + std::strerror(errno);
-        return LineReader::Status::error;
-      }
+      ssize_t n = fill(buf_.data(), buf_.size());
+      if (n < 0) return LineReader::Status::error;
       pos_ = 0;
       end_ = static_cast<size_t>(n);
-      bytes_ += static_cast<uint64_t>(n);
       if (n == 0) eof_ = true;
       continue;
     }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -344,6 +345,68 @@ Journal::~Journal() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // closing releases the flock
 }
 
+namespace {
+
+// The lock file, created so that whoever owns the journal's directory (the service user) can
+// always open it: a CLI run as root (`sudo fhir-edge retry`, `journal compact`) while the lock is
+// absent must not leave a root-owned 0600 file behind that stops the service ("cannot open lock
+// file ... Permission denied"). So its owner and group follow the directory (root hands it over
+// with fchown), its mode is 0600, or 0660 when the directory is group-writable; a caller that
+// cannot arrange that removes what it created and refuses, saying how to run it instead. A lock
+// file a root CLI finds owned by someone else than the directory's owner (left by an older
+// version) is handed back the same way.
+int open_lock_file(const std::filesystem::path& path, const std::filesystem::path& lock_path) {
+  auto dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  struct stat dst {};
+  if (::stat(dir.c_str(), &dst) != 0)
+    throw Error("journal " + path.string() + ": cannot stat its directory " + dir.string() + ": " +
+                std::strerror(errno));
+  bool created = false;
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) {
+    const mode_t mode = (dst.st_mode & S_IWGRP) ? 0660 : 0600;
+    fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd >= 0)
+      created = true;
+    else if (errno == EEXIST)  // created by someone else meanwhile
+      fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  }
+  if (fd < 0) {
+    int e = errno;
+    std::string msg = "journal " + path.string() + ": cannot open lock file " + lock_path.string() +
+                      ": " + std::strerror(e);
+    struct stat lst {};
+    if (e == EACCES && ::lstat(lock_path.c_str(), &lst) == 0 && lst.st_uid != dst.st_uid)
+      msg += " (it is owned by uid " + std::to_string(lst.st_uid) + ", not by uid " +
+             std::to_string(dst.st_uid) + " who owns " + dir.string() +
+             "; a fhir-edge command run as another user created it: with no fhir-edge running, "
+             "chown it to the service user or remove it)";
+    throw Error(msg);
+  }
+  struct stat lst {};
+  if (::fstat(fd, &lst) == 0 && (lst.st_uid != dst.st_uid || lst.st_gid != dst.st_gid) &&
+      (created || ::geteuid() == 0)) {
+    if (::fchown(fd, dst.st_uid, dst.st_gid) != 0) {
+      // Not root: the group may still be enough when the directory is shared through it.
+      bool group_ok =
+          (dst.st_mode & S_IWGRP) && ::fchown(fd, static_cast<uid_t>(-1), dst.st_gid) == 0;
+      if (!group_ok) {
+        int e = errno;
+        if (created) ::unlink(lock_path.c_str());
+        ::close(fd);
+        throw Error("journal " + path.string() + ": refusing to create " + lock_path.string() +
+                    " as uid " + std::to_string(::geteuid()) + ": the directory " + dir.string() +
+                    " belongs to uid " + std::to_string(dst.st_uid) +
+                    ", which could then not open it (" + std::strerror(e) +
+                    "); run the command as that user (e.g. sudo -u fhir-edge fhir-edge ...)");
+      }
+    }
+  }
+  return fd;
+}
+
+}  // namespace
+
 Journal Journal::open(const std::filesystem::path& path, OpenOptions options) {
   Journal j;
   j.path_ = path;
@@ -353,10 +416,7 @@ Journal Journal::open(const std::filesystem::path& path, OpenOptions options) {
     // The lock is taken before SQLite touches the file, so a second daemon never even migrates.
     auto lock_path = path;
     lock_path += ".lock";
-    j.lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (j.lock_fd_ < 0)
-      throw Error("journal " + path.string() + ": cannot open lock file " + lock_path.string() +
-                  ": " + std::strerror(errno));
+    j.lock_fd_ = open_lock_file(path, lock_path);
     if (::flock(j.lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       int e = errno;
       if (e == EWOULDBLOCK)

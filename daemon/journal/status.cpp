@@ -181,6 +181,18 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
                                  size_t max_events) {
   auto files = journal.files(row.id);
   auto events = journal.events(row.id, max_events);
+  // Entries of the export that were not taken ("skipped" events: reason TAB name), every one of
+  // them whatever max_events (they are written once, when the export is taken).
+  std::vector<std::pair<std::string, std::string>> skipped;  // name, reason
+  for (const auto& ev : journal.events(row.id, 100000)) {
+    if (ev.kind != "skipped") continue;
+    auto tab = ev.message.find('\t');
+    if (tab == std::string::npos)
+      skipped.emplace_back(ev.message, "");
+    else
+      skipped.emplace_back(ev.message.substr(tab + 1), ev.message.substr(0, tab));
+  }
+  std::sort(skipped.begin(), skipped.end());
   std::string out;
   if (json) {
     out = "{\"export\":" +
@@ -200,6 +212,12 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
       out += ",\"import_upload_id\":" + json_quote(f.import_upload_id);
       out += ",\"archive_key\":" + json_quote(f.archive_key);
       out += ",\"last_error\":" + json_quote(f.last_error) + "}";
+    }
+    out += "],\"skipped\":[";
+    for (size_t i = 0; i < skipped.size(); ++i) {
+      if (i) out += ",";
+      out += "{\"name\":" + json_quote(skipped[i].first) +
+             ",\"reason\":" + json_quote(skipped[i].second) + "}";
     }
     out += "],\"events\":[";
     for (size_t i = 0; i < events.size(); ++i) {
@@ -221,6 +239,11 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
                      human_bytes(static_cast<int64_t>(f.source.size)), human_bytes(f.bytes_spooled),
                      one_line(f.last_error.empty() ? "-" : f.last_error, 80)});
   out += align(cells);
+  if (!skipped.empty()) {
+    out += "\nnot taken:\n";
+    for (const auto& [name, reason] : skipped)
+      out += "  " + one_line(name, 120) + "  " + one_line(reason, 200) + "\n";
+  }
   out += "\nrecent events:\n";
   for (const auto& ev : events)
     out += "  " + format_time(ev.time) + "  " + ev.kind + "  " + one_line(ev.message, 200) + "\n";

@@ -74,7 +74,9 @@ std::string join_key(std::string_view prefix, std::string_view export_name, std:
   return k;
 }
 std::string ndjson_name(std::string_view file_name) {
-  std::string n(file_name);
+  // A compressed source (.ndjson.gz, .ndjson.zst) is read decompressed: its import object is the
+  // plain NDJSON, named as HealthLake documents its input (.ndjson).
+  std::string n = watch::Watcher::plain_name(file_name);
   if (!n.ends_with(".ndjson")) n += ".ndjson";
   return n;
 }
@@ -648,6 +650,24 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
                                {"RULE", r.rule},
                                {"FILES", std::to_string(r.files.size())}});
     auto run = make_run(t.row);
+    try {
+      // What the watcher did not take stays visible in `status --export` (the log said it once).
+      for (const auto& sk : r.skipped)
+        jr->add_event(t.row.id, std::nullopt, "skipped",
+                      sk.reason + "\t" + sk.path.filename().string());
+    } catch (const std::exception& e) {
+      ++stats.journal_errors;
+      log::error(std::string("journal: ") + e.what(), {{"EXPORT_ID", t.row.name}});
+    }
+    if (!r.nested.empty()) {
+      // Files below a subdirectory are not taken (the spool and S3 layout are flat): importing
+      // the top level alone would report the export imported without them. Parked, saying which.
+      std::string list;
+      for (const auto& n : r.nested) list += (list.empty() ? "" : ", ") + n;
+      return park(run, "export has files in subdirectories, which are not taken: " + list +
+                           "; move them to the top level of the export (or into exports of "
+                           "their own); `fhir-edge retry` imports the top-level files only");
+    }
     try {
       jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
       start_spool(run);

@@ -53,7 +53,8 @@ const char* kind_name(Kind k) {
   }
 }
 
-std::string stem_of(const std::string& file) {
+std::string stem_of(const std::string& compressed) {
+  std::string file = Watcher::plain_name(compressed);  // "x.ndjson.gz" is export "x"
   auto dot = file.rfind('.');
   return dot == std::string::npos || dot == 0 ? file : file.substr(0, dot);
 }
@@ -121,6 +122,13 @@ std::string Watcher::name_problem(std::string_view n) {
     return "name of " + std::to_string(n.size()) + " bytes is longer than " +
            std::to_string(kMaxNameBytes) + " (spool file names and S3 keys need the room)";
   return {};
+}
+
+std::string Watcher::plain_name(std::string_view name) {
+  for (std::string_view suffix : {".gz", ".zst", ".zstd"})
+    if (name.size() > suffix.size() && name.ends_with(suffix))
+      return std::string(name.substr(0, name.size() - suffix.size()));
+  return std::string(name);
 }
 
 bool Watcher::matches(std::string_view name) const {
@@ -447,6 +455,8 @@ void Watcher::evaluate(const std::string& key) {
   ready.single_file = t.single_file;
   std::map<std::string, FileIdentity> seen;  // every entry whose change restarts the settle clock
   std::map<std::string, FileIdentity> data;  // candidate data files
+  std::set<std::string> others;  // regular files that are neither metadata nor data candidates
+  std::map<std::string, std::string> unusable;  // entries skipped while listing, with the reason
 
   if (t.single_file) {
     Kind k = kind_of(t.path);
@@ -475,22 +485,39 @@ void Watcher::evaluate(const std::string& key) {
       bool metadata = name == rules.manifest_name || name == rules.client_log_name ||
                       (!rules.marker.empty() && name == rules.marker);
       Kind ek = kind_of(e.path());
-      if (ek == Kind::directory) continue;
+      if (ek == Kind::directory) {
+        // Nested files are not taken (their names would collide in the flat spool and S3
+        // layout): the export is parked by the pipeline, saying so. An empty one is harmless.
+        size_t entries = 0;
+        std::error_code dec;
+        for (auto it = fs::recursive_directory_iterator(e.path(), dec);
+             !dec && it != fs::recursive_directory_iterator() && entries < 10000; it.increment(dec))
+          if (!it->is_directory(dec)) ++entries;
+        if (entries) ready.nested.push_back(name + "/ (" + std::to_string(entries) + " entries)");
+        continue;
+      }
       if (!metadata && is_temporary_name(name)) continue;
       if (!metadata && matches(name)) {
         if (auto why = name_problem(name); !why.empty()) {
           report_skip(e.path(), "unusable name (" + why + ")");
+          unusable[name] = "unusable name (" + why + ")";
           continue;
         }
       }
       if (ek != Kind::regular) {
-        if (ek != Kind::missing) report_skip(e.path(), kind_name(ek));
+        if (ek != Kind::missing) {
+          report_skip(e.path(), kind_name(ek));
+          unusable[name] = kind_name(ek);
+        }
         continue;
       }
       auto id = identity_of(e.path());
       if (!id) continue;
       seen[name] = *id;
-      if (!metadata && matches(name)) data[name] = *id;
+      if (!metadata && matches(name))
+        data[name] = *id;
+      else if (!metadata && name_problem(name).empty())
+        others.insert(name);
     }
   }
 
@@ -499,10 +526,12 @@ void Watcher::evaluate(const std::string& key) {
     t.last_change = now;
   }
   if (!t.open_for_write.empty()) {
-    // Only names that still exist count; a writer that deleted its file is gone.
+    // Only regular files that still exist count: a writer that deleted its file is gone, and a
+    // FIFO, socket or symlink created under the name (IN_CREATE, never a close) is skipped, not
+    // waited for (it would hold the export forever, "open for writing").
     std::string open;
     for (auto n = t.open_for_write.begin(); n != t.open_for_write.end();) {
-      if (!t.single_file && kind_of(t.path / *n) == Kind::missing) {
+      if (!t.single_file && kind_of(t.path / *n) != Kind::regular) {
         n = t.open_for_write.erase(n);
         continue;
       }
@@ -563,6 +592,9 @@ void Watcher::evaluate(const std::string& key) {
         if (missing.empty()) {
           complete = true;
           ready.rule = "bulk_manifest";
+          for (const auto& [n, id] : data)
+            if (!named.count(n)) unusable[n] = "not named by the bulk manifest";
+          for (const auto& [n, id] : named) others.erase(n);
           data = std::move(named);
         } else {
           // Another rule may still hold; keep looking.
@@ -620,6 +652,27 @@ void Watcher::evaluate(const std::string& key) {
     }
   }
 
+  // A compressed file and a plain one with the same plain name would both be the import object
+  // <name>.ndjson: the plain one is taken, the compressed one skipped, saying so.
+  for (auto d = data.begin(); d != data.end();) {
+    std::string plain = plain_name(d->first);
+    if (plain != d->first && data.count(plain)) {
+      unusable[d->first] = "same import name as " + plain;
+      d = data.erase(d);
+    } else {
+      ++d;
+    }
+  }
+  if (!t.single_file) {
+    std::string pats;
+    for (const auto& p : opt_.patterns) pats += (pats.empty() ? "" : ", ") + p;
+    for (const auto& n : others)
+      if (!unusable.count(n)) unusable[n] = "does not match patterns (" + pats + ")";
+    for (const auto& [n, why] : unusable) {
+      ready.skipped.push_back({t.path / n, why});
+      report_skip(t.path / n, why);  // logged once per file and reason
+    }
+  }
   for (const auto& [name, id] : data)
     ready.files.push_back({name, t.single_file ? t.path : t.path / name, id});
   if (!t.single_file) {

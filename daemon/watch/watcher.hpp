@@ -7,10 +7,18 @@
 //
 // Units (DESIGN "Units of work"): an export is a subdirectory of the root (its regular files at
 // the top level), or a single file dropped directly into the root (an export of its own, named
-// after the file without its last extension). Nested subdirectories of an export are ignored.
+// after the file without its last extension, and without a compression suffix first). A
+// subdirectory of an export that holds anything is not taken: it is listed in ReadyExport::nested
+// and the pipeline parks the export saying so (nested files are never dropped in silence).
 //
-// Files: regular files matching one of `patterns` (fnmatch) only. Never followed: symlinks
-// (lstat; watches use IN_DONT_FOLLOW). Ignored silently: temporary names (".*", "*.part",
+// Files: regular files matching one of `patterns` (fnmatch) only. Every other regular file of a
+// complete export (no pattern matches it, or the bulk manifest does not name it) is reported once
+// (log warning and on_skipped) and listed in ReadyExport::skipped with the reason.
+// Compressed NDJSON (`.ndjson.gz`, `.ndjson.zst`: the default patterns take them) is read
+// decompressed and imported as plain `<name>.ndjson` (plain_name()); a compressed file whose plain
+// name is also a file of the export is skipped (both would be the same import object). Never
+// followed: symlinks (lstat; watches use IN_DONT_FOLLOW). Ignored silently: temporary names (".*",
+// "*.part",
 // "*.tmp", "*~"). FIFOs, sockets, devices and symlinks are reported once (log warning and
 // on_skipped) and skipped. So are names that cannot become spool paths and S3 keys (see
 // name_problem(): control characters such as a newline, invalid UTF-8, more than kMaxNameBytes)
@@ -74,7 +82,7 @@ struct CompletionRules {
 struct WatchOptions {
   std::string pipeline;  // for log fields
   std::filesystem::path root;
-  std::vector<std::string> patterns{"*.ndjson"};
+  std::vector<std::string> patterns{"*.ndjson", "*.ndjson.gz", "*.ndjson.zst"};
   CompletionRules rules;
   std::chrono::seconds rescan_interval{60};
   // A file found by a scan (at start, after an overflow, or written into a new directory before
@@ -88,6 +96,14 @@ struct WatchOptions {
   std::chrono::milliseconds root_retry{1000};
 };
 
+struct Skipped {
+  std::filesystem::path path;
+  // "symlink (never followed)", "FIFO", "socket", "device", "not a regular file",
+  // "unusable name (<name_problem()>)", "does not match patterns (...)", "not named by the bulk
+  // manifest", or "same import name as <file>"
+  std::string reason;
+};
+
 struct ReadyExport {
   std::string name;            // directory name, or file stem for a single root file
   std::filesystem::path path;  // the export directory, or the single file
@@ -95,13 +111,8 @@ struct ReadyExport {
   std::string rule;              // "bulk_manifest" | "marker" | "client_log" | "settle" | "file"
   std::vector<TakenFile> files;  // sorted by name
   std::vector<std::filesystem::path> metadata;  // manifest / client log present, kept as metadata
-};
-
-struct Skipped {
-  std::filesystem::path path;
-  // "symlink (never followed)", "FIFO", "socket", "device", "not a regular file", or
-  // "unusable name (<name_problem()>)"
-  std::string reason;
+  std::vector<Skipped> skipped;                 // entries of the export not taken, with the reason
+  std::vector<std::string> nested;  // "sub/ (N entries)": subdirectories that hold something
 };
 
 class Watcher {
@@ -142,6 +153,9 @@ class Watcher {
   // longer than kMaxNameBytes.
   static std::string name_problem(std::string_view name);
   bool matches(std::string_view name) const;
+  // The name without a compression suffix (".gz", ".zst", ".zstd"): "Patient.ndjson.gz" →
+  // "Patient.ndjson". The spool and the S3 keys use it (the import object is plain NDJSON).
+  static std::string plain_name(std::string_view name);
 
  private:
   struct Tracked;  // per export state

@@ -254,6 +254,36 @@ TEST(StrictUsCore, PackageAsTgz) {
   check_crafted(*v);
 }
 
+// issue 15 defect 11: a package whose resource files have names over 100 characters, as GNU tar
+// (long-name records) and pax (extended headers) write them. The hand-written ustar reader
+// skipped such a file in silence, so us-core-patient was not loaded and its rules not checked.
+TEST(StrictUsCore, PackageTgzWithLongNamesGnuAndPax) {
+  REQUIRE_SHARED(kUsCore);
+  fs::path dir = fs::temp_directory_path() / ("fe-uscore-long-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy(kShared / kUsCore / "package", dir / "package", fs::copy_options::recursive);
+  const std::string long_name =
+      "StructureDefinition-us-core-patient-" + std::string(120, 'x') + ".json";  // > 100 bytes
+  fs::rename(dir / "package" / "StructureDefinition-us-core-patient.json",
+             dir / "package" / long_name);
+  for (const char* format : {"gnu", "pax"}) {
+    SCOPED_TRACE(format);
+    fs::path tgz = dir / (std::string(format) + ".tgz");
+    std::string cmd = "tar --format=" + std::string(format) + " -czf '" + tgz.string() + "' -C '" +
+                      dir.string() + "' package";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    Options o;
+    o.level = Level::strict;
+    o.packages = {tgz};
+    LoadReport rep;
+    auto v = Validator::create(o, rep);
+    ASSERT_TRUE(v) << (rep.errors.empty() ? "" : rep.errors[0]);
+    check_crafted(*v);  // needs us-core-patient, the long-named file
+  }
+  fs::remove_all(dir);
+}
+
 TEST(StrictUsCore, BadPackageIsALoadError) {
   Options o;
   o.level = Level::strict;

@@ -329,3 +329,67 @@ TEST(HostileInput, WatchRootDeletedAndRecreatedIsWatchedAgain) {
 }
 
 }  // namespace
+
+namespace {
+// Compresses `path` in place with the real tool (gzip -> .gz, zstd -> .zst), as clients do.
+void compress_with(const std::string& tool, const fs::path& path) {
+  std::string cmd = tool + (tool == "zstd" ? " -q --rm " : " ") + shell_quote(path.string());
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+}  // namespace
+
+// issue 15 defects 5 and 6: .ndjson.gz / .ndjson.zst exports are read decompressed with the
+// default patterns and imported as plain .ndjson; a file no pattern matches is logged once and
+// listed in `status --export`; an export with files in a subdirectory is parked, saying why
+// (before: the gzip file and the nested file were ignored in silence and the export "imported").
+TEST(HostileInput, CompressedExportsImportedSkippedFilesListedNestedExportParked) {
+  DaemonRun run({});
+  run.start();
+  drop_with(run.watch(), "gz-export", [&](const fs::path& d) {
+    write_file(d / "Patient.ndjson", patients("gz", 30));
+    compress_with("gzip", d / "Patient.ndjson");
+    write_file(d / "Other.ndjson", patients("zst", 20));
+    compress_with("zstd", d / "Other.ndjson");
+    write_file(d / "README.txt", "export notes");
+  });
+  ASSERT_EQ(run.wait_final("gz-export"), "imported") << run.log();
+  auto st = run.export_status("gz-export");
+  EXPECT_EQ(st->files, 2);
+  EXPECT_EQ(st->valid, 50);
+  EXPECT_EQ(st->rejected, 0);
+  auto obj = run.hll().object("landing", "exports/gz-export/import/Patient.ndjson");
+  ASSERT_TRUE(obj);
+  EXPECT_EQ(*obj, patients("gz", 30));  // plain NDJSON, as HealthLake documents its input
+  EXPECT_TRUE(run.hll().object("landing", "exports/gz-export/import/Other.ndjson"));
+  auto imported = run.hll().imported_resources();
+  EXPECT_EQ(imported["Patient/gz-30"], 1u);
+  EXPECT_EQ(imported["Patient/zst-20"], 1u);
+  const fs::path readme = run.watch() / "gz-export" / "README.txt";
+  EXPECT_EQ(run.log_lines({"warning: skipping does not match patterns", readme.string()}).size(),
+            1u)
+      << run.log();
+  std::string detail =
+      capture(std::string(FE_EXE) + " status --json --export gz-export --journal " +
+              shell_quote(run.journal().string()));
+  EXPECT_NE(detail.find(R"("skipped":[{"name":"README.txt","reason":"does not match patterns)"),
+            std::string::npos)
+      << detail;
+  std::string text = capture(std::string(FE_EXE) + " status --export gz-export --journal " +
+                             shell_quote(run.journal().string()));
+  EXPECT_NE(text.find("not taken:\n  README.txt  does not match patterns"), std::string::npos)
+      << text;
+
+  drop_with(run.watch(), "nested", [&](const fs::path& d) {
+    write_file(d / "Patient.ndjson", patients("top", 2));
+    fs::create_directories(d / "2026-12-01");
+    write_file(d / "2026-12-01" / "Patient.ndjson", patients("deep", 2));
+  });
+  ASSERT_EQ(run.wait_final("nested"), "parked") << run.log();
+  auto nst = run.export_status("nested");
+  EXPECT_NE(nst->parked_reason.find("files in subdirectories, which are not taken: 2026-12-01/"),
+            std::string::npos)
+      << nst->parked_reason;
+  EXPECT_EQ(run.hll().imported_resources().count("Patient/top-1"), 0u);
+  EXPECT_TRUE(run.running());
+  EXPECT_EQ(run.stop(), 0);
+}

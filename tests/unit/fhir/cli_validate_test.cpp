@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -132,6 +133,31 @@ TEST(CliValidate, UsageErrorsExitTwo) {
   CliRun h = run("--help");
   EXPECT_EQ(h.code, 0);
   EXPECT_NE(h.out.find("structure-only"), std::string::npos);
+}
+
+// A folder of gzip / zstd exports is validated (before: "0 file(s)", exit 0, nothing read).
+TEST(CliValidate, CompressedNdjsonIsValidated) {
+  Dir d;
+  d.write("Patient.ndjson", std::string(kGood) + "\n" + kBad + "\n");
+  d.write("Other.ndjson", std::string(kGood) + "\n");
+  ASSERT_EQ(std::system(("gzip " + (d.path / "Patient.ndjson").string()).c_str()), 0);
+  ASSERT_EQ(std::system(("zstd -q --rm " + (d.path / "Other.ndjson").string()).c_str()), 0);
+  ASSERT_TRUE(fs::exists(d.path / "Patient.ndjson.gz"));
+  ASSERT_TRUE(fs::exists(d.path / "Other.ndjson.zst"));
+  CliRun r = run(d.path.string());
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("2 file(s)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("3 resources: 2 valid, 1 invalid"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("Patient.ndjson.gz:2: error Patient.gender"), std::string::npos) << r.out;
+}
+
+// Nothing to validate is not "all valid": exit 2 with the reason.
+TEST(CliValidate, NothingToValidateExitsTwo) {
+  Dir d;
+  d.write("notes.txt", "not fhir");
+  CliRun r = run(d.path.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("nothing to validate"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <zlib.h>
+#include <zstd.h>
+
 #include "fhir/validator.hpp"
 
 namespace fe::fhir {
@@ -146,6 +149,100 @@ TEST(ValidateFile, OverLongLineReportedAndReadingContinues) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].issues[0].code, code::too_long);
   EXPECT_NE(got[0].issues[0].message.find("64"), std::string::npos);
+}
+
+// gzip member of `data` (zlib's own gzip writer, as bulk-data clients and gzip(1) produce).
+std::string gzip(const std::string& data) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, data.size()) + 32, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+std::string zstd(const std::string& data) {
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 3);
+  EXPECT_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  return out;
+}
+
+std::vector<std::string> all_lines(LineReader& r) {
+  std::vector<std::string> v;
+  std::string_view line;
+  uint64_t no;
+  LineReader::Status st;
+  while ((st = r.next(line, no)) == LineReader::Status::line) v.emplace_back(line);
+  EXPECT_EQ(st, LineReader::Status::eof) << r.error();
+  return v;
+}
+
+// Many bulk-data clients write .ndjson.gz: the lines are the decompressed NDJSON (before, every
+// line was the compressed bytes and failed as "not valid UTF-8").
+TEST(LineReader, GzipIsDecompressedWhileRead) {
+  std::string plain;
+  for (int i = 0; i < 5000; ++i)
+    plain += R"({"resourceType":"Patient","id":"p)" + std::to_string(i) + "\"}\n";
+  TempFile f(gzip(plain), ".ndjson.gz");
+  LineReader r(f.path, 1u << 16);
+  ASSERT_TRUE(r.ok()) << r.error();
+  auto lines = all_lines(r);
+  ASSERT_EQ(lines.size(), 5000u);
+  EXPECT_EQ(lines[4999], R"({"resourceType":"Patient","id":"p4999"})");
+}
+
+TEST(LineReader, ConcatenatedGzipMembersAndZstdFramesAreAllRead) {
+  TempFile g(gzip("a\nb") + gzip("c\n"), ".ndjson.gz");  // gzip -c x y > xy
+  LineReader rg(g.path, 64);
+  EXPECT_EQ(all_lines(rg), (std::vector<std::string>{"a", "bc"}));
+  TempFile z(zstd("one\ntwo\n") + zstd("three\n"), ".ndjson.zst");
+  LineReader rz(z.path, 64);
+  EXPECT_EQ(all_lines(rz), (std::vector<std::string>{"one", "two", "three"}));
+}
+
+TEST(LineReader, TruncatedOrCorruptCompressedInputIsAnErrorNamingTheFile) {
+  std::string gz = gzip(std::string(100000, 'x') + "\n");
+  TempFile cut(gz.substr(0, gz.size() / 2), ".ndjson.gz");
+  LineReader r(cut.path, 1u << 20);
+  std::string_view line;
+  uint64_t no;
+  LineReader::Status st;
+  while ((st = r.next(line, no)) == LineReader::Status::line) {
+  }
+  ASSERT_EQ(st, LineReader::Status::error);
+  EXPECT_NE(r.error().find(cut.path.string()), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("gzip data is truncated"), std::string::npos) << r.error();
+
+  std::string bad = gz;
+  for (size_t i = 20; i < 60; ++i) bad[i] = static_cast<char>(bad[i] ^ 0x5a);
+  TempFile corrupt(bad, ".ndjson.gz");
+  LineReader r2(corrupt.path, 1u << 20);
+  while ((st = r2.next(line, no)) == LineReader::Status::line) {
+  }
+  ASSERT_EQ(st, LineReader::Status::error);
+  EXPECT_NE(r2.error().find("gzip data is corrupt"), std::string::npos) << r2.error();
+}
+
+TEST(ValidateFile, GzipExportValidatesItsResources) {
+  std::string plain = std::string(R"({"resourceType":"Patient","id":"a"})") + "\n" +
+                      R"({"resourceType":"Patient","id":"b","gender":"boy"})" + "\n";
+  TempFile f(gzip(plain), ".ndjson.gz");
+  LoadReport rep;
+  auto v = Validator::create(Options{}, rep);
+  ASSERT_TRUE(v);
+  Scratch sc;
+  auto sum = validate_file(*v, f.path, sc, {}, false);
+  EXPECT_TRUE(sum.fatal.empty()) << sum.fatal;
+  EXPECT_EQ(sum.resources, 2u);
+  EXPECT_EQ(sum.valid, 1u);
+  EXPECT_EQ(sum.invalid, 1u);
 }
 
 }  // namespace

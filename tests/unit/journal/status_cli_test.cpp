@@ -1,16 +1,20 @@
 // `fhir-edge status` against a real journal file, as an operator runs it.
 #include <gtest/gtest.h>
 #include <simdjson.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 
 #include "journal/journal.hpp"
 #include "test_util.hpp"
 
 using namespace fe::journal;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -169,4 +173,64 @@ TEST(StatusCli, ActiveHidesFinishedExports) {
   EXPECT_EQ(active.code, 0);
   EXPECT_NE(active.out.find("live-one"), std::string::npos) << active.out;
   EXPECT_EQ(active.out.find("done-one"), std::string::npos) << active.out;
+}
+
+namespace {
+// Runs f() in a child process as uid/gid 65534 (the service user here); its exit code.
+int as_service_user(const std::function<int()>& f) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    try {
+      _exit(f());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "as service user: %s\n", e.what());
+      _exit(2);
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+}  // namespace
+
+// issue 15 defect 9: `sudo fhir-edge journal compact` (or retry) while journal.db.lock is absent
+// (docs/journal.md's restore procedure removes it) created the lock as root 0600, and the service
+// then failed with "cannot open lock file ... Permission denied". Now every file the CLI leaves
+// in the state directory belongs to the directory's owner, and the service starts.
+TEST(StatusCli, RootRunCliLeavesNothingTheServiceCannotOpen) {
+  TempDir dir;
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+  auto state = dir / "state";
+  fs::create_directory(state);
+  fs::permissions(state, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec);
+  const bool root = geteuid() == 0;
+  if (root) {
+    ASSERT_EQ(chown(state.c_str(), 65534, 65534), 0);
+  }
+  auto db = state / "journal.db";
+  ASSERT_EQ(as_service_user([&] {
+              auto j = Journal::open(db);
+              j.take_export("p", "/in/a", "d1", "a", {{"Patient.ndjson", {10, 1, 1, 1}}});
+              return 0;
+            }),
+            0);
+  fs::remove(db.string() + ".lock");  // as after a restore
+
+  auto r = run("journal compact --older-than 1d --journal " + db.string());
+  EXPECT_EQ(r.code, 0) << r.out;
+  ASSERT_TRUE(fs::exists(db.string() + ".lock"));
+  for (const auto& e : fs::directory_iterator(state)) {
+    struct stat st {};
+    ASSERT_EQ(lstat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, root ? 65534u : geteuid()) << e.path() << " is not the service user's";
+  }
+  // The service starts: it opens (and locks) the journal for writing.
+  EXPECT_EQ(as_service_user([&] {
+              auto j = Journal::open(db);
+              return j.exports().size() == 1 ? 0 : 1;
+            }),
+            0)
+      << "2: the service could not open the journal after a root-run CLI";
 }

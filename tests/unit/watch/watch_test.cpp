@@ -629,3 +629,66 @@ TEST(Watch, FileOpenForWritingTooLongIsReportedButStillNotTaken) {
   }));
   EXPECT_EQ(h.ready_count("cut"), 1u);
 }
+
+// Default patterns take compressed NDJSON; every other file of the export is reported once with
+// the reason and listed in ReadyExport::skipped (before: ignored without a word); a subdirectory
+// that holds files is listed in `nested` (the pipeline parks such an export).
+TEST(Watch, CompressedTakenOthersSkippedWithReasonNestedListed) {
+  Harness h;
+  fs::create_directory(h.root() / "exp");
+  write_file(h.root() / "exp" / "Patient.ndjson.gz", "gz");
+  write_file(h.root() / "exp" / "Observation.ndjson.zst", "zst");
+  write_file(h.root() / "exp" / "Condition.ndjson", kLine);
+  write_file(h.root() / "exp" / "Condition.ndjson.gz", "gz");  // same import name
+  write_file(h.root() / "exp" / "notes.txt", "x");
+  fs::create_directories(h.root() / "exp" / "more" / "deeper");
+  write_file(h.root() / "exp" / "more" / "deeper" / "Encounter.ndjson", kLine);
+  fs::create_directory(h.root() / "exp" / "empty");
+  write_file(h.root() / "exp" / ".done", "");
+  write_file(h.root() / "Single.ndjson.gz", "gz");
+  h.watcher->start();
+  ASSERT_TRUE(h.run_until([&] { return h.find("exp") && h.find("Single"); }));
+  h.watcher->rescan();
+  const auto* e = h.find("exp");
+  EXPECT_EQ(names(*e), (std::vector<std::string>{"Condition.ndjson", "Observation.ndjson.zst",
+                                                 "Patient.ndjson.gz"}));
+  std::map<std::string, std::string> skipped;
+  for (const auto& s : e->skipped) skipped[s.path.filename().string()] = s.reason;
+  EXPECT_EQ(skipped.size(), 2u);
+  EXPECT_EQ(skipped["notes.txt"], "does not match patterns (*.ndjson, *.ndjson.gz, *.ndjson.zst)");
+  EXPECT_EQ(skipped["Condition.ndjson.gz"], "same import name as Condition.ndjson");
+  EXPECT_EQ(e->nested, (std::vector<std::string>{"more/ (1 entries)"}));
+  // Logged (on_skipped) once each, even after a rescan.
+  size_t notes = 0;
+  for (const auto& s : h.skipped) notes += s.path.filename() == "notes.txt";
+  EXPECT_EQ(notes, 1u);
+  EXPECT_EQ(names(*h.find("Single")), (std::vector<std::string>{"Single.ndjson.gz"}));
+  EXPECT_EQ(Watcher::plain_name("Patient.ndjson.gz"), "Patient.ndjson");
+  EXPECT_EQ(Watcher::plain_name("Patient.ndjson.zst"), "Patient.ndjson");
+  EXPECT_EQ(Watcher::plain_name("Patient.ndjson"), "Patient.ndjson");
+}
+
+// issue 18 defect 6: a file of a taken export replaced by a FIFO (as during spooling) held the
+// export "open for writing" until a restart (IN_CREATE, never a close). The FIFO is skipped with
+// its reason and the export is reported again without it.
+TEST(Watch, FifoSwappedInForATakenFileIsSkippedAndTheExportGoesOn) {
+  Harness h;
+  h.watcher->start();
+  fs::create_directory(h.root() / "exp");
+  write_file(h.root() / "exp" / "A.ndjson", kLine);
+  write_file(h.root() / "exp" / "B.ndjson", kLine);
+  write_file(h.root() / "exp" / ".done", "");
+  ASSERT_TRUE(h.run_until([&] { return h.find("exp") != nullptr; }));
+  EXPECT_EQ(names(*h.find("exp")), (std::vector<std::string>{"A.ndjson", "B.ndjson"}));
+  const size_t pending_before = h.pending.size();
+  fs::remove(h.root() / "exp" / "B.ndjson");
+  ASSERT_EQ(::mkfifo((h.root() / "exp" / "B.ndjson").c_str(), 0644), 0);
+  ASSERT_TRUE(h.run_until([&] { return h.ready_count("exp") == 2; }, 15s))
+      << "export held back: " << (h.pending.empty() ? std::string("-") : h.pending.back().second);
+  EXPECT_EQ(names(h.ready.back()), (std::vector<std::string>{"A.ndjson"}));
+  ASSERT_EQ(h.ready.back().skipped.size(), 1u);
+  EXPECT_EQ(h.ready.back().skipped[0].reason, "FIFO");
+  for (size_t i = pending_before; i < h.pending.size(); ++i)
+    EXPECT_EQ(h.pending[i].second.find("open for writing"), std::string::npos)
+        << h.pending[i].second;
+}
