@@ -16,6 +16,7 @@
 #include "healthlake_local.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
+#include "journal/status.hpp"
 #include "pipeline/importer.hpp"
 #include "pipeline/spooler.hpp"
 #include "watch/identity.hpp"
@@ -748,6 +749,12 @@ TEST(Import, FailureLinesAreReportedAsSourceLines) {
   EXPECT_EQ(outcome.find("Mixed.ndjson:2:"), std::string::npos) << outcome;
   auto report = slurp(env.dir / "spool" / "mixed" / "import-report.json");
   EXPECT_NE(report.find("Mixed.ndjson:5: Patient/p5"), std::string::npos) << report;
+  // `fhir-edge status --export mixed` (text and JSON) shows the same source line.
+  auto row = env.journal->get_export(id);
+  auto text = journal::format_export_detail(*env.journal, row, false);
+  EXPECT_NE(text.find("  Mixed.ndjson:5: Patient/p5"), std::string::npos) << text;
+  auto json = journal::format_export_detail(*env.journal, row, true);
+  EXPECT_NE(json.find("Mixed.ndjson:5: Patient/p5"), std::string::npos) << json;
   EXPECT_EQ(env.imported_resources().size(), 2u);
 }
 
