@@ -137,6 +137,33 @@ CREATE TABLE requests(
 );
 CREATE INDEX requests_state ON requests(state);
 )sql",
+    // 3 → 4: tombstones of compacted exports (compaction never makes a kept source new again),
+    // and where each import object line came from in its source file (FAILURE/ line numbers are
+    // reported as source lines).
+    R"sql(
+CREATE TABLE tombstones(
+  pipeline TEXT NOT NULL,
+  source_path TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  files INTEGER NOT NULL DEFAULT 0,
+  resources_valid INTEGER NOT NULL DEFAULT 0,
+  resources_rejected INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  compacted_at INTEGER NOT NULL,
+  PRIMARY KEY(pipeline, source_path, digest)
+) WITHOUT ROWID;
+CREATE INDEX tombstones_name ON tombstones(name);
+CREATE TABLE line_map(
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  import_line INTEGER NOT NULL,
+  source_line INTEGER NOT NULL,
+  PRIMARY KEY(file_id, import_line)
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -295,6 +322,28 @@ FileRow read_file(const Stmt& s) {
   r.archive_key = s.text(15);
   r.archive_upload_id = s.text(16);
   r.last_error = s.text(17);
+  return r;
+}
+
+// A tombstone read as an export row (id 0: nothing else of it is left).
+constexpr const char* kTombstoneCols =
+    "name,pipeline,source_path,digest,version,state,files,resources_valid,resources_rejected,"
+    "created_at,finished_at,compacted_at";
+
+ExportRow read_tombstone(const Stmt& s) {
+  ExportRow r;
+  r.name = s.text(0);
+  r.pipeline = s.text(1);
+  r.source_path = s.text(2);
+  r.digest = s.text(3);
+  r.version = static_cast<int>(s.i64(4));
+  r.state = parse_export_state(s.text(5)).value_or(ExportState::failed);
+  r.files = s.i64(6);
+  r.resources_valid = s.i64(7);
+  r.resources_rejected = s.i64(8);
+  r.created_at = s.i64(9);
+  if (!s.is_null(10)) r.finished_at = s.i64(10);
+  r.updated_at = s.i64(11);
   return r;
 }
 
@@ -554,9 +603,22 @@ Taken Journal::take_export(std::string_view pipeline, std::string_view source_pa
     s.bind(1, pipeline).bind(2, source_path).bind(3, digest);
     if (s.step()) return {read_export(s), true};
   }
+  if (schema_ >= 4) {
+    // Compacted: the export is gone but its tombstone says it was taken (and how it ended).
+    Stmt s(db_, path_,
+           (std::string("SELECT ") + kTombstoneCols +
+            " FROM tombstones WHERE pipeline=? AND source_path=? AND digest=?")
+               .c_str());
+    s.bind(1, pipeline).bind(2, source_path).bind(3, digest);
+    if (s.step()) return {read_tombstone(s), true, true};
+  }
   int version = 1;
   {
-    Stmt s(db_, path_, "SELECT COUNT(*) FROM exports WHERE pipeline=? AND source_path=?");
+    Stmt s(db_, path_,
+           schema_ >= 4 ? "SELECT (SELECT COUNT(*) FROM exports WHERE pipeline=?1 AND "
+                          "source_path=?2) + (SELECT COUNT(*) FROM tombstones WHERE pipeline=?1 "
+                          "AND source_path=?2)"
+                        : "SELECT COUNT(*) FROM exports WHERE pipeline=?1 AND source_path=?2");
     s.bind(1, pipeline).bind(2, source_path);
     s.step();
     version = static_cast<int>(s.i64(0)) + 1;
@@ -567,7 +629,10 @@ Taken Journal::take_export(std::string_view pipeline, std::string_view source_pa
   std::string name(base_name);
   if (version > 1) name += ".v" + std::to_string(version);
   for (int n = 2;; ++n) {
-    Stmt s(db_, path_, "SELECT 1 FROM exports WHERE name=?");
+    Stmt s(db_, path_,
+           schema_ >= 4 ? "SELECT 1 FROM exports WHERE name=?1 UNION ALL SELECT 1 FROM tombstones "
+                          "WHERE name=?1"
+                        : "SELECT 1 FROM exports WHERE name=?1");
     s.bind(1, name);
     if (!s.step()) break;
     name = std::string(base_name) + ".v" + std::to_string(version) + "-" + std::to_string(n);
@@ -766,12 +831,38 @@ void Journal::set_file_state(int64_t file_id, FileState to, std::string_view mes
   tx.commit();
 }
 
-void Journal::record_spooled(int64_t file_id, const SpoolOutcome& o) {
+void Journal::record_spooled(int64_t file_id, const SpoolOutcome& o,
+                             const std::function<bool(LineAnchor&)>& next_anchor) {
   Tx tx(db_, path_);
   auto f = get_file(file_id);
   if (!allowed(f.state, FileState::spooled))
     throw Error("journal: file " + f.name + ": illegal transition " +
                 std::string(to_string(f.state)) + " -> spooled");
+  if (schema_ >= 4) {
+    // A redo after a crash writes the same anchors again: start from none.
+    Stmt(db_, path_, "DELETE FROM line_map WHERE file_id=?").bind(1, file_id).run();
+    if (next_anchor) {
+      sqlite3_stmt* ins = nullptr;
+      if (sqlite3_prepare_v2(db_,
+                             "INSERT OR REPLACE INTO line_map(file_id,import_line,source_line) "
+                             "VALUES(?,?,?)",
+                             -1, &ins, nullptr) != SQLITE_OK)
+        throw Error("journal " + path_.string() + ": " + sqlite3_errmsg(db_));
+      struct Finalize {
+        sqlite3_stmt* st;
+        ~Finalize() { sqlite3_finalize(st); }
+      } fin{ins};
+      LineAnchor a;
+      while (next_anchor(a)) {
+        sqlite3_bind_int64(ins, 1, file_id);
+        sqlite3_bind_int64(ins, 2, a.import_line);
+        sqlite3_bind_int64(ins, 3, a.source_line);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+          throw Error("journal " + path_.string() + ": " + sqlite3_errmsg(db_));
+        sqlite3_reset(ins);
+      }
+    }
+  }
   Stmt s(db_, path_,
          "UPDATE files SET state='spooled', resources_valid=?, resources_rejected=?, "
          "bytes_uncompressed=?, bytes_spooled=?, checksum=?, last_error='' WHERE id=?");
@@ -783,6 +874,34 @@ void Journal::record_spooled(int64_t file_id, const SpoolOutcome& o) {
                    std::to_string(o.bytes_spooled) + " bytes)");
   recompute_totals(f.export_id);
   tx.commit();
+}
+
+void Journal::record_file_rejected(int64_t file_id, int64_t invalid_lines,
+                                   std::string_view message) {
+  Tx tx(db_, path_);
+  auto f = get_file(file_id);
+  if (!allowed(f.state, FileState::rejected))
+    throw Error("journal: file " + f.name + ": illegal transition " +
+                std::string(to_string(f.state)) + " -> rejected");
+  Stmt s(db_, path_,
+         "UPDATE files SET state='rejected', resources_valid=0, resources_rejected=?, "
+         "last_error='' WHERE id=?");
+  s.bind(1, invalid_lines).bind(2, file_id).run();
+  std::string text = f.name + ": " + std::string(to_string(f.state)) + " -> rejected";
+  if (!message.empty()) text += ": " + std::string(message);
+  insert_event(db_, path_, f.export_id, file_id, "file", text);
+  recompute_totals(f.export_id);
+  tx.commit();
+}
+
+int64_t Journal::source_line(int64_t file_id, int64_t import_line) const {
+  if (schema_ < 4) return import_line;
+  Stmt s(db_, path_,
+         "SELECT import_line, source_line FROM line_map WHERE file_id=? AND import_line<=? "
+         "ORDER BY import_line DESC LIMIT 1");
+  s.bind(1, file_id).bind(2, import_line);
+  if (!s.step()) return import_line;
+  return s.i64(1) + (import_line - s.i64(0));
 }
 
 void Journal::set_file_upload(int64_t file_id, PartKind kind, std::string_view key,
@@ -1028,6 +1147,9 @@ RetryOutcome Journal::retry_export(std::string_view export_name, bool reimport) 
   auto row = find_export(export_name);
   if (!row) {
     out.message = "no export named '" + std::string(export_name) + "' in the journal";
+    if (auto t = find_tombstone(export_name))
+      out.message += " (it was compacted away after it ended " + std::string(to_string(t->state)) +
+                     "; its source is remembered and is not taken again)";
     return out;
   }
   out.export_id = row->id;
@@ -1259,6 +1381,19 @@ size_t Journal::compact(std::chrono::seconds older_than) {
     while (s.step()) ids.push_back(s.i64(0));
   }
   for (int64_t id : ids) {
+    if (schema_ >= 4) {
+      // The tombstone first: from now on it is all that says this source was taken.
+      Stmt t(db_, path_,
+             "INSERT OR REPLACE INTO tombstones(pipeline,source_path,digest,name,version,state,"
+             "files,resources_valid,resources_rejected,created_at,finished_at,compacted_at) "
+             "SELECT pipeline,source_path,digest,name,version,state,files,resources_valid,"
+             "resources_rejected,created_at,finished_at,? FROM exports WHERE id=?");
+      t.bind(1, now_ms()).bind(2, id).run();
+      Stmt(db_, path_,
+           "DELETE FROM line_map WHERE file_id IN (SELECT id FROM files WHERE export_id=?)")
+          .bind(1, id)
+          .run();
+    }
     // Children first; the foreign keys cascade too, but explicit deletes keep this correct on a
     // connection where foreign_keys is off.
     Stmt(db_, path_, "DELETE FROM parts WHERE file_id IN (SELECT id FROM files WHERE export_id=?)")
@@ -1275,9 +1410,19 @@ size_t Journal::compact(std::chrono::seconds older_than) {
         .run();
   if (!ids.empty())
     insert_event(db_, path_, std::nullopt, std::nullopt, "compact",
-                 "removed " + std::to_string(ids.size()) + " finished exports");
+                 "removed " + std::to_string(ids.size()) +
+                     " finished exports (tombstones kept: their sources are not taken again)");
   tx.commit();
   return ids.size();
+}
+
+std::optional<ExportRow> Journal::find_tombstone(std::string_view name) const {
+  if (schema_ < 4) return std::nullopt;
+  Stmt s(db_, path_,
+         (std::string("SELECT ") + kTombstoneCols + " FROM tombstones WHERE name=?").c_str());
+  s.bind(1, name);
+  if (!s.step()) return std::nullopt;
+  return read_tombstone(s);
 }
 
 void Journal::backup_to(const std::filesystem::path& dest) const {

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -35,7 +36,7 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
 using TimeMs = int64_t;
@@ -139,6 +140,17 @@ struct EventRow {
 struct Taken {
   ExportRow row;
   bool existing = false;
+  // existing, and known only from its tombstone (the export was compacted away): `row` then has
+  // id 0 and holds what the tombstone kept (name, version, state, counts, finished_at).
+  bool compacted = false;
+};
+
+// Where an import object line came from: from import line `import_line` on, import lines map to
+// consecutive source lines starting at `source_line`, up to the next anchor. A file whose valid
+// lines were all consecutive from line 1 (nothing rejected, no blank line) has no anchor.
+struct LineAnchor {
+  int64_t import_line = 0;  // 1-based line of the import object (what HealthLake's FAILURE/ names)
+  int64_t source_line = 0;  // 1-based line of the source file
 };
 
 // A request from the CLI to the daemon (`fhir-edge retry`, `fhir-edge journal compact`). The
@@ -196,7 +208,9 @@ class Journal {
 
   // --- exports ---
   // Records a newly complete export (state discovered) with its files, in one transaction, or
-  // returns the existing row when the same pipeline/path/digest was taken before.
+  // returns the existing row when the same pipeline/path/digest was taken before, also when that
+  // export was compacted since (its tombstone; Taken::compacted). Versions and names count
+  // compacted exports too, so a name is never used twice.
   Taken take_export(std::string_view pipeline, std::string_view source_path,
                     std::string_view digest, std::string_view base_name,
                     const std::vector<std::pair<std::string, SourceIdentity>>& files);
@@ -220,7 +234,17 @@ class Journal {
   FileRow get_file(int64_t file_id) const;
   void set_file_state(int64_t file_id, FileState to, std::string_view message = {});
   // spooling → spooled with the counts, in one transaction (after the spool files are durable).
-  void record_spooled(int64_t file_id, const SpoolOutcome& outcome);
+  // `next_anchor` (optional) is pulled until it returns false: the file's line anchors in
+  // ascending import_line order, stored in the same transaction (streamed: nothing is held).
+  void record_spooled(int64_t file_id, const SpoolOutcome& outcome,
+                      const std::function<bool(LineAnchor&)>& next_anchor = {});
+  // pending|spooling → rejected (on_invalid: reject-file) with the counts, in one transaction:
+  // resources_rejected = the invalid lines (as report.json), resources_valid = 0 (none of the
+  // file is imported).
+  void record_file_rejected(int64_t file_id, int64_t invalid_lines, std::string_view message);
+  // The source line of an import object line (LineAnchor): the same number when the file has no
+  // anchor before it. One indexed lookup; memory does not depend on the file's size.
+  int64_t source_line(int64_t file_id, int64_t import_line) const;
   void set_file_upload(int64_t file_id, PartKind kind, std::string_view key,
                        std::string_view upload_id);
   void set_file_error(int64_t file_id, std::string_view error);
@@ -278,9 +302,14 @@ class Journal {
 
   // --- maintenance ---
   // Deletes exports in a terminal state (imported, import_failed, failed, superseded) that
-  // finished more than `older_than` ago, with their files, parts, import jobs and events, and
-  // finished requests older than that. Returns how many exports were removed.
+  // finished more than `older_than` ago, with their files, parts, line anchors, import jobs and
+  // events, and finished requests older than that. Each removed export leaves a tombstone
+  // (pipeline, source path, digest, name, version, final state, counts) that compaction never
+  // removes: take_export still recognises the source (a kept source is never taken twice) and a
+  // new version never reuses its name. Returns how many exports were removed.
   size_t compact(std::chrono::seconds older_than);
+  // The tombstone of a compacted export, by name (row.id is 0).
+  std::optional<ExportRow> find_tombstone(std::string_view name) const;
   // Online backup to `dest` (SQLite backup API: consistent while the daemon runs).
   void backup_to(const std::filesystem::path& dest) const;
 

@@ -77,6 +77,34 @@ std::string align(const std::vector<std::vector<std::string>>& cells) {
   return out;
 }
 
+// The strings of `"key":[...]` in a JSON object the importer wrote (its outcome summary), for
+// the text view. \" \\ \/ are undone, \n \t become a space, other escapes show as ?.
+std::vector<std::string> json_string_array(std::string_view json, std::string_view key) {
+  std::vector<std::string> out;
+  std::string pat = "\"" + std::string(key) + "\":[";
+  auto at = json.find(pat);
+  if (at == std::string_view::npos) return out;
+  size_t i = at + pat.size();
+  while (i < json.size() && json[i] != ']') {
+    if (json[i] != '"') {
+      ++i;
+      continue;
+    }
+    std::string v;
+    for (++i; i < json.size() && json[i] != '"'; ++i) {
+      if (json[i] == '\\' && i + 1 < json.size()) {
+        char c = json[++i];
+        v += c == 'n' ? ' ' : c == 't' ? ' ' : (c == '"' || c == '\\' || c == '/') ? c : '?';
+      } else {
+        v += json[i];
+      }
+    }
+    ++i;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string format_status_table(const std::vector<StatusRow>& rows) {
@@ -219,6 +247,15 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
       out += "{\"name\":" + json_quote(skipped[i].first) +
              ",\"reason\":" + json_quote(skipped[i].second) + "}";
     }
+    // What each import job of the current attempt reported (importer's outcome summary, with the
+    // first failure reasons as source file:line).
+    out += "],\"import_outcomes\":[";
+    bool first_outcome = true;
+    for (const auto& j : journal.import_jobs(row.id)) {
+      if (j.outcome.empty() || j.outcome.front() != '{') continue;
+      out += (first_outcome ? "" : ",") + j.outcome;
+      first_outcome = false;
+    }
     out += "],\"events\":[";
     for (size_t i = 0; i < events.size(); ++i) {
       if (i) out += ",";
@@ -243,6 +280,13 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
     out += "\nnot taken:\n";
     for (const auto& [name, reason] : skipped)
       out += "  " + one_line(name, 120) + "  " + one_line(reason, 200) + "\n";
+  }
+  for (const auto& j : journal.import_jobs(row.id)) {
+    auto reasons = json_string_array(j.outcome, "first_failure_reasons");
+    if (reasons.empty()) continue;
+    out += "\nimport failures" + (j.part > 1 ? " (part " + std::to_string(j.part) + ")" : "") +
+           ", first " + std::to_string(reasons.size()) + " (source file:line):\n";
+    for (const auto& r : reasons) out += "  " + one_line(r, 400) + "\n";
   }
   out += "\nrecent events:\n";
   for (const auto& ev : events)

@@ -29,8 +29,10 @@ std::string format_status_table(const std::vector<StatusRow>& rows);
 // Timestamps are RFC 3339 UTC strings.
 std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version);
 
-// One export in detail: its files (state, resources, bytes, upload ids, error) and its most recent
-// events, as text or as JSON ({"export":{...as above...},"files":[...],"events":[...]}).
+// One export in detail: its files (state, resources, bytes, upload ids, error), the first import
+// failure reasons (source file:line) and its most recent events, as text or as JSON
+// ({"export":{...as above...},"files":[...],"import_outcomes":[<importer outcome of each job of
+// the current attempt>],"events":[...]}).
 std::string format_export_detail(const Journal& journal, const ExportRow& row, bool json,
                                  size_t max_events = 20);
 

@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
+#include "pipeline/failure_line.hpp"
 #include "service/log.hpp"
 #include "spool/spool.hpp"
 
@@ -695,6 +696,12 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     // This job's files (valid resources by path relative to its input prefix): the per-file
     // imported counts when SUCCESS/ is not read.
     std::map<std::string, std::int64_t> valid_by_file;
+    // The same files' journal id and source name: FAILURE/ lines are reported as source lines.
+    struct SourceFile {
+      std::int64_t id = 0;
+      std::string name;
+    };
+    std::map<std::string, SourceFile> source_of;
   };
 
   void reconcile(std::int64_t id, int part, const aws::ImportJobProperties& job) {
@@ -715,6 +722,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         ++keyed;
         bytes += f.bytes_uncompressed;
         rc->valid_by_file[f.import_key.substr(key_prefix.size())] = f.resources_valid;
+        rc->source_of[f.import_key.substr(key_prefix.size())] = {f.id, f.name};
       }
       if (keyed == 0) bytes = e.bytes_source;  // no keys journaled: the sources' size bounds it
       rc->read_success =
@@ -835,7 +843,9 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     auto ls = std::make_shared<LineState>();
     std::size_t max_line = opt.max_line_bytes, max_reasons = opt.max_reasons,
                 max_chars = opt.max_reason_chars;
-    auto on_line = [rc, rel, failure, max_reasons, max_chars](std::string_view line, bool whole) {
+    journal::Journal* jr = &journal;  // outlives every transfer (the Pipeline owns both)
+    auto on_line = [rc, rel, failure, max_reasons, max_chars, jr](std::string_view line,
+                                                                  bool whole) {
       if (line.find_first_not_of(" \t\r") == std::string_view::npos && whole) return;
       auto& fc = rc->files[rel];
       if (!failure) {
@@ -855,10 +865,12 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         reason += cut(line, max_chars);
       } else {
         simdjson::dom::array issues;
+        simdjson::dom::element issue;
         std::string_view diag, expr;
         if (!oo["issue"].get_array().get(issues))
           for (auto is : issues) {
             if (is["diagnostics"].get_string().get(diag)) continue;
+            issue = is;
             simdjson::dom::array ex;
             if (!is["expression"].get_array().get(ex))
               for (auto x : ex) {
@@ -869,6 +881,16 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
           }
         reason += diag.empty() ? std::string(line) : std::string(diag);
         if (!expr.empty()) reason += " (at " + std::string(expr) + ")";
+        // HealthLake numbers the line in the import object (valid lines only); the operator
+        // needs the source file's line.
+        auto src = rc->source_of.find(rel);
+        std::int64_t at = diag.empty() ? 0 : failure_import_line(issue, diag);
+        if (at > 0 && src != rc->source_of.end()) {
+          std::string msg(strip_object_position(diag, at));
+          if (!expr.empty()) msg += " (at " + std::string(expr) + ")";
+          reason = source_position_reason(src->second.name, jr->source_line(src->second.id, at), at,
+                                          msg);
+        }
       }
       rc->reasons.push_back(cut(reason, max_chars));
     };

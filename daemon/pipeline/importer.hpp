@@ -22,7 +22,8 @@
 //   reconcile  at a terminal status: manifest.json, then every FAILURE/ and SUCCESS/ object is
 //              streamed (ListObjectsV2 + GetObject; memory bounded by max_line_bytes and
 //              max_reasons, never by output size), per-file counts and the first failure reasons
-//              go to the journal (record_import_outcome), to spool/<export>/import-report.json
+//              (named by source file and line: Journal::source_line maps HealthLake's import
+//              object line back through the spool's line anchors) go to the journal (record_import_outcome), to spool/<export>/import-report.json
 //              (spool::write_durable) and to one log line (warning unless COMPLETED); the export
 //              moves to imported (status in accept_statuses) or import_failed.
 //   errors     Throttling/InternalServer are retried by the AWS layer; when its attempts run out

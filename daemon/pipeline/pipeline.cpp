@@ -639,7 +639,13 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     }
     if (t.existing) {
       ++stats.exports_seen_again;
-      if (!runs.count(t.row.id))
+      if (t.compacted)
+        log::info(
+            "export already taken (identical content; compacted from the journal after it "
+            "ended " +
+                std::string(to_string(t.row.state)) + "), not redone",
+            {{"EXPORT_ID", t.row.name}, {"STATE", std::string(to_string(t.row.state))}});
+      else if (!runs.count(t.row.id))
         log::info("export already taken (identical content), not redone",
                   {{"EXPORT_ID", t.row.name}, {"STATE", std::string(to_string(t.row.state))}});
       return;
@@ -755,9 +761,13 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         jr->set_file_state(file_id, FileState::pending, res.error);
         jr->set_file_error(file_id, res.error);
       } else if (res.file_rejected) {
-        jr->set_file_state(file_id, FileState::rejected,
-                           std::to_string(res.rejected) +
-                               " invalid line(s); whole file rejected (on_invalid: reject-file)");
+        // The counts go with the state: `status` shows what report.json says.
+        jr->record_file_rejected(file_id, res.rejected,
+                                 std::to_string(res.rejected) +
+                                     " invalid line(s); whole file rejected (on_invalid: "
+                                     "reject-file)");
+        std::error_code ec;
+        if (!res.line_map.empty()) fs::remove(res.line_map, ec);
       } else {
         std::vector<journal::PartPlan> ip, ap;
         for (const auto& p : res.import_parts)
@@ -774,7 +784,18 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         out.bytes_uncompressed = static_cast<std::int64_t>(res.bytes_uncompressed);
         out.bytes_spooled = static_cast<std::int64_t>(res.bytes_spooled);
         out.checksum = aws::crc32c_base64(res.crc32c);
-        jr->record_spooled(file_id, out);
+        if (res.line_map.empty()) {
+          jr->record_spooled(file_id, out);
+        } else {
+          // Import line -> source line anchors, streamed from the spool into the same journal
+          // transaction; the importer reports FAILURE/ lines as source lines with them.
+          LineMapReader map(res.line_map);
+          jr->record_spooled(file_id, out, [&map](journal::LineAnchor& a) {
+            return map.next(a.import_line, a.source_line);
+          });
+          std::error_code ec;
+          fs::remove(res.line_map, ec);
+        }
         log::info("file spooled", {{"EXPORT_ID", run->name},
                                    {"FHIR_FILE", f.name},
                                    {"VALID", std::to_string(res.valid)},

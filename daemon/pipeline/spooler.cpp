@@ -1,7 +1,12 @@
 #include "pipeline/spooler.hpp"
 #include "common/json_escape.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -20,6 +25,50 @@ std::string json_escape(std::string_view s) {
 fs::path fragment_path(const fs::path& spool_dir, std::string_view export_name,
                        std::string_view file_name) {
   return spool::export_dir(spool_dir, export_name) / "reports" / (std::string(file_name) + ".json");
+}
+
+fs::path line_map_path(const fs::path& spool_dir, std::string_view export_name,
+                       std::string_view file_name) {
+  return spool::export_dir(spool_dir, export_name) / "lines" / (std::string(file_name) + ".map");
+}
+
+LineMapReader::LineMapReader(const fs::path& path) : path_(path), buf_(1 << 16) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd_ < 0)
+    throw std::runtime_error("cannot open line map " + path.string() + ": " + std::strerror(errno));
+}
+
+LineMapReader::~LineMapReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool LineMapReader::next(std::int64_t& import_line, std::int64_t& source_line) {
+  if (len_ - pos_ < 16) {
+    std::memmove(buf_.data(), buf_.data() + pos_, len_ - pos_);
+    len_ -= pos_;
+    pos_ = 0;
+    while (len_ < buf_.size()) {
+      ssize_t n = ::read(fd_, buf_.data() + len_, buf_.size() - len_);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw std::runtime_error("cannot read line map " + path_.string() + ": " +
+                                 std::strerror(errno));
+      }
+      if (n == 0) break;
+      len_ += static_cast<std::size_t>(n);
+    }
+    if (len_ == 0) return false;
+    if (len_ < 16) throw std::runtime_error("line map " + path_.string() + " is truncated");
+  }
+  auto u64 = [&](std::size_t at) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | buf_[at + static_cast<std::size_t>(i)];
+    return static_cast<std::int64_t>(v);
+  };
+  import_line = u64(pos_);
+  source_line = u64(pos_ + 8);
+  pos_ += 16;
+  return true;
 }
 
 std::vector<PartSpec> raw_parts(const spool::SpoolFile& file, std::uint64_t size,
@@ -111,6 +160,28 @@ SpoolResult spool_file(const SpoolJob& job) {
     // invalid); the import writer is dropped at the end in that case.
     if (reject_file) rejected.emplace(rejected_file, wo);
 
+    // Line anchors (SpoolResult::line_map): one each time a valid line does not follow the
+    // previous valid line in the source, i.e. after a rejected or blank line. Buffered in 64 KiB
+    // and appended to the file, so memory does not grow with the number of anchors.
+    std::int64_t import_no = 0;
+    std::uint64_t prev_source = 0;
+    std::string anchors;
+    std::optional<std::ofstream> anchor_out;
+    const fs::path map_file = line_map_path(job.spool_dir, job.export_name, job.file_name);
+    auto flush_anchors = [&] {
+      if (anchors.empty()) return;
+      if (!anchor_out) {
+        fs::create_directories(map_file.parent_path());
+        anchor_out.emplace(map_file, std::ios::binary | std::ios::trunc);
+      }
+      anchor_out->write(anchors.data(), static_cast<std::streamsize>(anchors.size()));
+      if (!*anchor_out) throw std::runtime_error("cannot write line map " + map_file.string());
+      anchors.clear();
+    };
+    auto put_u64 = [&](std::uint64_t v) {
+      for (int i = 0; i < 8; ++i) anchors.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    };
+
     std::string entries;
     std::size_t listed = 0;
     std::string first_rejected;  // "line N: cause" of the first rejected line, for the log
@@ -151,6 +222,14 @@ SpoolResult spool_file(const SpoolJob& job) {
       }
       if (r.valid()) {
         ++res.valid;
+        ++import_no;
+        if (line_no != prev_source + 1) {
+          put_u64(static_cast<std::uint64_t>(import_no));
+          put_u64(line_no);
+          ++res.line_anchors;
+          if (anchors.size() >= (1u << 16)) flush_anchors();
+        }
+        prev_source = line_no;
         import.write(line_buf);
         if (reject_file) rejected->write(line_buf);
         continue;
@@ -184,8 +263,17 @@ SpoolResult spool_file(const SpoolJob& job) {
       return res;
     }
 
+    if (res.line_anchors > 0) {
+      flush_anchors();
+      anchor_out->close();
+      if (!*anchor_out) throw std::runtime_error("cannot write line map " + map_file.string());
+      res.line_map = map_file;
+    }
+
     res.file_rejected = reject_file && res.rejected > 0;
+    std::int64_t withheld = 0;  // reject-file: valid lines not imported with their file
     if (res.file_rejected) {
+      withheld = res.valid;
       res.valid = 0;  // nothing of this file is imported
       // The import writer is not finished: its destructor removes the temporary files.
     } else {
@@ -218,6 +306,8 @@ SpoolResult spool_file(const SpoolJob& job) {
                        ",\"resources_rejected\":" + std::to_string(res.rejected) +
                        ",\"blank_lines\":" + std::to_string(res.blank) +
                        ",\"file_rejected\":" + (res.file_rejected ? "true" : "false") +
+                       (res.file_rejected ? ",\"resources_withheld\":" + std::to_string(withheld)
+                                          : std::string()) +
                        ",\"bytes_import\":" + std::to_string(res.bytes_uncompressed) +
                        ",\"rejected_listed\":" + std::to_string(listed) + ",\"rejected\":[\n    " +
                        entries + "]}";

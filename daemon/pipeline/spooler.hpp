@@ -62,6 +62,34 @@ struct SpoolResult {
   std::uint64_t rejected_bytes = 0;  // .zst size
   std::uint32_t rejected_crc32c = 0;
   std::filesystem::path report_fragment;  // spool/<export>/reports/<File>.json
+  // Where each import line came from (journal::LineAnchor), when a rejected or blank line made
+  // the import object's line numbers differ from the source's: spool/<export>/lines/<File>.map,
+  // pairs of little-endian uint64 (import line, source line), ascending. Written as the file is
+  // read (never held in memory); the control thread streams it into the journal with
+  // record_spooled and removes it. Empty path: no anchor (import line N = source line N).
+  std::filesystem::path line_map;
+  std::int64_t line_anchors = 0;
+};
+
+// spool/<export>/lines/<File>.map
+std::filesystem::path line_map_path(const std::filesystem::path& spool_dir,
+                                    std::string_view export_name, std::string_view file_name);
+
+// Reads a line map file written by spool_file, one anchor at a time (64 KiB buffer).
+class LineMapReader {
+ public:
+  explicit LineMapReader(const std::filesystem::path& path);
+  ~LineMapReader();
+  LineMapReader(const LineMapReader&) = delete;
+  LineMapReader& operator=(const LineMapReader&) = delete;
+  // False at the end; throws std::runtime_error on a read error or a truncated file.
+  bool next(std::int64_t& import_line, std::int64_t& source_line);
+
+ private:
+  int fd_ = -1;
+  std::filesystem::path path_;
+  std::vector<unsigned char> buf_;
+  std::size_t pos_ = 0, len_ = 0;
 };
 
 SpoolResult spool_file(const SpoolJob& job);

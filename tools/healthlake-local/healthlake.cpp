@@ -282,7 +282,15 @@ std::string HealthLake::start(std::string_view body, double now) {
   j.fingerprint = j.name + "\n" + j.input_uri + "\n" + j.output_uri + "\n" + j.kms_key + "\n" +
                   j.role_arn + "\n" + j.validation_level;
   if (!j.client_token.empty()) {
-    auto it = tokens_.find({j.datastore, j.client_token});
+    const std::pair<std::string, std::string> key{j.datastore, j.client_token};
+    if (opt_.client_token_ttl > 0 && token_time_.count(key) &&
+        now - token_time_[key] >= opt_.client_token_ttl) {
+      fe::log::info("healthlake-local: ClientToken forgotten (--client-token-ttl)",
+                    {{"CLIENT_TOKEN", j.client_token}, {"JOB_ID", tokens_[key]}});
+      tokens_.erase(key);
+      token_time_.erase(key);
+    }
+    auto it = tokens_.find(key);
     if (it != tokens_.end()) {
       const Job& old = jobs_.at(it->second);
       if (old.fingerprint != j.fingerprint)
@@ -298,7 +306,10 @@ std::string HealthLake::start(std::string_view body, double now) {
   j.submit_time = std::chrono::system_clock::now();
   j.phase_since = now;
   j.seq = ++seq_;
-  if (!j.client_token.empty()) tokens_[{j.datastore, j.client_token}] = j.id;
+  if (!j.client_token.empty()) {
+    tokens_[{j.datastore, j.client_token}] = j.id;
+    token_time_[{j.datastore, j.client_token}] = now;
+  }
   fe::log::info("healthlake-local: import job submitted",
                 {{"JOB_ID", j.id}, {"DATASTORE_ID", j.datastore}, {"S3_URI", j.input_uri}});
   std::string out_json = "{\"JobId\":\"" + j.id +

@@ -5,7 +5,8 @@
 // Rules kept as AWS documents them:
 //  - inputs checked against the API's length limits and patterns (ValidationException);
 //  - ClientToken idempotency: the same token on the same data store returns the same job (a reuse
-//    with different parameters is a ConflictException);
+//    with different parameters is a ConflictException); with --client-token-ttl a token is
+//    forgotten that many seconds after its Start and then makes a new job;
 //  - one IN_PROGRESS job per data store, the others wait QUEUED in FIFO (submission) order;
 //  - SUBMITTED -> QUEUED -> IN_PROGRESS -> COMPLETED | COMPLETED_WITH_ERRORS | FAILED, each step
 //    after the configured minimum time (JobTiming);
@@ -81,6 +82,9 @@ struct HealthLakeOptions {
   JobTiming timing;
   std::vector<std::filesystem::path> fhir_packages;  // for ValidationLevel strict
   bool require_sse_kms = false;  // input objects without SSE-KMS are files read with customer error
+  // Seconds a ClientToken is remembered after the Start that used it (0 = forever). AWS documents
+  // no retention; tests set one to prove that exactly-once does not rest on the token alone.
+  double client_token_ttl = 0;
 };
 
 class HealthLake {
@@ -117,6 +121,7 @@ class HealthLake {
   std::map<std::string, std::map<std::string, uint64_t>> resources_;  // ds -> "Type/id" -> n
   std::map<std::string, Job> jobs_;
   std::map<std::pair<std::string, std::string>, std::string> tokens_;  // (ds, token) -> job id
+  std::map<std::pair<std::string, std::string>, double> token_time_;   // ... -> Start time
   uint64_t seq_ = 0;
   std::map<std::string, std::shared_ptr<const fe::fhir::Validator>> validators_;
   std::map<std::string, double> free_at_;  // data store -> when its last running job ended

@@ -25,6 +25,9 @@ A strict local S3 + AWS HealthLake import endpoint (loopback only).
   --min-part-size BYTES  minimum size of non-last multipart parts (default 5242880, as S3)
   --fhir-package PATH    FHIR NPM package for ValidationLevel strict (repeatable)
   --require-sse-kms      import inputs must be stored with SSE-KMS (as HealthLake requires)
+  --client-token-ttl DUR forget a StartFHIRImportJob ClientToken DUR after its Start (e.g. 1s,
+                         500ms, 2m; default: remembered forever); a later Start with it makes a
+                         new job
   --account ID           12-digit account id used in ARNs (default 123456789012)
   --no-auth              accept unsigned requests (debugging only; never for tests)
   --help                 this text
@@ -79,7 +82,22 @@ ParseResult parse_options(int argc, char** argv, ServerOptions& o, std::string& 
         if (used != v.size()) throw std::invalid_argument("--min-part-size: not a number: " + v);
       } else if (name == "--fhir-package")
         o.healthlake.fhir_packages.push_back(value());
-      else if (name == "--require-sse-kms")
+      else if (name == "--client-token-ttl") {
+        std::string v = value();
+        size_t used = 0;
+        double n = std::stod(v, &used);
+        std::string unit = v.substr(used);
+        double scale = unit == "ms"                  ? 0.001
+                       : unit == "s" || unit.empty() ? 1
+                       : unit == "m"                 ? 60
+                                                     : -1;
+        if (scale < 0 || n <= 0)
+          throw std::invalid_argument(
+              "--client-token-ttl: expected a positive duration such as "
+              "1s, 500ms or 2m, got " +
+              v);
+        o.healthlake.client_token_ttl = n * scale;
+      } else if (name == "--require-sse-kms")
         o.healthlake.require_sse_kms = true;
       else if (name == "--account") {
         o.healthlake.account = value();

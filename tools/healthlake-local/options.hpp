@@ -4,7 +4,7 @@
 //                    [--region R] [--datastore ID]... [--bucket NAME]... [--faults SPEC]
 //                    [--request-log F] [--job-timing SPEC] [--session-token T]
 //                    [--min-part-size BYTES] [--fhir-package PATH]... [--require-sse-kms]
-//                    [--account ID] [--no-auth]
+//                    [--account ID] [--no-auth] [--client-token-ttl DUR]
 #include <string>
 
 #include "server.hpp"

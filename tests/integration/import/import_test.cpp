@@ -12,10 +12,14 @@
 #include "aws/crc32c.hpp"
 #include "aws/healthlake.hpp"
 #include "aws/s3.hpp"
+#include "fhir/validator.hpp"
 #include "healthlake_local.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
+#include "journal/status.hpp"
 #include "pipeline/importer.hpp"
+#include "pipeline/spooler.hpp"
+#include "watch/identity.hpp"
 
 namespace {
 
@@ -664,6 +668,94 @@ TEST(Import, LargeJobCountsPerFileWithoutReadingSuccessOutputs) {
   for (const auto& l : env.hll->request_log_lines())
     EXPECT_EQ(l.find("/SUCCESS/"), std::string::npos) << "SUCCESS output read: " << l;
   EXPECT_EQ(env.imported_resources().size(), 12u);
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 15, defect 7: HealthLake numbers a FAILURE/ line in the import object, which holds only
+// the valid lines. The source file is spooled by the real spooler at `minimal` (its anchors go to
+// the journal as the pipeline records them); HealthLake imports at structure-only and rejects a
+// line the spool let through. The reason must name that line's SOURCE line (5), not its import
+// object line (2), in import-report.json and in the journal's outcome.
+TEST(Import, FailureLinesAreReportedAsSourceLines) {
+  Env env;
+  const std::string good = "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"gender\":\"female\"}";
+  const std::string late_bad =  // minimal accepts it; structure-only rejects the code
+      "{\"resourceType\":\"Patient\",\"id\":\"p5\",\"gender\":\"femalex\"}";
+  const std::string good8 = "{\"resourceType\":\"Patient\",\"id\":\"p8\",\"gender\":\"male\"}";
+  // 1 valid, 2 invalid JSON, 3 blank, 4 unknown type, 5 valid for `minimal`, 6 invalid, 7 valid.
+  const std::string source = good + "\nnot json\n\n{\"resourceType\":\"NoSuchType\"}\n" + late_bad +
+                             "\n{\n" + good8 + "\n";
+  const std::string import_object = good + "\n" + late_bad + "\n" + good8 + "\n";
+
+  std::filesystem::create_directories(env.dir / "src");
+  const auto src = env.dir / "src" / "Mixed.ndjson";
+  { std::ofstream(src, std::ios::binary) << source; }
+  auto ident = watch::identity_of(src);
+  ASSERT_TRUE(ident);
+  auto taken = env.journal->take_export(
+      "ehr", (env.dir / "src").string(), "sha256:mixed", "mixed",
+      {{"Mixed.ndjson", {ident->size, ident->mtime_ns, ident->inode, ident->dev}}});
+  const int64_t id = taken.row.id;
+  for (auto st : {ExportState::complete, ExportState::spooling})
+    env.journal->set_export_state(id, st);
+  auto file = env.journal->files(id).at(0);
+  env.journal->set_file_state(file.id, journal::FileState::spooling);
+
+  fhir::Options fo;
+  fo.level = fhir::Level::minimal;
+  fhir::LoadReport lr;
+  pipeline::SpoolJob job;
+  job.spool_dir = env.dir / "spool";
+  job.export_name = "mixed";
+  job.file_name = "Mixed.ndjson";
+  job.source = {"Mixed.ndjson", src, *ident};
+  job.validator = fhir::Validator::create(fo, lr);
+  ASSERT_TRUE(job.validator);
+  job.fsync = false;
+  auto res = pipeline::spool_file(job);
+  ASSERT_TRUE(res.ok) << res.error;
+  EXPECT_EQ(res.valid, 3);
+  EXPECT_EQ(res.rejected, 3);
+  EXPECT_EQ(res.bytes_uncompressed, import_object.size());
+  ASSERT_FALSE(res.line_map.empty());
+  EXPECT_EQ(res.line_anchors, 2);  // import 2 = source 5, import 3 = source 7
+  {
+    pipeline::LineMapReader map(res.line_map);
+    env.journal->record_spooled(
+        file.id, {res.valid, res.rejected, 0, 0, ""},
+        [&](journal::LineAnchor& a) { return map.next(a.import_line, a.source_line); });
+  }
+  EXPECT_EQ(env.journal->source_line(file.id, 2), 5);
+  EXPECT_EQ(env.journal->source_line(file.id, 3), 7);
+
+  // The upload as the pipeline lays it out, with the key journaled.
+  const std::string key = "exports/mixed/import/Mixed.ndjson";
+  env.put(key, import_object);
+  env.journal->set_file_upload(file.id, journal::PartKind::import, key, "");
+  for (auto st : {ExportState::spooled, ExportState::uploading, ExportState::uploaded})
+    env.journal->set_export_state(id, st);
+
+  env.make_importer(env.options());  // ValidationLevel structure-only
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported);
+  auto outcome = env.journal->import_job(id)->outcome;
+  EXPECT_NE(outcome.find("\"resources_failed\":1"), std::string::npos) << outcome;
+  EXPECT_NE(outcome.find("Mixed.ndjson:5: Patient/p5"), std::string::npos) << outcome;
+  EXPECT_NE(outcome.find("(import object line 2)"), std::string::npos) << outcome;
+  EXPECT_EQ(outcome.find("Mixed.ndjson:2:"), std::string::npos) << outcome;
+  auto report = slurp(env.dir / "spool" / "mixed" / "import-report.json");
+  EXPECT_NE(report.find("Mixed.ndjson:5: Patient/p5"), std::string::npos) << report;
+  // `fhir-edge status --export mixed` (text and JSON) shows the same source line.
+  auto row = env.journal->get_export(id);
+  auto text = journal::format_export_detail(*env.journal, row, false);
+  EXPECT_NE(text.find("  Mixed.ndjson:5: Patient/p5"), std::string::npos) << text;
+  auto json = journal::format_export_detail(*env.journal, row, true);
+  EXPECT_NE(json.find("Mixed.ndjson:5: Patient/p5"), std::string::npos) << json;
+  EXPECT_EQ(env.imported_resources().size(), 2u);
 }
 
 }  // namespace

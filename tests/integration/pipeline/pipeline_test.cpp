@@ -190,6 +190,16 @@ TEST_F(PipelineTest, RejectFileAndFailExport) {
       auto rej = s3.get(mode + "/e/rejected/" + bad_file + ".zst");
       ASSERT_TRUE(rej);
       EXPECT_EQ(zstd_decompress(*rej), read_file(exp / bad_file));  // the whole file
+      // Issue 15, defect 8: the journal (what `status` shows) counts the rejected lines as
+      // report.json does, not 0.
+      const auto bad_lines = static_cast<int64_t>(gen.invalid[bad_file].size());
+      EXPECT_EQ(rows[0].resources_rejected, bad_lines);
+      auto report = s3.get(mode + "/e/report.json");
+      ASSERT_TRUE(report);
+      EXPECT_NE(report->find("\"resources_rejected\":" + std::to_string(bad_lines)),
+                std::string::npos)
+          << *report;
+      EXPECT_NE(report->find("\"resources_withheld\":"), std::string::npos) << *report;
     } else {
       EXPECT_EQ(rows[0].state, ExportState::failed);
       EXPECT_NE(rows[0].last_error.find(bad_file), std::string::npos) << rows[0].last_error;

@@ -150,6 +150,23 @@ TEST_F(HealthLakeTest, ClientTokenReturnsTheSameJob) {
   EXPECT_EQ(str(again, "JobStatus"), "COMPLETED");
 }
 
+// --client-token-ttl: a token is remembered for that long after its Start, then forgotten, and
+// the same Start makes a second job (AWS documents no retention; the daemon must not rely on it).
+TEST_F(HealthLakeTest, ClientTokenTtlForgetsTheTokenAfterItsTime) {
+  s3_->put_bytes("landing", "in/a.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n", "");
+  HealthLakeOptions o;
+  o.timing = {1.0, 1.0, 1.0};
+  o.client_token_ttl = 5;
+  HealthLake hl(*s3_, dir_ / "hl-ttl", o);
+  hl.add_datastore(kDs);
+  auto body = start_body(kDs, "tok-ttl", "s3://landing/in/");
+  std::string a = str(hl.call("StartFHIRImportJob", body, 0), "JobId");
+  EXPECT_EQ(str(hl.call("StartFHIRImportJob", body, 4.9), "JobId"), a);  // still remembered
+  std::string b = str(hl.call("StartFHIRImportJob", body, 5.0), "JobId");
+  EXPECT_NE(b, a);  // forgotten: a second job for the same token
+  EXPECT_EQ(str(hl.call("StartFHIRImportJob", body, 6.0), "JobId"), b);  // the new one, remembered
+}
+
 TEST_F(HealthLakeTest, StateMachineRunsOneJobPerDatastoreInFifoOrder) {
   s3_->put_bytes("landing", "in/a.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n", "");
   std::string j1 =

@@ -522,7 +522,7 @@ TEST(Journal, MigratesFromVersion2KeepingImportJobs) {
     EXPECT_TRUE(r.pending_requests().empty());
   }
   auto j = Journal::open(db);
-  EXPECT_EQ(j.schema_version(), 3);
+  EXPECT_EQ(j.schema_version(), kSchemaVersion);
   auto job = j.import_job(id);
   ASSERT_TRUE(job);
   EXPECT_EQ(job->client_token, "fe-tok");
@@ -685,4 +685,94 @@ TEST(Journal, CompactionRemovesImportFailedAndFinishedRequests) {
   EXPECT_TRUE(j.find_export(live.id));
   EXPECT_FALSE(j.request(rid).has_value());     // finished: removed
   EXPECT_TRUE(j.request(pending).has_value());  // still pending: kept
+}
+
+// Issue 15, defect 3: compaction keeps a tombstone. The same source (pipeline, path, digest) is
+// recognised after its export was compacted away (after_upload: keep leaves it in the watched
+// directory, and a restart sees it again), and a changed one gets a name never used before.
+TEST(Journal, CompactionKeepsATombstoneSoAKeptSourceIsNotTakenAgain) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto a = walked(j, "a", ExportState::uploaded).row;
+  j.set_export_state(a.id, ExportState::import_starting);
+  j.set_export_state(a.id, ExportState::importing);
+  j.set_export_state(a.id, ExportState::imported);
+  ASSERT_EQ(j.compact(std::chrono::seconds(0)), 1u);
+  EXPECT_FALSE(j.find_export(a.name));
+  EXPECT_EQ(query_text(dir / "journal.db", "SELECT COUNT(*) FROM tombstones"), "1");
+
+  auto again = j.take_export(a.pipeline, a.source_path, a.digest, a.name, two_files());
+  EXPECT_TRUE(again.existing);
+  EXPECT_TRUE(again.compacted);
+  EXPECT_EQ(again.row.name, a.name);
+  EXPECT_EQ(again.row.state, ExportState::imported);
+  EXPECT_TRUE(j.exports().empty());  // nothing new was taken
+  // A second compaction keeps the tombstone.
+  j.compact(std::chrono::seconds(0));
+  EXPECT_TRUE(j.take_export(a.pipeline, a.source_path, a.digest, a.name, two_files()).compacted);
+
+  // New content at the same path: a new version, and not the compacted export's name (its S3
+  // prefix and JobName are taken).
+  auto changed = j.take_export(a.pipeline, a.source_path, "d-new", a.name, two_files());
+  EXPECT_FALSE(changed.existing);
+  EXPECT_EQ(changed.row.version, 2);
+  EXPECT_NE(changed.row.name, a.name);
+
+  // retry names what happened to it.
+  auto r = j.retry_export(a.name, true);
+  EXPECT_FALSE(r.applied);
+  EXPECT_NE(r.message.find("compacted"), std::string::npos) << r.message;
+  ASSERT_TRUE(j.find_tombstone(a.name));
+  EXPECT_EQ(j.find_tombstone(a.name)->state, ExportState::imported);
+}
+
+// Issue 15, defect 8: on_invalid reject-file records the file's invalid lines, so `status`
+// shows what report.json says.
+TEST(Journal, RejectedFileCountsAreRecorded) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  auto files = j.files(e.id);
+  j.set_file_state(files[0].id, FileState::spooling);
+  j.record_file_rejected(files[0].id, 12, "12 invalid line(s); whole file rejected");
+  j.set_file_state(files[1].id, FileState::spooling);
+  j.record_spooled(files[1].id, {30, 0, 1000, 150, "crc"});
+  auto f = j.get_file(files[0].id);
+  EXPECT_EQ(f.state, FileState::rejected);
+  EXPECT_EQ(f.resources_rejected, 12);
+  EXPECT_EQ(f.resources_valid, 0);
+  auto row = j.get_export(e.id);
+  EXPECT_EQ(row.resources_rejected, 12);
+  EXPECT_EQ(row.resources_valid, 30);
+  EXPECT_NE(format_status_table(read_status(j)).find(" 12 "), std::string::npos);
+  // Only from pending/spooling, like the plain transition.
+  EXPECT_FALSE(error_of([&] { j.record_file_rejected(files[1].id, 1, ""); }).empty());
+}
+
+// Issue 15, defect 7: import object line -> source line through the anchors the spool recorded.
+TEST(Journal, SourceLineFollowsTheLineAnchors) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  auto files = j.files(e.id);
+  // Source: 1 ok, 2 bad, 3 blank, 4 bad, 5 ok, 6 ok, 7 bad, 8 ok -> import lines 1..4 are source
+  // lines 1, 5, 6, 8: anchors (2,5) and (4,8).
+  std::vector<LineAnchor> anchors{{2, 5}, {4, 8}};
+  size_t next = 0;
+  j.set_file_state(files[0].id, FileState::spooling);
+  j.record_spooled(files[0].id, {4, 3, 100, 50, "crc"}, [&](LineAnchor& a) {
+    if (next == anchors.size()) return false;
+    a = anchors[next++];
+    return true;
+  });
+  EXPECT_EQ(j.source_line(files[0].id, 1), 1);
+  EXPECT_EQ(j.source_line(files[0].id, 2), 5);
+  EXPECT_EQ(j.source_line(files[0].id, 3), 6);
+  EXPECT_EQ(j.source_line(files[0].id, 4), 8);
+  // A file without anchors: the same number.
+  EXPECT_EQ(j.source_line(files[1].id, 7), 7);
+  // Compaction removes the anchors with the file.
+  j.fail_export(e.id, "x");
+  j.compact(std::chrono::seconds(0));
+  EXPECT_EQ(query_text(dir / "journal.db", "SELECT COUNT(*) FROM line_map"), "0");
 }
