@@ -50,7 +50,7 @@ TEST(ConfigLoad, MinimalPipelineGetsDocumentedDefaults) {
   const auto& p = c.pipelines[0];
   EXPECT_EQ(p.name, "epic");
   EXPECT_EQ(p.watch, "/data/epic");
-  EXPECT_EQ(p.patterns, std::vector<std::string>{"*.ndjson"});
+  EXPECT_EQ(p.patterns, (std::vector<std::string>{"*.ndjson", "*.ndjson.gz", "*.ndjson.zst"}));
   EXPECT_EQ(p.complete_when.marker, ".done");
   EXPECT_EQ(p.validation_level, fe::config::ValidationLevel::structure_only);
   EXPECT_EQ(p.on_invalid, fe::config::OnInvalid::reject_resource);
