@@ -818,7 +818,7 @@ void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
 void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks) {
   Map m(c, it.value, it.path, it.mark,
         {"name", "watch", "patterns", "complete_when", "validation_level", "on_invalid",
-         "fhir_packages", "s3", "healthlake", "after_upload"});
+         "fhir_packages", "s3", "healthlake", "after_upload", "max_line_bytes"});
   if (!m.ok()) {
     return;
   }
@@ -884,6 +884,9 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
                            {{"reject-resource", OnInvalid::reject_resource},
                             {"reject-file", OnInvalid::reject_file},
                             {"fail-export", OnInvalid::fail_export}});
+  // Peak memory grows with it (docs/configuration.md: per worker thread about 16 x this while
+  // such a line is validated): 64 KiB .. 1 GiB (the reader reserves one line's worth).
+  c.size(m, "max_line_bytes", p.max_line_bytes, Bytes{64} << 10, Bytes{1} << 30);
   if (const Item* fi = m.get("fhir_packages")) {
     std::vector<Item> storage;
     auto pk = c.list(*fi, storage);

@@ -105,6 +105,9 @@ struct Pipeline {
   S3Target s3;
   HealthLake healthlake;
   AfterUpload after_upload;
+  // Longest line (resource) validated; a longer one is counted to its end without being held and
+  // rejected as too-long. Peak memory is bounded by it (docs/configuration.md), never by input.
+  Bytes max_line_bytes = Bytes{64} << 20;
 };
 
 struct Spool {

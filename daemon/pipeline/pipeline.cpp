@@ -277,6 +277,7 @@ std::string restart_fingerprint(const config::Config& c) {
     add("settle", std::to_string(p.complete_when.settle.count()));
     add("level", std::string(config::to_string(p.validation_level)));
     add("on_invalid", std::string(config::to_string(p.on_invalid)));
+    add("max_line_bytes", std::to_string(p.max_line_bytes));
     for (const auto& pk : p.fhir_packages) add("package", pk.string());
     add("bucket", p.s3.bucket);
     add("prefix", p.s3.prefix);
@@ -442,6 +443,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       fo.level = fhir::parse_level(config::to_string(p.validation_level))
                      .value_or(fhir::Level::structure_only);
       fo.packages = p.fhir_packages;
+      fo.max_line_bytes = static_cast<std::size_t>(p.max_line_bytes);
       fhir::LoadReport lr;
       auto v = fhir::Validator::create(fo, lr);
       if (!v) {

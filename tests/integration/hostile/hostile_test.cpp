@@ -393,3 +393,31 @@ TEST(HostileInput, CompressedExportsImportedSkippedFilesListedNestedExportParked
   EXPECT_TRUE(run.running());
   EXPECT_EQ(run.stop(), 0);
 }
+
+// issue 18 defect 7: pipelines[].max_line_bytes bounds the line the daemon holds (and so its
+// memory); a valid line over it is counted, not held, and rejected naming the configured limit.
+TEST(HostileInput, ConfiguredMaxLineBytesRejectsALongerValidLine) {
+  DaemonRun::Options o;
+  TempDir in;
+  o.pipelines.push_back({"p", in.path() / "in"});
+  o.pipelines[0].complete_when += "\n    max_line_bytes: 1MiB";
+  DaemonRun run(o);
+  run.start();
+  drop_with(run.watch(), "long-valid", [&](const fs::path& d) {
+    std::string big =
+        "{\"resourceType\":\"Patient\",\"id\":\"big\",\"text\":{\"status\":"
+        "\"generated\",\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">" +
+        std::string(2 * kMiB, 'a') + "</div>\"}}";
+    write_file(d / "Patient.ndjson",
+               patient("short-1") + "\n" + big + "\n" + patient("short-3") + "\n");
+  });
+  ASSERT_EQ(run.wait_final("long-valid"), "imported") << run.log();
+  auto st = run.export_status("long-valid");
+  EXPECT_EQ(st->valid, 2);
+  EXPECT_EQ(st->rejected, 1);
+  EXPECT_EQ(run.log_lines({"first line 2: line of", "exceeds the line size limit of 1048576 bytes"})
+                .size(),
+            1u)
+      << run.log();
+  EXPECT_EQ(run.stop(), 0);
+}

@@ -50,7 +50,7 @@ TEST(ConfigLoad, MinimalPipelineGetsDocumentedDefaults) {
   const auto& p = c.pipelines[0];
   EXPECT_EQ(p.name, "epic");
   EXPECT_EQ(p.watch, "/data/epic");
-  EXPECT_EQ(p.patterns, std::vector<std::string>{"*.ndjson"});
+  EXPECT_EQ(p.patterns, (std::vector<std::string>{"*.ndjson", "*.ndjson.gz", "*.ndjson.zst"}));
   EXPECT_EQ(p.complete_when.marker, ".done");
   EXPECT_EQ(p.validation_level, fe::config::ValidationLevel::structure_only);
   EXPECT_EQ(p.on_invalid, fe::config::OnInvalid::reject_resource);
@@ -435,3 +435,16 @@ TEST(ConfigFile, ShippedDemoConfigLoadsCleanWithAndWithoutEnvironment) {
 }
 
 }  // namespace
+
+// issue 18 defect 7: the line limit (and with it peak memory) is a configured, checked value.
+TEST(ConfigLoad, MaxLineBytesIsConfiguredAndChecked) {
+  EXPECT_EQ(ok(kHead).pipelines[0].max_line_bytes, 64u << 20);
+  EXPECT_EQ(ok(std::string(kHead) + "    max_line_bytes: 8MiB\n").pipelines[0].max_line_bytes,
+            8u << 20);
+  auto small = errors(std::string(kHead) + "    max_line_bytes: 1KiB\n");
+  ASSERT_EQ(small.size(), 1u);
+  EXPECT_THAT(small[0], HasSubstr("pipelines[0].max_line_bytes"));
+  auto big = errors(std::string(kHead) + "    max_line_bytes: 2GiB\n");
+  ASSERT_EQ(big.size(), 1u);
+  EXPECT_THAT(big[0], HasSubstr("pipelines[0].max_line_bytes"));
+}
