@@ -372,6 +372,12 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, watch::ReadyExport> again;  // reported again while digesting
   std::deque<std::function<void()>> part_queue;
   int in_flight = 0;
+  // Orphaned multipart uploads (sweep_orphans): keys with a CreateMultipartUpload in flight in
+  // this process, whose upload the journal cannot name yet.
+  std::map<std::string, int> creating;
+  bool sweeping = false;
+  bool sweep_again = false;     // asked for while a sweep was listing
+  bool sweep_deferred = false;  // an unowned upload was spared because its key was being created
   std::atomic<bool> cancel{false};
   bool stopping = false;
   bool started = false;
@@ -475,6 +481,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       importer = std::make_unique<Importer>(io, *jr, *hl, *s3, std::move(io_opt));
     }
     recover();
+    // After recovery: resumed uploads have their ids in the journal already, and new ones are
+    // tracked in `creating` until their answer is journaled.
+    sweep_orphans();
     if (importer) {
       // Problems (data store not ACTIVE, unknown, no access) are logged by the importer; exports
       // that hit them are parked with the same message when their Start is refused.
@@ -525,6 +534,125 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     if (creds) creds->stop();
     runs.clear();
     jr.reset();
+  }
+
+  // ---------------------------------------------------------------- orphaned multipart uploads
+  // A CreateMultipartUpload answered (or given up): the key is no longer being created. When an
+  // earlier attempt's answer may have been lost (attempts > 1), or a sweep spared an upload of a
+  // key being created, sweep again. Posted, so it runs after the caller journaled the new id.
+  void created(const std::string& key, int attempts) {
+    auto it = creating.find(key);
+    if (it != creating.end() && --it->second <= 0) creating.erase(it);
+    if (attempts > 1 || (sweep_deferred && creating.empty())) {
+      sweep_deferred = false;
+      auto self = shared_from_this();
+      asio::post(io, [self] { self->sweep_orphans(); });
+    }
+  }
+
+  // Lists each pipeline's (bucket, prefix) once and aborts the uploads nobody owns (see the
+  // header's "orphans"). S3 lifecycle rules (AbortIncompleteMultipartUpload, docs/install.md)
+  // remain the backstop for anything this leaves.
+  void sweep_orphans() {
+    if (stopping || !s3) return;
+    if (sweeping) {
+      sweep_again = true;
+      return;
+    }
+    std::set<std::pair<std::string, std::string>> where;
+    for (const auto& [name, pipe] : pipes) where.emplace(pipe.cfg.s3.bucket, pipe.cfg.s3.prefix);
+    if (where.empty()) return;
+    sweeping = true;
+    sweep_again = false;
+    auto left = std::make_shared<std::size_t>(where.size());
+    auto self = shared_from_this();
+    for (const auto& [bucket, prefix] : where) {
+      aws::ListUploadsRequest req;
+      req.bucket = bucket;
+      req.prefix = prefix.empty() ? "" : prefix + "/";
+      s3->list_all_multipart_uploads(
+          req, [self, left, bucket, prefix](aws::S3Result<aws::ListUploadsResult> r) {
+            if (self->stopping) return;
+            if (!r.ok()) {
+              // Not fatal: a bucket policy may not grant s3:ListBucketMultipartUploads; the
+              // lifecycle rule then cleans up.
+              log::warning("cannot list incomplete multipart uploads: " + r.describe(),
+                           {{"S3_BUCKET", bucket}, {"S3_PREFIX", prefix}});
+            } else {
+              self->abort_orphans(bucket, prefix, r.value->uploads);
+            }
+            if (--*left == 0) {
+              self->sweeping = false;
+              if (self->sweep_again) self->sweep_orphans();
+            }
+          });
+    }
+  }
+
+  // The export an upload key belongs to when it has this pipeline layout's shape
+  // (<prefix>/<export>/import/... or .../archive/...), else empty.
+  static std::string export_of_key(const std::string& prefix, const std::string& key) {
+    std::string_view rest = key;
+    if (!prefix.empty()) {
+      if (!rest.starts_with(prefix) || rest.size() <= prefix.size() || rest[prefix.size()] != '/')
+        return {};
+      rest.remove_prefix(prefix.size() + 1);
+    }
+    auto slash = rest.find('/');
+    if (slash == std::string_view::npos || slash == 0) return {};
+    auto mid = rest.substr(slash + 1);
+    if (!mid.starts_with("import/") && !mid.starts_with("archive/")) return {};
+    return std::string(rest.substr(0, slash));
+  }
+
+  void abort_orphans(const std::string& bucket, const std::string& prefix,
+                     const std::vector<aws::UploadInfo>& uploads) {
+    if (uploads.empty()) return;
+    // Ownership is read now, on the control thread, after the listing: an id journaled since
+    // the listing started is seen, and a CreateMultipartUpload still in flight is in `creating`.
+    std::set<std::string> owned;
+    try {
+      for (const auto& e : jr->exports(true))
+        for (const auto& f : jr->files(e.id)) {
+          if (!f.import_upload_id.empty()) owned.insert(f.import_upload_id);
+          if (!f.archive_upload_id.empty()) owned.insert(f.archive_upload_id);
+        }
+    } catch (const std::exception& e) {
+      ++stats.journal_errors;
+      log::warning(std::string("journal: cannot check multipart upload ownership: ") + e.what());
+      return;  // when in doubt, abort nothing
+    }
+    for (const auto& u : uploads) {
+      if (u.upload_id.empty() || owned.count(u.upload_id)) continue;
+      const std::string name = export_of_key(prefix, u.key);
+      if (name.empty()) continue;  // not a key this daemon writes
+      try {
+        if (!jr->find_export(name)) continue;  // not an export of this journal
+      } catch (const std::exception&) {
+        continue;
+      }
+      if (creating.count(u.key)) {
+        sweep_deferred = true;  // may be the one being created right now: look again later
+        continue;
+      }
+      log::warning("aborting an incomplete multipart upload the journal does not own",
+                   {{"S3_BUCKET", bucket},
+                    {"S3_KEY", u.key},
+                    {"UPLOAD_ID", u.upload_id},
+                    {"INITIATED", u.initiated}});
+      auto self = shared_from_this();
+      s3->abort_multipart_upload(
+          bucket, u.key, u.upload_id, [self, key = u.key](aws::S3Result<aws::Empty> r) {
+            if (self->stopping) return;
+            if (r.ok() || (r.error && r.error->code == "NoSuchUpload")) {
+              ++self->stats.orphan_uploads_aborted;
+              self->changed();
+            } else {
+              log::warning("cannot abort an orphaned multipart upload: " + r.describe(),
+                           {{"S3_KEY", key}});
+            }
+          });
+    }
   }
 
   // ---------------------------------------------------------------- recovery
@@ -1019,8 +1147,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       req.content_type =
           o->kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
       auto self = shared_from_this();
+      ++creating[o->key];
       s3->create_multipart_upload(req, [self, o](aws::S3Result<aws::CreateMultipartResult> r) {
         if (self->stopping) return;
+        self->created(o->key, r.attempts);
         if (!r.ok()) return self->object_failed(o, r.error, r.describe());
         o->upload_id = r.value->upload_id;
         try {

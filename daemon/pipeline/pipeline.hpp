@@ -31,6 +31,12 @@
 //              the spool of exports that are already uploaded is evicted, oldest first.
 //   restart    every non-terminal export is resumed from the journal (spooling → redo the files
 //              not yet spooled; spooled/uploading → resume the upload).
+//   orphans    after recovery at start, and whenever a CreateMultipartUpload needed more than one
+//              attempt (an earlier attempt may have created an upload whose answer was lost),
+//              ListMultipartUploads under each pipeline's prefix; an upload is aborted only when
+//              its key is <prefix>/<export>/{import,archive}/... of an export in the journal, no
+//              file row of the journal names its upload id, and no CreateMultipartUpload for that
+//              key is in flight in this process (the sweep then runs again once it answered).
 // Threading: every journal call, S3 call and state change happens on the control thread (the
 // io_context the component was made with); the pool only reads sources and writes spool files.
 #include <chrono>
@@ -105,6 +111,9 @@ struct Stats {
   // Journal writes that failed on the control thread (disk full, read-only or failing file
   // system): the export waited and was retried, nothing was recorded as done without them.
   std::uint64_t journal_errors = 0;
+  // Incomplete multipart uploads under a pipeline's prefix that the journal does not own (a lost
+  // CreateMultipartUpload answer, a kill right after one), aborted by the orphan sweep.
+  std::uint64_t orphan_uploads_aborted = 0;
 };
 
 class Pipeline : public service::Component {
