@@ -818,7 +818,7 @@ void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
 void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks) {
   Map m(c, it.value, it.path, it.mark,
         {"name", "watch", "patterns", "complete_when", "validation_level", "on_invalid",
-         "fhir_packages", "s3", "healthlake", "after_upload"});
+         "on_changed", "fhir_packages", "s3", "healthlake", "after_upload"});
   if (!m.ok()) {
     return;
   }
@@ -884,6 +884,8 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
                            {{"reject-resource", OnInvalid::reject_resource},
                             {"reject-file", OnInvalid::reject_file},
                             {"fail-export", OnInvalid::fail_export}});
+  c.enumeration<OnChanged>(m, "on_changed", p.on_changed,
+                           {{"hold", OnChanged::hold}, {"reimport", OnChanged::reimport}});
   if (const Item* fi = m.get("fhir_packages")) {
     std::vector<Item> storage;
     auto pk = c.list(*fi, storage);
@@ -1472,6 +1474,10 @@ std::string_view to_string(ValidationLevel v) {
       return "minimal";
   }
   return "structure-only";
+}
+
+std::string_view to_string(OnChanged o) {
+  return o == OnChanged::reimport ? "reimport" : "hold";
 }
 
 std::string_view to_string(OnInvalid o) {

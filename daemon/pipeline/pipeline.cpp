@@ -275,6 +275,7 @@ std::string restart_fingerprint(const config::Config& c) {
     add("settle", std::to_string(p.complete_when.settle.count()));
     add("level", std::string(config::to_string(p.validation_level)));
     add("on_invalid", std::string(config::to_string(p.on_invalid)));
+    add("on_changed", std::string(config::to_string(p.on_changed)));
     for (const auto& pk : p.fhir_packages) add("package", pk.string());
     add("bucket", p.s3.bucket);
     add("prefix", p.s3.prefix);
@@ -612,11 +613,15 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     // the listing started is seen, and a CreateMultipartUpload still in flight is in `creating`.
     std::set<std::string> owned;
     try {
-      for (const auto& e : jr->exports(true))
+      for (const auto& e : jr->exports(true)) {
+        // Nothing ever resumes the uploads of a superseded or failed export (an early upload of
+        // a version whose source changed mid-spool): they are orphans too.
+        if (e.state == ExportState::superseded || e.state == ExportState::failed) continue;
         for (const auto& f : jr->files(e.id)) {
           if (!f.import_upload_id.empty()) owned.insert(f.import_upload_id);
           if (!f.archive_upload_id.empty()) owned.insert(f.archive_upload_id);
         }
+      }
     } catch (const std::exception& e) {
       ++stats.journal_errors;
       log::warning(std::string("journal: cannot check multipart upload ownership: ") + e.what());
@@ -775,6 +780,26 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
                                {"PIPELINE", pname},
                                {"RULE", r.rule},
                                {"FILES", std::to_string(r.files.size())}});
+    std::string held;
+    try {
+      held = hold_reason(pname, t.row, r);
+    } catch (const std::exception& e) {
+      // Cannot tell whether an earlier version is being imported: hold, never import twice.
+      held = std::string("held: cannot check earlier versions: ") + e.what();
+    }
+    if (!held.empty()) {
+      try {
+        jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
+        jr->park_export(t.row.id, held);
+        log::warning(held, {{"EXPORT_ID", t.row.name}, {"PIPELINE", pname}});
+      } catch (const std::exception& e) {
+        ++stats.journal_errors;
+        log::error(std::string("journal: cannot hold export: ") + e.what(),
+                   {{"EXPORT_ID", t.row.name}});
+      }
+      changed();
+      return;
+    }
     auto run = make_run(t.row);
     try {
       jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
@@ -784,6 +809,79 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       ++stats.journal_errors;
       schedule_retry(run, std::string("journal: ") + e.what());
     }
+  }
+
+  // on_changed: hold (issue 18). A new version of a source whose earlier version already got
+  // past spooling (spooled, uploading, uploaded, importing, imported; parked from one of those)
+  // would import the whole export a second time; it is parked for the operator instead, with
+  // what changed. Empty: go on (on_changed: reimport, a first version, or earlier versions that
+  // never got that far: superseded, failed, spooling).
+  std::string hold_reason(const std::string& pname, const journal::ExportRow& row,
+                          const watch::ReadyExport& r) {
+    const Pipe* pipe = pipe_of(pname);
+    if (!pipe || pipe->cfg.on_changed == config::OnChanged::reimport || row.version < 2) return {};
+    auto past_spool = [](ExportState st) {
+      switch (st) {
+        case ExportState::spooled:
+        case ExportState::uploading:
+        case ExportState::uploaded:
+        case ExportState::import_starting:
+        case ExportState::importing:
+        case ExportState::imported:
+          return true;
+        default:
+          return false;
+      }
+    };
+    std::optional<journal::ExportRow> earlier;
+    for (const auto& e : jr->exports(true)) {
+      if (e.id == row.id || e.pipeline != row.pipeline || e.source_path != row.source_path)
+        continue;
+      const ExportState st =
+          e.state == ExportState::parked && e.parked_from ? *e.parked_from : e.state;
+      if (!past_spool(st)) continue;
+      if (!earlier || e.version > earlier->version) earlier = e;
+    }
+    if (!earlier) return {};
+    // What changed, file by file: the journal's identity of the earlier version against the
+    // files just taken (size; else modification time).
+    std::map<std::string, journal::SourceIdentity> before;
+    for (const auto& f : jr->files(earlier->id)) before[f.name] = f.source;
+    std::string what;
+    int listed = 0, more = 0;
+    auto note = [&](const std::string& s) {
+      if (listed < 5) {
+        what += (what.empty() ? "" : "; ") + s;
+        ++listed;
+      } else {
+        ++more;
+      }
+    };
+    std::set<std::string> now;
+    for (const auto& f : r.files) {
+      now.insert(f.name);
+      auto it = before.find(f.name);
+      if (it == before.end()) {
+        note(f.name + " added (" + std::to_string(f.identity.size) + " bytes)");
+      } else if (it->second.size != f.identity.size) {
+        note(f.name + " size " + std::to_string(it->second.size) + " -> " +
+             std::to_string(f.identity.size) + " bytes");
+      } else if (it->second.mtime_ns != f.identity.mtime_ns ||
+                 it->second.inode != f.identity.inode) {
+        note(f.name + " rewritten (same size " + std::to_string(f.identity.size) + " bytes)");
+      }
+    }
+    for (const auto& [name, id] : before)
+      if (!now.count(name)) note(name + " removed");
+    if (more > 0) what += "; and " + std::to_string(more) + " more";
+    if (what.empty()) what = "content digest " + earlier->digest + " -> " + row.digest;
+    const ExportState st = earlier->state == ExportState::parked && earlier->parked_from
+                               ? *earlier->parked_from
+                               : earlier->state;
+    return "held: changed after version " + earlier->name + " was taken (" +
+           std::string(to_string(st)) + "): " + what +
+           "; not imported twice (on_changed: hold); `fhir-edge retry " + row.name +
+           "` imports this version";
   }
 
   // ---------------------------------------------------------------- spool
@@ -912,6 +1010,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         jr->set_export_state(run->id, ExportState::superseded, run->fail);
         spool::remove_export(cfg.spool.dir, run->name, quota.get());
         runs.erase(run->id);
+        // Early multipart uploads of this version will never be completed: abort them.
+        if (!run->early_files.empty()) sweep_orphans();
         changed();
         return;
       }

@@ -7,7 +7,9 @@
 // One Component per daemon serves every configured pipeline:
 //   watch      one watch::Watcher per pipeline on the control io_context → ReadyExport
 //   take       content digest on the worker pool, then journal.take_export on the control thread:
-//              an identical re-delivery is recognised (not redone), a changed one is a new version
+//              an identical re-delivery is recognised (not redone), a changed one is a new version;
+//              on_changed: hold parks a new version whose earlier one got past spooling (it
+//              would import every resource again) until `fhir-edge retry` releases it
 //   spool      per file on the worker pool (boost::asio::thread_pool): LineReader → Validator at
 //              the pipeline's level → valid lines to spool/<export>/import/<File>.zst, invalid ones
 //              to rejected/<File>.zst, issues to spool/<export>/reports/<File>.json; then
@@ -35,7 +37,8 @@
 //              attempt (an earlier attempt may have created an upload whose answer was lost),
 //              ListMultipartUploads under each pipeline's prefix; an upload is aborted only when
 //              its key is <prefix>/<export>/{import,archive}/... of an export in the journal, no
-//              file row of the journal names its upload id, and no CreateMultipartUpload for that
+//              file row of a journal export (superseded and failed ones excepted: nothing resumes
+//              them) names its upload id, and no CreateMultipartUpload for that
 //              key is in flight in this process (the sweep then runs again once it answered).
 // Threading: every journal call, S3 call and state change happens on the control thread (the
 // io_context the component was made with); the pool only reads sources and writes spool files.

@@ -217,7 +217,8 @@ TEST_F(PipelineTest, ChangedExportIsANewVersion) {
   LocalS3 server(root / "s3", kPart);
   auto exp = root / "watch" / "e";
   generate(exp, {"--patients", "3", "--seed", "1", "--complete", "marker"});
-  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  // Opted into re-import: the changed export is uploaded as version 2.
+  auto cfg = load(root, config_yaml(root, server.endpoint(), "    on_changed: reimport\n"));
   boost::asio::io_context io;
   fe::pipeline::Pipeline p(io, cfg, test_options());
   p.start(cfg);
@@ -721,5 +722,51 @@ TEST_F(PipelineTest, OrphanedUploadOfAKnownExportIsAbortedAtStart) {
   EXPECT_TRUE(s3.uploads("").empty());
   // The completed objects are untouched.
   EXPECT_TRUE(s3.head("exports/e/import/Patient.000.ndjson").has_value());
+  fs::remove_all(root);
+}
+
+// Issue 18, defect 2: a file appended after its export was uploaded (or while it is uploaded or
+// imported) made a version 2 that imported every resource a second time, with no warning. With
+// the default `on_changed: hold` version 2 is taken but parked for the operator, nothing of it is
+// spooled or uploaded, and the reason names the file and its old and new size.
+TEST_F(PipelineTest, ChangedExportAfterUploadIsHeldForTheOperator) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("held");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "e";
+  generate(exp, {"--patients", "3", "--seed", "1", "--complete", "marker"});
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, test_options());
+  p.start(cfg);
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)));
+  auto patient = exp / "Patient.000.ndjson";
+  const std::string text = read_file(patient);
+  const std::string first_line = text.substr(0, text.find('\n') + 1);
+  write_file(patient, text + first_line);  // appended
+  auto held = [&]() -> std::optional<fe::journal::ExportRow> {
+    for (const auto& e : journal_exports(root))
+      if (e.version == 2 && e.state == ExportState::parked) return e;
+    return std::nullopt;
+  };
+  ASSERT_TRUE(run_until(
+      io, [&] { return held().has_value(); }, std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+  auto v2 = *held();
+  EXPECT_EQ(v2.name, "e.v2");
+  EXPECT_EQ(v2.parked_from, ExportState::complete);
+  const std::string want = "Patient.000.ndjson size " + std::to_string(text.size()) + " -> " +
+                           std::to_string(text.size() + first_line.size()) + " bytes";
+  EXPECT_NE(v2.parked_reason.find("held: changed after version e was taken (uploaded)"),
+            std::string::npos)
+      << v2.parked_reason;
+  EXPECT_NE(v2.parked_reason.find(want), std::string::npos) << v2.parked_reason;
+  EXPECT_NE(v2.parked_reason.find("fhir-edge retry e.v2"), std::string::npos) << v2.parked_reason;
+  EXPECT_EQ(p.stats().exports_uploaded, 1u);
+  S3Reader s3(server.endpoint());
+  EXPECT_TRUE(s3.list("exports/e.v2/").empty());
+  EXPECT_FALSE(fs::exists(root / "spool" / "e.v2" / "import"));
   fs::remove_all(root);
 }
