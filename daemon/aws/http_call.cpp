@@ -75,6 +75,15 @@ std::string error_code_label(const AwsError& e) {
   return "Local." + std::string(to_string(e.category));
 }
 
+// True when an HTTP Date is more than ClockSkew::kThreshold away from `clock`.
+bool skewed_against(std::string_view http_date, std::chrono::system_clock::time_point clock) {
+  if (http_date.empty()) return false;
+  auto server = parse_http_date(http_date);
+  if (!server) return false;
+  const auto diff = std::chrono::abs(*server - clock);
+  return diff >= ClockSkew::kThreshold;
+}
+
 void count_failure(std::string_view metric, const std::string& service, const AwsError& e) {
   fe::metrics::count(metric, {{"service", service}, {"code", error_code_label(e)}});
 }
@@ -128,6 +137,10 @@ struct AwsCaller::Op {
   std::string payload_hash;
   std::uint64_t sink_bytes = 0;
   bool sent = false;  // the body source was handed to curl at least once
+  // Clock offset the latest attempt was signed with: a 401/403 is judged against the clock the
+  // request carried, not the offset another request may have corrected meanwhile.
+  std::chrono::milliseconds signed_offset{0};
+  bool skew_retried = false;  // the one re-sign after the offset moved under this request
   boost::asio::steady_timer timer;
 };
 
@@ -205,7 +218,9 @@ void AwsCaller::attempt(std::shared_ptr<Op> op) {
   SigningOptions so;
   so.region = config_.region;
   so.service = c.service;
-  so.time = skew_->now();  // signed just before it is sent, on the corrected clock
+  op->signed_offset = skew_->offset();
+  // Signed just before it is sent, on the corrected clock.
+  so.time = std::chrono::system_clock::now() + op->signed_offset;
   so.s3_rules = c.s3_rules;
   so.add_content_sha256 = c.s3_rules;
   so.sign_security_token = true;
@@ -299,12 +314,30 @@ void AwsCaller::finish(std::shared_ptr<Op> op, const HttpResponse& resp) {
     }
   }
 
-  bool corrected = skew_->observe(*err);
+  const bool forbidden = err->http_status == 401 || err->http_status == 403;
+  const auto local_now = std::chrono::system_clock::now();
+  bool corrected = skew_->observe(*err, local_now);
   // A bodiless 401/403 (HEAD) cannot name RequestTimeTooSkewed; like the AWS SDKs, treat it as a
   // possible skew error when the server's Date is far from our corrected clock.
-  if (!corrected && (err->http_status == 401 || err->http_status == 403) &&
-      !err->server_date.empty())
-    corrected = skew_->update_from_date(err->server_date, std::chrono::system_clock::now());
+  if (!corrected && forbidden && !err->server_date.empty())
+    corrected = skew_->update_from_date(err->server_date, local_now);
+  if (forbidden && err->category != ErrorCategory::clock_skew &&
+      skewed_against(err->server_date, local_now + op->signed_offset)) {
+    // The Date says the time this request was signed with was off by more than AWS accepts, even
+    // if another request has corrected the offset since: the 403 is the skew, not a permission.
+    err->category = ErrorCategory::clock_skew;
+  }
+  if (forbidden && !op->skew_retried && skew_->offset() != op->signed_offset) {
+    // Signed while the offset was being corrected (issue 18): re-sign once with the new offset
+    // at once. This retry does not use the retry budget: it fixes our clock, not a remote fault.
+    op->skew_retried = true;
+    count_failure("fhir_edge_aws_retries_total", c.service, *err);
+    if (observer_) observer_(RetryEvent{c.description, op->attempts, *err, {}});
+    fe::log::debug("re-signing AWS call after a clock-skew correction",
+                   {{"AWS_CALL", c.description}, {"ERROR", err->describe()}});
+    attempt(op);
+    return;
+  }
   RetryDecision d = retry_->on_failure(op->state, *err, corrected);
   if (d.retry && op->sink_bytes > 0) {
     // Part of the body already went to the sink: a blind retry would duplicate it. The caller

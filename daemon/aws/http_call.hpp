@@ -5,6 +5,11 @@
 //   on failure type the error (S3 XML or JSON `__type`), learn clock skew from the server's Date,
 //   ask the RetryStrategy (standard mode: full-jitter backoff capped at 20 s, shared quota) and
 //   wait on an Asio timer before the next attempt.
+// A 401/403 is judged against the clock offset the request was signed with: when its Date is more
+// than ClockSkew::kThreshold from that clock it is classed clock_skew (retryable), not auth; and
+// when another request corrected the offset while this one was in flight, it is re-signed once
+// at once with the new offset, outside the retry budget (issue 18: a bodiless HEAD 403 parked an
+// export).
 // Everything runs on the engine's io_context thread; the callback is called exactly once.
 #include <chrono>
 #include <functional>

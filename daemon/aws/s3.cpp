@@ -553,4 +553,93 @@ void S3Client::list_objects_v2(ListObjectsRequest req, Done<ListObjectsResult> d
   });
 }
 
+void S3Client::list_multipart_uploads(ListUploadsRequest req, Done<ListUploadsResult> done) {
+  FE_S3_TARGET(ListUploadsResult, "ListMultipartUploads", req.bucket, std::string(), false)
+  AwsCall c = make_call("ListMultipartUploads", *tgt_, req.bucket, "");
+  std::vector<std::pair<std::string, std::string>> params;
+  if (!req.key_marker.empty()) params.emplace_back("key-marker", req.key_marker);
+  params.emplace_back("max-uploads", std::to_string(req.max_uploads));
+  if (!req.prefix.empty()) params.emplace_back("prefix", req.prefix);
+  if (!req.upload_id_marker.empty()) params.emplace_back("upload-id-marker", req.upload_id_marker);
+  std::sort(params.begin(), params.end());
+  for (auto& [k, v] : params) c.query += (c.query.empty() ? "" : "&") + k + "=" + q(v);
+  c.query += (c.query.empty() ? "" : "&") + std::string("uploads");
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<ListUploadsResult>(cr);
+    if (cr.ok()) {
+      auto doc = xml::parse(cr.response.body);
+      if (!doc.root || doc.root->name != "ListMultipartUploadsResult") {
+        r.error = bad_xml(cr.response, "ListMultipartUploads",
+                          doc.root ? "unexpected root element" : doc.error);
+      } else {
+        ListUploadsResult v;
+        v.is_truncated = doc.root->child_text("IsTruncated") == "true";
+        v.next_key_marker = doc.root->child_text("NextKeyMarker");
+        v.next_upload_id_marker = doc.root->child_text("NextUploadIdMarker");
+        for (auto* u : doc.root->children_named("Upload"))
+          v.uploads.push_back(UploadInfo{u->child_text("Key"), u->child_text("UploadId"),
+                                         u->child_text("Initiated")});
+        r.value = std::move(v);
+      }
+    }
+    done(std::move(r));
+  });
+}
+
+void S3Client::list_all_multipart_uploads(ListUploadsRequest req, Done<ListUploadsResult> done,
+                                          int max_pages) {
+  struct State {
+    ListUploadsResult all;
+    ListUploadsRequest req;
+    Done<ListUploadsResult> done;
+    std::function<void()> next;
+    int pages = 0;
+  };
+  auto st = std::make_shared<State>();
+  st->req = std::move(req);
+  st->done = std::move(done);
+  std::weak_ptr<State> weak = st;
+  st->next = [this, weak, max_pages] {
+    auto s = weak.lock();
+    if (!s) return;
+    list_multipart_uploads(s->req, [s, max_pages](S3Result<ListUploadsResult> page) {
+      auto finish = [&](S3Result<ListUploadsResult> r) {
+        auto d = std::move(s->done);
+        s->next = nullptr;  // break the cycle
+        d(std::move(r));
+      };
+      if (!page.ok()) return finish(std::move(page));
+      auto& v = *page.value;
+      for (auto& u : v.uploads) s->all.uploads.push_back(std::move(u));
+      ++s->pages;
+      // A truncated page must move the markers, or a broken server would loop us forever.
+      const bool moved = v.next_key_marker != s->req.key_marker ||
+                         v.next_upload_id_marker != s->req.upload_id_marker;
+      if (v.is_truncated && moved &&
+          (!v.next_key_marker.empty() || !v.next_upload_id_marker.empty())) {
+        if (s->pages >= max_pages) {
+          S3Result<ListUploadsResult> r;
+          AwsError e;
+          e.code = "TooManyPages";
+          e.message = "listing exceeds " + std::to_string(max_pages) + " pages";
+          e.category = ErrorCategory::validation;
+          r.error = e;
+          r.context = page.context;
+          return finish(std::move(r));
+        }
+        s->req.key_marker = v.next_key_marker;
+        s->req.upload_id_marker = v.next_upload_id_marker;
+        s->next();
+        return;
+      }
+      S3Result<ListUploadsResult> r;
+      r.value = std::move(s->all);
+      r.context = page.context;
+      r.attempts = page.attempts;
+      finish(std::move(r));
+    });
+  };
+  st->next();
+}
+
 }  // namespace fe::aws

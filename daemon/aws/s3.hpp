@@ -21,7 +21,9 @@
 //   (integrity from CRC32C, which S3 verifies, and TLS). A caller that already has the SHA-256
 //   passes it and no extra read pass is made.
 // - SSE-KMS headers on PutObject/CreateMultipartUpload when a KMS key is given.
-// - Never deletes objects (there is no DeleteObject here on purpose).
+// - Never deletes objects (there is no DeleteObject here on purpose). Incomplete multipart
+//   uploads can be listed (ListMultipartUploads) and aborted: the pipeline aborts the ones under
+//   its prefix that its journal does not own (issue 18).
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -178,6 +180,27 @@ struct ListObjectsResult {
   std::string next_continuation_token;
 };
 
+// ListMultipartUploads (GET /<bucket>?uploads): uploads initiated and neither completed nor
+// aborted, in key then initiation order; pages follow KeyMarker + UploadIdMarker.
+struct ListUploadsRequest {
+  std::string bucket;
+  std::string prefix;
+  std::string key_marker;
+  std::string upload_id_marker;
+  int max_uploads = 1000;
+};
+struct UploadInfo {
+  std::string key;
+  std::string upload_id;
+  std::string initiated;  // ISO 8601, the server's clock
+};
+struct ListUploadsResult {
+  std::vector<UploadInfo> uploads;
+  bool is_truncated = false;
+  std::string next_key_marker;
+  std::string next_upload_id_marker;
+};
+
 class S3Client {
  public:
   template <class T>
@@ -200,6 +223,11 @@ class S3Client {
   void head_object(std::string bucket, std::string key, Done<HeadObjectResult> done);
   void get_object(GetObjectRequest req, Done<GetObjectResult> done);
   void list_objects_v2(ListObjectsRequest req, Done<ListObjectsResult> done);
+  // One page of ListMultipartUploads; list_all_multipart_uploads follows the markers and stops
+  // with an error after `max_pages` pages.
+  void list_multipart_uploads(ListUploadsRequest req, Done<ListUploadsResult> done);
+  void list_all_multipart_uploads(ListUploadsRequest req, Done<ListUploadsResult> done,
+                                  int max_pages = 100);
   // Follows continuation tokens; stops with an error after `max_pages` pages (a listing that
   // big is a configuration mistake, and memory stays bounded).
   void list_all_objects(ListObjectsRequest req, Done<ListObjectsResult> done, int max_pages = 100);

@@ -818,7 +818,7 @@ void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
 void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks) {
   Map m(c, it.value, it.path, it.mark,
         {"name", "watch", "patterns", "complete_when", "validation_level", "on_invalid",
-         "fhir_packages", "s3", "healthlake", "after_upload", "max_line_bytes"});
+         "on_changed", "fhir_packages", "s3", "healthlake", "after_upload", "max_line_bytes"});
   if (!m.ok()) {
     return;
   }
@@ -887,6 +887,8 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
   // Peak memory grows with it (docs/configuration.md: per worker thread about 16 x this while
   // such a line is validated): 64 KiB .. 1 GiB (the reader reserves one line's worth).
   c.size(m, "max_line_bytes", p.max_line_bytes, Bytes{64} << 10, Bytes{1} << 30);
+  c.enumeration<OnChanged>(m, "on_changed", p.on_changed,
+                           {{"hold", OnChanged::hold}, {"reimport", OnChanged::reimport}});
   if (const Item* fi = m.get("fhir_packages")) {
     std::vector<Item> storage;
     auto pk = c.list(*fi, storage);
@@ -1475,6 +1477,10 @@ std::string_view to_string(ValidationLevel v) {
       return "minimal";
   }
   return "structure-only";
+}
+
+std::string_view to_string(OnChanged o) {
+  return o == OnChanged::reimport ? "reimport" : "hold";
 }
 
 std::string_view to_string(OnInvalid o) {

@@ -38,6 +38,11 @@ enum class ValidationLevel { strict, structure_only, minimal };
 // on_invalid: what an invalid resource does to its file/export.
 enum class OnInvalid { reject_resource, reject_file, fail_export };
 
+// on_changed: what a new version of an export does when an earlier version of the same source
+// is already spooled, uploading, uploaded, importing or imported (issue 18): `hold` takes it
+// and parks it for the operator (`fhir-edge retry` releases it); `reimport` sends it on.
+enum class OnChanged { hold, reimport };
+
 // after_upload: what happens to the source files once the import is accepted.
 enum class AfterUploadKind { keep, remove, move };
 
@@ -101,6 +106,7 @@ struct Pipeline {
   CompleteWhen complete_when;
   ValidationLevel validation_level = ValidationLevel::structure_only;
   OnInvalid on_invalid = OnInvalid::reject_resource;
+  OnChanged on_changed = OnChanged::hold;
   std::vector<std::filesystem::path> fhir_packages;  // absolute: package dirs or .tgz (strict)
   S3Target s3;
   HealthLake healthlake;
@@ -212,6 +218,7 @@ LoadResult load_config_text(std::string_view yaml, std::string_view name);
 // Names as written in YAML (and sent to HealthLake for the validation level).
 std::string_view to_string(CredentialSource s);
 std::string_view to_string(ValidationLevel v);  // "strict" | "structure-only" | "minimal"
+std::string_view to_string(OnChanged o);        // "hold" | "reimport"
 std::string_view to_string(OnInvalid o);        // "reject-resource" | ...
 std::string to_string(const AfterUpload& a);    // "keep" | "delete" | "move:/path"
 

@@ -278,6 +278,7 @@ std::string restart_fingerprint(const config::Config& c) {
     add("level", std::string(config::to_string(p.validation_level)));
     add("on_invalid", std::string(config::to_string(p.on_invalid)));
     add("max_line_bytes", std::to_string(p.max_line_bytes));
+    add("on_changed", std::string(config::to_string(p.on_changed)));
     for (const auto& pk : p.fhir_packages) add("package", pk.string());
     add("bucket", p.s3.bucket);
     add("prefix", p.s3.prefix);
@@ -375,6 +376,12 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::string, watch::ReadyExport> again;  // reported again while digesting
   std::deque<std::function<void()>> part_queue;
   int in_flight = 0;
+  // Orphaned multipart uploads (sweep_orphans): keys with a CreateMultipartUpload in flight in
+  // this process, whose upload the journal cannot name yet.
+  std::map<std::string, int> creating;
+  bool sweeping = false;
+  bool sweep_again = false;     // asked for while a sweep was listing
+  bool sweep_deferred = false;  // an unowned upload was spared because its key was being created
   std::atomic<bool> cancel{false};
   bool stopping = false;
   bool started = false;
@@ -479,6 +486,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       importer = std::make_unique<Importer>(io, *jr, *hl, *s3, std::move(io_opt));
     }
     recover();
+    // After recovery: resumed uploads have their ids in the journal already, and new ones are
+    // tracked in `creating` until their answer is journaled.
+    sweep_orphans();
     if (importer) {
       // Problems (data store not ACTIVE, unknown, no access) are logged by the importer; exports
       // that hit them are parked with the same message when their Start is refused.
@@ -529,6 +539,129 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     if (creds) creds->stop();
     runs.clear();
     jr.reset();
+  }
+
+  // ---------------------------------------------------------------- orphaned multipart uploads
+  // A CreateMultipartUpload answered (or given up): the key is no longer being created. When an
+  // earlier attempt's answer may have been lost (attempts > 1), or a sweep spared an upload of a
+  // key being created, sweep again. Posted, so it runs after the caller journaled the new id.
+  void created(const std::string& key, int attempts) {
+    auto it = creating.find(key);
+    if (it != creating.end() && --it->second <= 0) creating.erase(it);
+    if (attempts > 1 || (sweep_deferred && creating.empty())) {
+      sweep_deferred = false;
+      auto self = shared_from_this();
+      asio::post(io, [self] { self->sweep_orphans(); });
+    }
+  }
+
+  // Lists each pipeline's (bucket, prefix) once and aborts the uploads nobody owns (see the
+  // header's "orphans"). S3 lifecycle rules (AbortIncompleteMultipartUpload, docs/install.md)
+  // remain the backstop for anything this leaves.
+  void sweep_orphans() {
+    if (stopping || !s3) return;
+    if (sweeping) {
+      sweep_again = true;
+      return;
+    }
+    std::set<std::pair<std::string, std::string>> where;
+    for (const auto& [name, pipe] : pipes) where.emplace(pipe.cfg.s3.bucket, pipe.cfg.s3.prefix);
+    if (where.empty()) return;
+    sweeping = true;
+    sweep_again = false;
+    auto left = std::make_shared<std::size_t>(where.size());
+    auto self = shared_from_this();
+    for (const auto& [bucket, prefix] : where) {
+      aws::ListUploadsRequest req;
+      req.bucket = bucket;
+      req.prefix = prefix.empty() ? "" : prefix + "/";
+      s3->list_all_multipart_uploads(
+          req, [self, left, bucket, prefix](aws::S3Result<aws::ListUploadsResult> r) {
+            if (self->stopping) return;
+            if (!r.ok()) {
+              // Not fatal: a bucket policy may not grant s3:ListBucketMultipartUploads; the
+              // lifecycle rule then cleans up.
+              log::warning("cannot list incomplete multipart uploads: " + r.describe(),
+                           {{"S3_BUCKET", bucket}, {"S3_PREFIX", prefix}});
+            } else {
+              self->abort_orphans(bucket, prefix, r.value->uploads);
+            }
+            if (--*left == 0) {
+              self->sweeping = false;
+              if (self->sweep_again) self->sweep_orphans();
+            }
+          });
+    }
+  }
+
+  // The export an upload key belongs to when it has this pipeline layout's shape
+  // (<prefix>/<export>/import/... or .../archive/...), else empty.
+  static std::string export_of_key(const std::string& prefix, const std::string& key) {
+    std::string_view rest = key;
+    if (!prefix.empty()) {
+      if (!rest.starts_with(prefix) || rest.size() <= prefix.size() || rest[prefix.size()] != '/')
+        return {};
+      rest.remove_prefix(prefix.size() + 1);
+    }
+    auto slash = rest.find('/');
+    if (slash == std::string_view::npos || slash == 0) return {};
+    auto mid = rest.substr(slash + 1);
+    if (!mid.starts_with("import/") && !mid.starts_with("archive/")) return {};
+    return std::string(rest.substr(0, slash));
+  }
+
+  void abort_orphans(const std::string& bucket, const std::string& prefix,
+                     const std::vector<aws::UploadInfo>& uploads) {
+    if (uploads.empty()) return;
+    // Ownership is read now, on the control thread, after the listing: an id journaled since
+    // the listing started is seen, and a CreateMultipartUpload still in flight is in `creating`.
+    std::set<std::string> owned;
+    try {
+      for (const auto& e : jr->exports(true)) {
+        // Nothing ever resumes the uploads of a superseded or failed export (an early upload of
+        // a version whose source changed mid-spool): they are orphans too.
+        if (e.state == ExportState::superseded || e.state == ExportState::failed) continue;
+        for (const auto& f : jr->files(e.id)) {
+          if (!f.import_upload_id.empty()) owned.insert(f.import_upload_id);
+          if (!f.archive_upload_id.empty()) owned.insert(f.archive_upload_id);
+        }
+      }
+    } catch (const std::exception& e) {
+      ++stats.journal_errors;
+      log::warning(std::string("journal: cannot check multipart upload ownership: ") + e.what());
+      return;  // when in doubt, abort nothing
+    }
+    for (const auto& u : uploads) {
+      if (u.upload_id.empty() || owned.count(u.upload_id)) continue;
+      const std::string name = export_of_key(prefix, u.key);
+      if (name.empty()) continue;  // not a key this daemon writes
+      try {
+        if (!jr->find_export(name)) continue;  // not an export of this journal
+      } catch (const std::exception&) {
+        continue;
+      }
+      if (creating.count(u.key)) {
+        sweep_deferred = true;  // may be the one being created right now: look again later
+        continue;
+      }
+      log::warning("aborting an incomplete multipart upload the journal does not own",
+                   {{"S3_BUCKET", bucket},
+                    {"S3_KEY", u.key},
+                    {"UPLOAD_ID", u.upload_id},
+                    {"INITIATED", u.initiated}});
+      auto self = shared_from_this();
+      s3->abort_multipart_upload(
+          bucket, u.key, u.upload_id, [self, key = u.key](aws::S3Result<aws::Empty> r) {
+            if (self->stopping) return;
+            if (r.ok() || (r.error && r.error->code == "NoSuchUpload")) {
+              ++self->stats.orphan_uploads_aborted;
+              self->changed();
+            } else {
+              log::warning("cannot abort an orphaned multipart upload: " + r.describe(),
+                           {{"S3_KEY", key}});
+            }
+          });
+    }
   }
 
   // ---------------------------------------------------------------- recovery
@@ -657,6 +790,26 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
                                {"PIPELINE", pname},
                                {"RULE", r.rule},
                                {"FILES", std::to_string(r.files.size())}});
+    std::string held;
+    try {
+      held = hold_reason(pname, t.row, r);
+    } catch (const std::exception& e) {
+      // Cannot tell whether an earlier version is being imported: hold, never import twice.
+      held = std::string("held: cannot check earlier versions: ") + e.what();
+    }
+    if (!held.empty()) {
+      try {
+        jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
+        jr->park_export(t.row.id, held);
+        log::warning(held, {{"EXPORT_ID", t.row.name}, {"PIPELINE", pname}});
+      } catch (const std::exception& e) {
+        ++stats.journal_errors;
+        log::error(std::string("journal: cannot hold export: ") + e.what(),
+                   {{"EXPORT_ID", t.row.name}});
+      }
+      changed();
+      return;
+    }
     auto run = make_run(t.row);
     try {
       // What the watcher did not take stays visible in `status --export` (the log said it once).
@@ -684,6 +837,79 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       ++stats.journal_errors;
       schedule_retry(run, std::string("journal: ") + e.what());
     }
+  }
+
+  // on_changed: hold (issue 18). A new version of a source whose earlier version already got
+  // past spooling (spooled, uploading, uploaded, importing, imported; parked from one of those)
+  // would import the whole export a second time; it is parked for the operator instead, with
+  // what changed. Empty: go on (on_changed: reimport, a first version, or earlier versions that
+  // never got that far: superseded, failed, spooling).
+  std::string hold_reason(const std::string& pname, const journal::ExportRow& row,
+                          const watch::ReadyExport& r) {
+    const Pipe* pipe = pipe_of(pname);
+    if (!pipe || pipe->cfg.on_changed == config::OnChanged::reimport || row.version < 2) return {};
+    auto past_spool = [](ExportState st) {
+      switch (st) {
+        case ExportState::spooled:
+        case ExportState::uploading:
+        case ExportState::uploaded:
+        case ExportState::import_starting:
+        case ExportState::importing:
+        case ExportState::imported:
+          return true;
+        default:
+          return false;
+      }
+    };
+    std::optional<journal::ExportRow> earlier;
+    for (const auto& e : jr->exports(true)) {
+      if (e.id == row.id || e.pipeline != row.pipeline || e.source_path != row.source_path)
+        continue;
+      const ExportState st =
+          e.state == ExportState::parked && e.parked_from ? *e.parked_from : e.state;
+      if (!past_spool(st)) continue;
+      if (!earlier || e.version > earlier->version) earlier = e;
+    }
+    if (!earlier) return {};
+    // What changed, file by file: the journal's identity of the earlier version against the
+    // files just taken (size; else modification time).
+    std::map<std::string, journal::SourceIdentity> before;
+    for (const auto& f : jr->files(earlier->id)) before[f.name] = f.source;
+    std::string what;
+    int listed = 0, more = 0;
+    auto note = [&](const std::string& s) {
+      if (listed < 5) {
+        what += (what.empty() ? "" : "; ") + s;
+        ++listed;
+      } else {
+        ++more;
+      }
+    };
+    std::set<std::string> now;
+    for (const auto& f : r.files) {
+      now.insert(f.name);
+      auto it = before.find(f.name);
+      if (it == before.end()) {
+        note(f.name + " added (" + std::to_string(f.identity.size) + " bytes)");
+      } else if (it->second.size != f.identity.size) {
+        note(f.name + " size " + std::to_string(it->second.size) + " -> " +
+             std::to_string(f.identity.size) + " bytes");
+      } else if (it->second.mtime_ns != f.identity.mtime_ns ||
+                 it->second.inode != f.identity.inode) {
+        note(f.name + " rewritten (same size " + std::to_string(f.identity.size) + " bytes)");
+      }
+    }
+    for (const auto& [name, id] : before)
+      if (!now.count(name)) note(name + " removed");
+    if (more > 0) what += "; and " + std::to_string(more) + " more";
+    if (what.empty()) what = "content digest " + earlier->digest + " -> " + row.digest;
+    const ExportState st = earlier->state == ExportState::parked && earlier->parked_from
+                               ? *earlier->parked_from
+                               : earlier->state;
+    return "held: changed after version " + earlier->name + " was taken (" +
+           std::string(to_string(st)) + "): " + what +
+           "; not imported twice (on_changed: hold); `fhir-edge retry " + row.name +
+           "` imports this version";
   }
 
   // ---------------------------------------------------------------- spool
@@ -827,6 +1053,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         jr->set_export_state(run->id, ExportState::superseded, run->fail);
         spool::remove_export(cfg.spool.dir, run->name, quota.get());
         runs.erase(run->id);
+        // Early multipart uploads of this version will never be completed: abort them.
+        if (!run->early_files.empty()) sweep_orphans();
         changed();
         return;
       }
@@ -1062,8 +1290,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       req.content_type =
           o->kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
       auto self = shared_from_this();
+      ++creating[o->key];
       s3->create_multipart_upload(req, [self, o](aws::S3Result<aws::CreateMultipartResult> r) {
         if (self->stopping) return;
+        self->created(o->key, r.attempts);
         if (!r.ok()) return self->object_failed(o, r.error, r.describe());
         o->upload_id = r.value->upload_id;
         try {

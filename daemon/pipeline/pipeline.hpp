@@ -7,7 +7,9 @@
 // One Component per daemon serves every configured pipeline:
 //   watch      one watch::Watcher per pipeline on the control io_context → ReadyExport
 //   take       content digest on the worker pool, then journal.take_export on the control thread:
-//              an identical re-delivery is recognised (not redone), a changed one is a new version
+//              an identical re-delivery is recognised (not redone), a changed one is a new version;
+//              on_changed: hold parks a new version whose earlier one got past spooling (it
+//              would import every resource again) until `fhir-edge retry` releases it
 //   spool      per file on the worker pool (boost::asio::thread_pool): LineReader → Validator at
 //              the pipeline's level → valid lines to spool/<export>/import/<File>.zst, invalid ones
 //              to rejected/<File>.zst, issues to spool/<export>/reports/<File>.json; then
@@ -31,6 +33,13 @@
 //              the spool of exports that are already uploaded is evicted, oldest first.
 //   restart    every non-terminal export is resumed from the journal (spooling → redo the files
 //              not yet spooled; spooled/uploading → resume the upload).
+//   orphans    after recovery at start, and whenever a CreateMultipartUpload needed more than one
+//              attempt (an earlier attempt may have created an upload whose answer was lost),
+//              ListMultipartUploads under each pipeline's prefix; an upload is aborted only when
+//              its key is <prefix>/<export>/{import,archive}/... of an export in the journal, no
+//              file row of a journal export (superseded and failed ones excepted: nothing resumes
+//              them) names its upload id, and no CreateMultipartUpload for that
+//              key is in flight in this process (the sweep then runs again once it answered).
 // Threading: every journal call, S3 call and state change happens on the control thread (the
 // io_context the component was made with); the pool only reads sources and writes spool files.
 #include <chrono>
@@ -105,6 +114,9 @@ struct Stats {
   // Journal writes that failed on the control thread (disk full, read-only or failing file
   // system): the export waited and was retried, nothing was recorded as done without them.
   std::uint64_t journal_errors = 0;
+  // Incomplete multipart uploads under a pipeline's prefix that the journal does not own (a lost
+  // CreateMultipartUpload answer, a kill right after one), aborted by the orphan sweep.
+  std::uint64_t orphan_uploads_aborted = 0;
 };
 
 class Pipeline : public service::Component {

@@ -346,3 +346,38 @@ TEST(Emulator, ImportJobStartDescribeListIdempotent) {
 }
 
 }  // namespace
+
+// Issue 18, defect 4: a HEAD signed before another request corrected the clock offset comes back
+// 403 without a body. It was classed `auth` (and parked its export) because its Date was compared
+// with the clock as corrected meanwhile, not with the clock it was signed with. Timeline: the
+// PutObject and the HeadObject are signed together with offset 0 and both meet a server clock
+// 20 minutes ahead (skew=@1). The PutObject's RequestTimeTooSkewed moves the offset to +20 min at
+// once; the HeadObject's 403 arrives a second later (slow=@1), while the PutObject's retry is
+// held for 3 s (slow=@2) so the offset is still +20 min then.
+TEST(Emulator, Head403SignedBeforeASkewCorrectionIsRetriedNotAuth) {
+  HealthLakeLocalOptions opt;
+  opt.faults =
+      "PutObject:skew=@1:20m,PutObject:slow=@2:3s,HeadObject:skew=@1:20m,HeadObject:slow=@1:1s";
+  auto hll = start_emulator(opt);
+  if (!hll) return;
+  Client c(*hll);
+  const std::string line = R"({"resourceType":"Patient","id":"p1"})"
+                           "\n";
+  std::optional<S3Result<PutObjectResult>> put;
+  std::optional<S3Result<HeadObjectResult>> head;
+  PutObjectRequest req;
+  req.bucket = kBucket;
+  req.key = "exports/skew/import/Patient.ndjson";
+  req.body = BodySource::from_view(line);
+  req.crc32c = crc32c(line);
+  c.s3.put_object(std::move(req), [&](auto r) { put = std::move(r); });
+  c.s3.head_object(kBucket, "exports/skew/import/Other.ndjson",
+                   [&](auto r) { head = std::move(r); });
+  run_until(c.io, [&] { return put.has_value() && head.has_value(); });
+  ASSERT_TRUE(put->ok()) << put->describe();
+  // The object does not exist: 404 proves the HEAD was accepted once re-signed.
+  ASSERT_FALSE(head->ok());
+  EXPECT_EQ(head->error->http_status, 404) << head->describe();
+  EXPECT_EQ(head->error->category, ErrorCategory::not_found) << head->describe();
+  EXPECT_LT(std::chrono::abs(c.caller.skew().offset()), ClockSkew::kThreshold);
+}

@@ -119,16 +119,34 @@ inline uint16_t free_port() {
 // healthlake-local as a child process (strict S3: checksums, part sizes, preconditions).
 class LocalS3 {
  public:
-  LocalS3(fs::path data, uint64_t min_part_size, uint16_t port = 0) : data_(std::move(data)) {
+  // `faults`: a --faults spec (tools/healthlake-local/README.md), empty for none.
+  LocalS3(fs::path data, uint64_t min_part_size, uint16_t port = 0, const std::string& faults = "")
+      : data_(std::move(data)) {
     fs::create_directories(data_);
     auto port_file = data_ / "port";
     fs::remove(port_file);
-    pid_ = spawn(
-        {FE_HEALTHLAKE_LOCAL, "--data", (data_ / "store").string(), "--listen",
-         "127.0.0.1:" + std::to_string(port), "--port-file", port_file.string(), "--access-key",
-         kAccessKey, "--secret-key", kSecretKey, "--bucket", kBucket, "--min-part-size",
-         std::to_string(min_part_size), "--request-log", (data_ / "requests.jsonl").string()},
-        data_ / "server.log");
+    std::vector<std::string> args{FE_HEALTHLAKE_LOCAL,
+                                  "--data",
+                                  (data_ / "store").string(),
+                                  "--listen",
+                                  "127.0.0.1:" + std::to_string(port),
+                                  "--port-file",
+                                  port_file.string(),
+                                  "--access-key",
+                                  kAccessKey,
+                                  "--secret-key",
+                                  kSecretKey,
+                                  "--bucket",
+                                  kBucket,
+                                  "--min-part-size",
+                                  std::to_string(min_part_size),
+                                  "--request-log",
+                                  (data_ / "requests.jsonl").string()};
+    if (!faults.empty()) {
+      args.push_back("--faults");
+      args.push_back(faults);
+    }
+    pid_ = spawn(args, data_ / "server.log");
     for (int i = 0; i < 600; ++i) {
       std::string s = fs::exists(port_file) ? read_file(port_file) : "";
       if (!s.empty() && s.back() == '\n') {
@@ -232,6 +250,29 @@ class S3Reader {
     drive([&] { return res.has_value(); });
     if (!res->ok()) return std::nullopt;
     return *res->value;
+  }
+  // Starts a multipart upload and leaves it incomplete; returns its id (empty on failure).
+  std::string create_upload(const std::string& key) {
+    aws::CreateMultipartRequest req;
+    req.bucket = kBucket;
+    req.key = key;
+    std::optional<aws::S3Result<aws::CreateMultipartResult>> res;
+    s3_.create_multipart_upload(req, [&](aws::S3Result<aws::CreateMultipartResult> r) { res = r; });
+    drive([&] { return res.has_value(); });
+    return res->ok() ? res->value->upload_id : std::string();
+  }
+  // Incomplete multipart uploads under a prefix: upload id -> key.
+  std::map<std::string, std::string> uploads(const std::string& prefix) {
+    aws::ListUploadsRequest req;
+    req.bucket = kBucket;
+    req.prefix = prefix;
+    std::optional<aws::S3Result<aws::ListUploadsResult>> res;
+    s3_.list_all_multipart_uploads(req, [&](aws::S3Result<aws::ListUploadsResult> r) { res = r; });
+    drive([&] { return res.has_value(); });
+    if (!res->ok()) throw std::runtime_error(res->describe());
+    std::map<std::string, std::string> out;
+    for (const auto& u : res->value->uploads) out[u.upload_id] = u.key;
+    return out;
   }
   std::set<std::string> list(const std::string& prefix) {
     std::set<std::string> keys;

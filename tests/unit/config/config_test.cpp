@@ -54,6 +54,7 @@ TEST(ConfigLoad, MinimalPipelineGetsDocumentedDefaults) {
   EXPECT_EQ(p.complete_when.marker, ".done");
   EXPECT_EQ(p.validation_level, fe::config::ValidationLevel::structure_only);
   EXPECT_EQ(p.on_invalid, fe::config::OnInvalid::reject_resource);
+  EXPECT_EQ(p.on_changed, fe::config::OnChanged::hold);
   EXPECT_TRUE(p.s3.archive);
   EXPECT_EQ(p.s3.prefix, "exports");
   EXPECT_EQ(p.healthlake.max_outstanding_starts, 1);
@@ -155,6 +156,11 @@ TEST(ConfigErrors, EnumValues) {
   EXPECT_THAT(errors(std::string(kHead) + "    on_invalid: drop\n"),
               ElementsAre("t.yaml:10:17: pipelines[0].on_invalid: must be one of "
                           "reject-resource, reject-file, fail-export, got 'drop'"));
+  EXPECT_THAT(errors(std::string(kHead) + "    on_changed: overwrite\n"),
+              ElementsAre("t.yaml:10:17: pipelines[0].on_changed: must be one of hold, "
+                          "reimport, got 'overwrite'"));
+  EXPECT_EQ(ok(std::string(kHead) + "    on_changed: reimport\n").pipelines[0].on_changed,
+            fe::config::OnChanged::reimport);
   EXPECT_THAT(errors(std::string(kHead) + "aws: { credentials: { source: vault } }\n"),
               ElementsAre("t.yaml:10:31: aws.credentials.source: must be one of auto, env, "
                           "profile, process, imds, container, systemd, got 'vault'"));
