@@ -231,6 +231,8 @@ std::vector<Tok> lex(std::string_view s) {
   return out;
 }
 
+std::string_view calendar_unit(std::string_view u);
+
 // ---- Parser ------------------------------------------------------------------------------------
 
 const std::set<std::string_view>& known_functions() {
@@ -499,7 +501,8 @@ class Parser {
         }
         p_++;
         // A quantity literal: 4 'mg' or 4 days
-        if (peek().t == Tok::str) {
+        if (peek().t == Tok::str ||
+            (peek().t == Tok::ident && calendar_unit(peek().v) != peek().v)) {
           n->lit.d = n->lit.kind == Item::integer ? static_cast<double>(n->lit.i) : n->lit.d;
           n->lit.kind = Item::quantity;
           n->lit.s = t_[p_++].v;
