@@ -633,17 +633,28 @@ void push_element(const schema::Element& e, dom::object obj, Coll& out) {
   }
   if (!hv && !hu) return;
   dom::array va, ua;
-  bool arr = (hv && v.get(va) == simdjson::SUCCESS) || (hu && u.get(ua) == simdjson::SUCCESS);
+  // Both sides are read independently: `value` may be an array while `_value` is too.
+  const bool va_ok = hv && v.get(va) == simdjson::SUCCESS;
+  const bool ua_ok = hu && u.get(ua) == simdjson::SUCCESS;
+  const bool arr = va_ok || ua_ok;
   if (!arr) {
     if (hv && v.is_null()) hv = false;
     if (hv || hu) out.push_back(node_item(v, hv, u, hu, e.type));
     return;
   }
-  size_t n = std::max(hv && v.is_array() ? va.size() : 0, hu && u.is_array() ? ua.size() : 0);
+  // Iterate (dom::array::at is linear): pair value[i] with _value[i].
+  std::vector<dom::element> xs, us;
+  if (va_ok)
+    for (dom::element x : va) xs.push_back(x);
+  if (ua_ok)
+    for (dom::element x : ua) us.push_back(x);
+  const size_t n = std::max(xs.size(), us.size());
   for (size_t i = 0; i < n; i++) {
     dom::element a, b;
-    bool ha = hv && v.is_array() && va.at(i).get(a) == simdjson::SUCCESS && !a.is_null();
-    bool hb = hu && u.is_array() && ua.at(i).get(b) == simdjson::SUCCESS && !b.is_null();
+    bool ha = i < xs.size() && !xs[i].is_null();
+    bool hb = i < us.size() && !us[i].is_null();
+    if (ha) a = xs[i];
+    if (hb) b = us[i];
     if (ha || hb) out.push_back(node_item(a, ha, b, hb, e.type));
   }
 }

@@ -28,14 +28,16 @@ std::string eval(std::string_view json, std::string_view expr) {
 
 constexpr std::string_view kPatient =
     R"({"resourceType":"Patient","id":"p","active":true,"birthDate":"1970-03",)"
-    R"("name":[{"family":"A","given":["x","y"]},{"family":"B"}],"gender":"female",)"
+    R"("name":[{"family":"A","given":["x","y"],"_given":[null,{"id":"g"}]},{"family":"B"}],)"
+    R"("gender":"female",)"
     R"("_gender":{"extension":[{"url":"u","valueString":"s"}]},)"
     R"("contact":[{"name":{"family":"C"}}],"deceasedBoolean":false})";
 
 TEST(FhirPath, PathsAndChoices) {
   EXPECT_EQ(eval(kPatient, "name.family"), "['A', 'B']");
   EXPECT_EQ(eval(kPatient, "Patient.name.given.count()"), "[2]");
-  EXPECT_EQ(eval(kPatient, "deceased"), "[false]");  // deceased[x] by its base name
+  EXPECT_EQ(eval(kPatient, "name.given[1].id"), "['g']");  // given[i] pairs with _given[i]
+  EXPECT_EQ(eval(kPatient, "deceased"), "[false]");        // deceased[x] by its base name
   EXPECT_EQ(eval(kPatient, "deceased is Boolean"), "[true]");
   EXPECT_EQ(eval(kPatient, "deceased is FHIR.boolean"), "[true]");
   EXPECT_EQ(eval(kPatient, "gender.extension.url"), "['u']");  // from _gender
