@@ -623,6 +623,9 @@ bool is_primitive_type(uint32_t t) {
 }
 
 // Appends the value(s) of element e (JSON name) of object obj.
+void push_values(const schema::Element& e, dom::element v, bool hv, dom::element u, bool hu,
+                 Coll& out);
+
 void push_element(const schema::Element& e, dom::object obj, Coll& out) {
   dom::element v, u;
   bool hv = obj[e.name].get(v) == simdjson::SUCCESS;
@@ -631,6 +634,12 @@ void push_element(const schema::Element& e, dom::object obj, Coll& out) {
     std::string un = "_" + std::string(e.name);
     hu = obj[un].get(u) == simdjson::SUCCESS;
   }
+  push_values(e, v, hv, u, hu, out);
+}
+
+// The value(s) of element e given its JSON value v and, for a primitive, its `_name` sibling u.
+void push_values(const schema::Element& e, dom::element v, bool hv, dom::element u, bool hu,
+                 Coll& out) {
   if (!hv && !hu) return;
   dom::array va, ua;
   // Both sides are read independently: `value` may be an array while `_value` is too.
@@ -1847,6 +1856,10 @@ struct Checker {
     dom::object obj;
     if (!it.has_el || it.el.get(obj)) return;
     const std::vector<uint32_t>& on_el = tab.on_element[it.type];
+    // `_name` siblings are looked up only when the object has any (most have none).
+    bool any_under = false;
+    for (auto [key, val] : obj) any_under |= !key.empty() && key[0] == '_';
+    Coll items;
     for (auto [key, val] : obj) {
       if (key.empty() || key == "resourceType") continue;
       bool under = key[0] == '_';
@@ -1856,8 +1869,15 @@ struct Checker {
       const schema::Element& e = s.elements[static_cast<size_t>(ei)];
       if (under && obj[name].error() == simdjson::SUCCESS) continue;  // visited with its value
       if (under && !is_primitive_type(e.type)) continue;
-      Coll items;
-      push_element(e, obj, items);
+      items.clear();
+      if (under) {
+        push_values(e, {}, false, val, true, items);
+      } else {
+        dom::element u;
+        bool hu = any_under && is_primitive_type(e.type) &&
+                  obj["_" + std::string(name)].get(u) == simdjson::SUCCESS;
+        push_values(e, val, true, u, hu, items);
+      }
       const size_t base = path.size();
       bool many = val.is_array();
       for (size_t i = 0; i < items.size(); i++) {
