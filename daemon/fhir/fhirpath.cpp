@@ -1443,9 +1443,14 @@ Coll call(const Ast& n, const Coll& in, Env& env) {
                                : s->find(*a) != std::string::npos;
     return {make_bool(r)};
   }
+  // libstdc++'s std::regex matches recursively: a hostile multi-megabyte string could exhaust
+  // the stack. Longer inputs are reported as not evaluated (no R4 invariant needs them).
+  constexpr size_t kMaxRegexInput = 4096;
   if (f == "matches") {
     auto s = input_str();
     if (!s) return {};
+    if (s->size() > kMaxRegexInput)
+      throw NotEvaluated{"matches() on a string longer than 4096 bytes"};
     std::shared_ptr<std::regex> re = n.re;
     if (!re) {
       auto a = str_arg(0);
@@ -1462,6 +1467,8 @@ Coll call(const Ast& n, const Coll& in, Env& env) {
     auto s = input_str();
     auto sub = str_arg(1);
     if (!s || !sub || !n.re) return {};
+    if (s->size() > kMaxRegexInput)
+      throw NotEvaluated{"replaceMatches() on a string longer than 4096 bytes"};
     return {make_str(std::regex_replace(*s, *n.re, *sub))};
   }
   if (f == "substring") {

@@ -115,6 +115,11 @@ TEST(FhirPath, NotEvaluatedIsNamed) {
             "error: memberOf() needs a value set that is not loaded");
   EXPECT_EQ(eval(kPatient, "name.frobnicate()"), "error: function frobnicate()");
   EXPECT_EQ(eval(kPatient, "%nosuchvar"), "error: %nosuchvar");
+  // A huge string is not handed to the (recursive) regex engine.
+  std::string big = R"({"resourceType":"Patient","id":"p","name":[{"family":")" +
+                    std::string(100000, 'a') + R"("}]})";
+  EXPECT_EQ(eval(big, "name.family.matches('^a+$')"),
+            "error: matches() on a string longer than 4096 bytes");
 }
 
 TEST(FhirPath, ResolveWithinTheResource) {
