@@ -57,8 +57,10 @@ run_level() {  # level label [extra args]
 }
 run_level minimal "fhir-edge minimal"
 run_level structure-only "fhir-edge structure-only"
+# strict = structure + the R4 error-severity FHIRPath invariants (daemon/fhir/fhirpath.hpp).
+run_level strict "fhir-edge strict (+invariants)"
 if [[ -d $uscore ]]; then
-  run_level strict "fhir-edge strict (US Core 3.1.0)" --package "$uscore"
+  run_level strict "fhir-edge strict (+US Core 3.1.0)" --package "$uscore"
 fi
 echo "(ajv: compile $(field compileSeconds "$ajv") s excluded; $(field removedDefinitions "$ajv") Medplum-only definitions removed; targets: structure-only >= 2x, minimal >= 5x)"
 

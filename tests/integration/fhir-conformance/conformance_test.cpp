@@ -105,6 +105,62 @@ TEST(Synthea, All7160ResourcesHaveNoStructureErrors) {
   EXPECT_EQ(errors, 0u);
 }
 
+// strict evaluates the R4 error-severity FHIRPath invariants (fhirpath.hpp): no false positive on
+// the official examples (whitespace-only narratives are a txt-1/txt-2 warning, see
+// docs/validation.md) nor on the Synthea export, and none is left "not evaluated".
+TEST(Examples, StrictInvariantsNoFalsePositives) {
+  REQUIRE_SHARED("examples-r4");
+  auto v = make(Level::strict);
+  Scratch sc;
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(kShared / "examples-r4")) {
+    if (e.path().extension() != ".json") continue;
+    files++;
+    FileOutcome o;
+    o.sum = validate_file(*v, e.path(), sc, [&](const Result& r) {
+      o.results.push_back(r);
+      return true;
+    });
+    const std::string name = e.path().filename().string();
+    size_t expected = 0;
+    if (name == "Questionnaire-qs1.json")  // the known linkId defect, see above
+      for (const auto& r : o.results)
+        for (const auto& i : r.issues)
+          if (i.code == "required" && i.path.ends_with(".linkId")) expected++;
+    EXPECT_EQ(o.sum.errors, expected) << first_errors(o, name);
+  }
+  EXPECT_EQ(files, 702u);
+  InvariantCounts c = Validator::invariant_counts(sc);
+  EXPECT_GT(c.evaluated, 15000u);
+  EXPECT_EQ(c.failed, 8u);  // txt-1/txt-2 on the 4 whitespace-only narratives (warnings)
+  EXPECT_EQ(c.not_evaluated, 0u);
+  std::printf("examples-r4 strict: invariants %llu evaluated, %llu failed, %llu not evaluated\n",
+              (unsigned long long)c.evaluated, (unsigned long long)c.failed,
+              (unsigned long long)c.not_evaluated);
+}
+
+TEST(Synthea, StrictInvariantsNoFalsePositives) {
+  REQUIRE_SHARED("synthea-10-patients");
+  auto v = make(Level::strict);
+  Scratch sc;
+  uint64_t resources = 0;
+  for (const auto& e : fs::directory_iterator(kShared / "synthea-10-patients")) {
+    if (e.path().extension() != ".ndjson" || e.path().filename() == "log.ndjson") continue;
+    FileOutcome o;
+    o.sum = validate_file(*v, e.path(), sc, [&](const Result& r) {
+      o.results.push_back(r);
+      return true;
+    });
+    resources += o.sum.resources;
+    EXPECT_EQ(o.sum.errors, 0u) << first_errors(o, e.path().filename().string());
+  }
+  EXPECT_EQ(resources, 7160u);
+  InvariantCounts c = Validator::invariant_counts(sc);
+  EXPECT_GT(c.evaluated, 60000u);
+  EXPECT_EQ(c.failed, 0u);
+  EXPECT_EQ(c.not_evaluated, 0u);
+}
+
 // invalid-struct cases whose error needs knowledge beyond the R4 base definitions and the file
 // itself, so no structure-only validator (ours or HL7's at that level) can see it. Each must stay
 // undetected here; when the engine learns to catch one, the test says so and it leaves this list.

@@ -121,6 +121,26 @@ TEST(CliValidate, StandardInput) {
   EXPECT_NE(r.out.find("/dev/stdin:2: error Patient.gender"), std::string::npos) << r.out;
 }
 
+// strict evaluates the FHIRPath invariants: a Period ending before it starts (per-1) is an error
+// with the key, the path and the line; the summary counts evaluated / failed / not evaluated.
+TEST(CliValidate, StrictEvaluatesInvariants) {
+  Dir d;
+  std::string f =
+      d.write("period.ndjson",
+              std::string(kGood) + "\n" +
+                  R"({"resourceType":"Encounter","status":"finished","class":{"code":"x"},)"
+                  R"("period":{"start":"2020-02-01","end":"2020-01-01"}})" +
+                  "\n");
+  CliRun r = run("--level strict " + f);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.out.find(f + ":2: error Encounter.period: per-1: "), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("FHIRPath invariants: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" evaluated, 1 failed, 0 not evaluated"), std::string::npos) << r.err;
+  CliRun so = run("--level structure-only " + f);
+  EXPECT_EQ(so.code, 0) << so.err;
+  EXPECT_NE(so.err.find("not evaluated at structure-only"), std::string::npos) << so.err;
+}
+
 TEST(CliValidate, UsageErrorsExitTwo) {
   EXPECT_EQ(run("").code, 2);
   EXPECT_EQ(run("--level lenient x.ndjson").code, 2);
