@@ -81,6 +81,12 @@ struct HealthLakeOptions {
   JobTiming timing;
   std::vector<std::filesystem::path> fhir_packages;  // for ValidationLevel strict
   bool require_sse_kms = false;  // input objects without SSE-KMS are files read with customer error
+  // ListFHIRImportJobs returns at most this many jobs per page even when MaxResults allows more
+  // (AWS may return fewer than MaxResults), so tests can prove that NextToken is followed. 0: off.
+  int64_t list_page_size = 0;
+  // Every job ends with this status once its import ran (its manifest and outputs are written as
+  // usual), e.g. CANCEL_FAILED: a cancel was asked for, failed, and the job ran on. "": off.
+  std::string final_status_override;
 };
 
 class HealthLake {
