@@ -181,8 +181,8 @@ class DaemonRun {
         [&] {
           auto s = export_status(name);
           state = s ? s->state : "";
-          return state == "imported" || state == "import_failed" || state == "parked" ||
-                 state == "failed";
+          return state == "imported" || state == "import_failed" || state == "nothing_to_import" ||
+                 state == "parked" || state == "failed";
         },
         limit);
     return state;
