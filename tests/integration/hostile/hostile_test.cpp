@@ -361,4 +361,24 @@ TEST(HostileInput, ExportWithNothingValidStartsNoImportJob) {
   EXPECT_EQ(run.stop(), 0);
 }
 
+// Issue 18 defect 1: healthlake-local --require-sse-kms and s3.kms_key_id: null (no SSE-KMS on
+// the uploaded objects): the job ends COMPLETED_WITH_ERRORS with 0 of N resources imported. That
+// is not `imported`, so after_upload: delete must leave the source alone, and status says why.
+TEST(HostileInput, ImportThatImportedNothingKeepsTheSource) {
+  DaemonRun::Options o;
+  o.after_upload = "delete";
+  o.hll.extra_args = {"--require-sse-kms"};
+  DaemonRun run(o);
+  run.start();
+  drop_export(run.watch(), "nokms", {{"Patient.ndjson", patients("nokms", 4)}});
+  ASSERT_EQ(run.wait_final("nokms"), "import_failed") << run.log();
+  auto st = run.export_status("nokms");
+  EXPECT_NE(st->last_error.find("imported none of the export's 4 resources"), std::string::npos)
+      << st->last_error;
+  EXPECT_NE(st->last_error.find("The source is kept"), std::string::npos) << st->last_error;
+  EXPECT_TRUE(fs::exists(run.watch() / "nokms" / "Patient.ndjson"));  // not deleted
+  EXPECT_TRUE(run.hll().imported_resources().empty());
+  EXPECT_EQ(run.stop(), 0);
+}
+
 }  // namespace
