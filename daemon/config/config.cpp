@@ -1227,8 +1227,28 @@ Config read(Checker& c, const YAML::Node& root) {
     }
   }
   if (const Item* it = top.get("import")) {
-    Map m(c, it->value, it->path, it->mark, {"poll_min", "poll_max"});
+    Map m(c, it->value, it->path, it->mark, {"poll_min", "poll_max", "min_imported_share"});
     if (m.ok()) {
+      if (const Item* si = m.get("min_imported_share")) {
+        if (auto v = c.text(*si)) {
+          // "0.9" or "90%": a share of the export's resources, 0..1.
+          std::string t = *v;
+          double scale = 1.0;
+          if (!t.empty() && t.back() == '%') {
+            t.pop_back();
+            scale = 100.0;
+          }
+          double d = -1;
+          auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), d);
+          if (t.empty() || ec != std::errc{} || p != t.data() + t.size()) {
+            c.error(si->mark, si->path, "expected a share such as 0.9 or 90%, got '" + *v + "'");
+          } else if (d / scale < 0 || d / scale > 1) {
+            c.error(si->mark, si->path, "must be between 0 and 1 (0% and 100%), got '" + *v + "'");
+          } else {
+            cfg.import_jobs.min_imported_share = d / scale;
+          }
+        }
+      }
       c.duration(m, "poll_min", cfg.import_jobs.poll_min, std::chrono::hours(1));
       c.duration(m, "poll_max", cfg.import_jobs.poll_max, std::chrono::hours(1));
       if (cfg.import_jobs.poll_min.count() < 1) {

@@ -159,6 +159,11 @@ struct Watch {
 struct Import {
   Seconds poll_min{15};  // DescribeFHIRImportJob interval, jittered between the two (>= 1s)
   Seconds poll_max{60};
+  // An import job whose status is accepted (accept_statuses) but that imported fewer than this
+  // share of the export's resources (imported / max(scanned, valid)) is not `imported`: the
+  // export ends import_failed, the source is kept and status says why. An import that imported
+  // nothing is never `imported`, whatever this says. 0..1 ("0.9" or "90%"); 0 = any share > 0.
+  double min_imported_share = 0.0;
 };
 
 struct Metrics {

@@ -1,5 +1,7 @@
 #include "journal/journal.hpp"
 
+#include <simdjson.h>
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
@@ -726,8 +728,11 @@ void Journal::change_export_state(int64_t export_id, ExportState to, std::string
     s.bind(4, to_string(row.state)).bind(5, message).bind(6, message);
   } else {
     s.bind_null(4).bind(5, std::string_view{});
-    // Moving forward clears a retried error; failing records it.
-    s.bind(6, to == ExportState::failed ? message : std::string_view{});
+    // Moving forward clears a retried error; failing (or ending without an import) records it,
+    // so status says why.
+    bool why = to == ExportState::failed || to == ExportState::import_failed ||
+               to == ExportState::nothing_to_import;
+    s.bind(6, why ? message : std::string_view{});
   }
   s.bind(7, export_id).run();
   std::string text = std::string(to_string(row.state)) + " -> " + std::string(to_string(to));
@@ -1161,6 +1166,33 @@ RetryOutcome Journal::retry_export(std::string_view export_name, bool reimport) 
   switch (row->state) {
     case ExportState::parked: {
       if (!row->parked_from) return refuse("parked without a state to resume (journal damaged?)");
+      if (reimport && *row->parked_from == ExportState::importing) {
+        // Parked while its job was followed (typically: the job vanished, Describe answers
+        // ResourceNotFound). Resuming would poll the same job id again; --reimport is the way
+        // out: a new attempt with new ClientToken(s) and a new job.
+        std::string old_jobs;
+        for (const auto& j : import_jobs(row->id))
+          if (!j.job_id.empty()) old_jobs += (old_jobs.empty() ? "" : ", ") + j.job_id;
+        int attempt = row->import_attempt + 1;
+        out.to = ExportState::uploaded;
+        out.new_token = true;
+        Stmt s(db_, path_,
+               "UPDATE exports SET state=?, import_attempt=?, updated_at=?, finished_at=NULL, "
+               "parked_from=NULL, parked_reason='', last_error='' WHERE id=?");
+        s.bind(1, to_string(out.to)).bind(2, static_cast<int64_t>(attempt)).bind(3, now_ms());
+        s.bind(4, row->id).run();
+        out.applied = true;
+        out.message = row->name + ": parked (" + row->parked_reason +
+                      ") -> uploaded, import attempt " + std::to_string(attempt) +
+                      ": a NEW import job with a new ClientToken will be started; the job(s) of "
+                      "the previous attempt (" +
+                      (old_jobs.empty() ? std::string("none") : old_jobs) +
+                      ") are no longer followed";
+        insert_event(db_, path_, row->id, std::nullopt, "retry",
+                     "parked -> uploaded: import attempt " + std::to_string(attempt) +
+                         " (--reimport; previous job(s): " + old_jobs + ")");
+        break;
+      }
       out.to = *row->parked_from;
       change_export_state(row->id, out.to, "unpark", "retry requested");
       out.applied = true;
@@ -1179,6 +1211,35 @@ RetryOutcome Journal::retry_export(std::string_view export_name, bool reimport) 
             "its import job already finished with a status the pipeline accepts. Importing it "
             "again creates a new HealthLake job with a new ClientToken and imports every resource "
             "once more (new resource versions); pass --reimport to do that");
+      if (row->state == ExportState::import_failed && !reimport) {
+        // A failed import is not always an import that did nothing: COMPLETED_WITH_ERRORS
+        // under the accepted share, or CANCEL_FAILED (the job ran on). A new job would import
+        // what was imported a second time, so that takes --reimport, and the refusal says what
+        // was imported (from the outcome reconcile journaled from manifest.json and outputs).
+        std::string imported_by, unknown;
+        for (const auto& j : import_jobs(row->id)) {
+          simdjson::dom::parser p;
+          simdjson::dom::element o;
+          if (j.outcome.empty() || p.parse(j.outcome).get(o)) continue;
+          int64_t n = 0;
+          simdjson::dom::object mo;
+          bool manifest = !o["manifest"].get_object().get(mo);
+          if (!o["resources_imported"].get_int64().get(n) && n > 0)
+            imported_by += (imported_by.empty() ? "" : ", ") + std::to_string(n) + " by job " +
+                           j.job_id + " (" + j.status + ")";
+          else if (j.status == "CANCEL_FAILED" && !manifest)
+            unknown += (unknown.empty() ? "" : ", ") + j.job_id;
+        }
+        if (!imported_by.empty())
+          return refuse("resources of it were imported: " + imported_by +
+                        ". A new job would import those a second time; pass --reimport to "
+                        "import the whole export again anyway");
+        if (!unknown.empty())
+          return refuse("job(s) " + unknown +
+                        " ended CANCEL_FAILED without a manifest.json: the cancel failed, so the "
+                        "job probably ran on, and what it imported is not known. Check the job "
+                        "in HealthLake; pass --reimport to import the whole export again anyway");
+      }
       out.to = ExportState::uploaded;
       out.new_token = true;
       int attempt = row->import_attempt + 1;
@@ -1198,6 +1259,11 @@ RetryOutcome Journal::retry_export(std::string_view export_name, bool reimport) 
                        std::to_string(attempt) + (reimport ? " (--reimport)" : ""));
       break;
     }
+    case ExportState::nothing_to_import:
+      return refuse(
+          "none of its resources is valid, so there is nothing to import (see its rejects and "
+          "report.json); fix the source and drop it again: a changed export is taken as a new "
+          "version");
     case ExportState::failed:
       return refuse(
           "it was given up (" + row->last_error +
@@ -1375,7 +1441,8 @@ size_t Journal::compact(std::chrono::seconds older_than) {
   std::vector<int64_t> ids;
   {
     Stmt s(db_, path_,
-           "SELECT id FROM exports WHERE state IN ('imported','import_failed','failed',"
+           "SELECT id FROM exports WHERE state IN "
+           "('imported','import_failed','nothing_to_import','failed',"
            "'superseded') AND finished_at IS NOT NULL AND finished_at <= ?");
     s.bind(1, cutoff);
     while (s.step()) ids.push_back(s.i64(0));

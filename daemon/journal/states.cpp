@@ -6,7 +6,7 @@
 namespace fe::journal {
 namespace {
 
-constexpr std::array<std::pair<ExportState, std::string_view>, 13> kExportNames{{
+constexpr std::array<std::pair<ExportState, std::string_view>, 14> kExportNames{{
     {ExportState::discovered, "discovered"},
     {ExportState::complete, "complete"},
     {ExportState::spooling, "spooling"},
@@ -17,6 +17,7 @@ constexpr std::array<std::pair<ExportState, std::string_view>, 13> kExportNames{
     {ExportState::importing, "importing"},
     {ExportState::imported, "imported"},
     {ExportState::import_failed, "import_failed"},
+    {ExportState::nothing_to_import, "nothing_to_import"},
     {ExportState::parked, "parked"},
     {ExportState::failed, "failed"},
     {ExportState::superseded, "superseded"},
@@ -81,7 +82,8 @@ std::optional<PartKind> parse_part_kind(std::string_view s) {
 
 bool is_terminal(ExportState s) {
   return s == ExportState::imported || s == ExportState::import_failed ||
-         s == ExportState::failed || s == ExportState::superseded;
+         s == ExportState::nothing_to_import || s == ExportState::failed ||
+         s == ExportState::superseded;
 }
 
 bool allowed(ExportState from, ExportState to) {
@@ -103,7 +105,7 @@ bool allowed(ExportState from, ExportState to) {
     case S::uploading:
       return to == S::uploaded;
     case S::uploaded:
-      return to == S::import_starting;
+      return to == S::import_starting || to == S::nothing_to_import;
     case S::import_starting:
       return to == S::importing || to == S::import_failed;
     case S::importing:

@@ -5,16 +5,22 @@
 //
 // Export:   discovered → complete → spooling → spooled → uploading → uploaded → import_starting
 //           → importing → imported | import_failed
+//           uploaded → nothing_to_import (no file has a valid resource: no import object was
+//           uploaded, so no job is started; DESIGN "an export with nothing valid to import starts
+//           no job". Its report and rejects were uploaded before `uploaded`.)
 //           any non-terminal state → parked (non-retryable error; resumed by unpark to the state it
 //           was parked from) | failed (given up) | superseded (source changed after it was taken;
 //           a new version of the export is taken instead).
-//           imported, import_failed, failed and superseded are terminal: no transition leaves
-//           them. The one way out is an operator's `fhir-edge retry` (Journal::retry_export):
-//           import_failed (or imported, with --reimport) → uploaded with a new import attempt,
-//           i.e. new ClientToken(s) and a new job; it is journaled as a "retry" event.
-//           Crash recovery re-enters the same state (a stage is idempotent given the journal), so
-//           "redo" is never a transition; spooling → complete is allowed to restart spooling from
-//           scratch after a partial spool file was found.
+//           imported, import_failed, nothing_to_import, failed and superseded are terminal: no
+//           transition leaves them. The one way out is an operator's `fhir-edge retry`
+//           (Journal::retry_export): import_failed (or imported, with --reimport) → uploaded with a
+//           new import attempt, i.e. new ClientToken(s) and a new job; it is journaled as a "retry"
+//           event. An import_failed export whose job(s) did import resources (COMPLETED_WITH_ERRORS
+//           under import.min_imported_share, CANCEL_FAILED...) needs --reimport too; so does a job
+//           that vanished (parked from importing: --reimport starts a new attempt). Crash recovery
+//           re-enters the same state (a stage is idempotent given the journal), so "redo" is never
+//           a transition; spooling → complete is allowed to restart spooling from scratch after a
+//           partial spool file was found.
 // File:     pending → spooling → spooled → uploading → uploaded; spooling → pending (redo after a
 //           crash); pending|spooling → rejected (on_invalid: reject-file); any → failed.
 // Part:     pending → uploading → uploaded; uploading → pending (retry); pending → uploaded (the
@@ -35,6 +41,7 @@ enum class ExportState {
   importing,
   imported,
   import_failed,
+  nothing_to_import,
   parked,
   failed,
   superseded,
@@ -63,8 +70,9 @@ bool allowed(ExportState from, ExportState to);
 bool allowed(FileState from, FileState to);
 bool allowed(PartState from, PartState to);
 
-// Terminal export states: imported, import_failed, failed, superseded. Nothing but an operator's
-// retry moves them (Journal::retry_export); compaction may delete them after a while.
+// Terminal export states: imported, import_failed, nothing_to_import, failed, superseded. Nothing
+// but an operator's retry moves them (Journal::retry_export); compaction may delete them after a
+// while.
 bool is_terminal(ExportState s);
 
 }  // namespace fe::journal

@@ -55,14 +55,20 @@ constexpr const char* kJobStatuses[] = {"SUBMITTED",
                                         "CANCEL_FAILED"};
 constexpr std::size_t kMaxExtraStatuses = 16;  // other (future) statuses a server may report
 
-constexpr journal::ExportState kStates[] = {
-    journal::ExportState::discovered,      journal::ExportState::complete,
-    journal::ExportState::spooling,        journal::ExportState::spooled,
-    journal::ExportState::uploading,       journal::ExportState::uploaded,
-    journal::ExportState::import_starting, journal::ExportState::importing,
-    journal::ExportState::imported,        journal::ExportState::import_failed,
-    journal::ExportState::parked,          journal::ExportState::failed,
-    journal::ExportState::superseded};
+constexpr journal::ExportState kStates[] = {journal::ExportState::discovered,
+                                            journal::ExportState::complete,
+                                            journal::ExportState::spooling,
+                                            journal::ExportState::spooled,
+                                            journal::ExportState::uploading,
+                                            journal::ExportState::uploaded,
+                                            journal::ExportState::import_starting,
+                                            journal::ExportState::importing,
+                                            journal::ExportState::imported,
+                                            journal::ExportState::import_failed,
+                                            journal::ExportState::nothing_to_import,
+                                            journal::ExportState::parked,
+                                            journal::ExportState::failed,
+                                            journal::ExportState::superseded};
 
 // HELP text of the metrics other stages put in the Registry.
 const std::map<std::string, std::string, std::less<>>& registry_help() {

@@ -183,6 +183,17 @@ std::vector<std::string> import_parts(const std::vector<journal::FileRow>& files
   return out;
 }
 
+bool nothing_to_import(const std::vector<journal::FileRow>& files) {
+  using journal::FileState;
+  for (const auto& f : files) {
+    if (!f.import_key.empty() || f.resources_valid > 0) return false;
+    if (f.state != FileState::uploaded && f.state != FileState::rejected &&
+        f.state != FileState::failed)
+      return false;
+  }
+  return true;
+}
+
 ImporterOptions importer_options(const config::Config& config) {
   ImporterOptions o;
   o.spool_dir = config.spool.dir;
@@ -198,6 +209,7 @@ ImporterOptions importer_options(const config::Config& config) {
     t.validation_level = std::string(config::to_string(p.validation_level));
     t.accept_statuses = p.healthlake.accept_statuses;
     t.max_outstanding_starts = p.healthlake.max_outstanding_starts;
+    t.min_imported_share = config.import_jobs.min_imported_share;
     o.targets.push_back(std::move(t));
   }
   return o;
@@ -436,9 +448,13 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     try {
       auto e = journal.get_export(id);
       const ImportTarget& t = *target(e);
+      auto files = journal.files(id);
+      if (nothing_to_import(files)) {
+        finish_nothing(e, files);
+        return;
+      }
       std::string why;
-      auto parts =
-          import_parts(journal.files(id), e, t.bucket, t.prefix, opt.max_files_per_job, why);
+      auto parts = import_parts(files, e, t.bucket, t.prefix, opt.max_files_per_job, why);
       if (parts.empty()) {
         park(id, why);
         return;
@@ -460,6 +476,36 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     } catch (const std::exception& ex) {
       log::error(std::string("import start: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
     }
+  }
+
+  // No file of the export has a valid resource, so no import object was uploaded: a job would
+  // only fail on an empty prefix (and hold the account's one import slot meanwhile). The export
+  // ends nothing_to_import; report.json and rejects were uploaded by the upload stage.
+  void finish_nothing(const journal::ExportRow& e, const std::vector<journal::FileRow>& files) {
+    std::int64_t rejected = 0;
+    for (const auto& f : files) rejected += f.resources_rejected;
+    rejected = std::max(rejected, e.resources_rejected);
+    std::string msg = "no valid resource in " + std::to_string(files.size()) + " file(s) (" +
+                      std::to_string(rejected) +
+                      " rejected): no import job started; see the rejects and report.json";
+    std::string report =
+        "{\"export\":" + aws::json_quote(e.name) +
+        ",\"status\":\"NOTHING_TO_IMPORT\",\"accepted\":false,\"job_id\":null," +
+        "\"files\":" + std::to_string(files.size()) +
+        ",\"resources_valid\":0,\"resources_rejected\":" + std::to_string(rejected) +
+        ",\"message\":" + aws::json_quote(msg) + "}";
+    try {
+      auto dir = spool::export_dir(opt.spool_dir, e.name);
+      std::filesystem::create_directories(dir);
+      spool::write_durable(dir / "import-report.json", report + "\n");
+    } catch (const std::exception& ex) {
+      log::error(std::string("import report not written: ") + ex.what(), {{"EXPORT_ID", e.name}});
+    }
+    journal.set_export_state(e.id, ExportState::nothing_to_import, msg);
+    ++stats.nothing_to_import;
+    log::warning("export has nothing to import: " + msg, {{"EXPORT_ID", e.name}});
+    release(e);
+    changed();
   }
 
   // The next part without a job id is started; when every part has one the export is importing.
@@ -575,25 +621,40 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     }
   }
 
+  // Every page of ListFHIRImportJobs(JobName, SubmittedAfter) is read (NextToken followed): a
+  // name shared by many jobs (retries, other gateways, a busy account) may put the one this
+  // token made on a later page, and missing it would re-send Start instead of adopting the job.
+  struct Listing {
+    std::vector<aws::ImportJobProperties> kept;  // the oldest matching job so far (0 or 1)
+    int pages = 0;
+  };
+
   void recover(std::int64_t id, const journal::ImportJobRow& j) {
+    list_page(id, j.part, std::make_shared<Listing>(), "");
+  }
+
+  void list_page(std::int64_t id, int part, std::shared_ptr<Listing> acc, std::string next) {
     auto e = journal.get_export(id);
+    if (e.state != ExportState::import_starting) return;
+    auto j = journal.import_job(id, part);
+    if (!j) return;
     const ImportTarget& t = *target(e);
     aws::ListImportJobsRequest q;
     q.datastore_id = t.datastore_id;
-    q.job_name = j.job_name;
-    q.submitted_after =
-        static_cast<double>(j.submitted_at) / 1000.0 - static_cast<double>(opt.list_margin.count());
+    q.job_name = j->job_name;
+    q.submitted_after = static_cast<double>(j->submitted_at) / 1000.0 -
+                        static_cast<double>(opt.list_margin.count());
     q.max_results = 500;
-    int part = j.part;
+    q.next_token = std::move(next);
     busy.insert({id, part});
-    std::string input = input_of(e, t, j);
+    std::string input = input_of(e, t, *j);
     hl.list_import_jobs(q, guard<aws::HlResult<aws::ListImportJobsResult>>(
-                               {id, part}, [id, part, input](Impl& self, auto r) {
-                                 self.on_listed(id, part, input, std::move(r));
+                               {id, part}, [id, part, input, acc](Impl& self, auto r) {
+                                 self.on_listed(id, part, input, acc, std::move(r));
                                }));
   }
 
-  void on_listed(std::int64_t id, int part, const std::string& input,
+  void on_listed(std::int64_t id, int part, const std::string& input, std::shared_ptr<Listing> acc,
                  aws::HlResult<aws::ListImportJobsResult> r) {
     auto e = journal.get_export(id);
     if (e.state != ExportState::import_starting) return;
@@ -607,17 +668,23 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       }
       return;
     }
+    ++acc->pages;
     // Oldest matching job: if there were ever two, the first is the one the token made.
-    const aws::ImportJobProperties* found = nullptr;
     for (const auto& job : r.value->jobs) {
       if (job.input_s3_uri != input) continue;
-      if (!found || job.submit_time < found->submit_time) found = &job;
+      if (acc->kept.empty() || job.submit_time < acc->kept.front().submit_time) acc->kept = {job};
     }
-    if (found) {
+    if (!r.value->next_token.empty()) {
+      list_page(id, part, acc, r.value->next_token);
+      return;
+    }
+    if (!acc->kept.empty()) {
+      const auto& found = acc->kept.front();
       ++stats.jobs_adopted;
-      journal.record_import_job(id, found->job_id, found->job_status, part);
-      log::notice("import job adopted after restart",
-                  {{"EXPORT_ID", e.name}, {"JOB_ID", found->job_id}});
+      journal.record_import_job(id, found.job_id, found.job_status, part);
+      log::notice(
+          "import job adopted after restart",
+          {{"EXPORT_ID", e.name}, {"JOB_ID", found.job_id}, {"PAGES", std::to_string(acc->pages)}});
       changed();
       start_next(id, true);
       return;
@@ -661,6 +728,17 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         ++stats.retries;
         journal.set_export_error(id, r.describe() + " (polling again later)");
         after({id, part}, opt.retry_delay, [id, part](Impl& self) { self.poll(id, part); });
+      } else if (r.error->category == aws::ErrorCategory::not_found) {
+        // The job id HealthLake gave us is unknown to it now (deleted data store or job, a
+        // different account or Region behind the endpoint...). Polling it again cannot help;
+        // only a new job can, and that is the operator's call: the resources may have been
+        // imported by the job before it vanished.
+        auto j = journal.import_job(id, part);
+        park(id, "import job " + (j ? j->job_id : std::string("?")) +
+                     " vanished: DescribeFHIRImportJob says " + r.describe() +
+                     ". `fhir-edge retry --reimport " + e.name +
+                     "` starts a new import job with a new ClientToken (resources the vanished "
+                     "job imported, if any, are imported again); `fhir-edge retry` polls it again");
       } else {
         park(id, r.describe());
       }
@@ -1016,23 +1094,65 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     bool accepted = true;
     std::int64_t imported = 0, failed = 0, scanned = 0;
     std::string worst = "COMPLETED";
+    std::string notes;  // CANCEL_FAILED judged from the manifest
     auto rank = [](const std::string& st) {
       return st == "COMPLETED" ? 0 : st == "COMPLETED_WITH_ERRORS" ? 1 : 2;
     };
     for (const auto& j : jobs) {
-      if (std::find(t.accept_statuses.begin(), t.accept_statuses.end(), j.status) ==
-          t.accept_statuses.end())
-        accepted = false;
-      if (rank(j.status) > rank(worst) || (rank(j.status) == 2 && worst == "COMPLETED_WITH_ERRORS"))
-        worst = j.status;
+      std::int64_t ji = 0, jf = 0, js = 0;
+      bool has_manifest = false;
       simdjson::dom::parser p;
       simdjson::dom::element o;
       if (!p.parse(j.outcome).get(o)) {
         std::int64_t v = 0;
-        if (!o["resources_imported"].get_int64().get(v)) imported += v;
-        if (!o["resources_failed"].get_int64().get(v)) failed += v;
-        if (!o["resources_scanned"].get_int64().get(v)) scanned += v;
+        if (!o["resources_imported"].get_int64().get(v)) ji = v;
+        if (!o["resources_failed"].get_int64().get(v)) jf = v;
+        if (!o["resources_scanned"].get_int64().get(v)) js = v;
+        simdjson::dom::object mo;
+        has_manifest = !o["manifest"].get_object().get(mo);
       }
+      imported += ji;
+      failed += jf;
+      scanned += js;
+      // CANCEL_FAILED: a cancel was asked for and failed, which in practice means the job ran
+      // on, and its resources were imported. Counting it as a failed import would let `retry`
+      // import them a second time. With a manifest.json the job is judged by what it did; with
+      // none, nothing is known and it stays failed (retry_export then refuses without
+      // --reimport).
+      std::string status = j.status;
+      if (status == "CANCEL_FAILED" && has_manifest) {
+        status = jf == 0 ? "COMPLETED" : "COMPLETED_WITH_ERRORS";
+        notes += "; job " + j.job_id + " ended CANCEL_FAILED: the cancel failed and the job ran " +
+                 "on (manifest.json: " + std::to_string(ji) + " imported, " + std::to_string(jf) +
+                 " failed), judged as " + status;
+      }
+      if (std::find(t.accept_statuses.begin(), t.accept_statuses.end(), status) ==
+          t.accept_statuses.end())
+        accepted = false;
+      if (rank(status) > rank(worst) || (rank(status) == 2 && worst == "COMPLETED_WITH_ERRORS"))
+        worst = status;
+    }
+    // An accepted status is not enough: COMPLETED_WITH_ERRORS also covers a job that imported
+    // nothing at all (inputs it could not read, e.g. not KMS-encrypted). after_upload must not
+    // move or delete a source whose resources are not in HealthLake.
+    std::string not_imported;
+    if (accepted) {
+      std::int64_t expected = std::max(scanned, e.resources_valid);
+      if (imported <= 0) {
+        not_imported = "the import imported none of the export's " +
+                       (expected > 0 ? std::to_string(expected) + " " : std::string()) +
+                       "resources";
+      } else if (t.min_imported_share > 0 && expected > 0 &&
+                 static_cast<double>(imported) <
+                     t.min_imported_share * static_cast<double>(expected)) {
+        char share[64];
+        std::snprintf(share, sizeof share, "%.1f%% < import.min_imported_share %.1f%%",
+                      100.0 * static_cast<double>(imported) / static_cast<double>(expected),
+                      100.0 * t.min_imported_share);
+        not_imported = "the import imported only " + std::to_string(imported) + " of " +
+                       std::to_string(expected) + " resources (" + share + ")";
+      }
+      if (!not_imported.empty()) accepted = false;
     }
     // One job: its outcome is the report (docs/import.md). Several: a summary with every part.
     std::string report;
@@ -1049,6 +1169,10 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       for (std::size_t i = 0; i < jobs.size(); ++i) report += (i ? "," : "") + jobs[i].outcome;
       report += "]}";
     }
+    if (!not_imported.empty() && !report.empty() && report.back() == '}') {
+      report.pop_back();
+      report += ",\"not_imported_because\":" + aws::json_quote(not_imported) + "}";
+    }
     try {
       auto dir = spool::export_dir(opt.spool_dir, e.name);
       std::filesystem::create_directories(dir);
@@ -1061,8 +1185,13 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
                               : "import of " + std::to_string(jobs.size()) + " jobs " + worst;
     summary += ": " + std::to_string(imported) + " imported, " + std::to_string(failed) +
                " failed of " + std::to_string(scanned) + " resources";
-    if (jobs.size() > 1) {
-      if (worst == "COMPLETED")
+    summary += notes;
+    if (!not_imported.empty())
+      summary += "; not counted as imported: " + not_imported +
+                 ". The source is kept; fix the cause, then `fhir-edge retry` (`--reimport` if "
+                 "some resources were imported)";
+    if (jobs.size() > 1 || !not_imported.empty() || !notes.empty()) {
+      if (worst == "COMPLETED" && not_imported.empty())
         log::notice(summary, {{"EXPORT_ID", e.name}});
       else
         log::warning(summary, {{"EXPORT_ID", e.name}});

@@ -3,6 +3,10 @@
 // HealthLake exactly once, followed to a terminal job status and reconciled. docs/import.md has
 // the full argument; in short:
 //
+//   nothing    an export where no file has a valid resource (no import object was uploaded;
+//              nothing_to_import()) starts no job: it moves uploaded → nothing_to_import
+//              (terminal) with spool/<export>/import-report.json saying so. Its report.json and
+//              rejects were uploaded before `uploaded`; after_upload is not applied (source kept).
 //   start      one job per part (import_parts: one part unless the export is over 10,000
 //              files, whose import objects then sit in part-NNNN/ folders). For every part the
 //              ClientToken = journal::import_client_token(pipeline, path, digest, version,
@@ -11,9 +15,10 @@
 //              sent. Parts are started one after another; each answer is journaled
 //              (record_import_job); when every part has a job the export moves to importing.
 //   recovery   an export found in import_starting (outcome of the Start unknown) first asks
-//              ListFHIRImportJobs(JobName, SubmittedAfter = token time - margin) and adopts a job
-//              with the same input URI; only if none exists is Start re-sent, with the SAME token
-//              (HealthLake answers a repeated token with the job it already made).
+//              ListFHIRImportJobs(JobName, SubmittedAfter = token time - margin), every page
+//              (NextToken followed), and adopts the oldest job with the same input URI; only if
+//              none exists is Start re-sent, with the SAME token (HealthLake answers a repeated
+//              token with the job it already made).
 //   limit      at most max_outstanding_starts non-terminal jobs per data store (HealthLake runs
 //              one job per store and queues the rest FIFO; the daemon does not flood it). Others
 //              wait in a FIFO queue in the importer.
@@ -25,12 +30,19 @@
 //              (named by source file and line: Journal::source_line maps HealthLake's import
 //              object line back through the spool's line anchors) go to the journal (record_import_outcome), to spool/<export>/import-report.json
 //              (spool::write_durable) and to one log line (warning unless COMPLETED); the export
-//              moves to imported (status in accept_statuses) or import_failed.
+//              moves to imported (status in accept_statuses) or import_failed. CANCEL_FAILED
+//              means the cancel failed and the job ran on: with a manifest.json it is judged as
+//              COMPLETED (no failed resource) or COMPLETED_WITH_ERRORS; without one, whether
+//              anything was imported is unknown and it is import_failed (retry then needs
+//              --reimport, Journal::retry_export). An accepted status that imported nothing, or
+//              less than min_imported_share, is import_failed too (source kept; status says why).
 //   errors     Throttling/InternalServer are retried by the AWS layer; when its attempts run out
 //              the step is retried after retry_delay. ConflictException waits conflict_delay and
 //              retries with the same token, max_conflicts times in a row, then parks (a token
 //              reused with other parameters never stops conflicting). Validation / AccessDenied
-//              / ResourceNotFound / other → park_export with the message (never dropped).
+//              / ResourceNotFound / other → park_export with the message (never dropped). A job
+//              that Describe no longer finds (ResourceNotFound) is parked as vanished: `retry
+//              --reimport` starts a new attempt (new token, new job); plain `retry` polls it again.
 //   requests   `fhir-edge retry` / `fhir-edge journal compact` while the daemon runs: pending
 //              journal requests are applied at resume() and every request_interval; a retried
 //              export continues (kick, or on_resumed for states before `uploaded`).
@@ -79,6 +91,9 @@ struct ImportTarget {
   std::string validation_level;  // "strict" | "structure-only" | "minimal"
   std::vector<std::string> accept_statuses = {"COMPLETED", "COMPLETED_WITH_ERRORS"};
   int max_outstanding_starts = 1;
+  // import.min_imported_share: an accepted job that imported less than this share of the
+  // export's resources is import_failed (one that imported nothing always is).
+  double min_imported_share = 0.0;
 };
 
 struct ImporterOptions {
@@ -138,6 +153,10 @@ std::vector<std::string> import_parts(const std::vector<journal::FileRow>& files
                                       const journal::ExportRow& e, std::string_view bucket,
                                       std::string_view prefix, std::int64_t max_files_per_job,
                                       std::string& why);
+// True when the upload stage left nothing to import: every file is finished (uploaded, rejected
+// or failed) with no valid resource and no import object. Such an export starts no job. Files
+// still pending/spooling, or with valid resources (journals that predate import keys), are not.
+bool nothing_to_import(const std::vector<journal::FileRow>& files);
 // "<output uri>/<DatastoreId>-FHIR_IMPORT-<JobId>/" (one slash between the pieces).
 std::string job_output_uri(std::string_view output_s3_uri, std::string_view datastore_id,
                            std::string_view job_id);
@@ -148,6 +167,7 @@ struct ImporterStats {
   std::uint64_t polls = 0;
   std::uint64_t imported = 0;
   std::uint64_t import_failed = 0;
+  std::uint64_t nothing_to_import = 0;  // exports that started no job (no valid resource)
   std::uint64_t parked = 0;
   std::uint64_t conflicts = 0;
   std::uint64_t retries = 0;

@@ -1770,9 +1770,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // ---------------------------------------------------------------- spool retention
-  // spool.keep_for: the spool of a finished export (imported, failed or superseded) stays for
-  // replay and inspection, then goes. Exports still in flight, parked or import_failed keep it.
-  // Runs at start, after each accepted import, and every 10 minutes.
+  // spool.keep_for: the spool of a finished export (imported, nothing_to_import, failed or
+  // superseded) stays for replay and inspection, then goes. Exports still in flight, parked or
+  // import_failed keep it. Runs at start, after each accepted import, and every 10 minutes.
   void retention() {
     if (stopping || !jr) return;
     try {
@@ -1781,7 +1781,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
           [this](const std::string& name) {
             auto e = jr->find_export(name);
             return e && (e->state == ExportState::imported || e->state == ExportState::failed ||
-                         e->state == ExportState::superseded);
+                         e->state == ExportState::superseded ||
+                         e->state == ExportState::nothing_to_import);
           },
           quota.get());
       for (const auto& n : removed)
@@ -1816,6 +1817,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         case ExportState::importing:
         case ExportState::imported:
         case ExportState::import_failed:
+        case ExportState::nothing_to_import:
         case ExportState::failed:
         case ExportState::superseded: {
           auto dir = spool::export_dir(cfg.spool.dir, e.name);

@@ -383,6 +383,7 @@ std::string HealthLake::list_jobs(std::string_view body) {
                         : "Member must have value less than or equal to 500");
     max = static_cast<int64_t>(*m);
   }
+  if (opt_.list_page_size > 0) max = std::min(max, opt_.list_page_size);
   auto name = opt_string(e, "JobName", "jobName");
   if (name) check_length(*name, "jobName", 1, 64);
   auto status = opt_string(e, "JobStatus", "jobStatus");
@@ -624,6 +625,9 @@ void HealthLake::run_import(Job& j) {
   j.final_status = (r.resources_customer_error || r.files_with_customer_error)
                        ? "COMPLETED_WITH_ERRORS"
                        : "COMPLETED";
+  // --final-status: the job ran (resources imported, manifest and outputs written) but reports
+  // another terminal status, e.g. CANCEL_FAILED after a cancel that did not stop it.
+  if (!opt_.final_status_override.empty()) j.final_status = opt_.final_status_override;
   std::string base = "s3://" + out_bucket + "/" + job_dir;
   double mb = 1024.0 * 1024.0;
   std::string manifest =

@@ -85,6 +85,12 @@ struct HealthLakeOptions {
   // Seconds a ClientToken is remembered after the Start that used it (0 = forever). AWS documents
   // no retention; tests set one to prove that exactly-once does not rest on the token alone.
   double client_token_ttl = 0;
+  // ListFHIRImportJobs returns at most this many jobs per page even when MaxResults allows more
+  // (AWS may return fewer than MaxResults), so tests can prove that NextToken is followed. 0: off.
+  int64_t list_page_size = 0;
+  // Every job ends with this status once its import ran (its manifest and outputs are written as
+  // usual), e.g. CANCEL_FAILED: a cancel was asked for, failed, and the job ran on. "": off.
+  std::string final_status_override;
 };
 
 class HealthLake {

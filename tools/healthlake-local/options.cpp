@@ -1,6 +1,8 @@
 #include "options.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <stdexcept>
 
 namespace fe::hll {
@@ -28,6 +30,9 @@ A strict local S3 + AWS HealthLake import endpoint (loopback only).
   --client-token-ttl DUR forget a StartFHIRImportJob ClientToken DUR after its Start (e.g. 1s,
                          500ms, 2m; default: remembered forever); a later Start with it makes a
                          new job
+  --list-page-size N     ListFHIRImportJobs pages hold at most N jobs whatever MaxResults says
+  --final-status S       every job ends S once its import ran (e.g. CANCEL_FAILED: the cancel
+                         failed and the job ran on; manifest.json and outputs are written)
   --account ID           12-digit account id used in ARNs (default 123456789012)
   --no-auth              accept unsigned requests (debugging only; never for tests)
   --help                 this text
@@ -99,7 +104,21 @@ ParseResult parse_options(int argc, char** argv, ServerOptions& o, std::string& 
         o.healthlake.client_token_ttl = n * scale;
       } else if (name == "--require-sse-kms")
         o.healthlake.require_sse_kms = true;
-      else if (name == "--account") {
+      else if (name == "--list-page-size") {
+        std::string v = value();
+        size_t used = 0;
+        o.healthlake.list_page_size = std::stoll(v, &used);
+        if (used != v.size() || o.healthlake.list_page_size < 1)
+          throw std::invalid_argument("--list-page-size: not a positive number: " + v);
+      } else if (name == "--final-status") {
+        o.healthlake.final_status_override = value();
+        static const char* ok[] = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED",
+                                   "CANCEL_COMPLETED", "CANCEL_FAILED"};
+        if (std::find(std::begin(ok), std::end(ok), o.healthlake.final_status_override) ==
+            std::end(ok))
+          throw std::invalid_argument("--final-status: not a terminal job status: " +
+                                      o.healthlake.final_status_override);
+      } else if (name == "--account") {
         o.healthlake.account = value();
         if (o.healthlake.account.size() != 12 ||
             o.healthlake.account.find_first_not_of("0123456789") != std::string::npos)

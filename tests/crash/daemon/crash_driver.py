@@ -15,7 +15,7 @@ AK, SK = "AKIACRASHTEST0000001", "crash-test-secret-value"
 DS = "0123456789abcdef0123456789abcdef"
 PART = 5 * 1024 * 1024
 CONCURRENCY = 4
-TERMINAL = {"imported", "import_failed", "parked", "failed"}
+TERMINAL = {"imported", "import_failed", "nothing_to_import", "parked", "failed"}
 # The AWS layer's retry policy (daemon/aws/retry.hpp, "standard" mode): attempts per request, and
 # the full-jitter delay rand[0,1) x min(2^(n-1) s, 20 s) after failed attempt n.
 MAX_ATTEMPTS = 3

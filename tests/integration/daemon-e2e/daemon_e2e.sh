@@ -72,7 +72,7 @@ for _ in $(seq 240); do
   state=$("$fe" status --json --journal "$work/journal.db" 2>/dev/null |
     python3 -c 'import json,sys; e=json.load(sys.stdin)["exports"]; print(e[0]["state"] if e else "")' ||
     true)
-  case "$state" in imported | import_failed | parked | failed) break ;; esac
+  case "$state" in imported | import_failed | nothing_to_import | parked | failed) break ;; esac
   sleep 0.5
 done
 [ "$state" = imported ] || fail "export ended '$state', expected imported"

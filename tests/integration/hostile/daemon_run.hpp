@@ -57,7 +57,8 @@ class DaemonRun {
     std::map<std::string, std::string> env;  // added to the daemon's environment
     std::string credentials = "{ source: env }";
     std::string log_level = "info";
-    std::string extra_yaml;  // appended (top-level keys)
+    std::string extra_yaml;    // appended (top-level keys)
+    std::string after_upload;  // every pipeline's after_upload; "" = the default (keep)
     HealthLakeLocalOptions hll;
   };
 
@@ -76,6 +77,7 @@ class DaemonRun {
            p.prefix + "\" }\n    healthlake:\n      datastore_id: " + hll_->datastore() +
            "\n      data_access_role_arn: arn:aws:iam::123456789012:role/HealthLakeImport\n"
            "      output_s3_uri: s3://results/imports/\n      output_kms_key_id: alias/hl\n";
+      if (!opt_.after_upload.empty()) y += "    after_upload: " + opt_.after_upload + "\n";
     }
     y += "spool: { dir: " + (dir_.path() / "spool").string() + " }\n";
     y += "journal: { path: " + journal().string() + " }\n";
@@ -181,8 +183,8 @@ class DaemonRun {
         [&] {
           auto s = export_status(name);
           state = s ? s->state : "";
-          return state == "imported" || state == "import_failed" || state == "parked" ||
-                 state == "failed";
+          return state == "imported" || state == "import_failed" || state == "nothing_to_import" ||
+                 state == "parked" || state == "failed";
         },
         limit);
     return state;

@@ -436,3 +436,56 @@ TEST(HostileInput, ConfiguredMaxLineBytesRejectsALongerValidLine) {
       << run.log();
   EXPECT_EQ(run.stop(), 0);
 }
+
+namespace {
+
+// Issue 15 defect 1: an export in which no line is valid starts no import job (it used to start
+// one on an empty prefix, which failed with "No input files found" and would hold the account's
+// single import slot on AWS). It ends nothing_to_import with its report and rejects uploaded,
+// the source is kept, and the next export is imported as usual.
+TEST(HostileInput, ExportWithNothingValidStartsNoImportJob) {
+  DaemonRun run({});
+  run.start();
+  drop_export(run.watch(), "all-bad",
+              {{"Patient.ndjson", "not json\n{\"resourceType\":\"NoSuchType\",\"id\":\"x\"}\n"}});
+  ASSERT_EQ(run.wait_final("all-bad"), "nothing_to_import") << run.log();
+  auto st = run.export_status("all-bad");
+  EXPECT_EQ(st->valid, 0);
+  EXPECT_EQ(st->rejected, 2);
+  EXPECT_NE(st->last_error.find("no import job started"), std::string::npos) << st->last_error;
+  EXPECT_TRUE(run.hll().object("landing", "exports/all-bad/report.json").has_value());
+  EXPECT_TRUE(
+      run.hll().object("landing", "exports/all-bad/rejected/Patient.ndjson.zst").has_value());
+
+  drop_export(run.watch(), "good", {{"Patient.ndjson", patients("good", 3)}});
+  ASSERT_EQ(run.wait_final("good"), "imported") << run.log();
+  size_t starts = 0;
+  for (const auto& l : run.hll().request_log_lines())
+    if (l.find("\"StartFHIRImportJob\"") != std::string::npos) ++starts;
+  EXPECT_EQ(starts, 1u);  // only `good`'s
+  EXPECT_EQ(run.wait_final("all-bad"), "nothing_to_import");
+  EXPECT_TRUE(run.running());
+  EXPECT_EQ(run.stop(), 0);
+}
+
+// Issue 18 defect 1: healthlake-local --require-sse-kms and s3.kms_key_id: null (no SSE-KMS on
+// the uploaded objects): the job ends COMPLETED_WITH_ERRORS with 0 of N resources imported. That
+// is not `imported`, so after_upload: delete must leave the source alone, and status says why.
+TEST(HostileInput, ImportThatImportedNothingKeepsTheSource) {
+  DaemonRun::Options o;
+  o.after_upload = "delete";
+  o.hll.extra_args = {"--require-sse-kms"};
+  DaemonRun run(o);
+  run.start();
+  drop_export(run.watch(), "nokms", {{"Patient.ndjson", patients("nokms", 4)}});
+  ASSERT_EQ(run.wait_final("nokms"), "import_failed") << run.log();
+  auto st = run.export_status("nokms");
+  EXPECT_NE(st->last_error.find("imported none of the export's 4 resources"), std::string::npos)
+      << st->last_error;
+  EXPECT_NE(st->last_error.find("The source is kept"), std::string::npos) << st->last_error;
+  EXPECT_TRUE(fs::exists(run.watch() / "nokms" / "Patient.ndjson"));  // not deleted
+  EXPECT_TRUE(run.hll().imported_resources().empty());
+  EXPECT_EQ(run.stop(), 0);
+}
+
+}  // namespace

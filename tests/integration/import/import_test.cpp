@@ -619,7 +619,18 @@ TEST(Import, RetryRequestWhileRunningStartsANewAttempt) {
 
   // The cause is fixed (the bad line corrected in S3), then the operator retries.
   env.put("exports/redo/import/Patient.ndjson", patients(0, 5));
-  auto rid = journal::Journal::submit_request(env.dir / "journal.db", "retry", "redo", "");
+  // The failed job imported 4 resources: a plain retry refuses (it would import them twice) and
+  // says so (issue 15 defect 2); --reimport takes the new attempt knowingly.
+  auto refused = journal::Journal::submit_request(env.dir / "journal.db", "retry", "redo", "");
+  env.run_until([&] {
+    auto r = env.journal->request(refused);
+    return r && r->state != "pending";
+  });
+  EXPECT_EQ(env.journal->request(refused)->state, "refused");
+  EXPECT_NE(env.journal->request(refused)->result.find("4 by job"), std::string::npos)
+      << env.journal->request(refused)->result;
+  EXPECT_EQ(env.state(id), ExportState::import_failed);
+  auto rid = journal::Journal::submit_request(env.dir / "journal.db", "retry", "redo", "reimport");
   env.run_until([&] {
     auto r = env.journal->request(rid);
     return r && r->state != "pending";
@@ -759,3 +770,235 @@ TEST(Import, FailureLinesAreReportedAsSourceLines) {
 }
 
 }  // namespace
+
+// ---- issue 15 defect 4: crash recovery reads every page of ListFHIRImportJobs ----
+// The emulator returns one job per page (AWS may return fewer than MaxResults), and two later
+// jobs share the export's JobName (another gateway, an operator's test...), so the job this
+// export's token made is on the third page. Recovery must find it there and adopt it instead of
+// re-sending Start.
+TEST(Import, CrashRecoveryFollowsEveryListPage) {
+  HealthLakeLocalOptions h;
+  h.extra_args = {"--list-page-size", "1"};
+  Env env(h);
+  int64_t id = env.uploaded_export("paged", {{"Patient", patients(0, 6)}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_until([&] { return env.started_job_ids().size() == 1; });
+  env.importer.reset();  // the answer is lost with the importer
+  ASSERT_EQ(env.state(id), ExportState::import_starting);
+
+  for (int i = 0; i < 2; ++i) {
+    aws::StartImportRequest r;
+    r.job_name = "paged";
+    r.input_s3_uri = std::string("s3://") + kLanding + "/exports/other" + std::to_string(i) + "/";
+    r.output_s3_uri = std::string("s3://") + kResults + "/imports";
+    r.output_kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/test-key";
+    r.datastore_id = env.hll->datastore();
+    r.data_access_role_arn = kRole;
+    r.client_token = "other-gateway-" + std::to_string(i);
+    std::optional<aws::HlResult<aws::StartImportResult>> res;
+    env.hl->start_import_job(r, [&](auto x) { res = std::move(x); });
+    env.run_until([&] { return res.has_value(); });
+    ASSERT_TRUE(res->ok()) << res->describe();
+  }
+
+  env.make_importer(env.options());
+  env.importer->resume();
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  EXPECT_EQ(env.importer->stats().jobs_adopted, 1u);
+  EXPECT_EQ(env.importer->stats().starts_sent, 0u);  // adopted, never re-sent
+  EXPECT_GE(env.count_ops("ListFHIRImportJobs"), 3u);
+  EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 3u);  // ours + the two others
+  EXPECT_EQ(env.imported_resources().size(), 6u);
+}
+
+// ---- issue 15 defect 1: an export with no valid resource starts no job ----
+TEST(Import, NothingValidStartsNoJob) {
+  Env env;
+  std::vector<std::pair<std::string, journal::SourceIdentity>> ids = {
+      {"Bad", journal::SourceIdentity{10, 1, 1, 1}},
+      {"Worse", journal::SourceIdentity{10, 1, 2, 1}}};
+  auto taken = env.journal->take_export("ehr", "/in/empty", "sha256:empty", "empty", ids);
+  int64_t id = taken.row.id;
+  for (auto st :
+       {ExportState::complete, ExportState::spooling, ExportState::spooled, ExportState::uploading})
+    env.journal->set_export_state(id, st);
+  // As the spool and upload stages leave it: one file (reject-resource) spooled with 0 valid
+  // lines, so it has no import object; one file rejected whole (reject-file).
+  auto files = env.journal->files(id);
+  env.journal->set_file_state(files[0].id, journal::FileState::spooling);
+  env.journal->record_spooled(files[0].id, journal::SpoolOutcome{0, 3, 0, 0, ""});
+  env.journal->set_file_state(files[0].id, journal::FileState::uploading);
+  EXPECT_FALSE(pipeline::nothing_to_import(env.journal->files(id)));  // not finished yet
+  env.journal->set_file_state(files[0].id, journal::FileState::uploaded);
+  env.journal->set_file_state(files[1].id, journal::FileState::rejected);
+  env.journal->set_export_state(id, ExportState::uploaded);
+  EXPECT_TRUE(pipeline::nothing_to_import(env.journal->files(id)));
+
+  int imported_calls = 0;
+  auto o = env.options();
+  o.on_imported = [&](int64_t) { ++imported_calls; };
+  env.make_importer(o);
+  env.importer->kick(id);
+  ASSERT_EQ(env.state(id), ExportState::nothing_to_import);
+  auto e = env.journal->get_export(id);
+  EXPECT_NE(e.last_error.find("no valid resource"), std::string::npos) << e.last_error;
+  EXPECT_TRUE(e.finished_at.has_value());
+  EXPECT_TRUE(journal::is_terminal(e.state));
+  auto report = slurp(env.dir / "spool" / "empty" / "import-report.json");
+  EXPECT_NE(report.find("\"status\":\"NOTHING_TO_IMPORT\""), std::string::npos) << report;
+  EXPECT_EQ(env.importer->stats().nothing_to_import, 1u);
+  EXPECT_EQ(imported_calls, 0);  // after_upload is not applied: the source stays
+
+  // Nothing is sent, also not after a restart; the data store's slot goes to the next export.
+  int64_t next = env.uploaded_export("next", {{"Patient", patients(0, 2)}});
+  env.make_importer(env.options());
+  env.importer->resume();
+  env.run_to(next, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  EXPECT_EQ(env.state(next), ExportState::imported);
+  EXPECT_EQ(env.state(id), ExportState::nothing_to_import);
+  EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 1u);  // only `next`'s
+
+  auto r = env.journal->retry_export("empty", true);
+  EXPECT_FALSE(r.applied);
+  EXPECT_NE(r.message.find("nothing to import"), std::string::npos) << r.message;
+}
+
+// ---- issue 18 defect 1: an accepted status that imported nothing (or too little) ----
+// healthlake-local --require-sse-kms with objects stored without SSE-KMS (s3.kms_key_id: null
+// and no bucket default): every file is read with customer error, COMPLETED_WITH_ERRORS, 0 of N
+// imported. That must not count as imported: after_upload would move or delete the source.
+TEST(Import, CompletedWithErrorsThatImportedNothingIsNotImported) {
+  HealthLakeLocalOptions h;
+  h.extra_args = {"--require-sse-kms"};
+  Env env(h);
+  int64_t id = env.uploaded_export("nokms", {{"Patient", patients(0, 5)}});
+  int imported_calls = 0;
+  auto o = env.options();
+  o.on_imported = [&](int64_t) { ++imported_calls; };
+  env.make_importer(o);
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env.state(id), ExportState::import_failed);
+  EXPECT_EQ(env.journal->import_job(id)->status, "COMPLETED_WITH_ERRORS");
+  EXPECT_EQ(imported_calls, 0);
+  auto e = env.journal->get_export(id);
+  EXPECT_NE(e.last_error.find("imported none"), std::string::npos) << e.last_error;
+  EXPECT_NE(e.last_error.find("source is kept"), std::string::npos) << e.last_error;
+  auto report = slurp(env.dir / "spool" / "nokms" / "import-report.json");
+  EXPECT_NE(report.find("\"not_imported_because\""), std::string::npos) << report;
+  EXPECT_TRUE(env.imported_resources().empty());
+  // Nothing was imported, so a retry (once the key is fixed) is a plain new attempt.
+  auto r = env.journal->retry_export("nokms", false);
+  EXPECT_TRUE(r.applied) << r.message;
+}
+
+TEST(Import, ImportBelowMinImportedShareIsNotImported) {
+  std::string mixed = patients(0, 8) +
+                      "{\"resourceType\":\"Patient\",\"id\":\"x\",\"gender\":7}\n" +
+                      "{\"resourceType\":\"Patient\",\"id\":\"y\",\"gender\":8}\n";
+  for (double share : {0.9, 0.5}) {
+    SCOPED_TRACE("min_imported_share " + std::to_string(share));
+    Env env;
+    int64_t id = env.uploaded_export("share", {{"Patient", mixed}});
+    auto o = env.options();
+    o.targets[0].min_imported_share = share;
+    env.make_importer(o);
+    env.importer->kick(id);
+    env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+    EXPECT_EQ(env.journal->import_job(id)->status, "COMPLETED_WITH_ERRORS");
+    if (share > 0.8) {
+      ASSERT_EQ(env.state(id), ExportState::import_failed);
+      auto e = env.journal->get_export(id);
+      EXPECT_NE(e.last_error.find("only 8 of 10"), std::string::npos) << e.last_error;
+      // 8 resources are in HealthLake: a plain retry would import them again.
+      auto r = env.journal->retry_export("share", false);
+      EXPECT_FALSE(r.applied);
+      EXPECT_NE(r.message.find("8 by job"), std::string::npos) << r.message;
+      EXPECT_NE(r.message.find("--reimport"), std::string::npos) << r.message;
+    } else {
+      EXPECT_EQ(env.state(id), ExportState::imported);  // 80 % >= 50 %
+    }
+  }
+}
+
+// ---- issue 15 defect 2: CANCEL_FAILED means the job ran on ----
+TEST(Import, CancelFailedJobIsReconciledFromItsManifest) {
+  HealthLakeLocalOptions h;
+  h.extra_args = {"--final-status", "CANCEL_FAILED"};
+  Env env(h);
+  int64_t id = env.uploaded_export("ranon", {{"Patient", patients(0, 6)}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  // The manifest says all 6 were imported: judged as COMPLETED, so imported.
+  ASSERT_EQ(env.state(id), ExportState::imported);
+  EXPECT_EQ(env.journal->import_job(id)->status, "CANCEL_FAILED");
+  bool said = false;
+  for (const auto& ev : env.journal->events(id))
+    if (ev.message.find("ran on") != std::string::npos) said = true;
+  EXPECT_TRUE(said);
+  EXPECT_FALSE(env.journal->retry_export("ranon", false).applied);  // imported: --reimport only
+  auto res = env.imported_resources();
+  EXPECT_EQ(res.size(), 6u);
+  for (const auto& [k, n] : res) EXPECT_EQ(n, 1u) << k;
+
+  // With failed resources and only COMPLETED accepted it is import_failed, and a retry refuses
+  // (it would import the 8 good resources a second time) and says which job imported what.
+  Env env2(h);
+  std::string mixed = patients(0, 8) + "{\"resourceType\":\"Patient\",\"id\":\"x\",\"gender\":7}\n";
+  int64_t id2 = env2.uploaded_export("ranon2", {{"Patient", mixed}});
+  auto o = env2.options();
+  o.targets[0].accept_statuses = {"COMPLETED"};
+  env2.make_importer(o);
+  env2.importer->kick(id2);
+  env2.run_to(id2, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  ASSERT_EQ(env2.state(id2), ExportState::import_failed);
+  auto r = env2.journal->retry_export("ranon2", false);
+  EXPECT_FALSE(r.applied);
+  auto job = env2.journal->import_job(id2)->job_id;
+  EXPECT_NE(r.message.find("8 by job " + job + " (CANCEL_FAILED)"), std::string::npos) << r.message;
+  EXPECT_EQ(env2.count_ops("StartFHIRImportJob"), 1u);
+  for (const auto& [k, n] : env2.imported_resources()) EXPECT_EQ(n, 1u) << k;
+}
+
+// ---- issue 18 defect 5: a vanished job has a way out ----
+TEST(Import, VanishedJobIsReimportedWithANewToken) {
+  Env env;
+  int64_t id = env.uploaded_export("gone", {{"Patient", patients(0, 4)}});
+  auto e = env.journal->get_export(id);
+  // The journal follows a job HealthLake no longer knows (as after a data store was recreated,
+  // or an emulator restart: healthlake-local keeps jobs in memory).
+  std::string token =
+      journal::import_client_token(e.pipeline, e.source_path, e.digest, e.version, 1, 1);
+  env.journal->record_import_token(id, token, "gone", 1,
+                                   pipeline::import_input_uri(kLanding, "exports", "gone"));
+  env.journal->set_export_state(id, ExportState::import_starting);
+  env.journal->record_import_job(id, "0123456789abcdef0123456789abcdef", "IN_PROGRESS");
+  env.journal->set_export_state(id, ExportState::importing);
+  auto o = env.options();
+  o.request_interval = std::chrono::milliseconds(0);
+  env.make_importer(o);
+  env.importer->resume();
+  env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
+  e = env.journal->get_export(id);
+  ASSERT_EQ(e.state, ExportState::parked);
+  EXPECT_NE(e.parked_reason.find("vanished"), std::string::npos) << e.parked_reason;
+  EXPECT_NE(e.parked_reason.find("retry --reimport"), std::string::npos) << e.parked_reason;
+
+  auto r = env.journal->retry_export("gone", true);
+  ASSERT_TRUE(r.applied) << r.message;
+  EXPECT_TRUE(r.new_token);
+  EXPECT_EQ(r.to, ExportState::uploaded);
+  EXPECT_NE(r.message.find("0123456789abcdef0123456789abcdef"), std::string::npos) << r.message;
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+  auto j = *env.journal->import_job(id);
+  EXPECT_EQ(j.attempt, 2);
+  EXPECT_NE(j.client_token, token);
+  EXPECT_EQ(j.job_name, "gone.retry2");
+  EXPECT_EQ(env.started_job_ids().size(), 1u);
+  EXPECT_EQ(env.imported_resources().size(), 4u);
+}

@@ -253,7 +253,7 @@ import: {{ poll_min: 1s, poll_max: 1s }}
     for _ in range(240):
         exports = status_json(cfg)["exports"]
         state = exports[0]["state"] if exports else ""
-        if state in ("imported", "import_failed", "parked", "failed"):
+        if state in ("imported", "import_failed", "nothing_to_import", "parked", "failed"):
             break
         time.sleep(0.5)
     check(state == "imported", f"export ended {state!r}, expected imported")

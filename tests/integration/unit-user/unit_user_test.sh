@@ -214,7 +214,7 @@ export_state=""
 for _ in $(seq 480); do
   export_state=$(status 2>/dev/null | python3 -c \
     'import json,sys; e=json.load(sys.stdin)["exports"]; print(e[0]["state"] if e else "")' || true)
-  case "$export_state" in imported | import_failed | parked | failed) break ;; esac
+  case "$export_state" in imported | import_failed | nothing_to_import | parked | failed) break ;; esac
   kill -0 "$daemon" 2>/dev/null || fail "the daemon exited while the export was '$export_state'"
   sleep 0.5
 done

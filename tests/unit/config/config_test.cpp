@@ -137,6 +137,25 @@ TEST(ConfigErrors, ImportPollBounds) {
                           "poll_min"));
 }
 
+TEST(ConfigLoad, MinImportedShare) {
+  EXPECT_EQ(ok(std::string(kHead)).import_jobs.min_imported_share, 0.0);
+  EXPECT_EQ(ok(std::string(kHead) + "import: { min_imported_share: 90% }\n")
+                .import_jobs.min_imported_share,
+            0.9);
+  EXPECT_EQ(ok(std::string(kHead) + "import: { min_imported_share: 0.25 }\n")
+                .import_jobs.min_imported_share,
+            0.25);
+}
+
+TEST(ConfigErrors, MinImportedShareBounds) {
+  EXPECT_THAT(errors(std::string(kHead) + "import: { min_imported_share: 1.5 }\n"),
+              ElementsAre("t.yaml:10:31: import.min_imported_share: must be between 0 and 1 (0% "
+                          "and 100%), got '1.5'"));
+  EXPECT_THAT(errors(std::string(kHead) + "import: { min_imported_share: most }\n"),
+              ElementsAre("t.yaml:10:31: import.min_imported_share: expected a share such as 0.9 "
+                          "or 90%, got 'most'"));
+}
+
 TEST(ConfigErrors, UnknownKeySuggestsNearest) {
   EXPECT_THAT(errors(std::string(kHead) + "    validaton_level: strict\n"),
               ElementsAre("t.yaml:10:5: pipelines[0].validaton_level: unknown key "

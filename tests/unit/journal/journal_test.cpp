@@ -223,6 +223,35 @@ TEST(Journal, StateTablesAgreeWithTheDesign) {
     EXPECT_EQ(parse_export_state(to_string(s)), s);
 }
 
+// Issue 15 defect 1: an export with nothing valid to import ends in a terminal state of its own.
+TEST(Journal, NothingToImportIsTerminalAndOnlyFromUploaded) {
+  EXPECT_TRUE(allowed(ExportState::uploaded, ExportState::nothing_to_import));
+  EXPECT_TRUE(is_terminal(ExportState::nothing_to_import));
+  for (auto from : {ExportState::spooled, ExportState::uploading, ExportState::import_starting,
+                    ExportState::importing, ExportState::parked})
+    EXPECT_FALSE(allowed(from, ExportState::nothing_to_import)) << to_string(from);
+  for (auto to : {ExportState::uploaded, ExportState::import_starting, ExportState::parked,
+                  ExportState::imported})
+    EXPECT_FALSE(allowed(ExportState::nothing_to_import, to)) << to_string(to);
+  EXPECT_EQ(to_string(ExportState::nothing_to_import), "nothing_to_import");
+  EXPECT_EQ(parse_export_state("nothing_to_import"), ExportState::nothing_to_import);
+
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  for (auto s : {ExportState::complete, ExportState::spooling, ExportState::spooled,
+                 ExportState::uploading, ExportState::uploaded})
+    j.set_export_state(e.id, s);
+  j.set_export_state(e.id, ExportState::nothing_to_import, "no valid resource in 2 file(s)");
+  auto row = j.get_export(e.id);
+  EXPECT_TRUE(row.finished_at.has_value());
+  EXPECT_EQ(row.last_error, "no valid resource in 2 file(s)");  // status shows why
+  EXPECT_TRUE(j.exports(false).empty());                        // finished: hidden by --active
+  auto r = j.retry_export("a", true);
+  EXPECT_FALSE(r.applied);
+  EXPECT_NE(r.message.find("nothing to import"), std::string::npos) << r.message;
+}
+
 TEST(Journal, LifecycleParkAndResume) {
   TempDir dir;
   auto j = Journal::open(dir / "journal.db");
