@@ -311,6 +311,17 @@ void S3Client::abort_multipart_upload(std::string bucket, std::string key, std::
   });
 }
 
+void S3Client::delete_object(std::string bucket, std::string key, Done<Empty> done) {
+  FE_S3_TARGET(Empty, "DeleteObject", bucket, key, true)
+  AwsCall c = make_call("DeleteObject", *tgt_, bucket, key);
+  c.method = "DELETE";
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<Empty>(cr);
+    if (cr.ok()) r.value = Empty{};
+    done(std::move(r));
+  });
+}
+
 void S3Client::list_parts(ListPartsRequest req, Done<ListPartsResult> done) {
   FE_S3_TARGET(ListPartsResult, "ListParts", req.bucket, req.key, true)
   AwsCall c = make_call("ListParts", *tgt_, req.bucket, req.key);

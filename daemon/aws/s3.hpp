@@ -21,9 +21,11 @@
 //   (integrity from CRC32C, which S3 verifies, and TLS). A caller that already has the SHA-256
 //   passes it and no extra read pass is made.
 // - SSE-KMS headers on PutObject/CreateMultipartUpload when a KMS key is given.
-// - Never deletes objects (there is no DeleteObject here on purpose). Incomplete multipart
-//   uploads can be listed (ListMultipartUploads) and aborted: the pipeline aborts the ones under
-//   its prefix that its journal does not own (issue 18).
+// - DeleteObject exists for one caller only: the pipeline deletes the objects its journal
+//   recorded as uploaded by an export version that was superseded (never imported; issue 18).
+//   Nothing here lists and deletes. Incomplete multipart uploads can be listed
+//   (ListMultipartUploads) and aborted: the pipeline aborts the ones under its prefix that its
+//   journal does not own (issue 18).
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -215,6 +217,8 @@ class S3Client {
   void complete_multipart_upload(CompleteMultipartRequest req, Done<CompleteMultipartResult> done);
   void abort_multipart_upload(std::string bucket, std::string key, std::string upload_id,
                               Done<Empty> done);
+  // One key (S3 answers 204 also for a missing key; a 404 is reported as not_found).
+  void delete_object(std::string bucket, std::string key, Done<Empty> done);
   // One page; list_all_parts follows the markers.
   void list_parts(ListPartsRequest req, Done<ListPartsResult> done);
   void list_all_parts(std::string bucket, std::string key, std::string upload_id,

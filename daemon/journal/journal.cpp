@@ -925,6 +925,22 @@ void Journal::set_file_upload(int64_t file_id, PartKind kind, std::string_view k
   tx.commit();
 }
 
+void Journal::record_object_deleted(int64_t file_id, PartKind kind, std::string_view bucket) {
+  Tx tx(db_, path_);
+  auto f = get_file(file_id);
+  const std::string& key = kind == PartKind::import ? f.import_key : f.archive_key;
+  const std::string text = f.name + ": " + std::string(to_string(kind)) + " object s3://" +
+                           std::string(bucket) + "/" + key +
+                           " deleted (superseded version, never imported)";
+  Stmt s(db_, path_,
+         kind == PartKind::import
+             ? "UPDATE files SET import_key='', import_upload_id='' WHERE id=?"
+             : "UPDATE files SET archive_key='', archive_upload_id='' WHERE id=?");
+  s.bind(1, file_id).run();
+  insert_event(db_, path_, f.export_id, file_id, "delete", text);
+  tx.commit();
+}
+
 void Journal::set_file_error(int64_t file_id, std::string_view error) {
   Tx tx(db_, path_);
   auto f = get_file(file_id);
@@ -1443,7 +1459,11 @@ size_t Journal::compact(std::chrono::seconds older_than) {
     Stmt s(db_, path_,
            "SELECT id FROM exports WHERE state IN "
            "('imported','import_failed','nothing_to_import','failed',"
-           "'superseded') AND finished_at IS NOT NULL AND finished_at <= ?");
+           "'superseded') AND finished_at IS NOT NULL AND finished_at <= ? "
+           // A superseded version whose uploaded objects are not all deleted yet keeps the keys
+           // the pipeline still has to delete.
+           "AND NOT (state='superseded' AND EXISTS(SELECT 1 FROM files WHERE "
+           "files.export_id=exports.id AND (import_key<>'' OR archive_key<>'')))");
     s.bind(1, cutoff);
     while (s.step()) ids.push_back(s.i64(0));
   }

@@ -248,6 +248,10 @@ class Journal {
   void set_file_upload(int64_t file_id, PartKind kind, std::string_view key,
                        std::string_view upload_id);
   void set_file_error(int64_t file_id, std::string_view error);
+  // The file's import or archive object was deleted from S3 (a superseded version's early object,
+  // issue 18): its key and upload id are cleared, so a non-empty key of a superseded export means
+  // "still to delete"; an event keeps the key.
+  void record_object_deleted(int64_t file_id, PartKind kind, std::string_view bucket);
 
   // --- parts ---
   // Inserts the planned parts (pending); parts already present are kept as they are.
@@ -302,7 +306,8 @@ class Journal {
 
   // --- maintenance ---
   // Deletes exports in a terminal state (imported, import_failed, failed, superseded) that
-  // finished more than `older_than` ago, with their files, parts, line anchors, import jobs and
+  // finished more than `older_than` ago (a superseded one only once no object key is left to
+  // delete, see record_object_deleted), with their files, parts, line anchors, import jobs and
   // events, and finished requests older than that. Each removed export leaves a tombstone
   // (pipeline, source path, digest, name, version, final state, counts) that compaction never
   // removes: take_export still recognises the source (a kept source is never taken twice) and a

@@ -380,8 +380,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   // this process, whose upload the journal cannot name yet.
   std::map<std::string, int> creating;
   bool sweeping = false;
-  bool sweep_again = false;     // asked for while a sweep was listing
-  bool sweep_deferred = false;  // an unowned upload was spared because its key was being created
+  bool sweep_again = false;        // asked for while a sweep was listing
+  bool sweep_deferred = false;     // an unowned upload was spared because its key was being created
+  std::set<std::string> deleting;  // bucket/key DeleteObjects in flight (superseded versions)
   std::atomic<bool> cancel{false};
   bool stopping = false;
   bool started = false;
@@ -489,6 +490,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     // After recovery: resumed uploads have their ids in the journal already, and new ones are
     // tracked in `creating` until their answer is journaled.
     sweep_orphans();
+    // What a superseded version uploaded and a crash (or a failed delete) left behind.
+    delete_superseded_objects();
     if (importer) {
       // Problems (data store not ACTIVE, unknown, no access) are logged by the importer; exports
       // that hit them are parked with the same message when their Start is refused.
@@ -661,6 +664,70 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
                            {{"S3_KEY", key}});
             }
           });
+    }
+  }
+
+  // ---------------------------------------------------------------- superseded objects
+  // A superseded version is never imported, so the objects it uploaded early are deleted: only
+  // the keys its file rows recorded (what this journal itself uploaded), never a prefix listing.
+  // A key is cleared in the journal once S3 said it is gone (404 too); what is left is retried at
+  // the next start or supersede. Failures are logged and never hold another export.
+  void delete_superseded_objects() {
+    if (stopping || !s3) return;
+    std::vector<std::pair<std::int64_t, journal::FileRow>> todo;
+    std::map<std::int64_t, std::string> bucket_of_export, name_of_export;
+    try {
+      for (const auto& e : jr->exports(true)) {
+        if (e.state != ExportState::superseded) continue;
+        const Pipe* pipe = pipe_of(e.pipeline);
+        if (!pipe) continue;  // pipeline no longer configured: its bucket is unknown, left as is
+        for (const auto& f : jr->files(e.id))
+          if (!f.import_key.empty() || !f.archive_key.empty()) {
+            todo.emplace_back(e.id, f);
+            bucket_of_export[e.id] = pipe->cfg.s3.bucket;
+            name_of_export[e.id] = e.name;
+          }
+      }
+    } catch (const std::exception& e) {
+      ++stats.journal_errors;
+      log::warning(std::string("journal: cannot list the objects of superseded versions: ") +
+                   e.what());
+      return;
+    }
+    auto self = shared_from_this();
+    for (const auto& [export_id, f] : todo) {
+      for (PartKind kind : {PartKind::import, PartKind::archive}) {
+        const std::string& key = kind == PartKind::import ? f.import_key : f.archive_key;
+        if (key.empty()) continue;
+        const std::string bucket = bucket_of_export[export_id];
+        if (!deleting.insert(bucket + "/" + key).second) continue;  // already in flight
+        s3->delete_object(
+            bucket, key,
+            [self, bucket, key, kind, file_id = f.id,
+             name = name_of_export[export_id]](aws::S3Result<aws::Empty> r) {
+              if (self->stopping) return;
+              self->deleting.erase(bucket + "/" + key);
+              if (!r.ok() && !(r.error && r.error->category == aws::ErrorCategory::not_found)) {
+                log::warning(
+                    "cannot delete an object of a superseded version (retried at the "
+                    "next start): " +
+                        r.describe(),
+                    {{"EXPORT_ID", name}, {"S3_BUCKET", bucket}, {"S3_KEY", key}});
+                return;
+              }
+              try {
+                self->jr->record_object_deleted(file_id, kind, bucket);
+              } catch (const std::exception& e) {
+                ++self->stats.journal_errors;  // deleted again (404) at the next start
+                log::warning(std::string("journal: ") + e.what(), {{"EXPORT_ID", name}});
+                return;
+              }
+              ++self->stats.superseded_objects_deleted;
+              log::info("deleted an object of a superseded version (never imported)",
+                        {{"EXPORT_ID", name}, {"S3_BUCKET", bucket}, {"S3_KEY", key}});
+              self->changed();
+            });
+      }
     }
   }
 
@@ -1053,8 +1120,16 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         jr->set_export_state(run->id, ExportState::superseded, run->fail);
         spool::remove_export(cfg.spool.dir, run->name, quota.get());
         runs.erase(run->id);
-        // Early multipart uploads of this version will never be completed: abort them.
-        if (!run->early_files.empty()) sweep_orphans();
+        // Early multipart uploads of this version will never be completed: abort them; and
+        // delete the early objects that were completed. The journal says which (also those of an
+        // earlier process: this run's early_files start empty after a restart).
+        bool uploaded_any = !run->early_files.empty();
+        for (const auto& f : jr->files(run->id))
+          if (!f.import_key.empty() || !f.archive_key.empty()) uploaded_any = true;
+        if (uploaded_any) {
+          sweep_orphans();
+          delete_superseded_objects();
+        }
         changed();
         return;
       }

@@ -40,6 +40,11 @@
 //              file row of a journal export (superseded and failed ones excepted: nothing resumes
 //              them) names its upload id, and no CreateMultipartUpload for that
 //              key is in flight in this process (the sweep then runs again once it answered).
+//   superseded a version superseded mid-spool may have completed early objects: each key its
+//              file rows recorded (import_key, archive_key; never a listing) is deleted with
+//              DeleteObject (404 = done), then cleared in the journal. A failure is logged and
+//              retried at the next start or supersede; it blocks nothing. Run after every
+//              supersede and after recovery at start, so a restart deletes what is left.
 // Threading: every journal call, S3 call and state change happens on the control thread (the
 // io_context the component was made with); the pool only reads sources and writes spool files.
 #include <chrono>
@@ -117,6 +122,8 @@ struct Stats {
   // Incomplete multipart uploads under a pipeline's prefix that the journal does not own (a lost
   // CreateMultipartUpload answer, a kill right after one), aborted by the orphan sweep.
   std::uint64_t orphan_uploads_aborted = 0;
+  // Completed objects of superseded versions deleted (or found gone) from the landing bucket.
+  std::uint64_t superseded_objects_deleted = 0;
 };
 
 class Pipeline : public service::Component {

@@ -3,6 +3,8 @@
 // generator's list of invalid lines.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <boost/asio/io_context.hpp>
 
 #include "component.hpp"
@@ -796,5 +798,98 @@ TEST_F(PipelineTest, ChangedExportAfterUploadIsHeldForTheOperator) {
   auto body = s3.get("exports/e.v2/import/Patient.000.ndjson");
   ASSERT_TRUE(body);
   EXPECT_EQ(*body, text + first_line);
+  fs::remove_all(root);
+}
+
+// Issue 18, defect 2: the completed early objects of a superseded version were left in the landing
+// bucket. Deterministic: one spool worker spools the files largest first, so every file but the
+// smallest is spooled and uploaded early while the smallest (B) is still to come; B's spool then
+// fails (a directory blocks its spool file, a retryable I/O error) and the export waits in
+// `spooling` with the early objects completed. B is then replaced (new inode and content): the
+// retry finds the change, version 1 is superseded, and the objects its journal recorded are
+// deleted; version 2 is uploaded in full.
+TEST_F(PipelineTest, SupersededVersionEarlyObjectsAreDeleted) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("supersede-delete");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "e";
+  generate(exp, {"--patients", "6", "--seed", "3", "--complete", "none"});
+  std::vector<std::pair<std::uintmax_t, std::string>> by_size;
+  for (const auto& d : fs::directory_iterator(exp))
+    if (d.path().extension() == ".ndjson")
+      by_size.emplace_back(fs::file_size(d.path()), d.path().filename().string());
+  std::sort(by_size.begin(), by_size.end());
+  ASSERT_GE(by_size.size(), 2u);
+  ASSERT_LT(by_size[0].first, by_size[1].first);  // B is strictly the smallest: spooled last
+  const std::string b = by_size[0].second;
+  const std::size_t early = by_size.size() - 1;
+  auto obstacle = fe::spool::import_path(root / "spool", "e", b);
+  fs::create_directories(obstacle);
+  write_file(obstacle / "block", "x");  // a non-empty directory: the spool commit fails
+
+  // on_changed: hold (the default): version 1 never got past spooling, so version 2 goes on.
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  auto opt = test_options();
+  opt.worker_threads = 1;
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, opt);
+  p.start(cfg);
+  write_file(exp / ".done", "");
+  // Each early file is one PutObject for import/ and one for archive/; the retry is scheduled
+  // only after they finished (spool_done waits for early objects).
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().retries_scheduled >= 1 && p.stats().parts_sent >= 2 * early; },
+      std::chrono::seconds(120)))
+      << p.status_line();
+  S3Reader s3(server.endpoint());
+  std::set<std::string> v1_keys;
+  for (std::size_t i = 1; i < by_size.size(); ++i) {
+    v1_keys.insert("exports/e/import/" + by_size[i].second);
+    v1_keys.insert("exports/e/archive/" + by_size[i].second + ".zst");
+  }
+  ASSERT_EQ(s3.list("exports/e/"), v1_keys);  // the early objects of version 1 are complete
+
+  // B changes: a new file (new inode) with one more line, moved in atomically.
+  const std::string old_b = read_file(exp / b);
+  const std::string new_b = old_b + old_b.substr(0, old_b.find('\n') + 1);
+  write_file(root / "B.new", new_b);
+  fs::rename(root / "B.new", exp / b);
+  fs::remove_all(obstacle);
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        return p.stats().exports_uploaded == 1 && p.stats().superseded_objects_deleted == 2 * early;
+      },
+      std::chrono::seconds(120)))
+      << p.status_line();
+  stop_component(io, p);
+
+  EXPECT_TRUE(s3.list("exports/e/").empty());  // nothing of version 1 is left
+  std::set<std::string> v2_keys;
+  for (const auto& [size, name] : by_size) {
+    v2_keys.insert("exports/e.v2/import/" + name);
+    v2_keys.insert("exports/e.v2/archive/" + name + ".zst");
+  }
+  auto v2 = s3.list("exports/e.v2/");
+  for (const auto& k : v2_keys) EXPECT_TRUE(v2.count(k)) << k;
+  auto body = s3.get("exports/e.v2/import/" + b);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, new_b);
+  // Only the keys the journal recorded were deleted, and the journal says so.
+  std::size_t deletes = 0;
+  for (const auto& r : server.requests())
+    if (r.operation == "DeleteObject") {
+      ++deletes;
+      EXPECT_TRUE(v1_keys.count(r.key)) << r.key;
+    }
+  EXPECT_EQ(deletes, v1_keys.size());
+  auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+  auto v1 = j.find_export(std::string_view("e"));
+  ASSERT_TRUE(v1);
+  EXPECT_EQ(v1->state, ExportState::superseded);
+  for (const auto& f : j.files(v1->id)) {
+    EXPECT_TRUE(f.import_key.empty()) << f.name;
+    EXPECT_TRUE(f.archive_key.empty()) << f.name;
+  }
   fs::remove_all(root);
 }
