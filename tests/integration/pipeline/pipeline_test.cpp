@@ -893,3 +893,85 @@ TEST_F(PipelineTest, SupersededVersionEarlyObjectsAreDeleted) {
   }
   fs::remove_all(root);
 }
+
+// The same, but every DeleteObject is refused (a bucket policy without s3:DeleteObject): the
+// version-1 keys stay in the journal, nothing else waits, and the next start (permission fixed)
+// deletes what was left: a restart after the supersede still deletes.
+TEST_F(PipelineTest, SupersededVersionObjectsLeftByAFailedDeleteAreDeletedAtStart) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("supersede-retry");
+  auto exp = root / "watch" / "e";
+  generate(exp, {"--patients", "6", "--seed", "3", "--complete", "none"});
+  std::vector<std::pair<std::uintmax_t, std::string>> by_size;
+  for (const auto& d : fs::directory_iterator(exp))
+    if (d.path().extension() == ".ndjson")
+      by_size.emplace_back(fs::file_size(d.path()), d.path().filename().string());
+  std::sort(by_size.begin(), by_size.end());
+  ASSERT_GE(by_size.size(), 2u);
+  ASSERT_LT(by_size[0].first, by_size[1].first);
+  const std::string b = by_size[0].second;
+  const std::size_t early = by_size.size() - 1;
+  auto obstacle = fe::spool::import_path(root / "spool", "e", b);
+  fs::create_directories(obstacle);
+  write_file(obstacle / "block", "x");
+  std::set<std::string> v1_keys;
+  for (std::size_t i = 1; i < by_size.size(); ++i) {
+    v1_keys.insert("exports/e/import/" + by_size[i].second);
+    v1_keys.insert("exports/e/archive/" + by_size[i].second + ".zst");
+  }
+  auto opt = test_options();
+  opt.worker_threads = 1;
+  uint16_t port = 0;
+  {
+    LocalS3 server(root / "s3", kPart, 0, "DeleteObject:403=1");
+    port = server.port();
+    auto cfg = load(root, config_yaml(root, server.endpoint()));
+    boost::asio::io_context io;
+    fe::pipeline::Pipeline p(io, cfg, opt);
+    p.start(cfg);
+    write_file(exp / ".done", "");
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().retries_scheduled >= 1 && p.stats().parts_sent >= 2 * early; },
+        std::chrono::seconds(120)))
+        << p.status_line();
+    const std::string old_b = read_file(exp / b);
+    write_file(root / "B.new", old_b + old_b.substr(0, old_b.find('\n') + 1));
+    fs::rename(root / "B.new", exp / b);
+    fs::remove_all(obstacle);
+    auto refused = [&] {
+      std::size_t n = 0;
+      for (const auto& r : server.requests())
+        if (r.operation == "DeleteObject" && r.status == 403) ++n;
+      return n;
+    };
+    // Version 2 is not held up by the refused deletes.
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+        << p.status_line();
+    ASSERT_TRUE(run_until(
+        io, [&] { return refused() == v1_keys.size(); }, std::chrono::seconds(60)));
+    EXPECT_EQ(p.stats().superseded_objects_deleted, 0u);
+    stop_component(io, p);
+    S3Reader s3(server.endpoint());
+    EXPECT_EQ(s3.list("exports/e/"), v1_keys);
+    auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+    auto v1 = j.find_export(std::string_view("e"));
+    ASSERT_TRUE(v1);
+    EXPECT_EQ(v1->state, ExportState::superseded);
+  }
+  // Restart (same store, same port), DeleteObject allowed now.
+  LocalS3 server(root / "s3", kPart, port);
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  boost::asio::io_context io;
+  fe::pipeline::Pipeline p(io, cfg, opt);
+  p.start(cfg);
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().superseded_objects_deleted == v1_keys.size(); },
+      std::chrono::seconds(60)))
+      << p.status_line();
+  stop_component(io, p);
+  S3Reader s3(server.endpoint());
+  EXPECT_TRUE(s3.list("exports/e/").empty());
+  EXPECT_TRUE(s3.get("exports/e.v2/import/" + b).has_value());
+  fs::remove_all(root);
+}
