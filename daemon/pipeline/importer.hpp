@@ -28,12 +28,13 @@
 //              streamed (ListObjectsV2 + GetObject; memory bounded by max_line_bytes and
 //              max_reasons, never by output size), per-file counts and the first failure reasons
 //              (named by source file and line: Journal::source_line maps HealthLake's import
-//              object line back through the spool's line anchors) go to the journal (record_import_outcome), to spool/<export>/import-report.json
-//              (spool::write_durable) and to one log line (warning unless COMPLETED); the export
-//              moves to imported (status in accept_statuses) or import_failed. CANCEL_FAILED
-//              means the cancel failed and the job ran on: with a manifest.json it is judged as
-//              COMPLETED (no failed resource) or COMPLETED_WITH_ERRORS; without one, whether
-//              anything was imported is unknown and it is import_failed (retry then needs
+//              object line back through the spool's line anchors) go to the journal
+//              (record_import_outcome), to spool/<export>/import-report.json (spool::write_durable)
+//              and to one log line (warning unless COMPLETED); the export moves to imported (status
+//              in accept_statuses) or import_failed. CANCEL_FAILED means the cancel failed and the
+//              job ran on: with a manifest.json it is judged as COMPLETED (no failed resource) or
+//              COMPLETED_WITH_ERRORS; without one, whether anything was imported is unknown and it
+//              is import_failed (retry then needs
 //              --reimport, Journal::retry_export). An accepted status that imported nothing, or
 //              less than min_imported_share, is import_failed too (source kept; status says why).
 //   errors     Throttling/InternalServer are retried by the AWS layer; when its attempts run out
