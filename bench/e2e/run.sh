@@ -25,6 +25,8 @@ set -euo pipefail
 BUILD=${1:?usage: run.sh BUILD_DIR [SIZE] [OUT_DIR]}
 SIZE=${2:-1GB}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# The tools this bench needs (gnuplot-nox, bc, time, awscli, ...): installed when missing.
+"$ROOT/scripts/bootstrap" --bench >&2
 OUT=${3:-$ROOT/bench/e2e}
 POLL=${POLL:-2}
 FE=$BUILD/daemon/fhir-edge

@@ -15,6 +15,8 @@ set -euo pipefail
 BUILD=${1:?usage: run.sh BUILD_DIR [SIZE]}
 SIZE=${2:-1GB}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# The tools this bench needs (gnuplot-nox, bc, time, awscli, ...): installed when missing.
+"$ROOT/scripts/bootstrap" --bench >&2
 DRIVER=$BUILD/tests/integration/pipeline/pipeline-driver
 HLL=$BUILD/tools/healthlake-local/healthlake-local
 GEN=$ROOT/tools/fhir-export-gen/fhir-export-gen
