@@ -6,75 +6,17 @@
 # source out of the watched directory; spool retention removed its spool; SIGTERM exits 0.
 set -euo pipefail
 fe=$1 hl=$2 gen=$3
-work=$(mktemp -d /tmp/fe-e2e.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- daemon log" >&2
-  cat "$work/daemon.log" >&2 || true
-  exit 1
-}
+source "$(dirname "$0")/../../support/harness.sh"
+fe_harness e2e
+fe_start_emulator --job-timing submitted=0.2s,queued=0.2s,run=0.5s
+FE_SPOOL="{ dir: $work/spool, keep_for: 0s }" FE_IMPORT="{ poll_min: 1s, poll_max: 2s }" \
+  fe_write_config e2e "after_upload: move:$work/done"
+fe_start_daemon
+fe_drop exp 11 --patients 15 --invalid-every 13
+cp "$work/gen-exp.json" "$work/gen.json"
 
-export AWS_ACCESS_KEY_ID=AKIAE2ETEST000000001 AWS_SECRET_ACCESS_KEY=e2e-test-secret-value
-ds=0123456789abcdef0123456789abcdef
-"$hl" --data "$work/emulator" --listen 127.0.0.1:0 --port-file "$work/port" \
-  --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" --region us-east-1 \
-  --datastore "$ds" --bucket landing --bucket results --request-log "$work/requests.ndjson" \
-  --job-timing submitted=0.2s,queued=0.2s,run=0.5s >"$work/emulator.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || fail "healthlake-local did not start: $(cat "$work/emulator.log")"
-port=$(cat "$work/port")
-
-mkdir -p "$work/incoming"
-cat >"$work/fhir-edge.yaml" <<YAML
-aws:
-  region: us-east-1
-  credentials: { source: env }
-  endpoints: { s3: "http://127.0.0.1:$port", healthlake: "http://127.0.0.1:$port" }
-  s3_path_style: true
-pipelines:
-  - name: e2e
-    watch: $work/incoming
-    complete_when: { marker: .done, bulk_manifest: false, client_log: false }
-    validation_level: structure-only
-    s3: { bucket: landing, prefix: exports }
-    healthlake:
-      datastore_id: $ds
-      data_access_role_arn: arn:aws:iam::123456789012:role/HealthLakeImport
-      output_s3_uri: s3://results/imports/
-      output_kms_key_id: alias/healthlake
-    after_upload: move:$work/done
-spool: { dir: $work/spool, keep_for: 0s }
-journal: { path: $work/journal.db }
-metrics: { listen: off }
-import: { poll_min: 1s, poll_max: 2s }
-YAML
-"$fe" check-config --config "$work/fhir-edge.yaml" >/dev/null || fail "config rejected"
-
-"$fe" run --config "$work/fhir-edge.yaml" >"$work/daemon.log" 2>&1 &
-daemon=$!
-pids+=($daemon)
-
-# The export is written under a temporary name and renamed in, as bulk-data clients do.
-"$gen" "$work/incoming/.tmp-exp" --patients 15 --seed 11 --invalid-every 13 --complete marker \
-  >"$work/gen.json"
-mv "$work/incoming/.tmp-exp" "$work/incoming/exp"
-
-state=""
-for _ in $(seq 240); do
-  state=$("$fe" status --json --journal "$work/journal.db" 2>/dev/null |
-    python3 -c 'import json,sys; e=json.load(sys.stdin)["exports"]; print(e[0]["state"] if e else "")' ||
-    true)
-  case "$state" in imported | import_failed | nothing_to_import | parked | failed) break ;; esac
-  sleep 0.5
-done
+fe_wait_state exp imported import_failed nothing_to_import parked failed
+state=$(fe_state_of exp)
 [ "$state" = imported ] || fail "export ended '$state', expected imported"
 "$fe" status --json --journal "$work/journal.db" >"$work/status-final.json"
 
@@ -109,8 +51,5 @@ n=$(find "$work/done/exp" -name '*.ndjson' | wc -l)
 for _ in $(seq 50); do [ -e "$work/spool/exp" ] || break; sleep 0.1; done
 [ ! -e "$work/spool/exp" ] || fail "spool of the imported export kept despite keep_for: 0s"
 
-kill -TERM "$daemon"
-rc=0
-wait "$daemon" || rc=$?
-[ "$rc" -eq 0 ] || fail "daemon exited $rc after SIGTERM"
+fe_stop_daemon
 echo "e2e: ok"

@@ -11,90 +11,11 @@
 #   `retry` of an unknown export, and `journal compact` with and without a daemon, are checked too.
 set -euo pipefail
 fe=$1 hl=$2 gen=$3
-work=$(mktemp -d /tmp/fe-retry.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- daemon log" >&2
-  tail -50 "$work/daemon.log" >&2 || true
-  "$fe" status --journal "$work/journal.db" >&2 || true
-  exit 1
-}
-
-export AWS_ACCESS_KEY_ID=AKIARETRYTEST0000001 AWS_SECRET_ACCESS_KEY=retry-test-secret-value
-ds=0123456789abcdef0123456789abcdef
-"$hl" --data "$work/emulator" --listen 127.0.0.1:0 --port-file "$work/port" \
-  --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" --region us-east-1 \
-  --datastore "$ds" --bucket landing --bucket results --request-log "$work/requests.ndjson" \
-  --faults 'StartFHIRImportJob:AccessDeniedException=@1,StartFHIRImportJob:AccessDeniedException=@3' \
-  --job-timing submitted=0.1s,queued=0.1s,run=0.2s >"$work/emulator.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || fail "healthlake-local did not start: $(cat "$work/emulator.log")"
-port=$(cat "$work/port")
-
-mkdir -p "$work/incoming"
-cat >"$work/fhir-edge.yaml" <<YAML
-aws:
-  region: us-east-1
-  credentials: { source: env }
-  endpoints: { s3: "http://127.0.0.1:$port", healthlake: "http://127.0.0.1:$port" }
-  s3_path_style: true
-pipelines:
-  - name: retry
-    watch: $work/incoming
-    complete_when: { marker: .done, bulk_manifest: false, client_log: false }
-    validation_level: structure-only
-    s3: { bucket: landing, prefix: exports }
-    healthlake:
-      datastore_id: $ds
-      data_access_role_arn: arn:aws:iam::123456789012:role/HealthLakeImport
-      output_s3_uri: s3://results/imports/
-      output_kms_key_id: alias/healthlake
-spool: { dir: $work/spool }
-journal: { path: $work/journal.db }
-metrics: { listen: off }
-import: { poll_min: 1s, poll_max: 1s }
-YAML
-"$fe" check-config --config "$work/fhir-edge.yaml" >/dev/null || fail "config rejected"
-
-start_daemon() {
-  "$fe" run --config "$work/fhir-edge.yaml" >>"$work/daemon.log" 2>&1 &
-  daemon=$!
-  pids+=($daemon)
-}
-stop_daemon() {
-  kill -TERM "$daemon"
-  local rc=0
-  wait "$daemon" || rc=$?
-  [ "$rc" -eq 0 ] || fail "daemon exited $rc after SIGTERM"
-}
-state_of() {
-  "$fe" status --json --journal "$work/journal.db" 2>/dev/null | python3 -c '
-import json, sys
-for e in json.load(sys.stdin)["exports"]:
-    if e["name"] == sys.argv[1]: print(e["state"])' "$1" || true
-}
-wait_state() { # NAME STATE...
-  local name=$1 s=""
-  shift
-  for _ in $(seq 240); do
-    s=$(state_of "$name")
-    for want in "$@"; do [ "$s" = "$want" ] && return 0; done
-    sleep 0.25
-  done
-  fail "$name is '$s', expected $*"
-}
-drop() { # NAME SEED
-  "$gen" "$work/incoming/.tmp-$1" --patients 4 --seed "$2" --complete marker >"$work/gen-$1.json"
-  mv "$work/incoming/.tmp-$1" "$work/incoming/$1"
-}
+source "$(dirname "$0")/../../support/harness.sh"
+fe_harness retry
+fe_start_emulator --faults 'StartFHIRImportJob:AccessDeniedException=@1,StartFHIRImportJob:AccessDeniedException=@3' \
+  --job-timing submitted=0.1s,queued=0.1s,run=0.2s
+fe_write_config retry
 starts_ok() { # StartFHIRImportJob calls answered 200 for an input containing /NAME/
   python3 - "$work/requests.ndjson" "$1" <<'PY'
 import json, sys
@@ -107,9 +28,9 @@ print(n)
 PY
 }
 
-start_daemon
-drop A 21
-wait_state A parked
+fe_start_daemon
+fe_drop A 21
+fe_wait_state A parked
 "$fe" status --export A --journal "$work/journal.db" | grep -q AccessDenied || fail "A's park reason"
 
 # Retry while the daemon runs: request → daemon → same token → imported.
@@ -117,18 +38,18 @@ out=$("$fe" retry A --journal "$work/journal.db" --wait 30) || fail "retry A: $o
 echo "$out"
 grep -q "applied by the running daemon" <<<"$out" || fail "retry A not applied by the daemon: $out"
 grep -q "same ClientToken" <<<"$out" || fail "retry A does not say the token is kept: $out"
-wait_state A imported
+fe_wait_state A imported
 
 # B: parked (3rd Start), then the daemon stops; retry applies it directly; restart finishes it.
-drop B 22
-wait_state B parked
-stop_daemon
+fe_drop B 22
+fe_wait_state B parked
+fe_stop_daemon
 out=$("$fe" retry B --config "$work/fhir-edge.yaml") || fail "retry B: $out"
 echo "$out"
 grep -q "no daemon running" <<<"$out" || fail "retry B without a daemon: $out"
-[ "$(state_of B)" = import_starting ] || fail "B is $(state_of B) after retry, expected import_starting"
-start_daemon
-wait_state B imported
+[ "$(fe_state_of B)" = import_starting ] || fail "B is $(fe_state_of B) after retry, expected import_starting"
+fe_start_daemon
+fe_wait_state B imported
 
 # An imported export is not re-imported by accident.
 rc=0
@@ -138,7 +59,7 @@ grep -q -- "--reimport" <<<"$out" || fail "refusal does not name --reimport: $ou
 out=$("$fe" retry A --reimport --journal "$work/journal.db") || fail "retry --reimport A: $out"
 echo "$out"
 grep -q "NEW import job" <<<"$out" || fail "reimport does not say a new job starts: $out"
-wait_state A imported
+fe_wait_state A imported
 rc=0
 "$fe" retry no-such-export --journal "$work/journal.db" >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "retry of an unknown export exited $rc"
@@ -174,8 +95,8 @@ out=$("$fe" journal compact --older-than 0s --journal "$work/journal.db") || fai
 echo "$out"
 grep -q "removed 2 finished export(s)" <<<"$out" || fail "compact while running: $out"
 grep -q "applied by the running daemon" <<<"$out" || fail "compact not applied by the daemon: $out"
-[ -z "$(state_of A)" ] || fail "A still in the journal after compact"
-stop_daemon
+[ -z "$(fe_state_of A)" ] || fail "A still in the journal after compact"
+fe_stop_daemon
 out=$("$fe" journal compact --older-than 90d --journal "$work/journal.db") || fail "compact: $out"
 grep -q "removed 0 finished export(s)" <<<"$out" || fail "compact without a daemon: $out"
 echo "retry_cli: ok"

@@ -29,21 +29,12 @@ done
 unshare -m true 2>/dev/null || skip "cannot create a mount namespace here"
 grep -qw overlay /proc/filesystems || skip "no overlayfs in this kernel"
 
-work=$(mktemp -d /tmp/fe-unit-user.XXXXXX)
+source "$(dirname "$0")/../../support/harness.sh"
+fe_harness unit-user
 chmod 0755 "$work"  # the service user reaches its bound directories through it
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- daemon log" >&2
-  cat "$work/daemon.log" >&2 || true
-  exit 1
-}
+# The daemon reads its credentials the systemd way only (LoadCredential-style directory below).
+ak=$AWS_ACCESS_KEY_ID sk=$AWS_SECRET_ACCESS_KEY
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 
 # --- the unit's settings ---------------------------------------------------------------------
 # Every value of KEY in [Service] (keys may repeat), in order.
@@ -100,16 +91,7 @@ done
 watch_root=${writable[1]:?the unit has no ReadWritePaths= watch root}
 
 # --- healthlake-local (outside the sandbox, on loopback) --------------------------------------
-ak=AKIAUNITUSER00000001 sk=unit-user-test-secret-value
-ds=0123456789abcdef0123456789abcdef
-HEALTHLAKE_LOCAL_SECRET_KEY=$sk "$hl" --data "$work/emulator" --listen 127.0.0.1:0 \
-  --port-file "$work/port" --access-key "$ak" --region us-east-1 --datastore "$ds" \
-  --bucket landing --bucket results --request-log "$work/requests.ndjson" \
-  --job-timing submitted=0.2s,queued=0.2s,run=0.5s >"$work/emulator.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-[ -s "$work/port" ] || fail "healthlake-local did not start: $(cat "$work/emulator.log")"
-port=$(cat "$work/port")
+AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk fe_start_emulator --job-timing submitted=0.2s,queued=0.2s,run=0.5s
 
 # --- configuration and credentials, as an operator installs them -------------------------------
 # spool.dir and journal.path are left at their defaults, which must lie in the state directory.
