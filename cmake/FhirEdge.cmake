@@ -17,6 +17,8 @@ function(fe_test name)
   endif()
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main GTest::gmock)
+  # The test kit's headers (tests/support: temp_dir.hpp, ...).
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   target_compile_definitions(${name} PRIVATE
     FE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     FE_BINARY_DIR="${PROJECT_BINARY_DIR}"

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace fe::test {
 
 namespace fs = std::filesystem;
@@ -38,23 +40,7 @@ inline void write_file(const fs::path& p, const std::string& text) {
   out << text;
 }
 
-// A fresh directory under /tmp (short, so socket paths fit in sun_path), removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/fe-svc-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = fe::test::TempDir;
 
 // The datagram socket systemd would own: every sd_notify() message is one datagram.
 class NotifySocket {

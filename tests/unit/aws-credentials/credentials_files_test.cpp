@@ -144,7 +144,7 @@ TEST(Env, KeysAndPartialSettings) {
 TEST(Systemd, CredentialsDirectory) {
   TempDir d;
   FakeEnv env;
-  env.vars["CREDENTIALS_DIRECTORY"] = d.path.string();
+  env.vars["CREDENTIALS_DIRECTORY"] = d.path().string();
   EXPECT_FALSE(credentials_from_systemd(env.lookup()));  // directory without our files
   d.write("aws_access_key_id", "AKIDSYSTEMD\n");
   EXPECT_THROW(credentials_from_systemd(env.lookup()), CredentialsError);
@@ -161,7 +161,7 @@ TEST(Systemd, CredentialsDirectory) {
 TEST(Systemd, SingleAwsCredentialInCredentialsFileFormat) {
   TempDir d;
   FakeEnv env;
-  env.vars["CREDENTIALS_DIRECTORY"] = d.path.string();
+  env.vars["CREDENTIALS_DIRECTORY"] = d.path().string();
   d.write("aws",
           "# LoadCredential=aws:/etc/fhir-edge/aws-credentials\n[default]\n"
           "aws_access_key_id = AKIDSDFILE\naws_secret_access_key = s#1\n"
@@ -275,7 +275,7 @@ TEST(Process, FailureReportsStatusAndStderrButNeverStdout) {
     EXPECT_EQ(m.find("LEAKEDSECRET"), std::string::npos) << m;
   }
   EXPECT_THROW(
-      credentials_from_process(d.path.string() + "/does-not-exist", std::chrono::seconds(5), "p"),
+      credentials_from_process(d.path().string() + "/does-not-exist", std::chrono::seconds(5), "p"),
       CredentialsError);
 }
 
@@ -313,7 +313,7 @@ TEST(Chain, OrderAndPinnedSource) {
   FakeEnv env = base_env();
   env.vars["AWS_SHARED_CREDENTIALS_FILE"] = d.write(
       "credentials", "[default]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = p\n");
-  env.vars["CREDENTIALS_DIRECTORY"] = d.path.string() + "/sd";
+  env.vars["CREDENTIALS_DIRECTORY"] = d.path().string() + "/sd";
   d.write("sd/aws_access_key_id", "AKIDSYSTEMD");
   d.write("sd/aws_secret_access_key", "s");
   env.vars["AWS_ACCESS_KEY_ID"] = "AKIDENV";
@@ -351,9 +351,9 @@ TEST(Chain, NothingFoundListsWhatWasTried) {
 TEST(Chain, BrokenConfiguredSourceStopsTheChain) {
   TempDir d;
   FakeEnv env = base_env();
-  env.vars["AWS_CONFIG_FILE"] =
-      d.write("config", "[default]\ncredential_process = " + d.path.string() + "/missing-helper\n");
-  env.vars["CREDENTIALS_DIRECTORY"] = d.path.string();  // empty: not ours
+  env.vars["AWS_CONFIG_FILE"] = d.write(
+      "config", "[default]\ncredential_process = " + d.path().string() + "/missing-helper\n");
+  env.vars["CREDENTIALS_DIRECTORY"] = d.path().string();  // empty: not ours
   EXPECT_THROW(resolve_credentials(options(env)), CredentialsError);
 }
 

@@ -61,7 +61,7 @@ TEST(CredentialFileModes, GroupOrWorldReadableCredentialsFileWarnsOnceNamingFile
   ASSERT_EQ(chmod(creds.c_str(), 0644), 0);
   ASSERT_EQ(chmod(config.c_str(), 0644), 0);
   auto env = env_with(creds, config);
-  std::string out = stderr_of(d.path, [&] {
+  std::string out = stderr_of(d.path(), [&] {
     load_profile("default", env.lookup());
     load_profile("default", env.lookup());  // read again (refresh): still one warning
   });
@@ -83,18 +83,18 @@ TEST(CredentialFileModes, PrivateFilesAreQuiet) {
   ASSERT_EQ(chmod(creds.c_str(), 0600), 0);
   ASSERT_EQ(chmod(config.c_str(), 0400), 0);
   auto env = env_with(creds, config);
-  std::string out = stderr_of(d.path, [&] { load_profile("default", env.lookup()); });
+  std::string out = stderr_of(d.path(), [&] { load_profile("default", env.lookup()); });
   EXPECT_EQ(out, "");
 }
 
 TEST(CredentialFileModes, ConfigFileWithKeysAndGroupAccessWarns) {
   TempDir d;
-  auto creds = d.path / "no-credentials-file";
+  auto creds = d.path() / "no-credentials-file";
   auto config =
       d.write("config", "[default]\naws_access_key_id = AKIDCFG\naws_secret_access_key = s\n");
   ASSERT_EQ(chmod(config.c_str(), 0640), 0);
   auto env = env_with(creds.string(), config);
-  std::string out = stderr_of(d.path, [&] { load_profile("default", env.lookup()); });
+  std::string out = stderr_of(d.path(), [&] { load_profile("default", env.lookup()); });
   EXPECT_EQ(count(out, "warning: AWS config file " + config), 1u) << out;
   EXPECT_NE(out.find("(mode 0640)"), std::string::npos) << out;
 }
@@ -102,12 +102,13 @@ TEST(CredentialFileModes, ConfigFileWithKeysAndGroupAccessWarns) {
 TEST(CredentialFileModes, SystemdCredentialFilesAreChecked) {
   TempDir d;
   FakeEnv env;
-  env.vars["CREDENTIALS_DIRECTORY"] = d.path.string();
+  env.vars["CREDENTIALS_DIRECTORY"] = d.path().string();
   auto id = d.write("aws_access_key_id", "AKIDSYSTEMD\n");
   auto secret = d.write("aws_secret_access_key", "sysSecretValue\n");
   ASSERT_EQ(chmod(id.c_str(), 0644), 0);  // the key id is not a secret: not warned about
   ASSERT_EQ(chmod(secret.c_str(), 0604), 0);
-  std::string out = stderr_of(d.path, [&] { ASSERT_TRUE(credentials_from_systemd(env.lookup())); });
+  std::string out =
+      stderr_of(d.path(), [&] { ASSERT_TRUE(credentials_from_systemd(env.lookup())); });
   EXPECT_EQ(count(out, "warning: systemd credential " + secret), 1u) << out;
   EXPECT_NE(out.find("(mode 0604)"), std::string::npos) << out;
   EXPECT_EQ(out.find(id + " "), std::string::npos) << out;

@@ -9,6 +9,8 @@
 
 #include "aws/credentials.hpp"
 
+#include "temp_dir.hpp"
+
 namespace fe::test {
 
 struct FakeEnv {
@@ -20,27 +22,6 @@ struct FakeEnv {
       if (it == copy.end()) return std::nullopt;
       return it->second;
     };
-  }
-};
-
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "fe-creds-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, const std::string& content, bool exec = false) {
-    auto p = path / name;
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    if (exec)
-      std::filesystem::permissions(p, std::filesystem::perms::owner_all,
-                                   std::filesystem::perm_options::add);
-    return p.string();
   }
 };
 

@@ -15,27 +15,14 @@
 #include "spool/crc32c.hpp"
 #include "spool/spool.hpp"
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using namespace fe::spool;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "fe-spool-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = fe::test::TempDir;
 
 // NDJSON lines of varying length so frame boundaries fall inside lines.
 std::string make_ndjson(size_t bytes, unsigned seed = 1) {

@@ -19,28 +19,15 @@
 #include "watch/manifest.hpp"
 #include "watch/watcher.hpp"
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 using namespace fe::watch;
 using namespace std::chrono_literals;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "fe-watch-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = fe::test::TempDir;
 
 void write_file(const fs::path& p, const std::string& content) {
   std::ofstream f(p, std::ios::binary);

@@ -1,6 +1,7 @@
 #pragma once
-// A scripted HTTP/1.1 server on 127.0.0.1 for the AWS-layer tests: it records every request
-// (method, target, headers, body hash, arrival time) and answers what the test's handler returns.
+// The one scripted HTTP/1.1 server on 127.0.0.1 for tests (the AWS layer, the credential
+// endpoints): it records every request (method, target, headers, body hash, arrival time) and
+// answers what the test's handler returns.
 // Runs on its own thread and io_context, so the client under test has its own event loop.
 // Bodies are streamed through a fixed buffer (hash + optional copy up to keep_body bytes), so a
 // multi-GiB upload costs no memory here.
@@ -50,6 +51,7 @@ struct Reply {
   // >= 0: send the headers (full Content-Length) and only this many body bytes, then close.
   long truncate_body_at = -1;
   std::chrono::milliseconds delay{0};
+  bool close = false;  // answer with Connection: close, then close (one request per connection)
 };
 
 class LoopbackServer {
@@ -80,6 +82,10 @@ class LoopbackServer {
     return requests_;
   }
   std::size_t connections() const { return connections_.load(); }
+  void set_handler(Handler handler) {
+    std::lock_guard lock(mu_);
+    handler_ = std::move(handler);
+  }
 
  private:
   boost::asio::awaitable<void> accept_loop() {
@@ -141,11 +147,13 @@ class LoopbackServer {
         EVP_DigestFinal_ex(ctx, md, &mdlen);
         EVP_MD_CTX_free(ctx);
         rec.body_sha256 = hex(md, mdlen);
-        Reply reply = handler_(rec);
+        Handler handler;
         {
           std::lock_guard lock(mu_);
           requests_.push_back(rec);
+          handler = handler_;
         }
+        Reply reply = handler(rec);
         if (reply.delay.count() > 0) {
           boost::asio::steady_timer t(io_, reply.delay);
           co_await t.async_wait(use_awaitable);
@@ -164,7 +172,7 @@ class LoopbackServer {
         } else if (!has_length) {
           res.content_length(reply.body.size());
         }
-        res.keep_alive(true);
+        res.keep_alive(!reply.close);
         if (reply.truncate_body_at >= 0 && !head) {
           http::response_serializer<http::string_body> sr(res);
           co_await http::async_write_header(sock, sr, use_awaitable);
@@ -179,6 +187,11 @@ class LoopbackServer {
           co_await http::async_write_header(sock, sr, use_awaitable);
         } else {
           co_await http::async_write(sock, res, use_awaitable);
+        }
+        if (reply.close) {
+          boost::system::error_code ec;
+          sock.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+          co_return;
         }
       }
     } catch (const std::exception& e) {
