@@ -196,6 +196,31 @@ TEST(BuiltinUsCore, AnInvariantTheEngineCannotEvaluateIsReportedByKey) {
   // empty invariant (docs/validation.md: the HL7 Java validator reads empty as false here).
 }
 
+// Where US Core 3.1.1 (HealthLake's default) corrected 3.1.0, the built-in set follows 3.1.1: the
+// pulse-oximetry inhaled oxygen flow rate is in UCUM L/min (3.1.0 fixed it as 'l/min').
+TEST(BuiltinUsCore, FollowsTheUsCore311Correction) {
+  auto pulse_ox = [](const std::string& unit) {
+    return R"({"resourceType":"Observation","meta":{"profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-pulse-oximetry"]},"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"2708-6"},{"system":"http://loinc.org","code":"59408-5"}]},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2020-01-01","valueQuantity":{"value":98,"unit":"%","system":"http://unitsofmeasure.org","code":"%"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"3151-8"}]},"valueQuantity":{"value":6,"unit":"L/min","system":"http://unitsofmeasure.org","code":")" +
+           unit + R"("}}]})";
+  };
+  for (const char* v : {"", "|3.1.1", "|3.1.0"}) {
+    SCOPED_TRACE(v);
+    std::string ok = pulse_ox("L/min");
+    std::string bad = pulse_ox("l/min");
+    if (*v) {
+      const std::string url = "us-core-pulse-oximetry";
+      ok.insert(ok.find(url) + url.size(), v);
+      bad.insert(bad.find(url) + url.size(), v);
+    }
+    Result r = strict().validate_line(ok, 1);
+    EXPECT_TRUE(r.issues.empty()) << dump(r);
+    Result b = strict().validate_line(bad, 1);
+    EXPECT_TRUE(
+        find(b, Severity::error, "value", "Observation.component[0].valueQuantity.code", "L/min"))
+        << dump(b);
+  }
+}
+
 // Without the built-in set (Options::builtin_profiles = false), the old behaviour: a warning.
 TEST(BuiltinUsCore, CanBeTurnedOffForComparisons) {
   auto v = make(Level::strict, false);
