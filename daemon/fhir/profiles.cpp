@@ -12,10 +12,11 @@
 //
 // Versions: `url|version` in meta.profile selects the profile of that version. The built-in
 // US Core 3.1.0 also answers `|3.1.1` (HealthLake's default; an errata release with the same
-// profile URLs). A URL without a version is checked against the built-in US Core when it defines
-// it (HealthLake's default guide), else against the first loaded package that does. A URL or a
-// version that is not loaded is a warning naming it (validated against R4 only), never an error:
-// HealthLake supports US Core versions we may not have, so an error would reject data it accepts.
+// profile URLs, whose corrections the generator applies by name). A URL without a version is
+// checked against the built-in US Core when it defines it (HealthLake's default guide), else
+// against the first loaded package that does. A URL or a version that is not loaded is a warning
+// naming it (validated against R4 only), never an error: HealthLake supports US Core versions we
+// may not have, so an error would reject data it accepts.
 #include <archive.h>
 #include <archive_entry.h>
 
