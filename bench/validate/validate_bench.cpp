@@ -1,4 +1,4 @@
-// fhir-validate-bench --level L [--package P]... FILE...
+// fhir-validate-bench --level L [--package P]... [--no-builtin-profiles] FILE...
 // Validates the files single-threaded with fe::fhir::validate_file (what `fhir-edge validate` and
 // the pipeline use) and prints one JSON line: bytes, resources, invalid, seconds (validator
 // construction and package loading excluded), peak RSS of the process.
@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       opt.level = *l;
+    } else if (a == "--no-builtin-profiles") {  // strict without the built-in US Core
+      opt.builtin_profiles = false;
     } else if (a == "--package" && i + 1 < argc) {
       opt.packages.emplace_back(argv[++i]);
     } else {

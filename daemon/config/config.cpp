@@ -329,15 +329,22 @@ class Checker {
   explicit Checker(std::string file) : file_(std::move(file)) {}
 
   std::vector<Error> errors;
+  std::vector<Error> warnings;  // not fatal; LoadResult::warnings
 
   void error(const YAML::Mark& m, const std::string& path, std::string msg) {
+    errors.push_back(at(m, path, std::move(msg)));
+  }
+  void warning(const YAML::Mark& m, const std::string& path, std::string msg) {
+    warnings.push_back(at(m, path, std::move(msg)));
+  }
+  Error at(const YAML::Mark& m, const std::string& path, std::string msg) const {
     Error e;
     e.file = file_;
     e.line = m.line >= 0 ? m.line + 1 : 0;
     e.column = m.column >= 0 ? m.column + 1 : 0;
     e.path = path;
     e.message = std::move(msg);
-    errors.push_back(std::move(e));
+    return e;
   }
 
   static YAML::Mark mark_of(const YAML::Node& n, const YAML::Mark& fallback) {
@@ -899,6 +906,17 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
       }
     }
   }
+  // strict with no package can only check the built-in US Core 3.1.x (HealthLake's default
+  // guide); HealthLake also validates other guides and US Core versions it knows, which would
+  // then be rejected only after the upload (issue 12).
+  if (p.validation_level == ValidationLevel::strict && p.fhir_packages.empty()) {
+    const Item* li = m.get("validation_level");
+    c.warning(li ? li->mark : it.mark, it.path + ".validation_level",
+              "strict with no fhir_packages checks meta.profile only against the built-in US "
+              "Core 3.1.0 (also answering |3.1.1, HealthLake's default); profiles of other guides "
+              "or US Core versions (4.0.0, 5.0.1, 6.1.0, 7.0.0) are reported as not checked: add "
+              "their packages to fhir_packages");
+  }
   if (const Item* si = m.get("s3")) {
     Map sm(c, si->value, si->path, si->mark,
            {"bucket", "prefix", "kms_key_id", "archive", "upload_rejects"});
@@ -1365,6 +1383,7 @@ LoadResult load(std::string_view yaml, const std::string& name, const fs::path& 
     r.config = std::move(cfg);
   }
   r.errors = std::move(c.errors);
+  r.warnings = std::move(c.warnings);
   return r;
 }
 

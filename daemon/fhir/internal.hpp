@@ -49,10 +49,12 @@ struct IssueSink {
   std::string path_string(std::string_view child = {}) const;
 };
 
-// profiles.cpp
+// profiles.cpp: `builtin` adds the built-in US Core set (uscore_data.cpp) to the packages.
 ProfileSetPtr load_profiles(const std::vector<std::filesystem::path>& packages,
-                            const schema::Schema& core, LoadReport& report);
-void check_profiles(const ProfileSet& set, const schema::Schema& core,
+                            const schema::Schema& core, LoadReport& report, bool builtin);
+// `root` is the resource as an element (%resource for the profiles' invariants), `resource` the
+// same as an object.
+void check_profiles(const ProfileSet& set, const schema::Schema& core, simdjson::dom::element root,
                     simdjson::dom::object resource, std::string_view resource_type,
                     Scratch::Impl& sc, IssueSink& sink);
 

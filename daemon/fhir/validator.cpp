@@ -782,8 +782,9 @@ std::shared_ptr<const Validator> Validator::create(const Options& options, LoadR
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->schema = &schema::core();
-  if (options.level == Level::strict && !options.packages.empty()) {
-    impl->profiles = load_profiles(options.packages, *impl->schema, report);
+  if (options.level == Level::strict && (options.builtin_profiles || !options.packages.empty())) {
+    impl->profiles =
+        load_profiles(options.packages, *impl->schema, report, options.builtin_profiles);
   } else if (options.level != Level::strict && !options.packages.empty()) {
     report.warnings.push_back("FHIR packages are only used at level strict; ignored at " +
                               std::string(to_string(options.level)));
@@ -908,7 +909,7 @@ Result Validator::validate_line(std::string_view line, uint64_t line_no, Scratch
     dom::array profiles;
     if (obj["meta"]["profile"].get(profiles) == simdjson::SUCCESS) {
       if (impl_->profiles) {
-        check_profiles(*impl_->profiles, s, obj, rt, sc, sink);
+        check_profiles(*impl_->profiles, s, root, obj, rt, sc, sink);
       } else {
         for (dom::element p : profiles) {
           std::string_view url;

@@ -13,11 +13,14 @@
 // Levels (see docs/validation.md for the full rule checklist):
 //   minimal         JSON object, UTF-8, limits, known R4 resourceType, id matches the id pattern.
 //   structure_only  + the base R4 structure rules and required bindings to core value sets.
-//   strict          + every profile in meta.profile defined by the loaded FHIR packages; a profile
-//                   that is not loaded is a warning naming it (the resource is still checked
-//                   against R4) + the error-severity FHIRPath invariants of the R4 definitions
-//                   (fhirpath.hpp): a failure is an `invariant` error naming the key, one the
-//                   engine cannot evaluate a `not-supported` warning naming it.
+//   strict          + every profile in meta.profile defined by the built-in US Core 3.1.x set
+//                   (HealthLake's default guide, compiled in: uscore_data.cpp) or the loaded FHIR
+//                   packages, with the profiles' own error invariants; `|version` selects the
+//                   version; a profile or version that is not loaded is a warning naming it (the
+//                   resource is still checked against R4) + the error-severity FHIRPath
+//                   invariants of the R4 definitions (fhirpath.hpp): a failure is an `invariant`
+//                   error naming the key, one the engine cannot evaluate a `not-supported`
+//                   warning naming it.
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -79,6 +82,9 @@ struct Options {
   // FHIR NPM packages (a directory holding package/package.json or package.json, or a .tgz);
   // only used at Level::strict.
   std::vector<std::filesystem::path> packages;
+  // The built-in US Core 3.1.x profiles (HealthLake's default guide) at Level::strict, under the
+  // packages. Off only for tests and comparisons.
+  bool builtin_profiles = true;
   size_t max_line_bytes = 64u << 20;    // longer lines: one too-long error, line skipped
   size_t max_depth = 64;                // JSON nesting depth
   size_t max_string_bytes = 16u << 20;  // any single JSON string (base64 attachments are big)
@@ -88,7 +94,8 @@ struct Options {
 struct LoadReport {
   std::vector<std::string> errors;    // create() returned nullptr when non-empty
   std::vector<std::string> warnings;  // e.g. a StructureDefinition without a snapshot, skipped
-  size_t profiles = 0;                // StructureDefinitions compiled from packages
+  size_t profiles = 0;                // StructureDefinitions compiled (built-in + packages)
+  size_t builtin_profiles = 0;        // of which from the built-in US Core set
   size_t value_sets = 0;              // ValueSets loaded from packages
 };
 

@@ -25,7 +25,8 @@ A strict local S3 + AWS HealthLake import endpoint (loopback only).
   --request-log F        JSON-lines request log (default DIR/requests.jsonl)
   --job-timing SPEC      minimum phase times, e.g. 'submitted=0.2s,queued=0.5s,run=1s'
   --min-part-size BYTES  minimum size of non-last multipart parts (default 5242880, as S3)
-  --fhir-package PATH    FHIR NPM package for ValidationLevel strict (repeatable)
+  --fhir-package PATH    FHIR NPM package added at ValidationLevel strict (repeatable); strict
+                         always checks the built-in US Core 3.1.x, HealthLake's default guide
   --require-sse-kms      import inputs must be stored with SSE-KMS (as HealthLake requires)
   --client-token-ttl DUR forget a StartFHIRImportJob ClientToken DUR after its Start (e.g. 1s,
                          500ms, 2m; default: remembered forever); a later Start with it makes a

@@ -87,6 +87,50 @@ TEST_F(CheckConfig, ErrorsGoToStderrWithPositionsAndExitTwo) {
   EXPECT_THAT(r.err, HasSubstr("4 errors in " + p.string()));
 }
 
+// issue 12: a strict pipeline without fhir_packages can only check the built-in US Core 3.1.x;
+// check-config still prints 'ok' (it is a valid config) and says so in one warning line.
+TEST_F(CheckConfig, StrictWithoutPackagesWarnsWhatIsChecked) {
+  auto p = write(
+      "pipelines:\n"
+      "  - name: epic\n"
+      "    watch: /data/epic\n"
+      "    validation_level: strict\n"
+      "    s3: { bucket: landing-bucket }\n"
+      "    healthlake:\n"
+      "      datastore_id: 0123456789abcdef0123456789abcdef\n"
+      "      data_access_role_arn: arn:aws:iam::123456789012:role/Import\n"
+      "      output_s3_uri: s3://results-bucket/imports/\n"
+      "      output_kms_key_id: alias/healthlake\n");
+  fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
+  auto r = run("check-config --config " + p.string());
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_EQ(r.err, "warning: " + p.string() +
+                       ":4:23: pipelines[0].validation_level: strict with no fhir_packages checks "
+                       "meta.profile only against the built-in US Core 3.1.0 (also answering "
+                       "|3.1.1, HealthLake's default); profiles of other guides or US Core "
+                       "versions (4.0.0, 5.0.1, 6.1.0, 7.0.0) are reported as not checked: add "
+                       "their packages to fhir_packages\n");
+  // With a package, or at structure-only, nothing to warn about.
+  auto q = write(
+      "pipelines:\n"
+      "  - name: epic\n"
+      "    watch: /data/epic\n"
+      "    validation_level: strict\n"
+      "    fhir_packages: [/usr/share/fhir/hl7.fhir.us.core-6.1.0.tgz]\n"
+      "    s3: { bucket: landing-bucket }\n"
+      "    healthlake:\n"
+      "      datastore_id: 0123456789abcdef0123456789abcdef\n"
+      "      data_access_role_arn: arn:aws:iam::123456789012:role/Import\n"
+      "      output_s3_uri: s3://results-bucket/imports/\n"
+      "      output_kms_key_id: alias/healthlake\n");
+  fs::permissions(q, fs::perms::owner_read | fs::perms::owner_write);
+  auto rq = run("check-config --config " + q.string());
+  EXPECT_EQ(rq.code, 0);
+  EXPECT_EQ(rq.out, "ok\n");
+  EXPECT_EQ(rq.err, "");
+}
+
 TEST_F(CheckConfig, MissingFileIsAConfigError) {
   auto r = run("check-config --config " + (dir_ / "absent.yaml").string());
   EXPECT_EQ(r.code, 2);
