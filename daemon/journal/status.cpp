@@ -105,12 +105,33 @@ std::vector<std::string> json_string_array(std::string_view json, std::string_vi
   return out;
 }
 
+// The ValidationLevel column: the level HealthLake reports, with the level the job was started
+// with when they differ ("minimal (started strict)") or before HealthLake said
+// ("strict (not reported)"). Several jobs: each distinct value once. "-" without a job or level.
+std::string level_cell(const std::vector<ImportJobRow>& jobs) {
+  std::vector<std::string> seen;
+  for (const auto& j : jobs) {
+    std::string v;
+    if (j.reported_level.empty() && j.validation_level.empty()) continue;
+    if (j.reported_level.empty())
+      v = j.validation_level + " (not reported)";
+    else if (j.validation_level.empty() || j.validation_level == j.reported_level)
+      v = j.reported_level;
+    else
+      v = j.reported_level + " (started " + j.validation_level + ")";
+    if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+  }
+  std::string out;
+  for (const auto& v : seen) out += (out.empty() ? "" : ", ") + v;
+  return out.empty() ? "-" : out;
+}
+
 }  // namespace
 
 std::string format_status_table(const std::vector<StatusRow>& rows) {
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"EXPORT", "PIPELINE", "STATE", "FILES", "VALID", "REJECTED", "SPOOLED",
-                   "UPLOADED", "JOB", "LAST ERROR"});
+                   "UPLOADED", "JOB", "LEVEL", "LAST ERROR"});
   for (const auto& r : rows) {
     const auto& e = r.row;
     std::string state(to_string(e.state));
@@ -133,7 +154,7 @@ std::string format_status_table(const std::vector<StatusRow>& rows) {
     cells.push_back({one_line(e.name, 48), one_line(e.pipeline, 24), state, std::to_string(e.files),
                      std::to_string(e.resources_valid), std::to_string(e.resources_rejected),
                      human_bytes(e.bytes_spooled), human_bytes(e.bytes_uploaded), job,
-                     one_line(error.empty() ? "-" : error, 80)});
+                     level_cell(r.jobs), one_line(error.empty() ? "-" : error, 80)});
   }
   std::string out = align(cells);
   if (rows.empty()) out += "(no exports in the journal)\n";
@@ -141,6 +162,25 @@ std::string format_status_table(const std::vector<StatusRow>& rows) {
 }
 
 namespace {
+
+// The fields every job object shares in status --json.
+std::string job_fields(const ImportJobRow& j) {
+  std::string out = "\"job_name\":" + json_quote(j.job_name);
+  out += ",\"job_id\":" + json_quote(j.job_id);
+  out += ",\"status\":" + json_quote(j.status);
+  out += ",\"submitted_at\":" + json_quote(format_time(j.submitted_at));
+  // The level the job was started with, what HealthLake reports (null: not yet, or not sent),
+  // and whether they agree (null until HealthLake reported one).
+  out += ",\"validation_level\":" +
+         (j.validation_level.empty() ? std::string("null") : json_quote(j.validation_level));
+  out += ",\"reported_validation_level\":" +
+         (j.reported_level.empty() ? std::string("null") : json_quote(j.reported_level));
+  out += ",\"validation_level_match\":" +
+         std::string(j.reported_level.empty() || j.validation_level.empty()
+                         ? "null"
+                         : (j.reported_level == j.validation_level ? "true" : "false"));
+  return out;
+}
 
 std::string export_json(const StatusRow& r) {
   const auto& e = r.row;
@@ -171,19 +211,13 @@ std::string export_json(const StatusRow& r) {
   for (size_t i = 0; i < r.jobs.size(); ++i) {
     const auto& j = r.jobs[i];
     out += (i ? ",{\"part\":" : "{\"part\":") + std::to_string(j.part);
-    out += ",\"job_name\":" + json_quote(j.job_name);
-    out += ",\"job_id\":" + json_quote(j.job_id);
-    out += ",\"status\":" + json_quote(j.status);
-    out += ",\"submitted_at\":" + json_quote(format_time(j.submitted_at));
+    out += "," + job_fields(j);
     out += ",\"input_uri\":" + json_quote(j.input_uri) + "}";
   }
   out += "]";
   out += ",\"import_job\":";
   if (r.job) {
-    out += "{\"job_name\":" + json_quote(r.job->job_name);
-    out += ",\"job_id\":" + json_quote(r.job->job_id);
-    out += ",\"status\":" + json_quote(r.job->status);
-    out += ",\"submitted_at\":" + json_quote(format_time(r.job->submitted_at)) + "}";
+    out += "{" + job_fields(*r.job) + "}";
   } else {
     out += "null";
   }

@@ -17,14 +17,18 @@ struct StatusRow {
 
 std::vector<StatusRow> read_status(const Journal& journal, bool include_finished = true);
 
-// Columns: EXPORT PIPELINE STATE FILES VALID REJECTED SPOOLED UPLOADED JOB LAST-ERROR.
+// Columns: EXPORT PIPELINE STATE FILES VALID REJECTED SPOOLED UPLOADED JOB LEVEL LAST-ERROR.
+// LEVEL is the ValidationLevel HealthLake reports for the job(s), with the started level when it
+// differs ("minimal (started strict)") or is not reported yet ("strict (not reported)").
 std::string format_status_table(const std::vector<StatusRow>& rows);
 
 // {"schema_version":N,"exports":[{"id","name","pipeline","source_path","digest","version",
 //  "state","parked_from","parked_reason","files","resources_valid","resources_rejected",
 //  "bytes_source","bytes_spooled","bytes_uploaded","last_error","created_at","updated_at",
-//  "finished_at","import_attempt","import_job":{"job_name","job_id","status","submitted_at"}|null,
-//  "import_jobs":[{"part","job_name","job_id","status","submitted_at","input_uri"}]}]}
+//  "finished_at","import_attempt","import_job":{<job>}|null,"import_jobs":[{"part",<job>,
+//  "input_uri"}]}]} with <job> = "job_name","job_id","status","submitted_at","validation_level"
+//  (started with; null in journals before schema 5),"reported_validation_level" (what HealthLake
+//  reports; null until it did),"validation_level_match" (true|false|null)
 //  (import_job is part 1; import_jobs lists every part of the current attempt)
 // Timestamps are RFC 3339 UTC strings.
 std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version);
