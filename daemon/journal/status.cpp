@@ -1,4 +1,7 @@
 #include "journal/status.hpp"
+
+#include <simdjson.h>
+
 #include "common/json_escape.hpp"
 
 #include <algorithm>
@@ -105,6 +108,124 @@ std::vector<std::string> json_string_array(std::string_view json, std::string_vi
   return out;
 }
 
+// A job's JobProgressReport as the importer journaled it (progress_json, HealthLake's names).
+struct Progress {
+  int64_t files_scanned = 0, files_imported = 0, files_failed = 0;
+  int64_t scanned = 0, imported = 0, failed = 0;  // resources
+  double mb_scanned = 0, throughput = 0;
+};
+
+std::optional<Progress> parse_progress(const std::string& json) {
+  if (json.empty()) return std::nullopt;
+  simdjson::dom::parser p;
+  simdjson::dom::element o;
+  if (p.parse(json).get(o) || !o.is_object()) return std::nullopt;
+  auto i64 = [&](const char* k) {
+    int64_t v = 0;
+    if (o[k].get_int64().get(v)) {
+      double d = 0;
+      if (!o[k].get_double().get(d)) v = static_cast<int64_t>(d);
+    }
+    return v;
+  };
+  auto dbl = [&](const char* k) {
+    double v = 0;
+    if (o[k].get_double().get(v)) {
+      int64_t n = 0;
+      v = o[k].get_int64().get(n) ? 0 : static_cast<double>(n);
+    }
+    return v;
+  };
+  Progress r;
+  r.files_scanned = i64("TotalNumberOfScannedFiles");
+  r.files_imported = i64("TotalNumberOfImportedFiles");
+  r.files_failed = i64("TotalNumberOfFilesReadWithCustomerError");
+  r.scanned = i64("TotalNumberOfResourcesScanned");
+  r.imported = i64("TotalNumberOfResourcesImported");
+  r.failed = i64("TotalNumberOfResourcesWithCustomerError");
+  r.mb_scanned = dbl("TotalSizeOfScannedFilesInMB");
+  r.throughput = dbl("Throughput");
+  return r;
+}
+
+bool terminal_job_status(const std::string& s) {
+  return s == "COMPLETED" || s == "COMPLETED_WITH_ERRORS" || s == "FAILED" ||
+         s == "CANCEL_COMPLETED" || s == "CANCEL_FAILED";
+}
+
+// An export's progress over the jobs of its current attempt: counts summed; the throughput of its
+// one job, or with several parts of those still running (a finished part's rate says nothing
+// about now). nullopt: no job reported progress yet.
+struct ExportProgress {
+  Progress sum;
+  std::optional<double> throughput;
+};
+
+std::optional<ExportProgress> export_progress(const std::vector<ImportJobRow>& jobs) {
+  std::optional<ExportProgress> out;
+  for (const auto& j : jobs) {
+    auto p = parse_progress(j.progress_json);
+    if (!p) continue;
+    if (!out) out.emplace();
+    auto& s = out->sum;
+    s.files_scanned += p->files_scanned;
+    s.files_imported += p->files_imported;
+    s.files_failed += p->files_failed;
+    s.scanned += p->scanned;
+    s.imported += p->imported;
+    s.failed += p->failed;
+    s.mb_scanned += p->mb_scanned;
+    if (jobs.size() == 1 || !terminal_job_status(j.status))
+      out->throughput = out->throughput.value_or(0) + p->throughput;
+  }
+  return out;
+}
+
+std::string number(double d) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", d);
+  return buf;
+}
+
+// "42 scanned, 30 imported, 2 failed, 1.5 MB/s" (HealthLake's Throughput is in MB/s).
+std::string progress_cell(const std::vector<ImportJobRow>& jobs) {
+  auto p = export_progress(jobs);
+  if (!p) return "-";
+  std::string out = std::to_string(p->sum.scanned) + " scanned, " +
+                    std::to_string(p->sum.imported) + " imported, " +
+                    std::to_string(p->sum.failed) + " failed";
+  if (p->throughput) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ", %.3g MB/s", *p->throughput);
+    out += buf;
+  }
+  return out;
+}
+
+std::string progress_json(const Progress& p, std::optional<double> throughput) {
+  return "{\"resources_scanned\":" + std::to_string(p.scanned) +
+         ",\"resources_imported\":" + std::to_string(p.imported) +
+         ",\"resources_failed\":" + std::to_string(p.failed) +
+         ",\"files_scanned\":" + std::to_string(p.files_scanned) +
+         ",\"files_imported\":" + std::to_string(p.files_imported) +
+         ",\"files_failed\":" + std::to_string(p.files_failed) +
+         ",\"size_scanned_mb\":" + number(p.mb_scanned) +
+         ",\"throughput_mb_per_s\":" + (throughput ? number(*throughput) : std::string("null")) +
+         "}";
+}
+
+// HealthLake's Message of a job that did not end well (FAILED...), for LAST ERROR when the
+// export itself recorded none (journals from before the importer put it into last_error).
+std::string job_message(const std::vector<ImportJobRow>& jobs) {
+  std::string out;
+  for (const auto& j : jobs) {
+    if (j.message.empty() || j.status == "COMPLETED") continue;
+    out += (out.empty() ? "" : "; ") + std::string("import job ") + j.job_id + " " + j.status +
+           ": " + j.message;
+  }
+  return out;
+}
+
 // The ValidationLevel column: the level HealthLake reports, with the level the job was started
 // with when they differ ("minimal (started strict)") or before HealthLake said
 // ("strict (not reported)"). Several jobs: each distinct value once. "-" without a job or level.
@@ -131,11 +252,12 @@ std::string level_cell(const std::vector<ImportJobRow>& jobs) {
 std::string format_status_table(const std::vector<StatusRow>& rows) {
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"EXPORT", "PIPELINE", "STATE", "FILES", "VALID", "REJECTED", "SPOOLED",
-                   "UPLOADED", "JOB", "LEVEL", "LAST ERROR"});
+                   "UPLOADED", "JOB", "PROGRESS", "LEVEL", "LAST ERROR"});
   for (const auto& r : rows) {
     const auto& e = r.row;
     std::string state(to_string(e.state));
     std::string error = e.state == ExportState::parked ? e.parked_reason : e.last_error;
+    if (error.empty()) error = job_message(r.jobs);
     std::string job = "-";
     if (r.jobs.size() > 1) {
       // "3 jobs: 2 COMPLETED, 1 IN_PROGRESS"
@@ -154,7 +276,8 @@ std::string format_status_table(const std::vector<StatusRow>& rows) {
     cells.push_back({one_line(e.name, 48), one_line(e.pipeline, 24), state, std::to_string(e.files),
                      std::to_string(e.resources_valid), std::to_string(e.resources_rejected),
                      human_bytes(e.bytes_spooled), human_bytes(e.bytes_uploaded), job,
-                     level_cell(r.jobs), one_line(error.empty() ? "-" : error, 80)});
+                     progress_cell(r.jobs), level_cell(r.jobs),
+                     one_line(error.empty() ? "-" : error, 80)});
   }
   std::string out = align(cells);
   if (rows.empty()) out += "(no exports in the journal)\n";
@@ -179,6 +302,10 @@ std::string job_fields(const ImportJobRow& j) {
          std::string(j.reported_level.empty() || j.validation_level.empty()
                          ? "null"
                          : (j.reported_level == j.validation_level ? "true" : "false"));
+  // JobProgressReport (null until HealthLake sent one) and HealthLake's Message.
+  auto p = parse_progress(j.progress_json);
+  out += ",\"progress\":" + (p ? progress_json(*p, p->throughput) : std::string("null"));
+  out += ",\"message\":" + json_quote(j.message);
   return out;
 }
 
@@ -201,12 +328,20 @@ std::string export_json(const StatusRow& r) {
   out += ",\"bytes_source\":" + std::to_string(e.bytes_source);
   out += ",\"bytes_spooled\":" + std::to_string(e.bytes_spooled);
   out += ",\"bytes_uploaded\":" + std::to_string(e.bytes_uploaded);
-  out += ",\"last_error\":" + json_quote(e.last_error);
+  {
+    // As the table: HealthLake's Message of a failed job when the export recorded no error.
+    std::string error = e.last_error;
+    if (error.empty() && e.state != ExportState::parked) error = job_message(r.jobs);
+    out += ",\"last_error\":" + json_quote(error);
+  }
   out += ",\"created_at\":" + json_quote(format_time(e.created_at));
   out += ",\"updated_at\":" + json_quote(format_time(e.updated_at));
   out += ",\"finished_at\":" +
          (e.finished_at ? json_quote(format_time(*e.finished_at)) : std::string("null"));
   out += ",\"import_attempt\":" + std::to_string(e.import_attempt);
+  auto progress = export_progress(r.jobs);
+  out += ",\"import_progress\":" +
+         (progress ? progress_json(progress->sum, progress->throughput) : std::string("null"));
   out += ",\"import_jobs\":[";
   for (size_t i = 0; i < r.jobs.size(); ++i) {
     const auto& j = r.jobs[i];

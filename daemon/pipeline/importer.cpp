@@ -1162,6 +1162,9 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     std::int64_t imported = 0, failed = 0, scanned = 0;
     std::string worst = "COMPLETED";
     std::string notes;  // CANCEL_FAILED judged from the manifest
+    // HealthLake's Message of each job that did not complete (a FAILED job's reason): it leads
+    // the summary, which is the export's last_error, so `status` shows why (issue 17).
+    std::string messages;
     auto rank = [](const std::string& st) {
       return st == "COMPLETED" ? 0 : st == "COMPLETED_WITH_ERRORS" ? 1 : 2;
     };
@@ -1177,7 +1180,15 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         if (!o["resources_scanned"].get_int64().get(v)) js = v;
         simdjson::dom::object mo;
         has_manifest = !o["manifest"].get_object().get(mo);
+        std::string_view m;
+        if (j.message.empty() && j.status != "COMPLETED" && !o["message"].get_string().get(m) &&
+            !m.empty())
+          messages += (messages.empty() ? "" : "; ") +
+                      (jobs.size() > 1 ? "job " + j.job_id + ": " : std::string()) + std::string(m);
       }
+      if (!j.message.empty() && j.status != "COMPLETED")
+        messages += (messages.empty() ? "" : "; ") +
+                    (jobs.size() > 1 ? "job " + j.job_id + ": " : std::string()) + j.message;
       imported += ji;
       failed += jf;
       scanned += js;
@@ -1251,8 +1262,9 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     std::string summary = jobs.size() == 1
                               ? "import " + jobs[0].status
                               : "import of " + std::to_string(jobs.size()) + " jobs " + worst;
-    summary += ": " + std::to_string(imported) + " imported, " + std::to_string(failed) +
-               " failed of " + std::to_string(scanned) + " resources";
+    summary += ": " + (messages.empty() ? std::string() : messages + "; ") +
+               std::to_string(imported) + " imported, " + std::to_string(failed) + " failed of " +
+               std::to_string(scanned) + " resources";
     summary += notes;
     if (!not_imported.empty())
       summary += "; not counted as imported: " + not_imported +

@@ -1203,3 +1203,81 @@ TEST(ImportLevel, LevelIsJournaledAndReported) {
         << json;
   }
 }
+
+// ---- issue 17 item 3: job progress and a FAILED job's reason in `fhir-edge status` ----
+
+// A job HealthLake FAILED (its output bucket does not exist): the export ends import_failed, and
+// HealthLake's Message is its last error in the journal, in `status` (text and --json) and in
+// import-report.json.
+TEST(ImportStatus, FailedJobMessageIsTheLastError) {
+  Env env;
+  int64_t id = env.uploaded_export("failing", {{"Patient", patients(0, 3)}});
+  auto o = env.options();
+  o.targets[0].output_s3_uri = "s3://no-such-results-bucket/imports";
+  env.make_importer(o);
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
+  auto e = env.journal->get_export(id);
+  ASSERT_EQ(e.state, ExportState::import_failed) << e.parked_reason;
+  auto job = *env.journal->import_job(id);
+  EXPECT_EQ(job.status, "FAILED");
+  const std::string msg = "Output S3 bucket no-such-results-bucket does not exist";
+  EXPECT_NE(job.message.find(msg), std::string::npos) << job.message;
+  EXPECT_EQ(e.last_error.rfind("import FAILED: " + job.message, 0), 0u) << e.last_error;
+  EXPECT_NE(slurp(env.dir / "spool" / "failing" / "import-report.json").find(msg),
+            std::string::npos);
+
+  auto db = (env.dir / "journal.db").string();
+  auto text = fhir_edge("status --journal " + db);
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("import FAILED: " + msg), std::string::npos) << text.out;
+  auto js = fhir_edge("status --json --journal " + db);
+  ASSERT_EQ(js.code, 0) << js.out;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(js.out).get(doc), simdjson::SUCCESS) << js.out;
+  auto x = doc["exports"].at(0);
+  EXPECT_EQ(std::string_view(x["last_error"]), e.last_error);
+  EXPECT_EQ(std::string_view(x["import_job"]["message"]), job.message);
+  EXPECT_EQ(std::string_view(x["import_job"]["status"]), "FAILED");
+}
+
+// The JobProgressReport HealthLake sent is in `status`: resources scanned, imported and failed,
+// and the throughput, as the table's PROGRESS column and as import_progress / progress in --json.
+TEST(ImportStatus, JobProgressIsShown) {
+  Env env;
+  std::string body = patients(0, 8) +
+                     "{\"resourceType\":\"Patient\",\"id\":\"bad\",\"gender\":1}\n" +
+                     "{\"resourceType\":\"Patient\",\"id\":\"bad2\",\"birthDate\":\"x\"}\n";
+  int64_t id = env.uploaded_export("progress", {{"Patient", body}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).last_error;
+  auto progress = env.journal->import_job(id)->progress_json;
+  simdjson::dom::parser pp;
+  double throughput = -1;
+  ASSERT_EQ(pp.parse(progress)["Throughput"].get_double().get(throughput), simdjson::SUCCESS)
+      << progress;
+
+  auto db = (env.dir / "journal.db").string();
+  auto text = fhir_edge("status --journal " + db);
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("PROGRESS"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("10 scanned, 8 imported, 2 failed, "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(" MB/s"), std::string::npos) << text.out;
+  auto js = fhir_edge("status --json --journal " + db);
+  ASSERT_EQ(js.code, 0) << js.out;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(js.out).get(doc), simdjson::SUCCESS) << js.out;
+  auto x = doc["exports"].at(0);
+  for (auto pr : {x["import_progress"], x["import_job"]["progress"]}) {
+    EXPECT_EQ(int64_t(pr["resources_scanned"]), 10);
+    EXPECT_EQ(int64_t(pr["resources_imported"]), 8);
+    EXPECT_EQ(int64_t(pr["resources_failed"]), 2);
+    EXPECT_EQ(int64_t(pr["files_scanned"]), 1);
+    // HealthLake's Throughput as it was journaled (the emulator's may round to 0 under load).
+    EXPECT_DOUBLE_EQ(double(pr["throughput_mb_per_s"]), throughput);
+  }
+}

@@ -901,3 +901,58 @@ TEST(Journal, ImportJobLevelsAndMessageAreRecorded) {
   json = format_status_json(read_status(j), j.schema_version());
   EXPECT_NE(json.find("\"validation_level_match\":true"), std::string::npos) << json;
 }
+
+// Issue 17 item 3: status shows the job progress HealthLake reported (scanned, imported, failed,
+// throughput) and the Message of a FAILED job as the last error, in the table and in --json.
+TEST(Journal, StatusShowsJobProgressAndTheMessageOfAFailedJob) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = walked(j, "prog", ExportState::import_starting).row;
+  j.record_import_job(e.id, "job-p", "SUBMITTED");
+  j.set_export_state(e.id, ExportState::importing);
+  auto table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("PROGRESS"), std::string::npos) << table;
+  auto json = format_status_json(read_status(j), j.schema_version());
+  EXPECT_NE(json.find("\"import_progress\":null"), std::string::npos) << json;
+
+  j.record_import_status(e.id, "IN_PROGRESS",
+                         "{\"TotalNumberOfScannedFiles\":2,\"TotalSizeOfScannedFilesInMB\":3.5,"
+                         "\"TotalNumberOfImportedFiles\":1,\"TotalNumberOfResourcesScanned\":42,"
+                         "\"TotalNumberOfResourcesImported\":30,"
+                         "\"TotalNumberOfResourcesWithCustomerError\":2,"
+                         "\"TotalNumberOfFilesReadWithCustomerError\":0,\"Throughput\":1.5}");
+  table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("42 scanned, 30 imported, 2 failed, 1.5 MB/s"), std::string::npos) << table;
+  json = format_status_json(read_status(j), j.schema_version());
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json;
+  auto x = doc["exports"].at(0);
+  for (auto p :
+       {x["import_progress"], x["import_job"]["progress"], x["import_jobs"].at(0)["progress"]}) {
+    EXPECT_EQ(int64_t(p["resources_scanned"]), 42);
+    EXPECT_EQ(int64_t(p["resources_imported"]), 30);
+    EXPECT_EQ(int64_t(p["resources_failed"]), 2);
+    EXPECT_EQ(int64_t(p["files_scanned"]), 2);
+    EXPECT_DOUBLE_EQ(double(p["throughput_mb_per_s"]), 1.5);
+    EXPECT_DOUBLE_EQ(double(p["size_scanned_mb"]), 3.5);
+  }
+
+  // The job FAILED: HealthLake's Message is the last error even when the export recorded none.
+  j.record_import_status(e.id, "FAILED", "");
+  j.record_import_reported(e.id, "", "No input files found at s3://b/prog/import/");
+  j.record_import_outcome(e.id, "{}");
+  j.set_export_state(e.id, ExportState::import_failed);
+  ASSERT_EQ(j.get_export(e.id).last_error, "");
+  table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("import job job-p FAILED: No input files found"), std::string::npos)
+      << table;
+  json = format_status_json(read_status(j), j.schema_version());
+  simdjson::dom::parser parser2;
+  ASSERT_EQ(parser2.parse(json).get(doc), simdjson::SUCCESS) << json;
+  x = doc["exports"].at(0);
+  EXPECT_EQ(std::string_view(x["last_error"]),
+            "import job job-p FAILED: No input files found at s3://b/prog/import/");
+  EXPECT_EQ(std::string_view(x["import_job"]["message"]),
+            "No input files found at s3://b/prog/import/");
+}
