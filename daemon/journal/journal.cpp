@@ -166,6 +166,15 @@ CREATE TABLE line_map(
   PRIMARY KEY(file_id, import_line)
 ) WITHOUT ROWID;
 )sql",
+    // 4 → 5: the ValidationLevel each import job was started with and the one HealthLake reports
+    // for it in DescribeFHIRImportJob / ListFHIRImportJobs (issue 12: they must be equal, else the
+    // export is parked), and HealthLake's Message for the job (a FAILED job's reason). Rows from
+    // before keep '' (level not journaled: the pipeline's configured level stands in for it).
+    R"sql(
+ALTER TABLE import_jobs ADD COLUMN validation_level TEXT NOT NULL DEFAULT '';
+ALTER TABLE import_jobs ADD COLUMN reported_level TEXT NOT NULL DEFAULT '';
+ALTER TABLE import_jobs ADD COLUMN message TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -1035,10 +1044,15 @@ constexpr const char* kCurrentJob =
     "id=?1)";
 constexpr const char* kJobCols =
     "attempt,part,input_uri,client_token,job_name,job_id,status,progress_json,submitted_at,"
-    "outcome,updated_at";
+    "outcome,updated_at,validation_level,reported_level,message";
+// Schema 3 and 4 (read-only, not migrated yet): no levels, no message.
+constexpr const char* kJobColsV4 =
+    "attempt,part,input_uri,client_token,job_name,job_id,status,progress_json,submitted_at,"
+    "outcome,updated_at,'','',''";
 // Schema 2 (read-only, not migrated yet): one job per export, no attempt/part/input_uri.
 constexpr const char* kJobColsV2 =
-    "1,1,'',client_token,job_name,job_id,status,progress_json,submitted_at,outcome,updated_at";
+    "1,1,'',client_token,job_name,job_id,status,progress_json,submitted_at,outcome,updated_at,'',"
+    "'',''";
 
 ImportJobRow read_job(const Stmt& s, int64_t export_id) {
   ImportJobRow r;
@@ -1054,6 +1068,9 @@ ImportJobRow read_job(const Stmt& s, int64_t export_id) {
   r.submitted_at = s.i64(8);
   r.outcome = s.text(9);
   r.updated_at = s.i64(10);
+  r.validation_level = s.text(11);
+  r.reported_level = s.text(12);
+  r.message = s.text(13);
   return r;
 }
 
@@ -1063,7 +1080,8 @@ std::string part_label(int part) {
 }  // namespace
 
 void Journal::record_import_token(int64_t export_id, std::string_view client_token,
-                                  std::string_view job_name, int part, std::string_view input_uri) {
+                                  std::string_view job_name, int part, std::string_view input_uri,
+                                  std::string_view validation_level) {
   Tx tx(db_, path_);
   auto row = get_export(export_id);
   TimeMs now = now_ms();
@@ -1076,14 +1094,24 @@ void Journal::record_import_token(int64_t export_id, std::string_view client_tok
                   std::to_string(part) + "; refusing to replace it");
     }
   }
+  // A writer held below schema 5 (a test hook) has no validation_level column.
   Stmt s(db_, path_,
-         "INSERT INTO import_jobs(export_id,attempt,part,input_uri,client_token,job_name,"
-         "submitted_at,updated_at) VALUES(?,?,?,?,?,?,?,?)");
+         schema_ >= 5 ? "INSERT INTO import_jobs(export_id,attempt,part,input_uri,client_token,"
+                        "job_name,submitted_at,updated_at,validation_level) "
+                        "VALUES(?,?,?,?,?,?,?,?,?)"
+                      : "INSERT INTO import_jobs(export_id,attempt,part,input_uri,client_token,"
+                        "job_name,submitted_at,updated_at) VALUES(?,?,?,?,?,?,?,?)");
   s.bind(1, export_id).bind(2, static_cast<int64_t>(row.import_attempt));
   s.bind(3, static_cast<int64_t>(part)).bind(4, input_uri).bind(5, client_token);
-  s.bind(6, job_name).bind(7, now).bind(8, now).run();
-  insert_event(db_, path_, export_id, std::nullopt, "import",
-               "import job " + std::string(job_name) + " prepared" + part_label(part));
+  s.bind(6, job_name).bind(7, now).bind(8, now);
+  if (schema_ >= 5) s.bind(9, validation_level);
+  s.run();
+  insert_event(
+      db_, path_, export_id, std::nullopt, "import",
+      "import job " + std::string(job_name) + " prepared" +
+          (validation_level.empty() ? std::string()
+                                    : " (ValidationLevel " + std::string(validation_level) + ")") +
+          part_label(part));
   tx.commit();
 }
 
@@ -1127,6 +1155,34 @@ void Journal::record_import_status(int64_t export_id, std::string_view status,
   tx.commit();
 }
 
+void Journal::record_import_reported(int64_t export_id, std::string_view reported_level,
+                                     std::string_view message, int part) {
+  if (schema_ < 5) return;  // a writer held below schema 5 (test hook): nowhere to put it
+  Tx tx(db_, path_);
+  std::string old_level;
+  {
+    Stmt q(db_, path_,
+           (std::string("SELECT reported_level") + kCurrentJob + " AND part=?2").c_str());
+    q.bind(1, export_id).bind(2, static_cast<int64_t>(part));
+    if (!q.step())
+      throw Error("journal: export id " + std::to_string(export_id) + " has no import job" +
+                  part_label(part));
+    old_level = q.text(0);
+  }
+  Stmt s(db_, path_,
+         "UPDATE import_jobs SET reported_level=?3, message=?4, updated_at=?5 WHERE export_id=?1 "
+         "AND part=?2 AND attempt=(SELECT import_attempt FROM exports WHERE id=?1)");
+  s.bind(1, export_id).bind(2, static_cast<int64_t>(part)).bind(3, reported_level);
+  s.bind(4, message).bind(5, now_ms()).run();
+  if (old_level != reported_level)
+    insert_event(
+        db_, path_, export_id, std::nullopt, "import",
+        "HealthLake reports ValidationLevel " +
+            (reported_level.empty() ? std::string("(none)") : std::string(reported_level)) +
+            part_label(part));
+  tx.commit();
+}
+
 void Journal::record_import_outcome(int64_t export_id, std::string_view outcome, int part) {
   Tx tx(db_, path_);
   Stmt s(db_, path_,
@@ -1150,7 +1206,8 @@ std::optional<ImportJobRow> Journal::import_job(int64_t export_id, int part) con
 
 std::vector<ImportJobRow> Journal::import_jobs(int64_t export_id) const {
   std::string sql =
-      schema_ >= 3 ? std::string("SELECT ") + kJobCols + kCurrentJob + " ORDER BY part"
+      schema_ >= 3 ? std::string("SELECT ") + (schema_ >= 5 ? kJobCols : kJobColsV4) + kCurrentJob +
+                         " ORDER BY part"
                    : std::string("SELECT ") + kJobColsV2 + " FROM import_jobs WHERE export_id=?1";
   Stmt s(db_, path_, sql.c_str());
   s.bind(1, export_id);
@@ -1182,10 +1239,21 @@ RetryOutcome Journal::retry_export(std::string_view export_name, bool reimport) 
   switch (row->state) {
     case ExportState::parked: {
       if (!row->parked_from) return refuse("parked without a state to resume (journal damaged?)");
-      if (reimport && *row->parked_from == ExportState::importing) {
+      // Parked while starting, but every job of the attempt is known (adopted from
+      // ListFHIRImportJobs after a crash, then parked for its ValidationLevel): no Start is in
+      // doubt, so a new attempt is as safe as from importing.
+      bool jobs_known = false;
+      if (reimport && *row->parked_from == ExportState::import_starting) {
+        auto js = import_jobs(row->id);
+        jobs_known = !js.empty() && std::all_of(js.begin(), js.end(), [](const ImportJobRow& j) {
+          return !j.job_id.empty();
+        });
+      }
+      if (reimport && (*row->parked_from == ExportState::importing || jobs_known)) {
         // Parked while its job was followed (typically: the job vanished, Describe answers
-        // ResourceNotFound). Resuming would poll the same job id again; --reimport is the way
-        // out: a new attempt with new ClientToken(s) and a new job.
+        // ResourceNotFound, or it runs at another ValidationLevel). Resuming would poll the same
+        // job id again; --reimport is the way out: a new attempt with new ClientToken(s) and a
+        // new job.
         std::string old_jobs;
         for (const auto& j : import_jobs(row->id))
           if (!j.job_id.empty()) old_jobs += (old_jobs.empty() ? "" : ", ") + j.job_id;

@@ -36,7 +36,7 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
 using TimeMs = int64_t;
@@ -124,6 +124,13 @@ struct ImportJobRow {
   TimeMs submitted_at = 0;
   std::string outcome;  // free text / JSON summary written by reconcile
   TimeMs updated_at = 0;
+  // The ValidationLevel the job was started with (StartFHIRImportJob; journaled with the token)
+  // and the one HealthLake reports for it (DescribeFHIRImportJob / ListFHIRImportJobs; "" until
+  // it answered, or when it sent none). They must be equal (issue 12). Journals from before
+  // schema 5 have "" for both.
+  std::string validation_level;
+  std::string reported_level;
+  std::string message;  // HealthLake's Message for the job (e.g. why it FAILED); "" when none
 };
 
 struct EventRow {
@@ -264,13 +271,18 @@ class Journal {
   // --- import jobs (one per part of the export's current attempt) ---
   // Written before StartFHIRImportJob is called, so a retry after a crash reuses the token. The
   // same (export, attempt, part) with the same token is a no-op; with another token an error.
+  // `validation_level` is the ValidationLevel the Start sends (re-sends use the journaled one).
   void record_import_token(int64_t export_id, std::string_view client_token,
-                           std::string_view job_name, int part = 1,
-                           std::string_view input_uri = {});
+                           std::string_view job_name, int part = 1, std::string_view input_uri = {},
+                           std::string_view validation_level = {});
   void record_import_job(int64_t export_id, std::string_view job_id, std::string_view status,
                          int part = 1);
   void record_import_status(int64_t export_id, std::string_view status,
                             std::string_view progress_json, int part = 1);
+  // What HealthLake reports for the job beyond its status: its ValidationLevel ("" = none sent)
+  // and its Message. An event records a change of the level.
+  void record_import_reported(int64_t export_id, std::string_view reported_level,
+                              std::string_view message, int part = 1);
   void record_import_outcome(int64_t export_id, std::string_view outcome, int part = 1);
   std::optional<ImportJobRow> import_job(int64_t export_id, int part = 1) const;
   // Every job of the current attempt, by part.

@@ -17,10 +17,11 @@
 //           new import attempt, i.e. new ClientToken(s) and a new job; it is journaled as a "retry"
 //           event. An import_failed export whose job(s) did import resources (COMPLETED_WITH_ERRORS
 //           under import.min_imported_share, CANCEL_FAILED...) needs --reimport too; so does a job
-//           that vanished (parked from importing: --reimport starts a new attempt). Crash recovery
-//           re-enters the same state (a stage is idempotent given the journal), so "redo" is never
-//           a transition; spooling → complete is allowed to restart spooling from scratch after a
-//           partial spool file was found.
+//           that vanished or runs at another ValidationLevel (parked from importing, or from
+//           import_starting once every job is known: --reimport starts a new attempt). Crash
+//           recovery re-enters the same state (a stage is idempotent given the journal), so "redo"
+//           is never a transition; spooling → complete is allowed to restart spooling from scratch
+//           after a partial spool file was found.
 // File:     pending → spooling → spooled → uploading → uploaded; spooling → pending (redo after a
 //           crash); pending|spooling → rejected (on_invalid: reject-file); any → failed.
 // Part:     pending → uploading → uploaded; uploading → pending (retry); pending → uploaded (the

@@ -1,4 +1,7 @@
 #include "journal/status.hpp"
+
+#include <simdjson.h>
+
 #include "common/json_escape.hpp"
 
 #include <algorithm>
@@ -105,16 +108,156 @@ std::vector<std::string> json_string_array(std::string_view json, std::string_vi
   return out;
 }
 
+// A job's JobProgressReport as the importer journaled it (progress_json, HealthLake's names).
+struct Progress {
+  int64_t files_scanned = 0, files_imported = 0, files_failed = 0;
+  int64_t scanned = 0, imported = 0, failed = 0;  // resources
+  double mb_scanned = 0, throughput = 0;
+};
+
+std::optional<Progress> parse_progress(const std::string& json) {
+  if (json.empty()) return std::nullopt;
+  simdjson::dom::parser p;
+  simdjson::dom::element o;
+  if (p.parse(json).get(o) || !o.is_object()) return std::nullopt;
+  auto i64 = [&](const char* k) {
+    int64_t v = 0;
+    if (o[k].get_int64().get(v)) {
+      double d = 0;
+      if (!o[k].get_double().get(d)) v = static_cast<int64_t>(d);
+    }
+    return v;
+  };
+  auto dbl = [&](const char* k) {
+    double v = 0;
+    if (o[k].get_double().get(v)) {
+      int64_t n = 0;
+      v = o[k].get_int64().get(n) ? 0 : static_cast<double>(n);
+    }
+    return v;
+  };
+  Progress r;
+  r.files_scanned = i64("TotalNumberOfScannedFiles");
+  r.files_imported = i64("TotalNumberOfImportedFiles");
+  r.files_failed = i64("TotalNumberOfFilesReadWithCustomerError");
+  r.scanned = i64("TotalNumberOfResourcesScanned");
+  r.imported = i64("TotalNumberOfResourcesImported");
+  r.failed = i64("TotalNumberOfResourcesWithCustomerError");
+  r.mb_scanned = dbl("TotalSizeOfScannedFilesInMB");
+  r.throughput = dbl("Throughput");
+  return r;
+}
+
+bool terminal_job_status(const std::string& s) {
+  return s == "COMPLETED" || s == "COMPLETED_WITH_ERRORS" || s == "FAILED" ||
+         s == "CANCEL_COMPLETED" || s == "CANCEL_FAILED";
+}
+
+// An export's progress over the jobs of its current attempt: counts summed; the throughput of its
+// one job, or with several parts of those still running (a finished part's rate says nothing
+// about now). nullopt: no job reported progress yet.
+struct ExportProgress {
+  Progress sum;
+  std::optional<double> throughput;
+};
+
+std::optional<ExportProgress> export_progress(const std::vector<ImportJobRow>& jobs) {
+  std::optional<ExportProgress> out;
+  for (const auto& j : jobs) {
+    auto p = parse_progress(j.progress_json);
+    if (!p) continue;
+    if (!out) out.emplace();
+    auto& s = out->sum;
+    s.files_scanned += p->files_scanned;
+    s.files_imported += p->files_imported;
+    s.files_failed += p->files_failed;
+    s.scanned += p->scanned;
+    s.imported += p->imported;
+    s.failed += p->failed;
+    s.mb_scanned += p->mb_scanned;
+    if (jobs.size() == 1 || !terminal_job_status(j.status))
+      out->throughput = out->throughput.value_or(0) + p->throughput;
+  }
+  return out;
+}
+
+std::string number(double d) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", d);
+  return buf;
+}
+
+// "42 scanned, 30 imported, 2 failed, 1.5 MB/s" (HealthLake's Throughput is in MB/s).
+std::string progress_cell(const std::vector<ImportJobRow>& jobs) {
+  auto p = export_progress(jobs);
+  if (!p) return "-";
+  std::string out = std::to_string(p->sum.scanned) + " scanned, " +
+                    std::to_string(p->sum.imported) + " imported, " +
+                    std::to_string(p->sum.failed) + " failed";
+  if (p->throughput) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, ", %.3g MB/s", *p->throughput);
+    out += buf;
+  }
+  return out;
+}
+
+std::string progress_json(const Progress& p, std::optional<double> throughput) {
+  return "{\"resources_scanned\":" + std::to_string(p.scanned) +
+         ",\"resources_imported\":" + std::to_string(p.imported) +
+         ",\"resources_failed\":" + std::to_string(p.failed) +
+         ",\"files_scanned\":" + std::to_string(p.files_scanned) +
+         ",\"files_imported\":" + std::to_string(p.files_imported) +
+         ",\"files_failed\":" + std::to_string(p.files_failed) +
+         ",\"size_scanned_mb\":" + number(p.mb_scanned) +
+         ",\"throughput_mb_per_s\":" + (throughput ? number(*throughput) : std::string("null")) +
+         "}";
+}
+
+// HealthLake's Message of a job that did not end well (FAILED...), for LAST ERROR when the
+// export itself recorded none (journals from before the importer put it into last_error).
+std::string job_message(const std::vector<ImportJobRow>& jobs) {
+  std::string out;
+  for (const auto& j : jobs) {
+    if (j.message.empty() || j.status == "COMPLETED") continue;
+    out += (out.empty() ? "" : "; ") + std::string("import job ") + j.job_id + " " + j.status +
+           ": " + j.message;
+  }
+  return out;
+}
+
+// The ValidationLevel column: the level HealthLake reports, with the level the job was started
+// with when they differ ("minimal (started strict)") or before HealthLake said
+// ("strict (not reported)"). Several jobs: each distinct value once. "-" without a job or level.
+std::string level_cell(const std::vector<ImportJobRow>& jobs) {
+  std::vector<std::string> seen;
+  for (const auto& j : jobs) {
+    std::string v;
+    if (j.reported_level.empty() && j.validation_level.empty()) continue;
+    if (j.reported_level.empty())
+      v = j.validation_level + " (not reported)";
+    else if (j.validation_level.empty() || j.validation_level == j.reported_level)
+      v = j.reported_level;
+    else
+      v = j.reported_level + " (started " + j.validation_level + ")";
+    if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+  }
+  std::string out;
+  for (const auto& v : seen) out += (out.empty() ? "" : ", ") + v;
+  return out.empty() ? "-" : out;
+}
+
 }  // namespace
 
 std::string format_status_table(const std::vector<StatusRow>& rows) {
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"EXPORT", "PIPELINE", "STATE", "FILES", "VALID", "REJECTED", "SPOOLED",
-                   "UPLOADED", "JOB", "LAST ERROR"});
+                   "UPLOADED", "JOB", "PROGRESS", "LEVEL", "LAST ERROR"});
   for (const auto& r : rows) {
     const auto& e = r.row;
     std::string state(to_string(e.state));
     std::string error = e.state == ExportState::parked ? e.parked_reason : e.last_error;
+    if (error.empty()) error = job_message(r.jobs);
     std::string job = "-";
     if (r.jobs.size() > 1) {
       // "3 jobs: 2 COMPLETED, 1 IN_PROGRESS"
@@ -133,6 +276,7 @@ std::string format_status_table(const std::vector<StatusRow>& rows) {
     cells.push_back({one_line(e.name, 48), one_line(e.pipeline, 24), state, std::to_string(e.files),
                      std::to_string(e.resources_valid), std::to_string(e.resources_rejected),
                      human_bytes(e.bytes_spooled), human_bytes(e.bytes_uploaded), job,
+                     progress_cell(r.jobs), level_cell(r.jobs),
                      one_line(error.empty() ? "-" : error, 80)});
   }
   std::string out = align(cells);
@@ -141,6 +285,29 @@ std::string format_status_table(const std::vector<StatusRow>& rows) {
 }
 
 namespace {
+
+// The fields every job object shares in status --json.
+std::string job_fields(const ImportJobRow& j) {
+  std::string out = "\"job_name\":" + json_quote(j.job_name);
+  out += ",\"job_id\":" + json_quote(j.job_id);
+  out += ",\"status\":" + json_quote(j.status);
+  out += ",\"submitted_at\":" + json_quote(format_time(j.submitted_at));
+  // The level the job was started with, what HealthLake reports (null: not yet, or not sent),
+  // and whether they agree (null until HealthLake reported one).
+  out += ",\"validation_level\":" +
+         (j.validation_level.empty() ? std::string("null") : json_quote(j.validation_level));
+  out += ",\"reported_validation_level\":" +
+         (j.reported_level.empty() ? std::string("null") : json_quote(j.reported_level));
+  out += ",\"validation_level_match\":" +
+         std::string(j.reported_level.empty() || j.validation_level.empty()
+                         ? "null"
+                         : (j.reported_level == j.validation_level ? "true" : "false"));
+  // JobProgressReport (null until HealthLake sent one) and HealthLake's Message.
+  auto p = parse_progress(j.progress_json);
+  out += ",\"progress\":" + (p ? progress_json(*p, p->throughput) : std::string("null"));
+  out += ",\"message\":" + json_quote(j.message);
+  return out;
+}
 
 std::string export_json(const StatusRow& r) {
   const auto& e = r.row;
@@ -161,29 +328,31 @@ std::string export_json(const StatusRow& r) {
   out += ",\"bytes_source\":" + std::to_string(e.bytes_source);
   out += ",\"bytes_spooled\":" + std::to_string(e.bytes_spooled);
   out += ",\"bytes_uploaded\":" + std::to_string(e.bytes_uploaded);
-  out += ",\"last_error\":" + json_quote(e.last_error);
+  {
+    // As the table: HealthLake's Message of a failed job when the export recorded no error.
+    std::string error = e.last_error;
+    if (error.empty() && e.state != ExportState::parked) error = job_message(r.jobs);
+    out += ",\"last_error\":" + json_quote(error);
+  }
   out += ",\"created_at\":" + json_quote(format_time(e.created_at));
   out += ",\"updated_at\":" + json_quote(format_time(e.updated_at));
   out += ",\"finished_at\":" +
          (e.finished_at ? json_quote(format_time(*e.finished_at)) : std::string("null"));
   out += ",\"import_attempt\":" + std::to_string(e.import_attempt);
+  auto progress = export_progress(r.jobs);
+  out += ",\"import_progress\":" +
+         (progress ? progress_json(progress->sum, progress->throughput) : std::string("null"));
   out += ",\"import_jobs\":[";
   for (size_t i = 0; i < r.jobs.size(); ++i) {
     const auto& j = r.jobs[i];
     out += (i ? ",{\"part\":" : "{\"part\":") + std::to_string(j.part);
-    out += ",\"job_name\":" + json_quote(j.job_name);
-    out += ",\"job_id\":" + json_quote(j.job_id);
-    out += ",\"status\":" + json_quote(j.status);
-    out += ",\"submitted_at\":" + json_quote(format_time(j.submitted_at));
+    out += "," + job_fields(j);
     out += ",\"input_uri\":" + json_quote(j.input_uri) + "}";
   }
   out += "]";
   out += ",\"import_job\":";
   if (r.job) {
-    out += "{\"job_name\":" + json_quote(r.job->job_name);
-    out += ",\"job_id\":" + json_quote(r.job->job_id);
-    out += ",\"status\":" + json_quote(r.job->status);
-    out += ",\"submitted_at\":" + json_quote(format_time(r.job->submitted_at)) + "}";
+    out += "{" + job_fields(*r.job) + "}";
   } else {
     out += "null";
   }

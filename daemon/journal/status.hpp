@@ -17,14 +17,27 @@ struct StatusRow {
 
 std::vector<StatusRow> read_status(const Journal& journal, bool include_finished = true);
 
-// Columns: EXPORT PIPELINE STATE FILES VALID REJECTED SPOOLED UPLOADED JOB LAST-ERROR.
+// Columns: EXPORT PIPELINE STATE FILES VALID REJECTED SPOOLED UPLOADED JOB PROGRESS LEVEL
+// LAST-ERROR. PROGRESS is HealthLake's JobProgressReport as journaled while the job is followed
+// ("42 scanned, 30 imported, 2 failed, 1.5 MB/s"; counts summed over the parts, throughput of the
+// job, or of the parts still running). LAST-ERROR is the park reason, else last_error, else
+// HealthLake's Message of a job that did not complete ("import job J FAILED: ...").
+// LEVEL is the ValidationLevel HealthLake reports for the job(s), with the started level when it
+// differs ("minimal (started strict)") or is not reported yet ("strict (not reported)").
 std::string format_status_table(const std::vector<StatusRow>& rows);
 
 // {"schema_version":N,"exports":[{"id","name","pipeline","source_path","digest","version",
 //  "state","parked_from","parked_reason","files","resources_valid","resources_rejected",
 //  "bytes_source","bytes_spooled","bytes_uploaded","last_error","created_at","updated_at",
-//  "finished_at","import_attempt","import_job":{"job_name","job_id","status","submitted_at"}|null,
-//  "import_jobs":[{"part","job_name","job_id","status","submitted_at","input_uri"}]}]}
+//  "finished_at","import_attempt","import_progress":<progress>|null,"import_job":{<job>}|null,
+//  "import_jobs":[{"part",<job>,"input_uri"}]}]} with <job> = "job_name","job_id","status",
+//  "submitted_at","validation_level" (started with; null in journals before schema 5),
+//  "reported_validation_level" (what HealthLake reports; null until it did),
+//  "validation_level_match" (true|false|null),"progress":<progress>|null,"message" (HealthLake's)
+//  and <progress> = {"resources_scanned","resources_imported","resources_failed","files_scanned",
+//  "files_imported","files_failed","size_scanned_mb","throughput_mb_per_s"|null}
+//  (import_progress sums the parts as the PROGRESS column does; last_error as LAST-ERROR, without
+//  the park reason, which is parked_reason)
 //  (import_job is part 1; import_jobs lists every part of the current attempt)
 // Timestamps are RFC 3339 UTC strings.
 std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <cctype>
 #include <deque>
 #include <map>
 #include <random>
@@ -181,6 +182,26 @@ std::vector<std::string> import_parts(const std::vector<journal::FileRow>& files
     out.push_back(base + g);
   }
   return out;
+}
+
+std::string validation_level_mismatch(std::string_view export_name, std::string_view job_id,
+                                      std::string_view started, std::string_view reported) {
+  // An answer without the field says nothing about the level: it is journaled as not reported
+  // and shown so, not taken for a mismatch. Case is not a level.
+  auto same = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  if (reported.empty() || started.empty() || same(started, reported)) return "";
+  return "import job " + std::string(job_id) + " runs at ValidationLevel '" +
+         std::string(reported) + "', but it was started with '" + std::string(started) +
+         "': HealthLake does not validate this export at the level the pipeline asked for, so it "
+         "is not counted as imported (the source is kept, after_upload is not applied). Check "
+         "the job in HealthLake; `fhir-edge retry --reimport " +
+         std::string(export_name) + "` starts a new job at '" + std::string(started) +
+         "' (what this job imported is imported again), `fhir-edge retry` checks the level again";
 }
 
 bool nothing_to_import(const std::vector<journal::FileRow>& files) {
@@ -466,7 +487,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         journal.record_import_token(
             id, token,
             import_job_name(e.name, e.import_attempt, part, static_cast<int>(parts.size())), part,
-            parts[i]);
+            parts[i], t.validation_level);
       }
       journal.set_export_state(
           id, ExportState::import_starting,
@@ -543,6 +564,29 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     return j.input_uri.empty() ? import_input_uri(t.bucket, t.prefix, e.name) : j.input_uri;
   }
 
+  // The level a job was started with: journaled with its token; journals from before schema 5
+  // did not record it, and the pipeline's configured level stands in.
+  static std::string started_level(const ImportTarget& t, const journal::ImportJobRow& j) {
+    return j.validation_level.empty() ? t.validation_level : j.validation_level;
+  }
+
+  // The level check: journals what HealthLake reports for the job (level, message) and parks the
+  // export when the level is not the one the job was started with. True when it parked.
+  bool check_reported(const journal::ExportRow& e, int part, const std::string& job_id,
+                      const std::string& reported, const std::string& message) {
+    auto j = journal.import_job(e.id, part);
+    if (!j) return false;
+    if (j->reported_level != reported || j->message != message) {
+      journal.record_import_reported(e.id, reported, message, part);
+      changed();
+    }
+    std::string why =
+        validation_level_mismatch(e.name, job_id, started_level(*target(e), *j), reported);
+    if (why.empty()) return false;
+    park(e.id, why);
+    return true;
+  }
+
   aws::StartImportRequest start_request(const journal::ExportRow& e, const ImportTarget& t,
                                         const journal::ImportJobRow& j) {
     aws::StartImportRequest r;
@@ -553,7 +597,10 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     r.datastore_id = t.datastore_id;
     r.data_access_role_arn = t.data_access_role_arn;
     r.client_token = j.client_token;
-    r.validation_level = t.validation_level;
+    // The level journaled with the token: a re-send after a config change must carry the same
+    // parameters as the first Start (HealthLake refuses a token reused with others), and the
+    // level check compares against what was really asked for.
+    r.validation_level = started_level(t, j);
     return r;
   }
 
@@ -686,6 +733,9 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
           "import job adopted after restart",
           {{"EXPORT_ID", e.name}, {"JOB_ID", found.job_id}, {"PAGES", std::to_string(acc->pages)}});
       changed();
+      // ListFHIRImportJobs reports the level too: a job running at another level is parked here,
+      // before anything follows it.
+      if (check_reported(e, part, found.job_id, found.validation_level, found.message)) return;
       start_next(id, true);
       return;
     }
@@ -751,6 +801,11 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       journal.record_import_status(id, job.job_status, progress, part);
       changed();
     }
+    // Checked at every answer, before a terminal status is reconciled: a job that ran at another
+    // level than it was started with is never counted as imported.
+    if (check_reported(e, part, job.job_id.empty() ? (j ? j->job_id : "") : job.job_id,
+                       job.validation_level, job.message))
+      return;
     if (!aws::is_terminal_job_status(job.job_status)) {
       after({id, part}, poll_delay(), [id, part](Impl& self) { self.poll(id, part); });
       return;
@@ -1036,6 +1091,8 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         ",\"status\":" + aws::json_quote(job.job_status) +
         ",\"accepted\":" + (accepted ? "true" : "false") +
         ",\"message\":" + aws::json_quote(job.message) +
+        ",\"validation_level\":" + aws::json_quote(jrow ? started_level(t, *jrow) : "") +
+        ",\"reported_validation_level\":" + aws::json_quote(job.validation_level) +
         ",\"input_s3_uri\":" + aws::json_quote(job.input_s3_uri) +
         ",\"output_s3_uri\":" + aws::json_quote("s3://" + rc->bucket + "/" + rc->dir) +
         ",\"resources_scanned\":" + std::to_string(scanned) +
@@ -1091,10 +1148,23 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     auto jobs = journal.import_jobs(id);
     for (const auto& j : jobs)
       if (j.outcome.empty()) return;  // other parts still running
+    // The level check once more, from the journal: whatever path led here (a restart after the
+    // last outcome), an export whose job ran at another level is never marked imported.
+    for (const auto& j : jobs) {
+      std::string why =
+          validation_level_mismatch(e.name, j.job_id, started_level(t, j), j.reported_level);
+      if (!why.empty()) {
+        park(id, why);
+        return;
+      }
+    }
     bool accepted = true;
     std::int64_t imported = 0, failed = 0, scanned = 0;
     std::string worst = "COMPLETED";
     std::string notes;  // CANCEL_FAILED judged from the manifest
+    // HealthLake's Message of each job that did not complete (a FAILED job's reason): it leads
+    // the summary, which is the export's last_error, so `status` shows why (issue 17).
+    std::string messages;
     auto rank = [](const std::string& st) {
       return st == "COMPLETED" ? 0 : st == "COMPLETED_WITH_ERRORS" ? 1 : 2;
     };
@@ -1110,7 +1180,15 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
         if (!o["resources_scanned"].get_int64().get(v)) js = v;
         simdjson::dom::object mo;
         has_manifest = !o["manifest"].get_object().get(mo);
+        std::string_view m;
+        if (j.message.empty() && j.status != "COMPLETED" && !o["message"].get_string().get(m) &&
+            !m.empty())
+          messages += (messages.empty() ? "" : "; ") +
+                      (jobs.size() > 1 ? "job " + j.job_id + ": " : std::string()) + std::string(m);
       }
+      if (!j.message.empty() && j.status != "COMPLETED")
+        messages += (messages.empty() ? "" : "; ") +
+                    (jobs.size() > 1 ? "job " + j.job_id + ": " : std::string()) + j.message;
       imported += ji;
       failed += jf;
       scanned += js;
@@ -1163,6 +1241,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
                ",\"parts\":" + std::to_string(jobs.size()) +
                ",\"status\":" + aws::json_quote(worst) +
                ",\"accepted\":" + (accepted ? "true" : "false") +
+               ",\"validation_level\":" + aws::json_quote(started_level(t, jobs[0])) +
                ",\"resources_scanned\":" + std::to_string(scanned) +
                ",\"resources_imported\":" + std::to_string(imported) +
                ",\"resources_failed\":" + std::to_string(failed) + ",\"jobs\":[";
@@ -1183,8 +1262,9 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
     std::string summary = jobs.size() == 1
                               ? "import " + jobs[0].status
                               : "import of " + std::to_string(jobs.size()) + " jobs " + worst;
-    summary += ": " + std::to_string(imported) + " imported, " + std::to_string(failed) +
-               " failed of " + std::to_string(scanned) + " resources";
+    summary += ": " + (messages.empty() ? std::string() : messages + "; ") +
+               std::to_string(imported) + " imported, " + std::to_string(failed) + " failed of " +
+               std::to_string(scanned) + " resources";
     summary += notes;
     if (!not_imported.empty())
       summary += "; not counted as imported: " + not_imported +

@@ -24,6 +24,13 @@
 //              wait in a FIFO queue in the importer.
 //   follow     DescribeFHIRImportJob every poll_min..poll_max (uniform jitter) per job, status and
 //              JobProgressReport journaled (record_import_status) when they change.
+//   level      every job's ValidationLevel is journaled with its token (re-sends use the journaled
+//              one), and what Describe or (after a crash) ListFHIRImportJobs reports is journaled
+//              with the job's Message (record_import_reported). A reported level other than the
+//              started one (validation_level_mismatch) parks the export at once with one error
+//              naming both levels and the job: it is never reconciled, never imported, and
+//              after_upload is not applied. `retry --reimport` starts a new job; plain `retry`
+//              checks again. A job whose answer carries no level is not compared.
 //   reconcile  at a terminal status: manifest.json, then every FAILURE/ and SUCCESS/ object is
 //              streamed (ListObjectsV2 + GetObject; memory bounded by max_line_bytes and
 //              max_reasons, never by output size), per-file counts and the first failure reasons
@@ -158,6 +165,12 @@ std::vector<std::string> import_parts(const std::vector<journal::FileRow>& files
 // or failed) with no valid resource and no import object. Such an export starts no job. Files
 // still pending/spooling, or with valid resources (journals that predate import keys), are not.
 bool nothing_to_import(const std::vector<journal::FileRow>& files);
+// The level check (issue 12): the ValidationLevel HealthLake reports for a job
+// (DescribeFHIRImportJob / ListFHIRImportJobs) must equal the one it was started with. Returns
+// the park reason (naming both levels, the job and what to do), or "" when they are equal (case
+// aside) or HealthLake reported none.
+std::string validation_level_mismatch(std::string_view export_name, std::string_view job_id,
+                                      std::string_view started, std::string_view reported);
 // "<output uri>/<DatastoreId>-FHIR_IMPORT-<JobId>/" (one slash between the pieces).
 std::string job_output_uri(std::string_view output_s3_uri, std::string_view datastore_id,
                            std::string_view job_id);

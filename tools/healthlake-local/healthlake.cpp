@@ -350,7 +350,11 @@ std::string HealthLake::job_json(const Job& j) const {
   s += ",\"DataAccessRoleArn\":\"" + json_escape(j.role_arn) + "\"";
   if (!j.message.empty() && terminal(j.status))
     s += ",\"Message\":\"" + json_escape(j.message) + "\"";
-  s += ",\"ValidationLevel\":\"" + j.validation_level + "\"}";
+  // --report-validation-level: another level than the job runs at (or none at all).
+  const std::string& level =
+      opt_.report_validation_level.empty() ? j.validation_level : opt_.report_validation_level;
+  if (level != "none") s += ",\"ValidationLevel\":\"" + json_escape(level) + "\"";
+  s += "}";
   return s;
 }
 

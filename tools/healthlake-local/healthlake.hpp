@@ -91,6 +91,10 @@ struct HealthLakeOptions {
   // Every job ends with this status once its import ran (its manifest and outputs are written as
   // usual), e.g. CANCEL_FAILED: a cancel was asked for, failed, and the job ran on. "": off.
   std::string final_status_override;
+  // DescribeFHIRImportJob and ListFHIRImportJobs answer this ValidationLevel for every job,
+  // whatever it was started with (the import itself still runs at the requested level), as a
+  // proxy rewriting the answers would: clients must notice. "none" leaves the field out. "": off.
+  std::string report_validation_level;
 };
 
 class HealthLake {

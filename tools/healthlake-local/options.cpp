@@ -34,6 +34,10 @@ A strict local S3 + AWS HealthLake import endpoint (loopback only).
   --list-page-size N     ListFHIRImportJobs pages hold at most N jobs whatever MaxResults says
   --final-status S       every job ends S once its import ran (e.g. CANCEL_FAILED: the cancel
                          failed and the job ran on; manifest.json and outputs are written)
+  --report-validation-level L
+                         DescribeFHIRImportJob / ListFHIRImportJobs answer ValidationLevel L
+                         (strict, structure-only, minimal; none = no field) for every job,
+                         whatever it was started with; the import still runs at the level asked
   --account ID           12-digit account id used in ARNs (default 123456789012)
   --no-auth              accept unsigned requests (debugging only; never for tests)
   --help                 this text
@@ -119,6 +123,14 @@ ParseResult parse_options(int argc, char** argv, ServerOptions& o, std::string& 
             std::end(ok))
           throw std::invalid_argument("--final-status: not a terminal job status: " +
                                       o.healthlake.final_status_override);
+      } else if (name == "--report-validation-level") {
+        o.healthlake.report_validation_level = value();
+        static const char* ok[] = {"strict", "structure-only", "minimal", "none"};
+        if (std::find(std::begin(ok), std::end(ok), o.healthlake.report_validation_level) ==
+            std::end(ok))
+          throw std::invalid_argument(
+              "--report-validation-level: expected strict, structure-only, minimal or none, got " +
+              o.healthlake.report_validation_level);
       } else if (name == "--account") {
         o.healthlake.account = value();
         if (o.healthlake.account.size() != 12 ||

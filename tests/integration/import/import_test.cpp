@@ -2,6 +2,7 @@
 // every line, real SQLite journal, real spool directory): start → follow → reconcile, a job with
 // invalid lines, a "crash" while the Start is in flight, and a request HealthLake rejects.
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <boost/asio.hpp>
 #include <fstream>
@@ -1001,4 +1002,282 @@ TEST(Import, VanishedJobIsReimportedWithANewToken) {
   EXPECT_EQ(j.job_name, "gone.retry2");
   EXPECT_EQ(env.started_job_ids().size(), 1u);
   EXPECT_EQ(env.imported_resources().size(), 4u);
+}
+
+// ---- issue 12 item 4: the ValidationLevel on the way back ----
+
+namespace {
+
+struct CliResult {
+  int code;
+  std::string out;
+};
+
+// `fhir-edge status ARGS` as an operator runs it (read-only, next to the writer).
+CliResult fhir_edge(const std::string& args) {
+  std::string cmd = std::string(FE_EXE) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+}  // namespace
+
+TEST(ImportLevel, ComparisonOfStartedAndReportedLevels) {
+  using pipeline::validation_level_mismatch;
+  EXPECT_EQ(validation_level_mismatch("e", "J1", "strict", "strict"), "");
+  EXPECT_EQ(validation_level_mismatch("e", "J1", "structure-only", "STRUCTURE-ONLY"), "");
+  // An answer without the field is not a mismatch (it is shown as not reported).
+  EXPECT_EQ(validation_level_mismatch("e", "J1", "strict", ""), "");
+  auto why = validation_level_mismatch("2026-11-26-epic", "J1", "strict", "minimal");
+  ASSERT_FALSE(why.empty());
+  EXPECT_NE(why.find("import job J1"), std::string::npos) << why;
+  EXPECT_NE(why.find("'minimal'"), std::string::npos) << why;
+  EXPECT_NE(why.find("started with 'strict'"), std::string::npos) << why;
+  EXPECT_NE(why.find("not counted as imported"), std::string::npos) << why;
+  EXPECT_NE(why.find("fhir-edge retry --reimport 2026-11-26-epic"), std::string::npos) << why;
+  EXPECT_NE(validation_level_mismatch("e", "J1", "minimal", "strict"), "");
+}
+
+// HealthLake answers another ValidationLevel than the job was started with: the export is parked
+// with one error naming both levels and the job, `fhir-edge status` shows it (text and JSON), and
+// nothing is imported: no `imported` state, no on_imported (after_upload), no report, and the
+// emulator's data store holds nothing when the export is parked. (No API cancels a HealthLake
+// import job, so the emulator's job is kept SUBMITTED long enough to look; afterwards the export
+// stays parked and is not followed again.)
+TEST(ImportLevel, ReportedLevelMismatchParksAndNothingIsImported) {
+  HealthLakeLocalOptions h;
+  h.extra_args = {"--report-validation-level", "minimal"};
+  h.job_timing = "submitted=2s,queued=0.05s,run=0.1s";
+  Env env(h);
+  int64_t id = env.uploaded_export("lvl", {{"Patient", patients(0, 5)}});
+  auto o = env.options();
+  int imported_calls = 0;
+  o.on_imported = [&](int64_t) { ++imported_calls; };
+  env.make_importer(o);
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
+  auto e = env.journal->get_export(id);
+  ASSERT_EQ(e.state, ExportState::parked) << e.last_error;
+  EXPECT_EQ(e.parked_from, ExportState::importing);
+  auto job = *env.journal->import_job(id);
+  EXPECT_EQ(job.validation_level, "structure-only");
+  EXPECT_EQ(job.reported_level, "minimal");
+  EXPECT_EQ(e.parked_reason,
+            pipeline::validation_level_mismatch("lvl", job.job_id, "structure-only", "minimal"));
+  EXPECT_NE(e.parked_reason.find(job.job_id), std::string::npos);
+  // One clear error: parked once, not re-reported by later polls.
+  size_t parks = 0;
+  for (const auto& ev : env.journal->events(id, 1000))
+    if (ev.kind == "park") ++parks;
+  EXPECT_EQ(parks, 1u);
+
+  // Nothing imported, as the emulator sees it: no resource in its data store, no job output.
+  EXPECT_TRUE(env.imported_resources().empty());
+  EXPECT_FALSE(env.hll->object(kResults, "imports/" + env.hll->datastore() + "-FHIR_IMPORT-" +
+                                             job.job_id + "/manifest.json"));
+  EXPECT_EQ(imported_calls, 0);
+  EXPECT_FALSE(std::filesystem::exists(env.dir / "spool" / "lvl" / "import-report.json"));
+  EXPECT_EQ(env.importer->stats().imported, 0u);
+
+  // `fhir-edge status`: the level and the reason, text and JSON.
+  auto db = (env.dir / "journal.db").string();
+  auto text = fhir_edge("status --journal " + db);
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("LEVEL"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("minimal (started structure-only)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("parked"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("import job " + job.job_id + " runs at ValidationLevel 'minimal'"),
+            std::string::npos)
+      << text.out;
+  auto js = fhir_edge("status --json --journal " + db);
+  ASSERT_EQ(js.code, 0) << js.out;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(js.out).get(doc), simdjson::SUCCESS) << js.out;
+  auto x = doc["exports"].at(0);
+  EXPECT_EQ(std::string_view(x["state"]), "parked");
+  EXPECT_EQ(std::string_view(x["parked_reason"]), e.parked_reason);
+  EXPECT_EQ(std::string_view(x["import_job"]["validation_level"]), "structure-only");
+  EXPECT_EQ(std::string_view(x["import_job"]["reported_validation_level"]), "minimal");
+  EXPECT_FALSE(bool(x["import_job"]["validation_level_match"]));
+  EXPECT_EQ(std::string_view(x["import_jobs"].at(0)["reported_validation_level"]), "minimal");
+
+  // The emulator's job runs to its end meanwhile; the parked export is not followed again.
+  auto polls = env.importer->stats().polls;
+  for (bool done = false; !done;) {
+    std::optional<aws::HlResult<aws::ImportJobProperties>> d;
+    env.hl->describe_import_job(env.hll->datastore(), job.job_id,
+                                [&](auto r) { d = std::move(r); });
+    env.run_until([&] { return d.has_value(); });
+    ASSERT_TRUE(d->ok()) << d->describe();
+    done = aws::is_terminal_job_status(d->value->job_status);
+    env.io.restart();
+    env.io.run_for(std::chrono::milliseconds(100));
+  }
+  env.io.restart();
+  env.io.run_for(std::chrono::milliseconds(300));  // a stray poll would have gone out by now
+  EXPECT_EQ(env.importer->stats().polls, polls);
+  EXPECT_EQ(env.state(id), ExportState::parked);
+  EXPECT_EQ(imported_calls, 0);
+  EXPECT_FALSE(std::filesystem::exists(env.dir / "spool" / "lvl" / "import-report.json"));
+  EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 1u);
+}
+
+// The recover path: the Start was answered but the answer was lost with the importer; the next
+// start finds the job with ListFHIRImportJobs, whose answer carries the other level. It is
+// parked there, before anything follows it, and no second job is started. `retry --reimport`
+// is allowed (every job of the attempt is known, no Start is in doubt).
+TEST(ImportLevel, AdoptedJobAtAnotherLevelIsParkedOnRecovery) {
+  HealthLakeLocalOptions h;
+  h.extra_args = {"--report-validation-level", "strict"};
+  h.job_timing = "submitted=2s,queued=0.05s,run=0.1s";
+  Env env(h);
+  int64_t id = env.uploaded_export("lvl-adopt", {{"Patient", patients(0, 4)}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_until([&] { return env.started_job_ids().size() == 1; });
+  env.importer.reset();  // "crash": the answer is lost with the importer
+  ASSERT_EQ(env.state(id), ExportState::import_starting);
+
+  env.make_importer(env.options());
+  env.importer->resume();
+  env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed,
+                  ExportState::importing});
+  auto e = env.journal->get_export(id);
+  ASSERT_EQ(e.state, ExportState::parked) << e.last_error;
+  EXPECT_EQ(e.parked_from, ExportState::import_starting);
+  auto job = *env.journal->import_job(id);
+  EXPECT_EQ(job.job_id, *env.started_job_ids().begin());
+  EXPECT_EQ(job.reported_level, "strict");
+  EXPECT_EQ(e.parked_reason, pipeline::validation_level_mismatch("lvl-adopt", job.job_id,
+                                                                 "structure-only", "strict"));
+  EXPECT_EQ(env.importer->stats().jobs_adopted, 1u);
+  EXPECT_EQ(env.importer->stats().starts_sent, 0u);
+  EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 1u);
+  EXPECT_EQ(env.count_ops("DescribeFHIRImportJob"), 0u);
+  EXPECT_TRUE(env.imported_resources().empty());
+
+  auto r = env.journal->retry_export("lvl-adopt", true);
+  ASSERT_TRUE(r.applied) << r.message;
+  EXPECT_TRUE(r.new_token);
+  EXPECT_EQ(r.to, ExportState::uploaded);
+  EXPECT_NE(r.message.find(job.job_id), std::string::npos) << r.message;
+}
+
+// The level is journaled for every job and written to import-report.json; an answer without a
+// ValidationLevel (--report-validation-level none) is not a mismatch and shows as not reported.
+TEST(ImportLevel, LevelIsJournaledAndReported) {
+  for (std::string reported : {"", "none"}) {
+    SCOPED_TRACE("report " + reported);
+    HealthLakeLocalOptions h;
+    if (!reported.empty()) h.extra_args = {"--report-validation-level", reported};
+    Env env(h);
+    int64_t id = env.uploaded_export("lvl-ok", {{"Patient", patients(0, 3)}});
+    env.make_importer(env.options());
+    env.importer->kick(id);
+    env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
+    ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).parked_reason;
+    auto job = *env.journal->import_job(id);
+    EXPECT_EQ(job.validation_level, "structure-only");
+    EXPECT_EQ(job.reported_level, reported.empty() ? "structure-only" : "");
+    auto report = slurp(env.dir / "spool" / "lvl-ok" / "import-report.json");
+    EXPECT_NE(report.find("\"validation_level\":\"structure-only\""), std::string::npos) << report;
+    EXPECT_NE(report.find(std::string("\"reported_validation_level\":\"") +
+                          (reported.empty() ? "structure-only" : "") + "\""),
+              std::string::npos)
+        << report;
+    auto rows = journal::read_status(*env.journal);
+    auto table = journal::format_status_table(rows);
+    EXPECT_NE(table.find(reported.empty() ? "structure-only" : "structure-only (not reported)"),
+              std::string::npos)
+        << table;
+    auto json = journal::format_status_json(rows, env.journal->schema_version());
+    EXPECT_NE(json.find(reported.empty() ? "\"validation_level_match\":true"
+                                         : "\"reported_validation_level\":null"),
+              std::string::npos)
+        << json;
+  }
+}
+
+// ---- issue 17 item 3: job progress and a FAILED job's reason in `fhir-edge status` ----
+
+// A job HealthLake FAILED (its output bucket does not exist): the export ends import_failed, and
+// HealthLake's Message is its last error in the journal, in `status` (text and --json) and in
+// import-report.json.
+TEST(ImportStatus, FailedJobMessageIsTheLastError) {
+  Env env;
+  int64_t id = env.uploaded_export("failing", {{"Patient", patients(0, 3)}});
+  auto o = env.options();
+  o.targets[0].output_s3_uri = "s3://no-such-results-bucket/imports";
+  env.make_importer(o);
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
+  auto e = env.journal->get_export(id);
+  ASSERT_EQ(e.state, ExportState::import_failed) << e.parked_reason;
+  auto job = *env.journal->import_job(id);
+  EXPECT_EQ(job.status, "FAILED");
+  const std::string msg = "Output S3 bucket no-such-results-bucket does not exist";
+  EXPECT_NE(job.message.find(msg), std::string::npos) << job.message;
+  EXPECT_EQ(e.last_error.rfind("import FAILED: " + job.message, 0), 0u) << e.last_error;
+  EXPECT_NE(slurp(env.dir / "spool" / "failing" / "import-report.json").find(msg),
+            std::string::npos);
+
+  auto db = (env.dir / "journal.db").string();
+  auto text = fhir_edge("status --journal " + db);
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("import FAILED: " + msg), std::string::npos) << text.out;
+  auto js = fhir_edge("status --json --journal " + db);
+  ASSERT_EQ(js.code, 0) << js.out;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(js.out).get(doc), simdjson::SUCCESS) << js.out;
+  auto x = doc["exports"].at(0);
+  EXPECT_EQ(std::string_view(x["last_error"]), e.last_error);
+  EXPECT_EQ(std::string_view(x["import_job"]["message"]), job.message);
+  EXPECT_EQ(std::string_view(x["import_job"]["status"]), "FAILED");
+}
+
+// The JobProgressReport HealthLake sent is in `status`: resources scanned, imported and failed,
+// and the throughput, as the table's PROGRESS column and as import_progress / progress in --json.
+TEST(ImportStatus, JobProgressIsShown) {
+  Env env;
+  std::string body = patients(0, 8) +
+                     "{\"resourceType\":\"Patient\",\"id\":\"bad\",\"gender\":1}\n" +
+                     "{\"resourceType\":\"Patient\",\"id\":\"bad2\",\"birthDate\":\"x\"}\n";
+  int64_t id = env.uploaded_export("progress", {{"Patient", body}});
+  env.make_importer(env.options());
+  env.importer->kick(id);
+  env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
+  ASSERT_EQ(env.state(id), ExportState::imported) << env.journal->get_export(id).last_error;
+  auto progress = env.journal->import_job(id)->progress_json;
+  simdjson::dom::parser pp;
+  double throughput = -1;
+  ASSERT_EQ(pp.parse(progress)["Throughput"].get_double().get(throughput), simdjson::SUCCESS)
+      << progress;
+
+  auto db = (env.dir / "journal.db").string();
+  auto text = fhir_edge("status --journal " + db);
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("PROGRESS"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("10 scanned, 8 imported, 2 failed, "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(" MB/s"), std::string::npos) << text.out;
+  auto js = fhir_edge("status --json --journal " + db);
+  ASSERT_EQ(js.code, 0) << js.out;
+  simdjson::dom::parser p;
+  simdjson::dom::element doc;
+  ASSERT_EQ(p.parse(js.out).get(doc), simdjson::SUCCESS) << js.out;
+  auto x = doc["exports"].at(0);
+  for (auto pr : {x["import_progress"], x["import_job"]["progress"]}) {
+    EXPECT_EQ(int64_t(pr["resources_scanned"]), 10);
+    EXPECT_EQ(int64_t(pr["resources_imported"]), 8);
+    EXPECT_EQ(int64_t(pr["resources_failed"]), 2);
+    EXPECT_EQ(int64_t(pr["files_scanned"]), 1);
+    // HealthLake's Throughput as it was journaled (the emulator's may round to 0 under load).
+    EXPECT_DOUBLE_EQ(double(pr["throughput_mb_per_s"]), throughput);
+  }
 }

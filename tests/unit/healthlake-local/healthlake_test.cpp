@@ -285,3 +285,43 @@ TEST_F(HealthLakeTest, DescribeDatastore) {
 }
 
 }  // namespace
+
+// --report-validation-level: Describe and List answer another ValidationLevel than the job was
+// started with (as a proxy rewriting the answers would); the import still runs at the level
+// asked. "none" leaves the field out.
+TEST_F(HealthLakeTest, ReportValidationLevelRewritesDescribeAndList) {
+  s3_->put_bytes("landing", "in/a.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n", "");
+  for (std::string reported : {"minimal", "none"}) {
+    SCOPED_TRACE(reported);
+    HealthLakeOptions o;
+    o.timing = {1.0, 1.0, 1.0};
+    o.report_validation_level = reported;
+    HealthLake hl(*s3_, dir_ / ("hl-level-" + reported), o);
+    hl.add_datastore(kDs);
+    std::string id = str(
+        hl.call("StartFHIRImportJob", start_body(kDs, "t-level", "s3://landing/in/", "strict"), 0),
+        "JobId");
+    std::string d = hl.call("DescribeFHIRImportJob",
+                            "{\"DatastoreId\":\"" + kDs + "\",\"JobId\":\"" + id + "\"}", 0.5);
+    std::string l = hl.call("ListFHIRImportJobs", "{\"DatastoreId\":\"" + kDs + "\"}", 0.5);
+    simdjson::dom::parser p1, p2;
+    simdjson::dom::element de = p1.parse(d), le = p2.parse(l);
+    std::string_view dv, lv;
+    auto derr = de["ImportJobProperties"]["ValidationLevel"].get(dv);
+    auto lerr = le["ImportJobPropertiesList"].at(0)["ValidationLevel"].get(lv);
+    if (reported == "none") {
+      EXPECT_EQ(derr, simdjson::NO_SUCH_FIELD) << d;
+      EXPECT_EQ(lerr, simdjson::NO_SUCH_FIELD) << l;
+    } else {
+      ASSERT_EQ(derr, simdjson::SUCCESS) << d;
+      ASSERT_EQ(lerr, simdjson::SUCCESS) << l;
+      EXPECT_EQ(dv, reported);
+      EXPECT_EQ(lv, reported);
+    }
+    // The job itself runs at the level it was started with.
+    for (double t : {1.5, 2.5, 3.5, 10.0}) hl.tick(t);
+    ASSERT_NE(hl.job(id), nullptr);
+    EXPECT_EQ(hl.job(id)->validation_level, "strict");
+    EXPECT_EQ(hl.job(id)->status, "COMPLETED");
+  }
+}

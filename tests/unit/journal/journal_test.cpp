@@ -805,3 +805,154 @@ TEST(Journal, SourceLineFollowsTheLineAnchors) {
   j.compact(std::chrono::seconds(0));
   EXPECT_EQ(query_text(dir / "journal.db", "SELECT COUNT(*) FROM line_map"), "0");
 }
+
+// Schema 5 (issue 12 item 4): the ValidationLevel each job was started with, the one HealthLake
+// reports, and HealthLake's Message. A version-4 journal opens read-only as it is (status before
+// the daemon migrated it) and migrates keeping its jobs; their levels read as not journaled.
+TEST(Journal, MigratesFromVersion4AddingValidationLevels) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  int64_t id = 0;
+  {
+    auto j = Journal::open(db, {.read_only = false, .max_schema_version = 4});
+    EXPECT_EQ(j.schema_version(), 4);
+    id = walked(j, "v4", ExportState::import_starting).row.id;
+    j.record_import_job(id, "job-4", "IN_PROGRESS");
+    j.set_export_state(id, ExportState::importing);
+  }
+  EXPECT_EQ(query_text(db,
+                       "SELECT COUNT(*) FROM pragma_table_info('import_jobs') WHERE "
+                       "name IN ('validation_level','reported_level','message')"),
+            "0");
+  {
+    auto r = Journal::open(db, {.read_only = true});
+    EXPECT_EQ(r.schema_version(), 4);
+    auto jobs = r.import_jobs(id);
+    ASSERT_EQ(jobs.size(), 1u);
+    EXPECT_EQ(jobs[0].job_id, "job-4");
+    EXPECT_EQ(jobs[0].validation_level, "");
+    auto json = format_status_json(read_status(r), r.schema_version());
+    EXPECT_NE(json.find("\"validation_level\":null"), std::string::npos) << json;
+    EXPECT_NE(json.find("\"validation_level_match\":null"), std::string::npos) << json;
+  }
+  auto j = Journal::open(db);
+  EXPECT_EQ(j.schema_version(), kSchemaVersion);
+  EXPECT_GE(kSchemaVersion, 5);
+  auto job = *j.import_job(id);
+  EXPECT_EQ(job.job_id, "job-4");
+  EXPECT_EQ(job.status, "IN_PROGRESS");
+  EXPECT_EQ(job.validation_level, "");
+  EXPECT_EQ(job.reported_level, "");
+  EXPECT_EQ(job.message, "");
+  // The migrated row takes what HealthLake reports.
+  j.record_import_reported(id, "structure-only", "");
+  EXPECT_EQ(j.import_job(id)->reported_level, "structure-only");
+  bool migrated = false, reported = false;
+  for (const auto& ev : j.events(std::nullopt, 1000)) {
+    if (ev.kind == "migration" && ev.message.find("version 5") != std::string::npos)
+      migrated = true;
+    if (ev.message.find("HealthLake reports ValidationLevel structure-only") != std::string::npos)
+      reported = true;
+  }
+  EXPECT_TRUE(migrated);
+  EXPECT_TRUE(reported);
+}
+
+TEST(Journal, ImportJobLevelsAndMessageAreRecorded) {
+  TempDir dir;
+  auto db = dir / "journal.db";
+  auto j = Journal::open(db);
+  auto e = j.take_export("p", "/in/l", "d-l", "l", two_files()).row;
+  for (auto s : {ExportState::complete, ExportState::spooling, ExportState::spooled,
+                 ExportState::uploading, ExportState::uploaded})
+    j.set_export_state(e.id, s);
+  j.record_import_token(e.id, "tok-l", "l", 1, "s3://b/l/import/", "strict");
+  EXPECT_EQ(query_text(db, "SELECT validation_level FROM import_jobs"), "strict");
+  j.set_export_state(e.id, ExportState::import_starting);
+  j.record_import_job(e.id, "job-l", "SUBMITTED");
+  auto job = *j.import_job(e.id);
+  EXPECT_EQ(job.validation_level, "strict");
+  EXPECT_EQ(job.reported_level, "");  // not reported yet
+  auto table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("strict (not reported)"), std::string::npos) << table;
+
+  j.record_import_reported(e.id, "minimal", "");
+  j.record_import_reported(e.id, "minimal", "");  // polls repeat it: one event
+  job = *j.import_job(e.id);
+  EXPECT_EQ(job.reported_level, "minimal");
+  size_t events = 0;
+  for (const auto& ev : j.events(e.id, 1000))
+    if (ev.message.find("reports ValidationLevel minimal") != std::string::npos) ++events;
+  EXPECT_EQ(events, 1u);
+  table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("LEVEL"), std::string::npos) << table;
+  EXPECT_NE(table.find("minimal (started strict)"), std::string::npos) << table;
+  auto json = format_status_json(read_status(j), j.schema_version());
+  EXPECT_NE(json.find("\"validation_level\":\"strict\",\"reported_validation_level\":\"minimal\","
+                      "\"validation_level_match\":false"),
+            std::string::npos)
+      << json;
+
+  j.record_import_reported(e.id, "strict", "Input S3 bucket x does not exist");
+  job = *j.import_job(e.id);
+  EXPECT_EQ(job.message, "Input S3 bucket x does not exist");
+  table = format_status_table(read_status(j));
+  EXPECT_EQ(table.find("(started"), std::string::npos) << table;
+  json = format_status_json(read_status(j), j.schema_version());
+  EXPECT_NE(json.find("\"validation_level_match\":true"), std::string::npos) << json;
+}
+
+// Issue 17 item 3: status shows the job progress HealthLake reported (scanned, imported, failed,
+// throughput) and the Message of a FAILED job as the last error, in the table and in --json.
+TEST(Journal, StatusShowsJobProgressAndTheMessageOfAFailedJob) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = walked(j, "prog", ExportState::import_starting).row;
+  j.record_import_job(e.id, "job-p", "SUBMITTED");
+  j.set_export_state(e.id, ExportState::importing);
+  auto table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("PROGRESS"), std::string::npos) << table;
+  auto json = format_status_json(read_status(j), j.schema_version());
+  EXPECT_NE(json.find("\"import_progress\":null"), std::string::npos) << json;
+
+  j.record_import_status(e.id, "IN_PROGRESS",
+                         "{\"TotalNumberOfScannedFiles\":2,\"TotalSizeOfScannedFilesInMB\":3.5,"
+                         "\"TotalNumberOfImportedFiles\":1,\"TotalNumberOfResourcesScanned\":42,"
+                         "\"TotalNumberOfResourcesImported\":30,"
+                         "\"TotalNumberOfResourcesWithCustomerError\":2,"
+                         "\"TotalNumberOfFilesReadWithCustomerError\":0,\"Throughput\":1.5}");
+  table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("42 scanned, 30 imported, 2 failed, 1.5 MB/s"), std::string::npos) << table;
+  json = format_status_json(read_status(j), j.schema_version());
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json;
+  auto x = doc["exports"].at(0);
+  for (auto p :
+       {x["import_progress"], x["import_job"]["progress"], x["import_jobs"].at(0)["progress"]}) {
+    EXPECT_EQ(int64_t(p["resources_scanned"]), 42);
+    EXPECT_EQ(int64_t(p["resources_imported"]), 30);
+    EXPECT_EQ(int64_t(p["resources_failed"]), 2);
+    EXPECT_EQ(int64_t(p["files_scanned"]), 2);
+    EXPECT_DOUBLE_EQ(double(p["throughput_mb_per_s"]), 1.5);
+    EXPECT_DOUBLE_EQ(double(p["size_scanned_mb"]), 3.5);
+  }
+
+  // The job FAILED: HealthLake's Message is the last error even when the export recorded none.
+  j.record_import_status(e.id, "FAILED", "");
+  j.record_import_reported(e.id, "", "No input files found at s3://b/prog/import/");
+  j.record_import_outcome(e.id, "{}");
+  j.set_export_state(e.id, ExportState::import_failed);
+  ASSERT_EQ(j.get_export(e.id).last_error, "");
+  table = format_status_table(read_status(j));
+  EXPECT_NE(table.find("import job job-p FAILED: No input files found"), std::string::npos)
+      << table;
+  json = format_status_json(read_status(j), j.schema_version());
+  simdjson::dom::parser parser2;
+  ASSERT_EQ(parser2.parse(json).get(doc), simdjson::SUCCESS) << json;
+  x = doc["exports"].at(0);
+  EXPECT_EQ(std::string_view(x["last_error"]),
+            "import job job-p FAILED: No input files found at s3://b/prog/import/");
+  EXPECT_EQ(std::string_view(x["import_job"]["message"]),
+            "No input files found at s3://b/prog/import/");
+}
