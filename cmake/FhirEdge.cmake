@@ -42,14 +42,14 @@ function(fe_add_subdirs)
   endforeach()
 endfunction()
 
-# fe_node_test(NAME name MODULE node_modules/<path> COMMAND script args...): a test run with
+# fe_node_test(NAME name [MODULE node_modules/<path>] COMMAND script args...): a test run with
 # Node.js against a pinned npm peer (tests/node, installed by scripts/bootstrap). It is always
 # registered: where node or the peer is missing, it fails naming the fix, so a clone that skipped
 # the bootstrap never drops it in silence. The command is given without the node executable.
 function(fe_node_test)
   cmake_parse_arguments(N "" "NAME;MODULE" "COMMAND" ${ARGN})
   find_program(FE_NODE_EXECUTABLE node)
-  if(FE_NODE_EXECUTABLE AND EXISTS ${PROJECT_SOURCE_DIR}/tests/node/node_modules/${N_MODULE})
+  if(FE_NODE_EXECUTABLE AND (NOT N_MODULE OR EXISTS ${PROJECT_SOURCE_DIR}/tests/node/node_modules/${N_MODULE}))
     add_test(NAME ${N_NAME} COMMAND ${FE_NODE_EXECUTABLE} ${N_COMMAND})
   else()
     add_test(NAME ${N_NAME} COMMAND sh -c
