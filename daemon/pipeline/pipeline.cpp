@@ -26,6 +26,7 @@
 #include "service/log.hpp"
 #include "spool/spool.hpp"
 #include "upload/adapters.hpp"
+#include "upload/cleanup.hpp"
 #include "upload/object_upload.hpp"
 #include "watch/from_config.hpp"
 #include "watch/watcher.hpp"
@@ -237,13 +238,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<upload::S3Store> store;
   std::unique_ptr<upload::JournalLedger> ledger;
   std::unique_ptr<upload::SpoolBodies> bodies;
-  // Orphaned multipart uploads (sweep_orphans): keys with a CreateMultipartUpload in flight in
-  // this process, whose upload the journal cannot name yet.
-  std::map<std::string, int> creating;
-  bool sweeping = false;
-  bool sweep_again = false;        // asked for while a sweep was listing
-  bool sweep_deferred = false;     // an unowned upload was spared because its key was being created
-  std::set<std::string> deleting;  // bucket/key DeleteObjects in flight (superseded versions)
+  // Orphaned multipart uploads and superseded versions' objects (daemon/upload/cleanup.hpp).
+  std::shared_ptr<upload::Cleanup> cleanup;
   std::atomic<bool> cancel{false};
   bool stopping = false;
   bool started = false;
@@ -315,6 +311,28 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     store = std::make_unique<upload::S3Store>([this] { return s3.get(); }, live);
     ledger = std::make_unique<upload::JournalLedger>(*jr);
     bodies = std::make_unique<upload::SpoolBodies>(io, *reader, live);
+    cleanup = std::make_shared<upload::Cleanup>(
+        upload::Cleanup::Deps{io, *jr, [this] { return s3.get(); }, live,
+                              [this] {
+                                std::vector<std::pair<std::string, std::string>> where;
+                                for (const auto& [name, pipe] : pipes)
+                                  where.emplace_back(pipe.cfg.s3.bucket, pipe.cfg.s3.prefix);
+                                return where;
+                              },
+                              [this](const std::string& pipeline) -> std::optional<std::string> {
+                                const Pipe* pipe = pipe_of(pipeline);
+                                if (!pipe) return std::nullopt;
+                                return pipe->cfg.s3.bucket;
+                              },
+                              [this] {
+                                ++stats.orphan_uploads_aborted;
+                                changed();
+                              },
+                              [this] {
+                                ++stats.superseded_objects_deleted;
+                                changed();
+                              },
+                              [this] { ++stats.journal_errors; }});
 
     for (const auto& p : cfg.pipelines) {
       fhir::Options fo;
@@ -359,9 +377,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     recover();
     // After recovery: resumed uploads have their ids in the journal already, and new ones are
     // tracked in `creating` until their answer is journaled.
-    sweep_orphans();
+    cleanup->sweep_orphans();
     // What a superseded version uploaded and a crash (or a failed delete) left behind.
-    delete_superseded_objects();
+    cleanup->delete_superseded_objects();
     if (importer) {
       // Problems (data store not ACTIVE, unknown, no access) are logged by the importer; exports
       // that hit them are parked with the same message when their Start is refused.
@@ -412,193 +430,6 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     if (creds) creds->stop();
     runs.clear();
     jr.reset();
-  }
-
-  // ---------------------------------------------------------------- orphaned multipart uploads
-  // A CreateMultipartUpload answered (or given up): the key is no longer being created. When an
-  // earlier attempt's answer may have been lost (attempts > 1), or a sweep spared an upload of a
-  // key being created, sweep again. Posted, so it runs after the caller journaled the new id.
-  void created(const std::string& key, int attempts) {
-    auto it = creating.find(key);
-    if (it != creating.end() && --it->second <= 0) creating.erase(it);
-    if (attempts > 1 || (sweep_deferred && creating.empty())) {
-      sweep_deferred = false;
-      auto self = shared_from_this();
-      asio::post(io, [self] { self->sweep_orphans(); });
-    }
-  }
-
-  // Lists each pipeline's (bucket, prefix) once and aborts the uploads nobody owns (see the
-  // header's "orphans"). S3 lifecycle rules (AbortIncompleteMultipartUpload, docs/install.md)
-  // remain the backstop for anything this leaves.
-  void sweep_orphans() {
-    if (stopping || !s3) return;
-    if (sweeping) {
-      sweep_again = true;
-      return;
-    }
-    std::set<std::pair<std::string, std::string>> where;
-    for (const auto& [name, pipe] : pipes) where.emplace(pipe.cfg.s3.bucket, pipe.cfg.s3.prefix);
-    if (where.empty()) return;
-    sweeping = true;
-    sweep_again = false;
-    auto left = std::make_shared<std::size_t>(where.size());
-    auto self = shared_from_this();
-    for (const auto& [bucket, prefix] : where) {
-      aws::ListUploadsRequest req;
-      req.bucket = bucket;
-      req.prefix = prefix.empty() ? "" : prefix + "/";
-      s3->list_all_multipart_uploads(
-          req, [self, left, bucket, prefix](aws::S3Result<aws::ListUploadsResult> r) {
-            if (self->stopping) return;
-            if (!r.ok()) {
-              // Not fatal: a bucket policy may not grant s3:ListBucketMultipartUploads; the
-              // lifecycle rule then cleans up.
-              log::warning("cannot list incomplete multipart uploads: " + r.describe(),
-                           {{"S3_BUCKET", bucket}, {"S3_PREFIX", prefix}});
-            } else {
-              self->abort_orphans(bucket, prefix, r.value->uploads);
-            }
-            if (--*left == 0) {
-              self->sweeping = false;
-              if (self->sweep_again) self->sweep_orphans();
-            }
-          });
-    }
-  }
-
-  // The export an upload key belongs to when it has this pipeline layout's shape
-  // (<prefix>/<export>/import/... or .../archive/...), else empty.
-  static std::string export_of_key(const std::string& prefix, const std::string& key) {
-    std::string_view rest = key;
-    if (!prefix.empty()) {
-      if (!rest.starts_with(prefix) || rest.size() <= prefix.size() || rest[prefix.size()] != '/')
-        return {};
-      rest.remove_prefix(prefix.size() + 1);
-    }
-    auto slash = rest.find('/');
-    if (slash == std::string_view::npos || slash == 0) return {};
-    auto mid = rest.substr(slash + 1);
-    if (!mid.starts_with("import/") && !mid.starts_with("archive/")) return {};
-    return std::string(rest.substr(0, slash));
-  }
-
-  void abort_orphans(const std::string& bucket, const std::string& prefix,
-                     const std::vector<aws::UploadInfo>& uploads) {
-    if (uploads.empty()) return;
-    // Ownership is read now, on the control thread, after the listing: an id journaled since
-    // the listing started is seen, and a CreateMultipartUpload still in flight is in `creating`.
-    std::set<std::string> owned;
-    try {
-      for (const auto& e : jr->exports(true)) {
-        // Nothing ever resumes the uploads of a superseded or failed export (an early upload of
-        // a version whose source changed mid-spool): they are orphans too.
-        if (e.state == ExportState::superseded || e.state == ExportState::failed) continue;
-        for (const auto& f : jr->files(e.id)) {
-          if (!f.import_upload_id.empty()) owned.insert(f.import_upload_id);
-          if (!f.archive_upload_id.empty()) owned.insert(f.archive_upload_id);
-        }
-      }
-    } catch (const std::exception& e) {
-      ++stats.journal_errors;
-      log::warning(std::string("journal: cannot check multipart upload ownership: ") + e.what());
-      return;  // when in doubt, abort nothing
-    }
-    for (const auto& u : uploads) {
-      if (u.upload_id.empty() || owned.count(u.upload_id)) continue;
-      const std::string name = export_of_key(prefix, u.key);
-      if (name.empty()) continue;  // not a key this daemon writes
-      try {
-        if (!jr->find_export(name)) continue;  // not an export of this journal
-      } catch (const std::exception&) {
-        continue;
-      }
-      if (creating.count(u.key)) {
-        sweep_deferred = true;  // may be the one being created right now: look again later
-        continue;
-      }
-      log::warning("aborting an incomplete multipart upload the journal does not own",
-                   {{"S3_BUCKET", bucket},
-                    {"S3_KEY", u.key},
-                    {"UPLOAD_ID", u.upload_id},
-                    {"INITIATED", u.initiated}});
-      auto self = shared_from_this();
-      s3->abort_multipart_upload(
-          bucket, u.key, u.upload_id, [self, key = u.key](aws::S3Result<aws::Empty> r) {
-            if (self->stopping) return;
-            if (r.ok() || (r.error && r.error->code == "NoSuchUpload")) {
-              ++self->stats.orphan_uploads_aborted;
-              self->changed();
-            } else {
-              log::warning("cannot abort an orphaned multipart upload: " + r.describe(),
-                           {{"S3_KEY", key}});
-            }
-          });
-    }
-  }
-
-  // ---------------------------------------------------------------- superseded objects
-  // A superseded version is never imported, so the objects it uploaded early are deleted: only
-  // the keys its file rows recorded (what this journal itself uploaded), never a prefix listing.
-  // A key is cleared in the journal once S3 said it is gone (404 too); what is left is retried at
-  // the next start or supersede. Failures are logged and never hold another export.
-  void delete_superseded_objects() {
-    if (stopping || !s3) return;
-    std::vector<std::pair<std::int64_t, journal::FileRow>> todo;
-    std::map<std::int64_t, std::string> bucket_of_export, name_of_export;
-    try {
-      for (const auto& e : jr->exports(true)) {
-        if (e.state != ExportState::superseded) continue;
-        const Pipe* pipe = pipe_of(e.pipeline);
-        if (!pipe) continue;  // pipeline no longer configured: its bucket is unknown, left as is
-        for (const auto& f : jr->files(e.id))
-          if (!f.import_key.empty() || !f.archive_key.empty()) {
-            todo.emplace_back(e.id, f);
-            bucket_of_export[e.id] = pipe->cfg.s3.bucket;
-            name_of_export[e.id] = e.name;
-          }
-      }
-    } catch (const std::exception& e) {
-      ++stats.journal_errors;
-      log::warning(std::string("journal: cannot list the objects of superseded versions: ") +
-                   e.what());
-      return;
-    }
-    auto self = shared_from_this();
-    for (const auto& [export_id, f] : todo) {
-      for (PartKind kind : {PartKind::import, PartKind::archive}) {
-        const std::string& key = kind == PartKind::import ? f.import_key : f.archive_key;
-        if (key.empty()) continue;
-        const std::string bucket = bucket_of_export[export_id];
-        if (!deleting.insert(bucket + "/" + key).second) continue;  // already in flight
-        s3->delete_object(
-            bucket, key,
-            [self, bucket, key, kind, file_id = f.id,
-             name = name_of_export[export_id]](aws::S3Result<aws::Empty> r) {
-              if (self->stopping) return;
-              self->deleting.erase(bucket + "/" + key);
-              if (!r.ok() && !(r.error && r.error->category == aws::ErrorCategory::not_found)) {
-                log::warning(
-                    "cannot delete an object of a superseded version (retried at the "
-                    "next start): " +
-                        r.describe(),
-                    {{"EXPORT_ID", name}, {"S3_BUCKET", bucket}, {"S3_KEY", key}});
-                return;
-              }
-              try {
-                self->jr->record_object_deleted(file_id, kind, bucket);
-              } catch (const std::exception& e) {
-                ++self->stats.journal_errors;  // deleted again (404) at the next start
-                log::warning(std::string("journal: ") + e.what(), {{"EXPORT_ID", name}});
-                return;
-              }
-              ++self->stats.superseded_objects_deleted;
-              log::info("deleted an object of a superseded version (never imported)",
-                        {{"EXPORT_ID", name}, {"S3_BUCKET", bucket}, {"S3_KEY", key}});
-              self->changed();
-            });
-      }
-    }
   }
 
   // ---------------------------------------------------------------- recovery
@@ -996,8 +827,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         for (const auto& f : jr->files(run->id))
           if (!f.import_key.empty() || !f.archive_key.empty()) uploaded_any = true;
         if (uploaded_any) {
-          sweep_orphans();
-          delete_superseded_objects();
+          cleanup->sweep_orphans();
+          cleanup->delete_superseded_objects();
         }
         changed();
         return;
@@ -1140,8 +971,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   // export's upload pass runs.
   upload::Hooks hooks_for(const std::shared_ptr<Run>& run, bool early) {
     upload::Hooks h;
-    h.creating = [this](const std::string& key) { ++creating[key]; };
-    h.created = [this](const std::string& key, int attempts) { created(key, attempts); };
+    h.creating = [this](const std::string& key) { cleanup->creating(key); };
+    h.created = [this](const std::string& key, int attempts) { cleanup->created(key, attempts); };
     h.part_sent = [this](std::uint64_t bytes, bool part) {
       if (part) ++stats.parts_sent;
       stats.part_bytes_sent += bytes;
