@@ -37,7 +37,8 @@
 //              the spool of exports that are already uploaded is evicted, oldest first.
 //   restart    every non-terminal export is resumed from the journal (spooling → redo the files
 //              not yet spooled; spooled/uploading → resume the upload).
-//   orphans    after recovery at start, and whenever a CreateMultipartUpload needed more than one
+//   orphans    (upload::Cleanup, daemon/upload/cleanup.hpp)
+//              after recovery at start, and whenever a CreateMultipartUpload needed more than one
 //              attempt (an earlier attempt may have created an upload whose answer was lost),
 //              ListMultipartUploads under each pipeline's prefix; an upload is aborted only when
 //              its key is <prefix>/<export>/{import,archive}/... of an export in the journal, no
