@@ -950,6 +950,25 @@ void Journal::record_object_deleted(int64_t file_id, PartKind kind, std::string_
   tx.commit();
 }
 
+void Journal::restart_upload(int64_t file_id, PartKind kind, std::string_view key,
+                             std::string_view upload_id) {
+  Tx tx(db_, path_);
+  auto f = get_file(file_id);
+  Stmt s(db_, path_,
+         kind == PartKind::import
+             ? "UPDATE files SET import_key=?, import_upload_id=? WHERE id=?"
+             : "UPDATE files SET archive_key=?, archive_upload_id=? WHERE id=?");
+  s.bind(1, key).bind(2, upload_id).bind(3, file_id).run();
+  Stmt p(db_, path_, "UPDATE parts SET state='pending', etag='' WHERE file_id=? AND kind=?");
+  p.bind(1, file_id).bind(2, to_string(kind)).run();
+  recompute_totals(f.export_id);
+  insert_event(db_, path_, f.export_id, file_id, "upload",
+               f.name + ": " + std::string(to_string(kind)) +
+                   " multipart upload gone (NoSuchUpload), restarted as " + std::string(upload_id) +
+                   " to " + std::string(key) + "; every part is sent again");
+  tx.commit();
+}
+
 void Journal::set_file_error(int64_t file_id, std::string_view error) {
   Tx tx(db_, path_);
   auto f = get_file(file_id);

@@ -259,6 +259,13 @@ class Journal {
   // issue 18): its key and upload id are cleared, so a non-empty key of a superseded export means
   // "still to delete"; an event keeps the key.
   void record_object_deleted(int64_t file_id, PartKind kind, std::string_view bucket);
+  // The file's multipart upload is gone from S3 (NoSuchUpload) and no object was made from it
+  // (aborted by a lifecycle rule or by hand): the new upload id is recorded and every part of
+  // that kind goes back to pending with its ETag cleared, in one transaction (the one way a part
+  // leaves `uploaded`: its bytes belonged to the upload that is gone). Written by the upload
+  // stage only (daemon/upload/).
+  void restart_upload(int64_t file_id, PartKind kind, std::string_view key,
+                      std::string_view upload_id);
 
   // --- parts ---
   // Inserts the planned parts (pending); parts already present are kept as they are.

@@ -1,19 +1,14 @@
 // The pipeline component: see pipeline.hpp for the contract. Everything in Impl runs on the
 // control thread except what is explicitly posted to `pool` (validate + spool, digests) or
-// `reader` (reading part bodies out of the spool); their results are posted back to `io`.
+// `reader` (hashing archive parts, checksumming report and rejects: upload::SpoolBodies); their
+// results are posted back to `io`. The object upload itself is daemon/upload/.
 #include "pipeline/pipeline.hpp"
-
-#include <fcntl.h>
-#include <openssl/evp.h>
-#include <unistd.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <deque>
 #include <map>
 #include <set>
 
@@ -30,6 +25,9 @@
 #include "pipeline/spooler.hpp"
 #include "service/log.hpp"
 #include "spool/spool.hpp"
+#include "upload/adapters.hpp"
+#include "upload/cleanup.hpp"
+#include "upload/object_upload.hpp"
 #include "watch/from_config.hpp"
 #include "watch/watcher.hpp"
 
@@ -99,125 +97,6 @@ std::string report_key(std::string_view prefix, std::string_view export_name) {
 }
 
 namespace {
-
-// A byte range of a file as an HTTP body, read with pread (no buffer beyond curl's).
-aws::BodySource file_range_source(const fs::path& path, std::uint64_t offset,
-                                  std::uint64_t length) {
-  struct Range {
-    int fd = -1;
-    std::uint64_t off = 0, len = 0, pos = 0;
-    ~Range() {
-      if (fd >= 0) ::close(fd);
-    }
-  };
-  auto r = std::make_shared<Range>();
-  r->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  r->off = offset;
-  r->len = length;
-  aws::BodySource src;
-  src.size = length;
-  src.read = [r](std::span<char> buf) -> std::ptrdiff_t {
-    if (r->fd < 0) return -1;
-    std::uint64_t want = std::min<std::uint64_t>(buf.size(), r->len - r->pos);
-    if (want == 0) return 0;
-    ssize_t n = ::pread(r->fd, buf.data(), want, static_cast<off_t>(r->off + r->pos));
-    if (n <= 0) return -1;
-    r->pos += static_cast<std::uint64_t>(n);
-    return n;
-  };
-  src.rewind = [r]() {
-    r->pos = 0;
-    return r->fd >= 0;
-  };
-  return src;
-}
-
-// Hex SHA-256 of a byte range of a file; "" when it cannot be read (the AWS layer then hashes the
-// body itself, or the send fails with the read error).
-std::string sha256_of_range(const fs::path& path, std::uint64_t offset, std::uint64_t length) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return "";
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
-  std::vector<char> buf(1 << 17);
-  std::uint64_t pos = 0;
-  while (ok && pos < length) {
-    const auto want = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), length - pos));
-    ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(offset + pos));
-    if (n <= 0) {
-      ok = false;
-      break;
-    }
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
-    pos += static_cast<std::uint64_t>(n);
-  }
-  ::close(fd);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 32;
-  EVP_MD_CTX_free(ctx);
-  if (!ok) return "";
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out(64, '0');
-  for (unsigned i = 0; i < 32; ++i) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  return out;
-}
-
-// One spool frame decompressed on the fly as an HTTP body (rewind restarts the frame).
-aws::BodySource frame_source(const fs::path& path, const spool::Frame& f) {
-  struct Stream {
-    int fd = -1;
-    ZSTD_DCtx* d = nullptr;
-    std::uint64_t c_off = 0, c_size = 0, c_pos = 0, u_size = 0, u_pos = 0;
-    std::vector<char> in = std::vector<char>(ZSTD_DStreamInSize());
-    size_t in_pos = 0, in_len = 0;
-    ~Stream() {
-      if (fd >= 0) ::close(fd);
-      if (d) ZSTD_freeDCtx(d);
-    }
-  };
-  auto st = std::make_shared<Stream>();
-  st->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  st->d = ZSTD_createDCtx();
-  st->c_off = f.compressed_offset;
-  st->c_size = f.compressed_size;
-  st->u_size = f.uncompressed_size;
-  aws::BodySource src;
-  src.size = f.uncompressed_size;
-  src.read = [st](std::span<char> buf) -> std::ptrdiff_t {
-    if (st->fd < 0 || !st->d) return -1;
-    if (st->u_pos == st->u_size) return 0;
-    ZSTD_outBuffer ob{buf.data(), std::min<std::uint64_t>(buf.size(), st->u_size - st->u_pos), 0};
-    while (ob.pos == 0) {
-      if (st->in_pos == st->in_len) {
-        std::uint64_t want = std::min<std::uint64_t>(st->in.size(), st->c_size - st->c_pos);
-        if (want == 0) return -1;  // frame ended before its uncompressed size: damaged spool
-        ssize_t n = ::pread(st->fd, st->in.data(), want, static_cast<off_t>(st->c_off + st->c_pos));
-        if (n <= 0) return -1;
-        st->c_pos += static_cast<std::uint64_t>(n);
-        st->in_pos = 0;
-        st->in_len = static_cast<size_t>(n);
-      }
-      ZSTD_inBuffer ib{st->in.data(), st->in_len, st->in_pos};
-      size_t r = ZSTD_decompressStream(st->d, &ob, &ib);
-      st->in_pos = ib.pos;
-      if (ZSTD_isError(r)) return -1;
-    }
-    st->u_pos += ob.pos;
-    return static_cast<std::ptrdiff_t>(ob.pos);
-  };
-  src.rewind = [st]() {
-    if (st->fd < 0 || !st->d) return false;
-    ZSTD_DCtx_reset(st->d, ZSTD_reset_session_only);
-    st->c_pos = st->u_pos = 0;
-    st->in_pos = st->in_len = 0;
-    return true;
-  };
-  return src;
-}
 
 aws::CredentialSourceKind to_kind(config::CredentialSource s) {
   using C = config::CredentialSource;
@@ -297,10 +176,6 @@ std::string restart_fingerprint(const config::Config& c) {
   return s;
 }
 
-bool is_retry_later(const aws::AwsError& e) {
-  return e.retryable() || e.category == aws::ErrorCategory::conflict;
-}
-
 }  // namespace
 
 // ------------------------------------------------------------------ Impl
@@ -316,9 +191,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     Phase phase = Phase::spooling;
     int ops = 0;  // outstanding async work of the current phase
     bool superseded = false;
-    std::string fail;   // fail-export message
-    std::string retry;  // retry-later reason
-    std::string park;   // park reason
+    std::string fail;  // fail-export message (the spool stage's verdict, not an upload outcome)
+    // What went wrong in this attempt (spool I/O, journal, early uploads, the upload pass): park
+    // beats retry_later; done when nothing did.
+    upload::Outcome outcome;
     int attempt = 0;
     std::unique_ptr<asio::steady_timer> timer;
     // Upload overlapping the spool: a file's import and archive objects start as soon as that
@@ -330,24 +206,6 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     std::set<std::int64_t> early_files;   // files whose objects were started early (this attempt)
     std::set<std::int64_t> early_failed;  // ... and one of them did not succeed
     bool spool_waiting = false;           // spool_done deferred until early_ops is 0
-  };
-
-  // One object of an export's upload.
-  struct Obj {
-    std::shared_ptr<Run> run;
-    std::int64_t file_id = 0;  // 0: extra object (report, rejects) not tracked part by part
-    PartKind kind = PartKind::import;
-    std::string key;
-    fs::path spool_file;
-    std::vector<journal::PartRow> parts;
-    std::string upload_id;
-    std::string journaled_key;  // the file row's import_key / archive_key as last recorded
-    bool early = false;         // started while the export was spooling (Run::early_ops)
-    int outstanding = 0;
-    bool failed = false;
-    // Extras: whole file as one PutObject.
-    std::uint64_t extra_size = 0;
-    std::uint32_t extra_crc = 0;
   };
 
   struct Pipe {
@@ -374,15 +232,14 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   std::map<std::int64_t, std::shared_ptr<Run>> runs;
   std::set<std::string> digesting;                  // pipeline \n path
   std::map<std::string, watch::ReadyExport> again;  // reported again while digesting
-  std::deque<std::function<void()>> part_queue;
-  int in_flight = 0;
-  // Orphaned multipart uploads (sweep_orphans): keys with a CreateMultipartUpload in flight in
-  // this process, whose upload the journal cannot name yet.
-  std::map<std::string, int> creating;
-  bool sweeping = false;
-  bool sweep_again = false;        // asked for while a sweep was listing
-  bool sweep_deferred = false;     // an unowned upload was spared because its key was being created
-  std::set<std::string> deleting;  // bucket/key DeleteObjects in flight (superseded versions)
+  // The object upload's ports (daemon/upload/): made in start(), kept until the Impl goes (a
+  // machine only runs from callbacks that check `stopping` first).
+  std::unique_ptr<upload::PartScheduler> scheduler;  // upload.concurrency over every object
+  std::unique_ptr<upload::S3Store> store;
+  std::unique_ptr<upload::JournalLedger> ledger;
+  std::unique_ptr<upload::SpoolBodies> bodies;
+  // Orphaned multipart uploads and superseded versions' objects (daemon/upload/cleanup.hpp).
+  std::shared_ptr<upload::Cleanup> cleanup;
   std::atomic<bool> cancel{false};
   bool stopping = false;
   bool started = false;
@@ -445,6 +302,37 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     http = std::make_unique<aws::HttpEngine>(io, cc.http);
     caller = std::make_unique<aws::AwsCaller>(*http, cc, creds->as_function());
     s3 = std::make_unique<aws::S3Client>(*caller);
+    std::weak_ptr<Impl> weak_live = shared_from_this();
+    auto live = [weak_live] {
+      auto self = weak_live.lock();
+      return self && !self->stopping;
+    };
+    scheduler = std::make_unique<upload::PartScheduler>(cfg.upload.concurrency);
+    store = std::make_unique<upload::S3Store>([this] { return s3.get(); }, live);
+    ledger = std::make_unique<upload::JournalLedger>(*jr);
+    bodies = std::make_unique<upload::SpoolBodies>(io, *reader, live);
+    cleanup = std::make_shared<upload::Cleanup>(
+        upload::Cleanup::Deps{io, *jr, [this] { return s3.get(); }, live,
+                              [this] {
+                                std::vector<std::pair<std::string, std::string>> where;
+                                for (const auto& [name, pipe] : pipes)
+                                  where.emplace_back(pipe.cfg.s3.bucket, pipe.cfg.s3.prefix);
+                                return where;
+                              },
+                              [this](const std::string& pipeline) -> std::optional<std::string> {
+                                const Pipe* pipe = pipe_of(pipeline);
+                                if (!pipe) return std::nullopt;
+                                return pipe->cfg.s3.bucket;
+                              },
+                              [this] {
+                                ++stats.orphan_uploads_aborted;
+                                changed();
+                              },
+                              [this] {
+                                ++stats.superseded_objects_deleted;
+                                changed();
+                              },
+                              [this] { ++stats.journal_errors; }});
 
     for (const auto& p : cfg.pipelines) {
       fhir::Options fo;
@@ -489,9 +377,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     recover();
     // After recovery: resumed uploads have their ids in the journal already, and new ones are
     // tracked in `creating` until their answer is journaled.
-    sweep_orphans();
+    cleanup->sweep_orphans();
     // What a superseded version uploaded and a crash (or a failed delete) left behind.
-    delete_superseded_objects();
+    cleanup->delete_superseded_objects();
     if (importer) {
       // Problems (data store not ACTIVE, unknown, no access) are logged by the importer; exports
       // that hit them are parked with the same message when their Start is refused.
@@ -525,7 +413,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     for (auto& [id, r] : runs)
       if (r->timer) r->timer->cancel();
     if (quota) quota->shutdown();
-    part_queue.clear();
+    if (scheduler) scheduler->clear();
     // The importer first: it uses the journal and the clients below. Jobs in flight keep
     // running in HealthLake; the journal holds their token and id, and resume() follows them.
     if (retention_timer) retention_timer->cancel();
@@ -542,193 +430,6 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     if (creds) creds->stop();
     runs.clear();
     jr.reset();
-  }
-
-  // ---------------------------------------------------------------- orphaned multipart uploads
-  // A CreateMultipartUpload answered (or given up): the key is no longer being created. When an
-  // earlier attempt's answer may have been lost (attempts > 1), or a sweep spared an upload of a
-  // key being created, sweep again. Posted, so it runs after the caller journaled the new id.
-  void created(const std::string& key, int attempts) {
-    auto it = creating.find(key);
-    if (it != creating.end() && --it->second <= 0) creating.erase(it);
-    if (attempts > 1 || (sweep_deferred && creating.empty())) {
-      sweep_deferred = false;
-      auto self = shared_from_this();
-      asio::post(io, [self] { self->sweep_orphans(); });
-    }
-  }
-
-  // Lists each pipeline's (bucket, prefix) once and aborts the uploads nobody owns (see the
-  // header's "orphans"). S3 lifecycle rules (AbortIncompleteMultipartUpload, docs/install.md)
-  // remain the backstop for anything this leaves.
-  void sweep_orphans() {
-    if (stopping || !s3) return;
-    if (sweeping) {
-      sweep_again = true;
-      return;
-    }
-    std::set<std::pair<std::string, std::string>> where;
-    for (const auto& [name, pipe] : pipes) where.emplace(pipe.cfg.s3.bucket, pipe.cfg.s3.prefix);
-    if (where.empty()) return;
-    sweeping = true;
-    sweep_again = false;
-    auto left = std::make_shared<std::size_t>(where.size());
-    auto self = shared_from_this();
-    for (const auto& [bucket, prefix] : where) {
-      aws::ListUploadsRequest req;
-      req.bucket = bucket;
-      req.prefix = prefix.empty() ? "" : prefix + "/";
-      s3->list_all_multipart_uploads(
-          req, [self, left, bucket, prefix](aws::S3Result<aws::ListUploadsResult> r) {
-            if (self->stopping) return;
-            if (!r.ok()) {
-              // Not fatal: a bucket policy may not grant s3:ListBucketMultipartUploads; the
-              // lifecycle rule then cleans up.
-              log::warning("cannot list incomplete multipart uploads: " + r.describe(),
-                           {{"S3_BUCKET", bucket}, {"S3_PREFIX", prefix}});
-            } else {
-              self->abort_orphans(bucket, prefix, r.value->uploads);
-            }
-            if (--*left == 0) {
-              self->sweeping = false;
-              if (self->sweep_again) self->sweep_orphans();
-            }
-          });
-    }
-  }
-
-  // The export an upload key belongs to when it has this pipeline layout's shape
-  // (<prefix>/<export>/import/... or .../archive/...), else empty.
-  static std::string export_of_key(const std::string& prefix, const std::string& key) {
-    std::string_view rest = key;
-    if (!prefix.empty()) {
-      if (!rest.starts_with(prefix) || rest.size() <= prefix.size() || rest[prefix.size()] != '/')
-        return {};
-      rest.remove_prefix(prefix.size() + 1);
-    }
-    auto slash = rest.find('/');
-    if (slash == std::string_view::npos || slash == 0) return {};
-    auto mid = rest.substr(slash + 1);
-    if (!mid.starts_with("import/") && !mid.starts_with("archive/")) return {};
-    return std::string(rest.substr(0, slash));
-  }
-
-  void abort_orphans(const std::string& bucket, const std::string& prefix,
-                     const std::vector<aws::UploadInfo>& uploads) {
-    if (uploads.empty()) return;
-    // Ownership is read now, on the control thread, after the listing: an id journaled since
-    // the listing started is seen, and a CreateMultipartUpload still in flight is in `creating`.
-    std::set<std::string> owned;
-    try {
-      for (const auto& e : jr->exports(true)) {
-        // Nothing ever resumes the uploads of a superseded or failed export (an early upload of
-        // a version whose source changed mid-spool): they are orphans too.
-        if (e.state == ExportState::superseded || e.state == ExportState::failed) continue;
-        for (const auto& f : jr->files(e.id)) {
-          if (!f.import_upload_id.empty()) owned.insert(f.import_upload_id);
-          if (!f.archive_upload_id.empty()) owned.insert(f.archive_upload_id);
-        }
-      }
-    } catch (const std::exception& e) {
-      ++stats.journal_errors;
-      log::warning(std::string("journal: cannot check multipart upload ownership: ") + e.what());
-      return;  // when in doubt, abort nothing
-    }
-    for (const auto& u : uploads) {
-      if (u.upload_id.empty() || owned.count(u.upload_id)) continue;
-      const std::string name = export_of_key(prefix, u.key);
-      if (name.empty()) continue;  // not a key this daemon writes
-      try {
-        if (!jr->find_export(name)) continue;  // not an export of this journal
-      } catch (const std::exception&) {
-        continue;
-      }
-      if (creating.count(u.key)) {
-        sweep_deferred = true;  // may be the one being created right now: look again later
-        continue;
-      }
-      log::warning("aborting an incomplete multipart upload the journal does not own",
-                   {{"S3_BUCKET", bucket},
-                    {"S3_KEY", u.key},
-                    {"UPLOAD_ID", u.upload_id},
-                    {"INITIATED", u.initiated}});
-      auto self = shared_from_this();
-      s3->abort_multipart_upload(
-          bucket, u.key, u.upload_id, [self, key = u.key](aws::S3Result<aws::Empty> r) {
-            if (self->stopping) return;
-            if (r.ok() || (r.error && r.error->code == "NoSuchUpload")) {
-              ++self->stats.orphan_uploads_aborted;
-              self->changed();
-            } else {
-              log::warning("cannot abort an orphaned multipart upload: " + r.describe(),
-                           {{"S3_KEY", key}});
-            }
-          });
-    }
-  }
-
-  // ---------------------------------------------------------------- superseded objects
-  // A superseded version is never imported, so the objects it uploaded early are deleted: only
-  // the keys its file rows recorded (what this journal itself uploaded), never a prefix listing.
-  // A key is cleared in the journal once S3 said it is gone (404 too); what is left is retried at
-  // the next start or supersede. Failures are logged and never hold another export.
-  void delete_superseded_objects() {
-    if (stopping || !s3) return;
-    std::vector<std::pair<std::int64_t, journal::FileRow>> todo;
-    std::map<std::int64_t, std::string> bucket_of_export, name_of_export;
-    try {
-      for (const auto& e : jr->exports(true)) {
-        if (e.state != ExportState::superseded) continue;
-        const Pipe* pipe = pipe_of(e.pipeline);
-        if (!pipe) continue;  // pipeline no longer configured: its bucket is unknown, left as is
-        for (const auto& f : jr->files(e.id))
-          if (!f.import_key.empty() || !f.archive_key.empty()) {
-            todo.emplace_back(e.id, f);
-            bucket_of_export[e.id] = pipe->cfg.s3.bucket;
-            name_of_export[e.id] = e.name;
-          }
-      }
-    } catch (const std::exception& e) {
-      ++stats.journal_errors;
-      log::warning(std::string("journal: cannot list the objects of superseded versions: ") +
-                   e.what());
-      return;
-    }
-    auto self = shared_from_this();
-    for (const auto& [export_id, f] : todo) {
-      for (PartKind kind : {PartKind::import, PartKind::archive}) {
-        const std::string& key = kind == PartKind::import ? f.import_key : f.archive_key;
-        if (key.empty()) continue;
-        const std::string bucket = bucket_of_export[export_id];
-        if (!deleting.insert(bucket + "/" + key).second) continue;  // already in flight
-        s3->delete_object(
-            bucket, key,
-            [self, bucket, key, kind, file_id = f.id,
-             name = name_of_export[export_id]](aws::S3Result<aws::Empty> r) {
-              if (self->stopping) return;
-              self->deleting.erase(bucket + "/" + key);
-              if (!r.ok() && !(r.error && r.error->category == aws::ErrorCategory::not_found)) {
-                log::warning(
-                    "cannot delete an object of a superseded version (retried at the "
-                    "next start): " +
-                        r.describe(),
-                    {{"EXPORT_ID", name}, {"S3_BUCKET", bucket}, {"S3_KEY", key}});
-                return;
-              }
-              try {
-                self->jr->record_object_deleted(file_id, kind, bucket);
-              } catch (const std::exception& e) {
-                ++self->stats.journal_errors;  // deleted again (404) at the next start
-                log::warning(std::string("journal: ") + e.what(), {{"EXPORT_ID", name}});
-                return;
-              }
-              ++self->stats.superseded_objects_deleted;
-              log::info("deleted an object of a superseded version (never imported)",
-                        {{"EXPORT_ID", name}, {"S3_BUCKET", bucket}, {"S3_KEY", key}});
-              self->changed();
-            });
-      }
-    }
   }
 
   // ---------------------------------------------------------------- recovery
@@ -984,8 +685,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     run->phase = Phase::spooling;
     run->superseded = false;
     run->fail.clear();
-    run->retry.clear();
-    run->park.clear();
+    run->outcome = {};
     auto row = jr->get_export(run->id);
     const Pipe* pipe = pipe_of(row.pipeline);
     if (row.state == ExportState::complete) jr->set_export_state(run->id, ExportState::spooling);
@@ -1006,7 +706,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       } catch (const std::exception& e) {
         // Files already posted finish first; spool_done then schedules the retry.
         ++stats.journal_errors;
-        run->retry = std::string("journal: ") + e.what();
+        run->outcome.merge(upload::Outcome::retry_later(std::string("journal: ") + e.what()));
         break;
       }
       SpoolJob job;
@@ -1042,7 +742,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     try {
       auto f = jr->get_file(file_id);
       if (res.cancelled) {
-        run->retry = "spooling cancelled";
+        run->outcome.merge(upload::Outcome::retry_later("spooling cancelled"));
       } else if (res.changed) {
         run->superseded = true;
         run->fail = res.error;
@@ -1052,7 +752,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       } else if (!res.ok) {
         // I/O trouble (disk full, source unreadable): keep the export and try again later. A
         // source replaced mid-read is reported as `changed` above.
-        run->retry = res.error;
+        run->outcome.merge(upload::Outcome::retry_later(res.error));
         jr->set_file_state(file_id, FileState::pending, res.error);
         jr->set_file_error(file_id, res.error);
       } else if (res.file_rejected) {
@@ -1100,7 +800,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         if (run->ops > 0) start_early_upload(run, file_id);
       }
     } catch (const std::exception& e) {
-      run->retry = e.what();
+      run->outcome.merge(upload::Outcome::retry_later(e.what()));
     }
     if (run->ops == 0) spool_done(run);
   }
@@ -1127,8 +827,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         for (const auto& f : jr->files(run->id))
           if (!f.import_key.empty() || !f.archive_key.empty()) uploaded_any = true;
         if (uploaded_any) {
-          sweep_orphans();
-          delete_superseded_objects();
+          cleanup->sweep_orphans();
+          cleanup->delete_superseded_objects();
         }
         changed();
         return;
@@ -1144,9 +844,10 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         changed();
         return;
       }
-      if (!run->park.empty()) return park(run, run->park);  // an early upload was refused
-      if (!run->retry.empty()) {
-        schedule_retry(run, run->retry);
+      // An early upload was refused (park), or something is to be tried again.
+      if (run->outcome.parked()) return park(run, run->outcome.reason);
+      if (run->outcome.retrying()) {
+        schedule_retry(run, run->outcome.reason);
         return;
       }
       write_report(cfg.spool.dir, run->name, run->pipeline,
@@ -1223,15 +924,17 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // ---------------------------------------------------------------- upload
+  // The export's upload pass. Each object is an upload::ObjectUpload (daemon/upload/: the state
+  // machine put / create / list_parts / send_parts / complete / head_settle); this component
+  // only decides which objects an export has, starts them, and gathers their outcomes.
   void start_upload(std::shared_ptr<Run> run) {
     run->phase = Phase::uploading;
-    run->retry.clear();
-    run->park.clear();
+    run->outcome = {};
     auto row = jr->get_export(run->id);
     const Pipe* pipe = pipe_of(row.pipeline);
     const auto& s3c = pipe->cfg.s3;
     if (row.state == ExportState::spooled) jr->set_export_state(run->id, ExportState::uploading);
-    std::vector<std::shared_ptr<Obj>> objs;
+    std::vector<std::shared_ptr<upload::ObjectUpload>> objs;
     const auto all_files = jr->files(run->id);
     const auto n_files = static_cast<std::int64_t>(all_files.size());
     std::int64_t file_index = -1;
@@ -1245,56 +948,82 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
         add_file_objects(run, s3c, row.name, f, file_index, n_files, false, objs);
       if (s3c.upload_rejects && f.state != FileState::uploaded) {
         auto rp = spool::rejected_path(cfg.spool.dir, row.name, f.name);
-        if (fs::exists(rp)) {
-          auto o = std::make_shared<Obj>();
-          o->run = run;
-          o->key = rejected_key(s3c.prefix, row.name, f.name);
-          o->spool_file = rp;
-          objs.push_back(o);
-        }
+        if (fs::exists(rp))
+          objs.push_back(
+              untracked_object(run, s3c, rejected_key(s3c.prefix, row.name, f.name), rp));
       }
     }
     if (s3c.upload_rejects) {
-      auto o = std::make_shared<Obj>();
-      o->run = run;
-      o->key = report_key(s3c.prefix, row.name);
-      o->spool_file = spool::report_path(cfg.spool.dir, row.name);
-      if (fs::exists(o->spool_file)) objs.push_back(o);
+      auto rp = spool::report_path(cfg.spool.dir, row.name);
+      if (fs::exists(rp))
+        objs.push_back(untracked_object(run, s3c, report_key(s3c.prefix, row.name), rp));
     }
     run->ops = static_cast<int>(objs.size());
     changed();
     if (objs.empty()) return upload_done(run);
-    for (auto& o : objs) upload_object(o);
+    for (auto& o : objs) launch(run, o, false);
+  }
+
+  upload::Ports ports() { return {*store, *ledger, *bodies, *scheduler}; }
+
+  // Counters, the orphan sweep's `creating` set, and whether a queued part is still wanted: an
+  // early object only while its export spools and was not superseded, the others while the
+  // export's upload pass runs.
+  upload::Hooks hooks_for(const std::shared_ptr<Run>& run, bool early) {
+    upload::Hooks h;
+    h.creating = [this](const std::string& key) { cleanup->creating(key); };
+    h.created = [this](const std::string& key, int attempts) { cleanup->created(key, attempts); };
+    h.part_sent = [this](std::uint64_t bytes, bool part) {
+      if (part) ++stats.parts_sent;
+      stats.part_bytes_sent += bytes;
+    };
+    h.part_skipped = [this] { ++stats.parts_skipped; };
+    h.settled = [this] { ++stats.settled; };
+    h.journal_error = [this] { ++stats.journal_errors; };
+    const Phase want = early ? Phase::spooling : Phase::uploading;
+    h.abandoned = [run, want, early] { return run->phase != want || (early && run->superseded); };
+    return h;
+  }
+
+  // report.json and rejects: one PutObject each, not tracked part by part in the journal.
+  std::shared_ptr<upload::ObjectUpload> untracked_object(const std::shared_ptr<Run>& run,
+                                                         const config::S3Target& s3c,
+                                                         std::string key, fs::path file) {
+    upload::ObjectSpec spec;
+    spec.bucket = s3c.bucket;
+    spec.content_type = key.ends_with(".json") ? "application/json" : "application/zstd";
+    spec.key = std::move(key);
+    spec.spool_file = std::move(file);
+    spec.sse = aws::Sse{s3c.kms_key_id.value_or("")};
+    return std::make_shared<upload::ObjectUpload>(ports(), std::move(spec), hooks_for(run, false));
   }
 
   // The import and archive objects of one spooled file. The one place object keys of a file are
   // built (first upload, early upload, resume): an export over max_files_per_import_job files is
   // laid out in import/part-NNNN/ folders, one import job each, and the importer derives the
-  // jobs from the keys journaled here.
+  // jobs from the keys journaled here. Each object is loaded from the journal (its upload id and
+  // parts); one without parts (a file with no valid line has no import object) is left out.
   void add_file_objects(const std::shared_ptr<Run>& run, const config::S3Target& s3c,
                         const std::string& export_name, const journal::FileRow& f,
                         std::int64_t file_index, std::int64_t n_files, bool early,
-                        std::vector<std::shared_ptr<Obj>>& objs) {
-    auto ip = spool::import_path(cfg.spool.dir, export_name, f.name);
-    auto add = [&](PartKind kind, std::string key, const std::string& upload_id) {
-      auto o = std::make_shared<Obj>();
-      o->run = run;
-      o->file_id = f.id;
-      o->kind = kind;
-      o->key = std::move(key);
-      o->spool_file = ip;
-      o->parts = jr->parts(f.id, kind);
-      o->upload_id = upload_id;
-      o->journaled_key = kind == PartKind::import ? f.import_key : f.archive_key;
-      o->early = early;
-      if (!o->parts.empty()) objs.push_back(o);
+                        std::vector<std::shared_ptr<upload::ObjectUpload>>& objs) {
+    auto add = [&](PartKind kind, std::string key) {
+      upload::ObjectSpec spec;
+      spec.file_id = f.id;
+      spec.kind = kind;
+      spec.bucket = s3c.bucket;
+      spec.key = std::move(key);
+      spec.spool_file = spool::import_path(cfg.spool.dir, export_name, f.name);
+      spec.content_type = kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
+      spec.sse = aws::Sse{s3c.kms_key_id.value_or("")};
+      auto o =
+          std::make_shared<upload::ObjectUpload>(ports(), std::move(spec), hooks_for(run, early));
+      if (!o->empty()) objs.push_back(std::move(o));
     };
     add(PartKind::import,
         import_key(s3c.prefix, export_name,
-                   import_part_dir(file_index, n_files, opt.max_files_per_import_job) + f.name),
-        f.import_upload_id);
-    if (s3c.archive)
-      add(PartKind::archive, archive_key(s3c.prefix, export_name, f.name), f.archive_upload_id);
+                   import_part_dir(file_index, n_files, opt.max_files_per_import_job) + f.name));
+    if (s3c.archive) add(PartKind::archive, archive_key(s3c.prefix, export_name, f.name));
   }
 
   // A file of an export that is still spooling is durable and journaled: start its import and
@@ -1304,9 +1033,7 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   // `uploading` in the journal and start_upload picks it up (ListParts / HeadObject) once the
   // export's spooling is redone. Throws on a journal error (on_spooled turns it into a retry).
   void start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id) {
-    if (stopping || run->superseded || !run->fail.empty() || !run->retry.empty() ||
-        !run->park.empty())
-      return;
+    if (stopping || run->superseded || !run->fail.empty() || !run->outcome.ok()) return;
     const Pipe* pipe = pipe_of(run->pipeline);
     if (!pipe || pipe->cfg.on_invalid == config::OnInvalid::fail_export) return;
     const auto all_files = jr->files(run->id);
@@ -1321,434 +1048,29 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     if (!f || f->state != FileState::spooled) return;
-    std::vector<std::shared_ptr<Obj>> objs;
+    std::vector<std::shared_ptr<upload::ObjectUpload>> objs;
     add_file_objects(run, pipe->cfg.s3, run->name, *f, file_index, n_files, true, objs);
     if (objs.empty()) return;
     jr->set_file_state(f->id, FileState::uploading);
     run->early_files.insert(f->id);
     run->early_ops += static_cast<int>(objs.size());
-    for (auto& o : objs) upload_object(o);
+    for (auto& o : objs) launch(run, o, true);
   }
 
-  std::string bucket_of(const Run& run) const { return pipe_of(run.pipeline)->cfg.s3.bucket; }
-  aws::Sse sse_of(const Run& run) const {
-    return aws::Sse{pipe_of(run.pipeline)->cfg.s3.kms_key_id.value_or("")};
-  }
-
-  void upload_object(std::shared_ptr<Obj> o) {
-    if (o->file_id == 0) return upload_extra(o);
-    bool all = std::all_of(o->parts.begin(), o->parts.end(),
-                           [](const auto& p) { return p.state == PartState::uploaded; });
-    if (o->parts.size() == 1) {
-      if (all) {
-        ++stats.parts_skipped;
-        return object_done(o);
-      }
-      if (o->journaled_key != o->key) {
-        // A single PutObject has no upload id, but the journal still names the object's key
-        // (status, the importer and an operator read it from the file row).
-        try {
-          jr->set_file_upload(o->file_id, o->kind, o->key, "");
-          o->journaled_key = o->key;
-        } catch (const std::exception& e) {
-          journal_failed(o, e);
-          return object_done(o);
-        }
-      }
-      return send_part(o, 0, true);
-    }
-    if (o->upload_id.empty()) {
-      aws::CreateMultipartRequest req;
-      req.bucket = bucket_of(*o->run);
-      req.key = o->key;
-      req.sse = sse_of(*o->run);
-      req.content_type =
-          o->kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
-      auto self = shared_from_this();
-      ++creating[o->key];
-      s3->create_multipart_upload(req, [self, o](aws::S3Result<aws::CreateMultipartResult> r) {
-        if (self->stopping) return;
-        self->created(o->key, r.attempts);
-        if (!r.ok()) return self->object_failed(o, r.error, r.describe());
-        o->upload_id = r.value->upload_id;
-        try {
-          self->jr->set_file_upload(o->file_id, o->kind, o->key, o->upload_id);
-        } catch (const std::exception& e) {
-          // The upload id is not journaled: the retry creates a new upload (this one stays
-          // incomplete on the server; S3 lifecycle rules abort such uploads).
-          self->journal_failed(o, e);
-          return self->object_done(o);
-        }
-        self->send_missing(o);
-      });
-      return;
-    }
-    // Resume: what does the server already have? (ListParts; the journal alone when the server
-    // does not implement it.)
-    auto self = shared_from_this();
-    s3->list_all_parts(bucket_of(*o->run), o->key, o->upload_id,
-                       [self, o](aws::S3Result<std::vector<aws::PartInfo>> r) {
-                         if (self->stopping) return;
-                         if (!r.ok()) {
-                           const auto& e = *r.error;
-                           if (e.code == "NoSuchUpload")
-                             return self->settle(o);  // completed before the crash
-                           if (e.http_status == 501 || e.code == "NotImplemented") {
-                             log::info("server lacks ListParts; resuming from the journal alone",
-                                       {{"S3_KEY", o->key}});
-                             return self->send_missing(o);
-                           }
-                           return self->object_failed(o, r.error, r.describe());
-                         }
-                         try {
-                           self->adopt_listed_parts(*o, *r.value);
-                         } catch (const std::exception& e) {
-                           self->journal_failed(o, e);
-                           return self->object_done(o);
-                         }
-                         self->send_missing(o);
-                       });
-  }
-
-  // Parts ListParts reports with our size and CRC32C count as uploaded (never sent again).
-  void adopt_listed_parts(Obj& o, const std::vector<aws::PartInfo>& listed) {
-    for (auto& p : o.parts) {
-      if (p.state == PartState::uploaded) continue;
-      for (const auto& s : listed) {
-        if (s.part_number == p.part_number && s.size == static_cast<std::uint64_t>(p.length) &&
-            (s.checksum_crc32c.empty() || s.checksum_crc32c == p.crc32c)) {
-          if (p.state == PartState::uploading)
-            jr->set_part_state(o.file_id, o.kind, p.part_number, PartState::pending);
-          jr->record_part_uploaded(o.file_id, o.kind, p.part_number, s.etag, p.crc32c);
-          p.state = PartState::uploaded;
-          p.etag = s.etag;
-        }
-      }
-    }
-  }
-
-  void send_missing(std::shared_ptr<Obj> o) {
-    bool any = false;
-    for (size_t i = 0; i < o->parts.size(); ++i) {
-      if (o->parts[i].state == PartState::uploaded) {
-        ++stats.parts_skipped;
-        continue;
-      }
-      any = true;
-      send_part(o, i, false);
-    }
-    if (!any) complete(o);
-  }
-
-  // Queues one part (or the single PutObject) under the global concurrency limit.
-  void send_part(std::shared_ptr<Obj> o, size_t idx, bool single) {
-    ++o->outstanding;
-    part_queue.push_back([this, o, idx, single] { run_part(o, idx, single); });
-    pump();
-  }
-
-  void pump() {
-    while (!stopping && in_flight < cfg.upload.concurrency && !part_queue.empty()) {
-      auto job = std::move(part_queue.front());
-      part_queue.pop_front();
-      job();
-    }
-  }
-
-  void part_finished(std::shared_ptr<Obj> o) {
-    --in_flight;
-    --o->outstanding;
-    pump();
-  }
-
-  void run_part(std::shared_ptr<Obj> o, size_t idx, bool single) {
-    // An early object of a superseded export is abandoned (its spool goes once it stopped).
-    const Phase want = o->early ? Phase::spooling : Phase::uploading;
-    if (o->failed || o->run->phase != want || (o->early && o->run->superseded)) {
-      if (o->early) o->failed = true;  // not sent: not done (the next attempt redoes it)
-      --o->outstanding;
-      if (o->outstanding == 0) object_done(o);
-      return;
-    }
-    ++in_flight;
-    auto& p = o->parts[idx];
-    if (p.state == PartState::pending) {
-      try {
-        jr->set_part_state(o->file_id, o->kind, p.part_number, PartState::uploading);
-      } catch (const std::exception& e) {
-        part_finished(o);
-        journal_failed(o, e);
-        if (o->outstanding == 0) object_done(o);
-        return;
-      }
-      p.state = PartState::uploading;
-    }
-    auto self = shared_from_this();
-    // sha256: the body's hex SHA-256 when known (signed payload without a read pass), else "".
-    auto send = [self, o, idx, single](std::shared_ptr<std::string> buf,
-                                       std::optional<aws::BodySource> src, std::string sha256) {
-      if (self->stopping) return;
-      auto& p = o->parts[idx];
-      std::uint32_t crc = 0;
-      aws::crc32c_from_base64(p.crc32c, crc);
-      aws::BodySource body = buf ? aws::BodySource::from_view(*buf) : *src;
-      const std::uint64_t len = static_cast<std::uint64_t>(p.length);
-      auto on_ok = [self, o, idx, len](const std::string& etag) {
-        auto& p = o->parts[idx];
-        ++self->stats.parts_sent;
-        self->stats.part_bytes_sent += len;
-        try {
-          self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number, etag, p.crc32c);
-        } catch (const std::exception& e) {
-          // Not journaled = not done: the retry finds the part with ListParts (or the object
-          // with HeadObject) and records it then; it is not sent again.
-          self->journal_failed(o, e);
-          return;
-        }
-        p.state = PartState::uploaded;
-        p.etag = etag;
-      };
-      if (single) {
-        aws::PutObjectRequest req;
-        req.bucket = self->bucket_of(*o->run);
-        req.key = o->key;
-        req.body = body;
-        req.crc32c = crc;
-        req.payload_sha256 = sha256;
-        req.sse = self->sse_of(*o->run);
-        req.if_none_match = true;
-        req.content_type =
-            o->kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
-        self->s3->put_object(req, [self, o, buf, on_ok](aws::S3Result<aws::PutObjectResult> r) {
-          if (self->stopping) return;
-          self->part_finished(o);
-          if (r.ok()) {
-            on_ok(r.value->etag);
-            return self->object_done(o);
-          }
-          if (r.error->category == aws::ErrorCategory::conflict) return self->settle(o);
-          self->object_failed(o, r.error, r.describe());
-        });
-      } else {
-        aws::UploadPartRequest req;
-        req.bucket = self->bucket_of(*o->run);
-        req.key = o->key;
-        req.upload_id = o->upload_id;
-        req.part_number = p.part_number;
-        req.body = body;
-        req.crc32c = crc;
-        req.payload_sha256 = sha256;
-        self->s3->upload_part(req, [self, o, buf, on_ok](aws::S3Result<aws::UploadPartResult> r) {
-          if (self->stopping) return;
-          self->part_finished(o);
-          if (r.ok()) {
-            on_ok(r.value->etag);
-          } else {
-            o->failed = true;
-            if (r.error->code == "NoSuchUpload")
-              o->run->park = r.describe() +
-                             " (the multipart upload was aborted outside fhir-edge; unpark to "
-                             "start it again)";
-            else
-              self->note_error(o->run, *r.error, r.describe());
-          }
-          if (o->outstanding == 0) {
-            if (o->failed) return self->object_done(o);
-            self->complete(o);
-          }
-        });
-      }
-    };
-    if (o->kind == PartKind::archive) {
-      // Raw bytes of the .zst, streamed straight from the file. Their SHA-256 (the signed payload
-      // hash) is computed on the reader thread first, so the control thread never hashes a part.
-      const fs::path file = o->spool_file;
-      const auto off = static_cast<std::uint64_t>(p.offset);
-      const auto len = static_cast<std::uint64_t>(p.length);
-      asio::post(*reader, [self, o, send, file, off, len] {
-        std::string sha = sha256_of_range(file, off, len);
-        asio::post(self->io, [self, o, send, file, off, len, sha] {
-          if (self->stopping) return;
-          send(nullptr, file_range_source(file, off, len), sha);
-        });
-      });
-      return;
-    }
-    // Import part: frame N decompressed while curl reads it (a ZSTD_DStream per part, bounded
-    // buffers), so a part in flight costs ~200 KiB whatever the part size. S3 checks the CRC32C
-    // from the frame index; zstd checks its own frame checksum.
-    try {
-      auto sf = spool::SpoolFile::open(o->spool_file);
-      const auto idx = static_cast<size_t>(p.part_number - 1);
-      if (idx >= sf.frame_count()) throw spool::Error("no frame " + std::to_string(idx));
-      const auto& frame = sf.index().frames[idx];
-      send(nullptr, frame_source(o->spool_file, frame), frame.sha256);
-    } catch (const std::exception& e) {
-      part_finished(o);
-      o->failed = true;
-      if (o->run->park.empty())
-        o->run->park = std::string("spool file damaged, cannot upload: ") + e.what();
-      if (o->outstanding == 0) object_done(o);
-    }
-  }
-
-  void note_error(std::shared_ptr<Run> run, const aws::AwsError& e, const std::string& what) {
-    if (is_retry_later(e)) {
-      if (run->retry.empty()) run->retry = what;
-    } else if (run->park.empty()) {
-      run->park = what;
-    }
-  }
-
-  // A journal write failed inside an upload callback (disk full under the journal, read-only or
-  // failing file system). What the journal did not record is not lost: the part or object is
-  // simply not counted as done, the export waits for its retry timer, and the retry reconciles
-  // with S3 (ListParts, or HeadObject's checksum for an object that is already there). The
-  // exception never escapes into the event loop.
-  void journal_failed(std::shared_ptr<Obj> o, const std::exception& e) {
-    ++stats.journal_errors;
-    o->failed = true;
-    o->run->retry = std::string("journal write failed, will retry: ") + e.what();
-  }
-
-  void object_failed(std::shared_ptr<Obj> o, const std::optional<aws::AwsError>& e,
-                     const std::string& what) {
-    o->failed = true;
-    if (e)
-      note_error(o->run, *e, what);
-    else
-      o->run->retry = what;
-    object_done(o);
-  }
-
-  void complete(std::shared_ptr<Obj> o) {
-    aws::CompleteMultipartRequest req;
-    req.bucket = bucket_of(*o->run);
-    req.key = o->key;
-    req.upload_id = o->upload_id;
-    for (const auto& p : o->parts) req.parts.push_back({p.part_number, p.etag, p.crc32c});
-    req.if_none_match = true;
-    auto self = shared_from_this();
-    s3->complete_multipart_upload(req, [self, o](aws::S3Result<aws::CompleteMultipartResult> r) {
-      if (self->stopping) return;
-      if (r.ok()) return self->object_done(o);
-      if (r.error->category == aws::ErrorCategory::conflict || r.error->code == "NoSuchUpload")
-        return self->settle(o);
-      self->object_failed(o, r.error, r.describe());
+  void launch(const std::shared_ptr<Run>& run, const std::shared_ptr<upload::ObjectUpload>& o,
+              bool early) {
+    std::weak_ptr<Impl> weak = shared_from_this();
+    o->start([weak, run, early, file_id = o->spec().file_id](const upload::Outcome& out) {
+      if (auto self = weak.lock(); self && !self->stopping)
+        self->object_done(run, early, file_id, out);
     });
   }
 
-  // The object may already be there (412 on If-None-Match, or the upload was completed before a
-  // crash): compare its checksum with what we would have written; never upload blindly again.
-  void settle(std::shared_ptr<Obj> o) {
-    std::string expect;
-    if (o->file_id == 0) {
-      expect = aws::crc32c_base64(o->extra_crc);
-    } else if (o->parts.size() == 1) {
-      expect = o->parts[0].crc32c;
-    } else {
-      std::vector<std::uint32_t> crcs;
-      for (const auto& p : o->parts) {
-        std::uint32_t c = 0;
-        aws::crc32c_from_base64(p.crc32c, c);
-        crcs.push_back(c);
-      }
-      expect = aws::composite_crc32c(crcs);
-    }
-    auto self = shared_from_this();
-    s3->head_object(
-        bucket_of(*o->run), o->key, [self, o, expect](aws::S3Result<aws::HeadObjectResult> r) {
-          if (self->stopping) return;
-          if (!r.ok()) return self->object_failed(o, r.error, r.describe());
-          if (r.value->checksum_crc32c != expect) {
-            o->failed = true;
-            o->run->park = "s3://" + self->bucket_of(*o->run) + "/" + o->key +
-                           " already exists with other content (CRC32C " +
-                           r.value->checksum_crc32c + ", expected " + expect +
-                           "); fhir-edge never overwrites or deletes objects";
-            return self->object_done(o);
-          }
-          ++self->stats.settled;
-          log::info("object already in S3 with the expected checksum (settled)",
-                    {{"S3_KEY", o->key}});
-          try {
-            for (auto& p : o->parts) {
-              if (p.state == PartState::uploaded) continue;
-              if (p.state == PartState::uploading)
-                self->jr->set_part_state(o->file_id, o->kind, p.part_number, PartState::pending);
-              self->jr->record_part_uploaded(o->file_id, o->kind, p.part_number, r.value->etag,
-                                             p.crc32c);
-              p.state = PartState::uploaded;
-            }
-          } catch (const std::exception& e) {
-            self->journal_failed(o, e);
-          }
-          self->object_done(o);
-        });
-  }
-
-  // Report and rejects: one PutObject each, CRC32C computed on the reader thread.
-  void upload_extra(std::shared_ptr<Obj> o) {
-    auto self = shared_from_this();
-    asio::post(*reader, [self, o] {
-      std::string error;
-      std::uint32_t crc = 0;
-      std::uint64_t size = 0;
-      try {
-        int fd = ::open(o->spool_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) throw std::runtime_error("cannot open " + o->spool_file.string());
-        std::vector<char> buf(1 << 16);
-        for (;;) {
-          ssize_t n = ::read(fd, buf.data(), buf.size());
-          if (n < 0) {
-            ::close(fd);
-            throw std::runtime_error("cannot read " + o->spool_file.string());
-          }
-          if (n == 0) break;
-          crc = aws::crc32c(buf.data(), static_cast<size_t>(n), crc);
-          size += static_cast<std::uint64_t>(n);
-        }
-        ::close(fd);
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-      std::string sha = error.empty() ? sha256_of_range(o->spool_file, 0, size) : "";
-      asio::post(self->io, [self, o, crc, size, error, sha] {
-        if (self->stopping) return;
-        if (!error.empty()) {
-          o->failed = true;
-          o->run->retry = error;
-          return self->object_done(o);
-        }
-        o->extra_crc = crc;
-        o->extra_size = size;
-        aws::PutObjectRequest req;
-        req.bucket = self->bucket_of(*o->run);
-        req.key = o->key;
-        req.body = file_range_source(o->spool_file, 0, size);
-        req.crc32c = crc;
-        req.payload_sha256 = sha;
-        req.sse = self->sse_of(*o->run);
-        req.if_none_match = true;
-        req.content_type = o->key.ends_with(".json") ? "application/json" : "application/zstd";
-        self->s3->put_object(req, [self, o](aws::S3Result<aws::PutObjectResult> r) {
-          if (self->stopping) return;
-          if (r.ok()) {
-            self->stats.part_bytes_sent += o->extra_size;
-            return self->object_done(o);
-          }
-          if (r.error->category == aws::ErrorCategory::conflict) return self->settle(o);
-          self->object_failed(o, r.error, r.describe());
-        });
-      });
-    });
-  }
-
-  void object_done(std::shared_ptr<Obj> o) {
-    auto run = o->run;
-    if (o->failed && run->retry.empty() && run->park.empty()) run->retry = "upload of " + o->key;
-    if (o->early) {
-      if (o->failed) run->early_failed.insert(o->file_id);
+  void object_done(const std::shared_ptr<Run>& run, bool early, std::int64_t file_id,
+                   const upload::Outcome& out) {
+    run->outcome.merge(out);
+    if (early) {
+      if (!out.ok()) run->early_failed.insert(file_id);
       if (--run->early_ops > 0) return;
       // The export's spooling ended while they were in flight: move on now.
       if (run->spool_waiting) {
@@ -1763,8 +1085,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   void upload_done(std::shared_ptr<Run> run) {
     if (stopping) return;
     try {
-      if (!run->park.empty()) return park(run, run->park);
-      if (!run->retry.empty()) return schedule_retry(run, run->retry);
+      if (run->outcome.parked()) return park(run, run->outcome.reason);
+      if (run->outcome.retrying()) return schedule_retry(run, run->outcome.reason);
       for (const auto& f : jr->files(run->id))
         if (f.state == FileState::uploading) jr->set_file_state(f.id, FileState::uploaded);
       jr->set_export_state(run->id, ExportState::uploaded);

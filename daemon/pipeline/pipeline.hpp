@@ -25,7 +25,11 @@
 //              buffers). Every finished part is
 //              journaled; resume = ListParts (journal alone when the server lacks it) + missing
 //              parts + Complete with If-None-Match: *; a 412 / NoSuchUpload is settled with
-//              HeadObject's (composite) CRC32C, never by uploading again.
+//              HeadObject's (composite) CRC32C, never by uploading again (NoSuchUpload with no
+//              object: a new multipart upload). Each object is an upload::ObjectUpload, the
+//              step machine of daemon/upload/object_upload.hpp; this component decides which
+//              objects an export has and merges their upload::Outcome (done / retry_later /
+//              park).
 //   errors     retryable errors exhausted → the export keeps its state and is retried after a
 //              backoff in minutes; auth / not-found / validation / other → park_export with the
 //              message. Nothing is dropped.
@@ -33,7 +37,8 @@
 //              the spool of exports that are already uploaded is evicted, oldest first.
 //   restart    every non-terminal export is resumed from the journal (spooling → redo the files
 //              not yet spooled; spooled/uploading → resume the upload).
-//   orphans    after recovery at start, and whenever a CreateMultipartUpload needed more than one
+//   orphans    (upload::Cleanup, daemon/upload/cleanup.hpp)
+//              after recovery at start, and whenever a CreateMultipartUpload needed more than one
 //              attempt (an earlier attempt may have created an upload whose answer was lost),
 //              ListMultipartUploads under each pipeline's prefix; an upload is aborted only when
 //              its key is <prefix>/<export>/{import,archive}/... of an export in the journal, no

@@ -1,0 +1,152 @@
+// Part bodies out of the spool: see part_body.hpp. Moved here from pipeline.cpp (issue 14), where
+// the upload read spool frames itself.
+#include "spool/part_body.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "spool/crc32c.hpp"
+
+namespace fe::spool {
+namespace fs = std::filesystem;
+
+ByteStream range_stream(const fs::path& path, std::uint64_t offset, std::uint64_t length) {
+  struct Range {
+    int fd = -1;
+    std::uint64_t off = 0, len = 0, pos = 0;
+    ~Range() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  auto r = std::make_shared<Range>();
+  r->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  r->off = offset;
+  r->len = length;
+  ByteStream src;
+  src.size = length;
+  src.read = [r](std::span<char> buf) -> std::ptrdiff_t {
+    if (r->fd < 0) return -1;
+    std::uint64_t want = std::min<std::uint64_t>(buf.size(), r->len - r->pos);
+    if (want == 0) return 0;
+    ssize_t n = ::pread(r->fd, buf.data(), want, static_cast<off_t>(r->off + r->pos));
+    if (n <= 0) return -1;
+    r->pos += static_cast<std::uint64_t>(n);
+    return n;
+  };
+  src.rewind = [r]() {
+    r->pos = 0;
+    return r->fd >= 0;
+  };
+  return src;
+}
+
+std::string sha256_of_range(const fs::path& path, std::uint64_t offset, std::uint64_t length) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return "";
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
+  std::vector<char> buf(1 << 17);
+  std::uint64_t pos = 0;
+  while (ok && pos < length) {
+    const auto want = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), length - pos));
+    ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(offset + pos));
+    if (n <= 0) {
+      ok = false;
+      break;
+    }
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+    pos += static_cast<std::uint64_t>(n);
+  }
+  ::close(fd);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 32;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return "";
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(64, '0');
+  for (unsigned i = 0; i < 32; ++i) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+  return out;
+}
+
+ByteStream frame_stream(const fs::path& path, const Frame& f) {
+  struct Stream {
+    int fd = -1;
+    ZSTD_DCtx* d = nullptr;
+    std::uint64_t c_off = 0, c_size = 0, c_pos = 0, u_size = 0, u_pos = 0;
+    std::vector<char> in = std::vector<char>(ZSTD_DStreamInSize());
+    size_t in_pos = 0, in_len = 0;
+    ~Stream() {
+      if (fd >= 0) ::close(fd);
+      if (d) ZSTD_freeDCtx(d);
+    }
+  };
+  auto st = std::make_shared<Stream>();
+  st->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  st->d = ZSTD_createDCtx();
+  st->c_off = f.compressed_offset;
+  st->c_size = f.compressed_size;
+  st->u_size = f.uncompressed_size;
+  ByteStream src;
+  src.size = f.uncompressed_size;
+  src.read = [st](std::span<char> buf) -> std::ptrdiff_t {
+    if (st->fd < 0 || !st->d) return -1;
+    if (st->u_pos == st->u_size) return 0;
+    ZSTD_outBuffer ob{buf.data(), std::min<std::uint64_t>(buf.size(), st->u_size - st->u_pos), 0};
+    while (ob.pos == 0) {
+      if (st->in_pos == st->in_len) {
+        std::uint64_t want = std::min<std::uint64_t>(st->in.size(), st->c_size - st->c_pos);
+        if (want == 0) return -1;  // frame ended before its uncompressed size: damaged spool
+        ssize_t n = ::pread(st->fd, st->in.data(), want, static_cast<off_t>(st->c_off + st->c_pos));
+        if (n <= 0) return -1;
+        st->c_pos += static_cast<std::uint64_t>(n);
+        st->in_pos = 0;
+        st->in_len = static_cast<size_t>(n);
+      }
+      ZSTD_inBuffer ib{st->in.data(), st->in_len, st->in_pos};
+      size_t r = ZSTD_decompressStream(st->d, &ob, &ib);
+      st->in_pos = ib.pos;
+      if (ZSTD_isError(r)) return -1;
+    }
+    st->u_pos += ob.pos;
+    return static_cast<std::ptrdiff_t>(ob.pos);
+  };
+  src.rewind = [st]() {
+    if (st->fd < 0 || !st->d) return false;
+    ZSTD_DCtx_reset(st->d, ZSTD_reset_session_only);
+    st->c_pos = st->u_pos = 0;
+    st->in_pos = st->in_len = 0;
+    return true;
+  };
+  return src;
+}
+
+FileChecksum file_crc32c(const fs::path& path) {
+  FileChecksum out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) throw Error("cannot open " + path.string());
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      ::close(fd);
+      throw Error("cannot read " + path.string());
+    }
+    if (n == 0) break;
+    out.crc32c = crc32c(out.crc32c, buf.data(), static_cast<size_t>(n));
+    out.size += static_cast<std::uint64_t>(n);
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace fe::spool

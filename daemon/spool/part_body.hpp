@@ -1,0 +1,46 @@
+#pragma once
+// Part bodies: the bytes of one upload part read out of the spool, streamed, never staged.
+//
+// Contract:
+// - frame_stream: spool frame N decompressed while the consumer reads it (one ZSTD_DCtx and one
+//   ZSTD_DStreamInSize() input buffer per stream, ~200 KiB whatever the part size): upload part N
+//   of the import object. rewind() restarts the frame (the HTTP layer retries a part with it).
+//   A frame that ends before its uncompressed size, or that zstd refuses, makes read() return -1
+//   (a damaged spool is never sent as a shorter body).
+// - range_stream: a byte range of a file read with pread (archive parts, report, rejects).
+// - sha256_of_range: hex SHA-256 of a byte range ("" when it cannot be read), the signed payload
+//   hash of an archive part, computed off the control thread by the caller.
+// - file_crc32c: standard CRC32C and size of a whole file (report.json and rejects, one PUT each).
+// The stream types know nothing about HTTP: upload/ wraps them into aws::BodySource.
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "spool/spool.hpp"
+
+namespace fe::spool {
+
+struct ByteStream {
+  std::uint64_t size = 0;
+  // Copies up to buf.size() bytes; returns the count (0 once size bytes were given) or -1.
+  std::function<std::ptrdiff_t(std::span<char> buf)> read;
+  std::function<bool()> rewind;  // back to byte 0; false when impossible
+};
+
+ByteStream frame_stream(const std::filesystem::path& spool_file, const Frame& frame);
+ByteStream range_stream(const std::filesystem::path& path, std::uint64_t offset,
+                        std::uint64_t length);
+std::string sha256_of_range(const std::filesystem::path& path, std::uint64_t offset,
+                            std::uint64_t length);
+
+struct FileChecksum {
+  std::uint64_t size = 0;
+  std::uint32_t crc32c = 0;
+};
+// Throws Error naming the file when it cannot be opened or read.
+FileChecksum file_crc32c(const std::filesystem::path& path);
+
+}  // namespace fe::spool
