@@ -132,6 +132,13 @@ class Validator {
   // outside the engine's subset, or memberOf a value set that is not loaded; never "passed").
   static InvariantCounts invariant_counts(const Scratch& scratch);
 
+  // Codes (Coding.system + code) at strict that need an external terminology server (SNOMED CT,
+  // LOINC, RxNorm... any code system neither in the R4 core nor defined by a loaded package),
+  // accumulated in Scratch: one count per code system, sorted by system, not one warning per
+  // resource. These codes are reported as "not checked", never as valid.
+  static std::vector<std::pair<std::string, uint64_t>> terminology_not_checked(
+      const Scratch& scratch);
+
   struct Impl;
 
  private:
