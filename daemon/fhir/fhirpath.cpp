@@ -97,6 +97,7 @@ struct Ast {
   // Evaluated once per invariant evaluation and cached (dom-3 asks for
   // %resource.descendants() once per contained resource: quadratic without the cache).
   bool konst = false;
+  bool uses_context = false;  // reads %context (the node): cached per node only
 };
 
 namespace {
@@ -587,8 +588,13 @@ class Parser {
 namespace {
 bool mark_const(Ast& n) {
   bool args = true;
-  for (auto& a : n.args) args = mark_const(*a) && args;
+  for (auto& a : n.args) {
+    args = mark_const(*a) && args;
+    n.uses_context = n.uses_context || a->uses_context;
+  }
   const bool recv = n.recv ? mark_const(*n.recv) : false;
+  if (n.recv) n.uses_context = n.uses_context || n.recv->uses_context;
+  if (n.op == Ast::env && n.name == "context") n.uses_context = true;
   switch (n.op) {
     case Ast::literal:
     case Ast::empty_literal:
@@ -1229,13 +1235,21 @@ bool contains_item(const Coll& c, const Item& x) {
 
 // ---- Evaluator ---------------------------------------------------------------------------------
 
+// Results of focus-independent sub-expressions (Ast::konst), and the string values of such a
+// collection used as the right side of `in`.
+struct Cache {
+  std::unordered_map<const Ast*, Coll> colls;
+  std::unordered_map<const Ast*, std::unordered_set<std::string>> sets;
+};
+
 struct Env {
   const Focus& focus;
   Item context, resource, root;
-  // Results of focus-independent sub-expressions (Ast::konst), and the string values of such a
-  // collection used as the right side of `in`, for this one evaluation.
-  std::unordered_map<const Ast*, Coll> cache;
-  std::unordered_map<const Ast*, std::unordered_set<std::string>> string_sets;
+  Cache local;              // this one evaluation
+  Cache* shared = nullptr;  // every evaluation with the same %resource/%rootResource (Checker)
+  // %resource/%rootResource-rooted results hold for every node of the resource (ref-1 asks for
+  // %rootResource.contained.id once per Reference); %context-rooted ones only for this node.
+  Cache& cache_for(const Ast& n) { return n.uses_context || !shared ? local : *shared; }
 };
 
 Coll eval(const Ast& n, const Coll& focus, Env& env);
@@ -1291,10 +1305,20 @@ Coll resolve_refs(const Coll& in, Env& env) {
   return out;
 }
 
+// Strings (and primitives whose value is a string) are compared through a hash set: a union of
+// a resource's references (dom-3) is linear, not quadratic. Other items compare pairwise.
 Coll distinct(const Coll& c) {
-  Coll out;
-  for (auto& x : c)
-    if (!contains_item(out, x)) out.push_back(x);
+  Coll out, others;
+  std::unordered_set<std::string> strings;
+  for (auto& x : c) {
+    auto v = to_system(x);
+    if (v && v->kind == Item::string) {
+      if (strings.insert(v->s).second) out.push_back(x);
+    } else if (!contains_item(others, x)) {
+      others.push_back(x);
+      out.push_back(x);
+    }
+  }
   return out;
 }
 
@@ -1620,6 +1644,20 @@ Coll binary(const Ast& n, const Coll& focus, Env& env) {
     if (l && r) return {make_bool(false)};
     return {};
   }
+  if ((o == "in" || o == "contains") && n.args[o == "in" ? 1 : 0]->konst) {
+    // The set side's string index, once built, answers without copying the collection again
+    // (ref-1 asks `... in %rootResource.contained.id` once per Reference).
+    const Ast& set_ast = *n.args[o == "in" ? 1 : 0];
+    auto& sets = env.cache_for(set_ast).sets;
+    auto hit = sets.find(&set_ast);
+    if (hit != sets.end()) {
+      Coll item = eval(*n.args[o == "in" ? 0 : 1], focus, env);
+      if (item.empty()) return {};
+      if (item.size() > 1) throw NotEvaluated{"'" + o + "' with more than one item"};
+      auto x = to_system(item[0]);
+      if (x && x->kind == Item::string) return {make_bool(hit->second.count(x->s) > 0)};
+    }
+  }
   Coll a = eval(*n.args[0], focus, env);
   Coll b = eval(*n.args[1], focus, env);
   if (o == "|") {
@@ -1656,8 +1694,9 @@ Coll binary(const Ast& n, const Coll& focus, Env& env) {
     const Ast& set_ast = *n.args[o == "in" ? 1 : 0];
     auto x = to_system(item[0]);
     if (set_ast.konst && set.size() > 16 && x && x->kind == Item::string) {
-      auto it = env.string_sets.find(&set_ast);
-      if (it == env.string_sets.end()) {
+      auto& sets = env.cache_for(set_ast).sets;
+      auto it = sets.find(&set_ast);
+      if (it == sets.end()) {
         std::unordered_set<std::string> strs;
         bool all_strings = true;
         for (auto& y : set) {
@@ -1668,9 +1707,9 @@ Coll binary(const Ast& n, const Coll& focus, Env& env) {
           }
           strs.insert(v->s);
         }
-        if (all_strings) it = env.string_sets.emplace(&set_ast, std::move(strs)).first;
+        if (all_strings) it = sets.emplace(&set_ast, std::move(strs)).first;
       }
-      if (it != env.string_sets.end()) return {make_bool(it->second.count(x->s) > 0)};
+      if (it != sets.end()) return {make_bool(it->second.count(x->s) > 0)};
     }
     return {make_bool(contains_item(set, item[0]))};
   }
@@ -1725,10 +1764,11 @@ Coll eval_uncached(const Ast& n, const Coll& focus, Env& env);
 Coll eval(const Ast& n, const Coll& focus, Env& env) {
   if (!n.konst || n.op == Ast::literal || n.op == Ast::env || n.op == Ast::empty_literal)
     return eval_uncached(n, focus, env);
-  auto it = env.cache.find(&n);
-  if (it != env.cache.end()) return it->second;
+  auto& colls = env.cache_for(n).colls;
+  auto it = colls.find(&n);
+  if (it != colls.end()) return it->second;
   Coll r = eval_uncached(n, focus, env);
-  env.cache.emplace(&n, r);
+  env.cache_for(n).colls.emplace(&n, r);  // (eval may have rehashed `colls`: same map)
   return r;
 }
 
@@ -1819,7 +1859,7 @@ Env make_env(const Focus& f) {
           node_item(f.resource, true, {}, false, f.resource_type),
           node_item(f.root, true, {}, false, f.root_type),
           {},
-          {}};
+          nullptr};
   return env;
 }
 
@@ -1852,9 +1892,11 @@ std::string render(const Coll& c) {
 
 }  // namespace
 
-Evaluation evaluate_invariant(const Expression& expr, const Focus& focus) {
+namespace {
+Evaluation evaluate_cached(const Expression& expr, const Focus& focus, Cache* shared) {
   if (!expr.ok()) return {Outcome::not_evaluated, expr.error(), false};
   Env env = make_env(focus);
+  env.shared = shared;
   try {
     Coll r = eval(*expr.ast, Coll{env.context}, env);
     auto b = to_bool(r);
@@ -1865,6 +1907,11 @@ Evaluation evaluate_invariant(const Expression& expr, const Focus& focus) {
   } catch (const std::exception& e) {
     return {Outcome::not_evaluated, e.what(), false};
   }
+}
+}  // namespace
+
+Evaluation evaluate_invariant(const Expression& expr, const Focus& focus) {
+  return evaluate_cached(expr, focus, nullptr);
 }
 
 std::string evaluate_to_string(const Expression& expr, const Focus& focus) {
@@ -1931,6 +1978,7 @@ struct Checker {
   std::string path;
   dom::element resource, root;
   uint32_t resource_type = 0, root_type = 0;
+  Cache cache;  // focus-independent results for the current %resource/%rootResource
 
   void run(const Invariant& inv, const Item& it) {
     Focus f;
@@ -1943,7 +1991,7 @@ struct Checker {
     f.root = root;
     f.resource_type = resource_type;
     f.root_type = root_type;
-    Evaluation e = evaluate_invariant(inv.expr, f);
+    Evaluation e = evaluate_cached(inv.expr, f, &cache);
     if (e.outcome == Outcome::not_evaluated)
       counts.not_evaluated++;
     else
@@ -1966,6 +2014,8 @@ struct Checker {
       // A nested resource (contained, Bundle.entry.resource) is its own %resource; a contained
       // resource keeps its container as %rootResource.
       auto saved = std::make_tuple(resource, root, resource_type, root_type);
+      Cache outer;  // the nested resource has its own %resource (and maybe %rootResource)
+      if (nested) std::swap(cache, outer);
       if (nested) {
         resource = it.el;
         resource_type = it.type;
@@ -1977,6 +2027,7 @@ struct Checker {
       for (uint32_t ix : tab.on_type[it.type]) run(tab.all[ix], it);
       object_children(it, t);
       std::tie(resource, root, resource_type, root_type) = saved;
+      if (nested) std::swap(cache, outer);
       return;
     }
     for (uint32_t ix : tab.on_type[it.type]) run(tab.all[ix], it);
@@ -2037,8 +2088,8 @@ struct Checker {
 
 void check_resource(dom::element resource, uint32_t type, std::string_view type_name,
                     Counts& counts, std::vector<InvariantResult>& out, bool include_passes) {
-  Checker c{core_invariants(),      S(),      counts,   out,  include_passes,
-            std::string(type_name), resource, resource, type, type};
+  Checker c{core_invariants(), S(),  counts, out, include_passes, std::string(type_name), resource,
+            resource,          type, type,   {}};
   c.visit(node_item(resource, true, {}, false, type));
 }
 

@@ -220,6 +220,28 @@ TEST(StrictRules, NarrativeNamesTheElementOrAttributeThatIsNotAllowed) {
   EXPECT_TRUE(named) << dump(r);
 }
 
+// ---- dom-3 on many contained resources (cached %resource.descendants(), hashed `in`) -----------
+
+TEST(StrictRules, Dom3WithManyContainedResources) {
+  auto list = [](int n, bool last_referenced) {
+    std::string c, e;
+    for (int i = 0; i < n; i++) {
+      if (i) c += ",";
+      c += R"({"resourceType":"Practitioner","id":"p)" + std::to_string(i) + R"("})";
+      if (i == n - 1 && !last_referenced) continue;
+      if (!e.empty()) e += ",";
+      e += R"({"item":{"reference":"#p)" + std::to_string(i) + R"("}})";
+    }
+    return R"({"resourceType":"List","status":"current","mode":"working","contained":[)" + c +
+           R"(],"entry":[)" + e + "]}";
+  };
+  expect_strict_valid(list(400, true));
+  Result r = strict().validate_line(list(400, false), 3);
+  ASSERT_EQ(r.errors(), 1u) << dump(r);
+  EXPECT_NE(r.issues[0].message.find("dom-3"), std::string::npos) << dump(r);
+  EXPECT_EQ(structure_only().validate_line(list(400, false), 3).errors(), 0u);
+}
+
 // ---- terminology that needs a server ------------------------------------------------------------
 
 TEST(StrictRules, CodesOfExternalTerminologyAreCountedNotCheckedBySystem) {
