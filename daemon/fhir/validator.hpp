@@ -17,7 +17,12 @@
 //                   that is not loaded is a warning naming it (the resource is still checked
 //                   against R4) + the error-severity FHIRPath invariants of the R4 definitions
 //                   (fhirpath.hpp): a failure is an `invariant` error naming the key, one the
-//                   engine cannot evaluate a `not-supported` warning naming it.
+//                   engine cannot evaluate a `not-supported` warning naming it
+//                 + the rule families on the resource alone (rules.cpp): Bundle fullUrl and
+//                   references by the fullUrl rules, urn:uuid, absolute Coding.system and
+//                   ValueSet include.system, Attachment size/hash, narrative XHTML; codes that
+//                   need a terminology server are counted per code system
+//                   (terminology_not_checked), never reported per resource nor passed in silence.
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
