@@ -249,6 +249,18 @@ int cmd_validate(Args args) {
                  static_cast<unsigned long long>(ic.evaluated),
                  static_cast<unsigned long long>(ic.failed),
                  static_cast<unsigned long long>(ic.not_evaluated));
+    // Counted per code system, not reported per resource (a Synthea export has one per code).
+    auto tx = fhir::Validator::terminology_not_checked(scratch);
+    if (!tx.empty()) {
+      std::fputs("codes not checked (need a terminology server):", stderr);
+      size_t shown = 0;
+      for (auto& [sys, n] : tx) {
+        if (++shown > 20) break;
+        std::fprintf(stderr, " %s=%llu", sys.c_str(), static_cast<unsigned long long>(n));
+      }
+      if (tx.size() > 20) std::fprintf(stderr, " (and %zu more code systems)", tx.size() - 20);
+      std::fputs("\n", stderr);
+    }
   } else if (opt.level == fhir::Level::structure_only) {
     std::fputs("FHIRPath invariants: not evaluated at structure-only (see --level strict)\n",
                stderr);

@@ -1,6 +1,7 @@
 // FHIRPath engine: lexer, recursive-descent parser to an AST, and a tree-walking evaluator over
 // simdjson DOM nodes typed by the compiled R4 schema. See fhirpath.hpp for the contract.
 #include "fhir/fhirpath.hpp"
+#include "fhir/internal.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -13,6 +14,7 @@
 #include <stdexcept>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace fe::fhir::schema_data {
 extern const char kBlob[];
@@ -91,6 +93,11 @@ struct Ast {
   std::unique_ptr<Ast> recv;
   std::vector<std::unique_ptr<Ast>> args;
   std::shared_ptr<std::regex> re;  // matches/replaceMatches with a literal pattern
+  // Independent of the focus ($this): rooted at %resource/%rootResource/%context or a literal.
+  // Evaluated once per invariant evaluation and cached (dom-3 asks for
+  // %resource.descendants() once per contained resource: quadratic without the cache).
+  bool konst = false;
+  bool uses_context = false;  // reads %context (the node): cached per node only
 };
 
 namespace {
@@ -578,12 +585,46 @@ class Parser {
 
 }  // namespace
 
+namespace {
+bool mark_const(Ast& n) {
+  bool args = true;
+  for (auto& a : n.args) {
+    args = mark_const(*a) && args;
+    n.uses_context = n.uses_context || a->uses_context;
+  }
+  const bool recv = n.recv ? mark_const(*n.recv) : false;
+  if (n.recv) n.uses_context = n.uses_context || n.recv->uses_context;
+  if (n.op == Ast::env && n.name == "context") n.uses_context = true;
+  switch (n.op) {
+    case Ast::literal:
+    case Ast::empty_literal:
+    case Ast::env:
+      n.konst = true;
+      break;
+    case Ast::ident:
+    case Ast::this_:
+      n.konst = false;
+      break;
+    case Ast::func:
+      // Arguments are evaluated on the receiver's items (or on %context): fixed by the receiver.
+      n.konst = n.recv && recv;
+      break;
+    default:  // member, index, unary_minus, binary, type_op: their operands
+      n.konst = args;
+      break;
+  }
+  return n.konst;
+}
+}  // namespace
+
 Expression Expression::compile(std::string_view text) {
   Expression e;
   e.text_ = std::string(text);
   try {
     auto toks = lex(text);
-    e.ast = std::shared_ptr<const Ast>(Parser(std::move(toks)).parse());
+    std::unique_ptr<Ast> ast(Parser(std::move(toks)).parse());
+    mark_const(*ast);
+    e.ast = std::shared_ptr<const Ast>(std::move(ast));
   } catch (const NotEvaluated& ne) {
     e.error_ = ne.why;
   }
@@ -1194,9 +1235,21 @@ bool contains_item(const Coll& c, const Item& x) {
 
 // ---- Evaluator ---------------------------------------------------------------------------------
 
+// Results of focus-independent sub-expressions (Ast::konst), and the string values of such a
+// collection used as the right side of `in`.
+struct Cache {
+  std::unordered_map<const Ast*, Coll> colls;
+  std::unordered_map<const Ast*, std::unordered_set<std::string>> sets;
+};
+
 struct Env {
   const Focus& focus;
   Item context, resource, root;
+  Cache local;              // this one evaluation
+  Cache* shared = nullptr;  // every evaluation with the same %resource/%rootResource (Checker)
+  // %resource/%rootResource-rooted results hold for every node of the resource (ref-1 asks for
+  // %rootResource.contained.id once per Reference); %context-rooted ones only for this node.
+  Cache& cache_for(const Ast& n) { return n.uses_context || !shared ? local : *shared; }
 };
 
 Coll eval(const Ast& n, const Coll& focus, Env& env);
@@ -1252,11 +1305,72 @@ Coll resolve_refs(const Coll& in, Env& env) {
   return out;
 }
 
+// Strings (and primitives whose value is a string) are compared through a hash set: a union of
+// a resource's references (dom-3) is linear, not quadratic. Other items compare pairwise.
 Coll distinct(const Coll& c) {
-  Coll out;
-  for (auto& x : c)
-    if (!contains_item(out, x)) out.push_back(x);
+  Coll out, others;
+  std::unordered_set<std::string> strings;
+  for (auto& x : c) {
+    auto v = to_system(x);
+    if (v && v->kind == Item::string) {
+      if (strings.insert(v->s).second) out.push_back(x);
+    } else if (!contains_item(others, x)) {
+      others.push_back(x);
+      out.push_back(x);
+    }
+  }
   return out;
+}
+
+// memberOf(url) against the value sets compiled into the binary (the R4 core's required-bound
+// value sets, enumerated by tools/fhir-schema-gen, or checked by their grammar: MIME types, UCUM,
+// currencies). Any other value set is "not evaluated", never a pass or a fail.
+Coll member_of(const Coll& in, const std::optional<std::string>& url_arg) {
+  if (in.empty() || !url_arg) return {};
+  if (in.size() > 1) throw NotEvaluated{"memberOf() on more than one item"};
+  std::string_view url = *url_arg;
+  url = url.substr(0, url.find('|'));
+  const schema::Schema& s = S();
+  int32_t vi = s.find_value_set(url);
+  if (vi < 0 || s.value_sets[static_cast<size_t>(vi)].mode == schema::VsMode::any)
+    throw NotEvaluated{"memberOf('" + std::string(url) + "'): the value set is not loaded"};
+  const schema::ValueSet& vs = s.value_sets[static_cast<size_t>(vi)];
+  auto code_in = [&](std::string_view c) {
+    switch (vs.mode) {
+      case schema::VsMode::enumerated:
+        return vs.contains(c);
+      case schema::VsMode::mime:
+        return schema::check_mime(c);
+      case schema::VsMode::ucum:
+        return schema::check_ucum(c);
+      case schema::VsMode::currency:
+        return schema::check_currency(c);
+      case schema::VsMode::any:
+        break;
+    }
+    return false;
+  };
+  auto coding_in = [&](dom::element c) {
+    std::string_view sys, code;
+    if (c["code"].get(code) != simdjson::SUCCESS) return false;
+    if (c["system"].get(sys) == simdjson::SUCCESS && !vs.systems.empty() && !vs.has_system(sys))
+      return false;
+    return code_in(code);
+  };
+  const Item& it = in[0];
+  if (it.kind == Item::string) return {make_bool(code_in(it.s))};
+  if (it.kind != Item::node || !it.has_el) return {};
+  std::string_view str;
+  if (it.el.get(str) == simdjson::SUCCESS) return {make_bool(code_in(str))};
+  if (it.type == s.coding_type) return {make_bool(coding_in(it.el))};
+  if (it.type == s.codeable_concept_type) {
+    dom::array codings;
+    bool any = false;
+    if (it.el["coding"].get(codings) == simdjson::SUCCESS)
+      for (dom::element c : codings) any = any || coding_in(c);
+    return {make_bool(any)};
+  }
+  throw NotEvaluated{"memberOf() on a value that is not a code, Coding or CodeableConcept"};
 }
 
 Coll call(const Ast& n, const Coll& in, Env& env) {
@@ -1386,7 +1500,6 @@ Coll call(const Ast& n, const Coll& in, Env& env) {
     if (!s || s->kind != Item::string) return {};
     return {make_bool(html_checks(s->s, false))};
   }
-  if (f == "memberOf") throw NotEvaluated{"memberOf() needs a value set that is not loaded"};
   if (f == "conformsTo") throw NotEvaluated{"conformsTo() needs profiles"};
   // String functions (on a single string input; empty input gives empty).
   if (f == "toInteger") {
@@ -1434,6 +1547,7 @@ Coll call(const Ast& n, const Coll& in, Env& env) {
   auto str_arg = [&](size_t i) -> std::optional<std::string> {
     return to_str(arg_on(i, env.context.kind == Item::node ? Coll{env.context} : Coll{}));
   };
+  if (f == "memberOf") return member_of(in, str_arg(0));
   if (f == "startsWith" || f == "endsWith" || f == "contains") {
     auto s = input_str();
     auto a = str_arg(0);
@@ -1530,6 +1644,20 @@ Coll binary(const Ast& n, const Coll& focus, Env& env) {
     if (l && r) return {make_bool(false)};
     return {};
   }
+  if ((o == "in" || o == "contains") && n.args[o == "in" ? 1 : 0]->konst) {
+    // The set side's string index, once built, answers without copying the collection again
+    // (ref-1 asks `... in %rootResource.contained.id` once per Reference).
+    const Ast& set_ast = *n.args[o == "in" ? 1 : 0];
+    auto& sets = env.cache_for(set_ast).sets;
+    auto hit = sets.find(&set_ast);
+    if (hit != sets.end()) {
+      Coll item = eval(*n.args[o == "in" ? 0 : 1], focus, env);
+      if (item.empty()) return {};
+      if (item.size() > 1) throw NotEvaluated{"'" + o + "' with more than one item"};
+      auto x = to_system(item[0]);
+      if (x && x->kind == Item::string) return {make_bool(hit->second.count(x->s) > 0)};
+    }
+  }
   Coll a = eval(*n.args[0], focus, env);
   Coll b = eval(*n.args[1], focus, env);
   if (o == "|") {
@@ -1562,6 +1690,27 @@ Coll binary(const Ast& n, const Coll& focus, Env& env) {
     const Coll& set = o == "in" ? b : a;
     if (item.empty()) return {};
     if (item.size() > 1) throw NotEvaluated{"'" + o + "' with more than one item"};
+    // A large focus-independent collection of strings (dom-3's references): hash it once.
+    const Ast& set_ast = *n.args[o == "in" ? 1 : 0];
+    auto x = to_system(item[0]);
+    if (set_ast.konst && set.size() > 16 && x && x->kind == Item::string) {
+      auto& sets = env.cache_for(set_ast).sets;
+      auto it = sets.find(&set_ast);
+      if (it == sets.end()) {
+        std::unordered_set<std::string> strs;
+        bool all_strings = true;
+        for (auto& y : set) {
+          auto v = to_system(y);
+          if (!v || v->kind != Item::string) {
+            all_strings = false;
+            break;
+          }
+          strs.insert(v->s);
+        }
+        if (all_strings) it = sets.emplace(&set_ast, std::move(strs)).first;
+      }
+      if (it != sets.end()) return {make_bool(it->second.count(x->s) > 0)};
+    }
     return {make_bool(contains_item(set, item[0]))};
   }
   if (o == "<" || o == ">" || o == "<=" || o == ">=") {
@@ -1610,7 +1759,20 @@ Coll binary(const Ast& n, const Coll& focus, Env& env) {
   throw NotEvaluated{"operator " + o + " on these types"};
 }
 
+Coll eval_uncached(const Ast& n, const Coll& focus, Env& env);
+
 Coll eval(const Ast& n, const Coll& focus, Env& env) {
+  if (!n.konst || n.op == Ast::literal || n.op == Ast::env || n.op == Ast::empty_literal)
+    return eval_uncached(n, focus, env);
+  auto& colls = env.cache_for(n).colls;
+  auto it = colls.find(&n);
+  if (it != colls.end()) return it->second;
+  Coll r = eval_uncached(n, focus, env);
+  env.cache_for(n).colls.emplace(&n, r);  // (eval may have rehashed `colls`: same map)
+  return r;
+}
+
+Coll eval_uncached(const Ast& n, const Coll& focus, Env& env) {
   switch (n.op) {
     case Ast::literal:
       return {n.lit};
@@ -1692,9 +1854,12 @@ Coll eval(const Ast& n, const Coll& focus, Env& env) {
 }
 
 Env make_env(const Focus& f) {
-  Env env{f, node_item(f.node, f.has_node, f.ext, f.has_ext, f.type),
+  Env env{f,
+          node_item(f.node, f.has_node, f.ext, f.has_ext, f.type),
           node_item(f.resource, true, {}, false, f.resource_type),
-          node_item(f.root, true, {}, false, f.root_type)};
+          node_item(f.root, true, {}, false, f.root_type),
+          {},
+          nullptr};
   return env;
 }
 
@@ -1727,19 +1892,26 @@ std::string render(const Coll& c) {
 
 }  // namespace
 
-Evaluation evaluate_invariant(const Expression& expr, const Focus& focus) {
-  if (!expr.ok()) return {Outcome::not_evaluated, expr.error()};
+namespace {
+Evaluation evaluate_cached(const Expression& expr, const Focus& focus, Cache* shared) {
+  if (!expr.ok()) return {Outcome::not_evaluated, expr.error(), false};
   Env env = make_env(focus);
+  env.shared = shared;
   try {
     Coll r = eval(*expr.ast, Coll{env.context}, env);
     auto b = to_bool(r);
-    if (b && !*b) return {Outcome::fail, {}};
-    return {Outcome::pass, {}};
+    if (b && !*b) return {Outcome::fail, {}, false};
+    return {Outcome::pass, {}, !b.has_value()};
   } catch (const NotEvaluated& ne) {
-    return {Outcome::not_evaluated, ne.why};
+    return {Outcome::not_evaluated, ne.why, false};
   } catch (const std::exception& e) {
-    return {Outcome::not_evaluated, e.what()};
+    return {Outcome::not_evaluated, e.what(), false};
   }
+}
+}  // namespace
+
+Evaluation evaluate_invariant(const Expression& expr, const Focus& focus) {
+  return evaluate_cached(expr, focus, nullptr);
 }
 
 std::string evaluate_to_string(const Expression& expr, const Focus& focus) {
@@ -1806,6 +1978,7 @@ struct Checker {
   std::string path;
   dom::element resource, root;
   uint32_t resource_type = 0, root_type = 0;
+  Cache cache;  // focus-independent results for the current %resource/%rootResource
 
   void run(const Invariant& inv, const Item& it) {
     Focus f;
@@ -1818,14 +1991,14 @@ struct Checker {
     f.root = root;
     f.resource_type = resource_type;
     f.root_type = root_type;
-    Evaluation e = evaluate_invariant(inv.expr, f);
+    Evaluation e = evaluate_cached(inv.expr, f, &cache);
     if (e.outcome == Outcome::not_evaluated)
       counts.not_evaluated++;
     else
       counts.evaluated++;
     if (e.outcome == Outcome::fail) counts.failed++;
     if (e.outcome != Outcome::pass || include_passes) {
-      InvariantResult r{&inv, path, e.outcome, std::move(e.reason), {}};
+      InvariantResult r{&inv, path, e.outcome, std::move(e.reason), {}, e.undecided};
       std::string_view sv;
       if (it.has_el && it.el.get(sv) == simdjson::SUCCESS) r.node_text = std::string(sv);
       out.push_back(std::move(r));
@@ -1841,6 +2014,8 @@ struct Checker {
       // A nested resource (contained, Bundle.entry.resource) is its own %resource; a contained
       // resource keeps its container as %rootResource.
       auto saved = std::make_tuple(resource, root, resource_type, root_type);
+      Cache outer;  // the nested resource has its own %resource (and maybe %rootResource)
+      if (nested) std::swap(cache, outer);
       if (nested) {
         resource = it.el;
         resource_type = it.type;
@@ -1852,6 +2027,7 @@ struct Checker {
       for (uint32_t ix : tab.on_type[it.type]) run(tab.all[ix], it);
       object_children(it, t);
       std::tie(resource, root, resource_type, root_type) = saved;
+      if (nested) std::swap(cache, outer);
       return;
     }
     for (uint32_t ix : tab.on_type[it.type]) run(tab.all[ix], it);
@@ -1912,8 +2088,8 @@ struct Checker {
 
 void check_resource(dom::element resource, uint32_t type, std::string_view type_name,
                     Counts& counts, std::vector<InvariantResult>& out, bool include_passes) {
-  Checker c{core_invariants(),      S(),      counts,   out,  include_passes,
-            std::string(type_name), resource, resource, type, type};
+  Checker c{core_invariants(), S(),  counts, out, include_passes, std::string(type_name), resource,
+            resource,          type, type,   {}};
   c.visit(node_item(resource, true, {}, false, type));
 }
 
@@ -2013,21 +2189,33 @@ bool allowed_attr(std::string_view el, std::string_view a) {
 }
 }  // namespace
 
-bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content);
+bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content, std::string* why);
+// Narrative nesting is bounded (the element stack is the only memory that grows with the input).
+constexpr size_t kMaxXhtmlDepth = 256;
 
 // The rules of fhirpath.js's htmlChecks() (the oracle), which implement FHIR R4 narrative rules
 // (https://hl7.org/fhir/R4/narrative.html#xhtml): one root div, the allowed elements and
 // attributes only, no processing instructions/CDATA/DTD, well-formed, and some non-whitespace
 // content (text or an image).
 bool html_checks_structure_only(std::string_view t) {
-  return html_checks_impl(t, false, true);
+  return html_checks_impl(t, false, true, nullptr);
+}
+
+std::string html_problem(std::string_view t) {
+  std::string why;
+  if (html_checks_impl(t, false, false, &why)) return {};
+  return why;
 }
 
 bool html_checks(std::string_view t, bool fragment) {
-  return html_checks_impl(t, fragment, false);
+  return html_checks_impl(t, fragment, false, nullptr);
 }
 
-bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content) {
+bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content, std::string* why) {
+  auto fail = [why](std::string m) {
+    if (why) *why = std::move(m);
+    return false;
+  };
   std::vector<std::string_view> stack;
   std::vector<std::string_view> attrs;
   bool root_seen = false, content = false;
@@ -2037,7 +2225,7 @@ bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content) {
     if (t[i] != '<') {
       if (!fragment && stack.empty()) {
         while (i < len && t[i] != '<') {
-          if (!xml_space(t[i])) return false;
+          if (!xml_space(t[i])) return fail("text outside the root <div>");
           i++;
         }
         continue;
@@ -2048,55 +2236,61 @@ bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content) {
           if (c == '<') break;
           if (c == '&') {
             size_t nx = scan_char_ref(t, i);
-            if (nx == npos) return false;
+            if (nx == npos)
+              return fail("invalid entity or character reference '" + shorten(t.substr(i, 12)) +
+                          "' (XHTML has only &amp; &lt; &gt; &quot; &apos; and numeric ones)");
             content = true;
             i = nx;
             continue;
           }
-          if (c == ']' && t.substr(i, 3) == "]]>") return false;
-          if (bad_xml_byte(t, i)) return false;
+          if (c == ']' && t.substr(i, 3) == "]]>") return fail("']]>' in text");
+          if (bad_xml_byte(t, i)) return fail("a character XML does not allow");
           content = true;
         } else if (!xml_space(static_cast<char>(c))) {
-          return false;
+          return fail("a control character XML does not allow");
         }
         i++;
       }
       continue;
     }
     char c1 = i + 1 < len ? t[i + 1] : 0;
-    if (c1 == '?') return false;
+    if (c1 == '?') return fail("a processing instruction is not allowed");
     if (c1 == '!') {
       if (t.substr(i, 4) == "<!--") {
-        if (!fragment && stack.empty()) return false;
+        if (!fragment && stack.empty()) return fail("a comment outside the root <div>");
         size_t end = t.find("-->", i + 4);
-        if (end == npos) return false;
+        if (end == npos) return fail("an unterminated comment");
         size_t dd = t.find("--", i + 4);
-        if (dd < end) return false;
+        if (dd < end) return fail("'--' inside a comment");
         for (size_t k = i + 4; k < end; k++)
-          if (bad_xml_byte(t, k)) return false;
+          if (bad_xml_byte(t, k)) return fail("a character XML does not allow");
         i = end + 3;
         continue;
       }
-      return false;
+      return fail("CDATA sections and DOCTYPE declarations are not allowed");
     }
     if (c1 == '/') {
       size_t j = i + 2, n0 = j;
       while (j < len && !xml_space(t[j]) && t[j] != '>') j++;
       std::string_view name = t.substr(n0, j - n0);
       while (j < len && xml_space(t[j])) j++;
-      if (j >= len || t[j] != '>') return false;
-      if (stack.empty() || stack.back() != name) return false;
+      if (j >= len || t[j] != '>') return fail("a malformed end tag");
+      if (stack.empty() || stack.back() != name)
+        return fail("end tag </" + shorten(name) + "> does not match the open element" +
+                    (stack.empty() ? std::string() : " <" + std::string(stack.back()) + ">"));
       stack.pop_back();
       i = j + 1;
       continue;
     }
     size_t j = i + 1, n0 = j;
     while (j < len && !xml_space(t[j]) && t[j] != '/' && t[j] != '>') j++;
-    if (j == n0) return false;
+    if (j == n0) return fail("a '<' that starts no element (write &lt;)");
     std::string_view name = t.substr(n0, j - n0);
-    if (!allowed_element(name)) return false;
+    if (!allowed_element(name))
+      return fail("element '" + shorten(name) + "' is not allowed in a FHIR narrative");
+    if (stack.size() >= kMaxXhtmlDepth) return fail("elements nested deeper than 256");
     if (!fragment && stack.empty()) {
-      if (root_seen || name != "div") return false;
+      if (root_seen || name != "div") return fail("the narrative must be a single root <div>");
       root_seen = true;
     }
     attrs.clear();
@@ -2104,7 +2298,7 @@ bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content) {
     for (;;) {
       size_t ws = j;
       while (j < len && xml_space(t[j])) j++;
-      if (j >= len) return false;
+      if (j >= len) return fail("an unterminated start tag <" + shorten(name) + ">");
       char c = t[j];
       if (c == '>') {
         j++;
@@ -2112,41 +2306,58 @@ bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content) {
       }
       if (c == '/') {
         j++;
-        if (j >= len || t[j] != '>') return false;
+        if (j >= len || t[j] != '>') return fail("a malformed start tag <" + shorten(name) + ">");
         j++;
         self_closing = true;
         break;
       }
-      if (j == ws) return false;
+      if (j == ws) return fail("attributes of <" + shorten(name) + "> are not separated");
       size_t a0 = j;
       while (j < len && !xml_space(t[j]) && t[j] != '=' && t[j] != '/' && t[j] != '>') j++;
-      if (j == a0) return false;
+      if (j == a0) return fail("a malformed attribute on <" + shorten(name) + ">");
       std::string_view an = t.substr(a0, j - a0);
-      if (!allowed_attr(name, an) || std::find(attrs.begin(), attrs.end(), an) != attrs.end())
-        return false;
+      if (!allowed_attr(name, an))
+        return fail("attribute '" + shorten(an) + "' on <" + shorten(name) +
+                    "> is not allowed in a FHIR narrative");
+      if (std::find(attrs.begin(), attrs.end(), an) != attrs.end())
+        return fail("attribute '" + shorten(an) + "' repeated on <" + shorten(name) + ">");
       attrs.push_back(an);
       while (j < len && xml_space(t[j])) j++;
-      if (j >= len || t[j] != '=') return false;
+      if (j >= len || t[j] != '=') return fail("attribute '" + shorten(an) + "' has no value");
       j++;
       while (j < len && xml_space(t[j])) j++;
       char q = j < len ? t[j] : 0;
-      if (q != '"' && q != '\'') return false;
+      if (q != '"' && q != '\'') return fail("attribute '" + shorten(an) + "' is not quoted");
       size_t v0 = ++j;
       for (;;) {
-        if (j >= len) return false;
+        if (j >= len) return fail("an unterminated attribute value");
         char cc = t[j];
         if (cc == q) break;
-        if (cc == '<') return false;
+        if (cc == '<') return fail("'<' in an attribute value");
         if (cc == '&') {
           size_t nx = scan_char_ref(t, j);
-          if (nx == npos) return false;
+          if (nx == npos)
+            return fail("invalid entity or character reference '" + shorten(t.substr(j, 12)) +
+                        "' in an attribute value");
           j = nx;
           continue;
         }
-        if (bad_xml_byte(t, j)) return false;
+        if (bad_xml_byte(t, j)) return fail("a character XML does not allow");
         j++;
       }
-      if (an == "xmlns" && t.substr(v0, j - v0) != "http://www.w3.org/1999/xhtml") return false;
+      std::string_view av = t.substr(v0, j - v0);
+      if (an == "xmlns" && av != "http://www.w3.org/1999/xhtml")
+        return fail("xmlns must be http://www.w3.org/1999/xhtml");
+      // Active content: a javascript:/vbscript: link runs code (the HL7 validator refuses it).
+      if (an == "href" || an == "src") {
+        std::string scheme;
+        for (char ch : av.substr(0, av.find(':')))
+          if (!xml_space(ch))
+            scheme += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (av.find(':') != std::string_view::npos &&
+            (scheme == "javascript" || scheme == "vbscript"))
+          return fail(std::string(an) + " with the active scheme '" + scheme + ":' is not allowed");
+      }
       j++;
     }
     if (name == "img" && std::find(attrs.begin(), attrs.end(), "src") != attrs.end())
@@ -2154,8 +2365,9 @@ bool html_checks_impl(std::string_view t, bool fragment, bool ignore_content) {
     if (!self_closing) stack.push_back(name);
     i = j;
   }
-  if (!stack.empty() || (!fragment && !root_seen)) return false;
-  return content || ignore_content;
+  if (!stack.empty()) return fail("element <" + std::string(stack.back()) + "> is not closed");
+  if (!fragment && !root_seen) return fail("no root <div>");
+  return content || ignore_content || fail("the narrative has no content (only whitespace)");
 }
 
 }  // namespace fe::fhir::fhirpath

@@ -57,7 +57,8 @@ struct Focus {
 
 struct Evaluation {
   Outcome outcome = Outcome::pass;
-  std::string reason;  // for not_evaluated
+  std::string reason;      // for not_evaluated
+  bool undecided = false;  // passed because it evaluated to empty (e.g. mixed date precisions)
 };
 Evaluation evaluate_invariant(const Expression& expr, const Focus& focus);
 
@@ -91,7 +92,8 @@ struct InvariantResult {
   std::string path;
   Outcome outcome;
   std::string reason;
-  std::string node_text;  // the string value of a primitive node (Narrative.div), else empty
+  std::string node_text;   // the string value of a primitive node (Narrative.div), else empty
+  bool undecided = false;  // a pass because the expression evaluated to empty
 };
 void check_resource(simdjson::dom::element resource, uint32_t type, std::string_view type_name,
                     Counts& counts, std::vector<InvariantResult>& out, bool include_passes = false);
@@ -100,5 +102,9 @@ void check_resource(simdjson::dom::element resource, uint32_t type, std::string_
 bool html_checks(std::string_view xhtml, bool fragment = false);
 // The same rules without the "some non-whitespace content" one (txt-1 alone).
 bool html_checks_structure_only(std::string_view xhtml);
+// Why html_checks() fails, for the message ("element 'script' is not allowed in a FHIR
+// narrative"), or empty when it passes. One streaming pass; memory bounded by the nesting depth
+// (at most 256 open elements).
+std::string html_problem(std::string_view xhtml);
 
 }  // namespace fe::fhir::fhirpath

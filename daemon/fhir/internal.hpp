@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "fhir/schema.hpp"
@@ -28,6 +29,9 @@ struct Scratch::Impl {
   std::vector<std::string_view> elem_ids;  // Element.id values of the resources being walked
   // FHIRPath invariants at strict, accumulated over the lines validated with this Scratch.
   uint64_t inv_evaluated = 0, inv_failed = 0, inv_not_evaluated = 0;
+  // strict: codes of code systems that need a terminology server, by system (rules.cpp); bounded
+  // by kMaxTerminologySystems distinct systems, the rest counted under "(other code systems)".
+  std::unordered_map<std::string, uint64_t> tx_not_checked;
 };
 
 class ProfileSet;  // profiles.cpp: compiled StructureDefinitions from packages
@@ -46,8 +50,26 @@ struct IssueSink {
   const std::vector<PathSeg>& path;
   size_t max_issues;
   void add(Severity s, std::string_view code, std::string message, std::string_view child = {});
+  // An issue at a path recorded earlier (not the current one).
+  void add_at(Severity s, std::string_view code, std::string message, std::string path);
   std::string path_string(std::string_view child = {}) const;
 };
+
+// rules.cpp: the strict rule families on the resource alone (docs/validation.md), called by the
+// structural walk at Level::strict on the nodes it visits.
+namespace rules {
+struct BundleRef {  // a Reference.reference inside Bundle.entry[entry].resource
+  uint32_t entry = 0;
+  std::string_view reference;
+  std::string path;  // "Bundle.entry[1].resource.subject.reference"
+};
+void uri_value(std::string_view v, IssueSink& sink);  // uri/url/canonical: urn:uuid form
+void coding(simdjson::dom::object c, Scratch::Impl& sc, IssueSink& sink);
+void value_set(simdjson::dom::object vs, Scratch::Impl& sc, IssueSink& sink);
+void attachment(simdjson::dom::object a, IssueSink& sink);
+void bundle(simdjson::dom::object b, const std::vector<BundleRef>& refs, Scratch::Impl& sc,
+            IssueSink& sink);
+}  // namespace rules
 
 // profiles.cpp: `builtin` adds the built-in US Core set (uscore_data.cpp) to the packages.
 ProfileSetPtr load_profiles(const std::vector<std::filesystem::path>& packages,

@@ -9854,7 +9854,7 @@ I	Questionnaire.item		que-8	(type!='group' and type!='display') or initial.empty
 I	Questionnaire.item		que-9	type!='display' or readOnly.empty()	Read-only can't be specified for "display" items
 I	Questionnaire.item		que-10	(type in ('boolean' | 'decimal' | 'integer' | 'string' | 'text' | 'url' | 'open-choice')) or maxLength.empty()	Maximum length can only be declared for simple question types
 I	Questionnaire.item		que-11	answerOption.empty() or initial.empty()	If one or more answerOption is present, initial[x] must be missing
-I	Questionnaire.item		que-12	enableWhen.count() > 2 implies enableBehavior.exists()	If there are more than one enableWhen, enableBehavior must be specified
+I	Questionnaire.item		que-12	enableWhen.count() >= 2 implies enableBehavior.exists()	If there are more than one enableWhen, enableBehavior must be specified
 I	Questionnaire.item		que-13	repeats=true or initial.count() <= 1	Can only have multiple initial values for repeating items
 I	Questionnaire.item.enableWhen		que-7	operator = 'exists' implies (answer is Boolean)	If the operator is 'exists', the value must be a boolean
 I	QuestionnaireResponse		dom-2	contained.contained.empty()	If the resource is contained in another resource, it SHALL NOT contain nested Resources

@@ -100,6 +100,15 @@ void IssueSink::add(Severity s, std::string_view code, std::string message,
       Issue{s, std::string(code), result.line, path_string(child), std::move(message)});
 }
 
+void IssueSink::add_at(Severity s, std::string_view code, std::string message, std::string p) {
+  if (result.issues.size() >= max_issues) {
+    result.truncated = true;
+    return;
+  }
+  result.issues.push_back(
+      Issue{s, std::string(code), result.line, std::move(p), std::move(message)});
+}
+
 Scratch::Scratch() : impl_(std::make_unique<Impl>()) {}
 Scratch::~Scratch() = default;
 Scratch::Scratch(Scratch&&) noexcept = default;
@@ -161,12 +170,24 @@ using PropertyTypes = std::unordered_map<std::string_view, std::string_view>;
 class Walker {
  public:
   Walker(const Validator::Impl& v, Scratch::Impl& sc, IssueSink& sink)
-      : s_(*v.schema), v_(v), sc_(sc), sink_(sink) {}
+      : s_(*v.schema),
+        v_(v),
+        sc_(sc),
+        sink_(sink),
+        strict_(v.options.level == Level::strict),
+        tx_(rule_types(*v.schema)) {}
 
   // obj is a resource (root, contained, Bundle.entry.resource...). The caller has pushed its path.
   void resource(dom::object obj, uint32_t type, bool in_contained) {
     const size_t base = sc_.elem_ids.size();
+    const bool is_bundle = strict_ && type == tx_.bundle;
+    if (is_bundle) bundles_.emplace_back();
     object(obj, type, true, in_contained);
+    if (is_bundle) {
+      rules::bundle(obj, bundles_.back().refs, sc_, sink_);
+      bundles_.pop_back();
+    }
+    if (strict_ && type == tx_.value_set) rules::value_set(obj, sc_, sink_);
     // Element ids are unique within one resource (nested resources have their own scope).
     if (sc_.elem_ids.size() - base > 1) {
       std::sort(sc_.elem_ids.begin() + static_cast<std::ptrdiff_t>(base), sc_.elem_ids.end());
@@ -196,12 +217,62 @@ class Walker {
     sink_.add(s, code, std::move(msg), child);
   }
 
+  // Type indexes the strict rule families (rules.cpp) hook on.
+  struct RuleTypes {
+    uint32_t bundle = UINT32_MAX, bundle_entry = UINT32_MAX, value_set = UINT32_MAX,
+             reference = UINT32_MAX, attachment = UINT32_MAX;
+  };
+  static const RuleTypes& rule_types(const schema::Schema& s) {
+    static const RuleTypes t = [&] {
+      RuleTypes r;
+      auto ix = [&](std::string_view n) {
+        int32_t i = s.find_type(n);
+        return i < 0 ? UINT32_MAX : static_cast<uint32_t>(i);
+      };
+      r.bundle = ix("Bundle");
+      r.bundle_entry = ix("Bundle.entry");
+      r.value_set = ix("ValueSet");
+      r.reference = ix("Reference");
+      r.attachment = ix("Attachment");
+      return r;
+    }();
+    return t;
+  }
+  // A Bundle being walked at strict: the references inside its entries, resolved at its end.
+  struct BundleCtx {
+    std::vector<rules::BundleRef> refs;
+    int64_t entry = -1;  // the entry whose resource is being walked
+  };
+  void strict_rules(dom::object obj, uint32_t type_ix);
+
   const schema::Schema& s_;
   const Validator::Impl& v_;
   Scratch::Impl& sc_;
   IssueSink& sink_;
   bool saw_null_ = false;
+  const bool strict_;
+  const RuleTypes& tx_;
+  std::vector<BundleCtx> bundles_;
 };
+
+// The strict rule families on the object just walked (its path is the current one).
+void Walker::strict_rules(dom::object obj, uint32_t type_ix) {
+  if (type_ix == s_.coding_type) {
+    rules::coding(obj, sc_, sink_);
+  } else if (type_ix == tx_.attachment) {
+    rules::attachment(obj, sink_);
+  } else if (type_ix == tx_.reference && !bundles_.empty()) {
+    std::string_view ref;
+    if (obj["reference"].get(ref) != simdjson::SUCCESS) return;
+    // The innermost Bundle whose entry holds this reference.
+    for (size_t i = bundles_.size(); i-- > 0;) {
+      if (bundles_[i].entry < 0) continue;
+      bundles_[i].refs.push_back(rules::BundleRef{static_cast<uint32_t>(bundles_[i].entry), ref,
+                                                  sink_.path_string("reference")});
+      break;
+    }
+  }
+}
 
 // CodeSystem.property declares the properties that CodeSystem.concept.property refers to by
 // code ("a reference to CodeSystem.property.code", R4 base definition), with the type of their
@@ -440,6 +511,7 @@ void Walker::object(dom::object obj, uint32_t type_ix, bool is_resource, bool in
             ? "an extension must have either a value[x] or nested extensions, not both (ext-1)"
             : "an extension must have a value[x] or nested extensions (ext-1)");
   }
+  if (strict_) strict_rules(obj, type_ix);
   sc_.seen.resize(seen0);
   sc_.choices.resize(ch0);
   saw_null_ = false;  // a null inside this object is not a null in the caller's array
@@ -527,7 +599,15 @@ void Walker::value(dom::element val, const Element& e, uint32_t owner, bool in_c
             "a contained resource must not contain resources (dom-2)");
         return;
       }
-      any_resource(x, in_contained || contained);
+      if (strict_ && owner == tx_.bundle_entry && e.name == "resource" && !bundles_.empty() &&
+          sc_.path.size() >= 2) {
+        const int64_t saved = bundles_.back().entry;
+        bundles_.back().entry = sc_.path[sc_.path.size() - 2].index;
+        any_resource(x, in_contained || contained);
+        bundles_.back().entry = saved;
+      } else {
+        any_resource(x, in_contained || contained);
+      }
     } else if (et.kind == Kind::resource) {
       // An element typed by one resource (Bundle.entry.response.outcome: OperationOutcome).
       dom::object o;
@@ -554,7 +634,6 @@ void Walker::value(dom::element val, const Element& e, uint32_t owner, bool in_c
       if (e.vs >= 0) binding(x, e, et);
     }
   };
-  (void)owner;
   if (e.many) {
     dom::array arr;
     if (val.get(arr)) {
@@ -645,6 +724,7 @@ void Walker::primitive(dom::element x, const Element& e, const Type& t) {
     return;
   }
   if (e.vs >= 0) binding(x, e, t);
+  if (strict_ && p == Prim::uri) rules::uri_value(sv, sink_);
 }
 
 std::string describe_vs(const schema::ValueSet& vs) {
@@ -798,6 +878,15 @@ InvariantCounts Validator::invariant_counts(const Scratch& scratch) {
   return InvariantCounts{sc.inv_evaluated, sc.inv_failed, sc.inv_not_evaluated};
 }
 
+std::vector<std::pair<std::string, uint64_t>> Validator::terminology_not_checked(
+    const Scratch& scratch) {
+  const Scratch::Impl& sc = scratch.impl();
+  std::vector<std::pair<std::string, uint64_t>> out(sc.tx_not_checked.begin(),
+                                                    sc.tx_not_checked.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 void check_invariants(dom::element obj, uint32_t type, std::string_view type_name,
                       Scratch::Impl& sc, IssueSink& sink);
 
@@ -948,6 +1037,13 @@ void check_invariants(dom::element obj, uint32_t type, std::string_view type_nam
       is.severity = Severity::warning;
       is.message = std::string(r.inv->key) + ": " + std::string(r.inv->human) +
                    " (the narrative is whitespace only; reported as a warning)";
+    } else if (r.outcome == fhirpath::Outcome::fail &&
+               (r.inv->key == "txt-1" || r.inv->key == "txt-2")) {
+      // Name what is wrong in the XHTML, not the long invariant expression.
+      is.severity = Severity::error;
+      std::string why = fhirpath::html_problem(r.node_text);
+      is.message = std::string(r.inv->key) + ": " + std::string(r.inv->human) +
+                   (why.empty() ? std::string() : " (" + why + ")");
     } else if (r.outcome == fhirpath::Outcome::fail) {
       is.severity = Severity::error;
       is.message = std::string(r.inv->key) + ": " + std::string(r.inv->human) + " (invariant " +

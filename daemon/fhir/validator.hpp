@@ -21,6 +21,11 @@
 //                   invariants of the R4 definitions (fhirpath.hpp): a failure is an `invariant`
 //                   error naming the key, one the engine cannot evaluate a `not-supported`
 //                   warning naming it.
+//                 + the rule families on the resource alone (rules.cpp): Bundle fullUrl and
+//                   references by the fullUrl rules, urn:uuid, absolute Coding.system and
+//                   ValueSet include.system, Attachment size/hash, narrative XHTML; codes that
+//                   need a terminology server are counted per code system
+//                   (terminology_not_checked), never reported per resource nor passed in silence.
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -138,6 +143,13 @@ class Validator {
   // the lines it validated: evaluated (passed or failed), failed, and not evaluated (an expression
   // outside the engine's subset, or memberOf a value set that is not loaded; never "passed").
   static InvariantCounts invariant_counts(const Scratch& scratch);
+
+  // Codes (Coding.system + code) at strict that need an external terminology server (SNOMED CT,
+  // LOINC, RxNorm... any code system neither in the R4 core nor defined by a loaded package),
+  // accumulated in Scratch: one count per code system, sorted by system, not one warning per
+  // resource. These codes are reported as "not checked", never as valid.
+  static std::vector<std::pair<std::string, uint64_t>> terminology_not_checked(
+      const Scratch& scratch);
 
   struct Impl;
 

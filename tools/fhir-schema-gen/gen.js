@@ -164,8 +164,17 @@ const errorConstraints = (e) => (e.constraint || []).filter((c) => c.key !== 'el
 const invariants = (e) => errorConstraints(e).length;
 const invLines = [];
 const clean = (s) => s.replace(/[\t\r\n]+/g, ' ').trim();
+// Published R4 expressions that contradict their own human text, corrected as the HL7 Java
+// validator does (org.hl7.fhir.validation FHIRPathExpressionFixer) and as later FHIR versions did.
+const exprFixes = {
+  // que-12 "If there are more than one enableWhen, enableBehavior must be specified": R4 wrote
+  // count() > 2, so two enableWhen without enableBehavior passed; R4B/R5 and the Java validator
+  // use two or more.
+  'enableWhen.count() > 2 implies enableBehavior.exists()': 'enableWhen.count() >= 2 implies enableBehavior.exists()',
+};
+const fixExpr = (e) => exprFixes[clean(e)] || clean(e);
 function emitInvariants(typeName, element, list) {
-  for (const c of list) invLines.push(['I', typeName, element, c.key, clean(c.expression), clean(c.human || '')].join('\t'));
+  for (const c of list) invLines.push(['I', typeName, element, c.key, fixExpr(c.expression), clean(c.human || '')].join('\t'));
 }
 
 const typeLines = [];

@@ -141,6 +141,21 @@ TEST(CliValidate, StrictEvaluatesInvariants) {
   EXPECT_NE(so.err.find("not evaluated at structure-only"), std::string::npos) << so.err;
 }
 
+// Codes of code systems that need a terminology server are counted per system in the summary
+// (never one warning per resource, never "valid" in silence).
+TEST(CliValidate, StrictCountsCodesNotCheckedBySystem) {
+  Dir d;
+  const std::string obs =
+      R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8310-5"}]}})";
+  std::string f = d.write("obs.ndjson", obs + "\n" + obs + "\n");
+  CliRun r = run("--level strict " + f);
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_NE(r.err.find("codes not checked (need a terminology server): http://loinc.org=2"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(CliValidate, UsageErrorsExitTwo) {
   EXPECT_EQ(run("").code, 2);
   EXPECT_EQ(run("--level lenient x.ndjson").code, 2);

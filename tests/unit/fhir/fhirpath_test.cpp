@@ -33,6 +33,23 @@ constexpr std::string_view kPatient =
     R"("_gender":{"extension":[{"url":"u","valueString":"s"}]},)"
     R"("contact":[{"name":{"family":"C"}}],"deceasedBoolean":false})";
 
+// memberOf against the value sets compiled in (the R4 core's required-bound ones).
+TEST(FhirPath, MemberOfCoreValueSets) {
+  const std::string gender = "'http://hl7.org/fhir/ValueSet/administrative-gender'";
+  EXPECT_EQ(eval(kPatient, "gender.memberOf(" + gender + ")"), "[true]");
+  EXPECT_EQ(eval(kPatient, "'boy'.memberOf(" + gender + ")"), "[false]");
+  EXPECT_EQ(eval(kPatient, "gender.memberOf(" + gender.substr(0, gender.size() - 1) + "|4.0.1')"),
+            "[true]");
+  EXPECT_EQ(eval(kPatient, "nosuch.memberOf(" + gender + ")"), "[]");
+  constexpr std::string_view obs =
+      R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+      R"("category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],)"
+      R"("interpretation":[{"coding":[{"system":"http://example.org","code":"vital-signs"}]}]})";
+  const std::string cat = "'http://hl7.org/fhir/ValueSet/observation-status'";
+  EXPECT_EQ(eval(obs, "status.memberOf(" + cat + ")"), "[true]");
+  EXPECT_EQ(eval(obs, "code.memberOf(" + cat + ")"), "[false]");  // CodeableConcept, no coding
+}
+
 TEST(FhirPath, PathsAndChoices) {
   EXPECT_EQ(eval(kPatient, "name.family"), "['A', 'B']");
   EXPECT_EQ(eval(kPatient, "Patient.name.given.count()"), "[2]");
@@ -112,7 +129,7 @@ TEST(FhirPath, StringsAndRegex) {
 
 TEST(FhirPath, NotEvaluatedIsNamed) {
   EXPECT_EQ(eval(kPatient, "gender.memberOf('http://x')"),
-            "error: memberOf() needs a value set that is not loaded");
+            "error: memberOf('http://x'): the value set is not loaded");
   EXPECT_EQ(eval(kPatient, "name.frobnicate()"), "error: function frobnicate()");
   EXPECT_EQ(eval(kPatient, "%nosuchvar"), "error: %nosuchvar");
   // A huge string is not handed to the (recursive) regex engine.
