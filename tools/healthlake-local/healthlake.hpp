@@ -91,6 +91,13 @@ struct HealthLakeOptions {
   // Every job ends with this status once its import ran (its manifest and outputs are written as
   // usual), e.g. CANCEL_FAILED: a cancel was asked for, failed, and the job ran on. "": off.
   std::string final_status_override;
+  // DescribeFHIRDatastore status per data store id (--datastore-status ID=STATUS); absent: ACTIVE.
+  // A data store that is not ACTIVE refuses StartFHIRImportJob with a ValidationException (the
+  // API reference: imports go into an ACTIVE data store).
+  std::map<std::string, std::string> datastore_status;
+  // Data-access role ARNs the caller may not pass (--refuse-role ARN): StartFHIRImportJob with one
+  // is an AccessDeniedException naming iam:PassRole, as AWS answers a caller without it.
+  std::vector<std::string> refused_roles;
 };
 
 class HealthLake {
@@ -116,6 +123,7 @@ class HealthLake {
   std::string describe_job(std::string_view body);
   std::string list_jobs(std::string_view body);
   std::string describe_datastore(std::string_view body);
+  std::string datastore_status(const std::string& id) const;
   std::string job_json(const Job& j) const;
   void run_import(Job& j);
   const fe::fhir::Validator& validator(const std::string& level);

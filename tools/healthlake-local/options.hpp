@@ -5,6 +5,7 @@
 //                    [--request-log F] [--job-timing SPEC] [--session-token T]
 //                    [--min-part-size BYTES] [--fhir-package PATH]... [--require-sse-kms]
 //                    [--account ID] [--no-auth] [--client-token-ttl DUR]
+//                    [--datastore-status ID=STATUS]... [--refuse-role ARN]...
 #include <string>
 
 #include "server.hpp"
