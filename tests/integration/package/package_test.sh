@@ -114,10 +114,13 @@ uid=${BASH_REMATCH[1]}
 [ "$(grep -c '^fhir-edge:' "$root/etc/passwd")" -eq 1 ] || fail "duplicate user"
 [ "$(stat -c '%a %u' "$root/var/spool/fhir-edge")" = "2770 $uid" ] ||
   fail "watch root is $(stat -c '%a %u' "$root/var/spool/fhir-edge"), expected 2770 owned by $uid"
+# The root the shipped config watches (issue 17: check-config errs and the daemon waits without it).
+[ "$(stat -c '%a %u' "$root/var/spool/fhir-edge/epic")" = "2770 $uid" ] ||
+  fail "default watch root is $(stat -c '%a %u' "$root/var/spool/fhir-edge/epic" 2>&1), expected 2770 owned by $uid"
 gid=${BASH_REMATCH[2]}
 [ "$(stat -c '%a %u %g' "$root/etc/fhir-edge/fhir-edge.yaml")" = "640 0 $gid" ] ||
   fail "config is $(stat -c '%a %u %g' "$root/etc/fhir-edge/fhir-edge.yaml"), expected 640 root:fhir-edge"
-echo "installed into $root: user fhir-edge uid $uid, /var/spool/fhir-edge 2770, config 0640 root:fhir-edge"
+echo "installed into $root: user fhir-edge uid $uid, /var/spool/fhir-edge{,/epic} 2770, config 0640 root:fhir-edge"
 
 # --- run the installed files -----------------------------------------------------------------
 # A private mount namespace whose /usr is the installed /usr over the host's (overlayfs, read
@@ -128,6 +131,8 @@ cat >"$work/installed.sh" <<'SH'
 set -euo pipefail
 root=$1
 mount -t overlay fe-package -o "lowerdir=$root/usr:/usr" /usr
+# The installed /var/spool too, so check-config sees the watch root the package created.
+mount --bind "$root/var/spool" /var/spool
 echo "--version: $(/usr/bin/fhir-edge --version)"
 echo "check-config: $(/usr/bin/fhir-edge check-config --config "$root/etc/fhir-edge/fhir-edge.yaml" 2>&1)"
 echo "man: $(man -w fhir-edge) $(man -w healthlake-local)"

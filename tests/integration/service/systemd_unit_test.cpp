@@ -96,6 +96,14 @@ TEST(SystemdUnit, SysusersAndTmpfilesCreateUserAndWatchRoot) {
   ASSERT_TRUE(fs::is_directory(st));
   EXPECT_EQ(st.permissions() & fs::perms::mask,
             fs::perms::owner_all | fs::perms::group_all | fs::perms::set_gid);
+  // The root the shipped config watches exists, with the same mode (issue 17: it was missing).
+  std::string cfg = read_file(src + "/config/fhir-edge.yaml");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(cfg, m, std::regex("\n    watch: (/[^\n ]+)\n")));
+  auto epic = fs::status(root / fs::path(m[1].str()).relative_path());
+  ASSERT_TRUE(fs::is_directory(epic)) << m[1] << " is not created by fhir-edge.tmpfiles";
+  EXPECT_EQ(epic.permissions() & fs::perms::mask,
+            fs::perms::owner_all | fs::perms::group_all | fs::perms::set_gid);
 }
 
 }  // namespace
