@@ -372,10 +372,24 @@ void Watcher::scan_root() {
   if (root_wd_ < 0 && inotify_fd_ >= 0) {
     // Only a directory: inotify would watch a file as well, and the scans need a directory.
     struct stat st {};
-    if (::stat(opt_.root.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    int add_errno = 0;
+    if (::stat(opt_.root.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
       root_wd_ = ::inotify_add_watch(inotify_fd_, opt_.root.c_str(), kDirMask);
+      if (root_wd_ < 0) add_errno = errno;
+    }
     if (root_wd_ < 0) {
-      if (unwatched_reason_.empty()) unwatched_reason_ = root_problem(opt_.root);
+      if (unwatched_reason_.empty()) {
+        unwatched_reason_ = root_problem(opt_.root);
+        if (unwatched_reason_.empty()) {
+          // A usable directory inotify refuses (the watch limit, fs.inotify.max_user_watches):
+          // said once, like a missing root.
+          unwatched_reason_ =
+              std::string("cannot be watched: inotify_add_watch: ") + std::strerror(add_errno);
+          fe::log::warning("watch root " + opt_.root.string() + " " + unwatched_reason_ +
+                               "; nothing is taken from it until it can be watched",
+                           {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+        }
+      }
       schedule_root_check();  // still gone: look again soon
       return;
     }
