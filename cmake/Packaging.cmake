@@ -70,7 +70,8 @@ install(FILES "${_fe_pkg_src}/systemd/fhir-edge.tmpfiles" DESTINATION /usr/lib/t
 install(FILES "${_fe_pkg_src}/config/fhir-edge.yaml" DESTINATION /etc/fhir-edge
         COMPONENT daemon EXCLUDE_FROM_ALL)
 install(FILES "${_fe_pkg_out}/fhir-edge.1.gz" DESTINATION share/man/man1 COMPONENT daemon)
-file(GLOB _fe_docs CONFIGURE_DEPENDS "${_fe_pkg_src}/docs/*.md")
+# The IAM policies (docs/iam-*.json) go with the documents that explain them.
+file(GLOB _fe_docs CONFIGURE_DEPENDS "${_fe_pkg_src}/docs/*.md" "${_fe_pkg_src}/docs/iam-*.json")
 install(FILES "${_fe_pkg_src}/README.md" ${_fe_docs} DESTINATION share/doc/fhir-edge
         COMPONENT daemon)
 install(FILES "${_fe_pkg_src}/packaging/copyright" "${_fe_pkg_out}/changelog.gz"

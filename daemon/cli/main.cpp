@@ -18,6 +18,9 @@ constexpr const char* kUsage =
     "  run [--config FILE] [--log-level LEVEL]\n"
     "                               run the daemon (normally started by systemd)\n"
     "  check-config [--config FILE] check a configuration file; prints 'ok' or the errors\n"
+    "  doctor [--config FILE] [--import-probe]\n"
+    "                               check this host and the AWS access the config needs (one\n"
+    "                               line per check, with a fix hint)\n"
     "  validate [options] PATH...   validate NDJSON/JSON files at a validation level\n"
     "  status [--json]              show exports, files and import jobs from the journal\n"
     "  retry EXPORT [--reimport]    re-drive a parked or failed export once its cause is fixed\n"
@@ -37,9 +40,10 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"run", cmd_run},           {"check-config", cmd_check_config},
-    {"validate", cmd_validate}, {"status", cmd_status},
-    {"retry", cmd_retry},       {"journal", cmd_journal},
+    {"run", cmd_run},         {"check-config", cmd_check_config},
+    {"doctor", cmd_doctor},   {"validate", cmd_validate},
+    {"status", cmd_status},   {"retry", cmd_retry},
+    {"journal", cmd_journal},
 };
 
 }  // namespace

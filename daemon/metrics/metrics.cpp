@@ -134,6 +134,12 @@ std::string render(const Snapshot& s) {
   w.family("fhir_edge_journal_up", Kind::gauge,
            "1 when the journal could be read for this scrape.");
   w.sample("fhir_edge_journal_up", s.journal_up ? 1 : 0);
+  // Present from the start (0), so "a root is not watched" can alert without absent() tricks.
+  w.family("fhir_edge_watch_roots_unwatched", Kind::gauge,
+           "Watch roots not being watched (missing, unreadable or gone); the daemon looks for "
+           "them every second and /healthz names them.");
+  w.sample("fhir_edge_watch_roots_unwatched",
+           s.stats ? static_cast<double>(s.stats->unwatched_roots.size()) : 0);
 
   if (s.journal_up) {
     std::map<std::string, Aggregate> per;  // by pipeline
@@ -364,7 +370,18 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
   std::string health() const {
     if (auto r = loop_reason(); !r.empty()) return r;
     if (auto r = probe_journal(nullptr); !r.empty()) return "journal unavailable: " + r;
+    if (auto r = unwatched(); !r.empty()) return r;
     return {};
+  }
+
+  // "watch root not watched: pipeline p: /path does not exist; ..." or "".
+  std::string unwatched() const {
+    std::lock_guard lk(mu);
+    if (!stats || stats->unwatched_roots.empty()) return {};
+    std::string r = "watch root not watched: ";
+    for (size_t i = 0; i < stats->unwatched_roots.size(); ++i)
+      r += (i ? "; " : "") + stats->unwatched_roots[i];
+    return r;
   }
 
   std::string scrape() const {
@@ -383,7 +400,8 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
     std::string why = probe_journal(&s.rows);
     s.journal_up = why.empty();
     if (!s.journal_up) s.rows.clear();
-    s.ready = s.journal_up && loop_reason().empty();
+    s.ready =
+        s.journal_up && loop_reason().empty() && (!s.stats || s.stats->unwatched_roots.empty());
     s.spool_bytes = directory_bytes(spool_dir);
     s.registry = Registry::global().snapshot();
     return render(s);

@@ -392,7 +392,9 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       watch::WatchOptions wo = watch::watch_options(cfg, pipe.cfg);
       wo.pipeline = name;
       if (opt.scan_quiet) wo.scan_quiet = *opt.scan_quiet;  // tests lower it
-      fs::create_directories(pipe.cfg.watch);
+      // The root is not created here: a typo would be watched forever as an empty directory, and
+      // one created with the service's UMask shuts out the exporting system. A missing root is
+      // logged and waited for by the watcher (issue 17); the package creates the default one.
       std::string pname = name;
       pipe.watcher =
           std::make_unique<watch::Watcher>(io, wo, [weak, pname](const watch::ReadyExport& r) {
@@ -1332,7 +1334,14 @@ std::string Pipeline::status_line() const {
   return impl_->status_line();
 }
 const Stats& Pipeline::stats() const {
-  return impl_->stats;
+  auto& st = impl_->stats;
+  st.unwatched_roots.clear();
+  for (const auto& [name, pipe] : impl_->pipes)
+    if (pipe.watcher)
+      if (auto why = pipe.watcher->unwatched_reason(); !why.empty())
+        st.unwatched_roots.push_back("pipeline " + name + ": " + pipe.cfg.watch.string() + " " +
+                                     why);
+  return st;
 }
 void Pipeline::on_uploaded(std::function<void(std::int64_t)> f) {
   impl_->uploaded_hook = std::move(f);

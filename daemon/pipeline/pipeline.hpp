@@ -59,6 +59,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
@@ -129,6 +130,9 @@ struct Stats {
   std::uint64_t orphan_uploads_aborted = 0;
   // Completed objects of superseded versions deleted (or found gone) from the landing bucket.
   std::uint64_t superseded_objects_deleted = 0;
+  // Watch roots not being watched now (missing, unreadable, gone), as of the last stats() call:
+  // "pipeline <name>: <root> <why>" each. The watcher waits for them (issue 17).
+  std::vector<std::string> unwatched_roots;
 };
 
 class Pipeline : public service::Component {

@@ -1,5 +1,7 @@
 #include "watch/watcher.hpp"
 
+#include "watch/roots.hpp"
+
 #include <fnmatch.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -139,23 +141,30 @@ bool Watcher::matches(std::string_view name) const {
 }
 
 void Watcher::start() {
-  struct stat st {};
-  if (::stat(opt_.root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw std::runtime_error("watch root " + opt_.root.string() + " is not a directory" +
-                             (errno ? std::string(": ") + std::strerror(errno) : ""));
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd_ < 0)
     throw std::runtime_error(std::string("inotify_init1: ") + std::strerror(errno));
   stream_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, inotify_fd_);
-  // The root itself may be a symlink set up by the administrator; what is inside is never followed.
-  root_wd_ = ::inotify_add_watch(inotify_fd_, opt_.root.c_str(), kDirMask);
-  if (root_wd_ < 0)
-    throw std::runtime_error("inotify_add_watch " + opt_.root.string() + ": " +
-                             std::strerror(errno));
   running_ = true;
+  // A root that is missing or unreadable (not created yet, a late mount, wrong permissions) is
+  // not fatal: one warning now, then scan_root() looks for it every root_retry and starts
+  // watching when it can (issue 17). Until then watching() is false (metrics, /healthz).
+  if (auto why = root_problem(opt_.root); !why.empty()) {
+    unwatched_reason_ = why;
+    fe::log::warning("watch root " + opt_.root.string() + " " + why +
+                         "; nothing is taken from it until it can be watched (checked every " +
+                         std::to_string(opt_.root_retry.count()) + " ms)",
+                     {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+  }
   read_events();
-  scan_root();
+  // The root itself may be a symlink set up by the administrator; what is inside is never followed.
+  scan_root();  // adds the root's watch (root_wd_ is -1), or schedules the next look
   schedule_rescan();
+}
+
+std::string Watcher::unwatched_reason() const {
+  if (!running_ || root_wd_ >= 0) return "";
+  return unwatched_reason_.empty() ? "is not being watched" : unwatched_reason_;
 }
 
 void Watcher::stop() {
@@ -232,6 +241,7 @@ void Watcher::handle_buffer(const char* data, size_t size) {
           fe::log::error("watch root disappeared; waiting for it to come back",
                          {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
         root_wd_ = -1;
+        unwatched_reason_ = "disappeared (deleted or moved away)";
         schedule_root_check();
         continue;
       }
@@ -360,14 +370,35 @@ void Watcher::pending(const std::string& name, const std::string& why) {
 void Watcher::scan_root() {
   ++rescans_;
   if (root_wd_ < 0 && inotify_fd_ >= 0) {
-    root_wd_ = ::inotify_add_watch(inotify_fd_, opt_.root.c_str(), kDirMask);
+    // Only a directory: inotify would watch a file as well, and the scans need a directory.
+    struct stat st {};
+    int add_errno = 0;
+    if (::stat(opt_.root.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      root_wd_ = ::inotify_add_watch(inotify_fd_, opt_.root.c_str(), kDirMask);
+      if (root_wd_ < 0) add_errno = errno;
+    }
     if (root_wd_ < 0) {
+      if (unwatched_reason_.empty()) {
+        unwatched_reason_ = root_problem(opt_.root);
+        if (unwatched_reason_.empty()) {
+          // A usable directory inotify refuses (the watch limit, fs.inotify.max_user_watches):
+          // said once, like a missing root.
+          unwatched_reason_ =
+              std::string("cannot be watched: inotify_add_watch: ") + std::strerror(add_errno);
+          fe::log::warning("watch root " + opt_.root.string() + " " + unwatched_reason_ +
+                               "; nothing is taken from it until it can be watched",
+                           {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+        }
+      }
       schedule_root_check();  // still gone: look again soon
       return;
     }
-    fe::log::notice("watch root is back",
-                    {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+    if (!unwatched_reason_.empty())
+      fe::log::notice(ever_watched_ ? "watch root is back" : "watch root appeared; watching it",
+                      {{"PIPELINE", opt_.pipeline}, {"WATCH_ROOT", opt_.root.string()}});
+    unwatched_reason_.clear();
   }
+  ever_watched_ = true;
   std::set<std::string> present;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(opt_.root, ec)) {

@@ -47,8 +47,10 @@
 // or found at a scan), and, with settle > 0, unchanged for `settle`.
 //
 // Rescans: a full rescan at start(), after IN_Q_OVERFLOW and every `rescan_interval`, so nothing
-// is missed while the daemon was down or the queue overflowed. When the root itself is deleted or
-// moved away, it is looked for every `root_retry` until it is back, then watched and rescanned.
+// is missed while the daemon was down or the queue overflowed. When the root is missing or
+// unreadable at start() (one warning is logged), or is deleted or moved away later, it is looked
+// for every `root_retry` until it can be watched, then watched and rescanned; meanwhile
+// unwatched_reason() says why (metrics count such roots, /healthz names them).
 //
 // Output: on_ready(ReadyExport) once per distinct content: the same export is reported again
 // only when its file identities differ from those last reported (a changed export is re-taken;
@@ -125,8 +127,12 @@ class Watcher {
   Watcher& operator=(const Watcher&) = delete;
 
   // Sets up inotify and runs the first full rescan (exports already complete are reported from
-  // inside start(), through on_ready). Throws std::runtime_error when the root is unusable.
+  // inside start(), through on_ready). A missing or unreadable root is waited for (see above);
+  // throws std::runtime_error only when inotify itself cannot be set up.
   void start();
+  // "" while the root is watched (or the watcher is stopped); else why it is not ("does not
+  // exist", "is not readable by user fhir-edge (...)", "disappeared (deleted or moved away)").
+  std::string unwatched_reason() const;
   void stop();
   void rescan();  // full rescan now
 
@@ -188,6 +194,8 @@ class Watcher {
   uint64_t overflows_ = 0;
   uint64_t rescans_ = 0;
   bool running_ = false;
+  bool ever_watched_ = false;
+  std::string unwatched_reason_;
   std::shared_ptr<bool> alive_;
 };
 

@@ -210,6 +210,11 @@ std::string HealthLake::call(std::string_view op, std::string_view body, double 
                 "healthlake-local does not implement HealthLake." + std::string(op));
 }
 
+std::string HealthLake::datastore_status(const std::string& id) const {
+  auto it = opt_.datastore_status.find(id);
+  return it == opt_.datastore_status.end() ? "ACTIVE" : it->second;
+}
+
 std::string HealthLake::describe_datastore(std::string_view body) {
   simdjson::dom::parser p;
   auto e = parse_body(p, body);
@@ -222,8 +227,8 @@ std::string HealthLake::describe_datastore(std::string_view body) {
       "arn:aws:healthlake:" + opt_.region + ":" + opt_.account + ":datastore/fhir/" + id;
   return "{\"DatastoreProperties\":{\"DatastoreId\":\"" + json_escape(id) +
          "\",\"DatastoreArn\":\"" + json_escape(arn) + "\",\"DatastoreName\":\"healthlake-local-" +
-         json_escape(id) +
-         "\",\"DatastoreStatus\":\"ACTIVE\",\"CreatedAt\":" + num(epoch_seconds(created_)) +
+         json_escape(id) + "\",\"DatastoreStatus\":\"" + json_escape(datastore_status(id)) +
+         "\",\"CreatedAt\":" + num(epoch_seconds(created_)) +
          ",\"DatastoreTypeVersion\":\"R4\",\"DatastoreEndpoint\":\"https://healthlake." +
          opt_.region + ".amazonaws.com/datastore/" + json_escape(id) +
          "/r4/"
@@ -279,6 +284,16 @@ std::string HealthLake::start(std::string_view body, double now) {
   }
   if (!resources_.count(j.datastore))
     throw HlError(400, "ResourceNotFoundException", "Datastore " + j.datastore + " does not exist");
+  if (std::find(opt_.refused_roles.begin(), opt_.refused_roles.end(), j.role_arn) !=
+      opt_.refused_roles.end())
+    throw HlError(400, "AccessDeniedException",
+                  "User: arn:aws:iam::" + opt_.account +
+                      ":user/healthlake-local is not authorized to perform: iam:PassRole on "
+                      "resource: " +
+                      j.role_arn);
+  if (auto st = datastore_status(j.datastore); st != "ACTIVE")
+    throw HlError(400, "ValidationException",
+                  "Datastore " + j.datastore + " is " + st + "; imports need an ACTIVE data store");
   j.fingerprint = j.name + "\n" + j.input_uri + "\n" + j.output_uri + "\n" + j.kms_key + "\n" +
                   j.role_arn + "\n" + j.validation_level;
   if (!j.client_token.empty()) {

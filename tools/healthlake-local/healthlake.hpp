@@ -95,6 +95,13 @@ struct HealthLakeOptions {
   // whatever it was started with (the import itself still runs at the requested level), as a
   // proxy rewriting the answers would: clients must notice. "none" leaves the field out. "": off.
   std::string report_validation_level;
+  // DescribeFHIRDatastore status per data store id (--datastore-status ID=STATUS); absent: ACTIVE.
+  // A data store that is not ACTIVE refuses StartFHIRImportJob with a ValidationException (the
+  // API reference: imports go into an ACTIVE data store).
+  std::map<std::string, std::string> datastore_status;
+  // Data-access role ARNs the caller may not pass (--refuse-role ARN): StartFHIRImportJob with one
+  // is an AccessDeniedException naming iam:PassRole, as AWS answers a caller without it.
+  std::vector<std::string> refused_roles;
 };
 
 class HealthLake {
@@ -120,6 +127,7 @@ class HealthLake {
   std::string describe_job(std::string_view body);
   std::string list_jobs(std::string_view body);
   std::string describe_datastore(std::string_view body);
+  std::string datastore_status(const std::string& id) const;
   std::string job_json(const Job& j) const;
   void run_import(Job& j);
   const fe::fhir::Validator& validator(const std::string& level);

@@ -38,6 +38,12 @@ A strict local S3 + AWS HealthLake import endpoint (loopback only).
                          DescribeFHIRImportJob / ListFHIRImportJobs answer ValidationLevel L
                          (strict, structure-only, minimal; none = no field) for every job,
                          whatever it was started with; the import still runs at the level asked
+  --datastore-status ID=STATUS
+                         DescribeFHIRDatastore reports STATUS (CREATING, DELETING, DELETED,
+                         CREATE_FAILED) for data store ID, and StartFHIRImportJob into it is
+                         refused (ValidationException) unless STATUS is ACTIVE
+  --refuse-role ARN      StartFHIRImportJob with this DataAccessRoleArn is refused with
+                         AccessDeniedException (the caller lacks iam:PassRole) (repeatable)
   --account ID           12-digit account id used in ARNs (default 123456789012)
   --no-auth              accept unsigned requests (debugging only; never for tests)
   --help                 this text
@@ -131,7 +137,21 @@ ParseResult parse_options(int argc, char** argv, ServerOptions& o, std::string& 
           throw std::invalid_argument(
               "--report-validation-level: expected strict, structure-only, minimal or none, got " +
               o.healthlake.report_validation_level);
-      } else if (name == "--account") {
+      } else if (name == "--datastore-status") {
+        std::string v = value();
+        auto eq = v.find('=');
+        static const char* states[] = {"CREATING", "ACTIVE", "DELETING", "DELETED",
+                                       "CREATE_FAILED"};
+        if (eq == std::string::npos ||
+            std::find(std::begin(states), std::end(states), v.substr(eq + 1)) == std::end(states))
+          throw std::invalid_argument(
+              "--datastore-status: expected ID=CREATING|ACTIVE|DELETING|DELETED|CREATE_FAILED, "
+              "got " +
+              v);
+        o.healthlake.datastore_status[v.substr(0, eq)] = v.substr(eq + 1);
+      } else if (name == "--refuse-role")
+        o.healthlake.refused_roles.push_back(value());
+      else if (name == "--account") {
         o.healthlake.account = value();
         if (o.healthlake.account.size() != 12 ||
             o.healthlake.account.find_first_not_of("0123456789") != std::string::npos)

@@ -6,6 +6,7 @@
 //                    [--min-part-size BYTES] [--fhir-package PATH]... [--require-sse-kms]
 //                    [--account ID] [--no-auth] [--client-token-ttl DUR]
 //                    [--list-page-size N] [--final-status S] [--report-validation-level L]
+//                    [--datastore-status ID=STATUS]... [--refuse-role ARN]...
 #include <string>
 
 #include "server.hpp"

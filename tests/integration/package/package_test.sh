@@ -9,10 +9,15 @@
 # `systemd-analyze verify fhir-edge.service` (silent) and `systemd-analyze security` (exposure at
 # most 1.5) run against the installed files; finally
 # `dpkg --purge` removes everything again.
-# Usage: package_test.sh SOURCE_DIR FHIR_EDGE_EXE HEALTHLAKE_LOCAL_EXE CPACK [CMAKE]
+# hardening-check (devscripts) runs on both packaged binaries: PIE, stack protector, FORTIFY,
+# RELRO, BIND_NOW, stack clash protection and CET, as cmake/Hardening.cmake builds them. HARDENING
+# says what this build has: `all` (release builds), `nofortify` (an optimised sanitizer build:
+# FORTIFY would blind ASan), `none` (Debug builds such as debug-asan, which never ship, or
+# FHIR_EDGE_HARDENING=OFF: hardening-check is then not run, and the test says so).
+# Usage: package_test.sh SOURCE_DIR FHIR_EDGE_EXE HEALTHLAKE_LOCAL_EXE CPACK [CMAKE [HARDENING]]
 # Exit 77 (CTest: skipped) with one line saying why when a tool or root is missing.
 set -euo pipefail
-src=$1 fe_exe=$2 hl_exe=$3 cpack=$4 cmake=${5:-cmake}
+src=$1 fe_exe=$2 hl_exe=$3 cpack=$4 cmake=${5:-cmake} hardening=${6:-all}
 
 skip() {
   echo "SKIP: $*"
@@ -20,7 +25,7 @@ skip() {
 }
 [ "$(id -u)" -eq 0 ] || skip "needs root (dpkg --root with maintainer scripts, mount namespaces)"
 for tool in dpkg dpkg-deb dpkg-shlibdeps lintian unshare systemd-analyze systemd-sysusers \
-  systemd-tmpfiles apt-get man; do
+  systemd-tmpfiles apt-get man hardening-check; do
   command -v "$tool" >/dev/null || skip "$tool is not installed (scripts/bootstrap installs it)"
 done
 
@@ -81,6 +86,31 @@ grep -v '^running with root privileges' "$work/lintian.txt" | sed 's/^/lintian: 
 if grep -q '^E: ' "$work/lintian.txt"; then fail "lintian reported errors"; fi
 echo "lintian: no errors ($(grep -c '^W: ' "$work/lintian.txt" || true) warnings)"
 
+# --- hardening-check on the packaged binaries ---------------------------------------------------
+dpkg-deb -x "$deb" "$work/deb-files" && dpkg-deb -x "$tools" "$work/deb-files"
+# --nocfprotection: Debian 12's C start files (Scrt1.o, crti.o, crtn.o) carry no IBT/SHSTK
+# property, so the linker marks no Debian 12 binary for CET (not /usr/bin/ls either), whatever
+# -fcf-protection did to our own code. Every other check applies.
+case "$hardening" in
+all) hc_opts=(--nocfprotection) ;;
+nofortify)
+  hc_opts=(--nocfprotection --nofortify)
+  echo "hardening-check: FORTIFY not required (a sanitizer build; the release build has it)"
+  ;;
+none) hc_opts=() ;;
+*) fail "unknown HARDENING '$hardening'" ;;
+esac
+if [ "$hardening" = none ]; then
+  echo "hardening-check: not run (a Debug build or FHIR_EDGE_HARDENING=OFF: no hardening flags;" \
+    "ctest --preset release runs it on the release binaries)"
+else
+  for bin in usr/bin/fhir-edge usr/bin/healthlake-local; do
+    hardening-check "${hc_opts[@]}" "$work/deb-files/$bin" >"$work/hardening.txt" 2>&1 ||
+      fail "hardening-check /$bin: $(cat "$work/hardening.txt")"
+    sed "s|$work/deb-files/||" "$work/hardening.txt"
+  done
+fi
+
 # --- Depends satisfiable here (simulation: installs nothing) ------------------------------------
 apt-get -s -o Debug::NoLocking=1 install "$deb" "$tools" >"$work/apt.txt" 2>&1 ||
   fail "apt-get cannot install the packages: $(cat "$work/apt.txt")"
@@ -114,10 +144,13 @@ uid=${BASH_REMATCH[1]}
 [ "$(grep -c '^fhir-edge:' "$root/etc/passwd")" -eq 1 ] || fail "duplicate user"
 [ "$(stat -c '%a %u' "$root/var/spool/fhir-edge")" = "2770 $uid" ] ||
   fail "watch root is $(stat -c '%a %u' "$root/var/spool/fhir-edge"), expected 2770 owned by $uid"
+# The root the shipped config watches (issue 17: check-config errs and the daemon waits without it).
+[ "$(stat -c '%a %u' "$root/var/spool/fhir-edge/epic")" = "2770 $uid" ] ||
+  fail "default watch root is $(stat -c '%a %u' "$root/var/spool/fhir-edge/epic" 2>&1), expected 2770 owned by $uid"
 gid=${BASH_REMATCH[2]}
 [ "$(stat -c '%a %u %g' "$root/etc/fhir-edge/fhir-edge.yaml")" = "640 0 $gid" ] ||
   fail "config is $(stat -c '%a %u %g' "$root/etc/fhir-edge/fhir-edge.yaml"), expected 640 root:fhir-edge"
-echo "installed into $root: user fhir-edge uid $uid, /var/spool/fhir-edge 2770, config 0640 root:fhir-edge"
+echo "installed into $root: user fhir-edge uid $uid, /var/spool/fhir-edge{,/epic} 2770, config 0640 root:fhir-edge"
 
 # --- run the installed files -----------------------------------------------------------------
 # A private mount namespace whose /usr is the installed /usr over the host's (overlayfs, read
@@ -128,6 +161,8 @@ cat >"$work/installed.sh" <<'SH'
 set -euo pipefail
 root=$1
 mount -t overlay fe-package -o "lowerdir=$root/usr:/usr" /usr
+# The installed /var/spool too, so check-config sees the watch root the package created.
+mount --bind "$root/var/spool" /var/spool
 echo "--version: $(/usr/bin/fhir-edge --version)"
 echo "check-config: $(/usr/bin/fhir-edge check-config --config "$root/etc/fhir-edge/fhir-edge.yaml" 2>&1)"
 echo "man: $(man -w fhir-edge) $(man -w healthlake-local)"

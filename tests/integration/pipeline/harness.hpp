@@ -366,6 +366,8 @@ inline std::pair<std::string, std::string> split_expected(const fs::path& file,
 inline std::string config_yaml(const fs::path& root, const std::string& endpoint,
                                const std::string& extra_pipeline = "",
                                const std::string& upload = "{ part_size: auto, concurrency: 4 }") {
+  // The daemon does not create its watch root (issue 17: it waits for a missing one).
+  fs::create_directories(root / "watch");
   std::ostringstream y;
   y << "aws:\n  region: us-east-1\n  credentials: { source: env }\n"
     << "  endpoints: { s3: " << endpoint << " }\n  s3_path_style: true\n"

@@ -156,6 +156,8 @@ inline std::string config_text(const fs::path& root, int pipelines = 1,
                                const std::string& extra = "") {
   std::string y = "pipelines:\n";
   for (int i = 0; i < pipelines; ++i) {
+    // The daemon does not create its watch roots (issue 17: it waits for a missing one).
+    fs::create_directories(root / ("in" + std::to_string(i)));
     y += "  - name: p" + std::to_string(i) + "\n";
     y += "    watch: " + (root / ("in" + std::to_string(i))).string() + "\n";
     y += "    s3: { bucket: landing-bucket }\n";

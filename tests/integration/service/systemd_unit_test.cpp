@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdio>
 #include <regex>
+#include <set>
+#include <sstream>
 
 #include "harness.hpp"
 
@@ -59,6 +61,73 @@ TEST(SystemdUnit, ServiceIsNotifyTypeWithWatchdogAndReload) {
   EXPECT_THAT(unit, ::testing::ContainsRegex("\nExecStartPre=[^\n]* check-config --config "));
 }
 
+// The value of `key=` in the unit ("" when absent; the last one wins, as in systemd).
+std::string unit_value(const std::string& unit, const std::string& key) {
+  std::smatch m;
+  std::string v;
+  std::regex re("(^|\n)" + key + "=([^\n]*)");
+  for (auto it = unit.cbegin(); std::regex_search(it, unit.cend(), m, re); it = m[0].second)
+    v = m[2].str();
+  return v;
+}
+
+double seconds(const std::string& v) {  // "5s", "2min", "120"
+  std::smatch m;
+  if (!std::regex_match(v, m, std::regex("([0-9]+)(s|min)?"))) return -1;
+  return std::stod(m[1].str()) * (m[2] == "min" ? 60 : 1);
+}
+
+// Issue 17 item 5: a bad config must not restart the service forever. systemd cannot run as PID 1
+// here, so this runs the unit's own ExecStartPre= and ExecStart= command lines (binary and config
+// path replaced) on a broken config and applies systemd's rules to the exit codes they give:
+// RestartPreventExitStatus= stops restarts after the main process exits 2 (`run`); it does not
+// look at ExecStartPre= (systemd compares the main process's status only), so the start limit must
+// trip: StartLimitBurst= starts, RestartSec= apart, fit inside StartLimitIntervalSec=.
+TEST(SystemdUnit, BadConfigCannotRestartForever) {
+  TempDir dir;
+  std::string unit = read_file(unit_for_build(dir.path()));
+  fs::path bad = dir.path() / "bad.yaml";
+  write_file(bad, config_text(dir.path()) + "upload: { concurrency: 999 }\n");
+  fs::permissions(bad, fs::perms::owner_read | fs::perms::owner_write);
+  auto command = [&](const std::string& key) {
+    std::string line = unit_value(unit, key);
+    std::string from = "/etc/fhir-edge/fhir-edge.yaml";
+    auto p = line.find(from);
+    EXPECT_NE(p, std::string::npos) << key << "=" << line;
+    if (p != std::string::npos) line.replace(p, from.size(), bad.string());
+    return line;
+  };
+  std::set<int> prevent;
+  std::istringstream codes(unit_value(unit, "RestartPreventExitStatus"));
+  for (std::string c; codes >> c;) prevent.insert(std::stoi(c));
+
+  auto pre = run(command("ExecStartPre"), dir.path());
+  EXPECT_EQ(pre.code, 2) << pre.err;
+  EXPECT_THAT(pre.err, ::testing::HasSubstr("concurrency"));
+  auto main = run("JOURNAL_STREAM= " + command("ExecStart"), dir.path());
+  EXPECT_EQ(main.code, 2) << main.err;
+  EXPECT_TRUE(prevent.count(main.code))
+      << "run exits " << main.code << " on a bad config; RestartPreventExitStatus="
+      << unit_value(unit, "RestartPreventExitStatus") << " does not stop the restarts";
+
+  EXPECT_EQ(unit_value(unit, "Restart"), "on-failure");
+  const double restart_sec = seconds(unit_value(unit, "RestartSec"));
+  const double interval = seconds(unit_value(unit, "StartLimitIntervalSec"));
+  const std::string burst_text = unit_value(unit, "StartLimitBurst");
+  ASSERT_FALSE(burst_text.empty()) << "no StartLimitBurst=";
+  const int burst = std::stoi(burst_text);
+  ASSERT_GT(restart_sec, 0);
+  ASSERT_GT(interval, 0) << "no StartLimitIntervalSec=";
+  // The ExecStartPre= path: every attempt fails at once, so `burst` starts take about
+  // (burst - 1) * RestartSec, which must be inside the interval for the limit to trip.
+  EXPECT_LT((burst - 1) * restart_sec, interval);
+  EXPECT_LE(burst, 10);
+  // Both keys are [Unit] keys (systemd ignores them with a warning in [Service]).
+  auto service_at = unit.find("\n[Service]");
+  EXPECT_LT(unit.find("\nStartLimitIntervalSec="), service_at);
+  EXPECT_LT(unit.find("\nStartLimitBurst="), service_at);
+}
+
 TEST(SystemdUnit, SecurityExposureAtMostOnePointFive) {
   if (!have("systemd-analyze")) GTEST_SKIP() << "systemd-analyze is not installed";
   TempDir dir;
@@ -95,6 +164,14 @@ TEST(SystemdUnit, SysusersAndTmpfilesCreateUserAndWatchRoot) {
   auto st = fs::status(root / "var/spool/fhir-edge");
   ASSERT_TRUE(fs::is_directory(st));
   EXPECT_EQ(st.permissions() & fs::perms::mask,
+            fs::perms::owner_all | fs::perms::group_all | fs::perms::set_gid);
+  // The root the shipped config watches exists, with the same mode (issue 17: it was missing).
+  std::string cfg = read_file(src + "/config/fhir-edge.yaml");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(cfg, m, std::regex("\n    watch: (/[^\n ]+)\n")));
+  auto epic = fs::status(root / fs::path(m[1].str()).relative_path());
+  ASSERT_TRUE(fs::is_directory(epic)) << m[1] << " is not created by fhir-edge.tmpfiles";
+  EXPECT_EQ(epic.permissions() & fs::perms::mask,
             fs::perms::owner_all | fs::perms::group_all | fs::perms::set_gid);
 }
 
