@@ -29,7 +29,8 @@ constexpr const char* kHelp =
     "  --level L          minimal | structure-only | strict (default structure-only);\n"
     "                     the AWS HealthLake ValidationLevel values\n"
     "  --package P        FHIR package (directory or .tgz) with profiles for strict; repeatable\n"
-    "  --format F         text (default): file:line: severity path: message\n"
+    "  --format F         text (default): file:line: severity path: message; identical\n"
+    "                     warnings once, after the resources, with their count (x N)\n"
     "                     json: one OperationOutcome per invalid resource (NDJSON) on stdout\n"
     "  --max-errors N     stop reporting after N invalid resources (counting continues)\n"
     "  --max-line-bytes N line size limit (default 67108864)\n"
@@ -176,6 +177,18 @@ int cmd_validate(Args args) {
   uint64_t resources = 0, valid = 0, invalid = 0, blank = 0, bytes = 0, reported = 0;
   int unreadable = 0;
   std::map<std::string, uint64_t> by_code;
+  // Text output: identical warnings (same code and message, e.g. a profile that is not loaded,
+  // on every resource declaring it) are held and printed once after the resources, at their
+  // first location, with "(x N)" when repeated, so they do not drown the errors. Bounded by
+  // kMaxHeldWarnings distinct ones (further distinct warnings are printed as they come). The
+  // JSON output and the counts keep every issue.
+  constexpr size_t kMaxHeldWarnings = 1000;
+  struct HeldWarning {
+    std::string first;  // formatted line of the first occurrence, with its '\n'
+    uint64_t count = 0;
+  };
+  std::map<std::pair<std::string, std::string>, size_t> held_ix;
+  std::vector<HeldWarning> held;
   size_t file_ix = 0;
   for (const auto& f : files) {
     file_ix++;
@@ -190,7 +203,27 @@ int cmd_validate(Args args) {
         if (json) {
           if (!r.valid()) std::printf("%s\n", fhir::to_operation_outcome(r, name).c_str());
         } else {
-          std::fputs(fhir::to_text(r, name).c_str(), stdout);
+          fhir::Result rest = r;
+          rest.issues.clear();
+          for (const fhir::Issue& i : r.issues) {
+            if (i.severity == fhir::Severity::warning) {
+              auto key = std::make_pair(i.code, i.message);
+              if (auto it = held_ix.find(key); it != held_ix.end()) {
+                held[it->second].count++;
+                continue;
+              }
+              if (held.size() < kMaxHeldWarnings) {
+                fhir::Result one;
+                one.issues.push_back(i);
+                held_ix.emplace(std::move(key), held.size());
+                held.push_back(HeldWarning{fhir::to_text(one, name), 1});
+                continue;
+              }
+            }
+            rest.issues.push_back(i);
+          }
+          if (!rest.issues.empty() || rest.truncated)
+            std::fputs(fhir::to_text(rest, name).c_str(), stdout);
         }
       }
       return true;
@@ -223,6 +256,13 @@ int cmd_validate(Args args) {
     blank += s.blank;
     bytes += s.bytes;
     for (auto& [c, n] : s.by_code) by_code[c] += n;
+  }
+  for (HeldWarning& w : held) {
+    if (w.count > 1) {
+      w.first.pop_back();  // the '\n'
+      w.first += " (x " + std::to_string(w.count) + ")\n";
+    }
+    std::fputs(w.first.c_str(), stdout);
   }
   std::fflush(stdout);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

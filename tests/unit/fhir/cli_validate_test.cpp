@@ -156,6 +156,35 @@ TEST(CliValidate, StrictCountsCodesNotCheckedBySystem) {
       << r.err;
 }
 
+// Identical warnings (same code and message: a profile that is not loaded, on every resource
+// declaring it) are printed once in the text output, after the resources, at their first
+// location with their count; errors
+// stay one line each, and the JSON output keeps every issue of the resources it reports.
+TEST(CliValidate, IdenticalWarningsArePrintedOnceWithACount) {
+  Dir d;
+  const std::string warned =
+      R"({"resourceType":"Patient","meta":{"profile":["http://example.org/p"]},"gender":"male"})";
+  const std::string bad =
+      R"({"resourceType":"Patient","meta":{"profile":["http://example.org/p"]},"gender":"boy"})";
+  std::string f = d.write("w.ndjson", warned + "\n" + warned + "\n" + bad + "\n" + warned + "\n");
+  CliRun r = run("--level strict " + f);
+  EXPECT_EQ(r.code, 1) << r.err;
+  const std::string w =
+      f + ":1: warning Patient.meta.profile: profile http://example.org/p is not loaded";
+  const size_t at = r.out.find(w);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("validated against R4 only (x 4)\n", at), std::string::npos) << r.out;
+  size_t n = 0;
+  for (size_t p = 0; (p = r.out.find("http://example.org/p", p)) != std::string::npos; p++) n++;
+  EXPECT_EQ(n, 1u) << r.out;
+  EXPECT_NE(r.out.find(f + ":3: error Patient.gender: code 'boy'"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("not-supported=4"), std::string::npos) << r.err;
+  CliRun j = run("--level strict --format json " + f);
+  EXPECT_NE(j.out.find("http://example.org/p"), std::string::npos) << j.out;  // the invalid one's
+  CliRun one = run("--level strict " + d.write("one.ndjson", warned + "\n"));
+  EXPECT_EQ(one.out.find("(x "), std::string::npos) << one.out;  // a single one has no count
+}
+
 TEST(CliValidate, UsageErrorsExitTwo) {
   EXPECT_EQ(run("").code, 2);
   EXPECT_EQ(run("--level lenient x.ndjson").code, 2);
