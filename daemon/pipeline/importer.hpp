@@ -198,7 +198,7 @@ class Importer {
   // DescribeFHIRDatastore for every configured data store; `done` gets one message per store
   // that is not ACTIVE or cannot be described (empty: all ACTIVE). Problems are also logged.
   void check_datastores(std::function<void(std::vector<std::string> problems)> done);
-  // An export reached `uploaded` (Pipeline::on_uploaded), or was unparked: start/continue it.
+  // An export reached `uploaded` (the pipeline kicks it), or was unparked: start/continue it.
   void kick(std::int64_t export_id);
   // At start-up: every export in uploaded, import_starting or importing, oldest first.
   void resume();

@@ -181,7 +181,7 @@ std::string restart_fingerprint(const config::Config& c) {
 // ------------------------------------------------------------------ Impl
 
 struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
-  enum class Phase { digest, spooling, uploading, waiting };
+  enum class Phase { spooling, uploading, waiting };
 
   // One export being worked on (control thread only).
   struct Run {
@@ -246,7 +246,6 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
   bool quota_full_logged = false;
   bool evict_timer_armed = false;
   Stats stats;
-  std::function<void(std::int64_t)> uploaded_hook;
 
   Impl(asio::io_context& io_, const config::Config& c, Options o)
       : io(io_), cfg(c), opt(std::move(o)) {}
@@ -1097,7 +1096,6 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
       runs.erase(run->id);
       changed();
       if (importer) importer->kick(run->id);
-      if (uploaded_hook) uploaded_hook(run->id);
     } catch (const std::exception& e) {
       schedule_retry(run, e.what());
     }
@@ -1342,14 +1340,6 @@ const Stats& Pipeline::stats() const {
         st.unwatched_roots.push_back("pipeline " + name + ": " + pipe.cfg.watch.string() + " " +
                                      why);
   return st;
-}
-void Pipeline::on_uploaded(std::function<void(std::int64_t)> f) {
-  impl_->uploaded_hook = std::move(f);
-}
-
-std::shared_ptr<service::Component> make_pipeline(asio::io_context& io,
-                                                  const config::Config& config, Options options) {
-  return std::make_shared<Pipeline>(io, config, std::move(options));
 }
 
 }  // namespace fe::pipeline

@@ -156,19 +156,10 @@ class Pipeline : public service::Component {
 
   const Stats& stats() const;
 
-  // after_upload (keep | delete | move:DIR) hook: issue 7 applies the policy after the import; the
-  // pipeline calls this (if set) on the control thread when an export reaches `uploaded`.
-  void on_uploaded(std::function<void(std::int64_t export_id)> f);
-
   struct Impl;
 
  private:
   std::shared_ptr<Impl> impl_;
 };
-
-// The factory `fhir-edge run` uses: service.add(fe::pipeline::make_pipeline(service.io(), cfg)).
-std::shared_ptr<service::Component> make_pipeline(boost::asio::io_context& io,
-                                                  const config::Config& config,
-                                                  Options options = {});
 
 }  // namespace fe::pipeline

@@ -190,11 +190,6 @@ void Watcher::rescan() {
   if (running_) scan_root();
 }
 
-void Watcher::forget(const std::string& name) {
-  for (auto& [k, t] : exports_)
-    if (k == name || (t->single_file && stem_of(k) == name)) t->reported.reset();
-}
-
 void Watcher::read_events() {
   std::weak_ptr<bool> alive = alive_;
   stream_->async_read_some(

@@ -142,8 +142,6 @@ class Watcher {
   void on_pending(std::function<void(const std::string& name, const std::string& why)> f) {
     on_pending_ = std::move(f);
   }
-  // Forget what was reported for an export (e.g. after its sources were deleted or moved).
-  void forget(const std::string& name);
 
   uint64_t overflows() const { return overflows_; }
   uint64_t rescans() const { return rescans_; }

@@ -50,6 +50,6 @@ int main(int argc, char** argv) {
   }
   fe::service::Service service(sopt, *loaded.config);
   svc = &service;
-  service.add(fe::pipeline::make_pipeline(service.io(), *loaded.config, popt));
+  service.add(std::make_shared<fe::pipeline::Pipeline>(service.io(), *loaded.config, popt));
   return service.run();
 }
