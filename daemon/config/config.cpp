@@ -913,7 +913,8 @@ void read_pipeline(Checker& c, const Item& it, Pipeline& p, PipelineMarks& marks
     const Item* li = m.get("validation_level");
     c.warning(li ? li->mark : it.mark, it.path + ".validation_level",
               "strict with no fhir_packages checks meta.profile only against the built-in US "
-              "Core 3.1.0 (also answering |3.1.1, HealthLake's default); profiles of other guides "
+              "Core 3.1.0 (also answering |3.1.1, HealthLake's default) and R4 core profiles "
+              "(vitalsigns...); profiles of other guides "
               "or US Core versions (4.0.0, 5.0.1, 6.1.0, 7.0.0) are reported as not checked: add "
               "their packages to fhir_packages");
   }

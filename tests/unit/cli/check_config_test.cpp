@@ -147,7 +147,9 @@ TEST_F(CheckConfig, StrictWithoutPackagesWarnsWhatIsChecked) {
   auto p = write(
       "pipelines:\n"
       "  - name: epic\n"
-      "    watch: /data/epic\n"
+      "    watch: " +
+      dir_.string() +
+      "\n"
       "    validation_level: strict\n"
       "    s3: { bucket: landing-bucket }\n"
       "    healthlake:\n"
@@ -162,14 +164,17 @@ TEST_F(CheckConfig, StrictWithoutPackagesWarnsWhatIsChecked) {
   EXPECT_EQ(r.err, "warning: " + p.string() +
                        ":4:23: pipelines[0].validation_level: strict with no fhir_packages checks "
                        "meta.profile only against the built-in US Core 3.1.0 (also answering "
-                       "|3.1.1, HealthLake's default); profiles of other guides or US Core "
+                       "|3.1.1, HealthLake's default) and R4 core profiles (vitalsigns...); "
+                       "profiles of other guides or US Core "
                        "versions (4.0.0, 5.0.1, 6.1.0, 7.0.0) are reported as not checked: add "
                        "their packages to fhir_packages\n");
   // With a package, or at structure-only, nothing to warn about.
   auto q = write(
       "pipelines:\n"
       "  - name: epic\n"
-      "    watch: /data/epic\n"
+      "    watch: " +
+      dir_.string() +
+      "\n"
       "    validation_level: strict\n"
       "    fhir_packages: [/usr/share/fhir/hl7.fhir.us.core-6.1.0.tgz]\n"
       "    s3: { bucket: landing-bucket }\n"
