@@ -78,9 +78,23 @@ TEST(UplinkReload, SighupAppliesBandwidthLimitAndScheduleToTheRunningEngine) {
   log = read_file(f.log);
   EXPECT_EQ(count(log, "upload bandwidth limit changed BANDWIDTH_LIMIT=unlimited"), 1) << log;
 
-  // The watcher's settings are fixed at start: refused, the old configuration stays.
+  // The watcher's settings are fixed at start: refused, naming the key; the old config stays.
   f.write(f.text("{ bandwidth_limit: 3MiB/s }", "watch: { rescan_interval: 10s }\n"));
-  EXPECT_THAT(f.reload(*d), HasSubstr("restart fhir-edge to apply"));
+  EXPECT_THAT(f.reload(*d), HasSubstr("watch.rescan_interval changed: restart fhir-edge to apply"));
+
+  // So are the importer's and after_upload's (they were once "reloaded" with no effect).
+  f.write(f.text("{ bandwidth_limit: 3MiB/s }", "import: { poll_min: 2s, poll_max: 3s }\n"));
+  EXPECT_THAT(f.reload(*d), HasSubstr("import.poll_min changed: restart fhir-edge to apply"));
+  std::string moved = f.text("{ bandwidth_limit: 3MiB/s }");
+  const std::string kms = "      output_kms_key_id: alias/healthlake\n";
+  moved.replace(moved.find(kms), kms.size(), kms + "    after_upload: delete\n");
+  f.write(moved);
+  EXPECT_THAT(f.reload(*d), HasSubstr("pipelines[p0].after_upload changed"));
+  std::string role = f.text("{ bandwidth_limit: 3MiB/s }");
+  const std::string arn = "role/Import\n";
+  role.replace(role.find(arn), arn.size(), "role/Other\n");
+  f.write(role);
+  EXPECT_THAT(f.reload(*d), HasSubstr("pipelines[p0].healthlake.data_access_role_arn changed"));
 
   d->signal(SIGTERM);
   EXPECT_EQ(d->wait(), 0) << read_file(f.log);
