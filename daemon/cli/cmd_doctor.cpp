@@ -48,6 +48,7 @@
 #include "aws/s3.hpp"
 #include "cli/commands.hpp"
 #include "config/config.hpp"
+#include "pipeline/aws_settings.hpp"
 #include "service/log.hpp"
 #include "spool/spool.hpp"
 #include "watch/roots.hpp"
@@ -220,28 +221,6 @@ std::pair<std::string, std::string> split_s3_uri(std::string_view uri) {
 
 std::string s3_arn(const std::string& bucket, const std::string& prefix) {
   return "arn:aws:s3:::" + bucket + (prefix.empty() ? "/*" : "/" + prefix + "/*");
-}
-
-fe::aws::CredentialSourceKind to_kind(fe::config::CredentialSource s) {
-  using C = fe::config::CredentialSource;
-  using K = fe::aws::CredentialSourceKind;
-  switch (s) {
-    case C::env:
-      return K::env;
-    case C::profile:
-      return K::profile;
-    case C::process:
-      return K::process;
-    case C::imds:
-      return K::imds;
-    case C::container:
-      return K::container;
-    case C::systemd:
-      return K::systemd;
-    case C::automatic:
-      break;
-  }
-  return K::automatic;
 }
 
 // ---- local checks -------------------------------------------------------------------------
@@ -540,9 +519,7 @@ int fe::cli::cmd_doctor(Args args) {
   check_state(cfg, rep);
 
   // Credentials, as the daemon resolves them.
-  fe::aws::CredentialsOptions co;
-  co.source = to_kind(cfg.aws.credential_source);
-  co.profile = cfg.aws.profile;
+  fe::aws::CredentialsOptions co = fe::pipeline::credentials_options(cfg);
   co.proxy = cfg.aws.proxy;
   if (cfg.aws.ca_bundle) co.ca_bundle = cfg.aws.ca_bundle->string();
   auto provider = std::make_unique<fe::aws::CredentialsProvider>(co);
@@ -573,15 +550,7 @@ int fe::cli::cmd_doctor(Args args) {
     rep.skip("AWS checks", "no credentials");
   } else {
     Ctx c;
-    fe::aws::ClientConfig cc;
-    cc.region = cfg.aws.region ? *cfg.aws.region
-                               : fe::aws::resolve_region(co).value_or(std::string("us-east-1"));
-    cc.s3_endpoint = cfg.aws.endpoints.s3;
-    cc.healthlake_endpoint = cfg.aws.endpoints.healthlake;
-    cc.s3_path_style = cfg.aws.s3_path_style;
-    cc.http.proxy = cfg.aws.proxy;
-    cc.http.no_proxy = cfg.aws.no_proxy;
-    if (cfg.aws.ca_bundle) cc.http.ca_bundle = cfg.aws.ca_bundle->string();
+    fe::aws::ClientConfig cc = fe::pipeline::client_config(cfg, co);
     // A check, not a transfer: answer within seconds rather than retrying for minutes.
     cc.max_attempts = 2;
     cc.http.connect_timeout = std::chrono::seconds(5);

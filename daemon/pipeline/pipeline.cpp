@@ -21,6 +21,7 @@
 #include "fhir/validator.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
+#include "pipeline/aws_settings.hpp"
 #include "pipeline/importer.hpp"
 #include "pipeline/spooler.hpp"
 #include "service/log.hpp"
@@ -97,28 +98,6 @@ std::string report_key(std::string_view prefix, std::string_view export_name) {
 }
 
 namespace {
-
-aws::CredentialSourceKind to_kind(config::CredentialSource s) {
-  using C = config::CredentialSource;
-  using K = aws::CredentialSourceKind;
-  switch (s) {
-    case C::automatic:
-      return K::automatic;
-    case C::env:
-      return K::env;
-    case C::profile:
-      return K::profile;
-    case C::process:
-      return K::process;
-    case C::imds:
-      return K::imds;
-    case C::container:
-      return K::container;
-    case C::systemd:
-      return K::systemd;
-  }
-  return K::automatic;
-}
 
 // upload.bandwidth_schedule in the HTTP engine's form (unlimited = 0 on both sides).
 std::vector<aws::BandwidthWindow> bandwidth_schedule(const config::Upload& u) {
@@ -312,18 +291,8 @@ struct Pipeline::Impl : std::enable_shared_from_this<Impl> {
     pool = std::make_unique<asio::thread_pool>(std::max(1, opt.worker_threads));
     reader = std::make_unique<asio::thread_pool>(1);
 
-    aws::CredentialsOptions co;
-    co.source = to_kind(cfg.aws.credential_source);
-    co.profile = cfg.aws.profile;
-    aws::ClientConfig cc;
-    cc.region = cfg.aws.region ? *cfg.aws.region
-                               : aws::resolve_region(co).value_or(std::string("us-east-1"));
-    cc.s3_endpoint = cfg.aws.endpoints.s3;
-    cc.healthlake_endpoint = cfg.aws.endpoints.healthlake;
-    cc.s3_path_style = cfg.aws.s3_path_style;
-    cc.http.proxy = cfg.aws.proxy;
-    cc.http.no_proxy = cfg.aws.no_proxy;
-    if (cfg.aws.ca_bundle) cc.http.ca_bundle = cfg.aws.ca_bundle->string();
+    aws::CredentialsOptions co = credentials_options(cfg);
+    aws::ClientConfig cc = client_config(cfg, co);
     if (cfg.upload.bandwidth_limit) cc.http.max_send_bytes_per_second = *cfg.upload.bandwidth_limit;
     cc.http.bandwidth_schedule = bandwidth_schedule(cfg.upload);
     cc.http.max_per_endpoint = static_cast<std::size_t>(cfg.upload.concurrency) + 4;
