@@ -76,6 +76,10 @@ install(FILES "${_fe_pkg_src}/README.md" ${_fe_docs} DESTINATION share/doc/fhir-
         COMPONENT daemon)
 install(FILES "${_fe_pkg_src}/packaging/copyright" "${_fe_pkg_out}/changelog.gz"
         DESTINATION share/doc/fhir-edge COMPONENT daemon EXCLUDE_FROM_ALL)
+# Prometheus alert rules and a Grafana dashboard (docs/metrics.md), ready to point at.
+install(FILES "${_fe_pkg_src}/packaging/fhir-edge.rules.yml"
+              "${_fe_pkg_src}/packaging/grafana/fhir-edge-dashboard.json"
+        DESTINATION share/fhir-edge COMPONENT daemon)
 
 # --- tools component: fhir-edge-tools ----------------------------------------------------
 install(FILES "${_fe_pkg_out}/healthlake-local.1.gz" DESTINATION share/man/man1 COMPONENT tools)

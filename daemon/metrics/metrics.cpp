@@ -1,7 +1,10 @@
 #include "metrics/metrics.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -10,12 +13,15 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -97,6 +103,9 @@ struct Aggregate {
   std::map<journal::ExportState, double> by_state;
   double files = 0, valid = 0, rejected = 0, source = 0, spooled = 0, uploaded = 0;
   std::optional<journal::TimeMs> last_import;
+  // Exports not in a terminal state (parked ones included: they wait for a person).
+  std::optional<journal::TimeMs> oldest_pending;
+  double backlog_bytes = 0;  // their source bytes
 };
 
 }  // namespace
@@ -116,6 +125,44 @@ std::optional<std::uint64_t> directory_bytes(const std::filesystem::path& dir) {
     }
   }
   return total;
+}
+
+std::optional<ProcessStats> read_process_stats() {
+  // /proc/self/stat: the second field is "(comm)", which may hold spaces and ')', so fields are
+  // counted from the last ')'. proc(5): utime 14, stime 15, starttime 22 (clock ticks after
+  // boot), vsize 23 (bytes), rss 24 (pages).
+  std::ifstream in("/proc/self/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 1));
+  std::vector<std::string> f;  // f[0] is field 3 (state)
+  for (std::string x; rest >> x;) f.push_back(x);
+  if (f.size() < 22) return std::nullopt;
+  auto field = [&](int n) { return std::strtod(f[static_cast<size_t>(n - 3)].c_str(), nullptr); };
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  if (ticks <= 0 || page <= 0) return std::nullopt;
+  double boot_time = 0;
+  {
+    std::ifstream st("/proc/stat");
+    for (std::string l; std::getline(st, l);)
+      if (l.rfind("btime ", 0) == 0) boot_time = std::strtod(l.c_str() + 6, nullptr);
+  }
+  ProcessStats p;
+  p.cpu_seconds = (field(14) + field(15)) / ticks;
+  p.start_time_seconds = boot_time + field(22) / ticks;
+  p.virtual_memory_bytes = field(23);
+  p.resident_memory_bytes = field(24) * page;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    p.open_fds += 1;
+  if (p.open_fds > 0) p.open_fds -= 1;  // the iterator's own descriptor
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) p.max_fds = static_cast<double>(rl.rlim_cur);
+  return p;
 }
 
 std::string render(const Snapshot& s) {
@@ -156,6 +203,11 @@ std::string render(const Snapshot& s) {
       a.source += static_cast<double>(r.row.bytes_source);
       a.spooled += static_cast<double>(r.row.bytes_spooled);
       a.uploaded += static_cast<double>(r.row.bytes_uploaded);
+      if (!journal::is_terminal(r.row.state)) {
+        if (!a.oldest_pending || r.row.created_at < *a.oldest_pending)
+          a.oldest_pending = r.row.created_at;
+        a.backlog_bytes += static_cast<double>(r.row.bytes_source);
+      }
       if (r.row.state == journal::ExportState::imported) {
         auto t = r.row.finished_at.value_or(r.row.updated_at);
         if (!a.last_import || t > *a.last_import) a.last_import = t;
@@ -203,16 +255,26 @@ std::string render(const Snapshot& s) {
              "HealthLake import jobs of the exports in the journal, by last known job status "
              "(STARTING: requested, no answer recorded yet).");
     for (const auto& [st, n] : jobs) w.sample("fhir_edge_import_jobs", {{"status", st}}, n);
-    bool any_import = false;
-    for (const auto& [p, a] : per) any_import = any_import || a.last_import.has_value();
-    if (any_import) {
-      w.family("fhir_edge_last_successful_import_timestamp_seconds", Kind::gauge,
-               "Unix time when the newest export of the pipeline reached imported.");
-      for (const auto& [p, a] : per)
-        if (a.last_import)
-          w.sample("fhir_edge_last_successful_import_timestamp_seconds", {{"pipeline", p}},
-                   to_seconds(*a.last_import));
+    // Present (0) before the first import, so "no import for 24 h" can fire on a gateway that
+    // never imported, without absent() tricks.
+    w.family("fhir_edge_last_successful_import_timestamp_seconds", Kind::gauge,
+             "Unix time when the newest export of the pipeline reached imported (0: never).");
+    for (const auto& [p, a] : per)
+      w.sample("fhir_edge_last_successful_import_timestamp_seconds", {{"pipeline", p}},
+               a.last_import ? to_seconds(*a.last_import) : 0);
+    w.family("fhir_edge_oldest_pending_export_age_seconds", Kind::gauge,
+             "Age of the oldest export of the pipeline that is not finished (parked included); "
+             "0 when none is pending.");
+    for (const auto& [p, a] : per) {
+      double age = 0;
+      if (a.oldest_pending && s.now_seconds > 0)
+        age = std::max(0.0, s.now_seconds - to_seconds(*a.oldest_pending));
+      w.sample("fhir_edge_oldest_pending_export_age_seconds", {{"pipeline", p}}, age);
     }
+    w.family("fhir_edge_backlog_bytes", Kind::gauge,
+             "Source bytes of the pipeline's exports that are not finished (parked included).");
+    for (const auto& [p, a] : per)
+      w.sample("fhir_edge_backlog_bytes", {{"pipeline", p}}, a.backlog_bytes);
   }
 
   if (s.spool_bytes) {
@@ -268,6 +330,23 @@ std::string render(const Snapshot& s) {
                h != registry_help().end() ? h->second : std::string("fhir-edge process metric."));
     }
     w.sample(series.name, series.labels, series.value);
+  }
+  if (s.process) {
+    const auto& p = *s.process;
+    w.family("process_cpu_seconds_total", Kind::counter,
+             "Total user and system CPU time spent in seconds.");
+    w.sample("process_cpu_seconds_total", p.cpu_seconds);
+    w.family("process_resident_memory_bytes", Kind::gauge, "Resident memory size in bytes.");
+    w.sample("process_resident_memory_bytes", p.resident_memory_bytes);
+    w.family("process_virtual_memory_bytes", Kind::gauge, "Virtual memory size in bytes.");
+    w.sample("process_virtual_memory_bytes", p.virtual_memory_bytes);
+    w.family("process_start_time_seconds", Kind::gauge,
+             "Start time of the process since unix epoch in seconds.");
+    w.sample("process_start_time_seconds", p.start_time_seconds);
+    w.family("process_open_fds", Kind::gauge, "Number of open file descriptors.");
+    w.sample("process_open_fds", p.open_fds);
+    w.family("process_max_fds", Kind::gauge, "Maximum number of open file descriptors.");
+    w.sample("process_max_fds", p.max_fds);
   }
   return w.text();
 }
@@ -404,6 +483,9 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
         s.journal_up && loop_reason().empty() && (!s.stats || s.stats->unwatched_roots.empty());
     s.spool_bytes = directory_bytes(spool_dir);
     s.registry = Registry::global().snapshot();
+    s.now_seconds =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    s.process = read_process_stats();
     return render(s);
   }
 

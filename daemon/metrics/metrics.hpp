@@ -51,6 +51,19 @@ struct Options {
 };
 
 // Everything one scrape shows, gathered before formatting (exposed for tests).
+// The standard process collector's numbers (Prometheus client libraries' process_* metrics),
+// read from /proc/self: a dashboard or alert written for any exporter works here too.
+struct ProcessStats {
+  double cpu_seconds = 0;  // user + system
+  double resident_memory_bytes = 0;
+  double virtual_memory_bytes = 0;
+  double start_time_seconds = 0;  // Unix time
+  double open_fds = 0;
+  double max_fds = 0;  // RLIMIT_NOFILE soft limit
+};
+// nullopt when /proc/self/stat cannot be read or parsed.
+std::optional<ProcessStats> read_process_stats();
+
 struct Snapshot {
   std::string version;
   double start_time_seconds = 0;
@@ -63,6 +76,11 @@ struct Snapshot {
   std::uint64_t spool_quota_bytes = 0;
   std::optional<pipeline::Stats> stats;  // nullopt until the first heartbeat
   std::vector<Series> registry;          // Registry::global().snapshot()
+  // Wall-clock time of the scrape (Unix seconds): the age of the oldest pending export.
+  double now_seconds = 0;
+  // The process_* collector metrics every Prometheus client library exports; nullopt where
+  // /proc cannot be read.
+  std::optional<ProcessStats> process;
 };
 
 // The exposition text of a snapshot.

@@ -3,8 +3,10 @@
 // metrics are off, and a clear error for a port in use. Real sockets on 127.0.0.1, a real journal,
 // a real second process holding the SQLite lock.
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -346,6 +348,8 @@ TEST(MetricsRender, AggregatesJournalRowsPerPipelineAndJobStatus) {
     r.row.resources_valid = valid;
     r.row.resources_rejected = 1;
     r.row.finished_at = fin;
+    r.row.bytes_source = 1000;
+    r.row.created_at = 1'700'000'000'000;
     if (job) {
       fe::journal::ImportJobRow j;
       j.status = *job;
@@ -357,24 +361,39 @@ TEST(MetricsRender, AggregatesJournalRowsPerPipelineAndJobStatus) {
   s.rows.push_back(row("a", ExportState::imported, 5, 1'700'000'100'250, "COMPLETED"));
   s.rows.push_back(row("a", ExportState::importing, 7, std::nullopt, ""));
   s.rows.push_back(row("gone", ExportState::parked, 1, std::nullopt, "SOMETHING_NEW"));
+  auto newer = row("a", ExportState::uploading, 1, std::nullopt, std::nullopt);
+  newer.row.created_at = 1'700'000'050'000;
+  s.rows.push_back(newer);
+  s.now_seconds = 1'700'000'200;
+  s.process = fe::metrics::ProcessStats{1.5, 4096, 8192, 1'699'999'000, 7, 1024};
   auto text = fe::metrics::render(s);
   auto has = [&](const std::string& line) {
     EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line << "\n" << text;
   };
   has("fhir_edge_exports{pipeline=\"a\",state=\"imported\"} 2");
   has("fhir_edge_exports{pipeline=\"a\",state=\"importing\"} 1");
+  // Pending = not terminal: the importing one (created at ...000) and the uploading one.
+  has("fhir_edge_oldest_pending_export_age_seconds{pipeline=\"a\"} 200");
+  has("fhir_edge_oldest_pending_export_age_seconds{pipeline=\"idle\"} 0");
+  has("fhir_edge_oldest_pending_export_age_seconds{pipeline=\"gone\"} 200");  // parked waits
+  has("fhir_edge_backlog_bytes{pipeline=\"a\"} 2000");
+  has("fhir_edge_backlog_bytes{pipeline=\"idle\"} 0");
+  has("process_cpu_seconds_total 1.5");
+  has("process_resident_memory_bytes 4096");
+  has("process_open_fds 7");
+  has("process_max_fds 1024");
   has("fhir_edge_exports{pipeline=\"idle\",state=\"imported\"} 0");
   has("fhir_edge_exports{pipeline=\"gone\",state=\"parked\"} 1");  // no longer configured
-  has("fhir_edge_export_resources{pipeline=\"a\",result=\"valid\"} 22");
-  has("fhir_edge_export_resources{pipeline=\"a\",result=\"rejected\"} 3");
-  has("fhir_edge_export_files{pipeline=\"a\"} 6");
+  has("fhir_edge_export_resources{pipeline=\"a\",result=\"valid\"} 23");
+  has("fhir_edge_export_resources{pipeline=\"a\",result=\"rejected\"} 4");
+  has("fhir_edge_export_files{pipeline=\"a\"} 8");
   has("fhir_edge_import_jobs{status=\"COMPLETED\"} 2");
-  has("fhir_edge_import_jobs{status=\"STARTING\"} 1");
+  has("fhir_edge_import_jobs{status=\"STARTING\"} 1");  // the uploading one has no job
   has("fhir_edge_import_jobs{status=\"SOMETHING_NEW\"} 1");
   has("fhir_edge_import_jobs{status=\"FAILED\"} 0");
   has("fhir_edge_last_successful_import_timestamp_seconds{pipeline=\"a\"} 1700000100.25");
-  EXPECT_EQ(text.find("last_successful_import_timestamp_seconds{pipeline=\"idle\"}"),
-            std::string::npos);
+  // Present at 0 before a pipeline's first import, so a "no import for 24 h" alert can fire.
+  has("fhir_edge_last_successful_import_timestamp_seconds{pipeline=\"idle\"} 0");
   has("fhir_edge_build_info{version=\"9.9.9\"} 1");
   // Every family once, HELP before TYPE before its samples.
   std::set<std::string> seen;
@@ -385,4 +404,26 @@ TEST(MetricsRender, AggregatesJournalRowsPerPipelineAndJobStatus) {
       EXPECT_TRUE(seen.insert(name).second) << "family twice: " << name;
     }
   }
+}
+
+TEST(MetricsProcess, ReadsThisProcessFromProc) {
+  auto before = fe::metrics::read_process_stats();
+  ASSERT_TRUE(before.has_value());
+  EXPECT_GT(before->resident_memory_bytes, 1 << 20);
+  EXPECT_GE(before->virtual_memory_bytes, before->resident_memory_bytes);
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_LE(before->start_time_seconds, now + 1);
+  EXPECT_GT(before->start_time_seconds, now - 24 * 3600);
+  rlimit rl{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+  EXPECT_EQ(before->max_fds, static_cast<double>(rl.rlim_cur));
+  // Three more descriptors are counted as three more.
+  int fds[3];
+  for (int& fd : fds) fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  auto during = fe::metrics::read_process_stats();
+  for (int fd : fds) ::close(fd);
+  ASSERT_TRUE(during.has_value());
+  EXPECT_EQ(during->open_fds, before->open_fds + 3);
+  EXPECT_GE(during->cpu_seconds, before->cpu_seconds);
 }

@@ -63,7 +63,9 @@ for want in "-rwxr-xr-x root/root ./usr/bin/fhir-edge" \
   "-rw-r--r-- root/root ./usr/share/man/man1/fhir-edge.1.gz" \
   "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/copyright" \
   "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/changelog.gz" \
-  "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/install.md"; do
+  "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/install.md" \
+  "-rw-r--r-- root/root ./usr/share/fhir-edge/fhir-edge.rules.yml" \
+  "-rw-r--r-- root/root ./usr/share/fhir-edge/fhir-edge-dashboard.json"; do
   grep -qxF -- "$want" "$work/contents" || fail "fhir-edge package lacks '$want'"
 done
 ! grep -q healthlake-local "$work/contents" || fail "healthlake-local is in the fhir-edge package"
