@@ -70,6 +70,10 @@ install(FILES "${_fe_pkg_src}/systemd/fhir-edge.tmpfiles" DESTINATION /usr/lib/t
 install(FILES "${_fe_pkg_src}/config/fhir-edge.yaml" DESTINATION /etc/fhir-edge
         COMPONENT daemon EXCLUDE_FROM_ALL)
 install(FILES "${_fe_pkg_out}/fhir-edge.1.gz" DESTINATION share/man/man1 COMPONENT daemon)
+# journald's message catalog (`journalctl -x`); systemd's dpkg trigger on this directory runs
+# `journalctl --update-catalog`.
+install(FILES "${_fe_pkg_src}/systemd/fhir-edge.catalog" DESTINATION /usr/lib/systemd/catalog
+        COMPONENT daemon EXCLUDE_FROM_ALL)
 # The IAM policies (docs/iam-*.json) go with the documents that explain them.
 file(GLOB _fe_docs CONFIGURE_DEPENDS "${_fe_pkg_src}/docs/*.md" "${_fe_pkg_src}/docs/iam-*.json")
 install(FILES "${_fe_pkg_src}/README.md" ${_fe_docs} DESTINATION share/doc/fhir-edge

@@ -14,16 +14,35 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
+
+#include "common/json_escape.hpp"
 
 namespace fe::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
 // -1: not decided yet, 0: plain stderr, 1: journald native protocol.
 std::atomic<int> g_journal{-1};
+std::atomic<int> g_format{static_cast<int>(Format::plain)};
+
+// "2026-12-05T22:57:34.123Z": UTC, millisecond precision, sortable.
+std::string timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];  // room for any int the compiler can imagine in each field
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms.count() % 1000));
+  return buf;
+}
 
 const char* name(Level l) {
   switch (l) {
@@ -150,6 +169,24 @@ void send_journal(Level l, std::string_view message, std::initializer_list<Field
 
 }  // namespace
 
+void set_format(Format f) {
+  g_format = static_cast<int>(f);
+}
+Format format() {
+  return static_cast<Format>(g_format.load());
+}
+bool parse_format(std::string_view t, Format& out) {
+  if (t == "text") {
+    out = Format::text;
+    return true;
+  }
+  if (t == "json") {
+    out = Format::json;
+    return true;
+  }
+  return false;
+}
+
 void set_level(Level l) {
   g_level = static_cast<int>(l);
 }
@@ -183,11 +220,27 @@ void write(Level l, std::string_view message, std::initializer_list<Field> field
     send_journal(l, message, fields);
     return;
   }
+  const auto f = format();
+  if (f == Format::json) {
+    // json::escape makes any byte sequence a valid JSON string body (control characters
+    // escaped, invalid UTF-8 replaced), so one entry stays one line and one object.
+    std::string line = "{\"time\":\"" + timestamp() + "\",\"level\":\"" + name(l) +
+                       "\",\"message\":\"" + json::escape(message) + "\"";
+    for (const auto& fl : fields)
+      line += ",\"" + field_name(fl.key) + "\":\"" + json::escape(fl.value) + "\"";
+    line += "}\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    return;
+  }
   // A message may quote names from the drop directory (a file name with a newline or a terminal
   // escape): control characters are escaped so one entry stays one line and cannot forge another.
-  std::string line = std::string(name(l)) + ": " + printable(message);
-  for (const auto& f : fields) {
-    line += " " + std::string(f.key) + "=" + (needs_quotes(f.value) ? quoted(f.value) : f.value);
+  std::string line = (f == Format::text ? timestamp() + " " : std::string()) +
+                     std::string(name(l)) + ": " + printable(message);
+  for (const auto& fl : fields) {
+    // The MESSAGE_ID is for journald and json readers; in a text line it is only noise.
+    if (fl.key == "MESSAGE_ID") continue;
+    line +=
+        " " + std::string(fl.key) + "=" + (needs_quotes(fl.value) ? quoted(fl.value) : fl.value);
   }
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);

@@ -65,7 +65,8 @@ for want in "-rwxr-xr-x root/root ./usr/bin/fhir-edge" \
   "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/changelog.gz" \
   "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/install.md" \
   "-rw-r--r-- root/root ./usr/share/fhir-edge/fhir-edge.rules.yml" \
-  "-rw-r--r-- root/root ./usr/share/fhir-edge/fhir-edge-dashboard.json"; do
+  "-rw-r--r-- root/root ./usr/share/fhir-edge/fhir-edge-dashboard.json" \
+  "-rw-r--r-- root/root ./usr/lib/systemd/catalog/fhir-edge.catalog"; do
   grep -qxF -- "$want" "$work/contents" || fail "fhir-edge package lacks '$want'"
 done
 ! grep -q healthlake-local "$work/contents" || fail "healthlake-local is in the fhir-edge package"

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -115,6 +116,61 @@ TEST(LogJournal, StructuredEntriesOnTheNativeProtocol) {
   EXPECT_EQ(one(*second, "MESSAGE"), "two\nlines");  // binary-safe field encoding
   EXPECT_EQ(one(*second, "PRIORITY"), "6");
   EXPECT_EQ(one(*second, "FHIR_FILE"), "Observation.ndjson");
+}
+
+}  // namespace
+
+namespace {
+
+struct FormatGuard {
+  ~FormatGuard() { fe::log::set_format(fe::log::Format::plain); }
+};
+
+TEST(LogFormat, TextLinesStartWithAnRfc3339UtcTimeAndHideTheMessageId) {
+  unsetenv("JOURNAL_STREAM");
+  StderrToFile err;
+  FormatGuard guard;
+  fe::log::redetect_sink();
+  fe::log::set_level(fe::log::Level::info);
+  fe::log::set_format(fe::log::Format::text);
+  fe::log::info("export taken", {{"MESSAGE_ID", std::string(fe::log::message_id::export_taken)},
+                                 {"EXPORT_ID", "e1"}});
+  const std::string t = err.text();
+  // 2026-12-05T22:57:34.123Z info: export taken EXPORT_ID=e1
+  EXPECT_THAT(t, ::testing::MatchesRegex(
+                     "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+                     "info: export taken EXPORT_ID=e1\n"))
+      << t;
+}
+
+TEST(LogFormat, JsonIsOneValidObjectPerLineWhateverTheBytes) {
+  unsetenv("JOURNAL_STREAM");
+  StderrToFile err;
+  FormatGuard guard;
+  fe::log::redetect_sink();
+  fe::log::set_level(fe::log::Level::info);
+  fe::log::set_format(fe::log::Format::json);
+  fe::log::warning("bad \"name\"\n\x01 \xff", {{"FHIR_FILE", "/in/a\tb.ndjson"},
+                                               {"MESSAGE_ID", "a71bde25d6e543dc9f14a2defd7ae5e2"}});
+  const std::string t = err.text();
+  ASSERT_EQ(std::count(t.begin(), t.end(), '\n'), 1) << t;
+  EXPECT_THAT(t,
+              ::testing::MatchesRegex("\\{\"time\":\"[0-9T:.Z-]+\",\"level\":\"warning\","
+                                      "\"message\":\".*\",\"FHIR_FILE\":\".*\","
+                                      "\"MESSAGE_ID\":\"a71bde25d6e543dc9f14a2defd7ae5e2\"\\}\n"))
+      << t;
+  EXPECT_THAT(t, HasSubstr("\"message\":\"bad \\\"name\\\"\\n\\u0001 \xef\xbf\xbd\""));
+  EXPECT_THAT(t, HasSubstr("\"FHIR_FILE\":\"/in/a\\tb.ndjson\""));
+}
+
+TEST(LogFormat, ParsesTheConfigNames) {
+  fe::log::Format f = fe::log::Format::plain;
+  EXPECT_TRUE(fe::log::parse_format("json", f));
+  EXPECT_EQ(f, fe::log::Format::json);
+  EXPECT_TRUE(fe::log::parse_format("text", f));
+  EXPECT_EQ(f, fe::log::Format::text);
+  EXPECT_FALSE(fe::log::parse_format("JSON", f));
+  EXPECT_FALSE(fe::log::parse_format("plain", f));  // the CLI's own format, not a config value
 }
 
 }  // namespace
