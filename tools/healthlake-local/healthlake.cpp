@@ -154,9 +154,11 @@ JobTiming JobTiming::parse(std::string_view spec) {
       t.queued = secs;
     else if (phase == "run" || phase == "in_progress")
       t.run = secs;
+    else if (phase == "per_mb")
+      t.per_mb = secs;
     else
       throw std::invalid_argument("--job-timing item '" + item +
-                                  "': phase must be submitted, queued or run");
+                                  "': phase must be submitted, queued, run or per_mb");
   }
   return t;
 }
@@ -463,10 +465,10 @@ void HealthLake::tick(double now) {
         j.status = "QUEUED";
         j.phase_since += opt_.timing.submitted;
         changed = true;
-      } else if (j.status == "IN_PROGRESS" && now >= j.phase_since + opt_.timing.run) {
+      } else if (j.status == "IN_PROGRESS" && now >= j.phase_since + j.run_seconds) {
         j.status = j.final_status;
         j.end_time = std::chrono::system_clock::now();
-        free_at_[j.datastore] = j.phase_since + opt_.timing.run;
+        free_at_[slot(j)] = j.phase_since + j.run_seconds;
         if (!j.manifest.empty() && s3_.has_bucket(j.manifest_bucket)) {
           s3_.put_bytes(j.manifest_bucket, j.manifest_key, j.manifest, "application/json");
           j.manifest.clear();
@@ -476,26 +478,36 @@ void HealthLake::tick(double now) {
                       {{"JOB_ID", j.id}, {"JOB_STATUS", j.status}});
       }
     }
-    // One running job per data store; the oldest QUEUED job starts once its queue time has
-    // passed and the data store is free (FIFO: later jobs never overtake the head).
+    // One running job per slot (the account, or a data store with --import-slots datastore); the
+    // oldest QUEUED job starts once its queue time has passed and the slot is free (FIFO: later
+    // jobs never overtake the head).
     std::map<std::string, bool> busy;
     for (const auto& [id, j] : jobs_)
-      if (j.status == "IN_PROGRESS") busy[j.datastore] = true;
+      if (j.status == "IN_PROGRESS") busy[slot(j)] = true;
     std::map<std::string, Job*> next;
     for (auto& [id, j] : jobs_) {
-      if (j.status != "QUEUED" || busy[j.datastore]) continue;
-      Job*& n = next[j.datastore];
+      if (j.status != "QUEUED" || busy[slot(j)]) continue;
+      Job*& n = next[slot(j)];
       if (!n || j.seq < n->seq) n = &j;
     }
-    for (auto& [ds, j] : next) {
-      double start_at = std::max(j->phase_since + opt_.timing.queued, free_at_[ds]);
+    for (auto& [key, j] : next) {
+      double start_at = std::max(j->phase_since + opt_.timing.queued, free_at_[key]);
       if (now < start_at) continue;
       j->status = "IN_PROGRESS";
       j->phase_since = start_at;
       run_import(*j);
+      // The import ran inline; its length on the clock is the overhead plus the per-MB rate over
+      // what it read, so a later job queued behind it waits as long as on AWS.
+      j->run_seconds =
+          opt_.timing.run +
+          opt_.timing.per_mb * static_cast<double>(j->report ? j->report->scanned_bytes : 0) / 1e6;
       changed = true;
     }
   }
+}
+
+std::string HealthLake::slot(const Job& j) const {
+  return opt_.import_slots == ImportSlots::account ? std::string() : j.datastore;
 }
 
 const fe::fhir::Validator& HealthLake::validator(const std::string& level) {

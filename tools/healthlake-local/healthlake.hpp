@@ -7,9 +7,12 @@
 //  - ClientToken idempotency: the same token on the same data store returns the same job (a reuse
 //    with different parameters is a ConflictException); with --client-token-ttl a token is
 //    forgotten that many seconds after its Start and then makes a new job;
-//  - one IN_PROGRESS job per data store, the others wait QUEUED in FIFO (submission) order;
+//  - one IN_PROGRESS import job per account and Region (the AWS quota "concurrent
+//    StartFHIRImportJob jobs: 1", not adjustable), the others wait QUEUED in FIFO (submission)
+//    order across all data stores; --import-slots datastore relaxes it to one per data store;
 //  - SUBMITTED -> QUEUED -> IN_PROGRESS -> COMPLETED | COMPLETED_WITH_ERRORS | FAILED, each step
-//    after the configured minimum time (JobTiming);
+//    after the configured minimum time (JobTiming); IN_PROGRESS lasts a fixed per-job overhead
+//    plus a per-MB rate over the input, so queueing behind the one slot looks as it does on AWS;
 //  - the import really runs: every object under InputDataConfig.S3Uri in the emulator's own S3
 //    store is read line by line and validated at the job's ValidationLevel with the project's
 //    validator; outputs go to <output>/<DatastoreId>-FHIR_IMPORT-<JobId>/ (manifest.json,
@@ -45,11 +48,14 @@ struct HlError : std::exception {
   const char* what() const noexcept override { return message.c_str(); }
 };
 
-// Minimum seconds a job spends in each phase (--job-timing submitted=0.2s,queued=0.5s,run=1s).
+// Minimum seconds a job spends in each phase (--job-timing submitted=0.2s,queued=0.5s,run=1s,
+// per_mb=0.05s). IN_PROGRESS lasts run + per_mb x input megabytes (10^6 bytes scanned): a fixed
+// per-job overhead plus a rate. The defaults keep tests fast; docs/scale.md gives AWS-like values.
 struct JobTiming {
   double submitted = 0.1;
   double queued = 0.1;
   double run = 0.3;
+  double per_mb = 0;
   static JobTiming parse(std::string_view spec);  // throws std::invalid_argument
 };
 
@@ -68,6 +74,7 @@ struct Job {
   SysTime submit_time;
   std::optional<SysTime> end_time;
   double phase_since = 0;   // tick time the current status began
+  double run_seconds = 0;   // how long IN_PROGRESS lasts (JobTiming run + per_mb x input MB)
   uint64_t seq = 0;         // FIFO order
   std::string fingerprint;  // request parameters, for ClientToken reuse checks
   std::optional<ImportReport> report;
@@ -76,10 +83,17 @@ struct Job {
   std::string manifest_bucket, manifest_key, manifest;
 };
 
+// Where the one-running-import limit applies.
+enum class ImportSlots {
+  account,   // one per account and Region, as AWS enforces (the default)
+  datastore  // one per data store (healthlake-local before the quota was modelled)
+};
+
 struct HealthLakeOptions {
   std::string region = "us-east-1";
   std::string account = "123456789012";
   JobTiming timing;
+  ImportSlots import_slots = ImportSlots::account;
   std::vector<std::filesystem::path> fhir_packages;  // for ValidationLevel strict
   bool require_sse_kms = false;  // input objects without SSE-KMS are files read with customer error
   // Seconds a ClientToken is remembered after the Start that used it (0 = forever). AWS documents
@@ -118,6 +132,8 @@ class HealthLake {
   void tick(double now);
 
   const Job* job(const std::string& id) const;
+  // The import slot a job runs in: "" for the account (the AWS quota), else its data store.
+  std::string slot(const Job& j) const;
   uint64_t imports_of(const std::string& datastore, const std::string& type_slash_id) const;
   std::string resources_json(const std::string& datastore) const;  // {"Patient/1":2,...}
   static const std::vector<std::string>& operations();
@@ -142,7 +158,7 @@ class HealthLake {
   std::map<std::pair<std::string, std::string>, double> token_time_;   // ... -> Start time
   uint64_t seq_ = 0;
   std::map<std::string, std::shared_ptr<const fe::fhir::Validator>> validators_;
-  std::map<std::string, double> free_at_;  // data store -> when its last running job ended
+  std::map<std::string, double> free_at_;  // slot (see slot()) -> when its last job ended
 };
 
 }  // namespace fe::hll

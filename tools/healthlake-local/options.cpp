@@ -23,7 +23,10 @@ A strict local S3 + AWS HealthLake import endpoint (loopback only).
   --bucket NAME          create this bucket at start (repeatable)
   --faults SPEC          fault injection, e.g. 'UploadPart:500=0.1,*:slow=0.05:2s,seed=42'
   --request-log F        JSON-lines request log (default DIR/requests.jsonl)
-  --job-timing SPEC      minimum phase times, e.g. 'submitted=0.2s,queued=0.5s,run=1s'
+  --job-timing SPEC      minimum phase times, e.g. 'submitted=0.2s,queued=0.5s,run=1s'; per_mb=D
+                         adds D per MB of input to IN_PROGRESS (AWS-like: run=80s,per_mb=0.5s)
+  --import-slots S       account (default: one running import per account and Region, the AWS
+                         quota) or datastore (one per data store)
   --min-part-size BYTES  minimum size of non-last multipart parts (default 5242880, as S3)
   --fhir-package PATH    FHIR NPM package added at ValidationLevel strict (repeatable); strict
                          always checks the built-in US Core 3.1.x, HealthLake's default guide
@@ -91,7 +94,15 @@ ParseResult parse_options(int argc, char** argv, ServerOptions& o, std::string& 
         o.request_log = value();
       else if (name == "--job-timing")
         o.healthlake.timing = JobTiming::parse(value());
-      else if (name == "--min-part-size") {
+      else if (name == "--import-slots") {
+        std::string v = value();
+        if (v == "account")
+          o.healthlake.import_slots = ImportSlots::account;
+        else if (v == "datastore")
+          o.healthlake.import_slots = ImportSlots::datastore;
+        else
+          throw std::invalid_argument("--import-slots: expected account or datastore, got " + v);
+      } else if (name == "--min-part-size") {
         std::string v = value();
         size_t used = 0;
         o.min_part_size = std::stoull(v, &used);

@@ -7,6 +7,7 @@
 //                    [--account ID] [--no-auth] [--client-token-ttl DUR]
 //                    [--list-page-size N] [--final-status S] [--report-validation-level L]
 //                    [--datastore-status ID=STATUS]... [--refuse-role ARN]...
+//                    [--import-slots account|datastore]
 #include <string>
 
 #include "server.hpp"

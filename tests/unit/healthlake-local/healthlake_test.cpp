@@ -1,5 +1,6 @@
 // HealthLake rules of healthlake-local: input checks, ClientToken idempotency, the job state
-// machine (driven by explicit tick times, no sleeping), FIFO per data store, and a real import.
+// machine (driven by explicit tick times, no sleeping), one running import per account (FIFO
+// across data stores) or per data store, the per-MB run time, and a real import.
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
@@ -83,6 +84,8 @@ TEST(JobTiming, ParsesPhasesAndUnits) {
   EXPECT_DOUBLE_EQ(t.submitted, 0.2);
   EXPECT_DOUBLE_EQ(t.queued, 0.5);
   EXPECT_DOUBLE_EQ(t.run, 1.0);
+  EXPECT_DOUBLE_EQ(t.per_mb, 0.0);
+  EXPECT_DOUBLE_EQ(JobTiming::parse("run=80s,per_mb=500ms").per_mb, 0.5);
   EXPECT_THROW(JobTiming::parse("boot=1s"), std::invalid_argument);
   EXPECT_THROW(JobTiming::parse("run=fast"), std::invalid_argument);
 }
@@ -167,7 +170,7 @@ TEST_F(HealthLakeTest, ClientTokenTtlForgetsTheTokenAfterItsTime) {
   EXPECT_EQ(str(hl.call("StartFHIRImportJob", body, 6.0), "JobId"), b);  // the new one, remembered
 }
 
-TEST_F(HealthLakeTest, StateMachineRunsOneJobPerDatastoreInFifoOrder) {
+TEST_F(HealthLakeTest, StateMachineRunsOneJobPerAccountInFifoOrderAcrossDatastores) {
   s3_->put_bytes("landing", "in/a.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n", "");
   std::string j1 =
       str(hl_->call("StartFHIRImportJob", start_body(kDs, "t1", "s3://landing/in/"), 0), "JobId");
@@ -179,11 +182,14 @@ TEST_F(HealthLakeTest, StateMachineRunsOneJobPerDatastoreInFifoOrder) {
   EXPECT_EQ(status(kDs, j1, 1.0), "QUEUED");
   EXPECT_EQ(status(kDs, j2, 1.1), "QUEUED");
   EXPECT_EQ(status(kDs, j1, 2.0), "IN_PROGRESS");
-  EXPECT_EQ(status(kDs, j2, 2.15), "QUEUED") << "one running job per data store";
-  EXPECT_EQ(status(kDs2, j3, 2.2), "IN_PROGRESS") << "other data stores run independently";
+  EXPECT_EQ(status(kDs, j2, 2.15), "QUEUED") << "one running import per account and Region";
+  EXPECT_EQ(status(kDs2, j3, 2.2), "QUEUED") << "another data store of the account waits too";
   EXPECT_EQ(status(kDs, j1, 3.0), "COMPLETED");
-  EXPECT_EQ(status(kDs, j2, 3.0), "IN_PROGRESS") << "the next queued job starts when one ends";
+  EXPECT_EQ(status(kDs, j2, 3.0), "IN_PROGRESS") << "the oldest queued job starts when one ends";
+  EXPECT_EQ(status(kDs2, j3, 3.5), "QUEUED") << "FIFO: submitted after j2";
   EXPECT_EQ(status(kDs, j2, 4.0), "COMPLETED");
+  EXPECT_EQ(status(kDs2, j3, 4.0), "IN_PROGRESS");
+  EXPECT_EQ(status(kDs2, j3, 5.0), "COMPLETED");
 
   // ListFHIRImportJobs: newest first, filters, NextToken.
   std::string l1 =
@@ -203,6 +209,50 @@ TEST_F(HealthLakeTest, StateMachineRunsOneJobPerDatastoreInFifoOrder) {
                              "{\"DatastoreId\":\"" + kDs + "\",\"JobStatus\":\"IN_PROGRESS\"}", 5);
   simdjson::dom::parser p3;
   EXPECT_EQ(simdjson::dom::array(p3.parse(l3)["ImportJobPropertiesList"]).size(), 0u);
+}
+
+TEST_F(HealthLakeTest, ImportSlotsDatastoreRunsDatastoresInParallel) {
+  HealthLakeOptions o;
+  o.timing = {1.0, 1.0, 1.0};
+  o.import_slots = ImportSlots::datastore;
+  hl_ = std::make_unique<HealthLake>(*s3_, dir_ / "hl2", o);
+  hl_->add_datastore(kDs);
+  hl_->add_datastore(kDs2);
+  s3_->put_bytes("landing", "in/a.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n", "");
+  std::string j1 =
+      str(hl_->call("StartFHIRImportJob", start_body(kDs, "t1", "s3://landing/in/"), 0), "JobId");
+  std::string j2 =
+      str(hl_->call("StartFHIRImportJob", start_body(kDs, "t2", "s3://landing/in/"), 0.1), "JobId");
+  std::string j3 = str(
+      hl_->call("StartFHIRImportJob", start_body(kDs2, "t3", "s3://landing/in/"), 0.2), "JobId");
+  EXPECT_EQ(status(kDs, j1, 2.0), "IN_PROGRESS");
+  EXPECT_EQ(status(kDs, j2, 2.15), "QUEUED") << "one running job per data store";
+  EXPECT_EQ(status(kDs2, j3, 2.2), "IN_PROGRESS") << "other data stores run independently";
+}
+
+TEST_F(HealthLakeTest, InProgressLastsTheOverheadPlusThePerMegabyteRate) {
+  HealthLakeOptions o;
+  o.timing = JobTiming::parse("submitted=0,queued=0,run=10s,per_mb=2s");
+  hl_ = std::make_unique<HealthLake>(*s3_, dir_ / "hl3", o);
+  hl_->add_datastore(kDs);
+  // 3 MB (10^6 bytes each) of valid lines: IN_PROGRESS lasts 10 + 3 x 2 = 16 s.
+  const std::string line = "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n";
+  std::string body;
+  while (body.size() + line.size() <= 3'000'000) body += line;
+  body += std::string(3'000'000 - body.size() - 1, ' ') + "\n";
+  ASSERT_EQ(body.size(), 3'000'000u);
+  s3_->put_bytes("landing", "big/a.ndjson", body, "");
+  std::string j1 =
+      str(hl_->call("StartFHIRImportJob", start_body(kDs, "t1", "s3://landing/big/"), 0), "JobId");
+  std::string j2 =
+      str(hl_->call("StartFHIRImportJob", start_body(kDs, "t2", "s3://landing/big/"), 0), "JobId");
+  EXPECT_EQ(status(kDs, j1, 0), "IN_PROGRESS");
+  EXPECT_EQ(status(kDs, j1, 15.9), "IN_PROGRESS");
+  EXPECT_EQ(status(kDs, j2, 15.9), "QUEUED");
+  EXPECT_EQ(status(kDs, j1, 16.0), "COMPLETED");
+  EXPECT_EQ(status(kDs, j2, 16.0), "IN_PROGRESS") << "the next job starts when the slot frees";
+  EXPECT_EQ(status(kDs, j2, 31.9), "IN_PROGRESS");
+  EXPECT_EQ(status(kDs, j2, 32.0), "COMPLETED");
 }
 
 TEST_F(HealthLakeTest, ImportValidatesCountsAndWritesOutputs) {
