@@ -39,7 +39,7 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "aws/client_config.hpp"
+#include "aws/clients.hpp"
 #include "aws/crc32c.hpp"
 #include "aws/credentials.hpp"
 #include "aws/healthlake.hpp"
@@ -174,10 +174,10 @@ std::string aws_hint(const AwsError& e, const std::string& action, const std::st
 
 struct Ctx {
   boost::asio::io_context io;
-  std::unique_ptr<fe::aws::HttpEngine> http;
-  std::unique_ptr<fe::aws::AwsCaller> caller;
-  std::unique_ptr<fe::aws::S3Client> s3;
-  std::unique_ptr<fe::aws::HealthLakeClient> hl;
+  // Built as the daemon builds them (aws::Clients, pipeline::doctor_clients_settings).
+  std::unique_ptr<fe::aws::Clients> clients;
+  fe::aws::S3Client* s3 = nullptr;
+  fe::aws::HealthLakeClient* hl = nullptr;
 
   // Runs one asynchronous client call to its end on this thread.
   template <class T>
@@ -519,14 +519,14 @@ int fe::cli::cmd_doctor(Args args) {
   check_state(cfg, rep);
 
   // Credentials, as the daemon resolves them.
-  fe::aws::CredentialsOptions co = fe::pipeline::credentials_options(cfg);
-  co.proxy = cfg.aws.proxy;
-  if (cfg.aws.ca_bundle) co.ca_bundle = cfg.aws.ca_bundle->string();
-  auto provider = std::make_unique<fe::aws::CredentialsProvider>(co);
+  Ctx c;
+  c.clients = std::make_unique<fe::aws::Clients>(c.io, fe::pipeline::doctor_clients_settings(cfg));
+  c.s3 = &c.clients->s3();
+  c.hl = &c.clients->healthlake();
   bool have_creds = false;
   try {
-    provider->start();
-    auto cur = provider->current();
+    c.clients->start_credentials();
+    auto cur = c.clients->credentials().current();
     std::string text = "from " + cur.source + ", key " + fe::aws::mask_key_id(cur.access_key_id) +
                        (cur.session_token.empty() ? "" : " (temporary, with session token)");
     if (cur.expiration) {
@@ -549,17 +549,6 @@ int fe::cli::cmd_doctor(Args args) {
   if (!have_creds) {
     rep.skip("AWS checks", "no credentials");
   } else {
-    Ctx c;
-    fe::aws::ClientConfig cc = fe::pipeline::client_config(cfg, co);
-    // A check, not a transfer: answer within seconds rather than retrying for minutes.
-    cc.max_attempts = 2;
-    cc.http.connect_timeout = std::chrono::seconds(5);
-    cc.http.request_timeout = std::chrono::seconds(30);
-    c.http = std::make_unique<fe::aws::HttpEngine>(c.io, cc.http);
-    c.caller = std::make_unique<fe::aws::AwsCaller>(*c.http, cc, provider->as_function());
-    c.s3 = std::make_unique<fe::aws::S3Client>(*c.caller);
-    c.hl = std::make_unique<fe::aws::HealthLakeClient>(*c.caller);
-
     std::set<std::string> seen_landing, seen_results;
     std::map<std::string, std::optional<fe::aws::DatastoreProperties>> stores;
     std::set<std::pair<std::string, std::string>> seen_roles;
@@ -573,7 +562,7 @@ int fe::cli::cmd_doctor(Args args) {
       if (seen_results.insert(p.healthlake.output_s3_uri).second) check_results(c, p, rep);
     }
   }
-  provider->stop();
+  c.clients->close();
 
   if (rep.failed) {
     std::printf("%d check(s) failed%s\n", rep.failed,

@@ -1,14 +1,14 @@
-// fhir-edge run: the daemon. Loads the config (refusing to start on any error, exit 2), then hands
-// over to service::Service, which owns signals, sd_notify and the components.
+// fhir-edge run: the daemon. Parses its options, loads the config (refusing to start on any
+// error, exit 2), then builds the daemon with the composition root (app::App, daemon/app/) and
+// runs it: service::Service owns signals, sd_notify and the components' lifecycle.
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "app/app.hpp"
 #include "cli/commands.hpp"
 #include "config/config.hpp"
-#include "metrics/metrics.hpp"
-#include "pipeline/pipeline.hpp"
 #include "service/log.hpp"
 #include "service/service.hpp"
 
@@ -75,21 +75,9 @@ int fe::cli::cmd_run(Args args) {
                    " configuration error(s) in " + opt.config_path.string());
     return kExitUsage;
   }
-  fe::service::Service service(opt, std::move(*loaded.config));
-  // The ingest and upload pipeline (watch, validate, spool, upload; daemon/pipeline/). Its status
-  // changes refresh systemd's STATUS= at once instead of at the next periodic refresh.
-  fe::pipeline::Options pipeline_options;
-  pipeline_options.on_change = [&service] { service.refresh_status(); };
-  pipeline_options.import_poll_min = service.config().import_jobs.poll_min;
-  pipeline_options.import_poll_max = service.config().import_jobs.poll_max;
-  auto pipeline =
-      std::make_shared<fe::pipeline::Pipeline>(service.io(), service.config(), pipeline_options);
-  // /metrics and /healthz (daemon/metrics/). Added first: a metrics port that is taken stops the
-  // start before the pipeline takes the journal lock. Its counters are read on the control thread
-  // at each heartbeat.
-  fe::metrics::Options metrics_options;
-  metrics_options.pipeline_stats = [pipeline] { return pipeline->stats(); };
-  service.add(fe::metrics::make_metrics(service.io(), metrics_options));
-  service.add(pipeline);
-  return service.run();
+  // Build every component from the config (daemon/app/), then run until stopped.
+  fe::app::Options app_options;
+  app_options.service = opt;
+  fe::app::App app(std::move(app_options), std::move(*loaded.config));
+  return app.run();
 }

@@ -4,6 +4,12 @@
 // Importer (pipeline/importer.hpp, issue 7) owned by this component starts, follows and
 // reconciles the HealthLake import job, on the same journal and AWS clients.
 //
+// Built by the composition root (daemon/app/app.hpp), which hands it the event hub and the AWS
+// clients (Options::events, Options::clients). Inside, two peers share one state
+// (pipeline/core.hpp): Ingest (ingest.hpp: watch, take, spool) and UploadStage
+// (upload_stage.hpp: upload, errors); the component builds them, resumes from the journal and
+// keeps the spool.
+//
 // One Component per daemon serves every configured pipeline:
 //   watch      one watch::Watcher per pipeline on the control io_context → ReadyExport
 //   take       content digest on the worker pool, then journal.take_export on the control thread:
@@ -66,6 +72,13 @@
 #include "config/config.hpp"
 #include "service/service.hpp"
 
+namespace fe {
+class ExportEvents;
+namespace aws {
+class Clients;
+}
+}  // namespace fe
+
 namespace fe::pipeline {
 
 // Knobs that are not in the config file (defaults are the production values; tests lower them).
@@ -94,6 +107,13 @@ struct Options {
   std::int64_t max_files_per_import_job = 10000;
   // Hook run on the control thread whenever the status line may have changed.
   std::function<void()> on_change;
+  // Wiring by the composition root (daemon/app/), which owns both and outlives the component.
+  // events: the hub the component emits `uploaded` and `resumed` on; the root calls subscribe().
+  // clients: the AWS layer (aws::Clients); stop() closes it. Unset (tests, pipeline-driver): the
+  // component makes its own hub and subscribes itself, and builds the clients from the config
+  // with pipeline::daemon_clients_settings, as the root does.
+  ExportEvents* events = nullptr;
+  aws::Clients* clients = nullptr;
 };
 
 // The part size used for a file of `source_bytes` (uncompressed bytes are never more than that):
@@ -155,6 +175,11 @@ class Pipeline : public service::Component {
   std::string status_line() const override;
 
   const Stats& stats() const;
+
+  // What the component takes from the event hub (before start()): `resumed` → the export
+  // continues from its journal state unless it is being worked on; `uploaded` → the importer it
+  // still builds (issue 14 item 4 makes the import stage a peer of its own).
+  void subscribe(ExportEvents& hub);
 
   struct Impl;
 

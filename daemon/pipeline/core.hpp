@@ -1,0 +1,124 @@
+#pragma once
+// Private to the pipeline component (pipeline.hpp is its contract): the state its two parts
+// share, on the control thread.
+//
+//   Ingest      (ingest.hpp)        watch → take → spool: a ReadyExport becomes a journaled,
+//                                   spooled export (or a held, parked, failed or superseded one)
+//   UploadStage (upload_stage.hpp)  the objects of an export → upload::ObjectUpload, merged
+//                                   outcomes, retry with backoff, park; emits `uploaded`
+//
+// Both are peers built by Pipeline::Impl (pipeline.cpp), which owns this Core (it derives from
+// it): the journal, the spool quota, the worker pools, the configured pipelines, the exports
+// being worked on (`runs`) and the counters. A Run is handed between the parts by calling the
+// other one (spooled → start_upload; an early object finished → spool_done; a retry →
+// start_spool or start_upload); neither part owns or builds the other.
+//
+// Lifetime: callbacks posted to the pools or the io_context hold `weak_self` (or a shared_ptr
+// from it) and return once `stopping` is set; the parts are destroyed with the Core.
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "common/export_events.hpp"
+#include "config/config.hpp"
+#include "fhir/validator.hpp"
+#include "journal/journal.hpp"
+#include "pipeline/pipeline.hpp"
+#include "spool/spool.hpp"
+#include "upload/object_upload.hpp"
+#include "watch/watcher.hpp"
+
+namespace fe::aws {
+class S3Client;
+}
+namespace fe::upload {
+class Cleanup;
+}
+
+namespace fe::pipeline {
+
+class Ingest;
+class UploadStage;
+
+enum class Phase { spooling, uploading, waiting };
+
+// One export being worked on (control thread only).
+struct Run {
+  std::int64_t id = 0;
+  std::string name;
+  std::string pipeline;
+  Phase phase = Phase::spooling;
+  int ops = 0;  // outstanding async work of the current phase
+  bool superseded = false;
+  std::string fail;  // fail-export message (the spool stage's verdict, not an upload outcome)
+  // What went wrong in this attempt (spool I/O, journal, early uploads, the upload pass): park
+  // beats retry_later; done when nothing did.
+  upload::Outcome outcome;
+  int attempt = 0;
+  std::unique_ptr<boost::asio::steady_timer> timer;
+  // Upload overlapping the spool: a file's import and archive objects start as soon as that
+  // file is spooled and journaled, while the export's later files are still being validated.
+  // Such "early" objects exist only while the export is in Phase::spooling: spool_done waits
+  // for them (spool_waiting), so every export-level decision (uploaded, retry, park, failed,
+  // superseded) is taken with no early object in flight.
+  int early_ops = 0;                    // early objects not finished yet
+  std::set<std::int64_t> early_files;   // files whose objects were started early (this attempt)
+  std::set<std::int64_t> early_failed;  // ... and one of them did not succeed
+  bool spool_waiting = false;           // spool_done deferred until early_ops is 0
+};
+
+// One configured pipeline: its config, validator and watcher.
+struct Pipe {
+  config::Pipeline cfg;
+  std::shared_ptr<const fhir::Validator> validator;
+  std::unique_ptr<watch::Watcher> watcher;
+};
+
+struct Core {
+  Core(boost::asio::io_context& io_, const config::Config& c, Options o);
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+
+  boost::asio::io_context& io;
+  config::Config cfg;
+  Options opt;
+  std::optional<journal::Journal> jr;
+  std::unique_ptr<spool::Quota> quota;
+  std::unique_ptr<boost::asio::thread_pool> pool;    // validate + spool, digests
+  std::unique_ptr<boost::asio::thread_pool> reader;  // upload::SpoolBodies
+  aws::S3Client* s3 = nullptr;                       // null before start and once stopped
+  std::map<std::string, Pipe> pipes;
+  std::map<std::int64_t, std::shared_ptr<Run>> runs;
+  // Orphaned multipart uploads and superseded versions' objects (daemon/upload/cleanup.hpp).
+  std::shared_ptr<upload::Cleanup> cleanup;
+  // The hand-off to the next stage (Options::events, else own_events).
+  ExportEvents own_events;
+  ExportEvents* events = nullptr;
+  std::unique_ptr<Ingest> ingest;
+  std::unique_ptr<UploadStage> upload;
+  std::weak_ptr<Core> weak_self;  // set by Pipeline's constructor
+  std::atomic<bool> cancel{false};
+  bool stopping = false;
+  Stats stats;
+
+  // Status may have changed (Options::on_change).
+  void changed() {
+    if (opt.on_change) opt.on_change();
+  }
+  const Pipe* pipe_of(const std::string& name) const {
+    auto it = pipes.find(name);
+    return it == pipes.end() ? nullptr : &it->second;
+  }
+  // A Run for an export row, registered in `runs`.
+  std::shared_ptr<Run> make_run(const journal::ExportRow& row);
+};
+
+}  // namespace fe::pipeline

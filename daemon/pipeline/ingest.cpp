@@ -1,0 +1,390 @@
+// The pipeline's ingest part: watch → take → spool. See ingest.hpp for the contract.
+#include "pipeline/ingest.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <map>
+#include <set>
+
+#include "aws/crc32c.hpp"
+#include "journal/digest.hpp"
+#include "pipeline/upload_stage.hpp"
+#include "service/log.hpp"
+#include "upload/cleanup.hpp"
+
+namespace fe::pipeline {
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+using journal::ExportState;
+using journal::FileState;
+using journal::PartKind;
+
+void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
+  if (c_.stopping) return;
+  std::string key = pname + "\n" + r.path.string();
+  if (digesting.count(key)) {
+    again[key] = r;  // digest it again once the current pass is done
+    return;
+  }
+  digesting.insert(key);
+  auto self = c_.weak_self.lock();
+  asio::post(*c_.pool, [self, pname, r, key] {
+    std::string digest, error;
+    try {
+      std::vector<std::string> names;
+      for (const auto& f : r.files) names.push_back(f.name);
+      fs::path dir = r.single_file ? r.path.parent_path() : r.path;
+      digest = journal::content_digest(dir, names);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    asio::post(self->io, [self, pname, r, key, digest, error] {
+      self->ingest->digesting.erase(key);
+      if (self->stopping) return;
+      if (!error.empty()) {
+        // Usually a file replaced or removed while it was read; the watcher reports it again.
+        log::warning("cannot digest export: " + error, {{"EXPORT_ID", r.name}});
+      } else {
+        self->ingest->take(pname, r, digest);
+      }
+      if (auto it = self->ingest->again.find(key); it != self->ingest->again.end()) {
+        auto next = it->second;
+        self->ingest->again.erase(it);
+        self->ingest->on_ready(pname, next);
+      }
+    });
+  });
+}
+
+void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
+                  const std::string& digest) {
+  std::vector<std::pair<std::string, journal::SourceIdentity>> files;
+  for (const auto& f : r.files)
+    files.push_back({f.name, journal::SourceIdentity{f.identity.size, f.identity.mtime_ns,
+                                                     f.identity.inode, f.identity.dev}});
+  journal::Taken t;
+  try {
+    t = c_.jr->take_export(pname, r.path.string(), digest, r.name, files);
+  } catch (const std::exception& e) {
+    log::error(std::string("journal: cannot take export: ") + e.what(), {{"EXPORT_ID", r.name}});
+    return;
+  }
+  if (t.existing) {
+    ++c_.stats.exports_seen_again;
+    if (t.compacted)
+      log::info(
+          "export already taken (identical content; compacted from the journal after it "
+          "ended " +
+              std::string(to_string(t.row.state)) + "), not redone",
+          {{"EXPORT_ID", t.row.name}, {"STATE", std::string(to_string(t.row.state))}});
+    else if (!c_.runs.count(t.row.id))
+      log::info("export already taken (identical content), not redone",
+                {{"EXPORT_ID", t.row.name}, {"STATE", std::string(to_string(t.row.state))}});
+    return;
+  }
+  ++c_.stats.exports_taken;
+  log::info("export taken", {{"EXPORT_ID", t.row.name},
+                             {"PIPELINE", pname},
+                             {"RULE", r.rule},
+                             {"FILES", std::to_string(r.files.size())}});
+  std::string held;
+  try {
+    held = hold_reason(pname, t.row, r);
+  } catch (const std::exception& e) {
+    // Cannot tell whether an earlier version is being imported: hold, never import twice.
+    held = std::string("held: cannot check earlier versions: ") + e.what();
+  }
+  if (!held.empty()) {
+    try {
+      c_.jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
+      c_.jr->park_export(t.row.id, held);
+      log::warning(held, {{"EXPORT_ID", t.row.name}, {"PIPELINE", pname}});
+    } catch (const std::exception& e) {
+      ++c_.stats.journal_errors;
+      log::error(std::string("journal: cannot hold export: ") + e.what(),
+                 {{"EXPORT_ID", t.row.name}});
+    }
+    c_.changed();
+    return;
+  }
+  auto run = c_.make_run(t.row);
+  try {
+    // What the watcher did not take stays visible in `status --export` (the log said it once).
+    for (const auto& sk : r.skipped)
+      c_.jr->add_event(t.row.id, std::nullopt, "skipped",
+                       sk.reason + "\t" + sk.path.filename().string());
+  } catch (const std::exception& e) {
+    ++c_.stats.journal_errors;
+    log::error(std::string("journal: ") + e.what(), {{"EXPORT_ID", t.row.name}});
+  }
+  if (!r.nested.empty()) {
+    // Files below a subdirectory are not taken (the spool and S3 layout are flat): importing
+    // the top level alone would report the export imported without them. Parked, saying which.
+    std::string list;
+    for (const auto& n : r.nested) list += (list.empty() ? "" : ", ") + n;
+    return c_.upload->park(run,
+                           "export has files in subdirectories, which are not taken: " + list +
+                               "; move them to the top level of the export (or into exports of "
+                               "their own); `fhir-edge retry` imports the top-level files only");
+  }
+  try {
+    c_.jr->set_export_state(t.row.id, ExportState::complete, "complete: " + r.rule);
+    start_spool(run);
+  } catch (const std::exception& e) {
+    // Taken (journaled) but not started: the retry timer resumes it from the journal.
+    ++c_.stats.journal_errors;
+    c_.upload->schedule_retry(run, std::string("journal: ") + e.what());
+  }
+}
+
+// on_changed: hold (issue 18). A new version of a source whose earlier version already got
+// past spooling (spooled, uploading, uploaded, importing, imported; parked from one of those)
+// would import the whole export a second time; it is parked for the operator instead, with
+// what changed. Empty: go on (on_changed: reimport, a first version, or earlier versions that
+// never got that far: superseded, failed, spooling).
+std::string Ingest::hold_reason(const std::string& pname, const journal::ExportRow& row,
+                                const watch::ReadyExport& r) {
+  const Pipe* pipe = c_.pipe_of(pname);
+  if (!pipe || pipe->cfg.on_changed == config::OnChanged::reimport || row.version < 2) return {};
+  auto past_spool = [](ExportState st) {
+    switch (st) {
+      case ExportState::spooled:
+      case ExportState::uploading:
+      case ExportState::uploaded:
+      case ExportState::import_starting:
+      case ExportState::importing:
+      case ExportState::imported:
+        return true;
+      default:
+        return false;
+    }
+  };
+  std::optional<journal::ExportRow> earlier;
+  for (const auto& e : c_.jr->exports(true)) {
+    if (e.id == row.id || e.pipeline != row.pipeline || e.source_path != row.source_path) continue;
+    const ExportState st =
+        e.state == ExportState::parked && e.parked_from ? *e.parked_from : e.state;
+    if (!past_spool(st)) continue;
+    if (!earlier || e.version > earlier->version) earlier = e;
+  }
+  if (!earlier) return {};
+  // What changed, file by file: the journal's identity of the earlier version against the
+  // files just taken (size; else modification time).
+  std::map<std::string, journal::SourceIdentity> before;
+  for (const auto& f : c_.jr->files(earlier->id)) before[f.name] = f.source;
+  std::string what;
+  int listed = 0, more = 0;
+  auto note = [&](const std::string& s) {
+    if (listed < 5) {
+      what += (what.empty() ? "" : "; ") + s;
+      ++listed;
+    } else {
+      ++more;
+    }
+  };
+  std::set<std::string> now;
+  for (const auto& f : r.files) {
+    now.insert(f.name);
+    auto it = before.find(f.name);
+    if (it == before.end()) {
+      note(f.name + " added (" + std::to_string(f.identity.size) + " bytes)");
+    } else if (it->second.size != f.identity.size) {
+      note(f.name + " size " + std::to_string(it->second.size) + " -> " +
+           std::to_string(f.identity.size) + " bytes");
+    } else if (it->second.mtime_ns != f.identity.mtime_ns || it->second.inode != f.identity.inode) {
+      note(f.name + " rewritten (same size " + std::to_string(f.identity.size) + " bytes)");
+    }
+  }
+  for (const auto& [name, id] : before)
+    if (!now.count(name)) note(name + " removed");
+  if (more > 0) what += "; and " + std::to_string(more) + " more";
+  if (what.empty()) what = "content digest " + earlier->digest + " -> " + row.digest;
+  const ExportState st = earlier->state == ExportState::parked && earlier->parked_from
+                             ? *earlier->parked_from
+                             : earlier->state;
+  return "held: changed after version " + earlier->name + " was taken (" +
+         std::string(to_string(st)) + "): " + what +
+         "; not imported twice (on_changed: hold); `fhir-edge retry " + row.name +
+         "` imports this version";
+}
+
+// ---------------------------------------------------------------- spool
+void Ingest::start_spool(std::shared_ptr<Run> run) {
+  run->phase = Phase::spooling;
+  run->superseded = false;
+  run->fail.clear();
+  run->outcome = {};
+  auto row = c_.jr->get_export(run->id);
+  const Pipe* pipe = c_.pipe_of(row.pipeline);
+  if (row.state == ExportState::complete) c_.jr->set_export_state(run->id, ExportState::spooling);
+  fs::path src(row.source_path);
+  std::error_code ec;
+  const bool dir = fs::is_directory(fs::symlink_status(src, ec));
+  auto self = c_.weak_self.lock();
+  // Largest file first: the pool then ends the export's spooling as early as it can (the big
+  // file does not start last), and the smaller files are spooled, and uploaded early, while the
+  // big one is still being validated. A 1 GB export is usually one large Observation file.
+  auto files = c_.jr->files(run->id);
+  std::stable_sort(files.begin(), files.end(),
+                   [](const auto& a, const auto& b) { return a.source.size > b.source.size; });
+  for (const auto& f : files) {
+    if (f.state != FileState::pending) continue;
+    try {
+      c_.jr->set_file_state(f.id, FileState::spooling);
+    } catch (const std::exception& e) {
+      // Files already posted finish first; spool_done then schedules the retry.
+      ++c_.stats.journal_errors;
+      run->outcome.merge(upload::Outcome::retry_later(std::string("journal: ") + e.what()));
+      break;
+    }
+    SpoolJob job;
+    job.spool_dir = c_.cfg.spool.dir;
+    job.export_name = row.name;
+    job.file_name = f.name;
+    job.source.name = f.name;
+    job.source.path = dir ? src / f.name : src;
+    job.source.identity =
+        watch::FileIdentity{f.source.dev, f.source.inode, f.source.size, f.source.mtime_ns};
+    job.validator = pipe->validator;
+    job.on_invalid = pipe->cfg.on_invalid;
+    job.part_size = choose_part_size(c_.cfg.upload.part_size, f.source.size, c_.opt);
+    job.zstd_level = c_.cfg.spool.zstd_level;
+    job.quota = c_.quota.get();
+    job.cancel = &c_.cancel;
+    std::int64_t file_id = f.id;
+    ++run->ops;
+    asio::post(*c_.pool, [self, run, job, file_id] {
+      auto res = spool_file(job);
+      asio::post(self->io, [self, run, file_id, res = std::move(res)] {
+        self->ingest->on_spooled(run, file_id, res);
+      });
+    });
+  }
+  c_.changed();
+  if (run->ops == 0) spool_done(run);
+}
+
+void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const SpoolResult& res) {
+  if (c_.stopping) return;
+  --run->ops;
+  try {
+    auto f = c_.jr->get_file(file_id);
+    if (res.cancelled) {
+      run->outcome.merge(upload::Outcome::retry_later("spooling cancelled"));
+    } else if (res.changed) {
+      run->superseded = true;
+      run->fail = res.error;
+    } else if (res.fail_export) {
+      if (run->fail.empty()) run->fail = res.error;
+      c_.jr->set_file_state(file_id, FileState::failed, res.error);
+    } else if (!res.ok) {
+      // I/O trouble (disk full, source unreadable): keep the export and try again later. A
+      // source replaced mid-read is reported as `changed` above.
+      run->outcome.merge(upload::Outcome::retry_later(res.error));
+      c_.jr->set_file_state(file_id, FileState::pending, res.error);
+      c_.jr->set_file_error(file_id, res.error);
+    } else if (res.file_rejected) {
+      // The counts go with the state: `status` shows what report.json says.
+      c_.jr->record_file_rejected(file_id, res.rejected,
+                                  std::to_string(res.rejected) +
+                                      " invalid line(s); whole file rejected (on_invalid: "
+                                      "reject-file)");
+      std::error_code ec;
+      if (!res.line_map.empty()) fs::remove(res.line_map, ec);
+    } else {
+      std::vector<journal::PartPlan> ip, ap;
+      for (const auto& p : res.import_parts)
+        ip.push_back({p.number, static_cast<std::int64_t>(p.offset),
+                      static_cast<std::int64_t>(p.length), aws::crc32c_base64(p.crc32c)});
+      for (const auto& p : res.archive_parts)
+        ap.push_back({p.number, static_cast<std::int64_t>(p.offset),
+                      static_cast<std::int64_t>(p.length), aws::crc32c_base64(p.crc32c)});
+      c_.jr->plan_parts(file_id, PartKind::import, ip);
+      c_.jr->plan_parts(file_id, PartKind::archive, ap);
+      journal::SpoolOutcome out;
+      out.resources_valid = res.valid;
+      out.resources_rejected = res.rejected;
+      out.bytes_uncompressed = static_cast<std::int64_t>(res.bytes_uncompressed);
+      out.bytes_spooled = static_cast<std::int64_t>(res.bytes_spooled);
+      out.checksum = aws::crc32c_base64(res.crc32c);
+      if (res.line_map.empty()) {
+        c_.jr->record_spooled(file_id, out);
+      } else {
+        // Import line -> source line anchors, streamed from the spool into the same journal
+        // transaction; the importer reports FAILURE/ lines as source lines with them.
+        LineMapReader map(res.line_map);
+        c_.jr->record_spooled(file_id, out, [&map](journal::LineAnchor& a) {
+          return map.next(a.import_line, a.source_line);
+        });
+        std::error_code ec;
+        fs::remove(res.line_map, ec);
+      }
+      log::info("file spooled", {{"EXPORT_ID", run->name},
+                                 {"FHIR_FILE", f.name},
+                                 {"VALID", std::to_string(res.valid)},
+                                 {"REJECTED", std::to_string(res.rejected)},
+                                 {"PARTS", std::to_string(res.import_parts.size())}});
+      // Not for the export's last file: spool_done starts the upload at once anyway.
+      if (run->ops > 0) c_.upload->start_early_upload(run, file_id);
+    }
+  } catch (const std::exception& e) {
+    run->outcome.merge(upload::Outcome::retry_later(e.what()));
+  }
+  if (run->ops == 0) spool_done(run);
+}
+
+void Ingest::spool_done(std::shared_ptr<Run> run) {
+  if (c_.stopping) return;
+  if (run->early_ops > 0) {
+    // Early objects are in flight: the export moves on once they finished (object_done).
+    run->spool_waiting = true;
+    return;
+  }
+  try {
+    auto row = c_.jr->get_export(run->id);
+    if (run->superseded) {
+      log::warning("source changed after it was taken; a new version will be taken: " + run->fail,
+                   {{"EXPORT_ID", run->name}});
+      c_.jr->set_export_state(run->id, ExportState::superseded, run->fail);
+      spool::remove_export(c_.cfg.spool.dir, run->name, c_.quota.get());
+      c_.runs.erase(run->id);
+      // Early multipart uploads of this version will never be completed: abort them; and
+      // delete the early objects that were completed. The journal says which (also those of an
+      // earlier process: this run's early_files start empty after a restart).
+      bool uploaded_any = !run->early_files.empty();
+      for (const auto& f : c_.jr->files(run->id))
+        if (!f.import_key.empty() || !f.archive_key.empty()) uploaded_any = true;
+      if (uploaded_any) {
+        c_.cleanup->sweep_orphans();
+        c_.cleanup->delete_superseded_objects();
+      }
+      c_.changed();
+      return;
+    }
+    std::vector<std::string> names;
+    for (const auto& f : c_.jr->files(run->id)) names.push_back(f.name);
+    if (!run->fail.empty()) {
+      write_report(c_.cfg.spool.dir, run->name, run->pipeline,
+                   config::to_string(c_.pipe_of(run->pipeline)->cfg.validation_level), names);
+      log::error("export failed: " + run->fail, {{"EXPORT_ID", run->name}});
+      c_.jr->fail_export(run->id, run->fail);
+      c_.runs.erase(run->id);
+      c_.changed();
+      return;
+    }
+    // An early upload was refused (park), or something is to be tried again.
+    if (run->outcome.parked()) return c_.upload->park(run, run->outcome.reason);
+    if (run->outcome.retrying()) {
+      c_.upload->schedule_retry(run, run->outcome.reason);
+      return;
+    }
+    write_report(c_.cfg.spool.dir, run->name, run->pipeline,
+                 config::to_string(c_.pipe_of(run->pipeline)->cfg.validation_level), names);
+    c_.jr->set_export_state(run->id, ExportState::spooled);
+    c_.upload->start_upload(run);
+  } catch (const std::exception& e) {
+    c_.upload->schedule_retry(run, e.what());
+  }
+}
+
+}  // namespace fe::pipeline

@@ -1,0 +1,56 @@
+#pragma once
+// The pipeline's ingest part (private to the pipeline component; its contract is pipeline.hpp's
+// watch / take / spool): a ReadyExport of a pipeline's watcher becomes a journaled export whose
+// files are validated and spooled.
+//
+//   on_ready     content digest on the worker pool (a second report of the same path while one
+//                is digested is queued and digested after it), then take() on the control thread
+//   take         journal.take_export: an identical re-delivery is recognised (not redone), a
+//                changed one is a new version; on_changed: hold parks a new version whose
+//                earlier one got past spooling (hold_reason says what changed); files in
+//                subdirectories park the export
+//   start_spool  every pending file, largest first, to spool_file (spooler.hpp) on the pool
+//   on_spooled   journals one file's outcome (plan_parts + record_spooled only after its spool
+//                files are durable) and starts its objects early (UploadStage::start_early_upload)
+//   spool_done   once every file and early object is done: superseded (spool removed, cleanup of
+//                what early uploads left), failed (fail-export), park / retry, else report.json,
+//                `spooled` and UploadStage::start_upload
+//
+// Hand-offs: to the UploadStage (start_early_upload, start_upload, park, schedule_retry); the
+// UploadStage calls start_spool (a retry of a spooling export) and spool_done (the last early
+// object finished). Threading: control thread, except spool_file and the digest on the pool.
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "journal/journal.hpp"
+#include "pipeline/core.hpp"
+#include "pipeline/spooler.hpp"
+#include "watch/watcher.hpp"
+
+namespace fe::pipeline {
+
+class Ingest {
+ public:
+  explicit Ingest(Core& core) : c_(core) {}
+
+  // A watcher reported an export of pipeline `pname` ready.
+  void on_ready(const std::string& pname, const watch::ReadyExport& r);
+  // Validates and spools the export's pending files (its Run enters Phase::spooling).
+  void start_spool(std::shared_ptr<Run> run);
+  // Every file is spooled (or failed): decide where the export goes next.
+  void spool_done(std::shared_ptr<Run> run);
+
+ private:
+  void take(const std::string& pname, const watch::ReadyExport& r, const std::string& digest);
+  std::string hold_reason(const std::string& pname, const journal::ExportRow& row,
+                          const watch::ReadyExport& r);
+  void on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const SpoolResult& res);
+
+  Core& c_;
+  std::set<std::string> digesting;                  // pipeline \n path
+  std::map<std::string, watch::ReadyExport> again;  // reported again while digesting
+};
+
+}  // namespace fe::pipeline

@@ -1,0 +1,282 @@
+// The pipeline's upload part: the objects of an export → upload::ObjectUpload, merged outcomes,
+// retry with backoff, park. See upload_stage.hpp for the contract.
+#include "pipeline/upload_stage.hpp"
+
+#include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+
+#include "pipeline/importer.hpp"
+#include "pipeline/ingest.hpp"
+#include "service/log.hpp"
+#include "upload/cleanup.hpp"
+
+namespace fe::pipeline {
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+using journal::ExportState;
+using journal::FileState;
+using journal::PartKind;
+
+UploadStage::UploadStage(Core& core) : c_(core) {
+  std::weak_ptr<Core> weak = c_.weak_self;
+  auto live = [weak] {
+    auto self = weak.lock();
+    return self && !self->stopping;
+  };
+  scheduler = std::make_unique<upload::PartScheduler>(c_.cfg.upload.concurrency);
+  store = std::make_unique<upload::S3Store>([this] { return c_.s3; }, live);
+  ledger = std::make_unique<upload::JournalLedger>(*c_.jr);
+  bodies = std::make_unique<upload::SpoolBodies>(c_.io, *c_.reader, live);
+}
+
+UploadStage::~UploadStage() = default;
+
+void UploadStage::clear() {
+  scheduler->clear();
+}
+
+// ---------------------------------------------------------------- retry / park
+void UploadStage::schedule_retry(std::shared_ptr<Run> run, const std::string& why) {
+  if (c_.stopping) return;
+  ++run->attempt;
+  ++c_.stats.retries_scheduled;
+  auto delay = c_.opt.retry_base;
+  for (int i = 1; i < run->attempt && delay < c_.opt.retry_max; ++i) delay *= 2;
+  delay = std::min(delay, c_.opt.retry_max);
+  try {
+    c_.jr->set_export_error(run->id, why);
+  } catch (const std::exception&) {
+  }
+  log::warning("will retry export in " + std::to_string(delay.count()) + " ms: " + why,
+               {{"EXPORT_ID", run->name}, {"ATTEMPT", std::to_string(run->attempt)}});
+  run->phase = Phase::waiting;
+  run->timer = std::make_unique<asio::steady_timer>(c_.io, delay);
+  std::weak_ptr<Core> weak = c_.weak_self;
+  run->timer->async_wait([weak, run](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->stopping) return;
+    try {
+      self->upload->resume(run);
+    } catch (const std::exception& e) {
+      // The journal cannot be read or written (disk full, I/O error): wait and try again.
+      ++self->stats.journal_errors;
+      self->upload->schedule_retry(run, std::string("journal: ") + e.what());
+    }
+  });
+  c_.changed();
+}
+
+void UploadStage::resume(std::shared_ptr<Run> run) {
+  // A new attempt: the journal (and ListParts / HeadObject) decides what is still to upload.
+  run->early_files.clear();
+  run->early_failed.clear();
+  auto row = c_.jr->get_export(run->id);
+  switch (row.state) {
+    case ExportState::complete:
+    case ExportState::spooling:
+      for (const auto& f : c_.jr->files(run->id))
+        if (f.state == FileState::spooling) c_.jr->set_file_state(f.id, FileState::pending);
+      c_.ingest->start_spool(run);
+      break;
+    case ExportState::spooled:
+    case ExportState::uploading:
+      start_upload(run);
+      break;
+    default:
+      c_.runs.erase(run->id);
+  }
+}
+
+void UploadStage::park(std::shared_ptr<Run> run, const std::string& why) {
+  log::error("export parked: " + why, {{"EXPORT_ID", run->name}});
+  try {
+    c_.jr->park_export(run->id, why);
+  } catch (const std::exception& e) {
+    log::error(std::string("journal: ") + e.what(), {{"EXPORT_ID", run->name}});
+  }
+  ++c_.stats.parked;
+  c_.runs.erase(run->id);
+  c_.changed();
+}
+
+// ---------------------------------------------------------------- upload
+// The export's upload pass. Each object is an upload::ObjectUpload (daemon/upload/: the state
+// machine put / create / list_parts / send_parts / complete / head_settle); this component
+// only decides which objects an export has, starts them, and gathers their outcomes.
+void UploadStage::start_upload(std::shared_ptr<Run> run) {
+  run->phase = Phase::uploading;
+  run->outcome = {};
+  auto row = c_.jr->get_export(run->id);
+  const Pipe* pipe = c_.pipe_of(row.pipeline);
+  const auto& s3c = pipe->cfg.s3;
+  if (row.state == ExportState::spooled) c_.jr->set_export_state(run->id, ExportState::uploading);
+  std::vector<std::shared_ptr<upload::ObjectUpload>> objs;
+  const auto all_files = c_.jr->files(run->id);
+  const auto n_files = static_cast<std::int64_t>(all_files.size());
+  std::int64_t file_index = -1;
+  for (const auto& f : all_files) {
+    ++file_index;
+    if (f.state == FileState::spooled) c_.jr->set_file_state(f.id, FileState::uploading);
+    // Files uploaded early in this attempt are done; the others (also those whose early
+    // upload failed) are uploaded or resumed from the journal here.
+    const bool early_done = run->early_files.count(f.id) && !run->early_failed.count(f.id);
+    if ((f.state == FileState::spooled || f.state == FileState::uploading) && !early_done)
+      add_file_objects(run, s3c, row.name, f, file_index, n_files, false, objs);
+    if (s3c.upload_rejects && f.state != FileState::uploaded) {
+      auto rp = spool::rejected_path(c_.cfg.spool.dir, row.name, f.name);
+      if (fs::exists(rp))
+        objs.push_back(untracked_object(run, s3c, rejected_key(s3c.prefix, row.name, f.name), rp));
+    }
+  }
+  if (s3c.upload_rejects) {
+    auto rp = spool::report_path(c_.cfg.spool.dir, row.name);
+    if (fs::exists(rp))
+      objs.push_back(untracked_object(run, s3c, report_key(s3c.prefix, row.name), rp));
+  }
+  run->ops = static_cast<int>(objs.size());
+  c_.changed();
+  if (objs.empty()) return upload_done(run);
+  for (auto& o : objs) launch(run, o, false);
+}
+
+upload::Ports UploadStage::ports() {
+  return {*store, *ledger, *bodies, *scheduler};
+}
+
+// Counters, the orphan sweep's `creating` set, and whether a queued part is still wanted: an
+// early object only while its export spools and was not superseded, the others while the
+// export's upload pass runs.
+upload::Hooks UploadStage::hooks_for(const std::shared_ptr<Run>& run, bool early) {
+  upload::Hooks h;
+  h.creating = [this](const std::string& key) { c_.cleanup->creating(key); };
+  h.created = [this](const std::string& key, int attempts) { c_.cleanup->created(key, attempts); };
+  h.part_sent = [this](std::uint64_t bytes, bool part) {
+    if (part) ++c_.stats.parts_sent;
+    c_.stats.part_bytes_sent += bytes;
+  };
+  h.part_skipped = [this] { ++c_.stats.parts_skipped; };
+  h.settled = [this] { ++c_.stats.settled; };
+  h.journal_error = [this] { ++c_.stats.journal_errors; };
+  const Phase want = early ? Phase::spooling : Phase::uploading;
+  h.abandoned = [run, want, early] { return run->phase != want || (early && run->superseded); };
+  return h;
+}
+
+// report.json and rejects: one PutObject each, not tracked part by part in the journal.
+std::shared_ptr<upload::ObjectUpload> UploadStage::untracked_object(const std::shared_ptr<Run>& run,
+                                                                    const config::S3Target& s3c,
+                                                                    std::string key,
+                                                                    fs::path file) {
+  upload::ObjectSpec spec;
+  spec.bucket = s3c.bucket;
+  spec.content_type = key.ends_with(".json") ? "application/json" : "application/zstd";
+  spec.key = std::move(key);
+  spec.spool_file = std::move(file);
+  spec.sse = aws::Sse{s3c.kms_key_id.value_or("")};
+  return std::make_shared<upload::ObjectUpload>(ports(), std::move(spec), hooks_for(run, false));
+}
+
+// The import and archive objects of one spooled file. The one place object keys of a file are
+// built (first upload, early upload, resume): an export over max_files_per_import_job files is
+// laid out in import/part-NNNN/ folders, one import job each, and the importer derives the
+// jobs from the keys journaled here. Each object is loaded from the journal (its upload id and
+// parts); one without parts (a file with no valid line has no import object) is left out.
+void UploadStage::add_file_objects(const std::shared_ptr<Run>& run, const config::S3Target& s3c,
+                                   const std::string& export_name, const journal::FileRow& f,
+                                   std::int64_t file_index, std::int64_t n_files, bool early,
+                                   std::vector<std::shared_ptr<upload::ObjectUpload>>& objs) {
+  auto add = [&](PartKind kind, std::string key) {
+    upload::ObjectSpec spec;
+    spec.file_id = f.id;
+    spec.kind = kind;
+    spec.bucket = s3c.bucket;
+    spec.key = std::move(key);
+    spec.spool_file = spool::import_path(c_.cfg.spool.dir, export_name, f.name);
+    spec.content_type = kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
+    spec.sse = aws::Sse{s3c.kms_key_id.value_or("")};
+    auto o =
+        std::make_shared<upload::ObjectUpload>(ports(), std::move(spec), hooks_for(run, early));
+    if (!o->empty()) objs.push_back(std::move(o));
+  };
+  add(PartKind::import,
+      import_key(s3c.prefix, export_name,
+                 import_part_dir(file_index, n_files, c_.opt.max_files_per_import_job) + f.name));
+  if (s3c.archive) add(PartKind::archive, archive_key(s3c.prefix, export_name, f.name));
+}
+
+// A file of an export that is still spooling is durable and journaled: start its import and
+// archive objects now (they share the global part limit with every other upload). Not with
+// on_invalid: fail-export, where an invalid line in a later file means nothing is uploaded and
+// the export fails (as before). A crash meanwhile is resumed like any upload: the file is
+// `uploading` in the journal and start_upload picks it up (ListParts / HeadObject) once the
+// export's spooling is redone. Throws on a journal error (on_spooled turns it into a retry).
+void UploadStage::start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id) {
+  if (c_.stopping || run->superseded || !run->fail.empty() || !run->outcome.ok()) return;
+  const Pipe* pipe = c_.pipe_of(run->pipeline);
+  if (!pipe || pipe->cfg.on_invalid == config::OnInvalid::fail_export) return;
+  const auto all_files = c_.jr->files(run->id);
+  const auto n_files = static_cast<std::int64_t>(all_files.size());
+  std::int64_t file_index = -1;
+  const journal::FileRow* f = nullptr;
+  for (const auto& r : all_files) {
+    ++file_index;
+    if (r.id == file_id) {
+      f = &r;
+      break;
+    }
+  }
+  if (!f || f->state != FileState::spooled) return;
+  std::vector<std::shared_ptr<upload::ObjectUpload>> objs;
+  add_file_objects(run, pipe->cfg.s3, run->name, *f, file_index, n_files, true, objs);
+  if (objs.empty()) return;
+  c_.jr->set_file_state(f->id, FileState::uploading);
+  run->early_files.insert(f->id);
+  run->early_ops += static_cast<int>(objs.size());
+  for (auto& o : objs) launch(run, o, true);
+}
+
+void UploadStage::launch(const std::shared_ptr<Run>& run,
+                         const std::shared_ptr<upload::ObjectUpload>& o, bool early) {
+  std::weak_ptr<Core> weak = c_.weak_self;
+  o->start([weak, run, early, file_id = o->spec().file_id](const upload::Outcome& out) {
+    if (auto self = weak.lock(); self && !self->stopping)
+      self->upload->object_done(run, early, file_id, out);
+  });
+}
+
+void UploadStage::object_done(const std::shared_ptr<Run>& run, bool early, std::int64_t file_id,
+                              const upload::Outcome& out) {
+  run->outcome.merge(out);
+  if (early) {
+    if (!out.ok()) run->early_failed.insert(file_id);
+    if (--run->early_ops > 0) return;
+    // The export's spooling ended while they were in flight: move on now.
+    if (run->spool_waiting) {
+      run->spool_waiting = false;
+      c_.ingest->spool_done(run);
+    }
+    return;
+  }
+  if (--run->ops == 0) upload_done(run);
+}
+
+void UploadStage::upload_done(std::shared_ptr<Run> run) {
+  if (c_.stopping) return;
+  try {
+    if (run->outcome.parked()) return park(run, run->outcome.reason);
+    if (run->outcome.retrying()) return schedule_retry(run, run->outcome.reason);
+    for (const auto& f : c_.jr->files(run->id))
+      if (f.state == FileState::uploading) c_.jr->set_file_state(f.id, FileState::uploaded);
+    c_.jr->set_export_state(run->id, ExportState::uploaded);
+    ++c_.stats.exports_uploaded;
+    log::info("export uploaded", {{"EXPORT_ID", run->name}});
+    c_.runs.erase(run->id);
+    c_.changed();
+    // The import stage takes it from here (wired by the composition root, daemon/app/).
+    c_.events->emit(ExportEvent::uploaded, run->id);
+  } catch (const std::exception& e) {
+    schedule_retry(run, e.what());
+  }
+}
+
+}  // namespace fe::pipeline

@@ -1,0 +1,76 @@
+#pragma once
+// The pipeline's upload part (private to the pipeline component; its contract is pipeline.hpp's
+// upload / errors): the objects of a spooled export go to S3, and the export becomes `uploaded`,
+// waits to retry, or is parked.
+//
+//   start_upload        the export's upload pass: which objects it has (import and archive
+//                       objects of every file, laid out in import/part-NNNN/ folders past
+//                       Options::max_files_per_import_job; rejects and report.json with
+//                       s3.upload_rejects), each an upload::ObjectUpload (daemon/upload/: put /
+//                       create / list_parts / send_parts / complete / head_settle) loaded from the
+//                       journal, all started at once under one PartScheduler
+//   start_early_upload  one file of an export that is still spooling (not with fail-export)
+//   object_done         merges each object's upload::Outcome into the Run (park beats
+//                       retry_later beats done); an early object's last one hands back to
+//                       Ingest::spool_done
+//   upload_done         park / schedule_retry / `uploaded` in the journal, then emits
+//                       ExportEvent::uploaded (the import stage takes it from there)
+//   schedule_retry      the Run waits retry_base · 2^(attempt-1), at most retry_max, and is
+//                       resumed from the journal (resume: start_spool or start_upload)
+//   park                park_export with the reason; the Run ends
+//
+// Threading: control thread; part bodies are read on Core::reader (upload::SpoolBodies).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "journal/journal.hpp"
+#include "pipeline/core.hpp"
+#include "upload/adapters.hpp"
+#include "upload/object_upload.hpp"
+
+namespace fe::pipeline {
+
+class UploadStage {
+ public:
+  // After the journal, the quota and the reader pool exist (Impl::start).
+  explicit UploadStage(Core& core);
+  ~UploadStage();
+
+  void start_upload(std::shared_ptr<Run> run);
+  // Throws on a journal error (Ingest::on_spooled turns it into a retry).
+  void start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id);
+  void schedule_retry(std::shared_ptr<Run> run, const std::string& why);
+  void park(std::shared_ptr<Run> run, const std::string& why);
+  // Stop: queued parts are dropped (they are resumed from the journal at the next start).
+  void clear();
+
+ private:
+  void resume(std::shared_ptr<Run> run);
+  upload::Ports ports();
+  upload::Hooks hooks_for(const std::shared_ptr<Run>& run, bool early);
+  std::shared_ptr<upload::ObjectUpload> untracked_object(const std::shared_ptr<Run>& run,
+                                                         const config::S3Target& s3c,
+                                                         std::string key,
+                                                         std::filesystem::path file);
+  void add_file_objects(const std::shared_ptr<Run>& run, const config::S3Target& s3c,
+                        const std::string& export_name, const journal::FileRow& f,
+                        std::int64_t file_index, std::int64_t n_files, bool early,
+                        std::vector<std::shared_ptr<upload::ObjectUpload>>& objs);
+  void launch(const std::shared_ptr<Run>& run, const std::shared_ptr<upload::ObjectUpload>& o,
+              bool early);
+  void object_done(const std::shared_ptr<Run>& run, bool early, std::int64_t file_id,
+                   const upload::Outcome& out);
+  void upload_done(std::shared_ptr<Run> run);
+
+  Core& c_;
+  // The object upload's ports (daemon/upload/), kept until the Core goes (a machine only runs
+  // from callbacks that check `stopping` first).
+  std::unique_ptr<upload::PartScheduler> scheduler;  // upload.concurrency over every object
+  std::unique_ptr<upload::S3Store> store;
+  std::unique_ptr<upload::JournalLedger> ledger;
+  std::unique_ptr<upload::SpoolBodies> bodies;
+};
+
+}  // namespace fe::pipeline
