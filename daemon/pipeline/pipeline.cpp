@@ -22,7 +22,7 @@
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
 #include "pipeline/aws_settings.hpp"
-#include "pipeline/importer.hpp"
+#include "import/importer.hpp"
 #include "pipeline/spooler.hpp"
 #include "service/log.hpp"
 #include "spool/spool.hpp"

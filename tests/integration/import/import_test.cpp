@@ -18,7 +18,7 @@
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
 #include "journal/status.hpp"
-#include "pipeline/importer.hpp"
+#include "import/importer.hpp"
 #include "pipeline/spooler.hpp"
 #include "watch/identity.hpp"
 

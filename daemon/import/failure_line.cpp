@@ -1,4 +1,4 @@
-#include "pipeline/failure_line.hpp"
+#include "import/failure_line.hpp"
 
 #include <charconv>
 

@@ -1,6 +1,6 @@
 // Import lifecycle: start, follow, reconcile (contract in importer.hpp, argument in
 // docs/import.md).
-#include "pipeline/importer.hpp"
+#include "import/importer.hpp"
 
 #include <simdjson.h>
 
@@ -15,9 +15,9 @@
 #include "aws/healthlake.hpp"
 #include "aws/s3.hpp"
 #include "config/config.hpp"
+#include "import/failure_line.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
-#include "pipeline/failure_line.hpp"
 #include "service/log.hpp"
 #include "spool/spool.hpp"
 
