@@ -31,17 +31,17 @@
 //              naming both levels and the job: it is never reconciled, never imported, and
 //              after_upload is not applied. `retry --reimport` starts a new job; plain `retry`
 //              checks again. A job whose answer carries no level is not compared.
-//   reconcile  at a terminal status: manifest.json, then every FAILURE/ and SUCCESS/ object is
-//              streamed (ListObjectsV2 + GetObject; memory bounded by max_line_bytes and
-//              max_reasons, never by output size), per-file counts and the first failure reasons
-//              (named by source file and line: Journal::source_line maps HealthLake's import
-//              object line back through the spool's line anchors) go to the journal
-//              (record_import_outcome), to spool/<export>/import-report.json (spool::write_durable)
-//              and to one log line (warning unless COMPLETED); the export moves to imported (status
-//              in accept_statuses) or import_failed. CANCEL_FAILED means the cancel failed and the
-//              job ran on: with a manifest.json it is judged as COMPLETED (no failed resource) or
-//              COMPLETED_WITH_ERRORS; without one, whether anything was imported is unknown and it
-//              is import_failed (retry then needs
+//   reconcile  at a terminal status (the Reconciler, reconciler.hpp): manifest.json, then every
+//              FAILURE/ and SUCCESS/ object is streamed (ListObjectsV2 + GetObject; memory bounded
+//              by max_line_bytes and max_reasons, never by output size), per-file counts and the
+//              first failure reasons (named by source file and line: Journal::source_line maps
+//              HealthLake's import object line back through the spool's line anchors) go to the
+//              journal (record_import_outcome), to spool/<export>/import-report.json
+//              (spool::write_durable) and to one log line (warning unless COMPLETED); the export
+//              moves to imported (status in accept_statuses) or import_failed. CANCEL_FAILED means
+//              the cancel failed and the job ran on: with a manifest.json it is judged as COMPLETED
+//              (no failed resource) or COMPLETED_WITH_ERRORS; without one, whether anything was
+//              imported is unknown and it is import_failed (retry then needs
 //              --reimport, Journal::retry_export). An accepted status that imported nothing, or
 //              less than min_imported_share, is import_failed too (source kept; status says why).
 //   errors     Throttling/InternalServer are retried by the AWS layer; when its attempts run out
@@ -58,7 +58,12 @@
 //   finish     when every part has its outcome: spool/<export>/import-report.json (one job:
 //              its outcome; several: a summary with every job's outcome), then imported (every
 //              status in accept_statuses) or import_failed (terminal; `fhir-edge retry` starts a
-//              new attempt with new tokens).
+//              new attempt with new tokens). On imported, ExportEvent::imported is emitted.
+// Files of the stage (docs/import.md "Where the code is"): the lifecycle here and in
+// importer.cpp / importer_follow.cpp; the outputs are read by the Reconciler (reconciler.hpp) into
+// an ImportOutcome that this importer journals; the report is report.hpp; CLI requests are the
+// RequestMailbox (mailbox.hpp); keys and job names are s3_layout.hpp; after_upload and spool
+// retention are Housekeeping (housekeeping.hpp), which subscribes ExportEvent::imported.
 // Threading: every method, callback, journal write and AWS call runs on the io_context given to
 // the constructor (the daemon's control thread). The importer owns no journal and no client: the
 // Pipeline shares its single writer Journal and its HealthLakeClient/S3Client.
