@@ -23,10 +23,11 @@
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
 #include "fhir/validator.hpp"
+#include "import/housekeeping.hpp"
+#include "import/importer.hpp"
 #include "journal/journal.hpp"
 #include "pipeline/aws_settings.hpp"
 #include "pipeline/core.hpp"
-#include "pipeline/importer.hpp"
 #include "pipeline/ingest.hpp"
 #include "pipeline/upload_stage.hpp"
 #include "service/log.hpp"
@@ -56,48 +57,6 @@ std::uint64_t choose_part_size(std::optional<std::uint64_t> configured, std::uin
     size = (need + mib - 1) / mib * mib;  // whole MiB: readable in logs and the index
   }
   return size;
-}
-
-namespace {
-std::string join_key(std::string_view prefix, std::string_view export_name, std::string_view mid,
-                     std::string_view leaf) {
-  std::string k;
-  if (!prefix.empty()) {
-    k += prefix;
-    k += '/';
-  }
-  k += export_name;
-  k += '/';
-  k += mid;
-  if (!leaf.empty()) {
-    k += '/';
-    k += leaf;
-  }
-  return k;
-}
-std::string ndjson_name(std::string_view file_name) {
-  // A compressed source (.ndjson.gz, .ndjson.zst) is read decompressed: its import object is the
-  // plain NDJSON, named as HealthLake documents its input (.ndjson).
-  std::string n = watch::Watcher::plain_name(file_name);
-  if (!n.ends_with(".ndjson")) n += ".ndjson";
-  return n;
-}
-}  // namespace
-
-std::string import_key(std::string_view prefix, std::string_view export_name,
-                       std::string_view file_name) {
-  return join_key(prefix, export_name, "import", ndjson_name(file_name));
-}
-std::string archive_key(std::string_view prefix, std::string_view export_name,
-                        std::string_view file_name) {
-  return join_key(prefix, export_name, "archive", ndjson_name(file_name) + ".zst");
-}
-std::string rejected_key(std::string_view prefix, std::string_view export_name,
-                         std::string_view file_name) {
-  return join_key(prefix, export_name, "rejected", ndjson_name(file_name) + ".zst");
-}
-std::string report_key(std::string_view prefix, std::string_view export_name) {
-  return join_key(prefix, export_name, "report.json", "");
 }
 
 namespace {
@@ -226,11 +185,10 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
   aws::HttpEngine* http = nullptr;  // reload() hands it the bandwidth cap
   aws::AwsCaller* caller = nullptr;
   std::unique_ptr<aws::HealthLakeClient> hl;
-  std::unique_ptr<Importer> importer;  // null when Options::import_jobs is false
-  std::unique_ptr<asio::steady_timer> retention_timer;
+  std::unique_ptr<import::Importer> importer;  // null when Options::import_jobs is false
+  // after_upload, spool retention and eviction (import/housekeeping.hpp).
+  std::shared_ptr<import::Housekeeping> housekeeping;
   bool started = false;
-  bool quota_full_logged = false;
-  bool evict_timer_armed = false;
 
   Impl(asio::io_context& io_, const config::Config& c, Options o) : Core(io_, c, std::move(o)) {}
 
@@ -243,7 +201,10 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     std::weak_ptr<Impl> weak = shared_from_this();
     quota->on_full([weak, this] {
       // Called on a pool thread: hop to the control thread to evict uploaded spools.
-      if (auto self = weak.lock()) asio::post(io, [self] { self->evict(); });
+      if (auto self = weak.lock())
+        asio::post(io, [self] {
+          if (self->housekeeping) self->housekeeping->evict();
+        });
     });
     pool = std::make_unique<asio::thread_pool>(std::max(1, opt.worker_threads));
     reader = std::make_unique<asio::thread_pool>(1);
@@ -255,26 +216,18 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     if (opt.import_jobs) {
       // Before recover(): an upload that recover() resumes may finish and kick the importer.
       hl = std::make_unique<aws::HealthLakeClient>(*caller);
-      ImporterOptions io_opt = importer_options(cfg);
+      import::ImporterOptions io_opt = import::importer_options(cfg);
       io_opt.poll_min = opt.import_poll_min;
       io_opt.poll_max = opt.import_poll_max;
       io_opt.on_change = opt.on_change;
       io_opt.max_files_per_job = opt.max_files_per_import_job;
-      std::weak_ptr<Impl> weak_self = shared_from_this();
-      io_opt.on_imported = [weak_self](std::int64_t id) {
-        if (auto self = weak_self.lock()) {
-          self->apply_after_upload(id);
-          self->retention();  // keep_for may be 0: the spool goes at once
-        }
-      };
-      // `fhir-edge retry` of an export parked before `uploaded`: continue it now, not at the
-      // next start.
-      std::weak_ptr<Impl> weak_resume = shared_from_this();
-      io_opt.on_resumed = [weak_resume](std::int64_t id) {
-        if (auto self = weak_resume.lock()) self->resume_one(id);
-      };
-      importer = std::make_unique<Importer>(io, *jr, *hl, *s3, std::move(io_opt));
+      // The importer subscribes uploaded and emits imported and resumed (its request mailbox).
+      io_opt.events = events;
+      importer = std::make_unique<import::Importer>(io, *jr, *hl, *s3, std::move(io_opt));
     }
+    housekeeping = std::make_shared<import::Housekeeping>(import::Housekeeping::Deps{
+        io, *jr, cfg, quota.get(), [this](std::uint64_t bytes) { stats.evicted_bytes += bytes; }});
+    housekeeping->subscribe(*events);  // imported → after_upload, then retention
     recover();
     // After recovery: resumed uploads have their ids in the journal already, and new ones are
     // tracked in `creating` until their answer is journaled.
@@ -287,8 +240,7 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
       importer->check_datastores([](const std::vector<std::string>&) {});
       importer->resume();
     }
-    retention_timer = std::make_unique<asio::steady_timer>(io);
-    retention();
+    housekeeping->start();
     start_watchers();
     log::info("pipeline started", {{"PIPELINES", std::to_string(pipes.size())},
                                    {"SPOOL_USED", std::to_string(quota->used())}});
@@ -394,12 +346,7 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     hub.on(ExportEvent::resumed, [weak](std::int64_t id) {
       if (auto self = weak.lock()) self->resume_export(id);
     });
-    // The importer is still built here (the block in start()); until the import stage is a peer
-    // of its own, its `uploaded` subscription is made here too.
-    hub.on(ExportEvent::uploaded, [weak](std::int64_t id) {
-      if (auto self = weak.lock(); self && !self->stopping && self->importer)
-        self->importer->kick(id);
-    });
+    // `uploaded` is the importer's (it subscribes itself); `imported` is housekeeping's.
   }
 
   void stop() {
@@ -414,7 +361,7 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     if (upload) upload->clear();
     // The importer first: it uses the journal and the clients below. Jobs in flight keep
     // running in HealthLake; the journal holds their token and id, and resume() follows them.
-    if (retention_timer) retention_timer->cancel();
+    if (housekeeping) housekeeping->stop();
     importer.reset();
     hl.reset();
     // Closing the clients destroys the engine, which aborts transfers without callbacks; parts
@@ -436,13 +383,8 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     for (const auto& row : jr->exports(false)) resume_row(row);
   }
 
-  // One export unparked by `fhir-edge retry` (importer's on_resumed): handed on as the
-  // `resumed` event, which resume_export() takes.
-  void resume_one(std::int64_t id) {
-    if (!stopping) events->emit(ExportEvent::resumed, id);
-  }
-
-  // Resumed like at start-up unless it is already being worked on.
+  // One export unparked by `fhir-edge retry` (ExportEvent::resumed, from the importer's request
+  // mailbox): resumed like at start-up unless it is already being worked on.
   void resume_export(std::int64_t id) {
     if (stopping || !jr || runs.count(id)) return;
     try {
@@ -485,159 +427,6 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     }
   }
 
-  // ---------------------------------------------------------------- after_upload
-  // keep | delete | move:DIR, once the import reached a status the pipeline accepts (the
-  // importer calls this). Only the files that were taken are touched, and only while each is
-  // still the file that was taken (identity): a file replaced since belongs to a newer export and
-  // is left alone, as is everything when any file changed. Failures are logged and journaled;
-  // the source then simply stays where it is.
-  void apply_after_upload(std::int64_t export_id) {
-    if (stopping) return;
-    std::string name;
-    try {
-      auto row = jr->get_export(export_id);
-      name = row.name;
-      const Pipe* pipe = pipe_of(row.pipeline);
-      if (!pipe) return;
-      const auto& policy = pipe->cfg.after_upload;
-      if (policy.kind == config::AfterUploadKind::keep) return;
-      fs::path src(row.source_path);
-      std::error_code ec;
-      const bool dir = fs::is_directory(fs::symlink_status(src, ec));
-      std::vector<watch::TakenFile> taken;
-      for (const auto& f : jr->files(export_id)) {
-        taken.push_back(
-            {f.name, dir ? src / f.name : src,
-             watch::FileIdentity{f.source.dev, f.source.inode, f.source.size, f.source.mtime_ns}});
-      }
-      if (auto changes = watch::changed_after_taken(taken); !changes.empty()) {
-        std::string why = "source left in place: " + changes.front().name + " " +
-                          changes.front().what + " since the export was taken";
-        log::warning("after_upload skipped: " + why, {{"EXPORT_ID", name}});
-        jr->add_event(export_id, std::nullopt, "after_upload", why);
-        return;
-      }
-      std::string done;
-      if (policy.kind == config::AfterUploadKind::remove) {
-        for (const auto& f : taken) fs::remove(f.path);
-        if (dir) {
-          // The export's own metadata goes with it; anything else keeps the directory.
-          const auto& rules = pipe->cfg.complete_when;
-          for (const std::string& meta :
-               {rules.marker, std::string("manifest.json"), std::string("log.ndjson")})
-            if (!meta.empty()) fs::remove(src / meta, ec);
-          if (fs::is_empty(src, ec)) fs::remove(src, ec);
-        }
-        done = "deleted " + std::to_string(taken.size()) + " source file(s)";
-      } else {
-        fs::create_directories(policy.move_to);
-        fs::path dest = policy.move_to / src.filename();
-        if (fs::exists(fs::symlink_status(dest, ec))) dest = policy.move_to / row.name;
-        if (fs::exists(fs::symlink_status(dest, ec)))
-          dest = policy.move_to / (row.name + "." + std::to_string(journal::now_ms()));
-        fs::rename(src, dest);  // same file system only: EXDEV is reported, nothing is copied
-        done = "moved to " + dest.string();
-      }
-      log::info("after_upload: " + done, {{"EXPORT_ID", name}});
-      jr->add_event(export_id, std::nullopt, "after_upload", done);
-    } catch (const std::exception& e) {
-      log::error(std::string("after_upload failed, source left in place: ") + e.what(),
-                 {{"EXPORT_ID", name}});
-      try {
-        jr->add_event(export_id, std::nullopt, "after_upload", std::string("failed: ") + e.what());
-      } catch (const std::exception&) {
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- spool retention
-  // spool.keep_for: the spool of a finished export (imported, nothing_to_import, failed or
-  // superseded) stays for replay and inspection, then goes. Exports still in flight, parked or
-  // import_failed keep it. Runs at start, after each accepted import, and every 10 minutes.
-  void retention() {
-    if (stopping || !jr) return;
-    try {
-      auto removed = spool::remove_expired(
-          cfg.spool.dir, cfg.spool.keep_for,
-          [this](const std::string& name) {
-            auto e = jr->find_export(name);
-            return e && (e->state == ExportState::imported || e->state == ExportState::failed ||
-                         e->state == ExportState::superseded ||
-                         e->state == ExportState::nothing_to_import);
-          },
-          quota.get());
-      for (const auto& n : removed)
-        log::info("spool retention: removed the spool of a finished export", {{"EXPORT_ID", n}});
-    } catch (const std::exception& e) {
-      log::warning(std::string("spool retention: ") + e.what());
-    }
-    retention_timer->expires_after(std::chrono::minutes(10));
-    std::weak_ptr<Impl> weak = shared_from_this();
-    retention_timer->async_wait([weak](const boost::system::error_code& ec) {
-      if (auto self = weak.lock(); self && !ec) self->retention();
-    });
-  }
-
-  // ---------------------------------------------------------------- quota
-  // The spool is full: free the spool of exports whose upload is finished (oldest first), so
-  // waiting writers can go on. Exports not yet uploaded are never evicted.
-  void evict() {
-    if (stopping) return;
-    std::vector<journal::ExportRow> all;
-    try {
-      all = jr->exports(true);
-    } catch (const std::exception& e) {
-      log::warning(std::string("spool full, cannot read the journal to evict: ") + e.what());
-    }
-    std::reverse(all.begin(), all.end());  // oldest first
-    for (const auto& e : all) {
-      if (!quota->full()) break;
-      switch (e.state) {
-        case ExportState::uploaded:
-        case ExportState::import_starting:
-        case ExportState::importing:
-        case ExportState::imported:
-        case ExportState::import_failed:
-        case ExportState::nothing_to_import:
-        case ExportState::failed:
-        case ExportState::superseded: {
-          auto dir = spool::export_dir(cfg.spool.dir, e.name);
-          std::error_code ec;
-          if (!fs::exists(dir, ec)) break;
-          auto freed = spool::remove_export(cfg.spool.dir, e.name, quota.get());
-          stats.evicted_bytes += freed;
-          log::info("spool full: evicted the spool of an uploaded export",
-                    {{"EXPORT_ID", e.name}, {"BYTES", std::to_string(freed)}});
-          break;
-        }
-        default:
-          break;
-      }
-    }
-    if (quota->full()) {
-      if (!quota_full_logged) {
-        quota_full_logged = true;
-        log::notice("spool quota reached: new exports wait until uploads finish",
-                    {{"SPOOL_USED", std::to_string(quota->used())},
-                     {"SPOOL_MAX", std::to_string(quota->max_bytes())}});
-      }
-      if (evict_timer_armed) return;
-      evict_timer_armed = true;
-      // Uploads that finish later make more room evictable: look again then.
-      auto t = std::make_shared<asio::steady_timer>(io, std::chrono::seconds(1));
-      std::weak_ptr<Impl> weak = shared_from_this();
-      t->async_wait([weak, t](const boost::system::error_code& ec) {
-        if (auto self = weak.lock(); self && !ec) {
-          self->evict_timer_armed = false;
-          self->evict();
-        }
-      });
-    } else if (quota_full_logged) {
-      quota_full_logged = false;
-      log::notice("spool has room again; ingest continues",
-                  {{"SPOOL_USED", std::to_string(quota->used())}});
-    }
-  }
 
   std::string status_line() const {
     if (!jr) return "not started";

@@ -1,7 +1,7 @@
 #pragma once
 // The ingest and upload pipeline: the daemon's main loop up to the moment every file of an export
 // is safely in S3 (DESIGN "The job, one export at a time", issue 6). From `uploaded` on, the
-// Importer (pipeline/importer.hpp, issue 7) owned by this component starts, follows and
+// Importer (import/importer.hpp, issue 7) owned by this component starts, follows and
 // reconciles the HealthLake import job, on the same journal and AWS clients.
 //
 // Built by the composition root (daemon/app/app.hpp), which hands it the event hub and the AWS
@@ -95,14 +95,14 @@ struct Options {
   // Watcher: how long a file found by a scan (not seen by inotify) must stay unchanged before it is
   // taken; unset = the watcher's default (5 s). Tests lower it.
   std::optional<std::chrono::milliseconds> scan_quiet;
-  // Import stage (issue 7, pipeline/importer.hpp): uploaded exports are imported into HealthLake
+  // Import stage (issue 7, import/importer.hpp): uploaded exports are imported into HealthLake
   // (StartFHIRImportJob, DescribeFHIRImportJob until terminal, reconcile). false stops at
   // `uploaded` (tests of the upload stage alone).
   bool import_jobs = true;
   // DescribeFHIRImportJob interval (jittered between the two); DESIGN: 15-60 s.
   std::chrono::milliseconds import_poll_min = std::chrono::seconds(15);
   std::chrono::milliseconds import_poll_max = std::chrono::seconds(60);
-  // Files per HealthLake import job (pipeline::kMaxFilesPerImportJob); larger exports are laid out
+  // Files per HealthLake import job (import::kMaxFilesPerImportJob); larger exports are laid out
   // in import/part-NNNN/ folders. Tests lower it; the importer gets the same value.
   std::int64_t max_files_per_import_job = 10000;
   // Hook run on the control thread whenever the status line may have changed.
@@ -121,14 +121,7 @@ struct Options {
 std::uint64_t choose_part_size(std::optional<std::uint64_t> configured, std::uint64_t source_bytes,
                                const Options& options = {});
 
-// Object keys (DESIGN "S3 layout"); prefix may be empty.
-std::string import_key(std::string_view prefix, std::string_view export_name,
-                       std::string_view file_name);  // .../import/<File>.ndjson
-std::string archive_key(std::string_view prefix, std::string_view export_name,
-                        std::string_view file_name);  // .../archive/<File>.ndjson.zst
-std::string rejected_key(std::string_view prefix, std::string_view export_name,
-                         std::string_view file_name);  // .../rejected/<File>.ndjson.zst
-std::string report_key(std::string_view prefix, std::string_view export_name);
+// Object keys (DESIGN "S3 layout"): import/s3_layout.hpp.
 
 // Counters (control thread), for status, tests and benchmarks.
 struct Stats {

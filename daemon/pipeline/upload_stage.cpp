@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 
-#include "pipeline/importer.hpp"
+#include "import/importer.hpp"
+#include "import/s3_layout.hpp"
 #include "pipeline/ingest.hpp"
 #include "service/log.hpp"
 #include "upload/cleanup.hpp"
@@ -125,13 +126,13 @@ void UploadStage::start_upload(std::shared_ptr<Run> run) {
     if (s3c.upload_rejects && f.state != FileState::uploaded) {
       auto rp = spool::rejected_path(c_.cfg.spool.dir, row.name, f.name);
       if (fs::exists(rp))
-        objs.push_back(untracked_object(run, s3c, rejected_key(s3c.prefix, row.name, f.name), rp));
+        objs.push_back(untracked_object(run, s3c, import::rejected_key(s3c.prefix, row.name, f.name), rp));
     }
   }
   if (s3c.upload_rejects) {
     auto rp = spool::report_path(c_.cfg.spool.dir, row.name);
     if (fs::exists(rp))
-      objs.push_back(untracked_object(run, s3c, report_key(s3c.prefix, row.name), rp));
+      objs.push_back(untracked_object(run, s3c, import::report_key(s3c.prefix, row.name), rp));
   }
   run->ops = static_cast<int>(objs.size());
   c_.changed();
@@ -199,9 +200,9 @@ void UploadStage::add_file_objects(const std::shared_ptr<Run>& run, const config
     if (!o->empty()) objs.push_back(std::move(o));
   };
   add(PartKind::import,
-      import_key(s3c.prefix, export_name,
-                 import_part_dir(file_index, n_files, c_.opt.max_files_per_import_job) + f.name));
-  if (s3c.archive) add(PartKind::archive, archive_key(s3c.prefix, export_name, f.name));
+      import::import_key(s3c.prefix, export_name,
+                 import::import_part_dir(file_index, n_files, c_.opt.max_files_per_import_job) + f.name));
+  if (s3c.archive) add(PartKind::archive, import::archive_key(s3c.prefix, export_name, f.name));
 }
 
 // A file of an export that is still spooling is durable and journaled: start its import and

@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "import/s3_layout.hpp"
 #include "service/log.hpp"
 
 namespace fe::upload {
@@ -63,22 +64,6 @@ void Cleanup::sweep_orphans() {
   }
 }
 
-// The export an upload key belongs to when it has this pipeline layout's shape
-// (<prefix>/<export>/import/... or .../archive/...), else empty.
-std::string Cleanup::export_of_key(const std::string& prefix, const std::string& key) {
-  std::string_view rest = key;
-  if (!prefix.empty()) {
-    if (!rest.starts_with(prefix) || rest.size() <= prefix.size() || rest[prefix.size()] != '/')
-      return {};
-    rest.remove_prefix(prefix.size() + 1);
-  }
-  auto slash = rest.find('/');
-  if (slash == std::string_view::npos || slash == 0) return {};
-  auto mid = rest.substr(slash + 1);
-  if (!mid.starts_with("import/") && !mid.starts_with("archive/")) return {};
-  return std::string(rest.substr(0, slash));
-}
-
 void Cleanup::abort_orphans(const std::string& bucket, const std::string& prefix,
                             const std::vector<aws::UploadInfo>& uploads) {
   if (uploads.empty()) return;
@@ -102,7 +87,7 @@ void Cleanup::abort_orphans(const std::string& bucket, const std::string& prefix
   }
   for (const auto& u : uploads) {
     if (u.upload_id.empty() || owned.count(u.upload_id)) continue;
-    const std::string name = export_of_key(prefix, u.key);
+    const std::string name = import::export_of_upload_key(prefix, u.key);
     if (name.empty()) continue;  // not a key this daemon writes
     try {
       if (!d_.journal.find_export(name)) continue;  // not an export of this journal

@@ -58,10 +58,6 @@ class Cleanup : public std::enable_shared_from_this<Cleanup> {
   void sweep_orphans();
   void delete_superseded_objects();
 
-  // The export an upload key belongs to when it has the pipeline layout's shape
-  // (<prefix>/<export>/import/... or .../archive/...), else empty.
-  static std::string export_of_key(const std::string& prefix, const std::string& key);
-
  private:
   void abort_orphans(const std::string& bucket, const std::string& prefix,
                      const std::vector<aws::UploadInfo>& uploads);

@@ -13,12 +13,13 @@
 #include "aws/crc32c.hpp"
 #include "aws/healthlake.hpp"
 #include "aws/s3.hpp"
+#include "common/export_events.hpp"
 #include "fhir/validator.hpp"
 #include "healthlake_local.hpp"
+#include "import/importer.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
 #include "journal/status.hpp"
-#include "pipeline/importer.hpp"
 #include "pipeline/spooler.hpp"
 #include "watch/identity.hpp"
 
@@ -34,6 +35,8 @@ constexpr const char* kResults = "fhir-results";
 constexpr const char* kRole = "arn:aws:iam::123456789012:role/HealthLakeImport";
 
 struct Env {
+  // The event hub the importer emits `imported` on (before the importer: it outlives it).
+  ExportEvents events;
   explicit Env(HealthLakeLocalOptions hopt = {}) {
     hopt.buckets = {kLanding, kResults};
     hll = std::make_unique<HealthLakeLocal>(hopt);
@@ -65,78 +68,51 @@ struct Env {
     std::filesystem::remove_all(dir, ec);
   }
 
-  pipeline::ImporterOptions options(std::string role = kRole) {
-    pipeline::ImporterOptions o;
-    pipeline::ImportTarget t;
-    t.pipeline = "ehr";
-    t.bucket = kLanding;
-    t.prefix = "exports";
-    t.datastore_id = hll->datastore();
-    t.data_access_role_arn = role;
-    t.output_s3_uri = std::string("s3://") + kResults + "/imports";
-    t.output_kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/test-key";
-    t.validation_level = "structure-only";
-    o.targets = {t};
-    o.spool_dir = dir / "spool";
-    o.poll_min = std::chrono::milliseconds(30);
-    o.poll_max = std::chrono::milliseconds(80);
-    o.retry_delay = std::chrono::milliseconds(200);
-    o.conflict_delay = std::chrono::milliseconds(200);
-    return o;
-  }
-  void make_importer(pipeline::ImporterOptions o) {
-    importer = std::make_unique<pipeline::Importer>(io, *journal, *hl, *s3, std::move(o));
-  }
+  import::ImporterOptions options(std::string role = kRole){import::ImporterOptions o;
+  import::ImportTarget t;
+  t.pipeline = "ehr";
+  t.bucket = kLanding;
+  t.prefix = "exports";
+  t.datastore_id = hll->datastore();
+  t.data_access_role_arn = role;
+  t.output_s3_uri = std::string("s3://") + kResults + "/imports";
+  t.output_kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/test-key";
+  t.validation_level = "structure-only";
+  o.targets = {t};
+  o.spool_dir = dir / "spool";
+  o.poll_min = std::chrono::milliseconds(30);
+  o.poll_max = std::chrono::milliseconds(80);
+  o.retry_delay = std::chrono::milliseconds(200);
+  o.conflict_delay = std::chrono::milliseconds(200);
+  return o;
+} void make_importer(import::ImporterOptions o) {
+  importer = std::make_unique<import::Importer>(io, *journal, *hl, *s3, std::move(o));
+}
 
-  // An export in state `uploaded`, its files in S3 under exports/<name>/import/. With
-  // `max_files_per_job` the objects go to part-NNNN/ folders as the upload stage lays out a big
-  // export (pipeline::import_part_dir), and the keys are journaled as the upload does.
-  int64_t uploaded_export(const std::string& name, const std::map<std::string, std::string>& files,
-                          int64_t max_files_per_job = 0) {
-    std::vector<std::pair<std::string, journal::SourceIdentity>> ids;
-    for (const auto& [f, body] : files)
-      ids.push_back({f, journal::SourceIdentity{body.size(), 1, 1, 1}});
-    auto taken = journal->take_export("ehr", "/in/" + name, "sha256:" + name, name, ids);
-    int64_t id = taken.row.id;
-    for (auto st : {ExportState::complete, ExportState::spooling, ExportState::spooled,
-                    ExportState::uploading, ExportState::uploaded})
-      journal->set_export_state(id, st);
-    auto rows = journal->files(id);
-    int64_t index = 0;
-    for (const auto& [f, body] : files) {
-      std::string key = "exports/" + taken.row.name + "/import/";
-      if (max_files_per_job > 0) {
-        key +=
-            pipeline::import_part_dir(index, static_cast<int64_t>(files.size()), max_files_per_job);
-        journal->set_file_upload(rows.at(static_cast<size_t>(index)).id, journal::PartKind::import,
-                                 key + f + ".ndjson", "");
-      }
-      ++index;
-      key += f + ".ndjson";
-      std::optional<aws::S3Result<aws::PutObjectResult>> r;
-      aws::PutObjectRequest req;
-      req.bucket = kLanding;
-      req.key = key;
-      req.body = aws::BodySource::from_view(body);
-      req.crc32c = aws::crc32c(body);
-      s3->put_object(std::move(req), [&](auto res) { r = std::move(res); });
-      run_until([&] { return r.has_value(); });
-      EXPECT_TRUE(r->ok()) << r->describe();
+// An export in state `uploaded`, its files in S3 under exports/<name>/import/. With
+// `max_files_per_job` the objects go to part-NNNN/ folders as the upload stage lays out a big
+// export (import::import_part_dir), and the keys are journaled as the upload does.
+int64_t uploaded_export(const std::string& name, const std::map<std::string, std::string>& files,
+                        int64_t max_files_per_job = 0) {
+  std::vector<std::pair<std::string, journal::SourceIdentity>> ids;
+  for (const auto& [f, body] : files)
+    ids.push_back({f, journal::SourceIdentity{body.size(), 1, 1, 1}});
+  auto taken = journal->take_export("ehr", "/in/" + name, "sha256:" + name, name, ids);
+  int64_t id = taken.row.id;
+  for (auto st : {ExportState::complete, ExportState::spooling, ExportState::spooled,
+                  ExportState::uploading, ExportState::uploaded})
+    journal->set_export_state(id, st);
+  auto rows = journal->files(id);
+  int64_t index = 0;
+  for (const auto& [f, body] : files) {
+    std::string key = "exports/" + taken.row.name + "/import/";
+    if (max_files_per_job > 0) {
+      key += import::import_part_dir(index, static_cast<int64_t>(files.size()), max_files_per_job);
+      journal->set_file_upload(rows.at(static_cast<size_t>(index)).id, journal::PartKind::import,
+                               key + f + ".ndjson", "");
     }
-    return id;
-  }
-
-  template <class Pred>
-  void run_until(Pred done, int seconds = 120) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    io.restart();
-    while (!done()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "test hung";
-      io.run_one_for(std::chrono::milliseconds(20));
-    }
-  }
-  ExportState state(int64_t id) { return journal->get_export(id).state; }
-  void put(const std::string& key, const std::string& body) {
+    ++index;
+    key += f + ".ndjson";
     std::optional<aws::S3Result<aws::PutObjectResult>> r;
     aws::PutObjectRequest req;
     req.bucket = kLanding;
@@ -147,63 +123,91 @@ struct Env {
     run_until([&] { return r.has_value(); });
     EXPECT_TRUE(r->ok()) << r->describe();
   }
-  // Client tokens of the StartFHIRImportJob requests in the emulator's log, in order.
-  std::vector<std::string> start_tokens() {
-    std::vector<std::string> out;
-    for (const auto& l : hll->request_log_lines()) {
-      if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
-      auto p = l.find("\"client_token\":\"");
-      if (p == std::string::npos) continue;
-      p += 16;
-      out.push_back(l.substr(p, l.find('"', p) - p));
-    }
-    return out;
-  }
-  void run_to(int64_t id, std::set<ExportState> targets) {
-    run_until([&] { return targets.count(state(id)) > 0; });
-  }
+  return id;
+}
 
-  // StartFHIRImportJob requests in the emulator's log that it answered 200, and their job ids.
-  std::set<std::string> started_job_ids() {
-    std::set<std::string> out;
-    for (const auto& l : hll->request_log_lines()) {
-      if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
-      if (l.find("\"status\":200") == std::string::npos) continue;
-      auto p = l.find("\"job_id\":\"");
-      if (p == std::string::npos) continue;
-      p += 10;
-      out.insert(l.substr(p, l.find('"', p) - p));
-    }
-    return out;
+template <class Pred>
+void run_until(Pred done, int seconds = 120) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  io.restart();
+  while (!done()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "test hung";
+    io.run_one_for(std::chrono::milliseconds(20));
   }
-  size_t count_ops(const std::string& op) {
-    size_t n = 0;
-    for (const auto& l : hll->request_log_lines())
-      if (l.find("\"operation\":\"" + op + "\"") != std::string::npos) ++n;
-    return n;
+}
+ExportState state(int64_t id) {
+  return journal->get_export(id).state;
+}
+void put(const std::string& key, const std::string& body) {
+  std::optional<aws::S3Result<aws::PutObjectResult>> r;
+  aws::PutObjectRequest req;
+  req.bucket = kLanding;
+  req.key = key;
+  req.body = aws::BodySource::from_view(body);
+  req.crc32c = aws::crc32c(body);
+  s3->put_object(std::move(req), [&](auto res) { r = std::move(res); });
+  run_until([&] { return r.has_value(); });
+  EXPECT_TRUE(r->ok()) << r->describe();
+}
+// Client tokens of the StartFHIRImportJob requests in the emulator's log, in order.
+std::vector<std::string> start_tokens() {
+  std::vector<std::string> out;
+  for (const auto& l : hll->request_log_lines()) {
+    if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
+    auto p = l.find("\"client_token\":\"");
+    if (p == std::string::npos) continue;
+    p += 16;
+    out.push_back(l.substr(p, l.find('"', p) - p));
   }
-  size_t count_faulted() {
-    size_t n = 0;
-    for (const auto& l : hll->request_log_lines())
-      if (l.find("\"faults\":\"") != std::string::npos &&
-          l.find("\"faults\":\"\"") == std::string::npos)
-        ++n;
-    return n;
-  }
-  // Imported resources per "Type/id" from the emulator's store (one count per import).
-  std::map<std::string, uint64_t> imported_resources() { return hll->imported_resources(); }
+  return out;
+}
+void run_to(int64_t id, std::set<ExportState> targets) {
+  run_until([&] { return targets.count(state(id)) > 0; });
+}
 
-  static inline int counter = 0;
-  boost::asio::io_context io;
-  std::unique_ptr<HealthLakeLocal> hll;
-  std::filesystem::path dir;
-  std::unique_ptr<journal::Journal> journal;
-  std::unique_ptr<aws::HttpEngine> engine;
-  std::unique_ptr<aws::AwsCaller> caller;
-  std::unique_ptr<aws::S3Client> s3;
-  std::unique_ptr<aws::HealthLakeClient> hl;
-  std::unique_ptr<pipeline::Importer> importer;
-};
+// StartFHIRImportJob requests in the emulator's log that it answered 200, and their job ids.
+std::set<std::string> started_job_ids() {
+  std::set<std::string> out;
+  for (const auto& l : hll->request_log_lines()) {
+    if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
+    if (l.find("\"status\":200") == std::string::npos) continue;
+    auto p = l.find("\"job_id\":\"");
+    if (p == std::string::npos) continue;
+    p += 10;
+    out.insert(l.substr(p, l.find('"', p) - p));
+  }
+  return out;
+}
+size_t count_ops(const std::string& op) {
+  size_t n = 0;
+  for (const auto& l : hll->request_log_lines())
+    if (l.find("\"operation\":\"" + op + "\"") != std::string::npos) ++n;
+  return n;
+}
+size_t count_faulted() {
+  size_t n = 0;
+  for (const auto& l : hll->request_log_lines())
+    if (l.find("\"faults\":\"") != std::string::npos &&
+        l.find("\"faults\":\"\"") == std::string::npos)
+      ++n;
+  return n;
+}
+// Imported resources per "Type/id" from the emulator's store (one count per import).
+std::map<std::string, uint64_t> imported_resources() {
+  return hll->imported_resources();
+}
+
+static inline int counter = 0;
+boost::asio::io_context io;
+std::unique_ptr<HealthLakeLocal> hll;
+std::filesystem::path dir;
+std::unique_ptr<journal::Journal> journal;
+std::unique_ptr<aws::HttpEngine> engine;
+std::unique_ptr<aws::AwsCaller> caller;
+std::unique_ptr<aws::S3Client> s3;
+std::unique_ptr<aws::HealthLakeClient> hl;
+std::unique_ptr<import::Importer> importer;
+};  // namespace
 
 std::string patients(int from, int n) {
   std::string s;
@@ -219,14 +223,14 @@ std::string slurp(const std::filesystem::path& p) {
 }
 
 TEST(Import, KeyHelpers) {
-  EXPECT_EQ(pipeline::import_input_uri("b", "exports", "e1"), "s3://b/exports/e1/import/");
-  EXPECT_EQ(pipeline::import_input_uri("b", "", "e1"), "s3://b/e1/import/");
-  EXPECT_EQ(pipeline::job_output_uri("s3://r/imports/", "DS", "J"),
+  EXPECT_EQ(import::import_input_uri("b", "exports", "e1"), "s3://b/exports/e1/import/");
+  EXPECT_EQ(import::import_input_uri("b", "", "e1"), "s3://b/e1/import/");
+  EXPECT_EQ(import::job_output_uri("s3://r/imports/", "DS", "J"),
             "s3://r/imports/DS-FHIR_IMPORT-J/");
-  EXPECT_EQ(pipeline::job_output_uri("s3://r", "DS", "J"), "s3://r/DS-FHIR_IMPORT-J/");
-  EXPECT_EQ(pipeline::job_name_for("a b#c.v2"), "a_b_c.v2");
-  EXPECT_EQ(pipeline::job_name_for(""), "export");
-  EXPECT_EQ(pipeline::job_name_for(std::string(100, 'x')).size(), 64u);
+  EXPECT_EQ(import::job_output_uri("s3://r", "DS", "J"), "s3://r/DS-FHIR_IMPORT-J/");
+  EXPECT_EQ(import::job_name_for("a b#c.v2"), "a_b_c.v2");
+  EXPECT_EQ(import::job_name_for(""), "export");
+  EXPECT_EQ(import::job_name_for(std::string(100, 'x')).size(), 64u);
 }
 
 TEST(Import, StartFollowReconcileToImported) {
@@ -538,12 +542,12 @@ TEST(Import, TooManyFilesUnderOnePrefixParksWithTheReason) {
 }
 
 TEST(Import, KeyHelpersForParts) {
-  EXPECT_EQ(pipeline::import_part_dir(0, 10000, 10000), "");
-  EXPECT_EQ(pipeline::import_part_dir(0, 10001, 10000), "part-0001/");
-  EXPECT_EQ(pipeline::import_part_dir(10000, 10001, 10000), "part-0002/");
-  EXPECT_EQ(pipeline::import_job_name("e", 1, 1, 1), "e");
-  EXPECT_EQ(pipeline::import_job_name("e", 2, 3, 4), "e.part3.retry2");
-  auto long_name = pipeline::import_job_name(std::string(80, 'x'), 1, 2, 2);
+  EXPECT_EQ(import::import_part_dir(0, 10000, 10000), "");
+  EXPECT_EQ(import::import_part_dir(0, 10001, 10000), "part-0001/");
+  EXPECT_EQ(import::import_part_dir(10000, 10001, 10000), "part-0002/");
+  EXPECT_EQ(import::import_job_name("e", 1, 1, 1), "e");
+  EXPECT_EQ(import::import_job_name("e", 2, 3, 4), "e.part3.retry2");
+  auto long_name = import::import_job_name(std::string(80, 'x'), 1, 2, 2);
   EXPECT_EQ(long_name.size(), 64u);
   EXPECT_TRUE(long_name.ends_with(".part2"));
 }
@@ -831,15 +835,16 @@ TEST(Import, NothingValidStartsNoJob) {
   env.journal->set_file_state(files[0].id, journal::FileState::spooling);
   env.journal->record_spooled(files[0].id, journal::SpoolOutcome{0, 3, 0, 0, ""});
   env.journal->set_file_state(files[0].id, journal::FileState::uploading);
-  EXPECT_FALSE(pipeline::nothing_to_import(env.journal->files(id)));  // not finished yet
+  EXPECT_FALSE(import::nothing_to_import(env.journal->files(id)));  // not finished yet
   env.journal->set_file_state(files[0].id, journal::FileState::uploaded);
   env.journal->set_file_state(files[1].id, journal::FileState::rejected);
   env.journal->set_export_state(id, ExportState::uploaded);
-  EXPECT_TRUE(pipeline::nothing_to_import(env.journal->files(id)));
+  EXPECT_TRUE(import::nothing_to_import(env.journal->files(id)));
 
   int imported_calls = 0;
   auto o = env.options();
-  o.on_imported = [&](int64_t) { ++imported_calls; };
+  env.events.on(ExportEvent::imported, [&](int64_t) { ++imported_calls; });
+  o.events = &env.events;
   env.make_importer(o);
   env.importer->kick(id);
   ASSERT_EQ(env.state(id), ExportState::nothing_to_import);
@@ -877,7 +882,8 @@ TEST(Import, CompletedWithErrorsThatImportedNothingIsNotImported) {
   int64_t id = env.uploaded_export("nokms", {{"Patient", patients(0, 5)}});
   int imported_calls = 0;
   auto o = env.options();
-  o.on_imported = [&](int64_t) { ++imported_calls; };
+  env.events.on(ExportEvent::imported, [&](int64_t) { ++imported_calls; });
+  o.events = &env.events;
   env.make_importer(o);
   env.importer->kick(id);
   env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
@@ -974,7 +980,7 @@ TEST(Import, VanishedJobIsReimportedWithANewToken) {
   std::string token =
       journal::import_client_token(e.pipeline, e.source_path, e.digest, e.version, 1, 1);
   env.journal->record_import_token(id, token, "gone", 1,
-                                   pipeline::import_input_uri(kLanding, "exports", "gone"));
+                                   import::import_input_uri(kLanding, "exports", "gone"));
   env.journal->set_export_state(id, ExportState::import_starting);
   env.journal->record_import_job(id, "0123456789abcdef0123456789abcdef", "IN_PROGRESS");
   env.journal->set_export_state(id, ExportState::importing);
@@ -1028,7 +1034,7 @@ CliResult fhir_edge(const std::string& args) {
 }  // namespace
 
 TEST(ImportLevel, ComparisonOfStartedAndReportedLevels) {
-  using pipeline::validation_level_mismatch;
+  using import::validation_level_mismatch;
   EXPECT_EQ(validation_level_mismatch("e", "J1", "strict", "strict"), "");
   EXPECT_EQ(validation_level_mismatch("e", "J1", "structure-only", "STRUCTURE-ONLY"), "");
   // An answer without the field is not a mismatch (it is shown as not reported).
@@ -1045,8 +1051,8 @@ TEST(ImportLevel, ComparisonOfStartedAndReportedLevels) {
 
 // HealthLake answers another ValidationLevel than the job was started with: the export is parked
 // with one error naming both levels and the job, `fhir-edge status` shows it (text and JSON), and
-// nothing is imported: no `imported` state, no on_imported (after_upload), no report, and the
-// emulator's data store holds nothing when the export is parked. (No API cancels a HealthLake
+// nothing is imported: no `imported` state, no ExportEvent::imported (after_upload), no report, and
+// the emulator's data store holds nothing when the export is parked. (No API cancels a HealthLake
 // import job, so the emulator's job is kept SUBMITTED long enough to look; afterwards the export
 // stays parked and is not followed again.)
 TEST(ImportLevel, ReportedLevelMismatchParksAndNothingIsImported) {
@@ -1057,7 +1063,8 @@ TEST(ImportLevel, ReportedLevelMismatchParksAndNothingIsImported) {
   int64_t id = env.uploaded_export("lvl", {{"Patient", patients(0, 5)}});
   auto o = env.options();
   int imported_calls = 0;
-  o.on_imported = [&](int64_t) { ++imported_calls; };
+  env.events.on(ExportEvent::imported, [&](int64_t) { ++imported_calls; });
+  o.events = &env.events;
   env.make_importer(o);
   env.importer->kick(id);
   env.run_to(id, {ExportState::parked, ExportState::imported, ExportState::import_failed});
@@ -1068,7 +1075,7 @@ TEST(ImportLevel, ReportedLevelMismatchParksAndNothingIsImported) {
   EXPECT_EQ(job.validation_level, "structure-only");
   EXPECT_EQ(job.reported_level, "minimal");
   EXPECT_EQ(e.parked_reason,
-            pipeline::validation_level_mismatch("lvl", job.job_id, "structure-only", "minimal"));
+            import::validation_level_mismatch("lvl", job.job_id, "structure-only", "minimal"));
   EXPECT_NE(e.parked_reason.find(job.job_id), std::string::npos);
   // One clear error: parked once, not re-reported by later polls.
   size_t parks = 0;
@@ -1154,8 +1161,8 @@ TEST(ImportLevel, AdoptedJobAtAnotherLevelIsParkedOnRecovery) {
   auto job = *env.journal->import_job(id);
   EXPECT_EQ(job.job_id, *env.started_job_ids().begin());
   EXPECT_EQ(job.reported_level, "strict");
-  EXPECT_EQ(e.parked_reason, pipeline::validation_level_mismatch("lvl-adopt", job.job_id,
-                                                                 "structure-only", "strict"));
+  EXPECT_EQ(e.parked_reason,
+            import::validation_level_mismatch("lvl-adopt", job.job_id, "structure-only", "strict"));
   EXPECT_EQ(env.importer->stats().jobs_adopted, 1u);
   EXPECT_EQ(env.importer->stats().starts_sent, 0u);
   EXPECT_EQ(env.count_ops("StartFHIRImportJob"), 1u);

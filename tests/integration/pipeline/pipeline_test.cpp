@@ -598,9 +598,9 @@ TEST_F(PipelineTest, ExportOverTheImportJobFileLimitIsSplitIntoPartFolders) {
 
 // `fhir-edge retry` of an export parked before `uploaded`, with the daemon running: the request
 // goes through the journal's request table, the importer unparks the export and hands it back
-// (on_resumed), and the pipeline resumes its upload at once, not at the next start. Parked here
-// by an object with other content at its key; the operator then puts the right content there, so
-// the resumed upload settles it by checksum and the export reaches `uploaded`.
+// (ExportEvent::resumed), and the pipeline resumes its upload at once, not at the next start.
+// Parked here by an object with other content at its key; the operator then puts the right content
+// there, so the resumed upload settles it by checksum and the export reaches `uploaded`.
 TEST_F(PipelineTest, RetryOfAnExportParkedMidUploadResumesItWithoutARestart) {
   REQUIRE_TOOLS();
   auto root = temp_dir("retrypark");

@@ -31,17 +31,17 @@
 //              naming both levels and the job: it is never reconciled, never imported, and
 //              after_upload is not applied. `retry --reimport` starts a new job; plain `retry`
 //              checks again. A job whose answer carries no level is not compared.
-//   reconcile  at a terminal status: manifest.json, then every FAILURE/ and SUCCESS/ object is
-//              streamed (ListObjectsV2 + GetObject; memory bounded by max_line_bytes and
-//              max_reasons, never by output size), per-file counts and the first failure reasons
-//              (named by source file and line: Journal::source_line maps HealthLake's import
-//              object line back through the spool's line anchors) go to the journal
-//              (record_import_outcome), to spool/<export>/import-report.json (spool::write_durable)
-//              and to one log line (warning unless COMPLETED); the export moves to imported (status
-//              in accept_statuses) or import_failed. CANCEL_FAILED means the cancel failed and the
-//              job ran on: with a manifest.json it is judged as COMPLETED (no failed resource) or
-//              COMPLETED_WITH_ERRORS; without one, whether anything was imported is unknown and it
-//              is import_failed (retry then needs
+//   reconcile  at a terminal status (the Reconciler, reconciler.hpp): manifest.json, then every
+//              FAILURE/ and SUCCESS/ object is streamed (ListObjectsV2 + GetObject; memory bounded
+//              by max_line_bytes and max_reasons, never by output size), per-file counts and the
+//              first failure reasons (named by source file and line: Journal::source_line maps
+//              HealthLake's import object line back through the spool's line anchors) go to the
+//              journal (record_import_outcome), to spool/<export>/import-report.json
+//              (spool::write_durable) and to one log line (warning unless COMPLETED); the export
+//              moves to imported (status in accept_statuses) or import_failed. CANCEL_FAILED means
+//              the cancel failed and the job ran on: with a manifest.json it is judged as COMPLETED
+//              (no failed resource) or COMPLETED_WITH_ERRORS; without one, whether anything was
+//              imported is unknown and it is import_failed (retry then needs
 //              --reimport, Journal::retry_export). An accepted status that imported nothing, or
 //              less than min_imported_share, is import_failed too (source kept; status says why).
 //   errors     Throttling/InternalServer are retried by the AWS layer; when its attempts run out
@@ -52,12 +52,18 @@
 //              that Describe no longer finds (ResourceNotFound) is parked as vanished: `retry
 //              --reimport` starts a new attempt (new token, new job); plain `retry` polls it again.
 //   requests   `fhir-edge retry` / `fhir-edge journal compact` while the daemon runs: pending
-//              journal requests are applied at resume() and every request_interval; a retried
-//              export continues (kick, or on_resumed for states before `uploaded`).
+//              journal requests are applied at resume() and every request_interval by the
+//              RequestMailbox (mailbox.hpp); a retried export continues (kick, or
+//              ExportEvent::resumed for states before `uploaded`).
 //   finish     when every part has its outcome: spool/<export>/import-report.json (one job:
 //              its outcome; several: a summary with every job's outcome), then imported (every
 //              status in accept_statuses) or import_failed (terminal; `fhir-edge retry` starts a
-//              new attempt with new tokens).
+//              new attempt with new tokens). On imported, ExportEvent::imported is emitted.
+// Files of the stage (docs/import.md "Where the code is"): the lifecycle here and in
+// importer.cpp / importer_follow.cpp; the outputs are read by the Reconciler (reconciler.hpp) into
+// an ImportOutcome that this importer journals; the report is report.hpp; CLI requests are the
+// RequestMailbox (mailbox.hpp); keys and job names are s3_layout.hpp; after_upload and spool
+// retention are Housekeeping (housekeeping.hpp), which subscribes ExportEvent::imported.
 // Threading: every method, callback, journal write and AWS call runs on the io_context given to
 // the constructor (the daemon's control thread). The importer owns no journal and no client: the
 // Pipeline shares its single writer Journal and its HealthLakeClient/S3Client.
@@ -72,6 +78,8 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "common/export_events.hpp"
+#include "import/s3_layout.hpp"
 #include "journal/journal.hpp"
 
 namespace fe::config {
@@ -82,10 +90,7 @@ class HealthLakeClient;
 class S3Client;
 }  // namespace fe::aws
 
-namespace fe::pipeline {
-
-// HealthLake's limit of input files per import job (exports with more are split into parts).
-inline constexpr std::int64_t kMaxFilesPerImportJob = 10000;
+namespace fe::import {
 
 // What the importer needs from one configured pipeline (config::Pipeline s3 + healthlake).
 struct ImportTarget {
@@ -126,34 +131,19 @@ struct ImporterOptions {
   // the manifest's totals confirm. (bench/e2e: reading SUCCESS/ of a 1 GB import cost ~15 s.)
   std::int64_t success_outputs_max_bytes = 64ll << 20;
   std::function<void()> on_change;  // status line may have changed (control thread)
-  // The export reached `imported` (a terminal status the pipeline accepts): the caller applies
-  // after_upload to the source. Control thread.
-  std::function<void(std::int64_t export_id)> on_imported;
   // How often pending CLI requests (journal `requests`) are looked for; 0 = only at resume().
   std::chrono::milliseconds request_interval = std::chrono::seconds(2);
-  // `fhir-edge retry` unparked an export to a state before `uploaded` (spooling, uploading...):
-  // the pipeline continues it. Unset: it continues at the next start. Control thread.
-  std::function<void(std::int64_t export_id)> on_resumed;
+  // The event hub (common/export_events.hpp), owned by the caller and outliving the importer;
+  // null: no events. The importer subscribes `uploaded` (→ kick) and emits `imported` (the
+  // export reached a status the pipeline accepts: housekeeping applies after_upload) and, from
+  // its request mailbox, `resumed` (`fhir-edge retry` unparked an export to a state before
+  // `uploaded`: ingest continues it; no subscriber: it continues at the next start).
+  ExportEvents* events = nullptr;
 };
 
 // One ImportTarget per configured pipeline, spool dir from config.spool.dir.
 ImporterOptions importer_options(const config::Config& config);
 
-// HealthLake JobName from an export name: characters outside [A-Za-z0-9_.:/=+%@-] become '_',
-// cut to 64; never empty.
-std::string job_name_for(std::string_view export_name);
-// "s3://bucket/prefix/<export>/import/" (prefix may be empty).
-std::string import_input_uri(std::string_view bucket, std::string_view prefix,
-                             std::string_view export_name);
-// JobName of one job: job_name_for(export) + ".part<P>" when split + ".retry<A>" from attempt 2
-// (the suffix is kept whole; the base is cut so the name stays within 64 characters).
-std::string import_job_name(std::string_view export_name, int attempt, int part, int parts);
-// The S3 layout of an export over max_files_per_job files: the file at `file_index` (0-based,
-// in Journal::files order) goes to <prefix>/<export>/import/part-NNNN/<File>.ndjson with
-// NNNN = file_index / max_files_per_job + 1; "" (directly under import/) when the export is
-// small enough for one job. The upload stage calls this to build import keys.
-std::string import_part_dir(std::int64_t file_index, std::int64_t files,
-                            std::int64_t max_files_per_job);
 // The InputDataConfig S3 URIs of an export's jobs, from the import keys the upload journaled:
 // one per part-NNNN/ folder, or the export's import/ prefix when its objects sit directly there.
 // Empty (with `why`) when that cannot be imported within max_files_per_job per job.
@@ -171,10 +161,6 @@ bool nothing_to_import(const std::vector<journal::FileRow>& files);
 // aside) or HealthLake reported none.
 std::string validation_level_mismatch(std::string_view export_name, std::string_view job_id,
                                       std::string_view started, std::string_view reported);
-// "<output uri>/<DatastoreId>-FHIR_IMPORT-<JobId>/" (one slash between the pieces).
-std::string job_output_uri(std::string_view output_s3_uri, std::string_view datastore_id,
-                           std::string_view job_id);
-
 struct ImporterStats {
   std::uint64_t starts_sent = 0;   // StartFHIRImportJob calls (incl. re-sends with the same token)
   std::uint64_t jobs_adopted = 0;  // found by ListFHIRImportJobs after a crash
@@ -198,7 +184,8 @@ class Importer {
   // DescribeFHIRDatastore for every configured data store; `done` gets one message per store
   // that is not ACTIVE or cannot be described (empty: all ACTIVE). Problems are also logged.
   void check_datastores(std::function<void(std::vector<std::string> problems)> done);
-  // An export reached `uploaded` (the pipeline kicks it), or was unparked: start/continue it.
+  // An export reached `uploaded` (ExportEvent::uploaded, subscribed in the constructor), or
+  // was unparked (the mailbox): start/continue it.
   void kick(std::int64_t export_id);
   // At start-up: every export in uploaded, import_starting or importing, oldest first.
   void resume();
@@ -214,4 +201,4 @@ class Importer {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace fe::pipeline
+}  // namespace fe::import

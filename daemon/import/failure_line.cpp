@@ -1,8 +1,8 @@
-#include "pipeline/failure_line.hpp"
+#include "import/failure_line.hpp"
 
 #include <charconv>
 
-namespace fe::pipeline {
+namespace fe::import {
 namespace {
 
 std::int64_t leading_number(std::string_view s) {
@@ -64,4 +64,4 @@ std::string source_position_reason(std::string_view source_name, std::int64_t so
   return r;
 }
 
-}  // namespace fe::pipeline
+}  // namespace fe::import

@@ -10,7 +10,7 @@
 
 #include <simdjson.h>
 
-namespace fe::pipeline {
+namespace fe::import {
 
 // The import object line one FAILURE/ OperationOutcome issue names: the
 // operationoutcome-issue-line extension's valueInteger, else a location "Line N", else the N of a
@@ -25,4 +25,4 @@ std::string_view strip_object_position(std::string_view diagnostics, std::int64_
 std::string source_position_reason(std::string_view source_name, std::int64_t source_line,
                                    std::int64_t import_line, std::string_view message);
 
-}  // namespace fe::pipeline
+}  // namespace fe::import

@@ -1,0 +1,372 @@
+// Import lifecycle: slots, entry points and start (contract in importer.hpp, argument in
+// docs/import.md). Recovery, follow, reconcile and finish are in importer_follow.cpp; the job's
+// outputs are read by the Reconciler (reconciler.hpp), the report is written by report.cpp, CLI
+// requests come through the RequestMailbox (mailbox.hpp), and the pure rules (parts, level check,
+// options) are in importer_rules.cpp.
+#include "import/importer.hpp"
+
+#include "import/importer_impl.hpp"
+#include "import/report.hpp"
+#include "journal/digest.hpp"
+
+namespace fe::import {
+
+using journal::ExportState;
+
+void Importer::Impl::drop_timers(std::int64_t id) {
+  for (auto it = timers.lower_bound({id, 0}); it != timers.end() && it->first.first == id;)
+    it = timers.erase(it);
+  for (auto it = conflicts_in_a_row.lower_bound({id, 0});
+       it != conflicts_in_a_row.end() && it->first.first == id;)
+    it = conflicts_in_a_row.erase(it);
+}
+
+void Importer::Impl::release(const journal::ExportRow& e) {
+  drop_timers(e.id);
+  if (const auto* t = target(e)) {
+    auto& s = store(*t);
+    s.active.erase(e.id);
+    pump(s);
+  }
+}
+
+void Importer::Impl::pump(Store& s) {
+  while (!stopped && static_cast<int>(s.active.size()) < s.limit && !s.waiting.empty()) {
+    std::int64_t id = s.waiting.front();
+    s.waiting.pop_front();
+    s.active.insert(id);
+    begin_start(id);
+  }
+}
+
+void Importer::Impl::park(std::int64_t id, const std::string& reason) {
+  auto e = journal.find_export(id);
+  if (!e) return;
+  log::error("import parked: " + reason, {{"EXPORT_ID", e->name}});
+  journal.park_export(id, reason);
+  ++stats.parked;
+  release(*e);
+  changed();
+}
+
+void Importer::Impl::kick(std::int64_t id) {
+  if (stopped || busy_any(id)) return;
+  auto e = journal.find_export(id);
+  if (!e) return;
+  const ImportTarget* t = target(*e);
+  if (!t) {
+    if (e->state == ExportState::uploaded || e->state == ExportState::import_starting ||
+        e->state == ExportState::importing)
+      park(id, "pipeline '" + e->pipeline + "' has no healthlake configuration");
+    return;
+  }
+  auto& s = store(*t);
+  switch (e->state) {
+    case ExportState::uploaded:
+      if (s.active.count(id) ||
+          std::find(s.waiting.begin(), s.waiting.end(), id) != s.waiting.end())
+        return;
+      s.waiting.push_back(id);
+      pump(s);
+      break;
+    case ExportState::import_starting:
+      s.active.insert(id);  // already holds a slot from before the restart
+      start_next(id, /*recovering=*/true);
+      break;
+    case ExportState::importing:
+      s.active.insert(id);
+      follow_all(id);
+      break;
+    default:
+      break;
+  }
+  changed();
+}
+
+void Importer::Impl::resume() {
+  if (!mailbox) {
+    std::weak_ptr<Impl> w = weak_from_this();
+    mailbox =
+        std::make_shared<RequestMailbox>(RequestMailbox::Deps{io, journal, opt.events,
+                                                              [w](std::int64_t id) {
+                                                                if (auto self = w.lock())
+                                                                  self->kick(id);
+                                                              },
+                                                              opt.on_change, opt.request_interval});
+  }
+  mailbox->check();
+  for (auto st : {ExportState::importing, ExportState::import_starting, ExportState::uploaded})
+    for (const auto& e : journal.exports_in(st)) kick(e.id);
+  mailbox->arm();
+}
+
+void Importer::Impl::begin_start(std::int64_t id) {
+  try {
+    auto e = journal.get_export(id);
+    const ImportTarget& t = *target(e);
+    auto files = journal.files(id);
+    if (nothing_to_import(files)) {
+      finish_nothing(e, files);
+      return;
+    }
+    std::string why;
+    auto parts = import_parts(files, e, t.bucket, t.prefix, opt.max_files_per_job, why);
+    if (parts.empty()) {
+      park(id, why);
+      return;
+    }
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      int part = static_cast<int>(i) + 1;
+      std::string token = journal::import_client_token(e.pipeline, e.source_path, e.digest,
+                                                       e.version, e.import_attempt, part);
+      journal.record_import_token(
+          id, token,
+          import_job_name(e.name, e.import_attempt, part, static_cast<int>(parts.size())), part,
+          parts[i], t.validation_level);
+    }
+    journal.set_export_state(
+        id, ExportState::import_starting,
+        parts.size() == 1 ? "StartFHIRImportJob"
+                          : "StartFHIRImportJob for " + std::to_string(parts.size()) + " parts");
+    start_next(id, /*recovering=*/false);
+  } catch (const std::exception& ex) {
+    log::error(std::string("import start: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
+  }
+}
+
+void Importer::Impl::finish_nothing(const journal::ExportRow& e,
+                                    const std::vector<journal::FileRow>& files) {
+  std::int64_t rejected = 0;
+  for (const auto& f : files) rejected += f.resources_rejected;
+  rejected = std::max(rejected, e.resources_rejected);
+  std::string msg = "no valid resource in " + std::to_string(files.size()) + " file(s) (" +
+                    std::to_string(rejected) +
+                    " rejected): no import job started; see the rejects and report.json";
+  write_import_report(opt.spool_dir, e.name,
+                      nothing_to_import_report(e.name, files.size(), rejected, msg));
+  journal.set_export_state(e.id, ExportState::nothing_to_import, msg);
+  ++stats.nothing_to_import;
+  log::warning("export has nothing to import: " + msg, {{"EXPORT_ID", e.name}});
+  release(e);
+  changed();
+}
+
+void Importer::Impl::start_next(std::int64_t id, bool recovering) {
+  auto e = journal.get_export(id);
+  if (e.state != ExportState::import_starting) return;
+  auto jobs = journal.import_jobs(id);
+  if (jobs.empty()) {  // the token is always journaled before the state: never happens
+    park(id, "import_starting without a journaled client token");
+    return;
+  }
+  for (const auto& j : jobs) {
+    if (!j.job_id.empty()) continue;
+    if (recovering)
+      recover(id, j);
+    else
+      send_start(id, j.part);
+    return;
+  }
+  journal.set_export_state(id, ExportState::importing,
+                           jobs.size() == 1 ? "import job " + jobs[0].job_id
+                                            : std::to_string(jobs.size()) + " import jobs started");
+  changed();
+  for (const auto& j : jobs)
+    after({id, j.part}, poll_delay(), [id, p = j.part](Impl& self) { self.poll(id, p); });
+}
+
+bool Importer::Impl::check_reported(const journal::ExportRow& e, int part,
+                                    const std::string& job_id, const std::string& reported,
+                                    const std::string& message) {
+  auto j = journal.import_job(e.id, part);
+  if (!j) return false;
+  if (j->reported_level != reported || j->message != message) {
+    journal.record_import_reported(e.id, reported, message, part);
+    changed();
+  }
+  std::string why =
+      validation_level_mismatch(e.name, job_id, started_level(*target(e), *j), reported);
+  if (why.empty()) return false;
+  park(e.id, why);
+  return true;
+}
+
+aws::StartImportRequest Importer::Impl::start_request(const journal::ExportRow& e,
+                                                      const ImportTarget& t,
+                                                      const journal::ImportJobRow& j) {
+  aws::StartImportRequest r;
+  r.job_name = j.job_name;
+  r.input_s3_uri = input_of(e, t, j);
+  r.output_s3_uri = t.output_s3_uri;
+  r.output_kms_key_id = t.output_kms_key_id;
+  r.datastore_id = t.datastore_id;
+  r.data_access_role_arn = t.data_access_role_arn;
+  r.client_token = j.client_token;
+  // The level journaled with the token: a re-send after a config change must carry the same
+  // parameters as the first Start (HealthLake refuses a token reused with others), and the
+  // level check compares against what was really asked for.
+  r.validation_level = started_level(t, j);
+  return r;
+}
+
+void Importer::Impl::send_start(std::int64_t id, int part) {
+  auto e = journal.get_export(id);
+  const ImportTarget& t = *target(e);
+  auto j = journal.import_job(id, part);
+  if (!j) throw journal::Error("import: no journaled token for export " + e.name);
+  ++stats.starts_sent;
+  busy.insert({id, part});
+  log::info("starting import job",
+            {{"EXPORT_ID", e.name}, {"JOB_NAME", j->job_name}, {"CLIENT_TOKEN", j->client_token}});
+  hl.start_import_job(start_request(e, t, *j), guard<aws::HlResult<aws::StartImportResult>>(
+                                                   {id, part}, [id, part](Impl& self, auto r) {
+                                                     self.on_started(id, part, std::move(r));
+                                                   }));
+}
+
+void Importer::Impl::on_started(std::int64_t id, int part,
+                                aws::HlResult<aws::StartImportResult> r) {
+  auto e = journal.get_export(id);
+  if (e.state != ExportState::import_starting) return;  // parked or moved meanwhile
+  if (r.ok()) {
+    conflicts_in_a_row.erase({id, part});
+    journal.record_import_job(id, r.value->job_id, r.value->job_status, part);
+    log::notice(
+        "import job started",
+        {{"EXPORT_ID", e.name}, {"JOB_ID", r.value->job_id}, {"STATUS", r.value->job_status}});
+    changed();
+    start_next(id, false);
+    return;
+  }
+  const auto& err = *r.error;
+  if (err.category == aws::ErrorCategory::conflict) {
+    // HealthLake: the data store is in a transition state (or this token was used with other
+    // parameters). The first waits out; the second never does, so after max_conflicts in a
+    // row the export is parked with the message instead of being retried for ever.
+    ++stats.conflicts;
+    int n = ++conflicts_in_a_row[{id, part}];
+    if (n >= opt.max_conflicts) {
+      park(id, r.describe() + " (" + std::to_string(n) +
+                   " times in a row with the same ClientToken; if the pipeline's healthlake "
+                   "settings changed since this job was first requested, HealthLake refuses "
+                   "the token with different parameters)");
+      return;
+    }
+    journal.set_export_error(id, r.describe() + " (waiting, then the same token again)");
+    after({id, part}, opt.conflict_delay, [id, part](Impl& self) { self.retry_start(id, part); });
+  } else if (transient(err)) {
+    ++stats.retries;
+    journal.set_export_error(id, r.describe() + " (retrying later with the same token)");
+    after({id, part}, opt.retry_delay, [id, part](Impl& self) { self.retry_start(id, part); });
+  } else {
+    park(id, r.describe());
+  }
+}
+
+void Importer::Impl::retry_start(std::int64_t id, int part) {
+  try {
+    auto e = journal.get_export(id);
+    if (e.state != ExportState::import_starting) return;
+    send_start(id, part);
+  } catch (const std::exception& ex) {
+    log::error(std::string("import start: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
+  }
+}
+
+Importer::Importer(boost::asio::io_context& io, journal::Journal& journal,
+                   aws::HealthLakeClient& hl, aws::S3Client& s3, ImporterOptions options)
+    : impl_(std::make_shared<Impl>(io, journal, hl, s3, std::move(options))) {
+  if (auto* events = impl_->opt.events) {
+    // The hub outlives the importer, which cannot unsubscribe: the handler holds a weak_ptr.
+    std::weak_ptr<Impl> w = impl_;
+    events->on(ExportEvent::uploaded, [w](std::int64_t id) {
+      auto impl = w.lock();
+      if (!impl) return;
+      try {
+        impl->kick(id);
+      } catch (const std::exception& ex) {
+        log::error(std::string("import: ") + ex.what(), {{"EXPORT_ID", std::to_string(id)}});
+      }
+    });
+  }
+}
+
+Importer::~Importer() {
+  stop();
+}
+
+void Importer::stop() {
+  if (!impl_) return;
+  impl_->stopped = true;
+  for (auto& [id, t] : impl_->timers) t->cancel();
+  impl_->timers.clear();
+  if (impl_->mailbox) impl_->mailbox->stop();
+}
+
+void Importer::kick(std::int64_t export_id) {
+  try {
+    impl_->kick(export_id);
+  } catch (const std::exception& ex) {
+    log::error(std::string("import: ") + ex.what(), {{"EXPORT_ID", std::to_string(export_id)}});
+  }
+}
+
+void Importer::resume() {
+  impl_->resume();
+}
+
+const ImporterStats& Importer::stats() const {
+  return impl_->stats;
+}
+
+std::string Importer::status_line() const {
+  std::size_t starting = 0, importing = 0, queued = 0;
+  for (const auto& [ds, s] : impl_->stores) {
+    queued += s.waiting.size();
+    for (auto id : s.active) {
+      auto e = impl_->journal.find_export(id);
+      if (e && e->state == ExportState::importing)
+        ++importing;
+      else
+        ++starting;
+    }
+  }
+  return std::to_string(starting) + " import starting, " + std::to_string(importing) +
+         " importing, " + std::to_string(queued) + " queued";
+}
+
+void Importer::check_datastores(std::function<void(std::vector<std::string>)> done) {
+  std::set<std::string> ids;
+  for (const auto& t : impl_->opt.targets) ids.insert(t.datastore_id);
+  struct Acc {
+    std::size_t left = 0;
+    std::vector<std::string> problems;
+    std::function<void(std::vector<std::string>)> done;
+  };
+  auto acc = std::make_shared<Acc>();
+  acc->left = ids.size();
+  acc->done = std::move(done);
+  if (ids.empty()) {
+    acc->done({});
+    return;
+  }
+  std::weak_ptr<Impl> w = impl_;
+  for (const auto& id : ids) {
+    impl_->hl.describe_datastore(id, [w, acc, id](aws::HlResult<aws::DatastoreProperties> r) {
+      if (!w.lock()) return;
+      std::string problem;
+      if (!r.ok())
+        problem = "data store " + id + ": " + r.describe();
+      else if (r.value->datastore_status != "ACTIVE")
+        problem = "data store " + id + " is " + r.value->datastore_status +
+                  ", not ACTIVE: its import jobs cannot start until it is";
+      if (!problem.empty()) {
+        log::error(problem);
+        acc->problems.push_back(problem);
+      }
+      if (--acc->left == 0) acc->done(acc->problems);
+    });
+  }
+}
+
+}  // namespace fe::import
