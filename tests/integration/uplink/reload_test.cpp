@@ -145,6 +145,23 @@ TEST(UplinkReload, SighupRefusesARestartKeyOfEachSectionNamingIt) {
         << c.yaml;
     EXPECT_THAT(read_file(f.log), HasSubstr(why));
   }
+  // The sections refused before the pipeline looks: the journal (by the service) and the metrics
+  // endpoint (by its component); the watch section too.
+  const std::string journal = "journal: { path: " + (f.dir.path() / "state/db/journal.db").string();
+  const struct {
+    std::string yaml, why;
+  } others[] = {
+      {with(journal, "journal: { path: " + (f.dir.path() / "state/db/j2.db").string()),
+       "journal.path changed: restart the service"},
+      {with("metrics: { listen: off }", "metrics: { listen: 127.0.0.1:9 }"),
+       "metrics refused the new configuration: metrics.listen changed"},
+      {base + "watch: { scan_quiet: 500ms }\n",
+       "pipeline refused the new configuration: watch.scan_quiet changed"},
+  };
+  for (const auto& o : others) {
+    f.write(o.yaml);
+    EXPECT_THAT(f.reload(*d), HasSubstr("reload rejected (" + o.why)) << o.yaml;
+  }
   // The running configuration was kept throughout: a live change to it is accepted.
   f.write(with(spool, spool + ", keep_for: 1d"));
   EXPECT_THAT(f.reload(*d), Not(HasSubstr("reload rejected")));
