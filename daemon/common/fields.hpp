@@ -15,7 +15,9 @@
 // entries, and checks no field is described twice: a field added without a description, or a
 // description left behind by a removed field, does not compile. config/reload.cpp walks these
 // descriptions to name the first changed key that needs a restart; a field whose type has a
-// description of its own is walked into ("complete_when.marker").
+// description of its own is walked into ("complete_when.marker": its own reload flag is then
+// unused), and so is a list of such (pipelines, named by their `name`). Any other field is one
+// key, compared with operator== (after_upload's kind and move_to are one YAML value).
 #include <cstddef>
 #include <string_view>
 #include <tuple>
