@@ -22,6 +22,7 @@
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
+#include "config/reload.hpp"
 #include "fhir/validator.hpp"
 #include "import/housekeeping.hpp"
 #include "import/importer.hpp"
@@ -67,93 +68,6 @@ std::vector<aws::BandwidthWindow> bandwidth_schedule(const config::Upload& u) {
   for (const auto& w : u.bandwidth_schedule)
     out.push_back({w.from_minute, w.to_minute, w.limit.value_or(0)});
   return out;
-}
-
-// What must not change at run time (a restart is needed): everything this component and its
-// importer set up, as "key=value" lines named as in the YAML, so that a refused reload names the
-// key. Not here: the bandwidth cap and schedule (reload() hands them to the HTTP engine) and
-// spool.keep_for (retention reads the live config).
-// (Issue 14 item 3 replaces this hand-kept list with stage-owned Settings compared as structs.)
-std::string restart_fingerprint(const config::Config& c) {
-  std::string s;
-  auto add = [&](std::string_view k, const std::string& v) {
-    s += k;
-    s += '=';
-    s += v;
-    s += '\n';
-  };
-  add("aws.region", c.aws.region.value_or(""));
-  add("aws.credentials.source", std::string(config::to_string(c.aws.credential_source)));
-  add("aws.profile", c.aws.profile.value_or(""));
-  add("aws.endpoints.s3", c.aws.endpoints.s3.value_or(""));
-  add("aws.endpoints.healthlake", c.aws.endpoints.healthlake.value_or(""));
-  add("aws.s3_path_style", c.aws.s3_path_style ? "1" : "0");
-  add("aws.proxy", c.aws.proxy ? "=" + *c.aws.proxy : "");  // "" (direct) differs from unset
-  add("aws.no_proxy", c.aws.no_proxy ? "=" + *c.aws.no_proxy : "");
-  add("aws.ca_bundle", c.aws.ca_bundle ? c.aws.ca_bundle->string() : "");
-  add("pipelines", std::to_string(c.pipelines.size()));
-  for (const auto& p : c.pipelines) {
-    const std::string k = "pipelines[" + p.name + "].";
-    auto list = [](const auto& items) {
-      std::string out;
-      for (const auto& i : items) out += std::string(i) + ",";
-      return out;
-    };
-    add(k + "name", p.name);
-    add(k + "watch", p.watch.string());
-    add(k + "patterns", list(p.patterns));
-    add(k + "complete_when.marker", p.complete_when.marker);
-    add(k + "complete_when.bulk_manifest", p.complete_when.bulk_manifest ? "1" : "0");
-    add(k + "complete_when.client_log", p.complete_when.client_log ? "1" : "0");
-    add(k + "complete_when.settle_seconds", std::to_string(p.complete_when.settle.count()));
-    add(k + "validation_level", std::string(config::to_string(p.validation_level)));
-    add(k + "on_invalid", std::string(config::to_string(p.on_invalid)));
-    add(k + "max_line_bytes", std::to_string(p.max_line_bytes));
-    add(k + "on_changed", std::string(config::to_string(p.on_changed)));
-    std::string pkgs;
-    for (const auto& pk : p.fhir_packages) pkgs += pk.string() + ",";
-    add(k + "fhir_packages", pkgs);
-    add(k + "s3.bucket", p.s3.bucket);
-    add(k + "s3.prefix", p.s3.prefix);
-    add(k + "s3.kms_key_id", p.s3.kms_key_id.value_or(""));
-    add(k + "s3.archive", p.s3.archive ? "1" : "0");
-    add(k + "s3.upload_rejects", p.s3.upload_rejects ? "1" : "0");
-    add(k + "healthlake.datastore_id", p.healthlake.datastore_id);
-    add(k + "healthlake.data_access_role_arn", p.healthlake.data_access_role_arn);
-    add(k + "healthlake.output_s3_uri", p.healthlake.output_s3_uri);
-    add(k + "healthlake.output_kms_key_id", p.healthlake.output_kms_key_id);
-    add(k + "healthlake.max_outstanding_starts",
-        std::to_string(p.healthlake.max_outstanding_starts));
-    add(k + "healthlake.accept_statuses", list(p.healthlake.accept_statuses));
-    add(k + "after_upload", std::to_string(static_cast<int>(p.after_upload.kind)) + ":" +
-                                p.after_upload.move_to.string());
-  }
-  add("spool.dir", c.spool.dir.string());
-  add("spool.max_bytes", std::to_string(c.spool.max_bytes));
-  add("spool.zstd_level", std::to_string(c.spool.zstd_level));
-  add("journal.path", c.journal.path.string());
-  add("upload.part_size", c.upload.part_size ? std::to_string(*c.upload.part_size) : "auto");
-  add("upload.concurrency", std::to_string(c.upload.concurrency));
-  add("watch.rescan_interval", std::to_string(c.watch.rescan_interval.count()));
-  add("watch.scan_quiet", std::to_string(c.watch.scan_quiet.count()));
-  add("import.poll_min", std::to_string(c.import_jobs.poll_min.count()));
-  add("import.poll_max", std::to_string(c.import_jobs.poll_max.count()));
-  add("import.min_imported_share", std::to_string(c.import_jobs.min_imported_share));
-  return s;
-}
-
-// The key of the first line that differs between two fingerprints ("" when they are equal).
-std::string first_changed_key(std::string_view a, std::string_view b) {
-  while (!a.empty() || !b.empty()) {
-    const std::string_view la = a.substr(0, a.find('\n')), lb = b.substr(0, b.find('\n'));
-    if (la != lb) {
-      const std::string_view line = la.empty() ? lb : la;
-      return std::string(line.substr(0, line.find('=')));
-    }
-    a.remove_prefix(std::min(a.size(), la.size() + 1));
-    b.remove_prefix(std::min(b.size(), lb.size() + 1));
-  }
-  return {};
 }
 
 }  // namespace
@@ -486,12 +400,9 @@ void Pipeline::start(const config::Config& config) {
 
 bool Pipeline::reload(const config::Config& old_config, const config::Config& new_config,
                       std::string& why) {
-  const std::string before = restart_fingerprint(old_config),
-                    after = restart_fingerprint(new_config);
-  if (before != after) {
-    why = first_changed_key(before, after) + " changed: restart fhir-edge to apply";
-    return false;
-  }
+  // Every key but the live ones (config/reload.hpp: named by the stages' Settings) is fixed at
+  // start; a change is refused, naming the first changed key.
+  if (why = config::reload_refusal(old_config, new_config); !why.empty()) return false;
   impl_->cfg = new_config;
   // upload.bandwidth_limit / bandwidth_schedule apply at once, also to parts in flight (the
   // Service calls reload(new, old) to roll back when another component refuses, which restores

@@ -1,8 +1,9 @@
 // `fhir-edge run` with the uplink settings, as an operator changes them: a SIGHUP applies a new
 // upload.bandwidth_limit / bandwidth_schedule to the running HTTP engine (the engine logs the cap
-// it switches to), watch settings need a restart, and the configuration file's permissions are
-// checked like ssh's (world-readable: a warning at start and at reload; group/world-writable: the
-// daemon refuses to start). Uses the service tests' harness (tests/integration/service).
+// it switches to), every other section's keys need a restart (refused, naming the key), and the
+// configuration file's permissions are checked like ssh's (world-readable: a warning at start and
+// at reload; group/world-writable: the daemon refuses to start). Uses the service tests' harness
+// (tests/integration/service).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -95,6 +96,76 @@ TEST(UplinkReload, SighupAppliesBandwidthLimitAndScheduleToTheRunningEngine) {
   role.replace(role.find(arn), arn.size(), "role/Other\n");
   f.write(role);
   EXPECT_THAT(f.reload(*d), HasSubstr("pipelines[p0].healthlake.data_access_role_arn changed"));
+
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0) << read_file(f.log);
+}
+
+// Issue 14 item 3: the daemon compares the stages' Settings structs. One key per section that
+// needs a restart is refused by a real SIGHUP, naming it in STATUS= and the log, and the running
+// configuration stays; a live key (spool.keep_for) is then accepted and clears the note.
+TEST(UplinkReload, SighupRefusesARestartKeyOfEachSectionNamingIt) {
+  Fixture f;
+  const std::string base = f.text("{ concurrency: 4 }");
+  f.write(base);
+  auto d = f.start();
+  ASSERT_TRUE(f.notify.wait_for("READY=1")) << read_file(f.log);
+
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string y = base;
+    const auto at = y.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) y.replace(at, from.size(), to);
+    return y;
+  };
+  const std::string spool = "spool: { dir: " + (f.dir.path() / "state/spool").string();
+  const struct {
+    std::string yaml, key;
+  } cases[] = {
+      {with("    s3: { bucket: landing-bucket }", "    s3: { bucket: landing-bucket, prefix: x }"),
+       "pipelines[p0].s3.prefix"},
+      {with("    s3: { bucket: landing-bucket }",
+            "    s3: { bucket: landing-bucket }\n    validation_level: minimal"),
+       "pipelines[p0].validation_level"},
+      {with("{ concurrency: 4 }", "{ concurrency: 8 }"), "upload.concurrency"},
+      {with("{ concurrency: 4 }", "{ concurrency: 4, part_size: 16MiB }"), "upload.part_size"},
+      {with(spool, spool + ", zstd_level: 9"), "spool.zstd_level"},
+      {with(spool, spool + ", max_bytes: 1GiB"), "spool.max_bytes"},
+      {base + "import: { min_imported_share: 90% }\n", "import.min_imported_share"},
+      {base + "import: { poll_max: 2m }\n", "import.poll_max"},
+      {with("region: us-east-1", "region: eu-west-1"), "aws.region"},
+      {with("s3_path_style: true", "s3_path_style: false"), "aws.s3_path_style"},
+  };
+  for (const auto& c : cases) {
+    f.write(c.yaml);
+    const std::string status = f.reload(*d);
+    const std::string why = c.key + " changed: restart fhir-edge to apply";
+    EXPECT_THAT(status,
+                HasSubstr("reload rejected (pipeline refused the new configuration: " + why))
+        << c.yaml;
+    EXPECT_THAT(read_file(f.log), HasSubstr(why));
+  }
+  // The sections refused before the pipeline looks: the journal (by the service) and the metrics
+  // endpoint (by its component); the watch section too.
+  const std::string journal = "journal: { path: " + (f.dir.path() / "state/db/journal.db").string();
+  const struct {
+    std::string yaml, why;
+  } others[] = {
+      {with(journal, "journal: { path: " + (f.dir.path() / "state/db/j2.db").string()),
+       "journal.path changed: restart the service"},
+      {with("metrics: { listen: off }", "metrics: { listen: 127.0.0.1:9 }"),
+       "metrics refused the new configuration: metrics.listen changed"},
+      {base + "watch: { scan_quiet: 500ms }\n",
+       "pipeline refused the new configuration: watch.scan_quiet changed"},
+  };
+  for (const auto& o : others) {
+    f.write(o.yaml);
+    EXPECT_THAT(f.reload(*d), HasSubstr("reload rejected (" + o.why)) << o.yaml;
+  }
+  // The running configuration was kept throughout: a live change to it is accepted.
+  f.write(with(spool, spool + ", keep_for: 1d"));
+  EXPECT_THAT(f.reload(*d), Not(HasSubstr("reload rejected")));
+  EXPECT_EQ(count(read_file(f.log), "notice: configuration reloaded"), 1) << read_file(f.log);
 
   d->signal(SIGTERM);
   EXPECT_EQ(d->wait(), 0) << read_file(f.log);

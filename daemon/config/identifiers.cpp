@@ -1,0 +1,103 @@
+// AWS identifier checks used by the section readers (checker.hpp): bucket names, KMS keys, S3
+// URIs, endpoint URLs and S3 key parts, each as AWS itself accepts them.
+#include "config/checker.hpp"
+
+namespace fe::config::detail {
+// ---- AWS identifier checks (each returns "" when fine, else the reason) ---------------------
+
+std::string check_bucket(const std::string& b) {
+  if (b.size() < 3 || b.size() > 63) {
+    return "S3 bucket names are 3 to 63 characters long";
+  }
+  if (!matches(b, "[a-z0-9.-]+")) {
+    return "S3 bucket names use only lowercase letters, digits, '.' and '-'";
+  }
+  auto edge = [](char c) {
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c));
+  };
+  if (!edge(b.front()) || !edge(b.back())) {
+    return "S3 bucket names begin and end with a lowercase letter or a digit";
+  }
+  if (b.find("..") != std::string::npos) {
+    return "S3 bucket names have no two adjacent periods";
+  }
+  if (matches(b, "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+")) {
+    return "S3 bucket names are not formatted as IP addresses";
+  }
+  for (const char* p : {"xn--", "sthree-", "amzn-s3-demo-"}) {
+    if (b.starts_with(p)) {
+      return std::string("S3 bucket names do not start with '") + p + "'";
+    }
+  }
+  for (const char* s : {"-s3alias", "--ol-s3", ".mrap", "--x-s3"}) {
+    if (b.ends_with(s)) {
+      return std::string("S3 bucket names do not end with '") + s + "'";
+    }
+  }
+  return "";
+}
+
+std::string check_kms(const std::string& k) {
+  // HealthLake's KmsKeyId pattern (also what S3 accepts for SSE-KMS): key id, key ARN, alias,
+  // alias ARN, multi-region key id.
+  if (k.empty() || k.size() > 400) {
+    return "a KMS key is 1 to 400 characters";
+  }
+  if (matches(k,
+              "arn:aws(-[a-z]+)*:kms:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:(key/[A-Za-z0-9-]+|alias/"
+              "[A-Za-z0-9:/_-]+)") ||
+      matches(k,
+              "(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})") ||
+      matches(k, "alias/[A-Za-z0-9:/_-]+")) {
+    return "";
+  }
+  return "expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), alias ARN, key id or "
+         "alias/NAME";
+}
+
+std::string check_s3_uri(const std::string& u) {
+  std::smatch m;
+  if (!std::regex_match(u, m, re("s3://([^/]+)(/.*)?"))) {
+    return "expected an S3 URI such as s3://bucket/prefix/";
+  }
+  std::string why = check_bucket(m[1].str());
+  if (!why.empty()) {
+    return "bucket '" + m[1].str() + "': " + why;
+  }
+  return "";
+}
+
+std::string check_url(const std::string& u) {
+  if (!matches(u, "https?://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[^\\s]*)?")) {
+    return "expected an http:// or https:// URL such as http://127.0.0.1:4566";
+  }
+  return "";
+}
+
+std::string check_key_part(const std::string& s, bool allow_slash) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      return "must not contain control characters";
+    }
+  }
+  if (!allow_slash && s.find('/') != std::string::npos) {
+    return "must not contain '/'";
+  }
+  std::string_view v = s;
+  size_t pos = 0;
+  while (pos <= v.size()) {
+    size_t next = v.find('/', pos);
+    auto seg = v.substr(pos, next == std::string_view::npos ? std::string_view::npos : next - pos);
+    if (seg == "..") {
+      return "must not contain '..' segments";
+    }
+    if (next == std::string_view::npos) {
+      break;
+    }
+    pos = next + 1;
+  }
+  return "";
+}
+
+}  // namespace fe::config::detail
