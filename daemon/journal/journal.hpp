@@ -31,12 +31,16 @@ struct sqlite3;
 
 namespace fe::journal {
 
+namespace detail {
+struct Access;  // the journal's own files (sql.hpp)
+}
+
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
 using TimeMs = int64_t;
@@ -338,11 +342,9 @@ class Journal {
   void backup_to(const std::filesystem::path& dest) const;
 
  private:
+  friend struct detail::Access;
   Journal() = default;
   void migrate(int target);
-  void recompute_totals(int64_t export_id);
-  void change_export_state(int64_t export_id, ExportState to, std::string_view kind,
-                           std::string_view message);
 
   std::filesystem::path path_;
   int schema_ = 0;  // at open (after migration): older read-only journals lack newer columns
