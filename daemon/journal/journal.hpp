@@ -5,6 +5,10 @@
 //  - Exactly one writer: the daemon's control thread owns the only read-write Journal. A lock file
 //    next to the database (<db>.lock, flock) makes a second daemon on the same state refuse to
 //    start. Readers (`fhir-edge status`) open read-only connections and take no lock.
+//  - One writer stage per table (ledgers.hpp, docs/journal.md "Who writes what"): the pipeline
+//    writes an export until it is `uploaded`, the import stage from then on (table `imports`);
+//    the CLI inserts requests, the daemon's mailbox answers them. The write methods below keep
+//    their meaning and route each call to the owning stage's ledger.
 //  - The schema is versioned (PRAGMA user_version) and migrated in order at open, each step in its
 //    own transaction. A journal written by a newer fhir-edge is refused, never downgraded.
 //  - PRAGMA quick_check at open: a damaged journal throws journal::Error with a clear message and
@@ -67,6 +71,8 @@ struct ExportRow {
   std::string source_path;
   std::string digest;  // content digest (journal/digest.hpp)
   int version = 1;     // 1 + number of earlier exports taken from the same pipeline and path
+  // The state, park, error, finished_at and import_attempt as every reader sees them: the import
+  // stage's (table imports) from `uploaded` on, the pipeline's (exports) before.
   ExportState state = ExportState::discovered;
   std::optional<ExportState> parked_from;
   std::string parked_reason;
