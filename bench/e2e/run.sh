@@ -124,7 +124,7 @@ mv "$W"/gen/bench/*.ndjson "$W/watch/bench/"
 touch "$W/watch/bench/.done"
 T_STARTED=
 while :; do
-  s=$(journal "SELECT state FROM exports")
+  s=$(journal "SELECT state FROM export_view")
   if [[ -z $T_STARTED && ($s == importing || $s == imported || $s == import_failed) ]]; then
     T_STARTED=$(now)
   fi

@@ -5,6 +5,10 @@
 //  - Exactly one writer: the daemon's control thread owns the only read-write Journal. A lock file
 //    next to the database (<db>.lock, flock) makes a second daemon on the same state refuse to
 //    start. Readers (`fhir-edge status`) open read-only connections and take no lock.
+//  - One writer stage per table (ledgers.hpp, docs/journal.md "Who writes what"): the pipeline
+//    writes an export until it is `uploaded`, the import stage from then on (table `imports`);
+//    the CLI inserts requests, the daemon's mailbox answers them. The write methods below keep
+//    their meaning and route each call to the owning stage's ledger.
 //  - The schema is versioned (PRAGMA user_version) and migrated in order at open, each step in its
 //    own transaction. A journal written by a newer fhir-edge is refused, never downgraded.
 //  - PRAGMA quick_check at open: a damaged journal throws journal::Error with a clear message and
@@ -31,12 +35,16 @@ struct sqlite3;
 
 namespace fe::journal {
 
+namespace detail {
+struct Access;  // the journal's own files (sql.hpp)
+}
+
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
 using TimeMs = int64_t;
@@ -63,6 +71,8 @@ struct ExportRow {
   std::string source_path;
   std::string digest;  // content digest (journal/digest.hpp)
   int version = 1;     // 1 + number of earlier exports taken from the same pipeline and path
+  // The state, park, error, finished_at and import_attempt as every reader sees them: the import
+  // stage's (table imports) from `uploaded` on, the pipeline's (exports) before.
   ExportState state = ExportState::discovered;
   std::optional<ExportState> parked_from;
   std::string parked_reason;
@@ -338,11 +348,9 @@ class Journal {
   void backup_to(const std::filesystem::path& dest) const;
 
  private:
+  friend struct detail::Access;
   Journal() = default;
   void migrate(int target);
-  void recompute_totals(int64_t export_id);
-  void change_export_state(int64_t export_id, ExportState to, std::string_view kind,
-                           std::string_view message);
 
   std::filesystem::path path_;
   int schema_ = 0;  // at open (after migration): older read-only journals lack newer columns
