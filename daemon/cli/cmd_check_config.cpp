@@ -45,6 +45,13 @@ int fe::cli::cmd_check_config(Args args) {
   if (auto rc = parse(*app, args, verbosity)) return *rc;
 
   auto r = fe::config::load_config(path);
+  if (!r.ok()) {
+    // A group member or a plain admin who may not read it: say what to do, not just EACCES.
+    if (std::string why = read_access_problem(path, "configuration"); !why.empty()) {
+      r.errors.clear();
+      r.errors.push_back(fe::config::Error{path, 0, 0, "", why});
+    }
+  }
   std::vector<fe::config::Error> warnings = r.warnings;
   if (r.ok()) {
     // The file is valid; now the host: roots that cannot be watched. Not in load_config(): a

@@ -525,6 +525,10 @@ int fe::cli::cmd_doctor(Args args) {
   auto loaded = fe::config::load_config(path);
   for (const auto& w : loaded.warnings) rep.warn("config", fe::config::format(w), "");
   if (!loaded.ok()) {
+    if (std::string why = read_access_problem(path, "configuration"); !why.empty()) {
+      loaded.errors.clear();
+      loaded.errors.push_back(fe::config::Error{path, 0, 0, "", why});
+    }
     std::string text = fe::config::format(loaded.errors);
     std::fputs(text.c_str(), stderr);
     rep.fail("config " + path,

@@ -40,6 +40,14 @@ int cmd_status(Args args) {
   if (auto rc = parse(*app, args, verbosity)) return *rc;
   journal_path = resolve_journal_path(journal_path, config_path);
   if (journal_path.empty()) return kExitUsage;
+  // The journal and its WAL files: a member of group fhir-edge reads them (0640, the unit's
+  // UMask=0027); anyone else gets the file, its mode and the group to join, not EACCES.
+  for (const std::string& f : {journal_path, journal_path + "-wal", journal_path + "-shm"}) {
+    if (std::string why = read_access_problem(f, "journal"); !why.empty()) {
+      std::fprintf(stderr, "fhir-edge status: %s\n", why.c_str());
+      return kExitFailed;
+    }
+  }
   try {
     auto j = fe::journal::Journal::open(journal_path, {.read_only = true});
     if (!export_name.empty()) {

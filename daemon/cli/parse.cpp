@@ -1,8 +1,15 @@
 // The shared CLI11 setup of every subcommand; the contract is in parse.hpp.
 #include "cli/parse.hpp"
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <vector>
 
 #include "config/config.hpp"
@@ -188,12 +195,63 @@ std::string resolve_journal_path(const std::string& journal_path, const std::str
   if (!config_path.empty()) {
     auto loaded = fe::config::load_config(config_path);
     if (!loaded.ok()) {
+      if (std::string why = read_access_problem(config_path, "configuration"); !why.empty()) {
+        std::fprintf(stderr, "%s\n", why.c_str());
+        return "";
+      }
       std::fputs(fe::config::format(loaded.errors).c_str(), stderr);
       return "";
     }
     return loaded.config->journal.path.string();
   }
   return fe::config::Journal{}.path.string();
+}
+
+namespace {
+
+std::string owner_text(const struct stat& st) {
+  const passwd* pw = ::getpwuid(st.st_uid);
+  const group* gr = ::getgrgid(st.st_gid);
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return std::string(mode) + " " + (pw ? pw->pw_name : std::to_string(st.st_uid)) + ":" +
+         (gr ? gr->gr_name : std::to_string(st.st_gid));
+}
+
+std::string group_name(gid_t gid) {
+  const group* gr = ::getgrgid(gid);
+  return gr ? gr->gr_name : std::to_string(gid);
+}
+
+}  // namespace
+
+std::string read_access_problem(const std::string& path, std::string_view what) {
+  namespace fs = std::filesystem;
+  // The directories from the top down: the first one this user may not search is the culprit.
+  fs::path p = fs::absolute(fs::path(path)).lexically_normal();
+  fs::path dir;
+  for (const auto& part : p.parent_path()) {
+    dir /= part;
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return "";  // missing: the caller says so
+    if (::access(dir.c_str(), X_OK) != 0 && errno == EACCES) {
+      return "cannot read the " + std::string(what) + " " + path + ": permission denied on its " +
+             "directory " + dir.string() + " (" + owner_text(st) +
+             "); it needs 0750 with the group's x bit, and you need to be in group " +
+             group_name(st.st_gid) + " (sudo usermod -aG " + group_name(st.st_gid) +
+             " $USER, then log in again) or run as root";
+    }
+  }
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return "";
+  if (::access(p.c_str(), R_OK) == 0 || errno != EACCES) return "";
+  // Readable by its group? Then joining that group is the fix; otherwise the mode is.
+  const bool group_readable = (st.st_mode & S_IRGRP) != 0;
+  const std::string g = group_readable ? group_name(st.st_gid) : "fhir-edge";
+  return "cannot read the " + std::string(what) + " " + path + ": permission denied (it is " +
+         owner_text(st) + "); members of group " + g + " may read it when it is 0640 with group " +
+         g + (group_readable ? "" : " (the package sets that; see docs/service.md)") +
+         ": join it (sudo usermod -aG " + g + " $USER, then log in again) or run as root";
 }
 
 }  // namespace fe::cli

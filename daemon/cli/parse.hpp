@@ -42,4 +42,12 @@ void add_journal_options(CLI::App& app, std::string& journal_path, std::string& 
 // printing the configuration errors) when --config names an invalid configuration.
 std::string resolve_journal_path(const std::string& journal_path, const std::string& config_path);
 
+// Issue 17, item 4: members of group fhir-edge read the config (0640 root:fhir-edge) and the
+// journal (the unit's UMask=0027: 0640 fhir-edge:fhir-edge in a 0750 directory). When this user
+// cannot read `path` (or search a directory above it), the message to print instead of a raw
+// "Permission denied" / "unable to open database file": the file (or directory) that refuses,
+// its mode and owner, the mode it needs, and the group to join. Empty when readable, or when it
+// does not exist (the caller's own error says so). `what` names it ("configuration", "journal").
+std::string read_access_problem(const std::string& path, std::string_view what);
+
 }  // namespace fe::cli
