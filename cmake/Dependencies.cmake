@@ -7,6 +7,7 @@ find_package(yaml-cpp 0.7 REQUIRED)              # target: yaml-cpp
 find_package(simdjson REQUIRED)                  # simdjson::simdjson
 find_package(SQLite3 REQUIRED)                   # SQLite::SQLite3
 find_package(OpenSSL REQUIRED)                   # OpenSSL::Crypto
+find_package(CLI11 2.1 CONFIG REQUIRED)          # CLI11::CLI11, header-only: the CLI parser
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)

@@ -1,7 +1,8 @@
 # Debian packages (CPack DEB), see docs/install.md:
 #   fhir-edge        /usr/bin/fhir-edge, /lib/systemd/system/fhir-edge.service,
 #                    /usr/lib/sysusers.d/fhir-edge.conf, /usr/lib/tmpfiles.d/fhir-edge.conf,
-#                    /etc/fhir-edge/fhir-edge.yaml (conffile), fhir-edge(1), /usr/share/doc/fhir-edge
+#                    /etc/fhir-edge/fhir-edge.yaml (conffile), fhir-edge(1), /usr/share/doc/fhir-edge,
+#                    /usr/share/bash-completion/completions/fhir-edge
 #   fhir-edge-tools  /usr/bin/healthlake-local, healthlake-local(1)
 #
 #   cmake --build build --target fhir-edge healthlake-local && (cd build && cpack -G DEB)
@@ -74,6 +75,9 @@ install(FILES "${_fe_pkg_out}/fhir-edge.1.gz" DESTINATION share/man/man1 COMPONE
 # `journalctl --update-catalog`.
 install(FILES "${_fe_pkg_src}/systemd/fhir-edge.catalog" DESTINATION /usr/lib/systemd/catalog
         COMPONENT daemon EXCLUDE_FROM_ALL)
+# bash completion of the subcommands and their options (bash-completion loads it on demand).
+install(FILES "${_fe_pkg_src}/packaging/fhir-edge.bash-completion"
+        DESTINATION share/bash-completion/completions RENAME fhir-edge COMPONENT daemon)
 # The IAM policies (docs/iam-*.json) go with the documents that explain them.
 file(GLOB _fe_docs CONFIGURE_DEPENDS "${_fe_pkg_src}/docs/*.md" "${_fe_pkg_src}/docs/iam-*.json")
 install(FILES "${_fe_pkg_src}/README.md" ${_fe_docs} DESTINATION share/doc/fhir-edge

@@ -3,53 +3,56 @@
 // was silent). Prints only "ok" on success (ExecStartPre and scripts rely on that); every error
 // goes to stderr. --allow-missing-roots turns the root errors into warnings: the unit's
 // ExecStartPre uses it, because `run` waits for a root that appears later (a late mount).
+// --json prints the outcome as one document instead; -q prints nothing on success.
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/parse.hpp"
+#include "common/json_escape.hpp"
 #include "config/config.hpp"
 #include "watch/roots.hpp"
 
 namespace {
-constexpr const char* kUsage =
-    "Usage: fhir-edge check-config [--config FILE] [--allow-missing-roots]\n"
-    "\n"
+constexpr const char* kDescription =
     "Checks a configuration file: syntax, every value, and the rules across pipelines, and\n"
     "that every pipeline's watch root is a directory this user can read.\n"
     "Prints 'ok' and exits 0 when it is valid; otherwise prints every error as\n"
-    "FILE:LINE:COLUMN: key.path: message on stderr and exits 2.\n"
-    "\n"
-    "  -c, --config FILE       default /etc/fhir-edge/fhir-edge.yaml\n"
-    "  --allow-missing-roots   a missing or unreadable watch root is a warning, not an error\n"
-    "                          (the daemon waits for it; the systemd unit uses this)\n";
+    "FILE:LINE:COLUMN: key.path: message on stderr and exits 2.\n";
+
+// --json: {"ok":bool,"file":...,"errors":[{"file","line","column","path","message"}],
+// "warnings":[...]} on stdout, whatever the outcome (the exit code is the same as without).
+std::string error_json(const fe::config::Error& e) {
+  return "{\"file\":" + fe::json::quote(e.file) + ",\"line\":" + std::to_string(e.line) +
+         ",\"column\":" + std::to_string(e.column) + ",\"path\":" + fe::json::quote(e.path) +
+         ",\"message\":" + fe::json::quote(e.message) + "}";
+}
 }  // namespace
 
 int fe::cli::cmd_check_config(Args args) {
   std::string path(fe::config::kDefaultConfigPath);
-  bool allow_missing_roots = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string_view a = args[i];
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return kExitOk;
-    }
-    if ((a == "--config" || a == "-c") && i + 1 < args.size()) {
-      path = args[++i];
-    } else if (a.starts_with("--config=")) {
-      path = std::string(a.substr(9));
-    } else if (a == "--allow-missing-roots") {
-      allow_missing_roots = true;
-    } else {
-      std::fprintf(stderr, "fhir-edge check-config: unexpected argument '%s'\n\n%s", args[i],
-                   kUsage);
-      return kExitUsage;
-    }
-  }
+  bool allow_missing_roots = false, json = false;
+  Verbosity verbosity;
+  auto app = make_app("check-config", kDescription,
+                      "Exit codes: 0 valid, 2 an error (or a usage error).", verbosity);
+  add_config_option(*app, path);
+  app->add_flag("--allow-missing-roots", allow_missing_roots,
+                "a missing or unreadable watch root is a warning, not an error (the daemon "
+                "waits for it; the systemd unit uses this)");
+  app->add_flag("--json", json, "print the outcome as one JSON document on stdout");
+  if (auto rc = parse(*app, args, verbosity)) return *rc;
+
   auto r = fe::config::load_config(path);
-  for (const auto& w : r.warnings) {
-    std::fprintf(stderr, "warning: %s\n", fe::config::format(w).c_str());
+  if (!r.ok()) {
+    // A group member or a plain admin who may not read it: say what to do, not just EACCES.
+    if (std::string why = read_access_problem(path, "configuration"); !why.empty()) {
+      r.errors.clear();
+      r.errors.push_back(fe::config::Error{path, 0, 0, "", why});
+    }
   }
+  std::vector<fe::config::Error> warnings = r.warnings;
   if (r.ok()) {
     // The file is valid; now the host: roots that cannot be watched. Not in load_config(): a
     // reload must not be refused because a root is briefly gone, and `run` waits for roots.
@@ -65,13 +68,28 @@ int fe::cli::cmd_check_config(Args args) {
                                              "fhir-edge " +
                                                  p.watch.string() + ")"
                                            : "");
-      if (allow_missing_roots)
-        std::fprintf(stderr, "warning: %s (fhir-edge run waits for it)\n",
-                     fe::config::format(e).c_str());
-      else
+      if (allow_missing_roots) {
+        e.message += " (fhir-edge run waits for it)";
+        warnings.push_back(std::move(e));
+      } else {
         r.errors.push_back(std::move(e));
+      }
     }
     if (!r.errors.empty()) r.config.reset();
+  }
+  if (json) {
+    std::string out = "{\"ok\":" + std::string(r.ok() ? "true" : "false") +
+                      ",\"file\":" + fe::json::quote(path) + ",\"errors\":[";
+    for (size_t i = 0; i < r.errors.size(); ++i) out += (i ? "," : "") + error_json(r.errors[i]);
+    out += "],\"warnings\":[";
+    for (size_t i = 0; i < warnings.size(); ++i) out += (i ? "," : "") + error_json(warnings[i]);
+    out += "]}\n";
+    std::fputs(out.c_str(), stdout);
+    return r.ok() ? kExitOk : kExitUsage;
+  }
+  if (!verbosity.quiet) {
+    for (const auto& w : warnings)
+      std::fprintf(stderr, "warning: %s\n", fe::config::format(w).c_str());
   }
   if (!r.ok()) {
     std::string text = fe::config::format(r.errors);
@@ -80,6 +98,6 @@ int fe::cli::cmd_check_config(Args args) {
                  path.c_str());
     return kExitUsage;
   }
-  std::puts("ok");
+  if (!verbosity.quiet) std::puts("ok");
   return kExitOk;
 }

@@ -1,6 +1,6 @@
-// fhir-edge doctor [--config FILE] [--import-probe]: checks that the daemon can work with this
-// configuration on this host, one line per check, each "ok", "warn", "FAIL" or "skip", with the
-// reason and a fix hint. For a person after installing or changing something, and for a timer
+// fhir-edge doctor [--config FILE] [--import-probe] [--json]: checks that the daemon can work with
+// this configuration on this host, one line per check, each "ok", "warn", "FAIL" or "skip", with
+// the reason and a fix hint. For a person after installing or changing something, and for a timer
 // (exit code); not for ExecStartPre (docs/service.md: it needs the network).
 //
 // Checks, in order (a check that depends on a failed one is "skip"ped, not failed again):
@@ -47,6 +47,8 @@
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
 #include "cli/commands.hpp"
+#include "cli/parse.hpp"
+#include "common/json_escape.hpp"
 #include "config/config.hpp"
 #include "pipeline/aws_settings.hpp"
 #include "service/log.hpp"
@@ -59,27 +61,25 @@ namespace fs = std::filesystem;
 using fe::aws::AwsError;
 using fe::aws::ErrorCategory;
 
-constexpr const char* kUsage =
-    "Usage: fhir-edge doctor [--config FILE] [--import-probe]\n"
-    "\n"
+constexpr const char* kDescription =
     "Checks that fhir-edge can work with a configuration on this host: the config, the watch\n"
     "roots, the spool and journal, AWS credentials, the landing bucket (a real PutObject,\n"
     "HeadObject and DeleteObject of a probe key under the prefix, with the configured KMS key),\n"
     "the HealthLake data store (ACTIVE), the data-access role and the results bucket.\n"
-    "One line per check: ok, warn, FAIL (with a fix hint) or skip.\n"
-    "\n"
-    "  -c, --config FILE   default /etc/fhir-edge/fhir-edge.yaml\n"
-    "  --import-probe      also start one HealthLake import job of an empty probe prefix, the\n"
-    "                      only way to learn that HealthLake accepts the data-access role\n"
-    "                      (iam:PassRole, its trust policy); the job imports nothing\n"
-    "\n"
+    "One line per check: ok, warn, FAIL (with a fix hint) or skip.\n";
+
+constexpr const char* kFooter =
     "Run it as the service user to check the service's own access:\n"
     "  sudo -u fhir-edge fhir-edge doctor\n"
-    "Exit codes: 0 all ok (warnings allowed), 1 a check failed, 2 usage or configuration error.\n";
+    "Exit codes: 0 all ok (warnings allowed), 1 a check failed, 2 usage or configuration error.";
 
+// The checks' lines as they come (a slow AWS check shows what came before it), or with --json
+// one document at the end: {"ok","failed","warned","checks":[{"status","check","text","hint"}]}.
 struct Report {
   int failed = 0;
   int warned = 0;
+  bool json = false;
+  bool quiet = false;  // -q: only warn and FAIL lines, and the summary
   void ok(const std::string& check, const std::string& text) { line("ok", check, text, ""); }
   void warn(const std::string& check, const std::string& text, const std::string& hint) {
     ++warned;
@@ -90,10 +90,35 @@ struct Report {
     line("FAIL", check, text, hint);
   }
   void skip(const std::string& check, const std::string& why) { line("skip", check, why, ""); }
+  // The summary line (or the JSON document); returns the exit code.
+  int finish(int code) {
+    if (json) {
+      std::printf("{\"ok\":%s,\"failed\":%d,\"warned\":%d,\"checks\":[%s]}\n",
+                  code == 0 ? "true" : "false", failed, warned, checks_.c_str());
+      return code;
+    }
+    if (code == 2) return code;  // the config's errors are on stderr
+    if (failed) {
+      std::printf("%d check(s) failed%s\n", failed,
+                  warned ? (", " + std::to_string(warned) + " warning(s)").c_str() : "");
+    } else {
+      std::printf("all checks passed%s\n",
+                  warned ? (" (" + std::to_string(warned) + " warning(s))").c_str() : "");
+    }
+    return code;
+  }
 
  private:
-  static void line(const char* status, const std::string& check, const std::string& text,
-                   const std::string& hint) {
+  std::string checks_;  // the JSON array's items
+  void line(const char* status, const std::string& check, const std::string& text,
+            const std::string& hint) {
+    if (json) {
+      checks_ += std::string(checks_.empty() ? "" : ",") +
+                 "{\"status\":" + fe::json::quote(status) + ",\"check\":" + fe::json::quote(check) +
+                 ",\"text\":" + fe::json::quote(text) + ",\"hint\":" + fe::json::quote(hint) + "}";
+      return;
+    }
+    if (quiet && (status[0] == 'o' || status[0] == 's')) return;
     std::printf("%-4s %s: %s%s%s\n", status, check.c_str(), text.c_str(),
                 hint.empty() ? "" : "; fix: ", hint.c_str());
     std::fflush(stdout);
@@ -480,37 +505,36 @@ void check_results(Ctx& c, const fe::config::Pipeline& p, Report& rep) {
 
 int fe::cli::cmd_doctor(Args args) {
   std::string path(fe::config::kDefaultConfigPath);
-  bool import_probe = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string_view a = args[i];
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return kExitOk;
-    }
-    if ((a == "--config" || a == "-c") && i + 1 < args.size()) {
-      path = args[++i];
-    } else if (a.starts_with("--config=")) {
-      path = std::string(a.substr(9));
-    } else if (a == "--import-probe") {
-      import_probe = true;
-    } else {
-      std::fprintf(stderr, "fhir-edge doctor: unexpected argument '%s'\n\n%s", args[i], kUsage);
-      return kExitUsage;
-    }
-  }
+  bool import_probe = false, json = false;
+  Verbosity verbosity;
+  auto app = make_app("doctor", kDescription, kFooter, verbosity);
+  add_config_option(*app, path);
+  app->add_flag("--import-probe", import_probe,
+                "also start one HealthLake import job of an empty probe prefix, the only way to "
+                "learn that HealthLake accepts the data-access role (iam:PassRole, its trust "
+                "policy); the job imports nothing");
+  app->add_flag("--json", json, "print the checks as one JSON document on stdout");
+  if (auto rc = parse(*app, args, verbosity)) return *rc;
 
-  // The report is the output; the library's info lines (credentials loaded...) would repeat it.
-  fe::log::set_level(fe::log::Level::warning);
+  // The report is the output; the library's info lines (credentials loaded...) would repeat it
+  // (-v shows them).
+  if (verbosity.verbose == 0) fe::log::set_level(fe::log::Level::warning);
   Report rep;
+  rep.json = json;
+  rep.quiet = verbosity.quiet;
   auto loaded = fe::config::load_config(path);
   for (const auto& w : loaded.warnings) rep.warn("config", fe::config::format(w), "");
   if (!loaded.ok()) {
+    if (std::string why = read_access_problem(path, "configuration"); !why.empty()) {
+      loaded.errors.clear();
+      loaded.errors.push_back(fe::config::Error{path, 0, 0, "", why});
+    }
     std::string text = fe::config::format(loaded.errors);
     std::fputs(text.c_str(), stderr);
     rep.fail("config " + path,
              std::to_string(loaded.errors.size()) + " error(s), listed above on stderr",
              "correct them; fhir-edge check-config shows the same list");
-    return kExitUsage;
+    return rep.finish(kExitUsage);
   }
   const fe::config::Config& cfg = *loaded.config;
   rep.ok("config " + path, std::to_string(cfg.pipelines.size()) + " pipeline(s)");
@@ -564,12 +588,5 @@ int fe::cli::cmd_doctor(Args args) {
   }
   c.clients->close();
 
-  if (rep.failed) {
-    std::printf("%d check(s) failed%s\n", rep.failed,
-                rep.warned ? (", " + std::to_string(rep.warned) + " warning(s)").c_str() : "");
-    return kExitFailed;
-  }
-  std::printf("all checks passed%s\n",
-              rep.warned ? (" (" + std::to_string(rep.warned) + " warning(s))").c_str() : "");
-  return kExitOk;
+  return rep.finish(rep.failed ? kExitFailed : kExitOk);
 }

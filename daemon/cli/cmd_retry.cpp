@@ -11,11 +11,14 @@
 // pending and is applied at its next start.
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "cli/parse.hpp"
+#include "common/json_escape.hpp"
 #include "config/config.hpp"
 #include "config/units.hpp"
 #include "journal/journal.hpp"
@@ -23,10 +26,7 @@
 namespace fe::cli {
 namespace {
 
-constexpr const char* kRetryUsage =
-    "Usage: fhir-edge retry EXPORT [--reimport] [--wait SECONDS] [--journal PATH | --config "
-    "FILE]\n"
-    "\n"
+constexpr const char* kRetryDescription =
     "Re-drives an export after the cause of its problem is fixed:\n"
     "  parked          resumes from the state it was parked in; an import continues with the\n"
     "                  SAME ClientToken, so HealthLake never makes a second job for it\n"
@@ -41,19 +41,11 @@ constexpr const char* kRetryUsage =
     "  nothing_to_import, failed, superseded, in progress: refused, with the reason\n"
     "The command says which of these it did. While the daemon runs, the request goes through\n"
     "the journal and the daemon applies it within a few seconds; otherwise the command applies it\n"
-    "and the next start continues the export.\n"
-    "\n"
-    "  --reimport      import again with a new ClientToken and a new job: an imported export, a\n"
-    "                  failed one whose job imported resources, or one whose job vanished\n"
-    "  --wait SECONDS  how long to wait for the running daemon's answer (default 30)\n"
-    "  --journal PATH  the journal database (default: journal.path of the config)\n"
-    "  --config FILE   read journal.path from this configuration file\n"
-    "Exit status: 0 done, 1 refused (or not answered in time), 2 usage or configuration error.\n";
+    "and the next start continues the export.\n";
+constexpr const char* kExitCodes =
+    "Exit codes: 0 done, 1 refused (or not answered in time), 2 usage or configuration error.";
 
-constexpr const char* kJournalUsage =
-    "Usage: fhir-edge journal compact --older-than AGE [--wait SECONDS] [--journal PATH | --config "
-    "FILE]\n"
-    "\n"
+constexpr const char* kCompactDescription =
     "Removes finished exports (imported, import_failed, failed, superseded) that finished more\n"
     "than AGE ago (e.g. 90d, 12h, 0s) from the journal, with their files, parts, import jobs and\n"
     "events. Exports still in progress or parked are never removed. While the daemon runs the\n"
@@ -62,70 +54,36 @@ constexpr const char* kJournalUsage =
 struct Common {
   std::string journal_path, config_path;
   double wait_s = 30;
+  bool json = false;
 };
 
-// Parses --journal/--config/--wait; returns false (after printing) on a usage error.
-bool common_option(Args args, size_t& i, Common& c, const char* cmd, const char* usage,
-                   bool& handled) {
-  std::string_view a = args[i];
-  handled = true;
-  auto value = [&](std::string& out) {
-    if (i + 1 >= args.size()) {
-      std::fprintf(stderr, "fhir-edge %s: %s needs a value\n\n%s", cmd, args[i], usage);
-      return false;
-    }
-    out = args[++i];
-    return true;
-  };
-  std::string v;
-  if (a == "--journal") return value(c.journal_path);
-  if (a == "--config" || a == "-c") return value(c.config_path);
-  if (a.starts_with("--journal=")) {
-    c.journal_path = a.substr(10);
-    return true;
-  }
-  if (a.starts_with("--config=")) {
-    c.config_path = a.substr(9);
-    return true;
-  }
-  if (a == "--wait") {
-    if (!value(v)) return false;
-    try {
-      c.wait_s = std::stod(v);
-    } catch (const std::exception&) {
-      c.wait_s = -1;
-    }
-    if (c.wait_s < 0) {
-      std::fprintf(stderr, "fhir-edge %s: --wait needs a number of seconds\n", cmd);
-      return false;
-    }
-    return true;
-  }
-  handled = false;
-  return true;
+// --journal/--config/--wait/--json, the same on retry and journal compact.
+void add_common(CLI::App& app, Common& c) {
+  add_journal_options(app, c.journal_path, c.config_path);
+  app.add_option("--wait", c.wait_s, "how long to wait for the running daemon's answer")
+      ->type_name("SECONDS")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_flag("--json", c.json,
+               "print the outcome as one JSON document: {\"ok\", \"result\", \"applied_by\": "
+               "\"daemon\" | \"command\" | null (queued)}");
 }
 
-// The journal path from --journal, --config or the default; empty (after printing) on error.
-std::string journal_path(const Common& c, const char* cmd) {
-  if (!c.journal_path.empty() && !c.config_path.empty()) {
-    std::fprintf(stderr, "fhir-edge %s: give --journal or --config, not both\n", cmd);
-    return "";
+// The outcome line, or its JSON form.
+void print_outcome(bool json, bool quiet, bool ok, const std::string& result, const char* by,
+                   const char* text_suffix) {
+  if (json) {
+    std::printf("{\"ok\":%s,\"result\":%s,\"applied_by\":%s}\n", ok ? "true" : "false",
+                fe::json::quote(result).c_str(), by ? fe::json::quote(by).c_str() : "null");
+  } else if (!quiet || !ok) {
+    std::printf("%s%s\n", result.c_str(), text_suffix);
   }
-  if (!c.journal_path.empty()) return c.journal_path;
-  if (!c.config_path.empty()) {
-    auto loaded = fe::config::load_config(c.config_path);
-    if (!loaded.ok()) {
-      std::fputs(fe::config::format(loaded.errors).c_str(), stderr);
-      return "";
-    }
-    return loaded.config->journal.path.string();
-  }
-  return fe::config::Journal{}.path.string();
 }
 
 // Applies (no daemon) or submits and waits for (daemon running) one request.
 int run_request(const char* cmd, const std::string& path, std::string_view kind,
-                std::string_view target, std::string_view args, double wait_s) {
+                std::string_view target, std::string_view args, const Common& c, bool quiet) {
+  const double wait_s = c.wait_s;
   using fe::journal::Journal;
   try {
     if (!std::filesystem::exists(path)) {
@@ -141,8 +99,8 @@ int run_request(const char* cmd, const std::string& path, std::string_view kind,
         auto r = j.request(id);
         auto [ok, result] = j.apply_request(*r);
         j.finish_request(id, ok, result);
-        std::printf(
-            "%s%s\n", result.c_str(),
+        print_outcome(
+            c.json, quiet, ok, result, "command",
             ok ? " (no daemon running: applied to the journal; the next start continues)" : "");
         return ok ? kExitOk : kExitFailed;
       } catch (const fe::journal::Error& e) {
@@ -158,17 +116,21 @@ int run_request(const char* cmd, const std::string& path, std::string_view kind,
         auto j = Journal::open(path, {.read_only = true});
         auto r = j.request(id);
         if (r && r->state != "pending") {
-          std::printf("%s (applied by the running daemon)\n", r->result.c_str());
-          return r->state == "done" ? kExitOk : kExitFailed;
+          bool ok = r->state == "done";
+          print_outcome(c.json, quiet, ok, r->result, "daemon", " (applied by the running daemon)");
+          return ok ? kExitOk : kExitFailed;
         }
       }
       if (std::chrono::steady_clock::now() >= deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    std::printf(
-        "request %lld is queued in the journal; the daemon has not answered within %.0f s. It is "
-        "applied when the daemon next looks (or at its next start); see `fhir-edge status`.\n",
-        static_cast<long long>(id), wait_s);
+    char queued[256];
+    std::snprintf(queued, sizeof queued,
+                  "request %lld is queued in the journal; the daemon has not answered within %.0f "
+                  "s. It is applied when the daemon next looks (or at its next start); see "
+                  "`fhir-edge status`.",
+                  static_cast<long long>(id), wait_s);
+    print_outcome(c.json, quiet, false, queued, nullptr, "");
     return kExitFailed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fhir-edge %s: %s\n", cmd, e.what());
@@ -182,68 +144,51 @@ int cmd_retry(Args args) {
   Common c;
   std::string name;
   bool reimport = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string_view a = args[i];
-    bool handled = false;
-    if (!common_option(args, i, c, "retry", kRetryUsage, handled)) return kExitUsage;
-    if (handled) continue;
-    if (a == "-h" || a == "--help") {
-      std::fputs(kRetryUsage, stdout);
-      return kExitOk;
-    } else if (a == "--reimport") {
-      reimport = true;
-    } else if (!a.starts_with("-") && name.empty()) {
-      name = std::string(a);
-    } else {
-      std::fprintf(stderr, "fhir-edge retry: unexpected argument '%s'\n\n%s", args[i], kRetryUsage);
-      return kExitUsage;
-    }
-  }
+  Verbosity verbosity;
+  auto app = make_app("retry", kRetryDescription, kExitCodes, verbosity);
+  app->add_option("EXPORT", name, "the export's name, as `fhir-edge status` shows it");
+  app->add_flag("--reimport", reimport,
+                "import again with a new ClientToken and a new job: an imported export, a failed "
+                "one whose job imported resources, or one whose job vanished");
+  add_common(*app, c);
+  if (auto rc = parse(*app, args, verbosity)) return *rc;
   if (name.empty()) {
-    std::fprintf(stderr, "fhir-edge retry: which export? (see `fhir-edge status`)\n\n%s",
-                 kRetryUsage);
+    std::fputs(
+        "fhir-edge retry: which export? (see `fhir-edge status`)\n"
+        "Run 'fhir-edge retry --help' for the options.\n",
+        stderr);
     return kExitUsage;
   }
-  auto path = journal_path(c, "retry");
+  auto path = resolve_journal_path(c.journal_path, c.config_path);
   if (path.empty()) return kExitUsage;
-  return run_request("retry", path, "retry", name, reimport ? "reimport" : "", c.wait_s);
+  return run_request("retry", path, "retry", name, reimport ? "reimport" : "", c, verbosity.quiet);
 }
 
 int cmd_journal(Args args) {
   Common c;
-  std::string action, older_than;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string_view a = args[i];
-    bool handled = false;
-    if (!common_option(args, i, c, "journal", kJournalUsage, handled)) return kExitUsage;
-    if (handled) continue;
-    if (a == "-h" || a == "--help") {
-      std::fputs(kJournalUsage, stdout);
-      return kExitOk;
-    } else if (a == "--older-than") {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "fhir-edge journal: --older-than needs a value\n\n%s", kJournalUsage);
-        return kExitUsage;
-      }
-      older_than = args[++i];
-    } else if (a.starts_with("--older-than=")) {
-      older_than = a.substr(13);
-    } else if (!a.starts_with("-") && action.empty()) {
-      action = std::string(a);
-    } else {
-      std::fprintf(stderr, "fhir-edge journal: unexpected argument '%s'\n\n%s", args[i],
-                   kJournalUsage);
-      return kExitUsage;
-    }
-  }
-  if (action != "compact") {
-    std::fprintf(stderr, "fhir-edge journal: %s\n\n%s",
-                 action.empty() ? "which action? (compact)" : "unknown action", kJournalUsage);
-    return kExitUsage;
-  }
+  std::string older_than;
+  Verbosity verbosity;
+  auto app = make_app("journal", "Operator actions on the journal.\n", kExitCodes, verbosity);
+  app->require_subcommand(1);
+  CLI::App* compact = app->add_subcommand("compact", kCompactDescription);
+  compact->description(
+      std::string(kCompactDescription).substr(0, std::strlen(kCompactDescription) - 1));
+  compact
+      ->add_option("--older-than", older_than,
+                   "remove finished exports older than AGE (e.g. 90d, 12h, 0s)")
+      ->type_name("AGE");
+  add_common(*compact, c);
+  // -q/-v after `compact`, too (and in its help).
+  compact->add_flag("-q,--quiet", verbosity.quiet, "errors only: no success line, no warnings");
+  compact->add_flag("-v,--verbose", verbosity.verbose,
+                    "more detail: the libraries' log lines (-v info, -vv debug)");
+  compact->footer(kExitCodes);
+  if (auto rc = parse(*app, args, verbosity)) return *rc;
   if (older_than.empty()) {
-    std::fprintf(stderr, "fhir-edge journal compact: --older-than AGE is required\n\n%s",
-                 kJournalUsage);
+    std::fputs(
+        "fhir-edge journal compact: --older-than AGE is required\n"
+        "Run 'fhir-edge journal compact --help' for the options.\n",
+        stderr);
     return kExitUsage;
   }
   std::string why;
@@ -253,10 +198,11 @@ int cmd_journal(Args args) {
                  why.c_str());
     return kExitUsage;
   }
-  auto path = journal_path(c, "journal");
+  auto path = resolve_journal_path(c.journal_path, c.config_path);
   if (path.empty()) return kExitUsage;
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(*age).count();
-  return run_request("journal compact", path, "compact", "", std::to_string(secs), c.wait_s);
+  return run_request("journal compact", path, "compact", "", std::to_string(secs), c,
+                     verbosity.quiet);
 }
 
 }  // namespace fe::cli

@@ -8,56 +8,43 @@
 
 #include "app/app.hpp"
 #include "cli/commands.hpp"
+#include "cli/parse.hpp"
 #include "config/config.hpp"
 #include "service/log.hpp"
 #include "service/service.hpp"
 
 namespace {
-constexpr const char* kUsage =
-    "Usage: fhir-edge run [--config FILE] [--log-level LEVEL]\n"
-    "\n"
+constexpr const char* kDescription =
     "Runs the daemon in the foreground (systemd Type=notify: READY, STATUS, WATCHDOG, RELOADING,\n"
     "STOPPING). SIGHUP reloads the configuration (an invalid one is refused and the running one\n"
     "kept); SIGTERM or SIGINT stops gracefully and exits 0. Prometheus metrics and a readiness\n"
-    "probe are served at http://<metrics.listen>/metrics and /healthz (default 127.0.0.1:9464).\n"
-    "\n"
-    "  -c, --config FILE     default /etc/fhir-edge/fhir-edge.yaml\n"
-    "  -l, --log-level LEVEL error | warning | notice | info | debug (overrides log.level)\n";
+    "probe are served at http://<metrics.listen>/metrics and /healthz (default 127.0.0.1:9464).\n";
 }  // namespace
 
 int fe::cli::cmd_run(Args args) {
   fe::service::Options opt;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string_view a = args[i];
-    auto value = [&](std::string_view name) -> const char* {
-      if (a == name && i + 1 < args.size()) {
-        return args[++i];
-      }
-      if (a.size() > name.size() + 1 && a.starts_with(name) && a[name.size()] == '=') {
-        return args[i] + name.size() + 1;
-      }
-      return nullptr;
-    };
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return kExitOk;
-    }
-    if (const char* v = value("--config"); v || (v = value("-c"))) {
-      opt.config_path = v;
-    } else if (const char* l = value("--log-level"); l || (l = value("-l"))) {
-      fe::log::Level level;
-      if (!fe::log::parse_level(l, level)) {
-        std::fprintf(stderr,
-                     "fhir-edge run: --log-level must be error, warning, notice, info or debug, "
-                     "got '%s'\n",
-                     l);
-        return kExitUsage;
-      }
-      opt.log_level = level;
-    } else {
-      std::fprintf(stderr, "fhir-edge run: unexpected argument '%s'\n\n%s", args[i], kUsage);
-      return kExitUsage;
-    }
+  std::string config_path = opt.config_path.string(), log_level;
+  Verbosity verbosity;
+  auto app = make_app("run", kDescription,
+                      "-q is --log-level warning, -v --log-level debug (an explicit --log-level "
+                      "wins).\nExit codes: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 usage or "
+                      "configuration error.",
+                      verbosity);
+  add_config_option(*app, config_path);
+  app->add_option("-l,--log-level", log_level,
+                  "error | warning | notice | info | debug (overrides log.level)")
+      ->type_name("LEVEL")
+      ->check(CLI::IsMember({"error", "warning", "notice", "info", "debug"}));
+  if (auto rc = parse(*app, args, verbosity)) return *rc;
+  opt.config_path = config_path;
+  if (!log_level.empty()) {
+    fe::log::Level level;
+    fe::log::parse_level(log_level, level);
+    opt.log_level = level;
+  } else if (verbosity.verbose > 0) {
+    opt.log_level = fe::log::Level::debug;
+  } else if (verbosity.quiet) {
+    opt.log_level = fe::log::Level::warning;
   }
   if (opt.log_level) {
     fe::log::set_level(*opt.log_level);

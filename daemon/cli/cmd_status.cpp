@@ -1,10 +1,12 @@
-// `fhir-edge status [--json] [--all] [--journal PATH | --config FILE]`: what the journal says about
-// each export. Opens the journal read-only (no lock), so it works while the daemon runs.
+// `fhir-edge status [--json] [--active] [--export NAME] [--journal PATH | --config FILE]`: what the
+// journal says about each export. Opens the journal read-only (no lock), so it works while the
+// daemon runs.
 #include <cstdio>
 #include <string>
 #include <string_view>
 
 #include "cli/commands.hpp"
+#include "cli/parse.hpp"
 #include "config/config.hpp"
 #include "journal/journal.hpp"
 #include "journal/status.hpp"
@@ -12,73 +14,38 @@
 namespace fe::cli {
 namespace {
 
-constexpr const char* kStatusUsage =
-    "Usage: fhir-edge status [--json] [--active] [--export NAME] [--journal PATH | --config FILE]\n"
-    "\n"
+constexpr const char* kDescription =
     "Shows each export in the journal: pipeline, state, files, resources valid and rejected,\n"
     "bytes spooled and uploaded, import job status and progress (resources scanned, imported,\n"
     "failed, throughput), the ValidationLevel HealthLake reports, and the last error (a FAILED\n"
-    "job's reason from HealthLake).\n"
-    "\n"
-    "  --json          machine-readable output (one JSON document)\n"
-    "  --active        hide finished exports (imported, import_failed, nothing_to_import, failed,\n"
-    "                  superseded)\n"
-    "  --export NAME   one export in detail: its files and recent events\n"
-    "  --journal PATH  the journal database (default: journal.path of the config, else\n"
-    "                  /var/lib/fhir-edge/journal.db)\n"
-    "  --config FILE   read journal.path from this configuration file\n";
+    "job's reason from HealthLake).\n";
 
 }  // namespace
 
 int cmd_status(Args args) {
   bool json = false, active = false;
   std::string journal_path, config_path, export_name;
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string_view a = args[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "fhir-edge status: %s needs a value\n\n%s", args[i], kStatusUsage);
-        return false;
-      }
-      out = args[++i];
-      return true;
-    };
-    if (a == "-h" || a == "--help") {
-      std::fputs(kStatusUsage, stdout);
-      return kExitOk;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--active") {
-      active = true;
-    } else if (a == "--export") {
-      if (!value(export_name)) return kExitUsage;
-    } else if (a == "--journal") {
-      if (!value(journal_path)) return kExitUsage;
-    } else if (a == "--config" || a == "-c") {
-      if (!value(config_path)) return kExitUsage;
-    } else if (a.starts_with("--journal=")) {
-      journal_path = a.substr(10);
-    } else if (a.starts_with("--config=")) {
-      config_path = a.substr(9);
-    } else {
-      std::fprintf(stderr, "fhir-edge status: unknown option '%s'\n\n%s", args[i], kStatusUsage);
-      return kExitUsage;
-    }
-  }
-  if (!journal_path.empty() && !config_path.empty()) {
-    std::fputs("fhir-edge status: give --journal or --config, not both\n", stderr);
-    return kExitUsage;
-  }
-  if (journal_path.empty()) {
-    if (!config_path.empty()) {
-      auto loaded = fe::config::load_config(config_path);
-      if (!loaded.ok()) {
-        std::fputs(fe::config::format(loaded.errors).c_str(), stderr);
-        return kExitUsage;
-      }
-      journal_path = loaded.config->journal.path.string();
-    } else {
-      journal_path = fe::config::Journal{}.path.string();
+  Verbosity verbosity;
+  auto app = make_app("status", kDescription,
+                      "Exit codes: 0 shown, 1 the journal could not be read or no such export, 2 "
+                      "usage or configuration error.",
+                      verbosity);
+  app->add_flag("--json", json, "machine-readable output (one JSON document)");
+  app->add_flag("--active", active,
+                "hide finished exports (imported, import_failed, nothing_to_import, failed, "
+                "superseded)");
+  app->add_option("--export", export_name, "one export in detail: its files and recent events")
+      ->type_name("NAME");
+  add_journal_options(*app, journal_path, config_path);
+  if (auto rc = parse(*app, args, verbosity)) return *rc;
+  journal_path = resolve_journal_path(journal_path, config_path);
+  if (journal_path.empty()) return kExitUsage;
+  // The journal and its WAL files: a member of group fhir-edge reads them (0640, the unit's
+  // UMask=0027); anyone else gets the file, its mode and the group to join, not EACCES.
+  for (const std::string& f : {journal_path, journal_path + "-wal", journal_path + "-shm"}) {
+    if (std::string why = read_access_problem(f, "journal"); !why.empty()) {
+      std::fprintf(stderr, "fhir-edge status: %s\n", why.c_str());
+      return kExitFailed;
     }
   }
   try {

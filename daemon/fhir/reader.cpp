@@ -275,7 +275,8 @@ LineReader::Status LineReader::next(std::string_view& line, uint64_t& line_no) {
 }
 
 FileSummary validate_file(const Validator& validator, const std::filesystem::path& path,
-                          Scratch& scratch, const ResultSink& sink, bool all_results) {
+                          Scratch& scratch, const ResultSink& sink, bool all_results,
+                          uint64_t* bytes_read) {
   FileSummary sum;
   std::map<std::string, uint64_t> codes;
   const Options& opt = validator.options();
@@ -345,6 +346,7 @@ FileSummary validate_file(const Validator& validator, const std::filesystem::pat
   uint64_t no = 0;
   while (true) {
     auto st = reader.next(line, no);
+    if (bytes_read) *bytes_read = reader.bytes_read();
     if (st == LineReader::Status::eof) break;
     if (st == LineReader::Status::error) {
       sum.fatal = reader.error();

@@ -210,9 +210,12 @@ struct FileSummary {
 
 // Validates every line of an NDJSON file (or, for a name ending in ".json", the whole file as
 // one resource, bounded by max_line_bytes). Calls `sink` for every result that has issues (and,
-// when all_results is true, for every result); a false return stops early.
+// when all_results is true, for every result); a false return stops early. `bytes_read`, when
+// given, is kept at the bytes read from the file so far (compressed bytes for .gz/.zst), for a
+// progress display.
 using ResultSink = std::function<bool(const Result&)>;
 FileSummary validate_file(const Validator& validator, const std::filesystem::path& path,
-                          Scratch& scratch, const ResultSink& sink, bool all_results = false);
+                          Scratch& scratch, const ResultSink& sink, bool all_results = false,
+                          uint64_t* bytes_read = nullptr);
 
 }  // namespace fe::fhir

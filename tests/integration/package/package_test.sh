@@ -5,7 +5,7 @@
 # host (apt-get --simulate); dpkg installs both into a throwaway root (dpkg --root, maintainer
 # scripts run chrootless with DPKG_ROOT, so systemd-sysusers/-tmpfiles act on that root only);
 # then, in a private mount namespace whose /usr is the installed /usr layered over the host's,
-# `fhir-edge --version`, `check-config` of the shipped conffile, `man fhir-edge`,
+# `fhir-edge --version`, `check-config` of the shipped conffile, the bash completion, `man fhir-edge`,
 # `systemd-analyze verify fhir-edge.service` (silent) and `systemd-analyze security` (exposure at
 # most 1.5) run against the installed files; finally
 # `dpkg --purge` removes everything again.
@@ -61,6 +61,7 @@ for want in "-rwxr-xr-x root/root ./usr/bin/fhir-edge" \
   "-rw-r--r-- root/root ./usr/lib/tmpfiles.d/fhir-edge.conf" \
   "-rw-r--r-- root/root ./etc/fhir-edge/fhir-edge.yaml" \
   "-rw-r--r-- root/root ./usr/share/man/man1/fhir-edge.1.gz" \
+  "-rw-r--r-- root/root ./usr/share/bash-completion/completions/fhir-edge" \
   "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/copyright" \
   "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/changelog.gz" \
   "-rw-r--r-- root/root ./usr/share/doc/fhir-edge/install.md" \
@@ -171,6 +172,10 @@ echo "check-config: $(/usr/bin/fhir-edge check-config --config "$root/etc/fhir-e
 echo "man: $(man -w fhir-edge) $(man -w healthlake-local)"
 man fhir-edge >"$root/../man.txt" 2>/dev/null
 grep -q 'check-config' "$root/../man.txt" || { echo "man fhir-edge does not render" >&2; exit 1; }
+# The installed bash completion completes a subcommand and its options.
+source /usr/share/bash-completion/completions/fhir-edge
+COMP_WORDS=(fhir-edge check-c) COMP_CWORD=1 && _fhir_edge && echo "completion: ${COMPREPLY[*]}"
+COMP_WORDS=(fhir-edge status --ac) COMP_CWORD=2 && _fhir_edge && echo "completion: ${COMPREPLY[*]}"
 /usr/bin/healthlake-local --help >"$root/../hll-help.txt"
 echo "healthlake-local --help: $(head -1 "$root/../hll-help.txt")"
 systemd-analyze verify fhir-edge.service 2>"$root/../verify.err"
@@ -184,6 +189,8 @@ unshare -m --propagation private bash "$work/installed.sh" "$root" >"$work/insta
 cat "$work/installed.log"
 grep -qx "\-\-version: fhir-edge $version" "$work/installed.log" || fail "wrong --version output"
 grep -qx "check-config: ok" "$work/installed.log" || fail "the shipped configuration is not valid"
+grep -qx "completion: check-config" "$work/installed.log" || fail "bash completion of a subcommand"
+grep -qx "completion: --active" "$work/installed.log" || fail "bash completion of an option"
 [ ! -s "$work/verify.err" ] || fail "systemd-analyze verify warned: $(cat "$work/verify.err")"
 exposure=$(sed -n 's/^security: //p' "$work/installed.log")
 [ -n "$exposure" ] || fail "no exposure level: $(cat "$work/security.txt")"
