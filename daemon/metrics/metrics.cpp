@@ -118,6 +118,8 @@ std::optional<std::uint64_t> directory_bytes(const std::filesystem::path& dir) {
   return total;
 }
 
+// one piece: the exposition of every metric family in a fixed order, one family()/sample() pair
+// after another; a split would only cut the list.
 std::string render(const Snapshot& s) {
   TextWriter w;
   w.family("fhir_edge_build_info", Kind::gauge, "Build information (always 1), with the version.");
