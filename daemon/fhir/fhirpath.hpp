@@ -27,7 +27,7 @@
 
 namespace fe::fhir::fhirpath {
 
-struct Ast;  // fhirpath.cpp
+struct Ast;  // fhirpath_internal.hpp
 
 class Expression {
  public:

@@ -1,5 +1,6 @@
 #pragma once
-// Internal pieces shared by validator.cpp, profiles.cpp and reader.cpp.
+// Internal pieces shared by the validator (validator*.cpp), the profiles (profiles*.cpp) and
+// reader.cpp.
 #include <simdjson.h>
 #include <sys/types.h>
 
@@ -34,7 +35,7 @@ struct Scratch::Impl {
   std::unordered_map<std::string, uint64_t> tx_not_checked;
 };
 
-class ProfileSet;  // profiles.cpp: compiled StructureDefinitions from packages
+class ProfileSet;  // profiles_internal.hpp: compiled StructureDefinitions from packages
 void destroy_profiles(ProfileSet* p);
 using ProfileSetPtr = std::unique_ptr<ProfileSet, void (*)(ProfileSet*)>;
 
@@ -71,7 +72,7 @@ void bundle(simdjson::dom::object b, const std::vector<BundleRef>& refs, Scratch
             IssueSink& sink);
 }  // namespace rules
 
-// profiles.cpp: `builtin` adds the built-in US Core set (uscore_data.cpp) to the packages.
+// profiles_load.cpp: `builtin` adds the built-in US Core set (uscore_data.cpp) to the packages.
 ProfileSetPtr load_profiles(const std::vector<std::filesystem::path>& packages,
                             const schema::Schema& core, LoadReport& report, bool builtin);
 // `root` is the resource as an element (%resource for the profiles' invariants), `resource` the

@@ -1,5 +1,5 @@
 // The strict rule families that need nothing from outside the resource (docs/validation.md,
-// "strict: rules on the resource alone"). The structural walk (validator.cpp) calls them at
+// "strict: rules on the resource alone"). The structural walk (validator_walker.cpp) calls them at
 // Level::strict on the nodes it already visits: no second walk and no second parse. Each failure
 // is an issue naming the JSON path. What the HL7 Java validator reports for the same rule is
 // named in the comments (org.hl7.fhir.validation InstanceValidator / BundleValidator).
@@ -313,6 +313,8 @@ void attachment(dom::object a, IssueSink& sink) {
 
 // ---- Bundle: fullUrl and references (https://hl7.org/fhir/R4/bundle.html#references) -----------
 
+// one piece: indexes the entries (fullUrl, type/id) and resolves every reference against that
+// index in the same scope; the index lives only for this call.
 void bundle(dom::object b, const std::vector<BundleRef>& refs, Scratch::Impl& sc, IssueSink& sink) {
   dom::array entries;
   if (b["entry"].get(entries) != simdjson::SUCCESS) return;

@@ -164,6 +164,8 @@ std::optional<ProcessStats> read_process_stats() {
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) p.max_fds = static_cast<double>(rl.rlim_cur);
   return p;
 }
+// one piece: the exposition of every metric family in a fixed order, one family()/sample() pair
+// after another; a split would only cut the list.
 
 std::string render(const Snapshot& s) {
   TextWriter w;
