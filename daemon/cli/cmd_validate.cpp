@@ -146,6 +146,9 @@ class Progress {
 
 }  // namespace
 
+// one piece: the command from top to bottom (options, the inputs a directory expands to, the
+// per-file loop that feeds Progress and the issue printer, the summary and exit status); the
+// terminal progress and the output formats are the classes above.
 int cmd_validate(Args args) {
   fhir::Options opt;
   std::vector<fs::path> inputs;

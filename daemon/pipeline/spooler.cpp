@@ -118,6 +118,10 @@ std::string first_error(const fhir::Result& r) {
 
 }  // namespace
 
+// one piece: the single pass over a file's bytes (read a line, validate it, write it to the import
+// or the rejected spool, anchor lines, then make both durable) inside one try that turns any I/O
+// error into the file's result; the per-line helpers above are its parts. Issue 13 reshapes this
+// pass for throughput.
 SpoolResult spool_file(const SpoolJob& job) {
   SpoolResult res;
   res.part_size = job.part_size;
