@@ -20,6 +20,7 @@
 #include "journal/status.hpp"
 #include "pipeline/importer.hpp"
 #include "pipeline/spooler.hpp"
+#include "temp_dir.hpp"
 #include "watch/identity.hpp"
 
 namespace {
@@ -37,9 +38,7 @@ struct Env {
   explicit Env(HealthLakeLocalOptions hopt = {}) {
     hopt.buckets = {kLanding, kResults};
     hll = std::make_unique<HealthLakeLocal>(hopt);
-    dir = std::filesystem::temp_directory_path() /
-          ("fe-import-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(dir);
+    dir = make_temp_dir("fe-import");
     std::filesystem::create_directories(dir / "spool");
     journal = std::make_unique<journal::Journal>(journal::Journal::open(dir / "journal.db"));
     aws::ClientConfig cfg;
@@ -193,7 +192,6 @@ struct Env {
   // Imported resources per "Type/id" from the emulator's store (one count per import).
   std::map<std::string, uint64_t> imported_resources() { return hll->imported_resources(); }
 
-  static inline int counter = 0;
   boost::asio::io_context io;
   std::unique_ptr<HealthLakeLocal> hll;
   std::filesystem::path dir;
