@@ -38,7 +38,7 @@ struct Env {
   explicit Env(HealthLakeLocalOptions hopt = {}) {
     hopt.buckets = {kLanding, kResults};
     hll = std::make_unique<HealthLakeLocal>(hopt);
-    dir = make_temp_dir("fe-import");
+    dir = fe::test::make_temp_dir("fe-import");
     std::filesystem::create_directories(dir / "spool");
     journal = std::make_unique<journal::Journal>(journal::Journal::open(dir / "journal.db"));
     aws::ClientConfig cfg;
