@@ -1,7 +1,7 @@
 // Fuzz target: the HealthLake client's response handling (aws/healthlake.hpp): status, headers
-// and JSON body of a response to each operation, served by a loopback server (loopback.hpp) to
-// the real HealthLakeClient (libcurl, AwsCaller, JSON error typing from __type /
-// x-amzn-ErrorType, simdjson parsing of DescribeFHIRDatastore, StartFHIRImportJob,
+// and JSON body of a response to each operation, served by the test kit's loopback server
+// (canned_reply.hpp) to the real HealthLakeClient (libcurl, AwsCaller, JSON error typing from
+// __type / x-amzn-ErrorType, simdjson parsing of DescribeFHIRDatastore, StartFHIRImportJob,
 // DescribeFHIRImportJob and ListFHIRImportJobs).
 // Input: byte 0 = operation, byte 1 = status, "Name: value" header lines, empty line, body.
 // Checked beyond "does not crash": the callback runs exactly once, with a value or an error.
@@ -15,8 +15,8 @@
 #include "aws/healthlake.hpp"
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
+#include "canned_reply.hpp"
 #include "client_world.hpp"
-#include "loopback.hpp"
 #include "service/log.hpp"
 
 namespace {
@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   const unsigned op = size ? data[0] % 4 : 0;
   static const std::vector<unsigned> kStatuses = {200, 200, 200, 400, 403, 404, 409, 429, 500, 503};
-  w->server.set_response(fe::fuzz::split_input(in, kStatuses, false));
+  w->set_reply(fe::fuzz::split_input(in, kStatuses, false));
 
   int calls = 0;
   auto done = [&calls](const auto& r) {

@@ -22,6 +22,7 @@
 #include "fhir/validator.hpp"
 #include "journal/journal.hpp"
 #include "journal/status.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -69,20 +70,9 @@ std::string expected_text(std::string_view s) {
 
 // One journal per process, in a directory removed at exit (libFuzzer exits through exit()).
 struct World {
-  std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("fe-fuzz-json-out-" + std::to_string(::getpid()));
-  fe::journal::Journal journal;
+  fe::test::TempDir dir{"fe-fuzz-json-out"};
+  fe::journal::Journal journal = fe::journal::Journal::open(dir / "journal.db");
   int n = 0;
-  World() : journal(open(dir)) {}
-  static fe::journal::Journal open(const std::filesystem::path& d) {
-    std::filesystem::remove_all(d);
-    std::filesystem::create_directories(d);
-    return fe::journal::Journal::open(d / "journal.db");
-  }
-  ~World() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "temp_dir.hpp"
 #include "watch/manifest.hpp"
 
 namespace {
@@ -23,17 +24,6 @@ void check(bool ok, const char* what) {
     std::abort();
   }
 }
-
-// One directory per process, removed at exit (libFuzzer exits through exit()).
-struct TempDir {
-  std::filesystem::path path =
-      std::filesystem::temp_directory_path() / ("fe-fuzz-manifest-" + std::to_string(::getpid()));
-  TempDir() { std::filesystem::create_directories(path); }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 }  // namespace
 
@@ -52,8 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // The same bytes as a bulk-data client log.
-  static const TempDir dir;
-  const auto log = dir.path / "log.ndjson";
+  // One directory per process, removed at exit (libFuzzer exits through exit()).
+  static const fe::test::TempDir dir("fe-fuzz-manifest");
+  const auto log = dir / "log.ndjson";
   {
     std::ofstream out(log, std::ios::binary | std::ios::trunc);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));

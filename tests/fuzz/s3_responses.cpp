@@ -1,7 +1,8 @@
 // Fuzz target: the S3 client's response handling (aws/s3.hpp): status, headers and body of a
-// response to each S3 operation, served by a loopback server (loopback.hpp) to the real S3Client
-// (libcurl, AwsCaller signing, error typing, XML parsing of CreateMultipartUpload, ListParts,
-// CompleteMultipartUpload, ListObjectsV2, error documents, HeadObject headers, paging loops).
+// response to each S3 operation, served by the test kit's loopback server (canned_reply.hpp) to
+// the real S3Client (libcurl, AwsCaller signing, error typing, XML parsing of
+// CreateMultipartUpload, ListParts, CompleteMultipartUpload, ListObjectsV2, error documents,
+// HeadObject headers, paging loops).
 // Input: byte 0 = operation, byte 1 = status, "Name: value" header lines, empty line, body.
 // Checked beyond "does not crash": the callback runs exactly once, with a value or an error,
 // and the paging helpers terminate on a server that answers every page the same.
@@ -15,8 +16,8 @@
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
+#include "canned_reply.hpp"
 #include "client_world.hpp"
-#include "loopback.hpp"
 #include "service/log.hpp"
 
 namespace {
@@ -46,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const unsigned op = size ? data[0] % 11 : 0;
   static const std::vector<unsigned> kStatuses = {200, 200, 200, 206, 400, 403,
                                                   404, 409, 412, 429, 500, 503};
-  w->server.set_response(fe::fuzz::split_input(in, kStatuses, op == 4));
+  w->set_reply(fe::fuzz::split_input(in, kStatuses, op == 4));
 
   int calls = 0;
   auto done = [&calls](const auto& r) {

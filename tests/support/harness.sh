@@ -17,6 +17,11 @@
 #   fe_state_of NAME                the export's state from `status --json` (empty: unknown).
 #   fe_wait_state NAME STATE...     waits up to FE_WAIT_SECONDS (120) for one of the states, else
 #                                   fails.
+#   fe_wait_until WHAT CMD [ARGS]   runs CMD every 0.1 s until it succeeds, up to FE_WAIT_SECONDS
+#                                   (120); else fails with "WHAT". The way to wait for an event
+#                                   (a file, a log line, a state), never a fixed sleep.
+#   fe_wait_log TEXT [FILE]         fe_wait_until the daemon's log (or FILE) holds TEXT (fixed
+#                                   string).
 #   fe_drop NAME SEED [GEN ARGS]    a generated export (default 4 patients) with a .done marker,
 #                                   written under a temporary name and renamed in, as bulk-data
 #                                   clients do.
@@ -59,8 +64,9 @@ fe_start_emulator() {
     --region us-east-1 --datastore "$ds" --bucket landing --bucket results \
     --request-log "$work/requests.ndjson" "$@" >"$work/emulator.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-  [ -s "$work/port" ] || fail "healthlake-local did not start: $(cat "$work/emulator.log")"
+  # The port file is written (atomically) once it listens.
+  FE_WAIT_SECONDS=60 fe_wait_until "healthlake-local to start (log: $work/emulator.log)" \
+    test -s "$work/port"
   port=$(cat "$work/port")
 }
 
@@ -128,6 +134,20 @@ fe_wait_state() {
     sleep 0.25
   done
   fail "$name is '$s', expected $*"
+}
+
+fe_wait_until() {
+  local what=$1 i
+  shift
+  for ((i = 0; i < ${FE_WAIT_SECONDS:-120} * 10; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  fail "waited ${FE_WAIT_SECONDS:-120} s for: $what"
+}
+
+fe_wait_log() {
+  fe_wait_until "'$1' in ${2:-$work/daemon.log}" grep -qF -- "$1" "${2:-$work/daemon.log}"
 }
 
 fe_drop() {

@@ -1,5 +1,7 @@
 #include "healthlake_local.hpp"
 
+#include "temp_dir.hpp"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -22,9 +24,7 @@ fs::path HealthLakeLocal::binary() {
 
 HealthLakeLocal::HealthLakeLocal(HealthLakeLocalOptions options) : opt_(std::move(options)) {
   if (opt_.data_dir.empty()) {
-    std::string tmpl = (fs::temp_directory_path() / "healthlake-local-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-    data_ = tmpl;
+    data_ = make_temp_dir("healthlake-local");
     own_dir_ = true;
   } else {
     data_ = opt_.data_dir;
@@ -32,12 +32,22 @@ HealthLakeLocal::HealthLakeLocal(HealthLakeLocalOptions options) : opt_(std::mov
   }
   fs::path port_file = data_ / "port";
   fs::remove(port_file);
-  std::vector<std::string> args = {binary().string(),  "--data",        (data_ / "store").string(),
-                                   "--listen",         "127.0.0.1:0",   "--port-file",
-                                   port_file.string(), "--access-key",  opt_.access_key,
-                                   "--secret-key",     opt_.secret_key, "--region",
-                                   opt_.region,        "--request-log", request_log().string(),
-                                   "--job-timing",     opt_.job_timing};
+  std::vector<std::string> args = {binary().string(),
+                                   "--data",
+                                   (data_ / "store").string(),
+                                   "--listen",
+                                   "127.0.0.1:" + std::to_string(opt_.port),
+                                   "--port-file",
+                                   port_file.string(),
+                                   "--access-key",
+                                   opt_.access_key,
+                                   "--secret-key",
+                                   opt_.secret_key,
+                                   "--region",
+                                   opt_.region,
+                                   "--request-log",
+                                   request_log().string()};
+  if (!opt_.job_timing.empty()) args.insert(args.end(), {"--job-timing", opt_.job_timing});
   for (const auto& d : opt_.datastores) args.insert(args.end(), {"--datastore", d});
   for (const auto& b : opt_.buckets) args.insert(args.end(), {"--bucket", b});
   if (!opt_.faults.empty()) args.insert(args.end(), {"--faults", opt_.faults});

@@ -2,6 +2,8 @@
 // Test helper: runs tools/healthlake-local (the strict local S3 + HealthLake endpoint) as a child
 // process for one test or fixture.
 //
+// The one launcher of the emulator for C++ tests (shell tests: tests/support/harness.sh).
+//
 //   fe::test::HealthLakeLocal hll;                       // starts it on 127.0.0.1:<free port>
 //   hll.endpoint()      -> "http://127.0.0.1:PORT"        (S3 path style and HealthLake)
 //   hll.access_key(), hll.secret_key(), hll.region(), hll.datastore()
@@ -9,7 +11,8 @@
 //   hll.request_log()   -> JSON-lines request log path; request_log_lines() reads it
 //   hll.stop()          -> SIGTERM and wait (also done by the destructor)
 //
-// The emulator is started with --listen 127.0.0.1:0 --port-file, so tests never race for a port.
+// The emulator is started with --listen 127.0.0.1:0 --port-file, so tests never race for a port;
+// the constructor returns once it listens (the port file is written after the bind).
 // Link the `fe_test_support` target; building it builds healthlake-local too.
 #include <sys/types.h>
 #include <cstdint>
@@ -25,7 +28,7 @@ struct HealthLakeLocalOptions {
   std::vector<std::string> datastores = {"0123456789abcdef0123456789abcdef"};
   std::vector<std::string> buckets;  // created at start (--bucket)
   std::string faults;                // --faults spec, see tools/healthlake-local/README.md
-  std::string job_timing = "submitted=0.05s,queued=0.05s,run=0.1s";
+  std::string job_timing = "submitted=0.05s,queued=0.05s,run=0.1s";  // empty: the emulator's own
   std::string region = "us-east-1";
   std::string access_key = "AKIAHEALTHLAKELOCAL1";
   std::string secret_key = "healthlake-local-test-secret-0000000000";
@@ -33,6 +36,9 @@ struct HealthLakeLocalOptions {
   uint64_t min_part_size = 0;  // 0: S3's 5 MiB
   std::vector<std::string> extra_args;
   std::filesystem::path data_dir;  // empty: a fresh temp dir, removed by the destructor
+  // 0: any free port. A fixed one is for "the endpoint comes back on the same address" (start
+  // again with the port() of an earlier, stopped instance).
+  uint16_t port = 0;
 };
 
 class HealthLakeLocal {

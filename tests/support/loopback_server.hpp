@@ -1,7 +1,9 @@
 #pragma once
 // The one scripted HTTP/1.1 server on 127.0.0.1 for tests (the AWS layer, the credential
-// endpoints): it records every request (method, target, headers, body hash, arrival time) and
-// answers what the test's handler returns.
+// endpoints, the response fuzz targets): it records every request (method, target, headers, body
+// hash, arrival time) and answers what the test's handler returns. Reply headers go out as given,
+// repeated names included; the body's Content-Length is computed (HEAD: the given one, else the
+// body's size, with no body sent).
 // Runs on its own thread and io_context, so the client under test has its own event loop.
 // Bodies are streamed through a fixed buffer (hash + optional copy up to keep_body bytes), so a
 // multi-GiB upload costs no memory here.
@@ -58,8 +60,10 @@ class LoopbackServer {
  public:
   using Handler = std::function<Reply(const Recorded&)>;
 
-  explicit LoopbackServer(Handler handler, std::size_t keep_body = 1 << 20)
-      : handler_(std::move(handler)), keep_body_(keep_body), acceptor_(io_) {
+  // keep_body: bytes of each body kept in Recorded::body. record: keep every request for
+  // requests() (a fuzzer sends millions: it turns this off, memory stays flat).
+  explicit LoopbackServer(Handler handler, std::size_t keep_body = 1 << 20, bool record = true)
+      : handler_(std::move(handler)), keep_body_(keep_body), record_(record), acceptor_(io_) {
     namespace ip = boost::asio::ip;
     ip::tcp::endpoint ep(ip::make_address("127.0.0.1"), 0);
     acceptor_.open(ep.protocol());
@@ -150,7 +154,7 @@ class LoopbackServer {
         Handler handler;
         {
           std::lock_guard lock(mu_);
-          requests_.push_back(rec);
+          if (record_) requests_.push_back(rec);
           handler = handler_;
         }
         Reply reply = handler(rec);
@@ -159,11 +163,13 @@ class LoopbackServer {
           co_await t.async_wait(use_awaitable);
         }
         if (reply.drop) co_return;
-        http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+        http::response<http::string_body> res;
+        res.version(11);
+        res.result(static_cast<unsigned>(reply.status));
         bool has_length = false;
         for (auto& [k, v] : reply.headers) {
-          res.set(k, v);
-          if (k == "Content-Length") has_length = true;
+          res.insert(k, v);
+          if (boost::beast::iequals(k, "Content-Length")) has_length = true;
         }
         const bool head = rec.method == "HEAD";
         if (!head) {
@@ -202,6 +208,7 @@ class LoopbackServer {
 
   Handler handler_;
   std::size_t keep_body_;
+  bool record_;
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;

@@ -11,13 +11,17 @@
 
 namespace fe::test {
 
+// A fresh, empty directory /tmp/<prefix>-XXXXXX (mkdtemp: unique, mode 0700). The caller removes
+// it; TempDir below does that for you.
+inline std::filesystem::path make_temp_dir(std::string_view prefix = "fe-test") {
+  std::string tmpl = "/tmp/" + std::string(prefix) + "-XXXXXX";
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed: " + tmpl);
+  return tmpl;
+}
+
 class TempDir {
  public:
-  explicit TempDir(std::string_view prefix = "fe-test") {
-    std::string tmpl = "/tmp/" + std::string(prefix) + "-XXXXXX";
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed: " + tmpl);
-    path_ = tmpl;
-  }
+  explicit TempDir(std::string_view prefix = "fe-test") : path_(make_temp_dir(prefix)) {}
   ~TempDir() {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
@@ -26,6 +30,7 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
 
   const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
   std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
 
   // Writes `content` to `name` under the directory (parents created); `exec` adds owner rwx.

@@ -9,10 +9,13 @@ log, data directory and ListFHIRImportJobs, and from the journal; any violation 
 
 Run with Debian's /usr/bin/python3 (botocore 1.29 for ListFHIRImportJobs).
 """
-import argparse, collections, datetime, glob, json, os, random, shutil, signal, subprocess, sys, tempfile, time
+import argparse, collections, datetime, glob, json, os, random, signal, subprocess, sys, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../support"))
+import harness  # noqa: E402  (tests/support: the emulator and the daemon config)
 
 AK, SK = "AKIACRASHTEST0000001", "crash-test-secret-value"
-DS = "0123456789abcdef0123456789abcdef"
+DS = harness.DS
 PART = 5 * 1024 * 1024
 CONCURRENCY = 4
 TERMINAL = {"imported", "import_failed", "nothing_to_import", "parked", "failed"}
@@ -40,24 +43,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    work = tempfile.mkdtemp(prefix="fe-crash.")
-    procs = []
-    ok = False
-    try:
-        ok = run(a, rng, work, procs)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        if ok and not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"crash: work directory kept: {work}", file=sys.stderr)
-    return 0 if ok else 1
+    return harness.run_in_scratch("fe-crash.", lambda work, procs: run(a, rng, work, procs), a.keep)
 
 
 def log(msg):
@@ -67,42 +53,13 @@ def log(msg):
 def run(a, rng, work, procs):
     env = dict(os.environ, AWS_ACCESS_KEY_ID=AK, AWS_SECRET_ACCESS_KEY=SK, AWS_EC2_METADATA_DISABLED="true")
     env.pop("AWS_SESSION_TOKEN", None)
-    hl_args = [a.hl, "--data", f"{work}/emulator", "--listen", "127.0.0.1:0", "--port-file", f"{work}/port",
-               "--access-key", AK, "--secret-key", SK, "--region", "us-east-1", "--datastore", DS,
-               "--bucket", "landing", "--bucket", "results", "--request-log", f"{work}/requests.ndjson",
-               "--min-part-size", str(64 * 1024), "--job-timing", "submitted=0.2s,queued=0.2s,run=0.5s"]
+    hl_args = ["--min-part-size", str(64 * 1024), "--job-timing", "submitted=0.2s,queued=0.2s,run=0.5s"]
     if a.faults:
         hl_args += ["--faults", f"{a.faults},seed={a.seed}"]
-    emu = subprocess.Popen(hl_args, stdout=open(f"{work}/emulator.out", "w"), stderr=subprocess.STDOUT)
-    procs.append(emu)
-    for _ in range(200):
-        if os.path.getsize(f"{work}/port") if os.path.exists(f"{work}/port") else 0:
-            break
-        time.sleep(0.1)
-    port = open(f"{work}/port").read().strip()
+    port = harness.start_emulator(a.hl, work, procs, AK, SK, args=hl_args)
     incoming = f"{work}/incoming"
     os.makedirs(incoming)
-    cfg = f"{work}/fhir-edge.yaml"
-    with open(cfg, "w") as f:
-        f.write(f"""aws:
-  region: us-east-1
-  credentials: {{ source: env }}
-  endpoints: {{ s3: "http://127.0.0.1:{port}", healthlake: "http://127.0.0.1:{port}" }}
-  s3_path_style: true
-pipelines:
-  - name: crash
-    watch: {incoming}
-    complete_when: {{ marker: .done, bulk_manifest: false, client_log: false }}
-    validation_level: structure-only
-    s3: {{ bucket: landing, prefix: exports }}
-    healthlake:
-      datastore_id: {DS}
-      data_access_role_arn: arn:aws:iam::123456789012:role/HealthLakeImport
-      output_s3_uri: s3://results/imports/
-      output_kms_key_id: alias/healthlake
-spool: {{ dir: {work}/spool }}
-journal: {{ path: {work}/journal.db }}
-metrics: {{ listen: off }}
+    cfg = harness.write_config(work, port, "crash", rest=f"""metrics: {{ listen: off }}
 upload: {{ part_size: 5MiB, concurrency: {CONCURRENCY} }}
 import: {{ poll_min: 1s, poll_max: 2s }}
 """)

@@ -9,6 +9,8 @@
 #include <filesystem>
 
 #include "aws/s3.hpp"
+#include "ports.hpp"
+#include "temp_dir.hpp"
 #include "upload_driver.hpp"
 
 namespace {
@@ -31,14 +33,8 @@ class S3rver {
   S3rver() {
     const fs::path js = fs::path(FE_SOURCE_DIR) / "tests/node/node_modules/s3rver/bin/s3rver.js";
     if (!fs::exists(js) || !fs::exists("/usr/bin/node")) return;
-    char tmpl[] = "/tmp/fe-s3rver-XXXXXX";
-    if (!mkdtemp(tmpl)) return;
-    dir_ = tmpl;
-    {
-      boost::asio::io_context io;
-      boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-      port_ = a.local_endpoint().port();
-    }
+    dir_ = fe::test::make_temp_dir("fe-s3rver");
+    port_ = fe::test::free_port();
     const std::string log = (dir_ / "s3rver.log").string();
     pid_ = fork();
     if (pid_ == 0) {
@@ -51,16 +47,7 @@ class S3rver {
       _exit(127);
     }
     // Ready when it accepts connections.
-    for (int i = 0; i < 300 && !ready_; ++i) {
-      boost::asio::io_context io;
-      boost::asio::ip::tcp::socket s(io);
-      boost::system::error_code ec;
-      s.connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
-      if (!ec)
-        ready_ = true;
-      else
-        usleep(100 * 1000);
-    }
+    ready_ = fe::test::wait_listening(port_, std::chrono::seconds(30));
   }
   ~S3rver() {
     if (pid_ > 0) {

@@ -40,16 +40,14 @@ print(f"e2e: {valid} valid resources imported once each, {len(gen['invalid'])} r
 PY
 
 # after_upload: move — applied once the import was accepted: the whole export directory moves.
-for _ in $(seq 50); do [ -d "$work/done/exp" ] && break; sleep 0.1; done
-[ -d "$work/done/exp" ] || fail "export directory was not moved to $work/done"
+fe_wait_until "the export directory moved to $work/done" test -d "$work/done/exp"
 [ ! -e "$work/incoming/exp" ] || fail "source still in the watched directory after the move"
 n=$(find "$work/done/exp" -name '*.ndjson' | wc -l)
 [ "$n" -eq "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["files"])' "$work/gen.json")" ] ||
   fail "moved export has $n NDJSON files"
 
 # spool.keep_for 0s: the spool of the imported export is removed at once.
-for _ in $(seq 50); do [ -e "$work/spool/exp" ] || break; sleep 0.1; done
-[ ! -e "$work/spool/exp" ] || fail "spool of the imported export kept despite keep_for: 0s"
+fe_wait_until "the imported export's spool removed (keep_for: 0s)" test ! -e "$work/spool/exp"
 
 fe_stop_daemon
 echo "e2e: ok"

@@ -2,29 +2,15 @@
 // warning naming the root, /healthz answers 503 naming it and fhir_edge_watch_roots_unwatched is
 // 1; once the directory is created the daemon watches it (0, 200) and an export dropped there is
 // imported.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../hostile/daemon_run.hpp"
+#include "ports.hpp"
 
 namespace {
 
 using namespace fe::test;
-
-uint16_t free_port() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
-}
 
 std::string get(uint16_t port, const std::string& path) {
   return capture(

@@ -14,6 +14,7 @@
 
 #include "fhir/fhirpath.hpp"
 #include "fhir/validator.hpp"
+#include "temp_dir.hpp"
 
 namespace fe::fhir {
 namespace {
@@ -539,9 +540,7 @@ TEST(StrictUsCore, PackageAsTgz) {
 // skipped such a file in silence, so us-core-patient was not loaded and its rules not checked.
 TEST(StrictUsCore, PackageTgzWithLongNamesGnuAndPax) {
   REQUIRE_SHARED(kUsCore);
-  fs::path dir = fs::temp_directory_path() / ("fe-uscore-long-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  fs::path dir = fe::test::make_temp_dir("fe-uscore-long");
   fs::copy(kShared / kUsCore / "package", dir / "package", fs::copy_options::recursive);
   const std::string long_name =
       "StructureDefinition-us-core-patient-" + std::string(120, 'x') + ".json";  // > 100 bytes

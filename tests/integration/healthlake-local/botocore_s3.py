@@ -16,10 +16,11 @@ import hashlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../support"))
+import harness  # noqa: E402  (tests/support: the emulator)
 
 import botocore.session
 from botocore.config import Config
@@ -51,23 +52,11 @@ def expect_error(code, fn, *args, **kwargs):
 
 def main(binary):
     tmp = tempfile.mkdtemp(prefix="hll-botocore-")
-    port_file = os.path.join(tmp, "port")
-    proc = subprocess.Popen([binary, "--data", os.path.join(tmp, "data"), "--listen", "127.0.0.1:0",
-                             "--port-file", port_file, "--access-key", AK, "--secret-key", SK,
-                             "--region", REGION], stdout=subprocess.DEVNULL)
+    procs = []
     ok = False
     try:
-        port = 0
-        for _ in range(1200):
-            if proc.poll() is not None:
-                raise RuntimeError("healthlake-local exited during start-up")
-            if os.path.exists(port_file):
-                text = open(port_file).read().strip()
-                if text:
-                    port = int(text)
-                    break
-            time.sleep(0.05)
-        assert port, "healthlake-local did not start"
+        # No bucket at start: the script creates its own (CreateBucket is one of the checks).
+        port = harness.start_emulator(binary, tmp, procs, AK, SK, buckets=())
         endpoint = "http://127.0.0.1:%d" % port
         s3 = client(endpoint)
         checks = []
@@ -160,8 +149,9 @@ def main(binary):
         print("all %d checks passed" % len(checks))
         ok = True
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
         if ok:
             shutil.rmtree(tmp, ignore_errors=True)
         else:

@@ -30,10 +30,7 @@ fe_start_daemon
 # A restart rescans the root; B shows the daemon is working (and that the scan has passed A).
 fe_drop B 32
 fe_wait_state B imported
-for _ in $(seq 40); do
-  grep -q "compacted from the journal" "$work/daemon.log" && break
-  sleep 0.25
-done
+fe_wait_log "compacted from the journal"
 fe_stop_daemon
 
 python3 - "$work" "$ds" <<'PY' || fail "exactly-once check"

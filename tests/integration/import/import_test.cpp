@@ -21,6 +21,7 @@
 #include "journal/journal.hpp"
 #include "journal/status.hpp"
 #include "pipeline/spooler.hpp"
+#include "temp_dir.hpp"
 #include "watch/identity.hpp"
 
 namespace {
@@ -40,9 +41,7 @@ struct Env {
   explicit Env(HealthLakeLocalOptions hopt = {}) {
     hopt.buckets = {kLanding, kResults};
     hll = std::make_unique<HealthLakeLocal>(hopt);
-    dir = std::filesystem::temp_directory_path() /
-          ("fe-import-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(dir);
+    dir = fe::test::make_temp_dir("fe-import");
     std::filesystem::create_directories(dir / "spool");
     journal = std::make_unique<journal::Journal>(journal::Journal::open(dir / "journal.db"));
     aws::ClientConfig cfg;
@@ -197,7 +196,6 @@ std::map<std::string, uint64_t> imported_resources() {
   return hll->imported_resources();
 }
 
-static inline int counter = 0;
 boost::asio::io_context io;
 std::unique_ptr<HealthLakeLocal> hll;
 std::filesystem::path dir;
@@ -1051,8 +1049,8 @@ TEST(ImportLevel, ComparisonOfStartedAndReportedLevels) {
 
 // HealthLake answers another ValidationLevel than the job was started with: the export is parked
 // with one error naming both levels and the job, `fhir-edge status` shows it (text and JSON), and
-// nothing is imported: no `imported` state, no ExportEvent::imported (after_upload), no report, and
-// the emulator's data store holds nothing when the export is parked. (No API cancels a HealthLake
+// nothing is imported: no `imported` state, no `imported` event (after_upload), no report, and the
+// emulator's data store holds nothing when the export is parked. (No API cancels a HealthLake
 // import job, so the emulator's job is kept SUBMITTED long enough to look; afterwards the export
 // stays parked and is not followed again.)
 TEST(ImportLevel, ReportedLevelMismatchParksAndNothingIsImported) {

@@ -23,10 +23,13 @@ What it does (loopback only):
 The import job is held in SUBMITTED by --job-timing so the emulator does not import 1 GiB.
 Exit status 0 = all checks passed.
 """
-import argparse, collections, hashlib, json, os, shutil, signal, subprocess, sys, tempfile, time
+import argparse, collections, hashlib, json, os, shutil, signal, subprocess, sys, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../support"))
+import harness  # noqa: E402  (tests/support: the emulator and the daemon config)
 
 AK, SK = "AKIALARGEUPLOAD00001", "large-upload-test-secret"
-DS = "0123456789abcdef0123456789abcdef"
+DS = harness.DS
 BUCKET = "landing"
 MIB = 1 << 20
 
@@ -56,24 +59,8 @@ def main():
     ap.add_argument("--time-limit", type=float, default=600)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="fe-large-upload.")
-    procs = []
-    ok = False
-    try:
-        ok = run(a, work, procs)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        if ok and not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"large-upload: work directory kept: {work}", file=sys.stderr)
-    return 0 if ok else 1
+    return harness.run_in_scratch("fe-large-upload.", lambda work, procs: run(a, work, procs), a.keep,
+                                  stop_wait=20)
 
 
 def build_input(a, work, path):
@@ -135,42 +122,15 @@ def run(a, work, procs):
     nparts = (size + part - 1) // part
     kill_points = sorted({max(1, min(nparts - 1, int(float(x) * nparts))) for x in a.kills.split(",") if x})
 
-    emu = subprocess.Popen(
-        [a.hl, "--data", f"{work}/emulator", "--listen", "127.0.0.1:0", "--port-file", f"{work}/port",
-         "--access-key", AK, "--secret-key", SK, "--region", "us-east-1", "--datastore", DS,
-         "--bucket", BUCKET, "--bucket", "results", "--request-log", f"{work}/requests.jsonl",
-         "--job-timing", "submitted=3600s,queued=1s,run=1s"],
-        stdout=open(f"{work}/emulator.out", "w"), stderr=subprocess.STDOUT)
-    procs.append(emu)
-    for _ in range(600):
-        if os.path.exists(f"{work}/port") and os.path.getsize(f"{work}/port"):
-            break
-        if emu.poll() is not None:
-            log("healthlake-local exited: " + open(f"{work}/emulator.out").read())
-            return False
-        time.sleep(0.1)
-    port = open(f"{work}/port").read().strip()
-    cfg = f"{work}/fhir-edge.yaml"
-    with open(cfg, "w") as f:
-        f.write(f"""aws:
-  region: us-east-1
-  credentials: {{ source: env }}
-  endpoints: {{ s3: "http://127.0.0.1:{port}", healthlake: "http://127.0.0.1:{port}" }}
-  s3_path_style: true
-pipelines:
-  - name: large
-    watch: {incoming}
-    complete_when: {{ marker: .done, bulk_manifest: false, client_log: false }}
-    validation_level: minimal
-    s3: {{ bucket: {BUCKET}, prefix: exports }}
-    healthlake:
-      datastore_id: {DS}
-      data_access_role_arn: arn:aws:iam::123456789012:role/HealthLakeImport
-      output_s3_uri: s3://results/imports/
-      output_kms_key_id: alias/healthlake
-spool: {{ dir: {work}/spool }}
-journal: {{ path: {work}/journal.db }}
-metrics: {{ listen: off }}
+    try:
+        port = harness.start_emulator(a.hl, work, procs, AK, SK, request_log="requests.jsonl",
+                                      buckets=(BUCKET, "results"),
+                                      args=["--job-timing", "submitted=3600s,queued=1s,run=1s"])
+    except RuntimeError as e:
+        log(str(e))
+        return False
+    cfg = harness.write_config(work, port, "large", validation_level="minimal", bucket=BUCKET,
+                               rest=f"""metrics: {{ listen: off }}
 upload: {{ part_size: auto, concurrency: {a.concurrency} }}
 log: {{ level: info }}
 """)

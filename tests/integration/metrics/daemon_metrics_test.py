@@ -29,10 +29,12 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../support"))
+import harness  # noqa: E402  (tests/support: the emulator and the daemon config)
+
 FE, HL, GEN = sys.argv[1:4]
 work = tempfile.mkdtemp(prefix="fe-metrics-")
 procs = []
-DS = "0123456789abcdef0123456789abcdef"
 AK, SK = "AKIAMETRICSTEST00001", "metrics-test-secret-value-000000000000"
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
 
@@ -114,6 +116,30 @@ def scrape(port):
     return parse(body)
 
 
+def scrape_after(port, t0, limit=30):
+    """A scrape whose pipeline counters come from a heartbeat later than t0 (time.monotonic()):
+    the heartbeat copies them (fhir_edge_heartbeat_age_seconds says how long ago)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        before = time.monotonic()
+        m = scrape(port)
+        age = m.get(("fhir_edge_heartbeat_age_seconds", frozenset()))
+        if age is not None and before - age > t0:
+            return m
+        time.sleep(0.1)
+    fail(f"no heartbeat within {limit}s")
+
+
+def wait_log(path, text, daemon, limit=30):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if text in open(path, errors="replace").read():
+            return
+        check(daemon.poll() is None, f"daemon exited {daemon.returncode}")
+        time.sleep(0.1)
+    fail(f"no {text!r} in {os.path.basename(path)} within {limit}s")
+
+
 def status_json(cfg):
     out = subprocess.run([FE, "status", "--json", "--config", cfg], capture_output=True, text=True)
     check(out.returncode == 0, f"status failed: {out.stderr}")
@@ -164,23 +190,12 @@ def listening_sockets(pid):
 
 
 try:
-    env = dict(os.environ)
     # The emulator: faults on the 1st and 3rd PutObject and the 1st DescribeFHIRImportJob.
-    hl = subprocess.Popen(
-        [HL, "--data", f"{work}/emulator", "--listen", "127.0.0.1:0", "--port-file", f"{work}/port",
-         "--access-key", AK, "--region", "us-east-1", "--datastore", DS,
-         "--bucket", "landing", "--bucket", "results", "--request-log", f"{work}/requests.jsonl",
-         "--job-timing", "submitted=0.2s,queued=0.2s,run=0.5s",
-         "--faults", "PutObject:SlowDown=@1,PutObject:500=@3,"
-                     "DescribeFHIRImportJob:ThrottlingException=@1"],
-        env={**env, "HEALTHLAKE_LOCAL_SECRET_KEY": SK},
-        stdout=subprocess.DEVNULL, stderr=open(f"{work}/emulator.log", "w"))
-    procs.append(hl)
-    for _ in range(100):
-        if os.path.exists(f"{work}/port") and open(f"{work}/port").read().strip():
-            break
-        time.sleep(0.1)
-    hl_port = open(f"{work}/port").read().strip()
+    hl_port = harness.start_emulator(
+        HL, work, procs, AK, SK, request_log="requests.jsonl",
+        args=["--job-timing", "submitted=0.2s,queued=0.2s,run=0.5s",
+              "--faults", "PutObject:SlowDown=@1,PutObject:500=@3,"
+                          "DescribeFHIRImportJob:ThrottlingException=@1"])
 
     # Credentials from a credential_process with a known Expiration (the expiry gauge's source).
     expiry = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=3)) \
@@ -201,30 +216,10 @@ try:
     os.makedirs(f"{work}/incoming")
 
     def write_config(listen):
-        cfg = f"{work}/fhir-edge.yaml"
-        with open(cfg, "w") as f:
-            f.write(f"""aws:
-  region: us-east-1
-  credentials: {{ source: process }}
-  endpoints: {{ s3: "http://127.0.0.1:{hl_port}", healthlake: "http://127.0.0.1:{hl_port}" }}
-  s3_path_style: true
-pipelines:
-  - name: metrics
-    watch: {work}/incoming
-    complete_when: {{ marker: .done, bulk_manifest: false, client_log: false }}
-    validation_level: structure-only
-    s3: {{ bucket: landing, prefix: exports }}
-    healthlake:
-      datastore_id: {DS}
-      data_access_role_arn: arn:aws:iam::123456789012:role/HealthLakeImport
-      output_s3_uri: s3://results/imports/
-      output_kms_key_id: alias/healthlake
-spool: {{ dir: {work}/spool, max_bytes: 1GiB }}
-journal: {{ path: {work}/journal.db }}
-metrics: {{ listen: {listen} }}
-import: {{ poll_min: 1s, poll_max: 1s }}
-""")
-        return cfg
+        return harness.write_config(
+            work, hl_port, "metrics", credentials="{ source: process }",
+            spool=f"{{ dir: {work}/spool, max_bytes: 1GiB }}",
+            rest=f"metrics: {{ listen: {listen} }}\nimport: {{ poll_min: 1s, poll_max: 1s }}\n")
 
     cfg = write_config(f"127.0.0.1:{mport}")
     out = subprocess.run([FE, "check-config", "--config", cfg], capture_output=True, text=True)
@@ -257,9 +252,8 @@ import: {{ poll_min: 1s, poll_max: 1s }}
             break
         time.sleep(0.5)
     check(state == "imported", f"export ended {state!r}, expected imported")
-    time.sleep(1.5)  # one heartbeat after the last change: the pipeline counters are current
-
-    m = scrape(mport)
+    # A heartbeat after the export ended: the pipeline counters in the scrape are current.
+    m = scrape_after(mport, time.monotonic())
     st = status_json(cfg)["exports"][0]
     requests = [json.loads(l) for l in open(f"{work}/requests.jsonl")]
 
@@ -336,8 +330,7 @@ import: {{ poll_min: 1s, poll_max: 1s }}
     stop(daemon)
     daemon = start_daemon(cfg, f"{work}/daemon2.log")
     wait_healthy(mport, daemon)
-    time.sleep(1.5)
-    m2 = scrape(mport)
+    m2 = scrape_after(mport, time.monotonic())  # the new process's counters, from a heartbeat
     for name in ("fhir_edge_exports", "fhir_edge_export_files", "fhir_edge_export_resources",
                  "fhir_edge_export_source_bytes", "fhir_edge_export_spooled_bytes",
                  "fhir_edge_export_uploaded_bytes", "fhir_edge_import_jobs",
@@ -352,11 +345,8 @@ import: {{ poll_min: 1s, poll_max: 1s }}
     # Off: no listener at all.
     cfg = write_config("off")
     daemon = start_daemon(cfg, f"{work}/daemon3.log")
-    for _ in range(100):
-        if "metrics off" in open(f"{work}/daemon3.log").read():
-            break
-        time.sleep(0.1)
-    time.sleep(0.5)
+    # Every component has started (metrics first) once it says so: no listener is still to come.
+    wait_log(f"{work}/daemon3.log", "fhir-edge started", daemon)
     check(daemon.poll() is None, "daemon with metrics off exited")
     check("metrics off" in open(f"{work}/daemon3.log").read(), "no 'metrics off' log line")
     check(listening_sockets(daemon.pid) == [],

@@ -28,6 +28,7 @@
 #include "metrics/counters.hpp"
 #include "metrics/exposition.hpp"
 #include "metrics/metrics.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -72,10 +73,7 @@ Reply poll(std::uint16_t port, const std::string& path, P pred, std::chrono::sec
 }
 
 fs::path temp_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("fe-metrics-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return fe::test::make_temp_dir("fe-metrics-" + name);
 }
 
 fe::config::Config config_in(const fs::path& root, std::uint16_t port = 0) {

@@ -14,11 +14,8 @@
 #include "config/config.hpp"
 #include "harness.hpp"
 #include "journal/journal.hpp"
+#include "log_capture.hpp"
 #include "pipeline/pipeline.hpp"
-
-#ifndef FE_HEALTHLAKE_LOCAL
-#define FE_HEALTHLAKE_LOCAL ""
-#endif
 
 namespace fe::test {
 
@@ -26,7 +23,7 @@ inline constexpr uint64_t kPart = 64 * 1024;  // small parts keep multipart case
 
 inline bool have_tools(std::string& why) {
   namespace fs = std::filesystem;
-  if (std::string(FE_HEALTHLAKE_LOCAL).empty() || !fs::exists(FE_HEALTHLAKE_LOCAL)) {
+  if (!fs::exists(HealthLakeLocal::binary())) {
     why = "healthlake-local was not built (tools/healthlake-local)";
     return false;
   }
@@ -72,6 +69,21 @@ bool run_until(boost::asio::io_context& io, F done, std::chrono::milliseconds li
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return done();
+}
+
+// Runs the loop until the watcher has logged that `export_name` is not complete yet, for a reason
+// that contains `why`, in a line logged after `from` (LogCapture::mark()): the event that shows
+// it looked at the export and held it. False after a minute (a hung test).
+inline bool wait_pending(boost::asio::io_context& io, const LogCapture& log,
+                         const std::string& export_name, const std::string& why,
+                         std::size_t from = 0) {
+  const std::string what = "export not complete yet: " + why, id = "EXPORT_ID=" + export_name;
+  return run_until(
+      io,
+      [&] {
+        return log.has({what, id}, from);
+      },
+      std::chrono::seconds(60));
 }
 
 inline void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {

@@ -1,12 +1,10 @@
 #pragma once
 // Test harness for the pipeline integration tests: healthlake-local as a child process on
-// 127.0.0.1, a synchronous S3 reader built on the daemon's own S3 client, the export generator,
-// config files, and small file helpers. Loopback only.
+// 127.0.0.1 (tests/support's launcher), a synchronous S3 reader built on the daemon's own S3
+// client, the export generator, config files, and small file helpers. Loopback only.
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -30,6 +28,9 @@
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
+#include "healthlake_local.hpp"
+#include "ports.hpp"
+#include "temp_dir.hpp"
 
 extern char** environ;
 
@@ -52,11 +53,9 @@ inline void write_file(const fs::path& p, std::string_view s) {
   out.write(s.data(), static_cast<std::streamsize>(s.size()));
 }
 
+// A fresh directory for one test (/tmp/fe-pipeline-NAME-XXXXXX); the test removes it at its end.
 inline fs::path temp_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("fe-pipeline-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return make_temp_dir("fe-pipeline-" + name);
 }
 
 // Runs a program; returns its exit status and stdout.
@@ -102,77 +101,15 @@ inline pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
   return pid;
 }
 
-// A port nobody listens on right now (bound, then released) for "endpoint down" cases.
-inline uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-// healthlake-local as a child process (strict S3: checksums, part sizes, preconditions).
-class LocalS3 {
+// healthlake-local (strict S3: checksums, part sizes, preconditions) through the test kit's one
+// launcher, with the keys and bucket these tests use and no data store (the pipeline tests end
+// at `uploaded`). requests() reads its request log.
+class LocalS3 : public HealthLakeLocal {
  public:
-  // `faults`: a --faults spec (tools/healthlake-local/README.md), empty for none.
+  // `data`: its directory (kept: tests look at it); `port`: 0 for any, or the port of an earlier
+  // instance to come back on; `faults`: a --faults spec (tools/healthlake-local/README.md).
   LocalS3(fs::path data, uint64_t min_part_size, uint16_t port = 0, const std::string& faults = "")
-      : data_(std::move(data)) {
-    fs::create_directories(data_);
-    auto port_file = data_ / "port";
-    fs::remove(port_file);
-    std::vector<std::string> args{FE_HEALTHLAKE_LOCAL,
-                                  "--data",
-                                  (data_ / "store").string(),
-                                  "--listen",
-                                  "127.0.0.1:" + std::to_string(port),
-                                  "--port-file",
-                                  port_file.string(),
-                                  "--access-key",
-                                  kAccessKey,
-                                  "--secret-key",
-                                  kSecretKey,
-                                  "--bucket",
-                                  kBucket,
-                                  "--min-part-size",
-                                  std::to_string(min_part_size),
-                                  "--request-log",
-                                  (data_ / "requests.jsonl").string()};
-    if (!faults.empty()) {
-      args.push_back("--faults");
-      args.push_back(faults);
-    }
-    pid_ = spawn(args, data_ / "server.log");
-    for (int i = 0; i < 600; ++i) {
-      std::string s = fs::exists(port_file) ? read_file(port_file) : "";
-      if (!s.empty() && s.back() == '\n') {
-        port_ = static_cast<uint16_t>(std::stoi(s));
-        return;
-      }
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error("healthlake-local exited: " + read_file(data_ / "server.log"));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    throw std::runtime_error("healthlake-local did not write its port file");
-  }
-  ~LocalS3() { stop(); }
-  void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-      pid_ = -1;
-    }
-  }
-  uint16_t port() const { return port_; }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+      : HealthLakeLocal(options(std::move(data), min_part_size, port, faults)) {}
 
   struct Request {
     std::string operation, key;
@@ -182,7 +119,7 @@ class LocalS3 {
   };
   std::vector<Request> requests() const {
     std::vector<Request> out;
-    std::ifstream in(data_ / "requests.jsonl");
+    std::ifstream in(request_log());
     std::string line;
     simdjson::dom::parser parser;
     while (std::getline(in, line)) {
@@ -203,9 +140,20 @@ class LocalS3 {
   }
 
  private:
-  fs::path data_;
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
+  static HealthLakeLocalOptions options(fs::path data, uint64_t min_part_size, uint16_t port,
+                                        const std::string& faults) {
+    HealthLakeLocalOptions o;
+    o.data_dir = std::move(data);
+    o.min_part_size = min_part_size;
+    o.port = port;
+    o.faults = faults;
+    o.access_key = kAccessKey;
+    o.secret_key = kSecretKey;
+    o.buckets = {kBucket};
+    o.datastores = {};
+    o.job_timing = "";
+    return o;
+  }
 };
 
 // Synchronous reads through the daemon's own S3 client (signed, loopback).

@@ -227,11 +227,13 @@ TEST_F(PipelineRulesTest, BulkManifestNamesTheFiles) {
   auto cfg = load(root, rules_yaml(root, server.endpoint(),
                                    "{ marker: \"\", bulk_manifest: true, client_log: false, "
                                    "settle_seconds: 0 }"));
+  LogCapture log(fe::log::Level::debug);  // the watcher says why it holds an export
   boost::asio::io_context io;
   fe::pipeline::Pipeline p(io, cfg, test_options());
   p.start(cfg);
-  // A named file is missing: not complete, nothing taken.
-  run_for(io, std::chrono::milliseconds(1500));
+  // A named file is missing: the watcher looked at the export and said so; nothing taken.
+  ASSERT_TRUE(wait_pending(io, log, "bm", "manifest names " + late + ", which is not there yet"))
+      << log.text();
   EXPECT_EQ(p.stats().exports_taken, 0u) << "taken while a file named in the manifest was missing";
   EXPECT_TRUE(journal_exports(root).empty());
   fs::rename(root / late, exp / late);  // IN_MOVED_TO
@@ -274,10 +276,12 @@ TEST_F(PipelineRulesTest, ClientLogExportComplete) {
   auto cfg = load(root, rules_yaml(root, server.endpoint(),
                                    "{ marker: \"\", bulk_manifest: false, client_log: true, "
                                    "settle_seconds: 0 }"));
+  LogCapture log(fe::log::Level::debug);  // the watcher says why it holds an export
   boost::asio::io_context io;
   fe::pipeline::Pipeline p(io, cfg, test_options());
   p.start(cfg);
-  run_for(io, std::chrono::milliseconds(1500));
+  // The watcher read the log and found no export_complete: not complete, nothing taken.
+  ASSERT_TRUE(wait_pending(io, log, "cl", "waiting for a completion rule")) << log.text();
   EXPECT_EQ(p.stats().exports_taken, 0u) << "taken before the client log said export_complete";
   write_file(root / "log.tmp",
              kickoff +
@@ -342,6 +346,7 @@ TEST_F(PipelineRulesTest, FileOpenForWritingIsNotTaken) {
   auto exp = root / "watch" / "of";
   fs::create_directories(exp);
   auto cfg = load(root, config_yaml(root, server.endpoint()));
+  LogCapture log(fe::log::Level::debug);  // the watcher says why it holds an export
   boost::asio::io_context io;
   fe::pipeline::Pipeline p(io, cfg, test_options());
   p.start(cfg);
@@ -358,8 +363,9 @@ TEST_F(PipelineRulesTest, FileOpenForWritingIsNotTaken) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, text.data(), half), static_cast<ssize_t>(half));
   write_file(exp / ".done", "");
-  // Well past scan_quiet (300 ms): the writer state is known from inotify, not guessed.
-  run_for(io, std::chrono::milliseconds(2000));
+  // The watcher looked at the export with its marker there and held it for the open file (the
+  // writer state is known from inotify, not guessed); nothing taken.
+  ASSERT_TRUE(wait_pending(io, log, "of", "file open for writing", log.mark())) << log.text();
   EXPECT_EQ(p.stats().exports_taken, 0u) << "taken while a file was open for writing";
   EXPECT_TRUE(journal_exports(root).empty());
   ASSERT_EQ(::write(fd, text.data() + half, text.size() - half),
@@ -390,6 +396,7 @@ TEST_F(PipelineRulesTest, RootFileOpenForWritingIsNotTaken) {
   const std::string text = read_file(root / "gen" / "Observation.000.ndjson");
   fs::create_directories(root / "watch");
   auto cfg = load(root, config_yaml(root, server.endpoint()));
+  LogCapture log(fe::log::Level::debug);  // the watcher says why it holds an export
   boost::asio::io_context io;
   fe::pipeline::Pipeline p(io, cfg, test_options());
   p.start(cfg);
@@ -399,7 +406,8 @@ TEST_F(PipelineRulesTest, RootFileOpenForWritingIsNotTaken) {
   ASSERT_GE(fd, 0);
   const size_t half = text.find('\n', text.size() / 2) + 1;
   ASSERT_EQ(::write(fd, text.data(), half), static_cast<ssize_t>(half));
-  run_for(io, std::chrono::milliseconds(2000));
+  // The watcher looked at it and held it for its open writer; nothing taken.
+  ASSERT_TRUE(wait_pending(io, log, "Observation.000", "file open for writing")) << log.text();
   EXPECT_EQ(p.stats().exports_taken, 0u) << "a root file was taken while open for writing";
   ASSERT_EQ(::write(fd, text.data() + half, text.size() - half),
             static_cast<ssize_t>(text.size() - half));

@@ -142,8 +142,10 @@ TEST_F(PipelineTest, ThreeFileExportWithInvalidLines) {
   {
     fe::pipeline::Pipeline p(io, cfg, test_options());
     p.start(cfg);
-    run_until(
-        io, [] { return false; }, std::chrono::seconds(2));
+    // The rescan found it and the journal recognised it: the point where it would be taken again.
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().exports_seen_again == 1; }, std::chrono::seconds(60)))
+        << p.status_line();
     EXPECT_EQ(p.stats().exports_taken, 0u);
     stop_component(io, p);
   }
@@ -774,8 +776,14 @@ TEST_F(PipelineTest, ChangedExportAfterUploadIsHeldForTheOperator) {
   ASSERT_TRUE(run_until(
       io, [&] { return held().has_value(); }, std::chrono::seconds(120)))
       << p.status_line();
-  // Held: nothing of it goes anywhere while the daemon runs on.
-  run_for(io, std::chrono::seconds(2));
+  // Held: nothing of it goes anywhere while the daemon runs on. Shown by a later export: once
+  // it is taken after version 2 was held and uploaded, the pipeline has passed every point where
+  // version 2 could have been spooled or uploaded.
+  generate(root / "later", {"--patients", "2", "--seed", "2", "--complete", "marker"});
+  fs::rename(root / "later", root / "watch" / "later");
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_uploaded == 2; }, std::chrono::seconds(120)))
+      << p.status_line();
   auto v2 = *held();
   EXPECT_EQ(v2.name, "e.v2");
   EXPECT_EQ(v2.parked_from, ExportState::complete);
@@ -785,14 +793,15 @@ TEST_F(PipelineTest, ChangedExportAfterUploadIsHeldForTheOperator) {
       << v2.parked_reason;
   EXPECT_NE(v2.parked_reason.find(want), std::string::npos) << v2.parked_reason;
   EXPECT_NE(v2.parked_reason.find("fhir-edge retry e.v2"), std::string::npos) << v2.parked_reason;
-  EXPECT_EQ(p.stats().exports_uploaded, 1u);
+  EXPECT_EQ(p.stats().exports_uploaded, 2u);  // e and the later one
   S3Reader s3(server.endpoint());
+  EXPECT_FALSE(s3.list("exports/later/").empty());
   EXPECT_TRUE(s3.list("exports/e.v2/").empty());
   EXPECT_FALSE(fs::exists(root / "spool" / "e.v2" / "import"));
   // The operator releases it: `fhir-edge retry e.v2` (a request in the journal, as the CLI makes).
   fe::journal::Journal::submit_request(root / "journal.db", "retry", "e.v2", "");
   ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 2; }, std::chrono::seconds(120)))
+      io, [&] { return p.stats().exports_uploaded == 3; }, std::chrono::seconds(120)))
       << p.status_line();
   stop_component(io, p);
   auto body = s3.get("exports/e.v2/import/Patient.000.ndjson");

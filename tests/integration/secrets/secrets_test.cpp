@@ -3,15 +3,13 @@
 // and every output is searched for them: stderr, the journald native stream, `fhir-edge status`
 // and `status --json`, /metrics, every file under the state directory (spool reports,
 // import-report.json, the journal database and its WAL). docs/secrets.md.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../unit/service/journal_capture.hpp"
 #include "../hostile/daemon_run.hpp"
+#include "ports.hpp"
 
 namespace {
 
@@ -26,19 +24,6 @@ Secrets secrets_for(const std::string& tag) {
   return {"AKIA" + tag + "KEYID00000",  // 20 characters like a real key id
           "SECRET" + tag + "SecretAccessKeyValue0123456789",
           "TOKEN" + tag + "SessionTokenValueABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"};
-}
-
-// A free loopback port for /metrics (bound and released; only this test uses it next).
-uint16_t free_port() {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
 }
 
 // Every output the run produced, labelled.

@@ -94,32 +94,6 @@ uint64_t fill(const fs::path& path) {
   return n;
 }
 
-// fd 2 into a file for the duration (the daemon's log goes to stderr in tests).
-class CaptureStderr {
- public:
-  explicit CaptureStderr(const fs::path& file) : file_(file) {
-    std::fflush(stderr);
-    saved_ = ::dup(2);
-    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ::dup2(fd, 2);
-    ::close(fd);
-  }
-  ~CaptureStderr() { restore(); }
-  std::string restore() {
-    if (saved_ >= 0) {
-      std::fflush(stderr);
-      ::dup2(saved_, 2);
-      ::close(saved_);
-      saved_ = -1;
-    }
-    return read_file(file_);
-  }
-
- private:
-  fs::path file_;
-  int saved_ = -1;
-};
-
 std::vector<std::string> lines_with(const std::string& text, const std::vector<std::string>& all) {
   std::vector<std::string> out;
   std::istringstream in(text);
@@ -211,7 +185,7 @@ TEST_F(SpoolFullTest, DiskFullSpoolWaitsAndResumes) {
   generate(exp, {"--patients", "20", "--seed", "11", "--complete", "none"});
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   boost::asio::io_context io;
-  CaptureStderr cap(root / "stderr.log");
+  LogCapture cap;  // the daemon's log (stderr in tests)
   fe::pipeline::Pipeline p(io, cfg, test_options());
   p.start(cfg);
   write_file(exp / ".done", "");
@@ -260,7 +234,7 @@ TEST_F(SpoolFullTest, ReadOnlySpoolKeepsRunning) {
   generate(exp, {"--patients", "5", "--seed", "12", "--complete", "none"});
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   boost::asio::io_context io;
-  CaptureStderr cap(root / "stderr.log");
+  LogCapture cap;  // the daemon's log (stderr in tests)
   fe::pipeline::Pipeline p(io, cfg, test_options());
   p.start(cfg);  // a read-only spool is not a start-up error: the daemon runs and waits
   write_file(exp / ".done", "");

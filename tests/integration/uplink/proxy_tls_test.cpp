@@ -21,6 +21,8 @@
 #include <thread>
 
 #include "config/config.hpp"
+#include "ports.hpp"
+#include "temp_dir.hpp"
 #include "upload_fixture.hpp"
 
 namespace {
@@ -38,24 +40,6 @@ constexpr std::uint64_t kMiB = 1ull << 20;
 
 bool have(const char* tool) {
   return std::system((std::string("command -v ") + tool + " > /dev/null 2>&1").c_str()) == 0;
-}
-
-std::uint16_t free_port() {
-  asio::io_context io;
-  tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
-
-bool wait_listening(std::uint16_t port) {
-  for (int i = 0; i < 200; ++i) {
-    asio::io_context io;
-    tcp::socket s(io);
-    boost::system::error_code ec;
-    s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
-    if (!ec) return true;
-    usleep(50 * 1000);
-  }
-  return false;
 }
 
 std::string read_file(const fs::path& p) {
@@ -76,7 +60,7 @@ class Tinyproxy {
  public:
   explicit Tinyproxy(const fs::path& dir) : log_(dir / "tinyproxy.log") {
     for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
-      port_ = free_port();
+      port_ = fe::test::free_port();
       const fs::path conf = dir / "tinyproxy.conf";
       std::ofstream(conf) << "Port " << port_ << "\nListen 127.0.0.1\nBind 127.0.0.1\n"
                           << "Timeout 60\nAllow 127.0.0.1\nMaxClients 64\nLogLevel Info\n"
@@ -88,7 +72,7 @@ class Tinyproxy {
         execlp("tinyproxy", "tinyproxy", "-d", "-c", conf.c_str(), static_cast<char*>(nullptr));
         _exit(127);
       }
-      if (wait_listening(port_)) {
+      if (fe::test::wait_listening(port_, std::chrono::seconds(10))) {
         pid_ = pid;
       } else {
         kill(pid, SIGTERM);
@@ -230,12 +214,7 @@ class ProxyTls : public ::testing::Test {
       env->skip = "openssl CLI not installed";
       return;
     }
-    char tmpl[] = "/tmp/fe-uplink-XXXXXX";
-    if (!mkdtemp(tmpl)) {
-      env->skip = "mkdtemp failed";
-      return;
-    }
-    env->dir = tmpl;
+    env->dir = fe::test::make_temp_dir("fe-uplink");
     const std::string d = env->dir.string();
     // Our own CA and a server certificate for IP 127.0.0.1 signed by it; a second, unrelated CA.
     const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
@@ -415,8 +394,8 @@ AwsError put_with(const HttpOptions& http, int* attempts_seen) {
   req.crc32c = crc32c(body.data(), body.size(), 0);
   auto r = f.wait<S3Result<PutObjectResult>>([&](auto done) { f.s3.put_object(req, done); });
   EXPECT_FALSE(r.ok());
-  // The client's handshake is refused by the client itself; give the front a moment to see it.
-  for (int i = 0; i < 40 && env->tls->failed_handshakes() == failed_before; ++i) usleep(50000);
+  // The client's handshake is refused by the client itself; the front sees it close (bounded).
+  for (int i = 0; i < 200 && env->tls->failed_handshakes() == failed_before; ++i) usleep(50000);
   *attempts_seen = env->tls->failed_handshakes() - failed_before;
   std::printf("[ tls      ] %s\n", r.describe().c_str());
   return r.error.value_or(AwsError{});

@@ -269,10 +269,18 @@ TEST(Provider, RefreshesBeforeExpiryKeepsOldOnFailureThenFailsAfterExpiry) {
   if (p.remaining_lifetime() > std::chrono::seconds(0)) {
     EXPECT_NO_THROW(p.current());
   }
-  // After expiry with refresh still failing: a clear error, and get() says none.
-  for (int i = 0; i < 100 && p.remaining_lifetime() > std::chrono::seconds(0); ++i)
+  // After expiry with refresh still failing: a clear error, and get() says none. Waits for the
+  // expiry itself (remaining_lifetime() is whole seconds: 0 while up to 1 s is left).
+  auto expired = [&] {
+    try {
+      p.current();
+      return false;
+    } catch (const CredentialsError&) {
+      return true;
+    }
+  };
+  for (int i = 0; i < 100 && !expired(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   try {
     p.current();
     FAIL() << "expired credentials served";

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "log_capture.hpp"
 #include "service/log.hpp"
 #include "test_env.hpp"
 
@@ -18,24 +19,12 @@ using namespace fe::aws;
 using fe::test::FakeEnv;
 using fe::test::TempDir;
 
-// Runs f with stderr redirected to a file; returns what was written there.
+// Runs f with stderr captured; returns what was written there.
 template <class F>
-std::string stderr_of(const std::filesystem::path& dir, F f) {
-  auto file = dir / "stderr.txt";
-  std::fflush(stderr);
-  int saved = dup(STDERR_FILENO);
-  int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  dup2(fd, STDERR_FILENO);
-  close(fd);
-  fe::log::redetect_sink();  // plain lines on this stderr, never the host's journal
+std::string stderr_of(F f) {
+  fe::test::LogCapture cap;
   f();
-  std::fflush(stderr);
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return cap.restore();
 }
 
 size_t count(const std::string& text, const std::string& needle) {
@@ -61,7 +50,7 @@ TEST(CredentialFileModes, GroupOrWorldReadableCredentialsFileWarnsOnceNamingFile
   ASSERT_EQ(chmod(creds.c_str(), 0644), 0);
   ASSERT_EQ(chmod(config.c_str(), 0644), 0);
   auto env = env_with(creds, config);
-  std::string out = stderr_of(d.path(), [&] {
+  std::string out = stderr_of([&] {
     load_profile("default", env.lookup());
     load_profile("default", env.lookup());  // read again (refresh): still one warning
   });
@@ -83,7 +72,7 @@ TEST(CredentialFileModes, PrivateFilesAreQuiet) {
   ASSERT_EQ(chmod(creds.c_str(), 0600), 0);
   ASSERT_EQ(chmod(config.c_str(), 0400), 0);
   auto env = env_with(creds, config);
-  std::string out = stderr_of(d.path(), [&] { load_profile("default", env.lookup()); });
+  std::string out = stderr_of([&] { load_profile("default", env.lookup()); });
   EXPECT_EQ(out, "");
 }
 
@@ -94,7 +83,7 @@ TEST(CredentialFileModes, ConfigFileWithKeysAndGroupAccessWarns) {
       d.write("config", "[default]\naws_access_key_id = AKIDCFG\naws_secret_access_key = s\n");
   ASSERT_EQ(chmod(config.c_str(), 0640), 0);
   auto env = env_with(creds.string(), config);
-  std::string out = stderr_of(d.path(), [&] { load_profile("default", env.lookup()); });
+  std::string out = stderr_of([&] { load_profile("default", env.lookup()); });
   EXPECT_EQ(count(out, "warning: AWS config file " + config), 1u) << out;
   EXPECT_NE(out.find("(mode 0640)"), std::string::npos) << out;
 }
@@ -107,8 +96,7 @@ TEST(CredentialFileModes, SystemdCredentialFilesAreChecked) {
   auto secret = d.write("aws_secret_access_key", "sysSecretValue\n");
   ASSERT_EQ(chmod(id.c_str(), 0644), 0);  // the key id is not a secret: not warned about
   ASSERT_EQ(chmod(secret.c_str(), 0604), 0);
-  std::string out =
-      stderr_of(d.path(), [&] { ASSERT_TRUE(credentials_from_systemd(env.lookup())); });
+  std::string out = stderr_of([&] { ASSERT_TRUE(credentials_from_systemd(env.lookup())); });
   EXPECT_EQ(count(out, "warning: systemd credential " + secret), 1u) << out;
   EXPECT_NE(out.find("(mode 0604)"), std::string::npos) << out;
   EXPECT_EQ(out.find(id + " "), std::string::npos) << out;

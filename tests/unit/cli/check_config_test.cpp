@@ -8,6 +8,8 @@
 #include <sstream>
 #include <string>
 
+#include "temp_dir.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -27,10 +29,7 @@ std::string slurp(const fs::path& p) {
 
 class CheckConfig : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/fe-cli-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-  }
+  void SetUp() override { dir_ = fe::test::make_temp_dir("fe-cli"); }
   void TearDown() override { fs::remove_all(dir_); }
 
   Result run(const std::string& args) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -203,9 +204,7 @@ TEST(ConfigReference, ShippedFileStatesTheDefaultsOfTheNewKeys) {
 class ConfigPermissions : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/fe-config-perm-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = fe::test::make_temp_dir("fe-config-perm");
     file_ = dir_ / "fhir-edge.yaml";
     std::ofstream(file_) << kHead;
   }

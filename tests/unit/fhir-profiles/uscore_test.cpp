@@ -12,6 +12,7 @@
 #include "fhir/validator.hpp"
 #include "healthlake.hpp"
 #include "s3_store.hpp"
+#include "temp_dir.hpp"
 #include "util.hpp"
 
 namespace fe::fhir {
@@ -241,9 +242,7 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(HealthLakeLocalStrict, RejectsAUsCoreViolationWithoutAPackage) {
-  std::string tmpl = (fs::temp_directory_path() / "hll-uscore-XXXXXX").string();
-  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-  const fs::path dir = tmpl;
+  const fs::path dir = fe::test::make_temp_dir("hll-uscore");
   {
     S3Store s3(dir / "s3");
     s3.create_bucket("landing");

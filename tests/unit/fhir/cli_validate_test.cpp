@@ -11,6 +11,8 @@
 #include <fstream>
 #include <string>
 
+#include "temp_dir.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -39,15 +41,7 @@ CliRun run(const std::string& args) {
   return r;
 }
 
-struct Dir {
-  fs::path path = fs::temp_directory_path() / ("fe-cli-" + std::to_string(::getpid()));
-  Dir() { fs::create_directories(path); }
-  ~Dir() { fs::remove_all(path); }
-  std::string write(const std::string& name, const std::string& content) {
-    std::ofstream(path / name, std::ios::binary) << content;
-    return (path / name).string();
-  }
-};
+using Dir = fe::test::TempDir;
 
 const char* kGood = R"({"resourceType":"Patient","id":"a","gender":"male"})";
 const char* kBad = R"({"resourceType":"Patient","id":"b","gender":"boy"})";
@@ -107,8 +101,8 @@ TEST(CliValidate, LevelsAndDirectories) {
   d.write("a.ndjson", R"({"resourceType":"Patient","foo":1})"
                       "\n");
   d.write("skip.txt", "not fhir");
-  EXPECT_EQ(run("--level minimal " + d.path.string()).code, 0);
-  CliRun r = run("--level structure-only " + d.path.string());
+  EXPECT_EQ(run("--level minimal " + d.path().string()).code, 0);
+  CliRun r = run("--level structure-only " + d.path().string());
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("unknown element 'foo'"), std::string::npos) << r.out;
 }
@@ -204,11 +198,11 @@ TEST(CliValidate, CompressedNdjsonIsValidated) {
   Dir d;
   d.write("Patient.ndjson", std::string(kGood) + "\n" + kBad + "\n");
   d.write("Other.ndjson", std::string(kGood) + "\n");
-  ASSERT_EQ(std::system(("gzip " + (d.path / "Patient.ndjson").string()).c_str()), 0);
-  ASSERT_EQ(std::system(("zstd -q --rm " + (d.path / "Other.ndjson").string()).c_str()), 0);
-  ASSERT_TRUE(fs::exists(d.path / "Patient.ndjson.gz"));
-  ASSERT_TRUE(fs::exists(d.path / "Other.ndjson.zst"));
-  CliRun r = run(d.path.string());
+  ASSERT_EQ(std::system(("gzip " + (d.path() / "Patient.ndjson").string()).c_str()), 0);
+  ASSERT_EQ(std::system(("zstd -q --rm " + (d.path() / "Other.ndjson").string()).c_str()), 0);
+  ASSERT_TRUE(fs::exists(d.path() / "Patient.ndjson.gz"));
+  ASSERT_TRUE(fs::exists(d.path() / "Other.ndjson.zst"));
+  CliRun r = run(d.path().string());
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("2 file(s)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("3 resources: 2 valid, 1 invalid"), std::string::npos) << r.err;
@@ -219,7 +213,7 @@ TEST(CliValidate, CompressedNdjsonIsValidated) {
 TEST(CliValidate, NothingToValidateExitsTwo) {
   Dir d;
   d.write("notes.txt", "not fhir");
-  CliRun r = run(d.path.string());
+  CliRun r = run(d.path().string());
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("nothing to validate"), std::string::npos) << r.err;
 }

@@ -9,6 +9,7 @@
 
 #include "healthlake.hpp"
 #include "s3_store.hpp"
+#include "temp_dir.hpp"
 #include "util.hpp"
 
 namespace fs = std::filesystem;
@@ -43,9 +44,7 @@ std::string str(const std::string& json, const char* a, const char* b = nullptr)
 class HealthLakeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "hll-hl-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    dir_ = fe::test::make_temp_dir("hll-hl");
     s3_ = std::make_unique<S3Store>(dir_ / "s3");
     s3_->create_bucket("landing");
     s3_->create_bucket("results");

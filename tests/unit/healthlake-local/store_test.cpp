@@ -6,6 +6,7 @@
 #include <string>
 
 #include "s3_store.hpp"
+#include "temp_dir.hpp"
 #include "util.hpp"
 
 namespace fs = std::filesystem;
@@ -15,11 +16,7 @@ namespace {
 
 class StoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "hll-store-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
+  void SetUp() override { dir_ = fe::test::make_temp_dir("hll-store"); }
   void TearDown() override { fs::remove_all(dir_); }
 
   // Spools `data` the way the server does and returns the path.

@@ -9,48 +9,16 @@
 #include <sstream>
 
 #include "journal_capture.hpp"
+#include "log_capture.hpp"
 #include "service/log.hpp"
 
 namespace {
 
 using ::testing::HasSubstr;
 
-// Redirects stderr to a temporary file for the lifetime of the object.
-class StderrToFile {
- public:
-  StderrToFile() {
-    char tmpl[] = "/tmp/fe-log-XXXXXX";
-    fd_ = mkstemp(tmpl);
-    path_ = tmpl;
-    std::fflush(stderr);
-    saved_ = dup(STDERR_FILENO);
-    dup2(fd_, STDERR_FILENO);
-  }
-  ~StderrToFile() {
-    std::fflush(stderr);
-    dup2(saved_, STDERR_FILENO);
-    close(saved_);
-    close(fd_);
-    unlink(path_.c_str());
-    fe::log::redetect_sink();
-  }
-  int fd() const { return fd_; }
-  std::string text() {
-    std::fflush(stderr);
-    std::ifstream in(path_);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-
- private:
-  int fd_ = -1, saved_ = -1;
-  std::string path_;
-};
-
 TEST(LogPlain, OneLinePerEntryWithFields) {
   unsetenv("JOURNAL_STREAM");
-  StderrToFile err;
+  fe::test::LogCapture err;
   fe::log::redetect_sink();
   fe::log::set_level(fe::log::Level::info);
   EXPECT_FALSE(fe::log::journal_active());
@@ -64,7 +32,7 @@ TEST(LogPlain, OneLinePerEntryWithFields) {
 }
 
 TEST(LogPlain, JournalStreamOfAnotherFileIsIgnored) {
-  StderrToFile err;
+  fe::test::LogCapture err;
   // systemd set JOURNAL_STREAM, but stderr was redirected since (e.g. a shell pipe): plain lines.
   setenv("JOURNAL_STREAM", "1:999999", 1);
   fe::log::redetect_sink();
@@ -76,7 +44,7 @@ TEST(LogPlain, JournalStreamOfAnotherFileIsIgnored) {
 
 TEST(LogJournal, StructuredEntriesOnTheNativeProtocol) {
   auto cap = fe::test::capture_journal([](int sock, std::vector<std::string>& got) {
-    StderrToFile err;  // stderr is "the journal stream": its dev:ino goes in JOURNAL_STREAM
+    fe::test::LogCapture err;  // stderr is "the journal stream": its dev:ino goes in JOURNAL_STREAM
     setenv("JOURNAL_STREAM", fe::test::dev_ino(err.fd()).c_str(), 1);
     fe::log::redetect_sink();
     fe::log::set_level(fe::log::Level::info);

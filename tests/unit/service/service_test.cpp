@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "service/service.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -19,8 +20,7 @@ struct Env {
   fs::path dir;
   fs::path config;
   Env() {
-    char tmpl[] = "/tmp/fe-svcu-XXXXXX";
-    dir = mkdtemp(tmpl);
+    dir = fe::test::make_temp_dir("fe-svcu");
     config = dir / "c.yaml";
     write(1);
   }
