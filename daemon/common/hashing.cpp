@@ -122,7 +122,7 @@ void Sha256::update(const void* data, std::size_t n) {
     throw std::runtime_error("SHA-256 update failed (OpenSSL)");
 }
 
-Sha256Digest Sha256::finish() {
+Sha256Digest Sha256::final_digest() {
   Sha256Digest md{};
   unsigned int len = 0;
   auto* ctx = static_cast<EVP_MD_CTX*>(ctx_);

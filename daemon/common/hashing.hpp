@@ -70,9 +70,9 @@ inline std::string to_hex(const Sha256Digest& d) {
 Sha256Digest sha256(std::string_view bytes);
 std::string sha256_hex(std::string_view bytes);
 
-// Incremental SHA-256 for files and bodies hashed while streaming. finish() returns the digest
-// and starts over, so one object can hash several inputs in turn. Throws std::runtime_error when
-// OpenSSL fails (it does not, short of memory exhaustion).
+// Incremental SHA-256 for files and bodies hashed while streaming. final_digest() (or final_hex())
+// returns the digest and starts over, so one object can hash several inputs in turn. Throws
+// std::runtime_error when OpenSSL fails (it does not, short of memory exhaustion).
 class Sha256 {
  public:
   Sha256();
@@ -81,8 +81,8 @@ class Sha256 {
   Sha256& operator=(const Sha256&) = delete;
   void update(const void* data, std::size_t n);
   void update(std::string_view bytes) { update(bytes.data(), bytes.size()); }
-  Sha256Digest finish();
-  std::string finish_hex() { return to_hex(finish()); }
+  Sha256Digest final_digest();
+  std::string final_hex() { return to_hex(final_digest()); }
 
  private:
   void* ctx_;  // EVP_MD_CTX, kept opaque so this header needs no OpenSSL include

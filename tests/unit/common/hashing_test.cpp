@@ -72,11 +72,11 @@ TEST(CommonSha256, IncrementalEqualsOneShotAndResets) {
   const std::string a(1'000'000, 'a');
   for (std::size_t off = 0; off < a.size(); off += 4093)
     h.update(std::string_view(a).substr(off, 4093));
-  EXPECT_EQ(h.finish_hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(h.final_hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   h.update("ab");
   h.update("c");
-  EXPECT_EQ(to_hex(h.finish()), sha256_hex("abc"));
-  EXPECT_EQ(h.finish_hex(), sha256_hex(""));  // finish() started over
+  EXPECT_EQ(to_hex(h.final_digest()), sha256_hex("abc"));
+  EXPECT_EQ(h.final_hex(), sha256_hex(""));  // final_digest() started over
 }
 
 TEST(CommonHex, LowerCase) {
