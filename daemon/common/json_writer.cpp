@@ -6,18 +6,31 @@
 
 namespace fe::json {
 
+void Writer::flush_space() {
+  out_ += space_;
+  space_.clear();
+}
+
 void Writer::before_value() {
   if (stack_.empty()) {
     if (!out_.empty()) throw std::logic_error("json::Writer: a second top-level value");
-    return;
+    return flush_space();
   }
   if (stack_.back() == Frame::object) {
     if (!have_key_) throw std::logic_error("json::Writer: a value inside an object needs a key");
     have_key_ = false;
-    return;
+    return flush_space();
   }
   if (!first_) out_ += ',';
   first_ = false;
+  flush_space();
+}
+
+Writer& Writer::space(std::string_view ws) {
+  if (ws.find_first_not_of(" \n\t\r") != std::string_view::npos)
+    throw std::logic_error("json::Writer: space() takes white space only");
+  space_ += ws;
+  return *this;
 }
 
 Writer& Writer::key(std::string_view name) {
@@ -25,6 +38,7 @@ Writer& Writer::key(std::string_view name) {
     throw std::logic_error("json::Writer: key() outside an object or twice in a row");
   if (!first_) out_ += ',';
   first_ = false;
+  flush_space();
   out_ += '"';
   append_escaped(out_, name);
   out_ += "\":";
@@ -52,6 +66,7 @@ void Writer::close(Frame f, char c) {
   if (stack_.empty() || stack_.back() != f || have_key_)
     throw std::logic_error("json::Writer: unbalanced end_object()/end_array()");
   stack_.pop_back();
+  flush_space();
   out_ += c;
   first_ = false;  // the closed container is a value of its parent
 }

@@ -53,6 +53,10 @@ class Writer {
   Writer& null() { return raw("null"); }
   // An already-serialised JSON value, inserted as is.
   Writer& raw(std::string_view json);
+  // White space (' ', '\n', '\t', '\r' only) written before the next key, value or closing
+  // bracket, after the comma the writer puts there: for files meant to be read by people too
+  // (report.json puts each file and each rejected line on a line of its own).
+  Writer& space(std::string_view ws);
 
   // key(name) then value(v).
   template <class T>
@@ -74,12 +78,14 @@ class Writer {
  private:
   enum class Frame : std::uint8_t { object, array };
   void before_value();
+  void flush_space();
   void close(Frame f, char c);
 
   std::string out_;
   std::vector<Frame> stack_;
   bool first_ = true;      // nothing written yet in the innermost container
   bool have_key_ = false;  // inside an object: a key was written, its value is due
+  std::string space_;      // white space due before the next token
 };
 
 }  // namespace fe::json

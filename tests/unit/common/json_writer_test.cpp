@@ -101,6 +101,18 @@ TEST(JsonWriter, MatchesConcatenation) {
   EXPECT_EQ(w.str(), by_hand);
 }
 
+TEST(JsonWriter, SpaceGoesAfterTheComma) {
+  // report.json's layout: one file per line, and an empty list still spans a line.
+  Writer w;
+  w.begin_object().field("export", "e").space("\n ").key("files").begin_array();
+  w.space("\n  ").raw("{}").space("\n  ").raw("[]");
+  w.end_array().key("none").begin_array().space("\n    ").end_array().end_object();
+  EXPECT_EQ(w.str(), "{\"export\":\"e\",\n \"files\":[\n  {},\n  []],\"none\":[\n    ]}");
+  simdjson::dom::parser p;
+  parse(p, w.str());
+  EXPECT_THROW(Writer().space("x"), std::logic_error);
+}
+
 TEST(JsonWriter, MisuseThrows) {
   {
     Writer w;
