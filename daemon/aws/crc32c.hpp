@@ -1,49 +1,15 @@
 #pragma once
-// CRC32C (Castagnoli, the iSCSI CRC) for S3's x-amz-checksum-crc32c, on ISA-L's crc32_iscsi
-// (SSE4.2/PCLMUL/AVX-512 where the CPU has them).
-//
-// Conventions: values here are the standard CRC-32C (RFC 3720: crc32c("123456789") == 0xE3069283),
-// i.e. init ~0 and final xor ~0 are applied. ISA-L's crc32_iscsi applies neither, so this wrapper
-// does; `crc32c(data, n, prev)` continues a previous standard value, so hashing a stream in chunks
-// gives the same value as hashing it at once.
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <string_view>
+// The AWS layer's names for the project's one CRC32C (common/hashing.hpp, issue 14 item 5), kept
+// so code that says aws::crc32c still reads as "the checksum S3 wants"; there is no second
+// implementation behind them.
+#include "common/hashing.hpp"
 
 namespace fe::aws {
 
-// Standard CRC-32C of [data, data+n), continuing `prev` (0 = start of stream).
-std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t prev = 0);
-inline std::uint32_t crc32c(std::string_view bytes, std::uint32_t prev = 0) {
-  return crc32c(bytes.data(), bytes.size(), prev);
-}
-
-// CRC of A||B from crc(A), crc(B) and len(B), without the data (zlib's GF(2) method). Lets
-// per-part checksums computed in parallel give the whole object's CRC (S3 FULL_OBJECT checksums).
-std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t len_b);
-
-// Base64 of the 4 big-endian bytes, the form S3 wants in x-amz-checksum-crc32c ("4waSgw==").
-std::string crc32c_base64(std::uint32_t crc);
-// Inverse, for checksums S3 returns (ListParts ChecksumCRC32C, HeadObject); false if malformed.
-// A composite multipart value ("xxxx==-3") is not a plain CRC: the suffix makes it fail.
-bool crc32c_from_base64(std::string_view b64, std::uint32_t& out);
-
-// Incremental helper.
-class Crc32c {
- public:
-  void update(const void* data, std::size_t n) {
-    value_ = crc32c(data, n, value_);
-    length_ += n;
-  }
-  void update(std::string_view bytes) { update(bytes.data(), bytes.size()); }
-  std::uint32_t value() const { return value_; }
-  std::uint64_t length() const { return length_; }
-  std::string base64() const { return crc32c_base64(value_); }
-
- private:
-  std::uint32_t value_ = 0;
-  std::uint64_t length_ = 0;
-};
+using fe::Crc32c;
+using fe::crc32c;
+using fe::crc32c_base64;
+using fe::crc32c_combine;
+using fe::crc32c_from_base64;
 
 }  // namespace fe::aws

@@ -1,5 +1,6 @@
 #include "aws/healthlake.hpp"
 #include "common/json_escape.hpp"
+#include "common/json_writer.hpp"
 
 #include <simdjson.h>
 
@@ -9,20 +10,9 @@ namespace fe::aws {
 
 namespace {
 
-// Appends ,"key":"value" (skipped when value is empty: every optional field is a string here).
-void field(std::string& out, std::string_view key, std::string_view value) {
-  if (value.empty()) return;
-  if (out.size() > 1) out += ',';
-  out += json_quote(key);
-  out += ':';
-  out += json_quote(value);
-}
-
-void raw_field(std::string& out, std::string_view key, std::string_view json) {
-  if (out.size() > 1) out += ',';
-  out += json_quote(key);
-  out += ':';
-  out += json;
+// "key":"value", skipped when value is empty: every optional field is a string here.
+void field(json::Writer& w, std::string_view key, std::string_view value) {
+  if (!value.empty()) w.field(key, value);
 }
 
 std::string number(double v) {
@@ -149,33 +139,34 @@ bool valid_client_token(std::string_view t) {
 HealthLakeClient::HealthLakeClient(AwsCaller& caller) : caller_(caller) {}
 
 std::string HealthLakeClient::start_import_body(const StartImportRequest& req) {
-  std::string b = "{";
+  json::Writer b;
+  b.begin_object();
   field(b, "ClientToken", req.client_token);
   field(b, "DataAccessRoleArn", req.data_access_role_arn);
   field(b, "DatastoreId", req.datastore_id);
-  raw_field(b, "InputDataConfig", "{\"S3Uri\":" + json_quote(req.input_s3_uri) + "}");
+  b.key("InputDataConfig").begin_object().field("S3Uri", req.input_s3_uri).end_object();
   field(b, "JobName", req.job_name);
-  std::string s3 = "{";
-  field(s3, "KmsKeyId", req.output_kms_key_id);
-  field(s3, "S3Uri", req.output_s3_uri);
-  s3 += "}";
-  raw_field(b, "JobOutputDataConfig", "{\"S3Configuration\":" + s3 + "}");
+  b.key("JobOutputDataConfig").begin_object().key("S3Configuration").begin_object();
+  field(b, "KmsKeyId", req.output_kms_key_id);
+  field(b, "S3Uri", req.output_s3_uri);
+  b.end_object().end_object();
   field(b, "ValidationLevel", req.validation_level);
-  b += "}";
-  return b;
+  b.end_object();
+  return std::move(b).str();
 }
 
 std::string HealthLakeClient::list_import_jobs_body(const ListImportJobsRequest& req) {
-  std::string b = "{";
+  json::Writer b;
+  b.begin_object();
   field(b, "DatastoreId", req.datastore_id);
   field(b, "JobName", req.job_name);
   field(b, "JobStatus", req.job_status);
-  if (req.max_results > 0) raw_field(b, "MaxResults", std::to_string(req.max_results));
+  if (req.max_results > 0) b.field("MaxResults", req.max_results);
   field(b, "NextToken", req.next_token);
-  if (req.submitted_after) raw_field(b, "SubmittedAfter", number(*req.submitted_after));
-  if (req.submitted_before) raw_field(b, "SubmittedBefore", number(*req.submitted_before));
-  b += "}";
-  return b;
+  if (req.submitted_after) b.raw_field("SubmittedAfter", number(*req.submitted_after));
+  if (req.submitted_before) b.raw_field("SubmittedBefore", number(*req.submitted_before));
+  b.end_object();
+  return std::move(b).str();
 }
 
 void HealthLakeClient::post(std::string op, std::string body,
@@ -222,7 +213,8 @@ void HealthLakeClient::post(std::string op, std::string body,
 
 void HealthLakeClient::describe_datastore(std::string datastore_id,
                                           Done<DatastoreProperties> done) {
-  std::string body = "{" + json_quote("DatastoreId") + ":" + json_quote(datastore_id) + "}";
+  std::string body =
+      json::Writer().begin_object().field("DatastoreId", datastore_id).end_object().str();
   post("DescribeFHIRDatastore", std::move(body), [done = std::move(done)](CallResult cr) {
     auto r = from_call<DatastoreProperties>(cr);
     if (cr.ok())
@@ -270,8 +262,12 @@ void HealthLakeClient::start_import_job(StartImportRequest req, Done<StartImport
 
 void HealthLakeClient::describe_import_job(std::string datastore_id, std::string job_id,
                                            Done<ImportJobProperties> done) {
-  std::string body = "{" + json_quote("DatastoreId") + ":" + json_quote(datastore_id) + "," +
-                     json_quote("JobId") + ":" + json_quote(job_id) + "}";
+  std::string body = json::Writer()
+                         .begin_object()
+                         .field("DatastoreId", datastore_id)
+                         .field("JobId", job_id)
+                         .end_object()
+                         .str();
   post("DescribeFHIRImportJob", std::move(body), [done = std::move(done)](CallResult cr) {
     auto r = from_call<ImportJobProperties>(cr);
     if (cr.ok())

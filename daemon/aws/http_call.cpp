@@ -1,12 +1,11 @@
 #include "aws/http_call.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <cctype>
 #include <vector>
 
+#include "common/hashing.hpp"
 #include "metrics/counters.hpp"
 #include "service/log.hpp"
 
@@ -19,8 +18,7 @@ constexpr std::string_view kUnsignedPayload = "UNSIGNED-PAYLOAD";
 // Hashes a streamed body by reading it once; the source is rewound afterwards.
 std::optional<std::string> hash_source(BodySource& src) {
   if (!src.rewind || !src.rewind()) return std::nullopt;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  fe::Sha256 sha;
   std::vector<char> buf(256 * 1024);
   std::uint64_t total = 0;
   bool ok = true;
@@ -31,15 +29,11 @@ std::optional<std::string> hash_source(BodySource& src) {
       break;
     }
     if (n == 0) break;
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(n));
+    sha.update(buf.data(), static_cast<std::size_t>(n));
     total += static_cast<std::uint64_t>(n);
   }
-  unsigned char md[32];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
   if (!ok || total != src.size || !src.rewind()) return std::nullopt;
-  return hex(md, len);
+  return sha.final_hex();
 }
 
 AwsError local_error(ErrorCategory category, std::string message) {

@@ -13,29 +13,6 @@ namespace {
 
 constexpr std::string_view kS3Ns = "http://s3.amazonaws.com/doc/2006-03-01/";
 
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t extra;
-    if (c < 0x80)
-      extra = 0;
-    else if (c >= 0xC2 && c <= 0xDF)
-      extra = 1;
-    else if ((c & 0xF0) == 0xE0)
-      extra = 2;
-    else if (c >= 0xF0 && c <= 0xF4)
-      extra = 3;
-    else
-      return false;
-    if (s.size() - i <= extra) return false;  // truncated sequence
-    for (std::size_t k = 1; k <= extra; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    i += extra + 1;
-  }
-  return true;
-}
-
 std::string xml_escape(std::string_view s) {
   return xml::escape(s);
 }
@@ -82,39 +59,6 @@ std::string q(std::string_view v) {
 }
 
 }  // namespace
-
-std::string validate_key(std::string_view key) {
-  if (key.empty()) return "empty object key";
-  if (key.size() > 1024) return "object key longer than 1024 bytes";
-  for (unsigned char c : key)
-    if (c < 0x20 || c == 0x7f) return "object key contains a control character";
-  if (!valid_utf8(key)) return "object key is not valid UTF-8";
-  if (key.front() == '/') return "object key starts with '/'";
-  std::size_t start = 0;
-  for (;;) {
-    auto end = key.find('/', start);
-    auto seg =
-        key.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-    if (seg == "." || seg == "..") return "object key has a '.' or '..' segment";
-    if (seg.empty() && end != std::string_view::npos) return "object key has an empty segment";
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  return {};
-}
-
-std::string validate_bucket(std::string_view b) {
-  if (b.size() < 3 || b.size() > 63) return "bucket name must be 3-63 characters";
-  for (char c : b)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-'))
-      return "bucket name may only contain a-z, 0-9, '.', '-'";
-  if (b.front() == '.' || b.front() == '-' || b.back() == '.' || b.back() == '-')
-    return "bucket name must start and end with a letter or digit";
-  if (b.find("..") != std::string_view::npos) return "bucket name contains '..'";
-  if (std::all_of(b.begin(), b.end(), [](char c) { return c == '.' || (c >= '0' && c <= '9'); }))
-    return "bucket name must not look like an IP address";
-  return {};
-}
 
 std::string composite_crc32c(const std::vector<std::uint32_t>& part_crcs) {
   std::string bytes;

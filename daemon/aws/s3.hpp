@@ -35,6 +35,7 @@
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
 #include "aws/result.hpp"
+#include "common/s3_names.hpp"
 
 namespace fe::aws {
 
@@ -46,10 +47,14 @@ struct Empty {};
 
 // Empty string when the key is acceptable, else why not: empty, > 1024 bytes, control
 // characters (incl. DEL), "." or ".." segments, leading '/', empty segments ("a//b"), invalid
-// UTF-8.
-std::string validate_key(std::string_view key);
-// S3 bucket naming rules (3-63, lower-case letters, digits, '.', '-'; no "..", not an IP).
-std::string validate_bucket(std::string_view bucket);
+// UTF-8. The rules live in common/s3_names.hpp (one set for config, client and emulator).
+inline std::string validate_key(std::string_view key) {
+  return fe::s3::safe_key_error(key);
+}
+// S3's general purpose bucket naming rules (common/s3_names.hpp).
+inline std::string validate_bucket(std::string_view bucket) {
+  return fe::s3::bucket_name_error(bucket);
+}
 
 // "<base64 of crc32c over the big-endian part crcs>-<parts>": what S3 reports as the checksum
 // of a multipart object uploaded with per-part CRC32C (COMPOSITE type).

@@ -161,19 +161,6 @@ std::string uri_encode(std::string_view s, bool encode_slash) {
   return out;
 }
 
-std::array<unsigned char, 32> sha256(std::string_view bytes) {
-  std::array<unsigned char, 32> md{};
-  unsigned int len = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), md.data(), &len, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("SHA-256 failed (OpenSSL)");
-  return md;
-}
-
-std::string sha256_hex(std::string_view bytes) {
-  auto md = sha256(bytes);
-  return hex(md.data(), md.size());
-}
-
 std::array<unsigned char, 32> hmac_sha256(std::string_view key, std::string_view data) {
   std::array<unsigned char, 32> md{};
   unsigned int len = 0;
@@ -181,36 +168,6 @@ std::array<unsigned char, 32> hmac_sha256(std::string_view key, std::string_view
             reinterpret_cast<const unsigned char*>(data.data()), data.size(), md.data(), &len))
     throw std::runtime_error("HMAC-SHA256 failed (OpenSSL)");
   return md;
-}
-
-std::string hex(const unsigned char* data, std::size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = kHex[data[i] >> 4];
-    out[2 * i + 1] = kHex[data[i] & 0xF];
-  }
-  return out;
-}
-
-Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
-  if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("SHA-256 init failed (OpenSSL)");
-}
-Sha256Stream::~Sha256Stream() {
-  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
-}
-void Sha256Stream::update(std::string_view bytes) {
-  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size()) != 1)
-    throw std::runtime_error("SHA-256 update failed (OpenSSL)");
-}
-std::string Sha256Stream::final_hex() {
-  unsigned char md[32];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &len) != 1)
-    throw std::runtime_error("SHA-256 final failed (OpenSSL)");
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
-  return hex(md, len);
 }
 
 std::array<unsigned char, 32> derive_signing_key(std::string_view secret, std::string_view date8,

@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/hashing.hpp"
+
 namespace fe::aws {
 
 struct Credentials {
@@ -92,23 +94,16 @@ Presigned presign(const SignableRequest& request, const Credentials& creds,
 // RFC 3986 encoding as SigV4 wants: unreserved A-Z a-z 0-9 - _ . ~ kept, everything else %XX
 // (upper-case hex, UTF-8 bytes). '/' kept unless encode_slash.
 std::string uri_encode(std::string_view s, bool encode_slash);
-std::string sha256_hex(std::string_view bytes);
-std::array<unsigned char, 32> sha256(std::string_view bytes);
+// SHA-256 and hex are the project's one implementation (common/hashing.hpp); these names stay
+// because the signer, the verifier and their tests speak of them.
+using fe::sha256;
+using fe::sha256_hex;
 std::array<unsigned char, 32> hmac_sha256(std::string_view key, std::string_view data);
-std::string hex(const unsigned char* data, std::size_t n);
+inline std::string hex(const unsigned char* data, std::size_t n) {
+  return fe::to_hex(data, n);
+}
 // Incremental SHA-256 for bodies hashed while streaming (upload parts); final_hex() resets.
-class Sha256Stream {
- public:
-  Sha256Stream();
-  ~Sha256Stream();
-  Sha256Stream(const Sha256Stream&) = delete;
-  Sha256Stream& operator=(const Sha256Stream&) = delete;
-  void update(std::string_view bytes);
-  std::string final_hex();
-
- private:
-  void* ctx_;  // EVP_MD_CTX, kept opaque so this header needs no OpenSSL include
-};
+using Sha256Stream = fe::Sha256;
 // kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")
 std::array<unsigned char, 32> derive_signing_key(std::string_view secret, std::string_view date8,
                                                  std::string_view region, std::string_view service);

@@ -133,7 +133,6 @@ class LineSource {
   std::string error_;
 };
 
-std::string json_quote(std::string_view s);                // JSON string literal with escapes
 std::string shorten(std::string_view s, size_t max = 60);  // for quoting values in messages
 
 }  // namespace fe::fhir

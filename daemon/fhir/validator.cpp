@@ -3,7 +3,7 @@
 // This file: the Validator (options, validate_line: parse, size limits, walk, invariants, profiles)
 // and the output forms; the walker itself is validator_walker.cpp and validator_values.cpp.
 #include "fhir/validator.hpp"
-#include "common/json_escape.hpp"
+#include "common/json_writer.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -62,10 +62,6 @@ size_t Result::warnings() const {
   return static_cast<size_t>(std::count_if(issues.begin(), issues.end(), [](const Issue& i) {
     return i.severity == Severity::warning;
   }));
-}
-
-std::string json_quote(std::string_view s) {
-  return fe::json::quote(s);
 }
 
 std::string shorten(std::string_view s, size_t max) {
@@ -390,11 +386,9 @@ void check_invariants(dom::element obj, uint32_t type, std::string_view type_nam
 // ---- Output forms -------------------------------------------------------------------------------
 
 std::string to_operation_outcome(const Result& result, std::string_view file) {
-  std::string out = R"({"resourceType":"OperationOutcome","issue":[)";
-  bool first = true;
+  json::Writer w;
+  w.begin_object().field("resourceType", "OperationOutcome").key("issue").begin_array();
   for (const Issue& i : result.issues) {
-    if (!first) out += ',';
-    first = false;
     std::string diag;
     if (!file.empty()) {
       diag += file;
@@ -411,27 +405,17 @@ std::string to_operation_outcome(const Result& result, std::string_view file) {
       diag += ": ";
     }
     diag += i.message;
-    out +=
-        R"({"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line","valueInteger":)";
-    out += std::to_string(std::min<uint64_t>(i.line, INT32_MAX));
-    out += R"(}],"severity":")";
-    out += to_string(i.severity);
-    out += R"(","code":)";
-    out += json_quote(i.code);
-    out += R"(,"diagnostics":)";
-    out += json_quote(diag);
-    out += R"(,"location":[)";
-    out += json_quote("Line " + std::to_string(i.line));
-    out += ']';
-    if (!i.path.empty()) {
-      out += R"(,"expression":[)";
-      out += json_quote(i.path);
-      out += ']';
-    }
-    out += '}';
+    w.begin_object().key("extension").begin_array().begin_object();
+    w.field("url", "http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line");
+    w.field("valueInteger", std::min<uint64_t>(i.line, INT32_MAX));
+    w.end_object().end_array();
+    w.field("severity", to_string(i.severity)).field("code", i.code).field("diagnostics", diag);
+    w.key("location").begin_array().value("Line " + std::to_string(i.line)).end_array();
+    if (!i.path.empty()) w.key("expression").begin_array().value(i.path).end_array();
+    w.end_object();
   }
-  out += "]}";
-  return out;
+  w.end_array().end_object();
+  return std::move(w).str();
 }
 
 std::string to_text(const Result& result, std::string_view file) {

@@ -1,7 +1,6 @@
 #include "journal/digest.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,12 +11,10 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/hashing.hpp"
+
 namespace fe::journal {
 namespace {
-
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
 
 struct Fd {
   int fd = -1;
@@ -30,9 +27,8 @@ struct Fd {
 
 std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names) {
   std::sort(names.begin(), names.end());
-  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("content digest: cannot initialise SHA-256");
+  fe::Sha256 all;
+  fe::Sha256 content;  // of one file's bytes; starts over after each file
   std::array<unsigned char, 64 * 1024> buf{};
   for (const auto& name : names) {
     auto path = dir / name;
@@ -47,12 +43,9 @@ std::string content_digest(const std::filesystem::path& dir, std::vector<std::st
       throw std::runtime_error("content digest: " + path.string() + " is not a regular file");
     // The size is hashed after reading, from the bytes actually read: a file that grows while it
     // is hashed yields a different digest rather than a torn one with a stale size.
-    EVP_DigestUpdate(ctx.get(), name.data(), name.size());
-    EVP_DigestUpdate(ctx.get(), "\0", 1);
+    all.update(name);
+    all.update("\0", 1);
     uint64_t total = 0;
-    std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> content(EVP_MD_CTX_new());
-    if (!content || EVP_DigestInit_ex(content.get(), EVP_sha256(), nullptr) != 1)
-      throw std::runtime_error("content digest: cannot initialise SHA-256");
     for (;;) {
       ssize_t n = ::read(f.fd, buf.data(), buf.size());
       if (n < 0) {
@@ -61,27 +54,16 @@ std::string content_digest(const std::filesystem::path& dir, std::vector<std::st
                                  std::strerror(errno));
       }
       if (n == 0) break;
-      EVP_DigestUpdate(content.get(), buf.data(), static_cast<size_t>(n));
+      content.update(buf.data(), static_cast<size_t>(n));
       total += static_cast<uint64_t>(n);
     }
     unsigned char size_be[8];
     for (int i = 0; i < 8; ++i) size_be[i] = static_cast<unsigned char>(total >> (56 - 8 * i));
-    unsigned char inner[EVP_MAX_MD_SIZE];
-    unsigned int inner_len = 0;
-    EVP_DigestFinal_ex(content.get(), inner, &inner_len);
-    EVP_DigestUpdate(ctx.get(), size_be, sizeof size_be);
-    EVP_DigestUpdate(ctx.get(), inner, inner_len);
+    const auto inner = content.final_digest();
+    all.update(size_be, sizeof size_be);
+    all.update(inner.data(), inner.size());
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "sha256:";
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  return "sha256:" + all.final_hex();
 }
 
 std::string client_token(std::string_view pipeline, std::string_view source_path,
@@ -104,17 +86,9 @@ std::string import_client_token(std::string_view pipeline, std::string_view sour
     input += '\0';
     input += "attempt " + std::to_string(attempt) + " part " + std::to_string(part);
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(input.data(), input.size(), md, &len, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("client token: SHA-256 failed");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "fe-";
-  for (unsigned int i = 0; i < 24 && i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  // 24 of the 32 bytes: "fe-" + 48 hex digits stays within ClientToken's 64 characters.
+  const auto md = fe::sha256(input);
+  return "fe-" + fe::to_hex(md.data(), 24);
 }
 
 }  // namespace fe::journal

@@ -2,7 +2,7 @@
 
 #include <simdjson.h>
 
-#include "common/json_escape.hpp"
+#include "common/json_writer.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -21,10 +21,6 @@ std::vector<StatusRow> read_status(const Journal& journal, bool include_finished
     out.push_back({std::move(e), std::move(job), std::move(jobs)});
   }
   return out;
-}
-
-std::string json_quote(std::string_view s) {
-  return fe::json::quote(s);
 }
 
 std::string format_time(TimeMs t) {
@@ -202,16 +198,17 @@ std::string progress_cell(const std::vector<ImportJobRow>& jobs) {
   return out;
 }
 
-std::string progress_json(const Progress& p, std::optional<double> throughput) {
-  return "{\"resources_scanned\":" + std::to_string(p.scanned) +
-         ",\"resources_imported\":" + std::to_string(p.imported) +
-         ",\"resources_failed\":" + std::to_string(p.failed) +
-         ",\"files_scanned\":" + std::to_string(p.files_scanned) +
-         ",\"files_imported\":" + std::to_string(p.files_imported) +
-         ",\"files_failed\":" + std::to_string(p.files_failed) +
-         ",\"size_scanned_mb\":" + number(p.mb_scanned) +
-         ",\"throughput_mb_per_s\":" + (throughput ? number(*throughput) : std::string("null")) +
-         "}";
+void progress_json(json::Writer& w, const Progress& p, std::optional<double> throughput) {
+  w.begin_object()
+      .field("resources_scanned", p.scanned)
+      .field("resources_imported", p.imported)
+      .field("resources_failed", p.failed)
+      .field("files_scanned", p.files_scanned)
+      .field("files_imported", p.files_imported)
+      .field("files_failed", p.files_failed)
+      .raw_field("size_scanned_mb", number(p.mb_scanned))  // %.6g, as the table shows it
+      .raw_field("throughput_mb_per_s", throughput ? number(*throughput) : "null")
+      .end_object();
 }
 
 // HealthLake's Message of a job that did not end well (FAILED...), for LAST ERROR when the
@@ -286,92 +283,107 @@ std::string format_status_table(const std::vector<StatusRow>& rows) {
 
 namespace {
 
-// The fields every job object shares in status --json.
-std::string job_fields(const ImportJobRow& j) {
-  std::string out = "\"job_name\":" + json_quote(j.job_name);
-  out += ",\"job_id\":" + json_quote(j.job_id);
-  out += ",\"status\":" + json_quote(j.status);
-  out += ",\"submitted_at\":" + json_quote(format_time(j.submitted_at));
-  // The level the job was started with, what HealthLake reports (null: not yet, or not sent),
-  // and whether they agree (null until HealthLake reported one).
-  out += ",\"validation_level\":" +
-         (j.validation_level.empty() ? std::string("null") : json_quote(j.validation_level));
-  out += ",\"reported_validation_level\":" +
-         (j.reported_level.empty() ? std::string("null") : json_quote(j.reported_level));
-  out += ",\"validation_level_match\":" +
-         std::string(j.reported_level.empty() || j.validation_level.empty()
-                         ? "null"
-                         : (j.reported_level == j.validation_level ? "true" : "false"));
-  // JobProgressReport (null until HealthLake sent one) and HealthLake's Message.
-  auto p = parse_progress(j.progress_json);
-  out += ",\"progress\":" + (p ? progress_json(*p, p->throughput) : std::string("null"));
-  out += ",\"message\":" + json_quote(j.message);
-  return out;
+// A string, or null when it is empty.
+void string_or_null(json::Writer& w, std::string_view key, std::string_view v) {
+  w.key(key);
+  if (v.empty())
+    w.null();
+  else
+    w.value(v);
 }
 
-std::string export_json(const StatusRow& r) {
+// The fields every job object shares in status --json.
+void job_fields(json::Writer& w, const ImportJobRow& j) {
+  w.field("job_name", j.job_name)
+      .field("job_id", j.job_id)
+      .field("status", j.status)
+      .field("submitted_at", format_time(j.submitted_at));
+  // The level the job was started with, what HealthLake reports (null: not yet, or not sent),
+  // and whether they agree (null until HealthLake reported one).
+  string_or_null(w, "validation_level", j.validation_level);
+  string_or_null(w, "reported_validation_level", j.reported_level);
+  w.key("validation_level_match");
+  if (j.reported_level.empty() || j.validation_level.empty())
+    w.null();
+  else
+    w.value(j.reported_level == j.validation_level);
+  // JobProgressReport (null until HealthLake sent one) and HealthLake's Message.
+  auto p = parse_progress(j.progress_json);
+  w.key("progress");
+  if (p)
+    progress_json(w, *p, p->throughput);
+  else
+    w.null();
+  w.field("message", j.message);
+}
+
+void export_json(json::Writer& w, const StatusRow& r) {
   const auto& e = r.row;
-  std::string out;
-  out += "{\"id\":" + std::to_string(e.id);
-  out += ",\"name\":" + json_quote(e.name);
-  out += ",\"pipeline\":" + json_quote(e.pipeline);
-  out += ",\"source_path\":" + json_quote(e.source_path);
-  out += ",\"digest\":" + json_quote(e.digest);
-  out += ",\"version\":" + std::to_string(e.version);
-  out += ",\"state\":" + json_quote(to_string(e.state));
-  out += ",\"parked_from\":" +
-         (e.parked_from ? json_quote(to_string(*e.parked_from)) : std::string("null"));
-  out += ",\"parked_reason\":" + json_quote(e.parked_reason);
-  out += ",\"files\":" + std::to_string(e.files);
-  out += ",\"resources_valid\":" + std::to_string(e.resources_valid);
-  out += ",\"resources_rejected\":" + std::to_string(e.resources_rejected);
-  out += ",\"bytes_source\":" + std::to_string(e.bytes_source);
-  out += ",\"bytes_spooled\":" + std::to_string(e.bytes_spooled);
-  out += ",\"bytes_uploaded\":" + std::to_string(e.bytes_uploaded);
+  w.begin_object()
+      .field("id", e.id)
+      .field("name", e.name)
+      .field("pipeline", e.pipeline)
+      .field("source_path", e.source_path)
+      .field("digest", e.digest)
+      .field("version", e.version)
+      .field("state", to_string(e.state));
+  w.key("parked_from");
+  if (e.parked_from)
+    w.value(to_string(*e.parked_from));
+  else
+    w.null();
+  w.field("parked_reason", e.parked_reason)
+      .field("files", e.files)
+      .field("resources_valid", e.resources_valid)
+      .field("resources_rejected", e.resources_rejected)
+      .field("bytes_source", e.bytes_source)
+      .field("bytes_spooled", e.bytes_spooled)
+      .field("bytes_uploaded", e.bytes_uploaded);
   {
     // As the table: HealthLake's Message of a failed job when the export recorded no error.
     std::string error = e.last_error;
     if (error.empty() && e.state != ExportState::parked) error = job_message(r.jobs);
-    out += ",\"last_error\":" + json_quote(error);
+    w.field("last_error", error);
   }
-  out += ",\"created_at\":" + json_quote(format_time(e.created_at));
-  out += ",\"updated_at\":" + json_quote(format_time(e.updated_at));
-  out += ",\"finished_at\":" +
-         (e.finished_at ? json_quote(format_time(*e.finished_at)) : std::string("null"));
-  out += ",\"import_attempt\":" + std::to_string(e.import_attempt);
+  w.field("created_at", format_time(e.created_at)).field("updated_at", format_time(e.updated_at));
+  w.key("finished_at");
+  if (e.finished_at)
+    w.value(format_time(*e.finished_at));
+  else
+    w.null();
+  w.field("import_attempt", e.import_attempt);
   auto progress = export_progress(r.jobs);
-  out += ",\"import_progress\":" +
-         (progress ? progress_json(progress->sum, progress->throughput) : std::string("null"));
-  out += ",\"import_jobs\":[";
-  for (size_t i = 0; i < r.jobs.size(); ++i) {
-    const auto& j = r.jobs[i];
-    out += (i ? ",{\"part\":" : "{\"part\":") + std::to_string(j.part);
-    out += "," + job_fields(j);
-    out += ",\"input_uri\":" + json_quote(j.input_uri) + "}";
+  w.key("import_progress");
+  if (progress)
+    progress_json(w, progress->sum, progress->throughput);
+  else
+    w.null();
+  w.key("import_jobs").begin_array();
+  for (const auto& j : r.jobs) {
+    w.begin_object().field("part", j.part);
+    job_fields(w, j);
+    w.field("input_uri", j.input_uri).end_object();
   }
-  out += "]";
-  out += ",\"import_job\":";
+  w.end_array();
+  w.key("import_job");
   if (r.job) {
-    out += "{" + job_fields(*r.job) + "}";
+    w.begin_object();
+    job_fields(w, *r.job);
+    w.end_object();
   } else {
-    out += "null";
+    w.null();
   }
-  out += "}";
-  return out;
+  w.end_object();
 }
 
 }  // namespace
 
 std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version) {
-  std::string out = "{\"schema_version\":" + std::to_string(schema_version) + ",\"exports\":[";
-  bool first = true;
-  for (const auto& r : rows) {
-    if (!first) out += ",";
-    first = false;
-    out += export_json(r);
-  }
-  out += "]}\n";
-  return out;
+  json::Writer w;
+  w.begin_object().field("schema_version", schema_version).key("exports").begin_array();
+  for (const auto& r : rows) export_json(w, r);
+  w.end_array().end_object();
+  return std::move(w).str() + "\n";
 }
 
 std::string format_export_detail(const Journal& journal, const ExportRow& row, bool json,
@@ -392,48 +404,42 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
   std::sort(skipped.begin(), skipped.end());
   std::string out;
   if (json) {
-    out = "{\"export\":" +
-          export_json({row, journal.import_job(row.id), journal.import_jobs(row.id)}) +
-          ",\"files\":[";
-    for (size_t i = 0; i < files.size(); ++i) {
-      const auto& f = files[i];
-      if (i) out += ",";
-      out += "{\"name\":" + json_quote(f.name);
-      out += ",\"state\":" + json_quote(to_string(f.state));
-      out += ",\"size\":" + std::to_string(f.source.size);
-      out += ",\"resources_valid\":" + std::to_string(f.resources_valid);
-      out += ",\"resources_rejected\":" + std::to_string(f.resources_rejected);
-      out += ",\"bytes_uncompressed\":" + std::to_string(f.bytes_uncompressed);
-      out += ",\"bytes_spooled\":" + std::to_string(f.bytes_spooled);
-      out += ",\"import_key\":" + json_quote(f.import_key);
-      out += ",\"import_upload_id\":" + json_quote(f.import_upload_id);
-      out += ",\"archive_key\":" + json_quote(f.archive_key);
-      out += ",\"last_error\":" + json_quote(f.last_error) + "}";
+    json::Writer w;
+    w.begin_object().key("export");
+    export_json(w, {row, journal.import_job(row.id), journal.import_jobs(row.id)});
+    w.key("files").begin_array();
+    for (const auto& f : files) {
+      w.begin_object()
+          .field("name", f.name)
+          .field("state", to_string(f.state))
+          .field("size", f.source.size)
+          .field("resources_valid", f.resources_valid)
+          .field("resources_rejected", f.resources_rejected)
+          .field("bytes_uncompressed", f.bytes_uncompressed)
+          .field("bytes_spooled", f.bytes_spooled)
+          .field("import_key", f.import_key)
+          .field("import_upload_id", f.import_upload_id)
+          .field("archive_key", f.archive_key)
+          .field("last_error", f.last_error)
+          .end_object();
     }
-    out += "],\"skipped\":[";
-    for (size_t i = 0; i < skipped.size(); ++i) {
-      if (i) out += ",";
-      out += "{\"name\":" + json_quote(skipped[i].first) +
-             ",\"reason\":" + json_quote(skipped[i].second) + "}";
-    }
+    w.end_array().key("skipped").begin_array();
+    for (const auto& [name, reason] : skipped)
+      w.begin_object().field("name", name).field("reason", reason).end_object();
     // What each import job of the current attempt reported (importer's outcome summary, with the
-    // first failure reasons as source file:line).
-    out += "],\"import_outcomes\":[";
-    bool first_outcome = true;
-    for (const auto& j : journal.import_jobs(row.id)) {
-      if (j.outcome.empty() || j.outcome.front() != '{') continue;
-      out += (first_outcome ? "" : ",") + j.outcome;
-      first_outcome = false;
-    }
-    out += "],\"events\":[";
-    for (size_t i = 0; i < events.size(); ++i) {
-      if (i) out += ",";
-      out += "{\"time\":" + json_quote(format_time(events[i].time));
-      out += ",\"kind\":" + json_quote(events[i].kind);
-      out += ",\"message\":" + json_quote(events[i].message) + "}";
-    }
-    out += "]}\n";
-    return out;
+    // first failure reasons as source file:line): JSON the importer wrote, inserted as is.
+    w.end_array().key("import_outcomes").begin_array();
+    for (const auto& j : journal.import_jobs(row.id))
+      if (!j.outcome.empty() && j.outcome.front() == '{') w.raw(j.outcome);
+    w.end_array().key("events").begin_array();
+    for (const auto& ev : events)
+      w.begin_object()
+          .field("time", format_time(ev.time))
+          .field("kind", ev.kind)
+          .field("message", ev.message)
+          .end_object();
+    w.end_array().end_object();
+    return std::move(w).str() + "\n";
   }
   out += format_status_table({{row, journal.import_job(row.id), journal.import_jobs(row.id)}});
   out += "\nsource: " + one_line(row.source_path, 400) + "\ndigest: " + row.digest + "\n\n";

@@ -49,8 +49,6 @@ std::string format_status_json(const std::vector<StatusRow>& rows, int schema_ve
 std::string format_export_detail(const Journal& journal, const ExportRow& row, bool json,
                                  size_t max_events = 20);
 
-// JSON string literal with escaping (quotes included).
-std::string json_quote(std::string_view s);
 std::string format_time(TimeMs t);  // RFC 3339 UTC, millisecond precision
 
 }  // namespace fe::journal

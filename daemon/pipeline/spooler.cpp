@@ -1,5 +1,5 @@
 #include "pipeline/spooler.hpp"
-#include "common/json_escape.hpp"
+#include "common/json_writer.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -17,10 +17,6 @@
 
 namespace fe::pipeline {
 namespace fs = std::filesystem;
-
-std::string json_escape(std::string_view s) {
-  return fe::json::escape(s);
-}
 
 fs::path fragment_path(const fs::path& spool_dir, std::string_view export_name,
                        std::string_view file_name) {
@@ -91,22 +87,23 @@ std::vector<PartSpec> raw_parts(const spool::SpoolFile& file, std::uint64_t size
 namespace {
 
 // One rejected line in the report: where, what, and every issue with its JSON path.
-void append_entry(std::string& out, const fhir::Result& r) {
-  out += "{\"line\":" + std::to_string(r.line);
-  if (!r.resource_type.empty()) out += ",\"resourceType\":\"" + json_escape(r.resource_type) + "\"";
-  if (!r.id.empty()) out += ",\"id\":\"" + json_escape(r.id) + "\"";
-  out += ",\"issues\":[";
-  bool first = true;
-  for (const auto& i : r.issues) {
-    if (!first) out += ',';
-    first = false;
-    out += "{\"severity\":\"" + std::string(fhir::to_string(i.severity)) + "\",\"code\":\"" +
-           json_escape(i.code) + "\",\"path\":\"" + json_escape(i.path) + "\",\"message\":\"" +
-           json_escape(i.message) + "\"}";
-  }
-  out += "]";
-  if (r.truncated) out += ",\"issues_truncated\":true";
-  out += "}";
+std::string report_entry(const fhir::Result& r) {
+  json::Writer w;
+  w.begin_object().field("line", r.line);
+  if (!r.resource_type.empty()) w.field("resourceType", r.resource_type);
+  if (!r.id.empty()) w.field("id", r.id);
+  w.key("issues").begin_array();
+  for (const auto& i : r.issues)
+    w.begin_object()
+        .field("severity", fhir::to_string(i.severity))
+        .field("code", i.code)
+        .field("path", i.path)
+        .field("message", i.message)
+        .end_object();
+  w.end_array();
+  if (r.truncated) w.field("issues_truncated", true);
+  w.end_object();
+  return std::move(w).str();
 }
 
 std::string first_error(const fhir::Result& r) {
@@ -186,7 +183,7 @@ SpoolResult spool_file(const SpoolJob& job) {
       for (int i = 0; i < 8; ++i) anchors.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
     };
 
-    std::string entries;
+    std::vector<std::string> entries;  // at most job.max_report_entries
     std::size_t listed = 0;
     std::string first_rejected;  // "line N: cause" of the first rejected line, for the log
     std::string line_buf;
@@ -252,8 +249,7 @@ SpoolResult spool_file(const SpoolJob& job) {
         rejected->write(line_buf);
       }
       if (listed < job.max_report_entries) {
-        if (listed) entries += ",\n    ";
-        append_entry(entries, r);
+        entries.push_back(report_entry(r));
         ++listed;
       }
     }
@@ -305,16 +301,23 @@ SpoolResult spool_file(const SpoolJob& job) {
     }
     // rejected (reject-file without invalid lines) is dropped unfinished: nothing to keep.
 
-    std::string frag = "{\"file\":\"" + json_escape(job.file_name) +
-                       "\",\"resources_valid\":" + std::to_string(res.valid) +
-                       ",\"resources_rejected\":" + std::to_string(res.rejected) +
-                       ",\"blank_lines\":" + std::to_string(res.blank) +
-                       ",\"file_rejected\":" + (res.file_rejected ? "true" : "false") +
-                       (res.file_rejected ? ",\"resources_withheld\":" + std::to_string(withheld)
-                                          : std::string()) +
-                       ",\"bytes_import\":" + std::to_string(res.bytes_uncompressed) +
-                       ",\"rejected_listed\":" + std::to_string(listed) + ",\"rejected\":[\n    " +
-                       entries + "]}";
+    // report.json is read by people too: each rejected line on a line of its own.
+    json::Writer fw;
+    fw.begin_object()
+        .field("file", job.file_name)
+        .field("resources_valid", res.valid)
+        .field("resources_rejected", res.rejected)
+        .field("blank_lines", res.blank)
+        .field("file_rejected", res.file_rejected);
+    if (res.file_rejected) fw.field("resources_withheld", withheld);
+    fw.field("bytes_import", res.bytes_uncompressed)
+        .field("rejected_listed", listed)
+        .key("rejected")
+        .begin_array();
+    for (const auto& e : entries) fw.space("\n    ").raw(e);
+    if (entries.empty()) fw.space("\n    ");
+    fw.end_array().end_object();
+    const std::string frag = std::move(fw).str();
     res.report_fragment = fragment_path(job.spool_dir, job.export_name, job.file_name);
     fs::create_directories(res.report_fragment.parent_path());
     spool::write_durable(res.report_fragment, frag);
@@ -340,22 +343,27 @@ SpoolResult spool_file(const SpoolJob& job) {
 void write_report(const fs::path& spool_dir, std::string_view export_name,
                   std::string_view pipeline, std::string_view level,
                   const std::vector<std::string>& file_names) {
-  std::string out = "{\"export\":\"" + json_escape(export_name) + "\",\"pipeline\":\"" +
-                    json_escape(pipeline) + "\",\"validation_level\":\"" + json_escape(level) +
-                    "\",\n \"files\":[\n  ";
-  bool first = true;
+  json::Writer w;
+  w.begin_object()
+      .field("export", export_name)
+      .field("pipeline", pipeline)
+      .field("validation_level", level)
+      .space("\n ")
+      .key("files")
+      .begin_array();
+  bool any = false;
   for (const auto& name : file_names) {
     auto p = fragment_path(spool_dir, export_name, name);
     std::ifstream in(p, std::ios::binary);
     if (!in) continue;  // a file that was never spooled (fail-export) has no fragment
     std::ostringstream ss;
     ss << in.rdbuf();
-    if (!first) out += ",\n  ";
-    first = false;
-    out += ss.str();
+    w.space("\n  ").raw(ss.str());  // a fragment this file's spooling wrote
+    any = true;
   }
-  out += "]}\n";
-  spool::write_durable(spool::report_path(spool_dir, export_name), out);
+  if (!any) w.space("\n  ");
+  w.end_array().end_object();
+  spool::write_durable(spool::report_path(spool_dir, export_name), std::move(w).str() + "\n");
 }
 
 }  // namespace fe::pipeline

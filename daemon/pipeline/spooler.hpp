@@ -108,6 +108,4 @@ void write_report(const std::filesystem::path& spool_dir, std::string_view expor
                   std::string_view pipeline, std::string_view level,
                   const std::vector<std::string>& file_names);
 
-std::string json_escape(std::string_view s);
-
 }  // namespace fe::pipeline

@@ -3,7 +3,6 @@
 #include "spool/part_body.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -11,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "spool/crc32c.hpp"
+#include "common/hashing.hpp"
 
 namespace fe::spool {
 namespace fs = std::filesystem;
@@ -47,10 +46,10 @@ ByteStream range_stream(const fs::path& path, std::uint64_t offset, std::uint64_
 }
 
 std::string sha256_of_range(const fs::path& path, std::uint64_t offset, std::uint64_t length) {
+  fe::Sha256 sha;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return "";
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
+  bool ok = true;
   std::vector<char> buf(1 << 17);
   std::uint64_t pos = 0;
   while (ok && pos < length) {
@@ -60,22 +59,12 @@ std::string sha256_of_range(const fs::path& path, std::uint64_t offset, std::uin
       ok = false;
       break;
     }
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+    sha.update(buf.data(), static_cast<size_t>(n));
     pos += static_cast<std::uint64_t>(n);
   }
   ::close(fd);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 32;
-  EVP_MD_CTX_free(ctx);
   if (!ok) return "";
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out(64, '0');
-  for (unsigned i = 0; i < 32; ++i) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  return out;
+  return sha.final_hex();
 }
 
 ByteStream frame_stream(const fs::path& path, const Frame& f) {
@@ -142,7 +131,7 @@ FileChecksum file_crc32c(const fs::path& path) {
       throw Error("cannot read " + path.string());
     }
     if (n == 0) break;
-    out.crc32c = crc32c(out.crc32c, buf.data(), static_cast<size_t>(n));
+    out.crc32c = fe::crc32c(buf.data(), static_cast<size_t>(n), out.crc32c);
     out.size += static_cast<std::uint64_t>(n);
   }
   ::close(fd);

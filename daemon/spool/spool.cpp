@@ -1,7 +1,6 @@
 #include "spool/spool.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -11,7 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "spool/crc32c.hpp"
+#include "common/hashing.hpp"
 
 namespace fe::spool {
 namespace fs = std::filesystem;
@@ -79,9 +78,6 @@ struct CCtxDeleter {
 };
 struct DCtxDeleter {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
-};
-struct MdDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
 
 bool is_hex_sha256(std::string_view s) {
@@ -345,7 +341,7 @@ fs::path index_path(const fs::path& spool_file) {
 
 struct SpoolWriter::Impl {
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx;
-  std::unique_ptr<EVP_MD_CTX, MdDeleter> sha;  // of the current frame's uncompressed bytes
+  fe::Sha256 sha;  // of the current frame's uncompressed bytes (starts over after each frame)
   std::vector<char> out;
   int fd = -1;
 };
@@ -367,8 +363,6 @@ SpoolWriter::SpoolWriter(fs::path final_path, WriterOptions options)
   ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_compressionLevel, opt_.zstd_level);
   ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_checksumFlag, 1);
   impl_->out.resize(ZSTD_CStreamOutSize());
-  impl_->sha.reset(EVP_MD_CTX_new());
-  if (!impl_->sha) throw Error("spool: cannot allocate a SHA-256 context");
   impl_->fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (impl_->fd < 0) throw Error(sys_error("spool: cannot create", tmp_));
   index_.part_size = opt_.part_size;
@@ -416,8 +410,6 @@ void SpoolWriter::begin_frame() {
   frame_start_ = written_;
   frame_crc_ = 0;
   frame_in_ = 0;
-  if (EVP_DigestInit_ex(impl_->sha.get(), EVP_sha256(), nullptr) != 1)
-    throw Error("spool: SHA-256 init failed");
   in_frame_ = true;
 }
 
@@ -429,16 +421,7 @@ void SpoolWriter::end_frame() {
   f.uncompressed_offset = index_.uncompressed_size;
   f.uncompressed_size = frame_in_;
   f.crc32c = frame_crc_;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  if (EVP_DigestFinal_ex(impl_->sha.get(), md, &md_len) != 1 || md_len != 32)
-    throw Error("spool: SHA-256 final failed");
-  static constexpr char hex[] = "0123456789abcdef";
-  f.sha256.resize(64);
-  for (unsigned i = 0; i < 32; ++i) {
-    f.sha256[2 * i] = hex[md[i] >> 4];
-    f.sha256[2 * i + 1] = hex[md[i] & 15];
-  }
+  f.sha256 = impl_->sha.final_hex();
   index_.frames.push_back(f);
   index_.uncompressed_size += frame_in_;
   frame_in_ = 0;
@@ -452,9 +435,9 @@ void SpoolWriter::write(std::string_view bytes) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(bytes.size(), opt_.part_size - frame_in_));
     auto chunk = bytes.substr(0, n);
     compress(chunk, false);
-    frame_crc_ = crc32c(frame_crc_, chunk.data(), chunk.size());
-    EVP_DigestUpdate(impl_->sha.get(), chunk.data(), chunk.size());
-    index_.crc32c = crc32c(index_.crc32c, chunk.data(), chunk.size());
+    frame_crc_ = fe::crc32c(chunk, frame_crc_);
+    impl_->sha.update(chunk);
+    index_.crc32c = fe::crc32c(chunk, index_.crc32c);
     frame_in_ += n;
     bytes.remove_prefix(n);
     if (frame_in_ == opt_.part_size) end_frame();
@@ -572,7 +555,7 @@ void SpoolFile::read_frame(size_t n, const std::function<void(std::span<const ch
       if (ZSTD_isError(last))
         throw Error("spool: " + where + " is damaged: " + ZSTD_getErrorName(last));
       if (o.pos) {
-        crc = crc32c(crc, out.data(), o.pos);
+        crc = fe::crc32c(out.data(), o.pos, crc);
         produced += o.pos;
         if (produced > f.uncompressed_size)
           throw Error("spool: " + where + " decompresses to more than its index says");
@@ -589,7 +572,7 @@ void SpoolFile::read_frame(size_t n, const std::function<void(std::span<const ch
       throw Error("spool: " + where + " is damaged: " + ZSTD_getErrorName(last));
     if (o.pos == 0 && last != 0)
       throw Incomplete("spool: " + where + " ends inside its zstd frame (truncated)");
-    crc = crc32c(crc, out.data(), o.pos);
+    crc = fe::crc32c(out.data(), o.pos, crc);
     produced += o.pos;
     if (sink && o.pos) sink({out.data(), o.pos});
   }

@@ -9,19 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "common/file_identity.hpp"
+
 namespace fe::watch {
 
-struct FileIdentity {
-  uint64_t dev = 0;
-  uint64_t inode = 0;
-  uint64_t size = 0;
-  int64_t mtime_ns = 0;
-  bool operator==(const FileIdentity&) const = default;
-};
-
-// lstat() of the path (symlinks are not followed); nullopt when it does not exist or is not a
-// regular file.
-std::optional<FileIdentity> identity_of(const std::filesystem::path& path);
+// The identity and identity_of() are the project's one (common/file_identity.hpp).
+using fe::FileIdentity;
+using fe::identity_of;
 
 struct TakenFile {
   std::string name;  // file name inside the export directory (or the root for single files)

@@ -8,6 +8,7 @@
 #include <regex>
 #include <stdexcept>
 
+#include "common/json_writer.hpp"
 #include "fhir/validator.hpp"
 #include "service/log.hpp"
 
@@ -95,6 +96,18 @@ std::string num(double v) {
   char b[64];
   std::snprintf(b, sizeof b, "%.3f", v);
   return b;
+}
+
+// StartFHIRImportJob's response.
+std::string start_response(std::string_view id, std::string_view status,
+                           std::string_view datastore) {
+  return json::Writer()
+      .begin_object()
+      .field("JobId", id)
+      .field("JobStatus", status)
+      .field("DatastoreId", datastore)
+      .end_object()
+      .str();
 }
 
 // "s3://bucket/prefix" -> (bucket, prefix)
@@ -227,16 +240,22 @@ std::string HealthLake::describe_datastore(std::string_view body) {
     throw HlError(400, "ResourceNotFoundException", "Datastore " + id + " does not exist");
   std::string arn =
       "arn:aws:healthlake:" + opt_.region + ":" + opt_.account + ":datastore/fhir/" + id;
-  return "{\"DatastoreProperties\":{\"DatastoreId\":\"" + json_escape(id) +
-         "\",\"DatastoreArn\":\"" + json_escape(arn) + "\",\"DatastoreName\":\"healthlake-local-" +
-         json_escape(id) + "\",\"DatastoreStatus\":\"" + json_escape(datastore_status(id)) +
-         "\",\"CreatedAt\":" + num(epoch_seconds(created_)) +
-         ",\"DatastoreTypeVersion\":\"R4\",\"DatastoreEndpoint\":\"https://healthlake." +
-         opt_.region + ".amazonaws.com/datastore/" + json_escape(id) +
-         "/r4/"
-         "\",\"SseConfiguration\":{\"KmsEncryptionConfig\":{\"CmkType\":\"AWS_OWNED_KMS_KEY\"}},"
-         "\"IdentityProviderConfiguration\":{\"AuthorizationStrategy\":\"AWS_AUTH\","
-         "\"FineGrainedAuthorizationEnabled\":false}}}";
+  json::Writer w;
+  w.begin_object().key("DatastoreProperties").begin_object();
+  w.field("DatastoreId", id)
+      .field("DatastoreArn", arn)
+      .field("DatastoreName", "healthlake-local-" + id)
+      .field("DatastoreStatus", datastore_status(id))
+      .raw_field("CreatedAt", num(epoch_seconds(created_)))
+      .field("DatastoreTypeVersion", "R4")
+      .field("DatastoreEndpoint",
+             "https://healthlake." + opt_.region + ".amazonaws.com/datastore/" + id + "/r4/");
+  w.key("SseConfiguration").begin_object().key("KmsEncryptionConfig").begin_object();
+  w.field("CmkType", "AWS_OWNED_KMS_KEY").end_object().end_object();
+  w.key("IdentityProviderConfiguration").begin_object();
+  w.field("AuthorizationStrategy", "AWS_AUTH").field("FineGrainedAuthorizationEnabled", false);
+  w.end_object().end_object().end_object();
+  return std::move(w).str();
 }
 
 std::string HealthLake::start(std::string_view body, double now) {
@@ -314,8 +333,7 @@ std::string HealthLake::start(std::string_view body, double now) {
         throw HlError(400, "ConflictException",
                       "ClientToken " + j.client_token +
                           " was already used with different request parameters");
-      return "{\"JobId\":\"" + old.id + "\",\"JobStatus\":\"" + old.status +
-             "\",\"DatastoreId\":\"" + json_escape(old.datastore) + "\"}";
+      return start_response(old.id, old.status, old.datastore);
     }
   }
   j.id = random_hex(16);
@@ -329,9 +347,7 @@ std::string HealthLake::start(std::string_view body, double now) {
   }
   fe::log::info("healthlake-local: import job submitted",
                 {{"JOB_ID", j.id}, {"DATASTORE_ID", j.datastore}, {"S3_URI", j.input_uri}});
-  std::string out_json = "{\"JobId\":\"" + j.id +
-                         "\",\"JobStatus\":\"SUBMITTED\",\"DatastoreId\":\"" +
-                         json_escape(j.datastore) + "\"}";
+  std::string out_json = start_response(j.id, "SUBMITTED", j.datastore);
   jobs_[j.id] = std::move(j);
   return out_json;
 }
@@ -342,37 +358,38 @@ const Job* HealthLake::job(const std::string& id) const {
 }
 
 std::string HealthLake::job_json(const Job& j) const {
-  std::string s = "{\"JobId\":\"" + j.id + "\"";
-  if (!j.name.empty()) s += ",\"JobName\":\"" + json_escape(j.name) + "\"";
-  s += ",\"JobStatus\":\"" + j.status + "\",\"SubmitTime\":" + num(epoch_seconds(j.submit_time));
-  if (j.end_time) s += ",\"EndTime\":" + num(epoch_seconds(*j.end_time));
-  s += ",\"DatastoreId\":\"" + json_escape(j.datastore) + "\",\"InputDataConfig\":{\"S3Uri\":\"" +
-       json_escape(j.input_uri) + "\"},\"JobOutputDataConfig\":{\"S3Configuration\":{\"S3Uri\":\"" +
-       json_escape(j.output_uri) + "\",\"KmsKeyId\":\"" + json_escape(j.kms_key) + "\"}}";
+  json::Writer w;
+  w.begin_object().field("JobId", j.id);
+  if (!j.name.empty()) w.field("JobName", j.name);
+  w.field("JobStatus", j.status).raw_field("SubmitTime", num(epoch_seconds(j.submit_time)));
+  if (j.end_time) w.raw_field("EndTime", num(epoch_seconds(*j.end_time)));
+  w.field("DatastoreId", j.datastore);
+  w.key("InputDataConfig").begin_object().field("S3Uri", j.input_uri).end_object();
+  w.key("JobOutputDataConfig").begin_object().key("S3Configuration").begin_object();
+  w.field("S3Uri", j.output_uri).field("KmsKeyId", j.kms_key).end_object().end_object();
   if (j.report && (j.status == "IN_PROGRESS" || terminal(j.status))) {
     const ImportReport& r = *j.report;
     double mb = static_cast<double>(r.scanned_bytes) / (1024.0 * 1024.0);
-    s +=
-        ",\"JobProgressReport\":{\"TotalNumberOfScannedFiles\":" + std::to_string(r.scanned_files) +
-        ",\"TotalSizeOfScannedFilesInMB\":" + num(mb) +
-        ",\"TotalNumberOfImportedFiles\":" + std::to_string(r.imported_files) +
-        ",\"TotalNumberOfResourcesScanned\":" + std::to_string(r.resources_scanned) +
-        ",\"TotalNumberOfResourcesImported\":" + std::to_string(r.resources_imported) +
-        ",\"TotalNumberOfResourcesWithCustomerError\":" +
-        std::to_string(r.resources_customer_error) +
-        ",\"TotalNumberOfFilesReadWithCustomerError\":" +
-        std::to_string(r.files_with_customer_error) +
-        ",\"Throughput\":" + num(r.seconds > 0 ? mb / r.seconds : mb) + "}";
+    w.key("JobProgressReport")
+        .begin_object()
+        .field("TotalNumberOfScannedFiles", r.scanned_files)
+        .raw_field("TotalSizeOfScannedFilesInMB", num(mb))
+        .field("TotalNumberOfImportedFiles", r.imported_files)
+        .field("TotalNumberOfResourcesScanned", r.resources_scanned)
+        .field("TotalNumberOfResourcesImported", r.resources_imported)
+        .field("TotalNumberOfResourcesWithCustomerError", r.resources_customer_error)
+        .field("TotalNumberOfFilesReadWithCustomerError", r.files_with_customer_error)
+        .raw_field("Throughput", num(r.seconds > 0 ? mb / r.seconds : mb))
+        .end_object();
   }
-  s += ",\"DataAccessRoleArn\":\"" + json_escape(j.role_arn) + "\"";
-  if (!j.message.empty() && terminal(j.status))
-    s += ",\"Message\":\"" + json_escape(j.message) + "\"";
+  w.field("DataAccessRoleArn", j.role_arn);
+  if (!j.message.empty() && terminal(j.status)) w.field("Message", j.message);
   // --report-validation-level: another level than the job runs at (or none at all).
   const std::string& level =
       opt_.report_validation_level.empty() ? j.validation_level : opt_.report_validation_level;
-  if (level != "none") s += ",\"ValidationLevel\":\"" + json_escape(level) + "\"";
-  s += "}";
-  return s;
+  if (level != "none") w.field("ValidationLevel", level);
+  w.end_object();
+  return std::move(w).str();
 }
 
 std::string HealthLake::describe_job(std::string_view body) {
@@ -388,7 +405,11 @@ std::string HealthLake::describe_job(std::string_view body) {
   if (it == jobs_.end() || it->second.datastore != ds)
     throw HlError(400, "ResourceNotFoundException",
                   "Import job " + id + " does not exist in datastore " + ds);
-  return "{\"ImportJobProperties\":" + job_json(it->second) + "}";
+  return json::Writer()
+      .begin_object()
+      .raw_field("ImportJobProperties", job_json(it->second))
+      .end_object()
+      .str();
 }
 
 std::string HealthLake::list_jobs(std::string_view body) {
@@ -440,18 +461,19 @@ std::string HealthLake::list_jobs(std::string_view body) {
   }
   std::sort(matching.begin(), matching.end(),
             [](const Job* a, const Job* b) { return a->seq > b->seq; });
-  std::string s = "{\"ImportJobPropertiesList\":[";
+  json::Writer w;
+  w.begin_object().key("ImportJobPropertiesList").begin_array();
   int64_t n = 0;
   for (const Job* j : matching) {
     if (n == max) break;
-    if (n) s += ",";
-    s += job_json(*j);
+    w.raw(job_json(*j));
     ++n;
   }
-  s += "]";
+  w.end_array();
   if (static_cast<int64_t>(matching.size()) > max)
-    s += ",\"NextToken\":\"" + base64("seq:" + std::to_string(matching[max - 1]->seq)) + "\"";
-  return s + "}";
+    w.field("NextToken", base64("seq:" + std::to_string(matching[max - 1]->seq)));
+  w.end_object();
+  return std::move(w).str();
 }
 
 void HealthLake::tick(double now) {
@@ -581,11 +603,13 @@ void HealthLake::run_import(Job& j) {
       auto sse = o.stored_headers.find("x-amz-server-side-encryption");
       if (sse == o.stored_headers.end() || sse->second != "aws:kms") {
         ++r.files_with_customer_error;
-        s3_.put_bytes(out_bucket, job_dir + "FAILURE/" + rel,
-                      "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\","
-                      "\"code\":\"security\",\"diagnostics\":\"" +
-                          json_escape("s3://" + in_bucket + "/" + o.key) +
-                          ": input object is not encrypted with SSE-KMS\"}]}\n",
+        json::Writer oo;
+        oo.begin_object().field("resourceType", "OperationOutcome").key("issue").begin_array();
+        oo.begin_object().field("severity", "error").field("code", "security");
+        oo.field("diagnostics", "s3://" + in_bucket + "/" + o.key +
+                                    ": input object is not encrypted with SSE-KMS");
+        oo.end_object().end_array().end_object();
+        s3_.put_bytes(out_bucket, job_dir + "FAILURE/" + rel, std::move(oo).str() + "\n",
                       "application/fhir+ndjson");
         continue;
       }
@@ -623,9 +647,16 @@ void HealthLake::run_import(Job& j) {
         ++file_ok;
         r.imported_bytes += line.size();
         ++counts[res.resource_type + "/" + id];
-        std::string rec = "{\"resourceType\":\"" + json_escape(res.resource_type) + "\",\"id\":\"" +
-                          json_escape(id) + "\",\"jobId\":\"" + j.id + "\",\"file\":\"" +
-                          json_escape(file_name) + "\",\"line\":" + std::to_string(line_no) + "}\n";
+        std::string rec = json::Writer()
+                              .begin_object()
+                              .field("resourceType", res.resource_type)
+                              .field("id", id)
+                              .field("jobId", j.id)
+                              .field("file", file_name)
+                              .field("line", line_no)
+                              .end_object()
+                              .str() +
+                          "\n";
         resources_log << rec;
         success << rec;
       } else {
@@ -661,20 +692,24 @@ void HealthLake::run_import(Job& j) {
   if (!opt_.final_status_override.empty()) j.final_status = opt_.final_status_override;
   std::string base = "s3://" + out_bucket + "/" + job_dir;
   double mb = 1024.0 * 1024.0;
-  std::string manifest =
-      "{\"inputDataConfig\":{\"s3Uri\":\"" + json_escape(j.input_uri) +
-      "\"},\"outputDataConfig\":{\"s3Uri\":\"" + json_escape(base) + "\",\"encryptionKeyID\":\"" +
-      json_escape(j.kms_key) + "\"},\"successOutput\":{\"successOutputS3Uri\":\"" +
-      json_escape(base + "SUCCESS/") + "\"},\"failureOutput\":{\"failureOutputS3Uri\":\"" +
-      json_escape(base + "FAILURE/") +
-      "\"},\"numberOfScannedFiles\":" + std::to_string(r.scanned_files) +
-      ",\"numberOfFilesImported\":" + std::to_string(r.imported_files) +
-      ",\"sizeOfScannedFilesInMB\":" + num(static_cast<double>(r.scanned_bytes) / mb) +
-      ",\"sizeOfDataImportedSuccessfullyInMB\":" + num(static_cast<double>(r.imported_bytes) / mb) +
-      ",\"numberOfResourcesScanned\":" + std::to_string(r.resources_scanned) +
-      ",\"numberOfResourcesImportedSuccessfully\":" + std::to_string(r.resources_imported) +
-      ",\"numberOfResourcesWithCustomerError\":" + std::to_string(r.resources_customer_error) +
-      ",\"numberOfResourcesWithServerError\":" + std::to_string(r.resources_server_error) + "}";
+  json::Writer m;
+  m.begin_object();
+  m.key("inputDataConfig").begin_object().field("s3Uri", j.input_uri).end_object();
+  m.key("outputDataConfig").begin_object().field("s3Uri", base);
+  m.field("encryptionKeyID", j.kms_key).end_object();
+  m.key("successOutput").begin_object().field("successOutputS3Uri", base + "SUCCESS/").end_object();
+  m.key("failureOutput").begin_object().field("failureOutputS3Uri", base + "FAILURE/").end_object();
+  m.field("numberOfScannedFiles", r.scanned_files)
+      .field("numberOfFilesImported", r.imported_files)
+      .raw_field("sizeOfScannedFilesInMB", num(static_cast<double>(r.scanned_bytes) / mb))
+      .raw_field("sizeOfDataImportedSuccessfullyInMB",
+                 num(static_cast<double>(r.imported_bytes) / mb))
+      .field("numberOfResourcesScanned", r.resources_scanned)
+      .field("numberOfResourcesImportedSuccessfully", r.resources_imported)
+      .field("numberOfResourcesWithCustomerError", r.resources_customer_error)
+      .field("numberOfResourcesWithServerError", r.resources_server_error)
+      .end_object();
+  std::string manifest = std::move(m).str();
   j.manifest_bucket = out_bucket;
   j.manifest_key = job_dir + "manifest.json";
   j.manifest = std::move(manifest);
@@ -688,14 +723,13 @@ uint64_t HealthLake::imports_of(const std::string& ds, const std::string& key) c
 }
 
 std::string HealthLake::resources_json(const std::string& ds) const {
-  std::string s = "{";
+  json::Writer w;
+  w.begin_object();
   auto d = resources_.find(ds);
   if (d != resources_.end())
-    for (const auto& [k, n] : d->second) {
-      if (s.size() > 1) s += ",";
-      s += "\"" + json_escape(k) + "\":" + std::to_string(n);
-    }
-  return s + "}";
+    for (const auto& [k, n] : d->second) w.field(k, n);
+  w.end_object();
+  return std::move(w).str();
 }
 
 }  // namespace fe::hll

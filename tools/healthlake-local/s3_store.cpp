@@ -1,4 +1,6 @@
 #include "s3_store.hpp"
+#include "common/json_writer.hpp"
+#include "common/s3_names.hpp"
 
 #include <simdjson.h>
 
@@ -36,19 +38,10 @@ SysTime from_ms(int64_t ms) {
   return SysTime(std::chrono::milliseconds(ms));
 }
 
-std::string map_json(const std::map<std::string, std::string>& m) {
-  std::string s = "{";
-  for (const auto& [k, v] : m) {
-    // Appended piecewise: GCC 12 -O2 reports a false -Wrestrict on "\"" + std::string chains.
-    if (s.size() > 1) s += ',';
-    s += '"';
-    s += json_escape(k);
-    s += "\":\"";
-    s += json_escape(v);
-    s += '"';
-  }
-  s += '}';
-  return s;
+void map_json(json::Writer& w, const std::map<std::string, std::string>& m) {
+  w.begin_object();
+  for (const auto& [k, v] : m) w.field(k, v);
+  w.end_object();
 }
 
 std::map<std::string, std::string> json_map(simdjson::dom::element e) {
@@ -75,9 +68,10 @@ int64_t jint(simdjson::dom::element e, const char* field) {
 
 void check_key(const std::string& key) {
   if (key.empty()) throw S3Error(400, "InvalidArgument", "Key must not be empty");
-  if (key.size() > 1024)
+  if (key.size() > fe::s3::kMaxKeyBytes)
     throw S3Error(400, "KeyTooLongError", "Your key is too long",
-                  {{"Size", std::to_string(key.size())}, {"MaxSizeAllowed", "1024"}});
+                  {{"Size", std::to_string(key.size())},
+                   {"MaxSizeAllowed", std::to_string(fe::s3::kMaxKeyBytes)}});
 }
 
 const char* header_name(const std::string& algorithm) {
@@ -148,22 +142,7 @@ fs::path S3Store::new_temp_path() {
 }
 
 bool S3Store::valid_bucket_name(std::string_view n) {
-  if (n.size() < 3 || n.size() > 63) return false;
-  for (char c : n)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-')) return false;
-  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  if (!alnum(n.front()) || !alnum(n.back())) return false;
-  if (n.find("..") != std::string_view::npos) return false;
-  if (n.starts_with("xn--") || n.ends_with("-s3alias")) return false;
-  int dots = 0;
-  bool digits_only = true;
-  for (char c : n) {
-    if (c == '.')
-      ++dots;
-    else if (!(c >= '0' && c <= '9'))
-      digits_only = false;
-  }
-  return !(dots == 3 && digits_only);  // looks like an IP address
+  return fe::s3::valid_bucket_name(n);  // the S3 user guide's rules, common/s3_names.hpp
 }
 
 bool S3Store::create_bucket(const std::string& name) {
@@ -202,25 +181,34 @@ fs::path S3Store::object_path(const std::string& bucket, const std::string& key)
 }
 
 void S3Store::save_object_meta(const ObjectInfo& o) const {
-  std::string j = "{\"key\":\"" + json_escape(o.key) + "\",\"size\":" + std::to_string(o.size) +
-                  ",\"etag\":\"" + json_escape(o.etag) +
-                  "\",\"mtime_ms\":" + std::to_string(to_ms(o.last_modified)) +
-                  ",\"content_type\":\"" + json_escape(o.content_type) +
-                  "\",\"headers\":" + map_json(o.stored_headers) +
-                  ",\"checksums\":" + map_json(o.checksums) + ",\"checksum_type\":\"" +
-                  o.checksum_type + "\",\"parts\":" + std::to_string(o.parts) + "}";
+  json::Writer w;
+  w.begin_object()
+      .field("key", o.key)
+      .field("size", o.size)
+      .field("etag", o.etag)
+      .field("mtime_ms", to_ms(o.last_modified))
+      .field("content_type", o.content_type)
+      .key("headers");
+  map_json(w, o.stored_headers);
+  w.key("checksums");
+  map_json(w, o.checksums);
+  w.field("checksum_type", o.checksum_type).field("parts", o.parts).end_object();
   auto p = o.data;
   p += ".json";
-  write_file_atomic(p, j);
+  write_file_atomic(p, w.str());
 }
 
 void S3Store::save_upload_meta(const UploadInfo& u) const {
-  std::string j = "{\"bucket\":\"" + json_escape(u.bucket) + "\",\"key\":\"" + json_escape(u.key) +
-                  "\",\"initiated_ms\":" + std::to_string(to_ms(u.initiated)) +
-                  ",\"content_type\":\"" + json_escape(u.content_type) +
-                  "\",\"headers\":" + map_json(u.stored_headers) + ",\"checksum_algorithm\":\"" +
-                  u.checksum_algorithm + "\"}";
-  write_file_atomic(dir_ / "uploads" / u.upload_id / "upload.json", j);
+  json::Writer w;
+  w.begin_object()
+      .field("bucket", u.bucket)
+      .field("key", u.key)
+      .field("initiated_ms", to_ms(u.initiated))
+      .field("content_type", u.content_type)
+      .key("headers");
+  map_json(w, u.stored_headers);
+  w.field("checksum_algorithm", u.checksum_algorithm).end_object();
+  write_file_atomic(dir_ / "uploads" / u.upload_id / "upload.json", w.str());
 }
 
 void S3Store::load() {
@@ -492,12 +480,17 @@ PartInfo S3Store::upload_part(const std::string& bucket, const std::string& key,
     p.checksums[u.checksum_algorithm] = checksum_b64(d, u.checksum_algorithm);
   fs::path dir = dir_ / "uploads" / upload_id;
   fs::rename(body, dir / std::to_string(part_number));
-  write_file_atomic(dir / (std::to_string(part_number) + ".json"),
-                    "{\"number\":" + std::to_string(p.number) +
-                        ",\"size\":" + std::to_string(p.size) + ",\"etag\":\"" +
-                        json_escape(p.etag) + "\",\"md5\":\"" + base64(p.md5) +
-                        "\",\"mtime_ms\":" + std::to_string(to_ms(p.last_modified)) +
-                        ",\"checksums\":" + map_json(p.checksums) + "}");
+  json::Writer w;
+  w.begin_object()
+      .field("number", p.number)
+      .field("size", p.size)
+      .field("etag", p.etag)
+      .field("md5", base64(p.md5))
+      .field("mtime_ms", to_ms(p.last_modified))
+      .key("checksums");
+  map_json(w, p.checksums);
+  w.end_object();
+  write_file_atomic(dir / (std::to_string(part_number) + ".json"), w.str());
   u.parts[part_number] = p;
   return p;
 }

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "aws/sigv4.hpp"
+#include "common/json_writer.hpp"
 #include "service/log.hpp"
 
 namespace fe::hll {
@@ -412,16 +413,18 @@ struct Server::Impl {
   }
 
   void write_log(const LogEntry& e, int status, double ms) {
-    std::string s = "{\"time\":\"" + iso8601_ms(std::chrono::system_clock::now()) +
-                    "\",\"operation\":\"" + json_escape(e.operation) + "\"";
+    json::Writer w;
+    w.begin_object()
+        .field("time", iso8601_ms(std::chrono::system_clock::now()))
+        .field("operation", e.operation);
     auto field = [&](const char* k, const std::string& v) {
-      if (!v.empty()) s += ",\"" + std::string(k) + "\":\"" + json_escape(v) + "\"";
+      if (!v.empty()) w.field(k, v);
     };
     field("bucket", e.bucket);
     field("key", e.key);
     field("upload_id", e.upload_id);
-    if (e.part_number) s += ",\"part_number\":" + std::to_string(e.part_number);
-    s += ",\"status\":" + std::to_string(status);
+    if (e.part_number) w.field("part_number", e.part_number);
+    w.field("status", status);
     field("error", e.error);
     field("client_token", e.client_token);
     field("job_id", e.job_id);
@@ -430,9 +433,8 @@ struct Server::Impl {
     field("payload", e.payload);
     char ms_buf[32];
     std::snprintf(ms_buf, sizeof ms_buf, "%.1f", ms);
-    s += ",\"bytes_in\":" + std::to_string(e.bytes_in) +
-         ",\"bytes_out\":" + std::to_string(e.bytes_out) + ",\"ms\":" + ms_buf + "}\n";
-    log << s;
+    w.field("bytes_in", e.bytes_in).field("bytes_out", e.bytes_out).raw_field("ms", ms_buf);
+    log << w.end_object().str() << '\n';
     log.flush();
   }
 
@@ -458,8 +460,12 @@ struct Server::Impl {
     r.error_code = e.type;
     r.set("Content-Type", "application/x-amz-json-1.0");
     r.set("x-amzn-ErrorType", e.type);
-    r.body = "{\"__type\":\"com.amazonaws.healthlake#" + e.type + "\",\"message\":\"" +
-             json_escape(e.message) + "\"}";
+    r.body = json::Writer()
+                 .begin_object()
+                 .field("__type", "com.amazonaws.healthlake#" + e.type)
+                 .field("message", e.message)
+                 .end_object()
+                 .str();
     return r;
   }
 

@@ -1,6 +1,6 @@
 #include "util.hpp"
 #include "aws/xml.hpp"
-#include "common/json_escape.hpp"
+#include "common/hashing.hpp"
 
 #include <isa-l/crc.h>
 #include <openssl/evp.h>
@@ -14,17 +14,6 @@
 #include <vector>
 
 namespace fe::hll {
-
-std::string hex(std::string_view raw) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  out.reserve(raw.size() * 2);
-  for (unsigned char c : raw) {
-    out.push_back(d[c >> 4]);
-    out.push_back(d[c & 15]);
-  }
-  return out;
-}
 
 std::string base64(std::string_view raw) {
   std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
@@ -62,21 +51,6 @@ std::string be32(uint32_t v) {
   return s;
 }
 
-uint32_t crc32c(std::string_view data, uint32_t crc) {
-  // ISA-L's crc32_iscsi takes and returns the non-inverted register; AWS (and everyone) report
-  // the inverted value, so invert on the way in and out to make the function chainable.
-  uint32_t reg = crc ^ 0xFFFFFFFFu;
-  const auto* p = reinterpret_cast<unsigned char*>(const_cast<char*>(data.data()));
-  size_t left = data.size();
-  while (left > 0) {  // crc32_iscsi takes an int length
-    int chunk = static_cast<int>(std::min<size_t>(left, 1u << 30));
-    reg = crc32_iscsi(const_cast<unsigned char*>(p), chunk, reg);
-    p += chunk;
-    left -= static_cast<size_t>(chunk);
-  }
-  return reg ^ 0xFFFFFFFFu;
-}
-
 uint32_t crc32(std::string_view data, uint32_t crc) {
   return crc32_gzip_refl(crc, reinterpret_cast<const unsigned char*>(data.data()), data.size());
 }
@@ -97,14 +71,15 @@ std::string md5(std::string_view data) {
   return evp_digest(EVP_md5(), data);
 }
 std::string sha256(std::string_view data) {
-  return evp_digest(EVP_sha256(), data);
+  const auto d = fe::sha256(data);
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
 }
 
 Digests digest_file(const std::filesystem::path& path) {
   Digests d;
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> m(EVP_MD_CTX_new()), s(EVP_MD_CTX_new());
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> m(EVP_MD_CTX_new());
   EVP_DigestInit_ex(m.get(), EVP_md5(), nullptr);
-  EVP_DigestInit_ex(s.get(), EVP_sha256(), nullptr);
+  fe::Sha256 s;
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw std::runtime_error("cannot open " + path.string());
   std::vector<char> buf(1 << 16);
@@ -112,7 +87,7 @@ Digests digest_file(const std::filesystem::path& path) {
   while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) {
     std::string_view chunk(buf.data(), n);
     EVP_DigestUpdate(m.get(), buf.data(), n);
-    EVP_DigestUpdate(s.get(), buf.data(), n);
+    s.update(chunk);
     d.crc32c = crc32c(chunk, d.crc32c);
     d.crc32 = crc32(chunk, d.crc32);
     d.size += n;
@@ -121,17 +96,13 @@ Digests digest_file(const std::filesystem::path& path) {
   unsigned int len = 0;
   EVP_DigestFinal_ex(m.get(), out, &len);
   d.md5.assign(reinterpret_cast<char*>(out), len);
-  EVP_DigestFinal_ex(s.get(), out, &len);
-  d.sha256.assign(reinterpret_cast<char*>(out), len);
+  const auto sha = s.final_digest();
+  d.sha256.assign(reinterpret_cast<const char*>(sha.data()), sha.size());
   return d;
 }
 
 std::string xml_escape(std::string_view s) {
   return fe::aws::xml::escape(s);
-}
-
-std::string json_escape(std::string_view s) {
-  return fe::json::escape(s);
 }
 
 std::string url_decode(std::string_view s, bool plus_is_space) {

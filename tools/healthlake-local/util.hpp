@@ -1,7 +1,7 @@
 #pragma once
 // Small helpers shared by the emulator's S3 and HealthLake halves: encodings, digests computed by
 // streaming a file (request bodies are spooled to disk, never held whole in memory), AWS time
-// formats, XML/JSON escaping.
+// formats, XML escaping. (Hashing and JSON come from common/.)
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -9,16 +9,23 @@
 #include <string>
 #include <string_view>
 
+#include "common/hashing.hpp"
+
 namespace fe::hll {
 
-std::string hex(std::string_view raw);
+inline std::string hex(std::string_view raw) {
+  return fe::to_hex(raw);
+}  // common/hashing
 std::string base64(std::string_view raw);
 std::optional<std::string> base64_decode(std::string_view text);  // nullopt on malformed input
 std::string be32(uint32_t v);                                     // 4 raw bytes, big endian
 
-// CRC32C (Castagnoli, ISA-L crc32_iscsi) and CRC32 (IEEE, ISA-L crc32_gzip_refl), chainable: pass
-// the previous result as `crc` to continue over more bytes.
-uint32_t crc32c(std::string_view data, uint32_t crc = 0);
+// CRC32C is the project's one (common/hashing.hpp); CRC32 (IEEE, ISA-L crc32_gzip_refl) only the
+// emulator needs. Both chainable: pass the previous result as `crc` to continue over more bytes.
+// (string_view only: with fe::crc32c's pointer overload too, crc32c("text", crc) is ambiguous.)
+inline uint32_t crc32c(std::string_view data, uint32_t crc = 0) {
+  return fe::crc32c(data, crc);
+}
 uint32_t crc32(std::string_view data, uint32_t crc = 0);
 std::string md5(std::string_view data);     // raw 16 bytes
 std::string sha256(std::string_view data);  // raw 32 bytes
@@ -34,7 +41,6 @@ struct Digests {
 Digests digest_file(const std::filesystem::path& path);
 
 std::string xml_escape(std::string_view s);
-std::string json_escape(std::string_view s);  // without the surrounding quotes
 std::string url_decode(std::string_view s, bool plus_is_space = true);
 std::string url_encode(std::string_view s, bool keep_slash);  // RFC 3986 unreserved kept
 

@@ -7,10 +7,10 @@
 #include <boost/asio/io_context.hpp>
 #include <fstream>
 
+#include "common/hashing.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
 #include "journal/status.hpp"
-#include "spool/crc32c.hpp"
 #include "spool/spool.hpp"
 #include "test_util.hpp"
 #include "watch/watcher.hpp"
@@ -88,13 +88,13 @@ TEST(Flow, WatchTakeSpoolRecord) {
     const auto& idx = w.finish();
     journal.record_spooled(
         f.id, {static_cast<int64_t>(count), 0, static_cast<int64_t>(idx.uncompressed_size),
-               static_cast<int64_t>(idx.compressed_size), fe::spool::crc32c_base64(idx.crc32c)});
+               static_cast<int64_t>(idx.compressed_size), fe::crc32c_base64(idx.crc32c)});
     std::vector<fe::journal::PartPlan> plan;
     for (size_t n = 0; n < idx.frames.size(); ++n)
       plan.push_back({static_cast<int>(n + 1),
                       static_cast<int64_t>(idx.frames[n].uncompressed_offset),
                       static_cast<int64_t>(idx.frames[n].uncompressed_size),
-                      fe::spool::crc32c_base64(idx.frames[n].crc32c)});
+                      fe::crc32c_base64(idx.frames[n].crc32c)});
     journal.plan_parts(f.id, fe::journal::PartKind::import, plan);
   }
   journal.set_export_state(id, fe::journal::ExportState::spooled);
@@ -107,7 +107,7 @@ TEST(Flow, WatchTakeSpoolRecord) {
       std::string body;
       sf.read_frame(static_cast<size_t>(p.part_number - 1), body);
       EXPECT_EQ(static_cast<int64_t>(body.size()), p.length);
-      EXPECT_EQ(fe::spool::crc32c_base64(fe::spool::crc32c(0, body.data(), body.size())), p.crc32c);
+      EXPECT_EQ(fe::crc32c_base64(fe::crc32c(body)), p.crc32c);
       whole += body;
     }
     EXPECT_EQ(whole, content.at(f.name));

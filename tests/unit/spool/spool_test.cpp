@@ -12,7 +12,7 @@
 
 #include <openssl/evp.h>
 
-#include "spool/crc32c.hpp"
+#include "common/hashing.hpp"
 #include "spool/spool.hpp"
 
 #include "temp_dir.hpp"
@@ -70,14 +70,6 @@ std::string zstd_decompress_all(const std::string& compressed) {
 
 }  // namespace
 
-TEST(Crc32c, MatchesTheStandardCheckValue) {
-  EXPECT_EQ(crc32c(0, "123456789", 9), 0xE3069283u);
-  EXPECT_EQ(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
-  EXPECT_EQ(crc32c(0, "", 0), 0u);
-  // base64 of the big-endian bytes e3 06 92 83.
-  EXPECT_EQ(crc32c_base64(0xE3069283u), "4waSgw==");
-}
-
 TEST(Spool, PartNIsFrameNAndFramesDecompressIndependently) {
   TempDir dir;
   const uint64_t part = 64 * 1024;
@@ -101,7 +93,7 @@ TEST(Spool, PartNIsFrameNAndFramesDecompressIndependently) {
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
   auto f = SpoolFile::open(path);
   ASSERT_EQ(f.frame_count(), 6u);
-  EXPECT_EQ(f.index().crc32c, crc32c(0, data.data(), data.size()));
+  EXPECT_EQ(f.index().crc32c, fe::crc32c(data));
   std::string file = slurp(path);
   EXPECT_LT(file.size(), data.size() / 3) << "NDJSON should compress well";
   for (size_t n = 0; n < f.frame_count(); ++n) {
@@ -109,7 +101,7 @@ TEST(Spool, PartNIsFrameNAndFramesDecompressIndependently) {
     std::string expect = data.substr(n * part, part);
     EXPECT_EQ(fr.uncompressed_offset, n * part);
     EXPECT_EQ(fr.uncompressed_size, expect.size());
-    EXPECT_EQ(fr.crc32c, crc32c(0, expect.data(), expect.size()));
+    EXPECT_EQ(fr.crc32c, fe::crc32c(expect));
     // Through the reader.
     std::string got;
     f.read_frame(n, got);
@@ -439,21 +431,6 @@ TEST(Spool, RedoInvalidatesThePreviousCopyUntilItIsFinished) {
   EXPECT_EQ(f.index().uncompressed_size, data.size());
 }
 
-namespace {
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  std::string out;
-  char b[3];
-  for (unsigned i = 0; i < len; ++i) {
-    std::snprintf(b, sizeof b, "%02x", md[i]);
-    out += b;
-  }
-  return out;
-}
-}  // namespace
-
 // Each frame's SHA-256 (the part's signed payload hash) is recorded in the index as it is written,
 // equals an independent hash of the frame's bytes, and survives the index round trip. Indexes
 // without it (written by an older version) still parse, with an empty hash.
@@ -470,7 +447,8 @@ TEST(Spool, FrameSha256IsRecordedAndParsed) {
   auto f = SpoolFile::open(path);
   ASSERT_EQ(f.frame_count(), 4u);
   for (size_t n = 0; n < f.frame_count(); ++n)
-    EXPECT_EQ(f.index().frames[n].sha256, sha256_hex(std::string_view(data).substr(n * part, part)))
+    EXPECT_EQ(f.index().frames[n].sha256,
+              fe::sha256_hex(std::string_view(data).substr(n * part, part)))
         << "frame " << n;
   auto text = f.index().serialize();
   EXPECT_EQ(FrameIndex::parse(text, "x.idx").serialize(), text);

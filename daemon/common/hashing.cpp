@@ -1,11 +1,12 @@
-#include "aws/crc32c.hpp"
+#include "common/hashing.hpp"
 
 #include <isa-l.h>
 #include <openssl/evp.h>
 
 #include <climits>
+#include <stdexcept>
 
-namespace fe::aws {
+namespace fe {
 
 std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t prev) {
   // crc32_iscsi neither inverts the seed nor the result; the standard CRC does both.
@@ -82,4 +83,53 @@ bool crc32c_from_base64(std::string_view b64, std::uint32_t& out) {
   return true;
 }
 
-}  // namespace fe::aws
+std::string to_hex(const void* data, std::size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::string out(n * 2, '0');
+  for (std::size_t i = 0; i < n; ++i) {
+    out[2 * i] = kHex[p[i] >> 4];
+    out[2 * i + 1] = kHex[p[i] & 0xF];
+  }
+  return out;
+}
+
+Sha256Digest sha256(std::string_view bytes) {
+  Sha256Digest md{};
+  unsigned int len = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), md.data(), &len, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("SHA-256 failed (OpenSSL)");
+  return md;
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  return to_hex(sha256(bytes));
+}
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1) {
+    EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+    throw std::runtime_error("SHA-256 init failed (OpenSSL)");
+  }
+}
+
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
+
+void Sha256::update(const void* data, std::size_t n) {
+  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, n) != 1)
+    throw std::runtime_error("SHA-256 update failed (OpenSSL)");
+}
+
+Sha256Digest Sha256::final_digest() {
+  Sha256Digest md{};
+  unsigned int len = 0;
+  auto* ctx = static_cast<EVP_MD_CTX*>(ctx_);
+  if (EVP_DigestFinal_ex(ctx, md.data(), &len) != 1 ||
+      EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("SHA-256 final failed (OpenSSL)");
+  return md;
+}
+
+}  // namespace fe
