@@ -120,7 +120,7 @@ void read_metrics(Checker& c, const Item& it, Metrics& out) {
 }
 
 void read_log(Checker& c, const Item& it, Log& out) {
-  Map m(c, it.value, it.path, it.mark, {"level"});
+  Map m(c, it.value, it.path, it.mark, {"level", "format"});
   if (!m.ok()) {
     return;
   }
@@ -133,6 +133,18 @@ void read_log(Checker& c, const Item& it, Log& out) {
           msg += "; did you mean '" + s + "'?";
         }
         c.error(l->mark, l->path, msg);
+      }
+    }
+  }
+  if (const Item* f = m.get("format")) {
+    if (auto v = c.text(*f)) {
+      if (!fe::log::parse_format(*v, out.format)) {
+        std::vector<std::string_view> names = {"text", "json"};
+        std::string msg = "must be one of " + join(names, ", ") + ", got '" + *v + "'";
+        if (auto s = suggest(*v, names); !s.empty()) {
+          msg += "; did you mean '" + s + "'?";
+        }
+        c.error(f->mark, f->path, msg);
       }
     }
   }

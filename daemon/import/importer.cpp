@@ -42,7 +42,10 @@ void Importer::Impl::pump(Store& s) {
 void Importer::Impl::park(std::int64_t id, const std::string& reason) {
   auto e = journal.find_export(id);
   if (!e) return;
-  log::error("import parked: " + reason, {{"EXPORT_ID", e->name}});
+  log::error("import parked: " + reason,
+             {{"MESSAGE_ID", std::string(log::message_id::export_parked)},
+              {"EXPORT_ID", e->name},
+              {"PIPELINE", e->pipeline}});
   journal.park_export(id, reason);
   ++stats.parked;
   release(*e);

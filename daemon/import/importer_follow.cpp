@@ -283,10 +283,18 @@ void Importer::Impl::finish_export(std::int64_t id) {
   if (v.accepted) {
     journal.set_export_state(id, ExportState::imported, v.summary);
     ++stats.imported;
+    log::info("export imported: " + v.summary,
+              {{"MESSAGE_ID", std::string(log::message_id::export_imported)},
+               {"EXPORT_ID", e.name},
+               {"PIPELINE", e.pipeline}});
     if (opt.events) opt.events->emit(ExportEvent::imported, id);
   } else {
     journal.set_export_state(id, ExportState::import_failed, v.summary);
     ++stats.import_failed;
+    log::error("import failed: " + v.summary,
+               {{"MESSAGE_ID", std::string(log::message_id::import_failed)},
+                {"EXPORT_ID", e.name},
+                {"PIPELINE", e.pipeline}});
   }
   release(e);
   changed();

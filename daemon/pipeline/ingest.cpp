@@ -83,7 +83,8 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
     return;
   }
   ++c_.stats.exports_taken;
-  log::info("export taken", {{"EXPORT_ID", t.row.name},
+  log::info("export taken", {{"MESSAGE_ID", std::string(log::message_id::export_taken)},
+                             {"EXPORT_ID", t.row.name},
                              {"PIPELINE", pname},
                              {"RULE", r.rule},
                              {"FILES", std::to_string(r.files.size())}});

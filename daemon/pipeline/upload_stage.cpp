@@ -89,7 +89,9 @@ void UploadStage::resume(std::shared_ptr<Run> run) {
 }
 
 void UploadStage::park(std::shared_ptr<Run> run, const std::string& why) {
-  log::error("export parked: " + why, {{"EXPORT_ID", run->name}});
+  log::error("export parked: " + why, {{"MESSAGE_ID", std::string(log::message_id::export_parked)},
+                                       {"EXPORT_ID", run->name},
+                                       {"PIPELINE", run->pipeline}});
   try {
     c_.jr->park_export(run->id, why);
   } catch (const std::exception& e) {
@@ -126,7 +128,8 @@ void UploadStage::start_upload(std::shared_ptr<Run> run) {
     if (s3c.upload_rejects && f.state != FileState::uploaded) {
       auto rp = spool::rejected_path(c_.cfg.spool.dir, row.name, f.name);
       if (fs::exists(rp))
-        objs.push_back(untracked_object(run, s3c, import::rejected_key(s3c.prefix, row.name, f.name), rp));
+        objs.push_back(
+            untracked_object(run, s3c, import::rejected_key(s3c.prefix, row.name, f.name), rp));
     }
   }
   if (s3c.upload_rejects) {
@@ -200,8 +203,9 @@ void UploadStage::add_file_objects(const std::shared_ptr<Run>& run, const config
     if (!o->empty()) objs.push_back(std::move(o));
   };
   add(PartKind::import,
-      import::import_key(s3c.prefix, export_name,
-                 import::import_part_dir(file_index, n_files, c_.opt.max_files_per_import_job) + f.name));
+      import::import_key(
+          s3c.prefix, export_name,
+          import::import_part_dir(file_index, n_files, c_.opt.max_files_per_import_job) + f.name));
   if (s3c.archive) add(PartKind::archive, import::archive_key(s3c.prefix, export_name, f.name));
 }
 
@@ -270,7 +274,9 @@ void UploadStage::upload_done(std::shared_ptr<Run> run) {
       if (f.state == FileState::uploading) c_.jr->set_file_state(f.id, FileState::uploaded);
     c_.jr->set_export_state(run->id, ExportState::uploaded);
     ++c_.stats.exports_uploaded;
-    log::info("export uploaded", {{"EXPORT_ID", run->name}});
+    log::info("export uploaded", {{"MESSAGE_ID", std::string(log::message_id::export_uploaded)},
+                                  {"EXPORT_ID", run->name},
+                                  {"PIPELINE", run->pipeline}});
     c_.runs.erase(run->id);
     c_.changed();
     // The import stage takes it from here (wired by the composition root, daemon/app/).

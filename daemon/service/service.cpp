@@ -57,6 +57,7 @@ std::string Service::prepare_state_dirs(const config::Config& c) {
 
 void Service::apply_log_level(const config::Config& c) {
   fe::log::set_level(options_.log_level.value_or(c.log.level));
+  fe::log::set_format(c.log.format);
 }
 
 std::string Service::status() const {
@@ -236,7 +237,9 @@ void Service::reload() {
   }
   if (refused.empty()) {
     reload_note_.clear();
-    fe::log::notice("configuration reloaded", {{"CONFIG_FILE", options_.config_path.string()}});
+    fe::log::notice("configuration reloaded",
+                    {{"MESSAGE_ID", std::string(fe::log::message_id::config_reloaded)},
+                     {"CONFIG_FILE", options_.config_path.string()}});
   } else {
     reload_note_ = "reload rejected (" + refused + "), previous configuration in use";
     fe::log::error("reload rejected, keeping the previous configuration: " + refused,

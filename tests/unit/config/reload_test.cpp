@@ -114,7 +114,8 @@ constexpr const char* kBase =
     "metrics:\n"
     "  listen: 127.0.0.1:9464\n"
     "log:\n"
-    "  level: info\n";
+    "  level: info\n"
+    "  format: text\n";
 
 fe::config::Config load(const std::string& yaml) {
   auto r = load_config_text(yaml, "t.yaml");
@@ -241,7 +242,7 @@ std::vector<Change> metrics_changes() {
 }
 
 std::vector<Change> log_changes() {
-  return {{"  level: info", "  level: debug", ""}};
+  return {{"  level: info", "  level: debug", ""}, {"  format: text", "  format: json", ""}};
 }
 
 TEST(ReloadAws, EachKeyNeedsARestart) {
@@ -295,7 +296,7 @@ TEST(ReloadMetrics, ListenNeedsARestart) {
   check(metrics_changes());
 }
 
-TEST(ReloadLog, LevelIsLive) {
+TEST(ReloadLog, LevelAndFormatAreLive) {
   check(log_changes());
 }
 
@@ -315,8 +316,8 @@ TEST(ReloadKeys, EveryKeyThatIsNotLiveHasATestAndEveryLiveKeyIsDocumented) {
   const auto base = load(kBase);
   std::set<std::string> restart, live;
   for (const auto& k : fe::config::keys(base)) (k.live ? live : restart).insert(k.name);
-  EXPECT_EQ(live, (std::set<std::string>{"log.level", "spool.keep_for", "upload.bandwidth_limit",
-                                         "upload.bandwidth_schedule"}));
+  EXPECT_EQ(live, (std::set<std::string>{"log.format", "log.level", "spool.keep_for",
+                                         "upload.bandwidth_limit", "upload.bandwidth_schedule"}));
   // The docs list exactly these as live (docs/configuration.md, "Reloading").
   std::ifstream in(std::string(FE_SOURCE_DIR) + "/docs/configuration.md");
   std::stringstream doc;

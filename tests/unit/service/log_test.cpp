@@ -96,7 +96,7 @@ struct FormatGuard {
 
 TEST(LogFormat, TextLinesStartWithAnRfc3339UtcTimeAndHideTheMessageId) {
   unsetenv("JOURNAL_STREAM");
-  StderrToFile err;
+  fe::test::LogCapture err;
   FormatGuard guard;
   fe::log::redetect_sink();
   fe::log::set_level(fe::log::Level::info);
@@ -113,7 +113,7 @@ TEST(LogFormat, TextLinesStartWithAnRfc3339UtcTimeAndHideTheMessageId) {
 
 TEST(LogFormat, JsonIsOneValidObjectPerLineWhateverTheBytes) {
   unsetenv("JOURNAL_STREAM");
-  StderrToFile err;
+  fe::test::LogCapture err;
   FormatGuard guard;
   fe::log::redetect_sink();
   fe::log::set_level(fe::log::Level::info);
