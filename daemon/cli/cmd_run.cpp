@@ -18,7 +18,7 @@ constexpr const char* kDescription =
     "Runs the daemon in the foreground (systemd Type=notify: READY, STATUS, WATCHDOG, RELOADING,\n"
     "STOPPING). SIGHUP reloads the configuration (an invalid one is refused and the running one\n"
     "kept); SIGTERM or SIGINT stops gracefully and exits 0. Prometheus metrics and a readiness\n"
-    "probe are served at http://<metrics.listen>/metrics and /healthz (default 127.0.0.1:9464).\n";
+    "probe are served at http://<metrics.listen>/metrics and /healthz (default 127.0.0.1:10464).\n";
 }  // namespace
 
 int fe::cli::cmd_run(Args args) {

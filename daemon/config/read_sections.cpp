@@ -40,7 +40,7 @@ void read_listen(Checker& c, const Item& it, Metrics& out) {
   int pn = port.empty() ? 0 : std::stoi(port);
   if (host.empty() || pn < 1 || pn > 65535) {
     c.error(it.mark, it.path,
-            "expected HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464) or off, got '" + *v + "'");
+            "expected HOST:PORT (e.g. 127.0.0.1:10464 or [::1]:10464) or off, got '" + *v + "'");
     return;
   }
   out.enabled = true;

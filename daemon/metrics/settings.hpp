@@ -13,7 +13,7 @@ namespace fe::metrics {
 struct Settings {
   bool enabled = true;             // false when listen is "off" or null
   std::string host = "127.0.0.1";  // IPv4/IPv6 literal or "localhost" (IPv6 without brackets)
-  std::uint16_t port = 9464;
+  std::uint16_t port = 10464;
   bool operator==(const Settings&) const = default;
 };
 

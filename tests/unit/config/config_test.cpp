@@ -67,7 +67,7 @@ TEST(ConfigLoad, MinimalPipelineGetsDocumentedDefaults) {
   EXPECT_FALSE(c.upload.part_size.has_value());
   EXPECT_EQ(c.upload.concurrency, 4);
   EXPECT_TRUE(c.metrics.enabled);
-  EXPECT_EQ(c.metrics.port, 9464);
+  EXPECT_EQ(c.metrics.port, 10464);
   EXPECT_EQ(c.log.level, fe::log::Level::info);
   EXPECT_EQ(c.aws.credential_source, fe::config::CredentialSource::automatic);
   EXPECT_FALSE(c.aws.region.has_value());
@@ -279,7 +279,7 @@ TEST(ConfigErrors, RangesAndUnits) {
           "t.yaml:13:16: upload.concurrency: must be between 1 and 64, got 100",
           "t.yaml:14:20: upload.bandwidth_limit: expected a rate such as 20MiB/s or 500KB/s, or "
           "unlimited, got 'fast'",
-          "t.yaml:15:20: metrics.listen: expected HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464) "
+          "t.yaml:15:20: metrics.listen: expected HOST:PORT (e.g. 127.0.0.1:10464 or [::1]:10464) "
           "or off, got '127.0.0.1:70000'"));
   EXPECT_THAT(errors(std::string(kHead) + "upload: { part_size: 6GiB }\n"),
               ElementsAre("t.yaml:10:22: upload.part_size: must be between 5MiB and 5GiB, got "

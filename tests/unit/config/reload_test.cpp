@@ -112,7 +112,7 @@ constexpr const char* kBase =
     "  rescan_interval: 60s\n"
     "  scan_quiet: 5s\n"
     "metrics:\n"
-    "  listen: 127.0.0.1:9464\n"
+    "  listen: 127.0.0.1:10464\n"
     "log:\n"
     "  level: info\n"
     "  format: text\n";
@@ -236,9 +236,9 @@ std::vector<Change> watch_changes() {
 }
 
 std::vector<Change> metrics_changes() {
-  return {{"  listen: 127.0.0.1:9464", "  listen: 127.0.0.1:9465", "metrics.listen"},
-          {"  listen: 127.0.0.1:9464", "  listen: \"[::1]:9464\"", "metrics.listen"},
-          {"  listen: 127.0.0.1:9464", "  listen: off", "metrics.listen"}};
+  return {{"  listen: 127.0.0.1:10464", "  listen: 127.0.0.1:9465", "metrics.listen"},
+          {"  listen: 127.0.0.1:10464", "  listen: \"[::1]:10464\"", "metrics.listen"},
+          {"  listen: 127.0.0.1:10464", "  listen: off", "metrics.listen"}};
 }
 
 std::vector<Change> log_changes() {
