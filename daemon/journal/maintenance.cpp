@@ -11,16 +11,24 @@ size_t Journal::compact(std::chrono::seconds older_than) {
   detail::Tx tx(*this);
   std::vector<int64_t> ids;
   {
-    detail::Stmt s(
-        *this, std::string(schema_ >= detail::kStageTables ? "SELECT id FROM export_view exports"
-                                                           : "SELECT id FROM exports") +
-                   " WHERE state IN "
-                   "('imported','import_failed','nothing_to_import','failed',"
-                   "'superseded') AND finished_at IS NOT NULL AND finished_at <= ? "
-                   // A superseded version whose uploaded objects are not all deleted yet keeps the
-                   // keys the pipeline still has to delete.
-                   "AND NOT (state='superseded' AND EXISTS(SELECT 1 FROM files WHERE "
-                   "files.export_id=exports.id AND (import_key<>'' OR archive_key<>'')))");
+    const std::string from =
+        schema_ >= detail::kStageTables ? "export_view" : "exports";  // one state per export
+    detail::Stmt s(*this,
+                   "SELECT id FROM " + from +
+                       " exports WHERE state IN "
+                       "('imported','import_failed','nothing_to_import','failed',"
+                       "'superseded') AND finished_at IS NOT NULL AND finished_at <= ? "
+                       // A superseded version whose uploaded objects are not all deleted yet keeps
+                       // the keys the pipeline still has to delete.
+                       "AND NOT (state='superseded' AND EXISTS(SELECT 1 FROM files WHERE "
+                       "files.export_id=exports.id AND (import_key<>'' OR archive_key<>''))) "
+                       // The newest imported export of each pipeline stays: it is what
+                       // fhir_edge_last_successful_import_timestamp_seconds reads, so a "no import
+                       // for 24 h" alert does not fire because the history was compacted.
+                       "AND NOT (state='imported' AND exports.id = (SELECT e2.id FROM " +
+                       from +
+                       " e2 WHERE e2.pipeline=exports.pipeline AND e2.state='imported' "
+                       "ORDER BY e2.finished_at DESC, e2.id DESC LIMIT 1))");
     s.bind(1, cutoff);
     while (s.step()) ids.push_back(s.i64(0));
   }

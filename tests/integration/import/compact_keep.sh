@@ -19,9 +19,14 @@ fe_write_config keep "after_upload: keep"
 fe_start_daemon
 fe_drop A 31
 fe_wait_state A imported
+# Compaction keeps the newest imported export of a pipeline (the last-successful-import gauge
+# reads it): Z, imported after A, is that one, so A is compacted.
+fe_drop Z 33
+fe_wait_state Z imported
 out=$("$fe" journal compact --older-than 0s --journal "$work/journal.db") || fail "compact: $out"
 grep -q "removed 1 finished export(s)" <<<"$out" || fail "compact: $out"
 [ -z "$(fe_state_of A)" ] || fail "A still in the journal after compact"
+[ "$(fe_state_of Z)" = imported ] || fail "Z, the newest import, was compacted"
 fe_stop_daemon
 [ -d "$work/incoming/A" ] || fail "after_upload: keep did not keep A"
 
@@ -39,7 +44,7 @@ work, ds = sys.argv[1], sys.argv[2]
 log = [json.loads(l) for l in open(f"{work}/requests.ndjson")]
 starts = [r for r in log if r["operation"] == "StartFHIRImportJob" and r["status"] == 200]
 jobs = {r["job_id"] for r in starts}
-assert len(jobs) == 2, f"{len(jobs)} import jobs for 2 exports (A imported again?)"
+assert len(jobs) == 3, f"{len(jobs)} import jobs for 3 exports (A imported again?)"
 puts = collections.Counter(r["key"] for r in log
                            if r["operation"] in ("PutObject", "CompleteMultipartUpload")
                            and r["status"] == 200 and "/A/import/" in r.get("key", ""))
