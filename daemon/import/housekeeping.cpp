@@ -38,11 +38,12 @@ void Housekeeping::start() {
 
 void Housekeeping::after_upload(std::int64_t export_id) {
   if (stopped_) return;
-  std::string name;
+  std::string name, pipeline;
   auto& jr = d_.journal;
   try {
     auto row = jr.get_export(export_id);
     name = row.name;
+    pipeline = row.pipeline;
     const config::Pipeline* pipe = nullptr;
     for (const auto& p : d_.config.pipelines)
       if (p.name == row.pipeline) pipe = &p;
@@ -61,7 +62,7 @@ void Housekeeping::after_upload(std::int64_t export_id) {
     if (auto changes = watch::changed_after_taken(taken); !changes.empty()) {
       std::string why = "source left in place: " + changes.front().name + " " +
                         changes.front().what + " since the export was taken";
-      log::warning("after_upload skipped: " + why, {{"EXPORT_ID", name}});
+      log::warning("after_upload skipped: " + why, {{"EXPORT_ID", name}, {"PIPELINE", pipeline}});
       jr.add_event(export_id, std::nullopt, "after_upload", why);
       return;
     }
@@ -86,11 +87,11 @@ void Housekeeping::after_upload(std::int64_t export_id) {
       fs::rename(src, dest);  // same file system only: EXDEV is reported, nothing is copied
       done = "moved to " + dest.string();
     }
-    log::info("after_upload: " + done, {{"EXPORT_ID", name}});
+    log::info("after_upload: " + done, {{"EXPORT_ID", name}, {"PIPELINE", pipeline}});
     jr.add_event(export_id, std::nullopt, "after_upload", done);
   } catch (const std::exception& e) {
     log::error(std::string("after_upload failed, source left in place: ") + e.what(),
-               {{"EXPORT_ID", name}});
+               {{"EXPORT_ID", name}, {"PIPELINE", pipeline}});
     try {
       jr.add_event(export_id, std::nullopt, "after_upload", std::string("failed: ") + e.what());
     } catch (const std::exception&) {
@@ -154,8 +155,9 @@ void Housekeeping::evict() {
         if (!fs::exists(dir, ec)) break;
         auto freed = spool::remove_export(d_.config.spool.dir, e.name, &quota);
         if (d_.on_evicted) d_.on_evicted(freed);
-        log::info("spool full: evicted the spool of an uploaded export",
-                  {{"EXPORT_ID", e.name}, {"BYTES", std::to_string(freed)}});
+        log::info(
+            "spool full: evicted the spool of an uploaded export",
+            {{"EXPORT_ID", e.name}, {"PIPELINE", e.pipeline}, {"BYTES", std::to_string(freed)}});
         break;
       }
       default:

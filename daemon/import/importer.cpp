@@ -149,7 +149,8 @@ void Importer::Impl::finish_nothing(const journal::ExportRow& e,
                       nothing_to_import_report(e.name, files.size(), rejected, msg));
   journal.set_export_state(e.id, ExportState::nothing_to_import, msg);
   ++stats.nothing_to_import;
-  log::warning("export has nothing to import: " + msg, {{"EXPORT_ID", e.name}});
+  log::warning("export has nothing to import: " + msg,
+               {{"EXPORT_ID", e.name}, {"PIPELINE", e.pipeline}});
   release(e);
   changed();
 }
@@ -219,8 +220,10 @@ void Importer::Impl::send_start(std::int64_t id, int part) {
   if (!j) throw journal::Error("import: no journaled token for export " + e.name);
   ++stats.starts_sent;
   busy.insert({id, part});
-  log::info("starting import job",
-            {{"EXPORT_ID", e.name}, {"JOB_NAME", j->job_name}, {"CLIENT_TOKEN", j->client_token}});
+  log::info("starting import job", {{"EXPORT_ID", e.name},
+                                    {"PIPELINE", e.pipeline},
+                                    {"JOB_NAME", j->job_name},
+                                    {"CLIENT_TOKEN", j->client_token}});
   hl.start_import_job(start_request(e, t, *j), guard<aws::HlResult<aws::StartImportResult>>(
                                                    {id, part}, [id, part](Impl& self, auto r) {
                                                      self.on_started(id, part, std::move(r));
@@ -234,9 +237,10 @@ void Importer::Impl::on_started(std::int64_t id, int part,
   if (r.ok()) {
     conflicts_in_a_row.erase({id, part});
     journal.record_import_job(id, r.value->job_id, r.value->job_status, part);
-    log::notice(
-        "import job started",
-        {{"EXPORT_ID", e.name}, {"JOB_ID", r.value->job_id}, {"STATUS", r.value->job_status}});
+    log::notice("import job started", {{"EXPORT_ID", e.name},
+                                       {"PIPELINE", e.pipeline},
+                                       {"JOB_ID", r.value->job_id},
+                                       {"STATUS", r.value->job_status}});
     changed();
     start_next(id, false);
     return;

@@ -89,9 +89,10 @@ void Importer::Impl::on_listed(std::int64_t id, int part, const std::string& inp
     const auto& found = acc->kept.front();
     ++stats.jobs_adopted;
     journal.record_import_job(id, found.job_id, found.job_status, part);
-    log::notice(
-        "import job adopted after restart",
-        {{"EXPORT_ID", e.name}, {"JOB_ID", found.job_id}, {"PAGES", std::to_string(acc->pages)}});
+    log::notice("import job adopted after restart", {{"EXPORT_ID", e.name},
+                                                     {"PIPELINE", e.pipeline},
+                                                     {"JOB_ID", found.job_id},
+                                                     {"PAGES", std::to_string(acc->pages)}});
     changed();
     // ListFHIRImportJobs reports the level too: a job running at another level is parked here,
     // before anything follows it.
@@ -245,8 +246,10 @@ void Importer::Impl::on_reconciled(std::int64_t id, int part, const aws::ImportJ
                         std::to_string(c.scanned) + " resources";
   if (!o.reasons.empty()) summary += "; first failure: " + o.reasons.front();
   if (!job.message.empty()) summary += "; " + job.message;
-  std::initializer_list<log::Field> fields = {
-      {"EXPORT_ID", e.name}, {"JOB_ID", job.job_id}, {"JOB_STATUS", job.job_status}};
+  std::initializer_list<log::Field> fields = {{"EXPORT_ID", e.name},
+                                              {"PIPELINE", e.pipeline},
+                                              {"JOB_ID", job.job_id},
+                                              {"JOB_STATUS", job.job_status}};
   if (job.job_status == "COMPLETED")
     log::notice(summary, fields);
   else
@@ -276,9 +279,9 @@ void Importer::Impl::finish_export(std::int64_t id) {
   write_import_report(opt.spool_dir, e.name, v.report);
   if (jobs.size() > 1 || !v.not_imported.empty() || !v.notes.empty()) {
     if (v.worst == "COMPLETED" && v.not_imported.empty())
-      log::notice(v.summary, {{"EXPORT_ID", e.name}});
+      log::notice(v.summary, {{"EXPORT_ID", e.name}, {"PIPELINE", e.pipeline}});
     else
-      log::warning(v.summary, {{"EXPORT_ID", e.name}});
+      log::warning(v.summary, {{"EXPORT_ID", e.name}, {"PIPELINE", e.pipeline}});
   }
   if (v.accepted) {
     journal.set_export_state(id, ExportState::imported, v.summary);

@@ -74,7 +74,7 @@ void RequestMailbox::after_retry(const journal::ExportRow& e) {
       else
         log::warning("export resumed as " + std::string(journal::to_string(e.state)) +
                          "; the pipeline continues it at the next start",
-                     {{"EXPORT_ID", e.name}});
+                     {{"EXPORT_ID", e.name}, {"PIPELINE", e.pipeline}});
   }
 }
 

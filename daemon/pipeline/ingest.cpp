@@ -43,7 +43,8 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
       if (self->stopping) return;
       if (!error.empty()) {
         // Usually a file replaced or removed while it was read; the watcher reports it again.
-        log::warning("cannot digest export: " + error, {{"EXPORT_ID", r.name}});
+        log::warning("cannot digest export: " + error,
+                     {{"EXPORT_ID", r.name}, {"PIPELINE", pname}});
       } else {
         self->ingest->take(pname, r, digest);
       }
@@ -66,7 +67,8 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
   try {
     t = c_.jr->take_export(pname, r.path.string(), digest, r.name, files);
   } catch (const std::exception& e) {
-    log::error(std::string("journal: cannot take export: ") + e.what(), {{"EXPORT_ID", r.name}});
+    log::error(std::string("journal: cannot take export: ") + e.what(),
+               {{"EXPORT_ID", r.name}, {"PIPELINE", pname}});
     return;
   }
   if (t.existing) {
@@ -76,10 +78,14 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
           "export already taken (identical content; compacted from the journal after it "
           "ended " +
               std::string(to_string(t.row.state)) + "), not redone",
-          {{"EXPORT_ID", t.row.name}, {"STATE", std::string(to_string(t.row.state))}});
+          {{"EXPORT_ID", t.row.name},
+           {"PIPELINE", t.row.pipeline},
+           {"STATE", std::string(to_string(t.row.state))}});
     else if (!c_.runs.count(t.row.id))
       log::info("export already taken (identical content), not redone",
-                {{"EXPORT_ID", t.row.name}, {"STATE", std::string(to_string(t.row.state))}});
+                {{"EXPORT_ID", t.row.name},
+                 {"PIPELINE", t.row.pipeline},
+                 {"STATE", std::string(to_string(t.row.state))}});
     return;
   }
   ++c_.stats.exports_taken;
@@ -103,7 +109,7 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
     } catch (const std::exception& e) {
       ++c_.stats.journal_errors;
       log::error(std::string("journal: cannot hold export: ") + e.what(),
-                 {{"EXPORT_ID", t.row.name}});
+                 {{"EXPORT_ID", t.row.name}, {"PIPELINE", t.row.pipeline}});
     }
     c_.changed();
     return;
@@ -116,7 +122,8 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
                        sk.reason + "\t" + sk.path.filename().string());
   } catch (const std::exception& e) {
     ++c_.stats.journal_errors;
-    log::error(std::string("journal: ") + e.what(), {{"EXPORT_ID", t.row.name}});
+    log::error(std::string("journal: ") + e.what(),
+               {{"EXPORT_ID", t.row.name}, {"PIPELINE", t.row.pipeline}});
   }
   if (!r.nested.empty()) {
     // Files below a subdirectory are not taken (the spool and S3 layout are flat): importing
@@ -241,6 +248,7 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     SpoolJob job;
     job.spool_dir = c_.cfg.spool.dir;
     job.export_name = row.name;
+    job.pipeline = row.pipeline;
     job.file_name = f.name;
     job.source.name = f.name;
     job.source.path = dir ? src / f.name : src;
@@ -256,9 +264,8 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     ++run->ops;
     asio::post(*c_.pool, [self, run, job, file_id] {
       auto res = spool_file(job);
-      asio::post(self->io, [self, run, file_id, res = std::move(res)] {
-        self->ingest->on_spooled(run, file_id, res);
-      });
+      asio::post(self->io, [self, run, file_id, where = job.source.path.string(),
+                            res = std::move(res)] { self->ingest->on_spooled(run, file_id, res); });
     });
   }
   c_.changed();
@@ -321,7 +328,8 @@ void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const Sp
         fs::remove(res.line_map, ec);
       }
       log::info("file spooled", {{"EXPORT_ID", run->name},
-                                 {"FHIR_FILE", f.name},
+                                 {"PIPELINE", run->pipeline},
+                                 {"FHIR_FILE", where},
                                  {"VALID", std::to_string(res.valid)},
                                  {"REJECTED", std::to_string(res.rejected)},
                                  {"PARTS", std::to_string(res.import_parts.size())}});
@@ -345,7 +353,7 @@ void Ingest::spool_done(std::shared_ptr<Run> run) {
     auto row = c_.jr->get_export(run->id);
     if (run->superseded) {
       log::warning("source changed after it was taken; a new version will be taken: " + run->fail,
-                   {{"EXPORT_ID", run->name}});
+                   {{"EXPORT_ID", run->name}, {"PIPELINE", run->pipeline}});
       c_.jr->set_export_state(run->id, ExportState::superseded, run->fail);
       spool::remove_export(c_.cfg.spool.dir, run->name, c_.quota.get());
       c_.runs.erase(run->id);
@@ -367,7 +375,8 @@ void Ingest::spool_done(std::shared_ptr<Run> run) {
     if (!run->fail.empty()) {
       write_report(c_.cfg.spool.dir, run->name, run->pipeline,
                    config::to_string(c_.pipe_of(run->pipeline)->cfg.validation_level), names);
-      log::error("export failed: " + run->fail, {{"EXPORT_ID", run->name}});
+      log::error("export failed: " + run->fail,
+                 {{"EXPORT_ID", run->name}, {"PIPELINE", run->pipeline}});
       c_.jr->fail_export(run->id, run->fail);
       c_.runs.erase(run->id);
       c_.changed();

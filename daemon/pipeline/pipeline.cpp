@@ -327,20 +327,21 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
             jr->set_file_state(f.id, FileState::pending, "redo after restart");
         if (row.state == ExportState::discovered)
           jr->set_export_state(row.id, ExportState::complete);
-        log::info("resuming spool after restart", {{"EXPORT_ID", row.name}});
+        log::info("resuming spool after restart",
+                  {{"EXPORT_ID", row.name}, {"PIPELINE", row.pipeline}});
         ingest->start_spool(make_run(row));
         break;
       }
       case ExportState::spooled:
       case ExportState::uploading:
-        log::info("resuming upload after restart", {{"EXPORT_ID", row.name}});
+        log::info("resuming upload after restart",
+                  {{"EXPORT_ID", row.name}, {"PIPELINE", row.pipeline}});
         upload->start_upload(make_run(row));
         break;
       default:
         break;  // parked waits for an operator; uploaded and later belong to the import stage
     }
   }
-
 
   std::string status_line() const {
     if (!jr) return "not started";

@@ -325,13 +325,15 @@ SpoolResult spool_file(const SpoolJob& job) {
     // One line per file that had bad input, naming the file and the first cause (the report has
     // every rejected line); said here because only the reader knows a skipped line's size.
     if (reader.had_bom())
-      log::notice("leading UTF-8 byte order mark on line 1 ignored (not sent to HealthLake)",
-                  {{"EXPORT_ID", job.export_name}, {"FHIR_FILE", where}});
+      log::notice(
+          "leading UTF-8 byte order mark on line 1 ignored (not sent to HealthLake)",
+          {{"EXPORT_ID", job.export_name}, {"PIPELINE", job.pipeline}, {"FHIR_FILE", where}});
     if (res.rejected > 0)
-      log::warning(std::to_string(res.rejected) + " invalid line(s) " +
-                       (res.file_rejected ? "(whole file rejected)" : "rejected") + ", first " +
-                       first_rejected,
-                   {{"EXPORT_ID", job.export_name}, {"FHIR_FILE", where}});
+      log::warning(
+          std::to_string(res.rejected) + " invalid line(s) " +
+              (res.file_rejected ? "(whole file rejected)" : "rejected") + ", first " +
+              first_rejected,
+          {{"EXPORT_ID", job.export_name}, {"PIPELINE", job.pipeline}, {"FHIR_FILE", where}});
   } catch (const spool::Cancelled&) {
     res.cancelled = true;
   } catch (const std::exception& e) {

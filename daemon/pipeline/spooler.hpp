@@ -26,6 +26,7 @@ struct PartSpec {
 struct SpoolJob {
   std::filesystem::path spool_dir;
   std::string export_name;
+  std::string pipeline;  // for log entries (PIPELINE)
   std::string file_name;
   watch::TakenFile source;  // path + identity as taken (checked again after spooling)
   std::shared_ptr<const fhir::Validator> validator;

@@ -49,7 +49,9 @@ void UploadStage::schedule_retry(std::shared_ptr<Run> run, const std::string& wh
   } catch (const std::exception&) {
   }
   log::warning("will retry export in " + std::to_string(delay.count()) + " ms: " + why,
-               {{"EXPORT_ID", run->name}, {"ATTEMPT", std::to_string(run->attempt)}});
+               {{"EXPORT_ID", run->name},
+                {"PIPELINE", run->pipeline},
+                {"ATTEMPT", std::to_string(run->attempt)}});
   run->phase = Phase::waiting;
   run->timer = std::make_unique<asio::steady_timer>(c_.io, delay);
   std::weak_ptr<Core> weak = c_.weak_self;
@@ -95,7 +97,8 @@ void UploadStage::park(std::shared_ptr<Run> run, const std::string& why) {
   try {
     c_.jr->park_export(run->id, why);
   } catch (const std::exception& e) {
-    log::error(std::string("journal: ") + e.what(), {{"EXPORT_ID", run->name}});
+    log::error(std::string("journal: ") + e.what(),
+               {{"EXPORT_ID", run->name}, {"PIPELINE", run->pipeline}});
   }
   ++c_.stats.parked;
   c_.runs.erase(run->id);
