@@ -25,17 +25,17 @@ int fe::cli::cmd_run(Args args) {
   fe::service::Options opt;
   std::string config_path = opt.config_path.string(), log_level;
   Verbosity verbosity;
-  auto app = make_app("run", kDescription,
+  auto cli = make_app("run", kDescription,
                       "-q is --log-level warning, -v --log-level debug (an explicit --log-level "
                       "wins).\nExit codes: 0 stopped by SIGTERM/SIGINT, 1 failed, 2 usage or "
                       "configuration error.",
                       verbosity);
-  add_config_option(*app, config_path);
-  app->add_option("-l,--log-level", log_level,
+  add_config_option(*cli, config_path);
+  cli->add_option("-l,--log-level", log_level,
                   "error | warning | notice | info | debug (overrides log.level)")
       ->type_name("LEVEL")
       ->check(CLI::IsMember({"error", "warning", "notice", "info", "debug"}));
-  if (auto rc = parse(*app, args, verbosity)) return *rc;
+  if (auto rc = parse(*cli, args, verbosity)) return *rc;
   opt.config_path = config_path;
   if (!log_level.empty()) {
     fe::log::Level level;

@@ -264,15 +264,18 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     ++run->ops;
     asio::post(*c_.pool, [self, run, job, file_id] {
       auto res = spool_file(job);
-      asio::post(self->io, [self, run, file_id, where = job.source.path.string(),
-                            res = std::move(res)] { self->ingest->on_spooled(run, file_id, res); });
+      asio::post(self->io,
+                 [self, run, file_id, where = job.source.path.string(), res = std::move(res)] {
+                   self->ingest->on_spooled(run, file_id, where, res);
+                 });
     });
   }
   c_.changed();
   if (run->ops == 0) spool_done(run);
 }
 
-void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const SpoolResult& res) {
+void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const std::string& where,
+                        const SpoolResult& res) {
   if (c_.stopping) return;
   --run->ops;
   try {

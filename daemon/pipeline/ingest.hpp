@@ -46,7 +46,9 @@ class Ingest {
   void take(const std::string& pname, const watch::ReadyExport& r, const std::string& digest);
   std::string hold_reason(const std::string& pname, const journal::ExportRow& row,
                           const watch::ReadyExport& r);
-  void on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const SpoolResult& res);
+  // `where`: the source file's full path (log entries name it).
+  void on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const std::string& where,
+                  const SpoolResult& res);
 
   Core& c_;
   std::set<std::string> digesting;                  // pipeline \n path
