@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/json_number.hpp"
 #include "import/failure_line.hpp"
 
 namespace fe::import {
@@ -17,19 +18,8 @@ std::string cut(std::string_view s, std::size_t n) {
 }
 
 Manifest parse_manifest(simdjson::dom::element m) {
-  auto i64 = [&](const char* k) {
-    int64_t v = 0;
-    if (m[k].get_int64().get(v)) {
-      double d = 0;
-      if (!m[k].get_double().get(d)) v = static_cast<int64_t>(d);
-    }
-    return v;
-  };
-  auto dbl = [&](const char* k) {
-    double v = 0;
-    if (m[k].get_double().get(v)) v = 0;
-    return v;
-  };
+  auto i64 = [&](const char* k) { return json::number_i64(m, k); };
+  auto dbl = [&](const char* k) { return json::number_f64(m, k); };
   Manifest out;
   out.present = true;
   out.scanned_files = i64("numberOfScannedFiles");

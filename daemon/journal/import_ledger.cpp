@@ -42,37 +42,19 @@ void ensure_import_row(const Journal& j, int64_t export_id) {
 void ImportLedger::set_export_state(int64_t export_id, ExportState to, std::string_view message) {
   detail::require_writable(j_);
   if (to == ExportState::parked) return park_export(export_id, message);
-  Tx tx(j_);
-  auto row = j_.get_export(export_id);
-  detail::require_owner(j_, Owner::import, row);
-  detail::change_export_state(j_, Owner::import, row, to, "state", message);
-  tx.commit();
+  detail::owned_state_change(j_, Owner::import, export_id, to, "state", message);
 }
 
 void ImportLedger::park_export(int64_t export_id, std::string_view reason) {
-  Tx tx(j_);
-  auto row = j_.get_export(export_id);
-  detail::require_owner(j_, Owner::import, row);
-  detail::change_export_state(j_, Owner::import, row, ExportState::parked, "park", reason);
-  tx.commit();
+  detail::owned_state_change(j_, Owner::import, export_id, ExportState::parked, "park", reason);
 }
 
 void ImportLedger::unpark_export(int64_t export_id, std::string_view why) {
-  Tx tx(j_);
-  auto row = j_.get_export(export_id);
-  if (row.state != ExportState::parked || !row.parked_from)
-    throw Error("journal: export " + row.name + " is not parked");
-  detail::require_owner(j_, Owner::import, row);
-  detail::change_export_state(j_, Owner::import, row, *row.parked_from, "unpark", why);
-  tx.commit();
+  detail::owned_state_change(j_, Owner::import, export_id, ExportState::parked, "unpark", why);
 }
 
 void ImportLedger::fail_export(int64_t export_id, std::string_view error) {
-  Tx tx(j_);
-  auto row = j_.get_export(export_id);
-  detail::require_owner(j_, Owner::import, row);
-  detail::change_export_state(j_, Owner::import, row, ExportState::failed, "error", error);
-  tx.commit();
+  detail::owned_state_change(j_, Owner::import, export_id, ExportState::failed, "error", error);
 }
 
 void ImportLedger::set_export_error(int64_t export_id, std::string_view error) {

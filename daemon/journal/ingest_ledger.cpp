@@ -111,37 +111,19 @@ Taken IngestLedger::take_export(std::string_view pipeline, std::string_view sour
 void IngestLedger::set_export_state(int64_t export_id, ExportState to, std::string_view message) {
   detail::require_writable(j_);
   if (to == ExportState::parked) return park_export(export_id, message);
-  Tx tx(j_);
-  auto row = j_.get_export(export_id);
-  detail::require_owner(j_, Owner::ingest, row);
-  detail::change_export_state(j_, Owner::ingest, row, to, "state", message);
-  tx.commit();
+  detail::owned_state_change(j_, Owner::ingest, export_id, to, "state", message);
 }
 
 void IngestLedger::park_export(int64_t export_id, std::string_view reason) {
-  Tx tx(j_);
-  auto row = j_.get_export(export_id);
-  detail::require_owner(j_, Owner::ingest, row);
-  detail::change_export_state(j_, Owner::ingest, row, ExportState::parked, "park", reason);
-  tx.commit();
+  detail::owned_state_change(j_, Owner::ingest, export_id, ExportState::parked, "park", reason);
 }
 
 void IngestLedger::unpark_export(int64_t export_id, std::string_view why) {
-  Tx tx(j_);
-  auto row = j_.get_export(export_id);
-  if (row.state != ExportState::parked || !row.parked_from)
-    throw Error("journal: export " + row.name + " is not parked");
-  detail::require_owner(j_, Owner::ingest, row);
-  detail::change_export_state(j_, Owner::ingest, row, *row.parked_from, "unpark", why);
-  tx.commit();
+  detail::owned_state_change(j_, Owner::ingest, export_id, ExportState::parked, "unpark", why);
 }
 
 void IngestLedger::fail_export(int64_t export_id, std::string_view error) {
-  Tx tx(j_);
-  auto row = j_.get_export(export_id);
-  detail::require_owner(j_, Owner::ingest, row);
-  detail::change_export_state(j_, Owner::ingest, row, ExportState::failed, "error", error);
-  tx.commit();
+  detail::owned_state_change(j_, Owner::ingest, export_id, ExportState::failed, "error", error);
 }
 
 void IngestLedger::set_export_error(int64_t export_id, std::string_view error) {

@@ -201,6 +201,20 @@ void require_owner(const Journal& j, Owner owner, const ExportRow& row) {
                 "to the import stage");
 }
 
+void owned_state_change(Journal& j, Owner owner, int64_t export_id, ExportState to,
+                        std::string_view kind, std::string_view message) {
+  Tx tx(j);
+  auto row = j.get_export(export_id);
+  if (kind == "unpark") {
+    if (row.state != ExportState::parked || !row.parked_from)
+      throw Error("journal: export " + row.name + " is not parked");
+    to = *row.parked_from;
+  }
+  require_owner(j, owner, row);
+  change_export_state(j, owner, row, to, kind, message);
+  tx.commit();
+}
+
 void change_export_state(Journal& j, Owner owner, const ExportRow& row, ExportState to,
                          std::string_view kind, std::string_view message) {
   require_writable(j);

@@ -125,4 +125,10 @@ void recompute_totals(const Journal& j, int64_t export_id);
 // Throws unless `owner` owns the export now (see import_phase).
 void require_owner(const Journal& j, Owner owner, const ExportRow& row);
 
+// One state change by its owner in its own transaction: reads the export, checks the owner, then
+// change_export_state. ExportState::parked with kind "unpark" resumes the state it was parked
+// from (and throws when the export is not parked). The ledgers' state methods are this.
+void owned_state_change(Journal& j, Owner owner, int64_t export_id, ExportState to,
+                        std::string_view kind, std::string_view message);
+
 }  // namespace fe::journal::detail

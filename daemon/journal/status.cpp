@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include "common/json_number.hpp"
 #include "common/json_writer.hpp"
 
 #include <algorithm>
@@ -116,22 +117,8 @@ std::optional<Progress> parse_progress(const std::string& json) {
   simdjson::dom::parser p;
   simdjson::dom::element o;
   if (p.parse(json).get(o) || !o.is_object()) return std::nullopt;
-  auto i64 = [&](const char* k) {
-    int64_t v = 0;
-    if (o[k].get_int64().get(v)) {
-      double d = 0;
-      if (!o[k].get_double().get(d)) v = static_cast<int64_t>(d);
-    }
-    return v;
-  };
-  auto dbl = [&](const char* k) {
-    double v = 0;
-    if (o[k].get_double().get(v)) {
-      int64_t n = 0;
-      v = o[k].get_int64().get(n) ? 0 : static_cast<double>(n);
-    }
-    return v;
-  };
+  auto i64 = [&](const char* k) { return json::number_i64(o, k); };
+  auto dbl = [&](const char* k) { return json::number_f64(o, k); };
   Progress r;
   r.files_scanned = i64("TotalNumberOfScannedFiles");
   r.files_imported = i64("TotalNumberOfImportedFiles");

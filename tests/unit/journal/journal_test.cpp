@@ -15,51 +15,8 @@
 
 namespace fs = std::filesystem;
 using namespace fe::journal;
+using namespace fe::journal::test;
 
-namespace {
-
-// Raw SQL access to check what the journal wrote, independently of its own API.
-std::string query_text(const fs::path& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  EXPECT_EQ(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  std::string out;
-  if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW) {
-    auto* t = sqlite3_column_text(st, 0);
-    if (t) out = reinterpret_cast<const char*>(t);
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(h);
-  return out;
-}
-
-void exec_sql(const fs::path& db, const std::string& sql) {
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err);
-  std::string e = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(h);
-  ASSERT_EQ(rc, SQLITE_OK) << e;
-}
-
-std::vector<std::pair<std::string, SourceIdentity>> two_files() {
-  return {{"Patient.ndjson", {100, 1, 11, 1}}, {"Observation.ndjson", {300, 2, 12, 1}}};
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST(Journal, CreatesSchemaInWalMode) {
   TempDir dir;
