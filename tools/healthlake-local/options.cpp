@@ -48,6 +48,11 @@ A strict local S3 + AWS HealthLake import endpoint (loopback only).
   --refuse-role ARN      StartFHIRImportJob with this DataAccessRoleArn is refused with
                          AccessDeniedException (the caller lacks iam:PassRole) (repeatable)
   --account ID           12-digit account id used in ARNs (default 123456789012)
+  --role ARN             STS AssumeRole may assume this role (repeatable); any other RoleArn is
+                         AccessDenied. Its temporary credentials work for S3 and HealthLake
+  --role-external-id X   AssumeRole must carry ExternalId X (else AccessDenied)
+  --session-lifetime DUR AssumeRole's credentials last DUR (e.g. 3s, 500ms, 2m) whatever
+                         DurationSeconds asks (tests of expiry and refresh)
   --no-auth              accept unsigned requests (debugging only; never for tests)
   --help                 this text
 
@@ -124,6 +129,23 @@ ParseResult parse_options(int argc, char** argv, ServerOptions& o, std::string& 
               "1s, 500ms or 2m, got " +
               v);
         o.healthlake.client_token_ttl = n * scale;
+      } else if (name == "--role")
+        o.sts.roles.push_back(value());
+      else if (name == "--role-external-id")
+        o.sts.external_id = value();
+      else if (name == "--session-lifetime") {
+        std::string v = value();
+        size_t used = 0;
+        double n = std::stod(v, &used);
+        std::string unit = v.substr(used);
+        double scale = unit == "ms"                  ? 0.001
+                       : unit == "s" || unit.empty() ? 1
+                       : unit == "m"                 ? 60
+                                                     : -1;
+        if (scale < 0 || n <= 0)
+          throw std::invalid_argument(
+              "--session-lifetime: expected a positive duration such as 3s, 500ms or 2m, got " + v);
+        o.sts.session_lifetime = n * scale;
       } else if (name == "--require-sse-kms")
         o.healthlake.require_sse_kms = true;
       else if (name == "--list-page-size") {

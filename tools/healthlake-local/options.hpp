@@ -8,6 +8,7 @@
 //                    [--list-page-size N] [--final-status S] [--report-validation-level L]
 //                    [--datastore-status ID=STATUS]... [--refuse-role ARN]...
 //                    [--import-slots account|datastore]
+//                    [--role ARN]... [--role-external-id X] [--session-lifetime DUR]
 #include <string>
 
 #include "server.hpp"

@@ -19,6 +19,7 @@
 #include "aws/sigv4.hpp"
 #include "common/json_writer.hpp"
 #include "service/log.hpp"
+#include "sts.hpp"
 
 namespace fe::hll {
 namespace fs = std::filesystem;
@@ -379,6 +380,7 @@ struct Server::Impl {
   ServerOptions opt;
   std::unique_ptr<S3Store> s3;
   std::unique_ptr<HealthLake> hl;
+  std::unique_ptr<Sts> sts;
   Faults faults;
   tcp::acceptor acceptor;
   asio::steady_timer ticker;
@@ -395,6 +397,9 @@ struct Server::Impl {
     opt.healthlake.region = opt.region;
     hl = std::make_unique<HealthLake>(*s3, opt.data / "healthlake", opt.healthlake);
     for (const auto& d : opt.datastores) hl->add_datastore(d);
+    opt.sts.account = opt.healthlake.account;
+    opt.sts.region = opt.region;
+    sts = std::make_unique<Sts>(opt.sts);
     for (const auto& b : opt.buckets) {
       if (!S3Store::valid_bucket_name(b))
         throw std::invalid_argument("--bucket '" + b + "' is not a valid S3 bucket name");
@@ -469,6 +474,46 @@ struct Server::Impl {
     return r;
   }
 
+  fe::aws::Credentials base_credentials() const {
+    fe::aws::Credentials c;
+    c.access_key_id = opt.access_key;
+    c.secret_access_key = opt.secret_key;
+    c.session_token = opt.session_token;
+    return c;
+  }
+
+  // STS (sts.hpp): the form body is small; read it whole (bounded), verify, answer.
+  awaitable<bool> handle_sts(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                             http::request_parser<http::empty_body>& hp, const std::string& path,
+                             const std::string& raw_query, LogEntry& le) {
+    http::request_parser<http::string_body> sp{std::move(hp)};
+    sp.body_limit(64 * 1024);
+    if (!sp.is_done()) co_await http::async_read(stream, buffer, sp, use_awaitable);
+    const auto& req = sp.get();
+    SysTime now = std::chrono::system_clock::now();
+    fe::aws::SignableRequest sr;
+    sr.method = std::string(req.method_string());
+    sr.path = path;
+    sr.query = raw_query;
+    for (const auto& f : req)
+      sr.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    StsReply sts_reply = sts->handle(sr, req.body(), base_credentials(), now,
+                                     "hll-sts-" + std::to_string(request_counter));
+    Response r;
+    r.status = sts_reply.status;
+    r.error_code = sts_reply.error_code;
+    r.body = std::move(sts_reply.body);
+    r.set("Content-Type", "text/xml");
+    le.bytes_in = req.body().size();
+    le.bytes_out = r.body.size();
+    le.error = r.error_code;
+    le.key = sts_reply.role_arn;  // the request log names the role asked for
+    write_log(le, r.status, 0);
+    const bool ka = keep_alive_of(req);
+    co_await write_response(stream, r, ka, now, false);
+    co_return ka;
+  }
+
   // ---- signature check -----------------------------------------------------------------------
   struct AuthOutcome {
     bool ok = true;
@@ -494,13 +539,13 @@ struct Server::Impl {
     vo.service = json ? "healthlake" : "s3";
     vo.now = now;
     vo.s3_rules = !json;
+    std::string secret;  // of the key that signed: the chunk signatures' key
     fe::aws::SecretLookup lookup =
-        [this](std::string_view ak) -> std::optional<fe::aws::Credentials> {
-      if (ak != opt.access_key) return std::nullopt;
-      fe::aws::Credentials c;
-      c.access_key_id = opt.access_key;
-      c.secret_access_key = opt.secret_key;
-      c.session_token = opt.session_token;
+        [this, &secret](std::string_view ak) -> std::optional<fe::aws::Credentials> {
+      // The configured key, or temporary credentials from this emulator's STS AssumeRole.
+      std::optional<fe::aws::Credentials> c =
+          ak == opt.access_key ? std::optional(base_credentials()) : sts->lookup(ak);
+      if (c) secret = c->secret_access_key;
       return c;
     };
     fe::aws::VerifyResult v = fe::aws::verify(sr, lookup, vo);
@@ -520,7 +565,7 @@ struct Server::Impl {
         cs.scope = scope;
         cs.amz_date = std::string(h["x-amz-date"]);
         cs.seed_signature = auth.substr(sigp + 10, 64);
-        cs.key = fe::aws::derive_signing_key(opt.secret_key, scope.substr(0, 8), opt.region, "s3");
+        cs.key = fe::aws::derive_signing_key(secret, scope.substr(0, 8), opt.region, "s3");
         out.chunk = cs;
       }
       return out;
@@ -1051,6 +1096,13 @@ struct Server::Impl {
       co_await write_response(stream, r, ka, std::chrono::system_clock::now(), false);
       write_log(le, r.status, 0);
       co_return ka;
+    }
+
+    if (!json &&
+        Sts::is_sts_request(h.method_string(), path, h[http::field::content_type], amz_target,
+                            !virtual_host_bucket(h[http::field::host]).empty())) {
+      le.operation = "AssumeRole";
+      co_return co_await handle_sts(stream, buffer, hp, path, raw_query, le);
     }
 
     // Which operation (from the header alone, so faults can fire before the body arrives).

@@ -4,6 +4,8 @@
 // the same port. Every request is SigV4-verified (fe::aws::verify) against the configured keys,
 // request bodies are spooled to a file as they arrive (memory bounded, whatever the part size),
 // faults are injected per operation, and one JSON line per request goes to the request log.
+// STS AssumeRole (POST / with a form body, sts.hpp) is answered on the same port; the temporary
+// credentials it issues are accepted by every service until they expire.
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include "faults.hpp"
 #include "healthlake.hpp"
 #include "s3_store.hpp"
+#include "sts.hpp"
 
 namespace fe::hll {
 
@@ -28,6 +31,7 @@ struct ServerOptions {
   std::string faults;
   std::filesystem::path request_log;  // default <data>/requests.jsonl
   HealthLakeOptions healthlake;
+  StsOptions sts;  // --role, --role-external-id, --session-lifetime (account/region filled in)
   uint64_t min_part_size = kMinPartSize;
   bool verify_signatures = true;  // --no-auth turns it off (documented, for debugging only)
 };
