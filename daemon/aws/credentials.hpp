@@ -10,12 +10,28 @@
 //                 credential `aws` in the AWS credentials-file format ([$AWS_PROFILE|default])
 //   3. profile    shared files: AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
 //                 AWS_CONFIG_FILE (~/.aws/config, `[profile x]` sections); profile from config,
-//                 else AWS_PROFILE, else "default". Static keys in the credentials file win over
-//                 credential_process, which wins over static keys in the config file (botocore).
+//                 else AWS_PROFILE, else "default". A profile with `role_arn` is an AssumeRole
+//                 profile (below) and wins over keys in the same profile, as in botocore.
+//                 Otherwise static keys in the credentials file win over credential_process,
+//                 which wins over static keys in the config file (botocore).
+//                 AssumeRole profiles: `role_arn` with exactly one of `source_profile` (that
+//                 profile's credentials: its keys or credential_process, or, when it has no keys
+//                 and a role_arn itself, its own AssumeRole: chains of any length, cycles refused;
+//                 a profile may name itself when it holds keys) or `credential_source`
+//                 (Environment | Ec2InstanceMetadata | EcsContainer); optional
+//                 `role_session_name` (default fhir-edge-<unix time>), `external_id`,
+//                 `duration_seconds` (900-43200; STS's default 3600). Each role is assumed with
+//                 STS AssumeRole (SigV4-signed POST, service sts, to aws.endpoints.sts,
+//                 AWS_ENDPOINT_URL_STS or sts.<region>.amazonaws.com) on every refresh.
+//                 Refused with a message naming the alternative, never attempted: `mfa_serial`
+//                 (a daemon cannot prompt for a code), SSO profiles (`sso_session`,
+//                 `sso_start_url`: `aws sso login` needs a browser), `web_identity_token_file`
+//                 in a profile (use the AWS_WEB_IDENTITY_TOKEN_FILE environment instead).
 //   4. process    the profile's credential_process (IAM Roles Anywhere: aws_signing_helper)
 //   5. web identity  AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN (+ AWS_ROLE_SESSION_NAME): STS
 //                 AssumeRoleWithWebIdentity (unsigned POST to sts.<region>.amazonaws.com or
-//                 AWS_ENDPOINT_URL_STS; proxy from the environment; AWS_CA_BUNDLE). Profile-based
+//                 aws.endpoints.sts or AWS_ENDPOINT_URL_STS; proxy from the environment;
+//                 AWS_CA_BUNDLE). Profile-based
 //                 web identity (web_identity_token_file in a profile) is not supported.
 //   6. container  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (http://169.254.170.2<uri>) or
 //                 AWS_CONTAINER_CREDENTIALS_FULL_URI (https anywhere; http only to loopback or the
@@ -87,6 +103,11 @@ struct CredentialsOptions {
   // proxy disables proxying. Metadata endpoints never use a proxy.
   std::optional<std::string> proxy;
   std::optional<std::string> ca_bundle;
+  // STS (web identity, AssumeRole profiles): the endpoint (aws.endpoints.sts; unset:
+  // AWS_ENDPOINT_URL_STS, else sts.<region>.amazonaws.com) and the Region (aws.region; unset:
+  // AWS_REGION, AWS_DEFAULT_REGION, the profile's `region`, else the global endpoint).
+  std::optional<std::string> sts_endpoint;
+  std::optional<std::string> region;
 };
 
 // ---- building blocks (exposed for tests) ----
@@ -133,6 +154,47 @@ std::optional<Credentials> credentials_from_web_identity(const CredentialsOption
 std::optional<Credentials> credentials_from_container(const CredentialsOptions& opts);
 std::optional<Credentials> credentials_from_imds(const CredentialsOptions& opts);
 std::optional<Credentials> credentials_from_systemd(const EnvLookup& env);
+
+// ---- AssumeRole profiles (credentials_assume_role.cpp) ----
+
+// One role to assume, from the profile that names it.
+struct RoleStep {
+  std::string profile;   // the profile holding role_arn
+  std::string file;      // the file it is in (for errors)
+  std::string role_arn;  // arn:aws:iam::<account>:role/<name>
+  std::string session_name;
+  std::optional<std::string> external_id;  // never logged or shown
+  std::optional<int> duration_seconds;     // nullopt: STS's default (3600)
+};
+// How an AssumeRole profile gets its credentials: first a base (a profile's own keys or
+// credential_process, or a credential_source), then each role in order, each assumed with the
+// credentials of the step before.
+struct RolePlan {
+  std::string base_profile;       // when credential_source is empty
+  std::string credential_source;  // "Environment" | "Ec2InstanceMetadata" | "EcsContainer" | ""
+  std::vector<RoleStep> roles;    // innermost first; roles.back() is the requested profile's
+};
+// nullopt when the profile has no role_arn. Reads the files only (no network). Throws
+// CredentialsError naming the profile and file on: both or neither of source_profile and
+// credential_source, an unknown credential_source, a source_profile that does not exist or has
+// no credentials, a cycle (the chain is printed), mfa_serial, an SSO profile anywhere in the
+// chain, a bad duration_seconds / role_session_name / external_id / role_arn.
+std::optional<RolePlan> plan_assume_role(const std::string& profile, const EnvLookup& env);
+// STS AssumeRole with `caller`'s credentials; the result carries its Expiration. Throws
+// CredentialsError with STS's error code and message (which never hold a secret).
+Credentials assume_role(const Credentials& caller, const RoleStep& role,
+                        const CredentialsOptions& opts, const std::optional<std::string>& region);
+// The whole plan: base credentials, then every role. Source: "assume role <arn> (profile p, via
+// <base>)".
+std::optional<Credentials> credentials_from_assume_role(const CredentialsOptions& opts,
+                                                        const std::string& profile);
+// Throws CredentialsError when the profile is an SSO (IAM Identity Center) profile; the message
+// says a daemon cannot use SSO and names the alternatives.
+void refuse_sso_profile(const std::string& name, const Profile& p);
+// The profile's own static keys or credential_process, ignoring role_arn; nullopt when it has
+// neither.
+std::optional<Credentials> profile_own_credentials(const std::string& name, const Profile& p,
+                                                   const CredentialsOptions& opts);
 
 // Runs the chain (or the single configured source) once. Throws CredentialsError listing every
 // source tried and why it gave nothing.

@@ -38,12 +38,6 @@ using namespace cred_detail;
 
 namespace {
 
-struct MiniResponse {
-  long status = 0;
-  std::string body;
-  std::string error;  // transport error (curl's text); empty when the server answered
-};
-
 size_t collect(char* ptr, size_t size, size_t nmemb, void* user) {
   auto* s = static_cast<std::string*>(user);
   size_t n = size * nmemb;
@@ -52,16 +46,11 @@ size_t collect(char* ptr, size_t size, size_t nmemb, void* user) {
   return n;
 }
 
-struct FetchExtras {
-  std::string body;                  // request body (POST)
-  bool use_proxy = false;            // metadata endpoints: never; STS: yes
-  std::optional<std::string> proxy;  // explicit proxy ("" = none); unset: the environment's
-  std::string ca_bundle;             // AWS_CA_BUNDLE for STS (hospital TLS inspection)
-};
+}  // namespace
 
-MiniResponse http_fetch(const char* method, const std::string& url,
-                        const std::vector<std::string>& headers, std::chrono::milliseconds timeout,
-                        const FetchExtras& extras = {}) {
+MiniResponse cred_detail::http_fetch(const char* method, const std::string& url,
+                                     const std::vector<std::string>& headers,
+                                     std::chrono::milliseconds timeout, const FetchExtras& extras) {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   MiniResponse r;
@@ -101,6 +90,8 @@ MiniResponse http_fetch(const char* method, const std::string& url,
   curl_easy_cleanup(h);
   return r;
 }
+
+namespace {
 
 // {"AccessKeyId","SecretAccessKey","Token","Expiration"} (container and IMDS share the shape).
 Credentials parse_endpoint_credentials(std::string_view json, const std::string& where) {
@@ -180,29 +171,16 @@ std::optional<Credentials> credentials_from_web_identity(const CredentialsOption
   if (!token) throw CredentialsError("web identity: token file " + *token_file + " does not exist");
   std::string session = env_nonempty(opts.env, "AWS_ROLE_SESSION_NAME")
                             .value_or("fhir-edge-" + std::to_string(std::time(nullptr)));
-  std::string region = env_nonempty(opts.env, "AWS_REGION")
-                           .value_or(env_nonempty(opts.env, "AWS_DEFAULT_REGION").value_or(""));
-  std::string url;
-  if (auto ep = env_nonempty(opts.env, "AWS_ENDPOINT_URL_STS"))
-    url = *ep;
-  else if (!region.empty())
-    url = "https://sts." + region + ".amazonaws.com";
-  else
-    url = "https://sts.amazonaws.com";
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  url += "/";
+  auto region = env_nonempty(opts.env, "AWS_REGION");
+  if (!region) region = env_nonempty(opts.env, "AWS_DEFAULT_REGION");
+  StsTarget sts = sts_target(opts, region);
+  const std::string& url = sts.url;
   const std::string where = "web identity (STS " + url + ", role " + *role_arn + ")";
   // AssumeRoleWithWebIdentity is an unsigned call: the token is the proof.
-  FetchExtras extras;
+  FetchExtras extras = sts.extras;
   extras.body =
       "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=" + form_encode(*role_arn) +
       "&RoleSessionName=" + form_encode(session) + "&WebIdentityToken=" + form_encode(trim(*token));
-  extras.use_proxy = true;
-  extras.proxy = opts.proxy;
-  if (opts.ca_bundle && !opts.ca_bundle->empty())
-    extras.ca_bundle = *opts.ca_bundle;
-  else if (auto ca = env_nonempty(opts.env, "AWS_CA_BUNDLE"))
-    extras.ca_bundle = *ca;
   MiniResponse r;
   for (int attempt = 0; attempt < 2; ++attempt) {
     r = http_fetch(
@@ -213,16 +191,12 @@ std::optional<Credentials> credentials_from_web_identity(const CredentialsOption
   }
   std::fill(extras.body.begin(), extras.body.end(), '\0');
   if (!r.error.empty()) throw CredentialsError(where + ": " + r.error);
-  auto doc = xml::parse(r.body);
   if (r.status != 200) {
-    std::string code;
-    if (doc.root) {
-      const xml::Element* e = doc.root->name == "Error" ? &*doc.root : doc.root->child("Error");
-      if (e) code = e->child_text("Code");
-    }
+    std::string why = sts_error_text(r.body);
     throw CredentialsError(where + ": HTTP " + std::to_string(r.status) +
-                           (code.empty() ? "" : " " + code.substr(0, 80)));
+                           (why.empty() ? "" : " " + why));
   }
+  auto doc = xml::parse(r.body);
   const xml::Element* cr = nullptr;
   if (doc.root)
     if (const xml::Element* res = doc.root->child("AssumeRoleWithWebIdentityResult"))

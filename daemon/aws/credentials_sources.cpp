@@ -564,10 +564,8 @@ std::optional<Credentials> credentials_from_process(const std::string& command,
   return c;
 }
 
-std::optional<Credentials> credentials_from_profile(const CredentialsOptions& opts) {
-  const std::string name = profile_name(opts);
-  Profile p = load_profile(name, opts.env);
-  if (!p.found()) return std::nullopt;
+std::optional<Credentials> profile_own_credentials(const std::string& name, const Profile& p,
+                                                   const CredentialsOptions& opts) {
   auto static_keys = [&](const std::map<std::string, std::string>& kv,
                          const std::string& file) -> std::optional<Credentials> {
     auto id = kv.find("aws_access_key_id");
@@ -587,12 +585,22 @@ std::optional<Credentials> credentials_from_profile(const CredentialsOptions& op
   if (auto cmd = p.get("credential_process"); cmd && !cmd->empty())
     return credentials_from_process(*cmd, opts.process_timeout, "profile " + name);
   if (auto c = static_keys(p.config_file, p.config_path)) return c;
-  if (p.get("role_arn") || p.get("sso_session") || p.get("sso_start_url") ||
-      p.get("web_identity_token_file"))
-    throw CredentialsError("profile " + name +
-                           ": role_arn/SSO/web identity profiles need STS and are not supported; "
-                           "use credential_process (e.g. aws_signing_helper) or static keys");
   return std::nullopt;
+}
+
+std::optional<Credentials> credentials_from_profile(const CredentialsOptions& opts) {
+  const std::string name = profile_name(opts);
+  Profile p = load_profile(name, opts.env);
+  if (!p.found()) return std::nullopt;
+  refuse_sso_profile(name, p);
+  if (p.get("web_identity_token_file"))
+    throw CredentialsError("profile " + name +
+                           ": web_identity_token_file in a profile is not supported; set "
+                           "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN in the service's "
+                           "environment instead (docs/aws-credentials.md)");
+  // role_arn makes it an AssumeRole profile, even when it also holds keys (botocore's order).
+  if (p.get("role_arn")) return credentials_from_assume_role(opts, name);
+  return profile_own_credentials(name, p, opts);
 }
 
 }  // namespace fe::aws

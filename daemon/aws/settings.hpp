@@ -21,6 +21,9 @@ enum class CredentialSource { automatic, env, profile, process, imds, container,
 struct Endpoints {
   std::optional<std::string> s3;          // e.g. "http://127.0.0.1:4566"; nullopt = AWS default
   std::optional<std::string> healthlake;  // e.g. "http://127.0.0.1:8080" for healthlake-local
+  // STS for AssumeRole profiles and web identity; nullopt = AWS_ENDPOINT_URL_STS, else
+  // sts.<region>.amazonaws.com.
+  std::optional<std::string> sts;
   bool operator==(const Endpoints&) const = default;
 };
 
@@ -47,7 +50,8 @@ struct Settings {
 constexpr auto fields(const Endpoints*) {
   using enum settings::Reload;
   return std::tuple{settings::field("s3", &Endpoints::s3, restart),
-                    settings::field("healthlake", &Endpoints::healthlake, restart)};
+                    settings::field("healthlake", &Endpoints::healthlake, restart),
+                    settings::field("sts", &Endpoints::sts, restart)};
 }
 static_assert(settings::described<Endpoints>());
 

@@ -36,10 +36,11 @@ void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
     return "a profile name uses letters, digits and _ . + @ -";
   });
   if (const Item* it = m.get("endpoints")) {
-    Map em(c, it->value, it->path, it->mark, {"s3", "healthlake"});
+    Map em(c, it->value, it->path, it->mark, {"s3", "healthlake", "sts"});
     if (em.ok()) {
       c.opt_string(em, "s3", aws.endpoints.s3, check_url);
       c.opt_string(em, "healthlake", aws.endpoints.healthlake, check_url);
+      c.opt_string(em, "sts", aws.endpoints.sts, check_url);
     }
   }
   c.boolean(m, "s3_path_style", aws.s3_path_style);

@@ -34,6 +34,8 @@ aws::CredentialsOptions credentials_options(const config::Config& cfg) {
   co.profile = cfg.aws.profile;
   co.proxy = cfg.aws.proxy;
   if (cfg.aws.ca_bundle) co.ca_bundle = cfg.aws.ca_bundle->string();
+  co.sts_endpoint = cfg.aws.endpoints.sts;  // AssumeRole profiles, web identity
+  co.region = cfg.aws.region;
   return co;
 }
 
