@@ -60,6 +60,7 @@ constexpr const char* kBase =
     "  endpoints:\n"
     "    s3: http://127.0.0.1:4566\n"
     "    healthlake: http://127.0.0.1:8080\n"
+    "    sts: http://127.0.0.1:8090\n"
     "  s3_path_style: false\n"
     "  proxy: http://proxy.example:3128\n"
     "  no_proxy: localhost\n"
@@ -161,6 +162,7 @@ std::vector<Change> aws_changes() {
           {"    s3: http://127.0.0.1:4566", "    s3: http://127.0.0.1:4567", "aws.endpoints.s3"},
           {"    healthlake: http://127.0.0.1:8080", "    healthlake: http://127.0.0.1:8081",
            "aws.endpoints.healthlake"},
+          {"    sts: http://127.0.0.1:8090", "    sts: http://127.0.0.1:8091", "aws.endpoints.sts"},
           {"  s3_path_style: false", "  s3_path_style: true", "aws.s3_path_style"},
           {"  proxy: http://proxy.example:3128", "  proxy: \"\"", "aws.proxy"},
           {"  no_proxy: localhost", "  no_proxy: \"*\"", "aws.no_proxy"},
