@@ -18,7 +18,8 @@ constexpr const char* kDescription =
     "Shows each export in the journal: pipeline, state, files, resources valid and rejected,\n"
     "bytes spooled and uploaded, import job status and progress (resources scanned, imported,\n"
     "failed, throughput), the ValidationLevel HealthLake reports, and the last error (a FAILED\n"
-    "job's reason from HealthLake).\n";
+    "job's reason from HealthLake). Then the exports the watcher has seen that wait for their\n"
+    "completion rule: which rule, what is missing, and since when.\n";
 
 }  // namespace
 
@@ -53,6 +54,13 @@ int cmd_status(Args args) {
     if (!export_name.empty()) {
       auto row = j.find_export(export_name);
       if (!row) {
+        // Seen by the watcher but not complete yet: say what it waits for.
+        for (const auto& w : j.waiting_exports()) {
+          if (w.name != export_name) continue;
+          auto out = fe::journal::format_waiting_detail(w, json, fe::journal::now_ms());
+          std::fwrite(out.data(), 1, out.size(), stdout);
+          return kExitOk;
+        }
         std::fprintf(stderr, "fhir-edge status: no export named '%s' in %s\n", export_name.c_str(),
                      journal_path.c_str());
         return kExitFailed;
@@ -62,8 +70,10 @@ int cmd_status(Args args) {
       return kExitOk;
     }
     auto rows = fe::journal::read_status(j, !active);
-    std::string out = json ? fe::journal::format_status_json(rows, j.schema_version())
-                           : fe::journal::format_status_table(rows);
+    auto waiting = j.waiting_exports();
+    std::string out = json ? fe::journal::format_status_json(rows, j.schema_version(), waiting)
+                           : fe::journal::format_status_table(rows) +
+                                 fe::journal::format_waiting_table(waiting, fe::journal::now_ms());
     std::fwrite(out.data(), 1, out.size(), stdout);
     return kExitOk;
   } catch (const std::exception& e) {

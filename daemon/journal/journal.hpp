@@ -44,7 +44,7 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 // Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
 using TimeMs = int64_t;
@@ -150,6 +150,21 @@ struct EventRow {
   std::optional<int64_t> file_id;
   std::string kind;  // e.g. "state", "park", "error", "part", "import"
   std::string message;
+};
+
+// An export the watcher has seen that is not complete yet (table waiting_exports, schema 7):
+// which completion rule it waits for, what is missing, since when (watch::Waiting).
+struct WaitingRow {
+  std::string pipeline;
+  std::string name;  // the export's name as it will be taken (directory, or file stem)
+  std::string path;  // the export directory or the single file
+  // What it waits for: "bulk_manifest" | "marker" | "client_log" | "settle" (a completion rule),
+  // "bulk_manifest|marker|client_log" (the enabled rules, none holds yet), "open_file" (a file
+  // is open for writing), "scan_quiet" (a file found by a scan must stay unchanged), "no_data".
+  std::string rule;
+  std::string missing;    // what is missing, for a person
+  TimeMs since = 0;       // first seen waiting (kept across daemon restarts)
+  TimeMs updated_at = 0;  // when the daemon last reported it
 };
 
 // Result of take_export: the export row, and whether it already existed (a re-delivered
@@ -327,6 +342,16 @@ class Journal {
   // Applies one request: "retry" (args "" or "reimport") → retry_export; "compact" (args =
   // seconds) → compact. Returns {applied, what was done or why not}; does not finish the row.
   std::pair<bool, std::string> apply_request(const RequestRow& r);
+
+  // --- exports waiting for their completion rule (schema 7) ---
+  // Replaces the pipeline's waiting exports with `rows` in one transaction: a row already there
+  // (same pipeline and path) keeps its `since` (the earlier of the two), rows not in `rows` are
+  // removed. Written by the pipeline from the watcher's report (watch::Watcher::on_waiting).
+  void record_waiting(std::string_view pipeline, const std::vector<WaitingRow>& rows);
+  // Removes the waiting rows of every pipeline not in `pipelines` (dropped from the config).
+  void forget_waiting_except(const std::vector<std::string>& pipelines);
+  // Every waiting export, oldest `since` first; empty in a journal older than schema 7.
+  std::vector<WaitingRow> waiting_exports() const;
 
   // --- events (append-only) ---
   void add_event(std::optional<int64_t> export_id, std::optional<int64_t> file_id,

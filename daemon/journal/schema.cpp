@@ -220,6 +220,22 @@ ALTER TABLE requests DROP COLUMN state;
 ALTER TABLE requests DROP COLUMN result;
 ALTER TABLE requests DROP COLUMN done_at;
 )sql",
+    // 6 → 7: exports the watcher has seen that wait for their completion rule (issue 17 item 3):
+    // which rule, what is missing, since when. Written by the pipeline (the watcher's report,
+    // replaced per pipeline), read by `fhir-edge status` and /metrics, also while no daemon runs.
+    // Not an export's state: a waiting export has no exports row until it is complete and taken.
+    R"sql(
+CREATE TABLE waiting_exports(
+  pipeline TEXT NOT NULL,
+  path TEXT NOT NULL,
+  name TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  missing TEXT NOT NULL DEFAULT '',
+  since INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(pipeline, path)
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -233,6 +233,12 @@ std::string level_cell(const std::vector<ImportJobRow>& jobs) {
 
 }  // namespace
 
+std::optional<ImportProgress> import_progress(const std::vector<ImportJobRow>& jobs) {
+  auto p = export_progress(jobs);
+  if (!p) return std::nullopt;
+  return ImportProgress{p->sum.scanned, p->sum.imported, p->sum.failed, p->throughput};
+}
+
 std::string format_status_table(const std::vector<StatusRow>& rows) {
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"EXPORT", "PIPELINE", "STATE", "FILES", "VALID", "REJECTED", "SPOOLED",
@@ -365,12 +371,71 @@ void export_json(json::Writer& w, const StatusRow& r) {
 
 }  // namespace
 
-std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version) {
+namespace {
+
+void waiting_json(json::Writer& w, const WaitingRow& r) {
+  w.begin_object()
+      .field("pipeline", r.pipeline)
+      .field("name", r.name)
+      .field("path", r.path)
+      .field("rule", r.rule)
+      .field("missing", r.missing)
+      .field("since", format_time(r.since))
+      .field("updated_at", format_time(r.updated_at))
+      .end_object();
+}
+
+// "12 s", "3 min", "2 h 5 min", "3 d 4 h".
+std::string human_age(TimeMs ms) {
+  int64_t s = std::max<int64_t>(0, ms / 1000);
+  if (s < 60) return std::to_string(s) + " s";
+  if (s < 3600) return std::to_string(s / 60) + " min";
+  if (s < 86400) return std::to_string(s / 3600) + " h " + std::to_string(s % 3600 / 60) + " min";
+  return std::to_string(s / 86400) + " d " + std::to_string(s % 86400 / 3600) + " h";
+}
+
+}  // namespace
+
+std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version,
+                               const std::vector<WaitingRow>& waiting) {
   json::Writer w;
   w.begin_object().field("schema_version", schema_version).key("exports").begin_array();
   for (const auto& r : rows) export_json(w, r);
+  w.end_array().key("waiting").begin_array();
+  for (const auto& r : waiting) waiting_json(w, r);
   w.end_array().end_object();
   return std::move(w).str() + "\n";
+}
+
+std::string format_waiting_table(const std::vector<WaitingRow>& waiting, TimeMs now) {
+  if (waiting.empty()) return {};
+  std::vector<std::vector<std::string>> cells;
+  cells.push_back({"EXPORT", "PIPELINE", "RULE", "MISSING", "SINCE"});
+  TimeMs as_of = 0;
+  for (const auto& r : waiting) {
+    cells.push_back({one_line(r.name, 48), one_line(r.pipeline, 24), one_line(r.rule, 40),
+                     one_line(r.missing, 100),
+                     format_time(r.since) + " (" + human_age(now - r.since) + " ago)"});
+    as_of = std::max(as_of, r.updated_at);
+  }
+  // As of the daemon's last report: status also runs while no daemon does.
+  return "\nwaiting for completion (seen by the watcher, not taken yet; as of " +
+         format_time(as_of) + "):\n" + align(cells);
+}
+
+std::string format_waiting_detail(const WaitingRow& row, bool json, TimeMs now) {
+  if (json) {
+    json::Writer w;
+    w.begin_object().key("waiting");
+    waiting_json(w, row);
+    w.end_object();
+    return std::move(w).str() + "\n";
+  }
+  return "export " + one_line(row.name, 200) + " (pipeline " + one_line(row.pipeline, 64) +
+         ") is not complete yet, so not taken\npath:    " + one_line(row.path, 400) +
+         "\nrule:    " + one_line(row.rule, 80) + "\nmissing: " + one_line(row.missing, 400) +
+         "\nsince:   " + format_time(row.since) + " (" + human_age(now - row.since) +
+         " ago)\nas of:   " + format_time(row.updated_at) + "\n";
 }
 
 std::string format_export_detail(const Journal& journal, const ExportRow& row, bool json,

@@ -40,7 +40,17 @@ std::string format_status_table(const std::vector<StatusRow>& rows);
 //  the park reason, which is parked_reason)
 //  (import_job is part 1; import_jobs lists every part of the current attempt)
 // Timestamps are RFC 3339 UTC strings.
-std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version);
+//  ,"waiting":[{"pipeline","name","path","rule","missing","since","updated_at"}] : exports the
+//  watcher has seen that wait for their completion rule (WaitingRow; [] before schema 7).
+std::string format_status_json(const std::vector<StatusRow>& rows, int schema_version,
+                               const std::vector<WaitingRow>& waiting = {});
+
+// The waiting exports as a text section for `status` ("" when none): a heading, then
+// EXPORT PIPELINE RULE MISSING SINCE, SINCE with its age at `now` ("... (3 min ago)").
+std::string format_waiting_table(const std::vector<WaitingRow>& waiting, TimeMs now);
+// `status --export NAME` for an export that is only waiting (not taken yet): its row as text, or
+// as JSON {"waiting":{...as above...}}.
+std::string format_waiting_detail(const WaitingRow& row, bool json, TimeMs now);
 
 // One export in detail: its files (state, resources, bytes, upload ids, error), the first import
 // failure reasons (source file:line) and its most recent events, as text or as JSON
@@ -50,5 +60,16 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
                                  size_t max_events = 20);
 
 std::string format_time(TimeMs t);  // RFC 3339 UTC, millisecond precision
+
+// HealthLake's JobProgressReport of an export's jobs (current attempt), summed as the PROGRESS
+// column sums it (throughput: of its one job, or of the parts still running); nullopt until
+// HealthLake sent one. /metrics shows it for the jobs that run.
+struct ImportProgress {
+  int64_t resources_scanned = 0;
+  int64_t resources_imported = 0;
+  int64_t resources_failed = 0;
+  std::optional<double> throughput_mb_per_s;
+};
+std::optional<ImportProgress> import_progress(const std::vector<ImportJobRow>& jobs);
 
 }  // namespace fe::journal

@@ -106,6 +106,10 @@ struct Aggregate {
   // Exports not in a terminal state (parked ones included: they wait for a person).
   std::optional<journal::TimeMs> oldest_pending;
   double backlog_bytes = 0;  // their source bytes
+  // HealthLake's JobProgressReport of the exports whose import runs (import_starting, importing).
+  // (HealthLake's Throughput is not exported: "MB" is not a Prometheus base unit, and
+  // deriv() of the scanned count gives the rate.)
+  double scanned = 0, imported = 0, failed = 0;
 };
 
 }  // namespace
@@ -173,6 +177,14 @@ std::string render(const Snapshot& s) {
           a.oldest_pending = r.row.created_at;
         a.backlog_bytes += static_cast<double>(r.row.bytes_source);
       }
+      if (r.row.state == journal::ExportState::importing ||
+          r.row.state == journal::ExportState::import_starting) {
+        if (auto p = journal::import_progress(r.jobs)) {
+          a.scanned += static_cast<double>(p->resources_scanned);
+          a.imported += static_cast<double>(p->resources_imported);
+          a.failed += static_cast<double>(p->resources_failed);
+        }
+      }
       if (r.row.state == journal::ExportState::imported) {
         auto t = r.row.finished_at.value_or(r.row.updated_at);
         if (!a.last_import || t > *a.last_import) a.last_import = t;
@@ -236,6 +248,39 @@ std::string render(const Snapshot& s) {
         age = std::max(0.0, s.now_seconds - to_seconds(*a.oldest_pending));
       w.sample("fhir_edge_oldest_pending_export_age_seconds", {{"pipeline", p}}, age);
     }
+    w.family("fhir_edge_import_progress_resources", Kind::gauge,
+             "Resources of the pipeline's running import jobs as HealthLake's JobProgressReport "
+             "counts them: scanned, imported, failed (0 when no job runs).");
+    for (const auto& [p, a] : per) {
+      w.sample("fhir_edge_import_progress_resources", {{"pipeline", p}, {"count", "scanned"}},
+               a.scanned);
+      w.sample("fhir_edge_import_progress_resources", {{"pipeline", p}, {"count", "imported"}},
+               a.imported);
+      w.sample("fhir_edge_import_progress_resources", {{"pipeline", p}, {"count", "failed"}},
+               a.failed);
+    }
+    // Exports seen by the watcher that wait for their completion rule (marker, manifest,
+    // client log, quiet period, a writer): as the daemon last journaled them.
+    std::map<std::string, std::pair<double, std::optional<journal::TimeMs>>> waiting;
+    for (const auto& p : s.pipelines) waiting[p];
+    for (const auto& wr : s.waiting) {
+      auto& [n, oldest] = waiting[wr.pipeline];
+      n += 1;
+      if (!oldest || wr.since < *oldest) oldest = wr.since;
+    }
+    w.family("fhir_edge_exports_waiting", Kind::gauge,
+             "Exports seen by the watcher that wait for their completion rule (not taken yet); "
+             "`fhir-edge status` says which rule and what is missing.");
+    for (const auto& [p, v] : waiting)
+      w.sample("fhir_edge_exports_waiting", {{"pipeline", p}}, v.first);
+    w.family("fhir_edge_oldest_waiting_export_age_seconds", Kind::gauge,
+             "How long the pipeline's longest-waiting export has waited for its completion rule; "
+             "0 when none waits.");
+    for (const auto& [p, v] : waiting) {
+      double age = 0;
+      if (v.second && s.now_seconds > 0) age = std::max(0.0, s.now_seconds - to_seconds(*v.second));
+      w.sample("fhir_edge_oldest_waiting_export_age_seconds", {{"pipeline", p}}, age);
+    }
     w.family("fhir_edge_backlog_bytes", Kind::gauge,
              "Source bytes of the pipeline's exports that are not finished (parked included).");
     for (const auto& [p, a] : per)
@@ -251,39 +296,69 @@ std::string render(const Snapshot& s) {
 
   if (s.stats) {
     const auto& st = *s.stats;
-    auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+    // Per pipeline: every configured pipeline shows (0 before its first event), and one that
+    // was counted but is no longer configured (a reload cannot drop one; kept for safety).
+    std::set<std::string> names(s.pipelines.begin(), s.pipelines.end());
+    for (const auto& [p, c] : st.by_pipeline) names.insert(p);
+    auto counter = [&](const char* name, const char* help,
+                       std::uint64_t pipeline::Counters::*field) {
       w.family(name, Kind::counter, help);
-      w.sample(name, static_cast<double>(v));
+      for (const auto& p : names) {
+        auto it = st.by_pipeline.find(p);
+        w.sample(name, {{"pipeline", p}},
+                 it == st.by_pipeline.end() ? 0 : static_cast<double>(it->second.*field));
+      }
     };
+    using C = pipeline::Counters;
     counter("fhir_edge_exports_taken_total", "Exports taken into the journal by this process.",
-            st.exports_taken);
+            &C::exports_taken);
     counter("fhir_edge_exports_redelivered_total",
-            "Identical re-deliveries of an export recognised (not redone).", st.exports_seen_again);
+            "Identical re-deliveries of an export recognised (not redone).",
+            &C::exports_seen_again);
+    counter("fhir_edge_files_spooled_total",
+            "Files validated and spooled (or rejected whole) by this process.", &C::files_spooled);
+    w.family("fhir_edge_resources_validated_total", Kind::counter,
+             "Resources (lines) of spooled files, by result of validation (valid, rejected).");
+    for (const auto& p : names) {
+      auto it = st.by_pipeline.find(p);
+      C c = it == st.by_pipeline.end() ? C{} : it->second;
+      w.sample("fhir_edge_resources_validated_total", {{"pipeline", p}, {"result", "valid"}},
+               static_cast<double>(c.resources_valid));
+      w.sample("fhir_edge_resources_validated_total", {{"pipeline", p}, {"result", "rejected"}},
+               static_cast<double>(c.resources_rejected));
+    }
     counter("fhir_edge_exports_uploaded_total", "Exports whose files all reached S3.",
-            st.exports_uploaded);
+            &C::exports_uploaded);
     counter("fhir_edge_parts_uploaded_total",
             "Parts (or single-request objects) of import and archive objects that S3 accepted.",
-            st.parts_sent);
+            &C::parts_sent);
     counter("fhir_edge_uploaded_bytes_total",
             "Body bytes S3 accepted: import and archive parts, rejected lines, reports.",
-            st.part_bytes_sent);
+            &C::part_bytes_sent);
     counter("fhir_edge_parts_skipped_total",
             "Parts found already uploaded when an upload was resumed (not sent again).",
-            st.parts_skipped);
+            &C::parts_skipped);
     counter("fhir_edge_objects_settled_total",
             "Objects whose completion was settled by their checksum (HeadObject) after a "
             "conflict, instead of uploading again.",
-            st.settled);
+            &C::settled);
     counter("fhir_edge_export_retries_total",
-            "Export retries scheduled after its AWS retries ran out.", st.retries_scheduled);
+            "Export retries scheduled after its AWS retries ran out.", &C::retries_scheduled);
     counter("fhir_edge_exports_parked_total",
-            "Exports parked by this process (non-retryable error).", st.parked);
-    counter("fhir_edge_spool_evicted_bytes_total",
-            "Spool bytes of uploaded exports evicted under quota pressure.", st.evicted_bytes);
-    counter("fhir_edge_journal_write_errors_total",
-            "Journal writes that failed (disk full, read-only or failing file system); the "
-            "export waited and was retried.",
-            st.journal_errors);
+            "Exports parked by this process before their import (non-retryable upload error).",
+            &C::parked);
+    // Process-wide: the spool and the journal are shared by every pipeline.
+    auto process_counter = [&](const char* name, const char* help, std::uint64_t v) {
+      w.family(name, Kind::counter, help);
+      w.sample(name, static_cast<double>(v));
+    };
+    process_counter("fhir_edge_spool_evicted_bytes_total",
+                    "Spool bytes of uploaded exports evicted under quota pressure.",
+                    st.evicted_bytes);
+    process_counter("fhir_edge_journal_write_errors_total",
+                    "Journal writes that failed (disk full, read-only or failing file system); "
+                    "the export waited and was retried.",
+                    st.journal_errors);
   }
 
   std::string current;
@@ -373,7 +448,8 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
   // reason. A fresh read-only connection each time (open runs SQLite's quick_check): it sees the
   // file as it is now (removed, replaced, unreadable, damaged, locked) and holds nothing between
   // probes, so it never keeps a removed journal alive or stands in another process's way.
-  std::string probe_journal(std::vector<journal::StatusRow>* rows) const {
+  std::string probe_journal(std::vector<journal::StatusRow>* rows,
+                            std::vector<journal::WaitingRow>* waiting = nullptr) const {
     std::filesystem::path path;
     {
       std::lock_guard lk(mu);
@@ -389,6 +465,7 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
       auto j = journal::Journal::open(path, {.read_only = true});
       if (rows) {
         *rows = journal::read_status(j, true);
+        if (waiting) *waiting = j.waiting_exports();
       } else {
         (void)j.schema_version();
       }
@@ -441,9 +518,12 @@ struct MetricsComponent::Impl : std::enable_shared_from_this<MetricsComponent::I
       spool_dir = cfg.spool.dir;
       s.stats = stats;
     }
-    std::string why = probe_journal(&s.rows);
+    std::string why = probe_journal(&s.rows, &s.waiting);
     s.journal_up = why.empty();
-    if (!s.journal_up) s.rows.clear();
+    if (!s.journal_up) {
+      s.rows.clear();
+      s.waiting.clear();
+    }
     s.ready =
         s.journal_up && loop_reason().empty() && (!s.stats || s.stats->unwatched_roots.empty());
     s.spool_bytes = directory_bytes(spool_dir);

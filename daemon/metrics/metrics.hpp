@@ -9,8 +9,10 @@
 //             exports by pipeline and state, files, resources valid/rejected, bytes, import jobs
 //             by status, last successful import. So they are right after a restart.
 //             The spool directory's size is measured on disk; the quota is the config's.
+//             Exports waiting for their completion rule (table waiting_exports), by pipeline.
 //   counters  this process: the pipeline's Stats (a snapshot taken on the control thread at each
-//             heartbeat, through Options::pipeline_stats) and the shared Registry
+//             heartbeat, through Options::pipeline_stats), each with a pipeline label except the
+//             process-wide ones (spool eviction, journal write errors), and the shared Registry
 //             (metrics/counters.hpp) that the AWS layer increments (requests, errors and retries
 //             by AWS error code, re-sent bodies, credential refreshes and expiry).
 // /healthz    200 "ok" when the control loop's heartbeat is recent and the journal can be read;
@@ -71,6 +73,7 @@ struct Snapshot {
   double heartbeat_age_seconds = 0;
   bool journal_up = false;
   std::vector<journal::StatusRow> rows;      // when journal_up
+  std::vector<journal::WaitingRow> waiting;  // when journal_up: exports waiting for completion
   std::vector<std::string> pipelines;        // configured, so every pipeline shows even at 0
   std::optional<std::uint64_t> spool_bytes;  // nullopt: spool.dir unreadable
   std::uint64_t spool_quota_bytes = 0;

@@ -72,7 +72,7 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
     return;
   }
   if (t.existing) {
-    ++c_.stats.exports_seen_again;
+    c_.stats.add(pname, &Counters::exports_seen_again);
     if (t.compacted)
       log::info(
           "export already taken (identical content; compacted from the journal after it "
@@ -88,7 +88,7 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
                  {"STATE", std::string(to_string(t.row.state))}});
     return;
   }
-  ++c_.stats.exports_taken;
+  c_.stats.add(pname, &Counters::exports_taken);
   log::info("export taken", {{"MESSAGE_ID", std::string(log::message_id::export_taken)},
                              {"EXPORT_ID", t.row.name},
                              {"PIPELINE", pname},
@@ -300,6 +300,9 @@ void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const st
                                   std::to_string(res.rejected) +
                                       " invalid line(s); whole file rejected (on_invalid: "
                                       "reject-file)");
+      c_.stats.add(run->pipeline, &Counters::files_spooled);
+      c_.stats.add(run->pipeline, &Counters::resources_rejected,
+                   static_cast<std::uint64_t>(res.rejected));
       std::error_code ec;
       if (!res.line_map.empty()) fs::remove(res.line_map, ec);
     } else {
@@ -330,6 +333,11 @@ void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const st
         std::error_code ec;
         fs::remove(res.line_map, ec);
       }
+      c_.stats.add(run->pipeline, &Counters::files_spooled);
+      c_.stats.add(run->pipeline, &Counters::resources_valid,
+                   static_cast<std::uint64_t>(res.valid));
+      c_.stats.add(run->pipeline, &Counters::resources_rejected,
+                   static_cast<std::uint64_t>(res.rejected));
       log::info("file spooled", {{"EXPORT_ID", run->name},
                                  {"PIPELINE", run->pipeline},
                                  {"FHIR_FILE", where},

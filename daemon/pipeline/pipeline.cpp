@@ -238,6 +238,7 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
 
   void start_watchers() {
     std::weak_ptr<Impl> weak = shared_from_this();
+    forget_waiting_of_other_pipelines();
     for (auto& [name, pipe] : pipes) {
       watch::WatchOptions wo = watch::watch_options(cfg, pipe.cfg);
       wo.pipeline = name;
@@ -250,7 +251,43 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
           std::make_unique<watch::Watcher>(io, wo, [weak, pname](const watch::ReadyExport& r) {
             if (auto self = weak.lock()) self->ingest->on_ready(pname, r);
           });
+      // Exports seen but not complete yet go to the journal for `status` and /metrics.
+      pipe.watcher->on_waiting([weak, pname](const std::vector<watch::Waiting>& w) {
+        if (auto self = weak.lock()) self->record_waiting(pname, w);
+      });
       pipe.watcher->start();
+    }
+  }
+
+  // The watcher's waiting exports of one pipeline, journaled (table waiting_exports). A failed
+  // write is counted and logged; the next report writes the whole set again.
+  void record_waiting(const std::string& pipeline, const std::vector<watch::Waiting>& waiting) {
+    if (stopping || !jr) return;
+    std::vector<journal::WaitingRow> rows;
+    for (const auto& w : waiting)
+      rows.push_back(
+          {pipeline, w.name, w.path.string(), w.rule, w.missing,
+           std::chrono::duration_cast<std::chrono::milliseconds>(w.since.time_since_epoch())
+               .count(),
+           0});
+    try {
+      jr->record_waiting(pipeline, rows);
+    } catch (const std::exception& e) {
+      ++stats.journal_errors;
+      log::error(std::string("journal: cannot record waiting exports: ") + e.what(),
+                 {{"PIPELINE", pipeline}});
+    }
+  }
+
+  // Waiting rows of a pipeline dropped from the config would show in status forever.
+  void forget_waiting_of_other_pipelines() {
+    std::vector<std::string> names;
+    for (const auto& [name, pipe] : pipes) names.push_back(name);
+    try {
+      jr->forget_waiting_except(names);
+    } catch (const std::exception& e) {
+      ++stats.journal_errors;
+      log::error(std::string("journal: cannot clear waiting exports: ") + e.what());
     }
   }
 

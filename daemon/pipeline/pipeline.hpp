@@ -61,6 +61,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -123,17 +124,32 @@ std::uint64_t choose_part_size(std::optional<std::uint64_t> configured, std::uin
 
 // Object keys (DESIGN "S3 layout"): import/s3_layout.hpp.
 
-// Counters (control thread), for status, tests and benchmarks.
-struct Stats {
+// The counters of one pipeline (control thread): /metrics shows each with a pipeline label.
+struct Counters {
   std::uint64_t exports_taken = 0;
   std::uint64_t exports_seen_again = 0;  // identical re-deliveries recognised (not redone)
   std::uint64_t exports_uploaded = 0;
-  std::uint64_t parts_sent = 0;       // part/PutObject requests that succeeded
-  std::uint64_t part_bytes_sent = 0;  // their body bytes
-  std::uint64_t parts_skipped = 0;    // found uploaded (journal or ListParts) on resume
-  std::uint64_t settled = 0;          // objects settled by HeadObject checksum
+  std::uint64_t files_spooled = 0;       // files validated and spooled (or rejected whole)
+  std::uint64_t resources_valid = 0;     // lines of those files that passed validation
+  std::uint64_t resources_rejected = 0;  // ... and that did not
+  std::uint64_t parts_sent = 0;          // part/PutObject requests that succeeded
+  std::uint64_t part_bytes_sent = 0;     // their body bytes
+  std::uint64_t parts_skipped = 0;       // found uploaded (journal or ListParts) on resume
+  std::uint64_t settled = 0;             // objects settled by HeadObject checksum
   std::uint64_t retries_scheduled = 0;
   std::uint64_t parked = 0;
+};
+
+// Counters (control thread), for status, tests and benchmarks. The Counters fields are the
+// totals over every pipeline; by_pipeline has each pipeline's share (add() keeps both).
+struct Stats : Counters {
+  std::map<std::string, Counters> by_pipeline;
+  // Adds `n` to a counter of `pipeline` and to the total.
+  void add(const std::string& pipeline, std::uint64_t Counters::*counter, std::uint64_t n = 1) {
+    static_cast<Counters&>(*this).*counter += n;
+    by_pipeline[pipeline].*counter += n;
+  }
+  // Process-wide (the spool and the journal are shared by every pipeline):
   std::uint64_t evicted_bytes = 0;
   // Journal writes that failed on the control thread (disk full, read-only or failing file
   // system): the export waited and was retried, nothing was recorded as done without them.

@@ -40,7 +40,7 @@ void UploadStage::clear() {
 void UploadStage::schedule_retry(std::shared_ptr<Run> run, const std::string& why) {
   if (c_.stopping) return;
   ++run->attempt;
-  ++c_.stats.retries_scheduled;
+  c_.stats.add(run->pipeline, &Counters::retries_scheduled);
   auto delay = c_.opt.retry_base;
   for (int i = 1; i < run->attempt && delay < c_.opt.retry_max; ++i) delay *= 2;
   delay = std::min(delay, c_.opt.retry_max);
@@ -100,7 +100,7 @@ void UploadStage::park(std::shared_ptr<Run> run, const std::string& why) {
     log::error(std::string("journal: ") + e.what(),
                {{"EXPORT_ID", run->name}, {"PIPELINE", run->pipeline}});
   }
-  ++c_.stats.parked;
+  c_.stats.add(run->pipeline, &Counters::parked);
   c_.runs.erase(run->id);
   c_.changed();
 }
@@ -157,12 +157,13 @@ upload::Hooks UploadStage::hooks_for(const std::shared_ptr<Run>& run, bool early
   upload::Hooks h;
   h.creating = [this](const std::string& key) { c_.cleanup->creating(key); };
   h.created = [this](const std::string& key, int attempts) { c_.cleanup->created(key, attempts); };
-  h.part_sent = [this](std::uint64_t bytes, bool part) {
-    if (part) ++c_.stats.parts_sent;
-    c_.stats.part_bytes_sent += bytes;
+  const std::string pipeline = run->pipeline;
+  h.part_sent = [this, pipeline](std::uint64_t bytes, bool part) {
+    if (part) c_.stats.add(pipeline, &Counters::parts_sent);
+    c_.stats.add(pipeline, &Counters::part_bytes_sent, bytes);
   };
-  h.part_skipped = [this] { ++c_.stats.parts_skipped; };
-  h.settled = [this] { ++c_.stats.settled; };
+  h.part_skipped = [this, pipeline] { c_.stats.add(pipeline, &Counters::parts_skipped); };
+  h.settled = [this, pipeline] { c_.stats.add(pipeline, &Counters::settled); };
   h.journal_error = [this] { ++c_.stats.journal_errors; };
   const Phase want = early ? Phase::spooling : Phase::uploading;
   h.abandoned = [run, want, early] { return run->phase != want || (early && run->superseded); };
@@ -276,7 +277,7 @@ void UploadStage::upload_done(std::shared_ptr<Run> run) {
     for (const auto& f : c_.jr->files(run->id))
       if (f.state == FileState::uploading) c_.jr->set_file_state(f.id, FileState::uploaded);
     c_.jr->set_export_state(run->id, ExportState::uploaded);
-    ++c_.stats.exports_uploaded;
+    c_.stats.add(run->pipeline, &Counters::exports_uploaded);
     log::info("export uploaded", {{"MESSAGE_ID", std::string(log::message_id::export_uploaded)},
                                   {"EXPORT_ID", run->name},
                                   {"PIPELINE", run->pipeline}});

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "service/log.hpp"
 #include "watch/manifest.hpp"
@@ -16,6 +17,23 @@ namespace fe::watch {
 
 namespace fs = std::filesystem;
 using namespace detail;
+
+namespace {
+
+// What completes an export under the enabled rules, for a person ("manifest.json naming every
+// file, the marker .done or log.ndjson recording export_complete").
+std::string rules_wanted(const CompletionRules& r) {
+  std::vector<std::string> parts;
+  if (r.bulk_manifest) parts.push_back(r.manifest_name + " naming every file");
+  if (!r.marker.empty()) parts.push_back("the marker " + r.marker);
+  if (r.client_log) parts.push_back(r.client_log_name + " recording export_complete");
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == parts.size() ? " or " : ", ") + parts[i];
+  return out.empty() ? "none enabled" : out;
+}
+
+}  // namespace
 
 // one piece: the readiness decision is one ordered sequence of gates (listing, open writers,
 // completion rules, settle, scan_quiet, name collisions), each returning pending() with its
@@ -133,22 +151,25 @@ void Watcher::evaluate(const std::string& key) {
                {"EXPORT_ID", ready.name},
                {"FHIR_FILE", (t.single_file ? t.path : t.path / open).string()}});
         }
-        return pending(ready.name, why);
+        return pending(key, ready.name, "open_file", why);
       }
-      return pending(ready.name, "file open for writing: " + open);
+      return pending(key, ready.name, "open_file", "file open for writing: " + open);
     }
   }
   t.open_since.reset();
   t.open_warned = false;
 
   bool complete = false;
-  std::string waiting_for = "waiting for a completion rule (manifest, marker or client log)";
+  std::string waiting_for = "waiting for a completion rule (" + rules_wanted(rules) + ")";
+  std::string waiting_rule = enabled_rules();
   if (t.single_file) {
     complete = true;
   } else {
     if (rules.bulk_manifest && seen.count(rules.manifest_name)) {
       auto m = parse_bulk_manifest(t.path / rules.manifest_name);
       if (!m.manifest) {
+        waiting_for = "bulk manifest " + rules.manifest_name + " is malformed: " + m.error;
+        waiting_rule = "bulk_manifest";
         if (m.error != t.manifest_error) {
           t.manifest_error = m.error;
           fe::log::warning("malformed bulk-data manifest: " + m.error,
@@ -176,6 +197,7 @@ void Watcher::evaluate(const std::string& key) {
         } else {
           // Another rule may still hold; keep looking.
           waiting_for = "manifest names " + missing + ", which is not there yet";
+          waiting_rule = "bulk_manifest";
         }
       }
     }
@@ -188,18 +210,21 @@ void Watcher::evaluate(const std::string& key) {
       complete = true;
       ready.rule = "client_log";
     }
-    if (!complete && rules.settle.count() == 0) return pending(ready.name, waiting_for);
+    if (!complete && rules.settle.count() == 0)
+      return pending(key, ready.name, waiting_rule, waiting_for);
   }
   if (rules.settle.count() > 0 && (!complete || t.single_file)) {
     auto due = t.last_change + rules.settle;
     if (now < due) {
       schedule_settle(key, due);
-      return pending(ready.name, "settling");
+      return pending(key, ready.name, "settle",
+                     "settling: no change for " + std::to_string(rules.settle.count()) +
+                         " s (settle_seconds)");
     }
     if (!complete) ready.rule = "settle";
     complete = true;
   }
-  if (data.empty()) return pending(ready.name, "no data files");
+  if (data.empty()) return pending(key, ready.name, "no_data", "no data files");
 
   // Files whose writer state is unknown (found by a scan) must stay unchanged for scan_quiet.
   {
@@ -222,7 +247,7 @@ void Watcher::evaluate(const std::string& key) {
     }
     if (!unsure.empty()) {
       schedule_settle(key, due);
-      return pending(ready.name,
+      return pending(key, ready.name, "scan_quiet",
                      "file found by a scan, waiting for it to stay unchanged (it may "
                      "still be open for writing): " +
                          unsure);
@@ -262,6 +287,7 @@ void Watcher::evaluate(const std::string& key) {
       if (a[i].name != b[i].name || !(a[i].identity == b[i].identity)) return false;
     return true;
   };
+  not_waiting(key);
   if (t.reported && same(*t.reported, ready.files)) return;
   t.reported = ready.files;
   fe::log::info(

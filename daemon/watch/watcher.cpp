@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -38,7 +39,8 @@ Watcher::Watcher(boost::asio::io_context& io, WatchOptions options, ReadyFn on_r
       buffer_(64 * 1024),
       rescan_timer_(io),
       root_timer_(io),
-      alive_(std::make_shared<bool>(true)) {}
+      alive_(std::make_shared<bool>(true)),
+      waiting_timer_(io) {}
 
 Watcher::~Watcher() {
   stop();
@@ -108,6 +110,8 @@ void Watcher::start() {
   // The root itself may be a symlink set up by the administrator; what is inside is never followed.
   scan_root();  // adds the root's watch (root_wd_ is -1), or schedules the next look
   schedule_rescan();
+  // The first report replaces what an earlier run left (exports taken or gone since).
+  report_waiting();
 }
 
 std::string Watcher::unwatched_reason() const {
@@ -122,6 +126,9 @@ void Watcher::stop() {
   alive_ = std::make_shared<bool>(false);
   rescan_timer_.cancel();
   root_timer_.cancel();
+  waiting_timer_.cancel();
+  waiting_armed_ = false;
+  waiting_.clear();
   for (auto& [k, t] : exports_)
     if (t->settle_timer) t->settle_timer->cancel();
   exports_.clear();
@@ -293,6 +300,7 @@ void Watcher::remove_export(const std::string& name) {
   }
   if (it->second->settle_timer) it->second->settle_timer->cancel();
   exports_.erase(it);
+  not_waiting(name);
 }
 
 void Watcher::report_skip(const fs::path& p, const std::string& reason) {
@@ -304,10 +312,66 @@ void Watcher::report_skip(const fs::path& p, const std::string& reason) {
   if (on_skipped_) on_skipped_({p, reason});
 }
 
-void Watcher::pending(const std::string& name, const std::string& why) {
+void Watcher::pending(const std::string& key, const std::string& name, const std::string& rule,
+                      const std::string& why) {
   fe::log::debug("export not complete yet: " + why,
                  {{"PIPELINE", opt_.pipeline}, {"EXPORT_ID", name}});
+  auto it = exports_.find(key);
+  if (it != exports_.end()) {
+    auto w = waiting_.find(key);
+    if (w == waiting_.end()) {
+      waiting_[key] = {name, it->second->path, rule, why, std::chrono::system_clock::now()};
+      waiting_changed();
+    } else if (w->second.rule != rule || w->second.missing != why || w->second.name != name) {
+      w->second.name = name;
+      w->second.rule = rule;
+      w->second.missing = why;
+      waiting_changed();
+    }
+  }
   if (on_pending_) on_pending_(name, why);
+}
+
+void Watcher::not_waiting(const std::string& key) {
+  if (waiting_.erase(key)) waiting_changed();
+}
+
+std::string Watcher::enabled_rules() const {
+  const auto& r = opt_.rules;
+  std::string out;
+  auto add = [&](const char* rule) { out += (out.empty() ? "" : "|") + std::string(rule); };
+  if (r.bulk_manifest) add("bulk_manifest");
+  if (!r.marker.empty()) add("marker");
+  if (r.client_log) add("client_log");
+  if (r.settle.count() > 0) add("settle");
+  return out;
+}
+
+std::vector<Waiting> Watcher::waiting() const {
+  std::vector<Waiting> out;
+  for (const auto& [k, w] : waiting_) out.push_back(w);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Waiting& a, const Waiting& b) { return a.since < b.since; });
+  return out;
+}
+
+// Coalesced: a burst of changes (files of an export closing one after another) is one report.
+void Watcher::waiting_changed() {
+  if (!on_waiting_ || !running_ || waiting_armed_) return;
+  if (opt_.waiting_report_delay.count() <= 0) return report_waiting();
+  waiting_armed_ = true;
+  waiting_timer_.expires_after(opt_.waiting_report_delay);
+  std::weak_ptr<bool> alive = alive_;
+  waiting_timer_.async_wait([this, alive](boost::system::error_code ec) {
+    auto a = alive.lock();
+    if (ec || !a || !*a) return;
+    waiting_armed_ = false;
+    report_waiting();
+  });
+}
+
+void Watcher::report_waiting() {
+  if (on_waiting_ && running_) on_waiting_(waiting());
 }
 
 void Watcher::scan_root() {

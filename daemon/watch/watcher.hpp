@@ -52,6 +52,12 @@
 // for every `root_retry` until it can be watched, then watched and rescanned; meanwhile
 // unwatched_reason() says why (metrics count such roots, /healthz names them).
 //
+// Waiting exports (issue 17 item 3): every export checked and found not complete is kept in a
+// waiting set with the rule it waits for, what is missing and since when (wall clock, first check
+// that found it waiting), until it is ready or gone. on_waiting gets the whole set when it changed,
+// at most once per waiting_report_delay (the pipeline journals it for `status` and /metrics), and
+// once after the first scan of start() even when nothing waits (so an older report is replaced).
+//
 // Output: on_ready(ReadyExport) once per distinct content: the same export is reported again
 // only when its file identities differ from those last reported (a changed export is re-taken;
 // the pipeline decides with the journal's content digest whether it is new).
@@ -96,6 +102,23 @@ struct WatchOptions {
   std::chrono::seconds open_warn_after{600};
   // While the watch root is missing (deleted, moved away), how often to look for it again.
   std::chrono::milliseconds root_retry{1000};
+  // Changes of the waiting set are reported (on_waiting) at most this often: one journal write
+  // for a burst of files closing. 0 reports each change at once (tests).
+  std::chrono::milliseconds waiting_report_delay{1000};
+};
+
+// An export seen but not complete yet: which rule it waits for and what is missing.
+struct Waiting {
+  std::string name;            // as it will be taken (ReadyExport::name)
+  std::filesystem::path path;  // the export directory, or the single file
+  // "bulk_manifest" (a manifest names a file not there yet, or is malformed), "settle" (the quiet
+  // period runs), "open_file" (a file is open for writing), "scan_quiet" (a file found by a scan
+  // must stay unchanged), "no_data" (no data file), or the enabled completion rules joined by
+  // '|' ("bulk_manifest|marker|client_log") while none of them holds.
+  std::string rule;
+  std::string missing;  // for a person: the on_pending text
+  std::chrono::system_clock::time_point since;
+  bool operator==(const Waiting&) const = default;
 };
 
 struct Skipped {
@@ -143,6 +166,12 @@ class Watcher {
     on_pending_ = std::move(f);
   }
 
+  // The waiting set changed (see above): every export waiting now, oldest first.
+  void on_waiting(std::function<void(const std::vector<Waiting>&)> f) {
+    on_waiting_ = std::move(f);
+  }
+  std::vector<Waiting> waiting() const;
+
   uint64_t overflows() const { return overflows_; }
   uint64_t rescans() const { return rescans_; }
   const WatchOptions& options() const { return opt_; }
@@ -173,7 +202,12 @@ class Watcher {
   void schedule_rescan();
   void schedule_root_check();
   void report_skip(const std::filesystem::path& p, const std::string& reason);
-  void pending(const std::string& name, const std::string& why);
+  void pending(const std::string& key, const std::string& name, const std::string& rule,
+               const std::string& why);
+  void not_waiting(const std::string& key);
+  void waiting_changed();
+  void report_waiting();
+  std::string enabled_rules() const;
 
   boost::asio::io_context& io_;
   WatchOptions opt_;
@@ -195,6 +229,10 @@ class Watcher {
   bool ever_watched_ = false;
   std::string unwatched_reason_;
   std::shared_ptr<bool> alive_;
+  std::function<void(const std::vector<Waiting>&)> on_waiting_;
+  std::map<std::string, Waiting> waiting_;  // by export key (entry name in the root)
+  boost::asio::steady_timer waiting_timer_;
+  bool waiting_armed_ = false;
 };
 
 }  // namespace fe::watch

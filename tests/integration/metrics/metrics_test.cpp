@@ -425,3 +425,65 @@ TEST(MetricsProcess, ReadsThisProcessFromProc) {
   EXPECT_EQ(during->open_fds, before->open_fds + 3);
   EXPECT_GE(during->cpu_seconds, before->cpu_seconds);
 }
+
+// Issue 17 items 3 and 7: the pipeline counters carry the pipeline (every configured one, at 0
+// before its first event) while the spool and journal counters stay process-wide; the exports
+// waiting for completion and the running import jobs' progress are shown per pipeline.
+TEST(MetricsRender, PipelineCountersWaitingExportsAndImportProgress) {
+  using fe::journal::ExportState;
+  fe::metrics::Snapshot s;
+  s.version = "9.9.9";
+  s.journal_up = true;
+  s.pipelines = {"epic", "lab"};
+  s.now_seconds = 1'700'000'200;
+  fe::pipeline::Stats st;
+  st.add("epic", &fe::pipeline::Counters::exports_taken, 3);
+  st.add("epic", &fe::pipeline::Counters::part_bytes_sent, 4096);
+  st.add("epic", &fe::pipeline::Counters::resources_valid, 40);
+  st.add("epic", &fe::pipeline::Counters::resources_rejected, 2);
+  st.add("lab", &fe::pipeline::Counters::exports_taken);
+  st.journal_errors = 5;
+  st.evicted_bytes = 77;
+  EXPECT_EQ(st.exports_taken, 4u);  // the total the status line and the tests read
+  s.stats = st;
+  // Two exports of epic wait (the older since 1'700'000'000.000), none of lab.
+  s.waiting.push_back({"epic", "a", "/in/a", "marker", "no .done", 1'700'000'000'000, 0});
+  s.waiting.push_back({"epic", "b", "/in/b", "open_file", "open", 1'700'000'100'000, 0});
+  // An importing export of lab whose job reported progress; a finished one does not count.
+  fe::journal::StatusRow running;
+  running.row.pipeline = "lab";
+  running.row.state = ExportState::importing;
+  fe::journal::ImportJobRow job;
+  job.status = "IN_PROGRESS";
+  job.progress_json = R"({"TotalNumberOfResourcesScanned":100,"TotalNumberOfResourcesImported":90,)"
+                      R"("TotalNumberOfResourcesWithCustomerError":4,"Throughput":2.5})";
+  running.jobs = {job};
+  running.job = job;
+  s.rows.push_back(running);
+  fe::journal::StatusRow done = running;
+  done.row.state = ExportState::imported;
+  done.jobs[0].status = done.job->status = "COMPLETED";
+  s.rows.push_back(done);
+  auto text = fe::metrics::render(s);
+  auto has = [&](const std::string& line) {
+    EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line << "\n" << text;
+  };
+  has("fhir_edge_exports_taken_total{pipeline=\"epic\"} 3");
+  has("fhir_edge_exports_taken_total{pipeline=\"lab\"} 1");
+  has("fhir_edge_uploaded_bytes_total{pipeline=\"epic\"} 4096");
+  has("fhir_edge_uploaded_bytes_total{pipeline=\"lab\"} 0");
+  has("fhir_edge_resources_validated_total{pipeline=\"epic\",result=\"valid\"} 40");
+  has("fhir_edge_resources_validated_total{pipeline=\"epic\",result=\"rejected\"} 2");
+  has("fhir_edge_exports_parked_total{pipeline=\"lab\"} 0");
+  has("fhir_edge_journal_write_errors_total 5");
+  has("fhir_edge_spool_evicted_bytes_total 77");
+  EXPECT_EQ(text.find("\nfhir_edge_exports_taken_total "), std::string::npos) << text;
+  has("fhir_edge_exports_waiting{pipeline=\"epic\"} 2");
+  has("fhir_edge_exports_waiting{pipeline=\"lab\"} 0");
+  has("fhir_edge_oldest_waiting_export_age_seconds{pipeline=\"epic\"} 200");
+  has("fhir_edge_oldest_waiting_export_age_seconds{pipeline=\"lab\"} 0");
+  has("fhir_edge_import_progress_resources{pipeline=\"lab\",count=\"scanned\"} 100");
+  has("fhir_edge_import_progress_resources{pipeline=\"lab\",count=\"imported\"} 90");
+  has("fhir_edge_import_progress_resources{pipeline=\"lab\",count=\"failed\"} 4");
+  has("fhir_edge_import_progress_resources{pipeline=\"epic\",count=\"scanned\"} 0");
+}

@@ -7,7 +7,10 @@
 # then, in a private mount namespace whose /usr is the installed /usr layered over the host's,
 # `fhir-edge --version`, `check-config` of the shipped conffile, the bash completion, `man fhir-edge`,
 # `systemd-analyze verify fhir-edge.service` (silent) and `systemd-analyze security` (exposure at
-# most 1.5) run against the installed files; finally
+# most 1.5) run against the installed files; the installed daemon runs as user fhir-edge under
+# the unit's UMask with an export waiting for its marker, and a member of group fhir-edge (not
+# root) runs `status` (which shows the waiting export) and `check-config` while it runs and after
+# it stopped, and someone outside the group is told which group to join; finally
 # `dpkg --purge` removes everything again.
 # hardening-check (devscripts) runs on both packaged binaries: PIE, stack protector, FORTIFY,
 # RELRO, BIND_NOW, stack clash protection and CET, as cmake/Hardening.cmake builds them. HARDENING
@@ -183,14 +186,72 @@ echo "systemd-analyze verify fhir-edge.service: exit 0, stderr: '$(cat "$root/..
 systemd-analyze security --offline=true --no-pager /lib/systemd/system/fhir-edge.service \
   >"$root/../security.txt" 2>&1 || true
 echo "security: $(grep -o 'Overall exposure level for fhir-edge.service: [0-9.]*' "$root/../security.txt" | awk '{print $NF}')"
+
+# Group access (issue 17): the service's files as systemd and the unit make them - the state
+# directory (StateDirectory=, 0750 fhir-edge:fhir-edge) and a journal the daemon writes as user
+# fhir-edge under UMask=0027 - read by a member of group fhir-edge who is not root. The daemon
+# runs with the shipped config, its state moved into the throwaway root, metrics off and AWS on a
+# closed loopback port (it starts without AWS; exports wait). The package's users resolve by name.
+uid=$2 gid=$3 work=$root/..
+mount --bind "$root/etc/passwd" /etc/passwd
+mount --bind "$root/etc/group" /etc/group
+state=$root/var/lib/fhir-edge
+install -d -m 0750 -o "$uid" -g "$gid" "$state"
+sed -e "s|/var/lib/fhir-edge|$state|g" -e "s|s3: null|s3: http://127.0.0.1:9|" \
+  -e "s|healthlake: null|healthlake: http://127.0.0.1:9|" -e "s|listen: 127.0.0.1:10464|listen: off|" \
+  "$root/etc/fhir-edge/fhir-edge.yaml" >"$work/service.yaml"
+chown "root:$gid" "$work/service.yaml" && chmod 0640 "$work/service.yaml"
+mkdir /var/spool/fhir-edge/epic/2026-12-06-epic
+echo '{"resourceType":"Patient","id":"p1"}' >/var/spool/fhir-edge/epic/2026-12-06-epic/Patient.ndjson
+AWS_ACCESS_KEY_ID=AKIAPACKAGETEST00001 AWS_SECRET_ACCESS_KEY=package-test-secret \
+  AWS_EC2_METADATA_DISABLED=true setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+  --inh-caps=-all -- bash -c 'umask 0027; exec /usr/bin/fhir-edge run --config "$1"' _ \
+  "$work/service.yaml" >"$work/service.log" 2>&1 &
+daemon=$!
+member=61900
+while getent passwd "$member" >/dev/null; do member=$((member + 1)); done
+outsider=$((member + 1))
+as_member=(setpriv --reuid="$member" --regid="$member" --groups="$gid" --inh-caps=-all --)
+as_outsider=(setpriv --reuid="$outsider" --regid="$outsider" --clear-groups --inh-caps=-all --)
+status=""
+for _ in $(seq 300); do  # the daemon's watcher reports the export within a second of its start
+  kill -0 "$daemon" 2>/dev/null || { echo "the daemon exited: $(cat "$work/service.log")" >&2; exit 1; }
+  if [ -e "$state/journal.db" ]; then
+    status=$("${as_member[@]}" /usr/bin/fhir-edge status --journal "$state/journal.db" 2>&1) ||
+      { echo "status as a member of fhir-edge failed: $status" >&2; exit 1; }
+    grep -q '^2026-12-06-epic .*marker' <<<"$status" && break
+  fi
+  sleep 0.1
+done
+grep -q '^2026-12-06-epic .*marker' <<<"$status" ||
+  { echo "status as a member shows no waiting export: $status ($(cat "$work/service.log"))" >&2; exit 1; }
+echo "journal: $(stat -c '%a %U:%G' "$state/journal.db"), state directory: $(stat -c '%a %U:%G' "$state")"
+echo "status as a member (daemon running): $(grep -c . <<<"$status") lines, export waiting for its marker"
+echo "check-config as a member: $("${as_member[@]}" /usr/bin/fhir-edge check-config --config "$root/etc/fhir-edge/fhir-edge.yaml" 2>&1)"
+kill -TERM "$daemon" && wait "$daemon" || { echo "daemon exited $? after SIGTERM: $(cat "$work/service.log")" >&2; exit 1; }
+"${as_member[@]}" /usr/bin/fhir-edge status --json --journal "$state/journal.db" >"$work/status.json" ||
+  { echo "status --json as a member after the daemon stopped failed" >&2; exit 1; }
+python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["waiting"]; assert [x["name"] for x in w] == ["2026-12-06-epic"], w' \
+  "$work/status.json" || { echo "status --json (daemon stopped): $(cat "$work/status.json")" >&2; exit 1; }
+echo "status --json as a member (daemon stopped): the export still waiting"
+if out=$("${as_outsider[@]}" /usr/bin/fhir-edge status --journal "$state/journal.db" 2>&1); then
+  echo "status worked for a user outside group fhir-edge: $out" >&2; exit 1
+fi
+echo "status outside the group: $out"
+rm -r /var/spool/fhir-edge/epic/2026-12-06-epic  # purge removes an empty watch root only
 SH
-unshare -m --propagation private bash "$work/installed.sh" "$root" >"$work/installed.log" 2>&1 ||
+chmod 0711 "$work"  # the throwaway root's files are read by the users below, as from /
+unshare -m --propagation private bash "$work/installed.sh" "$root" "$uid" "$gid" >"$work/installed.log" 2>&1 ||
   fail "running the installed package failed: $(cat "$work/installed.log")"
 cat "$work/installed.log"
 grep -qx "\-\-version: fhir-edge $version" "$work/installed.log" || fail "wrong --version output"
 grep -qx "check-config: ok" "$work/installed.log" || fail "the shipped configuration is not valid"
 grep -qx "completion: check-config" "$work/installed.log" || fail "bash completion of a subcommand"
 grep -qx "completion: --active" "$work/installed.log" || fail "bash completion of an option"
+grep -qx "check-config as a member: ok" "$work/installed.log" ||
+  fail "check-config as a member of group fhir-edge did not say ok"
+grep -q "^status outside the group: .*usermod -aG fhir-edge" "$work/installed.log" ||
+  fail "status outside group fhir-edge does not say which group to join"
 [ ! -s "$work/verify.err" ] || fail "systemd-analyze verify warned: $(cat "$work/verify.err")"
 exposure=$(sed -n 's/^security: //p' "$work/installed.log")
 [ -n "$exposure" ] || fail "no exposure level: $(cat "$work/security.txt")"

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include "watch/from_config.hpp"
 #include "watch/identity.hpp"
@@ -678,4 +679,93 @@ TEST(Watch, FifoSwappedInForATakenFileIsSkippedAndTheExportGoesOn) {
   for (size_t i = pending_before; i < h.pending.size(); ++i)
     EXPECT_EQ(h.pending[i].second.find("open for writing"), std::string::npos)
         << h.pending[i].second;
+}
+
+// Issue 17 item 3: what waits for its completion rule is reported (on_waiting) with the rule,
+// what is missing and since when; `since` stays while the reason changes; the export leaves the
+// set once it is ready, and a deleted one too. The first report comes from start() even when
+// nothing waits (it replaces an earlier run's).
+TEST(Watch, WaitingExportsAreReportedWithRuleMissingAndSince) {
+  Harness h;  // marker .done, bulk manifest and client log enabled
+  WatchOptions o = h.watcher->options();
+  o.waiting_report_delay = 0ms;
+  h.watcher =
+      std::make_unique<Watcher>(h.io, o, [&](const ReadyExport& r) { h.ready.push_back(r); });
+  std::vector<std::vector<Waiting>> reports;
+  h.watcher->on_waiting([&](const std::vector<Waiting>& w) { reports.push_back(w); });
+  auto now = std::chrono::system_clock::now();
+  h.watcher->start();
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_TRUE(reports.back().empty());
+
+  fs::create_directory(h.root() / "exp");
+  write_file(h.root() / "exp" / "Patient.ndjson", kLine);
+  auto waiting_for = [&](const std::string& rule) {
+    return !reports.empty() && reports.back().size() == 1 && reports.back()[0].rule == rule;
+  };
+  ASSERT_TRUE(h.run_until([&] { return waiting_for("bulk_manifest|marker|client_log"); }));
+  Waiting first = reports.back()[0];
+  EXPECT_EQ(first.name, "exp");
+  EXPECT_EQ(first.path, h.root() / "exp");
+  EXPECT_NE(first.missing.find("manifest.json naming every file, the marker .done or log.ndjson "
+                               "recording export_complete"),
+            std::string::npos)
+      << first.missing;
+  EXPECT_GE(first.since, now - 1s);
+  EXPECT_LE(first.since, std::chrono::system_clock::now());
+
+  // A manifest that names a file not there yet: the rule and what is missing change, since not.
+  write_file(h.root() / "exp" / "manifest.json", R"({"transactionTime":"2026-11-26T08:00:00Z",
+    "request":"https://ehr.example.org/fhir/$export","requiresAccessToken":false,
+    "output":[{"type":"Patient","url":"https://x/Patient.ndjson"},
+              {"type":"Observation","url":"https://x/Observation.ndjson"}],"error":[]})");
+  ASSERT_TRUE(h.run_until([&] { return waiting_for("bulk_manifest"); }));
+  EXPECT_NE(reports.back()[0].missing.find("Observation.ndjson"), std::string::npos);
+  EXPECT_EQ(reports.back()[0].since, first.since);
+  EXPECT_EQ(h.watcher->waiting().size(), 1u);
+
+  // A second export, deleted while it waits, leaves the set.
+  fs::create_directory(h.root() / "gone");
+  write_file(h.root() / "gone" / "A.ndjson", kLine);
+  ASSERT_TRUE(h.run_until([&] { return !reports.empty() && reports.back().size() == 2; }));
+  EXPECT_EQ(reports.back()[0].name, "exp");  // oldest first
+  fs::remove_all(h.root() / "gone");
+  ASSERT_TRUE(h.run_until([&] { return waiting_for("bulk_manifest"); }));
+
+  write_file(h.root() / "exp" / "Observation.ndjson", kLine);
+  ASSERT_TRUE(h.run_until([&] { return h.find("exp") != nullptr; }));
+  ASSERT_TRUE(h.run_until([&] { return !reports.empty() && reports.back().empty(); }));
+  EXPECT_TRUE(h.watcher->waiting().empty());
+}
+
+// Changes are coalesced: a burst of files opening and closing in one export (each a change of
+// what is missing) is one report after waiting_report_delay, not one per change.
+TEST(Watch, WaitingReportsAreCoalesced) {
+  Harness h;
+  WatchOptions o = h.watcher->options();
+  o.waiting_report_delay = 5s;  // far longer than the burst below takes
+  h.watcher =
+      std::make_unique<Watcher>(h.io, o, [&](const ReadyExport& r) { h.ready.push_back(r); });
+  std::vector<std::vector<Waiting>> reports;
+  h.watcher->on_waiting([&](const std::vector<Waiting>& w) { reports.push_back(w); });
+  std::set<std::string> reasons;
+  h.watcher->on_pending([&](const std::string&, const std::string& why) { reasons.insert(why); });
+  h.watcher->start();
+  ASSERT_EQ(reports.size(), 1u);  // start()
+  fs::create_directory(h.root() / "burst");
+  h.io.poll();
+  for (int i = 0; i < 10; ++i) {
+    std::string name = "F" + std::to_string(i) + ".ndjson";
+    int fd = ::open((h.root() / "burst" / name).c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, kLine.data(), kLine.size()), static_cast<ssize_t>(kLine.size()));
+    h.run_until([&] { return reasons.count("file open for writing: " + name) > 0; }, 5s);
+    ::close(fd);
+    h.io.poll();
+  }
+  EXPECT_GE(reasons.size(), 10u);  // the reason changed at least once per file...
+  EXPECT_EQ(reports.size(), 1u);   // ...and nothing was reported yet
+  ASSERT_TRUE(h.run_until([&] { return reports.size() >= 2; }));
+  ASSERT_EQ(reports[1].size(), 1u);
+  EXPECT_EQ(reports[1][0].rule, "bulk_manifest|marker|client_log");
 }
