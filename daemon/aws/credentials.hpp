@@ -62,11 +62,13 @@
 #include <thread>
 #include <vector>
 
-#include "aws/sigv4.hpp"  // Credentials
+#include "aws/settings.hpp"  // CredentialSource
+#include "aws/sigv4.hpp"     // Credentials
 
 namespace fe::aws {
 
-enum class CredentialSourceKind { automatic, env, profile, process, container, imds, systemd };
+// The configured aws.credentials.source (aws/settings.hpp), used as it is: no mirror to keep.
+using CredentialSourceKind = CredentialSource;
 std::string_view to_string(CredentialSourceKind k);
 
 // A source that is configured but broken (bad file, process failed, endpoint refused...).

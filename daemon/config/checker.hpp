@@ -38,8 +38,8 @@ bool matches(const std::string& s, const char* pattern);
 bool inside_or_same(const fs::path& a, const fs::path& b);
 fs::path normal(const std::string& s);
 
-// AWS identifier checks (identifiers.cpp): each returns "" when fine, else the reason.
-std::string check_bucket(const std::string& b);
+// AWS identifier checks (identifiers.cpp): each returns "" when fine, else the reason. Bucket
+// names: s3::bucket_name_error (common/s3_names.hpp).
 std::string check_kms(const std::string& k);
 std::string check_s3_uri(const std::string& u);
 std::string check_url(const std::string& u);

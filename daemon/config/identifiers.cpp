@@ -1,42 +1,12 @@
-// AWS identifier checks used by the section readers (checker.hpp): bucket names, KMS keys, S3
-// URIs, endpoint URLs and S3 key parts, each as AWS itself accepts them.
+// AWS identifier checks used by the section readers (checker.hpp): KMS keys, S3 URIs, endpoint
+// URLs and S3 key parts, each as AWS itself accepts them. Bucket names are common/s3_names's
+// (s3::bucket_name_error), the rules the S3 client and healthlake-local apply too.
 #include "config/checker.hpp"
+
+#include "common/s3_names.hpp"
 
 namespace fe::config::detail {
 // ---- AWS identifier checks (each returns "" when fine, else the reason) ---------------------
-
-std::string check_bucket(const std::string& b) {
-  if (b.size() < 3 || b.size() > 63) {
-    return "S3 bucket names are 3 to 63 characters long";
-  }
-  if (!matches(b, "[a-z0-9.-]+")) {
-    return "S3 bucket names use only lowercase letters, digits, '.' and '-'";
-  }
-  auto edge = [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) ||
-           std::isdigit(static_cast<unsigned char>(c));
-  };
-  if (!edge(b.front()) || !edge(b.back())) {
-    return "S3 bucket names begin and end with a lowercase letter or a digit";
-  }
-  if (b.find("..") != std::string::npos) {
-    return "S3 bucket names have no two adjacent periods";
-  }
-  if (matches(b, "[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+")) {
-    return "S3 bucket names are not formatted as IP addresses";
-  }
-  for (const char* p : {"xn--", "sthree-", "amzn-s3-demo-"}) {
-    if (b.starts_with(p)) {
-      return std::string("S3 bucket names do not start with '") + p + "'";
-    }
-  }
-  for (const char* s : {"-s3alias", "--ol-s3", ".mrap", "--x-s3"}) {
-    if (b.ends_with(s)) {
-      return std::string("S3 bucket names do not end with '") + s + "'";
-    }
-  }
-  return "";
-}
 
 std::string check_kms(const std::string& k) {
   // HealthLake's KmsKeyId pattern (also what S3 accepts for SSE-KMS): key id, key ARN, alias,
@@ -61,7 +31,7 @@ std::string check_s3_uri(const std::string& u) {
   if (!std::regex_match(u, m, re("s3://([^/]+)(/.*)?"))) {
     return "expected an S3 URI such as s3://bucket/prefix/";
   }
-  std::string why = check_bucket(m[1].str());
+  std::string why = s3::bucket_name_error(m[1].str());
   if (!why.empty()) {
     return "bucket '" + m[1].str() + "': " + why;
   }

@@ -1,6 +1,7 @@
 // One entry of `pipelines` (pipeline/settings.hpp and the stage pieces it composes).
 #include <algorithm>
 
+#include "common/s3_names.hpp"
 #include "config/readers.hpp"
 
 namespace fe::config::detail {
@@ -38,7 +39,7 @@ void read_s3(Checker& c, const Item& item, Pipeline& p) {
   Map sm(c, si->value, si->path, si->mark,
          {"bucket", "prefix", "kms_key_id", "archive", "upload_rejects"});
   if (sm.ok()) {
-    c.string(sm, "bucket", p.s3.bucket, true, check_bucket);
+    c.string(sm, "bucket", p.s3.bucket, true, s3::bucket_name_error);
     if (c.string(sm, "prefix", p.s3.prefix, false,
                  [](const std::string& s) { return check_key_part(s, true); })) {
       while (!p.s3.prefix.empty() && p.s3.prefix.back() == '/') {

@@ -25,7 +25,8 @@
 //                 evicted. While still full it looks again every second (uploads that finish make
 //                 more room evictable) and logs "spool quota reached" once, then "room again".
 // Threading: control thread only. The journal, config and quota belong to the owner (the
-// pipeline) and must outlive this object; after stop() nothing is touched.
+// pipeline: its journal and quota; app::Stages: its live config copy) and must outlive this
+// object; after stop() nothing is touched.
 #include <chrono>
 #include <cstdint>
 #include <functional>

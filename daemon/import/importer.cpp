@@ -323,6 +323,8 @@ void Importer::resume() {
 }
 
 const ImporterStats& Importer::stats() const {
+  impl_->stats.following = 0;
+  for (const auto& [store, s] : impl_->stores) impl_->stats.following += s.active.size();
   return impl_->stats;
 }
 

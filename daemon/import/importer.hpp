@@ -66,7 +66,8 @@
 // retention are Housekeeping (housekeeping.hpp), which subscribes ExportEvent::imported.
 // Threading: every method, callback, journal write and AWS call runs on the io_context given to
 // the constructor (the daemon's control thread). The importer owns no journal and no client: the
-// Pipeline shares its single writer Journal and its HealthLakeClient/S3Client.
+// composition root (app/stages.hpp) builds it after the pipeline has opened the journal, on that
+// single writer Journal, the clients' S3Client and a HealthLakeClient the root owns.
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -171,6 +172,10 @@ struct ImporterStats {
   std::uint64_t parked = 0;
   std::uint64_t conflicts = 0;
   std::uint64_t retries = 0;
+  // Exports whose jobs the importer starts or follows now (holding a data store slot), as of
+  // the stats() call. 0 with nothing queued: no HealthLake call goes out until a kick (tests
+  // wait on this instead of a fixed time).
+  std::uint64_t following = 0;
 };
 
 class Importer {

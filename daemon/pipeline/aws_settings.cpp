@@ -1,36 +1,21 @@
 #include "pipeline/aws_settings.hpp"
 
+#include <tuple>
+
 namespace fe::pipeline {
 
-namespace {
-
-aws::CredentialSourceKind to_kind(config::CredentialSource s) {
-  using C = config::CredentialSource;
-  using K = aws::CredentialSourceKind;
-  switch (s) {
-    case C::automatic:
-      return K::automatic;
-    case C::env:
-      return K::env;
-    case C::profile:
-      return K::profile;
-    case C::process:
-      return K::process;
-    case C::imds:
-      return K::imds;
-    case C::container:
-      return K::container;
-    case C::systemd:
-      return K::systemd;
-  }
-  return K::automatic;
-}
-
-}  // namespace
+// The one translation of the config's `aws:` section into the AWS layer's options (the two have
+// other shapes: a resolved region, the HTTP options). Every key is passed on below: one added to
+// aws::Settings or aws::Endpoints (aws/settings.hpp, described for the config reader in
+// common/fields.hpp) fails here until it is passed on and counted.
+static_assert(std::tuple_size_v<decltype(fields(static_cast<const aws::Settings*>(nullptr)))> == 8,
+              "a key was added to aws::Settings: pass it on in credentials_options/client_config");
+static_assert(std::tuple_size_v<decltype(fields(static_cast<const aws::Endpoints*>(nullptr)))> == 2,
+              "a key was added to aws::Endpoints: pass it on in client_config");
 
 aws::CredentialsOptions credentials_options(const config::Config& cfg) {
   aws::CredentialsOptions co;
-  co.source = to_kind(cfg.aws.credential_source);
+  co.source = cfg.aws.credential_source;  // the aws stage's own type
   co.profile = cfg.aws.profile;
   co.proxy = cfg.aws.proxy;
   if (cfg.aws.ca_bundle) co.ca_bundle = cfg.aws.ca_bundle->string();
@@ -61,8 +46,14 @@ aws::ClientsSettings clients_settings(const config::Config& cfg) {
 
 std::vector<aws::BandwidthWindow> bandwidth_windows(const config::Upload& u) {
   std::vector<aws::BandwidthWindow> out;
-  for (const auto& w : u.bandwidth_schedule)
-    out.push_back({w.from_minute, w.to_minute, w.limit.value_or(0)});
+  for (const auto& w : u.bandwidth_schedule) {
+    // Structured bindings name every field of both window types: a field added to either one
+    // stops this from compiling until it is translated here.
+    const auto& [from_minute, to_minute, limit] = w;
+    aws::BandwidthWindow window{from_minute, to_minute, limit.value_or(0)};
+    [[maybe_unused]] const auto& [from, to, bytes_per_second] = window;
+    out.push_back(window);
+  }
   return out;
 }
 

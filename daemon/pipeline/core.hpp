@@ -99,8 +99,7 @@ struct Core {
   std::map<std::int64_t, std::shared_ptr<Run>> runs;
   // Orphaned multipart uploads and superseded versions' objects (daemon/upload/cleanup.hpp).
   std::shared_ptr<upload::Cleanup> cleanup;
-  // The hand-off to the next stage (Options::events, else own_events).
-  ExportEvents own_events;
+  // The hand-off to the next stage (Options::events, from the composition root).
   ExportEvents* events = nullptr;
   std::unique_ptr<Ingest> ingest;
   std::unique_ptr<UploadStage> upload;

@@ -1,11 +1,10 @@
 // The pipeline component: see pipeline.hpp for the contract. Impl builds the component (the
-// journal, the spool quota, the worker pools, the validators and watchers of every pipeline,
-// the AWS clients unless the composition root hands them in, the importer), resumes exports from
-// the journal and keeps the spool; the work itself is done by two peers that share its Core
-// (core.hpp): Ingest (ingest.hpp: watch → take → spool) and UploadStage (upload_stage.hpp:
-// objects → S3, retry, park). Everything runs on the control thread except what is explicitly
-// posted to `pool` (validate + spool, digests) or `reader` (hashing archive parts, checksumming
-// report and rejects: upload::SpoolBodies); their results are posted back to `io`.
+// journal, the spool quota, the worker pools, the validators and watchers of every pipeline),
+// resumes exports from the journal and keeps the spool; the work itself is done by two peers that
+// share its Core (core.hpp): Ingest (ingest.hpp: watch → take → spool) and UploadStage
+// (upload_stage.hpp: objects → S3, retry, park). Everything runs on the control thread except what
+// is explicitly posted to `pool` (validate + spool, digests) or `reader` (hashing archive parts,
+// checksumming report and rejects: upload::SpoolBodies); their results are posted back to `io`.
 #include "pipeline/pipeline.hpp"
 
 #include <algorithm>
@@ -15,17 +14,15 @@
 #include <boost/asio/thread_pool.hpp>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include "aws/clients.hpp"
 #include "aws/credentials.hpp"
-#include "aws/healthlake.hpp"
 #include "aws/http.hpp"
 #include "aws/http_call.hpp"
 #include "aws/s3.hpp"
 #include "config/reload.hpp"
 #include "fhir/validator.hpp"
-#include "import/housekeeping.hpp"
-#include "import/importer.hpp"
 #include "journal/journal.hpp"
 #include "pipeline/aws_settings.hpp"
 #include "pipeline/core.hpp"
@@ -60,23 +57,12 @@ std::uint64_t choose_part_size(std::optional<std::uint64_t> configured, std::uin
   return size;
 }
 
-namespace {
-
-// upload.bandwidth_schedule in the HTTP engine's form (unlimited = 0 on both sides).
-std::vector<aws::BandwidthWindow> bandwidth_schedule(const config::Upload& u) {
-  std::vector<aws::BandwidthWindow> out;
-  for (const auto& w : u.bandwidth_schedule)
-    out.push_back({w.from_minute, w.to_minute, w.limit.value_or(0)});
-  return out;
-}
-
-}  // namespace
-
 // ------------------------------------------------------------------ Core
 
 Core::Core(asio::io_context& io_, const config::Config& c, Options o)
-    : io(io_), cfg(c), opt(std::move(o)) {
-  events = opt.events ? opt.events : &own_events;
+    : io(io_), cfg(c), opt(std::move(o)), events(opt.events) {
+  if (!opt.events || !opt.clients)
+    throw std::invalid_argument("pipeline: Options::events and Options::clients are required");
 }
 
 Core::~Core() = default;
@@ -93,15 +79,9 @@ std::shared_ptr<Run> Core::make_run(const journal::ExportRow& row) {
 // ------------------------------------------------------------------ Impl
 
 struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
-  // The AWS layer (aws::Clients): Options::clients from the composition root, else own_clients.
-  std::unique_ptr<aws::Clients> own_clients;
+  // The AWS layer (aws::Clients), handed in by the composition root.
   aws::Clients* clients = nullptr;
   aws::HttpEngine* http = nullptr;  // reload() hands it the bandwidth cap
-  aws::AwsCaller* caller = nullptr;
-  std::unique_ptr<aws::HealthLakeClient> hl;
-  std::unique_ptr<import::Importer> importer;  // null when Options::import_jobs is false
-  // after_upload, spool retention and eviction (import/housekeeping.hpp).
-  std::shared_ptr<import::Housekeeping> housekeeping;
   bool started = false;
 
   Impl(asio::io_context& io_, const config::Config& c, Options o) : Core(io_, c, std::move(o)) {}
@@ -114,10 +94,11 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     quota->set_used(spool::disk_usage(cfg.spool.dir));
     std::weak_ptr<Impl> weak = shared_from_this();
     quota->on_full([weak, this] {
-      // Called on a pool thread: hop to the control thread to evict uploaded spools.
+      // Called on a pool thread: hop to the control thread, where the root's hook evicts
+      // uploaded spools (import::Housekeeping).
       if (auto self = weak.lock())
         asio::post(io, [self] {
-          if (self->housekeeping) self->housekeeping->evict();
+          if (!self->stopping && self->opt.on_spool_full) self->opt.on_spool_full();
         });
     });
     pool = std::make_unique<asio::thread_pool>(std::max(1, opt.worker_threads));
@@ -127,48 +108,20 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     make_cleanup();
     build_pipes();
     started = true;
-    if (opt.import_jobs) {
-      // Before recover(): an upload that recover() resumes may finish and kick the importer.
-      hl = std::make_unique<aws::HealthLakeClient>(*caller);
-      import::ImporterOptions io_opt = import::importer_options(cfg);
-      io_opt.poll_min = opt.import_poll_min;
-      io_opt.poll_max = opt.import_poll_max;
-      io_opt.on_change = opt.on_change;
-      io_opt.max_files_per_job = opt.max_files_per_import_job;
-      // The importer subscribes uploaded and emits imported and resumed (its request mailbox).
-      io_opt.events = events;
-      importer = std::make_unique<import::Importer>(io, *jr, *hl, *s3, std::move(io_opt));
-    }
-    housekeeping = std::make_shared<import::Housekeeping>(import::Housekeeping::Deps{
-        io, *jr, cfg, quota.get(), [this](std::uint64_t bytes) { stats.evicted_bytes += bytes; }});
-    housekeeping->subscribe(*events);  // imported → after_upload, then retention
     recover();
     // After recovery: resumed uploads have their ids in the journal already, and new ones are
     // tracked in `creating` until their answer is journaled.
     cleanup->sweep_orphans();
     // What a superseded version uploaded and a crash (or a failed delete) left behind.
     cleanup->delete_superseded_objects();
-    if (importer) {
-      // Problems (data store not ACTIVE, unknown, no access) are logged by the importer; exports
-      // that hit them are parked with the same message when their Start is refused.
-      importer->check_datastores([](const std::vector<std::string>&) {});
-      importer->resume();
-    }
-    housekeeping->start();
     start_watchers();
     log::info("pipeline started", {{"PIPELINES", std::to_string(pipes.size())},
                                    {"SPOOL_USED", std::to_string(quota->used())}});
   }
 
-  // The AWS clients (handed in, else built from the config as the composition root builds
-  // them), then the two parts that share this Core.
+  // The AWS clients' credentials, then the two parts that share this Core.
   void clients_and_parts() {
-    if (opt.clients) {
-      clients = opt.clients;
-    } else {
-      own_clients = std::make_unique<aws::Clients>(io, daemon_clients_settings(cfg));
-      clients = own_clients.get();
-    }
+    clients = opt.clients;
     try {
       clients->start_credentials();
     } catch (const aws::CredentialsError& e) {
@@ -179,11 +132,9 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
                    e.what());
     }
     http = &clients->http();
-    caller = &clients->caller();
     s3 = &clients->s3();
     ingest = std::make_unique<Ingest>(*this);
     upload = std::make_unique<UploadStage>(*this);
-    if (!opt.events) subscribe(own_events);  // standalone (tests): no composition root wires it
   }
 
   void make_cleanup() {
@@ -297,7 +248,7 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     hub.on(ExportEvent::resumed, [weak](std::int64_t id) {
       if (auto self = weak.lock()) self->resume_export(id);
     });
-    // `uploaded` is the importer's (it subscribes itself); `imported` is housekeeping's.
+    // `uploaded` is the import stage's, `imported` housekeeping's (app/stages.hpp wires them).
   }
 
   void stop() {
@@ -310,16 +261,11 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
       if (r->timer) r->timer->cancel();
     if (quota) quota->shutdown();
     if (upload) upload->clear();
-    // The importer first: it uses the journal and the clients below. Jobs in flight keep
-    // running in HealthLake; the journal holds their token and id, and resume() follows them.
-    if (housekeeping) housekeeping->stop();
-    importer.reset();
-    hl.reset();
-    // Closing the clients destroys the engine, which aborts transfers without callbacks; parts
-    // in flight stay "uploading" in the journal and are reconciled with ListParts at the next
-    // start. It also stops the credential refresh.
+    // The import stage, which uses the journal and the clients below, was stopped before this
+    // by the root (app::Stages::stop). Closing the clients destroys the engine, which aborts
+    // transfers without callbacks; parts in flight stay "uploading" in the journal and are
+    // reconciled with ListParts at the next start. It also stops the credential refresh.
     s3 = nullptr;
-    caller = nullptr;
     http = nullptr;
     if (clients) clients->close();
     if (pool) pool->join();
@@ -411,7 +357,6 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
                     " parked";
     if (waiting) s += ", " + std::to_string(waiting) + " waiting to retry";
     if (quota && quota->full()) s += ", spool full";
-    if (importer) s += "; imports: " + importer->status_line();
     return s;
   }
 };
@@ -425,6 +370,14 @@ Pipeline::Pipeline(asio::io_context& io, const config::Config& config, Options o
 
 void Pipeline::subscribe(ExportEvents& hub) {
   impl_->subscribe(hub);
+}
+
+journal::Journal* Pipeline::journal() {
+  return impl_->jr ? &*impl_->jr : nullptr;
+}
+
+spool::Quota* Pipeline::quota() {
+  return impl_->quota.get();
 }
 
 Pipeline::~Pipeline() {
@@ -447,7 +400,7 @@ bool Pipeline::reload(const config::Config& old_config, const config::Config& ne
   // the old cap the same way).
   if (impl_->http)
     impl_->http->set_bandwidth(new_config.upload.bandwidth_limit.value_or(0),
-                               bandwidth_schedule(new_config.upload));
+                               bandwidth_windows(new_config.upload));
   return true;
 }
 

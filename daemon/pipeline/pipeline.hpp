@@ -1,14 +1,14 @@
 #pragma once
 // The ingest and upload pipeline: the daemon's main loop up to the moment every file of an export
-// is safely in S3 (DESIGN "The job, one export at a time", issue 6). From `uploaded` on, the
-// Importer (import/importer.hpp, issue 7) owned by this component starts, follows and
-// reconciles the HealthLake import job, on the same journal and AWS clients.
-//
-// Built by the composition root (daemon/app/app.hpp), which hands it the event hub and the AWS
-// clients (Options::events, Options::clients). Inside, two peers share one state
-// (pipeline/core.hpp): Ingest (ingest.hpp: watch, take, spool) and UploadStage
-// (upload_stage.hpp: upload, errors); the component builds them, resumes from the journal and
-// keeps the spool.
+// is safely in S3 (DESIGN "The job, one export at a time", issue 6). It emits `uploaded` on the
+// event hub; what follows (the import stage and the housekeeping after it) are peers built and
+// wired by the composition root (daemon/app/stages.hpp), which also hands this component the
+// hub and the AWS clients (Options::events, Options::clients, both required). Inside, two peers
+// share one state (pipeline/core.hpp): Ingest (ingest.hpp: watch, take, spool) and UploadStage
+// (upload_stage.hpp: upload, errors); the component builds them, opens the journal (the one
+// writer Journal, lent to the import stage through journal()), resumes from the journal and
+// keeps the spool quota (quota(); when it is full, Options::on_spool_full asks housekeeping to
+// evict).
 //
 // One Component per daemon serves every configured pipeline:
 //   watch      one watch::Watcher per pipeline on the control io_context → ReadyExport
@@ -40,7 +40,8 @@
 //              backoff in minutes; auth / not-found / validation / other → park_export with the
 //              message. Nothing is dropped.
 //   quota      spool.max_bytes: writers wait (back-pressure) while uploads go on; under pressure
-//              the spool of exports that are already uploaded is evicted, oldest first.
+//              Options::on_spool_full runs on the control thread (the root wires it to
+//              import::Housekeeping::evict: the spool of uploaded exports goes, oldest first).
 //   restart    every non-terminal export is resumed from the journal (spooling → redo the files
 //              not yet spooled; spooled/uploading → resume the upload).
 //   orphans    (upload::Cleanup, daemon/upload/cleanup.hpp)
@@ -78,6 +79,12 @@ class ExportEvents;
 namespace aws {
 class Clients;
 }
+namespace journal {
+class Journal;
+}
+namespace spool {
+class Quota;
+}
 }  // namespace fe
 
 namespace fe::pipeline {
@@ -96,23 +103,18 @@ struct Options {
   // Watcher: how long a file found by a scan (not seen by inotify) must stay unchanged before it is
   // taken; unset = the watcher's default (5 s). Tests lower it.
   std::optional<std::chrono::milliseconds> scan_quiet;
-  // Import stage (issue 7, import/importer.hpp): uploaded exports are imported into HealthLake
-  // (StartFHIRImportJob, DescribeFHIRImportJob until terminal, reconcile). false stops at
-  // `uploaded` (tests of the upload stage alone).
-  bool import_jobs = true;
-  // DescribeFHIRImportJob interval (jittered between the two); DESIGN: 15-60 s.
-  std::chrono::milliseconds import_poll_min = std::chrono::seconds(15);
-  std::chrono::milliseconds import_poll_max = std::chrono::seconds(60);
   // Files per HealthLake import job (import::kMaxFilesPerImportJob); larger exports are laid out
-  // in import/part-NNNN/ folders. Tests lower it; the importer gets the same value.
+  // in import/part-NNNN/ folders. Tests lower it; the root gives the importer the same value.
   std::int64_t max_files_per_import_job = 10000;
   // Hook run on the control thread whenever the status line may have changed.
   std::function<void()> on_change;
-  // Wiring by the composition root (daemon/app/), which owns both and outlives the component.
-  // events: the hub the component emits `uploaded` and `resumed` on; the root calls subscribe().
-  // clients: the AWS layer (aws::Clients); stop() closes it. Unset (tests, pipeline-driver): the
-  // component makes its own hub and subscribes itself, and builds the clients from the config
-  // with pipeline::daemon_clients_settings, as the root does.
+  // Called on the control thread when the spool quota is full (spool::Quota::on_full, posted
+  // from the writer's thread); the root wires it to housekeeping's evict.
+  std::function<void()> on_spool_full;
+  // Wiring by the composition root (daemon/app/stages.hpp), which owns both and outlives the
+  // component; the constructor refuses null. events: the hub the component emits `uploaded` on
+  // and takes `resumed` from (subscribe()). clients: the AWS layer (aws::Clients); start()
+  // starts its credentials, stop() closes it.
   ExportEvents* events = nullptr;
   aws::Clients* clients = nullptr;
 };
@@ -186,9 +188,13 @@ class Pipeline : public service::Component {
   const Stats& stats() const;
 
   // What the component takes from the event hub (before start()): `resumed` → the export
-  // continues from its journal state unless it is being worked on; `uploaded` → the importer it
-  // still builds (issue 14 item 4 makes the import stage a peer of its own).
+  // continues from its journal state unless it is being worked on.
   void subscribe(ExportEvents& hub);
+
+  // Between start() and stop(): the journal this component opened (the daemon's one writer,
+  // which the import stage shares on the control thread) and the spool quota; null otherwise.
+  fe::journal::Journal* journal();
+  fe::spool::Quota* quota();
 
   struct Impl;
 

@@ -7,17 +7,14 @@ WatchOptions watch_options(const fe::config::Pipeline& p) {
   o.pipeline = p.name;
   o.root = p.watch;
   o.patterns = p.patterns;
-  o.rules.marker = p.complete_when.marker;
-  o.rules.bulk_manifest = p.complete_when.bulk_manifest;
-  o.rules.client_log = p.complete_when.client_log;
-  o.rules.settle = p.complete_when.settle;
+  // The stage's own settings as configured: no field is copied one by one.
+  static_cast<CompleteWhen&>(o.rules) = p.complete_when;
   return o;
 }
 
 WatchOptions watch_options(const fe::config::Config& c, const fe::config::Pipeline& p) {
   WatchOptions o = watch_options(p);
-  o.rescan_interval = std::chrono::duration_cast<std::chrono::seconds>(c.watch.rescan_interval);
-  o.scan_quiet = c.watch.scan_quiet;
+  static_cast<Settings&>(o) = c.watch;
   return o;
 }
 

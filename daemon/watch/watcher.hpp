@@ -75,28 +75,27 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "watch/identity.hpp"
+#include "watch/settings.hpp"
 
 namespace fe::watch {
 
-struct CompletionRules {
-  std::string marker = ".done";  // "" disables
-  bool bulk_manifest = true;
+// The configured rules (pipelines[].complete_when: marker, bulk_manifest, client_log, settle;
+// watch/settings.hpp) and the names of the files they look for.
+struct CompletionRules : CompleteWhen {
   std::string manifest_name = "manifest.json";
-  bool client_log = true;
   std::string client_log_name = "log.ndjson";
-  std::chrono::seconds settle{0};  // 0 disables the settle rule
 };
 
-struct WatchOptions {
+// The configured `watch:` section (Settings: rescan_interval; scan_quiet: a file found by a scan
+// (at start, after an overflow, or written into a new directory before its watch was in place)
+// may still be open for writing without inotify having said so, so it is taken only once its
+// size/mtime/inode stayed unchanged for that long, or inotify saw it closed) and one pipeline's
+// root, patterns and rules.
+struct WatchOptions : Settings {
   std::string pipeline;  // for log fields
   std::filesystem::path root;
   std::vector<std::string> patterns{"*.ndjson", "*.ndjson.gz", "*.ndjson.zst"};
   CompletionRules rules;
-  std::chrono::seconds rescan_interval{60};
-  // A file found by a scan (at start, after an overflow, or written into a new directory before
-  // its watch was in place) may still be open for writing without inotify having said so: it is
-  // taken only once its size/mtime/inode stayed unchanged for this long (or inotify saw it closed).
-  std::chrono::milliseconds scan_quiet{5000};
   // An export held back this long by a file that is open for writing (no IN_CLOSE_WRITE seen)
   // gets one warning naming the file; it still waits for the close. 0 disables the warning.
   std::chrono::seconds open_warn_after{600};

@@ -91,7 +91,7 @@ TEST(App, BuildsFromConfigAndAnExportGoesTakenToImportedThroughTheHub) {
   {
     fe::app::Options opt;
     opt.service.config_path = dir / "fhir-edge.yaml";
-    opt.pipeline.scan_quiet = std::chrono::milliseconds(200);
+    opt.stages.scan_quiet = std::chrono::milliseconds(200);
     fe::app::App app(std::move(opt), cfg);
     // The root gave the daemon the clients it built, with the daemon's settings.
     EXPECT_EQ(app.clients().settings().client.s3_endpoint, hll.endpoint());

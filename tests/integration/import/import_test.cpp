@@ -1069,6 +1069,7 @@ TEST(ImportLevel, ReportedLevelMismatchParksAndNothingIsImported) {
   auto e = env.journal->get_export(id);
   ASSERT_EQ(e.state, ExportState::parked) << e.last_error;
   EXPECT_EQ(e.parked_from, ExportState::importing);
+  EXPECT_EQ(env.importer->stats().following, 0u);  // its slot released with the park
   auto job = *env.journal->import_job(id);
   EXPECT_EQ(job.validation_level, "structure-only");
   EXPECT_EQ(job.reported_level, "minimal");
@@ -1124,8 +1125,9 @@ TEST(ImportLevel, ReportedLevelMismatchParksAndNothingIsImported) {
     env.io.restart();
     env.io.run_for(std::chrono::milliseconds(100));
   }
-  env.io.restart();
-  env.io.run_for(std::chrono::milliseconds(300));  // a stray poll would have gone out by now
+  // Parked: the importer follows nothing, so no poll can go out until a kick.
+  env.run_until([&] { return env.importer->stats().following == 0; });
+  EXPECT_EQ(env.importer->stats().following, 0u);
   EXPECT_EQ(env.importer->stats().polls, polls);
   EXPECT_EQ(env.state(id), ExportState::parked);
   EXPECT_EQ(imported_calls, 0);

@@ -1,21 +1,23 @@
 #pragma once
 // Helpers shared by the in-process pipeline tests (pipeline_test.cpp, pipeline_rules_test.cpp):
-// the tools they need, the component's test options, and driving its io_context.
+// the tools they need, the stages' test options (app::Stages, the composition the daemon
+// runs), and driving their io_context.
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "app/stages.hpp"
 #include "config/config.hpp"
 #include "harness.hpp"
 #include "journal/journal.hpp"
 #include "log_capture.hpp"
-#include "pipeline/pipeline.hpp"
 
 namespace fe::test {
 
@@ -40,8 +42,16 @@ inline bool have_tools(std::string& why) {
     if (!::fe::test::have_tools(why_)) GTEST_SKIP() << why_; \
   } while (0)
 
-inline fe::pipeline::Options test_options() {
-  fe::pipeline::Options o;
+// The fixture of the in-process stage tests: the harness's environment (credentials for
+// healthlake-local, no proxy) before each test.
+class StagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override { set_test_env(); }
+};
+
+// The stages as the daemon composes them (app/stages.hpp), with these knobs lowered.
+inline fe::app::StageOptions test_options() {
+  fe::app::StageOptions o;
   o.min_part_size = kPart;
   o.auto_part_size = kPart;
   o.retry_base = std::chrono::milliseconds(300);
@@ -49,6 +59,23 @@ inline fe::pipeline::Options test_options() {
   o.scan_quiet = std::chrono::milliseconds(300);
   o.import_jobs = false;  // these tests end at `uploaded`; the import stage has its own tests
   return o;
+}
+
+// test_options() with the import stage on, polling HealthLake every 500 ms.
+inline fe::app::StageOptions import_options() {
+  fe::app::StageOptions o = test_options();
+  o.import_jobs = true;
+  o.import_poll_min = o.import_poll_max = std::chrono::milliseconds(500);
+  return o;
+}
+
+// config_yaml's document with HealthLake at `endpoint` too (healthlake-local serves both).
+inline std::string with_healthlake(std::string yaml, const std::string& endpoint) {
+  const std::string s3 = "endpoints: { s3: " + endpoint + " }";
+  const auto at = yaml.find(s3);
+  if (at == std::string::npos) throw std::runtime_error("harness config changed: no " + s3);
+  yaml.replace(at, s3.size(), "endpoints: { s3: " + endpoint + ", healthlake: " + endpoint + " }");
+  return yaml;
 }
 
 inline fe::config::Config load(const std::filesystem::path& root, const std::string& yaml) {
@@ -71,6 +98,16 @@ bool run_until(boost::asio::io_context& io, F done, std::chrono::milliseconds li
   return done();
 }
 
+// Runs the loop until `n` exports are uploaded; on a timeout the failure shows the status line.
+inline ::testing::AssertionResult uploaded(boost::asio::io_context& io, const fe::app::Stages& p,
+                                           std::uint64_t n, std::chrono::milliseconds limit) {
+  if (run_until(
+          io, [&] { return p.stats().exports_uploaded == n; }, limit))
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << p.stats().exports_uploaded << " of " << n
+                                       << " exports uploaded; status: " << p.status_line();
+}
+
 // Runs the loop until the watcher has logged that `export_name` is not complete yet, for a reason
 // that contains `why`, in a line logged after `from` (LogCapture::mark()): the event that shows
 // it looked at the export and held it. False after a minute (a hung test).
@@ -91,7 +128,7 @@ inline void run_for(boost::asio::io_context& io, std::chrono::milliseconds d) {
       io, [] { return false; }, d);
 }
 
-inline void stop_component(boost::asio::io_context& io, fe::pipeline::Pipeline& p) {
+inline void stop_component(boost::asio::io_context& io, fe::app::Stages& p) {
   bool stopped = false;
   p.stop([&] { stopped = true; });
   run_until(

@@ -1,14 +1,14 @@
-// pipeline-driver: the daemon shell (service::Service) with only the pipeline component, for the
-// kill/restart integration tests. Same behaviour as `fhir-edge run` once the coordinator
-// registers the component there.
+// pipeline-driver: the daemon shell (service::Service) with the daemon's stages (app::Stages)
+// and the import stage turned off, for the kill/restart integration tests. Same behaviour as
+// `fhir-edge run` up to `uploaded`.
 //   pipeline-driver CONFIG [--min-part-size BYTES] [--auto-part-size BYTES] [--retry-ms MS]
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "app/stages.hpp"
 #include "config/config.hpp"
-#include "pipeline/pipeline.hpp"
 #include "service/log.hpp"
 #include "service/service.hpp"
 
@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
         stderr);
     return 2;
   }
-  fe::pipeline::Options popt;
+  fe::app::StageOptions popt;
   popt.import_jobs = false;  // the upload stage alone (kill/resume tests end at `uploaded`)
   fe::service::Service* svc = nullptr;
   popt.on_change = [&svc] {
@@ -50,6 +50,6 @@ int main(int argc, char** argv) {
   }
   fe::service::Service service(sopt, *loaded.config);
   svc = &service;
-  service.add(std::make_shared<fe::pipeline::Pipeline>(service.io(), *loaded.config, popt));
+  service.add(std::make_shared<fe::app::Stages>(service.io(), service.config(), popt));
   return service.run();
 }

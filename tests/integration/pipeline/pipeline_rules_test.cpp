@@ -10,11 +10,11 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "app/stages.hpp"
 #include "component.hpp"
 #include "config/config.hpp"
 #include "harness.hpp"
 #include "journal/journal.hpp"
-#include "pipeline/pipeline.hpp"
 
 namespace {
 namespace fs = std::filesystem;
@@ -72,10 +72,7 @@ void expect_imports_equal_sources(S3Reader& s3, const fs::path& dir, const std::
   }
 }
 
-class PipelineRulesTest : public ::testing::Test {
- protected:
-  void SetUp() override { set_test_env(); }
-};
+class PipelineRulesTest : public StagesTest {};
 
 // `fhir-edge status --json --journal PATH` (the real binary) reports what the journal holds and
 // what the store holds: state, files, resources valid and rejected, source and uploaded bytes.
@@ -89,12 +86,10 @@ TEST_F(PipelineRulesTest, StatusJsonAgreesWithJournalAndStore) {
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   boost::asio::io_context io;
   {
-    fe::pipeline::Pipeline p(io, cfg, test_options());
+    fe::app::Stages p(io, cfg, test_options());
     p.start(cfg);
     write_file(exp / ".done", "");
-    ASSERT_TRUE(run_until(
-        io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-        << p.status_line();
+    ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
     stop_component(io, p);
   }
 
@@ -229,7 +224,7 @@ TEST_F(PipelineRulesTest, BulkManifestNamesTheFiles) {
                                    "settle_seconds: 0 }"));
   LogCapture log(fe::log::Level::debug);  // the watcher says why it holds an export
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   // A named file is missing: the watcher looked at the export and said so; nothing taken.
   ASSERT_TRUE(wait_pending(io, log, "bm", "manifest names " + late + ", which is not there yet"))
@@ -237,9 +232,7 @@ TEST_F(PipelineRulesTest, BulkManifestNamesTheFiles) {
   EXPECT_EQ(p.stats().exports_taken, 0u) << "taken while a file named in the manifest was missing";
   EXPECT_TRUE(journal_exports(root).empty());
   fs::rename(root / late, exp / late);  // IN_MOVED_TO
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   stop_component(io, p);
 
   S3Reader s3(server.endpoint());
@@ -278,7 +271,7 @@ TEST_F(PipelineRulesTest, ClientLogExportComplete) {
                                    "settle_seconds: 0 }"));
   LogCapture log(fe::log::Level::debug);  // the watcher says why it holds an export
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   // The watcher read the log and found no export_complete: not complete, nothing taken.
   ASSERT_TRUE(wait_pending(io, log, "cl", "waiting for a completion rule")) << log.text();
@@ -289,9 +282,7 @@ TEST_F(PipelineRulesTest, ClientLogExportComplete) {
                  "\"2024-08-06T14:12:58.124336-04:00\", \"eventId\": \"export_complete\", "
                  "\"eventDetail\": {\"files\": 3, \"duration\": 563}}\n");
   fs::rename(root / "log.tmp", exp / "log.ndjson");
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   stop_component(io, p);
 
   S3Reader s3(server.endpoint());
@@ -317,15 +308,13 @@ TEST_F(PipelineRulesTest, SettleSeconds) {
                                    "{ marker: \"\", bulk_manifest: false, client_log: false, "
                                    "settle_seconds: 1 }"));
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   run_for(io, std::chrono::milliseconds(300));
   // Written while the daemon watches (IN_CREATE ... IN_CLOSE_WRITE).
   generate(exp, {"--patients", "3", "--seed", "51", "--complete", "none"});
   const auto sources = ndjson_names(exp);
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   stop_component(io, p);
   S3Reader s3(server.endpoint());
   EXPECT_EQ(object_names(s3, "se", "import"), sources);
@@ -348,7 +337,7 @@ TEST_F(PipelineRulesTest, FileOpenForWritingIsNotTaken) {
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   LogCapture log(fe::log::Level::debug);  // the watcher says why it holds an export
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   run_for(io, std::chrono::milliseconds(300));  // the export directory is watched from start()
 
@@ -371,9 +360,7 @@ TEST_F(PipelineRulesTest, FileOpenForWritingIsNotTaken) {
   ASSERT_EQ(::write(fd, text.data() + half, text.size() - half),
             static_cast<ssize_t>(text.size() - half));
   ::close(fd);
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   stop_component(io, p);
   S3Reader s3(server.endpoint());
   EXPECT_EQ(journaled_rule(root), "marker");
@@ -398,7 +385,7 @@ TEST_F(PipelineRulesTest, RootFileOpenForWritingIsNotTaken) {
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   LogCapture log(fe::log::Level::debug);  // the watcher says why it holds an export
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   run_for(io, std::chrono::milliseconds(300));
   const auto file = root / "watch" / "Observation.000.ndjson";
@@ -412,9 +399,7 @@ TEST_F(PipelineRulesTest, RootFileOpenForWritingIsNotTaken) {
   ASSERT_EQ(::write(fd, text.data() + half, text.size() - half),
             static_cast<ssize_t>(text.size() - half));
   ::close(fd);
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   stop_component(io, p);
   auto rows = journal_exports(root);
   ASSERT_EQ(rows.size(), 1u);
@@ -444,12 +429,10 @@ TEST_F(PipelineRulesTest, SymlinkAndFifoAreSkipped) {
   ASSERT_EQ(::mkfifo((exp / "Fifo.000.ndjson").c_str(), 0644), 0);
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   write_file(exp / ".done", "");
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   stop_component(io, p);
   S3Reader s3(server.endpoint());
   EXPECT_EQ(object_names(s3, "sp", "import"), regular);

@@ -7,11 +7,11 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "app/stages.hpp"
 #include "component.hpp"
 #include "config/config.hpp"
 #include "harness.hpp"
 #include "journal/journal.hpp"
-#include "pipeline/pipeline.hpp"
 #include "spool/spool.hpp"
 
 namespace {
@@ -19,10 +19,7 @@ namespace fs = std::filesystem;
 using namespace fe::test;
 using fe::journal::ExportState;
 
-class PipelineTest : public ::testing::Test {
- protected:
-  void SetUp() override { set_test_env(); }
-};
+class PipelineTest : public StagesTest {};
 
 // A three-file export with invalid lines: import/ holds exactly the valid lines, archive/
 // decompresses to the same, rejects and report.json are right, and the journal agrees. Then a
@@ -41,12 +38,10 @@ TEST_F(PipelineTest, ThreeFileExportWithInvalidLines) {
 
   boost::asio::io_context io;
   {
-    fe::pipeline::Pipeline p(io, cfg, test_options());
+    fe::app::Stages p(io, cfg, test_options());
     p.start(cfg);
     write_file(exp / ".done", "");
-    ASSERT_TRUE(run_until(
-        io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(180)))
-        << p.status_line();
+    ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(180)));
     EXPECT_GT(p.stats().parts_sent, 3u);
     EXPECT_EQ(p.stats().parked, 0u);
     stop_component(io, p);
@@ -140,7 +135,7 @@ TEST_F(PipelineTest, ThreeFileExportWithInvalidLines) {
   };
   auto before = sent();
   {
-    fe::pipeline::Pipeline p(io, cfg, test_options());
+    fe::app::Stages p(io, cfg, test_options());
     p.start(cfg);
     // The rescan found it and the journal recognised it: the point where it would be taken again.
     ASSERT_TRUE(run_until(
@@ -181,7 +176,7 @@ TEST_F(PipelineTest, RejectFileAndFailExport) {
     yaml.replace(yaml.find("prefix: exports"), 15, "prefix: " + mode);
     auto cfg = load(sub, yaml);
     boost::asio::io_context io;
-    fe::pipeline::Pipeline p(io, cfg, test_options());
+    fe::app::Stages p(io, cfg, test_options());
     p.start(cfg);
     auto settled = [&] {
       for (const auto& e : journal_exports(sub))
@@ -234,18 +229,15 @@ TEST_F(PipelineTest, ChangedExportIsANewVersion) {
   // Opted into re-import: the changed export is uploaded as version 2.
   auto cfg = load(root, config_yaml(root, server.endpoint(), "    on_changed: reimport\n"));
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)));
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   // Re-deliver with different content (same names).
   auto patient = exp / "Patient.000.ndjson";
   std::string text = read_file(patient);
   auto first_line = text.substr(0, text.find('\n') + 1);
   write_file(patient, text + first_line);  // one more (duplicate) resource line
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 2; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 2, std::chrono::seconds(120)));
   stop_component(io, p);
   S3Reader s3(server.endpoint());
   auto v2 = s3.get("exports/e.v2/import/Patient.000.ndjson");
@@ -276,7 +268,7 @@ TEST_F(PipelineTest, ExistingObjectsAreSettledOrParked) {
   }
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   write_file(root / "watch" / "same" / ".done", "");
   write_file(root / "watch" / "other" / ".done", "");
@@ -313,7 +305,7 @@ TEST_F(PipelineTest, ExistingObjectsAreSettledOrParked) {
                "bucket: no-such-bucket");
   auto cfg2 = load(sub, yaml);
   boost::asio::io_context io2;
-  fe::pipeline::Pipeline p2(io2, cfg2, test_options());
+  fe::app::Stages p2(io2, cfg2, test_options());
   p2.start(cfg2);
   ASSERT_TRUE(run_until(
       io2,
@@ -347,7 +339,7 @@ TEST_F(PipelineTest, EndpointDownBackPressureThenRecovery) {
              {"--patients", "20", "--seed", std::to_string(10 + i), "--complete", "marker"});
   }
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   // Until the quota stops ingest: some exports spooled (waiting for the endpoint), the rest not.
   auto blocked = [&] {
@@ -373,9 +365,7 @@ TEST_F(PipelineTest, EndpointDownBackPressureThenRecovery) {
               (unsigned long long)cfg.spool.max_bytes, p.status_line().c_str());
 
   LocalS3 server(root / "s3", kPart, port);  // the endpoint comes back
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == kExports; }, std::chrono::seconds(240)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, kExports, std::chrono::seconds(240)));
   stop_component(io, p);
   S3Reader s3(server.endpoint());
   for (const auto& n : names) {
@@ -509,7 +499,7 @@ TEST_F(PipelineTest, UploadOfASpooledFileStartsWhileLaterFilesSpool) {
   auto opt = test_options();
   opt.worker_threads = 1;
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, opt);
+  fe::app::Stages p(io, cfg, opt);
   p.start(cfg);
   write_file(exp / ".done", "");
   ASSERT_TRUE(run_until(
@@ -536,9 +526,7 @@ TEST_F(PipelineTest, UploadOfASpooledFileStartsWhileLaterFilesSpool) {
         EXPECT_NE(r.key.find(uploading), std::string::npos) << r.key;
       }
   }
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(300)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(300)));
   stop_component(io, p);
   S3Reader s3(server.endpoint());
   std::set<std::string> want{"exports/ov/report.json"};
@@ -576,11 +564,9 @@ TEST_F(PipelineTest, ExportOverTheImportJobFileLimitIsSplitIntoPartFolders) {
   auto opt = test_options();
   opt.max_files_per_import_job = 2;
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, opt);
+  fe::app::Stages p(io, cfg, opt);
   p.start(cfg);
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   stop_component(io, p);
   std::set<std::string> want;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -614,18 +600,10 @@ TEST_F(PipelineTest, RetryOfAnExportParkedMidUploadResumesItWithoutARestart) {
   ASSERT_LT(patient.size(), kPart);  // one part: PutObject with If-None-Match
   const std::string key = "exports/rp/import/Patient.000.ndjson";
   ASSERT_TRUE(s3.put(key, patient + patient));
-  std::string yaml = config_yaml(root, server.endpoint());
-  const std::string s3ep = "endpoints: { s3: " + server.endpoint() + " }";
-  ASSERT_NE(yaml.find(s3ep), std::string::npos);
-  yaml.replace(
-      yaml.find(s3ep), s3ep.size(),
-      "endpoints: { s3: " + server.endpoint() + ", healthlake: " + server.endpoint() + " }");
-  auto cfg = load(root, yaml);
-  auto opt = test_options();
-  opt.import_jobs = true;  // the importer applies the retry request
-  opt.import_poll_min = opt.import_poll_max = std::chrono::milliseconds(500);
+  auto cfg = load(root, with_healthlake(config_yaml(root, server.endpoint()), server.endpoint()));
+  auto opt = import_options();  // the importer applies the retry request
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, opt);
+  fe::app::Stages p(io, cfg, opt);
   p.start(cfg);
   write_file(exp / ".done", "");
   auto state = [&] {
@@ -638,9 +616,7 @@ TEST_F(PipelineTest, RetryOfAnExportParkedMidUploadResumesItWithoutARestart) {
   EXPECT_EQ(p.stats().exports_uploaded, 0u);
   ASSERT_TRUE(s3.put(key, patient));  // the operator fixes the cause
   fe::journal::Journal::submit_request(root / "journal.db", "retry", "rp", "");
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(60)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(60)));
   EXPECT_GE(p.stats().settled, 1u);
   stop_component(io, p);
   auto body = s3.get(key);
@@ -675,7 +651,7 @@ TEST_F(PipelineTest, LostCreateMultipartUploadAnswerLeavesNoOrphan) {
   auto cfg =
       load(root, config_yaml(root, server.endpoint(), "", "{ part_size: auto, concurrency: 4 }"));
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   ASSERT_TRUE(run_until(
       io, [&] { return p.stats().exports_uploaded == 1 && p.stats().orphan_uploads_aborted >= 1; },
@@ -714,10 +690,9 @@ TEST_F(PipelineTest, OrphanedUploadOfAKnownExportIsAbortedAtStart) {
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   {
     boost::asio::io_context io;
-    fe::pipeline::Pipeline p(io, cfg, test_options());
+    fe::app::Stages p(io, cfg, test_options());
     p.start(cfg);
-    ASSERT_TRUE(run_until(
-        io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)));
+    ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
     stop_component(io, p);
   }
   S3Reader s3(server.endpoint());
@@ -727,7 +702,7 @@ TEST_F(PipelineTest, OrphanedUploadOfAKnownExportIsAbortedAtStart) {
   ASSERT_EQ(s3.uploads("exports/").count(orphan), 1u);
 
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   ASSERT_TRUE(run_until(
       io, [&] { return p.stats().orphan_uploads_aborted == 1; }, std::chrono::seconds(60)))
@@ -749,21 +724,12 @@ TEST_F(PipelineTest, ChangedExportAfterUploadIsHeldForTheOperator) {
   LocalS3 server(root / "s3", kPart);
   auto exp = root / "watch" / "e";
   generate(exp, {"--patients", "3", "--seed", "1", "--complete", "marker"});
-  std::string yaml = config_yaml(root, server.endpoint());
-  const std::string s3ep = "endpoints: { s3: " + server.endpoint() + " }";
-  ASSERT_NE(yaml.find(s3ep), std::string::npos);
-  yaml.replace(
-      yaml.find(s3ep), s3ep.size(),
-      "endpoints: { s3: " + server.endpoint() + ", healthlake: " + server.endpoint() + " }");
-  auto cfg = load(root, yaml);
-  auto opt = test_options();
-  opt.import_jobs = true;  // version 1 is imported; the importer applies the retry request
-  opt.import_poll_min = opt.import_poll_max = std::chrono::milliseconds(500);
+  auto cfg = load(root, with_healthlake(config_yaml(root, server.endpoint()), server.endpoint()));
+  auto opt = import_options();  // version 1 is imported; the importer applies the retry request
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, opt);
+  fe::app::Stages p(io, cfg, opt);
   p.start(cfg);
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)));
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   auto patient = exp / "Patient.000.ndjson";
   const std::string text = read_file(patient);
   const std::string first_line = text.substr(0, text.find('\n') + 1);
@@ -781,9 +747,7 @@ TEST_F(PipelineTest, ChangedExportAfterUploadIsHeldForTheOperator) {
   // version 2 could have been spooled or uploaded.
   generate(root / "later", {"--patients", "2", "--seed", "2", "--complete", "marker"});
   fs::rename(root / "later", root / "watch" / "later");
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 2; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 2, std::chrono::seconds(120)));
   auto v2 = *held();
   EXPECT_EQ(v2.name, "e.v2");
   EXPECT_EQ(v2.parked_from, ExportState::complete);
@@ -800,9 +764,7 @@ TEST_F(PipelineTest, ChangedExportAfterUploadIsHeldForTheOperator) {
   EXPECT_FALSE(fs::exists(root / "spool" / "e.v2" / "import"));
   // The operator releases it: `fhir-edge retry e.v2` (a request in the journal, as the CLI makes).
   fe::journal::Journal::submit_request(root / "journal.db", "retry", "e.v2", "");
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 3; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 3, std::chrono::seconds(120)));
   stop_component(io, p);
   auto body = s3.get("exports/e.v2/import/Patient.000.ndjson");
   ASSERT_TRUE(body);
@@ -841,7 +803,7 @@ TEST_F(PipelineTest, SupersededVersionEarlyObjectsAreDeleted) {
   auto opt = test_options();
   opt.worker_threads = 1;
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, opt);
+  fe::app::Stages p(io, cfg, opt);
   p.start(cfg);
   write_file(exp / ".done", "");
   // Each early file is one PutObject for import/ and one for archive/; the retry is scheduled
@@ -936,7 +898,7 @@ TEST_F(PipelineTest, SupersededVersionObjectsLeftByAFailedDeleteAreDeletedAtStar
     port = server.port();
     auto cfg = load(root, config_yaml(root, server.endpoint()));
     boost::asio::io_context io;
-    fe::pipeline::Pipeline p(io, cfg, opt);
+    fe::app::Stages p(io, cfg, opt);
     p.start(cfg);
     write_file(exp / ".done", "");
     ASSERT_TRUE(run_until(
@@ -954,9 +916,7 @@ TEST_F(PipelineTest, SupersededVersionObjectsLeftByAFailedDeleteAreDeletedAtStar
       return n;
     };
     // Version 2 is not held up by the refused deletes.
-    ASSERT_TRUE(run_until(
-        io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-        << p.status_line();
+    ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
     ASSERT_TRUE(run_until(
         io, [&] { return refused() == v1_keys.size(); }, std::chrono::seconds(60)));
     EXPECT_EQ(p.stats().superseded_objects_deleted, 0u);
@@ -972,7 +932,7 @@ TEST_F(PipelineTest, SupersededVersionObjectsLeftByAFailedDeleteAreDeletedAtStar
   LocalS3 server(root / "s3", kPart, port);
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, opt);
+  fe::app::Stages p(io, cfg, opt);
   p.start(cfg);
   ASSERT_TRUE(run_until(
       io, [&] { return p.stats().superseded_objects_deleted == v1_keys.size(); },

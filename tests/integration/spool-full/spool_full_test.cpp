@@ -16,9 +16,9 @@
 #include <cstring>
 
 #include "../pipeline/component.hpp"
+#include "app/stages.hpp"
 #include "config/config.hpp"
 #include "journal/journal.hpp"
-#include "pipeline/pipeline.hpp"
 #include "spool/spool.hpp"
 
 #ifndef FE_EXE
@@ -186,7 +186,7 @@ TEST_F(SpoolFullTest, DiskFullSpoolWaitsAndResumes) {
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   boost::asio::io_context io;
   LogCapture cap;  // the daemon's log (stderr in tests)
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   write_file(exp / ".done", "");
   // ENOSPC while spooling: the export is retried (several times), never failed or parked.
@@ -204,9 +204,7 @@ TEST_F(SpoolFullTest, DiskFullSpoolWaitsAndResumes) {
 
   // Space comes back: the export goes on by itself.
   ASSERT_TRUE(remount(root / "spool", "size=64m"));
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   stop_component(io, p);
   std::string log = cap.restore();
   auto enospc = lines_with(log, {"No space left on device", "spool"});
@@ -235,7 +233,7 @@ TEST_F(SpoolFullTest, ReadOnlySpoolKeepsRunning) {
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   boost::asio::io_context io;
   LogCapture cap;  // the daemon's log (stderr in tests)
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);  // a read-only spool is not a start-up error: the daemon runs and waits
   write_file(exp / ".done", "");
   ASSERT_TRUE(run_until(
@@ -249,9 +247,7 @@ TEST_F(SpoolFullTest, ReadOnlySpoolKeepsRunning) {
   EXPECT_NE(rows[0].last_error.find((root / "spool").string()), std::string::npos)
       << rows[0].last_error;
   ASSERT_TRUE(remount(root / "spool", "rw"));
-  ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
-      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120)));
   const auto retries = p.stats().retries_scheduled;
   stop_component(io, p);
   std::string log = cap.restore();
@@ -283,7 +279,7 @@ TEST_F(SpoolFullTest, JournalDiskFullDuringUpload) {
                (root / "state" / "journal.db").string());
   auto cfg = load(root, yaml);
   boost::asio::io_context io;
-  fe::pipeline::Pipeline p(io, cfg, test_options());
+  fe::app::Stages p(io, cfg, test_options());
   p.start(cfg);
   write_file(exp / ".done", "");
   // The loop runs only inside run_until: stop it with parts in flight, fill the disk under the

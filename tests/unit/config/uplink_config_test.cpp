@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config_text.hpp"
 #include "temp_dir.hpp"
 
 namespace {
@@ -21,30 +22,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-constexpr const char* kHead =
-    "pipelines:\n"                                                         // 1
-    "  - name: epic\n"                                                     // 2
-    "    watch: /data/epic\n"                                              // 3
-    "    s3: { bucket: landing-bucket, prefix: exports }\n"                // 4
-    "    healthlake:\n"                                                    // 5
-    "      datastore_id: 0123456789abcdef0123456789abcdef\n"               // 6
-    "      data_access_role_arn: arn:aws:iam::123456789012:role/Import\n"  // 7
-    "      output_s3_uri: s3://results-bucket/imports/\n"                  // 8
-    "      output_kms_key_id: alias/healthlake\n";                         // 9
-
-std::vector<std::string> errors(const std::string& yaml) {
-  auto r = load_config_text(yaml, "t.yaml");
-  std::vector<std::string> out;
-  for (const auto& e : r.errors) out.push_back(fe::config::format(e));
-  EXPECT_EQ(r.ok(), out.empty());
-  return out;
-}
-
-fe::config::Config ok(const std::string& yaml) {
-  auto r = load_config_text(yaml, "t.yaml");
-  EXPECT_TRUE(r.ok()) << fe::config::format(r.errors);
-  return r.ok() ? *r.config : fe::config::Config{};
-}
+using fe::test::errors;
+using fe::test::kHead;
+using fe::test::ok;
 
 TEST(ConfigBandwidth, DefaultsAreUnlimitedWithoutSchedule) {
   auto c = ok(kHead);
