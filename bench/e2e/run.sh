@@ -116,6 +116,14 @@ echo "fhir-edge run ($FILES files, $((INPUT_BYTES / 1000000)) MB)..."
   > "$W/daemon.log" 2>&1 &
 FE_PID=$!
 for _ in $(seq 100); do [[ -e $W/journal.db ]] && break; sleep 0.1; done
+# FE_PERF=1: `perf record -g` on the daemon (all its threads) from the drop to the import's end;
+# the report (per thread, then per symbol) goes to $OUT/perf.txt (bench/e2e/README.md, Profile).
+PERF_PID=
+if [[ ${FE_PERF:-0} == 1 ]]; then
+  perf record -F 499 -g -p "$(pgrep -P "$FE_PID" -x fhir-edge)" -o "$W/perf.data" \
+    > "$W/perf.log" 2>&1 &
+  PERF_PID=$!
+fi
 # The drop, as bulk-data clients do it: the directory, the finished files renamed in, the marker.
 mkdir "$W/watch/bench"
 sleep 1 # the watcher puts its watch on the new directory
@@ -134,6 +142,19 @@ while :; do
   sleep 0.1
 done
 T_DONE=$(now)
+if [[ -n $PERF_PID ]]; then
+  kill -INT "$PERF_PID"
+  wait "$PERF_PID" || true
+  # (through files: `head` on a pipe would SIGPIPE perf, which pipefail turns into a failure)
+  perf report -i "$W/perf.data" --stdio --no-children -g none --sort pid > "$W/perf.thread" 2> /dev/null || true
+  perf report -i "$W/perf.data" --stdio --no-children -g none --sort pid,dso,sym --percent-limit 0.5 \
+    > "$W/perf.sym" 2> /dev/null || true
+  { echo "# per thread, % of the daemon's samples"
+    grep -v '^#' "$W/perf.thread" | grep -v '^$' | head -20 || true
+    echo "# per thread and symbol (>= 0.5 %)"
+    grep -v '^#' "$W/perf.sym" | grep -v '^$' | head -60 || true
+  } > "$OUT/perf.txt"
+fi
 FE_STATE=$s
 FE_JOB=$(journal "SELECT job_id FROM import_jobs")
 FE_IMPORTED=$(journal "SELECT json_extract(outcome,'\$.resources_imported') FROM import_jobs")
