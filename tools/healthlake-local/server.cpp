@@ -185,6 +185,9 @@ struct LogEntry {
   std::string payload;  // x-amz-content-sha256 mode: "hash", UNSIGNED-PAYLOAD, STREAMING-...
   int part_number = 0;
   uint64_t bytes_in = 0, bytes_out = 0;
+  // Not logged: the S3 store's delete sequence when the headers arrived, so a conditional PUT
+  // whose key is deleted while its body streams in fails 409 ConditionalRequestConflict.
+  uint64_t began_at = 0;
 };
 
 const char* kXmlHeader = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -635,6 +638,7 @@ struct Server::Impl {
           value.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos)
         w.content_sha256 = lower(value);
       if (name == "if-none-match") w.if_none_match_star = value == "*";
+      if (name == "if-match") w.if_match = value;
     }
     return w;
   }
@@ -784,6 +788,7 @@ struct Server::Impl {
     }
     if (op == "PutObject") {
       WriteRequest w = write_request(h);
+      w.began_at = le.began_at;
       ObjectInfo o = s3->put_object(bucket, key, body, w, digests);
       r.set("ETag", o.etag);
       for (const auto& [alg, v] : o.checksums) r.set("x-amz-checksum-" + lower(alg), v);
@@ -932,8 +937,7 @@ struct Server::Impl {
       s3->upload(bucket, key, upload_id);  // NoSuchUpload before looking at the body
       std::string xml = body.empty() || !fs::exists(body) ? std::string() : read_file(body);
       std::vector<CompletePart> parts = parse_complete_xml(xml);
-      bool inm = std::string(h[http::field::if_none_match]) == "*";
-      ObjectInfo o = s3->complete_upload(bucket, key, upload_id, parts, inm);
+      ObjectInfo o = s3->complete_upload(bucket, key, upload_id, parts, write_request(h));
       std::string x = std::string(kXmlHeader) + "<CompleteMultipartUploadResult xmlns=\"" + kS3Ns +
                       "\">" +
                       tag("Location", "http://" + std::string(h[http::field::host]) + "/" + bucket +
@@ -1071,6 +1075,7 @@ struct Server::Impl {
       le.bucket = bucket;
       le.key = key;
       le.upload_id = qget(q, "uploadId");
+      le.began_at = s3->delete_sequence();
     } else {
       le.operation = hl_op_from_target(amz_target);
     }
