@@ -167,11 +167,21 @@ std::string virtual_host_bucket(std::string_view host) {
 
 namespace {
 
+std::shared_ptr<FILE> open_read(const fs::path& p) {
+  FILE* f = std::fopen(p.c_str(), "rb");
+  if (!f) return nullptr;
+  return std::shared_ptr<FILE>(f, [](FILE* x) { std::fclose(x); });
+}
+
 struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   fs::path file;  // when set, the body is [offset, offset+length) of this file
+  // The file opened when the response was built: a PUT that replaces the object while this
+  // response waits or streams renames a new file over the path, and the reader must still send
+  // the version its ETag and Content-Length describe (S3 GETs are a consistent snapshot).
+  std::shared_ptr<FILE> opened;
   uint64_t offset = 0, length = 0;
   bool head = false;  // HEAD: Content-Length of the would-be body, no body bytes
   std::string error_code;
@@ -843,6 +853,7 @@ struct Server::Impl {
       }
       echo_object_headers(r, o, checksum_mode && r.status == 200);
       r.file = o.data;
+      if (!head) r.opened = open_read(o.data);
       r.offset = start;
       r.length = len;
       return r;
@@ -982,7 +993,7 @@ struct Server::Impl {
     if (r.file.empty()) {
       co_await asio::async_write(stream, asio::buffer(r.body.data(), to_send), use_awaitable);
     } else {
-      std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(r.file.c_str(), "rb"), &std::fclose);
+      std::shared_ptr<FILE> f = r.opened ? r.opened : open_read(r.file);
       if (!f) throw std::runtime_error("object file vanished: " + r.file.string());
       if (fseeko(f.get(), static_cast<off_t>(r.offset), SEEK_SET) != 0)
         throw std::runtime_error("cannot seek in " + r.file.string());
