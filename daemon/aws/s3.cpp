@@ -131,6 +131,7 @@ void S3Client::put_object(PutObjectRequest req, Done<PutObjectResult> done) {
     c.headers.push_back({"x-amz-server-side-encryption-aws-kms-key-id", req.sse.kms_key_id});
   }
   if (req.if_none_match) c.headers.push_back({"if-none-match", "*"});
+  if (!req.if_match.empty()) c.headers.push_back({"if-match", req.if_match});
   c.payload_sha256 = req.payload_sha256;
   c.unsigned_payload_ok = c.base_url.starts_with("https://") &&
                           req.body.size > caller_.config().signed_payload_max_bytes;

@@ -73,6 +73,10 @@ struct PutObjectRequest {
   std::string content_type = "application/octet-stream";
   Sse sse;
   bool if_none_match = false;  // "If-None-Match: *": never overwrite (412 when it exists)
+  // "If-Match: <etag>": replace only that version (412 PreconditionFailed when the ETag differs,
+  // 404 NoSuchKey when there is no object, 409 ConditionalRequestConflict when the key was
+  // deleted meanwhile). Empty: no If-Match. fleet::Lease and fleet::Manifest compare-and-swap.
+  std::string if_match;
 };
 struct PutObjectResult {
   std::string etag;

@@ -278,10 +278,7 @@ ObjectInfo S3Store::put_object(const std::string& bucket, const std::string& key
   check_key(key);
   Digests d = known ? *known : digest_file(body);
   verify_body(d, req);
-  if (req.if_none_match_star && find_object(bucket, key))
-    throw S3Error(412, "PreconditionFailed",
-                  "At least one of the pre-conditions you specified did not hold",
-                  {{"Condition", "If-None-Match"}});
+  check_conditions(bucket, key, req, req.began_at.value_or(delete_seq_));
   ObjectInfo o;
   o.bucket = bucket;
   o.key = key;
@@ -338,6 +335,32 @@ void S3Store::delete_object(const std::string& bucket, const std::string& key) {
   meta += ".json";
   fs::remove(meta, ec);
   objects.erase(it);
+  deleted_at_[bucket + "/" + key] = ++delete_seq_;
+}
+
+void S3Store::check_conditions(const std::string& bucket, const std::string& key,
+                               const WriteRequest& cond, uint64_t began_at) const {
+  if (!cond.if_none_match_star && !cond.if_match) return;
+  auto d = deleted_at_.find(bucket + "/" + key);
+  if (d != deleted_at_.end() && d->second > began_at)
+    throw S3Error(409, "ConditionalRequestConflict",
+                  "A conflicting operation occurred. If using PutObject you can retry the "
+                  "request. If using multipart upload you should initiate another "
+                  "CreateMultipartUpload request and re-upload each part.",
+                  {{"Key", key}});
+  const ObjectInfo* o = find_object(bucket, key);
+  if (cond.if_none_match_star && o)
+    throw S3Error(412, "PreconditionFailed",
+                  "At least one of the pre-conditions you specified did not hold",
+                  {{"Condition", "If-None-Match"}});
+  if (cond.if_match) {
+    // S3 answers If-Match on a key with no current object 404 NoSuchKey, not 412.
+    if (!o) throw no_such_key(key);
+    if (strip_quotes(*cond.if_match) != strip_quotes(o->etag))
+      throw S3Error(412, "PreconditionFailed",
+                    "At least one of the pre-conditions you specified did not hold",
+                    {{"Condition", "If-Match"}});
+  }
 }
 
 ListV2Result S3Store::list_objects_v2(const std::string& bucket, const ListV2Request& req) const {
@@ -415,6 +438,7 @@ const UploadInfo& S3Store::create_upload(const std::string& bucket, const std::s
   u.content_type = req.content_type.empty() ? "binary/octet-stream" : req.content_type;
   u.stored_headers = req.stored_headers;
   u.checksum_algorithm = checksum_algorithm;
+  u.began_at = delete_seq_;
   fs::create_directories(dir_ / "uploads" / u.upload_id);
   save_upload_meta(u);
   return uploads_[u.upload_id] = std::move(u);
@@ -518,7 +542,7 @@ ListPartsResult S3Store::list_parts(const std::string& bucket, const std::string
 ObjectInfo S3Store::complete_upload(const std::string& bucket, const std::string& key,
                                     const std::string& upload_id,
                                     const std::vector<CompletePart>& parts,
-                                    bool if_none_match_star) {
+                                    const WriteRequest& cond) {
   UploadInfo& u = upload_mut(bucket, key, upload_id);
   if (parts.empty())
     throw S3Error(400, "MalformedXML",
@@ -570,10 +594,7 @@ ObjectInfo S3Store::complete_upload(const std::string& bucket, const std::string
                      {"PartNumber", std::to_string(cp.number)},
                      {"ETag", strip_quotes(it->second.etag)}});
   }
-  if (if_none_match_star && find_object(bucket, key))
-    throw S3Error(412, "PreconditionFailed",
-                  "At least one of the pre-conditions you specified did not hold",
-                  {{"Condition", "If-None-Match"}});
+  check_conditions(bucket, key, cond, u.began_at);
 
   // Concatenate the parts (streamed, in order) into the final object.
   fs::path tmp = new_temp_path();

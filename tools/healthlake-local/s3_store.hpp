@@ -46,7 +46,17 @@ struct WriteRequest {
   std::optional<std::string> content_md5;             // Content-MD5 (base64) as sent
   std::map<std::string, std::string> checksums;       // "CRC32C"|"CRC32"|"SHA256" -> base64 as sent
   std::optional<std::string> content_sha256;          // x-amz-content-sha256 when it is a hex hash
+  // S3 conditional writes (PutObject, CompleteMultipartUpload), evaluated when the write commits,
+  // so of two racing writers the first to finish wins and the other gets 412:
+  //   If-None-Match: *   412 PreconditionFailed when the key exists
+  //   If-Match: <etag>   412 PreconditionFailed when the ETag differs, 404 NoSuchKey when absent
+  // and 409 ConditionalRequestConflict when a DELETE of the key succeeded while this conditional
+  // write was in flight (see conditional_conflict below).
   bool if_none_match_star = false;
+  std::optional<std::string> if_match;  // the ETag as sent (quotes optional)
+  // The store's delete sequence when the write began (PutObject: its headers arrived;
+  // multipart: CreateMultipartUpload). nullopt: the write began now.
+  std::optional<uint64_t> began_at;
 };
 
 struct ObjectInfo {
@@ -78,6 +88,8 @@ struct UploadInfo {
   std::map<std::string, std::string> stored_headers;
   std::string checksum_algorithm;  // "" or CRC32C/CRC32/SHA256
   std::map<int, PartInfo> parts;
+  uint64_t began_at = 0;  // delete sequence at CreateMultipartUpload (not persisted: a restart
+                          // starts the sequence again at 0)
 };
 
 struct ListV2Request {
@@ -144,14 +156,29 @@ class S3Store {
   ListPartsResult list_parts(const std::string& bucket, const std::string& key,
                              const std::string& upload_id, int part_number_marker,
                              int max_parts) const;
+  // `cond` carries only the precondition fields (if_none_match_star, if_match); the write began at
+  // CreateMultipartUpload.
   ObjectInfo complete_upload(const std::string& bucket, const std::string& key,
                              const std::string& upload_id, const std::vector<CompletePart>& parts,
-                             bool if_none_match_star);
+                             const WriteRequest& cond);
+  ObjectInfo complete_upload(const std::string& bucket, const std::string& key,
+                             const std::string& upload_id, const std::vector<CompletePart>& parts,
+                             bool if_none_match_star) {
+    WriteRequest cond;
+    cond.if_none_match_star = if_none_match_star;
+    return complete_upload(bucket, key, upload_id, parts, cond);
+  }
   void abort_upload(const std::string& bucket, const std::string& key,
                     const std::string& upload_id);
   ListUploadsResult list_uploads(const std::string& bucket, const std::string& prefix,
                                  const std::string& delimiter, const std::string& key_marker,
                                  const std::string& upload_id_marker, int max_uploads) const;
+
+  // A counter that every successful DELETE of an existing object advances. A conditional write
+  // records it when it begins; if the key was deleted after that, the write fails with 409
+  // ConditionalRequestConflict ("a conflicting operation occurred during the upload"; S3 asks the
+  // client to re-read and retry, or for multipart to start a new upload).
+  uint64_t delete_sequence() const { return delete_seq_; }
 
   // Write a small object directly (used by the HealthLake import for its outputs).
   ObjectInfo put_bytes(const std::string& bucket, const std::string& key, std::string_view data,
@@ -164,12 +191,17 @@ class S3Store {
   std::filesystem::path object_path(const std::string& bucket, const std::string& key) const;
   UploadInfo& upload_mut(const std::string& bucket, const std::string& key,
                          const std::string& upload_id);
+  void check_conditions(const std::string& bucket, const std::string& key, const WriteRequest& cond,
+                        uint64_t began_at) const;
 
   std::filesystem::path dir_;
   uint64_t min_part_size_;
   uint64_t temp_counter_ = 0;
   std::map<std::string, std::map<std::string, ObjectInfo>> buckets_;
   std::map<std::string, UploadInfo> uploads_;
+  uint64_t delete_seq_ = 0;
+  std::map<std::string, uint64_t>
+      deleted_at_;  // bucket '/' key -> delete sequence of its last DELETE
 };
 
 // Checks a received body against Content-MD5, x-amz-checksum-* and x-amz-content-sha256 as S3

@@ -168,11 +168,21 @@ std::string virtual_host_bucket(std::string_view host) {
 
 namespace {
 
+std::shared_ptr<FILE> open_read(const fs::path& p) {
+  FILE* f = std::fopen(p.c_str(), "rb");
+  if (!f) return nullptr;
+  return std::shared_ptr<FILE>(f, [](FILE* x) { std::fclose(x); });
+}
+
 struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   fs::path file;  // when set, the body is [offset, offset+length) of this file
+  // The file opened when the response was built: a PUT that replaces the object while this
+  // response waits or streams renames a new file over the path, and the reader must still send
+  // the version its ETag and Content-Length describe (S3 GETs are a consistent snapshot).
+  std::shared_ptr<FILE> opened;
   uint64_t offset = 0, length = 0;
   bool head = false;  // HEAD: Content-Length of the would-be body, no body bytes
   std::string error_code;
@@ -186,6 +196,9 @@ struct LogEntry {
   std::string payload;  // x-amz-content-sha256 mode: "hash", UNSIGNED-PAYLOAD, STREAMING-...
   int part_number = 0;
   uint64_t bytes_in = 0, bytes_out = 0;
+  // Not logged: the S3 store's delete sequence when the headers arrived, so a conditional PUT
+  // whose key is deleted while its body streams in fails 409 ConditionalRequestConflict.
+  uint64_t began_at = 0;
 };
 
 const char* kXmlHeader = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -680,6 +693,7 @@ struct Server::Impl {
           value.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos)
         w.content_sha256 = lower(value);
       if (name == "if-none-match") w.if_none_match_star = value == "*";
+      if (name == "if-match") w.if_match = value;
     }
     return w;
   }
@@ -829,6 +843,7 @@ struct Server::Impl {
     }
     if (op == "PutObject") {
       WriteRequest w = write_request(h);
+      w.began_at = le.began_at;
       ObjectInfo o = s3->put_object(bucket, key, body, w, digests);
       r.set("ETag", o.etag);
       for (const auto& [alg, v] : o.checksums) r.set("x-amz-checksum-" + lower(alg), v);
@@ -883,6 +898,7 @@ struct Server::Impl {
       }
       echo_object_headers(r, o, checksum_mode && r.status == 200);
       r.file = o.data;
+      if (!head) r.opened = open_read(o.data);
       r.offset = start;
       r.length = len;
       return r;
@@ -977,8 +993,7 @@ struct Server::Impl {
       s3->upload(bucket, key, upload_id);  // NoSuchUpload before looking at the body
       std::string xml = body.empty() || !fs::exists(body) ? std::string() : read_file(body);
       std::vector<CompletePart> parts = parse_complete_xml(xml);
-      bool inm = std::string(h[http::field::if_none_match]) == "*";
-      ObjectInfo o = s3->complete_upload(bucket, key, upload_id, parts, inm);
+      ObjectInfo o = s3->complete_upload(bucket, key, upload_id, parts, write_request(h));
       std::string x = std::string(kXmlHeader) + "<CompleteMultipartUploadResult xmlns=\"" + kS3Ns +
                       "\">" +
                       tag("Location", "http://" + std::string(h[http::field::host]) + "/" + bucket +
@@ -1023,7 +1038,7 @@ struct Server::Impl {
     if (r.file.empty()) {
       co_await asio::async_write(stream, asio::buffer(r.body.data(), to_send), use_awaitable);
     } else {
-      std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(r.file.c_str(), "rb"), &std::fclose);
+      std::shared_ptr<FILE> f = r.opened ? r.opened : open_read(r.file);
       if (!f) throw std::runtime_error("object file vanished: " + r.file.string());
       if (fseeko(f.get(), static_cast<off_t>(r.offset), SEEK_SET) != 0)
         throw std::runtime_error("cannot seek in " + r.file.string());
@@ -1123,6 +1138,7 @@ struct Server::Impl {
       le.bucket = bucket;
       le.key = key;
       le.upload_id = qget(q, "uploadId");
+      le.began_at = s3->delete_sequence();
     } else {
       le.operation = hl_op_from_target(amz_target);
     }

@@ -5,6 +5,8 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -421,3 +423,92 @@ TEST(Server, InjectedFaultsLookLikeAws) {
 }
 
 }  // namespace
+
+namespace {
+// Sends a signed PUT's headers with "Expect: 100-continue" and waits for the 100, so the server
+// has begun the write; the caller then acts, and finish() sends the body and reads the reply.
+struct HeldPut {
+  asio::io_context io;
+  asio::ip::tcp::socket sock{io};
+  std::string body;
+  HeldPut(const HealthLakeLocal& hll, const std::string& path, std::string data,
+          std::vector<std::pair<std::string, std::string>> extra)
+      : body(std::move(data)) {
+    std::string host = "127.0.0.1:" + std::to_string(hll.port());
+    std::vector<fe::aws::Header> hs = {{"Host", host}, {"Expect", "100-continue"}};
+    for (const auto& [k, v] : extra) hs.push_back({k, v});
+    fe::aws::SignableRequest sr{"PUT", path, "", hs, fe::aws::sha256_hex(body)};
+    fe::aws::Credentials cr;
+    cr.access_key_id = hll.access_key();
+    cr.secret_access_key = hll.secret_key();
+    fe::aws::SigningOptions so;
+    so.region = hll.region();
+    so.service = "s3";
+    so.s3_rules = true;
+    so.time = std::chrono::system_clock::now();
+    fe::aws::Signed s = fe::aws::sign(sr, cr, so);
+    for (const auto& h : s.headers_to_add) hs.push_back(h);
+    std::string head = "PUT " + path + " HTTP/1.1\r\n";
+    for (const auto& h : hs) head += h.name + ": " + h.value + "\r\n";
+    head += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    sock.connect({asio::ip::make_address("127.0.0.1"), hll.port()});
+    asio::write(sock, asio::buffer(head));
+    std::string cont;
+    asio::read_until(sock, asio::dynamic_buffer(cont), "\r\n\r\n");
+    EXPECT_TRUE(cont.starts_with("HTTP/1.1 100")) << cont;
+  }
+  Reply finish() {
+    asio::write(sock, asio::buffer(body));
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(sock, buf, res, ec);
+    Reply r;
+    if (ec) return r;
+    r.status = res.result_int();
+    r.body = res.body();
+    return r;
+  }
+};
+}  // namespace
+
+// S3 conditional writes over HTTP: If-None-Match / If-Match headers, and 409
+// ConditionalRequestConflict when the key is deleted while a conditional PUT is in progress.
+TEST(Server, ConditionalPutsAndConflictWithADeleteInProgress) {
+  HealthLakeLocalOptions o;
+  o.buckets = {"landing"};
+  HealthLakeLocal hll(o);
+  Call create = put("/landing/lease.json", "one");
+  create.headers = {{"If-None-Match", "*"}};
+  Reply c1 = send(hll, create);
+  ASSERT_EQ(c1.status, 200);
+  Reply c2 = send(hll, create);
+  EXPECT_EQ(c2.status, 412);
+  EXPECT_EQ(xml_code(c2.body), "PreconditionFailed");
+  Call swap = put("/landing/lease.json", "two");
+  swap.headers = {{"If-Match", c1.header("ETag")}};
+  EXPECT_EQ(send(hll, swap).status, 200);
+  Reply stale = send(hll, swap);
+  EXPECT_EQ(stale.status, 412);
+  EXPECT_EQ(xml_code(stale.body), "PreconditionFailed");
+  Call absent = put("/landing/none.json", "x");
+  absent.headers = {{"If-Match", c1.header("ETag")}};
+  Reply a = send(hll, absent);
+  EXPECT_EQ(a.status, 404);
+  EXPECT_EQ(xml_code(a.body), "NoSuchKey");
+  EXPECT_EQ(hll.object("landing", "lease.json").value_or(""), "two");
+
+  // The PUT's headers are in; the key is deleted; then its body arrives: 409, nothing written.
+  HeldPut held(hll, "/landing/lease.json", "three", {{"If-None-Match", "*"}});
+  Call del{.method = "DELETE", .path = "/landing/lease.json"};
+  EXPECT_EQ(send(hll, del).status, 204);
+  Reply conflict = held.finish();
+  EXPECT_EQ(conflict.status, 409);
+  EXPECT_EQ(xml_code(conflict.body), "ConditionalRequestConflict");
+  EXPECT_FALSE(hll.object("landing", "lease.json").has_value());
+  // An unconditional PUT in the same position is not refused.
+  HeldPut plain(hll, "/landing/other.json", "plain", {});
+  EXPECT_EQ(send(hll, Call{.method = "DELETE", .path = "/landing/other.json"}).status, 204);
+  EXPECT_EQ(plain.finish().status, 200);
+  EXPECT_EQ(send(hll, create).status, 200) << "a retry after the conflict creates the key";
+}

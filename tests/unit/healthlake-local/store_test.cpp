@@ -335,3 +335,103 @@ TEST_F(StoreTest, ListMultipartUploadsOrdersByKeyAndPaginates) {
 }
 
 }  // namespace
+
+namespace {
+WriteRequest if_none_match() {
+  WriteRequest w;
+  w.if_none_match_star = true;
+  return w;
+}
+WriteRequest if_match(const std::string& etag) {
+  WriteRequest w;
+  w.if_match = etag;
+  return w;
+}
+}  // namespace
+
+// S3 conditional writes (user guide "How to prevent object overwrites with conditional writes"):
+// If-None-Match: * creates only, If-Match: <etag> replaces only that version, 404 NoSuchKey when
+// If-Match finds no object, and the failed write leaves the stored object as it was.
+TEST_F(StoreTest, ConditionalPutCreatesOnlyAndSwapsOnlyTheNamedETag) {
+  S3Store s(dir_);
+  s.create_bucket("bkt");
+  ObjectInfo first = s.put_object("bkt", "lease", body(s, "one"), if_none_match());
+  S3Error again = error_of([&] { s.put_object("bkt", "lease", body(s, "two"), if_none_match()); });
+  EXPECT_EQ(again.status, 412);
+  EXPECT_EQ(again.code, "PreconditionFailed");
+  EXPECT_EQ(field(again, "Condition"), "If-None-Match");
+  EXPECT_EQ(read_file(s.head_object("bkt", "lease").data), "one");
+
+  // Quoted or bare ETag both match, as S3 compares the entity tag value.
+  ObjectInfo second = s.put_object("bkt", "lease", body(s, "two"), if_match(first.etag));
+  EXPECT_NE(second.etag, first.etag);
+  std::string bare = second.etag.substr(1, second.etag.size() - 2);
+  ObjectInfo third = s.put_object("bkt", "lease", body(s, "three"), if_match(bare));
+  S3Error stale =
+      error_of([&] { s.put_object("bkt", "lease", body(s, "stale"), if_match(first.etag)); });
+  EXPECT_EQ(stale.status, 412);
+  EXPECT_EQ(stale.code, "PreconditionFailed");
+  EXPECT_EQ(field(stale, "Condition"), "If-Match");
+  EXPECT_EQ(s.head_object("bkt", "lease").etag, third.etag);
+
+  S3Error absent =
+      error_of([&] { s.put_object("bkt", "nothing", body(s, "x"), if_match(first.etag)); });
+  EXPECT_EQ(absent.status, 404);
+  EXPECT_EQ(absent.code, "NoSuchKey");
+  EXPECT_EQ(s.find_object("bkt", "nothing"), nullptr);
+}
+
+// A DELETE that succeeds while a conditional write is in flight makes that write 409
+// ConditionalRequestConflict (not a silent create); a write that began after the delete is
+// judged on its precondition alone.
+TEST_F(StoreTest, DeleteDuringConditionalWriteIsConditionalRequestConflict) {
+  S3Store s(dir_);
+  s.create_bucket("bkt");
+  ObjectInfo o = s.put_object("bkt", "lease", body(s, "one"), {});
+  WriteRequest inm = if_none_match();
+  inm.began_at = s.delete_sequence();  // the PUT's headers arrived
+  WriteRequest im = if_match(o.etag);
+  im.began_at = s.delete_sequence();
+  s.delete_object("bkt", "lease");  // ... then someone deleted the key
+  S3Error e = error_of([&] { s.put_object("bkt", "lease", body(s, "two"), inm); });
+  EXPECT_EQ(e.status, 409);
+  EXPECT_EQ(e.code, "ConditionalRequestConflict");
+  EXPECT_EQ(error_of([&] { s.put_object("bkt", "lease", body(s, "two"), im); }).code,
+            "ConditionalRequestConflict");
+  EXPECT_EQ(s.find_object("bkt", "lease"), nullptr);
+  EXPECT_NO_THROW(s.put_object("bkt", "lease", body(s, "two"), if_none_match()))
+      << "a retry that begins after the delete succeeds";
+  // Unconditional writes never conflict.
+  WriteRequest plain;
+  plain.began_at = 0;
+  EXPECT_NO_THROW(s.put_object("bkt", "lease", body(s, "three"), plain));
+}
+
+// CompleteMultipartUpload takes the same preconditions; its write began at
+// CreateMultipartUpload, so a delete of the key after that is a 409 and the upload stays.
+TEST_F(StoreTest, ConditionalCompleteMultipartUpload) {
+  S3Store s(dir_, 1);
+  s.create_bucket("bkt");
+  ObjectInfo o = s.put_object("bkt", "obj", body(s, "old"), {});
+  std::string id = s.create_upload("bkt", "obj", {}, "").upload_id;
+  PartInfo p = s.upload_part("bkt", "obj", id, 1, body(s, "new"), {});
+  S3Error stale = error_of([&] {
+    s.complete_upload("bkt", "obj", id, {{1, p.etag, {}}}, if_match("\"0123\""));
+  });
+  EXPECT_EQ(stale.status, 412);
+  EXPECT_EQ(field(stale, "Condition"), "If-Match");
+  ObjectInfo done = s.complete_upload("bkt", "obj", id, {{1, p.etag, {}}}, if_match(o.etag));
+  EXPECT_EQ(read_file(s.head_object("bkt", "obj").data), "new");
+
+  std::string id2 = s.create_upload("bkt", "obj", {}, "").upload_id;
+  PartInfo p2 = s.upload_part("bkt", "obj", id2, 1, body(s, "newer"), {});
+  s.delete_object("bkt", "obj");
+  S3Error conflict = error_of([&] {
+    s.complete_upload("bkt", "obj", id2, {{1, p2.etag, {}}}, if_none_match());
+  });
+  EXPECT_EQ(conflict.status, 409);
+  EXPECT_EQ(conflict.code, "ConditionalRequestConflict");
+  EXPECT_NO_THROW(s.upload("bkt", "obj", id2)) << "the upload survives, as after a 412";
+  EXPECT_EQ(s.find_object("bkt", "obj"), nullptr);
+  (void)done;
+}
