@@ -1302,10 +1302,10 @@ std::vector<int64_t> uploaded_batchable(Env& env, int n, int per_export) {
   return ids;
 }
 
-import::ImporterOptions batching(Env& env,
-                                 std::chrono::milliseconds wait = {}){auto o = env.options();
+import::ImporterOptions batching(Env& env, std::chrono::milliseconds wait){auto o = env.options();
 o.batch.max_exports = 100;
 o.batch.max_wait = wait;
+o.events = &env.events;
 return o;
 }  // namespace
 
@@ -1320,7 +1320,8 @@ void expect_each_imported_once(Env& env, const std::vector<int64_t>& ids, int pe
               std::string::npos)
         << e.name << ": " << report;
     EXPECT_NE(report.find("\"export\":\"" + e.name + "\""), std::string::npos) << report;
-    EXPECT_NE(report.find("\"Patient.ndjson\":{\"imported\":" + std::to_string(per_export)),
+    // Per file (a batch member's files are named <export>/<File> below the batch prefix).
+    EXPECT_NE(report.find("Patient.ndjson\":{\"imported\":" + std::to_string(per_export)),
               std::string::npos)
         << report;
   }
@@ -1341,7 +1342,7 @@ TEST(ImportBatch, ExportsWaitingForTheSlotShareOneJob) {
   auto ids = uploaded_batchable(env, 6, 5);
   std::vector<int64_t> imported_events;
   env.events.on(ExportEvent::imported, [&](int64_t id) { imported_events.push_back(id); });
-  env.make_importer(batching(env));
+  env.make_importer(batching(env, std::chrono::milliseconds(0)));
   for (auto id : ids) env.importer->kick(id);
   // The slot was free for the first: it went alone; the others wait for the slot.
   EXPECT_EQ(env.state(ids[0]), ExportState::import_starting);
