@@ -267,6 +267,41 @@ void S3Client::delete_object(std::string bucket, std::string key, Done<Empty> do
   });
 }
 
+void S3Client::copy_object(std::string bucket, std::string key, std::string src_bucket,
+                           std::string src_key, Sse sse, Done<PutObjectResult> done) {
+  FE_S3_TARGET(PutObjectResult, "CopyObject", bucket, key, true)
+  AwsCall c = make_call("CopyObject", *tgt_, bucket, key);
+  c.method = "PUT";
+  c.headers = {{"x-amz-copy-source", "/" + src_bucket + "/" + uri_encode(src_key, false)}};
+  if (!sse.kms_key_id.empty()) {
+    c.headers.push_back({"x-amz-server-side-encryption", "aws:kms"});
+    c.headers.push_back({"x-amz-server-side-encryption-aws-kms-key-id", sse.kms_key_id});
+  }
+  // As CompleteMultipartUpload: a 200 whose body is an <Error> is that error.
+  c.check_success = [](const HttpResponse& resp) -> std::optional<AwsError> {
+    auto doc = xml::parse(resp.body);
+    if (!doc.root) return bad_xml(resp, "CopyObject", doc.error);
+    if (doc.root->name == "Error") {
+      ErrorResponse er;
+      er.http_status = static_cast<int>(resp.status);
+      er.body = resp.body;
+      er.request_id = resp.header("x-amz-request-id").value_or(std::string_view{});
+      er.date = resp.header("date").value_or(std::string_view{});
+      return parse_s3_error(er);
+    }
+    return std::nullopt;
+  };
+  caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
+    auto r = from_call<PutObjectResult>(cr);
+    if (cr.ok()) {
+      auto doc = xml::parse(cr.response.body);
+      std::string etag = doc.root ? doc.root->child_text("ETag") : "";
+      r.value = PutObjectResult{etag, "", hv(cr.response, "x-amz-version-id")};
+    }
+    done(std::move(r));
+  });
+}
+
 void S3Client::list_parts(ListPartsRequest req, Done<ListPartsResult> done) {
   FE_S3_TARGET(ListPartsResult, "ListParts", req.bucket, req.key, true)
   AwsCall c = make_call("ListParts", *tgt_, req.bucket, req.key);

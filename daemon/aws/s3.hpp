@@ -228,6 +228,11 @@ class S3Client {
                               Done<Empty> done);
   // One key (S3 answers 204 also for a missing key; a 404 is reported as not_found).
   void delete_object(std::string bucket, std::string key, Done<Empty> done);
+  // CopyObject (server-side, objects up to 5 GiB): src_key of src_bucket to bucket/key, with
+  // `sse` for the copy. The import stage's batch copies (docs/import.md "Batches"). An error in
+  // a 200 answer's body is an error (errors.hpp).
+  void copy_object(std::string bucket, std::string key, std::string src_bucket, std::string src_key,
+                   Sse sse, Done<PutObjectResult> done);
   // One page; list_all_parts follows the markers.
   void list_parts(ListPartsRequest req, Done<ListPartsResult> done);
   void list_all_parts(std::string bucket, std::string key, std::string upload_id,

@@ -76,7 +76,9 @@ void read_watch(Checker& c, const Item& it, Watch& out) {
 }
 
 void read_import(Checker& c, const Item& it, Import& out) {
-  Map m(c, it.value, it.path, it.mark, {"poll_min", "poll_max", "min_imported_share"});
+  Map m(c, it.value, it.path, it.mark,
+        {"poll_min", "poll_max", "min_imported_share", "batch_max_exports", "batch_max_bytes",
+         "batch_max_wait"});
   if (!m.ok()) {
     return;
   }
@@ -100,6 +102,10 @@ void read_import(Checker& c, const Item& it, Import& out) {
       }
     }
   }
+  // Batching (docs/import.md "Batches"): 1 = off; at most 10,000 files per job either way.
+  c.integer(m, "batch_max_exports", out.batch_max_exports, 1, 10000);
+  c.size(m, "batch_max_bytes", out.batch_max_bytes, Bytes{0}, ~Bytes{0});
+  c.duration(m, "batch_max_wait", out.batch_max_wait, std::chrono::hours(24));
   c.duration(m, "poll_min", out.poll_min, std::chrono::hours(1));
   c.duration(m, "poll_max", out.poll_max, std::chrono::hours(1));
   if (out.poll_min.count() < 1) {

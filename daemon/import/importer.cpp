@@ -26,20 +26,227 @@ void Importer::Impl::release(const journal::ExportRow& e) {
   if (const auto* t = target(e)) {
     auto& s = store(*t);
     s.active.erase(e.id);
+    slot_of.erase(e.id);  // the batch's slot is free once its last member is released
     pump(s);
   }
 }
 
 void Importer::Impl::pump(Store& s) {
-  while (!stopped && static_cast<int>(s.active.size()) < s.limit && !s.waiting.empty()) {
-    std::int64_t id = s.waiting.front();
-    s.waiting.pop_front();
-    s.active.insert(id);
-    begin_start(id);
+  while (!stopped && used(s) < s.limit && !s.waiting.empty()) {
+    if (!batching()) {
+      std::int64_t id = s.waiting.front();
+      s.waiting.pop_front();
+      waiting_since.erase(id);
+      s.active.insert(id);
+      begin_start(id);
+      continue;
+    }
+    auto ids = form_batch(s);
+    if (ids.empty()) break;  // the first export may wait longer: the wake timer pumps again
+    for (auto id : ids) s.active.insert(id);
+    if (ids.size() == 1)
+      begin_start(ids.front());
+    else
+      begin_batch(ids);
   }
 }
 
+std::vector<std::int64_t> Importer::Impl::form_batch(Store& s) {
+  BatchFormer former(opt.batch);
+  former.set_caps([&] {
+    auto c = opt.batch;
+    c.max_files = std::min(c.max_files, opt.max_files_per_job);
+    return c;
+  }());
+  auto now = BatchFormer::Clock::now();
+  for (auto id : s.waiting) {
+    BatchCandidate c;
+    c.id = id;
+    c.lane = s.id;
+    c.ready_at = waiting_since.count(id) ? waiting_since[id] : now;
+    auto e = journal.find_export(id);
+    const ImportTarget* t = e ? target(*e) : nullptr;
+    if (!e || !t || e->state != ExportState::uploaded) {
+      c.batchable = false;  // begin_start sorts it out on its own
+      former.add(c);
+      continue;
+    }
+    c.group = batch_group_key(t->datastore_id, t->validation_level, t->data_access_role_arn,
+                              t->output_s3_uri, t->output_kms_key_id);
+    auto files = journal.files(id);
+    std::string why;
+    // Only an export imported by one job on its own import/ prefix can be copied into a batch;
+    // one with nothing to import, or split into part folders, goes alone (begin_start).
+    c.batchable = !nothing_to_import(files) &&
+                  import_parts(files, *e, t->bucket, t->prefix, opt.max_files_per_job, why) ==
+                      std::vector<std::string>{import_input_uri(t->bucket, t->prefix, e->name)};
+    for (const auto& f : files) {
+      if (f.import_key.empty()) continue;
+      ++c.files;
+      c.bytes += f.bytes_uncompressed;
+    }
+    if (c.files == 0) c.batchable = false;  // journals without import keys: nothing to copy
+    former.add(c);
+  }
+  auto ids = former.take(s.id, now);
+  if (!ids) {
+    if (auto due = former.due_at(s.id)) {
+      if (!s.wake) s.wake = std::make_unique<boost::asio::steady_timer>(io);
+      s.wake->expires_at(*due);
+      std::weak_ptr<Impl> w = weak_from_this();
+      std::string ds = s.id;
+      s.wake->async_wait([w, ds](const boost::system::error_code& ec) {
+        auto self = w.lock();
+        if (ec || !self || self->stopped) return;
+        auto it = self->stores.find(ds);
+        if (it != self->stores.end()) self->pump(it->second);
+      });
+    }
+    return {};
+  }
+  for (auto id : *ids) {
+    s.waiting.erase(std::find(s.waiting.begin(), s.waiting.end(), id));
+    waiting_since.erase(id);
+  }
+  return *ids;
+}
+
+void Importer::Impl::begin_batch(const std::vector<std::int64_t>& ids) {
+  try {
+    auto first = journal.get_export(ids.front());
+    const ImportTarget& t = *target(first);
+    std::vector<std::string> tokens;
+    std::string names;
+    for (auto id : ids) {
+      auto e = journal.get_export(id);
+      tokens.push_back(journal::import_client_token(e.pipeline, e.source_path, e.digest, e.version,
+                                                    e.import_attempt, 1));
+      names += (names.empty() ? "" : ",") + e.name;
+    }
+    journal::BatchPlan p;
+    p.client_token = batch_client_token(tokens);
+    p.job_name = batch_job_name(p.client_token, ids.size());
+    p.input_uri = batch_input_uri(t.bucket, t.prefix, p.client_token);
+    p.group_key = batch_group_key(t.datastore_id, t.validation_level, t.data_access_role_arn,
+                                  t.output_s3_uri, t.output_kms_key_id);
+    p.validation_level = t.validation_level;
+    p.members = ids;
+    std::int64_t bid = journal.record_batch(p);
+    for (auto id : ids) slot_of[id] = -bid;
+    ++stats.batches;
+    log::notice("import batch journaled", {{"JOB_NAME", p.job_name},
+                                           {"CLIENT_TOKEN", p.client_token},
+                                           {"EXPORTS", std::to_string(ids.size())},
+                                           {"EXPORT_IDS", names}});
+    changed();
+    start_next(ids.front(), /*recovering=*/false);
+  } catch (const std::exception& ex) {
+    log::error(std::string("import batch start: ") + ex.what(),
+               {{"EXPORT_ID", std::to_string(ids.front())}});
+  }
+}
+
+void Importer::Impl::copy_batch(std::int64_t id, const journal::BatchRow& b,
+                                std::function<void(Impl&)> then) {
+  struct Copy {
+    std::string src_bucket, src_key, dst_key;
+  };
+  auto leader = journal.get_export(id);
+  const ImportTarget& lt = *target(leader);
+  auto [dst_bucket, dst_prefix] = split_s3_uri(b.input_uri);
+  auto copies = std::make_shared<std::vector<Copy>>();
+  for (auto m : b.members) {
+    auto e = journal.get_export(m);
+    const ImportTarget* t = target(e);
+    if (!t) continue;
+    std::string own = split_s3_uri(import_input_uri(t->bucket, t->prefix, e.name)).second + "/";
+    for (const auto& f : journal.files(m)) {
+      if (f.import_key.empty() || !f.import_key.starts_with(own)) continue;
+      copies->push_back({t->bucket, f.import_key,
+                         dst_prefix + "/" + e.name + "/" + f.import_key.substr(own.size())});
+    }
+  }
+  auto started = BatchFormer::Clock::now();
+  // One copy after another. The chain keeps itself alive only through the callback in flight
+  // (the step refers to itself weakly), so an importer stopped mid-way leaves nothing behind.
+  using Step = std::function<void(std::size_t)>;
+  auto step = std::make_shared<Step>();
+  std::weak_ptr<Step> wstep = step;
+  std::weak_ptr<Impl> w = weak_from_this();
+  std::string bucket = dst_bucket, kms = lt.input_kms_key_id, job_name = b.job_name;
+  std::int64_t bid = b.id;
+  *step = [w, wstep, id, copies, bucket, kms, then, started, job_name, bid](std::size_t i) {
+    auto self = w.lock();
+    auto me_step = wstep.lock();
+    if (!self || self->stopped || !me_step) return;
+    if (i >= copies->size()) {
+      self->copied.insert(bid);
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(BatchFormer::Clock::now() -
+                                                                      started);
+      log::info("import batch copies in place", {{"JOB_NAME", job_name},
+                                                 {"OBJECTS", std::to_string(copies->size())},
+                                                 {"MILLISECONDS", std::to_string(ms.count())}});
+      then(*self);
+      return;
+    }
+    const auto& c = (*copies)[i];
+    ++self->stats.batch_copies;
+    self->busy.insert({id, 1});
+    aws::Sse sse;
+    sse.kms_key_id = kms;
+    self->s3.copy_object(
+        bucket, c.dst_key, c.src_bucket, c.src_key, sse,
+        self->guard<aws::S3Result<aws::PutObjectResult>>(
+            {id, 1},
+            [me_step, i, id, src = c.src_key](Impl& me, aws::S3Result<aws::PutObjectResult> r) {
+              if (r.ok()) {
+                (*me_step)(i + 1);
+                return;
+              }
+              std::string what = "copy of " + src + " to the batch prefix: " + r.describe();
+              if (transient(*r.error)) {
+                ++me.stats.retries;
+                me.journal.set_export_error(id, what + " (retrying later)");
+                me.after({id, 1}, me.opt.retry_delay,
+                         [id](Impl& again) { again.start_next(id, true); });
+              } else {
+                me.park(id, what);
+              }
+            }));
+  };
+  (*step)(0);
+}
+
+void Importer::Impl::share_job(std::int64_t id, const std::string& job_id,
+                               const std::string& status) {
+  auto b = multi_batch(id);
+  if (!b) return;
+  for (auto m : b->members) {
+    if (m == id) continue;
+    auto e = journal.find_export(m);
+    if (!e || e->state != ExportState::import_starting) continue;
+    auto j = journal.import_job(m);
+    if (j && j->job_id.empty()) journal.record_import_job(m, job_id, status);
+  }
+  for (auto m : b->members)
+    if (m != id) start_next(m, false);
+}
+
 void Importer::Impl::park(std::int64_t id, const std::string& reason) {
+  auto e = journal.find_export(id);
+  if (!e) return;
+  if (e->state == ExportState::import_starting)
+    if (auto b = multi_batch(id))
+      for (auto m : b->members) {
+        if (m == id) continue;
+        auto o = journal.find_export(m);
+        if (o && o->state == ExportState::import_starting)
+          park_one(m, "import batch " + b->job_name + ": " + reason);
+      }
+  park_one(id, reason);
+}
+
+void Importer::Impl::park_one(std::int64_t id, const std::string& reason) {
   auto e = journal.find_export(id);
   if (!e) return;
   log::error("import parked: " + reason,
@@ -70,14 +277,17 @@ void Importer::Impl::kick(std::int64_t id) {
           std::find(s.waiting.begin(), s.waiting.end(), id) != s.waiting.end())
         return;
       s.waiting.push_back(id);
+      waiting_since.emplace(id, BatchFormer::Clock::now());
       pump(s);
       break;
     case ExportState::import_starting:
       s.active.insert(id);  // already holds a slot from before the restart
+      if (auto b = multi_batch(id)) slot_of[id] = -b->id;  // the batch's one slot
       start_next(id, /*recovering=*/true);
       break;
     case ExportState::importing:
       s.active.insert(id);
+      if (auto b = multi_batch(id)) slot_of[id] = -b->id;
       follow_all(id);
       break;
     default:
@@ -163,6 +373,20 @@ void Importer::Impl::start_next(std::int64_t id, bool recovering) {
     park(id, "import_starting without a journaled client token");
     return;
   }
+  if (auto b = multi_batch(id)) {
+    // One Start for the batch, sent by its leader: the first member still import_starting.
+    // The others wait for the job id it shares (share_job).
+    slot_of[id] = -b->id;
+    std::int64_t leader = 0;
+    for (auto m : b->members) {
+      auto e2 = journal.find_export(m);
+      if (e2 && e2->state == ExportState::import_starting) {
+        leader = m;
+        break;
+      }
+    }
+    if (leader != id && !jobs.empty() && jobs.front().job_id.empty()) return;
+  }
   for (const auto& j : jobs) {
     if (!j.job_id.empty()) continue;
     if (recovering)
@@ -214,6 +438,19 @@ aws::StartImportRequest Importer::Impl::start_request(const journal::ExportRow& 
 }
 
 void Importer::Impl::send_start(std::int64_t id, int part) {
+  if (auto b = multi_batch(id); b && !copied.count(b->id)) {
+    // The job reads every object under the batch prefix: the members' copies must all be there
+    // before the Start leaves (after a crash they are made again: CopyObject is idempotent).
+    copy_batch(id, *b, [id, part](Impl& self) {
+      auto e = self.journal.find_export(id);
+      if (e && e->state == ExportState::import_starting) self.send_start_now(id, part);
+    });
+    return;
+  }
+  send_start_now(id, part);
+}
+
+void Importer::Impl::send_start_now(std::int64_t id, int part) {
   auto e = journal.get_export(id);
   const ImportTarget& t = *target(e);
   auto j = journal.import_job(id, part);
@@ -243,6 +480,7 @@ void Importer::Impl::on_started(std::int64_t id, int part,
                                        {"STATUS", r.value->job_status}});
     changed();
     start_next(id, false);
+    share_job(id, r.value->job_id, r.value->job_status);
     return;
   }
   const auto& err = *r.error;

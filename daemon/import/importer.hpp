@@ -22,6 +22,19 @@
 //   limit      at most max_outstanding_starts non-terminal jobs per data store (HealthLake runs
 //              one job per store and queues the rest FIFO; the daemon does not flood it). Others
 //              wait in a FIFO queue in the importer.
+//   batch      with ImporterOptions::batch.max_exports > 1 (config import.batch_*), the exports
+//              waiting for a data store's slot are formed into batches by the BatchFormer
+//              (batch_former.hpp: same data store, level, role and output; caps on exports, files,
+//              bytes; the first export's wait). A batch of one is the plain start above. A batch
+//              of several is journaled whole (Journal::record_batch: batch, members, every
+//              member's job row with the batch's token, all → import_starting) BEFORE anything is
+//              copied or sent; its first member still starting (the leader) copies every member's
+//              import objects server-side under <prefix>/batches/<token>/ (again before every
+//              Start, also after a crash) and sends the one Start (or adopts the job after a
+//              crash); the job id is then journaled for every member. The batch holds one slot.
+//              A Start that is refused parks every member still starting. Each member polls the
+//              job, reconciles only its own outputs (FAILURE/<export>/, SUCCESS/<export>/) and
+//              finishes on its own (report, state, ExportEvent::imported).
 //   follow     DescribeFHIRImportJob every poll_min..poll_max (uniform jitter) per job, status and
 //              JobProgressReport journaled (record_import_status) when they change.
 //   level      every job's ValidationLevel is journaled with its token (re-sends use the journaled
@@ -80,6 +93,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "common/export_events.hpp"
+#include "import/batch_former.hpp"
 #include "import/s3_layout.hpp"
 #include "journal/journal.hpp"
 
@@ -103,6 +117,7 @@ struct ImportTarget {
   std::string output_s3_uri;  // s3://bucket[/prefix]
   std::string output_kms_key_id;
   std::string validation_level;  // "strict" | "structure-only" | "minimal"
+  std::string input_kms_key_id;  // s3.kms_key_id: SSE-KMS of the batch copies ("" = default)
   std::vector<std::string> accept_statuses = {"COMPLETED", "COMPLETED_WITH_ERRORS"};
   int max_outstanding_starts = 1;
   // import.min_imported_share: an accepted job that imported less than this share of the
@@ -140,6 +155,10 @@ struct ImporterOptions {
   // its request mailbox, `resumed` (`fhir-edge retry` unparked an export to a state before
   // `uploaded`: ingest continues it; no subscriber: it continues at the next start).
   ExportEvents* events = nullptr;
+  // Batches (docs/import.md "Batches"): uploaded exports waiting for one data store with the
+  // same level, role and output go into one job. max_exports 1 (the default here; the config's
+  // import.batch_max_exports is 100) = one job per export.
+  BatchCaps batch{};
 };
 
 // One ImportTarget per configured pipeline, spool dir from config.spool.dir.
@@ -176,6 +195,8 @@ struct ImporterStats {
   // the stats() call. 0 with nothing queued: no HealthLake call goes out until a kick (tests
   // wait on this instead of a fixed time).
   std::uint64_t following = 0;
+  std::uint64_t batches = 0;       // batches of two or more exports journaled
+  std::uint64_t batch_copies = 0;  // CopyObject calls made for batches
 };
 
 class Importer {

@@ -98,6 +98,7 @@ void Importer::Impl::on_listed(std::int64_t id, int part, const std::string& inp
     // before anything follows it.
     if (check_reported(e, part, found.job_id, found.validation_level, found.message)) return;
     start_next(id, true);
+    share_job(id, found.job_id, found.job_status);
     return;
   }
   send_start(id, part);
@@ -181,12 +182,22 @@ void Importer::Impl::reconcile(std::int64_t id, int part, const aws::ImportJobPr
     auto jrow = journal.import_job(id, part);
     std::string input = jrow ? input_of(e, t, *jrow) : import_input_uri(t.bucket, t.prefix, e.name);
     std::string key_prefix = split_s3_uri(input).second + "/";
+    // A batch member's objects were copied to <batch prefix>/<export>/<rel>: its outputs are the
+    // ones under FAILURE/<export>/ and SUCCESS/<export>/ (HealthLake names each output after its
+    // input's path below the input prefix), and only those are read and counted for it.
+    std::string member;
+    if (multi_batch(id)) {
+      member = e.name + "/";
+      key_prefix = split_s3_uri(import_input_uri(t.bucket, t.prefix, e.name)).second + "/";
+      in.only = member;
+    }
     std::int64_t bytes = 0, keyed = 0;
     for (const auto& f : journal.files(id)) {
       if (f.import_key.empty() || !f.import_key.starts_with(key_prefix)) continue;
       ++keyed;
       bytes += f.bytes_uncompressed;
-      in.sources[f.import_key.substr(key_prefix.size())] = {f.id, f.name, f.resources_valid};
+      in.sources[member + f.import_key.substr(key_prefix.size())] = {f.id, f.name,
+                                                                     f.resources_valid};
     }
     if (keyed == 0) bytes = e.bytes_source;  // no keys journaled: the sources' size bounds it
     in.read_success =

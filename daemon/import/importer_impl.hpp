@@ -11,6 +11,7 @@
 
 #include "aws/healthlake.hpp"
 #include "aws/s3.hpp"
+#include "import/batch_former.hpp"
 #include "import/importer.hpp"
 #include "import/mailbox.hpp"
 #include "import/reconciler.hpp"
@@ -51,11 +52,35 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   // Per data store: exports holding a slot (their jobs are not all terminal) and the FIFO of
   // those waiting. An export split into parts holds one slot for all its jobs.
   struct Store {
+    std::string id;  // the data store
     std::set<std::int64_t> active;
     std::deque<std::int64_t> waiting;
     int limit = 1;
+    std::unique_ptr<boost::asio::steady_timer> wake;  // the first export's batch_max_wait
   };
   std::map<std::string, Store> stores;
+  // Batches (docs/import.md "Batches"): every member of a batch of two or more holds the one slot
+  // of the batch (key -batch id); an export alone holds its own (key = its id).
+  std::map<std::int64_t, std::int64_t> slot_of;
+  std::map<std::int64_t, BatchFormer::Clock::time_point> waiting_since;
+  std::set<std::int64_t> copied;  // batches whose copies are in place (this process)
+  std::int64_t slot_key(std::int64_t id) const {
+    auto it = slot_of.find(id);
+    return it == slot_of.end() ? id : it->second;
+  }
+  int used(const Store& s) const {
+    std::set<std::int64_t> slots;
+    for (auto id : s.active) slots.insert(slot_key(id));
+    return static_cast<int>(slots.size());
+  }
+  bool batching() const { return opt.batch.max_exports > 1; }
+  // The batch of the export's current attempt when it has two or more members (a batch of one
+  // is the plain case and never journaled as a batch).
+  std::optional<journal::BatchRow> multi_batch(std::int64_t id) const {
+    auto b = journal.batch_of(id);
+    if (!b || b->members.size() < 2) return std::nullopt;
+    return b;
+  }
   std::map<Key, std::unique_ptr<boost::asio::steady_timer>> timers;
   std::set<Key> busy;                       // a request for this job is in flight (no second one)
   std::map<Key, int> conflicts_in_a_row;    // ConflictException answers to Start, per job
@@ -73,6 +98,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
 
   Store& store(const ImportTarget& t) {
     auto& s = stores[t.datastore_id];
+    s.id = t.datastore_id;
     s.limit = std::max(1, t.max_outstanding_starts);
     return s;
   }
@@ -89,7 +115,24 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   // Starts queued exports while the data store has free slots.
   void pump(Store& s);
 
+  // Parks the export; a member of a batch that has no job yet parks with every member still
+  // starting (they share the one Start).
   void park(std::int64_t id, const std::string& reason);
+  void park_one(std::int64_t id, const std::string& reason);
+
+  // ---- batches ----
+  // The next batch of the store's waiting exports (BatchFormer over the queue), taken out of the
+  // queue; empty when the first must wait longer (the store's wake timer is armed).
+  std::vector<std::int64_t> form_batch(Store& s);
+  // Journals the batch (members, token, JobName, input prefix; all → import_starting) and starts
+  // it. Before the Start the members' import objects are copied under the batch prefix.
+  void begin_batch(const std::vector<std::int64_t>& ids);
+  // CopyObject of every member's import objects to the batch prefix, one after another, then
+  // `then`. Idempotent: after a crash the same copies are made again before any Start.
+  void copy_batch(std::int64_t id, const journal::BatchRow& b, std::function<void(Impl&)> then);
+  // The leader (first member still import_starting) got the job: every other member still
+  // starting gets the same job id, then each moves on.
+  void share_job(std::int64_t id, const std::string& job_id, const std::string& status);
 
   template <class F>
   void after(Key k, std::chrono::milliseconds d, F f) {
@@ -168,7 +211,9 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   aws::StartImportRequest start_request(const journal::ExportRow& e, const ImportTarget& t,
                                         const journal::ImportJobRow& j);
 
+  // Sends Start; for a batch, after its copies are in place (copy_batch).
   void send_start(std::int64_t id, int part);
+  void send_start_now(std::int64_t id, int part);
 
   void on_started(std::int64_t id, int part, aws::HlResult<aws::StartImportResult> r);
 

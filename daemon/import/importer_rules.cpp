@@ -108,8 +108,14 @@ ImporterOptions importer_options(const config::Config& config) {
     t.accept_statuses = p.healthlake.accept_statuses;
     t.max_outstanding_starts = p.healthlake.max_outstanding_starts;
     t.min_imported_share = config.import_jobs.min_imported_share;
+    t.input_kms_key_id = p.s3.kms_key_id.value_or("");
     o.targets.push_back(std::move(t));
   }
+  o.batch.max_exports = static_cast<std::size_t>(std::max(1, config.import_jobs.batch_max_exports));
+  o.batch.max_files = kMaxFilesPerImportJob;
+  o.batch.max_bytes = static_cast<std::int64_t>(
+      std::min<std::uint64_t>(config.import_jobs.batch_max_bytes, INT64_MAX));
+  o.batch.max_wait = config.import_jobs.batch_max_wait;
   return o;
 }
 

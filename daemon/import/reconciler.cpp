@@ -93,7 +93,7 @@ struct Run : std::enable_shared_from_this<Run> {
   void list(std::string kind, std::string continuation) {
     aws::ListObjectsRequest q;
     q.bucket = in.bucket;
-    q.prefix = in.dir + kind;
+    q.prefix = in.dir + kind + in.only;
     q.continuation_token = std::move(continuation);
     auto self = shared_from_this();
     reader.list_objects_v2(q, [self, kind](aws::S3Result<aws::ListObjectsResult> r) {
@@ -113,10 +113,12 @@ struct Run : std::enable_shared_from_this<Run> {
 
   void finish() {
     out.read_success = in.read_success;
+    out.batch_member = !in.only.empty();
     if (!in.read_success)
       for (const auto& [rel, src] : in.sources) {
         auto& fc = out.files[rel];
         fc.imported = std::max<std::int64_t>(0, src.resources_valid - fc.failed);
+        if (out.batch_member) out.success_lines += fc.imported;  // counted, not read
       }
     done(std::move(out));
   }

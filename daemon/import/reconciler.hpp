@@ -77,6 +77,9 @@ struct ImportOutcome {
   std::int64_t failure_lines = 0, success_lines = 0;
   std::string output_error;  // output could not be read completely (recorded, not fatal)
   bool read_success = true;  // SUCCESS/ was read (else imported = valid - failed per file)
+  // One member of a batch job: manifest.json is the job's, so the counts (job_counts) are this
+  // export's lines (success_lines, failure_lines) instead.
+  bool batch_member = false;
   // manifest.json failed with a retryable error: nothing else was read; reconcile again later.
   std::string retry_later;
 };
@@ -96,6 +99,10 @@ struct ReconcileInput {
   std::map<std::string, SourceFile> sources;
   // Journal::source_line: the source line of import object line `import_line` of file `file_id`.
   std::function<std::int64_t(std::int64_t file_id, std::int64_t import_line)> source_line;
+  // A member of a batch job (docs/import.md "Batches"): only FAILURE/<only> and SUCCESS/<only>
+  // are read, and the counts are the member's own lines, not the job-wide manifest's. "" = the
+  // whole job is this export's.
+  std::string only;
 };
 
 struct ReconcileLimits {

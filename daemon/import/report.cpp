@@ -15,10 +15,12 @@ using aws::json_quote;
 
 JobCounts job_counts(const ImportOutcome& o) {
   const Manifest& m = o.manifest;
+  // A batch member's share of the job: its own output lines (the manifest counts every member).
+  bool use_manifest = m.present && !o.batch_member;
   JobCounts c;
-  c.imported = m.present ? m.resources_imported : o.success_lines;
-  c.failed = m.present ? m.customer_errors + m.server_errors : o.failure_lines;
-  c.scanned = m.present ? m.resources_scanned : c.imported + c.failed;
+  c.imported = use_manifest ? m.resources_imported : o.success_lines;
+  c.failed = use_manifest ? m.customer_errors + m.server_errors : o.failure_lines;
+  c.scanned = use_manifest ? m.resources_scanned : c.imported + c.failed;
   return c;
 }
 

@@ -1,8 +1,10 @@
 // Every S3 key and job name (contract and the differences from DESIGN in s3_layout.hpp).
 #include "import/s3_layout.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
+#include "common/hashing.hpp"
 #include "watch/watcher.hpp"
 
 namespace fe::import {
@@ -121,6 +123,35 @@ std::string import_job_name(std::string_view export_name, int attempt, int part,
   std::string base = job_name_for(export_name);
   if (base.size() + suffix.size() > 64) base.resize(64 - suffix.size());
   return base + suffix;
+}
+
+std::string batch_client_token(const std::vector<std::string>& member_tokens) {
+  std::string input = "import batch";
+  for (const auto& t : member_tokens) {
+    input += '\0';
+    input += t;
+  }
+  const auto md = fe::sha256(input);
+  return "fe-b" + fe::to_hex(md.data(), 24);
+}
+
+std::string batch_job_name(std::string_view batch_token, std::size_t members) {
+  std::string_view hex = batch_token.substr(std::min<std::size_t>(4, batch_token.size()), 16);
+  return "batch-" + std::string(hex) + "-" + std::to_string(members);
+}
+
+std::string batch_input_uri(std::string_view bucket, std::string_view prefix,
+                            std::string_view batch_token) {
+  std::string p = trim_slashes(prefix);
+  return "s3://" + std::string(bucket) + "/" + (p.empty() ? "" : p + "/") + "batches/" +
+         std::string(batch_token) + "/";
+}
+
+std::string batch_object_key(std::string_view prefix, std::string_view batch_token,
+                             std::string_view export_name, std::string_view rel) {
+  std::string p = trim_slashes(prefix);
+  return (p.empty() ? "" : p + "/") + "batches/" + std::string(batch_token) + "/" +
+         std::string(export_name) + "/" + std::string(rel);
 }
 
 }  // namespace fe::import

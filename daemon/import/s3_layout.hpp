@@ -15,8 +15,8 @@
 // - <File> is the source's name read decompressed: a.ndjson.gz and a.ndjson.zst give a.ndjson
 //   (ndjson_name), and a name without .ndjson gets it.
 // - An export over max_files_per_job (HealthLake's 10,000 files per job) is laid out in
-//   import/part-NNNN/ folders, one import job each (DESIGN batches exports into jobs instead; the
-//   daemon runs one export per job, split into parts when it must).
+//   import/part-NNNN/ folders, one import job each. Batches of several exports (DESIGN) import
+//   copies under <prefix>/batches/<token>/ (below).
 // - JobName: DESIGN says "the export id"; it is the export name made safe for HealthLake (
 //   job_name_for) with ".part<P>" and ".retry<A>" suffixes (import_job_name).
 // - DESIGN says the daemon never deletes remote objects; the objects a superseded version
@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace fe::import {
 
@@ -72,5 +73,29 @@ std::string job_name_for(std::string_view export_name);
 // JobName of one job: job_name_for(export) + ".part<P>" when split + ".retry<A>" from attempt 2
 // (the suffix is kept whole; the base is cut so the name stays within 64 characters).
 std::string import_job_name(std::string_view export_name, int attempt, int part, int parts);
+
+// ---- batches (issue 16 item 2, docs/import.md "Batches") ----
+// HealthLake imports every object under InputDataConfig.S3Uri, and S3 has no rename, so a job
+// over several exports needs one prefix that holds exactly their import objects. The members'
+// import objects are copied (server-side CopyObject, no upload from the gateway) to
+//   <prefix>/batches/<token>/<export>/<File>.ndjson             batch_object_key
+// and the job reads s3://<bucket>/<prefix>/batches/<token>/       batch_input_uri
+// The token is derived from the members (batch_client_token), so nothing else is ever written
+// under that prefix: it holds only this batch's copies. A batch of one imports the export's own
+// import/ prefix (no copy), as before batching.
+
+// "fe-b" + 48 hex digits of SHA-256 over the members' own ClientTokens (journal::
+// import_client_token, attempt and part 1) in batch order: the same members give the same token
+// after a crash, another member set another token. At most 52 characters of [a-z0-9-].
+std::string batch_client_token(const std::vector<std::string>& member_tokens);
+// JobName of a batch job: "batch-" + 16 hex digits of its token + "-" + member count.
+std::string batch_job_name(std::string_view batch_token, std::size_t members);
+// "s3://bucket/prefix/batches/<token>/".
+std::string batch_input_uri(std::string_view bucket, std::string_view prefix,
+                            std::string_view batch_token);
+// "<prefix>/batches/<token>/<export>/<File>.ndjson": `rel` is the import object's key below the
+// export's import/ folder (keeps part-NNNN/ when there is one).
+std::string batch_object_key(std::string_view prefix, std::string_view batch_token,
+                             std::string_view export_name, std::string_view rel);
 
 }  // namespace fe::import

@@ -4,6 +4,7 @@
 // are set up at start, so a reload that changes one is refused, naming the key (they were once
 // "reloaded" with no effect).
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <tuple>
@@ -22,6 +23,16 @@ struct Settings {
   // export ends import_failed, the source is kept and status says why. An import that imported
   // nothing is never `imported`, whatever this says. 0..1 ("0.9" or "90%"); 0 = any share > 0.
   double min_imported_share = 0.0;
+  // Batching (issue 16 item 2, docs/import.md "Batches"): uploaded exports that wait for the same
+  // data store, ValidationLevel, role and output go into one StartFHIRImportJob (HealthLake runs
+  // one import at a time per account and Region, with minutes of fixed overhead per job).
+  // batch_max_exports 1 = off: one job per export, as before. HealthLake's 10,000 files per job
+  // always apply; batch_max_bytes caps a job's import bytes (0 = no cap); batch_max_wait is how
+  // long the first export of a batch may wait for others while the slot is free (0 = start at
+  // once: what arrives while a job runs is batched anyway, because the slot is busy meanwhile).
+  int batch_max_exports = 100;
+  std::uint64_t batch_max_bytes = std::uint64_t{50} << 30;  // 50 GiB
+  std::chrono::seconds batch_max_wait{0};
   bool operator==(const Settings&) const = default;
 };
 
@@ -53,7 +64,10 @@ constexpr auto fields(const Settings*) {
   using S = Settings;
   return std::tuple{settings::field("poll_min", &S::poll_min, restart),
                     settings::field("poll_max", &S::poll_max, restart),
-                    settings::field("min_imported_share", &S::min_imported_share, restart)};
+                    settings::field("min_imported_share", &S::min_imported_share, restart),
+                    settings::field("batch_max_exports", &S::batch_max_exports, restart),
+                    settings::field("batch_max_bytes", &S::batch_max_bytes, restart),
+                    settings::field("batch_max_wait", &S::batch_max_wait, restart)};
 }
 static_assert(settings::described<Settings>());
 

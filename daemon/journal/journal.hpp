@@ -44,7 +44,7 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr int kSchemaVersion = 7;
+inline constexpr int kSchemaVersion = 8;
 
 // Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
 using TimeMs = int64_t;
@@ -141,6 +141,22 @@ struct ImportJobRow {
   std::string validation_level;
   std::string reported_level;
   std::string message;  // HealthLake's Message for the job (e.g. why it FAILED); "" when none
+};
+
+// A batch of exports imported by one StartFHIRImportJob (schema 7).
+struct BatchPlan {
+  std::string client_token;  // derived from the batch (import::batch_client_token)
+  std::string job_name;
+  std::string input_uri;  // InputDataConfig.S3Uri: a prefix that holds only the members' objects
+  std::string group_key;  // import::batch_group_key
+  std::string validation_level;
+  std::vector<int64_t> members;  // export ids, in batch order
+};
+struct BatchRow {
+  int64_t id = 0;
+  std::string client_token, job_name, input_uri, group_key, validation_level;
+  TimeMs created_at = 0;
+  std::vector<int64_t> members;  // in batch order
 };
 
 struct EventRow {
@@ -319,6 +335,17 @@ class Journal {
   std::optional<ImportJobRow> import_job(int64_t export_id, int part = 1) const;
   // Every job of the current attempt, by part.
   std::vector<ImportJobRow> import_jobs(int64_t export_id) const;
+
+  // --- import batches (schema 7, issue 16 item 2; docs/import.md "Batches") ---
+  // One transaction: the batch, its members (each export's current attempt, in at most one
+  // batch), every member's import job row (part 1, the batch's token, JobName, input URI and
+  // level) and every member uploaded → import_starting; BEFORE StartFHIRImportJob is sent. The
+  // same token again returns the batch already journaled (nothing changes); a member that is not
+  // `uploaded`, or already in a batch of its attempt, is an error and nothing is written.
+  int64_t record_batch(const BatchPlan& plan);
+  // The batch of the export's current attempt, if it is in one.
+  std::optional<BatchRow> batch_of(int64_t export_id) const;
+  std::optional<BatchRow> batch(int64_t batch_id) const;
 
   // --- operator actions ---
   // `fhir-edge retry`: parked → back to the state it was parked from (same tokens);

@@ -110,6 +110,8 @@ class ImportLedger {
   void record_import_reported(int64_t export_id, std::string_view reported_level,
                               std::string_view message, int part = 1);
   void record_import_outcome(int64_t export_id, std::string_view outcome, int part = 1);
+  // Journal::record_batch (schema 7): batch, members, their job rows, → import_starting.
+  int64_t record_batch(const BatchPlan& plan);
 
  private:
   Journal& j_;

@@ -236,6 +236,57 @@ CREATE TABLE waiting_exports(
   PRIMARY KEY(pipeline, path)
 ) WITHOUT ROWID;
 )sql",
+    // 7 → 8: batched imports (issue 16 item 2). One StartFHIRImportJob can carry several
+    // exports: the batch (its ClientToken, JobName and input prefix) and its members are journaled
+    // before the Start, each export attempt in at most one batch (the primary key). Every member
+    // has its own import_jobs row carrying the batch's token, so a token is unique per export,
+    // not alone any more (the table is rebuilt without that constraint; same rows).
+    R"sql(
+CREATE TABLE import_batches(
+  id INTEGER PRIMARY KEY,
+  client_token TEXT NOT NULL UNIQUE,
+  job_name TEXT NOT NULL,
+  input_uri TEXT NOT NULL,
+  group_key TEXT NOT NULL DEFAULT '',
+  validation_level TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE import_batch_members(
+  batch_id INTEGER NOT NULL REFERENCES import_batches(id) ON DELETE CASCADE,
+  export_id INTEGER NOT NULL REFERENCES exports(id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL,
+  PRIMARY KEY(export_id, attempt)
+);
+CREATE INDEX import_batch_members_batch ON import_batch_members(batch_id);
+CREATE TABLE import_jobs7(
+  id INTEGER PRIMARY KEY,
+  export_id INTEGER NOT NULL REFERENCES exports(id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL DEFAULT 1,
+  part INTEGER NOT NULL DEFAULT 1,
+  input_uri TEXT NOT NULL DEFAULT '',
+  client_token TEXT NOT NULL,
+  job_name TEXT NOT NULL,
+  job_id TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT '',
+  progress_json TEXT NOT NULL DEFAULT '',
+  submitted_at INTEGER NOT NULL,
+  outcome TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL,
+  validation_level TEXT NOT NULL DEFAULT '',
+  reported_level TEXT NOT NULL DEFAULT '',
+  message TEXT NOT NULL DEFAULT '',
+  UNIQUE(export_id, attempt, part),
+  UNIQUE(client_token, export_id)
+);
+INSERT INTO import_jobs7(id,export_id,attempt,part,input_uri,client_token,job_name,job_id,status,
+                         progress_json,submitted_at,outcome,updated_at,validation_level,
+                         reported_level,message)
+  SELECT id,export_id,attempt,part,input_uri,client_token,job_name,job_id,status,progress_json,
+         submitted_at,outcome,updated_at,validation_level,reported_level,message FROM import_jobs;
+DROP TABLE import_jobs;
+ALTER TABLE import_jobs7 RENAME TO import_jobs;
+CREATE INDEX import_jobs_token ON import_jobs(client_token);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

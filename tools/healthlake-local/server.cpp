@@ -136,7 +136,10 @@ std::string s3_operation(std::string_view method, bool has_bucket, bool has_key,
     return "";
   }
   if (method == "PUT") {
-    if (copy_source) return "";  // CopyObject / UploadPartCopy
+    if (copy_source) {
+      // CopyObject (the importer's batch copies); UploadPartCopy is not implemented.
+      return has("partNumber") || has("uploadId") ? "" : "CopyObject";
+    }
     if (has("partNumber") || has("uploadId")) return "UploadPart";
     return "PutObject";
   }
@@ -419,6 +422,7 @@ struct Server::Impl {
       s3->create_bucket(b);
     }
     std::vector<std::string> ops = s3_operations();
+    ops.push_back("CopyObject");  // the importer's batch copies (docs/import.md "Batches")
     for (const auto& o2 : HealthLake::operations()) ops.push_back(o2);
     faults = Faults::parse(opt.faults, ops);
     if (opt.request_log.empty()) opt.request_log = opt.data / "requests.jsonl";
@@ -850,6 +854,39 @@ struct Server::Impl {
       if (!o.checksum_type.empty()) r.set("x-amz-checksum-type", o.checksum_type);
       for (const auto& [k, v] : o.stored_headers)
         if (k.starts_with("x-amz-server-side-encryption")) r.set(k, v);
+      return r;
+    }
+    if (op == "CopyObject") {
+      // x-amz-copy-source: [/]bucket/key, URL-encoded. The copy gets the request's SSE headers
+      // (as S3: the destination's encryption comes from the copy request, not the source); the
+      // content type is the source's (metadata directive COPY, the default).
+      std::string src = url_decode(std::string(h["x-amz-copy-source"]), false);
+      if (src.starts_with("/")) src.erase(0, 1);
+      if (auto v = src.find("?versionId="); v != std::string::npos) src.erase(v);
+      auto slash = src.find('/');
+      if (slash == std::string::npos || slash == 0 || slash + 1 == src.size())
+        throw S3Error(400, "InvalidArgument", "Copy Source must mention the source bucket and key",
+                      {{"ArgumentName", "x-amz-copy-source"}});
+      const ObjectInfo& from = s3->head_object(src.substr(0, slash), src.substr(slash + 1));
+      // A copy request has no body, so usually no spooled file: put_object moves this one in.
+      fs::path data = body.empty() ? s3->new_temp_path() : body;
+      std::error_code ec;
+      fs::copy_file(from.data, data, fs::copy_options::overwrite_existing, ec);
+      if (ec) throw S3Error(500, "InternalError", "healthlake-local cannot copy the object");
+      WriteRequest w = write_request(h);
+      w.content_type = from.content_type;
+      w.checksums = from.checksums.size() == 1 && from.checksum_type == "FULL_OBJECT"
+                        ? from.checksums
+                        : std::map<std::string, std::string>{};
+      w.content_md5.reset();
+      w.content_sha256.reset();
+      ObjectInfo o = s3->put_object(bucket, key, data, w, nullptr);
+      for (const auto& [k, v] : o.stored_headers)
+        if (k.starts_with("x-amz-server-side-encryption")) r.set(k, v);
+      r.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult>" +
+               tag("LastModified", iso8601_ms(o.last_modified)) + tag("ETag", o.etag) +
+               "</CopyObjectResult>";
+      r.set("Content-Type", "application/xml");
       return r;
     }
     if (op == "GetObject" || op == "HeadObject") {

@@ -1288,3 +1288,141 @@ TEST(ImportStatus, JobProgressIsShown) {
     EXPECT_DOUBLE_EQ(double(pr["throughput_mb_per_s"]), throughput);
   }
 }
+
+// ---- batches (issue 16 item 2, docs/import.md "Batches") ----
+
+namespace {
+
+// Exports in `uploaded` with their import keys journaled as the upload stage does.
+std::vector<int64_t> uploaded_batchable(Env& env, int n, int per_export) {
+  std::vector<int64_t> ids;
+  for (int i = 0; i < n; ++i)
+    ids.push_back(env.uploaded_export(
+        "nightly" + std::to_string(i),
+        {{"Patient", patients(i * 1000, per_export)}, {"Patient2", patients(i * 1000 + 500, 2)}},
+        /*max_files_per_job=*/1000));
+  return ids;
+}
+
+import::ImporterOptions batching(Env& env, std::chrono::milliseconds wait){auto o = env.options();
+o.batch.max_exports = 100;
+o.batch.max_wait = wait;
+o.events = &env.events;
+return o;
+}  // namespace
+
+// Every export imported with its own report, each resource of all of them imported once.
+void expect_each_imported_once(Env& env, const std::vector<int64_t>& ids, int per_export) {
+  for (auto id : ids) {
+    auto e = env.journal->get_export(id);
+    ASSERT_EQ(e.state, ExportState::imported) << e.name << ": " << e.parked_reason << e.last_error;
+    auto report = slurp(env.dir / "spool" / e.name / "import-report.json");
+    // Its own counts, not the whole job's manifest.
+    EXPECT_NE(report.find("\"resources_imported\":" + std::to_string(per_export + 2)),
+              std::string::npos)
+        << e.name << ": " << report;
+    EXPECT_NE(report.find("\"export\":\"" + e.name + "\""), std::string::npos) << report;
+    // Per file (a batch member's files are named <export>/<File> below the batch prefix).
+    EXPECT_NE(report.find("Patient.ndjson\":{\"imported\":" + std::to_string(per_export)),
+              std::string::npos)
+        << report;
+  }
+  auto res = env.imported_resources();
+  EXPECT_EQ(res.size(), ids.size() * static_cast<size_t>(per_export + 2));
+  for (const auto& [k, n] : res) EXPECT_EQ(n, 1u) << k << " imported " << n << " times";
+}
+
+}  // namespace
+
+// HealthLake's quota (one running import per account, healthlake-local's default --import-slots
+// account) and a fixed per-job overhead: six exports that arrive while the first one's job runs
+// go into ONE second job, not five more.
+TEST(ImportBatch, ExportsWaitingForTheSlotShareOneJob) {
+  HealthLakeLocalOptions hopt;
+  hopt.job_timing = "submitted=0.05s,queued=0.05s,run=0.8s";
+  Env env(hopt);
+  auto ids = uploaded_batchable(env, 6, 5);
+  std::vector<int64_t> imported_events;
+  env.events.on(ExportEvent::imported, [&](int64_t id) { imported_events.push_back(id); });
+  env.make_importer(batching(env, std::chrono::milliseconds(0)));
+  for (auto id : ids) env.importer->kick(id);
+  // The slot was free for the first: it went alone; the others wait for the slot.
+  EXPECT_EQ(env.state(ids[0]), ExportState::import_starting);
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_EQ(env.state(ids[i]), ExportState::uploaded);
+  env.run_until([&] {
+    for (auto id : ids)
+      if (!std::set<ExportState>{ExportState::imported, ExportState::import_failed,
+                                 ExportState::parked}
+               .count(env.state(id)))
+        return false;
+    return true;
+  });
+  expect_each_imported_once(env, ids, 5);
+  EXPECT_EQ(env.started_job_ids().size(), 2u);  // 6 exports, 2 jobs
+  EXPECT_EQ(env.importer->stats().batches, 1u);
+  EXPECT_EQ(env.count_ops("CopyObject"), 10u);  // 5 members x 2 files, copied server-side
+  // The members share one job, token and name; the first export kept its own.
+  auto first = env.journal->import_job(ids[0]);
+  auto b = env.journal->batch_of(ids[1]);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->members, std::vector<int64_t>(ids.begin() + 1, ids.end()));
+  EXPECT_FALSE(env.journal->batch_of(ids[0]));
+  for (size_t i = 1; i < ids.size(); ++i) {
+    auto j = env.journal->import_job(ids[i]);
+    EXPECT_EQ(j->client_token, b->client_token);
+    EXPECT_EQ(j->job_name, b->job_name);
+    EXPECT_EQ(j->input_uri, b->input_uri);
+    EXPECT_NE(j->job_id, first->job_id);
+    EXPECT_EQ(j->job_id, env.journal->import_job(ids[1])->job_id);
+  }
+  EXPECT_EQ(imported_events.size(), ids.size());  // after_upload runs per export
+}
+
+// With batching off (max_exports 1) the same exports make one job each, as before.
+TEST(ImportBatch, BatchingOffIsOneJobPerExport) {
+  Env env;
+  auto ids = uploaded_batchable(env, 3, 4);
+  env.make_importer(env.options());
+  for (auto id : ids) env.importer->kick(id);
+  for (auto id : ids)
+    env.run_to(id, {ExportState::imported, ExportState::import_failed, ExportState::parked});
+  expect_each_imported_once(env, ids, 4);
+  EXPECT_EQ(env.started_job_ids().size(), 3u);
+  EXPECT_EQ(env.count_ops("CopyObject"), 0u);
+}
+
+// A crash at any point of a batch's start: the batch is journaled before anything is copied or
+// sent, so the restarted importer copies again (idempotent), asks ListFHIRImportJobs, and sends
+// Start only with the batch's one token: one job for the batch, each export in it once.
+TEST(ImportBatch, CrashDuringBatchStartMakesExactlyOneJob) {
+  for (int wait_ms : {0, 30, 120}) {
+    SCOPED_TRACE("crash " + std::to_string(wait_ms) + " ms after the batch was journaled");
+    Env env;
+    auto ids = uploaded_batchable(env, 3, 6);
+    // The first export waits up to 200 ms for others while the slot is free.
+    env.make_importer(batching(env, std::chrono::milliseconds(200)));
+    for (auto id : ids) env.importer->kick(id);
+    EXPECT_EQ(env.state(ids[0]), ExportState::uploaded);  // waiting for partners
+    env.run_until([&] { return env.state(ids[0]) == ExportState::import_starting; });
+    auto token = env.journal->batch_of(ids[0])->client_token;
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (std::chrono::steady_clock::now() < until)
+      env.io.run_one_for(std::chrono::milliseconds(5));
+    env.importer.reset();  // "crash"
+
+    env.make_importer(batching(env, std::chrono::milliseconds(200)));
+    env.importer->resume();
+    env.run_until([&] {
+      for (auto id : ids)
+        if (!std::set<ExportState>{ExportState::imported, ExportState::import_failed,
+                                   ExportState::parked}
+                 .count(env.state(id)))
+          return false;
+      return true;
+    });
+    expect_each_imported_once(env, ids, 6);
+    EXPECT_EQ(env.started_job_ids().size(), 1u);
+    for (const auto& t : env.start_tokens()) EXPECT_EQ(t, token);
+    for (auto id : ids) EXPECT_EQ(env.journal->batch_of(id)->client_token, token);
+  }
+}

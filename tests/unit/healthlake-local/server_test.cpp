@@ -126,7 +126,9 @@ TEST(Routing, S3OperationsFromMethodAndQuery) {
   EXPECT_EQ(s3_operation("GET", true, false, "", false), "") << "ListObjects v1 not implemented";
   EXPECT_EQ(s3_operation("PUT", true, true, "", false), "PutObject");
   EXPECT_EQ(s3_operation("PUT", true, true, "partNumber=2&uploadId=x", false), "UploadPart");
-  EXPECT_EQ(s3_operation("PUT", true, true, "", true), "") << "CopyObject not implemented";
+  EXPECT_EQ(s3_operation("PUT", true, true, "", true), "CopyObject");  // the batch copies
+  EXPECT_EQ(s3_operation("PUT", true, true, "partNumber=2&uploadId=x", true), "")
+      << "UploadPartCopy not implemented";
   EXPECT_EQ(s3_operation("POST", true, true, "uploads", false), "CreateMultipartUpload");
   EXPECT_EQ(s3_operation("POST", true, true, "uploadId=x", false), "CompleteMultipartUpload");
   EXPECT_EQ(s3_operation("GET", true, true, "uploadId=x", false), "ListParts");

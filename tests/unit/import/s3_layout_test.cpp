@@ -78,3 +78,29 @@ TEST(S3Layout, ExportOfUploadKeyParsesWhatTheKeysMake) {
   EXPECT_EQ(export_of_upload_key("exports", "exportsX/e1/import/P.ndjson"), "");
   EXPECT_EQ(export_of_upload_key("", "/import/P.ndjson"), "");
 }
+
+// Batches (issue 16 item 2): the job's input prefix holds only the batch's copies, and the token
+// (so the prefix and the JobName) follows from the members alone.
+TEST(S3Layout, BatchPrefixTokenAndJobName) {
+  std::vector<std::string> members = {"fe-aaa", "fe-bbb"};
+  auto token = batch_client_token(members);
+  EXPECT_EQ(token, batch_client_token(members));  // same members, same token (after a crash)
+  EXPECT_NE(token, batch_client_token({"fe-bbb", "fe-aaa"}));
+  EXPECT_NE(token, batch_client_token({"fe-aaa"}));
+  EXPECT_EQ(token.size(), 52u);  // within ClientToken's 64 characters of [a-zA-Z0-9-]
+  EXPECT_EQ(token.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-"), std::string::npos);
+  EXPECT_TRUE(token.starts_with("fe-b"));
+  EXPECT_EQ(batch_job_name(token, 2), "batch-" + token.substr(4, 16) + "-2");
+  EXPECT_EQ(batch_input_uri("landing", "exports/", token),
+            "s3://landing/exports/batches/" + token + "/");
+  EXPECT_EQ(batch_input_uri("landing", "", token), "s3://landing/batches/" + token + "/");
+  EXPECT_EQ(batch_object_key("exports", token, "e1", "Patient.ndjson"),
+            "exports/batches/" + token + "/e1/Patient.ndjson");
+  // Every member object is under the job's input prefix; no export's own objects are.
+  auto key = batch_object_key("exports", token, "e1", "Patient.ndjson");
+  EXPECT_TRUE(("s3://landing/" + key).starts_with(batch_input_uri("landing", "exports", token)));
+  EXPECT_FALSE(("s3://landing/" + import_key("exports", "e1", "Patient.ndjson"))
+                   .starts_with(batch_input_uri("landing", "exports", token)));
+  // Not taken for an export's upload by the orphan sweep.
+  EXPECT_EQ(export_of_upload_key("exports", key), "");
+}
