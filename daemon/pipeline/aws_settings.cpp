@@ -10,7 +10,7 @@ namespace fe::pipeline {
 // common/fields.hpp) fails here until it is passed on and counted.
 static_assert(std::tuple_size_v<decltype(fields(static_cast<const aws::Settings*>(nullptr)))> == 8,
               "a key was added to aws::Settings: pass it on in credentials_options/client_config");
-static_assert(std::tuple_size_v<decltype(fields(static_cast<const aws::Endpoints*>(nullptr)))> == 2,
+static_assert(std::tuple_size_v<decltype(fields(static_cast<const aws::Endpoints*>(nullptr)))> == 3,
               "a key was added to aws::Endpoints: pass it on in client_config");
 
 aws::CredentialsOptions credentials_options(const config::Config& cfg) {
