@@ -203,8 +203,10 @@ def check(a, work, port, env, specs, gens, st, kills):
         return fail(work, "; ".join(errors))
 
     reqs = [json.loads(l) for l in open(f"{work}/requests.ndjson") if l.strip()]
-    # 2. Exactly one job per export: successful Starts map to one JobId per ClientToken, one
-    #    token per export, and ListFHIRImportJobs shows one job per JobName.
+    # 2. Exactly one job per export, one per batch: an export may share its job with the other
+    #    exports of its batch (docs/import.md, Batches), but successful Starts map to one JobId per
+    #    ClientToken, ListFHIRImportJobs shows one job per JobName (no batch started twice), every
+    #    export's status names a job HealthLake has, and no job was started that no export follows.
     jobs_by_token = collections.defaultdict(set)
     for r in reqs:
         if r["operation"] == "StartFHIRImportJob" and r["status"] == 200:
@@ -213,21 +215,29 @@ def check(a, work, port, env, specs, gens, st, kills):
         if len(ids) != 1:
             errors.append(f"ClientToken {tok} got {len(ids)} JobIds: {sorted(ids)}")
     all_job_ids = set().union(*jobs_by_token.values()) if jobs_by_token else set()
-    if len(all_job_ids) != len(names):
-        errors.append(f"{len(all_job_ids)} distinct import jobs started for {len(names)} exports "
-                      f"(tokens: {sorted(jobs_by_token)})")
     listed = list_import_jobs(port)
     per_name = collections.Counter(j["JobName"] for j in listed)
+    for jn, c in per_name.items():
+        if c != 1:
+            errors.append(f"ListFHIRImportJobs shows {c} jobs named {jn}")
+    by_id = {j["JobId"]: j for j in listed}
+    job_of = {}
     for n in names:
-        if per_name.get(n, 0) != 1:
-            errors.append(f"ListFHIRImportJobs shows {per_name.get(n, 0)} jobs named {n}")
-    job_of = {j["JobName"]: j for j in listed}
-    for n in names:
-        e, j = by_name[n], job_of.get(n)
-        if j and (e.get("import_job") or {}).get("job_id") != j["JobId"]:
-            errors.append(f"status says {n} job {(e.get('import_job') or {}).get('job_id')}, HealthLake {j['JobId']}")
-        if j and j["JobStatus"] != "COMPLETED_WITH_ERRORS" and j["JobStatus"] != "COMPLETED":
+        jid = (by_name[n].get("import_job") or {}).get("job_id")
+        j = by_id.get(jid)
+        if j is None:
+            errors.append(f"status says {n} job {jid}, which ListFHIRImportJobs does not show")
+            continue
+        job_of[n] = j
+        if j["JobStatus"] != "COMPLETED_WITH_ERRORS" and j["JobStatus"] != "COMPLETED":
             errors.append(f"job for {n} ended {j['JobStatus']}")
+    followed = {j["JobId"] for j in job_of.values()}
+    if all_job_ids != followed or len(listed) != len(followed):
+        errors.append(f"{len(all_job_ids)} import jobs started, {len(listed)} listed, {len(followed)} "
+                      f"followed by the {len(names)} exports (tokens: {sorted(jobs_by_token)})")
+    members = collections.defaultdict(list)  # job id → the exports it imports
+    for n, j in job_of.items():
+        members[j["JobId"]].append(n)
 
     # 3. Imported resources == the valid input lines, once each.
     imported = [json.loads(l) for l in open(f"{work}/emulator/healthlake/{DS}/resources.jsonl") if l.strip()]
@@ -245,9 +255,11 @@ def check(a, work, port, env, specs, gens, st, kills):
         if e["resources_valid"] != valid or e["resources_rejected"] != len(g["invalid"]):
             errors.append(f"{n}: status valid/rejected {e['resources_valid']}/{e['resources_rejected']}, "
                           f"generator {valid}/{len(g['invalid'])}")
-        j = job_of.get(n)
-        if j and per_job.get(j["JobId"], 0) != valid:
-            errors.append(f"{n}: job {j['JobId']} imported {per_job.get(j['JobId'], 0)} resources, {valid} valid lines")
+    for jid, ns in members.items():  # a batch's job imports exactly its members' valid lines
+        want = sum(gens[n]["resources"] - len(gens[n]["invalid"]) for n in ns)
+        if per_job.get(jid, 0) != want:
+            errors.append(f"job {jid} ({', '.join(sorted(ns))}) imported {per_job.get(jid, 0)} "
+                          f"resources, {want} valid lines")
     if len(counts) != total_valid:
         errors.append(f"{len(counts)} distinct resources imported, {total_valid} valid input lines")
 
@@ -309,7 +321,8 @@ def check(a, work, port, env, specs, gens, st, kills):
     errors += check_request_rate(work, reqs)
     if errors:
         return fail(work, "invariants violated:\n  " + "\n  ".join(errors))
-    log(f"ok: {len(names)} exports imported by one job each, {total_valid} resources once each, "
+    log(f"ok: {len(names)} exports imported, each by exactly one job ({len(members)} jobs, batches "
+        f"{sorted(len(ns) for ns in members.values())}), {total_valid} resources once each, "
         f"no open uploads, journal ok")
     return True
 
