@@ -96,6 +96,9 @@ const std::map<std::string, std::string> kS3Action = {
     {"ListParts", "s3:ListMultipartUploadParts"},
     {"HeadObject", "s3:GetObject"},
     {"GetObject", "s3:GetObject"},
+    // an import batch's copies (docs/import.md, Batches): PutObject on the copy under
+    // <prefix>/batches/, GetObject on the source, both under the prefix
+    {"CopyObject", "s3:PutObject"},
     {"ListObjectsV2", "s3:ListBucket"},
     {"ListMultipartUploads", "s3:ListBucketMultipartUploads"},
 };
