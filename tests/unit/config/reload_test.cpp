@@ -109,6 +109,9 @@ constexpr const char* kBase =
     "  poll_min: 15s\n"
     "  poll_max: 60s\n"
     "  min_imported_share: 0\n"
+    "  batch_max_exports: 100\n"
+    "  batch_max_bytes: 50GiB\n"
+    "  batch_max_wait: 0s\n"
     "watch:\n"
     "  rescan_interval: 60s\n"
     "  scan_quiet: 5s\n"
@@ -229,7 +232,10 @@ std::vector<Change> upload_changes() {
 std::vector<Change> import_changes() {
   return {{"  poll_min: 15s", "  poll_min: 2s", "import.poll_min"},
           {"  poll_max: 60s", "  poll_max: 90s", "import.poll_max"},
-          {"  min_imported_share: 0", "  min_imported_share: 90%", "import.min_imported_share"}};
+          {"  min_imported_share: 0", "  min_imported_share: 90%", "import.min_imported_share"},
+          {"  batch_max_exports: 100", "  batch_max_exports: 1", "import.batch_max_exports"},
+          {"  batch_max_bytes: 50GiB", "  batch_max_bytes: 1GiB", "import.batch_max_bytes"},
+          {"  batch_max_wait: 0s", "  batch_max_wait: 10m", "import.batch_max_wait"}};
 }
 
 std::vector<Change> watch_changes() {
