@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <memory>
 
 #include "aws/crc32c.hpp"
@@ -56,6 +57,29 @@ S3Result<T> invalid(std::string context, std::string message) {
 
 std::string q(std::string_view v) {
   return uri_encode(v, true);
+}
+
+// SSE-KMS on a request that creates an object (PutObject, CreateMultipartUpload, CopyObject).
+void add_sse(AwsCall& c, const Sse& sse) {
+  if (sse.kms_key_id.empty()) return;
+  c.headers.push_back({"x-amz-server-side-encryption", "aws:kms"});
+  c.headers.push_back({"x-amz-server-side-encryption-aws-kms-key-id", sse.kms_key_id});
+}
+
+// S3 may answer 200 and then report an error in the body (CompleteMultipartUpload, CopyObject:
+// the request ran long); the SDKs treat that as the error it names.
+std::function<std::optional<AwsError>(const HttpResponse&)> error_in_body(std::string op) {
+  return [op = std::move(op)](const HttpResponse& resp) -> std::optional<AwsError> {
+    auto doc = xml::parse(resp.body);
+    if (!doc.root) return bad_xml(resp, op, doc.error);
+    if (doc.root->name != "Error") return std::nullopt;
+    ErrorResponse er;
+    er.http_status = static_cast<int>(resp.status);
+    er.body = resp.body;
+    er.request_id = resp.header("x-amz-request-id").value_or(std::string_view{});
+    er.date = resp.header("date").value_or(std::string_view{});
+    return parse_s3_error(er);
+  };
 }
 
 }  // namespace
@@ -126,10 +150,7 @@ void S3Client::put_object(PutObjectRequest req, Done<PutObjectResult> done) {
   c.headers = {{"content-type", req.content_type},
                {"x-amz-checksum-crc32c", crc32c_base64(req.crc32c)},
                {"x-amz-sdk-checksum-algorithm", "CRC32C"}};
-  if (!req.sse.kms_key_id.empty()) {
-    c.headers.push_back({"x-amz-server-side-encryption", "aws:kms"});
-    c.headers.push_back({"x-amz-server-side-encryption-aws-kms-key-id", req.sse.kms_key_id});
-  }
+  add_sse(c, req.sse);
   if (req.if_none_match) c.headers.push_back({"if-none-match", "*"});
   if (!req.if_match.empty()) c.headers.push_back({"if-match", req.if_match});
   c.payload_sha256 = req.payload_sha256;
@@ -152,10 +173,7 @@ void S3Client::create_multipart_upload(CreateMultipartRequest req,
   c.method = "POST";
   c.query = "uploads";
   c.headers = {{"content-type", req.content_type}, {"x-amz-checksum-algorithm", "CRC32C"}};
-  if (!req.sse.kms_key_id.empty()) {
-    c.headers.push_back({"x-amz-server-side-encryption", "aws:kms"});
-    c.headers.push_back({"x-amz-server-side-encryption-aws-kms-key-id", req.sse.kms_key_id});
-  }
+  add_sse(c, req.sse);
   caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
     auto r = from_call<CreateMultipartResult>(cr);
     if (cr.ok()) {
@@ -213,21 +231,7 @@ void S3Client::complete_multipart_upload(CompleteMultipartRequest req,
   c.body = std::move(body);
   c.headers = {{"content-type", "application/xml"}};
   if (req.if_none_match) c.headers.push_back({"if-none-match", "*"});
-  // S3 may answer 200 and then report an error in the body (the request ran long); the SDKs
-  // treat that as the error it names.
-  c.check_success = [](const HttpResponse& resp) -> std::optional<AwsError> {
-    auto doc = xml::parse(resp.body);
-    if (!doc.root) return bad_xml(resp, "CompleteMultipartUpload", doc.error);
-    if (doc.root->name == "Error") {
-      ErrorResponse er;
-      er.http_status = static_cast<int>(resp.status);
-      er.body = resp.body;
-      er.request_id = resp.header("x-amz-request-id").value_or(std::string_view{});
-      er.date = resp.header("date").value_or(std::string_view{});
-      return parse_s3_error(er);
-    }
-    return std::nullopt;
-  };
+  c.check_success = error_in_body("CompleteMultipartUpload");
   caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
     auto r = from_call<CompleteMultipartResult>(cr);
     if (cr.ok()) {
@@ -273,24 +277,8 @@ void S3Client::copy_object(std::string bucket, std::string key, std::string src_
   AwsCall c = make_call("CopyObject", *tgt_, bucket, key);
   c.method = "PUT";
   c.headers = {{"x-amz-copy-source", "/" + src_bucket + "/" + uri_encode(src_key, false)}};
-  if (!sse.kms_key_id.empty()) {
-    c.headers.push_back({"x-amz-server-side-encryption", "aws:kms"});
-    c.headers.push_back({"x-amz-server-side-encryption-aws-kms-key-id", sse.kms_key_id});
-  }
-  // As CompleteMultipartUpload: a 200 whose body is an <Error> is that error.
-  c.check_success = [](const HttpResponse& resp) -> std::optional<AwsError> {
-    auto doc = xml::parse(resp.body);
-    if (!doc.root) return bad_xml(resp, "CopyObject", doc.error);
-    if (doc.root->name == "Error") {
-      ErrorResponse er;
-      er.http_status = static_cast<int>(resp.status);
-      er.body = resp.body;
-      er.request_id = resp.header("x-amz-request-id").value_or(std::string_view{});
-      er.date = resp.header("date").value_or(std::string_view{});
-      return parse_s3_error(er);
-    }
-    return std::nullopt;
-  };
+  add_sse(c, sse);
+  c.check_success = error_in_body("CopyObject");
   caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
     auto r = from_call<PutObjectResult>(cr);
     if (cr.ok()) {

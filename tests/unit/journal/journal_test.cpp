@@ -17,7 +17,6 @@ namespace fs = std::filesystem;
 using namespace fe::journal;
 using namespace fe::journal::test;
 
-
 TEST(Journal, CreatesSchemaInWalMode) {
   TempDir dir;
   auto db = dir / "journal.db";
