@@ -63,6 +63,36 @@ std::string sts_error_text(std::string_view body) {
   return out;
 }
 
+Credentials sts_credentials(MiniResponse& r, std::string_view result_element,
+                            bool expiration_required, const std::string& where) {
+  if (!r.error.empty()) throw CredentialsError(where + ": " + r.error);
+  if (r.status != 200) {
+    std::string why = sts_error_text(r.body);
+    throw CredentialsError(where + ": HTTP " + std::to_string(r.status) +
+                           (why.empty() ? "" : " " + why));
+  }
+  auto doc = xml::parse(r.body);
+  std::fill(r.body.begin(), r.body.end(), '\0');
+  const xml::Element* cr = nullptr;
+  if (doc.root)
+    if (const xml::Element* res = doc.root->child(result_element)) cr = res->child("Credentials");
+  if (!cr) throw CredentialsError(where + ": unexpected response (no Credentials)");
+  Credentials c;
+  c.access_key_id = trim(cr->child_text("AccessKeyId"));
+  c.secret_access_key = trim(cr->child_text("SecretAccessKey"));
+  c.session_token = trim(cr->child_text("SessionToken"));
+  if (c.access_key_id.empty() || c.secret_access_key.empty() || c.session_token.empty())
+    throw CredentialsError(where + ": response lacks AccessKeyId/SecretAccessKey/SessionToken");
+  std::string exp = trim(cr->child_text("Expiration"));
+  if (exp.empty() && !expiration_required) return c;
+  auto t = parse_iso8601(exp);
+  if (!t)
+    throw CredentialsError(
+        where + (exp.empty() ? ": Expiration missing" : ": Expiration is not an ISO 8601 time"));
+  c.expiration = t;
+  return c;
+}
+
 }  // namespace cred_detail
 
 namespace {
@@ -259,28 +289,7 @@ Credentials assume_role(const Credentials& caller, const RoleStep& role,
     std::fill(headers.begin(), headers.end(), std::string());
     if (r.error.empty() && r.status < 500) break;
   }
-  if (!r.error.empty()) throw CredentialsError(where + ": " + r.error);
-  if (r.status != 200) {
-    std::string why = sts_error_text(r.body);
-    throw CredentialsError(where + ": HTTP " + std::to_string(r.status) +
-                           (why.empty() ? "" : " " + why));
-  }
-  auto doc = xml::parse(r.body);
-  const xml::Element* cr = nullptr;
-  if (doc.root)
-    if (const xml::Element* res = doc.root->child("AssumeRoleResult"))
-      cr = res->child("Credentials");
-  std::fill(r.body.begin(), r.body.end(), '\0');
-  if (!cr) throw CredentialsError(where + ": unexpected response (no Credentials)");
-  Credentials c;
-  c.access_key_id = trim(cr->child_text("AccessKeyId"));
-  c.secret_access_key = trim(cr->child_text("SecretAccessKey"));
-  c.session_token = trim(cr->child_text("SessionToken"));
-  if (c.access_key_id.empty() || c.secret_access_key.empty() || c.session_token.empty())
-    throw CredentialsError(where + ": response lacks AccessKeyId/SecretAccessKey/SessionToken");
-  auto t = parse_iso8601(trim(cr->child_text("Expiration")));
-  if (!t) throw CredentialsError(where + ": Expiration missing or not an ISO 8601 time");
-  c.expiration = t;
+  Credentials c = sts_credentials(r, "AssumeRoleResult", /*expiration_required=*/true, where);
   c.source = "assume role " + role.role_arn + " (profile " + role.profile + ")";
   return c;
 }

@@ -190,29 +190,8 @@ std::optional<Credentials> credentials_from_web_identity(const CredentialsOption
     if (r.error.empty() && r.status < 500) break;
   }
   std::fill(extras.body.begin(), extras.body.end(), '\0');
-  if (!r.error.empty()) throw CredentialsError(where + ": " + r.error);
-  if (r.status != 200) {
-    std::string why = sts_error_text(r.body);
-    throw CredentialsError(where + ": HTTP " + std::to_string(r.status) +
-                           (why.empty() ? "" : " " + why));
-  }
-  auto doc = xml::parse(r.body);
-  const xml::Element* cr = nullptr;
-  if (doc.root)
-    if (const xml::Element* res = doc.root->child("AssumeRoleWithWebIdentityResult"))
-      cr = res->child("Credentials");
-  if (!cr) throw CredentialsError(where + ": unexpected response (no Credentials)");
-  Credentials c;
-  c.access_key_id = cr->child_text("AccessKeyId");
-  c.secret_access_key = cr->child_text("SecretAccessKey");
-  c.session_token = cr->child_text("SessionToken");
-  if (c.access_key_id.empty() || c.secret_access_key.empty() || c.session_token.empty())
-    throw CredentialsError(where + ": response lacks AccessKeyId/SecretAccessKey/SessionToken");
-  if (auto exp = cr->child_text("Expiration"); !exp.empty()) {
-    auto t = parse_iso8601(exp);
-    if (!t) throw CredentialsError(where + ": Expiration is not an ISO 8601 time");
-    c.expiration = t;
-  }
+  Credentials c =
+      sts_credentials(r, "AssumeRoleWithWebIdentityResult", /*expiration_required=*/false, where);
   c.source = "web identity (role " + *role_arn + ")";
   return c;
 }

@@ -52,5 +52,12 @@ StsTarget sts_target(const CredentialsOptions& opts, const std::optional<std::st
 // The error code and message of an STS <ErrorResponse> (or a bare <Error>), one bounded line;
 // "" when the body is not one.
 std::string sts_error_text(std::string_view body);
+// The credentials of an STS answer (AssumeRole, AssumeRoleWithWebIdentity): a transport error, a
+// non-200 status (with sts_error_text) or a body without <result_element><Credentials> with all
+// three keys throws CredentialsError prefixed with `where`. Expiration is required for AssumeRole
+// (the provider must know when to refresh) and optional for web identity (older STS stand-ins
+// omit it). Wipes the response body once parsed: it holds the secret key.
+Credentials sts_credentials(MiniResponse& r, std::string_view result_element,
+                            bool expiration_required, const std::string& where);
 
 }  // namespace fe::aws::cred_detail

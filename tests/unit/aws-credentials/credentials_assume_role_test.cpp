@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "aws/credentials.hpp"
+#include "aws/credentials_util.hpp"
 #include "test_env.hpp"
 
 using namespace fe::aws;
@@ -212,4 +213,71 @@ TEST(AssumeRolePlan, BadValuesNameTheKeyButNeverTheExternalId) {
   EXPECT_TRUE(has(e, "external_id must be")) << e;
   EXPECT_FALSE(has(e, "has spaces secret")) << e;
   EXPECT_TRUE(has(f.error("arn"), "is not a role ARN"));
+}
+
+// The STS answer parsing shared by AssumeRole profiles and web identity.
+namespace {
+fe::aws::cred_detail::MiniResponse sts_answer(long status, const std::string& inner,
+                                              const std::string& result = "AssumeRoleResult") {
+  fe::aws::cred_detail::MiniResponse r;
+  r.status = status;
+  r.body = "<AssumeRoleResponse><" + result + "><Credentials>" + inner + "</Credentials></" +
+           result + "></AssumeRoleResponse>";
+  return r;
+}
+const std::string kStsKeys =
+    "<AccessKeyId> ASIAEXAMPLE </AccessKeyId><SecretAccessKey>s3cr3t-value</SecretAccessKey>"
+    "<SessionToken>tok</SessionToken>";
+}  // namespace
+
+TEST(StsCredentials, ParsesKeysTrimmedWithExpirationAndWipesTheBody) {
+  auto r = sts_answer(200, kStsKeys + "<Expiration>2026-12-06T10:00:00Z</Expiration>");
+  auto c = fe::aws::cred_detail::sts_credentials(r, "AssumeRoleResult", true, "where");
+  EXPECT_EQ(c.access_key_id, "ASIAEXAMPLE");
+  EXPECT_EQ(c.secret_access_key, "s3cr3t-value");
+  EXPECT_EQ(c.session_token, "tok");
+  ASSERT_TRUE(c.expiration.has_value());
+  EXPECT_EQ(r.body.find("s3cr3t"), std::string::npos);
+}
+
+TEST(StsCredentials, ExpirationRequiredForAssumeRoleOptionalForWebIdentity) {
+  auto r = sts_answer(200, kStsKeys);
+  try {
+    fe::aws::cred_detail::sts_credentials(r, "AssumeRoleResult", true, "profile p");
+    FAIL() << "no Expiration accepted";
+  } catch (const CredentialsError& e) {
+    EXPECT_STREQ(e.what(), "profile p: Expiration missing");
+  }
+  auto w = sts_answer(200, kStsKeys, "AssumeRoleWithWebIdentityResult");
+  auto c = fe::aws::cred_detail::sts_credentials(w, "AssumeRoleWithWebIdentityResult", false, "w");
+  EXPECT_FALSE(c.expiration.has_value());
+  auto bad = sts_answer(200, kStsKeys + "<Expiration>soon</Expiration>");
+  EXPECT_THROW(fe::aws::cred_detail::sts_credentials(bad, "AssumeRoleResult", false, "w"),
+               CredentialsError);
+}
+
+TEST(StsCredentials, ErrorsNameTheCallAndTheStsCodeButNeverTheSecret) {
+  fe::aws::cred_detail::MiniResponse denied;
+  denied.status = 403;
+  denied.body =
+      "<ErrorResponse><Error><Code>AccessDenied</Code><Message>not allowed</Message></Error>"
+      "</ErrorResponse>";
+  try {
+    fe::aws::cred_detail::sts_credentials(denied, "AssumeRoleResult", true, "role r");
+    FAIL();
+  } catch (const CredentialsError& e) {
+    EXPECT_STREQ(e.what(), "role r: HTTP 403 AccessDenied: not allowed");
+  }
+  auto partial =
+      sts_answer(200, "<AccessKeyId>A</AccessKeyId><SecretAccessKey>s3cr3t</SecretAccessKey>");
+  try {
+    fe::aws::cred_detail::sts_credentials(partial, "AssumeRoleResult", true, "role r");
+    FAIL();
+  } catch (const CredentialsError& e) {
+    EXPECT_EQ(std::string(e.what()).find("s3cr3t"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("lacks"), std::string::npos);
+  }
+  auto wrong = sts_answer(200, kStsKeys, "SomethingElse");
+  EXPECT_THROW(fe::aws::cred_detail::sts_credentials(wrong, "AssumeRoleResult", true, "r"),
+               CredentialsError);
 }
