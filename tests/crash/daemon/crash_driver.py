@@ -40,6 +40,8 @@ def main():
     ap.add_argument("--small-exports", type=int, default=3)
     ap.add_argument("--waves", type=int, default=1, help="drop the small exports in this many waves")
     ap.add_argument("--time-limit", type=float, default=200.0, help="seconds for the run after generation")
+    ap.add_argument("--batch-wait", default="0s",
+                    help="import.batch_max_wait: >0 makes the waves' exports share batch jobs")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -61,7 +63,7 @@ def run(a, rng, work, procs):
     os.makedirs(incoming)
     cfg = harness.write_config(work, port, "crash", rest=f"""metrics: {{ listen: off }}
 upload: {{ part_size: 5MiB, concurrency: {CONCURRENCY} }}
-import: {{ poll_min: 1s, poll_max: 2s }}
+import: {{ poll_min: 1s, poll_max: 2s, batch_max_wait: {a.batch_wait} }}
 """)
     subprocess.run([a.fe, "check-config", "--config", cfg], check=True, env=env, stdout=subprocess.DEVNULL)
 
