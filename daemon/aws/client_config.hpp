@@ -58,6 +58,19 @@ struct HttpOptions {
   std::string user_agent = "fhir-edge";
 };
 
+// How S3 PutObject/UploadPart payloads are signed (YAML aws.payload_signing, docs/aws-layer.md
+// "Payload signing").
+enum class PayloadSigning {
+  // Over https, bodies larger than signed_payload_max_bytes go STREAMING-UNSIGNED-PAYLOAD-TRAILER
+  // (TLS protects them in transit, the trailing CRC32C end to end); everything else, and every
+  // body over plain http (where only the signature protects the bytes), is SHA-256 signed.
+  automatic,
+  // Every body SHA-256 signed (the payload's hash is read from the caller or computed).
+  signed_payload,
+  // Every PutObject/UploadPart body aws-chunked with a trailing CRC32C, http or https.
+  unsigned_trailer,
+};
+
 struct ClientConfig {
   std::string region = "us-east-1";
   // Endpoint overrides ("http://127.0.0.1:4566", VPC or FIPS endpoints). Unset: the AWS endpoint
@@ -70,10 +83,12 @@ struct ClientConfig {
   HttpOptions http;
   // Attempts per request including the first (AWS standard mode default is 3).
   int max_attempts = 3;
-  // Payloads up to this size are hashed and the hash signed; larger streamed bodies (upload parts)
-  // are sent with UNSIGNED-PAYLOAD over https (integrity from x-amz-checksum-crc32c and TLS).
-  // Over plain http every body is hashed.
+  // Payloads up to this size are hashed and the hash signed under PayloadSigning::automatic;
+  // larger streamed bodies (upload parts) go STREAMING-UNSIGNED-PAYLOAD-TRAILER over https
+  // (integrity from the trailing x-amz-checksum-crc32c and TLS). Over plain http every body is
+  // hashed.
   std::uint64_t signed_payload_max_bytes = 1u << 20;
+  PayloadSigning payload_signing = PayloadSigning::automatic;
 };
 
 }  // namespace fe::aws

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <vector>
 
+#include "aws/aws_chunked.hpp"
 #include "common/hashing.hpp"
 #include "metrics/counters.hpp"
 #include "service/log.hpp"
@@ -155,6 +156,16 @@ AwsCaller::AwsCaller(HttpEngine& http, ClientConfig config, CredentialsFn creden
 
 void AwsCaller::call(AwsCall call, std::function<void(CallResult)> done) {
   auto op = std::make_shared<Op>(http_.io(), std::move(call), std::move(done));
+  auto& c = op->call;
+  if (c.crc32c_trailer && c.source) {
+    // Wrapped once: every attempt rewinds the same encoder, so a retry sends the same bytes.
+    const std::uint64_t decoded = c.source->size;
+    c.headers.push_back({"content-encoding", "aws-chunked"});
+    c.headers.push_back({"x-amz-decoded-content-length", std::to_string(decoded)});
+    c.headers.push_back({"x-amz-trailer", std::string(kCrc32cTrailer)});
+    c.source = aws_chunked_body(std::move(*c.source), c.trailer_crc32c);
+    op->payload_hash = std::string(kStreamingUnsignedTrailer);
+  }
   attempt(std::move(op));
 }
 

@@ -50,6 +50,12 @@ struct AwsCall {
   // by reading `source` once), or UNSIGNED-PAYLOAD when `unsigned_payload_ok`.
   std::string payload_sha256;
   bool unsigned_payload_ok = false;
+  // Send `source` aws-chunked, signed STREAMING-UNSIGNED-PAYLOAD-TRAILER, with a trailing
+  // x-amz-checksum-crc32c (aws/aws_chunked.hpp): `trailer_crc32c` when the caller knows it, else
+  // computed as the body streams. The framing headers are added here; payload_sha256 and
+  // unsigned_payload_ok are then ignored. A retry re-sends the same framing (the source rewinds).
+  bool crc32c_trailer = false;
+  std::optional<std::uint32_t> trailer_crc32c;
   std::function<bool(std::string_view)> sink;  // 2xx body destination (GetObject)
   std::size_t max_response_bytes = 0;          // 0 = engine default
   // Some 2xx responses carry an error document (S3 CompleteMultipartUpload): inspect the body.

@@ -82,7 +82,39 @@ std::function<std::optional<AwsError>(const HttpResponse&)> error_in_body(std::s
   };
 }
 
+// The body of a PutObject/UploadPart with its CRC32C, signed as payload_mode says: the checksum
+// in a header and the SHA-256 signed (`sha256` when the caller has it, else one read pass in
+// AwsCaller), or aws-chunked with the checksum in the trailer and no hash at all.
+void set_payload(AwsCall& c, const ClientConfig& cfg, BodySource body, std::uint32_t crc,
+                 const std::string& sha256) {
+  c.headers.push_back({"x-amz-sdk-checksum-algorithm", "CRC32C"});
+  if (payload_mode(cfg, c.base_url, body.size) == PayloadMode::unsigned_trailer) {
+    c.crc32c_trailer = true;
+    c.trailer_crc32c = crc;  // known: the trailer costs no pass over the bytes
+  } else {
+    c.headers.push_back({"x-amz-checksum-crc32c", crc32c_base64(crc)});
+    c.payload_sha256 = sha256;
+  }
+  c.source = std::move(body);
+}
+
 }  // namespace
+
+PayloadMode payload_mode(const ClientConfig& cfg, std::string_view base_url,
+                         std::uint64_t body_bytes) {
+  switch (cfg.payload_signing) {
+    case PayloadSigning::signed_payload:
+      return PayloadMode::signed_sha256;
+    case PayloadSigning::unsigned_trailer:
+      return PayloadMode::unsigned_trailer;
+    case PayloadSigning::automatic:
+      break;
+  }
+  // Over plain http nothing but the signature protects the bytes from being changed on the way.
+  const bool tls = base_url.starts_with("https://");
+  return tls && body_bytes > cfg.signed_payload_max_bytes ? PayloadMode::unsigned_trailer
+                                                          : PayloadMode::signed_sha256;
+}
 
 std::string composite_crc32c(const std::vector<std::uint32_t>& part_crcs) {
   std::string bytes;
@@ -147,16 +179,11 @@ void S3Client::put_object(PutObjectRequest req, Done<PutObjectResult> done) {
   FE_S3_TARGET(PutObjectResult, "PutObject", req.bucket, req.key, true)
   AwsCall c = make_call("PutObject", *tgt_, req.bucket, req.key);
   c.method = "PUT";
-  c.headers = {{"content-type", req.content_type},
-               {"x-amz-checksum-crc32c", crc32c_base64(req.crc32c)},
-               {"x-amz-sdk-checksum-algorithm", "CRC32C"}};
+  c.headers = {{"content-type", req.content_type}};
   add_sse(c, req.sse);
   if (req.if_none_match) c.headers.push_back({"if-none-match", "*"});
   if (!req.if_match.empty()) c.headers.push_back({"if-match", req.if_match});
-  c.payload_sha256 = req.payload_sha256;
-  c.unsigned_payload_ok = c.base_url.starts_with("https://") &&
-                          req.body.size > caller_.config().signed_payload_max_bytes;
-  c.source = std::move(req.body);
+  set_payload(c, caller_.config(), std::move(req.body), req.crc32c, req.payload_sha256);
   caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
     auto r = from_call<PutObjectResult>(cr);
     if (cr.ok())
@@ -198,12 +225,7 @@ void S3Client::upload_part(UploadPartRequest req, Done<UploadPartResult> done) {
   c.description += " #" + std::to_string(req.part_number);
   c.method = "PUT";
   c.query = "partNumber=" + std::to_string(req.part_number) + "&uploadId=" + q(req.upload_id);
-  c.headers = {{"x-amz-checksum-crc32c", crc32c_base64(req.crc32c)},
-               {"x-amz-sdk-checksum-algorithm", "CRC32C"}};
-  c.payload_sha256 = req.payload_sha256;
-  c.unsigned_payload_ok = c.base_url.starts_with("https://") &&
-                          req.body.size > caller_.config().signed_payload_max_bytes;
-  c.source = std::move(req.body);
+  set_payload(c, caller_.config(), std::move(req.body), req.crc32c, req.payload_sha256);
   caller_.call(std::move(c), [done = std::move(done)](CallResult cr) {
     auto r = from_call<UploadPartResult>(cr);
     if (cr.ok())

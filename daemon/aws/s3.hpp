@@ -16,10 +16,13 @@
 //   x-amz-sdk-checksum-algorithm: CRC32C); CreateMultipartUpload sends
 //   x-amz-checksum-algorithm: CRC32C, so the completed object carries the COMPOSITE checksum
 //   "<base64(crc32c(part crcs))>-<N>" (see composite_crc32c) that HeadObject returns.
-// - Payload hash: bodies up to ClientConfig::signed_payload_max_bytes, and every body over plain
-//   http, are SHA-256 hashed and signed; larger streamed bodies over https use UNSIGNED-PAYLOAD
-//   (integrity from CRC32C, which S3 verifies, and TLS). A caller that already has the SHA-256
-//   passes it and no extra read pass is made.
+// - Payload signing (ClientConfig::payload_signing, see payload_mode): a PutObject/UploadPart body
+//   is either SHA-256 signed with its CRC32C in the x-amz-checksum-crc32c header (a caller that
+//   already has the SHA-256 passes it and no extra read pass is made), or sent aws-chunked as
+//   STREAMING-UNSIGNED-PAYLOAD-TRAILER with the CRC32C the caller gives in a trailing
+//   x-amz-checksum-crc32c (aws/aws_chunked.hpp): no hash pass at all, and S3 still checks every
+//   byte against the CRC32C (BadDigest). The default (auto) uses the trailer for bodies over
+//   signed_payload_max_bytes over https, and signs everything over plain http.
 // - SSE-KMS headers on PutObject/CreateMultipartUpload when a KMS key is given.
 // - DeleteObject exists for one caller only: the pipeline deletes the objects its journal
 //   recorded as uploaded by an export version that was superseded (never imported; issue 18).
@@ -60,6 +63,12 @@ inline std::string validate_bucket(std::string_view bucket) {
 // of a multipart object uploaded with per-part CRC32C (COMPOSITE type).
 std::string composite_crc32c(const std::vector<std::uint32_t>& part_crcs);
 
+// How one PutObject/UploadPart body goes on the wire.
+enum class PayloadMode { signed_sha256, unsigned_trailer };
+// `base_url` is the request's scheme://authority; `body_bytes` the payload size.
+PayloadMode payload_mode(const ClientConfig& cfg, std::string_view base_url,
+                         std::uint64_t body_bytes);
+
 struct Sse {
   std::string kms_key_id;  // empty: no SSE-KMS headers (bucket default applies)
 };
@@ -69,7 +78,7 @@ struct PutObjectRequest {
   std::string key;
   BodySource body;             // length known; rewindable to be retried
   std::uint32_t crc32c;        // of the whole body (standard CRC-32C, see aws/crc32c.hpp)
-  std::string payload_sha256;  // optional hex SHA-256 (saves a read pass over http)
+  std::string payload_sha256;  // optional hex SHA-256 (saves a read pass when signed)
   std::string content_type = "application/octet-stream";
   Sse sse;
   bool if_none_match = false;  // "If-None-Match: *": never overwrite (412 when it exists)

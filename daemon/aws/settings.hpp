@@ -9,6 +9,7 @@
 #include <string>
 #include <tuple>
 
+#include "aws/client_config.hpp"
 #include "common/fields.hpp"
 
 namespace fe::aws {
@@ -43,6 +44,9 @@ struct Settings {
   std::optional<std::string> no_proxy;
   // PEM bundle replacing the system CAs (hospital TLS inspection). TLS is always verified.
   std::optional<std::filesystem::path> ca_bundle;
+  // How S3 upload bodies are signed: auto (STREAMING-UNSIGNED-PAYLOAD-TRAILER with a trailing
+  // CRC32C over https, SHA-256 over http), signed, unsigned-trailer (client_config.hpp).
+  PayloadSigning payload_signing = PayloadSigning::automatic;
   bool operator==(const Settings&) const = default;
 };
 
@@ -65,7 +69,8 @@ constexpr auto fields(const Settings*) {
                     settings::field("s3_path_style", &S::s3_path_style, restart),
                     settings::field("proxy", &S::proxy, restart),
                     settings::field("no_proxy", &S::no_proxy, restart),
-                    settings::field("ca_bundle", &S::ca_bundle, restart)};
+                    settings::field("ca_bundle", &S::ca_bundle, restart),
+                    settings::field("payload_signing", &S::payload_signing, restart)};
 }
 static_assert(settings::described<Settings>());
 

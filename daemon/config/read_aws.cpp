@@ -6,7 +6,7 @@ namespace fe::config::detail {
 void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
   Map m(c, n, "aws", at,
         {"region", "credentials", "profile", "endpoints", "s3_path_style", "proxy", "no_proxy",
-         "ca_bundle"});
+         "ca_bundle", "payload_signing"});
   if (!m.ok()) {
     return;
   }
@@ -71,6 +71,10 @@ void read_aws(Checker& c, const YAML::Node& n, YAML::Mark at, Aws& aws) {
       }
     }
   }
+  c.enumeration<aws::PayloadSigning>(m, "payload_signing", aws.payload_signing,
+                                     {{"auto", aws::PayloadSigning::automatic},
+                                      {"signed", aws::PayloadSigning::signed_payload},
+                                      {"unsigned-trailer", aws::PayloadSigning::unsigned_trailer}});
   if (const Item* it = m.get("ca_bundle"); it && !c.is_null(*it)) {
     fs::path p;
     if (c.abs_path(*it, p)) {

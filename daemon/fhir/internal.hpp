@@ -20,11 +20,38 @@ struct PathSeg {
   int64_t index = -1;  // array index, or -1
 };
 
+// The JSON path being walked, a stack pushed and popped on every element visited. It lives in the
+// Scratch, so its storage is reused line after line and never shrinks; push_back is inline (with
+// std::vector, emplace_back was an out-of-line call per element: 3.6 % of `fhir-edge validate` at
+// structure-only, bench/e2e/README.md "Single-stage ceilings").
+class PathStack {
+ public:
+  void push_back(PathSeg s) {
+    if (n_ == segs_.size()) [[unlikely]]
+      grow();
+    segs_[n_++] = s;
+  }
+  void pop_back() { --n_; }
+  void clear() { n_ = 0; }
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  PathSeg& operator[](size_t i) { return segs_[i]; }
+  const PathSeg& operator[](size_t i) const { return segs_[i]; }
+  PathSeg& back() { return segs_[n_ - 1]; }
+  const PathSeg* begin() const { return segs_.data(); }
+  const PathSeg* end() const { return segs_.data() + n_; }
+
+ private:
+  [[gnu::noinline]] void grow() { segs_.resize(segs_.empty() ? 64 : segs_.size() * 2); }
+  std::vector<PathSeg> segs_;
+  size_t n_ = 0;
+};
+
 struct Scratch::Impl {
   simdjson::dom::parser parser{0};
   size_t max_capacity = 0, max_depth = 0;
   std::string buf;  // padded copy of the line
-  std::vector<PathSeg> path;
+  PathStack path;
   std::vector<uint8_t> seen;               // per-object element flags, stacked by nesting
   std::vector<int32_t> choices;            // per-object chosen variant of each choice group
   std::vector<std::string_view> elem_ids;  // Element.id values of the resources being walked
@@ -48,7 +75,7 @@ struct Validator::Impl {
 // Issue sink used by the walkers: formats the current path and enforces max_issues.
 struct IssueSink {
   Result& result;
-  const std::vector<PathSeg>& path;
+  const PathStack& path;
   size_t max_issues;
   void add(Severity s, std::string_view code, std::string message, std::string_view child = {});
   // An issue at a path recorded earlier (not the current one).

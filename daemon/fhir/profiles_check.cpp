@@ -143,10 +143,8 @@ class ProfileChecker {
   }
 
   struct Seg {
-    std::vector<PathSeg>& path;
-    Seg(std::vector<PathSeg>& p, const std::string& k, int64_t i) : path(p) {
-      path.push_back(PathSeg{k, i});
-    }
+    PathStack& path;
+    Seg(PathStack& p, const std::string& k, int64_t i) : path(p) { path.push_back(PathSeg{k, i}); }
     ~Seg() { path.pop_back(); }
   };
 

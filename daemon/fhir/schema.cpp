@@ -15,10 +15,32 @@ extern const std::size_t kBlobSize;
 namespace fe::fhir::schema {
 namespace {
 
-uint64_t hash_name(uint32_t type, std::string_view s) {
-  uint64_t h = 1469598103934665603ull ^ (uint64_t{type} * 0x9E3779B97F4A7C15ull);
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h ^ (h >> 29);
+// Hash of (type, element name) for Schema::find, called for every key of every object validated.
+// Eight bytes at a time (element names are mostly 4-20 characters): a byte-at-a-time FNV-1a was
+// a serial multiply per character, and find() was the validator's top symbol.
+[[gnu::always_inline]] inline uint64_t hash_name(uint32_t type, std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t h = (uint64_t{type} + 1) * 0x9E3779B97F4A7C15ull ^ n;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  uint64_t w = 0;
+  if (n >= 4) {  // two overlapping 4-byte loads cover 4..7 bytes (the length is in h already)
+    uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    w = (uint64_t{a} << 32) | b;
+  } else if (n > 0) {
+    w = (uint64_t{static_cast<unsigned char>(p[0])} << 16) |
+        (uint64_t{static_cast<unsigned char>(p[n >> 1])} << 8) |
+        static_cast<unsigned char>(p[n - 1]);
+  }
+  h = (h ^ w) * 0x94D049BB133111EBull;
+  return h ^ (h >> 32);
 }
 
 std::vector<std::string_view> split_tabs(std::string_view line) {

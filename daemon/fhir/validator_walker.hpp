@@ -27,8 +27,8 @@ namespace dom = simdjson::dom;
 const char* kind_name(dom::element_type t);
 
 struct PathGuard {
-  std::vector<PathSeg>& path;
-  PathGuard(std::vector<PathSeg>& p, std::string_view name, int64_t index = -1) : path(p) {
+  PathStack& path;
+  PathGuard(PathStack& p, std::string_view name, int64_t index = -1) : path(p) {
     path.push_back(PathSeg{name, index});
   }
   ~PathGuard() { path.pop_back(); }

@@ -8,7 +8,7 @@ namespace fe::pipeline {
 // other shapes: a resolved region, the HTTP options). Every key is passed on below: one added to
 // aws::Settings or aws::Endpoints (aws/settings.hpp, described for the config reader in
 // common/fields.hpp) fails here until it is passed on and counted.
-static_assert(std::tuple_size_v<decltype(fields(static_cast<const aws::Settings*>(nullptr)))> == 8,
+static_assert(std::tuple_size_v<decltype(fields(static_cast<const aws::Settings*>(nullptr)))> == 9,
               "a key was added to aws::Settings: pass it on in credentials_options/client_config");
 static_assert(std::tuple_size_v<decltype(fields(static_cast<const aws::Endpoints*>(nullptr)))> == 3,
               "a key was added to aws::Endpoints: pass it on in client_config");
@@ -31,6 +31,7 @@ aws::ClientConfig client_config(const config::Config& cfg, const aws::Credential
   cc.s3_endpoint = cfg.aws.endpoints.s3;
   cc.healthlake_endpoint = cfg.aws.endpoints.healthlake;
   cc.s3_path_style = cfg.aws.s3_path_style;
+  cc.payload_signing = cfg.aws.payload_signing;
   cc.http.proxy = cfg.aws.proxy;
   cc.http.no_proxy = cfg.aws.no_proxy;
   if (cfg.aws.ca_bundle) cc.http.ca_bundle = cfg.aws.ca_bundle->string();

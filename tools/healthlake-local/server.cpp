@@ -293,11 +293,23 @@ std::vector<CompletePart> parse_complete_xml(const std::string& xml) {
 
 // Decodes an aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-
 // PAYLOAD[-TRAILER]) from `in` into `out`, verifying chunk signatures when `signing_key` is set.
+// The framing is checked as S3 checks it: a chunk size is hex digits only, each chunk is followed
+// by CRLF, the body ends with a 0 chunk, then the trailer lines and an empty line, and nothing
+// after it (IncompleteBody otherwise). The trailers must be exactly the ones x-amz-trailer
+// declared (`declared`, lower-case), each a "name:value" line (MalformedTrailerError otherwise).
+// The checksum values themselves are checked against the decoded bytes by the S3 layer
+// (s3_store.cpp verify_body: BadDigest), as header checksums are.
 struct ChunkSigning {
   std::array<unsigned char, 32> key{};
   std::string amz_date, scope, seed_signature;
 };
+S3Error malformed_trailer() {
+  return S3Error(400, "MalformedTrailerError",
+                 "The request contained trailing data that was not well-formed or did not "
+                 "conform to our published schema.");
+}
 void decode_aws_chunked(const fs::path& in, const fs::path& out, const ChunkSigning* signing,
+                        const std::set<std::string>& declared,
                         std::map<std::string, std::string>& trailers) {
   auto bad = [](const std::string& why) {
     return S3Error(400, "IncompleteBody",
@@ -306,12 +318,17 @@ void decode_aws_chunked(const fs::path& in, const fs::path& out, const ChunkSign
   std::unique_ptr<FILE, int (*)(FILE*)> fi(std::fopen(in.c_str(), "rb"), &std::fclose);
   std::unique_ptr<FILE, int (*)(FILE*)> fo(std::fopen(out.c_str(), "wb"), &std::fclose);
   if (!fi || !fo) throw S3Error(500, "InternalError", "healthlake-local cannot spool the body");
+  // One CRLF-terminated line; false at EOF before any byte. `terminated` says whether the line
+  // ended with LF (a last line cut off by EOF does not).
+  bool terminated = false;
   auto read_line = [&](std::string& line) {
     line.clear();
+    terminated = false;
     int c;
     while ((c = std::fgetc(fi.get())) != EOF) {
       if (c == '\n') {
         if (!line.empty() && line.back() == '\r') line.pop_back();
+        terminated = true;
         return true;
       }
       line.push_back(static_cast<char>(c));
@@ -326,12 +343,10 @@ void decode_aws_chunked(const fs::path& in, const fs::path& out, const ChunkSign
   while (true) {
     if (!read_line(line)) throw bad("missing final chunk");
     std::string size_part = line.substr(0, line.find(';'));
-    uint64_t size = 0;
-    try {
-      size = std::stoull(size_part, nullptr, 16);
-    } catch (const std::exception&) {
-      throw bad("chunk size '" + size_part + "'");
-    }
+    if (size_part.empty() || size_part.size() > 16 ||
+        size_part.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+      throw bad("chunk size '" + size_part.substr(0, 32) + "'");
+    const uint64_t size = std::stoull(size_part, nullptr, 16);
     std::string given_sig;
     if (auto p = line.find(";chunk-signature="); p != std::string::npos)
       given_sig = line.substr(p + 17);
@@ -357,18 +372,31 @@ void decode_aws_chunked(const fs::path& in, const fs::path& out, const ChunkSign
       prev = expect;
     }
     if (size > 0) {
-      if (!read_line(line) || !line.empty()) throw bad("chunk not followed by CRLF");
+      if (!read_line(line) || !line.empty() || !terminated) throw bad("chunk not followed by CRLF");
       continue;
     }
-    // Trailers until an empty line (or EOF).
-    while (read_line(line) && !line.empty()) {
+    // Trailers until an empty line. A body without declared trailers may end right after the
+    // final chunk (the JS SDK sends "0\r\n" alone when it has no checksum to trail).
+    bool ended = false;
+    while (read_line(line)) {
+      if (line.empty()) {
+        ended = true;
+        break;
+      }
+      if (!terminated) throw malformed_trailer();  // cut off in the middle of a trailer line
       auto c = line.find(':');
-      if (c == std::string::npos) throw bad("trailer line without ':'");
+      if (c == std::string::npos || c == 0) throw malformed_trailer();
       std::string name = lower(line.substr(0, c));
       std::string value = line.substr(c + 1);
       while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-      if (name != "x-amz-trailer-signature") trailers[name] = value;
+      while (!value.empty() && value.back() == ' ') value.pop_back();
+      if (name == "x-amz-trailer-signature") continue;
+      if (!declared.count(name) || trailers.count(name)) throw malformed_trailer();
+      trailers[name] = value;
     }
+    if (!ended && !(declared.empty() && trailers.empty())) throw malformed_trailer();
+    if (trailers.size() != declared.size()) throw malformed_trailer();
+    if (ended && std::fgetc(fi.get()) != EOF) throw bad("data after the final chunk");
     break;
   }
   if (std::fflush(fo.get()) != 0)
@@ -1342,14 +1370,36 @@ struct Server::Impl {
         http::request_header<> h2 = h;  // headers the S3 layer sees (trailers merged in)
         if (sha.starts_with("STREAMING-") && !body_path.empty()) {
           decoded = s3->new_temp_path();
+          // x-amz-trailer: the trailers the body must end with (comma-separated names).
+          std::set<std::string> declared;
+          {
+            std::string list = lower(h["x-amz-trailer"]);
+            size_t at = 0;
+            while (at <= list.size()) {
+              size_t comma = std::min(list.find(',', at), list.size());
+              std::string name = list.substr(at, comma - at);
+              while (!name.empty() && name.front() == ' ') name.erase(0, 1);
+              while (!name.empty() && name.back() == ' ') name.pop_back();
+              if (!name.empty()) declared.insert(name);
+              at = comma + 1;
+            }
+          }
           std::map<std::string, std::string> trailers;
-          decode_aws_chunked(body_path, decoded, auth.chunk ? &*auth.chunk : nullptr, trailers);
+          decode_aws_chunked(body_path, decoded, auth.chunk ? &*auth.chunk : nullptr, declared,
+                             trailers);
           std::string dcl(h["x-amz-decoded-content-length"]);
           if (!dcl.empty() && std::to_string(fs::file_size(decoded)) != dcl)
             throw S3Error(400, "IncompleteBody",
                           "You did not provide the number of bytes specified by the "
                           "x-amz-decoded-content-length header.");
-          for (const auto& [k, v] : trailers) h2.set(k, v);
+          for (const auto& [k, v] : trailers) {
+            // A checksum both in a header and in the trailer: S3 wants exactly one.
+            if (k.starts_with("x-amz-checksum-") && h.count(k))
+              throw S3Error(400, "InvalidRequest",
+                            "Expecting a single x-amz-checksum- header. Multiple checksum Types "
+                            "are not allowed.");
+            h2.set(k, v);
+          }
           h2.erase("x-amz-content-sha256");
           h2.erase(http::field::content_encoding);
           fs::rename(decoded, body_path);

@@ -32,15 +32,18 @@ void run_until(boost::asio::io_context& io, Pred done, int seconds = 240) {
 }
 
 struct Client {
-  Client(const HealthLakeLocal& hll, std::string secret = {}, std::string faults_note = {})
+  Client(const HealthLakeLocal& hll, std::string secret = {}, std::string faults_note = {},
+         PayloadSigning signing = PayloadSigning::automatic)
       : engine(io),
-        caller(engine, config(hll), static_credentials(creds(hll, secret))),
+        caller(engine, config(hll, signing), static_credentials(creds(hll, secret))),
         s3(caller),
         hl(caller) {
     (void)faults_note;
   }
-  static ClientConfig config(const HealthLakeLocal& hll) {
+  static ClientConfig config(const HealthLakeLocal& hll,
+                             PayloadSigning signing = PayloadSigning::automatic) {
     ClientConfig cfg;
+    cfg.payload_signing = signing;
     cfg.region = hll.region();
     cfg.s3_endpoint = hll.endpoint();
     cfg.healthlake_endpoint = hll.endpoint();
@@ -380,4 +383,135 @@ TEST(Emulator, Head403SignedBeforeASkewCorrectionIsRetriedNotAuth) {
   EXPECT_EQ(head->error->http_status, 404) << head->describe();
   EXPECT_EQ(head->error->category, ErrorCategory::not_found) << head->describe();
   EXPECT_LT(std::chrono::abs(c.caller.skew().offset()), ClockSkew::kThreshold);
+}
+
+// STREAMING-UNSIGNED-PAYLOAD-TRAILER (issue 13 item 4): PutObject and UploadPart bodies go
+// aws-chunked with the CRC32C the caller already has in the trailer; healthlake-local decodes the
+// framing, checks the trailer against the bytes and stores exactly the payload.
+TEST(Emulator, UnsignedTrailerPutAndPartsAreStoredExactly) {
+  HealthLakeLocalOptions opt;
+  opt.min_part_size = 1 << 20;
+  auto hll = start_emulator(opt);
+  if (!hll) return;
+  Client c(*hll, {}, {}, PayloadSigning::unsigned_trailer);
+  const std::uint64_t seed = 41;
+  // 300 000 bytes: five 64 KiB chunks and a short one.
+  std::string data(300000, '\0');
+  fe::test::generate(seed, 0, data.data(), data.size());
+  const std::string key = "exports/trailer/archive/Patient.ndjson.zst";
+  auto put = c.wait<S3Result<PutObjectResult>>([&](auto done) {
+    PutObjectRequest req;
+    req.bucket = kBucket;
+    req.key = key;
+    req.body = BodySource::from_view(data);
+    req.crc32c = crc32c(data);
+    c.s3.put_object(std::move(req), done);
+  });
+  ASSERT_TRUE(put.ok()) << put.describe();
+  EXPECT_EQ(put.value->checksum_crc32c, crc32c_base64(crc32c(data)));
+  EXPECT_EQ(hll->object(kBucket, key), data);
+  auto head =
+      c.wait<S3Result<HeadObjectResult>>([&](auto d) { c.s3.head_object(kBucket, key, d); });
+  ASSERT_TRUE(head.ok()) << head.describe();
+  EXPECT_EQ(head.value->size, data.size());
+  EXPECT_EQ(head.value->checksum_crc32c, crc32c_base64(crc32c(data)));
+
+  // Multipart: 3.5 MiB in 1 MiB parts, each part aws-chunked with its own trailer.
+  const std::uint64_t size = 3584ull << 10, part = 1ull << 20;
+  const std::string mkey = "exports/trailer/import/Observation.ndjson";
+  auto created = c.wait<S3Result<CreateMultipartResult>>([&](auto done) {
+    c.s3.create_multipart_upload({kBucket, mkey, "application/fhir+ndjson", {}}, done);
+  });
+  ASSERT_TRUE(created.ok()) << created.describe();
+  PartUploader up(c.s3, kBucket, mkey, created.value->upload_id, seed, size, part);
+  bool finished = false;
+  up.start({1, 2, 3, 4}, 2, [&](PartUploader::Outcome&) { finished = true; });
+  run_until(c.io, [&] { return finished; });
+  ASSERT_FALSE(up.outcome().error) << *up.outcome().error;
+  auto done = c.wait<S3Result<CompleteMultipartResult>>([&](auto d) {
+    c.s3.complete_multipart_upload(
+        {kBucket, mkey, created.value->upload_id, up.outcome().parts, true}, d);
+  });
+  ASSERT_TRUE(done.ok()) << done.describe();
+  std::uint64_t bytes = 0;
+  EXPECT_EQ(read_back_sha256(c, mkey, &bytes), fe::test::sha256_of_generated(seed, size));
+  EXPECT_EQ(bytes, size);
+  auto mhead =
+      c.wait<S3Result<HeadObjectResult>>([&](auto d) { c.s3.head_object(kBucket, mkey, d); });
+  ASSERT_TRUE(mhead.ok()) << mhead.describe();
+  EXPECT_EQ(mhead.value->checksum_crc32c, composite_crc32c(up.outcome().crcs));
+
+  // Every PUT went aws-chunked, none hashed: the emulator logs the x-amz-content-sha256 mode.
+  int trailer_puts = 0;
+  for (const auto& l : hll->request_log_lines()) {
+    if (l.find("\"PutObject\"") == std::string::npos &&
+        l.find("\"UploadPart\"") == std::string::npos)
+      continue;
+    EXPECT_NE(l.find("STREAMING-UNSIGNED-PAYLOAD-TRAILER"), std::string::npos) << l;
+    ++trailer_puts;
+  }
+  EXPECT_EQ(trailer_puts, 5);
+}
+
+TEST(Emulator, UnsignedTrailerWithAWrongCrcIsRefused) {
+  auto hll = start_emulator();
+  if (!hll) return;
+  Client c(*hll, {}, {}, PayloadSigning::unsigned_trailer);
+  const std::string data(100000, 'r');
+  const std::string key = "exports/trailer/import/Bad.ndjson";
+  auto put = c.wait<S3Result<PutObjectResult>>([&](auto done) {
+    PutObjectRequest req;
+    req.bucket = kBucket;
+    req.key = key;
+    req.body = BodySource::from_view(data);
+    req.crc32c = crc32c(data) ^ 1u;  // the spool's record and the bytes disagree
+    c.s3.put_object(std::move(req), done);
+  });
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.error->http_status, 400) << put.describe();
+  EXPECT_EQ(put.error->code, "BadDigest") << put.describe();
+  EXPECT_EQ(put.attempts, 1);
+  EXPECT_FALSE(hll->object(kBucket, key).has_value());
+}
+
+// A retry rewinds the encoder: the second attempt sends the same framing and trailer, and what S3
+// stores is the payload once.
+TEST(Emulator, UnsignedTrailerRetriesResendTheSameFraming) {
+  HealthLakeLocalOptions opt;
+  opt.faults = "PutObject:500=@1,UploadPart:drop=@1";
+  opt.min_part_size = 1 << 20;
+  auto hll = start_emulator(opt);
+  if (!hll) return;
+  Client c(*hll, {}, {}, PayloadSigning::unsigned_trailer);
+  std::string data(200001, '\0');
+  fe::test::generate(5, 0, data.data(), data.size());
+  const std::string key = "exports/trailer-retry/archive/Patient.ndjson.zst";
+  auto put = c.wait<S3Result<PutObjectResult>>([&](auto done) {
+    PutObjectRequest req;
+    req.bucket = kBucket;
+    req.key = key;
+    req.body = BodySource::from_view(data);
+    req.crc32c = crc32c(data);
+    c.s3.put_object(std::move(req), done);
+  });
+  ASSERT_TRUE(put.ok()) << put.describe();
+  EXPECT_EQ(put.attempts, 2);
+  EXPECT_EQ(hll->object(kBucket, key), data);
+
+  const std::string mkey = "exports/trailer-retry/import/Patient.ndjson";
+  auto created = c.wait<S3Result<CreateMultipartResult>>([&](auto done) {
+    c.s3.create_multipart_upload({kBucket, mkey, "", {}}, done);
+  });
+  ASSERT_TRUE(created.ok()) << created.describe();
+  PartUploader up(c.s3, kBucket, mkey, created.value->upload_id, 9, 1500000, 1 << 20);
+  bool finished = false;
+  up.start({1, 2}, 1, [&](PartUploader::Outcome&) { finished = true; });
+  run_until(c.io, [&] { return finished; });
+  ASSERT_FALSE(up.outcome().error) << *up.outcome().error;
+  auto done = c.wait<S3Result<CompleteMultipartResult>>([&](auto d) {
+    c.s3.complete_multipart_upload(
+        {kBucket, mkey, created.value->upload_id, up.outcome().parts, true}, d);
+  });
+  ASSERT_TRUE(done.ok()) << done.describe();
+  EXPECT_EQ(read_back_sha256(c, mkey, nullptr), fe::test::sha256_of_generated(9, 1500000));
 }

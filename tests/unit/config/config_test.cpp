@@ -162,6 +162,15 @@ TEST(ConfigErrors, EnumValues) {
   EXPECT_THAT(errors(std::string(kHead) + "aws: { credentials: { source: vault } }\n"),
               ElementsAre("t.yaml:10:31: aws.credentials.source: must be one of auto, env, "
                           "profile, process, imds, container, systemd, got 'vault'"));
+  EXPECT_THAT(errors(std::string(kHead) + "aws: { payload_signing: streaming }\n"),
+              ElementsAre("t.yaml:10:25: aws.payload_signing: must be one of auto, signed, "
+                          "unsigned-trailer, got 'streaming'"));
+  EXPECT_EQ(ok(std::string(kHead)).aws.payload_signing, fe::aws::PayloadSigning::automatic);
+  EXPECT_EQ(
+      ok(std::string(kHead) + "aws: { payload_signing: unsigned-trailer }\n").aws.payload_signing,
+      fe::aws::PayloadSigning::unsigned_trailer);
+  EXPECT_EQ(ok(std::string(kHead) + "aws: { payload_signing: signed }\n").aws.payload_signing,
+            fe::aws::PayloadSigning::signed_payload);
   EXPECT_THAT(errors(std::string(kHead) + "log: { level: verbose }\n"),
               ElementsAre("t.yaml:10:15: log.level: must be one of error, warning, notice, "
                           "info, debug, got 'verbose'"));

@@ -65,6 +65,7 @@ constexpr const char* kBase =
     "  proxy: http://proxy.example:3128\n"
     "  no_proxy: localhost\n"
     "  ca_bundle: /etc/ssl/ca.pem\n"
+    "  payload_signing: auto\n"
     "pipelines:\n"
     "  - name: p0\n"
     "    watch: /data/p0\n"
@@ -159,17 +160,19 @@ void check(const std::vector<Change>& changes) {
 }
 
 std::vector<Change> aws_changes() {
-  return {{"  region: us-east-1", "  region: eu-west-1", "aws.region"},
-          {"    source: auto", "    source: env", "aws.credentials.source"},
-          {"  profile: default", "  profile: other", "aws.profile"},
-          {"    s3: http://127.0.0.1:4566", "    s3: http://127.0.0.1:4567", "aws.endpoints.s3"},
-          {"    healthlake: http://127.0.0.1:8080", "    healthlake: http://127.0.0.1:8081",
-           "aws.endpoints.healthlake"},
-          {"    sts: http://127.0.0.1:8090", "    sts: http://127.0.0.1:8091", "aws.endpoints.sts"},
-          {"  s3_path_style: false", "  s3_path_style: true", "aws.s3_path_style"},
-          {"  proxy: http://proxy.example:3128", "  proxy: \"\"", "aws.proxy"},
-          {"  no_proxy: localhost", "  no_proxy: \"*\"", "aws.no_proxy"},
-          {"  ca_bundle: /etc/ssl/ca.pem", "  ca_bundle: /etc/ssl/other.pem", "aws.ca_bundle"}};
+  return {
+      {"  region: us-east-1", "  region: eu-west-1", "aws.region"},
+      {"    source: auto", "    source: env", "aws.credentials.source"},
+      {"  profile: default", "  profile: other", "aws.profile"},
+      {"    s3: http://127.0.0.1:4566", "    s3: http://127.0.0.1:4567", "aws.endpoints.s3"},
+      {"    healthlake: http://127.0.0.1:8080", "    healthlake: http://127.0.0.1:8081",
+       "aws.endpoints.healthlake"},
+      {"    sts: http://127.0.0.1:8090", "    sts: http://127.0.0.1:8091", "aws.endpoints.sts"},
+      {"  s3_path_style: false", "  s3_path_style: true", "aws.s3_path_style"},
+      {"  proxy: http://proxy.example:3128", "  proxy: \"\"", "aws.proxy"},
+      {"  no_proxy: localhost", "  no_proxy: \"*\"", "aws.no_proxy"},
+      {"  ca_bundle: /etc/ssl/ca.pem", "  ca_bundle: /etc/ssl/other.pem", "aws.ca_bundle"},
+      {"  payload_signing: auto", "  payload_signing: unsigned-trailer", "aws.payload_signing"}};
 }
 
 std::vector<Change> pipeline_changes() {

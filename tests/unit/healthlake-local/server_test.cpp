@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "aws/sigv4.hpp"
+#include "common/hashing.hpp"
 #include "healthlake_local.hpp"
 #include "server.hpp"
 #include "util.hpp"
@@ -308,6 +309,83 @@ TEST(Server, SignedChunkedUploadsAndPresignedUrls) {
   EXPECT_EQ(expired.status, 403);
   EXPECT_EQ(xml_code(expired.body), "AccessDenied");
   EXPECT_NE(expired.body.find("Request has expired"), std::string::npos);
+}
+
+// STREAMING-UNSIGNED-PAYLOAD-TRAILER as botocore and the JS SDK frame it: "<hex>\r\n<bytes>\r\n"
+// chunks, "0\r\n", the trailer line, "\r\n". healthlake-local must hold it to what S3 holds it to.
+TEST(Server, UnsignedTrailerFramingAndChecksumAreVerified) {
+  HealthLakeLocalOptions o;
+  o.buckets = {"landing"};
+  HealthLakeLocal hll(o);
+  const std::string a(70000, 'a'), b = "tail\n";
+  const std::string data = a + b;
+  const std::string crc = fe::crc32c_base64(fe::crc32c(data));
+  auto chunk = [](const std::string& bytes) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx", bytes.size());
+    return std::string(size) + "\r\n" + bytes + "\r\n";
+  };
+  const std::string frames = chunk(a) + chunk(b);
+  auto upload = [&](const std::string& key, std::string body,
+                    std::vector<std::pair<std::string, std::string>> extra = {},
+                    std::string declared = "x-amz-checksum-crc32c") {
+    Call c = put("/landing/" + key, std::move(body));
+    c.payload_hash = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+    c.headers = {{"Content-Encoding", "aws-chunked"},
+                 {"x-amz-decoded-content-length", std::to_string(data.size())},
+                 {"x-amz-sdk-checksum-algorithm", "CRC32C"}};
+    if (!declared.empty()) c.headers.push_back({"x-amz-trailer", declared});
+    for (auto& h : extra) c.headers.push_back(h);
+    return send(hll, c);
+  };
+  const std::string good = frames + "0\r\nx-amz-checksum-crc32c:" + crc + "\r\n\r\n";
+  Reply ok = upload("ok.ndjson", good);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(ok.header("x-amz-checksum-crc32c"), crc);
+  EXPECT_EQ(send(hll, Call{.path = "/landing/ok.ndjson"}).body, data);
+
+  struct Case {
+    std::string name, body, code;
+    std::vector<std::pair<std::string, std::string>> extra{};
+    std::string declared = "x-amz-checksum-crc32c";
+  };
+  const std::string wrong = fe::crc32c_base64(fe::crc32c(data) ^ 1u);
+  const std::vector<Case> refused = {
+      {"wrong checksum", frames + "0\r\nx-amz-checksum-crc32c:" + wrong + "\r\n\r\n", "BadDigest"},
+      {"checksum not base64 of 4 bytes", frames + "0\r\nx-amz-checksum-crc32c:abc\r\n\r\n",
+       "InvalidRequest"},
+      {"declared trailer missing", frames + "0\r\n\r\n", "MalformedTrailerError"},
+      {"declared trailer missing, body ends at the last chunk", frames + "0\r\n",
+       "MalformedTrailerError"},
+      {"another trailer than declared", frames + "0\r\nx-amz-checksum-crc32:" + crc + "\r\n\r\n",
+       "MalformedTrailerError"},
+      {"trailer not declared", good, "MalformedTrailerError", {}, ""},
+      {"trailer line without ':'", frames + "0\r\nx-amz-checksum-crc32c " + crc + "\r\n\r\n",
+       "MalformedTrailerError"},
+      {"trailer cut off", frames + "0\r\nx-amz-checksum-crc32c:" + crc, "MalformedTrailerError"},
+      {"trailer twice",
+       frames + "0\r\nx-amz-checksum-crc32c:" + crc + "\r\nx-amz-checksum-crc32c:" + crc +
+           "\r\n\r\n",
+       "MalformedTrailerError"},
+      {"checksum in a header and the trailer",
+       good,
+       "InvalidRequest",
+       {{"x-amz-checksum-crc32c", crc}}},
+      {"chunk size not hex", "zz\r\n" + a + "\r\n" + chunk(b) + "0\r\n", "IncompleteBody"},
+      {"negative chunk size", "-1\r\n" + a + "\r\n", "IncompleteBody"},
+      {"chunk without CRLF", "11170\r\n" + a + chunk(b) + "0\r\n", "IncompleteBody"},
+      {"no final chunk", frames, "IncompleteBody"},
+      {"bytes after the end", good + "junk", "IncompleteBody"},
+      {"decoded length differs", chunk(a) + "0\r\nx-amz-checksum-crc32c:" + crc + "\r\n\r\n",
+       "IncompleteBody"},
+  };
+  for (const auto& c : refused) {
+    Reply r = upload("refused.ndjson", c.body, c.extra, c.declared);
+    EXPECT_EQ(r.status, 400) << c.name << ": " << r.body;
+    EXPECT_EQ(xml_code(r.body), c.code) << c.name << ": " << r.body;
+    EXPECT_EQ(send(hll, Call{.method = "HEAD", .path = "/landing/refused.ndjson"}).status, 404)
+        << c.name << ": nothing may be stored";
+  }
 }
 
 Reply healthlake(const HealthLakeLocal& hll, const std::string& op, const std::string& body) {
