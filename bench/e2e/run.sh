@@ -162,6 +162,10 @@ FE_VALID=$(journal "SELECT resources_valid FROM exports")
 # Phases from the journal's event log (ms since the epoch).
 ev() { journal "SELECT time FROM events WHERE message LIKE '%-> $1%' ORDER BY id LIMIT 1"; }
 E_SPOOLED=$(ev spooled) E_UPLOADED=$(ev uploaded) E_IMPORTING=$(ev importing) E_IMPORTED=$(ev imported)
+# The timeline from the drop (journal events + the emulator's request log): bench/e2e/timeline.py.
+mkdir -p "$OUT"
+python3 "$ROOT/bench/e2e/timeline.py" "$W/journal.db" "$W/requests.ndjson" "$T0" fhir-edge/ \
+  > "$OUT/timeline.txt" 2>&1 || true
 # SIGTERM to fhir-edge itself (the child of /usr/bin/time), which then reports its usage.
 kill -TERM "$(pgrep -P "$FE_PID")"
 wait "$FE_PID" || true
@@ -281,4 +285,6 @@ plot "$OUT/cpu.dat" using 2:xtic(1) title "fhir-edge" lc rgb "#1f77b4", \
 unset multiplot
 GP
 rm -f "$OUT/title.txt"
+echo "timeline (s from the drop): $OUT/timeline.txt"
+grep -E "export |spooling -> spooled|summary" "$OUT/timeline.txt" || true
 echo "chart: $OUT/result.png"
