@@ -17,6 +17,7 @@
 # result.png (gnuplot, Debian package gnuplot-nox) next to this script (or into OUT_DIR).
 #
 #   bench/e2e/run.sh BUILD_DIR [SIZE] [OUT_DIR]     SIZE default 1GB (e.g. 100MB for a quick run)
+#   ONE_FILE=1 bench/e2e/run.sh ...                   the export is one file of SIZE
 # Use a Release build without sanitizers:
 #   cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release
 #   cmake --build build-release --target fhir-edge healthlake-local -j2
@@ -55,7 +56,10 @@ ROLE=arn:aws:iam::123456789012:role/HealthLakeImport
 KMS=arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab
 
 echo "generating $SIZE export..."
-python3 "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none > "$W/gen.json"
+# ONE_FILE=1: the export is a single file of SIZE (issue 13 item 3: one big file).
+GEN_ONE=()
+[[ ${ONE_FILE:-0} == 1 ]] && GEN_ONE=(--single-file All.ndjson)
+python3 "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none "${GEN_ONE[@]}" > "$W/gen.json"
 INPUT_BYTES=$(du -cb "$W"/gen/bench/*.ndjson | tail -1 | cut -f1)
 FILES=$(ls "$W"/gen/bench/*.ndjson | wc -l)
 # The baseline's copy of the same files (the daemon's copy is moved into its watched directory).
