@@ -170,6 +170,7 @@ E_SPOOLED=$(ev spooled) E_UPLOADED=$(ev uploaded) E_IMPORTING=$(ev importing) E_
 mkdir -p "$OUT"
 python3 "$ROOT/bench/e2e/timeline.py" "$W/journal.db" "$W/requests.ndjson" "$T0" fhir-edge/ \
   > "$OUT/timeline.txt" 2>&1 || true
+echo "$T0" > "$OUT/t0.txt" # the drop (s since the epoch), to line up other samples with the timeline
 # SIGTERM to fhir-edge itself (the child of /usr/bin/time), which then reports its usage.
 kill -TERM "$(pgrep -P "$FE_PID")"
 wait "$FE_PID" || true
