@@ -17,6 +17,7 @@
 # result.png (gnuplot, Debian package gnuplot-nox) next to this script (or into OUT_DIR).
 #
 #   bench/e2e/run.sh BUILD_DIR [SIZE] [OUT_DIR]     SIZE default 1GB (e.g. 100MB for a quick run)
+#   ONE_FILE=1 bench/e2e/run.sh ...                   the export is one file of SIZE
 # Use a Release build without sanitizers:
 #   cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release
 #   cmake --build build-release --target fhir-edge healthlake-local -j2
@@ -55,7 +56,10 @@ ROLE=arn:aws:iam::123456789012:role/HealthLakeImport
 KMS=arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab
 
 echo "generating $SIZE export..."
-python3 "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none > "$W/gen.json"
+# ONE_FILE=1: the export is a single file of SIZE (issue 13 item 3: one big file).
+GEN_ONE=()
+[[ ${ONE_FILE:-0} == 1 ]] && GEN_ONE=(--single-file All.ndjson)
+python3 "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none "${GEN_ONE[@]}" > "$W/gen.json"
 INPUT_BYTES=$(du -cb "$W"/gen/bench/*.ndjson | tail -1 | cut -f1)
 FILES=$(ls "$W"/gen/bench/*.ndjson | wc -l)
 # The baseline's copy of the same files (the daemon's copy is moved into its watched directory).
@@ -162,6 +166,11 @@ FE_VALID=$(journal "SELECT resources_valid FROM exports")
 # Phases from the journal's event log (ms since the epoch).
 ev() { journal "SELECT time FROM events WHERE message LIKE '%-> $1%' ORDER BY id LIMIT 1"; }
 E_SPOOLED=$(ev spooled) E_UPLOADED=$(ev uploaded) E_IMPORTING=$(ev importing) E_IMPORTED=$(ev imported)
+# The timeline from the drop (journal events + the emulator's request log): bench/e2e/timeline.py.
+mkdir -p "$OUT"
+python3 "$ROOT/bench/e2e/timeline.py" "$W/journal.db" "$W/requests.ndjson" "$T0" fhir-edge/ \
+  > "$OUT/timeline.txt" 2>&1 || true
+echo "$T0" > "$OUT/t0.txt" # the drop (s since the epoch), to line up other samples with the timeline
 # SIGTERM to fhir-edge itself (the child of /usr/bin/time), which then reports its usage.
 kill -TERM "$(pgrep -P "$FE_PID")"
 wait "$FE_PID" || true
@@ -281,4 +290,6 @@ plot "$OUT/cpu.dat" using 2:xtic(1) title "fhir-edge" lc rgb "#1f77b4", \
 unset multiplot
 GP
 rm -f "$OUT/title.txt"
+echo "timeline (s from the drop): $OUT/timeline.txt"
+grep -E "export |spooling -> spooled|summary" "$OUT/timeline.txt" || true
 echo "chart: $OUT/result.png"

@@ -21,6 +21,11 @@ Stages::Stages(boost::asio::io_context& io, const config::Config& config, StageO
   po.on_spool_full = [this] {
     if (housekeeping_ && !stopping_) housekeeping_->evict();
   };
+  // An export's archive copy / rejects finished after its import (issue 13 item 5): the spool
+  // that retention kept for them may go now.
+  po.on_trailing_done = [this] {
+    if (housekeeping_ && !stopping_) housekeeping_->retention();
+  };
   pipeline_ = std::make_unique<pipeline::Pipeline>(io_, cfg_, std::move(po));
   pipeline_->subscribe(events_);  // resumed → ingest
 }

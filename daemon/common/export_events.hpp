@@ -4,7 +4,9 @@
 // subscribes the stage that goes on. No stage holds or calls another, so control never runs back
 // up the house (the importer used to call the pipeline on `imported` and on `resumed`).
 //
-//   uploaded   upload → import           every object of the export is in S3 (journal `uploaded`)
+//   uploaded   upload → import           every import object of the export is in S3 (journal
+//                                        `uploaded`; archive copies, rejects and report.json
+//                                        may still be uploading: pipeline/upload_stage.hpp)
 //   imported   import → housekeeping     the export reached `imported`: after_upload is applied
 //                                        to its source and spool retention runs
 //   resumed    import (the CLI request   `fhir-edge retry` unparked an export to a state before

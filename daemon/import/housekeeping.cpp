@@ -10,6 +10,20 @@ namespace fe::import {
 namespace fs = std::filesystem;
 using journal::ExportState;
 
+namespace {
+// A file still `uploading` past `uploaded`: its archive copy, rejects or report.json are still
+// being uploaded from the spool (issue 13 item 5, pipeline/upload_stage.hpp): keep the spool.
+bool trailing_uploads(journal::Journal& jr, std::int64_t export_id) {
+  try {
+    for (const auto& f : jr.files(export_id))
+      if (f.state == journal::FileState::uploading) return true;
+    return false;
+  } catch (const std::exception&) {
+    return true;  // cannot tell: keep it
+  }
+}
+}  // namespace
+
 Housekeeping::Housekeeping(Deps deps) : d_(std::move(deps)) {}
 
 Housekeeping::~Housekeeping() {
@@ -107,9 +121,11 @@ void Housekeeping::retention() {
         d_.config.spool.dir, d_.config.spool.keep_for,
         [&jr](const std::string& name) {
           auto e = jr.find_export(name);
-          return e && (e->state == ExportState::imported || e->state == ExportState::failed ||
-                       e->state == ExportState::superseded ||
-                       e->state == ExportState::nothing_to_import);
+          return e &&
+                 (e->state == ExportState::imported || e->state == ExportState::failed ||
+                  e->state == ExportState::superseded ||
+                  e->state == ExportState::nothing_to_import) &&
+                 !trailing_uploads(jr, e->id);
         },
         d_.quota);
     for (const auto& n : removed)
@@ -153,6 +169,7 @@ void Housekeeping::evict() {
         auto dir = spool::export_dir(d_.config.spool.dir, e.name);
         std::error_code ec;
         if (!fs::exists(dir, ec)) break;
+        if (trailing_uploads(d_.journal, e.id)) break;
         auto freed = spool::remove_export(d_.config.spool.dir, e.name, &quota);
         if (d_.on_evicted) d_.on_evicted(freed);
         log::info(

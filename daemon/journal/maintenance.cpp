@@ -22,6 +22,10 @@ size_t Journal::compact(std::chrono::seconds older_than) {
                        // the keys the pipeline still has to delete.
                        "AND NOT (state='superseded' AND EXISTS(SELECT 1 FROM files WHERE "
                        "files.export_id=exports.id AND (import_key<>'' OR archive_key<>''))) "
+                       // An export whose archive copy, rejects or report.json still trail its
+                       // import (a file `uploading`) keeps what the pipeline resumes them from.
+                       "AND NOT EXISTS(SELECT 1 FROM files WHERE files.export_id=exports.id AND "
+                       "files.state='uploading') "
                        // The newest imported export of each pipeline stays: it is what
                        // fhir_edge_last_successful_import_timestamp_seconds reads, so a "no import
                        // for 24 h" alert does not fire because the history was compacted.

@@ -72,6 +72,15 @@ struct Run {
   std::set<std::int64_t> early_files;   // files whose objects were started early (this attempt)
   std::set<std::int64_t> early_failed;  // ... and one of them did not succeed
   bool spool_waiting = false;           // spool_done deferred until early_ops is 0
+  // Trailing objects (issue 13 item 5): what the import job does not read (the archive copies,
+  // the rejects, report.json) is uploaded beside the import objects, not in front of them. The
+  // export becomes `uploaded` (and the import stage starts its job) when its import objects are
+  // done; each file stays `uploading` in the journal until its trailing objects are done too,
+  // which is how a restart knows what is left (UploadStage::resume_trailing).
+  int trail_ops = 0;                 // trailing objects not finished yet
+  upload::Outcome trail_outcome;     // their merged outcome
+  bool importable = false;           // the export is `uploaded`: only trailing objects remain
+  bool decide_when_drained = false;  // the import objects failed: decide once trail_ops is 0
 };
 
 // One configured pipeline: its config, validator and watcher.
@@ -97,6 +106,9 @@ struct Core {
   aws::S3Client* s3 = nullptr;                       // null before start and once stopped
   std::map<std::string, Pipe> pipes;
   std::map<std::int64_t, std::shared_ptr<Run>> runs;
+  // Exports past `uploaded` whose trailing objects are still uploading (or wait to retry): not in
+  // `runs`, since from `uploaded` on the export belongs to the import stage.
+  std::map<std::int64_t, std::shared_ptr<Run>> trailing;
   // Orphaned multipart uploads and superseded versions' objects (daemon/upload/cleanup.hpp).
   std::shared_ptr<upload::Cleanup> cleanup;
   // The hand-off to the next stage (Options::events, from the composition root).

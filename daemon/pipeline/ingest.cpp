@@ -344,8 +344,9 @@ void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const st
                                  {"VALID", std::to_string(res.valid)},
                                  {"REJECTED", std::to_string(res.rejected)},
                                  {"PARTS", std::to_string(res.import_parts.size())}});
-      // Not for the export's last file: spool_done starts the upload at once anyway.
-      if (run->ops > 0) c_.upload->start_early_upload(run, file_id);
+      // Also for the export's last file: its import object starts now, not after the other
+      // files' early objects finished (spool_done waits for those before the upload pass).
+      c_.upload->start_early_upload(run, file_id);
     }
   } catch (const std::exception& e) {
     run->outcome.merge(upload::Outcome::retry_later(e.what()));

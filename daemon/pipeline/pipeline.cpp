@@ -259,6 +259,8 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
       if (p.watcher) p.watcher->stop();
     for (auto& [id, r] : runs)
       if (r->timer) r->timer->cancel();
+    for (auto& [id, r] : trailing)
+      if (r->timer) r->timer->cancel();
     if (quota) quota->shutdown();
     if (upload) upload->clear();
     // The import stage, which uses the journal and the clients below, was stopped before this
@@ -272,12 +274,16 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     if (reader) reader->join();
     for (auto& [n, p] : pipes) p.watcher.reset();
     runs.clear();
+    trailing.clear();
     jr.reset();
   }
 
   // ---------------------------------------------------------------- recovery
   void recover() {
     for (const auto& row : jr->exports(false)) resume_row(row);
+    // Exports past `uploaded` whose archive copy, rejects or report.json were not all uploaded
+    // (a file still `uploading`): those go on beside the import (UploadStage::resume_trailing).
+    upload->resume_trailing();
   }
 
   // One export unparked by `fhir-edge retry` (ExportEvent::resumed, from the importer's request
@@ -356,6 +362,8 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
                     " spooling, " + std::to_string(queued) + " queued, " + std::to_string(parked) +
                     " parked";
     if (waiting) s += ", " + std::to_string(waiting) + " waiting to retry";
+    if (!trailing.empty())
+      s += ", " + std::to_string(trailing.size()) + " uploading archive copies";
     if (quota && quota->full()) s += ", spool full";
     return s;
   }
@@ -414,6 +422,7 @@ std::string Pipeline::status_line() const {
 }
 const Stats& Pipeline::stats() const {
   auto& st = impl_->stats;
+  st.exports_trailing = impl_->trailing.size();
   st.unwatched_roots.clear();
   for (const auto& [name, pipe] : impl_->pipes)
     if (pipe.watcher)

@@ -111,6 +111,10 @@ struct Options {
   // Called on the control thread when the spool quota is full (spool::Quota::on_full, posted
   // from the writer's thread); the root wires it to housekeeping's evict.
   std::function<void()> on_spool_full;
+  // Called on the control thread when an export past `uploaded` finished its trailing objects
+  // (archive copy, rejects, report.json); the root wires it to housekeeping's retention, which
+  // keeps an export's spool while they are uploading.
+  std::function<void()> on_trailing_done;
   // Wiring by the composition root (daemon/app/stages.hpp), which owns both and outlives the
   // component; the constructor refuses null. events: the hub the component emits `uploaded` on
   // and takes `resumed` from (subscribe()). clients: the AWS layer (aws::Clients); start()
@@ -161,6 +165,9 @@ struct Stats : Counters {
   std::uint64_t orphan_uploads_aborted = 0;
   // Completed objects of superseded versions deleted (or found gone) from the landing bucket.
   std::uint64_t superseded_objects_deleted = 0;
+  // Exports past `uploaded` whose trailing objects (archive copy, rejects, report.json) are
+  // still uploading or wait to retry, as of the last stats() call.
+  std::uint64_t exports_trailing = 0;
   // Watch roots not being watched now (missing, unreadable, gone), as of the last stats() call:
   // "pipeline <name>: <root> <why>" each. The watcher waits for them (issue 17).
   std::vector<std::string> unwatched_roots;

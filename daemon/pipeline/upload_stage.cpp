@@ -109,41 +109,148 @@ void UploadStage::park(std::shared_ptr<Run> run, const std::string& why) {
 // The export's upload pass. Each object is an upload::ObjectUpload (daemon/upload/: the state
 // machine put / create / list_parts / send_parts / complete / head_settle); this component
 // only decides which objects an export has, starts them, and gathers their outcomes.
+//
+// Front and trail (issue 13 item 5): the import job reads only the import objects, so they are
+// the front and the export becomes `uploaded` when they are done (front_done); the archive
+// copies, rejects and report.json trail: they are started in the same pass (archive parts queue
+// behind every import part), and each file stays `uploading` until they are done (trail_done).
+// An export without any import object (nothing valid: no job will start) has no trail: all its
+// objects are the front, as before.
 void UploadStage::start_upload(std::shared_ptr<Run> run) {
   run->phase = Phase::uploading;
   run->outcome = {};
+  run->trail_outcome = {};
+  run->decide_when_drained = false;
+  run->importable = false;
   auto row = c_.jr->get_export(run->id);
   const Pipe* pipe = c_.pipe_of(row.pipeline);
   const auto& s3c = pipe->cfg.s3;
   if (row.state == ExportState::spooled) c_.jr->set_export_state(run->id, ExportState::uploading);
-  std::vector<std::shared_ptr<upload::ObjectUpload>> objs;
+  std::vector<std::shared_ptr<upload::ObjectUpload>> front, trail;
   const auto all_files = c_.jr->files(run->id);
   const auto n_files = static_cast<std::int64_t>(all_files.size());
   std::int64_t file_index = -1;
-  for (const auto& f : all_files) {
+  bool early_import = false;  // an import object finished early in this attempt
+  for (auto f : all_files) {
     ++file_index;
-    if (f.state == FileState::spooled) c_.jr->set_file_state(f.id, FileState::uploading);
-    // Files uploaded early in this attempt are done; the others (also those whose early
-    // upload failed) are uploaded or resumed from the journal here.
+    if (f.state == FileState::spooled) {
+      c_.jr->set_file_state(f.id, FileState::uploading);
+      f.state = FileState::uploading;
+    }
+    // Import objects uploaded early in this attempt are done; the others (also those whose
+    // early upload failed) are uploaded or resumed from the journal here.
     const bool early_done = run->early_files.count(f.id) && !run->early_failed.count(f.id);
-    if ((f.state == FileState::spooled || f.state == FileState::uploading) && !early_done)
-      add_file_objects(run, s3c, row.name, f, file_index, n_files, false, objs);
+    early_import = early_import || early_done;
+    if (f.state == FileState::uploading) {
+      if (!early_done)
+        add_file_objects(run, s3c, row.name, f, file_index, n_files, false, Kinds::import, front);
+      add_file_objects(run, s3c, row.name, f, file_index, n_files, false, Kinds::archive, trail);
+    }
     if (s3c.upload_rejects && f.state != FileState::uploaded) {
       auto rp = spool::rejected_path(c_.cfg.spool.dir, row.name, f.name);
       if (fs::exists(rp))
-        objs.push_back(
+        trail.push_back(
             untracked_object(run, s3c, import::rejected_key(s3c.prefix, row.name, f.name), rp));
     }
   }
   if (s3c.upload_rejects) {
     auto rp = spool::report_path(c_.cfg.spool.dir, row.name);
     if (fs::exists(rp))
-      objs.push_back(untracked_object(run, s3c, import::report_key(s3c.prefix, row.name), rp));
+      trail.push_back(untracked_object(run, s3c, import::report_key(s3c.prefix, row.name), rp));
   }
-  run->ops = static_cast<int>(objs.size());
+  if (front.empty() && !early_import) {
+    // Nothing to import: no job waits for anything, everything is the front (as before).
+    front.insert(front.end(), trail.begin(), trail.end());
+    trail.clear();
+  }
+  run->ops = static_cast<int>(front.size());
+  run->trail_ops = static_cast<int>(trail.size());
   c_.changed();
-  if (objs.empty()) return upload_done(run);
-  for (auto& o : objs) launch(run, o, false);
+  for (auto& o : trail) launch(run, o, Role::trail);
+  for (auto& o : front) launch(run, o, Role::front);
+  if (front.empty()) front_done(run);
+}
+
+// The trailing objects of an export past `uploaded`: each file still `uploading` has an archive
+// copy (and maybe rejects) not known to be done; report.json and the rejects of whole-file
+// rejected files go with them (PutObject with If-None-Match: *, settled by checksum when they
+// are there already). Their files become `uploaded` when every one is done.
+void UploadStage::start_trailing(std::int64_t export_id) {
+  if (c_.stopping) return;
+  auto row = c_.jr->get_export(export_id);
+  const Pipe* pipe = c_.pipe_of(row.pipeline);
+  if (!pipe) return;
+  const auto& s3c = pipe->cfg.s3;
+  const auto all_files = c_.jr->files(export_id);
+  if (std::none_of(all_files.begin(), all_files.end(),
+                   [](const auto& f) { return f.state == FileState::uploading; })) {
+    c_.trailing.erase(export_id);
+    c_.changed();
+    return;
+  }
+  auto run = std::make_shared<Run>();
+  run->id = row.id;
+  run->name = row.name;
+  run->pipeline = row.pipeline;
+  run->phase = Phase::uploading;
+  run->importable = true;
+  if (auto it = c_.trailing.find(export_id); it != c_.trailing.end())
+    run->attempt = it->second->attempt;
+  c_.trailing[export_id] = run;
+  std::vector<std::shared_ptr<upload::ObjectUpload>> trail;
+  const auto n_files = static_cast<std::int64_t>(all_files.size());
+  std::int64_t file_index = -1;
+  for (const auto& f : all_files) {
+    ++file_index;
+    if (f.state == FileState::uploading)
+      add_file_objects(run, s3c, row.name, f, file_index, n_files, false, Kinds::archive, trail);
+    if (s3c.upload_rejects && f.state != FileState::uploaded) {
+      auto rp = spool::rejected_path(c_.cfg.spool.dir, row.name, f.name);
+      if (fs::exists(rp))
+        trail.push_back(
+            untracked_object(run, s3c, import::rejected_key(s3c.prefix, row.name, f.name), rp));
+    }
+  }
+  if (s3c.upload_rejects) {
+    auto rp = spool::report_path(c_.cfg.spool.dir, row.name);
+    if (fs::exists(rp))
+      trail.push_back(untracked_object(run, s3c, import::report_key(s3c.prefix, row.name), rp));
+  }
+  log::info(
+      "uploading the trailing objects (archive copy, rejects, report.json) of an export "
+      "past `uploaded`",
+      {{"EXPORT_ID", row.name},
+       {"PIPELINE", row.pipeline},
+       {"OBJECTS", std::to_string(trail.size())}});
+  run->trail_ops = static_cast<int>(trail.size());
+  c_.changed();
+  if (trail.empty()) return trail_done(run);
+  for (auto& o : trail) launch(run, o, Role::trail);
+}
+
+void UploadStage::resume_trailing() {
+  for (const auto& e : c_.jr->exports(true)) {
+    const ExportState st =
+        e.state == ExportState::parked && e.parked_from ? *e.parked_from : e.state;
+    switch (st) {
+      case ExportState::uploaded:
+      case ExportState::import_starting:
+      case ExportState::importing:
+      case ExportState::imported:
+      case ExportState::import_failed:
+        break;
+      default:
+        continue;
+    }
+    if (!c_.pipe_of(e.pipeline) || c_.trailing.count(e.id)) continue;
+    try {
+      start_trailing(e.id);
+    } catch (const std::exception& ex) {
+      ++c_.stats.journal_errors;
+      log::error(std::string("journal: cannot resume the trailing objects: ") + ex.what(),
+                 {{"EXPORT_ID", e.name}, {"PIPELINE", e.pipeline}});
+    }
+  }
 }
 
 upload::Ports UploadStage::ports() {
@@ -192,6 +299,7 @@ std::shared_ptr<upload::ObjectUpload> UploadStage::untracked_object(const std::s
 void UploadStage::add_file_objects(const std::shared_ptr<Run>& run, const config::S3Target& s3c,
                                    const std::string& export_name, const journal::FileRow& f,
                                    std::int64_t file_index, std::int64_t n_files, bool early,
+                                   Kinds kinds,
                                    std::vector<std::shared_ptr<upload::ObjectUpload>>& objs) {
   auto add = [&](PartKind kind, std::string key) {
     upload::ObjectSpec spec;
@@ -202,19 +310,24 @@ void UploadStage::add_file_objects(const std::shared_ptr<Run>& run, const config
     spec.spool_file = spool::import_path(c_.cfg.spool.dir, export_name, f.name);
     spec.content_type = kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
     spec.sse = aws::Sse{s3c.kms_key_id.value_or("")};
+    spec.background = kind == PartKind::archive;  // queues behind every import part
     auto o =
         std::make_shared<upload::ObjectUpload>(ports(), std::move(spec), hooks_for(run, early));
     if (!o->empty()) objs.push_back(std::move(o));
   };
-  add(PartKind::import,
-      import::import_key(
-          s3c.prefix, export_name,
-          import::import_part_dir(file_index, n_files, c_.opt.max_files_per_import_job) + f.name));
-  if (s3c.archive) add(PartKind::archive, import::archive_key(s3c.prefix, export_name, f.name));
+  if (kinds != Kinds::archive)
+    add(PartKind::import,
+        import::import_key(
+            s3c.prefix, export_name,
+            import::import_part_dir(file_index, n_files, c_.opt.max_files_per_import_job) +
+                f.name));
+  if (kinds != Kinds::import && s3c.archive)
+    add(PartKind::archive, import::archive_key(s3c.prefix, export_name, f.name));
 }
 
-// A file of an export that is still spooling is durable and journaled: start its import and
-// archive objects now (they share the global part limit with every other upload). Not with
+// A file of an export that is still spooling is durable and journaled: start its import object
+// now (it shares the global part limit with every other upload; the archive copy trails in
+// start_upload, so it never takes a slot an import part of a later file could use). Not with
 // on_invalid: fail-export, where an invalid line in a later file means nothing is uploaded and
 // the export fails (as before). A crash meanwhile is resumed like any upload: the file is
 // `uploading` in the journal and start_upload picks it up (ListParts / HeadObject) once the
@@ -236,37 +349,152 @@ void UploadStage::start_early_upload(std::shared_ptr<Run> run, std::int64_t file
   }
   if (!f || f->state != FileState::spooled) return;
   std::vector<std::shared_ptr<upload::ObjectUpload>> objs;
-  add_file_objects(run, pipe->cfg.s3, run->name, *f, file_index, n_files, true, objs);
+  add_file_objects(run, pipe->cfg.s3, run->name, *f, file_index, n_files, true, Kinds::import,
+                   objs);
   if (objs.empty()) return;
   c_.jr->set_file_state(f->id, FileState::uploading);
   run->early_files.insert(f->id);
   run->early_ops += static_cast<int>(objs.size());
-  for (auto& o : objs) launch(run, o, true);
+  for (auto& o : objs) launch(run, o, Role::early);
 }
 
 void UploadStage::launch(const std::shared_ptr<Run>& run,
-                         const std::shared_ptr<upload::ObjectUpload>& o, bool early) {
+                         const std::shared_ptr<upload::ObjectUpload>& o, Role role) {
   std::weak_ptr<Core> weak = c_.weak_self;
-  o->start([weak, run, early, file_id = o->spec().file_id](const upload::Outcome& out) {
+  o->start([weak, run, role, file_id = o->spec().file_id](const upload::Outcome& out) {
     if (auto self = weak.lock(); self && !self->stopping)
-      self->upload->object_done(run, early, file_id, out);
+      self->upload->object_done(run, role, file_id, out);
   });
 }
 
-void UploadStage::object_done(const std::shared_ptr<Run>& run, bool early, std::int64_t file_id,
+void UploadStage::object_done(const std::shared_ptr<Run>& run, Role role, std::int64_t file_id,
                               const upload::Outcome& out) {
-  run->outcome.merge(out);
-  if (early) {
-    if (!out.ok()) run->early_failed.insert(file_id);
-    if (--run->early_ops > 0) return;
-    // The export's spooling ended while they were in flight: move on now.
-    if (run->spool_waiting) {
-      run->spool_waiting = false;
-      c_.ingest->spool_done(run);
+  switch (role) {
+    case Role::early:
+      run->outcome.merge(out);
+      if (!out.ok()) run->early_failed.insert(file_id);
+      if (--run->early_ops > 0) return;
+      // The export's spooling ended while they were in flight: move on now.
+      if (run->spool_waiting) {
+        run->spool_waiting = false;
+        c_.ingest->spool_done(run);
+      }
+      return;
+    case Role::front:
+      run->outcome.merge(out);
+      if (--run->ops == 0) front_done(run);
+      return;
+    case Role::trail:
+      run->trail_outcome.merge(out);
+      if (--run->trail_ops == 0) trail_done(run);
+      return;
+  }
+}
+
+// The import objects are done. An export whose import objects all succeeded is `uploaded` now and
+// handed to the import stage, whether or not its trailing objects are done; one whose import
+// objects did not succeed waits for its trailing objects to end (one pass at a time) and is then
+// retried or parked as a whole (upload_done).
+void UploadStage::front_done(std::shared_ptr<Run> run) {
+  if (c_.stopping) return;
+  if (!run->outcome.ok()) {
+    if (run->trail_ops > 0) {
+      run->decide_when_drained = true;
+      return;
+    }
+    run->outcome.merge(run->trail_outcome);
+    return upload_done(run);
+  }
+  const bool all_done = run->trail_ops == 0 && run->trail_outcome.ok();
+  if (all_done) return upload_done(run);
+  try {
+    // The files stay `uploading` until their trailing objects are done (trail_done).
+    c_.jr->set_export_state(run->id, ExportState::uploaded);
+  } catch (const std::exception& e) {
+    run->outcome.merge(upload::Outcome::retry_later(std::string("journal: ") + e.what()));
+    if (run->trail_ops > 0) {
+      run->decide_when_drained = true;
+      return;
+    }
+    return schedule_retry(run, e.what());
+  }
+  run->importable = true;
+  c_.stats.add(run->pipeline, &Counters::exports_uploaded);
+  log::info("export uploaded (import objects; archive copy, rejects and report.json go on)",
+            {{"MESSAGE_ID", std::string(log::message_id::export_uploaded)},
+             {"EXPORT_ID", run->name},
+             {"PIPELINE", run->pipeline}});
+  c_.runs.erase(run->id);
+  c_.trailing[run->id] = run;
+  c_.changed();
+  c_.events->emit(ExportEvent::uploaded, run->id);
+  if (run->trail_ops == 0) trail_done(run);  // they already failed: retry them
+}
+
+void UploadStage::trail_done(std::shared_ptr<Run> run) {
+  if (c_.stopping) return;
+  if (!run->importable) {
+    if (run->ops > 0) return;  // front_done decides
+    if (run->decide_when_drained) {
+      run->decide_when_drained = false;
+      run->outcome.merge(run->trail_outcome);
+      upload_done(run);
     }
     return;
   }
-  if (--run->ops == 0) upload_done(run);
+  if (run->trail_outcome.ok()) {
+    try {
+      for (const auto& f : c_.jr->files(run->id))
+        if (f.state == FileState::uploading) c_.jr->set_file_state(f.id, FileState::uploaded);
+    } catch (const std::exception& e) {
+      ++c_.stats.journal_errors;
+      run->trail_outcome.merge(upload::Outcome::retry_later(std::string("journal: ") + e.what()));
+      return retry_trailing(run);
+    }
+    if (auto it = c_.trailing.find(run->id); it != c_.trailing.end() && it->second == run)
+      c_.trailing.erase(it);
+    log::info("trailing objects uploaded (archive copy, rejects, report.json)",
+              {{"EXPORT_ID", run->name}, {"PIPELINE", run->pipeline}});
+    c_.changed();
+    if (c_.opt.on_trailing_done) c_.opt.on_trailing_done();
+    return;
+  }
+  retry_trailing(run);
+}
+
+// Trailing objects that failed are tried again after the export backoff (a refusal, e.g. other
+// content at the archive key, after the longest one): they never park the export, which the
+// import stage owns from `uploaded` on; the error is logged and each attempt counted.
+void UploadStage::retry_trailing(std::shared_ptr<Run> run) {
+  if (c_.stopping) return;
+  ++run->attempt;
+  c_.stats.add(run->pipeline, &Counters::retries_scheduled);
+  auto delay = c_.opt.retry_base;
+  for (int i = 1; i < run->attempt && delay < c_.opt.retry_max; ++i) delay *= 2;
+  delay = std::min(delay, c_.opt.retry_max);
+  if (run->trail_outcome.parked()) delay = c_.opt.retry_max;
+  log::warning(
+      "trailing objects (archive copy, rejects, report.json) not uploaded, will retry in " +
+          std::to_string(delay.count()) + " ms: " + run->trail_outcome.reason,
+      {{"EXPORT_ID", run->name},
+       {"PIPELINE", run->pipeline},
+       {"ATTEMPT", std::to_string(run->attempt)}});
+  run->phase = Phase::waiting;
+  run->timer = std::make_unique<asio::steady_timer>(c_.io, delay);
+  std::weak_ptr<Core> weak = c_.weak_self;
+  const std::int64_t id = run->id;
+  run->timer->async_wait([weak, run, id](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->stopping) return;
+    try {
+      self->upload->start_trailing(id);
+    } catch (const std::exception& e) {
+      ++self->stats.journal_errors;
+      run->trail_outcome = upload::Outcome::retry_later(std::string("journal: ") + e.what());
+      self->upload->retry_trailing(run);
+    }
+  });
+  c_.changed();
 }
 
 void UploadStage::upload_done(std::shared_ptr<Run> run) {

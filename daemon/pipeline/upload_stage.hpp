@@ -8,13 +8,26 @@
 //                       Options::max_files_per_import_job; rejects and report.json with
 //                       s3.upload_rejects), each an upload::ObjectUpload (daemon/upload/: put /
 //                       create / list_parts / send_parts / complete / head_settle) loaded from the
-//                       journal, all started at once under one PartScheduler
-//   start_early_upload  one file of an export that is still spooling (not with fail-export)
+//                       journal, all started at once under one PartScheduler. The import objects
+//                       are the front; the archive copies, rejects and report.json trail
+//                       (issue 13 item 5): archive parts queue behind every import part
+//                       (ObjectSpec::background), and the export does not wait for them
+//   start_early_upload  the import object of one file of an export that is still spooling (not
+//                       with fail-export); its archive copy trails in start_upload
 //   object_done         merges each object's upload::Outcome into the Run (park beats
 //                       retry_later beats done); an early object's last one hands back to
 //                       Ingest::spool_done
-//   upload_done         park / schedule_retry / `uploaded` in the journal, then emits
-//                       ExportEvent::uploaded (the import stage takes it from there)
+//   front_done          the import objects are done: `uploaded` in the journal (files whose
+//                       trailing objects are still going stay `uploading`), then emits
+//                       ExportEvent::uploaded (the import stage takes it from there) while the
+//                       trailing objects go on. Failed: once the trailing ones drained, upload_done
+//   trail_done          the trailing objects of an `uploaded` export are done: its files become
+//                       `uploaded`; failed: retried after the backoff (resume_trailing), never
+//                       parking the export, whose state the import stage owns now
+//   resume_trailing     at start: every export past `uploaded` with a file still `uploading`
+//                       uploads its trailing objects (from the journal: ListParts / HeadObject)
+//   upload_done         park / schedule_retry / `uploaded` (an export without import objects:
+//                       everything is front) in the journal, then emits ExportEvent::uploaded
 //   schedule_retry      the Run waits retry_base · 2^(attempt-1), at most retry_max, and is
 //                       resumed from the journal (resume: start_spool or start_upload)
 //   park                park_export with the reason; the Run ends
@@ -39,6 +52,10 @@ class UploadStage {
   ~UploadStage();
 
   void start_upload(std::shared_ptr<Run> run);
+  // At start (after recovery): exports past `uploaded` whose trailing objects are not all done.
+  void resume_trailing();
+  // Exports whose trailing objects are still uploading or wait to retry (status line).
+  std::size_t trailing() const { return c_.trailing.size(); }
   // Throws on a journal error (Ingest::on_spooled turns it into a retry).
   void start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id);
   void schedule_retry(std::shared_ptr<Run> run, const std::string& why);
@@ -54,14 +71,22 @@ class UploadStage {
                                                          const config::S3Target& s3c,
                                                          std::string key,
                                                          std::filesystem::path file);
+  enum class Kinds { import, archive, both };
   void add_file_objects(const std::shared_ptr<Run>& run, const config::S3Target& s3c,
                         const std::string& export_name, const journal::FileRow& f,
-                        std::int64_t file_index, std::int64_t n_files, bool early,
+                        std::int64_t file_index, std::int64_t n_files, bool early, Kinds kinds,
                         std::vector<std::shared_ptr<upload::ObjectUpload>>& objs);
+  // Which count an object belongs to: an early import object, the pass's front, the trailing.
+  enum class Role { early, front, trail };
   void launch(const std::shared_ptr<Run>& run, const std::shared_ptr<upload::ObjectUpload>& o,
-              bool early);
-  void object_done(const std::shared_ptr<Run>& run, bool early, std::int64_t file_id,
+              Role role);
+  void object_done(const std::shared_ptr<Run>& run, Role role, std::int64_t file_id,
                    const upload::Outcome& out);
+  void front_done(std::shared_ptr<Run> run);
+  void trail_done(std::shared_ptr<Run> run);
+  // The trailing objects of an export past `uploaded` (journal: files still `uploading`).
+  void start_trailing(std::int64_t export_id);
+  void retry_trailing(std::shared_ptr<Run> run);
   void upload_done(std::shared_ptr<Run> run);
 
   Core& c_;

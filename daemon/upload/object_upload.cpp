@@ -116,7 +116,7 @@ void ObjectUpload::do_put() {
   auto self = shared_from_this();
   if (tracked()) {
     outstanding_ = 1;
-    ports_.scheduler.submit([self] { return self->send_one(0); });
+    ports_.scheduler.submit([self] { return self->send_one(0); }, spec_.background);
     return;
   }
   // report.json / rejects: the whole file, checksummed off the control thread, one PutObject.
@@ -179,7 +179,8 @@ void ObjectUpload::do_send_parts() {
   // Counted before the first submit: a job that finishes at once cannot see zero early.
   outstanding_ = static_cast<int>(missing.size());
   auto self = shared_from_this();
-  for (std::size_t i : missing) ports_.scheduler.submit([self, i] { return self->send_one(i); });
+  for (std::size_t i : missing)
+    ports_.scheduler.submit([self, i] { return self->send_one(i); }, spec_.background);
 }
 
 void ObjectUpload::do_complete() {

@@ -60,6 +60,9 @@ struct ObjectSpec {
   std::filesystem::path spool_file;
   std::string content_type = "application/octet-stream";
   aws::Sse sse;
+  // Parts queue behind every foreground part (PartScheduler): the archive copy, which the
+  // import job does not wait for.
+  bool background = false;
 };
 
 // What the machine reports to its owner while it runs (all optional).

@@ -14,7 +14,10 @@
 //   PartBodies     part bodies out of the spool (spool/part_body.hpp), possibly computed on
 //                  another thread; `done` runs on the control thread.
 //   PartScheduler  the global gate: at most `limit` part requests (UploadPart, single PutObject)
-//                  in flight over every object of every export, in FIFO order.
+//                  in flight over every object of every export, in FIFO order within two classes:
+//                  a background job (a part of an archive copy, ObjectSpec::background) runs only
+//                  when no foreground job (an import part) waits, so the archive copy never
+//                  delays the import objects the import job waits for (issue 13 item 5).
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -96,8 +99,8 @@ class PartScheduler {
   // Queues a job. It runs when fewer than `limit` jobs hold a slot; it returns true when it took
   // the slot (it sent a request and will call release() once that request finished), false when
   // it sent nothing (its object had already failed or was abandoned).
-  void submit(std::function<bool()> job) {
-    queue_.push_back(std::move(job));
+  void submit(std::function<bool()> job, bool background = false) {
+    (background ? background_ : queue_).push_back(std::move(job));
     pump();
   }
   void release() {
@@ -108,15 +111,17 @@ class PartScheduler {
   void clear() {
     stopped_ = true;
     queue_.clear();
+    background_.clear();
   }
   int in_flight() const { return in_flight_; }
-  std::size_t queued() const { return queue_.size(); }
+  std::size_t queued() const { return queue_.size() + background_.size(); }
 
  private:
   void pump() {
-    while (!stopped_ && in_flight_ < limit_ && !queue_.empty()) {
-      auto job = std::move(queue_.front());
-      queue_.pop_front();
+    while (!stopped_ && in_flight_ < limit_ && (!queue_.empty() || !background_.empty())) {
+      auto& q = queue_.empty() ? background_ : queue_;
+      auto job = std::move(q.front());
+      q.pop_front();
       ++in_flight_;  // held while the job runs, so a nested pump does not overrun the limit
       if (!job()) --in_flight_;
     }
@@ -125,6 +130,7 @@ class PartScheduler {
   int in_flight_ = 0;
   bool stopped_ = false;
   std::deque<std::function<bool()>> queue_;
+  std::deque<std::function<bool()>> background_;
 };
 
 }  // namespace fe::upload

@@ -273,6 +273,15 @@ try:
             break
         time.sleep(0.5)
     check(state == "imported", f"export ended {state!r}, expected imported")
+    # The archive copy, rejects and report.json trail the import objects (issue 13 item 5): wait
+    # until no file is `uploading` any more, so every request below has been answered.
+    for _ in range(240):
+        name = exports[0]["name"]
+        files = json.loads(subprocess.run([FE, "status", "--export", name, "--json", "--config", cfg],
+                                          capture_output=True, text=True).stdout or "{}").get("files", [])
+        if files and all(f.get("state") != "uploading" for f in files):
+            break
+        time.sleep(0.5)
     # A heartbeat after the export ended: the pipeline counters in the scrape are current.
     m = scrape_after(mport, time.monotonic())
     st = status_json(cfg)["exports"][0]

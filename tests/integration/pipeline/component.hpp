@@ -98,11 +98,18 @@ bool run_until(boost::asio::io_context& io, F done, std::chrono::milliseconds li
   return done();
 }
 
-// Runs the loop until `n` exports are uploaded; on a timeout the failure shows the status line.
+// Runs the loop until `n` exports are uploaded and their trailing objects (archive copies,
+// rejects, report.json, which go on after `uploaded`) are done too; on a timeout the failure shows
+// the status line.
 inline ::testing::AssertionResult uploaded(boost::asio::io_context& io, const fe::app::Stages& p,
                                            std::uint64_t n, std::chrono::milliseconds limit) {
   if (run_until(
-          io, [&] { return p.stats().exports_uploaded == n; }, limit))
+          io,
+          [&] {
+            const auto st = p.stats();
+            return st.exports_uploaded == n && st.exports_trailing == 0;
+          },
+          limit))
     return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << p.stats().exports_uploaded << " of " << n
                                        << " exports uploaded; status: " << p.status_line();

@@ -179,6 +179,7 @@ TEST_F(PipelineTest, RejectFileAndFailExport) {
     fe::app::Stages p(io, cfg, test_options());
     p.start(cfg);
     auto settled = [&] {
+      if (p.stats().exports_trailing != 0) return false;  // rejects and report.json trail
       for (const auto& e : journal_exports(sub))
         if (e.state == ExportState::uploaded || e.state == ExportState::failed) return true;
       return false;
@@ -625,6 +626,110 @@ TEST_F(PipelineTest, RetryOfAnExportParkedMidUploadResumesItWithoutARestart) {
   fs::remove_all(root);
 }
 
+// Issue 13 item 5: the import job waits only for the import objects. The archive copy and
+// report.json trail them: the export is `uploaded` (and handed to the import stage) while they are
+// still going, and a refusal of them does not park it. The emulator refuses the second and third
+// PutObject (the archive copy and report.json; the import object, sent early, is the first):
+// the export is `uploaded` nevertheless, its file stays `uploading` (what is left is in the
+// journal), and before the old code would have made it `uploaded` no archive object existed.
+// The component is stopped there and started again: the restart uploads the trailing objects
+// from the journal alone and the file becomes `uploaded`; the import object is not sent again.
+TEST_F(PipelineTest, ArchiveCopyAndReportTrailTheImportObjectAndResumeAfterARestart) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("trail");
+  LocalS3 server(root / "s3", kPart, 0, "PutObject:AccessDenied=@2,PutObject:AccessDenied=@3");
+  S3Reader s3(server.endpoint());
+  auto exp = root / "watch" / "tr";
+  generate(exp, {"--patients", "2", "--seed", "4", "--complete", "none"});
+  const std::string patient = read_file(exp / "Patient.000.ndjson");
+  ASSERT_LT(patient.size(), kPart);  // one part each: PutObject
+  for (const auto& e : fs::directory_iterator(exp))
+    if (e.path().filename() != "Patient.000.ndjson") fs::remove(e.path());
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  const std::string import_key = "exports/tr/import/Patient.000.ndjson";
+  const std::string archive_key = "exports/tr/archive/Patient.000.ndjson.zst";
+  const std::string report_key = "exports/tr/report.json";
+  {
+    boost::asio::io_context io;
+    auto opt = test_options();
+    opt.retry_max = std::chrono::minutes(10);  // a refused trailing object waits that long
+    fe::app::Stages p(io, cfg, opt);
+    p.start(cfg);
+    write_file(exp / ".done", "");
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().exports_uploaded == 1; }, std::chrono::seconds(120)))
+        << p.status_line();
+    // At `uploaded`: the import object is there, the archive copy is not.
+    EXPECT_TRUE(s3.head(import_key).has_value());
+    EXPECT_FALSE(s3.head(archive_key).has_value());
+    // Both refusals answered (the trailing objects wait for their retry), no park.
+    ASSERT_TRUE(run_until(
+        io,
+        [&] {
+          int refused = 0;
+          for (const auto& r : server.requests())
+            if (r.operation == "PutObject" && r.status == 403) ++refused;
+          return refused == 2;
+        },
+        std::chrono::seconds(60)));
+    EXPECT_EQ(p.stats().parked, 0u);
+    EXPECT_EQ(p.stats().exports_trailing, 1u);
+    EXPECT_NE(p.status_line().find("1 uploading archive copies"), std::string::npos)
+        << p.status_line();
+    stop_component(io, p);
+  }
+  {
+    auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+    auto rows = j.exports(true);
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].state, ExportState::uploaded);
+    auto files = j.files(rows[0].id);
+    ASSERT_EQ(files.size(), 1u);
+    EXPECT_EQ(files[0].state, fe::journal::FileState::uploading)
+        << "the file's trailing objects are not done: the journal must say so";
+  }
+  // The request order: the import object was stored before anything of the archive.
+  {
+    auto reqs = server.requests();
+    std::size_t import_at = reqs.size(), archive_at = reqs.size();
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      if (reqs[i].key == import_key && reqs[i].status == 200 && import_at == reqs.size())
+        import_at = i;
+      if (reqs[i].key == archive_key && archive_at == reqs.size()) archive_at = i;
+    }
+    ASSERT_LT(import_at, reqs.size());
+    EXPECT_LT(import_at, archive_at);
+  }
+  // Restart: resumed from the journal.
+  {
+    boost::asio::io_context io;
+    fe::app::Stages p(io, cfg, test_options());
+    p.start(cfg);
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().exports_trailing == 0; }, std::chrono::seconds(120)))
+        << p.status_line();
+    stop_component(io, p);
+  }
+  auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+  auto rows = j.exports(true);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].state, ExportState::uploaded);
+  for (const auto& f : j.files(rows[0].id))
+    EXPECT_EQ(f.state, fe::journal::FileState::uploaded) << f.name;
+  auto imp = s3.get(import_key);
+  ASSERT_TRUE(imp);
+  EXPECT_TRUE(*imp == patient);
+  auto arc = s3.get(archive_key);
+  ASSERT_TRUE(arc);
+  EXPECT_TRUE(zstd_decompress(*arc) == patient);
+  EXPECT_TRUE(s3.get(report_key).has_value());
+  int import_puts = 0;
+  for (const auto& r : server.requests())
+    if (r.operation == "PutObject" && r.key == import_key) ++import_puts;
+  EXPECT_EQ(import_puts, 1) << "the import object was sent again";
+  fs::remove_all(root);
+}
+
 }  // namespace
 
 // Issue 18, defect 3: a CreateMultipartUpload whose answer is lost (the emulator applies it, then
@@ -806,18 +911,17 @@ TEST_F(PipelineTest, SupersededVersionEarlyObjectsAreDeleted) {
   fe::app::Stages p(io, cfg, opt);
   p.start(cfg);
   write_file(exp / ".done", "");
-  // Each early file is one PutObject for import/ and one for archive/; the retry is scheduled
-  // only after they finished (spool_done waits for early objects).
+  // Each early file is one PutObject for import/ (the archive copy trails the upload pass, issue
+  // 13 item 5); the retry is scheduled only after they finished (spool_done waits for early
+  // objects).
   ASSERT_TRUE(run_until(
-      io, [&] { return p.stats().retries_scheduled >= 1 && p.stats().parts_sent >= 2 * early; },
+      io, [&] { return p.stats().retries_scheduled >= 1 && p.stats().parts_sent >= early; },
       std::chrono::seconds(120)))
       << p.status_line();
   S3Reader s3(server.endpoint());
   std::set<std::string> v1_keys;
-  for (std::size_t i = 1; i < by_size.size(); ++i) {
+  for (std::size_t i = 1; i < by_size.size(); ++i)
     v1_keys.insert("exports/e/import/" + by_size[i].second);
-    v1_keys.insert("exports/e/archive/" + by_size[i].second + ".zst");
-  }
   ASSERT_EQ(s3.list("exports/e/"), v1_keys);  // the early objects of version 1 are complete
 
   // B changes: a new file (new inode) with one more line, moved in atomically.
@@ -829,7 +933,8 @@ TEST_F(PipelineTest, SupersededVersionEarlyObjectsAreDeleted) {
   ASSERT_TRUE(run_until(
       io,
       [&] {
-        return p.stats().exports_uploaded == 1 && p.stats().superseded_objects_deleted == 2 * early;
+        return p.stats().exports_uploaded == 1 && p.stats().exports_trailing == 0 &&
+               p.stats().superseded_objects_deleted == early;
       },
       std::chrono::seconds(120)))
       << p.status_line();
@@ -885,11 +990,9 @@ TEST_F(PipelineTest, SupersededVersionObjectsLeftByAFailedDeleteAreDeletedAtStar
   auto obstacle = fe::spool::import_path(root / "spool", "e", b);
   fs::create_directories(obstacle);
   write_file(obstacle / "block", "x");
-  std::set<std::string> v1_keys;
-  for (std::size_t i = 1; i < by_size.size(); ++i) {
+  std::set<std::string> v1_keys;  // early objects: import objects only (issue 13 item 5)
+  for (std::size_t i = 1; i < by_size.size(); ++i)
     v1_keys.insert("exports/e/import/" + by_size[i].second);
-    v1_keys.insert("exports/e/archive/" + by_size[i].second + ".zst");
-  }
   auto opt = test_options();
   opt.worker_threads = 1;
   uint16_t port = 0;
@@ -902,7 +1005,7 @@ TEST_F(PipelineTest, SupersededVersionObjectsLeftByAFailedDeleteAreDeletedAtStar
     p.start(cfg);
     write_file(exp / ".done", "");
     ASSERT_TRUE(run_until(
-        io, [&] { return p.stats().retries_scheduled >= 1 && p.stats().parts_sent >= 2 * early; },
+        io, [&] { return p.stats().retries_scheduled >= 1 && p.stats().parts_sent >= early; },
         std::chrono::seconds(120)))
         << p.status_line();
     const std::string old_b = read_file(exp / b);

@@ -351,6 +351,37 @@ TEST(Journal, CompactionKeepsTheNewestImportedExportOfEachPipeline) {
   EXPECT_EQ(j.compact(std::chrono::seconds(0)), 0u);  // stable
 }
 
+// Issue 13 item 5: an imported export whose archive copy / rejects / report.json still trail the
+// import (a file `uploading`) keeps its rows: the pipeline resumes those uploads from them.
+TEST(Journal, CompactionKeepsAnImportedExportWhoseTrailingUploadsAreNotDone) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto import_one = [&](const std::string& name, bool trailing) {
+    auto e = j.take_export("p", "/in/" + name, "d-" + name, name, two_files()).row;
+    for (auto st : {ExportState::complete, ExportState::spooling}) j.set_export_state(e.id, st);
+    for (const auto& f : j.files(e.id)) {
+      j.set_file_state(f.id, FileState::spooling);
+      j.set_file_state(f.id, FileState::spooled);
+      j.set_file_state(f.id, FileState::uploading);
+      if (!trailing) j.set_file_state(f.id, FileState::uploaded);
+    }
+    for (auto st : {ExportState::spooled, ExportState::uploading, ExportState::uploaded,
+                    ExportState::import_starting, ExportState::importing, ExportState::imported}) {
+      if (st == ExportState::import_starting) j.record_import_token(e.id, "tok-" + name, name);
+      j.set_export_state(e.id, st);
+    }
+    return e;
+  };
+  auto old_trailing = import_one("t", true);
+  auto old_done = import_one("d", false);
+  auto newest = import_one("n", false);  // the newest imported export is always kept
+  EXPECT_EQ(j.compact(std::chrono::seconds(0)), 1u);
+  EXPECT_TRUE(j.find_export(old_trailing.id));
+  EXPECT_FALSE(j.find_export(old_done.id));
+  EXPECT_TRUE(j.find_export(newest.id));
+  EXPECT_EQ(j.files(old_trailing.id).size(), 2u);
+}
+
 TEST(Journal, BackupIsAUsableJournal) {
   TempDir dir;
   auto j = Journal::open(dir / "journal.db");

@@ -311,6 +311,29 @@ TEST(ObjectUpload, SchedulerBoundsPartsInFlightAcrossObjects) {
   w.expect_one_right_object();
 }
 
+// Issue 13 item 5: a background job (an archive part) runs only when no foreground job (an import
+// part) waits, whatever order they were queued in; FIFO within each class; the limit holds.
+TEST(PartScheduler, ForegroundJobsRunBeforeQueuedBackgroundJobs) {
+  PartScheduler s(1);
+  std::vector<std::string> ran;
+  auto job = [&](std::string name) {
+    return [&ran, name] {
+      ran.push_back(name);
+      return true;  // holds the slot until release()
+    };
+  };
+  s.submit(job("fg1"));        // takes the only slot
+  s.submit(job("bg1"), true);  // queued
+  s.submit(job("bg2"), true);  // queued
+  s.submit(job("fg2"));        // queued after them, runs before them
+  s.submit(job("fg3"));
+  EXPECT_EQ(s.in_flight(), 1);
+  EXPECT_EQ(s.queued(), 4u);
+  for (int i = 0; i < 5; ++i) s.release();
+  EXPECT_EQ(ran, (std::vector<std::string>{"fg1", "fg2", "fg3", "bg1", "bg2"}));
+  EXPECT_EQ(s.queued(), 0u);
+}
+
 TEST(ObjectUpload, UntrackedObjectIsOnePutOfTheWholeFileAndSettlesOn412) {
   World w(0);
   w.bodies.whole = "{\"export\":\"e1\"}";
