@@ -273,6 +273,9 @@ void Importer::Impl::kick(std::int64_t id) {
   auto& s = store(*t);
   switch (e->state) {
     case ExportState::uploaded:
+      // With a fleet the holder starts the job (fleet_member.cpp); only what the fleet cannot
+      // batch goes on below.
+      if (fleet() && fleet_kick(id)) break;
       if (s.active.count(id) ||
           std::find(s.waiting.begin(), s.waiting.end(), id) != s.waiting.end())
         return;
@@ -286,6 +289,12 @@ void Importer::Impl::kick(std::int64_t id) {
       start_next(id, /*recovering=*/true);
       break;
     case ExportState::importing:
+      if (fleet() && fleet_member(id)) {  // the fleet's job: its batch record says when it ends
+        fleet_start();
+        fleet_following.insert(id);
+        if (!fleet_busy) fleet_arm(std::chrono::milliseconds(0));
+        break;
+      }
       s.active.insert(id);
       if (auto b = multi_batch(id)) slot_of[id] = -b->id;
       follow_all(id);
@@ -546,6 +555,12 @@ void Importer::stop() {
   for (auto& [id, t] : impl_->timers) t->cancel();
   impl_->timers.clear();
   if (impl_->mailbox) impl_->mailbox->stop();
+  if (impl_->holder) impl_->holder->stop();
+  if (impl_->fleet_timer) impl_->fleet_timer->cancel();
+}
+
+const FleetHolder* Importer::fleet_holder() const {
+  return impl_->holder.get();
 }
 
 void Importer::kick(std::int64_t export_id) {
