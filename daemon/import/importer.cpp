@@ -593,8 +593,13 @@ std::string Importer::status_line() const {
         ++starting;
     }
   }
-  return std::to_string(starting) + " import starting, " + std::to_string(importing) +
-         " importing, " + std::to_string(queued) + " queued";
+  std::string line = std::to_string(starting) + " import starting, " + std::to_string(importing) +
+                     " importing, " + std::to_string(queued) + " queued";
+  if (impl_->fleet())
+    line += ", " + std::to_string(impl_->fleet_waiting.size() + impl_->fleet_following.size()) +
+            " in fleet " + impl_->opt.fleet.name +
+            (impl_->holder && impl_->holder->holding() ? " (lease holder)" : "");
+  return line;
 }
 
 void Importer::check_datastores(std::function<void(std::vector<std::string>)> done) {

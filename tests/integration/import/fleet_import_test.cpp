@@ -110,7 +110,7 @@ struct Fleet {
   o.retry_delay = std::chrono::milliseconds(200);
   o.conflict_delay = std::chrono::milliseconds(200);
   o.events = const_cast<ExportEvents*>(&g.events);
-  o.batch.max_exports = 100;
+  o.batch.max_exports = max_exports;
   o.batch.max_wait = max_wait;
   o.fleet.name = "north";
   o.fleet.gateway_id = g.id;
@@ -226,7 +226,10 @@ void expect_each_imported_once(int resources) {
   for (const auto& [k, n] : res) EXPECT_EQ(n, 1u) << k << " imported " << n << " times";
 }
 
-std::chrono::milliseconds max_wait{1500};
+// A batch is due when it holds every export of the test (full), whenever the gateways' appends
+// land (they race for ready.json); the wait is only a fallback.
+std::size_t max_exports = 100;
+std::chrono::milliseconds max_wait{std::chrono::seconds(60)};
 boost::asio::io_context io;
 std::unique_ptr<HealthLakeLocal> hll;
 std::filesystem::path root;
@@ -240,9 +243,10 @@ std::vector<std::unique_ptr<Gateway>> gw;
 }  // namespace
 
 // Three gateways, two exports each: the lease holder starts ONE job for all six (the oldest
-// waits up to max_wait for partners), and every gateway ends its own exports imported from it.
+// waits for partners), and every gateway ends its own exports imported from it.
 TEST(ImportFleet, ExportsOfSeveralGatewaysShareOneJob) {
   Fleet f(3);
+  f.max_exports = 6;
   for (auto& g : f.gw)
     for (int i = 0; i < 2; ++i) f.uploaded_export(*g, "nightly" + std::to_string(i), 5);
   std::map<std::string, int> imported_events;
@@ -287,6 +291,7 @@ TEST(ImportFleet, ExportsOfSeveralGatewaysShareOneJob) {
 // and ends its exports imported (a member offline while its batch ran).
 TEST(ImportFleet, HolderStoppedAfterClaimTheNextHolderStartsTheBatchOnce) {
   Fleet f(2);
+  f.max_exports = 4;
   auto& a = *f.gw[0];
   auto& b = *f.gw[1];
   for (int i = 0; i < 2; ++i) f.uploaded_export(a, "nightly" + std::to_string(i), 4);
