@@ -256,7 +256,7 @@ struct FleetHolder::Impl : std::enable_shared_from_this<FleetHolder::Impl> {
               for (const auto& e : r.doc.entries)
                 if (e.batch == id) members.push_back(e);
               ++me.stats.batches_claimed;
-          me.claimed_here.insert(id);
+              me.claimed_here.insert(id);
               me.say(log::Level::notice,
                      "fleet batch claimed: " + std::to_string(members.size()) + " exports", id);
               me.drive(id, std::move(members));
@@ -311,10 +311,46 @@ struct FleetHolder::Impl : std::enable_shared_from_this<FleetHolder::Impl> {
                      }));
   }
 
-  void on_record(fleet::BatchRecord rec, std::string etag, bool /*fresh*/) {
+  void on_record(fleet::BatchRecord rec, std::string etag, bool fresh) {
     if (rec.outcome) return finish(rec);
     if (!rec.job_id.empty()) return follow(std::move(rec), std::move(etag));
-    write_pointers(std::move(rec), std::move(etag), 0);
+    if (fresh) return write_pointers(std::move(rec), std::move(etag), 0);
+    // A record without a job id that someone wrote before: its Start may have reached
+    // HealthLake (the holder died waiting for the answer). Look the job up by its JobName first
+    // and adopt it; the Start below carries the same ClientToken anyway.
+    adopt_or_start(std::move(rec), std::move(etag), "");
+  }
+
+  void adopt_or_start(fleet::BatchRecord rec, std::string etag, std::string next) {
+    aws::ListImportJobsRequest q;
+    q.datastore_id = rec.datastore_id;
+    q.job_name = rec.job_name;
+    q.submitted_after = static_cast<double>(rec.created_at_ms) / 1000.0 - 600.0;
+    q.max_results = 500;
+    q.next_token = std::move(next);
+    hl.list_import_jobs(
+        q, guard<aws::HlResult<aws::ListImportJobsResult>>(
+               [rec, etag](Impl& me, aws::HlResult<aws::ListImportJobsResult> r) mutable {
+                 if (!r.ok()) return me.stall(rec.batch_id, "ListFHIRImportJobs: " + r.describe());
+                 const aws::ImportJobProperties* found = nullptr;
+                 for (const auto& j : r.value->jobs)
+                   if (j.input_s3_uri == rec.input_uri &&
+                       (!found || j.submit_time < found->submit_time))
+                     found = &j;
+                 if (found) {
+                   rec.job_id = found->job_id;
+                   rec.job_status = found->job_status;
+                   me.say(log::Level::notice, "fleet import job adopted: " + rec.job_id,
+                          rec.batch_id);
+                   return me.write_record(std::move(rec), etag,
+                                          [](Impl& me2, auto rec2, std::string etag2) {
+                                            me2.follow(std::move(rec2), std::move(etag2));
+                                          });
+                 }
+                 if (!r.value->next_token.empty())
+                   return me.adopt_or_start(std::move(rec), etag, r.value->next_token);
+                 me.write_pointers(std::move(rec), std::move(etag), 0);
+               }));
   }
 
   // members/<gw>/<export>.json: where a member finds its batch once the entry is gone.

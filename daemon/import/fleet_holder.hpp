@@ -17,7 +17,8 @@
 //             already claimed is never claimed again; a holder that dies right after the claim
 //             leaves the claim in ready.json, where the next holder finds it.
 //   drive     a claimed batch (its entries in ready.json): the batch record batches/<id>.json is
-//             created (If-None-Match: *; an existing one is read instead: a resumed batch), the
+//             created (If-None-Match: *; an existing one is read instead: a resumed batch, whose
+//             job is first looked up by JobName with ListFHIRImportJobs and adopted), the
 //             member pointers members/<gw>/<export>.json are written, the members' import objects
 //             are copied server-side to batches/<id>/<gw>/<export>/ (at most 8 CopyObject at a
 //             time; idempotent), held() is checked, StartFHIRImportJob is sent with the batch's

@@ -129,7 +129,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   // Journals the batch (members, token, JobName, input prefix; all → import_starting) and starts
   // it. Before the Start the members' import objects are copied under the batch prefix.
   void begin_batch(const std::vector<std::int64_t>& ids);
-  // CopyObject of every member's import objects to the batch prefix, one after another, then
+  // CopyObject of every member's import objects to the batch prefix, at most 8 at a time, then
   // `then`. Idempotent: after a crash the same copies are made again before any Start.
   void copy_batch(std::int64_t id, const journal::BatchRow& b, std::function<void(Impl&)> then);
   // The leader (first member still import_starting) got the job: every other member still

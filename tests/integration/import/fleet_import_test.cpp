@@ -327,3 +327,34 @@ TEST(ImportFleet, HolderStoppedAfterClaimTheNextHolderStartsTheBatchOnce) {
   EXPECT_EQ(a.importer->stats().starts_sent, 0u);
   EXPECT_EQ(a.importer->stats().fleet_appended, 0u);  // listed once, before the "kill"
 }
+
+// A member (not the holder) lists its exports and goes down; the holder runs the batch, writes
+// the outcome and removes the entries meanwhile. When the member comes back it follows its
+// pointers to the batch record, reconciles its exports from the job and ends them imported,
+// without appending them again or starting anything.
+TEST(ImportFleet, MemberOfflineWhileItsBatchRanEndsImportedLater) {
+  Fleet f(2);
+  f.max_exports = 3;
+  auto& holder = *f.gw[0];
+  auto& member = *f.gw[1];
+  f.uploaded_export(holder, "nightly0", 3);
+  for (int i = 0; i < 2; ++i) f.uploaded_export(member, "daily" + std::to_string(i), 3);
+  f.start(holder);
+  f.run_until([&] { return holder.importer->fleet_holder()->holding(); });
+  f.start(member);
+  f.run_until([&] { return member.importer->stats().fleet_appended == 2; });
+  member.importer.reset();  // down for a "week"
+  f.run_until([&] { return holder.importer->fleet_holder()->stats().batches_done == 1; });
+  f.run_until([&] { return f.all_final(holder); });  // its own member side reconciles
+  EXPECT_TRUE(f.ready().entries.empty());
+  for (auto id : member.exports)
+    EXPECT_EQ(member.journal->get_export(id).state, ExportState::uploaded);
+
+  f.start(member);
+  f.run_until([&] { return f.all_final(member); });
+  f.expect_each_imported_once(3);
+  EXPECT_EQ(f.started_job_ids().size(), 1u);
+  EXPECT_EQ(member.importer->stats().fleet_appended, 0u);
+  EXPECT_EQ(member.importer->stats().fleet_reconciled, 2u);
+  EXPECT_EQ(member.importer->fleet_holder()->stats().starts_sent, 0u);
+}
