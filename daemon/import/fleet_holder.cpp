@@ -227,7 +227,51 @@ struct FleetHolder::Impl : std::enable_shared_from_this<FleetHolder::Impl> {
     if (!full && waited < opt.caps.max_wait.count())
       return next_tick(
           std::min(opt.fleet.poll_interval, milliseconds(opt.caps.max_wait.count() - waited)));
-    claim(std::move(chosen));
+    drop_listed_before(std::move(chosen));
+  }
+
+  // An entry whose member pointer (members/<gw>/<export>.json) already exists was in an earlier
+  // batch: its gateway listed the export again after that batch had left ready.json (a crash
+  // between its append and its journal row, with a whole batch run before its next poll).
+  // A batch writes its pointers before its entries leave ready.json, so a second listing always
+  // finds the pointer: it is dropped here, never claimed, and the export is imported once. (A
+  // `retry --reimport` lists the export under a new entry id, "<export>.retryN", so it is not
+  // mistaken for a second listing.)
+  void drop_listed_before(std::vector<std::pair<std::string, std::string>> chosen) {
+    struct Check {
+      std::size_t left = 0;
+      bool failed = false;
+      std::vector<std::pair<std::string, std::string>> fresh, listed;
+    };
+    auto c = std::make_shared<Check>();
+    c->left = chosen.size();
+    for (const auto& entry : chosen) {
+      fleet::cas_read(
+          s3, bucket(),
+          fleet::member_pointer_key(opt.fleet.prefix, opt.fleet.name, entry.first, entry.second),
+          guard<fleet::CasRead>([c, entry](Impl& me, fleet::CasRead r) {
+            if (r.error)
+              c->failed = true;
+            else
+              (r.absent ? c->fresh : c->listed).push_back(entry);
+            if (--c->left > 0) return;
+            if (c->failed) {
+              me.say(log::Level::warning, "fleet: reading member pointers failed (again later)");
+              return me.next_tick(me.opt.fleet.poll_interval);
+            }
+            if (c->listed.empty()) return me.claim(std::move(c->fresh));
+            me.stats.relistings_dropped += c->listed.size();
+            for (const auto& [gw, ex] : c->listed)
+              me.say(log::Level::warning, "fleet: export " + ex + " of gateway " + gw +
+                                              " was listed again after its batch had run; the "
+                                              "second listing is dropped, not imported twice");
+            me.manifest->remove(c->listed,
+                                keep_alive(me.manifest, me.guard<fleet::ManifestResult>(
+                                                            [](Impl& me2, fleet::ManifestResult) {
+                                                              me2.next_tick(milliseconds(0));
+                                                            })));
+          }));
+    }
   }
 
   void claim(std::vector<std::pair<std::string, std::string>> chosen) {

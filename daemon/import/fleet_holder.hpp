@@ -68,7 +68,8 @@ struct FleetHolderStats {
   std::uint64_t starts_sent = 0;
   std::uint64_t copies = 0;
   std::uint64_t outcomes_written = 0;
-  std::uint64_t batches_done = 0;  // entries removed from ready.json
+  std::uint64_t batches_done = 0;        // entries removed from ready.json
+  std::uint64_t relistings_dropped = 0;  // entries whose export was already in a batch
 };
 
 class FleetHolder {

@@ -358,3 +358,43 @@ TEST(ImportFleet, MemberOfflineWhileItsBatchRanEndsImportedLater) {
   EXPECT_EQ(member.importer->stats().fleet_reconciled, 2u);
   EXPECT_EQ(member.importer->fleet_holder()->stats().starts_sent, 0u);
 }
+
+// A gateway lists an export, crashes before its journal row, and a whole batch runs with that
+// export before its next poll: the gateway lists it again. The holder finds the export's member
+// pointer (written before the first batch's entries left ready.json), drops the second listing
+// and starts no second job: the export is imported once.
+TEST(ImportFleet, ListingAgainAfterItsBatchRanIsDroppedNotImportedTwice) {
+  Fleet f(1);
+  f.max_exports = 1;
+  f.max_wait = std::chrono::milliseconds(0);
+  auto& g = *f.gw[0];
+  auto id = f.uploaded_export(g, "nightly0", 3);
+  f.start(g);
+  f.run_until([&] { return f.all_final(g); });
+  f.run_until([&] { return g.importer->fleet_holder()->stats().batches_done == 1; });
+  ASSERT_EQ(f.started_job_ids().size(), 1u);
+
+  // The second listing, as the gateway's append would write it.
+  fleet::ManifestEntry again;
+  again.gateway = g.id;
+  again.export_id = g.journal->get_export(id).name;
+  again.s3_uri =
+      "s3://" + std::string(kLanding) + "/exports/" + g.id + "/" + again.export_id + "/import/";
+  again.datastore_id = f.hll->datastore();
+  again.validation_level = "structure-only";
+  again.role_arn = kRole;
+  again.output_s3_uri = std::string("s3://") + kResults + "/imports";
+  again.files = 2;
+  again.ready_at_ms = 1;
+  std::optional<fleet::ManifestResult> r;
+  fleet::Manifest m(*f.s3, f.io, kLanding, fleet::manifest_key("", "north"));
+  m.append(again, [&](fleet::ManifestResult x) { r = std::move(x); });
+  f.run_until([&] { return r.has_value(); });
+  ASSERT_TRUE(r->written);
+
+  f.run_until([&] { return g.importer->fleet_holder()->stats().relistings_dropped == 1; });
+  f.run_until([&] { return f.ready().entries.empty(); });
+  EXPECT_EQ(g.importer->fleet_holder()->stats().batches_claimed, 1u);
+  EXPECT_EQ(f.started_job_ids().size(), 1u);
+  f.expect_each_imported_once(3);
+}
