@@ -8,8 +8,8 @@
 #   single: no fleet and `import.batch_max_exports: 1`: one import job per export (fhir-edge
 #           before issue 16).
 # Both runs check the soak's invariants (each valid resource once, every export imported on its
-# own gateway, one job per batch, no export in two jobs); it prints both drain times (first drop
-# to the last export `imported`), the jobs, and the ratio. Results: bench/fleet/README.md.
+# own gateway, one job per batch, no export in two jobs); it prints the drain times (first drop
+# to the last export `imported`), the jobs, and the ratios. FE_MODES="fleet single" skips alone. Results: bench/fleet/README.md.
 #   bench/fleet/run.sh [BUILD_DIR] [SEED]     (default build/release, 1)
 # Environment: FE_GATEWAYS (10), FE_EXPORTS (100), FE_DROP_OVER (20 s),
 #   FE_JOB_TIMING (submitted=0.2s,queued=0.1s,run=2s: AWS's ~80 s per job scaled down 40x).
@@ -32,19 +32,31 @@ run() {  # run NAME DRIVER-ARGS...
     --summary-json "$out/$name.json" "$@"
 }
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-run fleet --fleet --time-limit 900
-run single --batch-max-exports 1 --max-jobs-ratio 1 --time-limit 1800
+modes=${FE_MODES:-fleet alone single}
+for m in $modes; do
+  case $m in
+    fleet) run fleet --fleet --time-limit 900 ;;
+    alone) run alone --max-jobs-ratio 1 --time-limit 900 ;;
+    single) run single --batch-max-exports 1 --max-jobs-ratio 1 --time-limit 1800 ;;
+  esac
+done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
-/usr/bin/python3 - "$out/fleet.json" "$out/single.json" <<PY
+/usr/bin/python3 - "$out" $modes <<'PY'
 import json, sys
-f, s = (json.load(open(p)) for p in sys.argv[1:3])
-print(f"fleet bench: {f['gateways']} gateways, {f['exports']} exports ({f['resources']} resources) dropped "
-      f"over {f['drop_over_s']:g}s, healthlake-local --job-timing {f['job_timing']}, one import slot")
-for name, r in (("fleet", f), ("one job per export", s)):
-    print(f"  {name:<19}: {r['jobs']:>4} jobs, drain {r['drain_s']:7.1f}s "
+runs = {m: json.load(open(f"{sys.argv[1]}/{m}.json")) for m in sys.argv[2:]}
+label = {"fleet": "fleet", "alone": "gateways alone", "single": "one job per export"}
+r0 = next(iter(runs.values()))
+print(f"fleet bench: {r0['gateways']} gateways, {r0['exports']} exports ({r0['resources']} resources) dropped "
+      f"over {r0['drop_over_s']:g}s, healthlake-local --job-timing {r0['job_timing']}, one import slot")
+for m, r in runs.items():
+    print(f"  {label[m]:<19}: {r['jobs']:>4} jobs, drain {r['drain_s']:7.1f}s "
           f"(resources all in after {r['resources_in_s']:.1f}s), {60 * r['exports'] / r['drain_s']:.1f} exports/min, "
           f"largest batch {max(r['batch_sizes'])}")
-print(f"  ratio drain(one job per export) / drain(fleet): {s['drain_s'] / f['drain_s']:.1f}x; "
-      f"jobs {s['jobs']} / {f['jobs']}")
+if "fleet" in runs:
+    f = runs["fleet"]
+    for m in ("single", "alone"):
+        if m in runs:
+            print(f"  ratio drain({label[m]}) / drain(fleet): {runs[m]['drain_s'] / f['drain_s']:.1f}x "
+                  f"(jobs {runs[m]['jobs']} / {f['jobs']})")
 PY
 echo "  machine: $(nproc) cores, load average before $load0, after $load1; build $build"
