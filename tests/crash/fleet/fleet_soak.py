@@ -17,7 +17,8 @@ delay. Kill kinds (seeded mix):
           first CopyObject under a new gw-N/batches/<token>/);
   copy    the same gateway a moment later, during its batch copies, before its Start;
   start   the gateway whose StartFHIRImportJob was just answered, before it journals the JobId.
-Trigger kinds that see no event within --trigger-wait seconds fall back to a random kill.
+Trigger kinds that see no event within --trigger-wait seconds fall back to a random kill. Kills
+not yet made when every export is imported are not made (the summary counts those made).
 
 When every export is imported (or --time-limit passes) all daemons get SIGTERM and these hold:
   - every valid input line is imported exactly once (the emulator's count per resource id), and
@@ -33,7 +34,7 @@ When every export is imported (or --time-limit passes) all daemons get SIGTERM a
 Then it prints a summary (exports, jobs, kills, drain time); --summary-json writes it for
 bench/fleet. Run with Debian's /usr/bin/python3 (botocore for ListFHIRImportJobs).
 """
-import argparse, collections, glob, json, os, random, signal, subprocess, sys, time
+import argparse, collections, concurrent.futures, glob, json, os, random, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../support"))
 import harness  # noqa: E402  (tests/support: emulator, configs, daemons, emulator-side reads)
@@ -46,6 +47,12 @@ FLEET = "soak"
 FLEET_KEYS = f"fleet/{FLEET}/"
 TERMINAL = {"imported", "import_failed", "nothing_to_import", "parked", "failed", "superseded"}
 OK_JOB = {"COMPLETED", "COMPLETED_WITH_ERRORS"}
+
+
+def is_batch_record(key):
+    """fleet/soak/batches/<batch>.json (the batch's copies sit under fleet/soak/batches/<batch>/)."""
+    rest = key[len(FLEET_KEYS + "batches/"):]
+    return key.startswith(FLEET_KEYS + "batches/") and rest.endswith(".json") and "/" not in rest
 
 
 def log(msg):
@@ -68,7 +75,8 @@ def main():
     ap.add_argument("--batch-max-exports", type=int, default=None, help="import.batch_max_exports (1: one job per export)")
     ap.add_argument("--max-jobs-ratio", type=float, default=0.2, help="fail if jobs > exports x this")
     ap.add_argument("--restart-delay", default="0.5:2", help="seconds before a killed daemon restarts (lo:hi)")
-    ap.add_argument("--trigger-wait", type=float, default=25.0)
+    ap.add_argument("--trigger-wait", type=float, default=10.0,
+                    help="seconds a trigger kill waits for its event before it kills a random gateway")
     ap.add_argument("--time-limit", type=float, default=170.0, help="seconds from the first drop to the last import")
     ap.add_argument("--summary-json", help="also write the summary here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -106,6 +114,7 @@ class Soak:
         self.batch_keys = set()     # fleet batch records / gateway batch prefixes seen
         self.token_gw = {}          # ClientToken -> gateway id (alone: from the batch copies)
         self.kill_log = []          # (t, kind, gateway)
+        self.done_gws = set()       # gateways whose every export is terminal
 
     # --- set-up -----------------------------------------------------------------------------------
     def setup(self):
@@ -194,7 +203,7 @@ class Soak:
                 continue
             op, key = r.get("operation"), r.get("key") or ""
             if self.a.fleet:
-                if op == "PutObject" and key.startswith(FLEET_KEYS + "batches/") and key not in self.batch_keys:
+                if op == "PutObject" and is_batch_record(key) and key not in self.batch_keys:
                     self.batch_keys.add(key)
                     out.append(("claim", self.holder()))
                 elif op == "CopyObject" and r.get("bucket") == BUCKET:
@@ -300,7 +309,8 @@ class Soak:
                     self.kill_log.append((round(t, 1), kind, target.id))
                     log(f"t={t:.1f}s kill {len(self.kill_log)}/{a.kills}: {kind} -> {target.id}")
                     armed = None
-            if dropped == len(drops) and not kills and armed is None and now >= next_check:
+            # Done does not wait for kills still to come: they would only stretch the drain.
+            if dropped == len(drops) and now >= next_check:
                 next_check = now + 1.0
                 if resources_at is None and self.all_resources_in():
                     resources_at = now - start
@@ -311,7 +321,7 @@ class Soak:
             time.sleep(0.02)
         self.drain = done_at
         self.resources_drain = resources_at
-        log(f"drops done, {len(self.kill_log)} kills; "
+        log(f"drops done, {len(self.kill_log)} of {a.kills} kills; "
             + (f"all imported after {done_at:.1f}s (resources in after {resources_at:.1f}s)" if done_at
                else f"NOT all imported within {a.time_limit:.0f}s"))
         rcs = self.stop_all()
@@ -339,24 +349,27 @@ class Soak:
             return False
         return all(counts.get(k, 0) >= 1 for k in self.expected)
 
-    def states(self):
-        out = {}
-        for g in self.gws:
+    def states(self, gws=None):
+        """Each gateway's `status --json` exports (None where it failed), asked in parallel (each
+        is a process start, a second under ASan on a loaded machine)."""
+        gws = self.gws if gws is None else gws
+
+        def one(g):
             st = harness.status(self.a.fe, self.env, config=g.cfg)
-            out[g.id] = st.get("exports") if st else None
-        return out
+            return g.id, (st.get("exports") if st else None)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            return dict(pool.map(one, gws))
 
     def all_imported(self):
-        for g in self.gws:
-            if not g.exports:
-                continue
-            st = harness.status(self.a.fe, self.env, config=g.cfg)
-            if not st:
-                return False
-            have = {e["name"]: e["state"] for e in st.get("exports", [])}
-            if any(have.get(n) not in TERMINAL for n in g.exports):
-                return False
-        return True
+        """Whether every dropped export is in a terminal state on its gateway. A gateway found done
+        stays done (terminal states are final and every export was dropped), so it is not asked
+        again."""
+        todo = [g for g in self.gws if g.exports and g.id not in self.done_gws]
+        for gid, exports in self.states(todo).items():
+            have = {e["name"]: e["state"] for e in exports or []}
+            if exports is not None and all(have.get(n) in TERMINAL for n in self.gw(gid).exports):
+                self.done_gws.add(gid)
+        return all(g.id in self.done_gws for g in self.gws if g.exports)
 
     def stop_all(self):
         for g in self.gws:
@@ -504,7 +517,7 @@ class Soak:
                 key = json.load(open(meta)).get("key", "")
             except (OSError, ValueError):
                 continue
-            if not (key.startswith(FLEET_KEYS + "batches/") and key.endswith(".json")):
+            if not is_batch_record(key):
                 continue
             n += 1
             rec = json.loads(harness.object_body(self.work, BUCKET, key) or b"{}")
