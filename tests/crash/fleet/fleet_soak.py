@@ -225,8 +225,8 @@ class Soak:
         return out
 
     def sender(self, token):
-        """The gateway that sent the Start with TOKEN: its log says "starting import job ...
-        CLIENT_TOKEN=<token>" before the request leaves."""
+        """The gateway that sent the Start with TOKEN: its log names the token before the request
+        leaves."""
         if not token:
             return None
         for g in self.gws:
@@ -236,8 +236,12 @@ class Soak:
             data = data[:data.rfind(b"\n") + 1]  # whole lines only
             g.log_seen += len(data)
             for line in data.decode(errors="replace").splitlines():
-                if "CLIENT_TOKEN=" in line:
-                    self.token_gw[line.split("CLIENT_TOKEN=", 1)[1].split()[0]] = g.id
+                # "starting import job ... CLIENT_TOKEN=<t>" (a gateway's own job) or "starting
+                # fleet import job ... BATCH=<id>" (the holder; a fleet batch's id is its token).
+                if "starting" in line and "import job" in line:
+                    for field in ("CLIENT_TOKEN=", "BATCH="):
+                        if field in line:
+                            self.token_gw[line.split(field, 1)[1].split()[0]] = g.id
         return self.token_gw.get(token)
 
     # --- the run ----------------------------------------------------------------------------------
