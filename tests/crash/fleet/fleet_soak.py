@@ -10,15 +10,17 @@ each into a random gateway's watch directory. With --fleet the gateways name the
 slot through the lease object; without it each gateway batches alone (docs/import.md, Batches).
 
 With --kills K the driver SIGKILLs daemons at seeded moments and restarts each after a short
-delay. Kill kinds (seeded mix):
+delay. Kill kinds (seeded rounds of the four):
   random  a random running gateway at a random time;
   claim   the gateway that just made a batch, right after its record appears (fleet: a new
           fleet/soak/batches/*.json; the lease holder, read from fleet/soak/lease.json; alone: the
           first CopyObject under a new gw-N/batches/<token>/);
   copy    the same gateway a moment later, during its batch copies, before its Start;
   start   the gateway whose StartFHIRImportJob was just answered, before it journals the JobId.
-Trigger kinds that see no event within --trigger-wait seconds fall back to a random kill. Kills
-not yet made when every export is imported are not made (the summary counts those made).
+A trigger kill is armed at its seeded time and made at the first event of its kind after it
+(several may be armed at once); one that sees none within --trigger-wait seconds falls back to a
+random kill. Kills not yet made when every export is imported are not made (the summary counts
+those made).
 
 When every export is imported (or --time-limit passes) all daemons get SIGTERM and these hold:
   - every valid input line is imported exactly once (the emulator's count per resource id), and
@@ -75,7 +77,7 @@ def main():
     ap.add_argument("--batch-max-exports", type=int, default=None, help="import.batch_max_exports (1: one job per export)")
     ap.add_argument("--max-jobs-ratio", type=float, default=0.2, help="fail if jobs > exports x this")
     ap.add_argument("--restart-delay", default="0.5:2", help="seconds before a killed daemon restarts (lo:hi)")
-    ap.add_argument("--trigger-wait", type=float, default=10.0,
+    ap.add_argument("--trigger-wait", type=float, default=30.0,
                     help="seconds a trigger kill waits for its event before it kills a random gateway")
     ap.add_argument("--time-limit", type=float, default=170.0, help="seconds from the first drop to the last import")
     ap.add_argument("--summary-json", help="also write the summary here")
@@ -264,13 +266,18 @@ class Soak:
         # Drop times spread over --drop-over; kill times over the same span (plus a little).
         drops = sorted(self.rng.uniform(0, a.drop_over) for _ in self.order)
         drops[0] = 0.0
-        kinds = ["random", "claim", "copy", "start"]
-        kills = sorted((self.rng.uniform(2.0, a.drop_over + 5.0), self.rng.choice(kinds)) for _ in range(a.kills))
+        # Kinds in seeded rounds of all four, so that even a few kills include the holder right
+        # after its claim and around its Start.
+        kinds = []
+        while len(kinds) < a.kills:
+            kinds += self.rng.sample(["claim", "start", "copy", "random"], 4)
+        kills = sorted(self.rng.uniform(2.0, a.drop_over + 5.0) for _ in range(a.kills))
+        kills = list(zip(kills, kinds))
         lo, hi = (float(x) for x in a.restart_delay.split(":"))
         start = time.monotonic()
         deadline = start + a.time_limit
         dropped = 0
-        armed = None  # (kind, armed at) of a trigger kill waiting for its event
+        armed = []  # [kind, armed at] of the kills due and not yet made; triggers wait for their event
         self.new_requests()  # start-up traffic is no trigger
         done_at = resources_at = None
         next_check = 0.0
@@ -289,19 +296,19 @@ class Soak:
                 elif g.restart_at is None and g.proc.poll() is not None:
                     return self.fail(f"{g.id} exited {g.proc.returncode} on its own", g)
             evs = self.events(self.new_requests())
-            if armed is None and kills and kills[0][0] <= t:
-                _, kind = kills.pop(0)
-                armed = (kind, now)
-            if armed is not None:
-                kind, since = armed
+            while kills and kills[0][0] <= t:
+                armed.append([kills.pop(0)[1], now])
+            for k in list(armed):
+                kind, since = k
                 target = None
                 if kind == "random":
                     target = self.random_running()
                 else:
-                    for ev, gw in evs:
+                    for i, (ev, gw) in enumerate(evs):
                         g = self.gw(gw)
                         if ev == kind and g is not None and g.running() and harness.daemon_started(g.proc):
                             target = g
+                            del evs[i]  # one kill per event
                             break
                     if target is None and now - since > a.trigger_wait:
                         kind, target = "random (no " + kind + " seen)", self.random_running()
@@ -312,7 +319,7 @@ class Soak:
                     target.restart_at = time.monotonic() + self.rng.uniform(lo, hi)
                     self.kill_log.append((round(t, 1), kind, target.id))
                     log(f"t={t:.1f}s kill {len(self.kill_log)}/{a.kills}: {kind} -> {target.id}")
-                    armed = None
+                    armed.remove(k)
             # Done does not wait for kills still to come: they would only stretch the drain.
             if dropped == len(drops) and now >= next_check:
                 next_check = now + 1.0
