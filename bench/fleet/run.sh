@@ -50,7 +50,7 @@ print(f"fleet bench: {r0['gateways']} gateways, {r0['exports']} exports ({r0['re
       f"over {r0['drop_over_s']:g}s, healthlake-local --job-timing {r0['job_timing']}, one import slot")
 for m, r in runs.items():
     print(f"  {label[m]:<19}: {r['jobs']:>4} jobs, drain {r['drain_s']:7.1f}s "
-          f"(resources all in after {r['resources_in_s']:.1f}s), {60 * r['exports'] / r['drain_s']:.1f} exports/min, "
+          f"(last job ended at {r['last_job_end_s']:.1f}s), {60 * r['exports'] / r['drain_s']:.1f} exports/min, "
           f"largest batch {max(r['batch_sizes'])}")
 if "fleet" in runs:
     f = runs["fleet"]

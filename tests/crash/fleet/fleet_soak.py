@@ -286,6 +286,8 @@ class Soak:
             t = now - start
             while dropped < len(drops) and drops[dropped] <= t:
                 e = self.exports[self.order[dropped]]
+                if dropped == 0:
+                    self.first_drop = time.time()
                 os.rename(e["tmp"], f"{e['gw'].incoming}/{e['name']}")
                 e["gw"].exports.append(e["name"])
                 dropped += 1
@@ -333,7 +335,7 @@ class Soak:
         self.drain = done_at
         self.resources_drain = resources_at
         log(f"drops done, {len(self.kill_log)} of {a.kills} kills; "
-            + (f"all imported after {done_at:.1f}s (resources in after {resources_at:.1f}s)" if done_at
+            + (f"all imported, seen after {done_at:.1f}s (resources in after {resources_at:.1f}s)" if done_at
                else f"NOT all imported within {a.time_limit:.0f}s"))
         rcs = self.stop_all()
         states = self.states()
@@ -495,19 +497,30 @@ class Soak:
             if ic != "ok":
                 errors.append(f"{g.id} journal integrity_check: {ic}")
 
+        # Drain: from the first drop to the last export's finished_at in its journal (what the
+        # polling above saw is later by up to a status round); the last job's EndTime likewise.
+        import datetime
+        finished = [datetime.datetime.strptime(x["finished_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp() for exports in states.values() for x in exports or []
+            if x.get("finished_at")]
+        drain = max(finished) - self.first_drop if finished else self.drain
+        ends = [j["EndTime"].timestamp() for j in listed if j.get("EndTime")]
+        jobs_end = max(ends) - self.first_drop if ends else 0.0
         sizes = sorted((len(m) for m in members.values()), reverse=True)
         kinds = collections.Counter(k.split(" ")[0] for _, k, _ in self.kill_log)
         summary = {
             "fleet": a.fleet, "gateways": len(self.gws), "exports": n_exp, "resources": len(self.expected),
             "jobs": n_jobs, "batch_sizes": sizes, "kills": len(self.kill_log), "kill_kinds": dict(kinds),
             "kills_per_gateway": {g.id: g.kills for g in self.gws if g.kills},
-            "drain_s": round(self.drain, 1), "resources_in_s": round(self.resources_drain, 1),
+            "drain_s": round(drain, 1), "last_job_end_s": round(jobs_end, 1),
+            "seen_done_s": round(self.drain, 1),
             "drop_over_s": a.drop_over, "job_timing": a.job_timing, "seed": a.seed,
             "batch_max_exports": a.batch_max_exports,
         }
         log(f"summary: {len(self.gws)} gateways, {n_exp} exports ({len(self.expected)} resources), "
             f"{n_jobs} jobs (batch sizes {sizes}), {len(self.kill_log)} kills {dict(kinds)}, "
-            f"drain {self.drain:.1f}s from the first drop (exports dropped over {a.drop_over:g}s; "
+            f"drain {drain:.1f}s from the first drop to the last export imported (last job ended at "
+            f"{jobs_end:.1f}s; exports dropped over {a.drop_over:g}s; "
             f"job timing {a.job_timing})")
         if a.summary_json:
             with open(a.summary_json, "w") as f:
