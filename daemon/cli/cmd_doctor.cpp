@@ -50,6 +50,9 @@
 #include "cli/parse.hpp"
 #include "common/json_escape.hpp"
 #include "config/config.hpp"
+#include "fleet/lease.hpp"
+#include "fleet/manifest.hpp"
+#include "fleet/s3_cas.hpp"
 #include "pipeline/aws_settings.hpp"
 #include "service/log.hpp"
 #include "spool/spool.hpp"
@@ -387,6 +390,51 @@ bool check_landing(Ctx& c, const fe::config::Pipeline& p, Report& rep) {
   return true;
 }
 
+// The fleet (docs/scale.md): its lease and ready list are readable with this gateway's
+// credentials. Reads only: doctor never takes or changes the lease.
+void check_fleet(Ctx& c, const fe::config::Fleet& f, Report& rep) {
+  const std::string check = "fleet " + f.name + " (s3://" + f.bucket + "/" +
+                            fe::fleet::lease_key(f.prefix, f.name) + ", as " + f.gateway_id + ")";
+  auto read = [&](const std::string& key) {
+    std::optional<fe::fleet::CasRead> out;
+    fe::fleet::cas_read(*c.s3, f.bucket, key, [&out](fe::fleet::CasRead r) { out = std::move(r); });
+    c.io.restart();
+    while (!out && c.io.run_one()) {
+    }
+    return out;
+  };
+  auto lease = read(fe::fleet::lease_key(f.prefix, f.name));
+  const std::string arn = "arn:aws:s3:::" + f.bucket + "/" + fe::fleet::lease_key(f.prefix, f.name);
+  if (!lease || lease->error) {
+    rep.fail(check, "GetObject lease.json: " + (lease ? lease->error->describe() : "no answer"),
+             lease ? aws_hint(*lease->error, "s3:GetObject", arn,
+                              "create bucket " + f.bucket + " or fix fleet.bucket")
+                   : "check the S3 endpoint");
+    return;
+  }
+  std::string text;
+  if (lease->absent) {
+    text = "reachable; no lease yet (the first gateway to run takes it)";
+  } else if (auto rec = fe::fleet::LeaseRecord::parse(lease->body)) {
+    auto left = std::chrono::duration_cast<std::chrono::seconds>(rec->expires_at -
+                                                                 std::chrono::system_clock::now());
+    text = "reachable; lease " +
+           (rec->released || left.count() < 0
+                ? std::string("free (last held by ") + rec->holder + ")"
+                : "held by " + rec->holder + " for " + std::to_string(left.count()) + " s more") +
+           ", epoch " + std::to_string(rec->epoch);
+  } else {
+    rep.fail(check, "lease.json is not a fleet lease",
+             "fleet.prefix/fleet.name point at another object; pick another fleet.name");
+    return;
+  }
+  auto ready = read(fe::fleet::manifest_key(f.prefix, f.name));
+  if (ready && !ready->error && !ready->absent)
+    if (auto d = fe::fleet::ManifestDoc::parse(ready->body))
+      text += "; " + std::to_string(d->entries.size()) + " export(s) in ready.json";
+  rep.ok(check, text);
+}
+
 // The data store's properties when it is usable, else nullopt (reported).
 std::optional<fe::aws::DatastoreProperties> check_datastore(Ctx& c, const std::string& id,
                                                             Report& rep) {
@@ -585,6 +633,7 @@ int fe::cli::cmd_doctor(Args args) {
         check_role(c, p, stores[id], import_probe, rep);
       if (seen_results.insert(p.healthlake.output_s3_uri).second) check_results(c, p, rep);
     }
+    if (cfg.fleet.enabled()) check_fleet(c, cfg.fleet, rep);
   }
   c.clients->close();
 

@@ -24,7 +24,8 @@ using namespace detail;
 Config read(Checker& c, const YAML::Node& root) {
   Config cfg;
   Map top(c, root, "", YAML::Mark{},
-          {"aws", "pipelines", "spool", "journal", "upload", "import", "watch", "metrics", "log"});
+          {"aws", "pipelines", "spool", "journal", "upload", "import", "watch", "metrics", "log",
+           "fleet"});
   if (!top.ok()) {
     return cfg;
   }
@@ -77,6 +78,12 @@ Config read(Checker& c, const YAML::Node& root) {
   }
   if (const Item* it = top.get("log")) {
     read_log(c, *it, cfg.log);
+  }
+  if (const Item* it = top.get("fleet")) {
+    read_fleet(c, *it, cfg.fleet);
+    // Every gateway of a fleet must name the same bucket; by default the landing bucket.
+    if (cfg.fleet.enabled() && cfg.fleet.bucket.empty() && !cfg.pipelines.empty())
+      cfg.fleet.bucket = cfg.pipelines.front().s3.bucket;
   }
 
   // ---- checks across pipelines and sections ----

@@ -26,6 +26,7 @@
 #include "aws/settings.hpp"
 #include "common/fields.hpp"
 #include "fhir/settings.hpp"
+#include "fleet/settings.hpp"
 #include "import/settings.hpp"
 #include "journal/settings.hpp"
 #include "metrics/settings.hpp"
@@ -64,6 +65,7 @@ using Watch = watch::Settings;
 using Import = import::Settings;
 using Metrics = metrics::Settings;
 using Log = log::Settings;
+using Fleet = fleet::Settings;
 
 struct Config {
   Aws aws;
@@ -75,6 +77,7 @@ struct Config {
   Watch watch;
   Metrics metrics;
   Log log;
+  Fleet fleet;                   // absent (name "") = no fleet
   std::filesystem::path source;  // the file it was loaded from (not a key: never compared)
   bool operator==(const Config&) const = default;
 };
@@ -93,6 +96,7 @@ constexpr auto fields(const Config*) {
                     settings::field("watch", &C::watch, restart),
                     settings::field("metrics", &C::metrics, restart),
                     settings::field("log", &C::log, restart),
+                    settings::field("fleet", &C::fleet, restart),
                     settings::field("", &C::source, live)};
 }
 static_assert(settings::described<Config>());

@@ -24,5 +24,6 @@ void read_watch(Checker& c, const Item& it, Watch& out);
 void read_import(Checker& c, const Item& it, Import& out);
 void read_metrics(Checker& c, const Item& it, Metrics& out);  // metrics (the mapping)
 void read_log(Checker& c, const Item& it, Log& out);
+void read_fleet(Checker& c, const Item& it, Fleet& out);  // read_fleet.cpp
 
 }  // namespace fe::config::detail

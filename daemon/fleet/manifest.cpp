@@ -21,7 +21,7 @@ std::string manifest_key(std::string_view prefix, std::string_view fleet) {
 std::string ManifestDoc::to_json() const {
   json::Writer w;
   w.begin_object().field("version", version).key("entries").begin_array();
-  for (const ManifestEntry& e : entries)
+  for (const ManifestEntry& e : entries) {
     w.begin_object()
         .field("gateway", e.gateway)
         .field("export_id", e.export_id)
@@ -29,8 +29,19 @@ std::string ManifestDoc::to_json() const {
         .field("datastore_id", e.datastore_id)
         .field("files", e.files)
         .field("bytes", e.bytes)
-        .field("ready_at_ms", e.ready_at_ms)
-        .end_object();
+        .field("ready_at_ms", e.ready_at_ms);
+    // The optional fields only when set (older readers and lists stay as they were).
+    auto opt = [&](std::string_view k, const std::string& v) {
+      if (!v.empty()) w.field(k, v);
+    };
+    opt("validation_level", e.validation_level);
+    opt("role_arn", e.role_arn);
+    opt("output_s3_uri", e.output_s3_uri);
+    opt("output_kms_key_id", e.output_kms_key_id);
+    opt("input_kms_key_id", e.input_kms_key_id);
+    opt("batch", e.batch);
+    w.end_object();
+  }
   w.end_array().end_object();
   return std::move(w).str();
 }
@@ -51,6 +62,12 @@ std::optional<ManifestDoc> ManifestDoc::parse(std::string_view json) {
     e.export_id = sv;
     if (!el["s3_uri"].get(sv)) e.s3_uri = sv;
     if (!el["datastore_id"].get(sv)) e.datastore_id = sv;
+    if (!el["validation_level"].get(sv)) e.validation_level = sv;
+    if (!el["role_arn"].get(sv)) e.role_arn = sv;
+    if (!el["output_s3_uri"].get(sv)) e.output_s3_uri = sv;
+    if (!el["output_kms_key_id"].get(sv)) e.output_kms_key_id = sv;
+    if (!el["input_kms_key_id"].get(sv)) e.input_kms_key_id = sv;
+    if (!el["batch"].get(sv)) e.batch = sv;
     // Optional numbers: a missing one stays 0.
     if (el["files"].get(e.files)) e.files = 0;
     if (el["bytes"].get(e.bytes)) e.bytes = 0;

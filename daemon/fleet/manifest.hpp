@@ -1,12 +1,19 @@
 #pragma once
 // fleet::Manifest: the fleet's shared list of exports that are uploaded and ready to import
-// (issue 16 item 3, docs/scale.md). One JSON object in the landing bucket
+// (issue 16 item 3, docs/scale.md, docs/import.md "Fleet"). One JSON object in the landing bucket
 // (manifest_key(): <prefix>/fleet/<fleet>/ready.json) that every gateway appends its ready
-// exports to, and that the lease holder takes a batch from. Not wired into the importer yet.
+// exports to, and that the lease holder takes batches from (import/fleet_member.cpp appends,
+// import/fleet_holder.cpp claims and removes).
 //
 //   {"version":12,"entries":[{"gateway":"gw-3","export_id":"2026-11-26-epic-3f2a",
 //     "s3_uri":"s3://landing/exports/2026-11-26-epic-3f2a/import/","datastore_id":"...",
-//     "files":4,"bytes":123456,"ready_at_ms":1767225600000}, ...]}
+//     "files":4,"bytes":123456,"ready_at_ms":1767225600000,"validation_level":"minimal",
+//     "role_arn":"...","output_s3_uri":"...","output_kms_key_id":"...","input_kms_key_id":"...",
+//     "batch":"fb-..."}, ...]}
+// The request fields (level, role, output) are what a job over the entry must be started with:
+// the holder batches only entries whose fields are equal (import::batch_group_key). "batch" is
+// set by the holder when it claims the entry into a batch (import/fleet_holder.hpp): the claim
+// and its durable record are one conditional write, so no entry is ever claimed twice.
 //
 // Contract:
 // - update(change): read the object (absent: an empty list), apply `change` to the parsed entries
@@ -52,6 +59,12 @@ struct ManifestEntry {
   std::uint64_t files = 0;
   std::uint64_t bytes = 0;
   std::int64_t ready_at_ms = 0;
+  std::string validation_level;
+  std::string role_arn;
+  std::string output_s3_uri;
+  std::string output_kms_key_id;
+  std::string input_kms_key_id;  // SSE-KMS key of the batch copies ("" = the bucket default)
+  std::string batch;             // the batch that claimed it ("" = waiting)
   bool same_export(const ManifestEntry& o) const {
     return gateway == o.gateway && export_id == o.export_id;
   }

@@ -167,54 +167,72 @@ void Importer::Impl::copy_batch(std::int64_t id, const journal::BatchRow& b,
     }
   }
   auto started = BatchFormer::Clock::now();
-  // One copy after another. The chain keeps itself alive only through the callback in flight
-  // (the step refers to itself weakly), so an importer stopped mid-way leaves nothing behind.
-  using Step = std::function<void(std::size_t)>;
-  auto step = std::make_shared<Step>();
-  std::weak_ptr<Step> wstep = step;
-  std::weak_ptr<Impl> w = weak_from_this();
+  // At most kParallelCopies CopyObject calls in flight (each is a server-side copy: the gateway
+  // sends no data, only waits). The pump keeps itself alive only through the callbacks in flight
+  // (it refers to itself weakly), so an importer stopped mid-way leaves nothing behind.
+  constexpr std::size_t kParallelCopies = 8;
+  struct State {
+    std::size_t next = 0, done = 0;
+    bool failed = false, retry = false;
+    std::string what;
+  };
+  auto st = std::make_shared<State>();
+  using Pump = std::function<void(Impl&)>;
+  auto pump = std::make_shared<Pump>();
+  std::weak_ptr<Pump> wpump = pump;
   std::string bucket = dst_bucket, kms = lt.input_kms_key_id, job_name = b.job_name;
   std::int64_t bid = b.id;
-  *step = [w, wstep, id, copies, bucket, kms, then, started, job_name, bid](std::size_t i) {
-    auto self = w.lock();
-    auto me_step = wstep.lock();
-    if (!self || self->stopped || !me_step) return;
-    if (i >= copies->size()) {
-      self->copied.insert(bid);
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(BatchFormer::Clock::now() -
-                                                                      started);
-      log::info("import batch copies in place", {{"JOB_NAME", job_name},
-                                                 {"OBJECTS", std::to_string(copies->size())},
-                                                 {"MILLISECONDS", std::to_string(ms.count())}});
-      then(*self);
-      return;
-    }
-    const auto& c = (*copies)[i];
-    ++self->stats.batch_copies;
-    self->busy.insert({id, 1});
-    aws::Sse sse;
-    sse.kms_key_id = kms;
-    self->s3.copy_object(
-        bucket, c.dst_key, c.src_bucket, c.src_key, sse,
-        self->guard<aws::S3Result<aws::PutObjectResult>>(
-            {id, 1},
-            [me_step, i, id, src = c.src_key](Impl& me, aws::S3Result<aws::PutObjectResult> r) {
-              if (r.ok()) {
-                (*me_step)(i + 1);
-                return;
-              }
-              std::string what = "copy of " + src + " to the batch prefix: " + r.describe();
-              if (transient(*r.error)) {
-                ++me.stats.retries;
-                me.journal.set_export_error(id, what + " (retrying later)");
-                me.after({id, 1}, me.opt.retry_delay,
-                         [id](Impl& again) { again.start_next(id, true); });
-              } else {
-                me.park(id, what);
-              }
-            }));
+  auto finished = [copies, then, started, job_name, bid](Impl& self) {
+    self.copied.insert(bid);
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(BatchFormer::Clock::now() - started);
+    log::info("import batch copies in place", {{"JOB_NAME", job_name},
+                                               {"OBJECTS", std::to_string(copies->size())},
+                                               {"MILLISECONDS", std::to_string(ms.count())}});
+    then(self);
   };
-  (*step)(0);
+  *pump = [wpump, st, id, copies, bucket, kms, finished](Impl& self) {
+    auto me_pump = wpump.lock();
+    if (!me_pump || self.stopped) return;
+    if (copies->empty()) return finished(self);
+    while (!st->failed && st->next < copies->size() && st->next - st->done < kParallelCopies) {
+      const auto& c = (*copies)[st->next++];
+      ++self.stats.batch_copies;
+      self.busy.insert({id, 1});
+      aws::Sse sse;
+      sse.kms_key_id = kms;
+      self.s3.copy_object(bucket, c.dst_key, c.src_bucket, c.src_key, sse,
+                          self.guard<aws::S3Result<aws::PutObjectResult>>(
+                              {id, 1}, [me_pump, st, id, copies, finished, src = c.src_key](
+                                           Impl& me, aws::S3Result<aws::PutObjectResult> r) {
+                                ++st->done;
+                                if (!r.ok() && !st->failed) {
+                                  st->failed = true;
+                                  st->retry = transient(*r.error);
+                                  st->what =
+                                      "copy of " + src + " to the batch prefix: " + r.describe();
+                                }
+                                if (st->done < st->next) {  // others still in flight
+                                  me.busy.insert({id, 1});
+                                  return;
+                                }
+                                if (st->failed) {
+                                  if (st->retry) {
+                                    ++me.stats.retries;
+                                    me.journal.set_export_error(id, st->what + " (retrying later)");
+                                    me.after({id, 1}, me.opt.retry_delay,
+                                             [id](Impl& again) { again.start_next(id, true); });
+                                  } else {
+                                    me.park(id, st->what);
+                                  }
+                                  return;
+                                }
+                                if (st->done == copies->size()) return finished(me);
+                                (*me_pump)(me);
+                              }));
+    }
+  };
+  (*pump)(*this);
 }
 
 void Importer::Impl::share_job(std::int64_t id, const std::string& job_id,
@@ -273,6 +291,9 @@ void Importer::Impl::kick(std::int64_t id) {
   auto& s = store(*t);
   switch (e->state) {
     case ExportState::uploaded:
+      // With a fleet the holder starts the job (fleet_member.cpp); only what the fleet cannot
+      // batch goes on below.
+      if (fleet() && fleet_kick(id)) break;
       if (s.active.count(id) ||
           std::find(s.waiting.begin(), s.waiting.end(), id) != s.waiting.end())
         return;
@@ -286,6 +307,12 @@ void Importer::Impl::kick(std::int64_t id) {
       start_next(id, /*recovering=*/true);
       break;
     case ExportState::importing:
+      if (fleet() && fleet_member(id)) {  // the fleet's job: its batch record says when it ends
+        fleet_start();
+        fleet_following.insert(id);
+        if (!fleet_busy) fleet_arm(std::chrono::milliseconds(0));
+        break;
+      }
       s.active.insert(id);
       if (auto b = multi_batch(id)) slot_of[id] = -b->id;
       follow_all(id);
@@ -546,6 +573,12 @@ void Importer::stop() {
   for (auto& [id, t] : impl_->timers) t->cancel();
   impl_->timers.clear();
   if (impl_->mailbox) impl_->mailbox->stop();
+  if (impl_->holder) impl_->holder->stop();
+  if (impl_->fleet_timer) impl_->fleet_timer->cancel();
+}
+
+const FleetHolder* Importer::fleet_holder() const {
+  return impl_->holder.get();
 }
 
 void Importer::kick(std::int64_t export_id) {
@@ -578,8 +611,13 @@ std::string Importer::status_line() const {
         ++starting;
     }
   }
-  return std::to_string(starting) + " import starting, " + std::to_string(importing) +
-         " importing, " + std::to_string(queued) + " queued";
+  std::string line = std::to_string(starting) + " import starting, " + std::to_string(importing) +
+                     " importing, " + std::to_string(queued) + " queued";
+  if (impl_->fleet())
+    line += ", " + std::to_string(impl_->fleet_waiting.size() + impl_->fleet_following.size()) +
+            " in fleet " + impl_->opt.fleet.name +
+            (impl_->holder && impl_->holder->holding() ? " (lease holder)" : "");
+  return line;
 }
 
 void Importer::check_datastores(std::function<void(std::vector<std::string>)> done) {

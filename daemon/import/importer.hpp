@@ -93,7 +93,9 @@
 #include <boost/asio/io_context.hpp>
 
 #include "common/export_events.hpp"
+#include "fleet/settings.hpp"
 #include "import/batch_former.hpp"
+#include "import/fleet_holder.hpp"
 #include "import/s3_layout.hpp"
 #include "journal/journal.hpp"
 
@@ -159,6 +161,11 @@ struct ImporterOptions {
   // same level, role and output go into one job. max_exports 1 (the default here; the config's
   // import.batch_max_exports is 100) = one job per export.
   BatchCaps batch{};
+  // The fleet (config `fleet`, docs/import.md "Fleet"): enabled, this gateway starts no import
+  // job of its own for an export the fleet can batch; it lists it in the fleet's ready.json,
+  // the lease holder (any gateway, fleet_holder.hpp) starts one job for the fleet's exports, and
+  // this gateway reconciles its own exports from that job's outcome. Disabled: nothing changes.
+  fleet::Settings fleet{};
 };
 
 // One ImportTarget per configured pipeline, spool dir from config.spool.dir.
@@ -195,8 +202,10 @@ struct ImporterStats {
   // the stats() call. 0 with nothing queued: no HealthLake call goes out until a kick (tests
   // wait on this instead of a fixed time).
   std::uint64_t following = 0;
-  std::uint64_t batches = 0;       // batches of two or more exports journaled
-  std::uint64_t batch_copies = 0;  // CopyObject calls made for batches
+  std::uint64_t batches = 0;           // batches of two or more exports journaled
+  std::uint64_t batch_copies = 0;      // CopyObject calls made for batches
+  std::uint64_t fleet_appended = 0;    // exports listed in the fleet's ready.json
+  std::uint64_t fleet_reconciled = 0;  // exports reconciled from a fleet batch's outcome
 };
 
 class Importer {
@@ -220,6 +229,8 @@ class Importer {
   // "1 import starting, 2 importing, 3 queued".
   std::string status_line() const;
   const ImporterStats& stats() const;
+  // The fleet's holder side (null without a fleet).
+  const FleetHolder* fleet_holder() const;
 
   struct Impl;
 

@@ -190,6 +190,11 @@ void Importer::Impl::reconcile(std::int64_t id, int part, const aws::ImportJobPr
       member = e.name + "/";
       key_prefix = split_s3_uri(import_input_uri(t.bucket, t.prefix, e.name)).second + "/";
       in.only = member;
+    } else if (auto fm = fleet_member(id)) {
+      // A member of a fleet batch: copied to batches/<id>/<gateway>/<entry>/<rel> by the holder.
+      member = opt.fleet.gateway_id + "/" + fm->entry_id + "/";
+      key_prefix = split_s3_uri(import_input_uri(t.bucket, t.prefix, e.name)).second + "/";
+      in.only = member;
     }
     std::int64_t bytes = 0, keyed = 0;
     for (const auto& f : journal.files(id)) {

@@ -11,7 +11,9 @@
 
 #include "aws/healthlake.hpp"
 #include "aws/s3.hpp"
+#include "fleet/manifest.hpp"
 #include "import/batch_former.hpp"
+#include "import/fleet_holder.hpp"
 #include "import/importer.hpp"
 #include "import/mailbox.hpp"
 #include "import/reconciler.hpp"
@@ -127,7 +129,7 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   // Journals the batch (members, token, JobName, input prefix; all → import_starting) and starts
   // it. Before the Start the members' import objects are copied under the batch prefix.
   void begin_batch(const std::vector<std::int64_t>& ids);
-  // CopyObject of every member's import objects to the batch prefix, one after another, then
+  // CopyObject of every member's import objects to the batch prefix, at most 8 at a time, then
   // `then`. Idempotent: after a crash the same copies are made again before any Start.
   void copy_batch(std::int64_t id, const journal::BatchRow& b, std::function<void(Impl&)> then);
   // The leader (first member still import_starting) got the job: every other member still
@@ -167,6 +169,32 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
       }
     };
   }
+
+  // ---- the fleet (fleet_member.cpp; docs/import.md "Fleet") ----
+  bool fleet() const { return opt.fleet.enabled(); }
+  std::unique_ptr<FleetHolder> holder;           // made at the first fleet work
+  std::shared_ptr<fleet::Manifest> fleet_ready;  // ready.json (shared with calls in flight)
+  std::unique_ptr<boost::asio::steady_timer> fleet_timer;
+  bool fleet_busy = false;                 // a member tick is in flight
+  std::set<std::int64_t> fleet_waiting;    // uploaded, listed (or to be listed) in ready.json
+  std::set<std::int64_t> fleet_following;  // importing, waiting for the batch's outcome
+  void fleet_start();
+  // An uploaded export: listed for the fleet (true), or not one the fleet can batch (false: it
+  // goes the local way, e.g. nothing to import, or split into part folders).
+  bool fleet_kick(std::int64_t id);
+  // The export's entry in ready.json ("<name>", ".retry<A>" from the second attempt).
+  static std::string fleet_entry_id(const journal::ExportRow& e);
+  // The fleet batch the export's current job is (its row's token), if it is a fleet member.
+  std::optional<journal::FleetExportRow> fleet_member(std::int64_t id) const;
+  void fleet_arm(std::chrono::milliseconds d);
+  // One round: list what is new, read ready.json, find each export's batch, read the batch
+  // records, apply them (fleet_apply). `pending` counts the calls in flight; fleet_done ends the
+  // round when it reaches 0 and arms the next one (poll_interval).
+  void fleet_tick();
+  void fleet_read(std::shared_ptr<int> pending);
+  void fleet_batches(const fleet::ManifestDoc& doc, std::shared_ptr<int> pending);
+  void fleet_apply(const std::string& batch_id, const std::string& body);
+  void fleet_done(std::shared_ptr<int> pending);
 
   // ---- entry points ----
   void kick(std::int64_t id);

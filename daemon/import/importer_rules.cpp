@@ -116,6 +116,7 @@ ImporterOptions importer_options(const config::Config& config) {
   o.batch.max_bytes = static_cast<std::int64_t>(
       std::min<std::uint64_t>(config.import_jobs.batch_max_bytes, INT64_MAX));
   o.batch.max_wait = config.import_jobs.batch_max_wait;
+  o.fleet = config.fleet;
   return o;
 }
 

@@ -44,7 +44,7 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline constexpr int kSchemaVersion = 8;
+inline constexpr int kSchemaVersion = 9;
 
 // Milliseconds since the Unix epoch (UTC); every timestamp in the journal.
 using TimeMs = int64_t;
@@ -157,6 +157,16 @@ struct BatchRow {
   std::string client_token, job_name, input_uri, group_key, validation_level;
   TimeMs created_at = 0;
   std::vector<int64_t> members;  // in batch order
+};
+
+// An export the fleet imports (schema 9, issue 16 item 3): its entry in the fleet's ready.json.
+struct FleetExportRow {
+  int64_t export_id = 0;
+  int attempt = 1;
+  std::string fleet;
+  std::string entry_id;  // its export_id in ready.json (with this gateway's id)
+  TimeMs appended_at = 0;
+  std::string batch_id;  // the fleet batch that claimed it ("" = not known yet)
 };
 
 struct EventRow {
@@ -346,6 +356,22 @@ class Journal {
   // The batch of the export's current attempt, if it is in one.
   std::optional<BatchRow> batch_of(int64_t export_id) const;
   std::optional<BatchRow> batch(int64_t batch_id) const;
+
+  // --- the fleet (schema 9, issue 16 item 3; docs/import.md "Fleet") ---
+  // The export's current attempt is listed in the fleet's ready.json as `entry_id` (idempotent:
+  // a second call changes nothing). Needs schema 9.
+  void record_fleet_appended(int64_t export_id, std::string_view fleet, std::string_view entry_id);
+  // Forget the append (the entry vanished unclaimed: it is appended again).
+  void forget_fleet_append(int64_t export_id);
+  // The fleet batch that claimed the export (its current attempt).
+  void record_fleet_batch(int64_t export_id, std::string_view batch_id);
+  std::optional<FleetExportRow> fleet_export(int64_t export_id) const;
+  // The fleet's job for the export, as the batch record says, in one transaction: the import
+  // job row (part 1: the batch's ClientToken, JobName, input prefix, level; then its job id and
+  // status) and uploaded → import_starting → importing. Idempotent once importing.
+  void record_fleet_job(int64_t export_id, std::string_view client_token, std::string_view job_name,
+                        std::string_view input_uri, std::string_view validation_level,
+                        std::string_view job_id, std::string_view job_status);
 
   // --- operator actions ---
   // `fhir-edge retry`: parked → back to the state it was parked from (same tokens);

@@ -287,6 +287,23 @@ DROP TABLE import_jobs;
 ALTER TABLE import_jobs7 RENAME TO import_jobs;
 CREATE INDEX import_jobs_token ON import_jobs(client_token);
 )sql",
+    // 8 → 9: the fleet (issue 16 item 3, docs/scale.md). What a member gateway must remember of
+    // an export the fleet imports: that its entry in the fleet's ready.json is appended (so a
+    // restart does not wonder), and the fleet batch that claimed it once known (the holder
+    // removes the entry after the job, possibly while this gateway is down: the batch id is then
+    // read from the member pointer). One row per export attempt; a retry appends anew.
+    R"sql(
+CREATE TABLE fleet_exports(
+  export_id INTEGER NOT NULL REFERENCES exports(id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL,
+  fleet TEXT NOT NULL,
+  entry_id TEXT NOT NULL,
+  appended_at INTEGER NOT NULL,
+  batch_id TEXT NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(export_id, attempt)
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

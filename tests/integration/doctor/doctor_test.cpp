@@ -167,4 +167,38 @@ TEST(Doctor, ConfigErrorExitsTwo) {
   EXPECT_EQ(out.line("credentials"), "");  // nothing else is checked
 }
 
+// A gateway with a `fleet` (issue 16 item 3): doctor says the fleet's objects are reachable (the
+// lease readable: none yet, then held by the running daemon), and the daemon imports an export
+// through the fleet (it is its own lease holder): listed in ready.json, one job with the batch's
+// ClientToken, imported, ready.json empty again.
+TEST(Doctor, FleetIsReachableAndOneGatewayImportsThroughIt) {
+  auto o = options();
+  o.extra_yaml =
+      "fleet: { name: north, gateway_id: gw-1, lease_ttl: 6s, lease_skew_margin: 1s, "
+      "poll_interval: 200ms }\n";
+  DaemonRun d(o);
+  auto before = doctor(d);
+  EXPECT_EQ(before.rc, 0) << before.text;
+  const std::string line = before.line("fleet north");
+  EXPECT_TRUE(line.starts_with("ok ")) << before.text;
+  EXPECT_NE(line.find("no lease yet"), std::string::npos) << line;
+
+  d.start();
+  drop_export(d.watch(), "exp1", {{"Patient.ndjson", patients("fl", 7)}});
+  EXPECT_EQ(d.wait_final("exp1"), "imported") << d.log();
+  EXPECT_TRUE(d.log_has("export listed for the fleet's import")) << d.log();
+  int starts = 0;
+  for (const auto& l : d.hll().request_log_lines())
+    if (l.find("\"StartFHIRImportJob\"") != std::string::npos) {
+      ++starts;
+      EXPECT_NE(l.find("\"client_token\":\"fb-"), std::string::npos) << l;
+    }
+  EXPECT_EQ(starts, 1);
+  auto during = doctor(d);
+  EXPECT_NE(during.line("fleet north").find("held by gw-1"), std::string::npos) << during.text;
+  EXPECT_NE(during.line("fleet north").find("0 export(s) in ready.json"), std::string::npos)
+      << during.text;
+  EXPECT_EQ(d.stop(), 0);
+}
+
 }  // namespace

@@ -452,3 +452,59 @@ TEST(ConfigLoad, MaxLineBytesIsConfiguredAndChecked) {
   ASSERT_EQ(big.size(), 1u);
   EXPECT_THAT(big[0], HasSubstr("pipelines[0].max_line_bytes"));
 }
+
+// ---- fleet (issue 16 item 3, docs/configuration.md "fleet") ----
+
+namespace {
+
+TEST(ConfigFleet, AbsentIsNoFleet) {
+  EXPECT_FALSE(ok(kHead).fleet.enabled());
+  EXPECT_FALSE(ok(std::string(kHead) + "fleet:\n").fleet.enabled());
+}
+
+TEST(ConfigFleet, DefaultsAndValues) {
+  auto f = ok(std::string(kHead) + "fleet: { name: soak, gateway_id: gw-3 }\n").fleet;
+  EXPECT_TRUE(f.enabled());
+  EXPECT_EQ(f.name, "soak");
+  EXPECT_EQ(f.gateway_id, "gw-3");
+  EXPECT_EQ(f.bucket, "landing-bucket");  // the first pipeline's s3.bucket
+  EXPECT_EQ(f.prefix, "");
+  EXPECT_EQ(f.lease_ttl, std::chrono::minutes(2));
+  EXPECT_EQ(f.lease_skew_margin, std::chrono::seconds(30));
+  EXPECT_EQ(f.poll_interval, std::chrono::seconds(10));
+  f = ok(std::string(kHead) +
+         "fleet: { name: soak, gateway_id: gw-3, bucket: shared-bucket, prefix: coord/, "
+         "lease_ttl: 6s, lease_skew_margin: 1s, poll_interval: 500ms }\n")
+          .fleet;
+  EXPECT_EQ(f.bucket, "shared-bucket");
+  EXPECT_EQ(f.prefix, "coord");
+  EXPECT_EQ(f.lease_ttl, std::chrono::seconds(6));
+  EXPECT_EQ(f.lease_skew_margin, std::chrono::seconds(1));
+  EXPECT_EQ(f.poll_interval, std::chrono::milliseconds(500));
+  // The host name stands in for a missing gateway_id.
+  EXPECT_FALSE(ok(std::string(kHead) + "fleet: { name: soak }\n").fleet.gateway_id.empty());
+}
+
+TEST(ConfigFleet, ErrorsNameTheKey) {
+  EXPECT_THAT(errors(std::string(kHead) + "fleet: { gateway_id: gw-1 }\n"),
+              ElementsAre("t.yaml:10:8: fleet.name: missing required key 'name'"));
+  EXPECT_THAT(errors(std::string(kHead) + "fleet: { name: Soak_1, gateway_id: gw-1 }\n"),
+              ElementsAre("t.yaml:10:16: fleet.name: a fleet name is 1-63 lowercase letters, "
+                          "digits and '-', got 'Soak_1'"));
+  EXPECT_THAT(errors(std::string(kHead) + "fleet: { name: soak, gateway_id: \"gw/1\" }\n"),
+              ElementsAre(HasSubstr("fleet.gateway_id: a gateway id is 1-63 letters")));
+  EXPECT_THAT(errors(std::string(kHead) + "fleet: { name: soak, gateway_id: g, bucket: A_b }\n"),
+              ElementsAre(HasSubstr("fleet.bucket: ")));
+  EXPECT_THAT(
+      errors(std::string(kHead) +
+             "fleet: { name: soak, gateway_id: g, lease_ttl: 6s, lease_skew_margin: 3s }\n"),
+      ElementsAre(HasSubstr("fleet.lease_skew_margin: lease_skew_margin must be less than half "
+                            "of lease_ttl")));
+  EXPECT_THAT(errors(std::string(kHead) + "fleet: { name: soak, gateway_id: g, poll_interval: "
+                                          "10ms }\n"),
+              ElementsAre(HasSubstr("fleet.poll_interval: must be at least 100ms")));
+  EXPECT_THAT(errors(std::string(kHead) + "fleet: { name: soak, gateway_id: g, leasettl: 6s }\n"),
+              ElementsAre(HasSubstr("did you mean 'lease_ttl'?")));
+}
+
+}  // namespace

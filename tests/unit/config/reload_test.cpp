@@ -119,7 +119,15 @@ constexpr const char* kBase =
     "  listen: 127.0.0.1:10464\n"
     "log:\n"
     "  level: info\n"
-    "  format: text\n";
+    "  format: text\n"
+    "fleet:\n"
+    "  name: soak\n"
+    "  gateway_id: gw-3\n"
+    "  bucket: fleet-bucket\n"
+    "  prefix: coord\n"
+    "  lease_ttl: 2m\n"
+    "  lease_skew_margin: 30s\n"
+    "  poll_interval: 10s\n";
 
 fe::config::Config load(const std::string& yaml) {
   auto r = load_config_text(yaml, "t.yaml");
@@ -253,6 +261,16 @@ std::vector<Change> log_changes() {
   return {{"  level: info", "  level: debug", ""}, {"  format: text", "  format: json", ""}};
 }
 
+std::vector<Change> fleet_changes() {
+  return {{"  name: soak", "  name: other", "fleet.name"},
+          {"  gateway_id: gw-3", "  gateway_id: gw-4", "fleet.gateway_id"},
+          {"  bucket: fleet-bucket", "  bucket: other-bucket", "fleet.bucket"},
+          {"  prefix: coord", "  prefix: other", "fleet.prefix"},
+          {"  lease_ttl: 2m", "  lease_ttl: 3m", "fleet.lease_ttl"},
+          {"  lease_skew_margin: 30s", "  lease_skew_margin: 20s", "fleet.lease_skew_margin"},
+          {"  poll_interval: 10s", "  poll_interval: 1s", "fleet.poll_interval"}};
+}
+
 TEST(ReloadAws, EachKeyNeedsARestart) {
   check(aws_changes());
 }
@@ -308,6 +326,10 @@ TEST(ReloadLog, LevelAndFormatAreLive) {
   check(log_changes());
 }
 
+TEST(ReloadFleet, EachKeyNeedsARestart) {
+  check(fleet_changes());
+}
+
 TEST(ReloadAll, ManyChangesNameTheFirstInSectionOrder) {
   std::string y = edit("  concurrency: 4", "  concurrency: 8");
   y.replace(y.find("poll_min: 15s"), 13, "poll_min: 2s");
@@ -345,7 +367,7 @@ TEST(ReloadKeys, EveryKeyThatIsNotLiveHasATestAndEveryLiveKeyIsDocumented) {
   std::set<std::string> tested = {"pipelines"};  // AddingOrRemovingAPipelineNeedsARestart
   for (const auto& table :
        {aws_changes(), pipeline_changes(), spool_changes(), journal_changes(), upload_changes(),
-        import_changes(), watch_changes(), metrics_changes(), log_changes()})
+        import_changes(), watch_changes(), metrics_changes(), log_changes(), fleet_changes()})
     for (const auto& ch : table)
       if (!ch.key.empty()) tested.insert(ch.key);
   EXPECT_EQ(tested, restart);

@@ -164,3 +164,59 @@ TEST(JournalMigration, Schema6JournalMigratesTo8KeepingEveryImportJob) {
                           std::to_string(b) + ",1,2,'fe-b0123','x',0,0)"),
             "");
 }
+
+// ---- the fleet (schema 9, issue 16 item 3) ----
+
+// A schema-8 journal with an export waiting for import migrates to 9 keeping it; the fleet rows
+// then record the append, the claiming batch and the fleet's job in one transaction, per attempt.
+TEST(JournalMigration, Schema8JournalMigratesTo9AndRecordsFleetExports) {
+  fe::test::TempDir dir;
+  auto db = dir / "journal.db";
+  int64_t a;
+  {
+    auto j = Journal::open(db, {.max_schema_version = 8});
+    ASSERT_EQ(j.schema_version(), 8);
+    a = uploaded_export(j, "a");
+    EXPECT_FALSE(j.fleet_export(a));
+    EXPECT_THROW(j.record_fleet_appended(a, "soak", "a"), Error);  // needs schema 9
+  }
+  auto j = Journal::open(db);
+  ASSERT_EQ(j.schema_version(), 9);
+  EXPECT_EQ(j.get_export(a).state, ExportState::uploaded);
+  EXPECT_FALSE(j.fleet_export(a));
+  j.record_fleet_appended(a, "soak", "a");
+  auto f = j.fleet_export(a);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->fleet, "soak");
+  EXPECT_EQ(f->entry_id, "a");
+  EXPECT_GT(f->appended_at, 0);
+  EXPECT_EQ(f->batch_id, "");
+  auto first = f->appended_at;
+  j.record_fleet_appended(a, "soak", "a");  // idempotent
+  EXPECT_EQ(j.fleet_export(a)->appended_at, first);
+  j.forget_fleet_append(a);
+  EXPECT_EQ(j.fleet_export(a)->appended_at, 0);
+  j.record_fleet_appended(a, "soak", "a");
+  j.record_fleet_batch(a, "fb-1");
+  j.forget_fleet_append(a);  // claimed: nothing to forget
+  EXPECT_GT(j.fleet_export(a)->appended_at, 0);
+  EXPECT_EQ(j.fleet_export(a)->batch_id, "fb-1");
+  j.record_fleet_job(a, "fb-1", "fleet-soak-1", "s3://b/fleet/soak/batches/fb-1/", "minimal",
+                     "job-1", "SUBMITTED");
+  EXPECT_EQ(j.get_export(a).state, ExportState::importing);
+  auto job = j.import_job(a);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->client_token, "fb-1");
+  EXPECT_EQ(job->job_id, "job-1");
+  EXPECT_EQ(job->input_uri, "s3://b/fleet/soak/batches/fb-1/");
+  EXPECT_EQ(job->validation_level, "minimal");
+  j.record_fleet_job(a, "fb-1", "fleet-soak-1", "s3://b/fleet/soak/batches/fb-1/", "minimal",
+                     "job-1", "SUBMITTED");  // idempotent
+  EXPECT_EQ(j.import_jobs(a).size(), 1u);
+  // A retry's new attempt has no fleet row yet: it is appended anew.
+  j.set_export_state(a, ExportState::import_failed);
+  ASSERT_TRUE(j.retry_export("a", false).applied);
+  EXPECT_FALSE(j.fleet_export(a));
+  EXPECT_EQ(query_text(db, "SELECT COUNT(*) FROM fleet_exports"), "1");
+  EXPECT_EQ(query_text(db, "PRAGMA foreign_key_check"), "");
+}

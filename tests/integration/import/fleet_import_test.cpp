@@ -1,0 +1,360 @@
+// The fleet wired into the importer (issue 16 item 3, docs/import.md "Fleet") against
+// healthlake-local: several gateways (each its own journal, spool and importer, as separate
+// daemons have) in one fleet share one import job for their exports; a holder stopped after it
+// claimed a batch and before Start leaves the batch to the next holder, which starts it exactly
+// once; a member that was down while its batch ran reads the outcome later and ends imported.
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+
+#include "aws/crc32c.hpp"
+#include "aws/healthlake.hpp"
+#include "aws/s3.hpp"
+#include "common/export_events.hpp"
+#include "fleet/batch_record.hpp"
+#include "fleet/manifest.hpp"
+#include "healthlake_local.hpp"
+#include "import/importer.hpp"
+#include "journal/journal.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+using namespace fe;
+using fe::test::HealthLakeLocal;
+using fe::test::HealthLakeLocalOptions;
+using journal::ExportState;
+
+constexpr const char* kLanding = "fhir-landing";
+constexpr const char* kResults = "fhir-results";
+constexpr const char* kRole = "arn:aws:iam::123456789012:role/HealthLakeImport";
+
+std::string patients(const std::string& tag, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i)
+    s += "{\"resourceType\":\"Patient\",\"id\":\"" + tag + "-" + std::to_string(i) +
+         "\",\"gender\":\"female\"}\n";
+  return s;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// One gateway: its own journal, spool and importer (what one `fhir-edge run` has).
+struct Gateway {
+  std::string id;
+  std::filesystem::path dir;
+  std::unique_ptr<journal::Journal> journal;
+  ExportEvents events;
+  std::unique_ptr<import::Importer> importer;
+  std::vector<int64_t> exports;
+};
+
+struct Fleet {
+  explicit Fleet(int gateways, HealthLakeLocalOptions hopt = {}) {
+    hopt.buckets = {kLanding, kResults};
+    hll = std::make_unique<HealthLakeLocal>(hopt);
+    root = fe::test::make_temp_dir("fe-fleet");
+    aws::ClientConfig cfg;
+    cfg.region = hll->region();
+    cfg.s3_endpoint = hll->endpoint();
+    cfg.healthlake_endpoint = hll->endpoint();
+    aws::Credentials c;
+    c.access_key_id = hll->access_key();
+    c.secret_access_key = hll->secret_key();
+    engine = std::make_unique<aws::HttpEngine>(io);
+    caller = std::make_unique<aws::AwsCaller>(*engine, cfg, aws::static_credentials(c));
+    s3 = std::make_unique<aws::S3Client>(*caller);
+    hl = std::make_unique<aws::HealthLakeClient>(*caller);
+    for (int i = 0; i < gateways; ++i) {
+      auto g = std::make_unique<Gateway>();
+      g->id = "gw-" + std::to_string(i);
+      g->dir = root / g->id;
+      std::filesystem::create_directories(g->dir / "spool");
+      g->journal =
+          std::make_unique<journal::Journal>(journal::Journal::open(g->dir / "journal.db"));
+      gw.push_back(std::move(g));
+    }
+  }
+  ~Fleet() {
+    for (auto& g : gw) g->importer.reset();
+    hl.reset();
+    s3.reset();
+    caller.reset();
+    engine.reset();
+    for (auto& g : gw) g->journal.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
+
+  import::ImporterOptions options(const Gateway& g){import::ImporterOptions o;
+  import::ImportTarget t;
+  t.pipeline = "ehr";
+  t.bucket = kLanding;
+  t.prefix = "exports/" + g.id;
+  t.datastore_id = hll->datastore();
+  t.data_access_role_arn = kRole;
+  t.output_s3_uri = std::string("s3://") + kResults + "/imports";
+  t.output_kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/test-key";
+  t.validation_level = "structure-only";
+  o.targets = {t};
+  o.spool_dir = g.dir / "spool";
+  o.poll_min = std::chrono::milliseconds(30);
+  o.poll_max = std::chrono::milliseconds(80);
+  o.retry_delay = std::chrono::milliseconds(200);
+  o.conflict_delay = std::chrono::milliseconds(200);
+  o.events = const_cast<ExportEvents*>(&g.events);
+  o.batch.max_exports = max_exports;
+  o.batch.max_wait = max_wait;
+  o.fleet.name = "north";
+  o.fleet.gateway_id = g.id;
+  o.fleet.bucket = kLanding;
+  o.fleet.lease_ttl = std::chrono::seconds(2);
+  o.fleet.lease_skew_margin = std::chrono::milliseconds(500);
+  o.fleet.poll_interval = std::chrono::milliseconds(100);
+  return o;
+} void start(Gateway& g) {
+  g.importer = std::make_unique<import::Importer>(io, *g.journal, *hl, *s3, options(g));
+  g.importer->resume();
+}
+
+// An export in `uploaded` on gateway g, its import objects in S3 and their keys journaled as
+// the upload stage does.
+int64_t uploaded_export(Gateway& g, const std::string& name, int resources) {
+  std::map<std::string, std::string> files = {{"Patient", patients(g.id + name, resources)},
+                                              {"Patient2", patients(g.id + name + "b", 2)}};
+  std::vector<std::pair<std::string, journal::SourceIdentity>> ids;
+  for (const auto& [f, body] : files)
+    ids.push_back({f, journal::SourceIdentity{body.size(), 1, 1, 1}});
+  auto taken = g.journal->take_export("ehr", "/in/" + name, "sha256:" + name, name, ids);
+  int64_t id = taken.row.id;
+  for (auto st : {ExportState::complete, ExportState::spooling, ExportState::spooled,
+                  ExportState::uploading, ExportState::uploaded})
+    g.journal->set_export_state(id, st);
+  auto rows = g.journal->files(id);
+  size_t index = 0;
+  for (const auto& [f, body] : files) {
+    std::string key = "exports/" + g.id + "/" + taken.row.name + "/import/" + f + ".ndjson";
+    g.journal->set_file_upload(rows.at(index++).id, journal::PartKind::import, key, "");
+    std::optional<aws::S3Result<aws::PutObjectResult>> r;
+    aws::PutObjectRequest req;
+    req.bucket = kLanding;
+    req.key = key;
+    req.body = aws::BodySource::from_view(body);
+    req.crc32c = aws::crc32c(body);
+    s3->put_object(std::move(req), [&](auto res) { r = std::move(res); });
+    run_until([&] { return r.has_value(); });
+    EXPECT_TRUE(r->ok()) << r->describe();
+  }
+  g.exports.push_back(id);
+  return id;
+}
+
+template <class Pred>
+void run_until(Pred done, int seconds = 120) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  io.restart();
+  while (!done()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "test hung";
+    io.run_one_for(std::chrono::milliseconds(20));
+  }
+}
+bool all_final(const Gateway& g) {
+  for (auto id : g.exports) {
+    auto s = g.journal->get_export(id).state;
+    if (s != ExportState::imported && s != ExportState::import_failed && s != ExportState::parked)
+      return false;
+  }
+  return true;
+}
+std::vector<std::string> start_tokens() {
+  std::vector<std::string> out;
+  for (const auto& l : hll->request_log_lines()) {
+    if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
+    auto p = l.find("\"client_token\":\"");
+    if (p == std::string::npos) continue;
+    p += 16;
+    out.push_back(l.substr(p, l.find('"', p) - p));
+  }
+  return out;
+}
+std::set<std::string> started_job_ids() {
+  std::set<std::string> out;
+  for (const auto& l : hll->request_log_lines()) {
+    if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
+    if (l.find("\"status\":200") == std::string::npos) continue;
+    auto p = l.find("\"job_id\":\"");
+    if (p == std::string::npos) continue;
+    p += 10;
+    out.insert(l.substr(p, l.find('"', p) - p));
+  }
+  return out;
+}
+fleet::ManifestDoc ready() {
+  std::optional<fleet::ManifestResult> r;
+  fleet::Manifest m(*s3, io, kLanding, fleet::manifest_key("", "north"));
+  m.read([&](fleet::ManifestResult x) { r = std::move(x); });
+  run_until([&] { return r.has_value(); });
+  return r->doc;
+}
+
+// Every export of every gateway imported, with its own report, each resource once.
+void expect_each_imported_once(int resources) {
+  size_t exports = 0;
+  for (const auto& g : gw)
+    for (auto id : g->exports) {
+      ++exports;
+      auto e = g->journal->get_export(id);
+      ASSERT_EQ(e.state, ExportState::imported)
+          << g->id << "/" << e.name << ": " << e.parked_reason << e.last_error;
+      auto report = slurp(g->dir / "spool" / e.name / "import-report.json");
+      EXPECT_NE(report.find("\"resources_imported\":" + std::to_string(resources + 2)),
+                std::string::npos)
+          << g->id << "/" << e.name << ": " << report;
+      EXPECT_NE(report.find("Patient.ndjson\":{\"imported\":" + std::to_string(resources)),
+                std::string::npos)
+          << report;
+    }
+  auto res = hll->imported_resources();
+  EXPECT_EQ(res.size(), exports * static_cast<size_t>(resources + 2));
+  for (const auto& [k, n] : res) EXPECT_EQ(n, 1u) << k << " imported " << n << " times";
+}
+
+// A batch is due when it holds every export of the test (full), whenever the gateways' appends
+// land (they race for ready.json); the wait is only a fallback.
+std::size_t max_exports = 100;
+std::chrono::milliseconds max_wait{std::chrono::seconds(60)};
+boost::asio::io_context io;
+std::unique_ptr<HealthLakeLocal> hll;
+std::filesystem::path root;
+std::unique_ptr<aws::HttpEngine> engine;
+std::unique_ptr<aws::AwsCaller> caller;
+std::unique_ptr<aws::S3Client> s3;
+std::unique_ptr<aws::HealthLakeClient> hl;
+std::vector<std::unique_ptr<Gateway>> gw;
+};  // namespace
+
+}  // namespace
+
+// Three gateways, two exports each: the lease holder starts ONE job for all six (the oldest
+// waits for partners), and every gateway ends its own exports imported from it.
+TEST(ImportFleet, ExportsOfSeveralGatewaysShareOneJob) {
+  Fleet f(3);
+  f.max_exports = 6;
+  for (auto& g : f.gw)
+    for (int i = 0; i < 2; ++i) f.uploaded_export(*g, "nightly" + std::to_string(i), 5);
+  std::map<std::string, int> imported_events;
+  for (auto& g : f.gw)
+    g->events.on(ExportEvent::imported, [&, id = g->id](int64_t) { ++imported_events[id]; });
+  for (auto& g : f.gw) f.start(*g);
+  f.run_until([&] {
+    for (auto& g : f.gw)
+      if (!f.all_final(*g)) return false;
+    return true;
+  });
+  f.expect_each_imported_once(5);
+  EXPECT_EQ(f.started_job_ids().size(), 1u);  // six exports of three gateways, one job
+  int holders = 0;
+  for (auto& g : f.gw) {
+    // No gateway started a job of its own.
+    EXPECT_EQ(g->importer->stats().starts_sent, 0u);
+    EXPECT_EQ(g->importer->stats().fleet_appended, 2u);
+    EXPECT_EQ(g->importer->stats().fleet_reconciled, 2u);
+    EXPECT_EQ(imported_events[g->id], 2);  // after_upload runs per export, on its gateway
+    const auto& hs = g->importer->fleet_holder()->stats();
+    if (hs.starts_sent > 0) {
+      ++holders;
+      EXPECT_EQ(hs.batches_claimed, 1u);
+      EXPECT_EQ(hs.copies, 12u);  // 6 exports x 2 files, server-side
+    }
+    // Each member's job row is the batch's: token = batch id, the job HealthLake made.
+    auto row = g->journal->fleet_export(g->exports[0]);
+    ASSERT_TRUE(row);
+    auto j = g->journal->import_job(g->exports[0]);
+    EXPECT_EQ(j->client_token, row->batch_id);
+    EXPECT_EQ(*f.started_job_ids().begin(), j->job_id);
+  }
+  EXPECT_EQ(holders, 1);
+  EXPECT_TRUE(f.ready().entries.empty());  // the batch left ready.json after its outcome
+}
+
+// The holder claims a batch and is stopped (its daemon killed) before Start: the claim is in
+// ready.json, so the next holder (once the lease lapsed) resumes that batch and starts it exactly
+// once, with the batch's one ClientToken. The stopped gateway comes back after the batch ran and
+// its entries left ready.json: it finds its batch through its member pointer, reads the outcome
+// and ends its exports imported (a member offline while its batch ran).
+TEST(ImportFleet, HolderStoppedAfterClaimTheNextHolderStartsTheBatchOnce) {
+  Fleet f(2);
+  f.max_exports = 4;
+  auto& a = *f.gw[0];
+  auto& b = *f.gw[1];
+  for (int i = 0; i < 2; ++i) f.uploaded_export(a, "nightly" + std::to_string(i), 4);
+  for (int i = 0; i < 2; ++i) f.uploaded_export(b, "daily" + std::to_string(i), 4);
+  f.start(a);
+  f.run_until([&] { return a.importer->fleet_holder()->holding(); });
+  f.start(b);
+  f.run_until([&] { return a.importer->fleet_holder()->stats().batches_claimed == 1; });
+  a.importer.reset();  // "kill": right after the claim, before the record, copies and Start
+  EXPECT_TRUE(f.start_tokens().empty());
+  auto claimed = f.ready();
+  ASSERT_EQ(claimed.entries.size(), 4u);
+  std::string batch = claimed.entries.front().batch;
+  ASSERT_FALSE(batch.empty());
+  for (const auto& e : claimed.entries) EXPECT_EQ(e.batch, batch);
+
+  // b takes the lease over once a's lapsed, resumes the claimed batch and runs it.
+  f.run_until([&] { return f.all_final(b); });
+  const auto& hs = b.importer->fleet_holder()->stats();
+  EXPECT_EQ(hs.batches_claimed, 0u);
+  EXPECT_GE(hs.batches_resumed, 1u);
+  f.run_until([&] { return b.importer->fleet_holder()->stats().batches_done == 1; });
+  EXPECT_TRUE(f.ready().entries.empty());
+  for (auto id : a.exports) EXPECT_EQ(a.journal->get_export(id).state, ExportState::uploaded);
+
+  // a comes back a "week" later: its entries are gone; its pointers lead it to the outcome.
+  f.start(a);
+  f.run_until([&] { return f.all_final(a); });
+  f.expect_each_imported_once(4);
+  EXPECT_EQ(f.started_job_ids().size(), 1u);
+  for (const auto& t : f.start_tokens()) EXPECT_EQ(t, batch);  // only ever the batch's token
+  for (auto id : a.exports) EXPECT_EQ(a.journal->fleet_export(id)->batch_id, batch);
+  EXPECT_EQ(a.importer->stats().starts_sent, 0u);
+  EXPECT_EQ(a.importer->stats().fleet_appended, 0u);  // listed once, before the "kill"
+}
+
+// A member (not the holder) lists its exports and goes down; the holder runs the batch, writes
+// the outcome and removes the entries meanwhile. When the member comes back it follows its
+// pointers to the batch record, reconciles its exports from the job and ends them imported,
+// without appending them again or starting anything.
+TEST(ImportFleet, MemberOfflineWhileItsBatchRanEndsImportedLater) {
+  Fleet f(2);
+  f.max_exports = 3;
+  auto& holder = *f.gw[0];
+  auto& member = *f.gw[1];
+  f.uploaded_export(holder, "nightly0", 3);
+  for (int i = 0; i < 2; ++i) f.uploaded_export(member, "daily" + std::to_string(i), 3);
+  f.start(holder);
+  f.run_until([&] { return holder.importer->fleet_holder()->holding(); });
+  f.start(member);
+  f.run_until([&] { return member.importer->stats().fleet_appended == 2; });
+  member.importer.reset();  // down for a "week"
+  f.run_until([&] { return holder.importer->fleet_holder()->stats().batches_done == 1; });
+  f.run_until([&] { return f.all_final(holder); });  // its own member side reconciles
+  EXPECT_TRUE(f.ready().entries.empty());
+  for (auto id : member.exports)
+    EXPECT_EQ(member.journal->get_export(id).state, ExportState::uploaded);
+
+  f.start(member);
+  f.run_until([&] { return f.all_final(member); });
+  f.expect_each_imported_once(3);
+  EXPECT_EQ(f.started_job_ids().size(), 1u);
+  EXPECT_EQ(member.importer->stats().fleet_appended, 0u);
+  EXPECT_EQ(member.importer->stats().fleet_reconciled, 2u);
+  EXPECT_EQ(member.importer->fleet_holder()->stats().starts_sent, 0u);
+}
