@@ -8,6 +8,7 @@ the emulator and writes the daemon's config in one place.
     port = harness.start_emulator(hl, work, procs, AK, SK, args=[...], request_log="requests.jsonl")
     cfg = harness.write_config(work, port, "name", rest="metrics: { listen: off }\\n")
 """
+import json
 import os
 import shutil
 import signal
@@ -48,9 +49,9 @@ def start_emulator(hl, work, procs, access_key, secret_key, args=(), request_log
 
 
 def write_config(work, port, name, credentials="{ source: env }", validation_level="structure-only",
-                 bucket="landing", spool=None, rest=""):
+                 bucket="landing", spool=None, rest="", prefix="exports"):
     """WORK/fhir-edge.yaml: one pipeline NAME watching WORK/incoming (marker .done) that uploads to
-    BUCKET (prefix exports) and imports into data store DS through the emulator on PORT, the spool
+    BUCKET (under PREFIX) and imports into data store DS through the emulator on PORT, the spool
     (default: WORK/spool) and the journal (WORK/journal.db) in WORK; REST is added as is
     (metrics, upload, import, log sections). Returns the path."""
     spool = spool or f"{{ dir: {work}/spool }}"
@@ -66,7 +67,7 @@ pipelines:
     watch: {work}/incoming
     complete_when: {{ marker: .done, bulk_manifest: false, client_log: false }}
     validation_level: {validation_level}
-    s3: {{ bucket: {bucket}, prefix: exports }}
+    s3: {{ bucket: {bucket}, prefix: {prefix} }}
     healthlake:
       datastore_id: {DS}
       data_access_role_arn: arn:aws:iam::123456789012:role/HealthLakeImport
@@ -101,3 +102,154 @@ def run_in_scratch(prefix, run, keep=False, stop_wait=10):
         else:
             print(f"{prefix.rstrip('.-')}: work directory kept: {work}", file=sys.stderr)
     return 0 if ok else 1
+
+
+# --- Driving real daemons and checking from the emulator's side (crash_driver.py, fleet_soak.py) ---
+
+_generators = {}
+
+
+def generate_export(gen, out_dir, seed, args=(), complete="marker", in_process=False):
+    """tools/fhir-export-gen into OUT_DIR (a name the watcher ignores until the caller renames it
+    in, as bulk-data clients do); returns the generator's summary ({"resources", "invalid": [{file,
+    line, defect}], ...}). IN_PROCESS runs the generator's main() here instead of a new Python
+    (the same script and output, without ~0.5 s of interpreter start per export on a loaded
+    machine; not thread-safe: it swaps sys.argv and sys.stdout)."""
+    argv = [gen, out_dir, "--seed", str(seed), "--complete", complete, *args]
+    if not in_process:
+        return json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+    import contextlib, io, runpy
+    if gen not in _generators:
+        _generators[gen] = runpy.run_path(gen, run_name="fhir_export_gen")["main"]
+    out, saved = io.StringIO(), sys.argv
+    try:
+        sys.argv = argv
+        with contextlib.redirect_stdout(out):
+            _generators[gen]()
+    finally:
+        sys.argv = saved
+    return json.loads(out.getvalue())
+
+
+def valid_resources(export_dir, summary):
+    """The (resourceType, id) of every valid line of a generated export: every line but those the
+    generator's summary lists as invalid. What HealthLake must import, once each."""
+    bad = {(i["file"], i["line"]) for i in summary["invalid"]}
+    out = []
+    for name in sorted(os.listdir(export_dir)):
+        if not name.endswith(".ndjson"):
+            continue
+        with open(os.path.join(export_dir, name)) as f:
+            for n, line in enumerate(f, 1):
+                if line.strip() and (name, n) not in bad:
+                    r = json.loads(line)
+                    out.append((r["resourceType"], r["id"]))
+    return out
+
+
+def status(fe, env, config=None, journal=None, export=None):
+    """`fhir-edge status --json` (of CONFIG's journal, or JOURNAL; one EXPORT in detail): the parsed
+    document, or None when it fails (journal not there yet, locked, ...)."""
+    cmd = [fe, "status", "--json"]
+    cmd += ["--config", config] if config else ["--journal", journal]
+    if export:
+        cmd += ["--export", export]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return None
+
+
+def start_daemon(fe, config, env, log_path, procs, wait=20.0):
+    """`fhir-edge run --config CONFIG`, output appended to LOG_PATH after a line "=== start <time>";
+    waits (up to WAIT s; 0: not at all, ask daemon_started() later) until it logs "fhir-edge
+    started" so that kills land in the work rather than in initialisation (seconds under ASan).
+    Appends the process to PROCS; returns it."""
+    with open(log_path, "a") as f:
+        f.write(f"=== start {time.time():.3f}\n")
+        offset = f.tell()
+    out = open(log_path, "a")
+    p = subprocess.Popen([fe, "run", "--config", config], env=env, stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    p.log_path, p.log_offset = log_path, offset
+    procs.append(p)
+    end = time.monotonic() + wait
+    while time.monotonic() < end and p.poll() is None and not daemon_started(p):
+        time.sleep(0.05)
+    return p
+
+
+def daemon_started(p):
+    """Whether a daemon from start_daemon() has logged "fhir-edge started" since it was started."""
+    with open(p.log_path, errors="replace") as f:
+        f.seek(p.log_offset)
+        return "fhir-edge started" in f.read()
+
+
+def log_tail(path, n=60):
+    try:
+        return "\n".join(open(path, errors="replace").read().splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def read_requests(path):
+    """The emulator's request log, one dict per request."""
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def journal_integrity(path):
+    """PRAGMA integrity_check of a journal with the sqlite3 CLI: "ok", or what it says."""
+    r = subprocess.run(["sqlite3", path, "PRAGMA integrity_check"], capture_output=True, text=True)
+    return (r.stdout.strip() + " " + r.stderr.strip()).strip()
+
+
+def list_import_jobs(port, access_key, secret_key, datastore=DS):
+    """Every ListFHIRImportJobs page of DATASTORE (botocore: Debian's /usr/bin/python3)."""
+    import botocore.session
+    c = botocore.session.get_session().create_client(
+        "healthlake", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+    out, token = [], None
+    while True:
+        kw = {"DatastoreId": datastore, "MaxResults": 500}
+        if token:
+            kw["NextToken"] = token
+        r = c.list_fhir_import_jobs(**kw)
+        out += r["ImportJobPropertiesList"]
+        token = r.get("NextToken")
+        if not token:
+            return out
+
+
+def resource_counts(port, datastore=DS):
+    """The emulator's count of imports per resource ({"Patient/p1": 2, ...}), from its unsigned
+    loopback debug endpoint."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_healthlake-local/datastores/{datastore}/resources",
+                                timeout=30) as r:
+        return json.loads(r.read())
+
+
+def imported_resources(work, datastore=DS):
+    """Every import the emulator recorded ({"resourceType","id","jobId","file","line"} each)."""
+    path = f"{work}/emulator/healthlake/{datastore}/resources.jsonl"
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def object_body(work, bucket, key):
+    """The stored body of an object in the emulator's data directory (its objects are renamed into
+    place whole, so a reader never sees half a write), or None."""
+    import hashlib
+    try:
+        with open(f"{work}/emulator/s3/buckets/{bucket}/{hashlib.sha256(key.encode()).hexdigest()}", "rb") as f:
+            return f.read()
+    except OSError:
+        return None

@@ -74,21 +74,11 @@ import: {{ poll_min: 1s, poll_max: 2s, batch_max_wait: {a.batch_wait} }}
     gens = {}
     t0 = time.monotonic()
     for i, (name, extra) in enumerate(specs):
-        tmp = f"{incoming}/.tmp-{name}"
-        out = subprocess.run([a.gen, tmp, "--seed", str(a.seed * 100 + i), "--complete", "marker"] + extra,
-                             check=True, capture_output=True, text=True).stdout
-        gens[name] = json.loads(out)
+        gens[name] = harness.generate_export(a.gen, f"{incoming}/.tmp-{name}", a.seed * 100 + i, extra)
     log(f"generated {len(specs)} exports in {time.monotonic() - t0:.1f}s")
 
     def status():
-        r = subprocess.run([a.fe, "status", "--json", "--journal", f"{work}/journal.db"], env=env,
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout)["exports"]
-        except (ValueError, KeyError):
-            return None
+        return (harness.status(a.fe, env, journal=f"{work}/journal.db") or {}).get("exports")
 
     def trailing():
         # Files still `uploading`: an imported export's archive copy, rejects or report.json are
@@ -106,22 +96,10 @@ import: {{ poll_min: 1s, poll_max: 2s, batch_max_wait: {a.batch_wait} }}
         return (st is not None and len(st) == len(specs) and all(e["state"] in TERMINAL for e in st)
                 and trailing() == 0)
 
-    daemon_log = open(f"{work}/daemon.log", "a")
-
     def start():
-        daemon_log.write(f"=== start {time.time():.3f}\n")
-        daemon_log.flush()
-        p = subprocess.Popen([a.fe, "run", "--config", cfg], env=env, stdout=daemon_log, stderr=subprocess.STDOUT)
-        procs.append(p)
         # The kill delay counts from the end of start-up (seconds under ASan), so that kills
         # land in the work rather than in initialisation.
-        started = time.monotonic() + 20
-        while time.monotonic() < started and p.poll() is None:
-            with open(f"{work}/daemon.log") as f:
-                if f.read().rsplit("=== start", 1)[-1].find("fhir-edge started") >= 0:
-                    break
-            time.sleep(0.05)
-        return p
+        return harness.start_daemon(a.fe, cfg, env, f"{work}/daemon.log", procs)
 
     deadline = time.monotonic() + a.time_limit
     d = start()
@@ -194,12 +172,8 @@ import: {{ poll_min: 1s, poll_max: 2s, batch_max_wait: {a.batch_wait} }}
 
 def fail(work, msg):
     print(f"FAIL: {msg}", file=sys.stderr)
-    try:
-        lines = open(f"{work}/daemon.log").read().splitlines()
-        print("--- daemon log (last 60 lines)", file=sys.stderr)
-        print("\n".join(lines[-60:]), file=sys.stderr)
-    except OSError:
-        pass
+    print("--- daemon log (last 60 lines)", file=sys.stderr)
+    print(harness.log_tail(f"{work}/daemon.log"), file=sys.stderr)
     return False
 
 
@@ -217,7 +191,7 @@ def check(a, work, port, env, specs, gens, st, kills):
     if errors:
         return fail(work, "; ".join(errors))
 
-    reqs = [json.loads(l) for l in open(f"{work}/requests.ndjson") if l.strip()]
+    reqs = harness.read_requests(f"{work}/requests.ndjson")
     # 2. Exactly one job per export, one per batch: an export may share its job with the other
     #    exports of its batch (docs/import.md, Batches), but successful Starts map to one JobId per
     #    ClientToken, ListFHIRImportJobs shows one job per JobName (no batch started twice), every
@@ -230,7 +204,7 @@ def check(a, work, port, env, specs, gens, st, kills):
         if len(ids) != 1:
             errors.append(f"ClientToken {tok} got {len(ids)} JobIds: {sorted(ids)}")
     all_job_ids = set().union(*jobs_by_token.values()) if jobs_by_token else set()
-    listed = list_import_jobs(port)
+    listed = harness.list_import_jobs(port, AK, SK)
     per_name = collections.Counter(j["JobName"] for j in listed)
     for jn, c in per_name.items():
         if c != 1:
@@ -255,7 +229,7 @@ def check(a, work, port, env, specs, gens, st, kills):
         members[j["JobId"]].append(n)
 
     # 3. Imported resources == the valid input lines, once each.
-    imported = [json.loads(l) for l in open(f"{work}/emulator/healthlake/{DS}/resources.jsonl") if l.strip()]
+    imported = harness.imported_resources(work)
     counts = collections.Counter((r["resourceType"], r["id"]) for r in imported)
     dups = [k for k, c in counts.items() if c != 1]
     if dups:
@@ -286,21 +260,18 @@ def check(a, work, port, env, specs, gens, st, kills):
     completes = {(r["key"]) for r in reqs if r["operation"] == "CompleteMultipartUpload" and r["status"] == 200}
 
     # 5. Journal integrity, and status --json agrees with the store.
-    ic = subprocess.run(["sqlite3", f"{work}/journal.db", "PRAGMA integrity_check"], capture_output=True, text=True)
-    if ic.stdout.strip() != "ok":
-        errors.append(f"journal integrity_check: {ic.stdout.strip()} {ic.stderr.strip()}")
+    ic = harness.journal_integrity(f"{work}/journal.db")
+    if ic != "ok":
+        errors.append(f"journal integrity_check: {ic}")
     objects = {}
     for meta in glob.glob(f"{work}/emulator/s3/buckets/landing/*.json"):
         m = json.load(open(meta))
         body = meta[:-5]
         objects[m.get("key")] = os.path.getsize(body) if os.path.exists(body) else -1
     for n in names:
-        r = subprocess.run([a.fe, "status", "--export", n, "--json", "--journal", f"{work}/journal.db"],
-                           env=env, capture_output=True, text=True)
-        try:
-            files = json.loads(r.stdout)["files"]
-        except (ValueError, KeyError):
-            errors.append(f"status --export {n} --json failed: {r.stderr.strip()[:200]}")
+        files = (harness.status(a.fe, env, journal=f"{work}/journal.db", export=n) or {}).get("files")
+        if files is None:
+            errors.append(f"status --export {n} --json failed")
             continue
         for f in files:
             if f["import_key"] and f["import_key"] not in objects:
@@ -442,23 +413,6 @@ def check_request_rate(work, reqs):
     if hl_peak > hl_bound:
         errors.append(f"HealthLake request storm: {hl_peak} calls within 1 s (bound {hl_bound})")
     return errors
-
-
-def list_import_jobs(port):
-    import botocore.session
-    s = botocore.session.get_session()
-    c = s.create_client("healthlake", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
-                        aws_access_key_id=AK, aws_secret_access_key=SK)
-    out, token = [], None
-    while True:
-        kw = {"DatastoreId": DS, "MaxResults": 500}
-        if token:
-            kw["NextToken"] = token
-        r = c.list_fhir_import_jobs(**kw)
-        out += r["ImportJobPropertiesList"]
-        token = r.get("NextToken")
-        if not token:
-            return out
 
 
 if __name__ == "__main__":
