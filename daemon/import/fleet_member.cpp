@@ -108,6 +108,14 @@ void Importer::Impl::fleet_done(std::shared_ptr<int> pending) {
   if (!fleet_waiting.empty() || !fleet_following.empty()) fleet_arm(opt.fleet.poll_interval);
 }
 
+void Importer::Impl::fleet_pointer_read(std::int64_t id, const fleet::CasRead& r) {
+  if (r.absent) return journal.forget_fleet_append(id);
+  simdjson::dom::parser p;
+  std::string_view b;
+  simdjson::dom::element el;
+  if (!p.parse(r.body).get(el) && !el["batch"].get(b)) journal.record_fleet_batch(id, b);
+}
+
 void Importer::Impl::fleet_tick() {
   if (stopped || fleet_busy) return;
   fleet_busy = true;
@@ -165,15 +173,7 @@ void Importer::Impl::fleet_tick() {
                         if (!r.error) {
                           // Listed now either way: absent → appended next (appended_at 0).
                           self->journal.record_fleet_appended(id, self->opt.fleet.name, entry);
-                          if (r.absent) {
-                            self->journal.forget_fleet_append(id);
-                          } else {
-                            simdjson::dom::parser p;
-                            std::string_view b;
-                            simdjson::dom::element el;
-                            if (!p.parse(r.body).get(el) && !el["batch"].get(b))
-                              self->journal.record_fleet_batch(id, b);
-                          }
+                          self->fleet_pointer_read(id, r);
                         }
                       } catch (const std::exception& ex) {
                         log::error(std::string("import (fleet): ") + ex.what());
@@ -279,15 +279,7 @@ void Importer::Impl::fleet_batches(const fleet::ManifestDoc& doc, std::shared_pt
                       auto self = w.lock();
                       if (!self || self->stopped) return;
                       try {
-                        if (!r.error && r.absent) {
-                          self->journal.forget_fleet_append(id);
-                        } else if (!r.error) {
-                          simdjson::dom::parser p;
-                          std::string_view b;
-                          simdjson::dom::element el;
-                          if (!p.parse(r.body).get(el) && !el["batch"].get(b))
-                            self->journal.record_fleet_batch(id, b);
-                        }
+                        if (!r.error) self->fleet_pointer_read(id, r);
                       } catch (const std::exception& ex) {
                         log::error(std::string("import (fleet): ") + ex.what());
                       }

@@ -12,6 +12,7 @@
 #include "aws/healthlake.hpp"
 #include "aws/s3.hpp"
 #include "fleet/manifest.hpp"
+#include "fleet/s3_cas.hpp"
 #include "import/batch_former.hpp"
 #include "import/fleet_holder.hpp"
 #include "import/importer.hpp"
@@ -195,6 +196,8 @@ struct Importer::Impl : std::enable_shared_from_this<Importer::Impl> {
   void fleet_batches(const fleet::ManifestDoc& doc, std::shared_ptr<int> pending);
   void fleet_apply(const std::string& batch_id, const std::string& body);
   void fleet_done(std::shared_ptr<int> pending);
+  // A member pointer as read: absent → the export is to be listed (again); present → its batch.
+  void fleet_pointer_read(std::int64_t id, const fleet::CasRead& r);
 
   // ---- entry points ----
   void kick(std::int64_t id);
