@@ -21,8 +21,15 @@
 // (SpoolFile::open throws Incomplete) and the caller redoes it; remove_partials() clears leftover
 // .tmp files. Only after finish() returns may the journal record the file as spooled.
 //
-// Memory: a writer holds one zstd context and a fixed output buffer; a reader streams a frame in
-// chunks of ZSTD_DStreamOutSize() (~128 KiB). Neither grows with the file or part size.
+// Memory: a writer holds one zstd context, a fixed output buffer and four 256 KiB hand-off chunks;
+// a reader streams a frame in chunks of ZSTD_DStreamOutSize() (~128 KiB). Neither grows with the
+// file or part size.
+//
+// Threads (issue 13 item 3): a writer compresses and writes on its own thread. The caller (a pool
+// worker validating the source) appends lines and computes the frame checksums; full 256 KiB
+// chunks go to the writer's compressor thread, which runs zstd and writes the .tmp file. So one
+// big file is validated on one core and compressed on the other, and the output is byte for byte
+// what a single thread writes (one zstd stream, frames ended at the same offsets).
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -152,9 +159,11 @@ class SpoolWriter {
   SpoolWriter(const SpoolWriter&) = delete;
   SpoolWriter& operator=(const SpoolWriter&) = delete;
 
-  // Appends uncompressed bytes (typically one NDJSON line with its '\n'); may wait on the quota.
+  // Appends uncompressed bytes (typically one NDJSON line with its '\n'); may wait on the quota
+  // or for a free hand-off chunk. Throws Error when the compressor thread failed (disk full...).
   void write(std::string_view bytes);
-  // Ends the last frame, makes data and index durable and commits them (see above).
+  // Ends the last frame, waits for the compressor thread, makes data and index durable and
+  // commits them (see above).
   const FrameIndex& finish();
 
   uint64_t uncompressed_bytes() const { return index_.uncompressed_size + frame_in_; }
@@ -163,21 +172,16 @@ class SpoolWriter {
  private:
   void begin_frame();
   void end_frame();
-  void write_out(const void* data, size_t size);
-  void compress(std::string_view in, bool end);
 
   std::filesystem::path final_, tmp_;
   WriterOptions opt_;
-  struct Impl;
+  struct Impl;  // the compressor thread, its hand-off queue and what only it touches
   std::unique_ptr<Impl> impl_;
-  FrameIndex index_;
-  uint64_t frame_in_ = 0;     // uncompressed bytes in the current frame
-  uint64_t frame_start_ = 0;  // compressed offset where the current frame began
-  uint64_t written_ = 0;      // compressed bytes written to tmp_
+  FrameIndex index_;       // the frames' compressed ranges are filled in by finish()
+  uint64_t frame_in_ = 0;  // uncompressed bytes in the current frame
   uint32_t frame_crc_ = 0;
   bool in_frame_ = false;
   bool finished_ = false;
-  uint64_t charged_ = 0;  // bytes added to the quota for this file
 };
 
 // A committed spool file and its index; reads are positional (thread-safe for concurrent parts).

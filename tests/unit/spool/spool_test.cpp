@@ -1,9 +1,12 @@
 // The spool against real files and real zstd in a temp directory.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
+
+#include <csignal>
 
 #include <fstream>
 #include <future>
@@ -119,6 +122,86 @@ TEST(Spool, PartNIsFrameNAndFramesDecompressIndependently) {
   f.read_raw(10, 1000, [&](std::span<const char> c) { raw.append(c.data(), c.size()); });
   EXPECT_EQ(raw, file.substr(10, 1000));
   EXPECT_NO_THROW(f.verify());
+}
+
+// The writer hands 256 KiB chunks to its compressor thread: frames that end inside a chunk, lines
+// longer than a chunk and a part size that is no multiple of the chunk must still give frame N =
+// exactly bytes [N * part, (N + 1) * part), each an independent zstd frame, in one file whose
+// frames the index locates exactly.
+TEST(Spool, ChunksHandedToTheCompressorKeepFramesExact) {
+  TempDir dir;
+  const uint64_t part = (1u << 20) + 13;
+  std::string data;
+  std::mt19937 rng(11);
+  for (int i = 0; data.size() < 6 * part + 4321; ++i) {
+    size_t len = i % 17 == 0 ? 600 * 1024 + rng() % 1000 : 1 + rng() % 3000;  // some > a chunk
+    data += "{\"resourceType\":\"Binary\",\"id\":\"b" + std::to_string(i) + "\",\"data\":\"" +
+            std::string(len, 'A' + static_cast<char>(i % 26)) + "\"}\n";
+  }
+  auto path = import_path(dir.path(), "chunks", "Binary.ndjson");
+  {
+    SpoolWriter w(path, {.part_size = part, .zstd_level = 1});
+    size_t pos = 0;
+    while (pos < data.size()) {  // one line per write, as the spooler does
+      size_t nl = data.find('\n', pos);
+      w.write(std::string_view(data).substr(pos, nl + 1 - pos));
+      pos = nl + 1;
+    }
+    w.finish();
+  }
+  auto f = SpoolFile::open(path);
+  const size_t frames = (data.size() + part - 1) / part;
+  ASSERT_EQ(f.frame_count(), frames);
+  std::string file = slurp(path);
+  uint64_t expect_offset = 0;
+  for (size_t n = 0; n < frames; ++n) {
+    const auto& fr = f.index().frames[n];
+    std::string expect = data.substr(n * part, part);
+    EXPECT_EQ(fr.compressed_offset, expect_offset) << "frame " << n;
+    expect_offset += fr.compressed_size;
+    EXPECT_EQ(fr.crc32c, fe::crc32c(expect)) << "frame " << n;
+    std::string raw = file.substr(fr.compressed_offset, fr.compressed_size);
+    EXPECT_EQ(ZSTD_findFrameCompressedSize(raw.data(), raw.size()), raw.size()) << "frame " << n;
+    EXPECT_EQ(zstd_decompress_all(raw), expect) << "frame " << n;
+  }
+  EXPECT_EQ(expect_offset, file.size());
+  EXPECT_EQ(zstd_decompress_all(file), data);
+}
+
+// A write that fails on the compressor thread (here: the file size limit, EFBIG; the same path as
+// a full disk) reaches the caller as an Error naming the file, the temporary file is removed and
+// its bytes go back to the quota. Run in a child process, which may lower its own RLIMIT_FSIZE.
+TEST(Spool, AWriteErrorOnTheCompressorThreadReachesTheCaller) {
+  TempDir dir;
+  auto path = import_path(dir.path(), "efbig", "Big.ndjson");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG instead of killing the process
+    rlimit lim{64 * 1024, 64 * 1024};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(10);
+    Quota quota(1 << 30);
+    std::string data = random_bytes(2 << 20, 5);  // incompressible: ~2 MiB to write
+    try {
+      SpoolWriter w(path, {.part_size = 128 * 1024, .quota = &quota});
+      w.write(data);
+      w.finish();
+      _exit(11);  // the error was lost
+    } catch (const Error& e) {
+      std::string what = e.what();
+      std::fprintf(stderr, "caught: %s\n", what.c_str());
+      if (what.find("File too large") == std::string::npos) _exit(12);
+      if (what.find("Big.ndjson.zst.tmp") == std::string::npos) _exit(13);
+    }
+    if (fs::exists(path.string() + ".tmp")) _exit(14);
+    if (quota.used() != 0) _exit(15);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: setrlimit, 11: no error, 12/13: message, 14: .tmp "
+                                       "left, 15: quota not returned";
 }
 
 TEST(Spool, EmptyFileHasNoFrames) {
