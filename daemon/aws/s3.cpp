@@ -129,6 +129,12 @@ std::string composite_crc32c(const std::vector<std::uint32_t>& part_crcs) {
 
 S3Client::S3Client(AwsCaller& caller) : caller_(caller) {}
 
+PayloadMode S3Client::payload_mode_for(std::string_view bucket, std::uint64_t body_bytes) const {
+  auto t = target(bucket, "");
+  if (!t) return PayloadMode::signed_sha256;  // no usable endpoint: hash (the request will fail)
+  return payload_mode(caller_.config(), t->base_url, body_bytes);
+}
+
 std::optional<S3Client::Target> S3Client::target(std::string_view bucket,
                                                  std::string_view key) const {
   const auto& cfg = caller_.config();

@@ -259,6 +259,11 @@ class S3Client {
   // big is a configuration mistake, and memory stays bounded).
   void list_all_objects(ListObjectsRequest req, Done<ListObjectsResult> done, int max_pages = 100);
 
+  // How a PutObject/UploadPart body of `body_bytes` to `bucket` goes on the wire with this
+  // client's configuration and endpoint (payload_mode). The spool uses it to skip the SHA-256 of
+  // parts that will not be signed (issue 13: no hash pass where the trailer carries a CRC32C).
+  PayloadMode payload_mode_for(std::string_view bucket, std::uint64_t body_bytes) const;
+
   // The URL pieces a request for bucket/key would use (exposed for tests and logs).
   struct Target {
     std::string base_url;  // scheme://authority

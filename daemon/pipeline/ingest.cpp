@@ -7,6 +7,7 @@
 #include <set>
 
 #include "aws/crc32c.hpp"
+#include "aws/s3.hpp"
 #include "journal/digest.hpp"
 #include "pipeline/upload_stage.hpp"
 #include "service/log.hpp"
@@ -258,6 +259,10 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     job.on_invalid = pipe->cfg.on_invalid;
     job.part_size = choose_part_size(c_.cfg.upload.part_size, f.source.size, c_.opt);
     job.zstd_level = c_.cfg.spool.zstd_level;
+    // Parts that go with the unsigned-payload trailer (https, aws.payload_signing) need no
+    // SHA-256; the last, smaller part may be signed, and the upload then hashes it itself.
+    job.frame_sha256 = !c_.s3 || c_.s3->payload_mode_for(pipe->cfg.s3.bucket, job.part_size) ==
+                                     aws::PayloadMode::signed_sha256;
     job.quota = c_.quota.get();
     job.cancel = &c_.cancel;
     std::int64_t file_id = f.id;

@@ -152,9 +152,12 @@ SpoolResult spool_file(const SpoolJob& job) {
     wo.zstd_level = job.zstd_level;
     wo.quota = job.quota;
     wo.fsync = job.fsync;
+    wo.frame_sha256 = false;  // rejected/: uploaded whole by PutObject, which hashes the file
+    spool::WriterOptions import_wo = wo;
+    import_wo.frame_sha256 = job.frame_sha256;
     auto import_file = spool::import_path(job.spool_dir, job.export_name, job.file_name);
     auto rejected_file = spool::rejected_path(job.spool_dir, job.export_name, job.file_name);
-    spool::SpoolWriter import(import_file, wo);
+    spool::SpoolWriter import(import_file, import_wo);
     std::optional<spool::SpoolWriter> rejected;  // created at the first rejected line
     const bool reject_file = job.on_invalid == config::OnInvalid::reject_file;
     // reject-file: every line also goes to rejected/ (the whole file is rejected if one line is

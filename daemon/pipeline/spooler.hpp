@@ -33,6 +33,9 @@ struct SpoolJob {
   config::OnInvalid on_invalid = config::OnInvalid::reject_resource;
   std::uint64_t part_size = 8u << 20;
   int zstd_level = 3;
+  // Record each import frame's SHA-256 for a signed upload (false: the parts go with the
+  // unsigned-payload trailer, S3Client::payload_mode_for).
+  bool frame_sha256 = true;
   spool::Quota* quota = nullptr;
   bool fsync = true;
   const std::atomic<bool>* cancel = nullptr;  // daemon stopping: abandon (redone at next start)

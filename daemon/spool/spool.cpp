@@ -573,7 +573,7 @@ void SpoolWriter::end_frame() {
   f.uncompressed_offset = index_.uncompressed_size;
   f.uncompressed_size = frame_in_;
   f.crc32c = frame_crc_;
-  f.sha256 = impl_->sha.final_hex();
+  if (opt_.frame_sha256) f.sha256 = impl_->sha.final_hex();
   index_.frames.push_back(f);
   index_.uncompressed_size += frame_in_;
   frame_in_ = 0;
@@ -588,7 +588,7 @@ void SpoolWriter::write(std::string_view bytes) {
     auto chunk = bytes.substr(0, n);
     impl_->append(chunk);
     frame_crc_ = fe::crc32c(chunk, frame_crc_);
-    impl_->sha.update(chunk);
+    if (opt_.frame_sha256) impl_->sha.update(chunk);
     index_.crc32c = fe::crc32c(chunk, index_.crc32c);
     frame_in_ += n;
     bytes.remove_prefix(n);

@@ -69,7 +69,8 @@ struct Frame {
   uint32_t crc32c = 0;  // of the uncompressed bytes of this frame
   // Hex SHA-256 of the uncompressed bytes: the part's signed payload hash (x-amz-content-sha256),
   // computed while the frame is written so the upload needs no extra read pass over the part.
-  // Empty in indexes written before it was recorded (the upload then hashes the part itself).
+  // Empty in indexes written before it was recorded, and when the writer was told the parts go
+  // unsigned (WriterOptions::frame_sha256): an upload that signs after all hashes the part itself.
   std::string sha256;
 };
 
@@ -147,6 +148,10 @@ struct WriterOptions {
   int zstd_level = 3;
   Quota* quota = nullptr;  // optional back-pressure and accounting
   bool fsync = true;       // false only for throw-away data (tests of other stages, benchmarks)
+  // Record each frame's SHA-256 (Frame::sha256, the signed payload hash of its upload part).
+  // False when the parts will go STREAMING-UNSIGNED-PAYLOAD-TRAILER (no hash needed) and for
+  // rejected-lines files (uploaded whole, hashed then): one pass over the bytes less.
+  bool frame_sha256 = true;
 };
 
 // Writes one spool file (valid or rejected lines). Not thread-safe; one writer per file. Owned by

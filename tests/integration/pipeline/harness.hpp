@@ -113,6 +113,8 @@ class LocalS3 : public HealthLakeLocal {
 
   struct Request {
     std::string operation, key;
+    std::string
+        payload;  // x-amz-content-sha256 as sent: "hash", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"...
     int part_number = 0;
     int status = 0;
     uint64_t bytes_in = 0;
@@ -129,6 +131,7 @@ class LocalS3 : public HealthLakeLocal {
       std::string_view sv;
       if (!e["operation"].get(sv)) r.operation = sv;
       if (!e["key"].get(sv)) r.key = sv;
+      if (!e["payload"].get(sv)) r.payload = sv;
       int64_t n;
       if (!e["part_number"].get(n)) r.part_number = static_cast<int>(n);
       if (!e["status"].get(n)) r.status = static_cast<int>(n);

@@ -548,6 +548,58 @@ TEST_F(PipelineTest, UploadOfASpooledFileStartsWhileLaterFilesSpool) {
   fs::remove_all(root);
 }
 
+// The spool records a frame's SHA-256 only where its part is signed: with the unsigned-payload
+// trailer (aws.payload_signing: unsigned-trailer, or auto over https) the frames carry none, the
+// parts go aws-chunked with their CRC32C, and the objects arrive intact. Over plain http with the
+// default (auto) every part is signed with the hash the spool recorded.
+TEST_F(PipelineTest, FrameHashesAreRecordedOnlyForPartsThatAreSigned) {
+  REQUIRE_TOOLS();
+  for (const std::string mode : {"unsigned-trailer", "auto"}) {
+    SCOPED_TRACE(mode);
+    auto root = temp_dir("framesha");
+    LocalS3 server(root / "s3", kPart);
+    auto exp = root / "watch" / "fs";
+    generate(root / "gen", {"--patients", "10", "--seed", "3"});
+    fs::create_directories(exp);
+    const std::string obs = read_file(root / "gen" / "Observation.000.ndjson");
+    ASSERT_FALSE(obs.empty());
+    std::string body;
+    while (body.size() < 3 * kPart + 1) body += obs;  // four parts or more (kPart each)
+    write_file(exp / "Observation.000.ndjson", body);
+    std::string yaml = config_yaml(root, server.endpoint());
+    const std::string at = "  s3_path_style: true\n";
+    ASSERT_NE(yaml.find(at), std::string::npos);
+    yaml.replace(yaml.find(at), at.size(), at + "  payload_signing: " + mode + "\n");
+    auto cfg = load(root, yaml);
+    boost::asio::io_context io;
+    fe::app::Stages p(io, cfg, test_options());
+    p.start(cfg);
+    write_file(exp / ".done", "");
+    ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120))) << p.status_line();
+    stop_component(io, p);
+
+    auto sf = fe::spool::SpoolFile::open(
+        fe::spool::import_path(root / "spool", "fs", "Observation.000.ndjson"));
+    ASSERT_GE(sf.frame_count(), 4u);
+    size_t parts = 0;
+    for (const auto& r : server.requests())
+      if (r.operation == "UploadPart" && r.key == "exports/fs/import/Observation.000.ndjson") {
+        ++parts;
+        EXPECT_EQ(r.payload, mode == "auto" ? "hash" : "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+            << "part " << r.part_number;
+      }
+    EXPECT_EQ(parts, sf.frame_count());
+    for (const auto& f : sf.index().frames)
+      EXPECT_EQ(f.sha256.empty(), mode == "unsigned-trailer")
+          << "frame at " << f.uncompressed_offset;
+    S3Reader s3(server.endpoint());
+    auto imp = s3.get("exports/fs/import/Observation.000.ndjson");
+    ASSERT_TRUE(imp);
+    EXPECT_TRUE(*imp == body) << imp->size() << " vs " << body.size() << " bytes";
+    fs::remove_all(root);
+  }
+}
+
 // An export over max_files_per_import_job files is laid out in import/part-NNNN/ folders (the
 // importer starts one job per folder); archive/ keeps the flat layout.
 TEST_F(PipelineTest, ExportOverTheImportJobFileLimitIsSplitIntoPartFolders) {
