@@ -18,6 +18,7 @@
 #
 #   bench/e2e/run.sh BUILD_DIR [SIZE] [OUT_DIR]     SIZE default 1GB (e.g. 100MB for a quick run)
 #   ONE_FILE=1 bench/e2e/run.sh ...                   the export is one file of SIZE
+#   ZSTD_LEVEL=N bench/e2e/run.sh ...                 spool.zstd_level N (default: the daemon's)
 # Use a Release build without sanitizers:
 #   cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release
 #   cmake --build build-release --target fhir-edge healthlake-local -j2
@@ -92,7 +93,7 @@ pipelines:
       data_access_role_arn: $ROLE
       output_s3_uri: s3://results/fhir-edge/
       output_kms_key_id: $KMS
-spool: { dir: $W/spool, max_bytes: 20GiB }
+spool: { dir: $W/spool, max_bytes: 20GiB${ZSTD_LEVEL:+, zstd_level: $ZSTD_LEVEL} }
 journal: { path: $W/journal.db }
 upload: { part_size: auto, concurrency: 4 }
 import: { poll_min: ${POLL}s, poll_max: ${POLL}s }
@@ -153,6 +154,7 @@ if [[ -n $PERF_PID ]]; then
   perf report -i "$W/perf.data" --stdio --no-children -g none --sort pid > "$W/perf.thread" 2> /dev/null || true
   perf report -i "$W/perf.data" --stdio --no-children -g none --sort pid,dso,sym --percent-limit 0.5 \
     > "$W/perf.sym" 2> /dev/null || true
+  mkdir -p "$OUT"
   { echo "# per thread, % of the daemon's samples"
     grep -v '^#' "$W/perf.thread" | grep -v '^$' | head -20 || true
     echo "# per thread and symbol (>= 0.5 %)"

@@ -32,7 +32,7 @@ struct SpoolJob {
   std::shared_ptr<const fhir::Validator> validator;
   config::OnInvalid on_invalid = config::OnInvalid::reject_resource;
   std::uint64_t part_size = 8u << 20;
-  int zstd_level = 3;
+  int zstd_level = 1;
   // Record each import frame's SHA-256 for a signed upload (false: the parts go with the
   // unsigned-payload trailer, S3Client::payload_mode_for).
   bool frame_sha256 = true;

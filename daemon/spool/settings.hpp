@@ -14,7 +14,7 @@ namespace fe::spool {
 struct Settings {
   std::filesystem::path dir = "/var/lib/fhir-edge/spool";
   std::uint64_t max_bytes = std::uint64_t{20} << 30;  // 20GiB quota; ingest pauses when full
-  int zstd_level = 3;                                 // 1..19
+  int zstd_level = 1;  // 1..19; 1 halves the CPU of 3 (docs/pipeline.md "Compression level")
   std::chrono::seconds keep_for = std::chrono::hours(24 * 7);  // finished exports' retention
   bool operator==(const Settings&) const = default;
 };

@@ -145,7 +145,7 @@ std::filesystem::path index_path(const std::filesystem::path& spool_file);  // <
 
 struct WriterOptions {
   uint64_t part_size = 8 * 1024 * 1024;  // uncompressed bytes per frame (= upload part size)
-  int zstd_level = 3;
+  int zstd_level = 1;
   Quota* quota = nullptr;  // optional back-pressure and accounting
   bool fsync = true;       // false only for throw-away data (tests of other stages, benchmarks)
   // Record each frame's SHA-256 (Frame::sha256, the signed payload hash of its upload part).
