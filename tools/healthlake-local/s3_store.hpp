@@ -152,7 +152,8 @@ class S3Store {
                        const std::filesystem::path& body, const WriteRequest& req,
                        const Digests* known = nullptr);
   const UploadInfo& upload(const std::string& bucket, const std::string& key,
-                           const std::string& upload_id) const;  // throws NoSuchUpload
+                           const std::string& upload_id) const;       // throws NoSuchUpload
+  const UploadInfo* find_upload(const std::string& upload_id) const;  // nullptr if none
   ListPartsResult list_parts(const std::string& bucket, const std::string& key,
                              const std::string& upload_id, int part_number_marker,
                              int max_parts) const;
