@@ -136,7 +136,8 @@ class S3Store {
   void delete_bucket(const std::string& name);
 
   // Body is the spooled file at `body`; it is moved into the store on success, removed on error.
-  // `known` saves a second pass over the body when the caller already digested it.
+  // `known` saves a second pass over the body when the caller already digested it; a digest a
+  // rule needs that `known` lacks (Digests::have) is computed from the file.
   ObjectInfo put_object(const std::string& bucket, const std::string& key,
                         const std::filesystem::path& body, const WriteRequest& req,
                         const Digests* known = nullptr);
