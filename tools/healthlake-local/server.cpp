@@ -463,7 +463,6 @@ struct Server::Impl {
     uint64_t raw_size = 0;
     std::string raw_sha256_hex;  // of the bytes as received; "" when the request needs none
     Digests decoded;             // of the stored bytes (only those the request needs)
-    bool aws_chunked = false;
     std::map<std::string, std::string> trailers;
     std::optional<S3Error> decode_error;    // aws-chunked framing / chunk signature
     std::optional<AuthOutcome> early_auth;  // signed chunks: judged at the header
@@ -1149,7 +1148,6 @@ struct Server::Impl {
         bo.signing = rcv.early_auth->chunk;
       }
     }
-    rcv.aws_chunked = bo.aws_chunked;
     rcv.path = s3->new_temp_path();
     struct RemoveOnError {  // a body cut off mid-way leaves nothing behind in tmp/
       fs::path p;
