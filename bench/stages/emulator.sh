@@ -22,7 +22,7 @@ for f in "$UP" "${BINS[@]}"; do [[ -x $f ]] || { echo "missing $f (build it)"; e
 W=$(mktemp -d /tmp/fe-bench-emu.XXXXXX)
 HLL_PID=
 cleanup() {
-  [[ -n $HLL_PID ]] && kill "$HLL_PID" 2> /dev/null || true
+  if [[ -n $HLL_PID ]]; then kill "$HLL_PID" 2> /dev/null || true; fi
   wait 2> /dev/null || true
   rm -rf "$W"
 }
