@@ -759,9 +759,19 @@ TEST(Server, BodiesAreTheSameWhateverTheirSegmentsAndFraming) {
           .at(0);
   EXPECT_EQ(r7.status, 0) << "no answer to a body that never ended";
   EXPECT_EQ(send(hll, Call{.method = "HEAD", .path = "/landing/cut.bin"}).status, 404);
+  // ...and the same inside HTTP chunked transfer coding.
+  Call te_cut = te;
+  te_cut.path = "/landing/te-cut.txt";
+  std::string te_bytes = http_chunks(framed, 1000);
+  Reply r8 =
+      wire(hll, signed_head(hll, te_cut, std::nullopt) + te_bytes.substr(0, 5000), 4096, 1, true)
+          .at(0);
+  EXPECT_EQ(r8.status, 0);
+  EXPECT_EQ(send(hll, Call{.method = "HEAD", .path = "/landing/te-cut.txt"}).status, 404);
   EXPECT_EQ(send(hll, put("/landing/after.txt", "after")).status, 200);
   size_t left_in_tmp = 0;
-  for (const auto& e : std::filesystem::directory_iterator(hll.data_dir() / "store" / "s3" / "tmp")) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(hll.data_dir() / "store" / "s3" / "tmp")) {
     (void)e;
     ++left_in_tmp;
   }
