@@ -2,11 +2,17 @@
 #include "common/json_writer.hpp"
 #include "common/s3_names.hpp"
 
+#include <fcntl.h>
 #include <simdjson.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <set>
+#include <stdexcept>
+#include <utility>
+#include <vector>
 
 namespace fe::hll {
 namespace fs = std::filesystem;
@@ -66,6 +72,50 @@ int64_t jint(simdjson::dom::element e, const char* field) {
   return v;
 }
 
+struct FileDescriptor {
+  int fd;
+  explicit FileDescriptor(int f) : fd(f) {}
+  ~FileDescriptor() {
+    if (fd >= 0) ::close(fd);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+};
+
+// Appends the `size` bytes of `from` to `out_fd` with copy_file_range (no pass through user
+// space), falling back to read/write where the kernel or file system cannot.
+void append_file(const fs::path& from, int out_fd, uint64_t size) {
+  auto fail = [] {
+    return S3Error(500, "InternalError", "healthlake-local could not write the object");
+  };
+  FileDescriptor in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.fd < 0) throw fail();
+  uint64_t left = size;
+  while (left > 0) {
+    ssize_t n = ::copy_file_range(in.fd, nullptr, out_fd, nullptr,
+                                  static_cast<size_t>(std::min<uint64_t>(left, 1u << 30)), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+      std::vector<char> buf(1 << 20);
+      while (left > 0) {
+        ssize_t r = ::read(in.fd, buf.data(), std::min<uint64_t>(left, buf.size()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) throw fail();
+        for (ssize_t done = 0; done < r;) {
+          ssize_t w = ::write(out_fd, buf.data() + done, static_cast<size_t>(r - done));
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) throw fail();
+          done += w;
+        }
+        left -= static_cast<uint64_t>(r);
+      }
+      return;
+    }
+    if (n <= 0) throw fail();  // an error, or the part is shorter than its recorded size
+    left -= static_cast<uint64_t>(n);
+  }
+}
+
 void check_key(const std::string& key) {
   if (key.empty()) throw S3Error(400, "InvalidArgument", "Key must not be empty");
   if (key.size() > fe::s3::kMaxKeyBytes)
@@ -85,6 +135,9 @@ const char* header_name(const std::string& algorithm) {
 }  // namespace
 
 std::string checksum_b64(const Digests& d, const std::string& algorithm) {
+  // A digest nobody computed must never pass for a value (S3Store computes what its rules use).
+  if (unsigned bit = digest_bit(algorithm); bit && !(d.have & bit))
+    throw std::logic_error("healthlake-local: " + algorithm + " was not computed");
   if (algorithm == "CRC32C") return base64(be32(d.crc32c));
   if (algorithm == "CRC32") return base64(be32(d.crc32));
   if (algorithm == "SHA256") return base64(d.sha256);
@@ -127,6 +180,23 @@ void verify_body(const Digests& d, const WriteRequest& req) {
                   {{"ClientComputedContentSHA256", *req.content_sha256},
                    {"S3ComputedContentSHA256", hex(d.sha256)}});
 }
+
+namespace {
+// The digests a write's rules use: MD5 (ETag), each x-amz-checksum-* sent, SHA-256 for a hex
+// x-amz-content-sha256, and `algorithm` (an upload's, stored per part).
+unsigned digests_used(const WriteRequest& req, const std::string& algorithm = "") {
+  unsigned need = kDigestMd5 | digest_bit(algorithm);
+  for (const auto& [alg, v] : req.checksums) need |= digest_bit(alg);
+  if (req.content_sha256) need |= kDigestSha256;
+  return need;
+}
+// `known` when the caller hashed the body as it arrived and has every digest the rules use; else
+// (a digest it did not compute, or no caller digests at all) from the file.
+Digests digests_for(const fs::path& body, const Digests* known, unsigned need) {
+  if (known && (known->have & need) == need) return *known;
+  return digest_file(body, need);
+}
+}  // namespace
 
 S3Store::S3Store(fs::path dir, uint64_t min_part_size)
     : dir_(std::move(dir)), min_part_size_(min_part_size) {
@@ -276,7 +346,7 @@ ObjectInfo S3Store::put_object(const std::string& bucket, const std::string& key
   } cleanup{body};
   require_bucket(bucket);
   check_key(key);
-  Digests d = known ? *known : digest_file(body);
+  Digests d = digests_for(body, known, digests_used(req));
   verify_body(d, req);
   check_conditions(bucket, key, req, req.began_at.value_or(delete_seq_));
   ObjectInfo o;
@@ -458,6 +528,11 @@ const UploadInfo& S3Store::upload(const std::string& bucket, const std::string& 
   return const_cast<S3Store*>(this)->upload_mut(bucket, key, upload_id);
 }
 
+const UploadInfo* S3Store::find_upload(const std::string& upload_id) const {
+  auto it = uploads_.find(upload_id);
+  return it == uploads_.end() ? nullptr : &it->second;
+}
+
 PartInfo S3Store::upload_part(const std::string& bucket, const std::string& key,
                               const std::string& upload_id, int part_number, const fs::path& body,
                               const WriteRequest& req, const Digests* known) {
@@ -473,7 +548,7 @@ PartInfo S3Store::upload_part(const std::string& bucket, const std::string& key,
                   "Part number must be an integer between 1 and 10000, inclusive",
                   {{"ArgumentName", "partNumber"}, {"ArgumentValue", std::to_string(part_number)}});
   UploadInfo& u = upload_mut(bucket, key, upload_id);
-  Digests d = known ? *known : digest_file(body);
+  Digests d = digests_for(body, known, digests_used(req, u.checksum_algorithm));
   verify_body(d, req);
   if (!u.checksum_algorithm.empty() && !req.checksums.empty() &&
       !req.checksums.count(u.checksum_algorithm))
@@ -596,25 +671,23 @@ ObjectInfo S3Store::complete_upload(const std::string& bucket, const std::string
   }
   check_conditions(bucket, key, cond, u.began_at);
 
-  // Concatenate the parts (streamed, in order) into the final object.
+  // Concatenate the parts (in order) into the final object, copied by the kernel.
   fs::path tmp = new_temp_path();
   std::string md5s, part_checksums;
   uint64_t total = 0;
   {
-    std::ofstream out(tmp, std::ios::binary);
-    std::vector<char> buf(1 << 16);
+    FileDescriptor out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (out.fd < 0)
+      throw S3Error(500, "InternalError", "healthlake-local could not write the object");
     for (const CompletePart& cp : parts) {
       const PartInfo& p = u.parts.at(cp.number);
       md5s += p.md5;
       if (!alg.empty()) part_checksums += base64_decode(p.checksums.at(alg)).value_or("");
-      std::ifstream in(dir_ / "uploads" / upload_id / std::to_string(cp.number), std::ios::binary);
-      while (in) {
-        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        out.write(buf.data(), in.gcount());
-      }
+      append_file(dir_ / "uploads" / upload_id / std::to_string(cp.number), out.fd, p.size);
       total += p.size;
     }
-    if (!out) throw S3Error(500, "InternalError", "healthlake-local could not write the object");
+    if (::close(std::exchange(out.fd, -1)) != 0)
+      throw S3Error(500, "InternalError", "healthlake-local could not write the object");
   }
   ObjectInfo o;
   o.bucket = bucket;

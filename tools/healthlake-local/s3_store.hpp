@@ -136,7 +136,8 @@ class S3Store {
   void delete_bucket(const std::string& name);
 
   // Body is the spooled file at `body`; it is moved into the store on success, removed on error.
-  // `known` saves a second pass over the body when the caller already digested it.
+  // `known` saves a second pass over the body when the caller already digested it; a digest a
+  // rule needs that `known` lacks (Digests::have) is computed from the file.
   ObjectInfo put_object(const std::string& bucket, const std::string& key,
                         const std::filesystem::path& body, const WriteRequest& req,
                         const Digests* known = nullptr);
@@ -152,7 +153,8 @@ class S3Store {
                        const std::filesystem::path& body, const WriteRequest& req,
                        const Digests* known = nullptr);
   const UploadInfo& upload(const std::string& bucket, const std::string& key,
-                           const std::string& upload_id) const;  // throws NoSuchUpload
+                           const std::string& upload_id) const;       // throws NoSuchUpload
+  const UploadInfo* find_upload(const std::string& upload_id) const;  // nullptr if none
   ListPartsResult list_parts(const std::string& bucket, const std::string& key,
                              const std::string& upload_id, int part_number_marker,
                              int max_parts) const;

@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -17,6 +18,7 @@
 #include <set>
 
 #include "aws/sigv4.hpp"
+#include "body.hpp"
 #include "common/json_writer.hpp"
 #include "service/log.hpp"
 #include "sts.hpp"
@@ -291,118 +293,6 @@ std::vector<CompletePart> parse_complete_xml(const std::string& xml) {
   return parts;
 }
 
-// Decodes an aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-
-// PAYLOAD[-TRAILER]) from `in` into `out`, verifying chunk signatures when `signing_key` is set.
-// The framing is checked as S3 checks it: a chunk size is hex digits only, each chunk is followed
-// by CRLF, the body ends with a 0 chunk, then the trailer lines and an empty line, and nothing
-// after it (IncompleteBody otherwise). The trailers must be exactly the ones x-amz-trailer
-// declared (`declared`, lower-case), each a "name:value" line (MalformedTrailerError otherwise).
-// The checksum values themselves are checked against the decoded bytes by the S3 layer
-// (s3_store.cpp verify_body: BadDigest), as header checksums are.
-struct ChunkSigning {
-  std::array<unsigned char, 32> key{};
-  std::string amz_date, scope, seed_signature;
-};
-S3Error malformed_trailer() {
-  return S3Error(400, "MalformedTrailerError",
-                 "The request contained trailing data that was not well-formed or did not "
-                 "conform to our published schema.");
-}
-void decode_aws_chunked(const fs::path& in, const fs::path& out, const ChunkSigning* signing,
-                        const std::set<std::string>& declared,
-                        std::map<std::string, std::string>& trailers) {
-  auto bad = [](const std::string& why) {
-    return S3Error(400, "IncompleteBody",
-                   "The request body is not valid aws-chunked encoding: " + why);
-  };
-  std::unique_ptr<FILE, int (*)(FILE*)> fi(std::fopen(in.c_str(), "rb"), &std::fclose);
-  std::unique_ptr<FILE, int (*)(FILE*)> fo(std::fopen(out.c_str(), "wb"), &std::fclose);
-  if (!fi || !fo) throw S3Error(500, "InternalError", "healthlake-local cannot spool the body");
-  // One CRLF-terminated line; false at EOF before any byte. `terminated` says whether the line
-  // ended with LF (a last line cut off by EOF does not).
-  bool terminated = false;
-  auto read_line = [&](std::string& line) {
-    line.clear();
-    terminated = false;
-    int c;
-    while ((c = std::fgetc(fi.get())) != EOF) {
-      if (c == '\n') {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        terminated = true;
-        return true;
-      }
-      line.push_back(static_cast<char>(c));
-      if (line.size() > 8192) throw bad("chunk header too long");
-    }
-    return !line.empty();
-  };
-  std::string prev = signing ? signing->seed_signature : "";
-  const std::string empty_hash = fe::aws::sha256_hex("");
-  std::vector<char> buf(1 << 16);
-  std::string line;
-  while (true) {
-    if (!read_line(line)) throw bad("missing final chunk");
-    std::string size_part = line.substr(0, line.find(';'));
-    if (size_part.empty() || size_part.size() > 16 ||
-        size_part.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-      throw bad("chunk size '" + size_part.substr(0, 32) + "'");
-    const uint64_t size = std::stoull(size_part, nullptr, 16);
-    std::string given_sig;
-    if (auto p = line.find(";chunk-signature="); p != std::string::npos)
-      given_sig = line.substr(p + 17);
-    fe::aws::Sha256Stream h;
-    uint64_t left = size;
-    while (left > 0) {
-      size_t n = std::fread(buf.data(), 1, std::min<uint64_t>(left, buf.size()), fi.get());
-      if (n == 0) throw bad("truncated chunk");
-      if (signing) h.update(std::string_view(buf.data(), n));
-      std::fwrite(buf.data(), 1, n, fo.get());
-      left -= n;
-    }
-    if (signing) {
-      std::string sts = "AWS4-HMAC-SHA256-PAYLOAD\n" + signing->amz_date + "\n" + signing->scope +
-                        "\n" + prev + "\n" + empty_hash + "\n" + h.final_hex();
-      auto mac = fe::aws::hmac_sha256(
-          std::string_view(reinterpret_cast<const char*>(signing->key.data()), 32), sts);
-      std::string expect = fe::aws::hex(mac.data(), mac.size());
-      if (given_sig != expect)
-        throw S3Error(403, "SignatureDoesNotMatch",
-                      "The request signature we calculated does not match the signature you "
-                      "provided. Check your key and signing method. (chunk signature)");
-      prev = expect;
-    }
-    if (size > 0) {
-      if (!read_line(line) || !line.empty() || !terminated) throw bad("chunk not followed by CRLF");
-      continue;
-    }
-    // Trailers until an empty line. A body without declared trailers may end right after the
-    // final chunk (the JS SDK sends "0\r\n" alone when it has no checksum to trail).
-    bool ended = false;
-    while (read_line(line)) {
-      if (line.empty()) {
-        ended = true;
-        break;
-      }
-      if (!terminated) throw malformed_trailer();  // cut off in the middle of a trailer line
-      auto c = line.find(':');
-      if (c == std::string::npos || c == 0) throw malformed_trailer();
-      std::string name = lower(line.substr(0, c));
-      std::string value = line.substr(c + 1);
-      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-      while (!value.empty() && value.back() == ' ') value.pop_back();
-      if (name == "x-amz-trailer-signature") continue;
-      if (!declared.count(name) || trailers.count(name)) throw malformed_trailer();
-      trailers[name] = value;
-    }
-    if (!ended && !(declared.empty() && trailers.empty())) throw malformed_trailer();
-    if (trailers.size() != declared.size()) throw malformed_trailer();
-    if (ended && std::fgetc(fi.get()) != EOF) throw bad("data after the final chunk");
-    break;
-  }
-  if (std::fflush(fo.get()) != 0)
-    throw S3Error(500, "InternalError", "healthlake-local cannot spool the body");
-}
-
 bool keep_alive_of(const http::request_header<>& h) {
   std::string c = lower(h[http::field::connection]);
   if (h.version() >= 11) return c.find("close") == std::string::npos;
@@ -565,6 +455,17 @@ struct Server::Impl {
     std::optional<S3Error> s3;
     std::optional<HlError> json;
     std::optional<ChunkSigning> chunk;
+  };
+
+  // A request body as received: the file holds the bytes S3 stores (aws-chunked decoded).
+  struct Received {
+    fs::path path;  // empty: no body
+    uint64_t raw_size = 0;
+    std::string raw_sha256_hex;  // of the bytes as received; "" when the request needs none
+    Digests decoded;             // of the stored bytes (only those the request needs)
+    std::map<std::string, std::string> trailers;
+    std::optional<S3Error> decode_error;    // aws-chunked framing / chunk signature
+    std::optional<AuthOutcome> early_auth;  // signed chunks: judged at the header
   };
 
   AuthOutcome authenticate(const http::request_header<>& h, std::string_view path,
@@ -1218,28 +1119,140 @@ struct Server::Impl {
       co_return false;
     }
 
-    // Spool the body to a file (memory bounded by the read buffer, not the body size).
+    // Take the body in: one pass that stores it (aws-chunked decoded), hashes it with what this
+    // request needs and checks its framing (body.hpp). Memory is bounded by the receive buffer,
+    // not the body size.
     if (h[http::field::expect] == "100-continue") {
       std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
       co_await asio::async_write(stream, asio::buffer(cont), use_awaitable);
     }
-    fs::path body_path;
-    uint64_t bytes_in = 0;
-    if (!hp.is_done()) {
-      body_path = s3->new_temp_path();
-      http::request_parser<http::file_body> fp{std::move(hp)};
-      fp.body_limit(std::numeric_limits<std::uint64_t>::max());
-      beast::error_code ec;
-      fp.get().body().open(body_path.c_str(), beast::file_mode::write, ec);
-      if (ec) throw std::runtime_error("cannot create " + body_path.string());
-      co_await http::async_read(stream, buffer, fp, use_awaitable);
-      fp.get().body().close();
-      bytes_in = fs::file_size(body_path);
-      co_return co_await process(stream, fp.get().base(), path, raw_query, q, bucket, key, json,
-                                 body_path, bytes_in, fd, now, started, le);
+    Received rcv;
+    if (hp.is_done()) {
+      rcv.decoded = DigestStream(kDigestAll).final();  // the empty body
+      rcv.raw_sha256_hex = hex(rcv.decoded.sha256);
+      co_return co_await process(stream, h, path, raw_query, q, bucket, key, json, rcv, fd, now,
+                                 started, le);
     }
-    co_return co_await process(stream, h, path, raw_query, q, bucket, key, json, body_path,
-                               bytes_in, fd, now, started, le);
+    const std::string sha(h["x-amz-content-sha256"]);
+    BodyReceiver::Options bo;
+    bo.aws_chunked = !json && sha.starts_with("STREAMING-");
+    bo.raw_sha256 = sha.empty() || is_hex_sha256(sha);
+    bo.decoded = digests_needed(h, le, bo.aws_chunked);
+    if (bo.aws_chunked) {
+      bo.declared_trailers = declared_trailers(h);
+      // Signed chunks chain from the header's signature: judge the header now (it does not
+      // depend on the body), so the chunks are checked as they arrive. process() uses this same
+      // outcome, at the same point as for any request.
+      if (sha.starts_with("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")) {
+        rcv.early_auth = authenticate(h, path, raw_query, "", json, now);
+        bo.signing = rcv.early_auth->chunk;
+      }
+    }
+    rcv.path = s3->new_temp_path();
+    struct RemoveOnError {  // a body cut off mid-way leaves nothing behind in tmp/
+      fs::path p;
+      bool armed = true;
+      ~RemoveOnError() {
+        std::error_code ec;
+        if (armed) fs::remove(p, ec);
+      }
+    } remove_on_error{rcv.path};
+    BodyReceiver rx(rcv.path, std::move(bo));
+    if (hp.chunked()) {
+      // Transfer-Encoding: chunked: Beast undoes the HTTP chunking, into our buffer.
+      http::request_parser<http::buffer_body> bp{std::move(hp)};
+      bp.body_limit(std::numeric_limits<std::uint64_t>::max());
+      while (!bp.is_done()) {
+        std::span<char> s = rx.space();
+        bp.get().body().data = s.data();
+        bp.get().body().size = s.size();
+        bp.get().body().more = true;
+        beast::error_code ec;
+        co_await http::async_read(stream, buffer, bp, asio::redirect_error(use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) throw beast::system_error(ec);
+        rx.commit(s.size() - bp.get().body().size);
+      }
+      finish_received(rx, rcv);
+      remove_on_error.armed = false;  // process() owns the file from here
+      co_return co_await process(stream, bp.get().base(), path, raw_query, q, bucket, key, json,
+                                 rcv, fd, now, started, le);
+    }
+    // Content-Length: what the header read already buffered, then straight from the socket
+    // into the receiver's buffer, never past this body (the next request stays in the stream).
+    uint64_t left = hp.content_length().value_or(0);
+    if (const size_t have = static_cast<size_t>(std::min<uint64_t>(buffer.size(), left))) {
+      rx.put(static_cast<const char*>(buffer.data().data()), have);
+      buffer.consume(have);
+      left -= have;
+    }
+    while (left > 0) {
+      std::span<char> s = rx.space();
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(s.size(), left));
+      const size_t n = co_await stream.async_read_some(asio::buffer(s.data(), want), use_awaitable);
+      rx.commit(n);
+      left -= n;
+    }
+    finish_received(rx, rcv);
+    remove_on_error.armed = false;  // process() owns the file from here
+    co_return co_await process(stream, h, path, raw_query, q, bucket, key, json, rcv, fd, now,
+                               started, le);
+  }
+
+  static void finish_received(BodyReceiver& rx, Received& rcv) {
+    rx.finish();
+    rcv.raw_size = rx.raw_size();
+    rcv.raw_sha256_hex = rx.raw_sha256_hex();
+    rcv.decoded = rx.decoded();
+    rcv.trailers = rx.trailers();
+    rcv.decode_error = rx.error();
+  }
+
+  // x-amz-trailer: the trailers an aws-chunked body must end with (comma-separated names).
+  static std::set<std::string> declared_trailers(const http::request_header<>& h) {
+    std::set<std::string> declared;
+    std::string list = lower(h["x-amz-trailer"]);
+    size_t at = 0;
+    while (at <= list.size()) {
+      size_t comma = std::min(list.find(',', at), list.size());
+      std::string name = list.substr(at, comma - at);
+      while (!name.empty() && name.front() == ' ') name.erase(0, 1);
+      while (!name.empty() && name.back() == ' ') name.pop_back();
+      if (!name.empty()) declared.insert(name);
+      at = comma + 1;
+    }
+    return declared;
+  }
+
+  static bool is_hex_sha256(std::string_view v) {
+    return v.size() == 64 && v.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+  }
+
+  // The digests of the stored bytes a request's rules will ask for: MD5 (the ETag) always; the
+  // algorithm of every x-amz-checksum-* header or declared trailer; SHA-256 for a hex
+  // x-amz-content-sha256 on a plain body; an UploadPart's upload algorithm (S3 stores it per
+  // part). S3Store computes anything missing from the file, so this only has to be right to be
+  // fast.
+  unsigned digests_needed(const http::request_header<>& h, const LogEntry& le,
+                          bool aws_chunked) const {
+    unsigned need = kDigestMd5;
+    auto checksum_bit = [](const std::string& name) -> unsigned {
+      if (!name.starts_with("x-amz-checksum-") || name == "x-amz-checksum-algorithm" ||
+          name == "x-amz-checksum-type" || name == "x-amz-checksum-mode")
+        return 0;
+      std::string alg = name.substr(15);
+      for (auto& c : alg) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+      return digest_bit(alg);
+    };
+    for (const auto& f : h) need |= checksum_bit(lower(f.name_string()));
+    if (aws_chunked)
+      for (const auto& t : declared_trailers(h)) need |= checksum_bit(t);
+    else if (is_hex_sha256(h["x-amz-content-sha256"]))
+      need |= kDigestSha256;
+    if (le.operation == "UploadPart")
+      if (const UploadInfo* u = s3->find_upload(le.upload_id))
+        need |= digest_bit(u->checksum_algorithm);
+    return need;
   }
 
   awaitable<void> read_body_discard(beast::tcp_stream& stream, beast::flat_buffer& buffer,
@@ -1254,9 +1267,9 @@ struct Server::Impl {
                           const std::string& path, const std::string& raw_query,
                           const std::multimap<std::string, std::string>& q,
                           const std::string& bucket, const std::string& key, bool json,
-                          fs::path body_path, uint64_t bytes_in, const FaultDecision& fd,
-                          SysTime now, std::chrono::steady_clock::time_point started,
-                          LogEntry& le) {
+                          Received& rcv, const FaultDecision& fd, SysTime now,
+                          std::chrono::steady_clock::time_point started, LogEntry& le) {
+    const fs::path body_path = rcv.path;
     struct Cleanup {
       fs::path p;
       ~Cleanup() {
@@ -1264,21 +1277,19 @@ struct Server::Impl {
         if (!p.empty()) fs::remove(p, ec);
       }
     } cleanup{body_path};
-    le.bytes_in = bytes_in;
+    le.bytes_in = rcv.raw_size;
     if (std::string sha(h["x-amz-content-sha256"]); !sha.empty())
       le.payload = sha.size() == 64 && sha.find('-') == std::string::npos ? "hash" : sha;
     bool head = h.method() == http::verb::head;
     std::string resource = json ? "" : "/" + bucket + (key.empty() ? "" : "/" + key);
     Response r;
     try {
-      // Payload hash over what arrived (for x-amz-content-sha256 and the signature).
-      Digests d;
-      if (!body_path.empty())
-        d = digest_file(body_path);
-      else
-        d = digest_file("/dev/null");
-      std::string payload_hash = hex(d.sha256);
-      AuthOutcome auth = authenticate(h, path, raw_query, payload_hash, json, now);
+      // Payload hash over what arrived (for x-amz-content-sha256 and the signature), hashed as
+      // it arrived ("" when x-amz-content-sha256 says the payload is not a hash: then unused).
+      Digests d = rcv.decoded;
+      AuthOutcome auth = rcv.early_auth
+                             ? *rcv.early_auth
+                             : authenticate(h, path, raw_query, rcv.raw_sha256_hex, json, now);
       if (!auth.ok) {
         if (json) throw *auth.json;
         throw *auth.s3;
@@ -1356,43 +1367,18 @@ struct Server::Impl {
             h.count("x-amz-decoded-content-length") == 0)
           throw S3Error(411, "MissingContentLength",
                         "You must provide the Content-Length HTTP header.");
-        // aws-chunked bodies: decode (verifying chunk signatures) before S3 sees the bytes.
+        // aws-chunked bodies were decoded (chunk signatures verified) as they arrived.
         std::string sha(h["x-amz-content-sha256"]);
-        std::string encoding = lower(h[http::field::content_encoding]);
-        fs::path decoded;
-        struct Cleanup2 {
-          fs::path* p;
-          ~Cleanup2() {
-            std::error_code ec;
-            if (!p->empty()) fs::remove(*p, ec);
-          }
-        } cleanup2{&decoded};
         http::request_header<> h2 = h;  // headers the S3 layer sees (trailers merged in)
         if (sha.starts_with("STREAMING-") && !body_path.empty()) {
-          decoded = s3->new_temp_path();
-          // x-amz-trailer: the trailers the body must end with (comma-separated names).
-          std::set<std::string> declared;
-          {
-            std::string list = lower(h["x-amz-trailer"]);
-            size_t at = 0;
-            while (at <= list.size()) {
-              size_t comma = std::min(list.find(',', at), list.size());
-              std::string name = list.substr(at, comma - at);
-              while (!name.empty() && name.front() == ' ') name.erase(0, 1);
-              while (!name.empty() && name.back() == ' ') name.pop_back();
-              if (!name.empty()) declared.insert(name);
-              at = comma + 1;
-            }
-          }
-          std::map<std::string, std::string> trailers;
-          decode_aws_chunked(body_path, decoded, auth.chunk ? &*auth.chunk : nullptr, declared,
-                             trailers);
+          // Decoded (and chunk signatures checked) as it arrived; its first error counts now.
+          if (rcv.decode_error) throw *rcv.decode_error;
           std::string dcl(h["x-amz-decoded-content-length"]);
-          if (!dcl.empty() && std::to_string(fs::file_size(decoded)) != dcl)
+          if (!dcl.empty() && std::to_string(rcv.decoded.size) != dcl)
             throw S3Error(400, "IncompleteBody",
                           "You did not provide the number of bytes specified by the "
                           "x-amz-decoded-content-length header.");
-          for (const auto& [k, v] : trailers) {
+          for (const auto& [k, v] : rcv.trailers) {
             // A checksum both in a header and in the trailer: S3 wants exactly one.
             if (k.starts_with("x-amz-checksum-") && h.count(k))
               throw S3Error(400, "InvalidRequest",
@@ -1402,9 +1388,6 @@ struct Server::Impl {
           }
           h2.erase("x-amz-content-sha256");
           h2.erase(http::field::content_encoding);
-          fs::rename(decoded, body_path);
-          decoded.clear();
-          d = digest_file(body_path);  // the decoded bytes are what S3 stores and checks
         }
         r = handle_s3(le.operation, h2, bucket, key, q, body_path, &d, le);
       }

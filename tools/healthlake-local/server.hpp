@@ -2,7 +2,8 @@
 // healthlake-local's HTTP front: one Boost.Beast server on one io_context thread serving S3 (REST,
 // path style and virtual-host style) and HealthLake (AWS JSON 1.0, X-Amz-Target: HealthLake.*) on
 // the same port. Every request is SigV4-verified (fe::aws::verify) against the configured keys,
-// request bodies are spooled to a file as they arrive (memory bounded, whatever the part size),
+// request bodies are spooled to a file as they arrive, in one pass that also hashes and decodes
+// them (body.hpp; memory bounded by a 1 MiB buffer, whatever the part size),
 // faults are injected per operation, and one JSON line per request goes to the request log.
 // STS AssumeRole (POST / with a form body, sts.hpp) is answered on the same port; the temporary
 // credentials it issues are accepted by every service until they expire.

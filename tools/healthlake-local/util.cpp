@@ -6,10 +6,12 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -75,30 +77,73 @@ std::string sha256(std::string_view data) {
   return std::string(reinterpret_cast<const char*>(d.data()), d.size());
 }
 
-Digests digest_file(const std::filesystem::path& path) {
+unsigned digest_bit(std::string_view algorithm) {
+  if (algorithm == "CRC32C") return kDigestCrc32c;
+  if (algorithm == "CRC32") return kDigestCrc32;
+  if (algorithm == "SHA256") return kDigestSha256;
+  return 0;
+}
+
+struct DigestStream::Impl {
+  unsigned which;
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> md5{nullptr};
+  std::optional<fe::Sha256> sha;
   Digests d;
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> m(EVP_MD_CTX_new());
-  EVP_DigestInit_ex(m.get(), EVP_md5(), nullptr);
-  fe::Sha256 s;
+};
+
+DigestStream::DigestStream(unsigned which) : impl_(std::make_unique<Impl>()) {
+  impl_->which = which;
+  impl_->d.have = which;
+  if (which & kDigestMd5) {
+    impl_->md5.reset(EVP_MD_CTX_new());
+    if (!impl_->md5 || EVP_DigestInit_ex(impl_->md5.get(), EVP_md5(), nullptr) != 1)
+      throw std::runtime_error("MD5 unavailable");
+  }
+  if (which & kDigestSha256) impl_->sha.emplace();
+}
+DigestStream::~DigestStream() = default;
+
+void DigestStream::update(const char* data, size_t n) {
+  Impl& m = *impl_;
+  m.d.size += n;
+  // Every digest over one 64 KiB block before the next block: the bytes are read from memory
+  // once, then from L1/L2 by the other digests.
+  while (n > 0) {
+    const size_t k = std::min<size_t>(n, 64 * 1024);
+    std::string_view chunk(data, k);
+    if (m.md5) EVP_DigestUpdate(m.md5.get(), data, k);
+    if (m.sha) m.sha->update(chunk);
+    if (m.which & kDigestCrc32c) m.d.crc32c = crc32c(chunk, m.d.crc32c);
+    if (m.which & kDigestCrc32) m.d.crc32 = crc32(chunk, m.d.crc32);
+    data += k;
+    n -= k;
+  }
+}
+
+Digests DigestStream::final() {
+  Impl& m = *impl_;
+  if (m.md5) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(m.md5.get(), out, &len);
+    m.d.md5.assign(reinterpret_cast<char*>(out), len);
+  }
+  if (m.sha) {
+    const auto sha = m.sha->final_digest();
+    m.d.sha256.assign(reinterpret_cast<const char*>(sha.data()), sha.size());
+  }
+  return m.d;
+}
+
+Digests digest_file(const std::filesystem::path& path, unsigned which) {
+  DigestStream ds(which);
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw std::runtime_error("cannot open " + path.string());
-  std::vector<char> buf(1 << 16);
+  std::vector<char> buf(1 << 18);
   size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) {
-    std::string_view chunk(buf.data(), n);
-    EVP_DigestUpdate(m.get(), buf.data(), n);
-    s.update(chunk);
-    d.crc32c = crc32c(chunk, d.crc32c);
-    d.crc32 = crc32(chunk, d.crc32);
-    d.size += n;
-  }
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(m.get(), out, &len);
-  d.md5.assign(reinterpret_cast<char*>(out), len);
-  const auto sha = s.final_digest();
-  d.sha256.assign(reinterpret_cast<const char*>(sha.data()), sha.size());
-  return d;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) ds.update(buf.data(), n);
+  if (std::ferror(f.get())) throw std::runtime_error("cannot read " + path.string());
+  return ds.final();
 }
 
 std::string xml_escape(std::string_view s) {

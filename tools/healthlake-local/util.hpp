@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,15 +31,44 @@ uint32_t crc32(std::string_view data, uint32_t crc = 0);
 std::string md5(std::string_view data);     // raw 16 bytes
 std::string sha256(std::string_view data);  // raw 32 bytes
 
-// Everything S3 may be asked to verify or echo, computed in one pass over a file.
+// Everything S3 may be asked to verify or echo about a body. `have` says which digests were
+// computed: a request pays only for what it needs (the ETag's MD5 always; SHA-256, CRC32C, CRC32
+// when a header, a trailer or the upload's algorithm asks for them). S3Store recomputes from the
+// file whatever a caller left out that a rule needs, so a missing bit costs time, never a check.
+enum DigestBits : unsigned {
+  kDigestMd5 = 1,
+  kDigestSha256 = 2,
+  kDigestCrc32c = 4,
+  kDigestCrc32 = 8,
+  kDigestAll = 15,
+};
 struct Digests {
   uint64_t size = 0;
   std::string md5;     // raw
   std::string sha256;  // raw
   uint32_t crc32c = 0;
   uint32_t crc32 = 0;
+  unsigned have = kDigestAll;
 };
-Digests digest_file(const std::filesystem::path& path);
+// The bit of an x-amz-checksum algorithm ("CRC32C", "CRC32", "SHA256"); 0 for any other.
+unsigned digest_bit(std::string_view algorithm);
+
+// The digests in `which`, over bytes given in pieces (each piece hashed by every digest while it
+// is still in cache).
+class DigestStream {
+ public:
+  explicit DigestStream(unsigned which);
+  ~DigestStream();
+  DigestStream(const DigestStream&) = delete;
+  DigestStream& operator=(const DigestStream&) = delete;
+  void update(const char* data, size_t n);
+  Digests final();  // once
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+Digests digest_file(const std::filesystem::path& path, unsigned which = kDigestAll);
 
 std::string xml_escape(std::string_view s);
 std::string url_decode(std::string_view s, bool plus_is_space = true);

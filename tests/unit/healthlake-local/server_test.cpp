@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -591,4 +592,188 @@ TEST(Server, ConditionalPutsAndConflictWithADeleteInProgress) {
   EXPECT_EQ(send(hll, Call{.method = "DELETE", .path = "/landing/other.json"}).status, 204);
   EXPECT_EQ(plain.finish().status, 200);
   EXPECT_EQ(send(hll, create).status, 200) << "a retry after the conflict creates the key";
+}
+
+namespace {
+// The signed head of a request (request line, headers, Content-Length unless the caller frames
+// the body itself), for tests that put the bytes on the wire themselves.
+std::string signed_head(const HealthLakeLocal& hll, const Call& c, std::optional<size_t> length) {
+  std::string host = "127.0.0.1:" + std::to_string(hll.port());
+  std::vector<fe::aws::Header> hs = {{"Host", host}};
+  for (const auto& [k, v] : c.headers) hs.push_back({k, v});
+  fe::aws::SignableRequest sr{
+      c.method, c.path, c.query, hs,
+      c.payload_hash.empty() ? fe::aws::sha256_hex(c.body) : c.payload_hash};
+  fe::aws::Credentials cr;
+  cr.access_key_id = hll.access_key();
+  cr.secret_access_key = hll.secret_key();
+  fe::aws::SigningOptions so;
+  so.region = hll.region();
+  so.service = "s3";
+  so.s3_rules = true;
+  so.time = std::chrono::system_clock::now();
+  fe::aws::Signed s = fe::aws::sign(sr, cr, so);
+  for (const auto& h : s.headers_to_add) hs.push_back(h);
+  std::string head =
+      c.method + " " + c.path + (c.query.empty() ? "" : "?" + c.query) + " HTTP/1.1\r\n";
+  for (const auto& h : hs) head += h.name + ": " + h.value + "\r\n";
+  if (length) head += "Content-Length: " + std::to_string(*length) + "\r\n";
+  return head + "\r\n";
+}
+
+// Writes `bytes` in pieces of `piece` bytes (TCP_NODELAY: each its own segment), then (after
+// closing its sending side if `hang_up`) reads `responses` replies.
+std::vector<Reply> wire(const HealthLakeLocal& hll, const std::string& bytes, size_t piece,
+                        int responses = 1, bool hang_up = false) {
+  asio::io_context io;
+  asio::ip::tcp::socket sock(io);
+  sock.connect({asio::ip::make_address("127.0.0.1"), hll.port()});
+  sock.set_option(asio::ip::tcp::no_delay(true));
+  for (size_t at = 0; at < bytes.size(); at += piece)
+    asio::write(sock, asio::buffer(bytes.data() + at, std::min(piece, bytes.size() - at)));
+  if (hang_up) sock.shutdown(asio::ip::tcp::socket::shutdown_send);
+  std::vector<Reply> out;
+  beast::flat_buffer buf;
+  for (int i = 0; i < responses; ++i) {
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(sock, buf, res, ec);
+    Reply r;
+    if (!ec) {
+      r.status = res.result_int();
+      for (const auto& f : res) r.headers[std::string(f.name_string())] = std::string(f.value());
+      r.body = res.body();
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::string http_chunks(const std::string& body, size_t piece) {
+  std::string out;
+  for (size_t at = 0; at < body.size(); at += piece) {
+    std::string part = body.substr(at, piece);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx", part.size());
+    out += std::string(size) + "\r\n" + part + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
+std::string etag_of(const std::string& bytes) {
+  return "\"" + fe::hll::hex(fe::hll::md5(bytes)) + "\"";
+}
+}  // namespace
+
+// The receive path reads a body straight from the socket into its own buffer (body.hpp): a body
+// in many tiny segments, a body larger than the buffer, two requests in one segment, an HTTP
+// chunked body and a body cut off mid-way all come out as S3 would have them.
+TEST(Server, BodiesAreTheSameWhateverTheirSegmentsAndFraming) {
+  HealthLakeLocalOptions o;
+  o.buckets = {"landing"};
+  HealthLakeLocal hll(o);
+  std::string data;
+  for (int i = 0; i < 20000; ++i) data += static_cast<char>('a' + (i * 31) % 26);
+
+  // Tiny segments: a SHA-256 signed PUT, and an unsigned-trailer aws-chunked PUT.
+  Call plain = put("/landing/tiny.txt", data);
+  Reply r1 = wire(hll, signed_head(hll, plain, data.size()) + data, 7).at(0);
+  EXPECT_EQ(r1.status, 200) << r1.body;
+  EXPECT_EQ(r1.header("ETag"), etag_of(data));
+  EXPECT_EQ(hll.object("landing", "tiny.txt").value_or(""), data);
+
+  const std::string crc = fe::crc32c_base64(fe::crc32c(data));
+  auto chunk = [](const std::string& bytes) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx", bytes.size());
+    return std::string(size) + "\r\n" + bytes + "\r\n";
+  };
+  const std::string framed = chunk(data.substr(0, 8192)) + chunk(data.substr(8192)) +
+                             "0\r\nx-amz-checksum-crc32c:" + crc + "\r\n\r\n";
+  Call trailer = put("/landing/tiny-trailer.txt", framed);
+  trailer.payload_hash = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+  trailer.headers = {{"Content-Encoding", "aws-chunked"},
+                     {"x-amz-decoded-content-length", std::to_string(data.size())},
+                     {"x-amz-trailer", "x-amz-checksum-crc32c"}};
+  Reply r2 = wire(hll, signed_head(hll, trailer, framed.size()) + framed, 3).at(0);
+  EXPECT_EQ(r2.status, 200) << r2.body;
+  EXPECT_EQ(r2.header("x-amz-checksum-crc32c"), crc);
+  EXPECT_EQ(hll.object("landing", "tiny-trailer.txt").value_or(""), data);
+
+  // The same aws-chunked body inside HTTP chunked transfer coding, in 1000-byte HTTP chunks.
+  Call te = trailer;
+  te.path = "/landing/te-trailer.txt";
+  te.headers.push_back({"Transfer-Encoding", "chunked"});
+  Reply r3 = wire(hll, signed_head(hll, te, std::nullopt) + http_chunks(framed, 1000), 4096).at(0);
+  EXPECT_EQ(r3.status, 200) << r3.body;
+  EXPECT_EQ(hll.object("landing", "te-trailer.txt").value_or(""), data);
+  // ...and its checksum still counts.
+  Call te_bad = te;
+  std::string wrong = framed;
+  wrong[100] ^= 1;
+  Reply r4 =
+      wire(hll, signed_head(hll, te_bad, std::nullopt) + http_chunks(wrong, 1000), 4096).at(0);
+  EXPECT_EQ(r4.status, 400);
+  EXPECT_EQ(xml_code(r4.body), "BadDigest");
+
+  // Larger than the receive buffer (1 MiB): signed plain, and signed aws-chunked chunks whose
+  // framing straddles the buffer's refills.
+  std::string big;
+  for (size_t i = 0; i < (3u << 20) + 7; ++i) big += static_cast<char>((i * 7919) % 253);
+  Reply r5 = send(hll, put("/landing/big.bin", big));
+  EXPECT_EQ(r5.status, 200) << r5.body;
+  EXPECT_EQ(r5.header("ETag"), etag_of(big));
+  EXPECT_EQ(hll.object("landing", "big.bin").value_or("") == big, true);
+  std::vector<std::string> chunks;
+  for (size_t at = 0; at < big.size(); at += 100003) chunks.push_back(big.substr(at, 100003));
+  auto t = std::chrono::system_clock::now();
+  Call signed_chunks = put("/landing/big-chunked.bin", "");
+  signed_chunks.time = t;
+  signed_chunks.payload_hash = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+  signed_chunks.headers = {{"Content-Encoding", "aws-chunked"},
+                           {"x-amz-decoded-content-length", std::to_string(big.size())}};
+  signed_chunks.body_from_signature = [&](const std::string& seed) {
+    return chunked_body(hll, chunks, seed, t);
+  };
+  Reply r6 = send(hll, signed_chunks);
+  EXPECT_EQ(r6.status, 200) << r6.body;
+  EXPECT_EQ(r6.header("ETag"), etag_of(big));
+  EXPECT_EQ(hll.object("landing", "big-chunked.bin").value_or("") == big, true);
+
+  // Two requests in one segment: the first body ends where its Content-Length says.
+  Call first = put("/landing/first.txt", "first body");
+  Call second = put("/landing/second.txt", "second");
+  std::vector<Reply> both = wire(hll,
+                                 signed_head(hll, first, first.body.size()) + first.body +
+                                     signed_head(hll, second, second.body.size()) + second.body,
+                                 1 << 20, 2);
+  EXPECT_EQ(both.at(0).status, 200) << both.at(0).body;
+  EXPECT_EQ(both.at(1).status, 200) << both.at(1).body;
+  EXPECT_EQ(hll.object("landing", "first.txt").value_or(""), "first body");
+  EXPECT_EQ(hll.object("landing", "second.txt").value_or(""), "second");
+
+  // Cut off mid-way: nothing stored, nothing left in tmp/, and the server serves on.
+  Call cut = put("/landing/cut.bin", std::string(1 << 20, 'c'));
+  Reply r7 =
+      wire(hll, signed_head(hll, cut, cut.body.size()) + cut.body.substr(0, 300000), 4096, 1, true)
+          .at(0);
+  EXPECT_EQ(r7.status, 0) << "no answer to a body that never ended";
+  EXPECT_EQ(send(hll, Call{.method = "HEAD", .path = "/landing/cut.bin"}).status, 404);
+  // ...and the same inside HTTP chunked transfer coding.
+  Call te_cut = te;
+  te_cut.path = "/landing/te-cut.txt";
+  std::string te_bytes = http_chunks(framed, 1000);
+  Reply r8 =
+      wire(hll, signed_head(hll, te_cut, std::nullopt) + te_bytes.substr(0, 5000), 4096, 1, true)
+          .at(0);
+  EXPECT_EQ(r8.status, 0);
+  EXPECT_EQ(send(hll, Call{.method = "HEAD", .path = "/landing/te-cut.txt"}).status, 404);
+  EXPECT_EQ(send(hll, put("/landing/after.txt", "after")).status, 200);
+  size_t left_in_tmp = 0;
+  for (const auto& e :
+       std::filesystem::directory_iterator(hll.data_dir() / "store" / "s3" / "tmp")) {
+    (void)e;
+    ++left_in_tmp;
+  }
+  EXPECT_EQ(left_in_tmp, 0u) << "the cut body's spool file is removed";
 }

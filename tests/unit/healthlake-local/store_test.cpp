@@ -435,3 +435,34 @@ TEST_F(StoreTest, ConditionalCompleteMultipartUpload) {
   EXPECT_EQ(s.find_object("bkt", "obj"), nullptr);
   (void)done;
 }
+
+namespace {
+// The server hashes a body with only the digests it expects the rules to use (body.hpp). A digest
+// a rule needs that the caller did not compute is computed from the file: never taken as zero.
+TEST_F(StoreTest, DigestsTheCallerDidNotComputeAreComputedFromTheFile) {
+  S3Store s(dir_);
+  s.create_bucket("bkt");
+  const std::string data = "the part's bytes";
+  DigestStream md5_only(kDigestMd5);
+  md5_only.update(data.data(), data.size());
+  const Digests known = md5_only.final();
+  ASSERT_EQ(known.have, unsigned{kDigestMd5});
+
+  const UploadInfo& u = s.create_upload("bkt", "k", WriteRequest{}, "CRC32");
+  PartInfo p = s.upload_part("bkt", "k", u.upload_id, 1, body(s, data), WriteRequest{}, &known);
+  EXPECT_EQ(p.checksums.at("CRC32"), base64(be32(crc32(data)))) << "the upload's algorithm";
+
+  WriteRequest sha;
+  sha.checksums["SHA256"] = base64(sha256(data));
+  EXPECT_EQ(s.put_object("bkt", "o", body(s, data), sha, &known).checksums.at("SHA256"),
+            base64(sha256(data)));
+  WriteRequest wrong;
+  wrong.checksums["CRC32C"] = base64(be32(crc32c("other")));
+  EXPECT_EQ(error_of([&] { s.put_object("bkt", "o2", body(s, data), wrong, &known); }).code,
+            "BadDigest");
+  WriteRequest hashed;
+  hashed.content_sha256 = hex(sha256("not the body"));
+  EXPECT_EQ(error_of([&] { s.put_object("bkt", "o3", body(s, data), hashed, &known); }).code,
+            "XAmzContentSHA256Mismatch");
+}
+}  // namespace
