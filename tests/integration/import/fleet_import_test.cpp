@@ -16,10 +16,13 @@
 #include "aws/s3.hpp"
 #include "common/export_events.hpp"
 #include "fleet/batch_record.hpp"
+#include "fleet/lease.hpp"
 #include "fleet/manifest.hpp"
+#include "fleet/s3_cas.hpp"
 #include "healthlake_local.hpp"
 #include "import/importer.hpp"
 #include "journal/journal.hpp"
+#include "log_capture.hpp"
 #include "temp_dir.hpp"
 
 namespace {
@@ -115,8 +118,8 @@ struct Fleet {
   o.fleet.name = "north";
   o.fleet.gateway_id = g.id;
   o.fleet.bucket = kLanding;
-  o.fleet.lease_ttl = std::chrono::seconds(2);
-  o.fleet.lease_skew_margin = std::chrono::milliseconds(500);
+  o.fleet.lease_ttl = lease_ttl;
+  o.fleet.lease_skew_margin = lease_skew_margin;
   o.fleet.poll_interval = std::chrono::milliseconds(100);
   return o;
 } void start(Gateway& g) {
@@ -196,6 +199,24 @@ std::set<std::string> started_job_ids() {
   }
   return out;
 }
+// lease.json as it is now, and its ETag.
+std::pair<fleet::LeaseRecord, std::string> lease_now() {
+  std::optional<fleet::CasRead> r;
+  fleet::cas_read(*s3, kLanding, fleet::lease_key("", "north"),
+                  [&](fleet::CasRead x) { r = std::move(x); });
+  run_until([&] { return r.has_value(); });
+  EXPECT_FALSE(r->error || r->absent);
+  auto rec = fleet::LeaseRecord::parse(r->body);
+  EXPECT_TRUE(rec) << r->body;
+  return {rec.value_or(fleet::LeaseRecord{}), r->etag};
+}
+// The importer's clean stop (the daemon's SIGTERM path), run to its end.
+void stop_cleanly(Gateway& g) {
+  bool stopped = false;
+  g.importer->stop([&] { stopped = true; });
+  run_until([&] { return stopped; });
+  g.importer.reset();
+}
 fleet::ManifestDoc ready() {
   std::optional<fleet::ManifestResult> r;
   fleet::Manifest m(*s3, io, kLanding, fleet::manifest_key("", "north"));
@@ -230,6 +251,8 @@ void expect_each_imported_once(int resources) {
 // land (they race for ready.json); the wait is only a fallback.
 std::size_t max_exports = 100;
 std::chrono::milliseconds max_wait{std::chrono::seconds(60)};
+std::chrono::milliseconds lease_ttl{std::chrono::seconds(2)};
+std::chrono::milliseconds lease_skew_margin{std::chrono::milliseconds(500)};
 boost::asio::io_context io;
 std::unique_ptr<HealthLakeLocal> hll;
 std::filesystem::path root;
@@ -397,4 +420,96 @@ TEST(ImportFleet, ListingAgainAfterItsBatchRanIsDroppedNotImportedTwice) {
   EXPECT_EQ(g.importer->fleet_holder()->stats().batches_claimed, 1u);
   EXPECT_EQ(f.started_job_ids().size(), 1u);
   f.expect_each_imported_once(3);
+}
+
+// The holder is stopped cleanly (SIGTERM) right after its claim: it gives the lease up, and the
+// other gateway takes it at once and drives the claimed batch to one job. lease_ttl is 10
+// minutes, so without the release the other gateway could not take the lease before the test's
+// deadline: this passes only if the release happened.
+TEST(ImportFleet, CleanStopReleasesTheLeaseAndTheNextHolderTakesItAtOnce) {
+  Fleet f(2);
+  f.max_exports = 4;
+  f.lease_ttl = std::chrono::minutes(10);
+  f.lease_skew_margin = std::chrono::seconds(30);
+  auto& a = *f.gw[0];
+  auto& b = *f.gw[1];
+  for (int i = 0; i < 2; ++i) f.uploaded_export(a, "nightly" + std::to_string(i), 4);
+  for (int i = 0; i < 2; ++i) f.uploaded_export(b, "daily" + std::to_string(i), 4);
+  f.start(a);
+  f.run_until([&] { return a.importer->fleet_holder()->holding(); });
+  f.start(b);
+  f.run_until([&] { return a.importer->fleet_holder()->stats().batches_claimed == 1; });
+  auto [held, held_etag] = f.lease_now();
+  EXPECT_EQ(held.holder, a.id);
+  EXPECT_FALSE(held.released);
+
+  // a stops cleanly mid-batch (its record, copies and Start not done): the lease is released,
+  // by a's own conditional write (same holder and epoch, a new version).
+  f.stop_cleanly(a);
+  auto [released, released_etag] = f.lease_now();
+  EXPECT_EQ(released.holder, a.id);
+  EXPECT_EQ(released.epoch, held.epoch);
+  ASSERT_TRUE(released.released);  // else b could not take it before the deadline
+  EXPECT_NE(released_etag, held_etag);
+
+  // b takes it over (epoch + 1), resumes the claimed batch and runs it: one job, its token.
+  f.run_until([&] { return b.importer->fleet_holder()->holding(); });
+  auto [taken, taken_etag] = f.lease_now();
+  EXPECT_EQ(taken.holder, b.id);
+  EXPECT_EQ(taken.epoch, held.epoch + 1);
+  EXPECT_FALSE(taken.released);
+  f.run_until([&] { return f.all_final(b); });
+  f.run_until([&] { return b.importer->fleet_holder()->stats().batches_done == 1; });
+  EXPECT_EQ(b.importer->fleet_holder()->stats().batches_claimed, 0u);
+  EXPECT_EQ(b.importer->fleet_holder()->stats().batches_resumed, 1u);
+  f.start(a);
+  f.run_until([&] { return f.all_final(a); });
+  f.expect_each_imported_once(4);
+  EXPECT_EQ(f.started_job_ids().size(), 1u);
+  auto tokens = f.start_tokens();
+  ASSERT_FALSE(tokens.empty());
+  for (const auto& t : tokens) EXPECT_EQ(t, tokens.front());
+}
+
+// The holder's lease was taken over behind its back (it was cut off past expiry, here: a
+// gateway whose clock says the lease expired) and the holder is then stopped cleanly: its
+// release is a conditional write on the ETag it last wrote, which S3 refuses. The other
+// gateway's lease stays as it is, and the refusal is logged, not an error at stop.
+TEST(ImportFleet, CleanStopDoesNotOverwriteALeaseAnotherGatewayTook) {
+  Fleet f(1);
+  f.lease_ttl = std::chrono::minutes(10);
+  f.lease_skew_margin = std::chrono::seconds(30);
+  auto& a = *f.gw[0];
+  f.uploaded_export(a, "nightly0", 3);
+  f.start(a);
+  f.run_until([&] { return a.importer->fleet_holder()->holding(); });
+
+  fleet::LeaseOptions lo;
+  lo.bucket = kLanding;
+  lo.key = fleet::lease_key("", "north");
+  lo.holder = "gw-other";
+  lo.ttl = f.lease_ttl;
+  lo.skew_margin = f.lease_skew_margin;
+  lo.wall_clock = [] { return std::chrono::system_clock::now() + std::chrono::hours(1); };
+  fleet::Lease other(*f.s3, lo);
+  std::optional<fleet::LeaseState> st;
+  other.acquire([&](fleet::LeaseState s) { st = std::move(s); });
+  f.run_until([&] { return st.has_value(); });
+  ASSERT_EQ(st->status, fleet::LeaseStatus::held);
+  auto [before, before_etag] = f.lease_now();
+  ASSERT_EQ(before.holder, "gw-other");
+  EXPECT_TRUE(a.importer->fleet_holder()->holding());  // a has not noticed (renews every ttl/3)
+
+  fe::test::LogCapture log(fe::log::Level::info);
+  f.stop_cleanly(a);
+  std::string text = log.restore();
+  auto [after, after_etag] = f.lease_now();
+  EXPECT_EQ(after_etag, before_etag);
+  EXPECT_EQ(after.holder, "gw-other");
+  EXPECT_EQ(after.token, before.token);
+  EXPECT_FALSE(after.released);
+  EXPECT_NE(text.find("fleet lease not released: gw-other took it over meanwhile"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("error:"), std::string::npos) << text;
 }
