@@ -102,8 +102,9 @@ class FleetHolder {
   // job id, a Start whose answer was lost, a running job: the next holder resumes each from
   // ready.json and the batch record with the batch's ClientToken (adopting the job by JobName),
   // as after a crash, only sooner. Requests still unanswered after release_wait are settled by
-  // the conditional writes as after a partition. done() runs exactly once: when the release is
-  // settled, or after release_wait more at the latest (the lease then lapses after its ttl).
+  // the conditional writes as after a partition. done() runs exactly once (unless the holder is
+  // destroyed first): when the release is settled, or after release_wait more at the latest
+  // (the lease then lapses after its ttl).
   void release(std::function<void()> done);
   bool holding() const;
   const FleetHolderStats& stats() const;
