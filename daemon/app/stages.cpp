@@ -1,6 +1,7 @@
 // The daemon's stages built and wired in one place: see stages.hpp for the contract.
 #include "app/stages.hpp"
 
+#include <boost/asio/post.hpp>
 #include <utility>
 #include <vector>
 
@@ -81,11 +82,19 @@ void Stages::stop(std::function<void()> done) {
   stopping_ = true;
   // The import stage first: it uses the journal and the clients the pipeline closes. Jobs in
   // flight keep running in HealthLake; the journal holds their token and id, and resume()
-  // follows them at the next start.
+  // follows them at the next start. A fleet's lease holder first gives its lease up (through
+  // the S3 client, so before the pipeline closes it): Importer::stop(done).
   if (housekeeping_) housekeeping_->stop();
-  importer_.reset();
-  hl_.reset();
-  pipeline_->stop(std::move(done));
+  auto rest = [this, done = std::move(done)]() mutable {
+    importer_.reset();
+    hl_.reset();
+    pipeline_->stop(std::move(done));
+  };
+  if (!importer_) return rest();
+  // Posted: done() may come from inside an S3 callback, and the pipeline's stop closes the
+  // client that runs it.
+  importer_->stop(
+      [this, rest = std::move(rest)]() mutable { boost::asio::post(io_, std::move(rest)); });
 }
 
 std::string Stages::status_line() const {

@@ -27,7 +27,8 @@
 // and one hook outside the hub: the pipeline's full spool quota (Options::on_spool_full) →
 // Housekeeping::evict, whose evicted bytes are counted in stats().evicted_bytes.
 //
-// stop() stops the import stage first (it uses the journal and clients), then the pipeline
+// stop() stops the import stage first (it uses the journal and clients; a fleet's lease holder
+// releases its lease before the clients close: Importer::stop(done)), then the pipeline
 // (transfers aborted, pools joined, clients closed, journal closed). reload() is the pipeline's
 // (config/reload.hpp refuses a change to any key that is not live); housekeeping reads the live
 // keys (spool.keep_for) from the config this object keeps. The component is named "pipeline"

@@ -102,6 +102,10 @@ class Lease {
   void release(Done done);
 
   bool held() const;
+  // We wrote the lease last, as far as we know (held() may be false already by the monotonic
+  // clock): release() then writes with If-Match on that write's ETag; otherwise it writes
+  // nothing.
+  bool ours() const { return mine_.has_value(); }
   std::uint64_t epoch() const { return mine_ ? mine_->epoch : 0; }
   const std::string& etag() const { return etag_; }
   const LeaseOptions& options() const { return opt_; }

@@ -3,6 +3,7 @@
 #include "import/fleet_holder.hpp"
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <map>
 #include <random>
@@ -52,6 +53,7 @@ struct FleetHolder::Impl : std::enable_shared_from_this<FleetHolder::Impl> {
             s3, io, opt.fleet.bucket, fleet::manifest_key(opt.fleet.prefix, opt.fleet.name))),
         lease_timer(io),
         work_timer(io),
+        release_timer(io),
         rng(std::random_device{}()) {}
 
   fleet::LeaseOptions lease_options() const {
@@ -72,11 +74,14 @@ struct FleetHolder::Impl : std::enable_shared_from_this<FleetHolder::Impl> {
   // holder stopped (destroyed) mid-call must not leave them dangling.
   std::shared_ptr<fleet::Lease> lease;
   std::shared_ptr<fleet::Manifest> manifest;
-  boost::asio::steady_timer lease_timer, work_timer;
+  boost::asio::steady_timer lease_timer, work_timer, release_timer;
   std::mt19937_64 rng;
   FleetHolderStats stats;
   bool stopped = false;
   bool lease_busy = false;
+  int in_flight = 0;  // requests sent through guard() whose answer has not come back
+  std::function<void()> release_done;  // set while release() is under way
+  bool release_sent = false;
   bool driving = false;  // a tick (claim or drive) is in flight
   bool was_holding = false;
   std::set<std::string> claimed_here;  // batches this holder claimed or resumed (stats)
@@ -87,13 +92,17 @@ struct FleetHolder::Impl : std::enable_shared_from_this<FleetHolder::Impl> {
                {{"FLEET", opt.fleet.name}, {"GATEWAY", opt.fleet.gateway_id}, {"BATCH", batch}});
   }
 
-  // Wraps a callback: nothing once stopped or gone.
+  // Wraps the callback of a request that is being sent: nothing once stopped or gone. Counts
+  // the request in flight until its answer comes (release() waits for that).
   template <class R, class F>
   std::function<void(R)> guard(F f) {
+    ++in_flight;
     std::weak_ptr<Impl> w = weak_from_this();
     return [w, f](R r) mutable {
       auto self = w.lock();
-      if (!self || self->stopped) return;
+      if (!self) return;
+      --self->in_flight;
+      if (self->stopped) return self->quiet_check();
       try {
         f(*self, std::move(r));
       } catch (const std::exception& ex) {
@@ -136,8 +145,9 @@ struct FleetHolder::Impl : std::enable_shared_from_this<FleetHolder::Impl> {
     lease_busy = true;
     auto done = [w = weak_from_this(), keep = lease](fleet::LeaseState st) {
       auto self = w.lock();
-      if (!self || self->stopped) return;
+      if (!self) return;
       self->lease_busy = false;
+      if (self->stopped) return self->quiet_check();
       if (st.status == fleet::LeaseStatus::held && !self->was_holding) {
         ++self->stats.lease_acquired;
         self->say(log::Level::notice,
@@ -603,6 +613,96 @@ struct FleetHolder::Impl : std::enable_shared_from_this<FleetHolder::Impl> {
                    })));
   }
 
+  // ---- a clean stop: the lease given up (fleet_holder.hpp, release()) ----
+  void halt() {
+    stopped = true;
+    lease_timer.cancel();
+    work_timer.cancel();
+  }
+
+  void release(std::function<void()> done) {
+    halt();
+    if (release_done || release_sent) return done();  // one release per holder
+    release_done = std::move(done);
+    arm_release_timer([](Impl& me) { me.give_up_lease(/*waited_out=*/true); });
+    quiet_check();
+  }
+
+  template <class F>
+  void arm_release_timer(F f) {
+    release_timer.expires_after(opt.release_wait);
+    std::weak_ptr<Impl> w = weak_from_this();
+    release_timer.async_wait([w, f](const boost::system::error_code& ec) {
+      auto self = w.lock();
+      if (ec || !self) return;
+      f(*self);
+    });
+  }
+
+  // Every request has answered and no lease write is in flight: release now (posted, so that
+  // it never runs inside the callback that brought the count to zero).
+  void quiet_check() {
+    if (!release_done || release_sent || in_flight > 0 || lease_busy) return;
+    boost::asio::post(io, [w = weak_from_this()] {
+      if (auto self = w.lock()) self->give_up_lease(/*waited_out=*/false);
+    });
+  }
+
+  void give_up_lease(bool waited_out) {
+    if (!release_done || release_sent) return;
+    release_sent = true;
+    if (lease_busy) {
+      // fleet::Lease takes one call at a time: an acquire or renew sent before the stop has not
+      // answered. What it wrote, if anything, lapses after lease_ttl, as after a crash.
+      say(log::Level::warning,
+          "fleet lease not released: a lease write is still unanswered; it lapses after "
+          "lease_ttl");
+      return release_finish();
+    }
+    if (!lease->ours()) return release_finish();  // not the holder: nothing to give up
+    if (waited_out)
+      say(log::Level::notice,
+          "fleet lease: " + std::to_string(in_flight) +
+              " request(s) still unanswered at the stop; releasing anyway (the next holder's "
+              "conditional writes and the batch's ClientToken settle them)");
+    lease_busy = true;
+    arm_release_timer([](Impl& me) {
+      if (!me.release_done) return;
+      me.say(log::Level::warning, "fleet lease release unanswered: it lapses after lease_ttl");
+      me.release_finish();
+    });
+    lease->release([w = weak_from_this(), keep = lease](fleet::LeaseState st) {
+      auto self = w.lock();
+      if (!self) return;
+      self->lease_busy = false;
+      self->release_timer.cancel();
+      if (st.status == fleet::LeaseStatus::released) {
+        ++self->stats.lease_released;
+        self->say(log::Level::notice, "fleet lease released: the next holder may take it at once");
+      } else if (st.status == fleet::LeaseStatus::lost) {
+        // Our If-Match was refused: another gateway took the lease over meanwhile (after a
+        // lapse of ours). Its lease is left as it is.
+        self->say(log::Level::notice, "fleet lease not released: " +
+                                          (st.record.holder.empty() ? std::string("another gateway")
+                                                                    : st.record.holder) +
+                                          " took it over meanwhile; left as it is");
+      } else {
+        self->say(log::Level::warning,
+                  "fleet lease not released (" +
+                      (st.error ? st.error->message : std::string(fleet::to_string(st.status))) +
+                      "): it lapses after lease_ttl");
+      }
+      self->release_finish();
+    });
+  }
+
+  void release_finish() {
+    if (!release_done) return;
+    auto done = std::move(release_done);
+    release_done = nullptr;
+    done();
+  }
+
   // Something that may pass: the next tick resumes the batch from its record.
   void stall(const std::string& id, const std::string& why) {
     say(log::Level::warning, "fleet batch: " + why + " (resumed later)", id);
@@ -626,15 +726,11 @@ void FleetHolder::start() {
 
 void FleetHolder::stop() {
   if (!impl_) return;
-  impl_->stopped = true;
-  impl_->lease_timer.cancel();
-  impl_->work_timer.cancel();
+  impl_->halt();
 }
 
 void FleetHolder::release(std::function<void()> done) {
-  if (!impl_->lease->held() || impl_->lease_busy) return done();
-  impl_->lease_busy = true;
-  impl_->lease->release([done, keep = impl_->lease](fleet::LeaseState) { done(); });
+  impl_->release(std::move(done));
 }
 
 bool FleetHolder::holding() const {

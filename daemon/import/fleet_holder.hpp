@@ -27,6 +27,8 @@
 //             (Describe every poll_min..poll_max), the terminal outcome is written into the
 //             record, and only then are the batch's entries removed from ready.json. One batch
 //             at a time: the fleet shares one slot, and what arrives meanwhile is batched next.
+//   stop      a clean stop releases the lease (release(), below: after the requests in flight
+//             have answered, If-Match on our last lease write); a crash leaves it to lapse.
 //   failure   an S3 or HealthLake error that may pass stops the drive; the next poll resumes the
 //             batch from its record. A Start HealthLake refuses for good (validation, access) is
 //             written as the outcome (job_status FAILED, the message), so every member ends
@@ -59,6 +61,9 @@ struct FleetHolderOptions {
   std::chrono::milliseconds poll_max = std::chrono::seconds(60);
   std::chrono::milliseconds retry_delay = std::chrono::seconds(60);
   int max_parallel_copies = 8;
+  // release(): how long to wait for requests in flight, and then for the release write. Twice
+  // this stays well inside the service's stop deadline (25 s).
+  std::chrono::milliseconds release_wait = std::chrono::seconds(4);
 };
 
 struct FleetHolderStats {
@@ -70,6 +75,7 @@ struct FleetHolderStats {
   std::uint64_t outcomes_written = 0;
   std::uint64_t batches_done = 0;        // entries removed from ready.json
   std::uint64_t relistings_dropped = 0;  // entries whose export was already in a batch
+  std::uint64_t lease_released = 0;      // release() wrote the lease released
 };
 
 class FleetHolder {
@@ -82,8 +88,23 @@ class FleetHolder {
 
   void start();
   // Cancels timers; work in flight is abandoned (S3 says where to resume). The lease is not
-  // released (a crash does not release it either); release() does, at a clean shutdown.
+  // released (a crash does not release it either); release() does, at a clean stop.
   void stop();
+  // A clean stop (the daemon's SIGTERM path; stop()s first if that was not done): gives the
+  // lease up, so the next holder takes it at once instead of after lease_ttl + skew_margin.
+  //  1. waits until the holder's requests in flight have answered (S3 writes, Start, reads; at
+  //     most release_wait), so the next holder reads their outcome rather than racing them;
+  //  2. if this gateway wrote the lease last (as far as it knows), rewrites it released with
+  //     If-Match on the ETag of that write (fleet::Lease::release). Another gateway's newer
+  //     lease has another ETag, so it is never overwritten: the refused write is logged
+  //     (notice), not an error.
+  // Safe in every batch state: releasing changes no batch. A claimed batch, a record without a
+  // job id, a Start whose answer was lost, a running job: the next holder resumes each from
+  // ready.json and the batch record with the batch's ClientToken (adopting the job by JobName),
+  // as after a crash, only sooner. Requests still unanswered after release_wait are settled by
+  // the conditional writes as after a partition. done() runs exactly once (unless the holder is
+  // destroyed first): when the release is settled, or after release_wait more at the latest
+  // (the lease then lapses after its ttl).
   void release(std::function<void()> done);
   bool holding() const;
   const FleetHolderStats& stats() const;

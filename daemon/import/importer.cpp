@@ -5,6 +5,8 @@
 // options) are in importer_rules.cpp.
 #include "import/importer.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include "import/importer_impl.hpp"
 #include "import/report.hpp"
 #include "journal/digest.hpp"
@@ -575,6 +577,14 @@ void Importer::stop() {
   if (impl_->mailbox) impl_->mailbox->stop();
   if (impl_->holder) impl_->holder->stop();
   if (impl_->fleet_timer) impl_->fleet_timer->cancel();
+}
+
+void Importer::stop(std::function<void()> done) {
+  stop();
+  if (impl_->holder)
+    impl_->holder->release(std::move(done));
+  else
+    boost::asio::post(impl_->io, std::move(done));
 }
 
 const FleetHolder* Importer::fleet_holder() const {

@@ -226,6 +226,12 @@ class Importer {
   void resume();
   // Cancels timers; work in flight is abandoned (the journal says where to resume).
   void stop();
+  // A clean stop (the daemon's SIGTERM path, app::Stages::stop): stop(), then the fleet's
+  // holder gives its lease up (FleetHolder::release: after its requests in flight answered,
+  // If-Match on its last lease write) so that the next holder need not wait for it to lapse.
+  // done() runs once that is settled (posted at once without a fleet); the S3 client must stay
+  // open until then. A crash, or the destructor, leaves the lease to lapse.
+  void stop(std::function<void()> done);
   // "1 import starting, 2 importing, 3 queued".
   std::string status_line() const;
   const ImporterStats& stats() const;

@@ -126,38 +126,23 @@ void UploadStage::start_upload(std::shared_ptr<Run> run) {
   const Pipe* pipe = c_.pipe_of(row.pipeline);
   const auto& s3c = pipe->cfg.s3;
   if (row.state == ExportState::spooled) c_.jr->set_export_state(run->id, ExportState::uploading);
-  std::vector<std::shared_ptr<upload::ObjectUpload>> front, trail;
-  const auto all_files = c_.jr->files(run->id);
-  const auto n_files = static_cast<std::int64_t>(all_files.size());
-  std::int64_t file_index = -1;
+  Objects front, trail;
   bool early_import = false;  // an import object finished early in this attempt
-  for (auto f : all_files) {
-    ++file_index;
-    if (f.state == FileState::spooled) {
-      c_.jr->set_file_state(f.id, FileState::uploading);
-      f.state = FileState::uploading;
-    }
-    // Import objects uploaded early in this attempt are done; the others (also those whose
-    // early upload failed) are uploaded or resumed from the journal here.
-    const bool early_done = run->early_files.count(f.id) && !run->early_failed.count(f.id);
-    early_import = early_import || early_done;
-    if (f.state == FileState::uploading) {
-      if (!early_done)
-        add_file_objects(run, s3c, row.name, f, file_index, n_files, false, Kinds::import, front);
-      add_file_objects(run, s3c, row.name, f, file_index, n_files, false, Kinds::archive, trail);
-    }
-    if (s3c.upload_rejects && f.state != FileState::uploaded) {
-      auto rp = spool::rejected_path(c_.cfg.spool.dir, row.name, f.name);
-      if (fs::exists(rp))
-        trail.push_back(
-            untracked_object(run, s3c, import::rejected_key(s3c.prefix, row.name, f.name), rp));
-    }
-  }
-  if (s3c.upload_rejects) {
-    auto rp = spool::report_path(c_.cfg.spool.dir, row.name);
-    if (fs::exists(rp))
-      trail.push_back(untracked_object(run, s3c, import::report_key(s3c.prefix, row.name), rp));
-  }
+  add_trailing_objects(
+      run, s3c, row.name, c_.jr->files(run->id),
+      [&](journal::FileRow& f, std::int64_t file_index, std::int64_t n_files) {
+        if (f.state == FileState::spooled) {
+          c_.jr->set_file_state(f.id, FileState::uploading);
+          f.state = FileState::uploading;
+        }
+        // Import objects uploaded early in this attempt are done; the others (also those whose
+        // early upload failed) are uploaded or resumed from the journal here.
+        const bool early_done = run->early_files.count(f.id) && !run->early_failed.count(f.id);
+        early_import = early_import || early_done;
+        if (f.state == FileState::uploading && !early_done)
+          add_file_objects(run, s3c, row.name, f, file_index, n_files, false, Kinds::import, front);
+      },
+      trail);
   if (front.empty() && !early_import) {
     // Nothing to import: no job waits for anything, everything is the front (as before).
     front.insert(front.end(), trail.begin(), trail.end());
@@ -181,7 +166,7 @@ void UploadStage::start_trailing(std::int64_t export_id) {
   const Pipe* pipe = c_.pipe_of(row.pipeline);
   if (!pipe) return;
   const auto& s3c = pipe->cfg.s3;
-  const auto all_files = c_.jr->files(export_id);
+  auto all_files = c_.jr->files(export_id);
   if (std::none_of(all_files.begin(), all_files.end(),
                    [](const auto& f) { return f.state == FileState::uploading; })) {
     c_.trailing.erase(export_id);
@@ -197,25 +182,8 @@ void UploadStage::start_trailing(std::int64_t export_id) {
   if (auto it = c_.trailing.find(export_id); it != c_.trailing.end())
     run->attempt = it->second->attempt;
   c_.trailing[export_id] = run;
-  std::vector<std::shared_ptr<upload::ObjectUpload>> trail;
-  const auto n_files = static_cast<std::int64_t>(all_files.size());
-  std::int64_t file_index = -1;
-  for (const auto& f : all_files) {
-    ++file_index;
-    if (f.state == FileState::uploading)
-      add_file_objects(run, s3c, row.name, f, file_index, n_files, false, Kinds::archive, trail);
-    if (s3c.upload_rejects && f.state != FileState::uploaded) {
-      auto rp = spool::rejected_path(c_.cfg.spool.dir, row.name, f.name);
-      if (fs::exists(rp))
-        trail.push_back(
-            untracked_object(run, s3c, import::rejected_key(s3c.prefix, row.name, f.name), rp));
-    }
-  }
-  if (s3c.upload_rejects) {
-    auto rp = spool::report_path(c_.cfg.spool.dir, row.name);
-    if (fs::exists(rp))
-      trail.push_back(untracked_object(run, s3c, import::report_key(s3c.prefix, row.name), rp));
-  }
+  Objects trail;
+  add_trailing_objects(run, s3c, row.name, std::move(all_files), nullptr, trail);
   log::info(
       "uploading the trailing objects (archive copy, rejects, report.json) of an export "
       "past `uploaded`",
@@ -275,6 +243,34 @@ upload::Hooks UploadStage::hooks_for(const std::shared_ptr<Run>& run, bool early
   const Phase want = early ? Phase::spooling : Phase::uploading;
   h.abandoned = [run, want, early] { return run->phase != want || (early && run->superseded); };
   return h;
+}
+
+// The one place the trailing objects of an export are listed, in the order they go up: for the
+// first upload (start(), whose `each_file` also puts the import objects in the front) and for
+// the trailing objects alone after a restart (start_trailing()).
+void UploadStage::add_trailing_objects(const std::shared_ptr<Run>& run, const config::S3Target& s3c,
+                                       const std::string& export_name,
+                                       std::vector<journal::FileRow> files,
+                                       const EachFile& each_file, Objects& trail) {
+  const auto n_files = static_cast<std::int64_t>(files.size());
+  std::int64_t file_index = -1;
+  for (auto& f : files) {
+    ++file_index;
+    if (each_file) each_file(f, file_index, n_files);
+    if (f.state == FileState::uploading)
+      add_file_objects(run, s3c, export_name, f, file_index, n_files, false, Kinds::archive, trail);
+    if (s3c.upload_rejects && f.state != FileState::uploaded) {
+      auto rp = spool::rejected_path(c_.cfg.spool.dir, export_name, f.name);
+      if (fs::exists(rp))
+        trail.push_back(
+            untracked_object(run, s3c, import::rejected_key(s3c.prefix, export_name, f.name), rp));
+    }
+  }
+  if (s3c.upload_rejects) {
+    auto rp = spool::report_path(c_.cfg.spool.dir, export_name);
+    if (fs::exists(rp))
+      trail.push_back(untracked_object(run, s3c, import::report_key(s3c.prefix, export_name), rp));
+  }
 }
 
 // report.json and rejects: one PutObject each, not tracked part by part in the journal.

@@ -33,6 +33,7 @@
 //   park                park_export with the reason; the Run ends
 //
 // Threading: control thread; part bodies are read on Core::reader (upload::SpoolBodies).
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,6 +77,15 @@ class UploadStage {
                         const std::string& export_name, const journal::FileRow& f,
                         std::int64_t file_index, std::int64_t n_files, bool early, Kinds kinds,
                         std::vector<std::shared_ptr<upload::ObjectUpload>>& objs);
+  // The trailing objects of an export into `trail`: per file (each_file first, if given, which
+  // may update the file's row), its archive copy while it is `uploading` and its rejects while
+  // it is not `uploaded` (s3.upload_rejects); then report.json (s3.upload_rejects).
+  using Objects = std::vector<std::shared_ptr<upload::ObjectUpload>>;
+  using EachFile =
+      std::function<void(journal::FileRow& f, std::int64_t file_index, std::int64_t n_files)>;
+  void add_trailing_objects(const std::shared_ptr<Run>& run, const config::S3Target& s3c,
+                            const std::string& export_name, std::vector<journal::FileRow> files,
+                            const EachFile& each_file, Objects& trail);
   // Which count an object belongs to: an early import object, the pass's front, the trailing.
   enum class Role { early, front, trail };
   void launch(const std::shared_ptr<Run>& run, const std::shared_ptr<upload::ObjectUpload>& o,

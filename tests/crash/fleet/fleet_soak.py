@@ -32,7 +32,8 @@ When every export is imported (or --time-limit passes) all daemons get SIGTERM a
   - no export in two jobs: all of an export's resources were imported by one job, the job its
     gateway's status names; with --fleet also no export in two batch records;
   - every job completed; jobs <= exports x --max-jobs-ratio (default 1/5);
-  - every journal passes PRAGMA integrity_check; every daemon exits 0 on SIGTERM.
+  - every journal passes PRAGMA integrity_check; every daemon exits 0 on SIGTERM;
+  - with --fleet, lease.json is released after the SIGTERMs (a clean stop releases the lease).
 Then it prints a summary (exports, jobs, kills, drain time); --summary-json writes it for
 bench/fleet. Run with Debian's /usr/bin/python3 (botocore for ListFHIRImportJobs).
 """
@@ -346,6 +347,14 @@ class Soak:
         bad = {gid: rc for gid, rc in rcs.items() if rc != 0}
         if bad:
             return self.fail(f"daemons exited non-zero after SIGTERM: {bad}", self.gw(next(iter(bad))))
+        if a.fleet:
+            # A clean stop releases the lease (docs/scale.md): whoever held it at the SIGTERM
+            # wrote it released, unless it was down then (killed, not yet restarted).
+            lease = json.loads(harness.object_body(self.work, BUCKET, FLEET_KEYS + "lease.json") or b"{}")
+            if lease and not lease.get("released") and lease.get("holder") in self.signalled:
+                return self.fail(f"the lease was not released at its holder's clean stop: {lease}",
+                                 self.gw(lease.get("holder")))
+            log(f"lease after the stop: holder {lease.get('holder')}, released {lease.get('released')}")
         return self.check(states)
 
     def gw(self, gid):
@@ -385,9 +394,11 @@ class Soak:
         return all(g.id in self.done_gws for g in self.gws if g.exports)
 
     def stop_all(self):
+        self.signalled = set()
         for g in self.gws:
             if g.running():
                 g.proc.send_signal(signal.SIGTERM)
+                self.signalled.add(g.id)
         rcs = {}
         for g in self.gws:
             if g.proc is None:

@@ -16,10 +16,14 @@
 #include "aws/s3.hpp"
 #include "common/export_events.hpp"
 #include "fleet/batch_record.hpp"
+#include "fleet/lease.hpp"
 #include "fleet/manifest.hpp"
+#include "fleet/s3_cas.hpp"
 #include "healthlake_local.hpp"
 #include "import/importer.hpp"
+#include "import_env.hpp"
 #include "journal/journal.hpp"
+#include "log_capture.hpp"
 #include "temp_dir.hpp"
 
 namespace {
@@ -29,9 +33,9 @@ using fe::test::HealthLakeLocal;
 using fe::test::HealthLakeLocalOptions;
 using journal::ExportState;
 
-constexpr const char* kLanding = "fhir-landing";
-constexpr const char* kResults = "fhir-results";
-constexpr const char* kRole = "arn:aws:iam::123456789012:role/HealthLakeImport";
+using fe::test::kLanding;
+using fe::test::kResults;
+using fe::test::kRole;
 
 std::string patients(const std::string& tag, int n) {
   std::string s;
@@ -56,22 +60,9 @@ struct Gateway {
   std::vector<int64_t> exports;
 };
 
-struct Fleet {
-  explicit Fleet(int gateways, HealthLakeLocalOptions hopt = {}) {
-    hopt.buckets = {kLanding, kResults};
-    hll = std::make_unique<HealthLakeLocal>(hopt);
+struct Fleet : fe::test::ImportAws {
+  explicit Fleet(int gateways, HealthLakeLocalOptions hopt = {}) : ImportAws(std::move(hopt)) {
     root = fe::test::make_temp_dir("fe-fleet");
-    aws::ClientConfig cfg;
-    cfg.region = hll->region();
-    cfg.s3_endpoint = hll->endpoint();
-    cfg.healthlake_endpoint = hll->endpoint();
-    aws::Credentials c;
-    c.access_key_id = hll->access_key();
-    c.secret_access_key = hll->secret_key();
-    engine = std::make_unique<aws::HttpEngine>(io);
-    caller = std::make_unique<aws::AwsCaller>(*engine, cfg, aws::static_credentials(c));
-    s3 = std::make_unique<aws::S3Client>(*caller);
-    hl = std::make_unique<aws::HealthLakeClient>(*caller);
     for (int i = 0; i < gateways; ++i) {
       auto g = std::make_unique<Gateway>();
       g->id = "gw-" + std::to_string(i);
@@ -84,39 +75,21 @@ struct Fleet {
   }
   ~Fleet() {
     for (auto& g : gw) g->importer.reset();
-    hl.reset();
-    s3.reset();
-    caller.reset();
-    engine.reset();
     for (auto& g : gw) g->journal.reset();
     std::error_code ec;
     std::filesystem::remove_all(root, ec);
   }
 
-  import::ImporterOptions options(const Gateway& g){import::ImporterOptions o;
-  import::ImportTarget t;
-  t.pipeline = "ehr";
-  t.bucket = kLanding;
-  t.prefix = "exports/" + g.id;
-  t.datastore_id = hll->datastore();
-  t.data_access_role_arn = kRole;
-  t.output_s3_uri = std::string("s3://") + kResults + "/imports";
-  t.output_kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/test-key";
-  t.validation_level = "structure-only";
-  o.targets = {t};
-  o.spool_dir = g.dir / "spool";
-  o.poll_min = std::chrono::milliseconds(30);
-  o.poll_max = std::chrono::milliseconds(80);
-  o.retry_delay = std::chrono::milliseconds(200);
-  o.conflict_delay = std::chrono::milliseconds(200);
+  import::ImporterOptions options(const Gateway& g) {
+    import::ImporterOptions o = importer_options("exports/" + g.id, g.dir / "spool");
   o.events = const_cast<ExportEvents*>(&g.events);
   o.batch.max_exports = max_exports;
   o.batch.max_wait = max_wait;
   o.fleet.name = "north";
   o.fleet.gateway_id = g.id;
   o.fleet.bucket = kLanding;
-  o.fleet.lease_ttl = std::chrono::seconds(2);
-  o.fleet.lease_skew_margin = std::chrono::milliseconds(500);
+  o.fleet.lease_ttl = lease_ttl;
+  o.fleet.lease_skew_margin = lease_skew_margin;
   o.fleet.poll_interval = std::chrono::milliseconds(100);
   return o;
 } void start(Gateway& g) {
@@ -129,42 +102,32 @@ struct Fleet {
 int64_t uploaded_export(Gateway& g, const std::string& name, int resources) {
   std::map<std::string, std::string> files = {{"Patient", patients(g.id + name, resources)},
                                               {"Patient2", patients(g.id + name + "b", 2)}};
-  std::vector<std::pair<std::string, journal::SourceIdentity>> ids;
-  for (const auto& [f, body] : files)
-    ids.push_back({f, journal::SourceIdentity{body.size(), 1, 1, 1}});
-  auto taken = g.journal->take_export("ehr", "/in/" + name, "sha256:" + name, name, ids);
-  int64_t id = taken.row.id;
-  for (auto st : {ExportState::complete, ExportState::spooling, ExportState::spooled,
-                  ExportState::uploading, ExportState::uploaded})
-    g.journal->set_export_state(id, st);
-  auto rows = g.journal->files(id);
+  auto row = fe::test::journal_uploaded_export(*g.journal, name, files);
+  auto rows = g.journal->files(row.id);
   size_t index = 0;
   for (const auto& [f, body] : files) {
-    std::string key = "exports/" + g.id + "/" + taken.row.name + "/import/" + f + ".ndjson";
+    std::string key = "exports/" + g.id + "/" + row.name + "/import/" + f + ".ndjson";
     g.journal->set_file_upload(rows.at(index++).id, journal::PartKind::import, key, "");
-    std::optional<aws::S3Result<aws::PutObjectResult>> r;
-    aws::PutObjectRequest req;
-    req.bucket = kLanding;
-    req.key = key;
-    req.body = aws::BodySource::from_view(body);
-    req.crc32c = aws::crc32c(body);
-    s3->put_object(std::move(req), [&](auto res) { r = std::move(res); });
-    run_until([&] { return r.has_value(); });
-    EXPECT_TRUE(r->ok()) << r->describe();
+    put(key, body);
   }
-  g.exports.push_back(id);
-  return id;
+  g.exports.push_back(row.id);
+  return row.id;
 }
 
-template <class Pred>
-void run_until(Pred done, int seconds = 120) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  io.restart();
-  while (!done()) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "test hung";
-    io.run_one_for(std::chrono::milliseconds(20));
-  }
+// Gateway 0 (two exports, 4 resources each) holds the lease; gateway 1 (two more) starts
+// after it; gateway 0 claims one batch of all four. Returns right after that claim.
+void holder_claims_four_exports_of_two_gateways() {
+  max_exports = 4;
+  auto& a = *gw.at(0);
+  auto& b = *gw.at(1);
+  for (int i = 0; i < 2; ++i) uploaded_export(a, "nightly" + std::to_string(i), 4);
+  for (int i = 0; i < 2; ++i) uploaded_export(b, "daily" + std::to_string(i), 4);
+  start(a);
+  run_until([&] { return a.importer->fleet_holder()->holding(); });
+  start(b);
+  run_until([&] { return a.importer->fleet_holder()->stats().batches_claimed == 1; });
 }
+
 bool all_final(const Gateway& g) {
   for (auto id : g.exports) {
     auto s = g.journal->get_export(id).state;
@@ -173,28 +136,23 @@ bool all_final(const Gateway& g) {
   }
   return true;
 }
-std::vector<std::string> start_tokens() {
-  std::vector<std::string> out;
-  for (const auto& l : hll->request_log_lines()) {
-    if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
-    auto p = l.find("\"client_token\":\"");
-    if (p == std::string::npos) continue;
-    p += 16;
-    out.push_back(l.substr(p, l.find('"', p) - p));
-  }
-  return out;
+// lease.json as it is now, and its ETag.
+std::pair<fleet::LeaseRecord, std::string> lease_now() {
+  std::optional<fleet::CasRead> r;
+  fleet::cas_read(*s3, kLanding, fleet::lease_key("", "north"),
+                  [&](fleet::CasRead x) { r = std::move(x); });
+  run_until([&] { return r.has_value(); });
+  EXPECT_FALSE(r->error || r->absent);
+  auto rec = fleet::LeaseRecord::parse(r->body);
+  EXPECT_TRUE(rec) << r->body;
+  return {rec.value_or(fleet::LeaseRecord{}), r->etag};
 }
-std::set<std::string> started_job_ids() {
-  std::set<std::string> out;
-  for (const auto& l : hll->request_log_lines()) {
-    if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
-    if (l.find("\"status\":200") == std::string::npos) continue;
-    auto p = l.find("\"job_id\":\"");
-    if (p == std::string::npos) continue;
-    p += 10;
-    out.insert(l.substr(p, l.find('"', p) - p));
-  }
-  return out;
+// The importer's clean stop (the daemon's SIGTERM path), run to its end.
+void stop_cleanly(Gateway& g) {
+  bool stopped = false;
+  g.importer->stop([&] { stopped = true; });
+  run_until([&] { return stopped; });
+  g.importer.reset();
 }
 fleet::ManifestDoc ready() {
   std::optional<fleet::ManifestResult> r;
@@ -230,13 +188,9 @@ void expect_each_imported_once(int resources) {
 // land (they race for ready.json); the wait is only a fallback.
 std::size_t max_exports = 100;
 std::chrono::milliseconds max_wait{std::chrono::seconds(60)};
-boost::asio::io_context io;
-std::unique_ptr<HealthLakeLocal> hll;
+std::chrono::milliseconds lease_ttl{std::chrono::seconds(2)};
+std::chrono::milliseconds lease_skew_margin{std::chrono::milliseconds(500)};
 std::filesystem::path root;
-std::unique_ptr<aws::HttpEngine> engine;
-std::unique_ptr<aws::AwsCaller> caller;
-std::unique_ptr<aws::S3Client> s3;
-std::unique_ptr<aws::HealthLakeClient> hl;
 std::vector<std::unique_ptr<Gateway>> gw;
 };  // namespace
 
@@ -291,15 +245,9 @@ TEST(ImportFleet, ExportsOfSeveralGatewaysShareOneJob) {
 // and ends its exports imported (a member offline while its batch ran).
 TEST(ImportFleet, HolderStoppedAfterClaimTheNextHolderStartsTheBatchOnce) {
   Fleet f(2);
-  f.max_exports = 4;
+  f.holder_claims_four_exports_of_two_gateways();
   auto& a = *f.gw[0];
   auto& b = *f.gw[1];
-  for (int i = 0; i < 2; ++i) f.uploaded_export(a, "nightly" + std::to_string(i), 4);
-  for (int i = 0; i < 2; ++i) f.uploaded_export(b, "daily" + std::to_string(i), 4);
-  f.start(a);
-  f.run_until([&] { return a.importer->fleet_holder()->holding(); });
-  f.start(b);
-  f.run_until([&] { return a.importer->fleet_holder()->stats().batches_claimed == 1; });
   a.importer.reset();  // "kill": right after the claim, before the record, copies and Start
   EXPECT_TRUE(f.start_tokens().empty());
   auto claimed = f.ready();
@@ -397,4 +345,90 @@ TEST(ImportFleet, ListingAgainAfterItsBatchRanIsDroppedNotImportedTwice) {
   EXPECT_EQ(g.importer->fleet_holder()->stats().batches_claimed, 1u);
   EXPECT_EQ(f.started_job_ids().size(), 1u);
   f.expect_each_imported_once(3);
+}
+
+// The holder is stopped cleanly (SIGTERM) right after its claim: it gives the lease up, and the
+// other gateway takes it at once and drives the claimed batch to one job. lease_ttl is 10
+// minutes, so without the release the other gateway could not take the lease before the test's
+// deadline: this passes only if the release happened.
+TEST(ImportFleet, CleanStopReleasesTheLeaseAndTheNextHolderTakesItAtOnce) {
+  Fleet f(2);
+  f.lease_ttl = std::chrono::minutes(10);
+  f.lease_skew_margin = std::chrono::seconds(30);
+  f.holder_claims_four_exports_of_two_gateways();
+  auto& a = *f.gw[0];
+  auto& b = *f.gw[1];
+  auto [held, held_etag] = f.lease_now();
+  EXPECT_EQ(held.holder, a.id);
+  EXPECT_FALSE(held.released);
+
+  // a stops cleanly mid-batch (its record, copies and Start not done): the lease is released,
+  // by a's own conditional write (same holder and epoch, a new version).
+  f.stop_cleanly(a);
+  auto [released, released_etag] = f.lease_now();
+  EXPECT_EQ(released.holder, a.id);
+  EXPECT_EQ(released.epoch, held.epoch);
+  ASSERT_TRUE(released.released);  // else b could not take it before the deadline
+  EXPECT_NE(released_etag, held_etag);
+
+  // b takes it over (epoch + 1), resumes the claimed batch and runs it: one job, its token.
+  f.run_until([&] { return b.importer->fleet_holder()->holding(); });
+  auto [taken, taken_etag] = f.lease_now();
+  EXPECT_EQ(taken.holder, b.id);
+  EXPECT_EQ(taken.epoch, held.epoch + 1);
+  EXPECT_FALSE(taken.released);
+  f.run_until([&] { return f.all_final(b); });
+  f.run_until([&] { return b.importer->fleet_holder()->stats().batches_done == 1; });
+  EXPECT_EQ(b.importer->fleet_holder()->stats().batches_claimed, 0u);
+  EXPECT_EQ(b.importer->fleet_holder()->stats().batches_resumed, 1u);
+  f.start(a);
+  f.run_until([&] { return f.all_final(a); });
+  f.expect_each_imported_once(4);
+  EXPECT_EQ(f.started_job_ids().size(), 1u);
+  auto tokens = f.start_tokens();
+  ASSERT_FALSE(tokens.empty());
+  for (const auto& t : tokens) EXPECT_EQ(t, tokens.front());
+}
+
+// The holder's lease was taken over behind its back (it was cut off past expiry, here: a
+// gateway whose clock says the lease expired) and the holder is then stopped cleanly: its
+// release is a conditional write on the ETag it last wrote, which S3 refuses. The other
+// gateway's lease stays as it is, and the refusal is logged, not an error at stop.
+TEST(ImportFleet, CleanStopDoesNotOverwriteALeaseAnotherGatewayTook) {
+  Fleet f(1);
+  f.lease_ttl = std::chrono::minutes(10);
+  f.lease_skew_margin = std::chrono::seconds(30);
+  auto& a = *f.gw[0];
+  f.uploaded_export(a, "nightly0", 3);
+  f.start(a);
+  f.run_until([&] { return a.importer->fleet_holder()->holding(); });
+
+  fleet::LeaseOptions lo;
+  lo.bucket = kLanding;
+  lo.key = fleet::lease_key("", "north");
+  lo.holder = "gw-other";
+  lo.ttl = f.lease_ttl;
+  lo.skew_margin = f.lease_skew_margin;
+  lo.wall_clock = [] { return std::chrono::system_clock::now() + std::chrono::hours(1); };
+  fleet::Lease other(*f.s3, lo);
+  std::optional<fleet::LeaseState> st;
+  other.acquire([&](fleet::LeaseState s) { st = std::move(s); });
+  f.run_until([&] { return st.has_value(); });
+  ASSERT_EQ(st->status, fleet::LeaseStatus::held);
+  auto [before, before_etag] = f.lease_now();
+  ASSERT_EQ(before.holder, "gw-other");
+  EXPECT_TRUE(a.importer->fleet_holder()->holding());  // a has not noticed (renews every ttl/3)
+
+  fe::test::LogCapture log(fe::log::Level::info);
+  f.stop_cleanly(a);
+  std::string text = log.restore();
+  auto [after, after_etag] = f.lease_now();
+  EXPECT_EQ(after_etag, before_etag);
+  EXPECT_EQ(after.holder, "gw-other");
+  EXPECT_EQ(after.token, before.token);
+  EXPECT_FALSE(after.released);
+  EXPECT_NE(text.find("fleet lease not released: gw-other took it over meanwhile"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("error:"), std::string::npos) << text;
 }

@@ -17,6 +17,7 @@
 #include "fhir/validator.hpp"
 #include "healthlake_local.hpp"
 #include "import/importer.hpp"
+#include "import_env.hpp"
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
 #include "journal/status.hpp"
@@ -31,59 +32,27 @@ using fe::test::HealthLakeLocal;
 using fe::test::HealthLakeLocalOptions;
 using journal::ExportState;
 
-constexpr const char* kLanding = "fhir-landing";
-constexpr const char* kResults = "fhir-results";
-constexpr const char* kRole = "arn:aws:iam::123456789012:role/HealthLakeImport";
+using fe::test::kLanding;
+using fe::test::kResults;
+using fe::test::kRole;
 
-struct Env {
+struct Env : fe::test::ImportAws {
   // The event hub the importer emits `imported` on (before the importer: it outlives it).
   ExportEvents events;
-  explicit Env(HealthLakeLocalOptions hopt = {}) {
-    hopt.buckets = {kLanding, kResults};
-    hll = std::make_unique<HealthLakeLocal>(hopt);
+  explicit Env(HealthLakeLocalOptions hopt = {}) : ImportAws(std::move(hopt)) {
     dir = fe::test::make_temp_dir("fe-import");
     std::filesystem::create_directories(dir / "spool");
     journal = std::make_unique<journal::Journal>(journal::Journal::open(dir / "journal.db"));
-    aws::ClientConfig cfg;
-    cfg.region = hll->region();
-    cfg.s3_endpoint = hll->endpoint();
-    cfg.healthlake_endpoint = hll->endpoint();
-    aws::Credentials c;
-    c.access_key_id = hll->access_key();
-    c.secret_access_key = hll->secret_key();
-    engine = std::make_unique<aws::HttpEngine>(io);
-    caller = std::make_unique<aws::AwsCaller>(*engine, cfg, aws::static_credentials(c));
-    s3 = std::make_unique<aws::S3Client>(*caller);
-    hl = std::make_unique<aws::HealthLakeClient>(*caller);
   }
   ~Env() {
     importer.reset();
-    hl.reset();
-    s3.reset();
-    caller.reset();
-    engine.reset();
     journal.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }
 
-  import::ImporterOptions options(std::string role = kRole){import::ImporterOptions o;
-  import::ImportTarget t;
-  t.pipeline = "ehr";
-  t.bucket = kLanding;
-  t.prefix = "exports";
-  t.datastore_id = hll->datastore();
-  t.data_access_role_arn = role;
-  t.output_s3_uri = std::string("s3://") + kResults + "/imports";
-  t.output_kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/test-key";
-  t.validation_level = "structure-only";
-  o.targets = {t};
-  o.spool_dir = dir / "spool";
-  o.poll_min = std::chrono::milliseconds(30);
-  o.poll_max = std::chrono::milliseconds(80);
-  o.retry_delay = std::chrono::milliseconds(200);
-  o.conflict_delay = std::chrono::milliseconds(200);
-  return o;
+  import::ImporterOptions options(std::string role = kRole) {
+    return importer_options("exports", dir / "spool", role);
 } void make_importer(import::ImporterOptions o) {
   importer = std::make_unique<import::Importer>(io, *journal, *hl, *s3, std::move(o));
 }
@@ -93,89 +62,27 @@ struct Env {
 // export (import::import_part_dir), and the keys are journaled as the upload does.
 int64_t uploaded_export(const std::string& name, const std::map<std::string, std::string>& files,
                         int64_t max_files_per_job = 0) {
-  std::vector<std::pair<std::string, journal::SourceIdentity>> ids;
-  for (const auto& [f, body] : files)
-    ids.push_back({f, journal::SourceIdentity{body.size(), 1, 1, 1}});
-  auto taken = journal->take_export("ehr", "/in/" + name, "sha256:" + name, name, ids);
-  int64_t id = taken.row.id;
-  for (auto st : {ExportState::complete, ExportState::spooling, ExportState::spooled,
-                  ExportState::uploading, ExportState::uploaded})
-    journal->set_export_state(id, st);
-  auto rows = journal->files(id);
+  auto row = fe::test::journal_uploaded_export(*journal, name, files);
+  auto rows = journal->files(row.id);
   int64_t index = 0;
   for (const auto& [f, body] : files) {
-    std::string key = "exports/" + taken.row.name + "/import/";
+    std::string key = "exports/" + row.name + "/import/";
     if (max_files_per_job > 0) {
       key += import::import_part_dir(index, static_cast<int64_t>(files.size()), max_files_per_job);
       journal->set_file_upload(rows.at(static_cast<size_t>(index)).id, journal::PartKind::import,
                                key + f + ".ndjson", "");
     }
     ++index;
-    key += f + ".ndjson";
-    std::optional<aws::S3Result<aws::PutObjectResult>> r;
-    aws::PutObjectRequest req;
-    req.bucket = kLanding;
-    req.key = key;
-    req.body = aws::BodySource::from_view(body);
-    req.crc32c = aws::crc32c(body);
-    s3->put_object(std::move(req), [&](auto res) { r = std::move(res); });
-    run_until([&] { return r.has_value(); });
-    EXPECT_TRUE(r->ok()) << r->describe();
+    put(key + f + ".ndjson", body);
   }
-  return id;
+  return row.id;
 }
 
-template <class Pred>
-void run_until(Pred done, int seconds = 120) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  io.restart();
-  while (!done()) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "test hung";
-    io.run_one_for(std::chrono::milliseconds(20));
-  }
-}
 ExportState state(int64_t id) {
   return journal->get_export(id).state;
 }
-void put(const std::string& key, const std::string& body) {
-  std::optional<aws::S3Result<aws::PutObjectResult>> r;
-  aws::PutObjectRequest req;
-  req.bucket = kLanding;
-  req.key = key;
-  req.body = aws::BodySource::from_view(body);
-  req.crc32c = aws::crc32c(body);
-  s3->put_object(std::move(req), [&](auto res) { r = std::move(res); });
-  run_until([&] { return r.has_value(); });
-  EXPECT_TRUE(r->ok()) << r->describe();
-}
-// Client tokens of the StartFHIRImportJob requests in the emulator's log, in order.
-std::vector<std::string> start_tokens() {
-  std::vector<std::string> out;
-  for (const auto& l : hll->request_log_lines()) {
-    if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
-    auto p = l.find("\"client_token\":\"");
-    if (p == std::string::npos) continue;
-    p += 16;
-    out.push_back(l.substr(p, l.find('"', p) - p));
-  }
-  return out;
-}
 void run_to(int64_t id, std::set<ExportState> targets) {
   run_until([&] { return targets.count(state(id)) > 0; });
-}
-
-// StartFHIRImportJob requests in the emulator's log that it answered 200, and their job ids.
-std::set<std::string> started_job_ids() {
-  std::set<std::string> out;
-  for (const auto& l : hll->request_log_lines()) {
-    if (l.find("\"StartFHIRImportJob\"") == std::string::npos) continue;
-    if (l.find("\"status\":200") == std::string::npos) continue;
-    auto p = l.find("\"job_id\":\"");
-    if (p == std::string::npos) continue;
-    p += 10;
-    out.insert(l.substr(p, l.find('"', p) - p));
-  }
-  return out;
 }
 size_t count_ops(const std::string& op) {
   size_t n = 0;
@@ -196,14 +103,8 @@ std::map<std::string, uint64_t> imported_resources() {
   return hll->imported_resources();
 }
 
-boost::asio::io_context io;
-std::unique_ptr<HealthLakeLocal> hll;
 std::filesystem::path dir;
 std::unique_ptr<journal::Journal> journal;
-std::unique_ptr<aws::HttpEngine> engine;
-std::unique_ptr<aws::AwsCaller> caller;
-std::unique_ptr<aws::S3Client> s3;
-std::unique_ptr<aws::HealthLakeClient> hl;
 std::unique_ptr<import::Importer> importer;
 };  // namespace
 
