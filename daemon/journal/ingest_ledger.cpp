@@ -1,5 +1,7 @@
 // The pipeline's ingest writes (IngestLedger): an export from its discovery until the pipeline
 // hands it over in `uploaded`, its files, their line anchors and the part plan.
+#include <algorithm>
+
 #include "journal/ledgers.hpp"
 #include "journal/sql.hpp"
 
@@ -232,15 +234,28 @@ void IngestLedger::set_file_error(int64_t file_id, std::string_view error) {
 
 // The spooler knows each part's byte range (and, for the archive, its CRC32C from the frame
 // index) when the file is spooled; the upload ledger records how each part's upload went.
-void IngestLedger::plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts) {
+void IngestLedger::plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts,
+                              bool whole) {
   Tx tx(j_);
   j_.get_file(file_id);
+  int64_t last = 0;
   for (const auto& p : parts) {
+    // A row with the same range and CRC32C keeps its state and ETag (a part streamed while its
+    // file was spooling, a re-plan after a crash). One that differs belongs to other content (the
+    // file spooled again after a restart with another validation level): it is pending again.
     Stmt s(j_,
-           "INSERT OR IGNORE INTO parts(file_id,kind,part_number,offset,length,crc32c,state) "
-           "VALUES(?,?,?,?,?,?,'pending')");
+           "INSERT INTO parts(file_id,kind,part_number,offset,length,crc32c,state) "
+           "VALUES(?,?,?,?,?,?,'pending') ON CONFLICT(file_id,kind,part_number) DO UPDATE SET "
+           "offset=excluded.offset, length=excluded.length, crc32c=excluded.crc32c, "
+           "state='pending', etag='' WHERE offset!=excluded.offset OR length!=excluded.length OR "
+           "crc32c!=excluded.crc32c");
     s.bind(1, file_id).bind(2, to_string(kind)).bind(3, p.part_number).bind(4, p.offset);
     s.bind(5, p.length).bind(6, p.crc32c).run();
+    last = std::max<int64_t>(last, p.part_number);
+  }
+  if (whole) {
+    Stmt d(j_, "DELETE FROM parts WHERE file_id=? AND kind=? AND part_number>?");
+    d.bind(1, file_id).bind(2, to_string(kind)).bind(3, last).run();
   }
   tx.commit();
 }

@@ -79,8 +79,9 @@ void Journal::set_file_error(int64_t file_id, std::string_view error) {
   IngestLedger(*this).set_file_error(file_id, error);
 }
 
-void Journal::plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts) {
-  IngestLedger(*this).plan_parts(file_id, kind, parts);
+void Journal::plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts,
+                         bool whole) {
+  IngestLedger(*this).plan_parts(file_id, kind, parts, whole);
 }
 
 // ---------------------------------------------------------------- objects and parts (upload)

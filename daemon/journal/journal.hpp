@@ -319,8 +319,13 @@ class Journal {
                       std::string_view upload_id);
 
   // --- parts ---
-  // Inserts the planned parts (pending); parts already present are kept as they are.
-  void plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts);
+  // Inserts the planned parts (pending). A part already present with the same offset, length and
+  // CRC32C is kept as it is (state, ETag): a part streamed to S3 while its file was spooling, a
+  // re-plan after a crash. One that differs (the file was spooled again with other content) is
+  // replaced and pending again. `whole`: `parts` is the file's complete plan of that kind, and
+  // rows past its last part are deleted; otherwise (one part at a time) they are left alone.
+  void plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts,
+                  bool whole = false);
   void set_part_state(int64_t file_id, PartKind kind, int part_number, PartState to);
   void record_part_uploaded(int64_t file_id, PartKind kind, int part_number, std::string_view etag,
                             std::string_view crc32c);

@@ -59,7 +59,7 @@ class IngestLedger {
                       const std::function<bool(LineAnchor&)>& next_anchor = {});
   void record_file_rejected(int64_t file_id, int64_t invalid_lines, std::string_view message);
   void set_file_error(int64_t file_id, std::string_view error);
-  void plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts);
+  void plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts, bool whole);
 
  private:
   Journal& j_;

@@ -152,6 +152,12 @@ struct WriterOptions {
   // False when the parts will go STREAMING-UNSIGNED-PAYLOAD-TRAILER (no hash needed) and for
   // rejected-lines files (uploaded whole, hashed then): one pass over the bytes less.
   bool frame_sha256 = true;
+  // Called on the compressor thread as soon as frame N (0-based, in order) is compressed and
+  // written to the .tmp file, with its complete Frame (compressed range included). The bytes are
+  // readable from the .tmp path (or, once finish() renamed it, from the final path) but not yet
+  // durable: whoever reads them early (the upload of a part while its file is still spooling,
+  // issue 13 item 5) must not count on them surviving a crash. Must not throw or block long.
+  std::function<void(std::size_t n, const Frame& frame)> on_frame{};
 };
 
 // Writes one spool file (valid or rejected lines). Not thread-safe; one writer per file. Owned by
@@ -173,6 +179,7 @@ class SpoolWriter {
 
   uint64_t uncompressed_bytes() const { return index_.uncompressed_size + frame_in_; }
   const std::filesystem::path& path() const { return final_; }
+  const std::filesystem::path& tmp_path() const { return tmp_; }  // until finish() renames it
 
  private:
   void begin_frame();

@@ -41,6 +41,7 @@ struct SpoolWriter::Impl {
     std::unique_ptr<char[]> data{new char[kChunk]};
     size_t len = 0;
     bool end_frame = false;  // the caller ended a frame after these bytes
+    Frame frame;             // end_frame: the frame as the caller knows it (no compressed range)
   };
 
   // Shared between the two threads (under mu).
@@ -116,9 +117,10 @@ struct SpoolWriter::Impl {
       }
     }
   }
-  void mark_frame_end() {
+  void mark_frame_end(const Frame& f) {
     if (!filling) filling = take_free();
     filling->end_frame = true;
+    filling->frame = f;
     hand_off(filling);
     filling = nullptr;
   }
@@ -165,7 +167,8 @@ struct SpoolWriter::Impl {
     }
   }
   // The compressor thread.
-  void run(const fs::path& final_path, const fs::path& tmp, Quota* quota) {
+  void run(const fs::path& final_path, const fs::path& tmp, Quota* quota,
+           const std::function<void(size_t, const Frame&)>& on_frame) {
     for (;;) {
       Chunk* c = nullptr;
       {
@@ -181,6 +184,11 @@ struct SpoolWriter::Impl {
           if (c->end_frame) {
             compress({}, true, final_path, tmp, quota);
             frame_ranges.emplace_back(frame_start, written - frame_start);
+            if (on_frame) {
+              c->frame.compressed_offset = frame_start;
+              c->frame.compressed_size = written - frame_start;
+              on_frame(frame_ranges.size() - 1, c->frame);
+            }
             frame_start = written;
           }
         } catch (...) {
@@ -219,8 +227,8 @@ SpoolWriter::SpoolWriter(fs::path final_path, WriterOptions options)
   impl_->fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (impl_->fd < 0) throw Error(sys_error("spool: cannot create", tmp_));
   index_.part_size = opt_.part_size;
-  impl_->thread = std::thread(
-      [impl = impl_.get(), fin = final_, tmp = tmp_, q = opt_.quota] { impl->run(fin, tmp, q); });
+  impl_->thread = std::thread([impl = impl_.get(), fin = final_, tmp = tmp_, q = opt_.quota,
+                               cb = opt_.on_frame] { impl->run(fin, tmp, q, cb); });
 }
 
 SpoolWriter::~SpoolWriter() {
@@ -252,12 +260,12 @@ void SpoolWriter::begin_frame() {
 }
 
 void SpoolWriter::end_frame() {
-  impl_->mark_frame_end();
-  Frame f;  // its compressed range comes from the compressor thread in finish()
+  Frame f;  // its compressed range comes from the compressor thread (on_frame, finish())
   f.uncompressed_offset = index_.uncompressed_size;
   f.uncompressed_size = frame_in_;
   f.crc32c = frame_crc_;
   if (opt_.frame_sha256) f.sha256 = impl_->sha.final_hex();
+  impl_->mark_frame_end(f);
   index_.frames.push_back(f);
   index_.uncompressed_size += frame_in_;
   frame_in_ = 0;

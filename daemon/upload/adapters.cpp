@@ -112,6 +112,22 @@ void SpoolBodies::open(const BodyRequest& req, std::function<void(PartBody)> don
     });
     return;
   }
+  if (req.frame) {
+    // A part streamed while its file is being spooled: the frame as the writer reported it, in
+    // its .tmp file. The writer may have renamed that file meanwhile (same bytes, same inode),
+    // so the final name is tried next; frame_stream keeps the descriptor it opened.
+    PartBody b;
+    for (const auto& path : {req.frame_file, req.spool_file}) {
+      b.body = to_body(spool::frame_stream(path, *req.frame));
+      if (b.body.rewind && b.body.rewind()) break;
+      b.body = {};
+    }
+    if (!b.body.read)
+      b.error = "spool frame " + std::to_string(req.part_number) + " of " +
+                req.spool_file.string() + " is gone";
+    b.sha256 = req.frame->sha256;
+    return done(std::move(b));
+  }
   // Import part: frame N decompressed while curl reads it (a ZSTD_DStream per part, bounded
   // buffers), so a part in flight costs ~200 KiB whatever the part size. S3 checks the CRC32C
   // from the frame index; zstd checks its own frame checksum.

@@ -44,8 +44,9 @@ std::string_view to_string(Step s) {
   return "?";
 }
 
-std::string ObjectUpload::expected_checksum(const std::vector<journal::PartRow>& parts) {
-  if (parts.size() == 1) return parts[0].crc32c;
+std::string ObjectUpload::expected_checksum(const std::vector<journal::PartRow>& parts,
+                                            bool multipart) {
+  if (!multipart && parts.size() == 1) return parts[0].crc32c;
   std::vector<std::uint32_t> crcs;
   for (const auto& p : parts) {
     std::uint32_t c = 0;
@@ -70,7 +71,7 @@ void ObjectUpload::start(Finished finished) {
     step_ = Step::put;
     return advance();
   }
-  if (parts_.size() == 1) {
+  if (parts_.size() == 1 && upload_id_.empty()) {
     if (parts_[0].state == PartState::uploaded) {
       if (hooks_.part_skipped) hooks_.part_skipped();
       return finish(Outcome::done());
@@ -88,6 +89,38 @@ void ObjectUpload::start(Finished finished) {
     step_ = upload_id_.empty() ? Step::create : Step::list_parts;
   }
   advance();
+}
+
+void ObjectUpload::start_streaming(Finished finished) {
+  finished_ = std::move(finished);
+  streaming_ = true;
+  parts_.clear();
+  step_ = Step::create;
+  advance();
+}
+
+void ObjectUpload::add_part(journal::PartRow part, const spool::Frame& frame,
+                            const std::filesystem::path& frame_file) {
+  if (!streaming_ || closed_ || step_ == Step::done || step_ == Step::failed) return;
+  frames_[part.part_number] = {frame, frame_file};
+  parts_.push_back(std::move(part));
+  // Before the upload id is known (create in flight) do_send_parts sends it; after a failure
+  // nothing more is sent.
+  if (step_ != Step::send_parts || !failure_.ok()) return;
+  ++outstanding_;
+  auto self = shared_from_this();
+  const std::size_t i = parts_.size() - 1;
+  ports_.scheduler.submit([self, i] { return self->send_one(i); }, spec_.background);
+}
+
+void ObjectUpload::close(bool complete) {
+  if (!streaming_ || closed_) return;
+  closed_ = true;
+  complete_ = complete;
+  if (!complete && failure_.ok())
+    failure_ = Outcome::retry_later("upload of " + spec_.key +
+                                    " stopped: its file was not spooled completely");
+  if (step_ == Step::send_parts && outstanding_ == 0) part_done_or_failed();
 }
 
 void ObjectUpload::advance() {
@@ -173,6 +206,8 @@ void ObjectUpload::do_send_parts() {
     }
   }
   if (missing.empty()) {
+    if (streaming_ && !closed_) return;  // the parts come with add_part
+    if (streaming_ && !failure_.ok()) return fail(failure_);
     step_ = Step::complete;
     return advance();
   }
@@ -230,14 +265,23 @@ bool ObjectUpload::send_one(std::size_t idx) {
   br.offset = static_cast<std::uint64_t>(p.offset);
   br.length = static_cast<std::uint64_t>(p.length);
   br.part_number = p.part_number;
+  if (auto it = frames_.find(p.part_number); it != frames_.end()) {
+    br.frame = it->second.frame;
+    br.frame_file = it->second.file;
+  }
   auto self = shared_from_this();
   ports_.bodies.open(br, [self, idx](PartBody b) {
     auto& p = self->parts_[idx];
     if (!b.error.empty()) {
       // A damaged spool frame is never sent: an operator must look at it.
       self->ports_.scheduler.release();
+      // A streamed part's .tmp file is gone when its spooling failed: that file is spooled again
+      // and its parts resumed from the journal, nothing to park for.
       if (self->failure_.ok())
-        self->failure_ = Outcome::park("spool file damaged, cannot upload: " + b.error);
+        self->failure_ =
+            self->frames_.count(p.part_number)
+                ? Outcome::retry_later("spool frame gone while its file was spooled: " + b.error)
+                : Outcome::park("spool file damaged, cannot upload: " + b.error);
       if (--self->outstanding_ == 0) self->part_done_or_failed();
       return;
     }
@@ -397,6 +441,9 @@ void ObjectUpload::on_part(std::size_t idx, aws::S3Result<aws::UploadPartResult>
 // Every part job of the current step ended (sent, failed or not sent).
 void ObjectUpload::part_done_or_failed() {
   if (!failure_.ok()) return fail(failure_);
+  if (upload_gone_ && streaming_ && !closed_)
+    return fail(Outcome::retry_later("multipart upload " + upload_id_ + " of " + spec_.key +
+                                     " disappeared while its file was being spooled"));
   if (upload_gone_) {
     upload_gone_ = false;
     settle_may_restart_ = true;
@@ -404,6 +451,7 @@ void ObjectUpload::part_done_or_failed() {
     return advance();
   }
   if (step_ == Step::send_parts) {
+    if (streaming_ && !closed_) return;  // more parts to come
     step_ = Step::complete;
     return advance();
   }
@@ -426,7 +474,7 @@ void ObjectUpload::on_head(aws::S3Result<aws::HeadObjectResult> r) {
   if (!r.ok()) {
     const auto& e = *r.error;
     if (e.category == aws::ErrorCategory::not_found && settle_may_restart_ && tracked() &&
-        parts_.size() > 1) {
+        (parts_.size() > 1 || !upload_id_.empty())) {
       settle_may_restart_ = false;
       if (restarted_)
         return fail(Outcome::retry_later(
@@ -443,7 +491,8 @@ void ObjectUpload::on_head(aws::S3Result<aws::HeadObjectResult> r) {
     }
     return fail(Outcome::from_error(e, r.describe()));
   }
-  const std::string expect = tracked() ? expected_checksum(parts_) : aws::crc32c_base64(whole_crc_);
+  const std::string expect =
+      tracked() ? expected_checksum(parts_, !upload_id_.empty()) : aws::crc32c_base64(whole_crc_);
   if (r.value->checksum_crc32c != expect)
     return fail(Outcome::park("s3://" + spec_.bucket + "/" + spec_.key +
                               " already exists with other content (CRC32C " +

@@ -35,10 +35,22 @@
 //   the object retry_later without sending it.
 // - Untracked objects (report.json, rejects: file_id 0): one PutObject of the whole file, not in
 //   the ledger, not gated by the scheduler; settled like any other object on 412.
+// - Streaming (issue 13 item 5): the import object of a file that is still being spooled.
+//   start_streaming() creates the multipart upload at once (there is no single-PutObject form:
+//   the part count is not known yet); add_part() hands over each part as soon as its frame is
+//   written (the caller journals the part first, plan_parts); close(true) when the file is
+//   spooled and journaled: the machine completes the upload once every part is up. close(false):
+//   the file will not be complete (spool error, cancelled, superseded): the machine ends
+//   retry_later once its parts in flight are back, without completing. A part or journal failure
+//   while streaming ends the machine at once (the parts still to come are not sent); a
+//   NoSuchUpload while streaming is retry_later, not a restart. The retry, like a crash, starts
+//   from the journal: ListParts adopts what was sent. A multipart object of one part is settled
+//   with the composite checksum "<b64>-1", as S3 reports it.
 // Threading: control thread only; the machine keeps itself alive through its callbacks.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -98,6 +110,14 @@ class ObjectUpload : public std::enable_shared_from_this<ObjectUpload> {
   // Runs the steps until the object is done or failed, then calls `finished` once.
   void start(Finished finished);
 
+  // Streaming (see "Rules"). The ledger must hold no upload id for the object; rows it holds
+  // for it are ignored (the parts come with add_part).
+  void start_streaming(Finished finished);
+  void add_part(journal::PartRow part, const spool::Frame& frame,
+                const std::filesystem::path& frame_file);
+  void close(bool complete);
+  bool streaming() const { return streaming_; }
+
   Step step() const { return step_; }
   const ObjectSpec& spec() const { return spec_; }
   const std::vector<journal::PartRow>& parts() const { return parts_; }
@@ -105,7 +125,10 @@ class ObjectUpload : public std::enable_shared_from_this<ObjectUpload> {
 
   // The checksum S3 reports for the object as the journal describes it: the part's CRC32C for a
   // single part, the composite "<b64>-N" for multipart.
-  static std::string expected_checksum(const std::vector<journal::PartRow>& parts);
+  static std::string expected_checksum(const std::vector<journal::PartRow>& parts) {
+    return expected_checksum(parts, parts.size() > 1);
+  }
+  static std::string expected_checksum(const std::vector<journal::PartRow>& parts, bool multipart);
 
  private:
   void advance();
@@ -147,6 +170,15 @@ class ObjectUpload : public std::enable_shared_from_this<ObjectUpload> {
   bool settle_may_restart_ = false;
   std::uint32_t whole_crc_ = 0;  // untracked objects
   std::uint64_t whole_size_ = 0;
+  // Streaming: the parts handed over so far (by part number) with their frames.
+  bool streaming_ = false;
+  bool closed_ = false;    // close() was called
+  bool complete_ = false;  // ... with true
+  struct StreamedFrame {
+    spool::Frame frame;
+    std::filesystem::path file;
+  };
+  std::map<int, StreamedFrame> frames_;
 };
 
 }  // namespace fe::upload

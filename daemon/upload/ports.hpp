@@ -22,11 +22,13 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "aws/s3.hpp"
 #include "journal/journal.hpp"
+#include "spool/spool.hpp"
 
 namespace fe::upload {
 
@@ -79,6 +81,10 @@ struct BodyRequest {
   bool whole_file = false;  // report.json / rejects: the whole file, checksum computed too
   std::uint64_t offset = 0, length = 0;
   int part_number = 1;
+  // A part streamed while its file is still spooling (ObjectUpload::add_part): the frame's
+  // compressed range in `frame_file`, the writer's .tmp file, or spool_file once it is renamed.
+  std::optional<spool::Frame> frame;
+  std::filesystem::path frame_file;
 };
 struct PartBody {
   aws::BodySource body;

@@ -257,6 +257,35 @@ TEST(Journal, IdenticalExportIsRecognisedAndAChangedOneIsANewVersion) {
   EXPECT_EQ(j.exports().size(), 3u);
 }
 
+// plan_parts keeps a part planned again with the same range and CRC32C (streamed while its file
+// spooled, then the whole plan at record time), replaces one that differs (the file spooled
+// again with other content) and, with `whole`, drops rows past the plan's last part.
+TEST(Journal, PlanPartsKeepsEqualPartsAndReplacesOthers) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto e = j.take_export("p", "/in/a", "d1", "a", two_files()).row;
+  const auto f = j.files(e.id)[0];
+  j.plan_parts(f.id, PartKind::import, {{1, 0, 600, "AAAAAQ=="}});  // streamed, one at a time
+  j.plan_parts(f.id, PartKind::import, {{2, 600, 600, "AAAAAg=="}});
+  j.plan_parts(f.id, PartKind::import, {{3, 1200, 100, "AAAAAw=="}});
+  j.set_file_upload(f.id, PartKind::import, "x/a/import/Observation.ndjson", "upl-1");
+  j.record_part_uploaded(f.id, PartKind::import, 1, "\"e1\"", "AAAAAQ==");
+  j.record_part_uploaded(f.id, PartKind::import, 2, "\"e2\"", "AAAAAg==");
+  // The whole plan: part 1 the same, part 2 other content, part 3 gone.
+  j.plan_parts(f.id, PartKind::import, {{1, 0, 600, "AAAAAQ=="}, {2, 600, 500, "AAAABQ=="}}, true);
+  auto parts = j.parts(f.id, PartKind::import);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].state, PartState::uploaded);
+  EXPECT_EQ(parts[0].etag, "\"e1\"");
+  EXPECT_EQ(parts[1].state, PartState::pending);
+  EXPECT_EQ(parts[1].etag, "");
+  EXPECT_EQ(parts[1].length, 500);
+  EXPECT_EQ(parts[1].crc32c, "AAAABQ==");
+  // Without `whole` nothing is dropped.
+  j.plan_parts(f.id, PartKind::import, {{1, 0, 600, "AAAAAQ=="}});
+  EXPECT_EQ(j.parts(f.id, PartKind::import).size(), 2u);
+}
+
 TEST(Journal, TotalsFollowFilesAndParts) {
   TempDir dir;
   auto j = Journal::open(dir / "journal.db");

@@ -323,7 +323,7 @@ TEST(JournalOwnership, UploadLedgerWritesNoExportRow) {
   for (auto s : {ExportState::complete, ExportState::spooling, ExportState::spooled})
     j.set_export_state(id, s);
   auto f = j.files(id)[0];
-  IngestLedger(j).plan_parts(f.id, PartKind::import, {{1, 0, 60, ""}, {2, 60, 40, ""}});
+  IngestLedger(j).plan_parts(f.id, PartKind::import, {{1, 0, 60, ""}, {2, 60, 40, ""}}, false);
   const auto updated = query_text(db, "SELECT updated_at FROM exports WHERE name='b'");
   UploadLedger up(j);
   up.set_file_upload(f.id, PartKind::import, "pre/b/import/x", "up-1");

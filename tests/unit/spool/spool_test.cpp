@@ -1,4 +1,5 @@
 // The spool against real files and real zstd in a temp directory.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -10,6 +11,7 @@
 
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -166,6 +168,63 @@ TEST(Spool, ChunksHandedToTheCompressorKeepFramesExact) {
   }
   EXPECT_EQ(expect_offset, file.size());
   EXPECT_EQ(zstd_decompress_all(file), data);
+}
+
+// on_frame (per-part overlap, issue 13 item 5): each frame is reported in order as soon as it is
+// in the .tmp file, with the same Frame the committed index has, and its bytes can be read back
+// from the .tmp file right then (the upload streams them while the file is still spooling).
+TEST(Spool, EachFrameIsReportedReadableFromTheTmpFileAsSoonAsItIsWritten) {
+  TempDir dir;
+  const uint64_t part = (1u << 20) + 7;
+  std::string data;
+  for (int i = 0; data.size() < 4 * part + 999; ++i)
+    data += "{\"resourceType\":\"Basic\",\"id\":\"x" + std::to_string(i) + "\",\"n\":\"" +
+            std::string(static_cast<size_t>(100 + i % 900), 'a' + static_cast<char>(i % 26)) +
+            "\"}\n";
+  auto path = import_path(dir.path(), "stream", "Basic.ndjson");
+  auto tmp = path;
+  tmp += ".tmp";
+  std::mutex mu;
+  std::vector<std::pair<size_t, Frame>> seen;
+  std::vector<std::string> read_back;  // frame n decompressed from the .tmp file in the callback
+  {
+    WriterOptions wo{.part_size = part, .zstd_level = 1};
+    wo.on_frame = [&](size_t n, const Frame& f) {
+      std::string raw(f.compressed_size, '\0');
+      int fd = ::open(tmp.c_str(), O_RDONLY);
+      ssize_t got =
+          fd < 0 ? -1
+                 : ::pread(fd, raw.data(), raw.size(), static_cast<off_t>(f.compressed_offset));
+      if (fd >= 0) ::close(fd);
+      std::lock_guard lk(mu);
+      seen.emplace_back(n, f);
+      read_back.push_back(got == static_cast<ssize_t>(raw.size()) ? zstd_decompress_all(raw)
+                                                                  : "<unreadable>");
+    };
+    SpoolWriter w(path, wo);
+    size_t pos = 0;
+    while (pos < data.size()) {
+      size_t nl = data.find('\n', pos);
+      w.write(std::string_view(data).substr(pos, nl + 1 - pos));
+      pos = nl + 1;
+    }
+    w.finish();
+  }
+  auto f = SpoolFile::open(path);
+  ASSERT_EQ(seen.size(), f.frame_count());
+  ASSERT_EQ(f.frame_count(), 5u);
+  for (size_t n = 0; n < seen.size(); ++n) {
+    const Frame& got = seen[n].second;
+    const Frame& idx = f.index().frames[n];
+    EXPECT_EQ(seen[n].first, n);
+    EXPECT_EQ(got.compressed_offset, idx.compressed_offset) << "frame " << n;
+    EXPECT_EQ(got.compressed_size, idx.compressed_size) << "frame " << n;
+    EXPECT_EQ(got.uncompressed_offset, idx.uncompressed_offset) << "frame " << n;
+    EXPECT_EQ(got.uncompressed_size, idx.uncompressed_size) << "frame " << n;
+    EXPECT_EQ(got.crc32c, idx.crc32c) << "frame " << n;
+    EXPECT_EQ(got.sha256, idx.sha256) << "frame " << n;
+    EXPECT_EQ(read_back[n], data.substr(n * part, part)) << "frame " << n;
+  }
 }
 
 // A write that fails on the compressor thread (here: the file size limit, EFBIG; the same path as

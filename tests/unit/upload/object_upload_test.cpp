@@ -414,6 +414,137 @@ TEST(ObjectUpload, CrashAfterEverySecondAnswerStillConverges) {
   }
 }
 
+// ------------------------------------------------------------------ streaming (issue 13 item 5)
+// The import object of a file that is still being spooled: parts arrive one by one (each already
+// planned in the ledger, as UploadStage::stream_part journals it first), Complete only after
+// close(true).
+
+spool::Frame frame_of(const journal::PartRow& p) {
+  spool::Frame f;
+  f.uncompressed_offset = static_cast<std::uint64_t>(p.offset);
+  f.uncompressed_size = static_cast<std::uint64_t>(p.length);
+  return f;
+}
+
+struct Stream {
+  World& w;
+  std::shared_ptr<ObjectUpload> m;
+  std::optional<Outcome> out;
+  explicit Stream(World& world) : w(world), m(world.machine()) {
+    m->start_streaming([this](const Outcome& o) { out = o; });
+  }
+  void add(int n) {
+    const auto p = w.ledger.part(kFile, PartKind::import, n);
+    m->add_part(p, frame_of(p), "/spool/e1/import/Patient.ndjson.zst.tmp");
+  }
+};
+
+TEST(ObjectUploadStreaming, PartsGoUpAsTheyComeAndCompleteWaitsForClose) {
+  World w(3);
+  Stream s(w);
+  EXPECT_EQ(w.store.log, std::vector<std::string>{"CreateMultipartUpload"});
+  w.store.deliver_all();
+  EXPECT_FALSE(w.ledger.at(kFile, PartKind::import).upload_id.empty());  // journaled at once
+  s.add(1);
+  w.store.deliver_all();
+  EXPECT_EQ(w.ledger.part(kFile, PartKind::import, 1).state, PartState::uploaded);
+  s.add(2);
+  s.add(3);
+  w.store.deliver_all();
+  // Every part is up, but the file may still have more: no Complete, no outcome.
+  EXPECT_EQ(w.store.count("CompleteMultipartUpload"), 0);
+  EXPECT_FALSE(s.out);
+  s.m->close(true);
+  w.store.deliver_all();
+  ASSERT_TRUE(s.out && s.out->ok()) << (s.out ? s.out->reason : "no outcome");
+  w.expect_one_right_object();
+  EXPECT_EQ(w.store.log,
+            (std::vector<std::string>{"CreateMultipartUpload", "UploadPart 1", "UploadPart 2",
+                                      "UploadPart 3", "CompleteMultipartUpload"}));
+}
+
+TEST(ObjectUploadStreaming, PartsHandedOverBeforeTheUploadIdIsKnownAreSentOnceItIs) {
+  World w(2);
+  Stream s(w);
+  s.add(1);
+  s.add(2);
+  s.m->close(true);  // the file was spooled before CreateMultipartUpload answered
+  EXPECT_EQ(w.store.log, std::vector<std::string>{"CreateMultipartUpload"});
+  w.store.deliver_all();
+  ASSERT_TRUE(s.out && s.out->ok()) << (s.out ? s.out->reason : "no outcome");
+  w.expect_one_right_object();
+  EXPECT_EQ(w.store.count("UploadPart 1") + w.store.count("UploadPart 2"), 2);
+}
+
+TEST(ObjectUploadStreaming, CloseWithoutCompleteStopsAndTheResumeSendsOnlyWhatIsMissing) {
+  World w(3);
+  Stream s(w);
+  w.store.deliver_all();
+  s.add(1);
+  s.add(2);
+  s.m->close(false);    // the file's spooling failed with parts 1-2 in flight
+  EXPECT_FALSE(s.out);  // not before the parts in flight are back
+  w.store.deliver_all();
+  ASSERT_TRUE(s.out);
+  EXPECT_TRUE(s.out->retrying()) << s.out->reason;
+  EXPECT_NE(s.out->reason.find("not spooled completely"), std::string::npos) << s.out->reason;
+  EXPECT_EQ(w.store.count("CompleteMultipartUpload"), 0);
+  EXPECT_TRUE(w.store.objects.empty());
+  // Adding after close is ignored (nothing is sent).
+  s.add(3);
+  EXPECT_EQ(w.store.count("UploadPart 3"), 0);
+  // The retry: the file is spooled again and its object resumed from the ledger.
+  auto again = w.run();
+  ASSERT_TRUE(again && again->ok()) << again->reason;
+  w.expect_one_right_object();
+  EXPECT_EQ(w.store.count("ListParts"), 1);
+  EXPECT_EQ(w.store.count("UploadPart 1"), 1);  // not sent twice
+  EXPECT_EQ(w.store.count("UploadPart 2"), 1);
+  EXPECT_EQ(w.store.count("UploadPart 3"), 1);
+  EXPECT_EQ(w.store.writes[kKey], 1);
+}
+
+TEST(ObjectUploadStreaming, AnUploadGoneWhileStreamingEndsItAndLaterPartsAreNotSent) {
+  World w(3);
+  Stream s(w);
+  w.store.deliver_all();
+  s.add(1);
+  w.store.deliver_all();
+  w.store.uploads.clear();  // aborted by a lifecycle rule while the file spools
+  s.add(2);
+  w.store.deliver_all();
+  ASSERT_TRUE(s.out);
+  EXPECT_TRUE(s.out->retrying()) << s.out->reason;
+  EXPECT_NE(s.out->reason.find("disappeared"), std::string::npos) << s.out->reason;
+  s.add(3);
+  s.m->close(true);
+  w.store.deliver_all();
+  EXPECT_EQ(w.store.count("UploadPart 3"), 0);
+  EXPECT_EQ(w.store.count("CompleteMultipartUpload"), 0);
+}
+
+TEST(ObjectUploadStreaming, OnePartStreamedIsAMultipartObjectSettledByItsCompositeChecksum) {
+  World w(1);  // the file turned out to be one part (most lines rejected)
+  Stream s(w);
+  s.add(1);
+  w.store.deliver_one();  // CreateMultipartUpload
+  w.store.deliver_one();  // UploadPart 1
+  s.m->close(true);
+  w.store.crash();  // the daemon dies with the Complete sent, its answer lost
+  ASSERT_EQ(w.store.objects.count(kKey), 1u);
+  const std::string stored = w.store.objects.at(kKey).checksum;
+  EXPECT_EQ(stored.substr(stored.size() - 2), "-1");
+  // The next life: one part with an upload id is a multipart object, not a PutObject; the
+  // Complete that went through is settled with the composite checksum S3 reports.
+  w.store.log.clear();
+  auto out = w.run();
+  ASSERT_TRUE(out && out->ok()) << out->reason;
+  EXPECT_EQ(w.store.count("PutObject"), 0);
+  EXPECT_EQ(w.settled, 1);
+  EXPECT_EQ(ObjectUpload::expected_checksum(w.ledger_parts(), true), stored);
+  EXPECT_EQ(w.store.writes[kKey], 1);
+}
+
 TEST(Outcome, MergeKeepsTheWorstAndItsFirstReason) {
   Outcome o;
   o.merge(Outcome::retry_later("a"));
