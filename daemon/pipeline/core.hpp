@@ -72,6 +72,10 @@ struct Run {
   std::set<std::int64_t> early_files;   // files whose objects were started early (this attempt)
   std::set<std::int64_t> early_failed;  // ... and one of them did not succeed
   bool spool_waiting = false;           // spool_done deferred until early_ops is 0
+  // Per-part overlap (issue 13 item 5): the import object of a file that is still spooling,
+  // streamed part by part as its frames are written (UploadStage::stream_part). An early object
+  // like the others (early_files, early_ops); on_spooled closes it and takes it out of here.
+  std::map<std::int64_t, std::shared_ptr<upload::ObjectUpload>> streams;  // by file id
   // Trailing objects (issue 13 item 5): what the import job does not read (the archive copies,
   // the rejects, report.json) is uploaded beside the import objects, not in front of them. The
   // export becomes `uploaded` (and the import stage starts its job) when its import objects are

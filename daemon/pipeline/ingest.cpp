@@ -266,6 +266,15 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     job.quota = c_.quota.get();
     job.cancel = &c_.cancel;
     std::int64_t file_id = f.id;
+    if (streams(*pipe, f, job.part_size)) {
+      // Per-part overlap: each import frame goes to the upload as soon as it is written.
+      job.on_import_frame = [self, run, file_id](std::size_t n, const spool::Frame& frame,
+                                                 const fs::path& tmp) {
+        asio::post(self->io, [self, run, file_id, n, frame, tmp] {
+          if (!self->stopping) self->upload->stream_part(run, file_id, n, frame, tmp);
+        });
+      };
+    }
     ++run->ops;
     asio::post(*c_.pool, [self, run, job, file_id] {
       auto res = spool_file(job);
@@ -279,10 +288,25 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
   if (run->ops == 0) spool_done(run);
 }
 
+// Whether a file's import parts are streamed while it spools (per-part overlap, issue 13
+// item 5) instead of starting its import object once it is spooled (start_early_upload):
+// - only with on_invalid: reject-resource: with reject-file the whole file may still turn out
+//   rejected, with fail-export nothing may be uploaded before every file is validated;
+// - only for a file of more than one part (a smaller one is one PutObject after it is spooled,
+//   and spooling it takes a moment);
+// - only when the journal holds no upload of the file's import object: a file spooled again
+//   after a crash or a stop resumes its multipart upload once it is spooled (ListParts adopts
+//   the parts S3 has), so the parts sent before the crash are not sent again.
+bool Ingest::streams(const Pipe& pipe, const journal::FileRow& f, std::uint64_t part_size) const {
+  return c_.s3 && pipe.cfg.on_invalid == config::OnInvalid::reject_resource &&
+         f.source.size > part_size && f.import_key.empty() && f.import_upload_id.empty();
+}
+
 void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const std::string& where,
                         const SpoolResult& res) {
   if (c_.stopping) return;
   --run->ops;
+  bool stream_complete = false;  // the file's streamed import object may be completed
   try {
     auto f = c_.jr->get_file(file_id);
     if (res.cancelled) {
@@ -318,8 +342,8 @@ void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const st
       for (const auto& p : res.archive_parts)
         ap.push_back({p.number, static_cast<std::int64_t>(p.offset),
                       static_cast<std::int64_t>(p.length), aws::crc32c_base64(p.crc32c)});
-      c_.jr->plan_parts(file_id, PartKind::import, ip);
-      c_.jr->plan_parts(file_id, PartKind::archive, ap);
+      c_.jr->plan_parts(file_id, PartKind::import, ip, true);
+      c_.jr->plan_parts(file_id, PartKind::archive, ap, true);
       journal::SpoolOutcome out;
       out.resources_valid = res.valid;
       out.resources_rejected = res.rejected;
@@ -349,13 +373,24 @@ void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const st
                                  {"VALID", std::to_string(res.valid)},
                                  {"REJECTED", std::to_string(res.rejected)},
                                  {"PARTS", std::to_string(res.import_parts.size())}});
-      // Also for the export's last file: its import object starts now, not after the other
-      // files' early objects finished (spool_done waits for those before the upload pass).
-      c_.upload->start_early_upload(run, file_id);
+      if (run->streams.count(file_id)) {
+        // Its parts went up while it was spooled: complete the object (unless the attempt went
+        // wrong meanwhile: then the upload pass resumes it from the journal).
+        if (!run->superseded && run->fail.empty() && run->outcome.ok()) {
+          c_.jr->set_file_state(file_id, FileState::uploading);
+          stream_complete = true;
+        }
+      } else {
+        // Also for the export's last file: its import object starts now, not after the other
+        // files' early objects finished (spool_done waits for those before the upload pass).
+        c_.upload->start_early_upload(run, file_id);
+      }
     }
   } catch (const std::exception& e) {
     run->outcome.merge(upload::Outcome::retry_later(e.what()));
   }
+  // A stream of a file that was not spooled completely stops (its object is not completed).
+  c_.upload->end_stream(run, file_id, stream_complete);
   if (run->ops == 0) spool_done(run);
 }
 

@@ -9,14 +9,20 @@
 //                changed one is a new version; on_changed: hold parks a new version whose
 //                earlier one got past spooling (hold_reason says what changed); files in
 //                subdirectories park the export
-//   start_spool  every pending file, largest first, to spool_file (spooler.hpp) on the pool
+//   start_spool  every pending file, largest first, to spool_file (spooler.hpp) on the pool; a
+//                file of several parts streams its import parts to the UploadStage as its frames
+//                are written (SpoolJob::on_import_frame → UploadStage::stream_part; streams()
+//                says which files)
 //   on_spooled   journals one file's outcome (plan_parts + record_spooled only after its spool
-//                files are durable) and starts its objects early (UploadStage::start_early_upload)
+//                files are durable), then completes its stream (UploadStage::end_stream) or
+//                starts its import object early (UploadStage::start_early_upload); a file that
+//                failed stops its stream
 //   spool_done   once every file and early object is done: superseded (spool removed, cleanup of
 //                what early uploads left), failed (fail-export), park / retry, else report.json,
 //                `spooled` and UploadStage::start_upload
 //
-// Hand-offs: to the UploadStage (start_early_upload, start_upload, park, schedule_retry); the
+// Hand-offs: to the UploadStage (stream_part, end_stream, start_early_upload, start_upload, park,
+// schedule_retry); the
 // UploadStage calls start_spool (a retry of a spooling export) and spool_done (the last early
 // object finished). Threading: control thread, except spool_file and the digest on the pool.
 #include <map>
@@ -49,6 +55,8 @@ class Ingest {
   // `where`: the source file's full path (log entries name it).
   void on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const std::string& where,
                   const SpoolResult& res);
+  // Whether the file's import parts are streamed while it spools (ingest.cpp says when).
+  bool streams(const Pipe& pipe, const journal::FileRow& f, std::uint64_t part_size) const;
 
   Core& c_;
   std::set<std::string> digesting;                  // pipeline \n path

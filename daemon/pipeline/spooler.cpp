@@ -156,6 +156,13 @@ SpoolResult spool_file(const SpoolJob& job) {
     spool::WriterOptions import_wo = wo;
     import_wo.frame_sha256 = job.frame_sha256;
     auto import_file = spool::import_path(job.spool_dir, job.export_name, job.file_name);
+    if (job.on_import_frame) {
+      // The writer (and its thread) ends before this function returns, so `job` outlives it.
+      import_wo.on_frame = [&job, tmp = fs::path(import_file.string() + ".tmp")](
+                               std::size_t n, const spool::Frame& f) {
+        job.on_import_frame(n, f, tmp);
+      };
+    }
     auto rejected_file = spool::rejected_path(job.spool_dir, job.export_name, job.file_name);
     spool::SpoolWriter import(import_file, import_wo);
     std::optional<spool::SpoolWriter> rejected;  // created at the first rejected line

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,12 @@ struct SpoolJob {
   bool fsync = true;
   const std::atomic<bool>* cancel = nullptr;  // daemon stopping: abandon (redone at next start)
   std::size_t max_report_entries = 1000;      // rejected lines listed in the report per file
+  // Each import frame as soon as it is written (on the writer's compressor thread; see
+  // spool::WriterOptions::on_frame): frame n (0-based), its Frame and the .tmp file it is in.
+  // The ingest streams the file's import parts to S3 with it while the file is still spooling.
+  std::function<void(std::size_t n, const spool::Frame& frame,
+                     const std::filesystem::path& tmp_file)>
+      on_import_frame{};
 };
 
 struct SpoolResult {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 
+#include "aws/crc32c.hpp"
 #include "import/importer.hpp"
 #include "import/s3_layout.hpp"
 #include "pipeline/ingest.hpp"
@@ -297,37 +298,36 @@ void UploadStage::add_file_objects(const std::shared_ptr<Run>& run, const config
                                    std::int64_t file_index, std::int64_t n_files, bool early,
                                    Kinds kinds,
                                    std::vector<std::shared_ptr<upload::ObjectUpload>>& objs) {
-  auto add = [&](PartKind kind, std::string key) {
-    upload::ObjectSpec spec;
-    spec.file_id = f.id;
-    spec.kind = kind;
-    spec.bucket = s3c.bucket;
-    spec.key = std::move(key);
-    spec.spool_file = spool::import_path(c_.cfg.spool.dir, export_name, f.name);
-    spec.content_type = kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
-    spec.sse = aws::Sse{s3c.kms_key_id.value_or("")};
-    spec.background = kind == PartKind::archive;  // queues behind every import part
-    auto o =
-        std::make_shared<upload::ObjectUpload>(ports(), std::move(spec), hooks_for(run, early));
+  auto add = [&](PartKind kind) {
+    auto o = std::make_shared<upload::ObjectUpload>(
+        ports(), file_spec(s3c, export_name, f, file_index, n_files, kind), hooks_for(run, early));
     if (!o->empty()) objs.push_back(std::move(o));
   };
-  if (kinds != Kinds::archive)
-    add(PartKind::import,
-        import::import_key(
-            s3c.prefix, export_name,
-            import::import_part_dir(file_index, n_files, c_.opt.max_files_per_import_job) +
-                f.name));
-  if (kinds != Kinds::import && s3c.archive)
-    add(PartKind::archive, import::archive_key(s3c.prefix, export_name, f.name));
+  if (kinds != Kinds::archive) add(PartKind::import);
+  if (kinds != Kinds::import && s3c.archive) add(PartKind::archive);
 }
 
-// A file of an export that is still spooling is durable and journaled: start its import object
-// now (it shares the global part limit with every other upload; the archive copy trails in
-// start_upload, so it never takes a slot an import part of a later file could use). Not with
-// on_invalid: fail-export, where an invalid line in a later file means nothing is uploaded and
-// the export fails (as before). A crash meanwhile is resumed like any upload: the file is
-// `uploading` in the journal and start_upload picks it up (ListParts / HeadObject) once the
-// export's spooling is redone. Throws on a journal error (on_spooled turns it into a retry).
+upload::ObjectSpec UploadStage::file_spec(const config::S3Target& s3c,
+                                          const std::string& export_name, const journal::FileRow& f,
+                                          std::int64_t file_index, std::int64_t n_files,
+                                          PartKind kind) {
+  upload::ObjectSpec spec;
+  spec.file_id = f.id;
+  spec.kind = kind;
+  spec.bucket = s3c.bucket;
+  spec.key = kind == PartKind::import
+                 ? import::import_key(s3c.prefix, export_name,
+                                      import::import_part_dir(file_index, n_files,
+                                                              c_.opt.max_files_per_import_job) +
+                                          f.name)
+                 : import::archive_key(s3c.prefix, export_name, f.name);
+  spec.spool_file = spool::import_path(c_.cfg.spool.dir, export_name, f.name);
+  spec.content_type = kind == PartKind::import ? "application/fhir+ndjson" : "application/zstd";
+  spec.sse = aws::Sse{s3c.kms_key_id.value_or("")};
+  spec.background = kind == PartKind::archive;  // queues behind every import part
+  return spec;
+}
+
 void UploadStage::start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id) {
   if (c_.stopping || run->superseded || !run->fail.empty() || !run->outcome.ok()) return;
   const Pipe* pipe = c_.pipe_of(run->pipeline);
@@ -355,12 +355,80 @@ void UploadStage::start_early_upload(std::shared_ptr<Run> run, std::int64_t file
 }
 
 void UploadStage::launch(const std::shared_ptr<Run>& run,
-                         const std::shared_ptr<upload::ObjectUpload>& o, Role role) {
+                         const std::shared_ptr<upload::ObjectUpload>& o, Role role,
+                         bool streaming) {
   std::weak_ptr<Core> weak = c_.weak_self;
-  o->start([weak, run, role, file_id = o->spec().file_id](const upload::Outcome& out) {
+  auto done = [weak, run, role, file_id = o->spec().file_id](const upload::Outcome& out) {
     if (auto self = weak.lock(); self && !self->stopping)
       self->upload->object_done(run, role, file_id, out);
-  });
+  };
+  if (streaming)
+    o->start_streaming(std::move(done));
+  else
+    o->start(std::move(done));
+}
+
+// Frame n of a file that is still being spooled (Ingest chose to stream it: see
+// Ingest::start_spool). The first frame opens the file's import object; each frame is journaled
+// as a planned part before it is handed over, so the part is in the ledger before it is sent.
+void UploadStage::stream_part(const std::shared_ptr<Run>& run, std::int64_t file_id, std::size_t n,
+                              const spool::Frame& frame, const fs::path& tmp_file) {
+  if (c_.stopping) return;
+  auto it = run->streams.find(file_id);
+  if (it == run->streams.end()) {
+    // Opened at the first frame only, and not once the attempt went wrong (as early uploads).
+    if (n != 0 || run->superseded || !run->fail.empty() || !run->outcome.ok()) return;
+    const Pipe* pipe = c_.pipe_of(run->pipeline);
+    if (!pipe) return;
+    const auto all_files = c_.jr->files(run->id);
+    std::int64_t file_index = 0;
+    while (file_index < static_cast<std::int64_t>(all_files.size()) &&
+           all_files[static_cast<std::size_t>(file_index)].id != file_id)
+      ++file_index;
+    if (file_index == static_cast<std::int64_t>(all_files.size())) return;
+    const auto& f = all_files[static_cast<std::size_t>(file_index)];
+    auto o = std::make_shared<upload::ObjectUpload>(
+        ports(),
+        file_spec(pipe->cfg.s3, run->name, f, file_index,
+                  static_cast<std::int64_t>(all_files.size()), PartKind::import),
+        hooks_for(run, true));
+    it = run->streams.emplace(file_id, o).first;
+    run->early_files.insert(file_id);
+    ++run->early_ops;
+    launch(run, o, Role::early, true);
+  }
+  const auto& o = it->second;
+  journal::PartRow row;
+  row.file_id = file_id;
+  row.kind = PartKind::import;
+  row.part_number = static_cast<int>(n) + 1;
+  row.offset = static_cast<std::int64_t>(frame.uncompressed_offset);
+  row.length = static_cast<std::int64_t>(frame.uncompressed_size);
+  row.crc32c = aws::crc32c_base64(frame.crc32c);
+  try {
+    c_.jr->plan_parts(file_id, PartKind::import,
+                      {{row.part_number, row.offset, row.length, row.crc32c}});
+  } catch (const std::exception& e) {
+    // Not journaled = not sent: the stream stops; the file's parts go up after it is spooled,
+    // from the journal (the early_failed path of start_upload).
+    ++c_.stats.journal_errors;
+    log::warning(std::string("journal: cannot plan a streamed part, the file is uploaded after "
+                             "it is spooled: ") +
+                     e.what(),
+                 {{"EXPORT_ID", run->name}, {"PIPELINE", run->pipeline}});
+    o->close(false);
+    return;
+  }
+  o->add_part(std::move(row), frame, tmp_file);
+}
+
+bool UploadStage::end_stream(const std::shared_ptr<Run>& run, std::int64_t file_id, bool complete) {
+  auto it = run->streams.find(file_id);
+  if (it == run->streams.end()) return false;
+  auto o = it->second;
+  run->streams.erase(it);
+  o->close(complete);
+  return true;
 }
 
 void UploadStage::object_done(const std::shared_ptr<Run>& run, Role role, std::int64_t file_id,

@@ -14,6 +14,13 @@
 //                       (ObjectSpec::background), and the export does not wait for them
 //   start_early_upload  the import object of one file of an export that is still spooling (not
 //                       with fail-export); its archive copy trails in start_upload
+//   stream_part         per-part overlap: frame N of a file still being spooled (Ingest decides
+//                       which files stream, SpoolJob::on_import_frame); the first frame creates
+//                       the file's import object (ObjectUpload::start_streaming, an early
+//                       object), every frame is journaled (plan_parts) and handed to it;
+//                       end_stream (Ingest::on_spooled) closes it: complete once the file is
+//                       spooled and journaled, else stopped (retry_later, resumed from the
+//                       journal with ListParts)
 //   object_done         merges each object's upload::Outcome into the Run (park beats
 //                       retry_later beats done); an early object's last one hands back to
 //                       Ingest::spool_done
@@ -59,6 +66,11 @@ class UploadStage {
   std::size_t trailing() const { return c_.trailing.size(); }
   // Throws on a journal error (Ingest::on_spooled turns it into a retry).
   void start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id);
+  // Per-part overlap (control thread; see above). stream_part does nothing once the export's
+  // attempt failed; end_stream returns false when the file had no stream.
+  void stream_part(const std::shared_ptr<Run>& run, std::int64_t file_id, std::size_t n,
+                   const spool::Frame& frame, const std::filesystem::path& tmp_file);
+  bool end_stream(const std::shared_ptr<Run>& run, std::int64_t file_id, bool complete);
   void schedule_retry(std::shared_ptr<Run> run, const std::string& why);
   void park(std::shared_ptr<Run> run, const std::string& why);
   // Stop: queued parts are dropped (they are resumed from the journal at the next start).
@@ -89,7 +101,11 @@ class UploadStage {
   // Which count an object belongs to: an early import object, the pass's front, the trailing.
   enum class Role { early, front, trail };
   void launch(const std::shared_ptr<Run>& run, const std::shared_ptr<upload::ObjectUpload>& o,
-              Role role);
+              Role role, bool streaming = false);
+  // The object of one file of an export (its key: the one place keys of a file are built).
+  upload::ObjectSpec file_spec(const config::S3Target& s3c, const std::string& export_name,
+                               const journal::FileRow& f, std::int64_t file_index,
+                               std::int64_t n_files, journal::PartKind kind);
   void object_done(const std::shared_ptr<Run>& run, Role role, std::int64_t file_id,
                    const upload::Outcome& out);
   void front_done(std::shared_ptr<Run> run);
