@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "aws/crc32c.hpp"
@@ -29,16 +30,8 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
   }
   digesting.insert(key);
   auto self = c_.weak_self.lock();
-  asio::post(*c_.pool, [self, pname, r, key] {
-    std::string digest, error;
-    try {
-      std::vector<std::string> names;
-      for (const auto& f : r.files) names.push_back(f.name);
-      fs::path dir = r.single_file ? r.path.parent_path() : r.path;
-      digest = journal::content_digest(dir, names);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
+  // Back on the control thread with the export's digest (or why it could not be computed).
+  auto done = [self, pname, r, key](std::string digest, std::string error) {
     asio::post(self->io, [self, pname, r, key, digest, error] {
       self->ingest->digesting.erase(key);
       if (self->stopping) return;
@@ -55,7 +48,37 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
         self->ingest->on_ready(pname, next);
       }
     });
-  });
+  };
+  // The files are hashed on the pool in parallel, one job each (a 1 GB export's digest is on
+  // the way to its import: the two workers halve it), and combined by the last one to finish.
+  struct Parts {
+    std::mutex mu;
+    std::vector<std::pair<std::string, journal::FileDigest>> files;
+    std::string error;
+    std::size_t left = 0;
+  };
+  auto parts = std::make_shared<Parts>();
+  parts->left = r.files.size();
+  if (parts->left == 0) return done(journal::combine_digest({}), "");
+  const fs::path dir = r.single_file ? r.path.parent_path() : r.path;
+  for (const auto& f : r.files) {
+    asio::post(*c_.pool, [parts, done, path = dir / f.name, name = f.name] {
+      journal::FileDigest d;
+      std::string error;
+      try {
+        d = journal::file_digest(path);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      std::unique_lock lk(parts->mu);
+      if (!error.empty() && parts->error.empty()) parts->error = error;
+      parts->files.emplace_back(name, d);
+      if (--parts->left > 0) return;
+      lk.unlock();
+      if (!parts->error.empty()) return done("", parts->error);
+      done(journal::combine_digest(std::move(parts->files)), "");
+    });
+  }
 }
 
 void Ingest::take(const std::string& pname, const watch::ReadyExport& r,

@@ -490,6 +490,27 @@ TEST(Digest, StreamsContentAndNamesOrderIndependently) {
   EXPECT_THROW(content_digest(dir.path(), {"link.ndjson"}), std::runtime_error);
 }
 
+// The digest is the export's identity in every journal: it must never change. Pinned to the value
+// of the documented format (digest.hpp) computed independently (Python hashlib), for files that
+// span several reads; the per-file form (file_digest + combine_digest, files hashed on different
+// threads, in any order) gives the same value.
+TEST(Digest, IsPinnedAndTheSameWhenFilesAreHashedSeparately) {
+  TempDir dir;
+  std::string b(3 * 1024 * 1024 + 5, '\0');
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>((i * 7) % 251);
+  std::ofstream(dir / "a.ndjson", std::ios::binary)
+      << "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n";
+  std::ofstream(dir / "b.ndjson", std::ios::binary) << b;
+  const std::string pinned =
+      "sha256:3660bcdb463f422d41621417fa2609b121792a7734b057c066eba119b6d244dd";
+  EXPECT_EQ(content_digest(dir.path(), {"b.ndjson", "a.ndjson"}), pinned);
+  EXPECT_EQ(combine_digest({{"b.ndjson", file_digest(dir / "b.ndjson")},
+                            {"a.ndjson", file_digest(dir / "a.ndjson")}}),
+            pinned);
+  EXPECT_EQ(file_digest(dir / "b.ndjson").size, b.size());
+  EXPECT_THROW(file_digest(dir / "missing.ndjson"), std::runtime_error);
+}
+
 TEST(Digest, ClientTokenIsDeterministicAndWithinHealthLakeRules) {
   auto t = client_token("epic", "/in/a", "sha256:ab", 1);
   EXPECT_EQ(t, client_token("epic", "/in/a", "sha256:ab", 1));
