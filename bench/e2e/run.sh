@@ -19,6 +19,11 @@
 #   bench/e2e/run.sh BUILD_DIR [SIZE] [OUT_DIR]     SIZE default 1GB (e.g. 100MB for a quick run)
 #   ONE_FILE=1 bench/e2e/run.sh ...                   the export is one file of SIZE
 #   ZSTD_LEVEL=N bench/e2e/run.sh ...                 spool.zstd_level N (default: the daemon's)
+#   KEEP=1 bench/e2e/run.sh ...                       keep the work directory (request log, journal)
+#   SIGNING=unsigned bench/e2e/run.sh ...             both sides send upload bodies unsigned, as they
+#       do over https (the daemon's payload_signing auto; botocore over https with a checksum):
+#       payload_signing: unsigned-trailer on the daemon, s3.payload_signing_enabled = false for the
+#       aws cli. Default (signed): over this loopback http both SHA-256 sign every body.
 # Use a Release build without sanitizers:
 #   cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release
 #   cmake --build build-release --target fhir-edge healthlake-local -j2
@@ -46,7 +51,7 @@ cleanup() {
   [[ -n $FE_PID ]] && kill "$FE_PID" 2> /dev/null || true
   [[ -n $HLL_PID ]] && kill "$HLL_PID" 2> /dev/null || true
   wait 2> /dev/null || true
-  rm -rf "$W"
+  if [[ ${KEEP:-0} == 1 ]]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=AKIDBENCHE2E00000001 AWS_SECRET_ACCESS_KEY=bench-e2e-secret-key-0123456789
@@ -76,13 +81,22 @@ for _ in $(seq 100); do [[ -s $W/port ]] && break; sleep 0.1; done
 EP=http://127.0.0.1:$(cat "$W/port")
 
 mkdir -p "$W/watch"
+SIGNING_FE= SIGNING_CLI=
+case ${SIGNING:-signed} in
+  signed) ;;
+  unsigned)
+    SIGNING_FE=$'  payload_signing: unsigned-trailer\n'
+    SIGNING_CLI='    payload_signing_enabled = false'
+    ;;
+  *) echo "SIGNING must be signed or unsigned"; exit 2 ;;
+esac
 cat > "$W/fhir-edge.yaml" << YAML
 aws:
   region: us-east-1
   credentials: { source: env }
   endpoints: { s3: "$EP", healthlake: "$EP" }
   s3_path_style: true
-pipelines:
+${SIGNING_FE}pipelines:
   - name: bench
     watch: $W/watch
     complete_when: { marker: .done, bulk_manifest: false, client_log: false }
@@ -187,6 +201,7 @@ cat > "$W/aws.cfg" << CFG
 region = us-east-1
 s3 =
     addressing_style = path
+${SIGNING_CLI}
 CFG
 export AWS_CONFIG_FILE=$W/aws.cfg
 mkdir -p "$W/base-zst"
@@ -236,7 +251,8 @@ gb = b / 1e9
 load = open("/proc/loadavg").read().split()[:3]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 lines = [
-    f"input: {b/1e6:.1f} MB in {files} files (fhir-export-gen --size, seed 42); poll interval {poll} s on both sides",
+    f"input: {b/1e6:.1f} MB in {files} files (fhir-export-gen --size, seed 42); poll interval {poll} s on both sides; "
+    f"upload bodies {os.environ.get('SIGNING', 'signed')} on both sides",
     f"machine: {os.cpu_count()} cores, {cpu}, load average {' '.join(load)} at the end",
     f"fhir-edge: drop -> import job started {fs_:.2f} s, -> import completed (reconciled, {fe_state}) {fd:.2f} s; "
     f"{(fu+fsy):.1f} CPU-s = {(fu+fsy)/gb:.1f} CPU-s/GB; peak RSS {rss/1024:.1f} MiB; "
