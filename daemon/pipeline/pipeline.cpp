@@ -273,6 +273,9 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     if (pool) pool->join();
     if (reader) reader->join();
     for (auto& [n, p] : pipes) p.watcher.reset();
+    // A streamed import object and its Run hold each other (its callbacks name the Run) until
+    // Ingest::on_spooled ends the stream, which no longer runs: drop them here.
+    for (auto& [id, r] : runs) r->streams.clear();
     runs.clear();
     trailing.clear();
     jr.reset();
