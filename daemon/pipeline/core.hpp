@@ -61,6 +61,8 @@ struct Run {
   // What went wrong in this attempt (spool I/O, journal, early uploads, the upload pass): park
   // beats retry_later; done when nothing did.
   upload::Outcome outcome;
+  // Nothing above went wrong yet: objects may still be started early (or streamed).
+  bool attempt_ok() const { return !superseded && fail.empty() && outcome.ok(); }
   int attempt = 0;
   std::unique_ptr<boost::asio::steady_timer> timer;
   // Upload overlapping the spool: a file's import and archive objects start as soon as that

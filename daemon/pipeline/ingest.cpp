@@ -399,7 +399,7 @@ void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const st
       if (run->streams.count(file_id)) {
         // Its parts went up while it was spooled: complete the object (unless the attempt went
         // wrong meanwhile: then the upload pass resumes it from the journal).
-        if (!run->superseded && run->fail.empty() && run->outcome.ok()) {
+        if (run->attempt_ok()) {
           c_.jr->set_file_state(file_id, FileState::uploading);
           stream_complete = true;
         }

@@ -328,28 +328,28 @@ upload::ObjectSpec UploadStage::file_spec(const config::S3Target& s3c,
   return spec;
 }
 
+std::optional<UploadStage::FileAt> UploadStage::file_at(std::int64_t export_id,
+                                                        std::int64_t file_id) {
+  auto files = c_.jr->files(export_id);
+  for (std::size_t i = 0; i < files.size(); ++i)
+    if (files[i].id == file_id)
+      return FileAt{std::move(files[i]), static_cast<std::int64_t>(i),
+                    static_cast<std::int64_t>(files.size())};
+  return std::nullopt;
+}
+
 void UploadStage::start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id) {
-  if (c_.stopping || run->superseded || !run->fail.empty() || !run->outcome.ok()) return;
+  if (c_.stopping || !run->attempt_ok()) return;
   const Pipe* pipe = c_.pipe_of(run->pipeline);
   if (!pipe || pipe->cfg.on_invalid == config::OnInvalid::fail_export) return;
-  const auto all_files = c_.jr->files(run->id);
-  const auto n_files = static_cast<std::int64_t>(all_files.size());
-  std::int64_t file_index = -1;
-  const journal::FileRow* f = nullptr;
-  for (const auto& r : all_files) {
-    ++file_index;
-    if (r.id == file_id) {
-      f = &r;
-      break;
-    }
-  }
-  if (!f || f->state != FileState::spooled) return;
+  const auto f = file_at(run->id, file_id);
+  if (!f || f->row.state != FileState::spooled) return;
   std::vector<std::shared_ptr<upload::ObjectUpload>> objs;
-  add_file_objects(run, pipe->cfg.s3, run->name, *f, file_index, n_files, true, Kinds::import,
+  add_file_objects(run, pipe->cfg.s3, run->name, f->row, f->index, f->count, true, Kinds::import,
                    objs);
   if (objs.empty()) return;
-  c_.jr->set_file_state(f->id, FileState::uploading);
-  run->early_files.insert(f->id);
+  c_.jr->set_file_state(file_id, FileState::uploading);
+  run->early_files.insert(file_id);
   run->early_ops += static_cast<int>(objs.size());
   for (auto& o : objs) launch(run, o, Role::early);
 }
@@ -377,20 +377,13 @@ void UploadStage::stream_part(const std::shared_ptr<Run>& run, std::int64_t file
   auto it = run->streams.find(file_id);
   if (it == run->streams.end()) {
     // Opened at the first frame only, and not once the attempt went wrong (as early uploads).
-    if (n != 0 || run->superseded || !run->fail.empty() || !run->outcome.ok()) return;
+    if (n != 0 || !run->attempt_ok()) return;
     const Pipe* pipe = c_.pipe_of(run->pipeline);
     if (!pipe) return;
-    const auto all_files = c_.jr->files(run->id);
-    std::int64_t file_index = 0;
-    while (file_index < static_cast<std::int64_t>(all_files.size()) &&
-           all_files[static_cast<std::size_t>(file_index)].id != file_id)
-      ++file_index;
-    if (file_index == static_cast<std::int64_t>(all_files.size())) return;
-    const auto& f = all_files[static_cast<std::size_t>(file_index)];
+    const auto f = file_at(run->id, file_id);
+    if (!f) return;
     auto o = std::make_shared<upload::ObjectUpload>(
-        ports(),
-        file_spec(pipe->cfg.s3, run->name, f, file_index,
-                  static_cast<std::int64_t>(all_files.size()), PartKind::import),
+        ports(), file_spec(pipe->cfg.s3, run->name, f->row, f->index, f->count, PartKind::import),
         hooks_for(run, true));
     it = run->streams.emplace(file_id, o).first;
     run->early_files.insert(file_id);

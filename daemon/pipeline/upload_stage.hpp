@@ -42,6 +42,7 @@
 // Threading: control thread; part bodies are read on Core::reader (upload::SpoolBodies).
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,12 @@ class UploadStage {
   enum class Role { early, front, trail };
   void launch(const std::shared_ptr<Run>& run, const std::shared_ptr<upload::ObjectUpload>& o,
               Role role, bool streaming = false);
+  // A file's row and its position among its export's files (its import key depends on both).
+  struct FileAt {
+    journal::FileRow row;
+    std::int64_t index = 0, count = 0;
+  };
+  std::optional<FileAt> file_at(std::int64_t export_id, std::int64_t file_id);
   // The object of one file of an export (its key: the one place keys of a file are built).
   upload::ObjectSpec file_spec(const config::S3Target& s3c, const std::string& export_name,
                                const journal::FileRow& f, std::int64_t file_index,

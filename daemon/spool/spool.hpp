@@ -179,7 +179,6 @@ class SpoolWriter {
 
   uint64_t uncompressed_bytes() const { return index_.uncompressed_size + frame_in_; }
   const std::filesystem::path& path() const { return final_; }
-  const std::filesystem::path& tmp_path() const { return tmp_; }  // until finish() renames it
 
  private:
   void begin_frame();

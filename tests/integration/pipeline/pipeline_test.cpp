@@ -21,6 +21,19 @@ using fe::journal::ExportState;
 
 class PipelineTest : public StagesTest {};
 
+// exp/Observation.000.ndjson of four upload parts or more (kPart each): a generated Observation
+// file repeated. Returns its content ("" when the generator gave none).
+std::string write_multi_part_file(const fs::path& root, const fs::path& exp) {
+  generate(root / "gen", {"--patients", "10", "--seed", "3"});
+  fs::create_directories(exp);
+  const std::string obs = read_file(root / "gen" / "Observation.000.ndjson");
+  if (obs.empty()) return "";
+  std::string body;
+  while (body.size() < 3 * kPart + 1) body += obs;
+  write_file(exp / "Observation.000.ndjson", body);
+  return body;
+}
+
 // A three-file export with invalid lines: import/ holds exactly the valid lines, archive/
 // decompresses to the same, rejects and report.json are right, and the journal agrees. Then a
 // restart re-sees the identical export and does not redo it.
@@ -549,13 +562,8 @@ TEST_F(PipelineTest, FrameHashesAreRecordedOnlyForPartsThatAreSigned) {
     auto root = temp_dir("framesha");
     LocalS3 server(root / "s3", kPart);
     auto exp = root / "watch" / "fs";
-    generate(root / "gen", {"--patients", "10", "--seed", "3"});
-    fs::create_directories(exp);
-    const std::string obs = read_file(root / "gen" / "Observation.000.ndjson");
-    ASSERT_FALSE(obs.empty());
-    std::string body;
-    while (body.size() < 3 * kPart + 1) body += obs;  // four parts or more (kPart each)
-    write_file(exp / "Observation.000.ndjson", body);
+    const std::string body = write_multi_part_file(root, exp);
+    ASSERT_FALSE(body.empty());
     std::string yaml = config_yaml(root, server.endpoint());
     const std::string at = "  s3_path_style: true\n";
     ASSERT_NE(yaml.find(at), std::string::npos);
@@ -600,13 +608,8 @@ TEST_F(PipelineTest, PartsGoUpWhileTheirFileIsStillSpooling) {
   auto root = temp_dir("stream");
   LocalS3 server(root / "s3", kPart);
   auto exp = root / "watch" / "st";
-  generate(root / "gen", {"--patients", "10", "--seed", "3"});
-  fs::create_directories(exp);
-  const std::string obs = read_file(root / "gen" / "Observation.000.ndjson");
-  ASSERT_FALSE(obs.empty());
-  std::string body;
-  while (body.size() < 3 * kPart + 1) body += obs;  // four parts or more
-  write_file(exp / "Observation.000.ndjson", body);
+  const std::string body = write_multi_part_file(root, exp);
+  ASSERT_FALSE(body.empty());
   const std::string key = "exports/st/import/Observation.000.ndjson";
   auto sent = [&](int part) {
     int n = 0;
