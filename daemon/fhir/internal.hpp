@@ -138,6 +138,10 @@ class LineSource {
   // skipped, never buffered beyond max_line_bytes.
   uint64_t last_line_bytes() const { return last_len_; }
   bool had_bom() const { return bom_; }  // line 1 started with EF BB BF (removed from the line)
+  // Where the line just returned starts in the file when that line plus one '\n' is exactly the
+  // file's bytes there (a plain file, the line ended by a bare '\n', nothing removed), else -1.
+  // The spool uses it to read a part back from the source instead of decompressing it.
+  int64_t verbatim_offset() const { return verbatim_; }
   // fstat of the open file (dev, inode) — compare with what the watcher took.
   uint64_t dev() const { return dev_; }
   uint64_t inode() const { return ino_; }
@@ -156,6 +160,7 @@ class LineSource {
   std::string carry_;
   size_t max_ = 0;
   uint64_t line_no_ = 0, bytes_ = 0, last_len_ = 0, dev_ = 0, ino_ = 0;
+  int64_t verbatim_ = -1;
   bool bom_ = false;
   std::string error_;
 };

@@ -177,14 +177,23 @@ LineReader::Status LineSource::next(std::string_view& line, uint64_t& line_no) {
   line = {};
   bool skipping = false, have_partial = false;
   uint64_t len = 0;  // bytes of the current line so far (also while skipping it)
-  auto finish = [&](std::string_view seg) {
-    if (!seg.empty() && seg.back() == '\r') seg.remove_suffix(1);
+  // Plain file: the raw bytes read so far less those still buffered = where this line starts.
+  const int64_t start = codec_ ? -1 : static_cast<int64_t>(bytes_ - (end_ - pos_));
+  verbatim_ = -1;
+  auto finish = [&](std::string_view seg, bool newline) {
+    bool verbatim = newline;
+    if (!seg.empty() && seg.back() == '\r') {
+      seg.remove_suffix(1);
+      verbatim = false;
+    }
     // A UTF-8 byte order mark before the first line (Windows tools write one) is not part of the
     // resource: removed here so it neither fails validation nor reaches the import object.
     if (line_no_ == 1 && seg.starts_with("\xEF\xBB\xBF")) {
       seg.remove_prefix(3);
       bom_ = true;
+      verbatim = false;
     }
+    if (verbatim) verbatim_ = start;
     line = seg;
     line_no = line_no_;
   };
@@ -199,7 +208,7 @@ LineReader::Status LineSource::next(std::string_view& line, uint64_t& line_no) {
         line_no_++;  // last line without a newline
         line_no = line_no_;
         if (skipping) return too_long();
-        finish(carry_);
+        finish(carry_, false);
         return LineReader::Status::line;
       }
       ssize_t n = fill(buf_.data(), buf_.size());
@@ -220,7 +229,7 @@ LineReader::Status LineSource::next(std::string_view& line, uint64_t& line_no) {
       if (skipping) return too_long();
       if (carry_.empty()) {
         if (seg.size() > max_ + 1) return too_long();  // +1: a trailing '\r'
-        finish(seg);
+        finish(seg, true);
         return LineReader::Status::line;
       }
       if (carry_.size() + seg.size() > max_ + 1) {
@@ -228,7 +237,7 @@ LineReader::Status LineSource::next(std::string_view& line, uint64_t& line_no) {
         return too_long();
       }
       carry_.append(seg);
-      finish(carry_);
+      finish(carry_, true);
       return LineReader::Status::line;
     }
     std::string_view seg(start, end_ - pos_);

@@ -291,10 +291,10 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     std::int64_t file_id = f.id;
     if (streams(*pipe, f, job.part_size)) {
       // Per-part overlap: each import frame goes to the upload as soon as it is written.
-      job.on_import_frame = [self, run, file_id](std::size_t n, const spool::Frame& frame,
-                                                 const fs::path& tmp) {
-        asio::post(self->io, [self, run, file_id, n, frame, tmp] {
-          if (!self->stopping) self->upload->stream_part(run, file_id, n, frame, tmp);
+      job.on_import_frame = [self, run, file_id, source = job.source](
+                                std::size_t n, const spool::Frame& frame, const fs::path& tmp) {
+        asio::post(self->io, [self, run, file_id, n, frame, tmp, source] {
+          if (!self->stopping) self->upload->stream_part(run, file_id, n, frame, tmp, source);
         });
       };
     }

@@ -241,7 +241,8 @@ SpoolResult spool_file(const SpoolJob& job) {
           if (anchors.size() >= (1u << 16)) flush_anchors();
         }
         prev_source = line_no;
-        import.write(line_buf);
+        // Verbatim lines let a streamed part be read back from the source (Frame::source_offset).
+        import.write(line_buf, reader.verbatim_offset());
         if (reject_file) rejected->write(line_buf);
         continue;
       }

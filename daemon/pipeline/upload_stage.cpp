@@ -372,7 +372,8 @@ void UploadStage::launch(const std::shared_ptr<Run>& run,
 // Ingest::start_spool). The first frame opens the file's import object; each frame is journaled
 // as a planned part before it is handed over, so the part is in the ledger before it is sent.
 void UploadStage::stream_part(const std::shared_ptr<Run>& run, std::int64_t file_id, std::size_t n,
-                              const spool::Frame& frame, const fs::path& tmp_file) {
+                              const spool::Frame& frame, const fs::path& tmp_file,
+                              const watch::TakenFile& source) {
   if (c_.stopping) return;
   auto it = run->streams.find(file_id);
   if (it == run->streams.end()) {
@@ -412,7 +413,7 @@ void UploadStage::stream_part(const std::shared_ptr<Run>& run, std::int64_t file
     o->close(false);
     return;
   }
-  o->add_part(std::move(row), frame, tmp_file);
+  o->add_part(std::move(row), frame, tmp_file, source.path, source.identity);
 }
 
 bool UploadStage::end_stream(const std::shared_ptr<Run>& run, std::int64_t file_id, bool complete) {

@@ -69,8 +69,11 @@ class UploadStage {
   void start_early_upload(std::shared_ptr<Run> run, std::int64_t file_id);
   // Per-part overlap (control thread; see above). stream_part does nothing once the export's
   // attempt failed; end_stream returns false when the file had no stream.
+  // `source`: the file being spooled, as taken; a frame that sits in it verbatim is read from
+  // there (upload::BodyRequest::source_file).
   void stream_part(const std::shared_ptr<Run>& run, std::int64_t file_id, std::size_t n,
-                   const spool::Frame& frame, const std::filesystem::path& tmp_file);
+                   const spool::Frame& frame, const std::filesystem::path& tmp_file,
+                   const watch::TakenFile& source);
   bool end_stream(const std::shared_ptr<Run>& run, std::int64_t file_id, bool complete);
   void schedule_retry(std::shared_ptr<Run> run, const std::string& why);
   void park(std::shared_ptr<Run> run, const std::string& why);

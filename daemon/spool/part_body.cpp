@@ -3,6 +3,7 @@
 #include "spool/part_body.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -41,6 +42,58 @@ ByteStream range_stream(const fs::path& path, std::uint64_t offset, std::uint64_
   src.rewind = [r]() {
     r->pos = 0;
     return r->fd >= 0;
+  };
+  return src;
+}
+
+ByteStream source_stream(const fs::path& source, const FileIdentity& taken, const Frame& frame,
+                         ByteStream fallback) {
+  struct Source {
+    int fd = -1;
+    FileIdentity taken;
+    std::uint64_t off = 0, len = 0, pos = 0;
+    std::uint32_t want_crc = 0, crc = 0;
+    bool fell_back = false;
+    ByteStream fallback;
+    bool unchanged() const {
+      struct stat st;
+      return fd >= 0 && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && identity_of(st) == taken;
+    }
+    ~Source() {
+      if (fd >= 0) ::close(fd);
+    }
+  };
+  ByteStream src;
+  if (frame.source_offset < 0) return src;
+  auto s = std::make_shared<Source>();
+  s->fd = ::open(source.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  s->taken = taken;
+  if (!s->unchanged()) return src;
+  s->off = static_cast<std::uint64_t>(frame.source_offset);
+  s->len = frame.uncompressed_size;
+  s->want_crc = frame.crc32c;
+  s->fallback = std::move(fallback);
+  src.size = frame.uncompressed_size;
+  src.read = [s](std::span<char> buf) -> std::ptrdiff_t {
+    if (s->fell_back) return s->fallback.read ? s->fallback.read(buf) : -1;
+    std::uint64_t want = std::min<std::uint64_t>(buf.size(), s->len - s->pos);
+    if (want == 0) return 0;
+    ssize_t n = ::pread(s->fd, buf.data(), want, static_cast<off_t>(s->off + s->pos));
+    if (n <= 0) return -1;
+    s->crc = fe::crc32c(buf.data(), static_cast<size_t>(n), s->crc);
+    s->pos += static_cast<std::uint64_t>(n);
+    if (s->pos == s->len && s->crc != s->want_crc) {
+      s->fell_back = true;  // rewritten in place: the part comes from the spool from now on
+      return -1;
+    }
+    return n;
+  };
+  src.rewind = [s]() {
+    if (!s->fell_back && !s->unchanged()) s->fell_back = true;
+    if (s->fell_back) return s->fallback.rewind && s->fallback.rewind();
+    s->pos = 0;
+    s->crc = 0;
+    return true;
   };
   return src;
 }

@@ -10,6 +10,16 @@
 // - range_stream: a byte range of a file read with pread (archive parts, report, rejects).
 // - sha256_of_range: hex SHA-256 of a byte range ("" when it cannot be read), the signed payload
 //   hash of an archive part, computed off the control thread by the caller.
+// - source_stream: a part streamed while its file spools, read back from the export's source file
+//   where the frame's bytes sit verbatim (Frame::source_offset) instead of decompressed from the
+//   spool: the same bytes, still in the page cache from spooling, for a copy instead of a zstd
+//   decompression (issue 13 item 2). Used only while the file is the one taken: opened O_NOFOLLOW,
+//   its fstat identity (dev, inode, size, mtime) must equal `taken` at open and at each rewind.
+//   The bytes given are CRC32C-checked against the frame's; when they differ (the file rewritten
+//   in place) the read that would give the last byte returns -1 instead, so a changed file is
+//   never sent as the part. After that, or when the file no longer matches at a rewind, the
+//   stream is `fallback` (the spool frame) for good. A stream without read when the file cannot
+//   be used at open (the caller then sends the fallback).
 // - file_crc32c: standard CRC32C and size of a whole file (report.json and rejects, one PUT each).
 // The stream types know nothing about HTTP: upload/ wraps them into aws::BodySource.
 #include <cstddef>
@@ -19,6 +29,7 @@
 #include <span>
 #include <string>
 
+#include "common/file_identity.hpp"
 #include "spool/spool.hpp"
 
 namespace fe::spool {
@@ -33,6 +44,8 @@ struct ByteStream {
 ByteStream frame_stream(const std::filesystem::path& spool_file, const Frame& frame);
 ByteStream range_stream(const std::filesystem::path& path, std::uint64_t offset,
                         std::uint64_t length);
+ByteStream source_stream(const std::filesystem::path& source, const FileIdentity& taken,
+                         const Frame& frame, ByteStream fallback);
 std::string sha256_of_range(const std::filesystem::path& path, std::uint64_t offset,
                             std::uint64_t length);
 

@@ -72,6 +72,11 @@ struct Frame {
   // Empty in indexes written before it was recorded, and when the writer was told the parts go
   // unsigned (WriterOptions::frame_sha256): an upload that signs after all hashes the part itself.
   std::string sha256;
+  // Where these bytes sit, verbatim, in the source file the writer was fed from (see
+  // SpoolWriter::write), or -1. Set by the writer only and never in the index file: it serves the
+  // live upload of a part while its file is spooling (issue 13: the part is read back from the
+  // source, still in the page cache, instead of decompressed from the spool).
+  std::int64_t source_offset = -1;
 };
 
 struct FrameIndex {
@@ -172,7 +177,9 @@ class SpoolWriter {
 
   // Appends uncompressed bytes (typically one NDJSON line with its '\n'); may wait on the quota
   // or for a free hand-off chunk. Throws Error when the compressor thread failed (disk full...).
-  void write(std::string_view bytes);
+  // `source_offset`: where `bytes` sit verbatim in the source file, or -1. A frame whose every
+  // write was verbatim and contiguous in the source gets Frame::source_offset.
+  void write(std::string_view bytes, std::int64_t source_offset = -1);
   // Ends the last frame, waits for the compressor thread, makes data and index durable and
   // commits them (see above).
   const FrameIndex& finish();
@@ -191,6 +198,7 @@ class SpoolWriter {
   FrameIndex index_;       // the frames' compressed ranges are filled in by finish()
   uint64_t frame_in_ = 0;  // uncompressed bytes in the current frame
   uint32_t frame_crc_ = 0;
+  std::int64_t frame_source_ = -1;  // source offset of the current frame's byte 0, or -1
   bool in_frame_ = false;
   bool finished_ = false;
 };

@@ -264,6 +264,7 @@ void SpoolWriter::end_frame() {
   f.uncompressed_offset = index_.uncompressed_size;
   f.uncompressed_size = frame_in_;
   f.crc32c = frame_crc_;
+  f.source_offset = frame_source_;
   if (opt_.frame_sha256) f.sha256 = impl_->sha.final_hex();
   impl_->mark_frame_end(f);
   index_.frames.push_back(f);
@@ -272,12 +273,19 @@ void SpoolWriter::end_frame() {
   in_frame_ = false;
 }
 
-void SpoolWriter::write(std::string_view bytes) {
+void SpoolWriter::write(std::string_view bytes, std::int64_t source_offset) {
   if (finished_) throw Error("spool: write after finish on " + final_.string());
   while (!bytes.empty()) {
-    if (!in_frame_) begin_frame();
+    if (!in_frame_) {
+      begin_frame();
+      frame_source_ = source_offset;
+    } else if (frame_source_ < 0 || source_offset < 0 ||
+               source_offset != frame_source_ + static_cast<std::int64_t>(frame_in_)) {
+      frame_source_ = -1;  // a gap (a line not kept, a changed terminator): not verbatim
+    }
     size_t n = static_cast<size_t>(std::min<uint64_t>(bytes.size(), opt_.part_size - frame_in_));
     auto chunk = bytes.substr(0, n);
+    if (source_offset >= 0) source_offset += static_cast<std::int64_t>(n);
     impl_->append(chunk);
     frame_crc_ = fe::crc32c(chunk, frame_crc_);
     if (opt_.frame_sha256) impl_->sha.update(chunk);

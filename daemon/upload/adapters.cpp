@@ -117,14 +117,23 @@ void SpoolBodies::open(const BodyRequest& req, std::function<void(PartBody)> don
     // its .tmp file. The writer may have renamed that file meanwhile (same bytes, same inode),
     // so the final name is tried next; frame_stream keeps the descriptor it opened.
     PartBody b;
+    spool::ByteStream frame;
     for (const auto& path : {req.frame_file, req.spool_file}) {
-      b.body = to_body(spool::frame_stream(path, *req.frame));
-      if (b.body.rewind && b.body.rewind()) break;
-      b.body = {};
+      frame = spool::frame_stream(path, *req.frame);
+      if (frame.rewind && frame.rewind()) break;
+      frame = {};
     }
-    if (!b.body.read)
+    if (!frame.read) {
       b.error = "spool frame " + std::to_string(req.part_number) + " of " +
                 req.spool_file.string() + " is gone";
+      return done(std::move(b));
+    }
+    // The same bytes from the source while it is the file taken (no decompression), the frame
+    // otherwise (issue 13 item 2).
+    spool::ByteStream source;
+    if (!req.source_file.empty())
+      source = spool::source_stream(req.source_file, req.source_identity, *req.frame, frame);
+    b.body = to_body(source.read ? std::move(source) : std::move(frame));
     b.sha256 = req.frame->sha256;
     return done(std::move(b));
   }

@@ -100,9 +100,11 @@ void ObjectUpload::start_streaming(Finished finished) {
 }
 
 void ObjectUpload::add_part(journal::PartRow part, const spool::Frame& frame,
-                            const std::filesystem::path& frame_file) {
+                            const std::filesystem::path& frame_file,
+                            const std::filesystem::path& source_file,
+                            const FileIdentity& source_identity) {
   if (!streaming_ || closed_ || step_ == Step::done || step_ == Step::failed) return;
-  frames_[part.part_number] = {frame, frame_file};
+  frames_[part.part_number] = {frame, frame_file, source_file, source_identity};
   parts_.push_back(std::move(part));
   // Before the upload id is known (create in flight) do_send_parts sends it; after a failure
   // nothing more is sent.
@@ -268,6 +270,8 @@ bool ObjectUpload::send_one(std::size_t idx) {
   if (auto it = frames_.find(p.part_number); it != frames_.end()) {
     br.frame = it->second.frame;
     br.frame_file = it->second.file;
+    br.source_file = it->second.source_file;
+    br.source_identity = it->second.source_identity;
   }
   auto self = shared_from_this();
   ports_.bodies.open(br, [self, idx](PartBody b) {

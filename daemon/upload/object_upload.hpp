@@ -113,8 +113,11 @@ class ObjectUpload : public std::enable_shared_from_this<ObjectUpload> {
   // Streaming (see "Rules"). The ledger must hold no upload id for the object; rows it holds
   // for it are ignored (the parts come with add_part).
   void start_streaming(Finished finished);
+  // `source_file`/`source_identity`: where the frame's bytes may be read back (BodyRequest).
   void add_part(journal::PartRow part, const spool::Frame& frame,
-                const std::filesystem::path& frame_file);
+                const std::filesystem::path& frame_file,
+                const std::filesystem::path& source_file = {},
+                const FileIdentity& source_identity = {});
   void close(bool complete);
   bool streaming() const { return streaming_; }
 
@@ -177,6 +180,8 @@ class ObjectUpload : public std::enable_shared_from_this<ObjectUpload> {
   struct StreamedFrame {
     spool::Frame frame;
     std::filesystem::path file;
+    std::filesystem::path source_file;
+    FileIdentity source_identity;
   };
   std::map<int, StreamedFrame> frames_;
 };

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "aws/s3.hpp"
+#include "common/file_identity.hpp"
 #include "journal/journal.hpp"
 #include "spool/spool.hpp"
 
@@ -85,6 +86,11 @@ struct BodyRequest {
   // compressed range in `frame_file`, the writer's .tmp file, or spool_file once it is renamed.
   std::optional<spool::Frame> frame;
   std::filesystem::path frame_file;
+  // And the export's source file the frame's bytes sit in (Frame::source_offset), with its
+  // identity when taken: the part is read from there while the file is unchanged
+  // (spool::source_stream). Empty path: from the spool only.
+  std::filesystem::path source_file;
+  FileIdentity source_identity;
 };
 struct PartBody {
   aws::BodySource body;

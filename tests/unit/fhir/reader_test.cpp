@@ -8,6 +8,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "fhir/internal.hpp"
 #include "fhir/validator.hpp"
 
 namespace fe::fhir {
@@ -246,4 +247,45 @@ TEST(ValidateFile, GzipExportValidatesItsResources) {
 }
 
 }  // namespace
+// verbatim_offset (issue 13 item 2): where a line sits in the file when it plus '\n' is exactly
+// the file's bytes; -1 after a removed '\r', a removed byte order mark, at a last line without a
+// newline, and for compressed input.
+TEST(LineSource, VerbatimOffsetOnlyWhereTheLineAndItsNewlineAreTheFilesBytes) {
+  TempFile f("\xEF\xBB\xBF{}\nab\n\ncd\r\nef\nlast");
+  LineSource r(f.path, 16, {});
+  ASSERT_TRUE(r.ok());
+  std::string_view line;
+  uint64_t no = 0;
+  std::vector<std::pair<std::string, int64_t>> got;
+  while (r.next(line, no) == LineReader::Status::line)
+    got.emplace_back(std::string(line), r.verbatim_offset());
+  std::vector<std::pair<std::string, int64_t>> want = {{"{}", -1}, {"ab", 6},  {"", 9},
+                                                       {"cd", -1}, {"ef", 14}, {"last", -1}};
+  EXPECT_EQ(got, want);
+
+  // Lines across read chunks keep their offsets.
+  std::string big;
+  std::vector<int64_t> starts;
+  for (int i = 0; big.size() < (3u << 20); ++i) {
+    starts.push_back(static_cast<int64_t>(big.size()));
+    big += std::string(1000 + i % 5000, 'a' + static_cast<char>(i % 26)) + "\n";
+  }
+  TempFile g(big);
+  LineSource b(g.path, 1u << 20, {});
+  size_t i = 0;
+  while (b.next(line, no) == LineReader::Status::line) {
+    ASSERT_LT(i, starts.size());
+    EXPECT_EQ(b.verbatim_offset(), starts[i]) << "line " << no;
+    ++i;
+  }
+  EXPECT_EQ(i, starts.size());
+
+  // Compressed input: offsets in the decoded stream are not offsets in the file.
+  std::string gz = gzip("{}\n{}\n");
+  TempFile z(gz, ".ndjson.gz");
+  LineSource c(z.path, 16, {});
+  ASSERT_EQ(c.next(line, no), LineReader::Status::line);
+  EXPECT_EQ(c.verbatim_offset(), -1);
+}
+
 }  // namespace fe::fhir

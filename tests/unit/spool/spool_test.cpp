@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include <csignal>
+#include <cstring>
 
 #include <fstream>
 #include <future>
@@ -18,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "common/hashing.hpp"
+#include "spool/part_body.hpp"
 #include "spool/spool.hpp"
 
 #include "temp_dir.hpp"
@@ -224,6 +226,152 @@ TEST(Spool, EachFrameIsReportedReadableFromTheTmpFileAsSoonAsItIsWritten) {
     EXPECT_EQ(got.crc32c, idx.crc32c) << "frame " << n;
     EXPECT_EQ(got.sha256, idx.sha256) << "frame " << n;
     EXPECT_EQ(read_back[n], data.substr(n * part, part)) << "frame " << n;
+  }
+}
+
+// Frame::source_offset (issue 13 item 2): a frame whose every write was verbatim and contiguous in
+// the source knows where it sits there, also when a write runs over a frame boundary; a gap (a line
+// not kept) or a write without an offset makes the frame not verbatim. Never in the index file.
+TEST(Spool, FramesKnowWhereTheySitVerbatimInTheSource) {
+  TempDir dir;
+  const uint64_t part = 1000;
+  std::vector<Frame> seen;
+  std::mutex mu;
+  WriterOptions wo{.part_size = part, .zstd_level = 1};
+  wo.on_frame = [&](size_t, const Frame& f) {
+    std::lock_guard lk(mu);
+    seen.push_back(f);
+  };
+  auto path = import_path(dir.path(), "src", "Basic.ndjson");
+  {
+    SpoolWriter w(path, wo);
+    const std::string line(300, 'x');  // 300 bytes each, source offsets 17, 317, 617, 917, ...
+    int64_t src = 17;
+    for (int i = 0; i < 4; ++i, src += 300) w.write(line, src);  // frame 0 = source [17, 1017)
+    for (int i = 0; i < 3; ++i, src += 300) w.write(line, src);  // frame 1 = source [1017, ...)
+    src += 50;                                                   // a line not kept: a gap
+    for (int i = 0; i < 4; ++i, src += 300) w.write(line, src);  // frame 2 holds the gap
+    w.write(line, -1);                                           // frame 3: a write not verbatim
+    w.write(line, src + 300);
+    w.finish();
+  }
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[0].source_offset, 17);
+  EXPECT_EQ(seen[1].source_offset, 1017);
+  EXPECT_EQ(seen[2].source_offset, -1);
+  EXPECT_EQ(seen[3].source_offset, -1);
+  auto f = SpoolFile::open(path);
+  for (const auto& fr : f.index().frames) EXPECT_EQ(fr.source_offset, -1);
+}
+
+namespace {
+// A ByteStream over a string that counts how often it is read: the spool frame in the tests below.
+struct CountingStream {
+  std::shared_ptr<int> reads = std::make_shared<int>(0);
+  ByteStream make(std::string bytes) {
+    auto b = std::make_shared<std::string>(std::move(bytes));
+    auto pos = std::make_shared<size_t>(0);
+    ByteStream s;
+    s.size = b->size();
+    s.read = [b, pos, reads = reads](std::span<char> buf) -> std::ptrdiff_t {
+      ++*reads;
+      size_t n = std::min(buf.size(), b->size() - *pos);
+      std::memcpy(buf.data(), b->data() + *pos, n);
+      *pos += n;
+      return static_cast<std::ptrdiff_t>(n);
+    };
+    s.rewind = [pos] {
+      *pos = 0;
+      return true;
+    };
+    return s;
+  }
+};
+
+std::string read_all(ByteStream& s, size_t chunk = 4096) {
+  std::string out;
+  std::vector<char> buf(chunk);
+  for (;;) {
+    auto n = s.read(std::span<char>(buf.data(), buf.size()));
+    if (n < 0) return out + "<error>";
+    if (n == 0) return out;
+    out.append(buf.data(), static_cast<size_t>(n));
+  }
+}
+
+void set_mtime(const fs::path& p, const struct timespec& t) {
+  struct timespec ts[2] = {t, t};
+  ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), ts, 0), 0);
+}
+}  // namespace
+
+// spool::source_stream: a streamed part read back from the source file while it is the file taken,
+// checked against the frame's CRC32C, and the spool frame (the fallback) in every other case.
+TEST(Spool, APartIsReadFromTheUnchangedSourceAndFromTheSpoolOtherwise) {
+  TempDir dir;
+  const std::string head = "{\"skipped\":1}\n";
+  const std::string body = make_ndjson(100000, 7);
+  auto src = dir.path() / "Observation.ndjson";
+  { std::ofstream(src, std::ios::binary) << head << body << "tail\n"; }
+  Frame f;
+  f.uncompressed_size = body.size();
+  f.crc32c = fe::crc32c(body);
+  f.source_offset = static_cast<int64_t>(head.size());
+  auto taken = fe::identity_of(src);
+  ASSERT_TRUE(taken);
+
+  {  // Unchanged: the source's bytes, the fallback never read; a rewind reads them again.
+    CountingStream spool;
+    auto s = source_stream(src, *taken, f, spool.make(body));
+    ASSERT_TRUE(s.read);
+    EXPECT_EQ(s.size, body.size());
+    EXPECT_EQ(read_all(s, 1000), body);
+    ASSERT_TRUE(s.rewind());
+    EXPECT_EQ(read_all(s), body);
+    EXPECT_EQ(*spool.reads, 0);
+  }
+  {  // Not verbatim, or not the file taken: no source stream (the caller sends the frame).
+    Frame nv = f;
+    nv.source_offset = -1;
+    EXPECT_FALSE(source_stream(src, *taken, nv, CountingStream().make(body)).read);
+    auto other = *taken;
+    other.mtime_ns += 1;
+    EXPECT_FALSE(source_stream(src, other, f, CountingStream().make(body)).read);
+    EXPECT_FALSE(source_stream(dir.path() / "gone", *taken, f, CountingStream().make(body)).read);
+  }
+  {  // Rewritten in place, same size, mtime put back: the CRC32C catches it before the last byte
+     // is given; after the rewind, the part comes from the spool.
+    CountingStream spool;
+    auto s = source_stream(src, *taken, f, spool.make(body));
+    ASSERT_TRUE(s.read);
+    struct stat st;
+    ASSERT_EQ(::stat(src.c_str(), &st), 0);
+    {
+      std::fstream io(src, std::ios::binary | std::ios::in | std::ios::out);
+      io.seekp(static_cast<std::streamoff>(head.size() + 5000));
+      io.put('#');
+    }
+    set_mtime(src, st.st_mtim);
+    ASSERT_EQ(fe::identity_of(src), taken);
+    std::string got = read_all(s);
+    EXPECT_TRUE(got.ends_with("<error>"));
+    EXPECT_LT(got.size() - 7, body.size());  // never the whole (wrong) part
+    ASSERT_TRUE(s.rewind());
+    EXPECT_EQ(read_all(s), body);
+    EXPECT_GT(*spool.reads, 0);
+  }
+  {  // Modified (mtime) after the part was opened: the next rewind switches to the spool.
+    { std::ofstream(src, std::ios::binary) << head << body << "tail\n"; }
+    auto now = fe::identity_of(src);
+    ASSERT_TRUE(now);
+    CountingStream spool;
+    auto s = source_stream(src, *now, f, spool.make(body));
+    ASSERT_TRUE(s.read);
+    struct timespec later = {static_cast<time_t>(now->mtime_ns / 1000000000) + 10, 0};
+    set_mtime(src, later);
+    ASSERT_TRUE(s.rewind());
+    EXPECT_EQ(read_all(s), body);
+    EXPECT_GT(*spool.reads, 0);
   }
 }
 
