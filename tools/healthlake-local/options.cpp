@@ -28,6 +28,8 @@ A strict local S3 + AWS HealthLake import endpoint (loopback only).
   --import-slots S       account (default: one running import per account and Region, the AWS
                          quota) or datastore (one per data store)
   --min-part-size BYTES  minimum size of non-last multipart parts (default 5242880, as S3)
+  --etag md5|opaque      ETags: the MD5 of the bytes (default), or opaque random values as S3
+                         gives for SSE-KMS objects (no MD5 pass over every body; benchmarks)
   --fhir-package PATH    FHIR NPM package added at ValidationLevel strict (repeatable); strict
                          always checks the built-in US Core 3.1.x, HealthLake's default guide
   --require-sse-kms      import inputs must be stored with SSE-KMS (as HealthLake requires)
@@ -112,6 +114,14 @@ ParseResult parse_options(int argc, char** argv, ServerOptions& o, std::string& 
         size_t used = 0;
         o.min_part_size = std::stoull(v, &used);
         if (used != v.size()) throw std::invalid_argument("--min-part-size: not a number: " + v);
+      } else if (name == "--etag") {
+        std::string v = value();
+        if (v == "md5")
+          o.md5_etags = true;
+        else if (v == "opaque")
+          o.md5_etags = false;
+        else
+          throw std::invalid_argument("--etag: expected md5 or opaque, got " + v);
       } else if (name == "--fhir-package")
         o.healthlake.fhir_packages.push_back(value());
       else if (name == "--client-token-ttl") {

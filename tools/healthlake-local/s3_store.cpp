@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -181,15 +183,28 @@ void verify_body(const Digests& d, const WriteRequest& req) {
                    {"S3ComputedContentSHA256", hex(d.sha256)}});
 }
 
-namespace {
-// The digests a write's rules use: MD5 (ETag), each x-amz-checksum-* sent, SHA-256 for a hex
-// x-amz-content-sha256, and `algorithm` (an upload's, stored per part).
-unsigned digests_used(const WriteRequest& req, const std::string& algorithm = "") {
-  unsigned need = kDigestMd5 | digest_bit(algorithm);
+// The digests a write's rules use: MD5 (the ETag, or a Content-MD5 sent), each x-amz-checksum-*
+// sent, SHA-256 for a hex x-amz-content-sha256, and `algorithm` (an upload's, stored per part).
+unsigned S3Store::digests_used(const WriteRequest& req, const std::string& algorithm) const {
+  unsigned need = digest_bit(algorithm);
+  if (md5_etags_ || req.content_md5) need |= kDigestMd5;
   for (const auto& [alg, v] : req.checksums) need |= digest_bit(alg);
   if (req.content_sha256) need |= kDigestSha256;
   return need;
 }
+
+std::string S3Store::etag_bytes(const Digests& d) {
+  if (md5_etags_) return d.md5;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string b(16, '\0');
+  for (size_t i = 0; i < 16; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(b.data() + i, &v, 8);
+  }
+  return b;
+}
+
+namespace {
 // `known` when the caller hashed the body as it arrived and has every digest the rules use; else
 // (a digest it did not compute, or no caller digests at all) from the file.
 Digests digests_for(const fs::path& body, const Digests* known, unsigned need) {
@@ -198,8 +213,8 @@ Digests digests_for(const fs::path& body, const Digests* known, unsigned need) {
 }
 }  // namespace
 
-S3Store::S3Store(fs::path dir, uint64_t min_part_size)
-    : dir_(std::move(dir)), min_part_size_(min_part_size) {
+S3Store::S3Store(fs::path dir, uint64_t min_part_size, bool md5_etags)
+    : dir_(std::move(dir)), min_part_size_(min_part_size), md5_etags_(md5_etags) {
   fs::create_directories(dir_ / "buckets");
   fs::create_directories(dir_ / "uploads");
   fs::remove_all(dir_ / "tmp");  // bodies of requests that never finished
@@ -353,7 +368,7 @@ ObjectInfo S3Store::put_object(const std::string& bucket, const std::string& key
   o.bucket = bucket;
   o.key = key;
   o.size = d.size;
-  o.etag = "\"" + hex(d.md5) + "\"";
+  o.etag = "\"" + hex(etag_bytes(d)) + "\"";
   o.last_modified = std::chrono::system_clock::now();
   o.content_type = req.content_type.empty() ? "binary/octet-stream" : req.content_type;
   o.stored_headers = req.stored_headers;
@@ -569,8 +584,8 @@ PartInfo S3Store::upload_part(const std::string& bucket, const std::string& key,
   PartInfo p;
   p.number = part_number;
   p.size = d.size;
-  p.md5 = d.md5;
-  p.etag = "\"" + hex(d.md5) + "\"";
+  p.md5 = etag_bytes(d);  // what the multipart ETag is made of
+  p.etag = "\"" + hex(p.md5) + "\"";
   p.last_modified = std::chrono::system_clock::now();
   p.checksums = req.checksums;
   // Parts of an upload created with a checksum algorithm always carry it (S3 computes it when

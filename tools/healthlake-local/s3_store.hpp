@@ -125,7 +125,10 @@ struct ListUploadsResult {
 class S3Store {
  public:
   // `min_part_size` is S3's 5 MiB unless a test lowers it on purpose (--min-part-size).
-  explicit S3Store(std::filesystem::path dir, uint64_t min_part_size = kMinPartSize);
+  // `md5_etags` false (--etag opaque): ETags are opaque random values, not the MD5 of the bytes,
+  // as S3 gives for SSE-KMS objects; the MD5 is then computed only to check a Content-MD5 sent.
+  explicit S3Store(std::filesystem::path dir, uint64_t min_part_size = kMinPartSize,
+                   bool md5_etags = true);
 
   std::filesystem::path new_temp_path();  // where the server spools an incoming body
 
@@ -198,6 +201,10 @@ class S3Store {
 
   std::filesystem::path dir_;
   uint64_t min_part_size_;
+  bool md5_etags_ = true;
+  // The 16 ETag bytes of a write: its MD5, or (md5_etags_ false) fresh random bytes.
+  std::string etag_bytes(const Digests& d);
+  unsigned digests_used(const WriteRequest& req, const std::string& algorithm = "") const;
   uint64_t temp_counter_ = 0;
   std::map<std::string, std::map<std::string, ObjectInfo>> buckets_;
   std::map<std::string, UploadInfo> uploads_;

@@ -327,7 +327,7 @@ struct Server::Impl {
   Impl(asio::io_context& io_, ServerOptions o)
       : io(io_), opt(std::move(o)), acceptor(io_), ticker(io_) {
     fs::create_directories(opt.data);
-    s3 = std::make_unique<S3Store>(opt.data / "s3", opt.min_part_size);
+    s3 = std::make_unique<S3Store>(opt.data / "s3", opt.min_part_size, opt.md5_etags);
     opt.healthlake.region = opt.region;
     hl = std::make_unique<HealthLake>(*s3, opt.data / "healthlake", opt.healthlake);
     for (const auto& d : opt.datastores) hl->add_datastore(d);
@@ -1228,14 +1228,15 @@ struct Server::Impl {
     return v.size() == 64 && v.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
   }
 
-  // The digests of the stored bytes a request's rules will ask for: MD5 (the ETag) always; the
+  // The digests of the stored bytes a request's rules will ask for: MD5 (the ETag); the
   // algorithm of every x-amz-checksum-* header or declared trailer; SHA-256 for a hex
   // x-amz-content-sha256 on a plain body; an UploadPart's upload algorithm (S3 stores it per
   // part). S3Store computes anything missing from the file, so this only has to be right to be
   // fast.
   unsigned digests_needed(const http::request_header<>& h, const LogEntry& le,
                           bool aws_chunked) const {
-    unsigned need = kDigestMd5;
+    // MD5: for the ETag, or only to check a Content-MD5 sent (--etag opaque).
+    unsigned need = opt.md5_etags || h.count("content-md5") ? unsigned{kDigestMd5} : 0u;
     auto checksum_bit = [](const std::string& name) -> unsigned {
       if (!name.starts_with("x-amz-checksum-") || name == "x-amz-checksum-algorithm" ||
           name == "x-amz-checksum-type" || name == "x-amz-checksum-mode")

@@ -34,6 +34,7 @@ struct ServerOptions {
   HealthLakeOptions healthlake;
   StsOptions sts;  // --role, --role-external-id, --session-lifetime (account/region filled in)
   uint64_t min_part_size = kMinPartSize;
+  bool md5_etags = true;          // --etag opaque turns it off (S3Store)
   bool verify_signatures = true;  // --no-auth turns it off (documented, for debugging only)
 };
 

@@ -227,6 +227,46 @@ TEST_F(StoreTest, CompleteBuildsAwsEtagAndCompositeChecksum) {
   EXPECT_NO_THROW(s.upload("bkt", "obj", id2)) << "the upload survives a failed precondition";
 }
 
+// --etag opaque: ETags are unique random values (as S3 gives for SSE-KMS objects), not the MD5;
+// Complete accepts the part ETags it handed out and builds "<hex>-N"; a Content-MD5 sent is still
+// checked, a write with another body gets another ETag, and conditional writes still work on them.
+TEST_F(StoreTest, OpaqueEtagsAreNotTheMd5YetCompleteAndContentMd5StillWork) {
+  const uint64_t min = 64;
+  S3Store s(dir_, min, /*md5_etags=*/false);
+  s.create_bucket("bkt");
+  const std::string a(min, 'a'), b(10, 'b');
+  ObjectInfo o1 = s.put_object("bkt", "one", body(s, a), {});
+  ObjectInfo o2 = s.put_object("bkt", "one", body(s, a), {});
+  EXPECT_EQ(o1.etag.size(), 34u);
+  EXPECT_NE(o1.etag, "\"" + hex(md5(a)) + "\"");
+  EXPECT_NE(o1.etag, o2.etag) << "every write its own ETag";
+  EXPECT_EQ(s.head_object("bkt", "one").etag, o2.etag);
+  WriteRequest bad;
+  bad.content_md5 = base64(md5(b));
+  EXPECT_EQ(error_of([&] { s.put_object("bkt", "two", body(s, a), bad); }).code, "BadDigest");
+  WriteRequest good;
+  good.content_md5 = base64(md5(a));
+  EXPECT_NO_THROW(s.put_object("bkt", "two", body(s, a), good));
+  WriteRequest swap;
+  swap.if_match = o1.etag;  // no longer the current ETag
+  EXPECT_EQ(error_of([&] { s.put_object("bkt", "one", body(s, b), swap); }).status, 412);
+  swap.if_match = o2.etag;
+  EXPECT_NO_THROW(s.put_object("bkt", "one", body(s, b), swap));
+
+  std::string id = s.create_upload("bkt", "obj", {}, "").upload_id;
+  PartInfo p1 = s.upload_part("bkt", "obj", id, 1, body(s, a), {});
+  PartInfo p2 = s.upload_part("bkt", "obj", id, 2, body(s, b), {});
+  EXPECT_NE(p1.etag, "\"" + hex(md5(a)) + "\"");
+  EXPECT_EQ(error_of([&] {
+              s.complete_upload("bkt", "obj", id,
+                                {{1, "\"" + hex(md5(a)) + "\"", {}}, {2, p2.etag, {}}}, false);
+            }).code,
+            "InvalidPart");
+  ObjectInfo o = s.complete_upload("bkt", "obj", id, {{1, p1.etag, {}}, {2, p2.etag, {}}}, false);
+  EXPECT_TRUE(o.etag.ends_with("-2\"")) << o.etag;
+  EXPECT_EQ(read_file(s.head_object("bkt", "obj").data), a + b);
+}
+
 TEST_F(StoreTest, ListPartsPaginates) {
   S3Store s(dir_, 1);
   s.create_bucket("bkt");
