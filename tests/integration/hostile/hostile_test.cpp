@@ -156,12 +156,14 @@ TEST(HostileInput, UnusableNamesSymlinksAndFifosAreSkippedWithOneWarningEach) {
     write_file(d / "bad\xff"
                    ".ndjson",
                patients("latin1", 1));
-    ::symlink((outside.path() / "secret.ndjson").c_str(), (d / "Link.ndjson").c_str());
+    ASSERT_EQ(::symlink((outside.path() / "secret.ndjson").c_str(), (d / "Link.ndjson").c_str()),
+              0);
     ::mkfifo((d / "Fifo.ndjson").c_str(), 0644);
   });
   // Symlinks and FIFOs at the root: never followed, never opened.
-  ::symlink((outside.path() / "dir").c_str(), (root / "linked-export").c_str());
-  ::symlink((outside.path() / "secret.ndjson").c_str(), (root / "linked.ndjson").c_str());
+  ASSERT_EQ(::symlink((outside.path() / "dir").c_str(), (root / "linked-export").c_str()), 0);
+  ASSERT_EQ(::symlink((outside.path() / "secret.ndjson").c_str(), (root / "linked.ndjson").c_str()),
+            0);
   ::mkfifo((root / "pipe.ndjson").c_str(), 0644);
   // Names that look odd but are fine: ".." inside a name, non-ASCII UTF-8, 240 bytes.
   const std::string uni = "Müller-日本-ünïcödé";
