@@ -20,6 +20,9 @@
 #   ONE_FILE=1 bench/e2e/run.sh ...                   the export is one file of SIZE
 #   ZSTD_LEVEL=N bench/e2e/run.sh ...                 spool.zstd_level N (default: the daemon's)
 #   KEEP=1 bench/e2e/run.sh ...                       keep the work directory (request log, journal)
+#   ETAG=md5 bench/e2e/run.sh ...                     the emulator's ETags are MD5s (default opaque:
+#       as S3 gives for SSE-KMS objects, so the emulator, which shares this machine's cores with
+#       both sides, spends no MD5 pass on every body; real S3 does that work on its own machines)
 #   SIGNING=unsigned bench/e2e/run.sh ...             both sides send upload bodies unsigned, as they
 #       do over https (the daemon's payload_signing auto; botocore over https with a checksum):
 #       payload_signing: unsigned-trailer on the daemon, s3.payload_signing_enabled = false for the
@@ -74,6 +77,7 @@ cp -r "$W/gen/bench" "$W/base-in"
 "$HLL" --data "$W/emulator" --listen 127.0.0.1:0 --port-file "$W/port" \
   --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" --region us-east-1 \
   --datastore "$DS" --bucket landing --bucket results --request-log "$W/requests.ndjson" \
+  --etag "${ETAG:-opaque}" \
   --job-timing submitted=0.5s,queued=0.5s,run=1s > "$W/hll.log" 2>&1 &
 HLL_PID=$!
 for _ in $(seq 100); do [[ -s $W/port ]] && break; sleep 0.1; done
@@ -143,6 +147,30 @@ if [[ ${FE_PERF:-0} == 1 ]]; then
     > "$W/perf.log" 2>&1 &
   PERF_PID=$!
 fi
+# HLL_PERF=1: healthlake-local from the drop to StartFHIRImportJob (its receive path shares the 2
+# cores with the daemon) → $OUT/perf-hll.txt.
+HLL_PERF_PID=
+if [[ ${HLL_PERF:-0} == 1 ]]; then
+  perf record -F 499 -g -p "$HLL_PID" -o "$W/perf-hll.data" > "$W/perf-hll.log" 2>&1 &
+  HLL_PERF_PID=$!
+fi
+stop_hll_perf() { # the receive path only: stopped when the job has started
+  if [[ -n $HLL_PERF_PID ]]; then
+    kill -INT "$HLL_PERF_PID"
+    wait "$HLL_PERF_PID" || true
+    perf report -i "$W/perf-hll.data" --stdio --no-children -g none --sort dso \
+      > "$W/perf-hll.dso" 2> /dev/null || true
+    perf report -i "$W/perf-hll.data" --stdio --no-children -g none --sort dso,sym --percent-limit 0.5 \
+      > "$W/perf-hll.sym" 2> /dev/null || true
+    mkdir -p "$OUT"
+    { echo "# healthlake-local from the drop to StartFHIRImportJob, per library"
+      grep -v '^#' "$W/perf-hll.dso" | grep -v '^$' | head -12 || true
+      echo "# per symbol (>= 0.5 %)"
+      grep -v '^#' "$W/perf-hll.sym" | grep -v '^$' | head -40 || true
+    } > "$OUT/perf-hll.txt"
+  fi
+  HLL_PERF_PID=
+}
 # The drop, as bulk-data clients do it: the directory, the finished files renamed in, the marker.
 mkdir "$W/watch/bench"
 sleep 1 # the watcher puts its watch on the new directory
@@ -154,6 +182,7 @@ while :; do
   s=$(journal "SELECT state FROM export_view")
   if [[ -z $T_STARTED && ($s == importing || $s == imported || $s == import_failed) ]]; then
     T_STARTED=$(now)
+    stop_hll_perf
   fi
   [[ $s == imported || $s == import_failed ]] && break
   [[ $s == parked || $s == failed ]] && { echo "export $s"; tail -20 "$W/daemon.log"; exit 1; }
@@ -166,11 +195,15 @@ if [[ -n $PERF_PID ]]; then
   wait "$PERF_PID" || true
   # (through files: `head` on a pipe would SIGPIPE perf, which pipefail turns into a failure)
   perf report -i "$W/perf.data" --stdio --no-children -g none --sort pid > "$W/perf.thread" 2> /dev/null || true
+  perf report -i "$W/perf.data" --stdio --no-children -g none --sort dso \
+    > "$W/perf.dso" 2> /dev/null || true
   perf report -i "$W/perf.data" --stdio --no-children -g none --sort pid,dso,sym --percent-limit 0.5 \
     > "$W/perf.sym" 2> /dev/null || true
   mkdir -p "$OUT"
   { echo "# per thread, % of the daemon's samples"
     grep -v '^#' "$W/perf.thread" | grep -v '^$' | head -20 || true
+    echo "# per library"
+    grep -v '^#' "$W/perf.dso" | grep -v '^$' | head -12 || true
     echo "# per thread and symbol (>= 0.5 %)"
     grep -v '^#' "$W/perf.sym" | grep -v '^$' | head -60 || true
   } > "$OUT/perf.txt"
@@ -252,7 +285,7 @@ load = open("/proc/loadavg").read().split()[:3]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 lines = [
     f"input: {b/1e6:.1f} MB in {files} files (fhir-export-gen --size, seed 42); poll interval {poll} s on both sides; "
-    f"upload bodies {os.environ.get('SIGNING', 'signed')} on both sides",
+    f"upload bodies {os.environ.get('SIGNING', 'signed')} on both sides; emulator ETags {os.environ.get('ETAG', 'opaque')}",
     f"machine: {os.cpu_count()} cores, {cpu}, load average {' '.join(load)} at the end",
     f"fhir-edge: drop -> import job started {fs_:.2f} s, -> import completed (reconciled, {fe_state}) {fd:.2f} s; "
     f"{(fu+fsy):.1f} CPU-s = {(fu+fsy)/gb:.1f} CPU-s/GB; peak RSS {rss/1024:.1f} MiB; "
