@@ -284,6 +284,10 @@ bool HttpEngine::Impl::setup(Transfer& t) {
     curl_off_t size = req.source ? static_cast<curl_off_t>(req.source->size)
                                  : static_cast<curl_off_t>(req.body.size());
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, size);
+    // A part body in 512 KiB reads instead of curl's 64 KiB: 8x fewer read callbacks, body
+    // reads (pread, decompression) and socket writes per part (issue 13: syscalls are a visible
+    // share of the daemon's kernel time). Memory: one buffer per transfer in flight.
+    if (size > (1 << 20)) curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, &Impl::read_cb);
     curl_easy_setopt(e, CURLOPT_READDATA, &t);
     curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &Impl::seek_cb);
