@@ -192,6 +192,10 @@ stop_hll_perf() { # the receive path only: stopped when the job has started
 # The drop, as bulk-data clients do it: the directory, the finished files renamed in, the marker.
 mkdir "$W/watch/bench"
 sleep 1 # the watcher puts its watch on the new directory
+# The daemon's CPU (user + system, all threads) at the drop and at the import's end: the
+# window's share of the whole run's CPU, which also holds start-up and the idle wait.
+fe_cpu() { awk '{ print ($14 + $15) / '"$(getconf CLK_TCK)"' }' "/proc/$(pgrep -P "$FE_PID" -x fhir-edge)/stat"; }
+CPU_AT_DROP=$(fe_cpu)
 T0=$(now)
 mv "$W"/gen/bench/*.ndjson "$W/watch/bench/"
 touch "$W/watch/bench/.done"
@@ -234,6 +238,7 @@ while read -r t s; do
   [[ $s == died ]] && { echo "daemon died"; tail -20 "$W/daemon.log"; exit 1; }
 done < <(poll_states)
 [[ -n $T_DONE ]] || { echo "journal poll ended without an outcome"; exit 1; }
+CPU_IN_WINDOW=$(echo "$(fe_cpu) - $CPU_AT_DROP" | bc -l)
 if [[ -n $PERF_PID ]]; then
   kill -INT "$PERF_PID"
   wait "$PERF_PID" || true
@@ -312,7 +317,7 @@ BASE_STATUS=$(cat "$W/base.status")
 # The emulator's own work (reading and validating every line of the import) is the same on both
 # sides; its CPU time is not in either column. Its job times come from the request log.
 mkdir -p "$OUT"
-EMU_STORE=$(df --output=fstype "$EMU" | tail -1) python3 - "$OUT" "$INPUT_BYTES" "$FILES" "$FE_TO_START" "$FE_TO_DONE" "$FE_USER" "$FE_SYS" \
+FE_WINDOW_CPU=$CPU_IN_WINDOW EMU_STORE=$(df --output=fstype "$EMU" | tail -1) python3 - "$OUT" "$INPUT_BYTES" "$FILES" "$FE_TO_START" "$FE_TO_DONE" "$FE_USER" "$FE_SYS" \
   "$FE_RSS_KB" "$BASE_TO_START" "$BASE_TO_DONE" "$BASE_USER" "$BASE_SYS" "$FE_STATE" \
   "$BASE_STATUS" "$FE_VALID" "$FE_IMPORTED" "$T0" "$E_SPOOLED" "$E_UPLOADED" "$E_IMPORTING" \
   "$E_IMPORTED" "$POLL" << 'PY'
@@ -339,6 +344,9 @@ lines = [
     f"ratio fhir-edge / baseline: to job started {fs_/bs_:.2f}, to import completed {fd/bd:.2f}, "
     f"CPU {(fu+fsy)/max(1e-9, bu+bsy):.2f}  (< 1 = fhir-edge faster / cheaper)",
 ]
+win = float(os.environ.get("FE_WINDOW_CPU") or "nan")
+lines.append(f"fhir-edge CPU from the drop to the import completed: {win:.1f} CPU-s = {win/gb:.1f} CPU-s/GB "
+             f"(the rest of its {(fu+fsy):.1f} CPU-s: start-up before the drop, stop after)")
 if all(phases):
     sp, up, im, dn = (float(x) / 1000.0 - t0 for x in phases)
     lines.append(f"fhir-edge phases from the drop: spooled {sp:.2f} s, uploaded {up:.2f} s, "
