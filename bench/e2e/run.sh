@@ -159,6 +159,16 @@ FE_PID=$!
 for _ in $(seq 100); do [[ -e $W/journal.db ]] && break; sleep 0.1; done
 # FE_PERF=1: `perf record -g` on the daemon (all its threads) from the drop to the import's end;
 # the report (per thread, then per symbol) goes to $OUT/perf.txt (bench/e2e/README.md, Profile).
+# One section of a perf report: "# TITLE", then its first N rows. Through a file: `head` on a
+# pipe would SIGPIPE perf, which pipefail turns into a failure.
+perf_section() { # DATA SORT N TITLE [more perf report options]
+  local data=$1 sort=$2 n=$3 title=$4
+  shift 4
+  perf report -i "$data" --stdio --no-children -g none --sort "$sort" "$@" \
+    > "$data.$sort.txt" 2> /dev/null || true
+  echo "# $title"
+  grep -v '^#' "$data.$sort.txt" | grep -v '^$' | head -"$n" || true
+}
 PERF_PID=
 if [[ ${FE_PERF:-0} == 1 ]]; then
   perf record -F 499 -g -p "$(pgrep -P "$FE_PID" -x fhir-edge)" -o "$W/perf.data" \
@@ -176,15 +186,10 @@ stop_hll_perf() { # the receive path only: stopped when the job has started
   if [[ -n $HLL_PERF_PID ]]; then
     kill -INT "$HLL_PERF_PID"
     wait "$HLL_PERF_PID" || true
-    perf report -i "$W/perf-hll.data" --stdio --no-children -g none --sort dso \
-      > "$W/perf-hll.dso" 2> /dev/null || true
-    perf report -i "$W/perf-hll.data" --stdio --no-children -g none --sort dso,sym --percent-limit 0.5 \
-      > "$W/perf-hll.sym" 2> /dev/null || true
     mkdir -p "$OUT"
-    { echo "# healthlake-local from the drop to StartFHIRImportJob, per library"
-      grep -v '^#' "$W/perf-hll.dso" | grep -v '^$' | head -12 || true
-      echo "# per symbol (>= 0.5 %)"
-      grep -v '^#' "$W/perf-hll.sym" | grep -v '^$' | head -40 || true
+    { perf_section "$W/perf-hll.data" dso 12 \
+        "healthlake-local from the drop to StartFHIRImportJob, per library"
+      perf_section "$W/perf-hll.data" dso,sym 40 "per symbol (>= 0.5 %)" --percent-limit 0.5
     } > "$OUT/perf-hll.txt"
   fi
   HLL_PERF_PID=
@@ -242,19 +247,10 @@ CPU_IN_WINDOW=$(echo "$(fe_cpu) - $CPU_AT_DROP" | bc -l)
 if [[ -n $PERF_PID ]]; then
   kill -INT "$PERF_PID"
   wait "$PERF_PID" || true
-  # (through files: `head` on a pipe would SIGPIPE perf, which pipefail turns into a failure)
-  perf report -i "$W/perf.data" --stdio --no-children -g none --sort pid > "$W/perf.thread" 2> /dev/null || true
-  perf report -i "$W/perf.data" --stdio --no-children -g none --sort dso \
-    > "$W/perf.dso" 2> /dev/null || true
-  perf report -i "$W/perf.data" --stdio --no-children -g none --sort pid,dso,sym --percent-limit 0.5 \
-    > "$W/perf.sym" 2> /dev/null || true
   mkdir -p "$OUT"
-  { echo "# per thread, % of the daemon's samples"
-    grep -v '^#' "$W/perf.thread" | grep -v '^$' | head -20 || true
-    echo "# per library"
-    grep -v '^#' "$W/perf.dso" | grep -v '^$' | head -12 || true
-    echo "# per thread and symbol (>= 0.5 %)"
-    grep -v '^#' "$W/perf.sym" | grep -v '^$' | head -60 || true
+  { perf_section "$W/perf.data" pid 20 "per thread, % of the daemon's samples"
+    perf_section "$W/perf.data" dso 12 "per library"
+    perf_section "$W/perf.data" pid,dso,sym 60 "per thread and symbol (>= 0.5 %)" --percent-limit 0.5
   } > "$OUT/perf.txt"
 fi
 FE_STATE=$s

@@ -123,9 +123,10 @@ std::string sha256_of_range(const fs::path& path, std::uint64_t offset, std::uin
 ByteStream frame_stream(const fs::path& path, const Frame& f) {
   struct Stream {
     int fd = -1;
+    // Created at the first read: a frame kept only as source_stream's fallback is never read.
     ZSTD_DCtx* d = nullptr;
     std::uint64_t c_off = 0, c_size = 0, c_pos = 0, u_size = 0, u_pos = 0;
-    std::vector<char> in = std::vector<char>(ZSTD_DStreamInSize());
+    std::vector<char> in;
     size_t in_pos = 0, in_len = 0;
     ~Stream() {
       if (fd >= 0) ::close(fd);
@@ -134,15 +135,19 @@ ByteStream frame_stream(const fs::path& path, const Frame& f) {
   };
   auto st = std::make_shared<Stream>();
   st->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  st->d = ZSTD_createDCtx();
   st->c_off = f.compressed_offset;
   st->c_size = f.compressed_size;
   st->u_size = f.uncompressed_size;
   ByteStream src;
   src.size = f.uncompressed_size;
   src.read = [st](std::span<char> buf) -> std::ptrdiff_t {
-    if (st->fd < 0 || !st->d) return -1;
+    if (st->fd < 0) return -1;
     if (st->u_pos == st->u_size) return 0;
+    if (!st->d) {
+      st->d = ZSTD_createDCtx();
+      if (!st->d) return -1;
+      st->in.resize(ZSTD_DStreamInSize());
+    }
     ZSTD_outBuffer ob{buf.data(), std::min<std::uint64_t>(buf.size(), st->u_size - st->u_pos), 0};
     while (ob.pos == 0) {
       if (st->in_pos == st->in_len) {
@@ -163,8 +168,8 @@ ByteStream frame_stream(const fs::path& path, const Frame& f) {
     return static_cast<std::ptrdiff_t>(ob.pos);
   };
   src.rewind = [st]() {
-    if (st->fd < 0 || !st->d) return false;
-    ZSTD_DCtx_reset(st->d, ZSTD_reset_session_only);
+    if (st->fd < 0) return false;
+    if (st->d) ZSTD_DCtx_reset(st->d, ZSTD_reset_session_only);
     st->c_pos = st->u_pos = 0;
     st->in_pos = st->in_len = 0;
     return true;

@@ -3,7 +3,8 @@
 //
 // Contract:
 // - frame_stream: spool frame N decompressed while the consumer reads it (one ZSTD_DCtx and one
-//   ZSTD_DStreamInSize() input buffer per stream, ~200 KiB whatever the part size): upload part N
+//   ZSTD_DStreamInSize() input buffer per stream, ~200 KiB whatever the part size, allocated at
+//   the first read, so an unread fallback costs an open descriptor only): upload part N
 //   of the import object. rewind() restarts the frame (the HTTP layer retries a part with it).
 //   A frame that ends before its uncompressed size, or that zstd refuses, makes read() return -1
 //   (a damaged spool is never sent as a shorter body).
