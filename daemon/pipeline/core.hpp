@@ -31,6 +31,7 @@
 #include "fhir/validator.hpp"
 #include "journal/journal.hpp"
 #include "pipeline/pipeline.hpp"
+#include "pipeline/spooler.hpp"
 #include "spool/spool.hpp"
 #include "upload/object_upload.hpp"
 #include "watch/watcher.hpp"
@@ -107,6 +108,8 @@ struct Core {
   Options opt;
   std::optional<journal::Journal> jr;
   std::unique_ptr<spool::Quota> quota;
+  // Declared before `pool`, so it outlives the helper tasks the pool may still run at its end.
+  std::unique_ptr<PoolHelp> help;                    // idle pool threads help spool_file
   std::unique_ptr<boost::asio::thread_pool> pool;    // validate + spool, digests
   std::unique_ptr<boost::asio::thread_pool> reader;  // upload::SpoolBodies
   aws::S3Client* s3 = nullptr;                       // null before start and once stopped

@@ -62,7 +62,8 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
   if (parts->left == 0) return done(journal::combine_digest({}), "");
   const fs::path dir = r.single_file ? r.path.parent_path() : r.path;
   for (const auto& f : r.files) {
-    asio::post(*c_.pool, [parts, done, path = dir / f.name, name = f.name] {
+    c_.help->job_posted();
+    asio::post(*c_.pool, [parts, done, help = c_.help.get(), path = dir / f.name, name = f.name] {
       journal::FileDigest d;
       std::string error;
       try {
@@ -70,6 +71,7 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
       } catch (const std::exception& e) {
         error = e.what();
       }
+      help->job_done();
       std::unique_lock lk(parts->mu);
       if (!error.empty() && parts->error.empty()) parts->error = error;
       parts->files.emplace_back(name, d);
@@ -288,6 +290,7 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
                                      aws::PayloadMode::signed_sha256;
     job.quota = c_.quota.get();
     job.cancel = &c_.cancel;
+    job.help = c_.help.get();
     std::int64_t file_id = f.id;
     if (streams(*pipe, f, job.part_size)) {
       // Per-part overlap: each import frame goes to the upload as soon as it is written.
@@ -299,8 +302,10 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
       };
     }
     ++run->ops;
+    c_.help->job_posted();
     asio::post(*c_.pool, [self, run, job, file_id] {
       auto res = spool_file(job);
+      job.help->job_done();
       asio::post(self->io,
                  [self, run, file_id, where = job.source.path.string(), res = std::move(res)] {
                    self->ingest->on_spooled(run, file_id, where, res);

@@ -102,6 +102,9 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
         });
     });
     pool = std::make_unique<asio::thread_pool>(std::max(1, opt.worker_threads));
+    help = std::make_unique<PoolHelp>(
+        [p = pool.get()](std::function<void()> task) { asio::post(*p, std::move(task)); },
+        std::max(1, opt.worker_threads));
     reader = std::make_unique<asio::thread_pool>(1);
 
     clients_and_parts();

@@ -4,10 +4,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 
@@ -113,7 +117,137 @@ std::string first_error(const fhir::Result& r) {
   return "invalid";
 }
 
+fhir::Scratch& local_scratch() {
+  thread_local fhir::Scratch scratch;  // per thread: the owner's and each helper's
+  return scratch;
+}
+
+// Lines are read in runs of about kBatchBytes and validated in chunks of about kChunkBytes (enough
+// work per chunk that handing it out costs nothing measurable, small enough that the owner never
+// waits long for a helper's last chunk). A line longer than a chunk is validated by the owner.
+constexpr std::size_t kBatchBytes = 1u << 20;
+constexpr std::size_t kChunkBytes = 64u << 10;
+
+// A run of lines copied out of the reader, with their results once validated.
+struct Batch {
+  struct Line {
+    std::size_t off = 0, len = 0;
+    std::uint64_t no = 0;
+    std::int64_t verbatim = -1;
+  };
+  std::string bytes;
+  std::vector<Line> lines;
+  std::vector<fhir::Result> results;
+  std::vector<std::size_t> chunk_end;  // chunk c is lines [chunk_end[c - 1], chunk_end[c])
+
+  void clear() {
+    bytes.clear();
+    lines.clear();
+    chunk_end.clear();
+  }
+  void add(std::string_view line, std::uint64_t no, std::int64_t verbatim) {
+    lines.push_back({bytes.size(), line.size(), no, verbatim});
+    bytes.append(line);
+  }
+  std::string_view text(const Line& l) const { return {bytes.data() + l.off, l.len}; }
+};
+
+// One batch's chunks, handed out to whoever asks first: the owner and its helpers. A helper task
+// that starts after the last chunk was taken touches only these counters (by then the batch may
+// be refilled, or the file done), so a Chunks is shared, a Batch is not.
+struct Chunks {
+  Batch* batch = nullptr;
+  const fhir::Validator* validator = nullptr;
+  std::size_t count = 0;
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> done{0};
+  std::atomic<std::int64_t> helped{0};
+  std::mutex mu;
+  std::condition_variable all_done;
+  std::exception_ptr error;
+
+  void work(bool helper) {
+    for (;;) {
+      const std::size_t c = next.fetch_add(1);
+      if (c >= count) return;
+      const std::size_t from = c == 0 ? 0 : batch->chunk_end[c - 1], to = batch->chunk_end[c];
+      try {
+        auto& scratch = local_scratch();
+        for (std::size_t i = from; i < to; ++i) {
+          const auto& l = batch->lines[i];
+          batch->results[i] = validator->validate_line(batch->text(l), l.no, scratch);
+        }
+      } catch (...) {
+        std::lock_guard lk(mu);
+        if (!error) error = std::current_exception();
+      }
+      if (helper) helped.fetch_add(static_cast<std::int64_t>(to - from));
+      if (done.fetch_add(1) + 1 == count) {
+        std::lock_guard lk(mu);
+        all_done.notify_all();
+      }
+    }
+  }
+};
+
+// Validates every line of `batch` into batch.results, with as many idle pool threads as there
+// are chunks to share (none when `help` is null or no thread is idle). Returns the lines the
+// helpers validated. Rethrows what validating a line threw.
+std::int64_t validate_batch(Batch& batch, const fhir::Validator& validator, PoolHelp* help) {
+  batch.results.resize(batch.lines.size());
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < batch.lines.size(); ++i) {
+    bytes += batch.lines[i].len + 1;
+    if (bytes >= kChunkBytes || i + 1 == batch.lines.size()) {
+      batch.chunk_end.push_back(i + 1);
+      bytes = 0;
+    }
+  }
+  auto chunks = std::make_shared<Chunks>();
+  chunks->batch = &batch;
+  chunks->validator = &validator;
+  chunks->count = batch.chunk_end.size();
+  if (help && chunks->count > 1)
+    help->lend(static_cast<int>(chunks->count - 1), [chunks] { chunks->work(true); });
+  chunks->work(false);
+  {
+    // Chunks a helper took are finished by it; the owner waits for those only.
+    std::unique_lock lk(chunks->mu);
+    chunks->all_done.wait(lk, [&] { return chunks->done.load() == chunks->count; });
+  }
+  if (chunks->error) std::rethrow_exception(chunks->error);
+  return chunks->helped.load();
+}
+
 }  // namespace
+
+PoolHelp::PoolHelp(std::function<void(std::function<void()>)> post, int threads)
+    : post_(std::move(post)), threads_(threads) {}
+
+void PoolHelp::job_posted() {
+  busy_.fetch_add(1);
+}
+void PoolHelp::job_done() {
+  busy_.fetch_sub(1);
+}
+int PoolHelp::idle() const {
+  return std::max(0, threads_ - busy_.load());
+}
+
+int PoolHelp::lend(int n, const std::function<void()>& task) {
+  int given = 0;
+  while (given < n) {
+    int b = busy_.load();
+    if (b >= threads_) break;
+    if (!busy_.compare_exchange_weak(b, b + 1)) continue;  // a thread is reserved for the task
+    ++given;
+    post_([this, task] {
+      task();
+      busy_.fetch_sub(1);
+    });
+  }
+  return given;
+}
 
 // one piece: the single pass over a file's bytes (read a line, validate it, write it to the import
 // or the rejected spool, anchor lines, then make both durable) inside one try that turns any I/O
@@ -146,7 +280,6 @@ SpoolResult spool_file(const SpoolJob& job) {
       res.error = reader.error();
       return res;
     }
-    thread_local fhir::Scratch scratch;
     spool::WriterOptions wo;
     wo.part_size = job.part_size;
     wo.zstd_level = job.zstd_level;
@@ -197,34 +330,14 @@ SpoolResult spool_file(const SpoolJob& job) {
     std::size_t listed = 0;
     std::string first_rejected;  // "line N: cause" of the first rejected line, for the log
     std::string line_buf;
-    std::string_view line;
-    std::uint64_t line_no = 0;
-    for (;;) {
-      if (job.cancel && job.cancel->load(std::memory_order_relaxed)) {
-        res.cancelled = true;
-        return res;
-      }
-      auto st = reader.next(line, line_no);
-      if (st == fhir::LineReader::Status::eof) break;
-      if (st == fhir::LineReader::Status::error) {
-        res.error = reader.error();
-        return res;
-      }
-      fhir::Result r;
-      bool too_long = st == fhir::LineReader::Status::too_long;
-      if (too_long) {
-        r.line = line_no;
-        r.issues.push_back(
-            fhir::Issue{fhir::Severity::error, std::string(fhir::code::too_long), line_no, "",
-                        "line of " + std::to_string(reader.last_line_bytes()) +
-                            " bytes exceeds the line size limit of " + std::to_string(max_line) +
-                            " bytes; skipped without being held in memory, not kept"});
-      } else {
-        r = job.validator->validate_line(line, line_no, scratch);
-      }
+    // One line, validated, in file order: counted, written to the import or the rejected spool,
+    // anchored, listed in the report. False: stop here (on_invalid fail-export; res says why).
+    // `verbatim` is where the line sits in the source (LineSource::verbatim_offset).
+    auto consume = [&](const fhir::Result& r, bool too_long, std::string_view line,
+                       std::uint64_t line_no, std::int64_t verbatim) {
       if (r.blank) {
         ++res.blank;  // not a resource; dropped (HealthLake wants one resource per line)
-        continue;
+        return true;
       }
       // `line` is only meaningful for a line that was read (not for a skipped over-long one).
       if (!too_long) {
@@ -242,9 +355,9 @@ SpoolResult spool_file(const SpoolJob& job) {
         }
         prev_source = line_no;
         // Verbatim lines let a streamed part be read back from the source (Frame::source_offset).
-        import.write(line_buf, reader.verbatim_offset());
+        import.write(line_buf, verbatim);
         if (reject_file) rejected->write(line_buf);
-        continue;
+        return true;
       }
       ++res.rejected;
       if (first_rejected.empty())
@@ -253,7 +366,7 @@ SpoolResult spool_file(const SpoolJob& job) {
         res.fail_export = true;
         res.error = where + ":" + std::to_string(line_no) + ": " + first_error(r) +
                     " (on_invalid: fail-export)";
-        return res;
+        return false;
       }
       if (!too_long) {
         if (!rejected) rejected.emplace(rejected_file, wo);
@@ -263,6 +376,75 @@ SpoolResult spool_file(const SpoolJob& job) {
         entries.push_back(report_entry(r));
         ++listed;
       }
+      return true;
+    };
+    // The line the reader just returned, validated here (or the over-long line's issue).
+    auto validate_here = [&](fhir::LineReader::Status st, std::string_view line,
+                             std::uint64_t line_no) {
+      if (st != fhir::LineReader::Status::too_long)
+        return job.validator->validate_line(line, line_no, local_scratch());
+      fhir::Result r;
+      r.line = line_no;
+      r.issues.push_back(
+          fhir::Issue{fhir::Severity::error, std::string(fhir::code::too_long), line_no, "",
+                      "line of " + std::to_string(reader.last_line_bytes()) +
+                          " bytes exceeds the line size limit of " + std::to_string(max_line) +
+                          " bytes; skipped without being held in memory, not kept"});
+      return r;
+    };
+
+    // The pass: lines are read in runs of about kBatchBytes. While an idle pool thread can help
+    // (PoolHelp), a run is copied into a Batch and validated in chunks by this thread and the
+    // helpers, then consumed in order; otherwise each line is validated and consumed straight
+    // from the reader's buffer (no copy). An over-long or large line is never copied.
+    Batch batch;
+    std::string_view line;
+    std::uint64_t line_no = 0;
+    bool eof = false;
+    while (!eof) {
+      if (job.cancel && job.cancel->load(std::memory_order_relaxed)) {
+        res.cancelled = true;
+        return res;
+      }
+      const bool batched = job.help != nullptr && job.help->idle() > 0;
+      batch.clear();
+      std::size_t taken = 0;
+      bool held = false;  // a line left in the reader's buffer to validate here after the batch
+      fhir::LineReader::Status st = fhir::LineReader::Status::eof;
+      while (taken < kBatchBytes) {
+        st = reader.next(line, line_no);
+        if (st == fhir::LineReader::Status::eof) {
+          eof = true;
+          break;
+        }
+        if (st == fhir::LineReader::Status::error) {
+          res.error = reader.error();
+          return res;
+        }
+        taken += line.size() + 1;
+        if (batched && st == fhir::LineReader::Status::line && line.size() <= kChunkBytes) {
+          batch.add(line, line_no, reader.verbatim_offset());
+          continue;
+        }
+        if (batched) {
+          held = true;  // after the lines before it
+          break;
+        }
+        if (!consume(validate_here(st, line, line_no), st == fhir::LineReader::Status::too_long,
+                     line, line_no, reader.verbatim_offset()))
+          return res;
+      }
+      if (!batch.lines.empty()) {
+        res.lines_helped += validate_batch(batch, *job.validator, job.help);
+        for (std::size_t i = 0; i < batch.lines.size(); ++i) {
+          const auto& l = batch.lines[i];
+          if (!consume(batch.results[i], false, batch.text(l), l.no, l.verbatim)) return res;
+        }
+      }
+      if (held &&
+          !consume(validate_here(st, line, line_no), st == fhir::LineReader::Status::too_long, line,
+                   line_no, reader.verbatim_offset()))
+        return res;
     }
 
     // The source must still be what was taken: otherwise this export is superseded (never

@@ -17,6 +17,27 @@
 
 namespace fe::pipeline {
 
+// Idle worker-pool threads lend a hand validating a file that is spooling (issue 13 item 3: one big
+// file uses every core, not one worker plus its compressor). The pool's jobs (spool_file, digests)
+// are counted from the moment they are posted; a spooling file asks for helpers only while fewer
+// jobs than threads are running or queued, so a helper never waits in the queue behind another
+// file, and busy workers are never asked. Thread-safe.
+class PoolHelp {
+ public:
+  // `post` runs a task on the pool (any thread); `threads` is the pool's size.
+  PoolHelp(std::function<void(std::function<void()>)> post, int threads);
+  void job_posted();  // a spool or digest job was posted to the pool
+  void job_done();    // ... and has ended
+  int idle() const;   // pool threads with no job, no helper task (a hint: it may change at once)
+  // Posts `task` to up to `n` idle pool threads; returns how many took it (0: none idle).
+  int lend(int n, const std::function<void()>& task);
+
+ private:
+  std::function<void(std::function<void()>)> post_;
+  const int threads_;
+  std::atomic<int> busy_{0};  // jobs and helper tasks posted and not yet ended
+};
+
 struct PartSpec {
   int number = 0;  // 1-based
   std::uint64_t offset = 0;
@@ -41,6 +62,10 @@ struct SpoolJob {
   bool fsync = true;
   const std::atomic<bool>* cancel = nullptr;  // daemon stopping: abandon (redone at next start)
   std::size_t max_report_entries = 1000;      // rejected lines listed in the report per file
+  // Idle pool threads validate batches of this file's lines with the owner (null: the owner
+  // validates every line). The lines are written in file order either way, so the spool, the
+  // parts and the report are the same bytes with or without help.
+  PoolHelp* help = nullptr;
   // Each import frame as soon as it is written (on the writer's compressor thread; see
   // spool::WriterOptions::on_frame): frame n (0-based), its Frame and the .tmp file it is in.
   // The ingest streams the file's import parts to S3 with it while the file is still spooling.
@@ -80,6 +105,8 @@ struct SpoolResult {
   // record_spooled and removes it. Empty path: no anchor (import line N = source line N).
   std::filesystem::path line_map;
   std::int64_t line_anchors = 0;
+  // Lines validated by a helper thread rather than the owner (PoolHelp): for tests and the bench.
+  std::int64_t lines_helped = 0;
 };
 
 // spool/<export>/lines/<File>.map

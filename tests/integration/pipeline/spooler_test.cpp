@@ -1,0 +1,202 @@
+// spool_file with idle pool threads helping to validate one file (issue 13 item 3): the spool,
+// its parts, the line map and the report are the same bytes as when the owner validates alone,
+// and the helpers really did validate lines. PoolHelp lends only threads that have no job.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+
+#include "fhir/validator.hpp"
+#include "pipeline/spooler.hpp"
+#include "spool/spool.hpp"
+#include "temp_dir.hpp"
+#include "watch/identity.hpp"
+
+namespace fe {
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ~6 MiB (several 1 MiB batches): valid Patients and Observations, invalid lines (bad code, bad
+// JSON, unknown type), blank lines, a CRLF line, lines longer than a 64 KiB chunk (one valid, one
+// invalid) and one over the line limit.
+std::string mixed_source(std::size_t max_line) {
+  std::string s;
+  for (int i = 0; i < 24000; ++i) {
+    const std::string id = std::to_string(i);
+    switch (i % 97) {
+      case 5:
+        s += "{\"resourceType\":\"Patient\",\"id\":\"b" + id + "\",\"gender\":\"x\"}\n";
+        break;
+      case 17:
+        s += "not json " + id + "\n";
+        break;
+      case 29:
+        s += "\n";
+        break;
+      case 41:
+        s += "{\"resourceType\":\"NoSuchType\",\"id\":\"n" + id + "\"}\n";
+        break;
+      case 53:
+        s += "{\"resourceType\":\"Patient\",\"id\":\"c" + id + "\",\"gender\":\"male\"}\r\n";
+        break;
+      default:
+        if (i % 2)
+          s += "{\"resourceType\":\"Patient\",\"id\":\"p" + id +
+               "\",\"gender\":\"female\",\"birthDate\":\"1970-01-0" + std::to_string(1 + i % 9) +
+               "\",\"name\":[{\"family\":\"Family" + id + "\",\"given\":[\"Given\"]}]}\n";
+        else
+          s += "{\"resourceType\":\"Observation\",\"id\":\"o" + id +
+               "\",\"status\":\"final\",\"code\":{\"text\":\"t" + id +
+               "\"},\"valueQuantity\":{\"value\":" + id + ".5,\"unit\":\"mg\"}}\n";
+    }
+    if (i == 7000 || i == 15000) {  // longer than a chunk: validated by the owner
+      std::string text(100 << 10, 'a');
+      s += "{\"resourceType\":\"Patient\",\"id\":\"long" + id + "\",\"gender\":\"" +
+           (i == 7000 ? "male" : "bad") +
+           "\",\"text\":{\"status\":\"generated\",\"div\":\"<div "
+           "xmlns=\\\"http://www.w3.org/1999/xhtml\\\">" +
+           text + "</div>\"}}\n";
+    }
+    if (i == 11000)
+      s += "{\"resourceType\":\"Patient\",\"id\":\"" + std::string(max_line, 'z') + "\"}\n";
+  }
+  return s;
+}
+
+struct Spooled {
+  pipeline::SpoolResult res;
+  std::string import, rejected, report, line_map;
+};
+
+Spooled spool(const test::TempDir& dir, const std::string& sub, const std::filesystem::path& src,
+              const std::shared_ptr<const fhir::Validator>& validator, pipeline::PoolHelp* help) {
+  pipeline::SpoolJob job;
+  job.spool_dir = dir / sub;
+  job.export_name = "e1";
+  job.file_name = "Mixed.ndjson";
+  job.source = {"Mixed.ndjson", src, *watch::identity_of(src)};
+  job.validator = validator;
+  job.part_size = 1u << 20;
+  job.fsync = false;
+  job.help = help;
+  Spooled out;
+  out.res = pipeline::spool_file(job);
+  if (!out.res.ok) return out;
+  auto frames = [](const std::filesystem::path& p) {
+    auto f = spool::SpoolFile::open(p);
+    std::string all, one;
+    for (std::size_t n = 0; n < f.frame_count(); ++n) {
+      f.read_frame(n, one);
+      all += one;
+    }
+    return all;
+  };
+  out.import = frames(spool::import_path(job.spool_dir, "e1", "Mixed.ndjson"));
+  if (!out.res.rejected_file.empty()) out.rejected = frames(out.res.rejected_file);
+  out.report = slurp(out.res.report_fragment);
+  if (!out.res.line_map.empty()) out.line_map = slurp(out.res.line_map);
+  return out;
+}
+
+TEST(Spooler, IdleWorkersValidateOneFileWithItsOwnerAndTheSpoolIsTheSameBytes) {
+  test::TempDir dir("fe-spooler");
+  fhir::Options fo;
+  fo.level = fhir::Level::structure_only;
+  fhir::LoadReport lr;
+  std::shared_ptr<const fhir::Validator> validator = fhir::Validator::create(fo, lr);
+  ASSERT_TRUE(validator);
+  const auto src = dir / "Mixed.ndjson";
+  { std::ofstream(src, std::ios::binary) << mixed_source(validator->options().max_line_bytes); }
+
+  const auto alone = spool(dir, "alone", src, validator, nullptr);
+  ASSERT_TRUE(alone.res.ok) << alone.res.error;
+  EXPECT_EQ(alone.res.lines_helped, 0);
+
+  boost::asio::thread_pool pool(3);
+  pipeline::PoolHelp help([&](std::function<void()> t) { boost::asio::post(pool, std::move(t)); },
+                          4);
+  help.job_posted();  // the owner's own job, as the ingest counts it
+  const auto helped = spool(dir, "helped", src, validator, &help);
+  help.job_done();
+  pool.join();
+  ASSERT_TRUE(helped.res.ok) << helped.res.error;
+
+  // Helpers validated a real share of the lines (three idle threads for one owner).
+  const std::int64_t lines = helped.res.valid + helped.res.rejected + helped.res.blank;
+  EXPECT_GT(helped.res.lines_helped, lines / 4) << lines;
+  EXPECT_LT(helped.res.lines_helped, lines);
+
+  // What was counted and kept is the same, byte for byte.
+  EXPECT_GT(alone.res.valid, 20000);
+  int bad = 2;  // the long invalid line and the over-long one
+  for (int i = 0; i < 24000; ++i) bad += i % 97 == 5 || i % 97 == 17 || i % 97 == 41;
+  EXPECT_EQ(alone.res.rejected, bad);
+  EXPECT_EQ(helped.res.valid, alone.res.valid);
+  EXPECT_EQ(helped.res.rejected, alone.res.rejected);
+  EXPECT_EQ(helped.res.blank, alone.res.blank);
+  EXPECT_EQ(helped.res.line_anchors, alone.res.line_anchors);
+  EXPECT_EQ(helped.res.crc32c, alone.res.crc32c);
+  EXPECT_EQ(helped.res.bytes_uncompressed, alone.res.bytes_uncompressed);
+  ASSERT_EQ(helped.res.import_parts.size(), alone.res.import_parts.size());
+  for (std::size_t i = 0; i < alone.res.import_parts.size(); ++i) {
+    EXPECT_EQ(helped.res.import_parts[i].offset, alone.res.import_parts[i].offset) << i;
+    EXPECT_EQ(helped.res.import_parts[i].length, alone.res.import_parts[i].length) << i;
+    EXPECT_EQ(helped.res.import_parts[i].crc32c, alone.res.import_parts[i].crc32c) << i;
+  }
+  EXPECT_GE(alone.res.import_parts.size(), 4u);
+  EXPECT_EQ(helped.import, alone.import);
+  EXPECT_EQ(helped.rejected, alone.rejected);
+  EXPECT_FALSE(alone.line_map.empty());
+  EXPECT_EQ(helped.line_map, alone.line_map);
+  EXPECT_EQ(helped.report, alone.report);
+  // The report names the long invalid line and the over-long one, in file order.
+  const auto long_bad = alone.report.find("\"id\":\"long15000\"");
+  EXPECT_NE(long_bad, std::string::npos);
+  EXPECT_NE(alone.report.find("exceeds the line size limit"), std::string::npos);
+  EXPECT_LT(alone.report.find("exceeds the line size limit"), long_bad);
+}
+
+TEST(Spooler, PoolHelpLendsOnlyThreadsWithoutAJob) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int posted = 0;
+  std::vector<std::function<void()>> tasks;
+  pipeline::PoolHelp help(
+      [&](std::function<void()> t) {
+        std::lock_guard lk(mu);
+        ++posted;
+        tasks.push_back(std::move(t));
+      },
+      2);
+  EXPECT_EQ(help.idle(), 2);
+  help.job_posted();
+  help.job_posted();
+  EXPECT_EQ(help.idle(), 0);
+  std::atomic<int> ran{0};
+  EXPECT_EQ(help.lend(3, [&] { ++ran; }), 0);  // both threads have a job: nobody is asked
+  help.job_done();
+  EXPECT_EQ(help.lend(3, [&] { ++ran; }), 1);  // one idle thread, reserved by its task
+  EXPECT_EQ(help.idle(), 0);
+  EXPECT_EQ(help.lend(1, [&] { ++ran; }), 0);
+  ASSERT_EQ(posted, 1);
+  tasks.front()();  // the task runs and gives its thread back
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_EQ(help.idle(), 1);
+  help.job_done();
+  EXPECT_EQ(help.idle(), 2);
+}
+
+}  // namespace
+}  // namespace fe
