@@ -29,11 +29,12 @@ struct CCtxDeleter {
 // ------------------------------------------------------------------ SpoolWriter
 
 // The writer is two threads joined by a small queue of fixed chunks. The caller's side (write,
-// begin/end_frame) keeps the uncompressed bookkeeping: frame sizes, CRC32C and SHA-256, the quota
-// wait. The compressor thread owns the zstd context and the file descriptor: it compresses each
-// chunk in order, ends a zstd frame where the caller ended a frame, writes the output and records
-// each frame's compressed range. Nothing else is shared, and finish() reads the compressor's
-// results only after joining it.
+// begin/end_frame) keeps the uncompressed bookkeeping: frame sizes, CRC32C, the quota wait. The
+// compressor thread owns the zstd context and the file descriptor: it compresses each chunk in
+// order, ends a zstd frame where the caller ended a frame, writes the output and records each
+// frame's compressed range, and its SHA-256 when asked for (on this side, not the caller's: the
+// caller is the thread that reads and validates the file, the one a big file waits for; issue 13).
+// Nothing else is shared, and finish() reads the compressor's results only after joining it.
 struct SpoolWriter::Impl {
   static constexpr size_t kChunk = 256 * 1024;
   static constexpr size_t kChunks = 4;  // 1 MiB in flight per writer
@@ -58,7 +59,6 @@ struct SpoolWriter::Impl {
   // The caller's side.
   Chunk chunks[kChunks];
   Chunk* filling = nullptr;
-  fe::Sha256 sha;  // of the current frame's uncompressed bytes (starts over after each frame)
 
   // The compressor's side (read by finish() after the join).
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx;
@@ -68,6 +68,9 @@ struct SpoolWriter::Impl {
   uint64_t charged = 0;  // bytes added to the quota for this file
   uint64_t frame_start = 0;
   std::vector<std::pair<uint64_t, uint64_t>> frame_ranges;  // compressed offset, size
+  bool frame_sha256 = false;                                // WriterOptions::frame_sha256
+  fe::Sha256 sha;                 // of the current frame's uncompressed bytes
+  std::vector<std::string> shas;  // each ended frame's, when frame_sha256
   std::thread thread;
 
   Impl() {
@@ -181,9 +184,14 @@ struct SpoolWriter::Impl {
       if (!error) {
         try {
           compress({c->data.get(), c->len}, false, final_path, tmp, quota);
+          if (frame_sha256) sha.update(c->data.get(), c->len);
           if (c->end_frame) {
             compress({}, true, final_path, tmp, quota);
             frame_ranges.emplace_back(frame_start, written - frame_start);
+            if (frame_sha256) {
+              shas.push_back(sha.final_hex());  // final_hex starts the next frame's afresh
+              c->frame.sha256 = shas.back();
+            }
             if (on_frame) {
               c->frame.compressed_offset = frame_start;
               c->frame.compressed_size = written - frame_start;
@@ -224,6 +232,7 @@ SpoolWriter::SpoolWriter(fs::path final_path, WriterOptions options)
   ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_compressionLevel, opt_.zstd_level);
   ZSTD_CCtx_setParameter(impl_->cctx.get(), ZSTD_c_checksumFlag, 1);
   impl_->out.resize(ZSTD_CStreamOutSize());
+  impl_->frame_sha256 = opt_.frame_sha256;
   impl_->fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (impl_->fd < 0) throw Error(sys_error("spool: cannot create", tmp_));
   index_.part_size = opt_.part_size;
@@ -264,8 +273,7 @@ void SpoolWriter::end_frame() {
   f.uncompressed_offset = index_.uncompressed_size;
   f.uncompressed_size = frame_in_;
   f.crc32c = frame_crc_;
-  f.source_offset = frame_source_;
-  if (opt_.frame_sha256) f.sha256 = impl_->sha.final_hex();
+  f.source_offset = frame_source_;  // sha256: the compressor's (on_frame, finish())
   impl_->mark_frame_end(f);
   index_.frames.push_back(f);
   index_.uncompressed_size += frame_in_;
@@ -288,7 +296,6 @@ void SpoolWriter::write(std::string_view bytes, std::int64_t source_offset) {
     if (source_offset >= 0) source_offset += static_cast<std::int64_t>(n);
     impl_->append(chunk);
     frame_crc_ = fe::crc32c(chunk, frame_crc_);
-    if (opt_.frame_sha256) impl_->sha.update(chunk);
     index_.crc32c = fe::crc32c(chunk, index_.crc32c);
     frame_in_ += n;
     bytes.remove_prefix(n);
@@ -307,6 +314,7 @@ const FrameIndex& SpoolWriter::finish() {
   for (size_t i = 0; i < index_.frames.size(); ++i) {
     index_.frames[i].compressed_offset = impl_->frame_ranges[i].first;
     index_.frames[i].compressed_size = impl_->frame_ranges[i].second;
+    if (opt_.frame_sha256) index_.frames[i].sha256 = impl_->shas.at(i);
   }
   index_.compressed_size = impl_->written;
   if (opt_.fsync && ::fsync(impl_->fd) != 0) throw Error(sys_error("spool: cannot fsync", tmp_));
