@@ -329,7 +329,6 @@ SpoolResult spool_file(const SpoolJob& job) {
     std::vector<std::string> entries;  // at most job.max_report_entries
     std::size_t listed = 0;
     std::string first_rejected;  // "line N: cause" of the first rejected line, for the log
-    std::string line_buf;
     // One line, validated, in file order: counted, written to the import or the rejected spool,
     // anchored, listed in the report. False: stop here (on_invalid fail-export; res says why).
     // `verbatim` is where the line sits in the source (LineSource::verbatim_offset).
@@ -340,10 +339,6 @@ SpoolResult spool_file(const SpoolJob& job) {
         return true;
       }
       // `line` is only meaningful for a line that was read (not for a skipped over-long one).
-      if (!too_long) {
-        line_buf.assign(line);
-        line_buf += '\n';
-      }
       if (r.valid()) {
         ++res.valid;
         ++import_no;
@@ -355,8 +350,8 @@ SpoolResult spool_file(const SpoolJob& job) {
         }
         prev_source = line_no;
         // Verbatim lines let a streamed part be read back from the source (Frame::source_offset).
-        import.write(line_buf, verbatim);
-        if (reject_file) rejected->write(line_buf);
+        import.write_line(line, verbatim);
+        if (reject_file) rejected->write_line(line);
         return true;
       }
       ++res.rejected;
@@ -370,7 +365,7 @@ SpoolResult spool_file(const SpoolJob& job) {
       }
       if (!too_long) {
         if (!rejected) rejected.emplace(rejected_file, wo);
-        rejected->write(line_buf);
+        rejected->write_line(line);
       }
       if (listed < job.max_report_entries) {
         entries.push_back(report_entry(r));

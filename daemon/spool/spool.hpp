@@ -180,6 +180,9 @@ class SpoolWriter {
   // `source_offset`: where `bytes` sit verbatim in the source file, or -1. A frame whose every
   // write was verbatim and contiguous in the source gets Frame::source_offset.
   void write(std::string_view bytes, std::int64_t source_offset = -1);
+  // write(line + "\n", source_offset) without joining them first: the line is copied once, into
+  // the compressor's chunk.
+  void write_line(std::string_view line, std::int64_t source_offset = -1);
   // Ends the last frame, waits for the compressor thread, makes data and index durable and
   // commits them (see above).
   const FrameIndex& finish();

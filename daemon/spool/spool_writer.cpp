@@ -303,6 +303,11 @@ void SpoolWriter::write(std::string_view bytes, std::int64_t source_offset) {
   }
 }
 
+void SpoolWriter::write_line(std::string_view line, std::int64_t source_offset) {
+  write(line, source_offset);
+  write("\n", source_offset < 0 ? -1 : source_offset + static_cast<std::int64_t>(line.size()));
+}
+
 const FrameIndex& SpoolWriter::finish() {
   if (finished_) return index_;
   if (in_frame_) end_frame();
