@@ -62,7 +62,7 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
   if (parts->left == 0) return done(journal::combine_digest({}), "");
   const fs::path dir = r.single_file ? r.path.parent_path() : r.path;
   for (const auto& f : r.files) {
-    c_.help->job_posted();
+    c_.help->job_posted(PoolHelp::Job::digest);
     asio::post(*c_.pool, [parts, done, help = c_.help.get(), path = dir / f.name, name = f.name] {
       journal::FileDigest d;
       std::string error;
@@ -71,7 +71,7 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
       } catch (const std::exception& e) {
         error = e.what();
       }
-      help->job_done();
+      help->job_done(PoolHelp::Job::digest);
       std::unique_lock lk(parts->mu);
       if (!error.empty() && parts->error.empty()) parts->error = error;
       parts->files.emplace_back(name, d);
@@ -302,10 +302,10 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
       };
     }
     ++run->ops;
-    c_.help->job_posted();
+    c_.help->job_posted(PoolHelp::Job::spool);
     asio::post(*c_.pool, [self, run, job, file_id] {
       auto res = spool_file(job);
-      job.help->job_done();
+      job.help->job_done(PoolHelp::Job::spool);
       asio::post(self->io,
                  [self, run, file_id, where = job.source.path.string(), res = std::move(res)] {
                    self->ingest->on_spooled(run, file_id, where, res);

@@ -7,6 +7,8 @@
 // checksumming report and rejects: upload::SpoolBodies); their results are posted back to `io`.
 #include "pipeline/pipeline.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -15,6 +17,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include "aws/clients.hpp"
 #include "aws/credentials.hpp"
@@ -41,6 +44,16 @@ using journal::ExportState;
 using journal::FileState;
 using journal::PartKind;
 using journal::PartState;
+
+namespace {
+// CPUs this process may run on (its affinity mask: taskset, a cgroup cpuset), for PoolHelp.
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+}  // namespace
 
 // ------------------------------------------------------------------ small helpers
 
@@ -104,7 +117,7 @@ struct Pipeline::Impl : Core, std::enable_shared_from_this<Impl> {
     pool = std::make_unique<asio::thread_pool>(std::max(1, opt.worker_threads));
     help = std::make_unique<PoolHelp>(
         [p = pool.get()](std::function<void()> task) { asio::post(*p, std::move(task)); },
-        std::max(1, opt.worker_threads));
+        std::max(1, opt.worker_threads), usable_cores());
     reader = std::make_unique<asio::thread_pool>(1);
 
     clients_and_parts();

@@ -16,8 +16,9 @@
 //              an identical re-delivery is recognised (not redone), a changed one is a new version;
 //              on_changed: hold parks a new version whose earlier one got past spooling (it
 //              would import every resource again) until `fhir-edge retry` releases it
-//   spool      per file on the worker pool (boost::asio::thread_pool): LineReader → Validator at
-//              the pipeline's level → valid lines to spool/<export>/import/<File>.zst, invalid ones
+//   spool      per file on the worker pool (boost::asio::thread_pool; pool threads without a
+//              job help validate, PoolHelp): LineReader → Validator at the pipeline's level →
+//              valid lines to spool/<export>/import/<File>.zst, invalid ones
 //              to rejected/<File>.zst, issues to spool/<export>/reports/<File>.json; then
 //              report.json (write_durable). on_invalid: reject-resource | reject-file |
 //              fail-export. The journal records a file only after its spool files are durable.

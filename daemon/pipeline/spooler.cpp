@@ -221,38 +221,48 @@ std::int64_t validate_batch(Batch& batch, const fhir::Validator& validator, Pool
 
 }  // namespace
 
-PoolHelp::PoolHelp(std::function<void(std::function<void()>)> post, int threads)
-    : post_(std::move(post)), threads_(threads) {}
+PoolHelp::PoolHelp(std::function<void(std::function<void()>)> post, int threads, int cores)
+    : post_(std::move(post)), threads_(threads), cores_(cores) {}
 
-void PoolHelp::job_posted() {
-  busy_.fetch_add(1);
+void PoolHelp::job_posted(Job job) {
+  std::lock_guard lk(mu_);
+  ++jobs_;
+  cores_used_ += cores_of(job);
 }
-void PoolHelp::job_done() {
-  busy_.fetch_sub(1);
+
+void PoolHelp::job_done(Job job) {
+  std::lock_guard lk(mu_);
+  --jobs_;
+  cores_used_ -= cores_of(job);
 }
+
 int PoolHelp::idle() const {
-  return std::max(0, threads_ - busy_.load());
+  std::lock_guard lk(mu_);
+  return std::max(0, std::min(threads_ - jobs_, cores_ - cores_used_));
 }
 
 int PoolHelp::lend(int n, const std::function<void()>& task) {
   int given = 0;
-  while (given < n) {
-    int b = busy_.load();
-    if (b >= threads_) break;
-    if (!busy_.compare_exchange_weak(b, b + 1)) continue;  // a thread is reserved for the task
-    ++given;
+  {
+    std::lock_guard lk(mu_);
+    given = std::max(0, std::min({n, threads_ - jobs_, cores_ - cores_used_}));
+    jobs_ += given;  // reserved for the tasks, released as each ends
+    cores_used_ += given;
+  }
+  for (int i = 0; i < given; ++i)
     post_([this, task] {
       task();
-      busy_.fetch_sub(1);
+      std::lock_guard lk(mu_);
+      --jobs_;
+      --cores_used_;
     });
-  }
   return given;
 }
 
 // one piece: the single pass over a file's bytes (read a line, validate it, write it to the import
 // or the rejected spool, anchor lines, then make both durable) inside one try that turns any I/O
-// error into the file's result; the per-line helpers above are its parts. Issue 13 reshapes this
-// pass for throughput.
+// error into the file's result; the per-line helpers above are its parts (Batch, Chunks and
+// validate_batch let idle pool threads validate with the owner, issue 13 item 3).
 SpoolResult spool_file(const SpoolJob& job) {
   SpoolResult res;
   res.part_size = job.part_size;

@@ -1,12 +1,13 @@
 #pragma once
 // Validate + spool one source file (runs on a worker-pool thread; touches no journal and no
-// shared state besides the thread-safe Validator and Quota). The control thread records the
-// result in the journal afterwards: everything this returns is already durable on disk.
+// shared state besides the thread-safe Validator, Quota and PoolHelp). The control thread records
+// the result in the journal afterwards: everything this returns is already durable on disk.
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,24 +19,34 @@
 namespace fe::pipeline {
 
 // Idle worker-pool threads lend a hand validating a file that is spooling (issue 13 item 3: one big
-// file uses every core, not one worker plus its compressor). The pool's jobs (spool_file, digests)
-// are counted from the moment they are posted; a spooling file asks for helpers only while fewer
-// jobs than threads are running or queued, so a helper never waits in the queue behind another
-// file, and busy workers are never asked. Thread-safe.
+// file uses every core, not one worker plus its compressor). Two budgets decide, both counted from
+// the moment a job is posted (so a helper never waits in the queue behind another file):
+// - pool threads: jobs (spool_file, digests) and helper tasks never exceed the pool's threads;
+// - cores: a spooling file already keeps two cores busy (its worker validating, its SpoolWriter's
+//   compressor thread), a digest one, a helper one. A helper is lent only to a core nobody else
+//   would use. Measured on 2 cores (bench/e2e README, session 11): a helper there only competes
+//   with the file's own compressor and the upload, and cost ~0.5 CPU-s per GB for no time gained.
+// Thread-safe.
 class PoolHelp {
  public:
-  // `post` runs a task on the pool (any thread); `threads` is the pool's size.
-  PoolHelp(std::function<void(std::function<void()>)> post, int threads);
-  void job_posted();  // a spool or digest job was posted to the pool
-  void job_done();    // ... and has ended
-  int idle() const;   // pool threads with no job, no helper task (a hint: it may change at once)
-  // Posts `task` to up to `n` idle pool threads; returns how many took it (0: none idle).
+  enum class Job { spool, digest };
+  // `post` runs a task on the pool (any thread); `threads` is the pool's size, `cores` the CPUs
+  // this process may run on.
+  PoolHelp(std::function<void(std::function<void()>)> post, int threads, int cores);
+  void job_posted(Job job);  // a spool or digest job was posted to the pool
+  void job_done(Job job);    // ... and has ended
+  // Helpers that could be lent now (a hint: it may change at once).
+  int idle() const;
+  // Posts `task` for up to `n` helpers within both budgets; returns how many (0: none).
   int lend(int n, const std::function<void()>& task);
 
  private:
+  static int cores_of(Job job) { return job == Job::spool ? 2 : 1; }
   std::function<void(std::function<void()>)> post_;
-  const int threads_;
-  std::atomic<int> busy_{0};  // jobs and helper tasks posted and not yet ended
+  const int threads_, cores_;
+  mutable std::mutex mu_;
+  int jobs_ = 0;        // jobs and helper tasks posted and not yet ended
+  int cores_used_ = 0;  // the cores they keep busy
 };
 
 struct PartSpec {

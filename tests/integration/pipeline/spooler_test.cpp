@@ -1,6 +1,7 @@
 // spool_file with idle pool threads helping to validate one file (issue 13 item 3): the spool,
 // its parts, the line map and the report are the same bytes as when the owner validates alone,
-// and the helpers really did validate lines. PoolHelp lends only threads that have no job.
+// and the helpers really did validate lines. PoolHelp lends only pool threads and cores that
+// nobody else uses.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -125,11 +126,12 @@ TEST(Spooler, IdleWorkersValidateOneFileWithItsOwnerAndTheSpoolIsTheSameBytes) {
   EXPECT_EQ(alone.res.lines_helped, 0);
 
   boost::asio::thread_pool pool(3);
+  // A pool of 4 on 8 cores, as on a bigger gateway: the owner's job, three helpers.
   pipeline::PoolHelp help([&](std::function<void()> t) { boost::asio::post(pool, std::move(t)); },
-                          4);
-  help.job_posted();  // the owner's own job, as the ingest counts it
+                          4, 8);
+  help.job_posted(pipeline::PoolHelp::Job::spool);  // the owner's own job, as the ingest counts it
   const auto helped = spool(dir, "helped", src, validator, &help);
-  help.job_done();
+  help.job_done(pipeline::PoolHelp::Job::spool);
   pool.join();
   ASSERT_TRUE(helped.res.ok) << helped.res.error;
 
@@ -168,34 +170,48 @@ TEST(Spooler, IdleWorkersValidateOneFileWithItsOwnerAndTheSpoolIsTheSameBytes) {
   EXPECT_LT(alone.report.find("exceeds the line size limit"), long_bad);
 }
 
-TEST(Spooler, PoolHelpLendsOnlyThreadsWithoutAJob) {
-  std::mutex mu;
-  std::condition_variable cv;
-  int posted = 0;
+TEST(Spooler, PoolHelpLendsOnlyPoolThreadsAndCoresNobodyUses) {
   std::vector<std::function<void()>> tasks;
-  pipeline::PoolHelp help(
-      [&](std::function<void()> t) {
-        std::lock_guard lk(mu);
-        ++posted;
-        tasks.push_back(std::move(t));
-      },
-      2);
-  EXPECT_EQ(help.idle(), 2);
-  help.job_posted();
-  help.job_posted();
-  EXPECT_EQ(help.idle(), 0);
+  auto post = [&](std::function<void()> t) { tasks.push_back(std::move(t)); };
+  using Job = pipeline::PoolHelp::Job;
   std::atomic<int> ran{0};
-  EXPECT_EQ(help.lend(3, [&] { ++ran; }), 0);  // both threads have a job: nobody is asked
-  help.job_done();
-  EXPECT_EQ(help.lend(3, [&] { ++ran; }), 1);  // one idle thread, reserved by its task
-  EXPECT_EQ(help.idle(), 0);
-  EXPECT_EQ(help.lend(1, [&] { ++ran; }), 0);
-  ASSERT_EQ(posted, 1);
-  tasks.front()();  // the task runs and gives its thread back
-  EXPECT_EQ(ran.load(), 1);
-  EXPECT_EQ(help.idle(), 1);
-  help.job_done();
-  EXPECT_EQ(help.idle(), 2);
+  {
+    // 2 cores: a spooling file keeps both busy (its worker and its compressor): no helper, even
+    // with a pool thread free.
+    pipeline::PoolHelp help(post, 2, 2);
+    EXPECT_EQ(help.idle(), 2);
+    help.job_posted(Job::spool);
+    EXPECT_EQ(help.idle(), 0);
+    EXPECT_EQ(help.lend(3, [&] { ++ran; }), 0);
+    help.job_done(Job::spool);
+  }
+  EXPECT_TRUE(tasks.empty());
+  {
+    // 4 cores, a pool of 2: one spooling file leaves one thread (and two cores) free.
+    pipeline::PoolHelp help(post, 2, 4);
+    help.job_posted(Job::spool);
+    EXPECT_EQ(help.idle(), 1);
+    EXPECT_EQ(help.lend(3, [&] { ++ran; }), 1);  // reserved for its task until it ends
+    EXPECT_EQ(help.idle(), 0);
+    EXPECT_EQ(help.lend(1, [&] { ++ran; }), 0);
+    ASSERT_EQ(tasks.size(), 1u);
+    tasks.front()();  // the task runs and gives its thread back
+    EXPECT_EQ(ran.load(), 1);
+    EXPECT_EQ(help.idle(), 1);
+    help.job_posted(Job::digest);  // both threads have a job: nobody is asked
+    EXPECT_EQ(help.idle(), 0);
+    EXPECT_EQ(help.lend(2, [&] { ++ran; }), 0);
+    help.job_done(Job::digest);
+    help.job_done(Job::spool);
+    EXPECT_EQ(help.idle(), 2);
+  }
+  {
+    // 8 cores, a pool of 8: two spooling files use four cores; at most four helpers.
+    pipeline::PoolHelp help(post, 8, 8);
+    help.job_posted(Job::spool);
+    help.job_posted(Job::spool);
+    EXPECT_EQ(help.lend(10, [&] { ++ran; }), 4);
+  }
 }
 
 }  // namespace
