@@ -224,37 +224,40 @@ std::int64_t validate_batch(Batch& batch, const fhir::Validator& validator, Pool
 PoolHelp::PoolHelp(std::function<void(std::function<void()>)> post, int threads, int cores)
     : post_(std::move(post)), threads_(threads), cores_(cores) {}
 
-void PoolHelp::job_posted(Job job) {
+void PoolHelp::count(int jobs, int cores) {
   std::lock_guard lk(mu_);
-  ++jobs_;
-  cores_used_ += cores_of(job);
+  jobs_ += jobs;
+  cores_used_ += cores;
 }
 
+void PoolHelp::job_posted(Job job) {
+  count(1, cores_of(job));
+}
 void PoolHelp::job_done(Job job) {
-  std::lock_guard lk(mu_);
-  --jobs_;
-  cores_used_ -= cores_of(job);
+  count(-1, -cores_of(job));
+}
+
+int PoolHelp::free_locked() const {
+  return std::max(0, std::min(threads_ - jobs_, cores_ - cores_used_));
 }
 
 int PoolHelp::idle() const {
   std::lock_guard lk(mu_);
-  return std::max(0, std::min(threads_ - jobs_, cores_ - cores_used_));
+  return free_locked();
 }
 
 int PoolHelp::lend(int n, const std::function<void()>& task) {
   int given = 0;
   {
     std::lock_guard lk(mu_);
-    given = std::max(0, std::min({n, threads_ - jobs_, cores_ - cores_used_}));
+    given = std::min(n, free_locked());
     jobs_ += given;  // reserved for the tasks, released as each ends
     cores_used_ += given;
   }
   for (int i = 0; i < given; ++i)
     post_([this, task] {
       task();
-      std::lock_guard lk(mu_);
-      --jobs_;
-      --cores_used_;
+      count(-1, -1);
     });
   return given;
 }
@@ -383,11 +386,15 @@ SpoolResult spool_file(const SpoolJob& job) {
       }
       return true;
     };
-    // The line the reader just returned, validated here (or the over-long line's issue).
-    auto validate_here = [&](fhir::LineReader::Status st, std::string_view line,
-                             std::uint64_t line_no) {
+    // The line the reader just returned (`st`, `line`, `line_no` below), validated on this thread
+    // (or the over-long line's issue) and consumed.
+    std::string_view line;
+    std::uint64_t line_no = 0;
+    fhir::LineReader::Status st = fhir::LineReader::Status::eof;
+    auto consume_here = [&] {
       if (st != fhir::LineReader::Status::too_long)
-        return job.validator->validate_line(line, line_no, local_scratch());
+        return consume(job.validator->validate_line(line, line_no, local_scratch()), false, line,
+                       line_no, reader.verbatim_offset());
       fhir::Result r;
       r.line = line_no;
       r.issues.push_back(
@@ -395,7 +402,7 @@ SpoolResult spool_file(const SpoolJob& job) {
                       "line of " + std::to_string(reader.last_line_bytes()) +
                           " bytes exceeds the line size limit of " + std::to_string(max_line) +
                           " bytes; skipped without being held in memory, not kept"});
-      return r;
+      return consume(r, true, line, line_no, -1);
     };
 
     // The pass: lines are read in runs of about kBatchBytes. While an idle pool thread can help
@@ -403,8 +410,6 @@ SpoolResult spool_file(const SpoolJob& job) {
     // helpers, then consumed in order; otherwise each line is validated and consumed straight
     // from the reader's buffer (no copy). An over-long or large line is never copied.
     Batch batch;
-    std::string_view line;
-    std::uint64_t line_no = 0;
     bool eof = false;
     while (!eof) {
       if (job.cancel && job.cancel->load(std::memory_order_relaxed)) {
@@ -415,7 +420,6 @@ SpoolResult spool_file(const SpoolJob& job) {
       batch.clear();
       std::size_t taken = 0;
       bool held = false;  // a line left in the reader's buffer to validate here after the batch
-      fhir::LineReader::Status st = fhir::LineReader::Status::eof;
       while (taken < kBatchBytes) {
         st = reader.next(line, line_no);
         if (st == fhir::LineReader::Status::eof) {
@@ -435,9 +439,7 @@ SpoolResult spool_file(const SpoolJob& job) {
           held = true;  // after the lines before it
           break;
         }
-        if (!consume(validate_here(st, line, line_no), st == fhir::LineReader::Status::too_long,
-                     line, line_no, reader.verbatim_offset()))
-          return res;
+        if (!consume_here()) return res;
       }
       if (!batch.lines.empty()) {
         res.lines_helped += validate_batch(batch, *job.validator, job.help);
@@ -446,10 +448,7 @@ SpoolResult spool_file(const SpoolJob& job) {
           if (!consume(batch.results[i], false, batch.text(l), l.no, l.verbatim)) return res;
         }
       }
-      if (held &&
-          !consume(validate_here(st, line, line_no), st == fhir::LineReader::Status::too_long, line,
-                   line_no, reader.verbatim_offset()))
-        return res;
+      if (held && !consume_here()) return res;
     }
 
     // The source must still be what was taken: otherwise this export is superseded (never

@@ -42,6 +42,8 @@ class PoolHelp {
 
  private:
   static int cores_of(Job job) { return job == Job::spool ? 2 : 1; }
+  void count(int jobs, int cores);  // adds to both budgets' use
+  int free_locked() const;          // helpers both budgets allow (mu_ held)
   std::function<void(std::function<void()>)> post_;
   const int threads_, cores_;
   mutable std::mutex mu_;
@@ -116,7 +118,7 @@ struct SpoolResult {
   // record_spooled and removes it. Empty path: no anchor (import line N = source line N).
   std::filesystem::path line_map;
   std::int64_t line_anchors = 0;
-  // Lines validated by a helper thread rather than the owner (PoolHelp): for tests and the bench.
+  // Lines validated by a helper thread rather than the owner (PoolHelp): for tests.
   std::int64_t lines_helped = 0;
 };
 

@@ -67,10 +67,13 @@ struct SpoolWriter::Impl {
   uint64_t written = 0;  // compressed bytes written to the .tmp file
   uint64_t charged = 0;  // bytes added to the quota for this file
   uint64_t frame_start = 0;
-  std::vector<std::pair<uint64_t, uint64_t>> frame_ranges;  // compressed offset, size
-  bool frame_sha256 = false;                                // WriterOptions::frame_sha256
-  fe::Sha256 sha;                 // of the current frame's uncompressed bytes
-  std::vector<std::string> shas;  // each ended frame's, when frame_sha256
+  struct Ended {
+    uint64_t offset = 0, size = 0;  // compressed range
+    std::string sha256;             // of the uncompressed bytes, when frame_sha256
+  };
+  std::vector<Ended> ended;   // each frame, in order
+  bool frame_sha256 = false;  // WriterOptions::frame_sha256
+  fe::Sha256 sha;             // of the current frame's uncompressed bytes
   std::thread thread;
 
   Impl() {
@@ -187,15 +190,13 @@ struct SpoolWriter::Impl {
           if (frame_sha256) sha.update(c->data.get(), c->len);
           if (c->end_frame) {
             compress({}, true, final_path, tmp, quota);
-            frame_ranges.emplace_back(frame_start, written - frame_start);
-            if (frame_sha256) {
-              shas.push_back(sha.final_hex());  // final_hex starts the next frame's afresh
-              c->frame.sha256 = shas.back();
-            }
+            auto& e = ended.emplace_back(Ended{frame_start, written - frame_start, {}});
+            if (frame_sha256) e.sha256 = sha.final_hex();  // final_hex starts the next afresh
             if (on_frame) {
-              c->frame.compressed_offset = frame_start;
-              c->frame.compressed_size = written - frame_start;
-              on_frame(frame_ranges.size() - 1, c->frame);
+              c->frame.compressed_offset = e.offset;
+              c->frame.compressed_size = e.size;
+              c->frame.sha256 = e.sha256;
+              on_frame(ended.size() - 1, c->frame);
             }
             frame_start = written;
           }
@@ -312,14 +313,14 @@ const FrameIndex& SpoolWriter::finish() {
   if (finished_) return index_;
   if (in_frame_) end_frame();
   impl_->close();  // every frame compressed and written, or the compressor's error
-  if (impl_->frame_ranges.size() != index_.frames.size())
+  if (impl_->ended.size() != index_.frames.size())
     throw Error("spool: " + final_.string() + ": compressor ended " +
-                std::to_string(impl_->frame_ranges.size()) + " frames, expected " +
+                std::to_string(impl_->ended.size()) + " frames, expected " +
                 std::to_string(index_.frames.size()));
   for (size_t i = 0; i < index_.frames.size(); ++i) {
-    index_.frames[i].compressed_offset = impl_->frame_ranges[i].first;
-    index_.frames[i].compressed_size = impl_->frame_ranges[i].second;
-    if (opt_.frame_sha256) index_.frames[i].sha256 = impl_->shas.at(i);
+    index_.frames[i].compressed_offset = impl_->ended[i].offset;
+    index_.frames[i].compressed_size = impl_->ended[i].size;
+    index_.frames[i].sha256 = std::move(impl_->ended[i].sha256);
   }
   index_.compressed_size = impl_->written;
   if (opt_.fsync && ::fsync(impl_->fd) != 0) throw Error(sys_error("spool: cannot fsync", tmp_));
