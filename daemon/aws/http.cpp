@@ -358,6 +358,11 @@ void HttpEngine::Impl::finish(Transfer& t, CURLcode code) {
   } else if (t.sink_stopped) {
     r.error = HttpError::aborted;
     r.error_message = "response sink stopped the transfer";
+  } else if (t.resend_refused) {
+    r.error = HttpError::receive;
+    r.error_message =
+        "connection closed before any response (a reused connection); left to the "
+        "retry policy, not re-sent by curl";
   } else if (t.source_failed) {
     r.error = HttpError::body_source;
     r.error_message = "request body source failed";

@@ -50,6 +50,8 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     bool too_large = false;
     bool sink_stopped = false;
     bool source_failed = false;
+    int requests_started = 0;  // pre-request callbacks: 2 = curl's own re-send, refused
+    bool resend_refused = false;
     bool holds_slot = false;  // counted in its endpoint's `active`
     char errbuf[CURL_ERROR_SIZE] = {0};
 
@@ -129,6 +131,8 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
   void on_refill();
   void set_bandwidth(std::uint64_t base, std::vector<BandwidthWindow> schedule);
   static int seek_cb(void* userp, curl_off_t offset, int origin);
+  static int prereq_cb(void* userp, char* remote_ip, char* local_ip, int remote_port,
+                       int local_port);
 
   // --- readiness --------------------------------------------------------------------------
 

@@ -223,6 +223,20 @@ int HttpEngine::Impl::seek_cb(void* userp, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
+int HttpEngine::Impl::prereq_cb(void* userp, char*, char*, int, int) {
+  // curl re-sends a request by itself, on a fresh connection, when a reused one closes before any
+  // response byte ("Connection died, retrying a fresh connect", up to 5 times). That attempt is
+  // invisible to the retry policy (aws/retry.hpp): no backoff, no quota, not counted, so one
+  // logical request could reach the server max_attempts + 5 times. Refuse it: the transfer ends
+  // as a receive error and the policy decides whether, and when, to try again.
+  auto* t = static_cast<Transfer*>(userp);
+  if (++t->requests_started > 1) {
+    t->resend_refused = true;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
 bool HttpEngine::Impl::setup(Transfer& t) {
   t.easy = curl_easy_init();
   if (!t.easy) {
@@ -272,6 +286,8 @@ bool HttpEngine::Impl::setup(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Impl::prereq_cb);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
 
   const bool has_body = req.source.has_value() || req.method == "PUT" || req.method == "POST";
   if (req.method == "HEAD") {

@@ -274,6 +274,40 @@ TEST(HttpEngine, DroppedConnectionIsReceiveError) {
   EXPECT_TRUE(is_transient(r.error));
 }
 
+TEST(HttpEngine, DropOnAReusedConnectionIsLeftToTheRetryPolicyNotResentByCurl) {
+  // curl by itself re-sends a request whose reused connection closed before any response, on a
+  // fresh connection: an attempt the retry policy would never count. The engine refuses it.
+  std::atomic<int> seen{0};
+  LoopbackServer server([&](const Recorded&) {
+    Reply reply;
+    reply.drop = ++seen == 2;  // the first request opens the connection, the second is dropped
+    return reply;
+  });
+  boost::asio::io_context io;
+  HttpEngine engine(io);
+  for (const std::string body : {"", "a request body"}) {
+    seen = 0;
+    const std::size_t before = server.requests().size();
+    HttpRequest first;
+    first.url = server.url() + "/first";
+    ASSERT_TRUE(fetch(engine, first).ok());
+    HttpRequest second;
+    second.method = body.empty() ? "GET" : "PUT";
+    second.url = server.url() + "/second";
+    if (!body.empty()) second.source = BodySource::from_view(body);
+    auto r = fetch(engine, second);
+    EXPECT_EQ(r.error, HttpError::receive) << r.error_message;
+    EXPECT_TRUE(is_transient(r.error));
+    EXPECT_NE(r.error_message.find("reused connection"), std::string::npos) << r.error_message;
+    EXPECT_EQ(server.requests().size() - before, 2u) << "curl re-sent the dropped request";
+    EXPECT_EQ(seen.load(), 2);
+  }
+  // A fresh request afterwards goes through on a new connection.
+  HttpRequest again;
+  again.url = server.url() + "/again";
+  EXPECT_TRUE(fetch(engine, again).ok());
+}
+
 TEST(HttpEngine, StalledResponseHitsLowSpeedTimeout) {
   LoopbackServer server([](const Recorded&) {
     Reply reply;
