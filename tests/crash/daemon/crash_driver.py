@@ -349,12 +349,25 @@ def check_request_rate(work, reqs):
         rs.sort(key=t_end)
         attempts = 1
         skew_retries = 0  # a retry after a clock-skew correction is free (aws/retry.cpp, as the SDKs)
+        burst = [rs[0]]
+
+        def describe(b):  # each attempt of a burst: what failed it and the wait before the next
+            out = []
+            for i, x in enumerate(b):
+                why = x.get("error") or x.get("faults") or str(x["status"])
+                if i + 1 < len(b):
+                    nxt = b[i + 1]
+                    why += f", next after {t_end(nxt) - nxt.get('ms', 0) / 1000.0 - t_end(x):.3f}s"
+                out.append(f"{x['status']} {why}")
+            return "; ".join(out)
+
         for p, r in zip(rs, rs[1:]):
             start_r = t_end(r) - r.get("ms", 0) / 1000.0
             gap = start_r - t_end(p)
             restarted = any(t_end(p) - 0.5 <= s <= start_r + 0.5 for s in starts)
             if failed(p) and not restarted and gap <= MAX_BACKOFF + 1.0:
                 attempts += 1
+                burst.append(r)
                 retry_times.append(start_r)
                 if p.get("error") != "RequestTimeTooSkewed":  # corrected clock: retried at once
                     gaps[attempts - 1].append(max(0.0, gap))
@@ -362,8 +375,9 @@ def check_request_rate(work, reqs):
                     skew_retries += 1
                 if attempts - skew_retries > MAX_ATTEMPTS:
                     errors.append(f"{key[0]} {key[2] or key[5] or key[6] or ''}: {attempts} attempts in one "
-                                  f"burst (policy: {MAX_ATTEMPTS})")
+                                  f"burst (policy: {MAX_ATTEMPTS}): {describe(burst)}")
             else:
+                burst = [r]
                 if attempts > 1:
                     bursts += 1
                 attempts = 1
