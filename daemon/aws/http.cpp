@@ -358,7 +358,7 @@ void HttpEngine::Impl::finish(Transfer& t, CURLcode code) {
   } else if (t.sink_stopped) {
     r.error = HttpError::aborted;
     r.error_message = "response sink stopped the transfer";
-  } else if (t.resend_refused) {
+  } else if (t.requests_started > 1) {
     r.error = HttpError::receive;
     r.error_message =
         "connection closed before any response (a reused connection); left to the "

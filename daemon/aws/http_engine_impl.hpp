@@ -50,9 +50,8 @@ struct HttpEngine::Impl : std::enable_shared_from_this<Impl> {
     bool too_large = false;
     bool sink_stopped = false;
     bool source_failed = false;
-    int requests_started = 0;  // pre-request callbacks: 2 = curl's own re-send, refused
-    bool resend_refused = false;
-    bool holds_slot = false;  // counted in its endpoint's `active`
+    int requests_started = 0;  // pre-request callbacks; > 1: curl's own re-send, refused
+    bool holds_slot = false;   // counted in its endpoint's `active`
     char errbuf[CURL_ERROR_SIZE] = {0};
 
     ~Transfer() {

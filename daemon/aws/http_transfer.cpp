@@ -230,11 +230,7 @@ int HttpEngine::Impl::prereq_cb(void* userp, char*, char*, int, int) {
   // logical request could reach the server max_attempts + 5 times. Refuse it: the transfer ends
   // as a receive error and the policy decides whether, and when, to try again.
   auto* t = static_cast<Transfer*>(userp);
-  if (++t->requests_started > 1) {
-    t->resend_refused = true;
-    return CURL_PREREQFUNC_ABORT;
-  }
-  return CURL_PREREQFUNC_OK;
+  return ++t->requests_started > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
 bool HttpEngine::Impl::setup(Transfer& t) {

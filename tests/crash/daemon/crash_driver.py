@@ -332,6 +332,18 @@ def check_request_rate(work, reqs):
         return datetime.datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
             tzinfo=datetime.timezone.utc).timestamp()
 
+    def t_start(r):
+        return t_end(r) - r.get("ms", 0) / 1000.0
+
+    def describe(burst):  # each attempt of a burst: what failed it and the wait before the next
+        out = []
+        for x, nxt in zip(burst, burst[1:] + [None]):
+            why = x.get("error") or x.get("faults") or str(x["status"])
+            if nxt:
+                why += f", next after {t_start(nxt) - t_end(x):.3f}s"
+            out.append(f"{x['status']} {why}")
+        return "; ".join(out)
+
     def failed(r):
         return (r["status"] >= 500 or r["status"] == 429 or r.get("error") in RETRIED_ERRORS
                 or "drop" in (r.get("faults") or ""))
@@ -350,19 +362,8 @@ def check_request_rate(work, reqs):
         attempts = 1
         skew_retries = 0  # a retry after a clock-skew correction is free (aws/retry.cpp, as the SDKs)
         burst = [rs[0]]
-
-        def describe(b):  # each attempt of a burst: what failed it and the wait before the next
-            out = []
-            for i, x in enumerate(b):
-                why = x.get("error") or x.get("faults") or str(x["status"])
-                if i + 1 < len(b):
-                    nxt = b[i + 1]
-                    why += f", next after {t_end(nxt) - nxt.get('ms', 0) / 1000.0 - t_end(x):.3f}s"
-                out.append(f"{x['status']} {why}")
-            return "; ".join(out)
-
         for p, r in zip(rs, rs[1:]):
-            start_r = t_end(r) - r.get("ms", 0) / 1000.0
+            start_r = t_start(r)
             gap = start_r - t_end(p)
             restarted = any(t_end(p) - 0.5 <= s <= start_r + 0.5 for s in starts)
             if failed(p) and not restarted and gap <= MAX_BACKOFF + 1.0:
