@@ -26,7 +26,11 @@ struct Fd {
 
 }  // namespace
 
-FileDigest file_digest(const std::filesystem::path& path) {
+DigestScheme scheme_of(std::string_view digest) {
+  return digest.starts_with("sha256:") ? DigestScheme::legacy : DigestScheme::pieces;
+}
+
+FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
   // O_NONBLOCK + S_ISREG: a FIFO swapped in after the watcher looked must not block a pool
   // thread in open() or read().
   Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
@@ -39,9 +43,20 @@ FileDigest file_digest(const std::filesystem::path& path) {
   ::posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   // The size is hashed from the bytes actually read: a file that grows while it is hashed
   // yields a different digest rather than a torn one with a stale size.
-  fe::Sha256 content;
+  fe::Sha256 content;  // legacy: the whole content; pieces: the current piece
+  fe::Sha256 root;     // pieces: the piece digests
+  std::vector<fe::Sha256Digest> kept;
+  std::uint64_t in_piece = 0;
+  auto end_piece = [&] {
+    const auto d = content.final_digest();
+    root.update(d.data(), d.size());
+    if (kept.size() < kPiecesKept) kept.push_back(d);
+    in_piece = 0;
+  };
   FileDigest out;
-  std::vector<unsigned char> buf(1 << 20);  // fewer read() calls than 64 KiB; same bytes hashed
+  // 1 MiB reads: fewer read() calls than 64 KiB, and a divisor of kDigestPiece, so a read never
+  // straddles two pieces unless the kernel returns a short read.
+  std::vector<unsigned char> buf(1 << 20);
   for (;;) {
     ssize_t n = ::read(f.fd, buf.data(), buf.size());
     if (n < 0) {
@@ -50,14 +65,35 @@ FileDigest file_digest(const std::filesystem::path& path) {
                                std::strerror(errno));
     }
     if (n == 0) break;
-    content.update(buf.data(), static_cast<size_t>(n));
     out.size += static_cast<uint64_t>(n);
+    if (scheme == DigestScheme::legacy) {
+      content.update(buf.data(), static_cast<size_t>(n));
+      continue;
+    }
+    const unsigned char* p = buf.data();
+    auto left = static_cast<std::uint64_t>(n);
+    while (left > 0) {
+      const std::uint64_t take = std::min(left, kDigestPiece - in_piece);
+      content.update(p, static_cast<size_t>(take));
+      p += take;
+      left -= take;
+      in_piece += take;
+      if (in_piece == kDigestPiece) end_piece();
+    }
   }
-  out.sha256 = content.final_digest();
+  if (scheme == DigestScheme::legacy) {
+    out.root = content.final_digest();
+  } else {
+    if (in_piece > 0) end_piece();
+    out.root = root.final_digest();
+    out.pieces = std::make_shared<const std::vector<fe::Sha256Digest>>(std::move(kept));
+  }
+  if (::fstat(f.fd, &st) == 0) out.identity = fe::identity_of(st);
   return out;
 }
 
-std::string combine_digest(std::vector<std::pair<std::string, FileDigest>> files) {
+std::string combine_digest(std::vector<std::pair<std::string, FileDigest>> files,
+                           DigestScheme scheme) {
   std::sort(files.begin(), files.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   fe::Sha256 all;
@@ -67,18 +103,19 @@ std::string combine_digest(std::vector<std::pair<std::string, FileDigest>> files
     unsigned char size_be[8];
     for (int i = 0; i < 8; ++i) size_be[i] = static_cast<unsigned char>(d.size >> (56 - 8 * i));
     all.update(size_be, sizeof size_be);
-    all.update(d.sha256.data(), d.sha256.size());
+    all.update(d.root.data(), d.root.size());
   }
-  return "sha256:" + all.final_hex();
+  return (scheme == DigestScheme::legacy ? "sha256:" : "sha256-pieces:") + all.final_hex();
 }
 
-std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names) {
+std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names,
+                           DigestScheme scheme) {
   std::vector<std::pair<std::string, FileDigest>> files;
   for (auto& name : names) {
-    auto d = file_digest(dir / name);
+    auto d = file_digest(dir / name, scheme);
     files.emplace_back(std::move(name), d);
   }
-  return combine_digest(std::move(files));
+  return combine_digest(std::move(files), scheme);
 }
 
 std::string client_token(std::string_view pipeline, std::string_view source_path,

@@ -2,35 +2,66 @@
 // Content digest of an export (DESIGN "Units of work": identity = path + content digest), so a
 // re-delivered identical export is recognised and a changed one becomes a new export.
 //
-// SHA-256 over, for each file in byte-wise name order: the name, a NUL, the number of bytes read
-// as 8 bytes big-endian, then the SHA-256 of the content. Files are streamed in fixed 64 KiB reads
-// (memory does not grow with file size) and opened with O_NOFOLLOW (a symlink is an error, never
-// followed). Result: "sha256:" + 64 lower-case hex digits.
+// Two schemes; the string says which (its prefix), and a digest is only ever compared with one of
+// its own scheme:
+// - "sha256-pieces:" (DigestScheme::pieces, every export taken since issue 13): each file is cut
+//   into pieces of kDigestPiece bytes (the last one shorter; an empty file has none), each piece
+//   is SHA-256 hashed, and the file's root is the SHA-256 of its piece digests in order. Then
+//   SHA-256 over, for each file in byte-wise name order: the name, a NUL, the number of bytes read
+//   as 8 bytes big-endian, then the root. A piece is exactly one upload part at the default part
+//   size, so a part whose bytes are a piece of the source verbatim is signed with that piece's
+//   digest (FileDigest::pieces → spool::WriterOptions::known_sha256): over plain http, where every
+//   part's SHA-256 is signed, the bytes are hashed once instead of twice.
+// - "sha256:" (DigestScheme::legacy, journals from before): the same with the SHA-256 of the whole
+//   content in place of the root. A source path the journal holds with a legacy digest keeps being
+//   digested so (Journal::has_legacy_digest): an export taken before an upgrade is recognised
+//   after it and never imported twice.
+// Files are streamed in fixed reads (memory does not grow with file size) and opened with
+// O_NOFOLLOW (a symlink is an error, never followed).
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "common/file_identity.hpp"
 #include "common/hashing.hpp"
 
 namespace fe::journal {
 
+enum class DigestScheme { pieces, legacy };
+inline constexpr std::uint64_t kDigestPiece = 8ull << 20;  // = the default upload part size
+// Piece digests kept per file for the upload (FileDigest::pieces): 32 bytes each, so at most 128
+// KiB per file whatever its size; a file beyond 32 GiB has the rest hashed at spool time.
+inline constexpr std::size_t kPiecesKept = 4096;
+
+// The scheme a digest string was made with (its prefix).
+DigestScheme scheme_of(std::string_view digest);
+
 // `dir` holds the files; `names` are file names inside it (order does not matter). Throws
 // std::runtime_error naming the file on any I/O error.
-std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names);
+std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names,
+                           DigestScheme scheme = DigestScheme::pieces);
 
 // The same digest in two steps, so the files of an export can be hashed on different threads
 // (issue 13: a 1 GB export's digest is on the path to its import): file_digest per file (any
 // thread; throws like content_digest), then combine_digest over every file's (name, part) in any
-// order. content_digest(dir, names) == combine_digest({name, file_digest(dir / name)}...).
+// order. content_digest(dir, names, s) == combine_digest({name, file_digest(dir / name, s)}..., s).
 struct FileDigest {
-  fe::Sha256Digest sha256{};  // of the bytes read
-  uint64_t size = 0;          // bytes read
+  fe::Sha256Digest root{};  // pieces: SHA-256 of the piece digests; legacy: of the content
+  uint64_t size = 0;        // bytes read
+  // pieces: the SHA-256 of pieces 0, 1, ... (the first kPiecesKept), for the upload; null in the
+  // legacy scheme. Shared: the spool job of the file holds it until the file is spooled.
+  std::shared_ptr<const std::vector<fe::Sha256Digest>> pieces;
+  // fstat of the file once it was read: piece digests are used only for a file that still has it.
+  fe::FileIdentity identity;
 };
-FileDigest file_digest(const std::filesystem::path& path);
-std::string combine_digest(std::vector<std::pair<std::string, FileDigest>> files);
+FileDigest file_digest(const std::filesystem::path& path,
+                       DigestScheme scheme = DigestScheme::pieces);
+std::string combine_digest(std::vector<std::pair<std::string, FileDigest>> files,
+                           DigestScheme scheme = DigestScheme::pieces);
 
 // HealthLake ClientToken for an export version (DESIGN "HealthLake": 1-64 of [a-zA-Z0-9-],
 // derived from the export identity): "fe-" + the first 48 hex digits of

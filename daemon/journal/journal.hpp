@@ -272,6 +272,10 @@ class Journal {
   Taken take_export(std::string_view pipeline, std::string_view source_path,
                     std::string_view digest, std::string_view base_name,
                     const std::vector<std::pair<std::string, SourceIdentity>>& files);
+  // Whether any export or tombstone of this pipeline and source path has a digest of the legacy
+  // scheme ("sha256:", journal/digest.hpp): such a path is digested that way again, so an export
+  // taken before the digest changed is recognised after it.
+  bool has_legacy_digest(std::string_view pipeline, std::string_view source_path) const;
   std::optional<ExportRow> find_export(int64_t id) const;
   std::optional<ExportRow> find_export(std::string_view name) const;
   ExportRow get_export(int64_t id) const;  // throws when absent

@@ -49,6 +49,18 @@ std::vector<ExportRow> Journal::exports_in(ExportState state) const {
   return out;
 }
 
+bool Journal::has_legacy_digest(std::string_view pipeline, std::string_view source_path) const {
+  // substr, not LIKE: '_' would be a wildcard and LIKE is case-insensitive.
+  Stmt s(*this, schema_ >= 4
+                    ? "SELECT 1 FROM exports WHERE pipeline=?1 AND source_path=?2 AND "
+                      "substr(digest,1,7)='sha256:' UNION ALL SELECT 1 FROM tombstones WHERE "
+                      "pipeline=?1 AND source_path=?2 AND substr(digest,1,7)='sha256:'"
+                    : "SELECT 1 FROM exports WHERE pipeline=?1 AND source_path=?2 AND "
+                      "substr(digest,1,7)='sha256:'");
+  s.bind(1, pipeline).bind(2, source_path);
+  return s.step();
+}
+
 std::optional<ExportRow> Journal::find_tombstone(std::string_view name) const {
   if (schema_ < 4) return std::nullopt;
   Stmt s(*this, std::string("SELECT ") + detail::kTombstoneCols + " FROM tombstones WHERE name=?");

@@ -88,6 +88,11 @@ struct Run {
   upload::Outcome trail_outcome;     // their merged outcome
   bool importable = false;           // the export is `uploaded`: only trailing objects remain
   bool decide_when_drained = false;  // the import objects failed: decide once trail_ops is 0
+  // The piece digests of the files as the content digest read them (journal::FileDigest::pieces),
+  // by file name, for the files' first spool after the take: a verbatim part is then signed with
+  // its piece's digest, not hashed again (issue 13 item 4). Handed to the spool jobs and cleared
+  // by start_spool; a resume after a restart has none and hashes as it spools.
+  std::map<std::string, std::shared_ptr<const std::vector<fe::Sha256Digest>>> source_pieces;
 };
 
 // One configured pipeline: its config, validator and watcher.

@@ -28,11 +28,25 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
     again[key] = r;  // digest it again once the current pass is done
     return;
   }
+  // A path the journal holds with a digest of the legacy scheme is digested that way again, so an
+  // export taken before the scheme changed is recognised (journal/digest.hpp).
+  journal::DigestScheme scheme = journal::DigestScheme::pieces;
+  try {
+    if (c_.jr->has_legacy_digest(pname, r.path.string())) scheme = journal::DigestScheme::legacy;
+  } catch (const std::exception& e) {
+    // Without knowing the scheme an identical export could look new: not taken now; the
+    // watcher reports it again.
+    ++c_.stats.journal_errors;
+    log::error(std::string("journal: cannot look up earlier digests: ") + e.what(),
+               {{"EXPORT_ID", r.name}, {"PIPELINE", pname}});
+    return;
+  }
   digesting.insert(key);
   auto self = c_.weak_self.lock();
+  using Files = std::vector<std::pair<std::string, journal::FileDigest>>;
   // Back on the control thread with the export's digest (or why it could not be computed).
-  auto done = [self, pname, r, key](std::string digest, std::string error) {
-    asio::post(self->io, [self, pname, r, key, digest, error] {
+  auto done = [self, pname, r, key](std::string digest, std::string error, Files files) {
+    asio::post(self->io, [self, pname, r, key, digest, error, files = std::move(files)] {
       self->ingest->digesting.erase(key);
       if (self->stopping) return;
       if (!error.empty()) {
@@ -40,7 +54,7 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
         log::warning("cannot digest export: " + error,
                      {{"EXPORT_ID", r.name}, {"PIPELINE", pname}});
       } else {
-        self->ingest->take(pname, r, digest);
+        self->ingest->take(pname, r, digest, files);
       }
       if (auto it = self->ingest->again.find(key); it != self->ingest->again.end()) {
         auto next = it->second;
@@ -59,32 +73,34 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
   };
   auto parts = std::make_shared<Parts>();
   parts->left = r.files.size();
-  if (parts->left == 0) return done(journal::combine_digest({}), "");
+  if (parts->left == 0) return done(journal::combine_digest({}, scheme), "", {});
   const fs::path dir = r.single_file ? r.path.parent_path() : r.path;
   for (const auto& f : r.files) {
     c_.help->job_posted(PoolHelp::Job::digest);
-    asio::post(*c_.pool, [parts, done, help = c_.help.get(), path = dir / f.name, name = f.name] {
-      journal::FileDigest d;
-      std::string error;
-      try {
-        d = journal::file_digest(path);
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-      help->job_done(PoolHelp::Job::digest);
-      std::unique_lock lk(parts->mu);
-      if (!error.empty() && parts->error.empty()) parts->error = error;
-      parts->files.emplace_back(name, d);
-      if (--parts->left > 0) return;
-      lk.unlock();
-      if (!parts->error.empty()) return done("", parts->error);
-      done(journal::combine_digest(std::move(parts->files)), "");
-    });
+    asio::post(*c_.pool,
+               [parts, done, scheme, help = c_.help.get(), path = dir / f.name, name = f.name] {
+                 journal::FileDigest d;
+                 std::string error;
+                 try {
+                   d = journal::file_digest(path, scheme);
+                 } catch (const std::exception& e) {
+                   error = e.what();
+                 }
+                 help->job_done(PoolHelp::Job::digest);
+                 std::unique_lock lk(parts->mu);
+                 if (!error.empty() && parts->error.empty()) parts->error = error;
+                 parts->files.emplace_back(name, d);
+                 if (--parts->left > 0) return;
+                 lk.unlock();
+                 if (!parts->error.empty()) return done("", parts->error, {});
+                 auto digest = journal::combine_digest(parts->files, scheme);
+                 done(std::move(digest), "", std::move(parts->files));
+               });
   }
 }
 
-void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
-                  const std::string& digest) {
+void Ingest::take(const std::string& pname, const watch::ReadyExport& r, const std::string& digest,
+                  const std::vector<std::pair<std::string, journal::FileDigest>>& digested) {
   std::vector<std::pair<std::string, journal::SourceIdentity>> files;
   for (const auto& f : r.files)
     files.push_back({f.name, journal::SourceIdentity{f.identity.size, f.identity.mtime_ns,
@@ -141,6 +157,13 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r,
     return;
   }
   auto run = c_.make_run(t.row);
+  // Piece digests only of a file that was, when its digest was read, the very file taken.
+  for (const auto& [name, d] : digested) {
+    auto it = std::find_if(r.files.begin(), r.files.end(),
+                           [&name = name](const auto& f) { return f.name == name; });
+    if (d.pieces && it != r.files.end() && it->identity == d.identity)
+      run->source_pieces[name] = d.pieces;
+  }
   try {
     // What the watcher did not take stays visible in `status --export` (the log said it once).
     for (const auto& sk : r.skipped)
@@ -288,6 +311,9 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     // SHA-256; the last, smaller part may be signed, and the upload then hashes it itself.
     job.frame_sha256 = !c_.s3 || c_.s3->payload_mode_for(pipe->cfg.s3.bucket, job.part_size) ==
                                      aws::PayloadMode::signed_sha256;
+    if (job.frame_sha256)
+      if (auto it = run->source_pieces.find(f.name); it != run->source_pieces.end())
+        job.source_pieces = it->second;
     job.quota = c_.quota.get();
     job.cancel = &c_.cancel;
     job.help = c_.help.get();
@@ -312,6 +338,7 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
                  });
     });
   }
+  run->source_pieces.clear();  // each job holds its own until its file is spooled
   c_.changed();
   if (run->ops == 0) spool_done(run);
 }

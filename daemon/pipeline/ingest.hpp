@@ -4,12 +4,15 @@
 // files are validated and spooled.
 //
 //   on_ready     content digest on the worker pool (a second report of the same path while one
-//                is digested is queued and digested after it), then take() on the control thread
+//                is digested is queued and digested after it; the legacy scheme for a path the
+//                journal holds with a legacy digest, journal/digest.hpp), then take() on the
+//                control thread
 //   take         journal.take_export: an identical re-delivery is recognised (not redone), a
 //                changed one is a new version; on_changed: hold parks a new version whose
 //                earlier one got past spooling (hold_reason says what changed); files in
-//                subdirectories park the export
-//   start_spool  every pending file, largest first, to spool_file (spooler.hpp) on the pool; a
+//                subdirectories park the export; the files' piece digests go to the run
+//   start_spool  every pending file, largest first, to spool_file (spooler.hpp) on the pool, with
+//                its piece digests (a verbatim signed part is not hashed again); a
 //                file of several parts streams its import parts to the UploadStage as its frames
 //                are written (SpoolJob::on_import_frame → UploadStage::stream_part; streams()
 //                says which files)
@@ -30,6 +33,7 @@
 #include <set>
 #include <string>
 
+#include "journal/digest.hpp"
 #include "journal/journal.hpp"
 #include "pipeline/core.hpp"
 #include "pipeline/spooler.hpp"
@@ -49,7 +53,9 @@ class Ingest {
   void spool_done(std::shared_ptr<Run> run);
 
  private:
-  void take(const std::string& pname, const watch::ReadyExport& r, const std::string& digest);
+  // `files`: each file's digest (its piece digests go to the spool jobs).
+  void take(const std::string& pname, const watch::ReadyExport& r, const std::string& digest,
+            const std::vector<std::pair<std::string, journal::FileDigest>>& files = {});
   std::string hold_reason(const std::string& pname, const journal::ExportRow& row,
                           const watch::ReadyExport& r);
   // `where`: the source file's full path (log entries name it).

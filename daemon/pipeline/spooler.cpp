@@ -17,6 +17,7 @@
 
 #include "aws/crc32c.hpp"
 #include "fhir/internal.hpp"
+#include "journal/digest.hpp"
 #include "service/log.hpp"
 
 namespace fe::pipeline {
@@ -301,6 +302,10 @@ SpoolResult spool_file(const SpoolJob& job) {
     wo.frame_sha256 = false;  // rejected/: uploaded whole by PutObject, which hashes the file
     spool::WriterOptions import_wo = wo;
     import_wo.frame_sha256 = job.frame_sha256;
+    if (job.source_pieces && job.part_size == journal::kDigestPiece) {
+      import_wo.source_pieces = job.source_pieces;
+      import_wo.source_size = job.source.identity.size;
+    }
     auto import_file = spool::import_path(job.spool_dir, job.export_name, job.file_name);
     if (job.on_import_frame) {
       // The writer (and its thread) ends before this function returns, so `job` outlives it.

@@ -71,6 +71,11 @@ struct SpoolJob {
   // Record each import frame's SHA-256 for a signed upload (false: the parts go with the
   // unsigned-payload trailer, S3Client::payload_mode_for).
   bool frame_sha256 = true;
+  // The piece digests of the source from its content digest (journal::FileDigest::pieces), when
+  // this is the first spool of the file as digested: a verbatim import frame that is a piece is
+  // signed with its digest instead of being hashed again (spool::WriterOptions::source_pieces).
+  // Used only when part_size is the piece size (journal::kDigestPiece).
+  std::shared_ptr<const std::vector<fe::Sha256Digest>> source_pieces{};
   spool::Quota* quota = nullptr;
   bool fsync = true;
   const std::atomic<bool>* cancel = nullptr;  // daemon stopping: abandon (redone at next start)

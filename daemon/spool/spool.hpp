@@ -44,6 +44,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/hashing.hpp"
+
 namespace fe::spool {
 
 class Error : public std::runtime_error {
@@ -157,6 +159,17 @@ struct WriterOptions {
   // False when the parts will go STREAMING-UNSIGNED-PAYLOAD-TRAILER (no hash needed) and for
   // rejected-lines files (uploaded whole, hashed then): one pass over the bytes less.
   bool frame_sha256 = true;
+  // With frame_sha256: the SHA-256 of the source file's pieces as the content digest computed
+  // them before the file was taken (journal/digest.hpp: piece k = source bytes [k * part_size,
+  // (k + 1) * part_size), the last one ending at source_size), or null. A frame whose bytes are
+  // exactly piece k of the source, verbatim (Frame::source_offset == k * part_size and the same
+  // length), gets that digest and its bytes are not hashed a second time (issue 13 item 4: over
+  // plain http every part is signed). Used only when part_size is the piece size, and only for
+  // the source the digest read (the caller checks its identity). A frame that starts at a piece
+  // but then turns out not to be that piece (a line not kept) is left without a SHA-256: the
+  // upload hashes that one part itself.
+  std::shared_ptr<const std::vector<fe::Sha256Digest>> source_pieces{};
+  std::uint64_t source_size = 0;
   // Called on the compressor thread as soon as frame N (0-based, in order) is compressed and
   // written to the .tmp file, with its complete Frame (compressed range included). The bytes are
   // readable from the .tmp path (or, once finish() renamed it, from the final path) but not yet
@@ -202,6 +215,7 @@ class SpoolWriter {
   uint64_t frame_in_ = 0;  // uncompressed bytes in the current frame
   uint32_t frame_crc_ = 0;
   std::int64_t frame_source_ = -1;  // source offset of the current frame's byte 0, or -1
+  bool frame_known_ = false;        // the frame began at a piece of WriterOptions::source_pieces
   bool in_frame_ = false;
   bool finished_ = false;
 };

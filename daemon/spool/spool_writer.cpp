@@ -42,6 +42,7 @@ struct SpoolWriter::Impl {
     std::unique_ptr<char[]> data{new char[kChunk]};
     size_t len = 0;
     bool end_frame = false;  // the caller ended a frame after these bytes
+    bool known = false;      // its frame takes a known SHA-256 (Frame::sha256 at end_frame)
     Frame frame;             // end_frame: the frame as the caller knows it (no compressed range)
   };
 
@@ -81,7 +82,7 @@ struct SpoolWriter::Impl {
   }
 
   // Caller: a free chunk to fill; rethrows the compressor's error instead of waiting forever.
-  Chunk* take_free() {
+  Chunk* take_free(bool known) {
     std::unique_lock lk(mu);
     free_cv.wait(lk, [&] { return !spare.empty() || error; });
     if (error) std::rethrow_exception(error);
@@ -89,6 +90,7 @@ struct SpoolWriter::Impl {
     spare.pop_back();
     c->len = 0;
     c->end_frame = false;
+    c->known = known;
     return c;
   }
   void hand_off(Chunk* c) {
@@ -110,9 +112,11 @@ struct SpoolWriter::Impl {
     free_cv.wait(lk, [&] { return pending == 0 || error; });
     if (error) std::rethrow_exception(error);
   }
-  void append(std::string_view bytes) {
+  // `known`: the frame these bytes belong to takes a known SHA-256 (a chunk holds one frame's
+  // bytes only: every frame ends with mark_frame_end).
+  void append(std::string_view bytes, bool known) {
     while (!bytes.empty()) {
-      if (!filling) filling = take_free();
+      if (!filling) filling = take_free(known);
       size_t n = std::min(bytes.size(), kChunk - filling->len);
       std::memcpy(filling->data.get() + filling->len, bytes.data(), n);
       filling->len += n;
@@ -123,8 +127,8 @@ struct SpoolWriter::Impl {
       }
     }
   }
-  void mark_frame_end(const Frame& f) {
-    if (!filling) filling = take_free();
+  void mark_frame_end(const Frame& f, bool known) {
+    if (!filling) filling = take_free(known);
     filling->end_frame = true;
     filling->frame = f;
     hand_off(filling);
@@ -187,11 +191,14 @@ struct SpoolWriter::Impl {
       if (!error) {
         try {
           compress({c->data.get(), c->len}, false, final_path, tmp, quota);
-          if (frame_sha256) sha.update(c->data.get(), c->len);
+          if (frame_sha256 && !c->known) sha.update(c->data.get(), c->len);
           if (c->end_frame) {
             compress({}, true, final_path, tmp, quota);
             auto& e = ended.emplace_back(Ended{frame_start, written - frame_start, {}});
-            if (frame_sha256) e.sha256 = sha.final_hex();  // final_hex starts the next afresh
+            if (c->known)
+              e.sha256 = c->frame.sha256;  // the piece's digest, or "" (not the piece after all)
+            else if (frame_sha256)
+              e.sha256 = sha.final_hex();  // final_hex starts the next afresh
             if (on_frame) {
               c->frame.compressed_offset = e.offset;
               c->frame.compressed_size = e.size;
@@ -275,7 +282,15 @@ void SpoolWriter::end_frame() {
   f.uncompressed_size = frame_in_;
   f.crc32c = frame_crc_;
   f.source_offset = frame_source_;  // sha256: the compressor's (on_frame, finish())
-  impl_->mark_frame_end(f);
+  if (frame_known_) {
+    // Began at piece k of the source: its digest if the frame is that piece verbatim, else none
+    // (its bytes went by unhashed; the upload hashes this one part).
+    const std::uint64_t k = static_cast<std::uint64_t>(frame_source_) / opt_.part_size;
+    if (frame_source_ >= 0 &&
+        frame_in_ == std::min(opt_.part_size, opt_.source_size - k * opt_.part_size))
+      f.sha256 = fe::to_hex((*opt_.source_pieces)[k]);
+  }
+  impl_->mark_frame_end(f, frame_known_);
   index_.frames.push_back(f);
   index_.uncompressed_size += frame_in_;
   frame_in_ = 0;
@@ -288,6 +303,11 @@ void SpoolWriter::write(std::string_view bytes, std::int64_t source_offset) {
     if (!in_frame_) {
       begin_frame();
       frame_source_ = source_offset;
+      frame_known_ =
+          opt_.frame_sha256 && opt_.source_pieces && source_offset >= 0 &&
+          static_cast<std::uint64_t>(source_offset) % opt_.part_size == 0 &&
+          static_cast<std::uint64_t>(source_offset) < opt_.source_size &&
+          static_cast<std::uint64_t>(source_offset) / opt_.part_size < opt_.source_pieces->size();
     } else if (frame_source_ < 0 || source_offset < 0 ||
                source_offset != frame_source_ + static_cast<std::int64_t>(frame_in_)) {
       frame_source_ = -1;  // a gap (a line not kept, a changed terminator): not verbatim
@@ -295,7 +315,7 @@ void SpoolWriter::write(std::string_view bytes, std::int64_t source_offset) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(bytes.size(), opt_.part_size - frame_in_));
     auto chunk = bytes.substr(0, n);
     if (source_offset >= 0) source_offset += static_cast<std::int64_t>(n);
-    impl_->append(chunk);
+    impl_->append(chunk, frame_known_);
     frame_crc_ = fe::crc32c(chunk, frame_crc_);
     index_.crc32c = fe::crc32c(chunk, index_.crc32c);
     frame_in_ += n;

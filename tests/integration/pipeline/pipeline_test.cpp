@@ -8,9 +8,12 @@
 #include <boost/asio/io_context.hpp>
 
 #include "app/stages.hpp"
+#include "common/file_identity.hpp"
+#include "common/hashing.hpp"
 #include "component.hpp"
 #include "config/config.hpp"
 #include "harness.hpp"
+#include "journal/digest.hpp"
 #include "journal/journal.hpp"
 #include "spool/spool.hpp"
 
@@ -596,6 +599,126 @@ TEST_F(PipelineTest, FrameHashesAreRecordedOnlyForPartsThatAreSigned) {
     EXPECT_TRUE(*imp == body) << imp->size() << " vs " << body.size() << " bytes";
     fs::remove_all(root);
   }
+}
+
+// Issue 13 item 4: at the default part size (8 MiB, the content digest's piece) a signed import
+// part whose bytes are a piece of the source verbatim is signed with the digest the content digest
+// computed for that piece, not hashed again. healthlake-local checks every signed part's SHA-256
+// (a wrong one is refused with XAmzContentSHA256Mismatch), so the parts arriving signed and the
+// object being the source byte for byte is the proof that the right digests were used; each
+// frame's recorded SHA-256 is the piece's. A second file with a rejected line near its start has
+// no frame on the piece grid after it: its parts are hashed as they are spooled and arrive too.
+TEST_F(PipelineTest, SignedPartsThatArePiecesOfTheSourceUseTheContentDigestsPieces) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("pieces");
+  const std::uint64_t piece = fe::journal::kDigestPiece;
+  LocalS3 server(root / "s3", piece);
+  auto exp = root / "watch" / "pc";
+  generate(root / "gen", {"--patients", "10", "--seed", "5"});
+  const std::string obs = read_file(root / "gen" / "Observation.000.ndjson");
+  ASSERT_FALSE(obs.empty());
+  std::string body;
+  while (body.size() < 2 * piece + 4096) body += obs;
+  fs::create_directories(exp);
+  write_file(exp / "Observation.000.ndjson", body);
+  const std::string bad = "{\"resourceType\":\"Observation\",\"status\":\"bogus\"}\n";
+  const std::string with_reject = obs.substr(0, obs.find('\n') + 1) + bad + body;
+  write_file(exp / "Observation.001.ndjson", with_reject);
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  auto o = test_options();
+  o.auto_part_size = piece;
+  boost::asio::io_context io;
+  fe::app::Stages p(io, cfg, o);
+  p.start(cfg);
+  write_file(exp / ".done", "");
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(180))) << p.status_line();
+  stop_component(io, p);
+
+  auto sf = fe::spool::SpoolFile::open(
+      fe::spool::import_path(root / "spool", "pc", "Observation.000.ndjson"));
+  ASSERT_EQ(sf.frame_count(), 3u);
+  for (std::size_t k = 0; k < 3; ++k)
+    EXPECT_EQ(sf.index().frames[k].sha256,
+              fe::sha256_hex(std::string_view(body).substr(k * piece, piece)))
+        << "frame " << k;
+  std::map<std::string, std::size_t> signed_parts;
+  for (const auto& r : server.requests())
+    if (r.operation == "UploadPart") {
+      EXPECT_EQ(r.status, 200) << r.key << " part " << r.part_number;
+      EXPECT_EQ(r.payload, "hash") << r.key << " part " << r.part_number;
+      ++signed_parts[r.key];
+    }
+  EXPECT_EQ(signed_parts["exports/pc/import/Observation.000.ndjson"], 3u);
+  EXPECT_EQ(signed_parts["exports/pc/import/Observation.001.ndjson"], 3u);
+  S3Reader s3(server.endpoint());
+  auto imp = s3.get("exports/pc/import/Observation.000.ndjson");
+  ASSERT_TRUE(imp);
+  EXPECT_TRUE(*imp == body) << imp->size() << " vs " << body.size() << " bytes";
+  auto imp1 = s3.get("exports/pc/import/Observation.001.ndjson");
+  ASSERT_TRUE(imp1);
+  const std::string kept = obs.substr(0, obs.find('\n') + 1) + body;
+  EXPECT_TRUE(*imp1 == kept) << imp1->size() << " vs " << kept.size() << " bytes";
+  fs::remove_all(root);
+}
+
+// Upgrade across the digest change (issue 13 item 4): a journal from before holds an export with
+// a digest of the legacy scheme ("sha256:"). The start-up rescan digests that path with the
+// legacy scheme again and recognises the export: not taken a second time, nothing sent. A new
+// export path beside it is digested with the pieces scheme.
+TEST_F(PipelineTest, AnExportTakenBeforeTheDigestChangedIsRecognisedAfterIt) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("legacy");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "old";
+  generate(exp, {"--patients", "2", "--seed", "4", "--complete", "marker"});
+  std::vector<std::string> names;
+  std::vector<std::pair<std::string, fe::journal::SourceIdentity>> files;
+  for (const auto& e : fs::directory_iterator(exp))
+    if (e.path().extension() == ".ndjson") {
+      names.push_back(e.path().filename().string());
+      auto id = fe::identity_of(e.path()).value();
+      files.push_back({names.back(), {id.size, id.mtime_ns, id.inode, id.dev}});
+    }
+  ASSERT_FALSE(names.empty());
+  const auto legacy = fe::journal::content_digest(exp, names, fe::journal::DigestScheme::legacy);
+  ASSERT_EQ(legacy.rfind("sha256:", 0), 0u);
+  {
+    // What the daemon before the change left: the export imported under its legacy digest.
+    auto j = fe::journal::Journal::open(root / "journal.db");
+    auto t = j.take_export("test", exp.string(), legacy, "old", files);
+    for (auto st : {ExportState::complete, ExportState::spooling, ExportState::spooled,
+                    ExportState::uploading, ExportState::uploaded, ExportState::import_starting,
+                    ExportState::importing, ExportState::imported}) {
+      if (st == ExportState::import_starting) j.record_import_token(t.row.id, "tok-old", "old");
+      j.set_export_state(t.row.id, st);
+    }
+  }
+  auto fresh = root / "watch" / "fresh";
+  generate(fresh, {"--patients", "2", "--seed", "6", "--complete", "marker"});
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  boost::asio::io_context io;
+  fe::app::Stages p(io, cfg, test_options());
+  p.start(cfg);
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.stats().exports_seen_again == 1 && p.stats().exports_taken == 1; },
+      std::chrono::seconds(60)))
+      << p.status_line();
+  ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120))) << p.status_line();
+  stop_component(io, p);
+  auto rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& r : rows) {
+    if (r.name == "old") {
+      EXPECT_EQ(r.digest, legacy);
+      EXPECT_EQ(r.state, ExportState::imported);
+    } else {
+      EXPECT_EQ(r.name, "fresh");
+      EXPECT_EQ(r.digest.rfind("sha256-pieces:", 0), 0u) << r.digest;
+    }
+  }
+  for (const auto& r : server.requests())
+    EXPECT_EQ(r.key.find("exports/old/"), std::string::npos) << r.operation << " " << r.key;
+  fs::remove_all(root);
 }
 
 // Per-part overlap (issue 13 item 5): a file's import parts go up while the file is still being

@@ -475,8 +475,8 @@ TEST(Digest, StreamsContentAndNamesOrderIndependently) {
   auto d1 = content_digest(dir.path(), {"a.ndjson", "b.ndjson"});
   auto d2 = content_digest(dir.path(), {"b.ndjson", "a.ndjson"});
   EXPECT_EQ(d1, d2);
-  EXPECT_EQ(d1.rfind("sha256:", 0), 0u);
-  EXPECT_EQ(d1.size(), 7u + 64u);
+  EXPECT_EQ(d1.rfind("sha256-pieces:", 0), 0u);
+  EXPECT_EQ(d1.size(), 14u + 64u);
   write("b.ndjson", std::string(199999, 'x') + "y");
   EXPECT_NE(content_digest(dir.path(), {"a.ndjson", "b.ndjson"}), d1);
   // Moving a byte from one file to the next changes the digest (sizes are part of it).
@@ -493,8 +493,9 @@ TEST(Digest, StreamsContentAndNamesOrderIndependently) {
 // The digest is the export's identity in every journal: it must never change. Pinned to the value
 // of the documented format (digest.hpp) computed independently (Python hashlib), for files that
 // span several reads; the per-file form (file_digest + combine_digest, files hashed on different
-// threads, in any order) gives the same value.
-TEST(Digest, IsPinnedAndTheSameWhenFilesAreHashedSeparately) {
+// threads, in any order) gives the same value. The legacy scheme, which journals from before
+// issue 13 hold, keeps its value: a path taken with it is digested with it again.
+TEST(Digest, LegacySchemeIsPinnedAndTheSameWhenFilesAreHashedSeparately) {
   TempDir dir;
   std::string b(3 * 1024 * 1024 + 5, '\0');
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>((i * 7) % 251);
@@ -503,12 +504,53 @@ TEST(Digest, IsPinnedAndTheSameWhenFilesAreHashedSeparately) {
   std::ofstream(dir / "b.ndjson", std::ios::binary) << b;
   const std::string pinned =
       "sha256:3660bcdb463f422d41621417fa2609b121792a7734b057c066eba119b6d244dd";
-  EXPECT_EQ(content_digest(dir.path(), {"b.ndjson", "a.ndjson"}), pinned);
-  EXPECT_EQ(combine_digest({{"b.ndjson", file_digest(dir / "b.ndjson")},
+  const auto legacy = DigestScheme::legacy;
+  EXPECT_EQ(content_digest(dir.path(), {"b.ndjson", "a.ndjson"}, legacy), pinned);
+  EXPECT_EQ(combine_digest({{"b.ndjson", file_digest(dir / "b.ndjson", legacy)},
+                            {"a.ndjson", file_digest(dir / "a.ndjson", legacy)}},
+                           legacy),
+            pinned);
+  EXPECT_EQ(scheme_of(pinned), legacy);
+  EXPECT_EQ(file_digest(dir / "b.ndjson", legacy).size, b.size());
+  EXPECT_EQ(file_digest(dir / "b.ndjson", legacy).pieces, nullptr);
+  EXPECT_THROW(file_digest(dir / "missing.ndjson", legacy), std::runtime_error);
+}
+
+// The pieces scheme (digest.hpp), pinned the same way (Python hashlib over 8 MiB pieces), with a
+// file of three pieces (the last one 5 bytes), a one-piece file and an empty one (no piece). The
+// piece digests kept for the upload are the SHA-256 of each piece.
+TEST(Digest, PiecesSchemeIsPinnedAndKeepsEachPiecesDigest) {
+  TempDir dir;
+  std::string b(2 * kDigestPiece + 5, '\0');
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>((i * 7) % 251);
+  std::ofstream(dir / "a.ndjson", std::ios::binary)
+      << "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n";
+  std::ofstream(dir / "b.ndjson", std::ios::binary) << b;
+  std::ofstream(dir / "empty.ndjson", std::ios::binary);
+  const std::string pinned =
+      "sha256-pieces:a144b8bc4479484e7a6b44f0059a7c16353bea9b87fd2e5510ad21a709c86bdf";
+  EXPECT_EQ(content_digest(dir.path(), {"empty.ndjson", "b.ndjson", "a.ndjson"}), pinned);
+  const auto fb = file_digest(dir / "b.ndjson");
+  EXPECT_EQ(combine_digest({{"b.ndjson", fb},
+                            {"empty.ndjson", file_digest(dir / "empty.ndjson")},
                             {"a.ndjson", file_digest(dir / "a.ndjson")}}),
             pinned);
-  EXPECT_EQ(file_digest(dir / "b.ndjson").size, b.size());
-  EXPECT_THROW(file_digest(dir / "missing.ndjson"), std::runtime_error);
+  EXPECT_EQ(scheme_of(pinned), DigestScheme::pieces);
+  EXPECT_EQ(fb.size, b.size());
+  ASSERT_NE(fb.pieces, nullptr);
+  ASSERT_EQ(fb.pieces->size(), 3u);
+  EXPECT_EQ(fe::to_hex((*fb.pieces)[1]),
+            "14aa98719b2da55e54b9321f218ac5aa997980867a808fe7db00036421e184c0");
+  EXPECT_EQ((*fb.pieces)[0], fe::sha256(std::string_view(b).substr(0, kDigestPiece)));
+  EXPECT_EQ((*fb.pieces)[2], fe::sha256(std::string_view(b).substr(2 * kDigestPiece)));
+  EXPECT_EQ(file_digest(dir / "empty.ndjson").pieces->size(), 0u);
+  // The identity of the file as it was read: the pipeline hands piece digests on only for it.
+  EXPECT_EQ(fb.identity, fe::identity_of(dir / "b.ndjson"));
+  // The same content under the legacy scheme is another digest: the schemes never compare.
+  EXPECT_NE(
+      content_digest(dir.path(), {"empty.ndjson", "b.ndjson", "a.ndjson"}, DigestScheme::legacy)
+          .substr(7),
+      pinned.substr(14));
 }
 
 TEST(Digest, ClientTokenIsDeterministicAndWithinHealthLakeRules) {
@@ -574,8 +616,9 @@ TEST(Journal, ReaderWithoutWriteAccessToTheDirectoryCanReadStatus) {
 
 namespace {
 // An export walked to `state` through the legal transitions (import states get a token first).
-Taken walked(Journal& j, const std::string& name, ExportState last) {
-  auto t = j.take_export("p", "/in/" + name, "d-" + name, name, two_files());
+Taken walked(Journal& j, const std::string& name, ExportState last, std::string digest = {}) {
+  if (digest.empty()) digest = "d-" + name;
+  auto t = j.take_export("p", "/in/" + name, digest, name, two_files());
   for (auto s : {ExportState::complete, ExportState::spooling, ExportState::spooled,
                  ExportState::uploading, ExportState::uploaded, ExportState::import_starting,
                  ExportState::importing, ExportState::imported}) {
@@ -1023,4 +1066,23 @@ TEST(Journal, StatusShowsJobProgressAndTheMessageOfAFailedJob) {
             "import job job-p FAILED: No input files found at s3://b/prog/import/");
   EXPECT_EQ(std::string_view(x["import_job"]["message"]),
             "No input files found at s3://b/prog/import/");
+}
+
+// A path the journal holds with a legacy digest is digested with the legacy scheme again (the
+// pipeline asks has_legacy_digest first), so an export taken before the upgrade is recognised
+// after it, also once it was compacted to a tombstone; other paths and pipelines are not affected.
+TEST(Digest, LegacyDigestsAreFoundPerPipelineAndPathAlsoInTombstones) {
+  TempDir dir;
+  auto j = Journal::open(dir / "journal.db");
+  auto old = walked(j, "old", ExportState::imported, "sha256:aa").row;
+  walked(j, "new", ExportState::imported, "sha256-pieces:bb");
+  EXPECT_TRUE(j.has_legacy_digest("p", "/in/old"));
+  EXPECT_FALSE(j.has_legacy_digest("p", "/in/new"));
+  EXPECT_FALSE(j.has_legacy_digest("q", "/in/old"));
+  EXPECT_FALSE(j.has_legacy_digest("p", "/in/other"));
+  // Compacted (a newer import of the pipeline is kept): the tombstone still says legacy.
+  ASSERT_EQ(j.compact(std::chrono::seconds(0)), 1u);
+  ASSERT_FALSE(j.find_export(old.name));
+  EXPECT_TRUE(j.has_legacy_digest("p", "/in/old"));
+  EXPECT_TRUE(j.take_export("p", "/in/old", "sha256:aa", "old", two_files()).compacted);
 }

@@ -752,3 +752,101 @@ TEST(Spool, FrameSha256IsRecordedAndParsed) {
   bad.replace(bad.find(f.index().frames[1].sha256), 3, "xyz");
   EXPECT_THROW(FrameIndex::parse(bad, "bad.idx"), Incomplete);
 }
+
+// WriterOptions::source_pieces (issue 13 item 4): a frame that is piece k of the source verbatim
+// takes the digest the content digest computed for it, and its bytes are not hashed again. To show
+// that the given digest is taken, not recomputed, piece 1's is a wrong one on purpose: the frame
+// index records it as given (S3 would refuse such a part; the pipeline hands over only digests
+// of the very file it spools).
+TEST(Spool, AFrameThatIsAPieceOfTheSourceTakesThePiecesDigest) {
+  TempDir dir;
+  const uint64_t part = 32 * 1024;
+  const std::string data = make_ndjson(3 * part + 777, 9);
+  auto piece = [&](size_t k) { return std::string_view(data).substr(k * part, part); };
+  std::vector<fe::Sha256Digest> pieces;
+  for (size_t k = 0; k < 4; ++k) pieces.push_back(fe::sha256(piece(k)));
+  pieces[1].fill(0xab);
+  auto path = import_path(dir.path(), "e", "F.ndjson");
+  {
+    SpoolWriter w(path, {.part_size = part,
+                         .source_pieces = std::make_shared<std::vector<fe::Sha256Digest>>(pieces),
+                         .source_size = data.size()});
+    w.write(data, 0);  // verbatim from byte 0 of the source
+    w.finish();
+  }
+  auto f = SpoolFile::open(path);
+  ASSERT_EQ(f.frame_count(), 4u);
+  EXPECT_EQ(f.index().frames[0].sha256, fe::sha256_hex(piece(0)));
+  EXPECT_EQ(f.index().frames[1].sha256, fe::to_hex(pieces[1]));
+  EXPECT_NE(f.index().frames[1].sha256, fe::sha256_hex(piece(1)));
+  EXPECT_EQ(f.index().frames[3].sha256, fe::sha256_hex(piece(3)));  // the short last piece
+  // The bytes and their CRC32C are the data's, whatever digest was given.
+  std::string frame1;
+  f.read_frame(1, frame1);
+  EXPECT_EQ(frame1, piece(1));
+  EXPECT_EQ(f.index().frames[1].crc32c, fe::crc32c(piece(1)));
+}
+
+// A frame not exactly a piece is hashed from its bytes, never given a piece's digest:
+// - a frame that starts at a piece but loses a line on the way (a gap: not the piece) gets no
+//   digest at all (its bytes went by unhashed; the upload hashes that part itself);
+// - the frames after the gap start off the piece grid and are hashed as they are written;
+// - a last frame shorter than the last piece (bytes at the end of the source not kept) gets none;
+// - with frame_sha256 false nothing is hashed or given.
+// Every digest given here is a wrong one on purpose, so any use of one would show.
+TEST(Spool, AFrameThatIsNotExactlyAPieceIsNeverGivenItsDigest) {
+  TempDir dir;
+  const uint64_t part = 32 * 1024;
+  const std::string data = make_ndjson(4 * part, 11);
+  auto wrong = std::make_shared<std::vector<fe::Sha256Digest>>(8);
+  for (auto& d : *wrong) d.fill(0xcd);
+  const std::string wrong_hex = fe::to_hex((*wrong)[0]);
+  // Source = data with 100 bytes dropped at 1000 (a line not kept); the rest written verbatim.
+  {
+    auto path = import_path(dir.path(), "gap", "F.ndjson");
+    SpoolWriter w(path, {.part_size = part, .source_pieces = wrong, .source_size = data.size()});
+    w.write(std::string_view(data).substr(0, 1000), 0);
+    w.write(std::string_view(data).substr(1100), 1100);
+    const auto& idx = w.finish();
+    ASSERT_EQ(idx.frames.size(), 4u);
+    std::string kept = data.substr(0, 1000) + data.substr(1100);
+    EXPECT_EQ(idx.frames[0].sha256, "");  // began at piece 0, then the gap
+    for (size_t n = 1; n < 4; ++n) {
+      EXPECT_EQ(idx.frames[n].sha256, fe::sha256_hex(std::string_view(kept).substr(n * part, part)))
+          << "frame " << n;
+      EXPECT_NE(idx.frames[n].sha256, wrong_hex);
+    }
+  }
+  // The source is 10 bytes longer than what is written (a trailing blank line not kept): the
+  // last frame is not the last piece.
+  {
+    auto path = import_path(dir.path(), "short", "F.ndjson");
+    SpoolWriter w(path,
+                  {.part_size = part, .source_pieces = wrong, .source_size = data.size() - 100});
+    w.write(std::string_view(data).substr(0, data.size() - 110), 0);
+    const auto& idx = w.finish();
+    ASSERT_EQ(idx.frames.size(), 4u);
+    EXPECT_EQ(idx.frames[0].sha256, wrong_hex);
+    EXPECT_EQ(idx.frames[3].sha256, "");
+  }
+  // Not verbatim at all (source_offset -1, e.g. a gzip source): hashed, nothing given.
+  {
+    auto path = import_path(dir.path(), "copy", "F.ndjson");
+    SpoolWriter w(path, {.part_size = part, .source_pieces = wrong, .source_size = data.size()});
+    w.write(data);
+    const auto& idx = w.finish();
+    for (size_t n = 0; n < idx.frames.size(); ++n)
+      EXPECT_EQ(idx.frames[n].sha256,
+                fe::sha256_hex(std::string_view(data).substr(n * part, part)));
+  }
+  // frame_sha256 false (the parts go unsigned): no digest, given or computed.
+  {
+    auto path = import_path(dir.path(), "unsigned", "F.ndjson");
+    SpoolWriter w(path, {.part_size = part,
+                         .frame_sha256 = false,
+                         .source_pieces = wrong,
+                         .source_size = data.size()});
+    w.write(data, 0);
+    for (const auto& fr : w.finish().frames) EXPECT_EQ(fr.sha256, "");
+  }
+}
