@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -89,6 +90,78 @@ FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
     out.pieces = std::make_shared<const std::vector<fe::Sha256Digest>>(std::move(kept));
   }
   if (::fstat(f.fd, &st) == 0) out.identity = fe::identity_of(st);
+  return out;
+}
+
+PieceRange digest_pieces(const std::filesystem::path& path, std::uint64_t first,
+                         std::uint64_t count) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
+  if (f.fd < 0)
+    throw std::runtime_error("content digest: cannot open " + path.string() + ": " +
+                             std::strerror(errno));
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
+    throw std::runtime_error("content digest: " + path.string() + " is not a regular file");
+  const std::uint64_t start = first * kDigestPiece;
+  ::posix_fadvise(f.fd, static_cast<off_t>(start), 0, POSIX_FADV_SEQUENTIAL);
+  PieceRange out;
+  fe::Sha256 piece;
+  std::uint64_t in_piece = 0;
+  std::vector<unsigned char> buf(1 << 20);  // a divisor of kDigestPiece, as in file_digest
+  const std::uint64_t end = count > 0 ? count * kDigestPiece : UINT64_MAX;  // bytes of the range
+  while (out.bytes < end) {
+    const auto want = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), end - out.bytes));
+    ssize_t n = ::pread(f.fd, buf.data(), want, static_cast<off_t>(start + out.bytes));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("content digest: cannot read " + path.string() + ": " +
+                               std::strerror(errno));
+    }
+    if (n == 0) break;
+    out.bytes += static_cast<std::uint64_t>(n);
+    const unsigned char* p = buf.data();
+    auto left = static_cast<std::uint64_t>(n);
+    while (left > 0) {
+      const std::uint64_t take = std::min(left, kDigestPiece - in_piece);
+      piece.update(p, static_cast<size_t>(take));
+      p += take;
+      left -= take;
+      in_piece += take;
+      if (in_piece == kDigestPiece) {
+        out.pieces.push_back(piece.final_digest());
+        in_piece = 0;
+      }
+    }
+  }
+  if (in_piece > 0) {
+    if (count > 0)
+      throw std::runtime_error("content digest: " + path.string() + " changed while it was read");
+    out.pieces.push_back(piece.final_digest());
+  }
+  if (count > 0 && out.pieces.size() != count)
+    throw std::runtime_error("content digest: " + path.string() + " changed while it was read");
+  if (::fstat(f.fd, &st) == 0) out.identity = fe::identity_of(st);
+  return out;
+}
+
+FileDigest file_digest_of_pieces(const std::filesystem::path& path,
+                                 std::vector<PieceRange> ranges) {
+  FileDigest out;
+  fe::Sha256 root;
+  std::vector<fe::Sha256Digest> kept;
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    const auto& r = ranges[i];
+    if (i > 0 && !(r.identity == ranges[0].identity))
+      throw std::runtime_error("content digest: " + path.string() + " changed while it was read");
+    for (const auto& d : r.pieces) {
+      root.update(d.data(), d.size());
+      if (kept.size() < kPiecesKept) kept.push_back(d);
+    }
+    out.size += r.bytes;
+  }
+  out.root = root.final_digest();
+  out.pieces = std::make_shared<const std::vector<fe::Sha256Digest>>(std::move(kept));
+  if (!ranges.empty()) out.identity = ranges[0].identity;
   return out;
 }
 

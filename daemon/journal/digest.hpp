@@ -63,6 +63,22 @@ FileDigest file_digest(const std::filesystem::path& path,
 std::string combine_digest(std::vector<std::pair<std::string, FileDigest>> files,
                            DigestScheme scheme = DigestScheme::pieces);
 
+// A big file's pieces hashed in ranges on several threads (issue 13: one 1 GB file is digested
+// by both cores, not one). digest_pieces hashes pieces [first, first + count) with pread, or from
+// `first` to the end of the file when count is 0 (the last range: a file that grew is hashed to
+// its end, as file_digest does); a range that ends before count pieces (the file shrank) throws.
+// file_digest_of_pieces gives the FileDigest of the ranges in order, equal to
+// file_digest(path) of the same bytes; for a file of at most kPiecesKept pieces.
+struct PieceRange {
+  std::vector<fe::Sha256Digest> pieces;
+  std::uint64_t bytes = 0;    // bytes read
+  fe::FileIdentity identity;  // fstat once the range was read
+};
+PieceRange digest_pieces(const std::filesystem::path& path, std::uint64_t first,
+                         std::uint64_t count);
+// Throws when the ranges disagree on the file's identity (it changed while it was read).
+FileDigest file_digest_of_pieces(const std::filesystem::path& path, std::vector<PieceRange> ranges);
+
 // HealthLake ClientToken for an export version (DESIGN "HealthLake": 1-64 of [a-zA-Z0-9-],
 // derived from the export identity): "fe-" + the first 48 hex digits of
 // SHA-256(pipeline NUL source_path NUL digest NUL version). Deterministic, so a retry after a crash

@@ -63,39 +63,80 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
       }
     });
   };
-  // The files are hashed on the pool in parallel, one job each (a 1 GB export's digest is on
-  // the way to its import: the two workers halve it), and combined by the last one to finish.
+  // The files are hashed on the pool in parallel (a 1 GB export's digest is on the way to its
+  // import: the two workers halve it), a big file in ranges of its pieces so that one big file
+  // is hashed by both workers too (journal::digest_pieces; Options::digest_range_pieces, 64 MiB),
+  // and the digest is combined by the job that finishes last.
+  const std::uint64_t kRange = std::max<std::uint64_t>(1, c_.opt.digest_range_pieces);
   struct Parts {
     std::mutex mu;
-    std::vector<std::pair<std::string, journal::FileDigest>> files;
+    Files files;
+    std::map<std::string, std::vector<journal::PieceRange>> ranges;  // split files, in order
     std::string error;
     std::size_t left = 0;
   };
   auto parts = std::make_shared<Parts>();
-  parts->left = r.files.size();
-  if (parts->left == 0) return done(journal::combine_digest({}, scheme), "", {});
   const fs::path dir = r.single_file ? r.path.parent_path() : r.path;
+  struct Job {
+    std::string name;
+    std::size_t range = 0;    // index in Parts::ranges[name]
+    std::uint64_t first = 0;  // first piece
+    std::uint64_t count = 0;  // pieces; 0: to the end of the file
+    bool whole = true;        // file_digest of the whole file
+  };
+  std::vector<Job> jobs;
   for (const auto& f : r.files) {
+    const std::uint64_t pieces =
+        (f.identity.size + journal::kDigestPiece - 1) / journal::kDigestPiece;
+    if (scheme == journal::DigestScheme::legacy || pieces <= kRange ||
+        pieces > journal::kPiecesKept) {
+      jobs.push_back({f.name});
+      continue;
+    }
+    const std::size_t n = static_cast<std::size_t>((pieces + kRange - 1) / kRange);
+    parts->ranges[f.name].resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      jobs.push_back({f.name, i, i * kRange, i + 1 == n ? 0 : kRange, false});
+  }
+  parts->left = jobs.size();
+  if (parts->left == 0) return done(journal::combine_digest({}, scheme), "", {});
+  for (auto& job : jobs) {
     c_.help->job_posted(PoolHelp::Job::digest);
-    asio::post(*c_.pool,
-               [parts, done, scheme, help = c_.help.get(), path = dir / f.name, name = f.name] {
-                 journal::FileDigest d;
-                 std::string error;
-                 try {
-                   d = journal::file_digest(path, scheme);
-                 } catch (const std::exception& e) {
-                   error = e.what();
-                 }
-                 help->job_done(PoolHelp::Job::digest);
-                 std::unique_lock lk(parts->mu);
-                 if (!error.empty() && parts->error.empty()) parts->error = error;
-                 parts->files.emplace_back(name, d);
-                 if (--parts->left > 0) return;
-                 lk.unlock();
-                 if (!parts->error.empty()) return done("", parts->error, {});
-                 auto digest = journal::combine_digest(parts->files, scheme);
-                 done(std::move(digest), "", std::move(parts->files));
-               });
+    asio::post(*c_.pool, [parts, done, scheme, dir, help = c_.help.get(), job = std::move(job)] {
+      const fs::path path = dir / job.name;
+      journal::FileDigest d;
+      journal::PieceRange range;
+      std::string error;
+      try {
+        if (job.whole)
+          d = journal::file_digest(path, scheme);
+        else
+          range = journal::digest_pieces(path, job.first, job.count);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      help->job_done(PoolHelp::Job::digest);
+      std::unique_lock lk(parts->mu);
+      if (!error.empty() && parts->error.empty()) parts->error = error;
+      if (job.whole)
+        parts->files.emplace_back(job.name, std::move(d));
+      else
+        parts->ranges[job.name][job.range] = std::move(range);
+      if (--parts->left > 0) return;
+      lk.unlock();
+      if (parts->error.empty()) {
+        try {
+          for (auto& [name, ranges] : parts->ranges)
+            parts->files.emplace_back(
+                name, journal::file_digest_of_pieces(dir / name, std::move(ranges)));
+        } catch (const std::exception& e) {
+          parts->error = e.what();
+        }
+      }
+      if (!parts->error.empty()) return done("", parts->error, {});
+      auto digest = journal::combine_digest(parts->files, scheme);
+      done(std::move(digest), "", std::move(parts->files));
+    });
   }
 }
 

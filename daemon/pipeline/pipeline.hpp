@@ -98,6 +98,9 @@ struct Options {
   std::uint64_t min_part_size = 5ull << 20;
   // Auto part size: at least this, and large enough that a file stays under 10,000 parts.
   std::uint64_t auto_part_size = 8ull << 20;
+  // Content digest: a file of more pieces than this (journal::kDigestPiece each) is hashed in
+  // ranges of this many pieces, one pool job each, so one big file is digested by every worker.
+  std::uint64_t digest_range_pieces = 8;
   // First retry delay after an export's attempts ran out; doubles up to retry_max.
   std::chrono::milliseconds retry_base = std::chrono::minutes(1);
   std::chrono::milliseconds retry_max = std::chrono::minutes(30);

@@ -608,6 +608,7 @@ TEST_F(PipelineTest, FrameHashesAreRecordedOnlyForPartsThatAreSigned) {
 // object being the source byte for byte is the proof that the right digests were used; each
 // frame's recorded SHA-256 is the piece's. A second file with a rejected line near its start has
 // no frame on the piece grid after it: its parts are hashed as they are spooled and arrive too.
+// The files are digested in ranges of one piece (Options::digest_range_pieces), as a big file is.
 TEST_F(PipelineTest, SignedPartsThatArePiecesOfTheSourceUseTheContentDigestsPieces) {
   REQUIRE_TOOLS();
   auto root = temp_dir("pieces");
@@ -627,6 +628,7 @@ TEST_F(PipelineTest, SignedPartsThatArePiecesOfTheSourceUseTheContentDigestsPiec
   auto cfg = load(root, config_yaml(root, server.endpoint()));
   auto o = test_options();
   o.auto_part_size = piece;
+  o.digest_range_pieces = 1;  // each file's digest in one pool job per piece
   boost::asio::io_context io;
   fe::app::Stages p(io, cfg, o);
   p.start(cfg);
@@ -648,6 +650,11 @@ TEST_F(PipelineTest, SignedPartsThatArePiecesOfTheSourceUseTheContentDigestsPiec
       EXPECT_EQ(r.payload, "hash") << r.key << " part " << r.part_number;
       ++signed_parts[r.key];
     }
+  // The digest hashed in ranges on the pool is the digest of the files (journal/digest.hpp).
+  auto rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].digest,
+            fe::journal::content_digest(exp, {"Observation.000.ndjson", "Observation.001.ndjson"}));
   EXPECT_EQ(signed_parts["exports/pc/import/Observation.000.ndjson"], 3u);
   EXPECT_EQ(signed_parts["exports/pc/import/Observation.001.ndjson"], 3u);
   S3Reader s3(server.endpoint());

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <cctype>
 #include <fstream>
+#include <future>
 
 #include "journal/digest.hpp"
 #include "journal/journal.hpp"
@@ -1066,6 +1067,47 @@ TEST(Journal, StatusShowsJobProgressAndTheMessageOfAFailedJob) {
             "import job job-p FAILED: No input files found at s3://b/prog/import/");
   EXPECT_EQ(std::string_view(x["import_job"]["message"]),
             "No input files found at s3://b/prog/import/");
+}
+
+// One big file hashed in ranges of its pieces on several threads (digest_pieces, then
+// file_digest_of_pieces) is the same FileDigest as file_digest in one pass: root, size and piece
+// digests, however the ranges are cut; the last range reads to the end (a file that grew is
+// hashed whole); a range that finds fewer bytes than its pieces (the file shrank) throws, and so
+// do ranges that saw different identities (the file changed between them).
+TEST(Digest, PiecesHashedInRangesOnThreadsGiveTheSameDigest) {
+  TempDir dir;
+  std::string b(5 * kDigestPiece + 12345, '\0');
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>((i * 13) % 241);
+  const auto path = dir / "big.ndjson";
+  std::ofstream(path, std::ios::binary) << b;
+  const auto whole = file_digest(path);
+  for (std::uint64_t per : {1, 2, 4}) {
+    SCOPED_TRACE(per);
+    std::vector<std::future<PieceRange>> jobs;
+    const std::uint64_t pieces = 6;
+    for (std::uint64_t first = 0; first < pieces; first += per)
+      jobs.push_back(std::async(std::launch::async, [&, first] {
+        return digest_pieces(path, first, first + per >= pieces ? 0 : per);
+      }));
+    std::vector<PieceRange> ranges;
+    for (auto& j : jobs) ranges.push_back(j.get());
+    const auto d = file_digest_of_pieces(path, ranges);
+    EXPECT_EQ(d.root, whole.root);
+    EXPECT_EQ(d.size, b.size());
+    EXPECT_EQ(*d.pieces, *whole.pieces);
+    EXPECT_EQ(d.identity, whole.identity);
+    EXPECT_EQ(combine_digest({{"big.ndjson", d}}), content_digest(dir.path(), {"big.ndjson"}));
+  }
+  // The file shrank below a range's pieces.
+  EXPECT_THROW(digest_pieces(path, 4, 2), std::runtime_error);
+  EXPECT_EQ(digest_pieces(path, 4, 0).pieces.size(), 2u);
+  EXPECT_EQ(digest_pieces(path, 9, 0).bytes, 0u);  // beyond the end: nothing to the end
+  // Ranges that saw another file (or the same file rewritten).
+  auto a = digest_pieces(path, 0, 1);
+  auto rest = digest_pieces(path, 1, 0);
+  rest.identity.mtime_ns += 1;
+  EXPECT_THROW(file_digest_of_pieces(path, {a, rest}), std::runtime_error);
+  EXPECT_THROW(digest_pieces(dir / "missing", 0, 1), std::runtime_error);
 }
 
 // A path the journal holds with a legacy digest is digested with the legacy scheme again (the
