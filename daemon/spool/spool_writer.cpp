@@ -291,6 +291,9 @@ void SpoolWriter::end_frame() {
       f.sha256 = fe::to_hex((*opt_.source_pieces)[k]);
   }
   impl_->mark_frame_end(f, frame_known_);
+  // The whole content's CRC32C from the frame's (crc32c_combine): each byte is CRC'd once, on the
+  // thread that reads and validates the file, not twice.
+  index_.crc32c = fe::crc32c_combine(index_.crc32c, frame_crc_, frame_in_);
   index_.frames.push_back(f);
   index_.uncompressed_size += frame_in_;
   frame_in_ = 0;
@@ -317,7 +320,6 @@ void SpoolWriter::write(std::string_view bytes, std::int64_t source_offset) {
     if (source_offset >= 0) source_offset += static_cast<std::int64_t>(n);
     impl_->append(chunk, frame_known_);
     frame_crc_ = fe::crc32c(chunk, frame_crc_);
-    index_.crc32c = fe::crc32c(chunk, index_.crc32c);
     frame_in_ += n;
     bytes.remove_prefix(n);
     if (frame_in_ == opt_.part_size) end_frame();
