@@ -20,10 +20,61 @@ namespace {
 
 struct Fd {
   int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }  // returned by open_regular: one owner
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&&) = delete;
   ~Fd() {
     if (fd >= 0) ::close(fd);
   }
 };
+
+// The file opened for hashing. O_NONBLOCK + S_ISREG: a FIFO swapped in after the watcher looked
+// must not block a pool thread in open() or read(); O_NOFOLLOW: a symlink is an error.
+Fd open_regular(const std::filesystem::path& path) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
+  if (f.fd < 0)
+    throw std::runtime_error("content digest: cannot open " + path.string() + ": " +
+                             std::strerror(errno));
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
+    throw std::runtime_error("content digest: " + path.string() + " is not a regular file");
+  return f;
+}
+
+// Bytes in, one SHA-256 per kDigestPiece bytes out (on_piece), the last piece at finish().
+class PieceHasher {
+ public:
+  template <typename OnPiece>
+  void update(const unsigned char* p, std::uint64_t n, OnPiece&& on_piece) {
+    while (n > 0) {
+      const std::uint64_t take = std::min(n, kDigestPiece - in_piece_);
+      sha_.update(p, static_cast<size_t>(take));
+      p += take;
+      n -= take;
+      in_piece_ += take;
+      if (in_piece_ == kDigestPiece) {
+        on_piece(sha_.final_digest());
+        in_piece_ = 0;
+      }
+    }
+  }
+  bool partial() const { return in_piece_ > 0; }  // bytes of a piece not ended yet
+  template <typename OnPiece>
+  void finish(OnPiece&& on_piece) {
+    if (in_piece_ > 0) on_piece(sha_.final_digest());
+    in_piece_ = 0;
+  }
+
+ private:
+  fe::Sha256 sha_;
+  std::uint64_t in_piece_ = 0;
+};
+
+std::runtime_error changed_while_read(const std::filesystem::path& path) {
+  return std::runtime_error("content digest: " + path.string() + " changed while it was read");
+}
 
 }  // namespace
 
@@ -32,31 +83,20 @@ DigestScheme scheme_of(std::string_view digest) {
 }
 
 FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
-  // O_NONBLOCK + S_ISREG: a FIFO swapped in after the watcher looked must not block a pool
-  // thread in open() or read().
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
-  if (f.fd < 0)
-    throw std::runtime_error("content digest: cannot open " + path.string() + ": " +
-                             std::strerror(errno));
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
-    throw std::runtime_error("content digest: " + path.string() + " is not a regular file");
+  Fd f = open_regular(path);
   ::posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   // The size is hashed from the bytes actually read: a file that grows while it is hashed
   // yields a different digest rather than a torn one with a stale size.
-  fe::Sha256 content;  // legacy: the whole content; pieces: the current piece
-  fe::Sha256 root;     // pieces: the piece digests
+  fe::Sha256 content;  // legacy: of the whole content
+  PieceHasher pieces;
+  fe::Sha256 root;  // pieces: of the piece digests
   std::vector<fe::Sha256Digest> kept;
-  std::uint64_t in_piece = 0;
-  auto end_piece = [&] {
-    const auto d = content.final_digest();
+  auto end_piece = [&](const fe::Sha256Digest& d) {
     root.update(d.data(), d.size());
     if (kept.size() < kPiecesKept) kept.push_back(d);
-    in_piece = 0;
   };
   FileDigest out;
-  // 1 MiB reads: fewer read() calls than 64 KiB, and a divisor of kDigestPiece, so a read never
-  // straddles two pieces unless the kernel returns a short read.
+  // 1 MiB reads: fewer read() calls than 64 KiB.
   std::vector<unsigned char> buf(1 << 20);
   for (;;) {
     ssize_t n = ::read(f.fd, buf.data(), buf.size());
@@ -67,47 +107,32 @@ FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
     }
     if (n == 0) break;
     out.size += static_cast<uint64_t>(n);
-    if (scheme == DigestScheme::legacy) {
+    if (scheme == DigestScheme::legacy)
       content.update(buf.data(), static_cast<size_t>(n));
-      continue;
-    }
-    const unsigned char* p = buf.data();
-    auto left = static_cast<std::uint64_t>(n);
-    while (left > 0) {
-      const std::uint64_t take = std::min(left, kDigestPiece - in_piece);
-      content.update(p, static_cast<size_t>(take));
-      p += take;
-      left -= take;
-      in_piece += take;
-      if (in_piece == kDigestPiece) end_piece();
-    }
+    else
+      pieces.update(buf.data(), static_cast<std::uint64_t>(n), end_piece);
   }
   if (scheme == DigestScheme::legacy) {
     out.root = content.final_digest();
   } else {
-    if (in_piece > 0) end_piece();
+    pieces.finish(end_piece);
     out.root = root.final_digest();
     out.pieces = std::make_shared<const std::vector<fe::Sha256Digest>>(std::move(kept));
   }
+  struct stat st {};
   if (::fstat(f.fd, &st) == 0) out.identity = fe::identity_of(st);
   return out;
 }
 
 PieceRange digest_pieces(const std::filesystem::path& path, std::uint64_t first,
                          std::uint64_t count) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
-  if (f.fd < 0)
-    throw std::runtime_error("content digest: cannot open " + path.string() + ": " +
-                             std::strerror(errno));
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
-    throw std::runtime_error("content digest: " + path.string() + " is not a regular file");
+  Fd f = open_regular(path);
   const std::uint64_t start = first * kDigestPiece;
   ::posix_fadvise(f.fd, static_cast<off_t>(start), 0, POSIX_FADV_SEQUENTIAL);
   PieceRange out;
-  fe::Sha256 piece;
-  std::uint64_t in_piece = 0;
-  std::vector<unsigned char> buf(1 << 20);  // a divisor of kDigestPiece, as in file_digest
+  PieceHasher pieces;
+  auto end_piece = [&](const fe::Sha256Digest& d) { out.pieces.push_back(d); };
+  std::vector<unsigned char> buf(1 << 20);
   const std::uint64_t end = count > 0 ? count * kDigestPiece : UINT64_MAX;  // bytes of the range
   while (out.bytes < end) {
     const auto want = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), end - out.bytes));
@@ -119,27 +144,12 @@ PieceRange digest_pieces(const std::filesystem::path& path, std::uint64_t first,
     }
     if (n == 0) break;
     out.bytes += static_cast<std::uint64_t>(n);
-    const unsigned char* p = buf.data();
-    auto left = static_cast<std::uint64_t>(n);
-    while (left > 0) {
-      const std::uint64_t take = std::min(left, kDigestPiece - in_piece);
-      piece.update(p, static_cast<size_t>(take));
-      p += take;
-      left -= take;
-      in_piece += take;
-      if (in_piece == kDigestPiece) {
-        out.pieces.push_back(piece.final_digest());
-        in_piece = 0;
-      }
-    }
+    pieces.update(buf.data(), static_cast<std::uint64_t>(n), end_piece);
   }
-  if (in_piece > 0) {
-    if (count > 0)
-      throw std::runtime_error("content digest: " + path.string() + " changed while it was read");
-    out.pieces.push_back(piece.final_digest());
-  }
-  if (count > 0 && out.pieces.size() != count)
-    throw std::runtime_error("content digest: " + path.string() + " changed while it was read");
+  // A range of `count` pieces ends on a whole piece; only the last range (to the end) may not.
+  if (count > 0 && (pieces.partial() || out.pieces.size() != count)) throw changed_while_read(path);
+  pieces.finish(end_piece);
+  struct stat st {};
   if (::fstat(f.fd, &st) == 0) out.identity = fe::identity_of(st);
   return out;
 }
@@ -151,8 +161,7 @@ FileDigest file_digest_of_pieces(const std::filesystem::path& path,
   std::vector<fe::Sha256Digest> kept;
   for (std::size_t i = 0; i < ranges.size(); ++i) {
     const auto& r = ranges[i];
-    if (i > 0 && !(r.identity == ranges[0].identity))
-      throw std::runtime_error("content digest: " + path.string() + " changed while it was read");
+    if (i > 0 && !(r.identity == ranges[0].identity)) throw changed_while_read(path);
     for (const auto& d : r.pieces) {
       root.update(d.data(), d.size());
       if (kept.size() < kPiecesKept) kept.push_back(d);

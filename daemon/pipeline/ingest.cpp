@@ -67,7 +67,7 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
   // import: the two workers halve it), a big file in ranges of its pieces so that one big file
   // is hashed by both workers too (journal::digest_pieces; Options::digest_range_pieces, 64 MiB),
   // and the digest is combined by the job that finishes last.
-  const std::uint64_t kRange = std::max<std::uint64_t>(1, c_.opt.digest_range_pieces);
+  const std::uint64_t range_pieces = std::max<std::uint64_t>(1, c_.opt.digest_range_pieces);
   struct Parts {
     std::mutex mu;
     Files files;
@@ -88,15 +88,15 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
   for (const auto& f : r.files) {
     const std::uint64_t pieces =
         (f.identity.size + journal::kDigestPiece - 1) / journal::kDigestPiece;
-    if (scheme == journal::DigestScheme::legacy || pieces <= kRange ||
+    if (scheme == journal::DigestScheme::legacy || pieces <= range_pieces ||
         pieces > journal::kPiecesKept) {
       jobs.push_back({f.name});
       continue;
     }
-    const std::size_t n = static_cast<std::size_t>((pieces + kRange - 1) / kRange);
+    const std::size_t n = static_cast<std::size_t>((pieces + range_pieces - 1) / range_pieces);
     parts->ranges[f.name].resize(n);
     for (std::size_t i = 0; i < n; ++i)
-      jobs.push_back({f.name, i, i * kRange, i + 1 == n ? 0 : kRange, false});
+      jobs.push_back({f.name, i, i * range_pieces, i + 1 == n ? 0 : range_pieces, false});
   }
   parts->left = jobs.size();
   if (parts->left == 0) return done(journal::combine_digest({}, scheme), "", {});
@@ -218,6 +218,7 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r, const s
   if (!r.nested.empty()) {
     // Files below a subdirectory are not taken (the spool and S3 layout are flat): importing
     // the top level alone would report the export imported without them. Parked, saying which.
+    run->source_pieces.clear();  // a retry imports the top level; it hashes as it spools
     std::string list;
     for (const auto& n : r.nested) list += (list.empty() ? "" : ", ") + n;
     return c_.upload->park(run,
