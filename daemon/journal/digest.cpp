@@ -79,7 +79,7 @@ std::runtime_error changed_while_read(const std::filesystem::path& path) {
 }  // namespace
 
 DigestScheme scheme_of(std::string_view digest) {
-  return digest.starts_with("sha256:") ? DigestScheme::legacy : DigestScheme::pieces;
+  return digest.starts_with(kLegacyDigestPrefix) ? DigestScheme::legacy : DigestScheme::pieces;
 }
 
 FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
@@ -187,7 +187,8 @@ std::string combine_digest(std::vector<std::pair<std::string, FileDigest>> files
     all.update(size_be, sizeof size_be);
     all.update(d.root.data(), d.root.size());
   }
-  return (scheme == DigestScheme::legacy ? "sha256:" : "sha256-pieces:") + all.final_hex();
+  return std::string(scheme == DigestScheme::legacy ? kLegacyDigestPrefix : kPiecesDigestPrefix) +
+         all.final_hex();
 }
 
 std::string content_digest(const std::filesystem::path& dir, std::vector<std::string> names,

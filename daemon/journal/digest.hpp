@@ -10,7 +10,7 @@
 //   SHA-256 over, for each file in byte-wise name order: the name, a NUL, the number of bytes read
 //   as 8 bytes big-endian, then the root. A piece is exactly one upload part at the default part
 //   size, so a part whose bytes are a piece of the source verbatim is signed with that piece's
-//   digest (FileDigest::pieces → spool::WriterOptions::known_sha256): over plain http, where every
+//   digest (FileDigest::pieces → spool::WriterOptions::source_pieces): over plain http, where every
 //   part's SHA-256 is signed, the bytes are hashed once instead of twice.
 // - "sha256:" (DigestScheme::legacy, journals from before): the same with the SHA-256 of the whole
 //   content in place of the root. A source path the journal holds with a legacy digest keeps being
@@ -32,6 +32,8 @@
 namespace fe::journal {
 
 enum class DigestScheme { pieces, legacy };
+inline constexpr std::string_view kLegacyDigestPrefix = "sha256:";
+inline constexpr std::string_view kPiecesDigestPrefix = "sha256-pieces:";
 inline constexpr std::uint64_t kDigestPiece = 8ull << 20;  // = the default upload part size
 // Piece digests kept per file for the upload (FileDigest::pieces): 32 bytes each, so at most 128
 // KiB per file whatever its size; a file beyond 32 GiB has the rest hashed at spool time.

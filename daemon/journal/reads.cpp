@@ -3,6 +3,7 @@
 // each query knows which columns and tables a version has.
 #include <algorithm>
 
+#include "journal/digest.hpp"
 #include "journal/sql.hpp"
 
 namespace fe::journal {
@@ -53,11 +54,11 @@ bool Journal::has_legacy_digest(std::string_view pipeline, std::string_view sour
   // substr, not LIKE: '_' would be a wildcard and LIKE is case-insensitive.
   Stmt s(*this, schema_ >= 4
                     ? "SELECT 1 FROM exports WHERE pipeline=?1 AND source_path=?2 AND "
-                      "substr(digest,1,7)='sha256:' UNION ALL SELECT 1 FROM tombstones WHERE "
-                      "pipeline=?1 AND source_path=?2 AND substr(digest,1,7)='sha256:'"
+                      "substr(digest,1,length(?3))=?3 UNION ALL SELECT 1 FROM tombstones WHERE "
+                      "pipeline=?1 AND source_path=?2 AND substr(digest,1,length(?3))=?3"
                     : "SELECT 1 FROM exports WHERE pipeline=?1 AND source_path=?2 AND "
-                      "substr(digest,1,7)='sha256:'");
-  s.bind(1, pipeline).bind(2, source_path);
+                      "substr(digest,1,length(?3))=?3");
+  s.bind(1, pipeline).bind(2, source_path).bind(3, kLegacyDigestPrefix);
   return s.step();
 }
 

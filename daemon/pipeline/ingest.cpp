@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string_view>
 
 #include "aws/crc32c.hpp"
 #include "aws/s3.hpp"
@@ -198,11 +199,13 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r, const s
     return;
   }
   auto run = c_.make_run(t.row);
-  // Piece digests only of a file that was, when its digest was read, the very file taken.
+  // Piece digests only of a file that was, when its digest was read, the very file taken (one
+  // lookup by name each: an export may have 10,000 files).
+  std::map<std::string_view, const FileIdentity*> taken;
+  for (const auto& f : r.files) taken.emplace(f.name, &f.identity);
   for (const auto& [name, d] : digested) {
-    auto it = std::find_if(r.files.begin(), r.files.end(),
-                           [&name = name](const auto& f) { return f.name == name; });
-    if (d.pieces && it != r.files.end() && it->identity == d.identity)
+    auto it = taken.find(name);
+    if (d.pieces && it != taken.end() && *it->second == d.identity)
       run->source_pieces[name] = d.pieces;
   }
   try {
@@ -353,9 +356,8 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     // SHA-256; the last, smaller part may be signed, and the upload then hashes it itself.
     job.frame_sha256 = !c_.s3 || c_.s3->payload_mode_for(pipe->cfg.s3.bucket, job.part_size) ==
                                      aws::PayloadMode::signed_sha256;
-    if (job.frame_sha256)
-      if (auto it = run->source_pieces.find(f.name); it != run->source_pieces.end())
-        job.source_pieces = it->second;
+    if (auto it = run->source_pieces.find(f.name); it != run->source_pieces.end())
+      job.source_pieces = it->second;  // used only with frame_sha256 (WriterOptions)
     job.quota = c_.quota.get();
     job.cancel = &c_.cancel;
     job.help = c_.help.get();
