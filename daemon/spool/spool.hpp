@@ -211,9 +211,8 @@ class SpoolWriter {
   WriterOptions opt_;
   struct Impl;  // the compressor thread, its hand-off queue and what only it touches
   std::unique_ptr<Impl> impl_;
-  FrameIndex index_;       // the frames' compressed ranges are filled in by finish()
-  uint64_t frame_in_ = 0;  // uncompressed bytes in the current frame
-  uint32_t frame_crc_ = 0;
+  FrameIndex index_;                // the frames' compressed ranges are filled in by finish()
+  uint64_t frame_in_ = 0;           // uncompressed bytes in the current frame
   std::int64_t frame_source_ = -1;  // source offset of the current frame's byte 0, or -1
   bool frame_known_ = false;        // the frame began at a piece of WriterOptions::source_pieces
   bool in_frame_ = false;

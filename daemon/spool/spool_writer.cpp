@@ -60,6 +60,12 @@ struct SpoolWriter::Impl {
   // The caller's side.
   Chunk chunks[kChunks];
   Chunk* filling = nullptr;
+  // The current frame's CRC32C, over filling's bytes up to crc_done. It is taken once per full
+  // chunk and at the frame's end, while the chunk is hot in cache, not once per write: the
+  // pipeline writes each line and its "\n" separately, and per call ISA-L's CRC costs about
+  // twice the bytes it hashes at FHIR's ~750-byte lines (bench/e2e/README.md, session 14).
+  uint32_t crc = 0;
+  size_t crc_done = 0;
 
   // The compressor's side (read by finish() after the join).
   std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx;
@@ -122,10 +128,24 @@ struct SpoolWriter::Impl {
       filling->len += n;
       bytes.remove_prefix(n);
       if (filling->len == kChunk) {
+        fold_crc();
         hand_off(filling);
         filling = nullptr;
+        crc_done = 0;
       }
     }
+  }
+  void fold_crc() {
+    if (!filling) return;
+    crc = fe::crc32c(filling->data.get() + crc_done, filling->len - crc_done, crc);
+    crc_done = filling->len;
+  }
+  // Caller, at a frame's end: the frame's CRC32C; the next frame starts from 0.
+  uint32_t take_frame_crc() {
+    fold_crc();
+    const uint32_t c = crc;
+    crc = 0;
+    return c;
   }
   void mark_frame_end(const Frame& f, bool known) {
     if (!filling) filling = take_free(known);
@@ -133,6 +153,7 @@ struct SpoolWriter::Impl {
     filling->frame = f;
     hand_off(filling);
     filling = nullptr;
+    crc_done = 0;
   }
   // Caller: no more chunks; waits for the compressor and rethrows its error.
   void close() {
@@ -271,7 +292,6 @@ void SpoolWriter::begin_frame() {
     if (opt_.quota->used() + impl_->queued() >= opt_.quota->max_bytes()) impl_->drain();
     opt_.quota->wait_for_room();
   }
-  frame_crc_ = 0;
   frame_in_ = 0;
   in_frame_ = true;
 }
@@ -280,7 +300,7 @@ void SpoolWriter::end_frame() {
   Frame f;  // its compressed range comes from the compressor thread (on_frame, finish())
   f.uncompressed_offset = index_.uncompressed_size;
   f.uncompressed_size = frame_in_;
-  f.crc32c = frame_crc_;
+  f.crc32c = impl_->take_frame_crc();
   f.source_offset = frame_source_;  // sha256: the compressor's (on_frame, finish())
   if (frame_known_) {
     // Began at piece k of the source: its digest if the frame is that piece verbatim, else none
@@ -293,7 +313,7 @@ void SpoolWriter::end_frame() {
   impl_->mark_frame_end(f, frame_known_);
   // The whole content's CRC32C from the frame's (crc32c_combine): each byte is CRC'd once, on the
   // thread that reads and validates the file, not twice.
-  index_.crc32c = fe::crc32c_combine(index_.crc32c, frame_crc_, frame_in_);
+  index_.crc32c = fe::crc32c_combine(index_.crc32c, f.crc32c, frame_in_);
   index_.frames.push_back(f);
   index_.uncompressed_size += frame_in_;
   frame_in_ = 0;
@@ -319,7 +339,6 @@ void SpoolWriter::write(std::string_view bytes, std::int64_t source_offset) {
     auto chunk = bytes.substr(0, n);
     if (source_offset >= 0) source_offset += static_cast<std::int64_t>(n);
     impl_->append(chunk, frame_known_);
-    frame_crc_ = fe::crc32c(chunk, frame_crc_);
     frame_in_ += n;
     bytes.remove_prefix(n);
     if (frame_in_ == opt_.part_size) end_frame();
