@@ -4,7 +4,9 @@
 
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "fhir/schema.hpp"
 #include "fhir/validator.hpp"
 
 namespace fe::fhir {
@@ -124,6 +126,50 @@ TEST(Schema, EvidenceVariableIsR4NotMedplumsLaterShape) {
                "EvidenceVariable.characteristic[0].definition[x]");
   expect_error(R"({"resourceType":"EvidenceVariable","status":"draft"})", code::required,
                "EvidenceVariable.characteristic");
+}
+
+// Schema::find holds up to 24 bytes of each name in its slot and compares the tail of a longer
+// one with the element's name: every element is found under its own type, and a name that
+// differs in one byte anywhere (first, middle, last, past the 24th), is one byte longer or
+// shorter, or belongs to another type is not that element.
+TEST(Schema, FindLooksUpEveryElementAndNoNearMiss) {
+  const schema::Schema& s = schema::core();
+  size_t checked = 0, long_names = 0;
+  for (uint32_t t = 0; t < s.types.size(); t++) {
+    const schema::Type& ty = s.types[t];
+    for (uint32_t e = ty.first; e < ty.first + ty.count; e++) {
+      const std::string name(s.elements[e].name);
+      ASSERT_EQ(s.find(t, name), static_cast<int32_t>(e)) << ty.name << "." << name;
+      long_names += name.size() > 24;
+      std::vector<std::string> near;
+      for (size_t i : {size_t{0}, name.size() / 2, name.size() - 1, size_t{24}, size_t{30}}) {
+        if (i >= name.size()) continue;
+        std::string m = name;
+        m[i] = m[i] == '~' ? '}' : '~';  // no FHIR element name has these
+        near.push_back(m);
+      }
+      near.push_back(name + "x");
+      near.push_back(name.substr(0, name.size() - 1));
+      for (const auto& m : near) {
+        int32_t got = s.find(t, m);
+        EXPECT_TRUE(got < 0 || s.elements[static_cast<size_t>(got)].name == m)
+            << ty.name << "." << name << " found for '" << m << "'";
+      }
+      // The same name under a type that has no such element.
+      const uint32_t other = s.extension_type == t ? s.coding_type : s.extension_type;
+      int32_t got = s.find(other, name);
+      EXPECT_TRUE(got < 0 ||
+                  (s.elements[static_cast<size_t>(got)].name == name &&
+                   static_cast<uint32_t>(got) >= s.types[other].first &&
+                   static_cast<uint32_t>(got) < s.types[other].first + s.types[other].count))
+          << name << " of " << ty.name << " found in " << s.types[other].name;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, s.elements.size());
+  EXPECT_GT(long_names, 0u);  // the tail comparison was exercised
+  EXPECT_EQ(s.find(s.extension_type, std::string(300, 'u')), -1);
+  EXPECT_EQ(s.find(s.extension_type, ""), -1);
 }
 
 TEST(Properties, UnknownAreRejected) {
