@@ -232,10 +232,11 @@ while True:
     time.sleep(0.1)
 PY
 }
-T_STARTED= T_DONE= s=
+T_STARTED= T_DONE= s= CPU_AT_START=
 while read -r t s; do
   if [[ -z $T_STARTED && ($s == importing || $s == imported || $s == import_failed) ]]; then
     T_STARTED=$t
+    CPU_AT_START=$(fe_cpu) # within ~0.1 s of the Start (the journal poll's period)
     stop_hll_perf
   fi
   [[ $s == imported || $s == import_failed ]] && { T_DONE=$t; break; }
@@ -244,6 +245,7 @@ while read -r t s; do
 done < <(poll_states)
 [[ -n $T_DONE ]] || { echo "journal poll ended without an outcome"; exit 1; }
 CPU_IN_WINDOW=$(echo "$(fe_cpu) - $CPU_AT_DROP" | bc -l)
+CPU_TO_START=$(echo "$CPU_AT_START - $CPU_AT_DROP" | bc -l)
 if [[ -n $PERF_PID ]]; then
   kill -INT "$PERF_PID"
   wait "$PERF_PID" || true
@@ -313,7 +315,7 @@ BASE_STATUS=$(cat "$W/base.status")
 # The emulator's own work (reading and validating every line of the import) is the same on both
 # sides; its CPU time is not in either column. Its job times come from the request log.
 mkdir -p "$OUT"
-FE_WINDOW_CPU=$CPU_IN_WINDOW EMU_STORE=$(df --output=fstype "$EMU" | tail -1) python3 - "$OUT" "$INPUT_BYTES" "$FILES" "$FE_TO_START" "$FE_TO_DONE" "$FE_USER" "$FE_SYS" \
+FE_WINDOW_CPU=$CPU_IN_WINDOW FE_START_CPU=$CPU_TO_START EMU_STORE=$(df --output=fstype "$EMU" | tail -1) python3 - "$OUT" "$INPUT_BYTES" "$FILES" "$FE_TO_START" "$FE_TO_DONE" "$FE_USER" "$FE_SYS" \
   "$FE_RSS_KB" "$BASE_TO_START" "$BASE_TO_DONE" "$BASE_USER" "$BASE_SYS" "$FE_STATE" \
   "$BASE_STATUS" "$FE_VALID" "$FE_IMPORTED" "$T0" "$E_SPOOLED" "$E_UPLOADED" "$E_IMPORTING" \
   "$E_IMPORTED" "$POLL" << 'PY'
@@ -343,6 +345,9 @@ lines = [
 win = float(os.environ.get("FE_WINDOW_CPU") or "nan")
 lines.append(f"fhir-edge CPU from the drop to the import completed: {win:.1f} CPU-s = {win/gb:.1f} CPU-s/GB "
              f"(the rest of its {(fu+fsy):.1f} CPU-s: start-up before the drop, stop after)")
+to_start = float(os.environ.get("FE_START_CPU") or "nan")
+lines.append(f"fhir-edge CPU from the drop to the job started: {to_start:.1f} CPU-s; after it "
+             f"(archive copies, polling, reconcile): {win - to_start:.1f} CPU-s")
 if all(phases):
     sp, up, im, dn = (float(x) / 1000.0 - t0 for x in phases)
     lines.append(f"fhir-edge phases from the drop: spooled {sp:.2f} s, uploaded {up:.2f} s, "
