@@ -62,8 +62,8 @@ struct SpoolWriter::Impl {
   Chunk* filling = nullptr;
   // The current frame's CRC32C, over filling's bytes up to crc_done. It is taken once per full
   // chunk and at the frame's end, while the chunk is hot in cache, not once per write: the
-  // pipeline writes each line and its "\n" separately, and per call ISA-L's CRC costs about
-  // twice the bytes it hashes at FHIR's ~750-byte lines (bench/e2e/README.md, session 14).
+  // pipeline writes each line and its "\n" separately, and at FHIR's ~750-byte lines ISA-L's CRC
+  // took twice as long per line as per chunk (bench/e2e/README.md, session 14).
   uint32_t crc = 0;
   size_t crc_done = 0;
 
