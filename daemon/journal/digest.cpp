@@ -72,6 +72,29 @@ class PieceHasher {
   std::uint64_t in_piece_ = 0;
 };
 
+// Reads [start, start + max) of the file, or to its end when that comes first, in 1 MiB preads
+// (fewer calls than 64 KiB), handing each block to on_bytes. Returns the bytes read.
+template <typename OnBytes>
+std::uint64_t read_blocks(const Fd& f, const std::filesystem::path& path, std::uint64_t start,
+                          std::uint64_t max, OnBytes&& on_bytes) {
+  ::posix_fadvise(f.fd, static_cast<off_t>(start), 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<unsigned char> buf(1 << 20);
+  std::uint64_t got = 0;
+  while (got < max) {
+    const auto want = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), max - got));
+    ssize_t n = ::pread(f.fd, buf.data(), want, static_cast<off_t>(start + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error("content digest: cannot read " + path.string() + ": " +
+                               std::strerror(errno));
+    }
+    if (n == 0) break;
+    got += static_cast<std::uint64_t>(n);
+    on_bytes(buf.data(), static_cast<std::uint64_t>(n));
+  }
+  return got;
+}
+
 std::runtime_error changed_while_read(const std::filesystem::path& path) {
   return std::runtime_error("content digest: " + path.string() + " changed while it was read");
 }
@@ -84,7 +107,6 @@ DigestScheme scheme_of(std::string_view digest) {
 
 FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
   Fd f = open_regular(path);
-  ::posix_fadvise(f.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   // The size is hashed from the bytes actually read: a file that grows while it is hashed
   // yields a different digest rather than a torn one with a stale size.
   fe::Sha256 content;  // legacy: of the whole content
@@ -96,22 +118,12 @@ FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
     if (kept.size() < kPiecesKept) kept.push_back(d);
   };
   FileDigest out;
-  // 1 MiB reads: fewer read() calls than 64 KiB.
-  std::vector<unsigned char> buf(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(f.fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("content digest: cannot read " + path.string() + ": " +
-                               std::strerror(errno));
-    }
-    if (n == 0) break;
-    out.size += static_cast<uint64_t>(n);
+  out.size = read_blocks(f, path, 0, UINT64_MAX, [&](const unsigned char* p, std::uint64_t n) {
     if (scheme == DigestScheme::legacy)
-      content.update(buf.data(), static_cast<size_t>(n));
+      content.update(p, static_cast<size_t>(n));
     else
-      pieces.update(buf.data(), static_cast<std::uint64_t>(n), end_piece);
-  }
+      pieces.update(p, n, end_piece);
+  });
   if (scheme == DigestScheme::legacy) {
     out.root = content.final_digest();
   } else {
@@ -127,25 +139,13 @@ FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
 PieceRange digest_pieces(const std::filesystem::path& path, std::uint64_t first,
                          std::uint64_t count) {
   Fd f = open_regular(path);
-  const std::uint64_t start = first * kDigestPiece;
-  ::posix_fadvise(f.fd, static_cast<off_t>(start), 0, POSIX_FADV_SEQUENTIAL);
   PieceRange out;
   PieceHasher pieces;
   auto end_piece = [&](const fe::Sha256Digest& d) { out.pieces.push_back(d); };
-  std::vector<unsigned char> buf(1 << 20);
-  const std::uint64_t end = count > 0 ? count * kDigestPiece : UINT64_MAX;  // bytes of the range
-  while (out.bytes < end) {
-    const auto want = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), end - out.bytes));
-    ssize_t n = ::pread(f.fd, buf.data(), want, static_cast<off_t>(start + out.bytes));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("content digest: cannot read " + path.string() + ": " +
-                               std::strerror(errno));
-    }
-    if (n == 0) break;
-    out.bytes += static_cast<std::uint64_t>(n);
-    pieces.update(buf.data(), static_cast<std::uint64_t>(n), end_piece);
-  }
+  const std::uint64_t max = count > 0 ? count * kDigestPiece : UINT64_MAX;  // bytes of the range
+  out.bytes =
+      read_blocks(f, path, first * kDigestPiece, max,
+                  [&](const unsigned char* p, std::uint64_t n) { pieces.update(p, n, end_piece); });
   // A range of `count` pieces ends on a whole piece; only the last range (to the end) may not.
   if (count > 0 && (pieces.partial() || out.pieces.size() != count)) throw changed_while_read(path);
   pieces.finish(end_piece);

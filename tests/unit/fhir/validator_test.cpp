@@ -155,7 +155,7 @@ TEST(Schema, FindLooksUpEveryElementAndNoNearMiss) {
         EXPECT_TRUE(got < 0 || s.elements[static_cast<size_t>(got)].name == m)
             << ty.name << "." << name << " found for '" << m << "'";
       }
-      // The same name under a type that has no such element.
+      // The same name under another type: found only as that type's own element of that name.
       const uint32_t other = s.extension_type == t ? s.coding_type : s.extension_type;
       int32_t got = s.find(other, name);
       EXPECT_TRUE(got < 0 ||
