@@ -78,6 +78,10 @@ INPUT_BYTES=$(du -cb "$W"/gen/bench/*.ndjson | tail -1 | cut -f1)
 FILES=$(ls "$W"/gen/bench/*.ndjson | wc -l)
 # The baseline's copy of the same files (the daemon's copy is moved into its watched directory).
 cp -r "$W/gen/bench" "$W/base-in"
+# Both copies to disk now: the ~1.9 GB just written is otherwise flushed while the sides run (30 s
+# dirty expiry), ~1.1 GB of it during the daemon's run and the rest during the baseline's import,
+# on the same 2 cores (session 15). The input's writeback is neither side's cost.
+sync
 
 # The emulator's store (the stand-in for S3's disks, which are not the gateway's) goes in memory
 # (/dev/shm) when it has room for four copies of the input (both sides' objects and the parts
