@@ -28,6 +28,7 @@ export AWS_EC2_METADATA_DISABLED=true AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us
 
 echo "generating $SIZE export..."
 python3 "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none > /dev/null
+sync # the input's writeback is not what is measured (bench/e2e/README.md, session 15)
 INPUT_BYTES=$(du -cb "$W"/gen/bench/*.ndjson | tail -1 | cut -f1)
 
 "$HLL" --data "$W/s3" --listen 127.0.0.1:0 --port-file "$W/port" --access-key "$AWS_ACCESS_KEY_ID" \

@@ -48,6 +48,7 @@ AK=AKIDBENCHSTAGES00001 SK=bench-stages-secret-key-0123456789
 
 echo "generating $SIZE export (seed 42)..."
 python3 "$GEN" "$W/in" --size "$SIZE" --seed 42 --complete none > /dev/null
+sync # the input's writeback is not what is measured (bench/e2e/README.md, session 15)
 FILES=("$W"/in/*.ndjson)
 BYTES=$(du -cb "${FILES[@]}" | tail -1 | cut -f1)
 cat "${FILES[@]}" > /dev/null # into the page cache
