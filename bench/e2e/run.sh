@@ -42,8 +42,12 @@ POLL=${POLL:-2}
 FE=$BUILD/daemon/fhir-edge
 HLL=$BUILD/tools/healthlake-local/healthlake-local
 GEN=$ROOT/tools/fhir-export-gen/fhir-export-gen
-AWS=${AWS:-$(command -v aws || true)}
-for f in "$FE" "$HLL" "$AWS"; do [[ -x $f ]] || { echo "missing $f (build it / install awscli)"; exit 2; }; done
+# pyenv shims resolved (bench/lib.sh): neither side pays for how this machine's PATH is set up,
+# the baseline in its aws calls, the daemon in the journal poller started beside it.
+. "$ROOT/bench/lib.sh"
+PY=$(real_exe python3)
+AWS=${AWS:-$(real_exe aws)}
+for f in "$FE" "$HLL" "$AWS" "$PY"; do [[ -x $f ]] || { echo "missing $f (build it / install awscli)"; exit 2; }; done
 for t in zstd gnuplot bc /usr/bin/time; do
   command -v "$t" > /dev/null || { echo "missing $t (apt-get install zstd gnuplot-nox bc time)"; exit 2; }
 done
@@ -73,7 +77,7 @@ echo "generating $SIZE export..."
 # ONE_FILE=1: the export is a single file of SIZE (issue 13 item 3: one big file).
 GEN_ONE=()
 [[ ${ONE_FILE:-0} == 1 ]] && GEN_ONE=(--single-file All.ndjson)
-python3 "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none "${GEN_ONE[@]}" > "$W/gen.json"
+"$PY" "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none "${GEN_ONE[@]}" > "$W/gen.json"
 INPUT_BYTES=$(du -cb "$W"/gen/bench/*.ndjson | tail -1 | cut -f1)
 FILES=$(ls "$W"/gen/bench/*.ndjson | wc -l)
 # The baseline's copy of the same files (the daemon's copy is moved into its watched directory).
@@ -145,7 +149,7 @@ chmod 600 "$W/fhir-edge.yaml"
 
 now() { date +%s.%N; }
 journal() { # SQL → first column of the first row ("" while the journal is not there yet)
-  python3 - "$W/journal.db" "$1" << 'PY'
+  "$PY" - "$W/journal.db" "$1" << 'PY'
 import sqlite3, sys
 try:
     c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
@@ -198,20 +202,13 @@ stop_hll_perf() { # the receive path only: stopped when the job has started
   fi
   HLL_PERF_PID=
 }
-# The drop, as bulk-data clients do it: the directory, the finished files renamed in, the marker.
-mkdir "$W/watch/bench"
-sleep 1 # the watcher puts its watch on the new directory
-# The daemon's CPU (user + system, all threads) at the drop and at the import's end: the
-# window's share of the whole run's CPU, which also holds start-up and the idle wait.
-fe_cpu() { awk '{ print ($14 + $15) / '"$(getconf CLK_TCK)"' }' "/proc/$(pgrep -P "$FE_PID" -x fhir-edge)/stat"; }
-CPU_AT_DROP=$(fe_cpu)
-T0=$(now)
-mv "$W"/gen/bench/*.ndjson "$W/watch/bench/"
-touch "$W/watch/bench/.done"
 # One python process polls the journal every 0.1 s and prints each new state with its time (a
-# poll that started a process every 0.1 s took ~25 % of a core from the daemon it measures).
+# poll that started a process every 0.1 s took ~25 % of a core from the daemon it measures). It
+# is started, and has printed its first line, before the drop: its start-up (~0.07 CPU-s, 0.35
+# through a pyenv shim) landed in the daemon's first 0.7 s, while both cores hashed the input
+# (session 16, `perf record -a`).
 poll_states() {
-  python3 - "$W/journal.db" "$FE_PID" << 'PY'
+  "$PY" - "$W/journal.db" "$FE_PID" << 'PY'
 import os, sqlite3, sys, time
 db, pid = sys.argv[1], int(sys.argv[2])
 c, last = None, None
@@ -236,6 +233,18 @@ while True:
     time.sleep(0.1)
 PY
 }
+exec 3< <(poll_states)
+read -r _ _ <&3 # "<time> -": no export yet; the poller is up
+# The drop, as bulk-data clients do it: the directory, the finished files renamed in, the marker.
+mkdir "$W/watch/bench"
+sleep 1 # the watcher puts its watch on the new directory
+# The daemon's CPU (user + system, all threads) at the drop and at the import's end: the
+# window's share of the whole run's CPU, which also holds start-up and the idle wait.
+fe_cpu() { awk '{ print ($14 + $15) / '"$(getconf CLK_TCK)"' }' "/proc/$(pgrep -P "$FE_PID" -x fhir-edge)/stat"; }
+CPU_AT_DROP=$(fe_cpu)
+T0=$(now)
+mv "$W"/gen/bench/*.ndjson "$W/watch/bench/"
+touch "$W/watch/bench/.done"
 T_STARTED= T_DONE= s= CPU_AT_START=
 while read -r t s; do
   if [[ -z $T_STARTED && ($s == importing || $s == imported || $s == import_failed) ]]; then
@@ -246,7 +255,7 @@ while read -r t s; do
   [[ $s == imported || $s == import_failed ]] && { T_DONE=$t; break; }
   [[ $s == parked || $s == failed ]] && { echo "export $s"; tail -20 "$W/daemon.log"; exit 1; }
   [[ $s == died ]] && { echo "daemon died"; tail -20 "$W/daemon.log"; exit 1; }
-done < <(poll_states)
+done <&3
 [[ -n $T_DONE ]] || { echo "journal poll ended without an outcome"; exit 1; }
 CPU_IN_WINDOW=$(echo "$(fe_cpu) - $CPU_AT_DROP" | bc -l)
 CPU_TO_START=$(echo "$CPU_AT_START - $CPU_AT_DROP" | bc -l)
@@ -268,7 +277,7 @@ ev() { journal "SELECT time FROM events WHERE message LIKE '%-> $1%' ORDER BY id
 E_SPOOLED=$(ev spooled) E_UPLOADED=$(ev uploaded) E_IMPORTING=$(ev importing) E_IMPORTED=$(ev imported)
 # The timeline from the drop (journal events + the emulator's request log): bench/e2e/timeline.py.
 mkdir -p "$OUT"
-python3 "$ROOT/bench/e2e/timeline.py" "$W/journal.db" "$W/requests.ndjson" "$T0" fhir-edge/ \
+"$PY" "$ROOT/bench/e2e/timeline.py" "$W/journal.db" "$W/requests.ndjson" "$T0" fhir-edge/ \
   > "$OUT/timeline.txt" 2>&1 || true
 echo "$T0" > "$OUT/t0.txt" # the drop (s since the epoch), to line up other samples with the timeline
 # SIGTERM to fhir-edge itself (the child of /usr/bin/time), which then reports its usage.
@@ -319,7 +328,7 @@ BASE_STATUS=$(cat "$W/base.status")
 # The emulator's own work (reading and validating every line of the import) is the same on both
 # sides; its CPU time is not in either column. Its job times come from the request log.
 mkdir -p "$OUT"
-FE_WINDOW_CPU=$CPU_IN_WINDOW FE_START_CPU=$CPU_TO_START EMU_STORE=$(df --output=fstype "$EMU" | tail -1) python3 - "$OUT" "$INPUT_BYTES" "$FILES" "$FE_TO_START" "$FE_TO_DONE" "$FE_USER" "$FE_SYS" \
+AWS_VERSION=$("$AWS" --version 2>&1 | cut -d' ' -f1) FE_WINDOW_CPU=$CPU_IN_WINDOW FE_START_CPU=$CPU_TO_START EMU_STORE=$(df --output=fstype "$EMU" | tail -1) "$PY" - "$OUT" "$INPUT_BYTES" "$FILES" "$FE_TO_START" "$FE_TO_DONE" "$FE_USER" "$FE_SYS" \
   "$FE_RSS_KB" "$BASE_TO_START" "$BASE_TO_DONE" "$BASE_USER" "$BASE_SYS" "$FE_STATE" \
   "$BASE_STATUS" "$FE_VALID" "$FE_IMPORTED" "$T0" "$E_SPOOLED" "$E_UPLOADED" "$E_IMPORTING" \
   "$E_IMPORTED" "$POLL" << 'PY'
@@ -342,7 +351,7 @@ lines = [
     f"{(fu+fsy):.1f} CPU-s = {(fu+fsy)/gb:.1f} CPU-s/GB; peak RSS {rss/1024:.1f} MiB; "
     f"{valid} resources validated, {imported} imported",
     f"baseline : drop -> import job started {bs_:.2f} s, -> import completed ({base_status}) {bd:.2f} s; "
-    f"{(bu+bsy):.1f} CPU-s = {(bu+bsy)/gb:.1f} CPU-s/GB (zstd + aws cli)",
+    f"{(bu+bsy):.1f} CPU-s = {(bu+bsy)/gb:.1f} CPU-s/GB (zstd + {os.environ.get('AWS_VERSION', 'aws cli')})",
     f"ratio fhir-edge / baseline: to job started {fs_/bs_:.2f}, to import completed {fd/bd:.2f}, "
     f"CPU {(fu+fsy)/max(1e-9, bu+bsy):.2f}  (< 1 = fhir-edge faster / cheaper)",
 ]

@@ -20,14 +20,19 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DRIVER=$BUILD/tests/integration/pipeline/pipeline-driver
 HLL=$BUILD/tools/healthlake-local/healthlake-local
 GEN=$ROOT/tools/fhir-export-gen/fhir-export-gen
-for f in "$DRIVER" "$HLL"; do [[ -x $f ]] || { echo "missing $f (build it first)"; exit 2; }; done
+# pyenv shims resolved (bench/lib.sh): the journal poll below starts python every 0.2 s while the
+# daemon runs, and through a shim each start cost ~0.3 CPU-s of the same 2 cores.
+. "$ROOT/bench/lib.sh"
+PY=$(real_exe python3)
+AWS=$(real_exe aws)
+for f in "$DRIVER" "$HLL" "$PY" "$AWS"; do [[ -x $f ]] || { echo "missing $f (build it / scripts/bootstrap --bench)"; exit 2; }; done
 W=$(mktemp -d /tmp/fe-bench-pipeline.XXXXXX)
 trap 'kill $HLL_PID 2>/dev/null || true; rm -rf "$W"' EXIT
 export AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench-secret-key-0123456789
 export AWS_EC2_METADATA_DISABLED=true AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 
 echo "generating $SIZE export..."
-python3 "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none > /dev/null
+"$PY" "$GEN" "$W/gen/bench" --size "$SIZE" --seed 42 --complete none > /dev/null
 sync # the input's writeback is not what is measured (bench/e2e/README.md, session 15)
 INPUT_BYTES=$(du -cb "$W"/gen/bench/*.ndjson | tail -1 | cut -f1)
 
@@ -82,7 +87,7 @@ else
   mv "$W"/gen/bench/*.ndjson "$W/watch/bench/"
 fi
 touch "$W/watch/bench/.done"
-state() { python3 - "$W/journal.db" <<'PY'
+state() { "$PY" - "$W/journal.db" <<'PY'
 import sqlite3, sys
 try:
     c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
@@ -104,7 +109,7 @@ kill -TERM ${DRV_PIDS:-$DRV_PID} 2>/dev/null || true
 wait $DRV_PID || true
 read -r _ FE_USER FE_SYS FE_RSS_KB < "$W/fe.time"
 # Where the daemon's time went: the export's state changes, from the journal's event log.
-python3 - "$W/journal.db" "$T0" <<'PY'
+"$PY" - "$W/journal.db" "$T0" <<'PY'
 import sqlite3, sys
 c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
 t0 = float(sys.argv[2]) * 1000
@@ -126,12 +131,12 @@ export AWS_CONFIG_FILE=$W/aws.cfg
 /usr/bin/time -f "%e %U %S %M" -o "$W/base.time" bash -c "
   set -e
   for f in '$W'/watch/bench/*.ndjson; do zstd -q -3 \"\$f\" -o '$W'/base/\$(basename \"\$f\").zst; done
-  aws s3 cp --recursive --quiet --endpoint-url '$EP' '$W/watch/bench' s3://bench-landing/baseline/import/ --exclude '.done'
-  aws s3 cp --recursive --quiet --endpoint-url '$EP' '$W/base' s3://bench-landing/baseline/archive/
+  '$AWS' s3 cp --recursive --quiet --endpoint-url '$EP' '$W/watch/bench' s3://bench-landing/baseline/import/ --exclude '.done'
+  '$AWS' s3 cp --recursive --quiet --endpoint-url '$EP' '$W/base' s3://bench-landing/baseline/archive/
 "
 read -r BASE_WALL BASE_USER BASE_SYS _ < "$W/base.time"
 
-python3 - "$INPUT_BYTES" "$FE_WALL" "$FE_USER" "$FE_SYS" "$FE_RSS_KB" "$BASE_WALL" "$BASE_USER" "$BASE_SYS" <<'PY'
+"$PY" - "$INPUT_BYTES" "$FE_WALL" "$FE_USER" "$FE_SYS" "$FE_RSS_KB" "$BASE_WALL" "$BASE_USER" "$BASE_SYS" <<'PY'
 import sys
 b, fw, fu, fs, rss, bw, bu, bs = map(float, sys.argv[1:])
 gb = b / 1e9
