@@ -52,6 +52,7 @@ for t in zstd gnuplot bc /usr/bin/time; do
   command -v "$t" > /dev/null || { echo "missing $t (apt-get install zstd gnuplot-nox bc time)"; exit 2; }
 done
 W=$(mktemp -d /tmp/fe-bench-e2e.XXXXXX)
+aws_validation_level "$AWS" "$W/aws-models" # Debian 12's awscli predates --validation-level
 HLL_PID=
 FE_PID=
 cleanup() {
