@@ -235,7 +235,7 @@ while True:
 PY
 }
 exec 3< <(poll_states)
-read -r _ _ <&3 # "<time> -": no export yet; the poller is up
+read -r _ _ <&3 || { echo "the journal poller did not start"; exit 1; } # "<time> -": it is up
 # The drop, as bulk-data clients do it: the directory, the finished files renamed in, the marker.
 mkdir "$W/watch/bench"
 sleep 1 # the watcher puts its watch on the new directory
