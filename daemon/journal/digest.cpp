@@ -174,6 +174,37 @@ FileDigest file_digest_of_pieces(const std::filesystem::path& path,
   return out;
 }
 
+struct SourceHasher::Impl {
+  PieceHasher pieces;
+  fe::Sha256 root;
+  std::uint64_t size = 0;
+};
+
+SourceHasher::SourceHasher()
+    : impl_(std::make_unique<Impl>()), kept_(std::make_shared<std::vector<fe::Sha256Digest>>()) {}
+SourceHasher::~SourceHasher() = default;
+
+void SourceHasher::update(const void* data, std::uint64_t n) {
+  impl_->size += n;
+  impl_->pieces.update(static_cast<const unsigned char*>(data), n,
+                       [this](const fe::Sha256Digest& d) {
+                         impl_->root.update(d.data(), d.size());
+                         if (kept_->size() < kPiecesKept) kept_->push_back(d);
+                       });
+}
+
+FileDigest SourceHasher::finish() {
+  impl_->pieces.finish([this](const fe::Sha256Digest& d) {
+    impl_->root.update(d.data(), d.size());
+    if (kept_->size() < kPiecesKept) kept_->push_back(d);
+  });
+  FileDigest out;
+  out.root = impl_->root.final_digest();
+  out.size = impl_->size;
+  out.pieces = kept_;
+  return out;
+}
+
 std::string combine_digest(std::vector<std::pair<std::string, FileDigest>> files,
                            DigestScheme scheme) {
   std::sort(files.begin(), files.end(),
@@ -208,6 +239,8 @@ std::string client_token(std::string_view pipeline, std::string_view source_path
 
 std::string import_client_token(std::string_view pipeline, std::string_view source_path,
                                 std::string_view digest, int version, int attempt, int part) {
+  if (is_pending_digest(digest))
+    throw std::logic_error("import token: export's content digest is still pending");
   std::string input(pipeline);
   input += '\0';
   input += source_path;

@@ -81,10 +81,43 @@ PieceRange digest_pieces(const std::filesystem::path& path, std::uint64_t first,
 // Throws when the ranges disagree on the file's identity (it changed while it was read).
 FileDigest file_digest_of_pieces(const std::filesystem::path& path, std::vector<PieceRange> ranges);
 
+// The same FileDigest (pieces scheme) from bytes handed in as they are read elsewhere, in order:
+// the spool pass of a file taken before its digest hashes the raw bytes its reader reads
+// (pipeline/spooler.hpp SpoolJob::digest_source), so the source is read once, not twice (issue
+// 13 "One pass", docs/pipeline.md). Each piece's digest is in pieces() as soon as its last byte
+// was handed in (the spool's writer signs a verbatim part with it on the same thread).
+class SourceHasher {
+ public:
+  SourceHasher();
+  ~SourceHasher();
+  SourceHasher(const SourceHasher&) = delete;
+  SourceHasher& operator=(const SourceHasher&) = delete;
+  void update(const void* data, std::uint64_t n);
+  // The pieces ended so far (the first kPiecesKept); grows as update() ends pieces.
+  std::shared_ptr<const std::vector<fe::Sha256Digest>> pieces() const { return kept_; }
+  // Ends the last piece and gives the file's digest (identity left empty: the caller's).
+  FileDigest finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<std::vector<fe::Sha256Digest>> kept_;
+};
+
+// An export taken before its content digest (a source path the journal had never seen): its
+// digest column holds kPendingDigestPrefix + its name until the spool pass has read every file
+// (Journal::record_digest). No digest of either scheme has this prefix, so a pending one never
+// matches a re-delivery; a ClientToken is never made from it (import_client_token throws).
+inline constexpr std::string_view kPendingDigestPrefix = "pending:";
+inline bool is_pending_digest(std::string_view digest) {
+  return digest.starts_with(kPendingDigestPrefix);
+}
+
 // HealthLake ClientToken for an export version (DESIGN "HealthLake": 1-64 of [a-zA-Z0-9-],
 // derived from the export identity): "fe-" + the first 48 hex digits of
 // SHA-256(pipeline NUL source_path NUL digest NUL version). Deterministic, so a retry after a crash
-// sends the same token; record it with Journal::record_import_token before the call.
+// sends the same token; record it with Journal::record_import_token before the call. Throws
+// std::logic_error for a pending digest (is_pending_digest): a token must name the content.
 std::string client_token(std::string_view pipeline, std::string_view source_path,
                          std::string_view digest, int version);
 // The token of one import job of an export: `attempt` (ExportRow::import_attempt, raised by

@@ -2,6 +2,7 @@
 // hands it over in `uploaded`, its files, their line anchors and the part plan.
 #include <algorithm>
 
+#include "journal/digest.hpp"
 #include "journal/ledgers.hpp"
 #include "journal/sql.hpp"
 
@@ -59,6 +60,23 @@ Taken IngestLedger::take_export(std::string_view pipeline, std::string_view sour
     s.bind(1, pipeline).bind(2, source_path).bind(3, digest);
     if (s.step()) return {detail::read_tombstone(s), true, true};
   }
+  return insert_export(pipeline, source_path, digest, base_name, files, tx);
+}
+
+std::optional<Taken> IngestLedger::take_new_source(
+    std::string_view pipeline, std::string_view source_path, std::string_view base_name,
+    const std::vector<std::pair<std::string, SourceIdentity>>& files) {
+  Tx tx(j_);
+  if (j_.source_seen(pipeline, source_path)) return std::nullopt;
+  return insert_export(pipeline, source_path, {}, base_name, files, tx);
+}
+
+// The new export's row (its version and unique name), its files and its first event; commits.
+// An empty digest: taken before it (kPendingDigestPrefix + the name).
+Taken IngestLedger::insert_export(std::string_view pipeline, std::string_view source_path,
+                                  std::string_view digest, std::string_view base_name,
+                                  const std::vector<std::pair<std::string, SourceIdentity>>& files,
+                                  detail::Tx& tx) {
   int version = 1;
   {
     Stmt s(j_, Access::schema(j_) >= 4
@@ -86,11 +104,13 @@ Taken IngestLedger::take_export(std::string_view pipeline, std::string_view sour
   }
   TimeMs now = now_ms();
   int64_t id;
+  const std::string stored =
+      digest.empty() ? std::string(kPendingDigestPrefix) + name : std::string(digest);
   {
     Stmt s(j_,
            "INSERT INTO exports(name,pipeline,source_path,digest,version,state,created_at,"
            "updated_at) VALUES(?,?,?,?,?,?,?,?)");
-    s.bind(1, name).bind(2, pipeline).bind(3, source_path).bind(4, digest).bind(5, version);
+    s.bind(1, name).bind(2, pipeline).bind(3, source_path).bind(4, stored).bind(5, version);
     s.bind(6, to_string(ExportState::discovered)).bind(7, now).bind(8, now).run();
     id = sqlite3_last_insert_rowid(Access::db(j_));
   }
@@ -105,9 +125,36 @@ Taken IngestLedger::take_export(std::string_view pipeline, std::string_view sour
   detail::insert_event(j_, id, std::nullopt, "state",
                        "discovered " + std::string(source_path) + " (" +
                            std::to_string(files.size()) + " files, version " +
-                           std::to_string(version) + ")");
+                           std::to_string(version) +
+                           (digest.empty() ? "; content digest computed as it spools" : "") + ")");
   tx.commit();
   return {j_.get_export(id), false};
+}
+
+bool IngestLedger::record_digest(int64_t export_id, std::string_view digest) {
+  Tx tx(j_);
+  auto row = j_.get_export(export_id);
+  if (row.digest == digest) return true;  // recorded before (a redo)
+  if (!is_pending_digest(row.digest) || is_pending_digest(digest) || digest.empty())
+    throw Error("journal: export " + row.name + ": content digest " + row.digest +
+                " cannot become " + std::string(digest));
+  {
+    // Another version of this source with the same content (UNIQUE(pipeline, source_path,
+    // digest)): this one is not recorded; the caller ends it.
+    Stmt s(j_, Access::schema(j_) >= 4
+                   ? "SELECT 1 FROM exports WHERE pipeline=?1 AND source_path=?2 AND digest=?3 "
+                     "UNION ALL SELECT 1 FROM tombstones WHERE pipeline=?1 AND source_path=?2 "
+                     "AND digest=?3"
+                   : "SELECT 1 FROM exports WHERE pipeline=?1 AND source_path=?2 AND digest=?3");
+    s.bind(1, row.pipeline).bind(2, row.source_path).bind(3, digest);
+    if (s.step()) return false;
+  }
+  Stmt s(j_, "UPDATE exports SET digest=?, updated_at=? WHERE id=?");
+  s.bind(1, digest).bind(2, now_ms()).bind(3, export_id).run();
+  detail::insert_event(j_, export_id, std::nullopt, "state",
+                       "content digest " + std::string(digest));
+  tx.commit();
+  return true;
 }
 
 void IngestLedger::set_export_state(int64_t export_id, ExportState to, std::string_view message) {

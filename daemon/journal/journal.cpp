@@ -23,6 +23,18 @@ Taken Journal::take_export(std::string_view pipeline, std::string_view source_pa
   return IngestLedger(*this).take_export(pipeline, source_path, digest, base_name, files);
 }
 
+std::optional<Taken> Journal::take_new_source(
+    std::string_view pipeline, std::string_view source_path, std::string_view base_name,
+    const std::vector<std::pair<std::string, SourceIdentity>>& files) {
+  detail::require_writable(*this);
+  return IngestLedger(*this).take_new_source(pipeline, source_path, base_name, files);
+}
+
+bool Journal::record_digest(int64_t export_id, std::string_view digest) {
+  detail::require_writable(*this);
+  return IngestLedger(*this).record_digest(export_id, digest);
+}
+
 void Journal::set_export_state(int64_t export_id, ExportState to, std::string_view message) {
   detail::require_writable(*this);
   if (owned_by_import(*this, export_id))

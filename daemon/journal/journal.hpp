@@ -276,6 +276,24 @@ class Journal {
   // scheme ("sha256:", journal/digest.hpp): such a path is digested that way again, so an export
   // taken before the digest changed is recognised after it.
   bool has_legacy_digest(std::string_view pipeline, std::string_view source_path) const;
+  // Take before the digest (docs/pipeline.md "One pass"): records the export as take_export
+  // does, with its digest pending (journal/digest.hpp kPendingDigestPrefix), but only when no
+  // export or tombstone of this pipeline and source path exists (source_seen): such a take is
+  // version 1 and there is no earlier content to compare with. nullopt: the path is known, its
+  // digest must come first (take_export).
+  std::optional<Taken> take_new_source(
+      std::string_view pipeline, std::string_view source_path, std::string_view base_name,
+      const std::vector<std::pair<std::string, SourceIdentity>>& files);
+  bool source_seen(std::string_view pipeline, std::string_view source_path) const;
+  // Records the content digest of an export taken before it (pending → digest; the same digest
+  // again is a no-op). False, and nothing recorded, when another export or tombstone of the same
+  // pipeline and source path has this digest (the same content taken meanwhile as a later
+  // version): the caller ends this one. Throws when the export's digest is not pending.
+  bool record_digest(int64_t export_id, std::string_view digest);
+  // The export of this pipeline and source path whose digest is still pending, unless it was
+  // superseded (at most one: only a path never seen is taken before its digest).
+  std::optional<ExportRow> pending_export(std::string_view pipeline,
+                                          std::string_view source_path) const;
   std::optional<ExportRow> find_export(int64_t id) const;
   std::optional<ExportRow> find_export(std::string_view name) const;
   ExportRow get_export(int64_t id) const;  // throws when absent

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -38,6 +39,9 @@
 #include "journal/journal.hpp"
 
 namespace fe::journal {
+namespace detail {
+class Tx;
+}
 
 class IngestLedger {
  public:
@@ -47,6 +51,10 @@ class IngestLedger {
   Taken take_export(std::string_view pipeline, std::string_view source_path,
                     std::string_view digest, std::string_view base_name,
                     const std::vector<std::pair<std::string, SourceIdentity>>& files);
+  std::optional<Taken> take_new_source(
+      std::string_view pipeline, std::string_view source_path, std::string_view base_name,
+      const std::vector<std::pair<std::string, SourceIdentity>>& files);
+  bool record_digest(int64_t export_id, std::string_view digest);
   // discovered → … → uploaded, and parked / failed / superseded before `uploaded`.
   void set_export_state(int64_t export_id, ExportState to, std::string_view message = {});
   void park_export(int64_t export_id, std::string_view reason);
@@ -62,6 +70,10 @@ class IngestLedger {
   void plan_parts(int64_t file_id, PartKind kind, const std::vector<PartPlan>& parts, bool whole);
 
  private:
+  Taken insert_export(std::string_view pipeline, std::string_view source_path,
+                      std::string_view digest, std::string_view base_name,
+                      const std::vector<std::pair<std::string, SourceIdentity>>& files,
+                      detail::Tx& tx);
   Journal& j_;
 };
 

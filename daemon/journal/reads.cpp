@@ -62,6 +62,25 @@ bool Journal::has_legacy_digest(std::string_view pipeline, std::string_view sour
   return s.step();
 }
 
+bool Journal::source_seen(std::string_view pipeline, std::string_view source_path) const {
+  Stmt s(*this, schema_ >= 4 ? "SELECT 1 FROM exports WHERE pipeline=?1 AND source_path=?2 UNION "
+                               "ALL SELECT 1 FROM tombstones WHERE pipeline=?1 AND source_path=?2"
+                             : "SELECT 1 FROM exports WHERE pipeline=?1 AND source_path=?2");
+  s.bind(1, pipeline).bind(2, source_path);
+  return s.step();
+}
+
+std::optional<ExportRow> Journal::pending_export(std::string_view pipeline,
+                                                 std::string_view source_path) const {
+  Stmt s(*this, detail::select_exports(schema_) +
+                    " WHERE pipeline=? AND source_path=? AND substr(digest,1,length(?))=? AND "
+                    "state!=? ORDER BY id DESC LIMIT 1");
+  s.bind(1, pipeline).bind(2, source_path).bind(3, kPendingDigestPrefix);
+  s.bind(4, kPendingDigestPrefix).bind(5, to_string(ExportState::superseded));
+  if (!s.step()) return std::nullopt;
+  return detail::read_export(s);
+}
+
 std::optional<ExportRow> Journal::find_tombstone(std::string_view name) const {
   if (schema_ < 4) return std::nullopt;
   Stmt s(*this, std::string("SELECT ") + detail::kTombstoneCols + " FROM tombstones WHERE name=?");

@@ -4,6 +4,7 @@
 
 #include "common/json_number.hpp"
 #include "common/json_writer.hpp"
+#include "journal/digest.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -494,7 +495,10 @@ std::string format_export_detail(const Journal& journal, const ExportRow& row, b
     return std::move(w).str() + "\n";
   }
   out += format_status_table({{row, journal.import_job(row.id), journal.import_jobs(row.id)}});
-  out += "\nsource: " + one_line(row.source_path, 400) + "\ndigest: " + row.digest + "\n\n";
+  out += "\nsource: " + one_line(row.source_path, 400) + "\ndigest: " +
+         (is_pending_digest(row.digest) ? std::string("pending (hashed as the export spools)")
+                                        : row.digest) +
+         "\n\n";
   std::vector<std::vector<std::string>> cells;
   cells.push_back({"FILE", "STATE", "VALID", "REJECTED", "SOURCE", "SPOOLED", "LAST ERROR"});
   for (const auto& f : files)
