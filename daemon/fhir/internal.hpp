@@ -4,6 +4,7 @@
 #include <simdjson.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -147,6 +148,13 @@ class LineSource {
   uint64_t inode() const { return ino_; }
   // "gzip", "zstd" or "" (plain): what the content was decoded from.
   const char* compression() const;
+  // Sees every byte read from the file (before any decoding), once, in file order: the spool
+  // pass hashes the source's content digest from it instead of reading the file a second time
+  // (journal::SourceHasher). Set before the first next().
+  void on_raw(std::function<void(const char* data, size_t n)> f) { on_raw_ = std::move(f); }
+  // Reads the rest of the file for on_raw without decoding or splitting it (a spool pass that
+  // stops at an invalid line still needs the whole file's digest). False on a read error.
+  bool drain();
 
  private:
   struct Codec;                         // reader.cpp: zlib / zstd stream state
@@ -163,6 +171,9 @@ class LineSource {
   int64_t verbatim_ = -1;
   bool bom_ = false;
   std::string error_;
+  std::function<void(const char*, size_t)> on_raw_;
+  bool raw_eof_ = false;  // a raw read returned 0
+  ssize_t read_raw(char* dst, size_t n);
 };
 
 std::string shorten(std::string_view s, size_t max = 60);  // for quoting values in messages

@@ -56,18 +56,29 @@ const char* LineSource::compression() const {
 
 // Reads decoded bytes into out[0, cap): plain files straight from the fd; compressed ones through
 // the codec, refilling its input buffer from the fd as needed. Returns 0 only at the real end.
+ssize_t LineSource::read_raw(char* dst, size_t n) {
+  ssize_t r;
+  do r = ::read(fd_, dst, n);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    error_ = name_ + ": read error: " + std::strerror(errno);
+    return -1;
+  }
+  if (r == 0) raw_eof_ = true;
+  bytes_ += static_cast<uint64_t>(r);
+  if (on_raw_ && r > 0) on_raw_(dst, static_cast<size_t>(r));
+  return r;
+}
+
+bool LineSource::drain() {
+  if (fd_ < 0 || !error_.empty()) return false;
+  std::vector<char> tmp(1 << 20);
+  while (!raw_eof_)
+    if (read_raw(tmp.data(), tmp.size()) < 0) return false;
+  return true;
+}
+
 ssize_t LineSource::fill(char* out, size_t cap) {
-  auto read_raw = [&](char* dst, size_t n) -> ssize_t {
-    ssize_t r;
-    do r = ::read(fd_, dst, n);
-    while (r < 0 && errno == EINTR);
-    if (r < 0) {
-      error_ = name_ + ": read error: " + std::strerror(errno);
-      return -1;
-    }
-    bytes_ += static_cast<uint64_t>(r);
-    return r;
-  };
   if (!codec_) return read_raw(out, cap);
   Codec& c = *codec_;
   const char* what = compression();

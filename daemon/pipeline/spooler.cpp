@@ -294,6 +294,19 @@ SpoolResult spool_file(const SpoolJob& job) {
       res.error = reader.error();
       return res;
     }
+    // The content digest from this pass's read (SpoolJob::digest_source): every raw byte once.
+    std::optional<journal::SourceHasher> hasher;
+    if (job.digest_source) {
+      hasher.emplace();
+      reader.on_raw([&h = *hasher](const char* p, size_t n) { h.update(p, n); });
+    }
+    // fail-export stopped the pass at an invalid line: the rest of the file is still read for
+    // its digest, so an identical re-delivery is recognised as this (failed) export.
+    auto stopped = [&] {
+      if (hasher && reader.drain() && watch::changed_after_taken({job.source}).empty())
+        res.digest = hasher->finish();
+      return res;
+    };
     spool::WriterOptions wo;
     wo.part_size = job.part_size;
     wo.zstd_level = job.zstd_level;
@@ -304,6 +317,11 @@ SpoolResult spool_file(const SpoolJob& job) {
     import_wo.frame_sha256 = job.frame_sha256;
     if (job.source_pieces && job.part_size == journal::kDigestPiece) {
       import_wo.source_pieces = job.source_pieces;
+      import_wo.source_size = job.source.identity.size;
+    } else if (hasher && job.part_size == journal::kDigestPiece) {
+      import_wo.source_pieces = hasher->pieces();  // filled as this pass reads
+      import_wo.source_pieces_live = true;
+      import_wo.source_pieces_max = journal::kPiecesKept;
       import_wo.source_size = job.source.identity.size;
     }
     auto import_file = spool::import_path(job.spool_dir, job.export_name, job.file_name);
@@ -444,18 +462,21 @@ SpoolResult spool_file(const SpoolJob& job) {
           held = true;  // after the lines before it
           break;
         }
-        if (!consume_here()) return res;
+        if (!consume_here()) return stopped();
       }
       if (!batch.lines.empty()) {
         res.lines_helped += validate_batch(batch, *job.validator, job.help);
         for (std::size_t i = 0; i < batch.lines.size(); ++i) {
           const auto& l = batch.lines[i];
-          if (!consume(batch.results[i], false, batch.text(l), l.no, l.verbatim)) return res;
+          if (!consume(batch.results[i], false, batch.text(l), l.no, l.verbatim)) return stopped();
         }
       }
-      if (held && !consume_here()) return res;
+      if (held && !consume_here()) return stopped();
     }
 
+    // The last piece ends here, before the last frame does (import.finish below).
+    std::optional<journal::FileDigest> digest;
+    if (hasher) digest = hasher->finish();
     // The source must still be what was taken: otherwise this export is superseded (never
     // uploaded half-old, half-new).
     auto changes = watch::changed_after_taken({job.source});
@@ -524,6 +545,7 @@ SpoolResult spool_file(const SpoolJob& job) {
     fs::create_directories(res.report_fragment.parent_path());
     spool::write_durable(res.report_fragment, frag);
     res.ok = true;
+    res.digest = std::move(digest);
     // One line per file that had bad input, naming the file and the first cause (the report has
     // every rejected line); said here because only the reader knows a skipped line's size.
     if (reader.had_bom())

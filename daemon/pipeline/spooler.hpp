@@ -8,11 +8,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "fhir/validator.hpp"
+#include "journal/digest.hpp"
 #include "spool/spool.hpp"
 #include "watch/identity.hpp"
 
@@ -76,6 +78,11 @@ struct SpoolJob {
   // signed with its digest instead of being hashed again (spool::WriterOptions::source_pieces).
   // Used only when part_size is the piece size (journal::kDigestPiece).
   std::shared_ptr<const std::vector<fe::Sha256Digest>> source_pieces{};
+  // Hash the source's content digest from this pass's own read (journal::SourceHasher): the
+  // export was taken before its digest (a path the journal had never seen, docs/pipeline.md "One
+  // pass"). SpoolResult::digest then holds the file's digest; its piece digests sign verbatim
+  // parts as source_pieces would.
+  bool digest_source = false;
   spool::Quota* quota = nullptr;
   bool fsync = true;
   const std::atomic<bool>* cancel = nullptr;  // daemon stopping: abandon (redone at next start)
@@ -125,6 +132,10 @@ struct SpoolResult {
   std::int64_t line_anchors = 0;
   // Lines validated by a helper thread rather than the owner (PoolHelp): for tests.
   std::int64_t lines_helped = 0;
+  // SpoolJob::digest_source: the file's digest (journal::file_digest of the same bytes; identity
+  // left empty), when the whole file was read and was still the file taken: with ok (also
+  // file_rejected), and with fail_export (the rest of the file is read for it).
+  std::optional<journal::FileDigest> digest;
 };
 
 // spool/<export>/lines/<File>.map

@@ -170,6 +170,12 @@ struct WriterOptions {
   // upload hashes that one part itself.
   std::shared_ptr<const std::vector<fe::Sha256Digest>> source_pieces{};
   std::uint64_t source_size = 0;
+  // source_pieces grows while the file is written: the spool pass's own read of the source
+  // hashes each piece (journal::SourceHasher) before the lines in it reach write(), on the same
+  // thread, so piece k is known by the time its frame ends. A frame that starts at a piece is
+  // taken as that piece's (left unhashed) when the piece is one of the first `source_pieces_max`.
+  bool source_pieces_live = false;
+  std::uint64_t source_pieces_max = 0;
   // Called on the compressor thread as soon as frame N (0-based, in order) is compressed and
   // written to the .tmp file, with its complete Frame (compressed range included). The bytes are
   // readable from the .tmp path (or, once finish() renamed it, from the final path) but not yet

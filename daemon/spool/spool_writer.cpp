@@ -306,7 +306,7 @@ void SpoolWriter::end_frame() {
     // Began at piece k of the source: its digest if the frame is that piece verbatim, else none
     // (its bytes went by unhashed; the upload hashes this one part).
     const std::uint64_t k = static_cast<std::uint64_t>(frame_source_) / opt_.part_size;
-    if (frame_source_ >= 0 &&
+    if (frame_source_ >= 0 && k < opt_.source_pieces->size() &&
         frame_in_ == std::min(opt_.part_size, opt_.source_size - k * opt_.part_size))
       f.sha256 = fe::to_hex((*opt_.source_pieces)[k]);
   }
@@ -330,7 +330,8 @@ void SpoolWriter::write(std::string_view bytes, std::int64_t source_offset) {
           opt_.frame_sha256 && opt_.source_pieces && source_offset >= 0 &&
           static_cast<std::uint64_t>(source_offset) % opt_.part_size == 0 &&
           static_cast<std::uint64_t>(source_offset) < opt_.source_size &&
-          static_cast<std::uint64_t>(source_offset) / opt_.part_size < opt_.source_pieces->size();
+          static_cast<std::uint64_t>(source_offset) / opt_.part_size <
+              (opt_.source_pieces_live ? opt_.source_pieces_max : opt_.source_pieces->size());
     } else if (frame_source_ < 0 || source_offset < 0 ||
                source_offset != frame_source_ + static_cast<std::int64_t>(frame_in_)) {
       frame_source_ = -1;  // a gap (a line not kept, a changed terminator): not verbatim

@@ -13,7 +13,11 @@
 #include <sstream>
 #include <string>
 
+#include <zlib.h>
+
+#include "common/hashing.hpp"
 #include "fhir/validator.hpp"
+#include "journal/digest.hpp"
 #include "pipeline/spooler.hpp"
 #include "spool/spool.hpp"
 #include "temp_dir.hpp"
@@ -81,8 +85,10 @@ struct Spooled {
   std::string import, rejected, report, line_map;
 };
 
-Spooled spool(const test::TempDir& dir, const std::string& sub, const std::filesystem::path& src,
-              const std::shared_ptr<const fhir::Validator>& validator, pipeline::PoolHelp* help) {
+Spooled spool_src(const test::TempDir& dir, const std::string& sub,
+                  const std::filesystem::path& src,
+                  const std::shared_ptr<const fhir::Validator>& validator, pipeline::PoolHelp* help,
+                  const std::function<void(pipeline::SpoolJob&)>& tune = {}) {
   pipeline::SpoolJob job;
   job.spool_dir = dir / sub;
   job.export_name = "e1";
@@ -92,6 +98,7 @@ Spooled spool(const test::TempDir& dir, const std::string& sub, const std::files
   job.part_size = 1u << 20;
   job.fsync = false;
   job.help = help;
+  if (tune) tune(job);
   Spooled out;
   out.res = pipeline::spool_file(job);
   if (!out.res.ok) return out;
@@ -121,7 +128,7 @@ TEST(Spooler, IdleWorkersValidateOneFileWithItsOwnerAndTheSpoolIsTheSameBytes) {
   const auto src = dir / "Mixed.ndjson";
   { std::ofstream(src, std::ios::binary) << mixed_source(validator->options().max_line_bytes); }
 
-  const auto alone = spool(dir, "alone", src, validator, nullptr);
+  const auto alone = spool_src(dir, "alone", src, validator, nullptr);
   ASSERT_TRUE(alone.res.ok) << alone.res.error;
   EXPECT_EQ(alone.res.lines_helped, 0);
 
@@ -130,7 +137,7 @@ TEST(Spooler, IdleWorkersValidateOneFileWithItsOwnerAndTheSpoolIsTheSameBytes) {
   pipeline::PoolHelp help([&](std::function<void()> t) { boost::asio::post(pool, std::move(t)); },
                           4, 8);
   help.job_posted(pipeline::PoolHelp::Job::spool);  // the owner's own job, as the ingest counts it
-  const auto helped = spool(dir, "helped", src, validator, &help);
+  const auto helped = spool_src(dir, "helped", src, validator, &help);
   help.job_done(pipeline::PoolHelp::Job::spool);
   pool.join();
   ASSERT_TRUE(helped.res.ok) << helped.res.error;
@@ -215,4 +222,126 @@ TEST(Spooler, PoolHelpLendsOnlyPoolThreadsAndCoresNobodyUses) {
 }
 
 }  // namespace
+}  // namespace fe
+
+namespace fe {
+namespace {
+
+std::shared_ptr<const fhir::Validator> structure_only() {
+  fhir::Options fo;
+  fo.level = fhir::Level::structure_only;
+  fhir::LoadReport lr;
+  return fhir::Validator::create(fo, lr);
+}
+
+void gzip_file(const std::filesystem::path& from, const std::filesystem::path& to) {
+  const std::string data = slurp(from);
+  gzFile gz = gzopen(to.c_str(), "wb");
+  ASSERT_NE(gz, nullptr);
+  ASSERT_EQ(gzwrite(gz, data.data(), static_cast<unsigned>(data.size())),
+            static_cast<int>(data.size()));
+  gzclose(gz);
+}
+
+}  // namespace
+
+// An export taken before its digest (docs/pipeline.md "One pass"): the spool pass hashes the
+// file's content digest from its own read, the same as journal::file_digest of the file: with
+// invalid, blank, CRLF and over-long lines, with helpers, and of a gzip source's raw bytes.
+TEST(Spooler, TheSpoolPassHashesTheSourcesContentDigest) {
+  test::TempDir dir("fe-spooler");
+  auto validator = structure_only();
+  ASSERT_TRUE(validator);
+  const auto src = dir / "Mixed.ndjson";
+  { std::ofstream(src, std::ios::binary) << mixed_source(validator->options().max_line_bytes); }
+  const auto want = journal::file_digest(src);
+  auto hash = [](pipeline::SpoolJob& j) { j.digest_source = true; };
+
+  const auto plain = spool_src(dir, "plain", src, validator, nullptr, hash);
+  ASSERT_TRUE(plain.res.ok) << plain.res.error;
+  ASSERT_TRUE(plain.res.digest);
+  EXPECT_EQ(plain.res.digest->root, want.root);
+  EXPECT_EQ(plain.res.digest->size, want.size);
+  EXPECT_EQ(*plain.res.digest->pieces, *want.pieces);
+  // Not asked: nothing hashed.
+  EXPECT_FALSE(spool_src(dir, "not", src, validator, nullptr).res.digest);
+
+  boost::asio::thread_pool pool(3);
+  pipeline::PoolHelp help([&](std::function<void()> t) { boost::asio::post(pool, std::move(t)); },
+                          4, 8);
+  help.job_posted(pipeline::PoolHelp::Job::spool);
+  const auto helped = spool_src(dir, "helped", src, validator, &help, hash);
+  help.job_done(pipeline::PoolHelp::Job::spool);
+  pool.join();
+  ASSERT_TRUE(helped.res.ok) << helped.res.error;
+  EXPECT_GT(helped.res.lines_helped, 0);
+  ASSERT_TRUE(helped.res.digest);
+  EXPECT_EQ(helped.res.digest->root, want.root);
+  EXPECT_EQ(helped.import, plain.import);
+
+  // A gzip source: the digest is of the file's bytes, not of the NDJSON it holds.
+  const auto gz = dir / "Mixed.ndjson.gz";
+  gzip_file(src, gz);
+  const auto zipped = spool_src(dir, "gz", gz, validator, nullptr, hash);
+  ASSERT_TRUE(zipped.res.ok) << zipped.res.error;
+  ASSERT_TRUE(zipped.res.digest);
+  const auto want_gz = journal::file_digest(gz);
+  EXPECT_EQ(zipped.res.digest->root, want_gz.root);
+  EXPECT_EQ(zipped.res.digest->size, std::filesystem::file_size(gz));
+  EXPECT_EQ(zipped.import, plain.import);
+
+  // on_invalid fail-export stops at the first invalid line, and still reads the rest for the
+  // digest (an identical re-delivery is then recognised as the failed export).
+  const auto failed = spool_src(dir, "fail", src, validator, nullptr, [](pipeline::SpoolJob& j) {
+    j.digest_source = true;
+    j.on_invalid = config::OnInvalid::fail_export;
+  });
+  EXPECT_TRUE(failed.res.fail_export);
+  ASSERT_TRUE(failed.res.digest);
+  EXPECT_EQ(failed.res.digest->root, want.root);
+  EXPECT_EQ(failed.res.digest->size, want.size);
+}
+
+// Signed parts (frame_sha256) of a file taken before its digest: a frame that is a piece of the
+// source verbatim is signed with the piece digest the pass has just hashed, and every frame's
+// SHA-256 is that of its bytes.
+TEST(Spooler, VerbatimPartsAreSignedWithThePiecesTheSpoolPassHashed) {
+  test::TempDir dir("fe-spooler");
+  auto validator = structure_only();
+  ASSERT_TRUE(validator);
+  const auto src = dir / "Patient.ndjson";
+  {
+    std::ofstream out(src, std::ios::binary);
+    std::uint64_t n = 0;
+    for (int i = 0; n < 2 * journal::kDigestPiece + 300000; ++i) {
+      const std::string line = "{\"resourceType\":\"Patient\",\"id\":\"p" + std::to_string(i) +
+                               "\",\"gender\":\"female\",\"name\":[{\"family\":\"F" +
+                               std::to_string(i) + "\"}]}\n";
+      out << line;
+      n += line.size();
+    }
+  }
+  const auto res = spool_src(dir, "signed", src, validator, nullptr, [](pipeline::SpoolJob& j) {
+    j.digest_source = true;
+    j.frame_sha256 = true;
+    j.part_size = journal::kDigestPiece;
+  });
+  ASSERT_TRUE(res.res.ok) << res.res.error;
+  ASSERT_TRUE(res.res.digest);
+  const auto want = journal::file_digest(src);
+  EXPECT_EQ(res.res.digest->root, want.root);
+  ASSERT_EQ(res.import, slurp(src));  // verbatim: every frame is a piece
+  auto f = spool::SpoolFile::open(spool::import_path(dir / "signed", "e1", "Mixed.ndjson"));
+  const auto& frames = f.index().frames;
+  ASSERT_EQ(frames.size(), 3u);
+  for (std::size_t k = 0; k < frames.size(); ++k) {
+    SCOPED_TRACE(k);
+    const std::string_view bytes =
+        std::string_view(res.import)
+            .substr(frames[k].uncompressed_offset, frames[k].uncompressed_size);
+    EXPECT_EQ(frames[k].sha256, fe::sha256_hex(bytes));
+    EXPECT_EQ(frames[k].sha256, fe::to_hex((*want.pieces)[k]));
+  }
+}
+
 }  // namespace fe
