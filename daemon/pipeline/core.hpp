@@ -93,6 +93,13 @@ struct Run {
   // its piece's digest, not hashed again (issue 13 item 4). Handed to the spool jobs and cleared
   // by start_spool; a resume after a restart has none and hashes as it spools.
   std::map<std::string, std::shared_ptr<const std::vector<fe::Sha256Digest>>> source_pieces;
+  // Taken before its content digest (docs/pipeline.md "One pass"): each file's digest comes from
+  // its spool pass (SpoolResult::digest), or, for a file spooled by an earlier process, from a
+  // read of it (Ingest::resolve_digest); the export's is recorded before it is `spooled`.
+  bool digest_pending = false;
+  bool digest_tried = false;                           // resolve_digest ran in this spool attempt
+  int digest_reads = 0;                                // files being read for their digest
+  std::map<std::string, journal::FileDigest> digests;  // by file name (pieces dropped)
 };
 
 // One configured pipeline: its config, validator and watcher.

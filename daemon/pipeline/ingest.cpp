@@ -29,6 +29,43 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
     again[key] = r;  // digest it again once the current pass is done
     return;
   }
+  try {
+    if (auto pending = c_.jr->pending_export(pname, r.path.string())) {
+      // Taken before its digest, which its spool pass is hashing: the very files taken are not
+      // taken again (the start-up rescan, a second event). Changed files are a new version: their
+      // digest decides, as for any known path, and the spool pass of this one sees the change.
+      std::map<std::string, journal::SourceIdentity> taken;
+      for (const auto& f : c_.jr->files(pending->id)) taken.emplace(f.name, f.source);
+      bool same = taken.size() == r.files.size();
+      for (const auto& f : r.files) {
+        auto it = taken.find(f.name);
+        same = same && it != taken.end() && it->second.size == f.identity.size &&
+               it->second.mtime_ns == f.identity.mtime_ns && it->second.inode == f.identity.inode &&
+               it->second.dev == f.identity.dev;
+      }
+      if (same) {
+        c_.stats.add(pname, &Counters::exports_seen_again);
+        if (!c_.runs.count(pending->id))
+          log::info("export already taken (the same files; content digest pending), not redone",
+                    {{"EXPORT_ID", pending->name},
+                     {"PIPELINE", pname},
+                     {"STATE", std::string(to_string(pending->state))}});
+        return;
+      }
+    } else if (c_.opt.take_before_digest && !c_.jr->source_seen(pname, r.path.string())) {
+      return take(pname, r, "");
+    }
+  } catch (const std::exception& e) {
+    ++c_.stats.journal_errors;
+    log::error(std::string("journal: cannot look up the export's source: ") + e.what(),
+               {{"EXPORT_ID", r.name}, {"PIPELINE", pname}});
+    return;
+  }
+  digest_and_take(pname, r);
+}
+
+void Ingest::digest_and_take(const std::string& pname, const watch::ReadyExport& r) {
+  std::string key = pname + "\n" + r.path.string();
   // A path the journal holds with a digest of the legacy scheme is digested that way again, so an
   // export taken before the scheme changed is recognised (journal/digest.hpp).
   journal::DigestScheme scheme = journal::DigestScheme::pieces;
@@ -149,7 +186,13 @@ void Ingest::take(const std::string& pname, const watch::ReadyExport& r, const s
                                                      f.identity.inode, f.identity.dev}});
   journal::Taken t;
   try {
-    t = c_.jr->take_export(pname, r.path.string(), digest, r.name, files);
+    if (!digest.empty()) {
+      t = c_.jr->take_export(pname, r.path.string(), digest, r.name, files);
+    } else if (auto nt = c_.jr->take_new_source(pname, r.path.string(), r.name, files)) {
+      t = std::move(*nt);
+    } else {
+      return digest_and_take(pname, r);  // known after all: its digest decides
+    }
   } catch (const std::exception& e) {
     log::error(std::string("journal: cannot take export: ") + e.what(),
                {{"EXPORT_ID", r.name}, {"PIPELINE", pname}});
@@ -313,6 +356,7 @@ std::string Ingest::hold_reason(const std::string& pname, const journal::ExportR
 // ---------------------------------------------------------------- spool
 void Ingest::start_spool(std::shared_ptr<Run> run) {
   run->phase = Phase::spooling;
+  run->digest_tried = false;
   run->superseded = false;
   run->fail.clear();
   run->outcome = {};
@@ -358,6 +402,7 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
                                      aws::PayloadMode::signed_sha256;
     if (auto it = run->source_pieces.find(f.name); it != run->source_pieces.end())
       job.source_pieces = it->second;  // used only with frame_sha256 (WriterOptions)
+    job.digest_source = run->digest_pending && !run->digests.count(f.name);
     job.quota = c_.quota.get();
     job.cancel = &c_.cancel;
     job.help = c_.help.get();
@@ -408,6 +453,11 @@ void Ingest::on_spooled(std::shared_ptr<Run> run, std::int64_t file_id, const st
   bool stream_complete = false;  // the file's streamed import object may be completed
   try {
     auto f = c_.jr->get_file(file_id);
+    if (res.digest && run->digest_pending && !res.changed) {
+      auto d = *res.digest;
+      d.pieces.reset();  // the export's digest needs the root and size only
+      run->digests[f.name] = std::move(d);
+    }
     if (res.cancelled) {
       run->outcome.merge(upload::Outcome::retry_later("spooling cancelled"));
     } else if (res.changed) {
@@ -521,6 +571,11 @@ void Ingest::spool_done(std::shared_ptr<Run> run) {
       c_.changed();
       return;
     }
+    // Once per attempt: a digest read that failed is tried again with the attempt (retry).
+    if (run->digest_pending && !run->digest_tried) {
+      run->digest_tried = true;
+      if (!resolve_digest(run)) return;
+    }
     std::vector<std::string> names;
     for (const auto& f : c_.jr->files(run->id)) names.push_back(f.name);
     if (!run->fail.empty()) {
@@ -539,6 +594,11 @@ void Ingest::spool_done(std::shared_ptr<Run> run) {
       c_.upload->schedule_retry(run, run->outcome.reason);
       return;
     }
+    if (run->digest_pending) {
+      // Never `spooled` (and so never imported) without the digest that names its content.
+      c_.upload->schedule_retry(run, "content digest not recorded yet");
+      return;
+    }
     write_report(c_.cfg.spool.dir, run->name, run->pipeline,
                  config::to_string(c_.pipe_of(run->pipeline)->cfg.validation_level), names);
     c_.jr->set_export_state(run->id, ExportState::spooled);
@@ -546,6 +606,83 @@ void Ingest::spool_done(std::shared_ptr<Run> run) {
   } catch (const std::exception& e) {
     c_.upload->schedule_retry(run, e.what());
   }
+}
+
+// ---------------------------------------------------------------- the pending digest
+// An export taken before its content digest (docs/pipeline.md "One pass") gets it here, after its
+// spool pass and before any decision that ends or advances it: from every file's SpoolResult
+// digest, or, for a file spooled by an earlier process (a restart while the digest was pending),
+// from a read of that file now, which must still be the file taken.
+bool Ingest::resolve_digest(const std::shared_ptr<Run>& run) {
+  auto row = c_.jr->get_export(run->id);
+  if (!journal::is_pending_digest(row.digest)) {
+    run->digest_pending = false;
+    return true;
+  }
+  auto files = c_.jr->files(run->id);
+  std::error_code ec;
+  const fs::path src(row.source_path);
+  const bool dir = fs::is_directory(fs::symlink_status(src, ec));
+  auto self = c_.weak_self.lock();
+  for (const auto& f : files) {
+    if (run->digests.count(f.name)) continue;
+    ++run->digest_reads;
+    c_.help->job_posted(PoolHelp::Job::digest);
+    asio::post(*c_.pool, [self, run, name = f.name, path = dir ? src / f.name : src,
+                          taken = f.source, help = c_.help.get()] {
+      journal::FileDigest d;
+      std::string error;
+      try {
+        d = journal::file_digest(path);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      help->job_done(PoolHelp::Job::digest);
+      asio::post(self->io, [self, run, name, d = std::move(d), error, taken] {
+        if (!self->stopping) self->ingest->digest_read(run, name, d, error, taken);
+      });
+    });
+  }
+  if (run->digest_reads > 0) return false;  // digest_read calls spool_done again
+  std::vector<std::pair<std::string, journal::FileDigest>> all;
+  for (const auto& f : files) all.emplace_back(f.name, run->digests[f.name]);
+  const std::string digest = journal::combine_digest(std::move(all));
+  if (!c_.jr->record_digest(run->id, digest)) {
+    // The same content was taken meanwhile as a later version (its files replaced by an
+    // identical copy): that version imports it, this one does not.
+    run->superseded = true;
+    run->fail = "the same content (" + digest + ") was taken meanwhile as a later version";
+    spool_done(run);
+    return false;
+  }
+  run->digest_pending = false;
+  run->digests.clear();
+  log::info("content digest recorded",
+            {{"EXPORT_ID", run->name}, {"PIPELINE", run->pipeline}, {"DIGEST", digest}});
+  return true;
+}
+
+void Ingest::digest_read(const std::shared_ptr<Run>& run, const std::string& name,
+                         const journal::FileDigest& d, const std::string& error,
+                         const journal::SourceIdentity& taken) {
+  --run->digest_reads;
+  if (!error.empty()) {
+    // Gone or unreadable: a changed source supersedes (identity), anything else is retried.
+    run->outcome.merge(upload::Outcome::retry_later("content digest: " + error));
+  } else if (d.identity.size != taken.size || d.identity.mtime_ns != taken.mtime_ns ||
+             d.identity.inode != taken.inode || d.identity.dev != taken.dev) {
+    run->superseded = true;
+    run->fail = name + " changed after it was taken (read again for the content digest)";
+  } else {
+    auto kept = d;
+    kept.pieces.reset();
+    run->digests[name] = std::move(kept);
+  }
+  if (run->digest_reads > 0) return;
+  // Every file read: record the digest now (resolve_digest again), unless the attempt went wrong
+  // (then spool_done retries or supersedes, with the digest still pending).
+  if (run->attempt_ok()) run->digest_tried = false;
+  spool_done(run);
 }
 
 }  // namespace fe::pipeline

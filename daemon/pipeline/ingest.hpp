@@ -3,8 +3,12 @@
 // watch / take / spool): a ReadyExport of a pipeline's watcher becomes a journaled export whose
 // files are validated and spooled.
 //
-//   on_ready     content digest on the worker pool (a second report of the same path while one
-//                is digested is queued and digested after it; the legacy scheme for a path the
+//   on_ready     a path the journal has never seen: take() at once, the content digest is
+//                hashed by the spool pass (docs/pipeline.md "One pass"); a path whose export
+//                taken that way still has its digest pending: nothing, if its files are the
+//                very files taken (same identities), else as a known path; a known path: content
+//                digest on the worker pool (a second report of the same path while one is
+//                digested is queued and digested after it; the legacy scheme for a path the
 //                journal holds with a legacy digest, journal/digest.hpp), then take() on the
 //                control thread
 //   take         journal.take_export: an identical re-delivery is recognised (not redone), a
@@ -21,8 +25,9 @@
 //                starts its import object early (UploadStage::start_early_upload); a file that
 //                failed stops its stream
 //   spool_done   once every file and early object is done: superseded (spool removed, cleanup of
-//                what early uploads left), failed (fail-export), park / retry, else report.json,
-//                `spooled` and UploadStage::start_upload
+//                what early uploads left); a pending content digest recorded (resolve_digest);
+//                failed (fail-export), park / retry, else report.json, `spooled` and
+//                UploadStage::start_upload
 //
 // Hand-offs: to the UploadStage (stream_part, end_stream, start_early_upload, start_upload, park,
 // schedule_retry); the
@@ -53,9 +58,19 @@ class Ingest {
   void spool_done(std::shared_ptr<Run> run);
 
  private:
-  // `files`: each file's digest (its piece digests go to the spool jobs).
+  // The content digest on the pool, then take().
+  void digest_and_take(const std::string& pname, const watch::ReadyExport& r);
+  // `files`: each file's digest (its piece digests go to the spool jobs). An empty digest: taken
+  // before it (Journal::take_new_source).
   void take(const std::string& pname, const watch::ReadyExport& r, const std::string& digest,
             const std::vector<std::pair<std::string, journal::FileDigest>>& files = {});
+  // Records the content digest of an export taken before it. True: recorded (or not pending), go
+  // on; false: spool_done runs again once the files spooled by an earlier process are read, or
+  // the export ended (the same content is a later version already: superseded).
+  bool resolve_digest(const std::shared_ptr<Run>& run);
+  void digest_read(const std::shared_ptr<Run>& run, const std::string& name,
+                   const journal::FileDigest& d, const std::string& error,
+                   const journal::SourceIdentity& taken);
   std::string hold_reason(const std::string& pname, const journal::ExportRow& row,
                           const watch::ReadyExport& r);
   // `where`: the source file's full path (log entries name it).

@@ -85,6 +85,7 @@ std::shared_ptr<Run> Core::make_run(const journal::ExportRow& row) {
   r->id = row.id;
   r->name = row.name;
   r->pipeline = row.pipeline;
+  r->digest_pending = journal::is_pending_digest(row.digest);
   runs[row.id] = r;
   return r;
 }

@@ -101,6 +101,9 @@ struct Options {
   // Content digest: a file of more pieces than this (journal::kDigestPiece each) is hashed in
   // ranges of this many pieces, one pool job each, so one big file is digested by every worker.
   std::uint64_t digest_range_pieces = 8;
+  // A source path the journal has never seen is taken at once and its content digest hashed by
+  // the spool pass (docs/pipeline.md "One pass"); false: always digest first (tests of that path).
+  bool take_before_digest = true;
   // First retry delay after an export's attempts ran out; doubles up to retry_max.
   std::chrono::milliseconds retry_base = std::chrono::minutes(1);
   std::chrono::milliseconds retry_max = std::chrono::minutes(30);

@@ -280,6 +280,19 @@ def check(a, work, port, env, specs, gens, st, kills):
                 errors.append(f"{n}/{f['name']}: S3 object {objects[f['import_key']]} bytes, "
                               f"journal {f['bytes_uncompressed']}")
 
+    # 5b. Every export's content digest is that of its files (journal/digest.hpp, sha256-pieces),
+    #     never left pending: exports at new paths are taken before their digest, which the spool
+    #     pass hashes and records before `spooled`, also across kills (docs/pipeline.md "One pass").
+    for n in names:
+        e = by_name[n]
+        files = (harness.status(a.fe, env, journal=f"{work}/journal.db", export=n) or {}).get("files") or []
+        src = e.get("source_path") or ""
+        paths = {f["name"]: (os.path.join(src, f["name"]) if os.path.isdir(src) else src) for f in files}
+        if not files or not all(os.path.isfile(p) for p in paths.values()):
+            errors.append(f"{n}: cannot check the digest (source {src} not all there)")
+        elif e.get("digest") != content_digest(paths):
+            errors.append(f"{n}: journal digest {e.get('digest')}, content {content_digest(paths)}")
+
     # 6. Bytes re-sent are bounded by one part per in-flight part per kill (plus, with faults,
     #    one part per failed request).
     sent = collections.Counter()
@@ -311,6 +324,25 @@ def check(a, work, port, env, specs, gens, st, kills):
         f"{sorted(len(ns) for ns in members.values())}), {total_valid} resources once each, "
         f"no open uploads, journal ok")
     return True
+
+
+def content_digest(paths):
+    """journal::content_digest, pieces scheme: per file the SHA-256 of its 8 MiB pieces' SHA-256s;
+    then over the files in byte-wise name order: name, NUL, size (8 bytes big-endian), root."""
+    import hashlib
+    piece = 8 << 20
+    top = hashlib.sha256()
+    for name in sorted(paths, key=lambda s: s.encode()):
+        root, size = hashlib.sha256(), 0
+        with open(paths[name], "rb") as f:
+            while True:
+                b = f.read(piece)
+                if not b:
+                    break
+                size += len(b)
+                root.update(hashlib.sha256(b).digest())
+        top.update(name.encode() + b"\0" + size.to_bytes(8, "big") + root.digest())
+    return "sha256-pieces:" + top.hexdigest()
 
 
 def check_request_rate(work, reqs):

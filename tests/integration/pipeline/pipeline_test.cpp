@@ -22,7 +22,10 @@ namespace fs = std::filesystem;
 using namespace fe::test;
 using fe::journal::ExportState;
 
-class PipelineTest : public StagesTest {};
+class PipelineTest : public StagesTest {
+ protected:
+  void signed_pieces(bool take_before_digest);
+};
 
 // exp/Observation.000.ndjson of four upload parts or more (kPart each): a generated Observation
 // file repeated. Returns its content ("" when the generator gave none).
@@ -608,10 +611,19 @@ TEST_F(PipelineTest, FrameHashesAreRecordedOnlyForPartsThatAreSigned) {
 // object being the source byte for byte is the proof that the right digests were used; each
 // frame's recorded SHA-256 is the piece's. A second file with a rejected line near its start has
 // no frame on the piece grid after it: its parts are hashed as they are spooled and arrive too.
-// The files are digested in ranges of one piece (Options::digest_range_pieces), as a big file is.
+// The files are digested in ranges of one piece (Options::digest_range_pieces), as a big file is;
+// and again taken before their digest (docs/pipeline.md "One pass"): the spool pass hashes the
+// pieces it then signs with.
 TEST_F(PipelineTest, SignedPartsThatArePiecesOfTheSourceUseTheContentDigestsPieces) {
   REQUIRE_TOOLS();
-  auto root = temp_dir("pieces");
+  for (bool before : {false, true}) {
+    SCOPED_TRACE(before ? "taken before its digest" : "digest first");
+    signed_pieces(before);
+  }
+}
+
+void PipelineTest::signed_pieces(bool take_before_digest) {
+  auto root = temp_dir(take_before_digest ? "pieces-onepass" : "pieces");
   const std::uint64_t piece = fe::journal::kDigestPiece;
   LocalS3 server(root / "s3", piece);
   auto exp = root / "watch" / "pc";
@@ -629,6 +641,7 @@ TEST_F(PipelineTest, SignedPartsThatArePiecesOfTheSourceUseTheContentDigestsPiec
   auto o = test_options();
   o.auto_part_size = piece;
   o.digest_range_pieces = 1;  // each file's digest in one pool job per piece
+  o.take_before_digest = take_before_digest;
   boost::asio::io_context io;
   fe::app::Stages p(io, cfg, o);
   p.start(cfg);
@@ -725,6 +738,152 @@ TEST_F(PipelineTest, AnExportTakenBeforeTheDigestChangedIsRecognisedAfterIt) {
   }
   for (const auto& r : server.requests())
     EXPECT_EQ(r.key.find("exports/old/"), std::string::npos) << r.operation << " " << r.key;
+  fs::remove_all(root);
+}
+
+// One pass (docs/pipeline.md "One pass"): an export at a path the journal has never seen is taken
+// at once and its content digest hashed by its spool pass (no read of the files before the take);
+// the digest recorded is journal::content_digest of its files. A restart's rescan recognises it,
+// and a changed export at the same path, a known path now, is digested before it is taken.
+TEST_F(PipelineTest, ANewExportPathIsTakenBeforeItsDigestWhichItsSpoolPassHashes) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("onepass");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "np";
+  generate(exp, {"--patients", "8", "--seed", "9", "--invalid-every", "7", "--complete", "marker"});
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(exp))
+    if (e.path().extension() == ".ndjson") names.push_back(e.path().filename().string());
+  ASSERT_GE(names.size(), 2u);
+  auto cfg = load(root, config_yaml(root, server.endpoint(), "    on_changed: reimport\n"));
+  auto events_of = [&](std::int64_t id) {
+    auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+    std::string all;
+    for (const auto& ev : j.events(id, 1000)) all += ev.message + "\n";
+    return all;
+  };
+  {
+    boost::asio::io_context io;
+    fe::app::Stages p(io, cfg, test_options());
+    p.start(cfg);
+    ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120))) << p.status_line();
+    EXPECT_EQ(p.stats().exports_taken, 1u);
+    stop_component(io, p);
+  }
+  auto rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 1u);
+  const auto want = fe::journal::content_digest(exp, names);
+  EXPECT_EQ(rows[0].digest, want);
+  const std::string ev = events_of(rows[0].id);
+  EXPECT_NE(ev.find("content digest computed as it spools"), std::string::npos) << ev;
+  EXPECT_NE(ev.find("content digest " + want), std::string::npos) << ev;
+  // Recorded before the export was spooled (so before anything could import it).
+  EXPECT_LT(ev.find("content digest " + want), ev.find("-> spooled")) << ev;
+  {
+    // The rescan at start-up: the same files, the same digest, not taken again.
+    boost::asio::io_context io;
+    fe::app::Stages p(io, cfg, test_options());
+    p.start(cfg);
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().exports_seen_again == 1; }, std::chrono::seconds(60)))
+        << p.status_line();
+    EXPECT_EQ(p.stats().exports_taken, 0u);
+    // A changed file: a new version, digested before it is taken (the path is known).
+    const std::string text = read_file(exp / names[0]);
+    write_file(exp / names[0], text + text.substr(0, text.find('\n') + 1));
+    ASSERT_TRUE(run_until(
+        io, [&] { return p.stats().exports_taken == 1 && journal_exports(root).size() == 2; },
+        std::chrono::seconds(60)))
+        << p.status_line();
+    ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120))) << p.status_line();
+    stop_component(io, p);
+  }
+  rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& r : rows) {
+    if (r.version != 2) continue;
+    EXPECT_EQ(r.digest, fe::journal::content_digest(exp, names));
+    EXPECT_NE(r.digest, want);
+    const std::string ev2 = events_of(r.id);
+    EXPECT_EQ(ev2.find("content digest computed as it spools"), std::string::npos) << ev2;
+  }
+  fs::remove_all(root);
+}
+
+// A daemon stopped (or killed) while an export's digest is pending: at restart the files not yet
+// spooled are spooled and hashed by that pass, the files already spooled are read again for their
+// digest (still the files taken), and the export gets the digest of all its files before it is
+// `spooled`. One worker: the larger file spools first and fills the spool quota, so the second
+// waits at its first frame until the stop.
+TEST_F(PipelineTest, AnExportStoppedWhileItsDigestIsPendingGetsItAfterTheRestart) {
+  REQUIRE_TOOLS();
+  auto root = temp_dir("pending");
+  LocalS3 server(root / "s3", kPart);
+  auto exp = root / "watch" / "pd";
+  generate(root / "gen", {"--patients", "12", "--seed", "11"});
+  fs::create_directories(exp);
+  // Whole lines, up to `max` bytes: one frame each (kPart).
+  auto lines = [](const std::string& text, std::size_t max) {
+    std::size_t end = 0;
+    for (std::size_t nl; (nl = text.find('\n', end)) != std::string::npos && nl < max;)
+      end = nl + 1;
+    return text.substr(0, end);
+  };
+  const std::string obs = lines(read_file(root / "gen" / "Observation.000.ndjson"), kPart / 2);
+  const std::string pat = lines(read_file(root / "gen" / "Patient.000.ndjson"), kPart / 4);
+  ASSERT_GT(obs.size(), pat.size());
+  ASSERT_FALSE(pat.empty());
+  write_file(exp / "Observation.000.ndjson", obs);
+  write_file(exp / "Patient.000.ndjson", pat);
+  const std::vector<std::string> names{"Observation.000.ndjson", "Patient.000.ndjson"};
+  auto cfg = load(root, config_yaml(root, server.endpoint()));
+  cfg.spool.max_bytes = 1;  // full once the first file's frame is written
+  auto o = test_options();
+  o.worker_threads = 1;
+  {
+    boost::asio::io_context io;
+    fe::app::Stages p(io, cfg, o);
+    p.start(cfg);
+    write_file(exp / ".done", "");
+    auto state_of = [&](const std::string& name) {
+      auto rows = journal_exports(root);
+      if (rows.empty()) return fe::journal::FileState::pending;
+      auto j = fe::journal::Journal::open(root / "journal.db", {.read_only = true});
+      for (const auto& f : j.files(rows[0].id))
+        if (f.name == name) return f.state;
+      return fe::journal::FileState::pending;
+    };
+    ASSERT_TRUE(run_until(
+        io,
+        [&] {
+          return state_of("Observation.000.ndjson") != fe::journal::FileState::pending &&
+                 state_of("Observation.000.ndjson") != fe::journal::FileState::spooling &&
+                 state_of("Patient.000.ndjson") == fe::journal::FileState::spooling;
+        },
+        std::chrono::seconds(60)))
+        << p.status_line();
+    stop_component(io, p);
+  }
+  auto rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_TRUE(fe::journal::is_pending_digest(rows[0].digest)) << rows[0].digest;
+  EXPECT_EQ(rows[0].state, ExportState::spooling);
+  cfg.spool.max_bytes = 1ull << 30;
+  {
+    boost::asio::io_context io;
+    fe::app::Stages p(io, cfg, o);
+    p.start(cfg);
+    ASSERT_TRUE(uploaded(io, p, 1, std::chrono::seconds(120))) << p.status_line();
+    EXPECT_EQ(p.stats().exports_taken, 0u);  // the rescan found the pending export's files
+    stop_component(io, p);
+  }
+  rows = journal_exports(root);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].digest, fe::journal::content_digest(exp, names));
+  S3Reader s3(server.endpoint());
+  auto imp = s3.get("exports/pd/import/Patient.000.ndjson");
+  ASSERT_TRUE(imp);
+  EXPECT_TRUE(*imp == pat);
   fs::remove_all(root);
 }
 
