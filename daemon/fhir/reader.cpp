@@ -28,7 +28,6 @@ struct LineSource::Codec {
   enum class Kind { gzip, zstd } kind;
   std::vector<char> in = std::vector<char>(kCompressedChunk);
   size_t in_pos = 0, in_end = 0;
-  bool raw_eof = false;
   bool member_open = false;  // inside a gzip member / zstd frame (EOF here = truncated)
   z_stream zs{};
   bool zs_init = false;
@@ -83,14 +82,13 @@ ssize_t LineSource::fill(char* out, size_t cap) {
   Codec& c = *codec_;
   const char* what = compression();
   while (true) {
-    if (c.in_pos == c.in_end && !c.raw_eof) {
+    if (c.in_pos == c.in_end && !raw_eof_) {
       ssize_t r = read_raw(c.in.data(), c.in.size());
       if (r < 0) return -1;
       c.in_pos = 0;
       c.in_end = static_cast<size_t>(r);
-      if (r == 0) c.raw_eof = true;
     }
-    if (c.in_pos == c.in_end && c.raw_eof) {
+    if (c.in_pos == c.in_end && raw_eof_) {
       if (c.member_open) {
         error_ = name_ + ": " + what + " data is truncated (the file ends inside a compressed " +
                  (c.kind == Codec::Kind::gzip ? "member" : "frame") + ")";

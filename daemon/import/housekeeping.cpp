@@ -69,9 +69,7 @@ void Housekeeping::after_upload(std::int64_t export_id) {
     const bool dir = fs::is_directory(fs::symlink_status(src, ec));
     std::vector<watch::TakenFile> taken;
     for (const auto& f : jr.files(export_id)) {
-      taken.push_back(
-          {f.name, dir ? src / f.name : src,
-           watch::FileIdentity{f.source.dev, f.source.inode, f.source.size, f.source.mtime_ns}});
+      taken.push_back({f.name, dir ? src / f.name : src, f.source.file_identity()});
     }
     if (auto changes = watch::changed_after_taken(taken); !changes.empty()) {
       std::string why = "source left in place: " + changes.front().name + " " +

@@ -105,31 +105,55 @@ DigestScheme scheme_of(std::string_view digest) {
   return digest.starts_with(kLegacyDigestPrefix) ? DigestScheme::legacy : DigestScheme::pieces;
 }
 
+struct SourceHasher::Impl {
+  PieceHasher pieces;
+  fe::Sha256 root;
+  std::uint64_t size = 0;
+};
+
+SourceHasher::SourceHasher()
+    : impl_(std::make_unique<Impl>()), kept_(std::make_shared<std::vector<fe::Sha256Digest>>()) {}
+SourceHasher::~SourceHasher() = default;
+
+void SourceHasher::update(const void* data, std::uint64_t n) {
+  impl_->size += n;
+  impl_->pieces.update(static_cast<const unsigned char*>(data), n,
+                       [this](const fe::Sha256Digest& d) { end_piece(d); });
+}
+
+void SourceHasher::end_piece(const fe::Sha256Digest& d) {
+  impl_->root.update(d.data(), d.size());
+  if (kept_->size() < kPiecesKept) kept_->push_back(d);
+}
+
+FileDigest SourceHasher::finish() {
+  impl_->pieces.finish([this](const fe::Sha256Digest& d) { end_piece(d); });
+  FileDigest out;
+  out.root = impl_->root.final_digest();
+  out.size = impl_->size;
+  out.pieces = kept_;
+  return out;
+}
+
 FileDigest file_digest(const std::filesystem::path& path, DigestScheme scheme) {
   Fd f = open_regular(path);
   // The size is hashed from the bytes actually read: a file that grows while it is hashed
   // yields a different digest rather than a torn one with a stale size.
   fe::Sha256 content;  // legacy: of the whole content
-  PieceHasher pieces;
-  fe::Sha256 root;  // pieces: of the piece digests
-  std::vector<fe::Sha256Digest> kept;
-  auto end_piece = [&](const fe::Sha256Digest& d) {
-    root.update(d.data(), d.size());
-    if (kept.size() < kPiecesKept) kept.push_back(d);
-  };
+  SourceHasher pieces;
   FileDigest out;
-  out.size = read_blocks(f, path, 0, UINT64_MAX, [&](const unsigned char* p, std::uint64_t n) {
-    if (scheme == DigestScheme::legacy)
-      content.update(p, static_cast<size_t>(n));
-    else
-      pieces.update(p, n, end_piece);
-  });
+  const std::uint64_t size =
+      read_blocks(f, path, 0, UINT64_MAX, [&](const unsigned char* p, std::uint64_t n) {
+        if (scheme == DigestScheme::legacy)
+          content.update(p, static_cast<size_t>(n));
+        else
+          pieces.update(p, n);
+      });
   if (scheme == DigestScheme::legacy) {
     out.root = content.final_digest();
+    out.size = size;
   } else {
-    pieces.finish(end_piece);
-    out.root = root.final_digest();
-    out.pieces = std::make_shared<const std::vector<fe::Sha256Digest>>(std::move(kept));
+    out = pieces.finish();
   }
   struct stat st {};
   if (::fstat(f.fd, &st) == 0) out.identity = fe::identity_of(st);
@@ -171,37 +195,6 @@ FileDigest file_digest_of_pieces(const std::filesystem::path& path,
   out.root = root.final_digest();
   out.pieces = std::make_shared<const std::vector<fe::Sha256Digest>>(std::move(kept));
   if (!ranges.empty()) out.identity = ranges[0].identity;
-  return out;
-}
-
-struct SourceHasher::Impl {
-  PieceHasher pieces;
-  fe::Sha256 root;
-  std::uint64_t size = 0;
-};
-
-SourceHasher::SourceHasher()
-    : impl_(std::make_unique<Impl>()), kept_(std::make_shared<std::vector<fe::Sha256Digest>>()) {}
-SourceHasher::~SourceHasher() = default;
-
-void SourceHasher::update(const void* data, std::uint64_t n) {
-  impl_->size += n;
-  impl_->pieces.update(static_cast<const unsigned char*>(data), n,
-                       [this](const fe::Sha256Digest& d) {
-                         impl_->root.update(d.data(), d.size());
-                         if (kept_->size() < kPiecesKept) kept_->push_back(d);
-                       });
-}
-
-FileDigest SourceHasher::finish() {
-  impl_->pieces.finish([this](const fe::Sha256Digest& d) {
-    impl_->root.update(d.data(), d.size());
-    if (kept_->size() < kPiecesKept) kept_->push_back(d);
-  });
-  FileDigest out;
-  out.root = impl_->root.final_digest();
-  out.size = impl_->size;
-  out.pieces = kept_;
   return out;
 }
 

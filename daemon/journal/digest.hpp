@@ -84,8 +84,9 @@ FileDigest file_digest_of_pieces(const std::filesystem::path& path, std::vector<
 // The same FileDigest (pieces scheme) from bytes handed in as they are read elsewhere, in order:
 // the spool pass of a file taken before its digest hashes the raw bytes its reader reads
 // (pipeline/spooler.hpp SpoolJob::digest_source), so the source is read once, not twice (issue
-// 13 "One pass", docs/pipeline.md). Each piece's digest is in pieces() as soon as its last byte
-// was handed in (the spool's writer signs a verbatim part with it on the same thread).
+// 13 "One pass", docs/pipeline.md); file_digest hashes its own reads through it. Each piece's
+// digest is in pieces() as soon as its last byte was handed in (the spool's writer signs a
+// verbatim part with it on the same thread).
 class SourceHasher {
  public:
   SourceHasher();
@@ -99,6 +100,7 @@ class SourceHasher {
   FileDigest finish();
 
  private:
+  void end_piece(const fe::Sha256Digest& d);  // into the root, and kept
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::shared_ptr<std::vector<fe::Sha256Digest>> kept_;

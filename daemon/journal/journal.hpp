@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/file_identity.hpp"
 #include "journal/states.hpp"
 
 struct sqlite3;
@@ -62,6 +63,8 @@ struct SourceIdentity {
   int64_t mtime_ns = 0;
   uint64_t inode = 0;
   uint64_t dev = 0;
+  // The same identity as the watcher and the spool compare it.
+  fe::FileIdentity file_identity() const { return {dev, inode, size, mtime_ns}; }
 };
 
 struct ExportRow {

@@ -39,9 +39,7 @@ void Ingest::on_ready(const std::string& pname, const watch::ReadyExport& r) {
       bool same = taken.size() == r.files.size();
       for (const auto& f : r.files) {
         auto it = taken.find(f.name);
-        same = same && it != taken.end() && it->second.size == f.identity.size &&
-               it->second.mtime_ns == f.identity.mtime_ns && it->second.inode == f.identity.inode &&
-               it->second.dev == f.identity.dev;
+        same = same && it != taken.end() && it->second.file_identity() == f.identity;
       }
       if (same) {
         c_.stats.add(pname, &Counters::exports_seen_again);
@@ -390,8 +388,7 @@ void Ingest::start_spool(std::shared_ptr<Run> run) {
     job.file_name = f.name;
     job.source.name = f.name;
     job.source.path = dir ? src / f.name : src;
-    job.source.identity =
-        watch::FileIdentity{f.source.dev, f.source.inode, f.source.size, f.source.mtime_ns};
+    job.source.identity = f.source.file_identity();
     job.validator = pipe->validator;
     job.on_invalid = pipe->cfg.on_invalid;
     job.part_size = choose_part_size(c_.cfg.upload.part_size, f.source.size, c_.opt);
@@ -669,8 +666,7 @@ void Ingest::digest_read(const std::shared_ptr<Run>& run, const std::string& nam
   if (!error.empty()) {
     // Gone or unreadable: a changed source supersedes (identity), anything else is retried.
     run->outcome.merge(upload::Outcome::retry_later("content digest: " + error));
-  } else if (d.identity.size != taken.size || d.identity.mtime_ns != taken.mtime_ns ||
-             d.identity.inode != taken.inode || d.identity.dev != taken.dev) {
+  } else if (!(d.identity == taken.file_identity())) {
     run->superseded = true;
     run->fail = name + " changed after it was taken (read again for the content digest)";
   } else {

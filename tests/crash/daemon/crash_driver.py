@@ -80,41 +80,31 @@ import: {{ poll_min: 1s, poll_max: 2s, batch_max_wait: {a.batch_wait} }}
     def status():
         return (harness.status(a.fe, env, journal=f"{work}/journal.db") or {}).get("exports")
 
-    def trailing():
-        # Files still `uploading`: an imported export's archive copy, rejects or report.json are
-        # still going (they trail the import objects, issue 13 item 5).
+    def journal_query(sql, default):
+        # The daemon's journal, read-only, between kills (default: not there yet, or locked).
         try:
             c = sqlite3.connect(f"file:{work}/journal.db?mode=ro", uri=True)
             try:
-                return c.execute("SELECT count(*) FROM files WHERE state='uploading'").fetchone()[0]
+                return c.execute(sql).fetchall()
             finally:
                 c.close()
         except sqlite3.Error:
-            return 1
+            return default
+
+    def trailing():
+        # Files still `uploading`: an imported export's archive copy, rejects or report.json are
+        # still going (they trail the import objects, issue 13 item 5).
+        return journal_query("SELECT count(*) FROM files WHERE state='uploading'", [(1,)])[0][0]
 
     def pending_digests():
         # Exports taken before their content digest whose spool pass has not recorded it yet
         # (docs/pipeline.md "One pass"): the window between the take and `spooled`.
-        try:
-            c = sqlite3.connect(f"file:{work}/journal.db?mode=ro", uri=True)
-            try:
-                return [r[0] for r in c.execute(
-                    "SELECT name FROM exports WHERE substr(digest,1,8)='pending:' AND "
-                    "state IN ('discovered','complete','spooling')")]
-            finally:
-                c.close()
-        except sqlite3.Error:
-            return []
+        return [r[0] for r in journal_query(
+            "SELECT name FROM exports WHERE substr(digest,1,8)='pending:' AND "
+            "state IN ('discovered','complete','spooling')", [])]
 
     def journaled():
-        try:
-            c = sqlite3.connect(f"file:{work}/journal.db?mode=ro", uri=True)
-            try:
-                return c.execute("SELECT count(*) FROM exports").fetchone()[0]
-            finally:
-                c.close()
-        except sqlite3.Error:
-            return 0
+        return journal_query("SELECT count(*) FROM exports", [(0,)])[0][0]
 
     def all_done(st):
         return (st is not None and len(st) == len(specs) and all(e["state"] in TERMINAL for e in st)
